@@ -11,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (4u * 1024 * 1024)
+#define REPLAY_MAX_INPUT (4u * 1024 * 1024)
 
 static int replay_file(const char *path)
 {
@@ -20,21 +20,21 @@ static int replay_file(const char *path)
                 fprintf(stderr, "%s: %s\n", path, strerror(errno));
                 return -1;
         }
-        uint8_t *buf = malloc(MAX_INPUT);
+        uint8_t *buf = malloc(REPLAY_MAX_INPUT);
         if (!buf) {
                 close(fd);
                 return -1;
         }
         size_t n = 0;
         for (;;) {
-                ssize_t r = read(fd, buf + n, MAX_INPUT - n);
+                ssize_t r = read(fd, buf + n, REPLAY_MAX_INPUT - n);
                 if (r < 0) {
                         fprintf(stderr, "%s: %s\n", path, strerror(errno));
                         free(buf);
                         close(fd);
                         return -1;
                 }
-                if (r == 0 || n + (size_t)r == MAX_INPUT) {
+                if (r == 0 || n + (size_t)r == REPLAY_MAX_INPUT) {
                         n += (size_t)r;
                         break;
                 }

@@ -1,0 +1,257 @@
+/* Table of agent.conf keys → parser → field, with DESIGN.md §9 defaults. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mamori/agent-config.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+
+#define SEC(n) ((uint64_t)(n)*USEC_PER_SEC)
+
+static int parse_accounts(const char *v, void *data, const char **why)
+{
+        enum accounts_mode *m = data;
+        if (streq(v, "shared"))
+                *m = ACCOUNTS_SHARED;
+        else if (streq(v, "per-operator"))
+                *m = ACCOUNTS_PER_OPERATOR;
+        else {
+                *why = "expected shared or per-operator";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_idle_source(const char *v, void *data, const char **why)
+{
+        enum idle_source *m = data;
+        if (streq(v, "logind"))
+                *m = IDLE_SOURCE_LOGIND;
+        else if (streq(v, "input"))
+                *m = IDLE_SOURCE_INPUT;
+        else {
+                *why = "expected logind or input";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_lock_fallback(const char *v, void *data, const char **why)
+{
+        enum lock_fallback *m = data;
+        if (streq(v, "terminate"))
+                *m = LOCK_FALLBACK_TERMINATE;
+        else if (streq(v, "none"))
+                *m = LOCK_FALLBACK_NONE;
+        else {
+                *why = "expected terminate or none";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_stale_policy(const char *v, void *data, const char **why)
+{
+        enum stale_policy *m = data;
+        if (streq(v, "deny"))
+                *m = STALE_POLICY_DENY;
+        else if (streq(v, "warn"))
+                *m = STALE_POLICY_WARN;
+        else {
+                *why = "expected deny or warn";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Identifiers end up in log records and file names: keep them to a safe alphabet. */
+static int parse_identifier(const char *v, void *data, const char **why)
+{
+        size_t n = strlen(v);
+        if (n == 0 || n > 64) {
+                *why = "expected 1 to 64 characters";
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char c = v[i];
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.')) {
+                        *why = "allowed characters are A-Z a-z 0-9 - _ .";
+                        return -EINVAL;
+                }
+        }
+        return conf_parse_string(v, data, why);
+}
+
+static int parse_positive_uint32(const char *v, void *data, const char **why)
+{
+        uint32_t n;
+        int r = conf_parse_uint32(v, &n, why);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                *why = "must be at least 1";
+                return -ERANGE;
+        }
+        *(uint32_t *)data = n;
+        return 0;
+}
+
+static int parse_positive_seconds(const char *v, void *data, const char **why)
+{
+        uint64_t usec;
+        int r = conf_parse_seconds(v, &usec, why);
+        if (r < 0)
+                return r;
+        if (usec == 0) {
+                *why = "must be longer than 0";
+                return -ERANGE;
+        }
+        *(uint64_t *)data = usec;
+        return 0;
+}
+
+#define F(field) offsetof(struct agent_config, field)
+
+static const struct conf_item agent_items[] = {
+        {"Terminal", "Id", parse_identifier, F(terminal_id)},
+        {"Terminal", "Office", parse_identifier, F(office)},
+        {"Terminal", "IdentityKey", conf_parse_path, F(identity_key)},
+        {"Card", "TrustAnchors", conf_parse_path, F(trust_anchors)},
+        {"Card", "Readers", conf_parse_string, F(readers)},
+        {"Session", "Accounts", parse_accounts, F(accounts)},
+        {"Session", "IdleLockSec", parse_positive_seconds, F(idle_lock_usec)},
+        {"Session", "IdleSource", parse_idle_source, F(idle_source)},
+        {"Session", "CardLeftSec", parse_positive_seconds, F(card_left_usec)},
+        {"Session", "LockVerifySec", parse_positive_seconds, F(lock_verify_usec)},
+        {"Session", "LockFallback", parse_lock_fallback, F(lock_fallback)},
+        {"Secrets", "MaxAgeDays", parse_positive_uint32, F(max_age_days)},
+        {"Secrets", "WarnDays", conf_parse_uint32, F(warn_days)},
+        {"Secrets", "MinLength", parse_positive_uint32, F(min_length)},
+        {"Log", "Directory", conf_parse_path, F(log_directory)},
+        {"Log", "KeyRotateRecords", parse_positive_uint32, F(key_rotate_records)},
+        {"Log", "KeyRotateSec", parse_positive_seconds, F(key_rotate_usec)},
+        {"Log", "LocalRetentionDays", conf_parse_uint32, F(local_retention_days)},
+        {"Collector", "URL", conf_parse_string, F(collector_url)},
+        {"Collector", "CA", conf_parse_path, F(collector_ca)},
+        {"Collector", "ClientCert", conf_parse_path, F(client_cert)},
+        {"Collector", "ClientKey", conf_parse_path, F(client_key)},
+        {"Collector", "PollSec", parse_positive_seconds, F(poll_usec)},
+        {"Policy", "Directory", conf_parse_path, F(policy_directory)},
+        {"Policy", "SignerKey", conf_parse_path, F(policy_signer_key)},
+        {"Policy", "StalePolicy", parse_stale_policy, F(stale_policy)},
+};
+
+void agent_config_free(struct agent_config *c)
+{
+        if (!c)
+                return;
+        char **strings[] = {
+                &c->terminal_id, &c->office,        &c->identity_key,     &c->trust_anchors,
+                &c->readers,     &c->log_directory, &c->collector_url,    &c->collector_ca,
+                &c->client_cert, &c->client_key,    &c->policy_directory, &c->policy_signer_key,
+        };
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                free(*strings[i]);
+                *strings[i] = NULL;
+        }
+}
+
+int agent_config_defaults(struct agent_config *c)
+{
+        static const struct {
+                size_t offset;
+                const char *value;
+        } paths[] = {
+                {F(identity_key), "/var/lib/mamori/keys/identity.pem"},
+                {F(trust_anchors), "/etc/mamori/operator-ca.pem"},
+                {F(log_directory), "/var/lib/mamori/log"},
+                {F(collector_ca), "/etc/mamori/collector-ca.pem"},
+                {F(client_cert), "/var/lib/mamori/keys/client.pem"},
+                {F(client_key), "/var/lib/mamori/keys/client.key"},
+                {F(policy_directory), "/var/lib/mamori/policy"},
+                {F(policy_signer_key), "/etc/mamori/policy-signer.pub"},
+        };
+
+        *c = (struct agent_config){
+                .accounts = ACCOUNTS_SHARED,
+                .idle_lock_usec = SEC(300),
+                .idle_source = IDLE_SOURCE_LOGIND,
+                .card_left_usec = SEC(60),
+                .lock_verify_usec = SEC(2),
+                .lock_fallback = LOCK_FALLBACK_TERMINATE,
+                .max_age_days = 183,
+                .warn_days = 14,
+                .min_length = 6,
+                .key_rotate_records = 1000,
+                .key_rotate_usec = SEC(3600),
+                .local_retention_days = 90,
+                .poll_usec = SEC(60),
+                .stale_policy = STALE_POLICY_DENY,
+        };
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                char *s = strdup(paths[i].value);
+                if (!s) {
+                        agent_config_free(c);
+                        return -ENOMEM;
+                }
+                *(char **)((uint8_t *)c + paths[i].offset) = s;
+        }
+        return 0;
+}
+
+static int finish(struct conf_context *ctx, int r, struct agent_config *c, struct agent_config *ret)
+{
+        if (r >= 0 && ctx->n_errors > 0)
+                r = -EINVAL;
+        if (r < 0) {
+                agent_config_free(c);
+                return r;
+        }
+        *ret = *c;
+        return 0;
+}
+
+int agent_config_load(const char *path, conf_diag_fn diag, void *userdata, struct agent_config *ret)
+{
+        struct agent_config c;
+        char dropins[4096];
+        int r;
+
+        if ((size_t)snprintf(dropins, sizeof(dropins), "%s.d", path) >= sizeof(dropins))
+                return -ENAMETOOLONG;
+        r = agent_config_defaults(&c);
+        if (r < 0)
+                return r;
+        struct conf_context ctx = {
+                .items = agent_items,
+                .n_items = ELEMENTSOF(agent_items),
+                .target = &c,
+                .diag = diag,
+                .userdata = userdata,
+        };
+        r = conf_parse_with_dropins(&ctx, path, dropins);
+        return finish(&ctx, r, &c, ret);
+}
+
+int agent_config_load_buffer(const char *buf, size_t size, conf_diag_fn diag, void *userdata,
+                             struct agent_config *ret)
+{
+        struct agent_config c;
+        int r = agent_config_defaults(&c);
+
+        if (r < 0)
+                return r;
+        struct conf_context ctx = {
+                .items = agent_items,
+                .n_items = ELEMENTSOF(agent_items),
+                .target = &c,
+                .diag = diag,
+                .userdata = userdata,
+        };
+        r = conf_parse_buffer(&ctx, "<buffer>", buf, size);
+        return finish(&ctx, r, &c, ret);
+}

@@ -1,0 +1,349 @@
+/* Reads agent.conf-style files: sections, Key=value, comments, drop-ins; reports file:line. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mamori/conf-parser.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+
+#define MAX_SECTION 64u
+#define MAX_KEY     64u
+/* Marks "inside a broken section header": its keys are skipped without a second error. */
+#define BROKEN_SECTION "\x01"
+
+_printf_(5, 6) static void report(struct conf_context *ctx, enum conf_level level, const char *file,
+                                  unsigned line, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        if (level == CONF_ERROR)
+                ctx->n_errors++;
+        else
+                ctx->n_warnings++;
+        if (!ctx->diag)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        ctx->diag(ctx->userdata, level, file, line, msg);
+}
+
+static bool is_blank(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Trims blanks in place on both ends of [*start, *end). */
+static void trim(const char **start, const char **end)
+{
+        while (*start < *end && is_blank(**start))
+                (*start)++;
+        while (*end > *start && is_blank((*end)[-1]))
+                (*end)--;
+}
+
+static bool valid_name(const char *s, size_t len, size_t max)
+{
+        if (len == 0 || len > max)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_'))
+                        return false;
+        }
+        return true;
+}
+
+static const struct conf_item *lookup(const struct conf_context *ctx, const char *section, const char *key)
+{
+        for (size_t i = 0; i < ctx->n_items; i++)
+                if (streq(ctx->items[i].section, section) && streq(ctx->items[i].key, key))
+                        return &ctx->items[i];
+        return NULL;
+}
+
+static bool known_section(const struct conf_context *ctx, const char *section)
+{
+        for (size_t i = 0; i < ctx->n_items; i++)
+                if (streq(ctx->items[i].section, section))
+                        return true;
+        return false;
+}
+
+static void parse_line(struct conf_context *ctx, const char *name, unsigned lineno, const char *s,
+                       const char *e, char section[static MAX_SECTION + 1])
+{
+        trim(&s, &e);
+        if (s == e || *s == '#' || *s == ';')
+                return;
+
+        if (*s == '[') {
+                if (e[-1] != ']' || e - s < 2) {
+                        report(ctx, CONF_ERROR, name, lineno, "section header lacks its closing ']'");
+                        strcpy(section, BROKEN_SECTION);
+                        return;
+                }
+                const char *ns = s + 1, *ne = e - 1;
+                if (!valid_name(ns, (size_t)(ne - ns), MAX_SECTION)) {
+                        report(ctx, CONF_ERROR, name, lineno, "invalid section name");
+                        strcpy(section, BROKEN_SECTION);
+                        return;
+                }
+                memcpy(section, ns, (size_t)(ne - ns));
+                section[ne - ns] = '\0';
+                if (!known_section(ctx, section))
+                        report(ctx, CONF_WARNING, name, lineno, "unknown section [%s], ignoring its keys",
+                               section);
+                return;
+        }
+
+        const char *eq = memchr(s, '=', (size_t)(e - s));
+        if (!eq) {
+                report(ctx, CONF_ERROR, name, lineno, "expected Key=value");
+                return;
+        }
+        const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
+        trim(&ks, &ke);
+        trim(&vs, &ve);
+        if (!valid_name(ks, (size_t)(ke - ks), MAX_KEY)) {
+                report(ctx, CONF_ERROR, name, lineno, "invalid key name");
+                return;
+        }
+        char key[MAX_KEY + 1];
+        memcpy(key, ks, (size_t)(ke - ks));
+        key[ke - ks] = '\0';
+
+        if (streq(section, BROKEN_SECTION))
+                return;
+        if (section[0] == '\0') {
+                report(ctx, CONF_ERROR, name, lineno, "key %s outside of a known [Section]", key);
+                return;
+        }
+        if (!known_section(ctx, section))
+                return; /* already warned once at the header */
+        const struct conf_item *item = lookup(ctx, section, key);
+        if (!item) {
+                report(ctx, CONF_WARNING, name, lineno, "unknown key %s in [%s], ignoring", key, section);
+                return;
+        }
+
+        char value[CONF_MAX_LINE + 1];
+        memcpy(value, vs, (size_t)(ve - vs));
+        value[ve - vs] = '\0';
+        const char *why = NULL;
+        int r = item->parse(value, (uint8_t *)ctx->target + item->offset, &why);
+        if (r < 0)
+                report(ctx, CONF_ERROR, name, lineno, "bad value for %s in [%s]: %s", key, section,
+                       why ? why : strerror(-r));
+}
+
+int conf_parse_buffer(struct conf_context *ctx, const char *name, const char *buf, size_t size)
+{
+        char section[MAX_SECTION + 1] = "";
+        unsigned errors_before = ctx->n_errors;
+        unsigned lineno = 0;
+        const char *p = buf, *end = buf + size;
+
+        if (size > CONF_MAX_FILE_SIZE) {
+                report(ctx, CONF_ERROR, name, 0, "file larger than %u bytes", CONF_MAX_FILE_SIZE);
+                return -EINVAL;
+        }
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *le = nl ? nl : end;
+                lineno++;
+                if ((size_t)(le - p) > CONF_MAX_LINE)
+                        report(ctx, CONF_ERROR, name, lineno, "line longer than %u bytes", CONF_MAX_LINE);
+                else if (memchr(p, '\0', (size_t)(le - p)))
+                        report(ctx, CONF_ERROR, name, lineno, "line contains a NUL byte");
+                else {
+                        bool ctl = false;
+                        for (const char *c = p; c < le; c++)
+                                if ((unsigned char)*c < 0x20 && *c != '\t' && *c != '\r')
+                                        ctl = true;
+                        if (ctl)
+                                report(ctx, CONF_ERROR, name, lineno, "line contains a control character");
+                        else
+                                parse_line(ctx, name, lineno, p, le, section);
+                }
+                p = nl ? nl + 1 : end;
+        }
+        return ctx->n_errors > errors_before ? -EINVAL : 0;
+}
+
+int conf_parse_file(struct conf_context *ctx, const char *path)
+{
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t n = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode)) {
+                report(ctx, CONF_ERROR, path, 0, "not a regular file");
+                return -EINVAL;
+        }
+        buf = malloc(CONF_MAX_FILE_SIZE + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* Read one byte more than allowed so an oversized file is noticed, whatever stat said. */
+        while (n < CONF_MAX_FILE_SIZE + 1) {
+                ssize_t r = read(fd, buf + n, CONF_MAX_FILE_SIZE + 1 - n);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int e = negative_errno();
+                        report(ctx, CONF_ERROR, path, 0, "read failed: %s", strerror(-e));
+                        return e;
+                }
+                if (r == 0)
+                        break;
+                n += (size_t)r;
+        }
+        return conf_parse_buffer(ctx, path, buf, n);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_conf_suffix(const char *name)
+{
+        size_t l = strlen(name);
+        return l > 5 && streq(name + l - 5, ".conf") && name[0] != '.';
+}
+
+int conf_parse_with_dropins(struct conf_context *ctx, const char *path, const char *dropin_dir)
+{
+        char *names[CONF_MAX_DROPINS];
+        size_t n = 0;
+        int ret = 0, r;
+
+        r = conf_parse_file(ctx, path);
+        if (r == -ENOENT) {
+                report(ctx, CONF_ERROR, path, 0, "cannot open: %s", strerror(ENOENT));
+                return r;
+        }
+        if (r < 0)
+                ret = r;
+
+        if (!dropin_dir)
+                return ret;
+        DIR *d = opendir(dropin_dir);
+        if (!d)
+                return errno == ENOENT
+                               ? ret
+                               : (report(ctx, CONF_ERROR, dropin_dir, 0, "cannot open: %s", strerror(errno)),
+                                  -EINVAL);
+        struct dirent *de;
+        bool too_many = false;
+        while ((de = readdir(d))) {
+                if (!has_conf_suffix(de->d_name))
+                        continue;
+                if (n == CONF_MAX_DROPINS) {
+                        too_many = true;
+                        break;
+                }
+                names[n] = strdup(de->d_name);
+                if (!names[n]) {
+                        ret = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        if (too_many) {
+                report(ctx, CONF_ERROR, dropin_dir, 0, "more than %u drop-in files", CONF_MAX_DROPINS);
+                ret = -EINVAL;
+        }
+        qsort(names, n, sizeof(names[0]), cmp_names);
+        for (size_t i = 0; i < n; i++) {
+                char full[4096];
+                if ((size_t)snprintf(full, sizeof(full), "%s/%s", dropin_dir, names[i]) >= sizeof(full)) {
+                        report(ctx, CONF_ERROR, dropin_dir, 0, "drop-in path too long");
+                        ret = -EINVAL;
+                } else {
+                        r = conf_parse_file(ctx, full);
+                        if (r < 0 && ret >= 0)
+                                ret = r;
+                }
+                free(names[i]);
+        }
+        return ret;
+}
+
+int conf_parse_string(const char *value, void *data, const char **ret_why)
+{
+        char **field = data;
+        char *copy = strdup(value);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+int conf_parse_path(const char *value, void *data, const char **ret_why)
+{
+        if (value[0] != '/') {
+                *ret_why = "expected an absolute path";
+                return -EINVAL;
+        }
+        if (strlen(value) >= 4096) {
+                *ret_why = "path too long";
+                return -EINVAL;
+        }
+        return conf_parse_string(value, data, ret_why);
+}
+
+int conf_parse_seconds(const char *value, void *data, const char **ret_why)
+{
+        uint64_t usec;
+        int r = parse_duration_usec(value, &usec);
+
+        if (r < 0) {
+                *ret_why = r == -ERANGE ? "duration too large" : "expected a duration like 300, 5min or 1h";
+                return r;
+        }
+        *(uint64_t *)data = usec;
+        return 0;
+}
+
+int conf_parse_uint32(const char *value, void *data, const char **ret_why)
+{
+        uint64_t v;
+        int r = parse_uint64(value, UINT32_MAX, &v);
+
+        if (r < 0) {
+                *ret_why = r == -ERANGE ? "number too large" : "expected a whole number";
+                return r;
+        }
+        *(uint32_t *)data = (uint32_t)v;
+        return 0;
+}
+
+int conf_parse_bool(const char *value, void *data, const char **ret_why)
+{
+        int r = parse_boolean(value, data);
+
+        if (r < 0)
+                *ret_why = "expected yes or no";
+        return r;
+}

@@ -1,0 +1,64 @@
+/* The agent's configuration (/etc/mamori/agent.conf + agent.conf.d), DESIGN.md §9. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mamori/conf-parser.h"
+
+#define AGENT_CONFIG_PATH "/etc/mamori/agent.conf"
+
+enum accounts_mode { ACCOUNTS_SHARED, ACCOUNTS_PER_OPERATOR };
+enum idle_source { IDLE_SOURCE_LOGIND, IDLE_SOURCE_INPUT };
+enum lock_fallback { LOCK_FALLBACK_TERMINATE, LOCK_FALLBACK_NONE };
+enum stale_policy { STALE_POLICY_DENY, STALE_POLICY_WARN };
+
+/* Owns every string; free with agent_config_free(). Durations are in microseconds. */
+struct agent_config {
+        /* [Terminal] */
+        char *terminal_id;
+        char *office;
+        char *identity_key;
+        /* [Card] */
+        char *trust_anchors;
+        char *readers; /* reader-name substring filter; NULL or empty = every reader */
+        /* [Session] */
+        enum accounts_mode accounts;
+        uint64_t idle_lock_usec;
+        enum idle_source idle_source;
+        uint64_t card_left_usec;
+        uint64_t lock_verify_usec;
+        enum lock_fallback lock_fallback;
+        /* [Secrets] */
+        uint32_t max_age_days;
+        uint32_t warn_days;
+        uint32_t min_length;
+        /* [Log] */
+        char *log_directory;
+        uint32_t key_rotate_records;
+        uint64_t key_rotate_usec;
+        uint32_t local_retention_days;
+        /* [Collector] */
+        char *collector_url;
+        char *collector_ca;
+        char *client_cert;
+        char *client_key;
+        uint64_t poll_usec;
+        /* [Policy] */
+        char *policy_directory;
+        char *policy_signer_key;
+        enum stale_policy stale_policy;
+};
+
+/* Fills every field with its default. Returns -ENOMEM on allocation failure. */
+int agent_config_defaults(struct agent_config *c);
+
+/* Loads defaults, then path and path + ".d/" drop-ins. Diagnostics go to diag (may be NULL).
+ * Returns 0, or -EINVAL when the files had errors (ret untouched), -ENOENT if path is missing. */
+int agent_config_load(const char *path, conf_diag_fn diag, void *userdata, struct agent_config *ret);
+
+/* Same, from an in-memory buffer (for tests and the fuzz target); no drop-ins. */
+int agent_config_load_buffer(const char *buf, size_t size, conf_diag_fn diag, void *userdata,
+                             struct agent_config *ret);
+
+void agent_config_free(struct agent_config *c);
