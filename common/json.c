@@ -1,0 +1,888 @@
+/* Strict, bounded JSON parser (RFC 8259 subset: integers only) and the tree's builders and getters. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mamori/json.h"
+#include "utf8.h"
+
+typedef struct Parser {
+        const uint8_t *buf;
+        size_t pos, end;
+        JsonLimits limits;
+} Parser;
+
+static int parse_value(Parser *p, unsigned depth, JsonValue **ret);
+
+static JsonValue *value_alloc(JsonType type)
+{
+        JsonValue *v = calloc(1, sizeof(JsonValue));
+        if (v)
+                v->type = type;
+        return v;
+}
+
+JsonValue *json_value_free(JsonValue *v)
+{
+        if (!v)
+                return NULL;
+        switch (v->type) {
+        case JSON_STRING:
+                free(v->string.data);
+                break;
+        case JSON_ARRAY:
+                for (size_t i = 0; i < v->array.n; i++)
+                        json_value_free(v->array.items[i]);
+                free(v->array.items);
+                break;
+        case JSON_OBJECT:
+                for (size_t i = 0; i < v->object.n; i++) {
+                        free(v->object.members[i].key);
+                        json_value_free(v->object.members[i].value);
+                }
+                free(v->object.members);
+                break;
+        default:
+                break;
+        }
+        free(v);
+        return NULL;
+}
+
+static void skip_ws(Parser *p)
+{
+        while (p->pos < p->end) {
+                uint8_t c = p->buf[p->pos];
+                if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+                        break;
+                p->pos++;
+        }
+}
+
+static int hex_digit(uint8_t c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static int parse_u4(Parser *p, uint32_t *ret)
+{
+        uint32_t u = 0;
+
+        if (p->end - p->pos < 4)
+                return -EBADMSG;
+        for (size_t i = 0; i < 4; i++) {
+                int d = hex_digit(p->buf[p->pos]);
+                if (d < 0)
+                        return -EBADMSG;
+                u = (u << 4) | (uint32_t)d;
+                p->pos++;
+        }
+        *ret = u;
+        return 0;
+}
+
+/* p->pos is at the opening quote. The decoded string is never longer than its raw form. */
+static int parse_string(Parser *p, char **ret, size_t *ret_len)
+{
+        size_t start = ++p->pos, raw_end = start;
+
+        /* Find the closing quote first so that the buffer is bounded by the raw length. */
+        for (;;) {
+                if (raw_end >= p->end) {
+                        p->pos = raw_end;
+                        return -EBADMSG;
+                }
+                if (p->buf[raw_end] == '"')
+                        break;
+                if (p->buf[raw_end] == '\\')
+                        raw_end++;
+                raw_end++;
+        }
+
+        _cleanup_free_ char *out = malloc(raw_end - start + 1);
+        if (!out)
+                return -ENOMEM;
+        size_t n = 0;
+
+        while (p->pos < raw_end) {
+                uint8_t c = p->buf[p->pos];
+
+                if (c < 0x20)
+                        return -EBADMSG;
+                if (c != '\\') {
+                        uint32_t cp;
+                        int r = utf8_decode(p->buf + p->pos, raw_end - p->pos, &cp);
+                        if (r < 0)
+                                return r;
+                        memcpy(out + n, p->buf + p->pos, (size_t)r);
+                        n += (size_t)r;
+                        p->pos += (size_t)r;
+                        continue;
+                }
+
+                p->pos++; /* backslash; the scan above guarantees one more byte before raw_end */
+                c = p->buf[p->pos++];
+                switch (c) {
+                case '"':
+                case '\\':
+                case '/':
+                        out[n++] = (char)c;
+                        break;
+                case 'b':
+                        out[n++] = '\b';
+                        break;
+                case 'f':
+                        out[n++] = '\f';
+                        break;
+                case 'n':
+                        out[n++] = '\n';
+                        break;
+                case 'r':
+                        out[n++] = '\r';
+                        break;
+                case 't':
+                        out[n++] = '\t';
+                        break;
+                case 'u': {
+                        uint32_t cp, lo;
+                        if (parse_u4(p, &cp) < 0 || p->pos > raw_end)
+                                return -EBADMSG;
+                        if (cp >= 0xdc00 && cp <= 0xdfff)
+                                return -EBADMSG; /* lone low surrogate */
+                        if (cp >= 0xd800 && cp <= 0xdbff) {
+                                if (raw_end - p->pos < 6 || p->buf[p->pos] != '\\' ||
+                                    p->buf[p->pos + 1] != 'u')
+                                        return -EBADMSG; /* lone high surrogate */
+                                p->pos += 2;
+                                if (parse_u4(p, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                                        return -EBADMSG;
+                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                        }
+                        /* \uXXXX is 6 raw bytes and at most 3 decoded; a pair is 12 raw, 4 decoded. */
+                        n += utf8_encode(cp, (uint8_t *)out + n);
+                        break;
+                }
+                default:
+                        p->pos--;
+                        return -EBADMSG;
+                }
+        }
+        if (n > p->limits.max_string)
+                return -E2BIG;
+
+        out[n] = '\0';
+        p->pos = raw_end + 1;
+        *ret = TAKE_PTR(out);
+        *ret_len = n;
+        return 0;
+}
+
+static int parse_number(Parser *p, JsonValue **ret)
+{
+        bool neg = false;
+        uint64_t mag = 0, limit;
+
+        if (p->buf[p->pos] == '-') {
+                neg = true;
+                p->pos++;
+        }
+        limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+
+        if (p->pos >= p->end || p->buf[p->pos] < '0' || p->buf[p->pos] > '9')
+                return -EBADMSG;
+        if (p->buf[p->pos] == '0') {
+                p->pos++;
+                if (p->pos < p->end && p->buf[p->pos] >= '0' && p->buf[p->pos] <= '9')
+                        return -EBADMSG; /* leading zero */
+                if (neg)
+                        return -EBADMSG; /* "-0" has no integer meaning of its own */
+        } else {
+                while (p->pos < p->end && p->buf[p->pos] >= '0' && p->buf[p->pos] <= '9') {
+                        unsigned d = p->buf[p->pos] - '0';
+                        if (mag > (limit - d) / 10)
+                                return -ERANGE;
+                        mag = mag * 10 + d;
+                        p->pos++;
+                }
+        }
+        if (p->pos < p->end && (p->buf[p->pos] == '.' || p->buf[p->pos] == 'e' || p->buf[p->pos] == 'E'))
+                return -EBADMSG; /* mamori's formats carry integers only */
+
+        JsonValue *v = value_alloc(JSON_INTEGER);
+        if (!v)
+                return -ENOMEM;
+        if (neg)
+                v->integer = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+        else
+                v->integer = (int64_t)mag;
+        *ret = v;
+        return 0;
+}
+
+static int parse_literal(Parser *p, JsonValue **ret)
+{
+        static const struct {
+                const char *word;
+                JsonType type;
+                bool b;
+        } table[] = {
+                {"true", JSON_BOOLEAN, true},
+                {"false", JSON_BOOLEAN, false},
+                {"null", JSON_NULL, false},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                size_t l = strlen(table[i].word);
+                if (p->end - p->pos < l || memcmp(p->buf + p->pos, table[i].word, l) != 0)
+                        continue;
+                JsonValue *v = value_alloc(table[i].type);
+                if (!v)
+                        return -ENOMEM;
+                v->boolean = table[i].b;
+                p->pos += l;
+                *ret = v;
+                return 0;
+        }
+        return -EBADMSG;
+}
+
+static int grow(void **array, size_t *allocated, size_t need, size_t elem)
+{
+        if (need <= *allocated)
+                return 0;
+        size_t n = *allocated ? *allocated * 2 : 4;
+        if (n < need)
+                n = need;
+        void *a = reallocarray(*array, n, elem);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        *allocated = n;
+        return 0;
+}
+
+static int parse_array(Parser *p, unsigned depth, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *v = NULL;
+        int r;
+
+        if (depth + 1 > p->limits.max_depth)
+                return -E2BIG;
+        v = value_alloc(JSON_ARRAY);
+        if (!v)
+                return -ENOMEM;
+
+        p->pos++;
+        skip_ws(p);
+        if (p->pos < p->end && p->buf[p->pos] == ']') {
+                p->pos++;
+                *ret = TAKE_PTR(v);
+                return 0;
+        }
+        for (;;) {
+                JsonValue *item = NULL;
+
+                if (v->array.n >= p->limits.max_members)
+                        return -E2BIG;
+                r = parse_value(p, depth + 1, &item);
+                if (r < 0)
+                        return r;
+                r = grow((void **)&v->array.items, &v->array.allocated, v->array.n + 1, sizeof(JsonValue *));
+                if (r < 0) {
+                        json_value_free(item);
+                        return r;
+                }
+                v->array.items[v->array.n++] = item;
+
+                skip_ws(p);
+                if (p->pos >= p->end)
+                        return -EBADMSG;
+                if (p->buf[p->pos] == ']') {
+                        p->pos++;
+                        break;
+                }
+                if (p->buf[p->pos] != ',')
+                        return -EBADMSG;
+                p->pos++;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+        const JsonMember *x = *(const JsonMember *const *)a, *y = *(const JsonMember *const *)b;
+        size_t l = x->key_len < y->key_len ? x->key_len : y->key_len;
+        int c = memcmp(x->key, y->key, l);
+        if (c != 0)
+                return c;
+        return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+static int check_duplicates(const JsonValue *v)
+{
+        if (v->object.n < 2)
+                return 0;
+        if (v->object.n <= 8) {
+                for (size_t i = 0; i < v->object.n; i++)
+                        for (size_t j = i + 1; j < v->object.n; j++) {
+                                const JsonMember *a = &v->object.members[i], *b = &v->object.members[j];
+                                if (a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0)
+                                        return -EBADMSG;
+                        }
+                return 0;
+        }
+
+        _cleanup_free_ const JsonMember **sorted = calloc(v->object.n, sizeof(JsonMember *));
+        if (!sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->object.n; i++)
+                sorted[i] = &v->object.members[i];
+        qsort(sorted, v->object.n, sizeof(JsonMember *), member_cmp);
+        for (size_t i = 1; i < v->object.n; i++)
+                if (member_cmp(&sorted[i - 1], &sorted[i]) == 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *v = NULL;
+        int r;
+
+        if (depth + 1 > p->limits.max_depth)
+                return -E2BIG;
+        v = value_alloc(JSON_OBJECT);
+        if (!v)
+                return -ENOMEM;
+
+        p->pos++;
+        skip_ws(p);
+        if (p->pos < p->end && p->buf[p->pos] == '}') {
+                p->pos++;
+                *ret = TAKE_PTR(v);
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *key = NULL;
+                size_t key_len;
+                JsonValue *item = NULL;
+
+                if (v->object.n >= p->limits.max_members)
+                        return -E2BIG;
+                if (p->pos >= p->end || p->buf[p->pos] != '"')
+                        return -EBADMSG;
+                size_t key_pos = p->pos;
+                r = parse_string(p, &key, &key_len);
+                if (r < 0)
+                        return r;
+                if (memchr(key, 0, key_len)) {
+                        p->pos = key_pos;
+                        return -EBADMSG; /* keys are used as C strings */
+                }
+                skip_ws(p);
+                if (p->pos >= p->end || p->buf[p->pos] != ':')
+                        return -EBADMSG;
+                p->pos++;
+                r = parse_value(p, depth + 1, &item);
+                if (r < 0)
+                        return r;
+                r = grow((void **)&v->object.members, &v->object.allocated, v->object.n + 1,
+                         sizeof(JsonMember));
+                if (r < 0) {
+                        json_value_free(item);
+                        return r;
+                }
+                v->object.members[v->object.n++] = (JsonMember){
+                        .key = TAKE_PTR(key),
+                        .key_len = key_len,
+                        .value = item,
+                };
+
+                skip_ws(p);
+                if (p->pos >= p->end)
+                        return -EBADMSG;
+                if (p->buf[p->pos] == '}') {
+                        p->pos++;
+                        break;
+                }
+                if (p->buf[p->pos] != ',')
+                        return -EBADMSG;
+                p->pos++;
+                skip_ws(p);
+        }
+        r = check_duplicates(v);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static int parse_value(Parser *p, unsigned depth, JsonValue **ret)
+{
+        skip_ws(p);
+        if (p->pos >= p->end)
+                return -EBADMSG;
+
+        switch (p->buf[p->pos]) {
+        case '{':
+                return parse_object(p, depth, ret);
+        case '[':
+                return parse_array(p, depth, ret);
+        case '"': {
+                _cleanup_free_ char *s = NULL;
+                size_t len;
+                int r = parse_string(p, &s, &len);
+                if (r < 0)
+                        return r;
+                JsonValue *v = value_alloc(JSON_STRING);
+                if (!v)
+                        return -ENOMEM;
+                v->string.data = TAKE_PTR(s);
+                v->string.len = len;
+                *ret = v;
+                return 0;
+        }
+        case 't':
+        case 'f':
+        case 'n':
+                return parse_literal(p, ret);
+        default:
+                if (p->buf[p->pos] == '-' || (p->buf[p->pos] >= '0' && p->buf[p->pos] <= '9'))
+                        return parse_number(p, ret);
+                return -EBADMSG;
+        }
+}
+
+int json_parse(const void *data, size_t size, const JsonLimits *limits, JsonParseFlags flags,
+               JsonValue **ret, size_t *error_offset)
+{
+        _cleanup_json_ JsonValue *v = NULL;
+        Parser p = {
+                .buf = data,
+                .end = size,
+                .limits =
+                        {
+                                .max_size = JSON_DEFAULT_MAX_SIZE,
+                                .max_depth = JSON_DEFAULT_MAX_DEPTH,
+                                .max_members = JSON_DEFAULT_MAX_MEMBERS,
+                                .max_string = JSON_DEFAULT_MAX_STRING,
+                        },
+        };
+        int r;
+
+        if (!ret || (!data && size > 0))
+                return -EINVAL;
+        if (limits)
+                p.limits = *limits;
+
+        if (size > p.limits.max_size) {
+                r = -E2BIG;
+                p.pos = p.limits.max_size;
+                goto fail;
+        }
+        if ((flags & JSON_PARSE_ALLOW_FINAL_NEWLINE) && size > 0 && p.buf[size - 1] == '\n')
+                p.end--;
+
+        /* The top-level value may not be preceded or followed by whitespace: one value, exactly. */
+        if (p.end > 0 && (p.buf[0] == ' ' || p.buf[0] == '\t' || p.buf[0] == '\n' || p.buf[0] == '\r')) {
+                r = -EBADMSG;
+                goto fail;
+        }
+        r = parse_value(&p, 0, &v);
+        if (r < 0)
+                goto fail;
+        if (p.pos != p.end) {
+                r = -EBADMSG;
+                goto fail;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+
+fail:
+        if (error_offset)
+                *error_offset = p.pos;
+        return r;
+}
+
+/* ---- getters ---- */
+
+int json_get_boolean(const JsonValue *v, bool *ret)
+{
+        if (!v || v->type != JSON_BOOLEAN)
+                return -EBADMSG;
+        if (ret)
+                *ret = v->boolean;
+        return 0;
+}
+
+int json_get_integer(const JsonValue *v, int64_t *ret)
+{
+        if (!v || v->type != JSON_INTEGER)
+                return -EBADMSG;
+        if (ret)
+                *ret = v->integer;
+        return 0;
+}
+
+int json_get_string(const JsonValue *v, const char **ret, size_t *ret_len)
+{
+        if (!v || v->type != JSON_STRING)
+                return -EBADMSG;
+        if (memchr(v->string.data, 0, v->string.len))
+                return -EBADMSG;
+        if (ret)
+                *ret = v->string.data;
+        if (ret_len)
+                *ret_len = v->string.len;
+        return 0;
+}
+
+size_t json_array_size(const JsonValue *v)
+{
+        return v && v->type == JSON_ARRAY ? v->array.n : 0;
+}
+
+size_t json_object_size(const JsonValue *v)
+{
+        return v && v->type == JSON_OBJECT ? v->object.n : 0;
+}
+
+const JsonValue *json_array_get(const JsonValue *v, size_t i)
+{
+        if (!v || v->type != JSON_ARRAY || i >= v->array.n)
+                return NULL;
+        return v->array.items[i];
+}
+
+static JsonMember *object_find(const JsonValue *v, const char *key)
+{
+        size_t l;
+
+        if (!v || v->type != JSON_OBJECT || !key)
+                return NULL;
+        l = strlen(key);
+        for (size_t i = 0; i < v->object.n; i++)
+                if (v->object.members[i].key_len == l && memcmp(v->object.members[i].key, key, l) == 0)
+                        return &v->object.members[i];
+        return NULL;
+}
+
+const JsonValue *json_object_get(const JsonValue *v, const char *key)
+{
+        JsonMember *m = object_find(v, key);
+        return m ? m->value : NULL;
+}
+
+static int object_get_typed(const JsonValue *v, const char *key, JsonType type, const JsonValue **ret)
+{
+        const JsonValue *m;
+
+        if (!v || v->type != JSON_OBJECT)
+                return -EBADMSG;
+        m = json_object_get(v, key);
+        if (!m)
+                return -ENOENT;
+        if (m->type != type)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int json_object_get_boolean(const JsonValue *v, const char *key, bool *ret)
+{
+        const JsonValue *m;
+        int r = object_get_typed(v, key, JSON_BOOLEAN, &m);
+        if (r < 0)
+                return r;
+        return json_get_boolean(m, ret);
+}
+
+int json_object_get_integer(const JsonValue *v, const char *key, int64_t *ret)
+{
+        const JsonValue *m;
+        int r = object_get_typed(v, key, JSON_INTEGER, &m);
+        if (r < 0)
+                return r;
+        return json_get_integer(m, ret);
+}
+
+int json_object_get_string(const JsonValue *v, const char *key, const char **ret)
+{
+        const JsonValue *m;
+        int r = object_get_typed(v, key, JSON_STRING, &m);
+        if (r < 0)
+                return r;
+        return json_get_string(m, ret, NULL);
+}
+
+int json_object_get_array(const JsonValue *v, const char *key, const JsonValue **ret)
+{
+        return object_get_typed(v, key, JSON_ARRAY, ret);
+}
+
+int json_object_get_object(const JsonValue *v, const char *key, const JsonValue **ret)
+{
+        return object_get_typed(v, key, JSON_OBJECT, ret);
+}
+
+/* ---- builders ---- */
+
+static int new_simple(JsonType type, JsonValue **ret)
+{
+        JsonValue *v;
+
+        if (!ret)
+                return -EINVAL;
+        v = value_alloc(type);
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        return 0;
+}
+
+int json_new_null(JsonValue **ret)
+{
+        return new_simple(JSON_NULL, ret);
+}
+
+int json_new_boolean(bool b, JsonValue **ret)
+{
+        int r = new_simple(JSON_BOOLEAN, ret);
+        if (r >= 0)
+                (*ret)->boolean = b;
+        return r;
+}
+
+int json_new_integer(int64_t i, JsonValue **ret)
+{
+        int r = new_simple(JSON_INTEGER, ret);
+        if (r >= 0)
+                (*ret)->integer = i;
+        return r;
+}
+
+int json_new_string_len(const char *s, size_t len, JsonValue **ret)
+{
+        JsonValue *v;
+        char *d;
+
+        if (!ret || (!s && len > 0) || !utf8_is_valid(s, len))
+                return -EINVAL;
+        d = malloc(len + 1);
+        if (!d)
+                return -ENOMEM;
+        if (len > 0)
+                memcpy(d, s, len);
+        d[len] = '\0';
+        v = value_alloc(JSON_STRING);
+        if (!v) {
+                free(d);
+                return -ENOMEM;
+        }
+        v->string.data = d;
+        v->string.len = len;
+        *ret = v;
+        return 0;
+}
+
+int json_new_string(const char *s, JsonValue **ret)
+{
+        if (!s)
+                return -EINVAL;
+        return json_new_string_len(s, strlen(s), ret);
+}
+
+int json_new_array(JsonValue **ret)
+{
+        return new_simple(JSON_ARRAY, ret);
+}
+
+int json_new_object(JsonValue **ret)
+{
+        return new_simple(JSON_OBJECT, ret);
+}
+
+int json_array_append(JsonValue *array, JsonValue *value)
+{
+        _cleanup_json_ JsonValue *owned = value;
+        int r;
+
+        if (!array || array->type != JSON_ARRAY || !value)
+                return -EINVAL;
+        r = grow((void **)&array->array.items, &array->array.allocated, array->array.n + 1,
+                 sizeof(JsonValue *));
+        if (r < 0)
+                return r;
+        array->array.items[array->array.n++] = TAKE_PTR(owned);
+        return 0;
+}
+
+int json_object_set(JsonValue *object, const char *key, JsonValue *value)
+{
+        _cleanup_json_ JsonValue *owned = value;
+        char *k;
+        size_t l;
+        int r;
+
+        if (!object || object->type != JSON_OBJECT || !key || !value)
+                return -EINVAL;
+        l = strlen(key);
+        if (!utf8_is_valid(key, l))
+                return -EINVAL;
+        if (object_find(object, key))
+                return -EEXIST;
+        r = grow((void **)&object->object.members, &object->object.allocated, object->object.n + 1,
+                 sizeof(JsonMember));
+        if (r < 0)
+                return r;
+        k = strdup(key);
+        if (!k)
+                return -ENOMEM;
+        object->object.members[object->object.n++] = (JsonMember){
+                .key = k,
+                .key_len = l,
+                .value = TAKE_PTR(owned),
+        };
+        return 0;
+}
+
+int json_object_set_string(JsonValue *object, const char *key, const char *s)
+{
+        JsonValue *v;
+        int r = json_new_string(s, &v);
+        if (r < 0)
+                return r;
+        return json_object_set(object, key, v);
+}
+
+int json_object_set_integer(JsonValue *object, const char *key, int64_t i)
+{
+        JsonValue *v;
+        int r = json_new_integer(i, &v);
+        if (r < 0)
+                return r;
+        return json_object_set(object, key, v);
+}
+
+int json_object_set_boolean(JsonValue *object, const char *key, bool b)
+{
+        JsonValue *v;
+        int r = json_new_boolean(b, &v);
+        if (r < 0)
+                return r;
+        return json_object_set(object, key, v);
+}
+
+int json_object_set_null(JsonValue *object, const char *key)
+{
+        JsonValue *v;
+        int r = json_new_null(&v);
+        if (r < 0)
+                return r;
+        return json_object_set(object, key, v);
+}
+
+int json_object_remove(JsonValue *object, const char *key)
+{
+        JsonMember *m = object_find(object, key);
+        size_t i;
+
+        if (!m)
+                return -ENOENT;
+        i = (size_t)(m - object->object.members);
+        free(m->key);
+        json_value_free(m->value);
+        memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
+        object->object.n--;
+        return 0;
+}
+
+int json_value_copy(const JsonValue *v, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *c = NULL;
+        int r;
+
+        if (!v || !ret)
+                return -EINVAL;
+        switch (v->type) {
+        case JSON_NULL:
+                r = json_new_null(&c);
+                break;
+        case JSON_BOOLEAN:
+                r = json_new_boolean(v->boolean, &c);
+                break;
+        case JSON_INTEGER:
+                r = json_new_integer(v->integer, &c);
+                break;
+        case JSON_STRING:
+                r = json_new_string_len(v->string.data, v->string.len, &c);
+                break;
+        case JSON_ARRAY:
+                r = json_new_array(&c);
+                for (size_t i = 0; r >= 0 && i < v->array.n; i++) {
+                        JsonValue *item;
+                        r = json_value_copy(v->array.items[i], &item);
+                        if (r >= 0)
+                                r = json_array_append(c, item);
+                }
+                break;
+        case JSON_OBJECT:
+                r = json_new_object(&c);
+                for (size_t i = 0; r >= 0 && i < v->object.n; i++) {
+                        JsonValue *item;
+                        r = json_value_copy(v->object.members[i].value, &item);
+                        if (r >= 0)
+                                r = json_object_set(c, v->object.members[i].key, item);
+                }
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+bool json_value_equal(const JsonValue *a, const JsonValue *b)
+{
+        if (!a || !b)
+                return a == b;
+        if (a->type != b->type)
+                return false;
+        switch (a->type) {
+        case JSON_NULL:
+                return true;
+        case JSON_BOOLEAN:
+                return a->boolean == b->boolean;
+        case JSON_INTEGER:
+                return a->integer == b->integer;
+        case JSON_STRING:
+                return a->string.len == b->string.len &&
+                       memcmp(a->string.data, b->string.data, a->string.len) == 0;
+        case JSON_ARRAY:
+                if (a->array.n != b->array.n)
+                        return false;
+                for (size_t i = 0; i < a->array.n; i++)
+                        if (!json_value_equal(a->array.items[i], b->array.items[i]))
+                                return false;
+                return true;
+        case JSON_OBJECT:
+                if (a->object.n != b->object.n)
+                        return false;
+                for (size_t i = 0; i < a->object.n; i++) {
+                        const JsonValue *o = json_object_get(b, a->object.members[i].key);
+                        if (!json_value_equal(a->object.members[i].value, o))
+                                return false;
+                }
+                return true;
+        }
+        return false;
+}
