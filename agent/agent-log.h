@@ -1,0 +1,19 @@
+/* Event and diagnostic output of mamorid: structured journal fields, or "event key=value" lines. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "mamori/macro.h"
+
+/* Decides once whether stderr is connected to the journal (JOURNAL_STREAM matches stderr). */
+void agent_log_init(void);
+bool agent_log_to_journal(void);
+
+/* One event: name is a DESIGN.md §6 event ("card.inserted"); then pairs of field name (lowercase,
+ * e.g. "reader") and value, ending with NULL. A NULL value skips that field. On the journal each
+ * field becomes MAMORI_<FIELD>=; on stderr the line is `name field=value …` with values quoted
+ * when they contain blanks or quotes. */
+void agent_log_event(const char *name, ...) __attribute__((sentinel));
+
+/* Diagnostics (priority as in syslog.h: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG). */
+_printf_(2, 3) void agent_log(int priority, const char *fmt, ...);

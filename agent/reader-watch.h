@@ -1,0 +1,43 @@
+/* The PC/SC thread: watches every reader with SCardGetStatusChange and reports to the event loop. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mamori/card.h"
+
+#define READER_NAME_MAX 128
+
+enum reader_event_type {
+        READER_EVENT_ADDED,    /* reader.added */
+        READER_EVENT_LOST,     /* reader.lost (reader unplugged, or pcscd gone) */
+        READER_EVENT_INSERTED, /* card.inserted; card_id set when the certificate could be read */
+        READER_EVENT_REMOVED,  /* card.removed; card_id of the card that was read on insertion */
+        READER_EVENT_PCSC_GONE,
+        READER_EVENT_PCSC_BACK,
+};
+
+struct reader_event {
+        enum reader_event_type type;
+        char reader[READER_NAME_MAX];
+        char card_id[CARD_ID_LEN + 1]; /* "" when unknown */
+        int error;                     /* < 0: why the card id could not be read (card_strerror) */
+        uint64_t mono_usec;            /* CLOCK_MONOTONIC when PC/SC reported the change */
+};
+
+typedef struct ReaderWatch ReaderWatch;
+
+/* Starts the thread. reader_filter: only readers whose name contains it (NULL/"" = all).
+ * Events are fetched with reader_watch_next() whenever reader_watch_fd() is readable. */
+int reader_watch_start(const char *reader_filter, ReaderWatch **ret);
+
+/* An eventfd that is readable while events are queued. */
+int reader_watch_fd(ReaderWatch *w);
+
+/* Pops the next event: 1 if one was returned, 0 if the queue is empty. */
+int reader_watch_next(ReaderWatch *w, struct reader_event *ret);
+
+/* Stops the thread (SCardCancel + join) and frees everything. NULL is fine. */
+ReaderWatch *reader_watch_stop(ReaderWatch *w);
+
+const char *reader_event_name(enum reader_event_type t);
