@@ -1,0 +1,191 @@
+/* Ed25519, PEM keys and SHA-256 through OpenSSL 3's EVP interface. */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "mamori/crypto-util.h"
+#include "mamori/encoding.h"
+#include "mamori/fileio.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
+
+int ed25519_check(EVP_PKEY *key)
+{
+        if (!key || !EVP_PKEY_is_a(key, "ED25519"))
+                return -EINVAL;
+        return 0;
+}
+
+int ed25519_sign(EVP_PKEY *key, const void *msg, size_t size, uint8_t ret_sig[ED25519_SIG_SIZE])
+{
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
+        uint8_t sig[ED25519_SIG_SIZE];
+        size_t siglen = sizeof(sig);
+
+        if (ed25519_check(key) < 0 || (!msg && size > 0) || !ret_sig)
+                return -EINVAL;
+        ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return -ENOMEM;
+        if (EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, key, NULL) != 1 ||
+            EVP_DigestSign(ctx, sig, &siglen, msg ? msg : (const void *)"", size) != 1 ||
+            siglen != sizeof(sig))
+                return -EIO; /* e.g. a public-only key */
+        memcpy(ret_sig, sig, sizeof(sig));
+        return 0;
+}
+
+int ed25519_verify(EVP_PKEY *key, const void *msg, size_t size, const uint8_t sig[ED25519_SIG_SIZE])
+{
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
+        int r;
+
+        if (ed25519_check(key) < 0 || (!msg && size > 0) || !sig)
+                return -EINVAL;
+        ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return -ENOMEM;
+        if (EVP_DigestVerifyInit_ex(ctx, NULL, NULL, NULL, NULL, key, NULL) != 1)
+                return -EIO;
+        r = EVP_DigestVerify(ctx, sig, ED25519_SIG_SIZE, msg ? msg : (const void *)"", size);
+        if (r == 1)
+                return 0;
+        if (r == 0)
+                return -EKEYREJECTED;
+        return -EIO;
+}
+
+int ed25519_generate(EVP_PKEY **ret)
+{
+        EVP_PKEY *k;
+
+        if (!ret)
+                return -EINVAL;
+        k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        if (!k)
+                return -EIO;
+        *ret = k;
+        return 0;
+}
+
+int ed25519_from_seed(const uint8_t seed[ED25519_KEY_SIZE], EVP_PKEY **ret)
+{
+        EVP_PKEY *k;
+
+        if (!seed || !ret)
+                return -EINVAL;
+        k = EVP_PKEY_new_raw_private_key_ex(NULL, "ED25519", NULL, seed, ED25519_KEY_SIZE);
+        if (!k)
+                return -EIO;
+        *ret = k;
+        return 0;
+}
+
+int ed25519_public_from_raw(const uint8_t raw[ED25519_KEY_SIZE], EVP_PKEY **ret)
+{
+        EVP_PKEY *k;
+
+        if (!raw || !ret)
+                return -EINVAL;
+        k = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, raw, ED25519_KEY_SIZE);
+        if (!k)
+                return -EBADMSG;
+        *ret = k;
+        return 0;
+}
+
+int ed25519_public_to_raw(EVP_PKEY *key, uint8_t ret[ED25519_KEY_SIZE])
+{
+        uint8_t raw[ED25519_KEY_SIZE];
+        size_t len = sizeof(raw);
+
+        if (ed25519_check(key) < 0 || !ret)
+                return -EINVAL;
+        if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof(raw))
+                return -EIO;
+        memcpy(ret, raw, sizeof(raw));
+        return 0;
+}
+
+static int pem_parse(const void *pem, size_t size, bool private, EVP_PKEY **ret)
+{
+        _cleanup_(BIO_freep) BIO *bio = NULL;
+        EVP_PKEY *k;
+
+        if (!pem || !ret || size > PEM_FILE_MAX)
+                return -EINVAL;
+        bio = BIO_new_mem_buf(pem, (int)size);
+        if (!bio)
+                return -ENOMEM;
+        /* No password callback: an encrypted key must fail, not prompt on a terminal. */
+        k = private ? PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, (void *)"", NULL, NULL)
+                    : PEM_read_bio_PUBKEY_ex(bio, NULL, NULL, (void *)"", NULL, NULL);
+        if (!k) {
+                ERR_clear_error(); /* leave no stale errors for the caller's next OpenSSL call */
+                return -EBADMSG;
+        }
+        *ret = k;
+        return 0;
+}
+
+int pem_parse_private_key(const void *pem, size_t size, EVP_PKEY **ret)
+{
+        return pem_parse(pem, size, true, ret);
+}
+
+int pem_parse_public_key(const void *pem, size_t size, EVP_PKEY **ret)
+{
+        return pem_parse(pem, size, false, ret);
+}
+
+static int pem_load(const char *path, bool private, EVP_PKEY **ret)
+{
+        char *buf = NULL;
+        size_t size;
+        int r;
+
+        r = read_file_bounded(path, PEM_FILE_MAX, &buf, &size);
+        if (r < 0)
+                return r;
+        r = pem_parse(buf, size, private, ret);
+        OPENSSL_clear_free(buf, size);
+        return r;
+}
+
+int pem_load_private_key(const char *path, EVP_PKEY **ret)
+{
+        return pem_load(path, true, ret);
+}
+
+int pem_load_public_key(const char *path, EVP_PKEY **ret)
+{
+        return pem_load(path, false, ret);
+}
+
+int sha256(const void *data, size_t size, uint8_t ret[SHA256_SIZE])
+{
+        uint8_t md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+
+        if ((!data && size > 0) || !ret)
+                return -EINVAL;
+        if (EVP_Digest(data ? data : (const void *)"", size, md, &len, EVP_sha256(), NULL) != 1 ||
+            len != SHA256_SIZE)
+                return -EIO;
+        memcpy(ret, md, SHA256_SIZE);
+        return 0;
+}
+
+int sha256_hex(const void *data, size_t size, char ret[SHA256_HEX_MAX])
+{
+        uint8_t md[SHA256_SIZE];
+        int r = sha256(data, size, md);
+        if (r < 0)
+                return r;
+        hex_encode(md, sizeof(md), ret);
+        return 0;
+}

@@ -1,0 +1,188 @@
+/* base64 (RFC 4648 §4, padded, strict), lowercase hex and 128-bit id text forms. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mamori/encoding.h"
+#include "mamori/macro.h"
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64_encode(const void *data, size_t size, char **ret)
+{
+        const uint8_t *p = data;
+        char *out, *o;
+
+        if (!ret || (!data && size > 0) || size > (SIZE_MAX - 1) / 4 * 3 - 3)
+                return -EINVAL;
+        out = o = malloc(BASE64_LEN(size) + 1);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < size; i += 3) {
+                uint32_t v = (uint32_t)p[i] << 16;
+                if (i + 1 < size)
+                        v |= (uint32_t)p[i + 1] << 8;
+                if (i + 2 < size)
+                        v |= p[i + 2];
+                *o++ = b64[(v >> 18) & 63];
+                *o++ = b64[(v >> 12) & 63];
+                *o++ = i + 1 < size ? b64[(v >> 6) & 63] : '=';
+                *o++ = i + 2 < size ? b64[v & 63] : '=';
+        }
+        *o = '\0';
+        *ret = out;
+        return 0;
+}
+
+static int b64_value(char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+/* Decode into out (room for len/4*3 bytes); returns the decoded size or -EBADMSG. */
+static ssize_t b64_decode_into(const char *s, size_t len, uint8_t *out)
+{
+        size_t n = 0;
+
+        if (len % 4 != 0)
+                return -EBADMSG;
+        for (size_t i = 0; i < len; i += 4) {
+                int v[4];
+                size_t pad = 0;
+                bool last = i + 4 == len;
+
+                for (size_t j = 0; j < 4; j++) {
+                        if (s[i + j] == '=' && last && j >= 2) {
+                                v[j] = 0;
+                                pad++;
+                                continue;
+                        }
+                        if (pad > 0) /* data after '=' */
+                                return -EBADMSG;
+                        v[j] = b64_value(s[i + j]);
+                        if (v[j] < 0)
+                                return -EBADMSG;
+                }
+                uint32_t w =
+                        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+                /* non-zero leftover bits would give a second spelling of the same bytes */
+                if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+                        return -EBADMSG;
+                out[n++] = (uint8_t)(w >> 16);
+                if (pad < 2)
+                        out[n++] = (uint8_t)(w >> 8);
+                if (pad < 1)
+                        out[n++] = (uint8_t)w;
+        }
+        return (ssize_t)n;
+}
+
+int base64_decode(const char *s, size_t len, void **ret, size_t *ret_size)
+{
+        _cleanup_free_ uint8_t *out = NULL;
+        ssize_t n;
+
+        if (!ret || (!s && len > 0))
+                return -EINVAL;
+        out = malloc(len / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        n = b64_decode_into(s, len, out);
+        if (n < 0)
+                return (int)n;
+        out[n] = 0;
+        *ret = TAKE_PTR(out);
+        if (ret_size)
+                *ret_size = (size_t)n;
+        return 0;
+}
+
+int base64_decode_exact(const char *s, size_t len, void *buf, size_t size)
+{
+        uint8_t tmp[512];
+        ssize_t n;
+
+        if (!s || !buf || size > sizeof(tmp) - 2)
+                return -EINVAL;
+        if (len != BASE64_LEN(size))
+                return -EBADMSG;
+        n = b64_decode_into(s, len, tmp);
+        if (n < 0)
+                return (int)n;
+        if ((size_t)n != size)
+                return -EBADMSG;
+        memcpy(buf, tmp, size);
+        explicit_bzero(tmp, sizeof(tmp)); /* may have carried key material */
+        return 0;
+}
+
+void hex_encode(const void *data, size_t size, char *out)
+{
+        static const char digits[] = "0123456789abcdef";
+        const uint8_t *p = data;
+
+        for (size_t i = 0; i < size; i++) {
+                out[2 * i] = digits[p[i] >> 4];
+                out[2 * i + 1] = digits[p[i] & 15];
+        }
+        out[2 * size] = '\0';
+}
+
+static int lower_hex_value(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+int hex_decode_exact(const char *s, size_t len, void *buf, size_t size)
+{
+        uint8_t *out = buf;
+
+        if (!s || !buf)
+                return -EINVAL;
+        if (len != 2 * size)
+                return -EBADMSG;
+        for (size_t i = 0; i < size; i++) {
+                int hi = lower_hex_value(s[2 * i]), lo = lower_hex_value(s[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return -EBADMSG;
+        }
+        for (size_t i = 0; i < size; i++)
+                out[i] = (uint8_t)(lower_hex_value(s[2 * i]) << 4 | lower_hex_value(s[2 * i + 1]));
+        return 0;
+}
+
+bool hex_lower_valid(const char *s, size_t n)
+{
+        if (!s)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (lower_hex_value(s[i]) < 0) /* also stops at the NUL */
+                        return false;
+        return s[n] == '\0';
+}
+
+int id128_from_string(const char *s, uint8_t ret[16])
+{
+        if (!hex_lower_valid(s, 32))
+                return -EBADMSG;
+        return hex_decode_exact(s, 32, ret, 16);
+}
+
+void id128_to_string(const uint8_t id[16], char ret[ID128_STRING_MAX])
+{
+        hex_encode(id, 16, ret);
+}

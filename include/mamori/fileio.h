@@ -1,0 +1,11 @@
+/* Bounded whole-file reads for keys, policy bundles and other small files mamori trusts by path. */
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * Read the regular file at path (opened O_RDONLY|O_CLOEXEC|O_NOCTTY) if it is at most max bytes.
+ * -E2BIG when larger (also if it grows while read), -EBADFD when not a regular file, -errno
+ * from open/read. *ret is malloc'd, NUL-terminated, owned by the caller; *ret_size excludes the NUL.
+ */
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
