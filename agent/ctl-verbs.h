@@ -1,0 +1,10 @@
+/* mamorictl verb table entries: each verb gets argc/argv starting at its own name, returns the exit code. */
+#pragma once
+
+struct ctl_verb {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char **argv);
+};
+
+int ctl_help(int argc, char **argv);

@@ -1,0 +1,34 @@
+/* mamorictl: the terminal's command line (verb dispatcher; each verb lives in its own ctl-*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl-verbs.h"
+#include "mamori/macro.h"
+
+static const struct ctl_verb verbs[] = {
+        /* Add verbs here, one line each, implemented in agent/ctl-<verb>.c. */
+        {"help", "show this help", ctl_help},
+};
+
+int ctl_help(int argc, char **argv)
+{
+        printf("Usage: mamorictl VERB [ARGS…]\n\nVerbs:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h"))
+                return ctl_help(argc, argv) < 0 ? 1 : (argc < 2 ? 2 : 0);
+        if (streq(argv[1], "--version")) {
+                printf("mamorictl %s\n", MAMORI_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, argv[1]))
+                        return verbs[i].run(argc - 1, argv + 1);
+        fprintf(stderr, "mamorictl: unknown verb '%s' (see mamorictl help)\n", argv[1]);
+        return 2;
+}
