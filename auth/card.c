@@ -277,7 +277,6 @@ int card_change_pin(Card *c, const char *old_pin, const char *new_pin)
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
 static int key_type_of(EVP_PKEY *pkey, enum card_key_type *ret_type, const EVP_MD **ret_md)
