@@ -70,6 +70,16 @@ static int pcsc_transmit(void *userdata, const uint8_t *capdu, size_t clen, uint
                 return card_pcsc_error_to_errno(rv);
         if (n > *rlen)
                 return -ENOBUFS;
+        if (n < 2) {
+                /* No status word: the card went away mid-command (vpcd, some readers report that
+                 * as success with an empty answer). Say removed if PC/SC already knows, else mute. */
+                DWORD state = 0, proto = 0, atr_len = MAX_ATR_SIZE, name_len = 0;
+                uint8_t atr[MAX_ATR_SIZE];
+                rv = SCardStatus(p->handle, NULL, &name_len, &state, &proto, atr, &atr_len);
+                if (rv == SCARD_W_REMOVED_CARD || (rv == SCARD_S_SUCCESS && !(state & SCARD_PRESENT)))
+                        return CARD_E_REMOVED;
+                return CARD_E_UNRESPONSIVE;
+        }
         *rlen = n;
         return 0;
 }
