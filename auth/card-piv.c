@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <zlib.h>
 
@@ -98,8 +99,10 @@ static int piv_read_certificate(Card *c, uint8_t **ret_der, size_t *ret_der_len)
         X509 *x = d2i_X509(NULL, &p, (long)cert_len);
         bool whole = x && p == cert + cert_len;
         X509_free(x);
-        if (!whole)
+        if (!whole) {
+                ERR_clear_error();
                 return CARD_E_MALFORMED;
+        }
 
         der = malloc(cert_len);
         if (!der)

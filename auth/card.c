@@ -6,6 +6,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -325,8 +326,10 @@ int card_authenticate(Card *c, const uint8_t *der, size_t der_len)
         if (!der || der_len == 0 || der_len > PIV_CERT_MAX_DER)
                 return CARD_E_MALFORMED;
         x = d2i_X509(NULL, &p, (long)der_len);
-        if (!x || p != der + der_len)
+        if (!x || p != der + der_len) {
+                ERR_clear_error();
                 return CARD_E_MALFORMED;
+        }
         pkey = X509_get0_pubkey(x);
         if (!pkey)
                 return CARD_E_MALFORMED;
@@ -347,9 +350,30 @@ int card_authenticate(Card *c, const uint8_t *der, size_t der_len)
         mctx = EVP_MD_CTX_new();
         if (!mctx)
                 return -ENOMEM;
-        if (EVP_DigestVerifyInit(mctx, NULL, md, NULL, pkey) != 1)
+        if (EVP_DigestVerifyInit(mctx, NULL, md, NULL, pkey) != 1) {
+                ERR_clear_error();
                 return -EIO;
-        if (EVP_DigestVerify(mctx, sig, siglen, challenge, sizeof(challenge)) != 1)
+        }
+        if (EVP_DigestVerify(mctx, sig, siglen, challenge, sizeof(challenge)) != 1) {
+                ERR_clear_error(); /* a bad signature is a result, not an OpenSSL failure to report */
                 return CARD_E_SIG_INVALID;
+        }
         return 0;
+}
+
+int card_login(Card *c, const char *pin, const uint8_t *der, size_t der_len)
+{
+        int r;
+
+        /* Refuse a malformed PIN before touching the card at all. */
+        r = pin_length_ok(c, pin);
+        if (r < 0)
+                return r;
+        r = card_select(c);
+        if (r < 0)
+                return r;
+        r = card_verify_pin(c, pin);
+        if (r < 0)
+                return r;
+        return card_authenticate(c, der, der_len);
 }

@@ -97,6 +97,11 @@ int card_change_pin(Card *c, const char *old_pin, const char *new_pin);
  * for card or transport errors. The PIN must have been verified first. */
 int card_authenticate(Card *c, const uint8_t *der, size_t der_len);
 
+/* The login sequence with a cached (or just read) certificate: select, verify PIN, authenticate.
+ * Returns the first error; card_tries_left() after CARD_E_PIN_WRONG. 3 exchanges for P-256/P-384,
+ * 5 for RSA-2048 (chaining + GET RESPONSE). Wrap it in card_pcsc_begin()/card_pcsc_end(). */
+int card_login(Card *c, const char *pin, const uint8_t *der, size_t der_len);
+
 /* --- PC/SC transport (auth/card-pcsc.c) --- */
 
 typedef struct CardPcsc CardPcsc;

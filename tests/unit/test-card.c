@@ -423,10 +423,11 @@ static void test_login_exchange_budget(void **state)
                 sim_init(&s, kinds[i]);
                 s.select_61 = true;
                 Card *c = sim_card(&s, &t);
-                assert_int_equal(card_select(c), 0);
-                assert_int_equal(card_verify_pin(c, "123456"), 0);
-                assert_int_equal(card_authenticate(c, s.der, s.der_len), 0);
+                assert_int_equal(card_login(c, "123456", s.der, s.der_len), 0);
                 assert_true(card_exchanges(c) <= 4);
+                assert_int_equal(card_login(c, "12345", s.der, s.der_len), CARD_E_BAD_PIN);
+                assert_int_equal(card_login(c, "123457", s.der, s.der_len), CARD_E_PIN_WRONG);
+                assert_int_equal(card_tries_left(c), 2);
                 card_free(c);
                 sim_done(&s);
         }
