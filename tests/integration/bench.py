@@ -36,6 +36,7 @@ for the next matching line (use it for anything a process prints).
 
 import contextlib
 import datetime
+import fcntl
 import hashlib
 import os
 import re
@@ -228,6 +229,25 @@ def tcp_listening(port):
     return False
 
 
+PCSCD_LOCK = '/tmp/mamori-bench-pcscd.lock'
+PCSCD_PIDFILE = '/run/pcscd/pcscd.pid'
+
+
+def _pcscd_pidfile_alive():
+    try:
+        with open(PCSCD_PIDFILE, encoding='ascii') as f:
+            pid = int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        with open(f'/proc/{pid}/stat', encoding='ascii') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
 class Pcscd:
     """A private pcscd (socket-activated) with one vpcd reader on port (and port+1)."""
 
@@ -240,6 +260,7 @@ class Pcscd:
         self.log_path = os.path.join(tmp, 'pcscd.log')
         self.proc = None
         self.log = None
+        self._lock_fd = None
         with open(self.conf_path, 'w', encoding='ascii') as f:
             f.write(f'FRIENDLYNAME "{READER_NAME}"\n'
                     f'DEVICENAME /dev/null:{port}\n'
@@ -260,7 +281,40 @@ class Pcscd:
     def pid(self):
         return self.proc.pid if self.proc else None
 
+    def _lock(self, timeout=300.0):
+        """Serialises pcscd instances of all bench users on this machine (pcscd's pid file is global)."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(PCSCD_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise TimeoutError(f'another bench pcscd holds {PCSCD_LOCK}')
+                time.sleep(0.2)
+        self._lock_fd = fd
+        # A pcscd started outside the bench (or a dying one) still owns the pid file: wait it out.
+        wait_until(lambda: not _pcscd_pidfile_alive(), timeout=timeout, interval=0.2,
+                   what='the pcscd that owns /run/pcscd/pcscd.pid to exit')
+
+    def _unlock(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def start(self):
+        self._lock()
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith(('PCSCLITE', 'DBUS_', 'LISTEN_'))}
@@ -299,6 +353,7 @@ class Pcscd:
             self.proc = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+        self._unlock()
 
     def kill(self):
         """SIGKILL: pcscd dies without cleaning up (reader lost for clients)."""
@@ -309,6 +364,7 @@ class Pcscd:
             self.proc = None
 
     def restart(self):
+        """Stops (if still running) and starts pcscd again on the same socket and port."""
         self.stop()
         return self.start()
 
