@@ -206,7 +206,8 @@ static int get_time(const JsonValue *o, const char *key, int64_t *ret)
         return 0;
 }
 
-static int get_status(const JsonValue *o, bool allow_returned, PolicyStatus *ret)
+/* Cards may be "returned", operators "retired"; both may be "active" or "suspended". */
+static int get_status(const JsonValue *o, bool is_card, PolicyStatus *ret)
 {
         const char *s;
 
@@ -216,8 +217,10 @@ static int get_status(const JsonValue *o, bool allow_returned, PolicyStatus *ret
                 *ret = POLICY_STATUS_ACTIVE;
         else if (streq(s, "suspended"))
                 *ret = POLICY_STATUS_SUSPENDED;
-        else if (allow_returned && streq(s, "returned"))
+        else if (is_card && streq(s, "returned"))
                 *ret = POLICY_STATUS_RETURNED;
+        else if (!is_card && streq(s, "retired"))
+                *ret = POLICY_STATUS_RETIRED;
         else
                 return -EBADMSG;
         return 0;

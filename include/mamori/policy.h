@@ -25,6 +25,7 @@ typedef enum PolicyStatus {
         POLICY_STATUS_ACTIVE,
         POLICY_STATUS_SUSPENDED,
         POLICY_STATUS_RETURNED, /* cards only */
+        POLICY_STATUS_RETIRED,  /* operators only: left the service */
 } PolicyStatus;
 
 typedef enum PolicyCardKind {
@@ -47,7 +48,7 @@ typedef struct PolicyOperator {
         char *name; /* NULL when absent */
         char **offices;
         size_t n_offices;
-        PolicyStatus status; /* active | suspended */
+        PolicyStatus status; /* active | suspended | retired */
         char **roles;        /* empty when absent */
         size_t n_roles;
         int64_t pin_changed; /* µs since the epoch; -1 when absent */
