@@ -1,7 +1,9 @@
-/* Bounded whole-file reads (no following into devices or FIFOs, hard size cap). */
+/* Bounded whole-file reads (no devices or FIFOs, hard size cap) and atomic durable replacement. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,4 +52,56 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
         if (ret_size)
                 *ret_size = n;
         return 0;
+}
+
+static int fsync_parent_dir(const char *path)
+{
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
+                dir[1] = '\0';
+        else
+                *slash = '\0';
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        return fsync(fd) < 0 ? negative_errno() : 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode)
+{
+        char tmp[4096];
+        const uint8_t *p = data;
+        int r;
+
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return negative_errno();
+        if (fchmod(fd, mode) < 0)
+                goto fail;
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto fail;
+                }
+                p += n;
+                size -= (size_t)n;
+        }
+        if (fsync(fd) < 0)
+                goto fail;
+        if (rename(tmp, path) < 0)
+                goto fail;
+        return fsync_parent_dir(path);
+fail:
+        r = negative_errno();
+        (void)unlink(tmp);
+        return r;
 }

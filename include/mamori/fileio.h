@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Read the regular file at path (opened O_RDONLY|O_CLOEXEC|O_NOCTTY) if it is at most max bytes.
@@ -9,3 +10,9 @@
  * from open/read. *ret is malloc'd, NUL-terminated, owned by the caller; *ret_size excludes the NUL.
  */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/*
+ * Replace path with data durably: write a temporary file beside it (mode), fsync it, rename it
+ * over path, fsync the directory. Readers see the old or the new file, never a mix.
+ */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
