@@ -313,7 +313,8 @@ static void help(void)
                "  --fault MODE     none, drop-on-sign, garbage-on-sign\n"
                "  --trace          log each APDU header and status word to stderr\n\n"
                "SIGUSR1 pulls the card, SIGUSR2 inserts it, SIGTERM/SIGINT exit.\n"
-               "Prints 'inserted' / 'pulled' on stdout at each change.\n");
+               "Prints 'inserted' / 'pulled' on stdout at each change, 'reader-lost' when vpcd goes away\n"
+               "(the card then reconnects by itself).\n");
 }
 
 int main(int argc, char **argv)
