@@ -95,7 +95,7 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
         /* Find the closing quote first so that the buffer is bounded by the raw length. */
         for (;;) {
                 if (raw_end >= p->end) {
-                        p->pos = raw_end;
+                        p->pos = p->end; /* a final backslash would otherwise point past the input */
                         return -EBADMSG;
                 }
                 if (p->buf[raw_end] == '"')

@@ -183,6 +183,9 @@ static void test_error_offset(void **state)
         assert_int_equal(off, 6);
         assert_int_equal(json_parse("[true,fals]", 11, NULL, 0, &v, &off), -EBADMSG);
         assert_int_equal(off, 6);
+        /* found by fuzz-json: a string ending in a backslash must not point past the input */
+        assert_int_equal(json_parse("{\"\":\"\\", 6, NULL, 0, &v, &off), -EBADMSG);
+        assert_int_equal(off, 6);
 }
 
 static void test_many_members_duplicates(void **state)
