@@ -13,12 +13,17 @@
 #include "agent-log.h"
 #include "mamori/agent-config.h"
 #include "mamori/macro.h"
+#include "policy-watch.h"
 #include "reader-watch.h"
 
 struct agent {
         struct agent_config config;
         sd_event *event;
         ReaderWatch *watch;
+        PolicyWatch *policy;
+        sd_event_source *stale_timer;
+        int64_t policy_serial; /* of the bundle in force, -1 none */
+        bool emergency;
 };
 
 static void config_diag(void *userdata, enum conf_level level, const char *file, unsigned line,
@@ -64,6 +69,58 @@ static int on_reader_event(sd_event_source *s, int fd, uint32_t revents, void *u
         while (reader_watch_next(a->watch, &ev) > 0)
                 log_reader_event(&ev);
         return 0;
+}
+
+static int on_policy_stale(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct agent *a = userdata;
+        char serial[32];
+
+        snprintf(serial, sizeof(serial), "%" PRId64, a->policy_serial);
+        agent_log_event("policy.stale", "serial", serial, "reason", "expired", NULL);
+        return 0;
+}
+
+/* Arms a timer at the bundle's expiry, so staleness is reported when it happens. */
+static void arm_stale_timer(struct agent *a, const Policy *p)
+{
+        a->stale_timer = sd_event_source_disable_unref(a->stale_timer);
+        if (!p)
+                return;
+        if (sd_event_add_time(a->event, &a->stale_timer, CLOCK_REALTIME, (uint64_t)p->expires + 1, 0,
+                              on_policy_stale, a) < 0)
+                agent_log(LOG_ERR, "cannot arm the policy expiry timer");
+}
+
+static void on_policy_changed(void *userdata, const struct policy_load_result *res, const Policy *current)
+{
+        struct agent *a = userdata;
+        char serial[32];
+
+        snprintf(serial, sizeof(serial), "%" PRId64, res->serial);
+        switch (res->outcome) {
+        case POLICY_LOAD_ACCEPTED:
+                a->policy_serial = current->serial;
+                agent_log_event("policy.load", "serial", serial, NULL);
+                if (current->emergency && !a->emergency)
+                        agent_log_event("emergency.lock", "serial", serial, NULL);
+                else if (!current->emergency && a->emergency)
+                        agent_log(LOG_NOTICE, "emergency lock cleared by policy serial %s", serial);
+                a->emergency = current->emergency;
+                arm_stale_timer(a, current);
+                break;
+        case POLICY_LOAD_REJECTED:
+                /* The previous bundle, if any, stays in force. */
+                agent_log_event("policy.reject", "reason", res->reason, "serial",
+                                res->serial >= 0 ? serial : NULL, NULL);
+                break;
+        case POLICY_LOAD_MISSING:
+                if (!current)
+                        agent_log_event("policy.stale", "reason", "missing", NULL);
+                break;
+        case POLICY_LOAD_UNCHANGED:
+                break;
+        }
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -138,6 +195,17 @@ static int run(struct agent *a)
         if (r < 0)
                 return r;
 
+        agent_log_event("agent.start", "terminal", a->config.terminal_id, "version", MAMORI_VERSION, NULL);
+        a->policy_serial = -1;
+        r = policy_watch_start(a->event, &a->config, on_policy_changed, a, &a->policy);
+        if (r < 0) {
+                /* Without the signer key no bundle can be trusted: every login stays refused. */
+                agent_log_event("policy.reject", "reason", "signer-key-unusable", "path",
+                                a->config.policy_signer_key, NULL);
+                agent_log(LOG_ERR, "cannot use policy signer key %s: %s", a->config.policy_signer_key,
+                          strerror(-r));
+        }
+
         r = reader_watch_start(a->config.readers, &a->watch);
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot start the reader watcher: %s", strerror(-r));
@@ -147,7 +215,6 @@ static int run(struct agent *a)
         if (r < 0)
                 return r;
 
-        agent_log_event("agent.start", "terminal", a->config.terminal_id, "version", MAMORI_VERSION, NULL);
         (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
         r = sd_event_loop(a->event);
         agent_log_event("agent.stop", "terminal", a->config.terminal_id, NULL);
@@ -174,6 +241,8 @@ int main(int argc, char **argv)
 
         r = run(&a);
         a.watch = reader_watch_stop(a.watch);
+        a.stale_timer = sd_event_source_disable_unref(a.stale_timer);
+        a.policy = policy_watch_free(a.policy);
         a.event = sd_event_unref(a.event);
         agent_config_free(&a.config);
         if (r < 0) {
