@@ -1,0 +1,71 @@
+/* The §5 table: every state change of mamorid's session, checkable line by line against DESIGN.md. */
+#include <stddef.h>
+
+#include "mamori/macro.h"
+#include "session.h"
+
+#define T(state, trigger, next_, actions_, reason_) \
+        [state][trigger] = {.valid = true, .t = {.next = next_, .actions = actions_, .end_reason = reason_}}
+
+static const struct {
+        bool valid;
+        struct session_transition t;
+} table[_SESSION_STATE_MAX][_SESSION_TRIGGER_MAX] = {
+        /* locked: only a login can leave it; locking again is harmless (re-assert the lock). */
+        T(SESSION_LOCKED, TRIGGER_LOGIN_START, SESSION_AUTHENTICATING, ACTION_NONE, NULL),
+        T(SESSION_LOCKED, TRIGGER_MANUAL_LOCK, SESSION_LOCKED, ACTION_LOCK_SCREEN, NULL),
+        T(SESSION_LOCKED, TRIGGER_EMERGENCY, SESSION_LOCKED, ACTION_LOCK_SCREEN, NULL),
+        T(SESSION_LOCKED, TRIGGER_READER_LOST, SESSION_LOCKED, ACTION_NONE, NULL),
+        T(SESSION_LOCKED, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_NONE, NULL),
+        T(SESSION_LOCKED, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_NONE, NULL),
+
+        /* authenticating: the PIN is being checked; anything unusual aborts to locked. */
+        T(SESSION_AUTHENTICATING, TRIGGER_LOGIN_OK, SESSION_ACTIVE, ACTION_START_SESSION, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_LOGIN_FAIL, SESSION_LOCKED, ACTION_NONE, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_LOGIN_CANCEL, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_READER_LOST, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_EMERGENCY, SESSION_LOCKED, ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN,
+          NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_MANUAL_LOCK, SESSION_LOCKED,
+          ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN, NULL),
+
+        /* active: every way out ends the session and locks the screen. */
+        T(SESSION_ACTIVE, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "card-removed"),
+        T(SESSION_ACTIVE, TRIGGER_IDLE, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN, "idle"),
+        T(SESSION_ACTIVE, TRIGGER_MANUAL_LOCK, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "manual"),
+        T(SESSION_ACTIVE, TRIGGER_READER_LOST, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "reader-lost"),
+        T(SESSION_ACTIVE, TRIGGER_EMERGENCY, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "emergency"),
+        T(SESSION_ACTIVE, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "log-unwritable"),
+};
+
+bool session_transition(enum session_state state, enum session_trigger trigger,
+                        struct session_transition *ret)
+{
+        if ((unsigned)state >= _SESSION_STATE_MAX || (unsigned)trigger >= _SESSION_TRIGGER_MAX ||
+            !table[state][trigger].valid)
+                return false;
+        *ret = table[state][trigger].t;
+        return true;
+}
+
+const char *session_state_to_string(enum session_state s)
+{
+        static const char *const names[] = {"locked", "authenticating", "active"};
+        return (unsigned)s < ELEMENTSOF(names) ? names[s] : "locked";
+}
+
+const char *session_trigger_to_string(enum session_trigger t)
+{
+        static const char *const names[] = {
+                "login-start", "login-ok", "login-fail",  "cancelled", "card-removed",
+                "idle",        "manual",   "reader-lost", "emergency", "log-unwritable",
+        };
+        return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
+}

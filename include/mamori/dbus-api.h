@@ -1,0 +1,75 @@
+/* The D-Bus API of mamorid (org.mamori.Agent1), shared by the daemon, pam_mamori.so and mamorictl. */
+#pragma once
+
+/*
+ * Bus: system. Name: org.mamori.Agent1. Object: /org/mamori/Agent1. Interface: org.mamori.Agent1.
+ *
+ * Properties (all read-only, PropertiesChanged emitted on change):
+ *   State         s   "locked" | "authenticating" | "active"
+ *   Operator      s   operator id of the active session, "" otherwise
+ *   Method        s   "card+pin" while active, "" otherwise
+ *   Card          s   card id of the inserted card ("" when none or unreadable)
+ *   Reader        s   reader holding that card ("")
+ *   CardPresent   b
+ *   PolicySerial  x   serial of the bundle in force, -1 when none
+ *   Emergency     b   emergency lock in force
+ *   LogWritable   b   false while the operation log cannot be written (logins refused)
+ *
+ * Methods:
+ *   StartLogin(s user) → (s card_id, i tries_left)
+ *       Begins a card login for PAM user `user` ("" allowed with Accounts=shared). Needs a card in
+ *       a reader; runs every check that needs no PIN (policy, emergency, certificate, card and
+ *       operator status, office) and, when they pass, moves to "authenticating" and returns the
+ *       card id and the PIN tries the card reports (-1 unknown). Refusals are errors (below).
+ *   AnswerPin(s pin) → (s operator)
+ *       Only in "authenticating" and only from the caller that started it. Verifies the PIN on
+ *       the card and the challenge signature; on success the state becomes "active" and the
+ *       session is recorded (answer sent after the records are committed).
+ *   CancelLogin() → ()
+ *   Lock() → ()                               ends the active session (reason "manual") and locks.
+ *   ChangePin(s old_pin, s new_pin) → ()      on the inserted card; caller must be root, or the
+ *                                             active session must hold that card.
+ *   RecordOperation(s kind, s subject, a{ss} fields) → (t seq)
+ *       Records an app.op for the current operator; caller uid 0 or in group mamori-apps; only
+ *       while "active". kind/subject ≤ 64 bytes, ≤ 16 fields of ≤ 64-byte keys, ≤ 256-byte values.
+ *   PinAgeDays() → (i days, i max_days)       age of the active operator's PIN per the policy
+ *                                             (pin_changed), -1 when unknown; for PAM's account step.
+ *
+ * Signals:
+ *   StateChanged(s state, s operator, s reason)   reason: "login", "card-removed", "idle",
+ *                                                 "manual", "reader-lost", "emergency", "log-unwritable",
+ *                                                 "agent-start", "cancelled", or a refusal reason.
+ *
+ * Errors: org.mamori.Agent1.Error.<Name>, the message carrying the refusal reason string and, for
+ * PinWrong, "pin-wrong tries=N". Names map 1:1 to the reasons of include/mamori/auth-decision.h.
+ */
+
+#define MAMORI_DBUS_NAME      "org.mamori.Agent1"
+#define MAMORI_DBUS_PATH      "/org/mamori/Agent1"
+#define MAMORI_DBUS_INTERFACE "org.mamori.Agent1"
+
+#define MAMORI_DBUS_ERROR_PREFIX "org.mamori.Agent1.Error."
+
+#define MAMORI_ERROR_NO_CARD            MAMORI_DBUS_ERROR_PREFIX "NoCard"
+#define MAMORI_ERROR_UNKNOWN_CARD       MAMORI_DBUS_ERROR_PREFIX "UnknownCard"
+#define MAMORI_ERROR_CARD_SUSPENDED     MAMORI_DBUS_ERROR_PREFIX "CardSuspended"
+#define MAMORI_ERROR_CARD_RETURNED      MAMORI_DBUS_ERROR_PREFIX "CardReturned"
+#define MAMORI_ERROR_OPERATOR_SUSPENDED MAMORI_DBUS_ERROR_PREFIX "OperatorSuspended"
+#define MAMORI_ERROR_OPERATOR_RETIRED   MAMORI_DBUS_ERROR_PREFIX "OperatorRetired"
+#define MAMORI_ERROR_WRONG_OFFICE       MAMORI_DBUS_ERROR_PREFIX "WrongOffice"
+#define MAMORI_ERROR_CERT_UNTRUSTED     MAMORI_DBUS_ERROR_PREFIX "CertUntrusted"
+#define MAMORI_ERROR_CERT_EXPIRED       MAMORI_DBUS_ERROR_PREFIX "CertExpired"
+#define MAMORI_ERROR_PIN_WRONG          MAMORI_DBUS_ERROR_PREFIX "PinWrong"
+#define MAMORI_ERROR_PIN_BLOCKED        MAMORI_DBUS_ERROR_PREFIX "PinBlocked"
+#define MAMORI_ERROR_SIGNATURE_INVALID  MAMORI_DBUS_ERROR_PREFIX "SignatureInvalid"
+#define MAMORI_ERROR_POLICY_STALE       MAMORI_DBUS_ERROR_PREFIX "PolicyStale"
+#define MAMORI_ERROR_EMERGENCY          MAMORI_DBUS_ERROR_PREFIX "Emergency"
+#define MAMORI_ERROR_CARD_ERROR         MAMORI_DBUS_ERROR_PREFIX "CardError"
+/* Not refusals of a card, but of the call: */
+#define MAMORI_ERROR_WRONG_USER      MAMORI_DBUS_ERROR_PREFIX "WrongUser"      /* per-operator: PAM user ≠ card's operator */
+#define MAMORI_ERROR_BUSY            MAMORI_DBUS_ERROR_PREFIX "Busy"           /* another login is in progress */
+#define MAMORI_ERROR_NOT_PENDING     MAMORI_DBUS_ERROR_PREFIX "NotPending"     /* AnswerPin without StartLogin */
+#define MAMORI_ERROR_NOT_ACTIVE      MAMORI_DBUS_ERROR_PREFIX "NotActive"      /* no active session */
+#define MAMORI_ERROR_PERMISSION      MAMORI_DBUS_ERROR_PREFIX "PermissionDenied"
+#define MAMORI_ERROR_LOG_UNWRITABLE  MAMORI_DBUS_ERROR_PREFIX "LogUnwritable"  /* fail closed */
+#define MAMORI_ERROR_INVALID         MAMORI_DBUS_ERROR_PREFIX "InvalidArgument"
