@@ -8,6 +8,8 @@
 static const struct ctl_verb verbs[] = {
         /* Add verbs here, one line each, implemented in agent/ctl-<verb>.c. */
         {"help", "show this help", ctl_help},
+        {"log", "verify or export an operation-log directory", ctl_log},
+        {"identity", "print the terminal identity public key (PEM)", ctl_identity},
 };
 
 int ctl_help(int argc, char **argv)

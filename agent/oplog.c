@@ -1,0 +1,1118 @@
+/* Operation-log writer: signed hash-chained records in segment files, group commit, key rotation, recovery.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "mamori/encoding.h"
+#include "mamori/fileio.h"
+#include "mamori/log-verify.h"
+#include "mamori/record.h"
+#include "oplog-keys.h"
+#include "oplog.h"
+
+#define USEC_PER_SEC UINT64_C(1000000)
+#define USEC_PER_DAY (UINT64_C(86400) * USEC_PER_SEC)
+
+/* A blocking appender (or the log thread) waiting for the commit that covers its ticket. */
+struct waiter {
+        uint64_t ticket;
+        int result;
+        bool done;
+        struct waiter *next;
+};
+
+/* One oplog_submit() request. */
+struct job {
+        char *ev, *op, *card;
+        JsonValue *data;
+        oplog_done_fn done;
+        void *userdata;
+        int result;
+        uint64_t seq;
+        struct job *next;
+};
+
+struct OpLog {
+        pthread_mutex_t lock; /* everything below up to the queue */
+        pthread_cond_t cond;  /* commit finished, sync slot free */
+
+        char *dir, *keys_dir, *term, *cursor_path;
+        uint32_t rotate_records;
+        uint64_t rotate_usec, seg_max;
+        uint32_t retention_days;
+
+        int lock_fd, seg_fd;
+        uint64_t seg_first, seg_size; /* seg_size: bytes written, committed or not */
+        bool need_truncate;           /* a failed write left bytes past seg_size */
+        char log_id[ID128_STRING_MAX], boot[ID128_STRING_MAX];
+
+        EVP_PKEY *key; /* current epoch key */
+        uint8_t key_pub[ED25519_KEY_SIZE];
+        EVP_PKEY *pending_old_key; /* previous epoch key until its key.rotate is committed */
+        uint8_t pending_old_pub[ED25519_KEY_SIZE];
+        uint64_t pending_rotate_ticket;
+
+        /* Written state (may be ahead of the disk) and the committed state it rolls back to. */
+        uint64_t seq, ticket;
+        char hash[SHA256_HEX_MAX];
+        uint32_t since_rotate;
+        int64_t rotate_ts;
+        uint64_t c_seq, c_ticket, c_size;
+        char c_hash[SHA256_HEX_MAX];
+        uint32_t c_since_rotate;
+        int64_t c_rotate_ts;
+
+        struct waiter *waiters;
+        bool syncing;
+        int error; /* 0 writable, else why not */
+
+        /* Log thread and its queues (qlock). */
+        bool async, thread_started, stopping;
+        pthread_t thread;
+        pthread_mutex_t qlock;
+        pthread_cond_t qcond;
+        struct job *q_head, *q_tail, *d_head, *d_tail;
+        int efd;
+};
+
+static int64_t now_usec(clockid_t clock)
+{
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int read_boot_id(char ret[ID128_STRING_MAX])
+{
+        _cleanup_free_ char *s = NULL;
+        size_t n, j = 0;
+        int k;
+
+        k = read_file_bounded("/proc/sys/kernel/random/boot_id", 64, &s, &n);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < n && j < 32; i++)
+                if ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))
+                        ret[j++] = s[i];
+        ret[j] = '\0';
+        return j == 32 ? 0 : -EBADMSG;
+}
+
+static void job_free(struct job *j)
+{
+        if (!j)
+                return;
+        free(j->ev);
+        free(j->op);
+        free(j->card);
+        json_value_free(j->data);
+        free(j);
+}
+
+/* ---- commit bookkeeping (l->lock held) ---- */
+
+static void mark_committed_locked(OpLog *l, uint64_t ticket, uint64_t seq, uint64_t size, const char *hash,
+                                  uint32_t since_rotate, int64_t rotate_ts)
+{
+        l->c_ticket = ticket;
+        l->c_seq = seq;
+        l->c_size = size;
+        memcpy(l->c_hash, hash, SHA256_HEX_MAX);
+        l->c_since_rotate = since_rotate;
+        l->c_rotate_ts = rotate_ts;
+        l->error = 0;
+        for (struct waiter *w = l->waiters; w; w = w->next)
+                if (!w->done && w->ticket <= ticket) {
+                        w->done = true;
+                        w->result = 0;
+                }
+        /* The key.rotate that replaced the old epoch key is durable: now the old key may die. */
+        if (l->pending_old_key && l->pending_rotate_ticket <= ticket) {
+                (void)oplog_epoch_key_destroy(l->keys_dir, l->pending_old_pub);
+                EVP_PKEY_free(l->pending_old_key); /* OpenSSL wipes the private key */
+                l->pending_old_key = NULL;
+        }
+        pthread_cond_broadcast(&l->cond);
+}
+
+/* Drop everything written after the last commit (its callers get error). */
+static void rollback_locked(OpLog *l, int error)
+{
+        if (ftruncate(l->seg_fd, (off_t)l->c_size) < 0)
+                l->need_truncate = true;
+        l->seg_size = l->c_size;
+        l->seq = l->c_seq;
+        memcpy(l->hash, l->c_hash, SHA256_HEX_MAX);
+        l->since_rotate = l->c_since_rotate;
+        l->rotate_ts = l->c_rotate_ts;
+        l->error = error;
+        for (struct waiter *w = l->waiters; w; w = w->next)
+                if (!w->done && w->ticket > l->c_ticket) {
+                        w->done = true;
+                        w->result = error;
+                }
+        if (l->pending_old_key && l->pending_rotate_ticket > l->c_ticket) {
+                /* The rotation never became durable: keep signing with the old key. */
+                (void)oplog_epoch_key_destroy(l->keys_dir, l->key_pub);
+                EVP_PKEY_free(l->key);
+                l->key = l->pending_old_key;
+                memcpy(l->key_pub, l->pending_old_pub, ED25519_KEY_SIZE);
+                l->pending_old_key = NULL;
+        }
+        pthread_cond_broadcast(&l->cond);
+}
+
+/* Sync everything written so far while holding the lock (segment switch, shutdown). */
+static int sync_now_locked(OpLog *l)
+{
+        while (l->syncing)
+                pthread_cond_wait(&l->cond, &l->lock);
+        if (l->c_ticket == l->ticket && l->c_size == l->seg_size)
+                return 0;
+        if (fdatasync(l->seg_fd) < 0) {
+                int k = negative_errno();
+                rollback_locked(l, k);
+                return k;
+        }
+        mark_committed_locked(l, l->ticket, l->seq, l->seg_size, l->hash, l->since_rotate, l->rotate_ts);
+        return 0;
+}
+
+/* Group commit: the first waiter without a sync in flight becomes the leader; its one fdatasync
+ * covers every record written before it started. */
+static int wait_commit_locked(OpLog *l, struct waiter *w)
+{
+        w->next = l->waiters;
+        l->waiters = w;
+        while (!w->done) {
+                if (!l->syncing) {
+                        uint64_t ticket = l->ticket, seq = l->seq, size = l->seg_size;
+                        uint32_t since = l->since_rotate;
+                        int64_t rts = l->rotate_ts;
+                        char hash[SHA256_HEX_MAX];
+                        int fd = l->seg_fd, r;
+
+                        memcpy(hash, l->hash, sizeof(hash));
+                        l->syncing = true;
+                        pthread_mutex_unlock(&l->lock);
+                        r = fdatasync(fd) < 0 ? negative_errno() : 0;
+                        pthread_mutex_lock(&l->lock);
+                        l->syncing = false;
+                        if (r < 0)
+                                rollback_locked(l, r);
+                        else
+                                mark_committed_locked(l, ticket, seq, size, hash, since, rts);
+                } else
+                        pthread_cond_wait(&l->cond, &l->lock);
+        }
+        for (struct waiter **p = &l->waiters; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        return w->result;
+}
+
+/* ---- segments ---- */
+
+static int segment_create_locked(OpLog *l, uint64_t first_seq, int *ret_fd)
+{
+        char name[LOG_SEGMENT_NAME_MAX];
+        _cleanup_free_ char *path = NULL;
+        int fd, k;
+
+        log_segment_name(first_seq, name);
+        if (asprintf(&path, "%s/%s", l->dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return negative_errno();
+        /* The new name must be durable before any record in it counts as committed. */
+        k = oplog_fsync_dir(l->dir);
+        if (k < 0) {
+                safe_close(fd);
+                (void)unlink(path);
+                return k;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static int segment_switch_locked(OpLog *l)
+{
+        int fd, k;
+
+        k = sync_now_locked(l);
+        if (k < 0)
+                return k;
+        k = segment_create_locked(l, l->seq + 1, &fd);
+        if (k < 0)
+                return k;
+        safe_close(l->seg_fd);
+        l->seg_fd = fd;
+        l->seg_first = l->seq + 1;
+        l->seg_size = l->c_size = 0;
+        return 0;
+}
+
+/* ---- writing ---- */
+
+/* The signed line ("\n"-terminated) for the next seq. data is borrowed (NULL = {}). */
+static int build_line(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
+                      EVP_PKEY *signer, char **ret, size_t *ret_len)
+{
+        _cleanup_record_ Record *r = NULL;
+        _cleanup_free_ char *line = NULL;
+        JsonValue *empty;
+        size_t len;
+        int k;
+
+        k = record_new(&r);
+        if (k < 0)
+                return k;
+        empty = r->data;
+        if (data)
+                r->data = data;
+        memcpy(r->log, l->log_id, sizeof(r->log));
+        memcpy(r->boot, l->boot, sizeof(r->boot));
+        memcpy(r->prev, l->hash, sizeof(r->prev));
+        r->seq = l->seq + 1;
+        r->ts = now_usec(CLOCK_REALTIME);
+        r->mono = now_usec(CLOCK_BOOTTIME);
+        r->term = strdup(l->term);
+        r->ev = strdup(ev);
+        if (!r->term || !r->ev || (op && !(r->op = strdup(op))) || (card && !(r->card = strdup(card))))
+                k = -ENOMEM;
+        else if (record_validate(r) < 0)
+                k = -EINVAL;
+        else
+                k = record_sign(r, signer, &line, &len);
+        r->data = empty; /* give the caller's data back */
+        if (k < 0)
+                return k;
+        /* record_sign's buffer is NUL-terminated: its last byte becomes the "\n". */
+        line[len] = '\n';
+        *ret = TAKE_PTR(line);
+        *ret_len = len + 1;
+        return 0;
+}
+
+/*
+ * Sign and write one record for the next seq. If the segment is full it is synced and replaced
+ * first; that may wait for a sync in flight (dropping the lock), so the line is built again
+ * afterwards. signer NULL = the current epoch key; with expect_key set, -EAGAIN when the current
+ * key changed while the lock was dropped (a concurrent rotation).
+ */
+static int write_record_locked(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
+                               EVP_PKEY *signer, EVP_PKEY *expect_key)
+{
+        _cleanup_free_ char *line = NULL;
+        size_t len;
+        int k;
+
+        if (l->need_truncate) {
+                if (ftruncate(l->seg_fd, (off_t)l->seg_size) < 0)
+                        return l->error = negative_errno();
+                l->need_truncate = false;
+        }
+        for (;;) {
+                if (expect_key && l->key != expect_key)
+                        return -EAGAIN;
+                k = build_line(l, ev, op, card, data, signer ? signer : l->key, &line, &len);
+                if (k < 0)
+                        return k;
+                if (l->seg_size == 0 || l->seg_size + len <= l->seg_max)
+                        break;
+                free(line);
+                line = NULL;
+                k = segment_switch_locked(l);
+                if (k < 0)
+                        return l->error = k;
+        }
+        k = oplog_write_full(l->seg_fd, line, len);
+        if (k < 0) {
+                /* Never leave half a record behind. */
+                if (ftruncate(l->seg_fd, (off_t)l->seg_size) < 0)
+                        l->need_truncate = true;
+                return l->error = k;
+        }
+        l->seg_size += len;
+        l->seq++;
+        l->ticket++;
+        return record_line_hash(line, len, l->hash);
+}
+
+static bool rotation_due_locked(OpLog *l)
+{
+        if (l->pending_old_key)
+                return false; /* the previous rotation is not durable yet */
+        if (l->rotate_records > 0 && l->since_rotate >= l->rotate_records)
+                return true;
+        if (l->rotate_usec > 0 && now_usec(CLOCK_REALTIME) - l->rotate_ts >= (int64_t)l->rotate_usec)
+                return true;
+        return false;
+}
+
+/* Write key.rotate (signed by the current key) and switch to the next key; the old one is
+ * destroyed by mark_committed_locked() once this record is durable. */
+static int key_rotate_locked(OpLog *l)
+{
+        _cleanup_pkey_ EVP_PKEY *next = NULL;
+        _cleanup_free_ char *b64 = NULL;
+        _cleanup_json_ JsonValue *data = NULL;
+        uint8_t pub[ED25519_KEY_SIZE];
+        int k;
+
+        if (l->pending_old_key)
+                return -EBUSY;
+        k = ed25519_generate(&next);
+        if (k >= 0)
+                k = ed25519_public_to_raw(next, pub);
+        if (k >= 0)
+                k = base64_encode(pub, sizeof(pub), &b64);
+        if (k >= 0)
+                k = json_new_object(&data);
+        if (k >= 0)
+                k = json_object_set_string(data, "key", b64);
+        if (k < 0)
+                return k;
+        /* The next key is on disk before any record names it, so a crash never strands the chain. */
+        k = oplog_epoch_key_store(l->keys_dir, next);
+        if (k < 0)
+                return l->error = k;
+        k = write_record_locked(l, "key.rotate", NULL, NULL, data, NULL, l->key);
+        if (k < 0) {
+                (void)oplog_epoch_key_destroy(l->keys_dir, pub);
+                return k == -EAGAIN ? 0 : k; /* -EAGAIN: another thread rotated meanwhile */
+        }
+        l->pending_old_key = l->key;
+        memcpy(l->pending_old_pub, l->key_pub, ED25519_KEY_SIZE);
+        l->pending_rotate_ticket = l->ticket;
+        l->key = TAKE_PTR(next);
+        memcpy(l->key_pub, pub, sizeof(pub));
+        l->since_rotate = 0;
+        l->rotate_ts = now_usec(CLOCK_REALTIME);
+        return 0;
+}
+
+static int append_locked(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
+                         uint64_t *ret_ticket, uint64_t *ret_seq)
+{
+        _cleanup_json_ JsonValue *owned = data;
+        int k;
+
+        if (!ev || !record_event_known(ev))
+                return -EINVAL;
+        if (rotation_due_locked(l)) {
+                k = key_rotate_locked(l);
+                if (k < 0)
+                        return k;
+        }
+        k = write_record_locked(l, ev, op, card, data, NULL, NULL);
+        if (k < 0)
+                return k;
+        l->since_rotate++;
+        *ret_ticket = l->ticket;
+        *ret_seq = l->seq;
+        return 0;
+}
+
+int oplog_append(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
+                 uint64_t *ret_seq)
+{
+        struct waiter w = {0};
+        uint64_t seq;
+        int k;
+
+        if (!l) {
+                json_value_free(data);
+                return -EINVAL;
+        }
+        pthread_mutex_lock(&l->lock);
+        k = append_locked(l, ev, op, card, data, &w.ticket, &seq);
+        if (k >= 0)
+                k = wait_commit_locked(l, &w);
+        pthread_mutex_unlock(&l->lock);
+        if (k < 0)
+                return k;
+        if (ret_seq)
+                *ret_seq = seq;
+        return 0;
+}
+
+int oplog_rotate_key(OpLog *l)
+{
+        struct waiter w = {0};
+        int k;
+
+        if (!l)
+                return -EINVAL;
+        pthread_mutex_lock(&l->lock);
+        k = key_rotate_locked(l);
+        if (k >= 0) {
+                w.ticket = l->ticket;
+                k = wait_commit_locked(l, &w);
+        }
+        pthread_mutex_unlock(&l->lock);
+        return k;
+}
+
+int oplog_rotate_if_due(OpLog *l)
+{
+        bool due;
+
+        if (!l)
+                return -EINVAL;
+        pthread_mutex_lock(&l->lock);
+        due = rotation_due_locked(l);
+        pthread_mutex_unlock(&l->lock);
+        return due ? oplog_rotate_key(l) : 0;
+}
+
+bool oplog_writable(OpLog *l)
+{
+        bool ok;
+        pthread_mutex_lock(&l->lock);
+        ok = l->error == 0;
+        pthread_mutex_unlock(&l->lock);
+        return ok;
+}
+
+int oplog_error(OpLog *l)
+{
+        int e;
+        pthread_mutex_lock(&l->lock);
+        e = l->error;
+        pthread_mutex_unlock(&l->lock);
+        return e;
+}
+
+uint64_t oplog_committed_seq(OpLog *l)
+{
+        uint64_t s;
+        pthread_mutex_lock(&l->lock);
+        s = l->c_seq;
+        pthread_mutex_unlock(&l->lock);
+        return s;
+}
+
+const char *oplog_log_id(OpLog *l)
+{
+        return l->log_id;
+}
+
+/* ---- the log thread (async appends) ---- */
+
+static void *log_thread(void *userdata)
+{
+        OpLog *l = userdata;
+
+        pthread_mutex_lock(&l->qlock);
+        for (;;) {
+                struct job *batch, *j;
+                struct waiter w = {0};
+                bool any = false;
+
+                while (!l->q_head && !l->stopping) {
+                        if (l->rotate_usec > 0) {
+                                int64_t due;
+                                struct timespec ts;
+                                pthread_mutex_lock(&l->lock);
+                                due = l->rotate_ts + (int64_t)l->rotate_usec;
+                                pthread_mutex_unlock(&l->lock);
+                                /* At most one attempt a second, even when a rotation keeps failing. */
+                                if (due < now_usec(CLOCK_REALTIME) + (int64_t)USEC_PER_SEC)
+                                        due = now_usec(CLOCK_REALTIME) + (int64_t)USEC_PER_SEC;
+                                ts.tv_sec = due / 1000000;
+                                ts.tv_nsec = (due % 1000000) * 1000;
+                                if (pthread_cond_timedwait(&l->qcond, &l->qlock, &ts) == ETIMEDOUT) {
+                                        pthread_mutex_unlock(&l->qlock);
+                                        (void)oplog_rotate_if_due(l);
+                                        pthread_mutex_lock(&l->qlock);
+                                }
+                        } else
+                                pthread_cond_wait(&l->qcond, &l->qlock);
+                }
+                if (!l->q_head)
+                        break; /* stopping and drained */
+                batch = l->q_head;
+                l->q_head = l->q_tail = NULL;
+                pthread_mutex_unlock(&l->qlock);
+
+                /* Write the whole batch, then one commit for all of it. */
+                pthread_mutex_lock(&l->lock);
+                for (j = batch; j; j = j->next) {
+                        uint64_t ticket;
+                        j->result =
+                                append_locked(l, j->ev, j->op, j->card, TAKE_PTR(j->data), &ticket, &j->seq);
+                        if (j->result >= 0) {
+                                w.ticket = ticket;
+                                any = true;
+                        }
+                }
+                if (any) {
+                        int k = wait_commit_locked(l, &w);
+                        for (j = batch; j; j = j->next)
+                                if (j->result >= 0 && k < 0)
+                                        j->result = k;
+                }
+                pthread_mutex_unlock(&l->lock);
+
+                pthread_mutex_lock(&l->qlock);
+                for (j = batch; j && j->next; j = j->next)
+                        ;
+                if (l->d_tail)
+                        l->d_tail->next = batch;
+                else
+                        l->d_head = batch;
+                l->d_tail = j;
+                (void)eventfd_write(l->efd, 1);
+        }
+        pthread_mutex_unlock(&l->qlock);
+        return NULL;
+}
+
+int oplog_submit(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
+                 oplog_done_fn done, void *userdata)
+{
+        struct job *j;
+
+        if (!l || !ev || !l->thread_started) {
+                json_value_free(data);
+                return -EINVAL;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                json_value_free(data);
+                return -ENOMEM;
+        }
+        j->data = data;
+        j->done = done;
+        j->userdata = userdata;
+        j->ev = strdup(ev);
+        j->op = op ? strdup(op) : NULL;
+        j->card = card ? strdup(card) : NULL;
+        if (!j->ev || (op && !j->op) || (card && !j->card)) {
+                job_free(j);
+                return -ENOMEM;
+        }
+        pthread_mutex_lock(&l->qlock);
+        if (l->q_tail)
+                l->q_tail->next = j;
+        else
+                l->q_head = j;
+        l->q_tail = j;
+        pthread_cond_signal(&l->qcond);
+        pthread_mutex_unlock(&l->qlock);
+        return 0;
+}
+
+int oplog_event_fd(OpLog *l)
+{
+        return l ? l->efd : -EBADF;
+}
+
+int oplog_dispatch(OpLog *l)
+{
+        struct job *list, *next;
+        eventfd_t v;
+        int n = 0;
+
+        if (!l)
+                return -EINVAL;
+        (void)eventfd_read(l->efd, &v);
+        pthread_mutex_lock(&l->qlock);
+        list = l->d_head;
+        l->d_head = l->d_tail = NULL;
+        pthread_mutex_unlock(&l->qlock);
+        for (; list; list = next) {
+                next = list->next;
+                if (list->done)
+                        list->done(list->result, list->seq, list->userdata);
+                job_free(list);
+                n++;
+        }
+        return n;
+}
+
+/* ---- retention ---- */
+
+int oplog_read_cursor(const char *path, const char *log_id, uint64_t *ret_acked)
+{
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_json_ JsonValue *o = NULL;
+        const char *id;
+        int64_t acked;
+        size_t n;
+        int k;
+
+        if (!path || !ret_acked)
+                return -EINVAL;
+        k = read_file_bounded(path, 4096, &buf, &n);
+        if (k == -ENOENT) {
+                *ret_acked = 0;
+                return 0;
+        }
+        if (k < 0)
+                return k;
+        k = json_parse(buf, n, NULL, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL);
+        if (k < 0)
+                return k;
+        if (json_object_get_string(o, "log", &id) < 0 || json_object_get_integer(o, "acked", &acked) < 0 ||
+            acked < 0)
+                return -EBADMSG;
+        *ret_acked = log_id && streq(id, log_id) ? (uint64_t)acked : 0;
+        return 0;
+}
+
+int oplog_prune(OpLog *l, uint64_t now)
+{
+        char **names = NULL;
+        size_t n = 0;
+        uint64_t acked = 0, cutoff;
+        int k, deleted = 0;
+
+        if (!l)
+                return -EINVAL;
+        if (oplog_read_cursor(l->cursor_path, l->log_id, &acked) < 0)
+                acked = 0; /* unreadable cursor: nothing counts as acknowledged */
+        if (acked == 0)
+                return 0;
+        cutoff = (uint64_t)l->retention_days * USEC_PER_DAY;
+        k = log_segments_list(l->dir, &names, &n);
+        if (k < 0)
+                return k;
+        pthread_mutex_lock(&l->lock);
+        /* Only a prefix: the local log stays one contiguous range. */
+        for (size_t i = 0; i + 1 < n; i++) {
+                _cleanup_free_ char *path = NULL;
+                uint64_t first, next_first;
+                struct stat st;
+
+                (void)log_segment_name_parse(names[i], &first);
+                (void)log_segment_name_parse(names[i + 1], &next_first);
+                if (first == l->seg_first || next_first - 1 > acked)
+                        break;
+                if (asprintf(&path, "%s/%s", l->dir, names[i]) < 0)
+                        break;
+                if (stat(path, &st) < 0)
+                        break;
+                if ((uint64_t)st.st_mtim.tv_sec * USEC_PER_SEC + cutoff > now)
+                        break;
+                if (unlink(path) < 0)
+                        break;
+                deleted++;
+        }
+        pthread_mutex_unlock(&l->lock);
+        log_segments_free(names, n);
+        if (deleted > 0)
+                (void)oplog_fsync_dir(l->dir);
+        return deleted;
+}
+
+/* ---- open / recovery ---- */
+
+struct scan {
+        Record *last;
+        char last_hash[SHA256_HEX_MAX];
+        uint64_t lines;
+        uint64_t bad_offset; /* first unparsable line */
+        bool bad;
+        bool corrupt; /* a bad line followed by more lines, or a broken link */
+        bool have_key;
+        uint8_t key[ED25519_KEY_SIZE];
+        int64_t key_ts;
+        uint32_t after_key; /* records after the last key record */
+};
+
+static int scan_line(const char *line, size_t len, uint64_t offset, void *userdata)
+{
+        struct scan *s = userdata;
+        _cleanup_record_ Record *r = NULL;
+        char hash[SHA256_HEX_MAX];
+        int k;
+
+        if (s->bad) {
+                s->corrupt = true;
+                return -EBADMSG;
+        }
+        k = record_parse_line(line, len, &r);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0 || (s->last && record_check_link(s->last, s->last_hash, r) < 0)) {
+                s->bad = true;
+                s->bad_offset = offset;
+                return 0;
+        }
+        k = record_line_hash(line, len, hash);
+        if (k < 0)
+                return k;
+        if (streq(r->ev, "log.open") || streq(r->ev, "key.rotate")) {
+                if (record_data_key(r, s->key) < 0) {
+                        s->bad = true;
+                        s->bad_offset = offset;
+                        return 0;
+                }
+                s->have_key = true;
+                s->key_ts = r->ts;
+                s->after_key = 0;
+        } else
+                s->after_key++;
+        memcpy(s->last_hash, hash, sizeof(hash));
+        record_free(s->last);
+        s->last = TAKE_PTR(r);
+        s->lines++;
+        return 0;
+}
+
+static int scan_segment(const char *dir, const char *name, int flags, struct scan *s, uint64_t *ret_tail,
+                        int *ret_fd)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int k;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        k = log_segment_read_fd(fd, scan_line, s, ret_tail);
+        if (k < 0)
+                return s->corrupt ? -EBADMSG : k;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int new_log_locked(OpLog *l, EVP_PKEY *identity)
+{
+        _cleanup_free_ char *b64 = NULL;
+        JsonValue *data = NULL;
+        struct waiter w = {0};
+        uint8_t id[16];
+        int k;
+
+        if (RAND_bytes(id, sizeof(id)) != 1)
+                return -EIO;
+        id128_to_string(id, l->log_id);
+        memcpy(l->hash, RECORD_PREV_FIRST, sizeof(l->hash));
+        memcpy(l->c_hash, RECORD_PREV_FIRST, sizeof(l->c_hash));
+        k = ed25519_generate(&l->key);
+        if (k < 0)
+                return k;
+        k = ed25519_public_to_raw(l->key, l->key_pub);
+        if (k < 0)
+                return k;
+        k = oplog_epoch_key_destroy_others(l->keys_dir, NULL);
+        if (k < 0)
+                return k;
+        k = oplog_epoch_key_store(l->keys_dir, l->key);
+        if (k < 0)
+                return k;
+        k = segment_create_locked(l, 1, &l->seg_fd);
+        if (k < 0)
+                return k;
+        l->seg_first = 1;
+        k = base64_encode(l->key_pub, sizeof(l->key_pub), &b64);
+        if (k >= 0)
+                k = json_new_object(&data);
+        if (k >= 0)
+                k = json_object_set_string(data, "key", b64);
+        if (k < 0) {
+                json_value_free(data);
+                return k;
+        }
+        /* seq 1: the epoch-0 public key, vouched for by the terminal identity key. */
+        k = write_record_locked(l, "log.open", NULL, NULL, data, identity, NULL);
+        json_value_free(data);
+        if (k < 0)
+                return k;
+        l->rotate_ts = now_usec(CLOCK_REALTIME);
+        l->since_rotate = 0;
+        w.ticket = l->ticket;
+        return wait_commit_locked(l, &w);
+}
+
+static int recover_locked(OpLog *l, struct oplog_recovery *rec)
+{
+        char **names = NULL;
+        size_t n = 0;
+        struct scan s = {0};
+        uint64_t tail = 0;
+        struct stat st;
+        int k, fd = -EBADF;
+
+        k = log_segments_list(l->dir, &names, &n);
+        if (k < 0)
+                return k;
+
+        /* The last segment with a complete record becomes the tail; empty ones after it go. */
+        while (n > 0) {
+                _cleanup_free_ char *path = NULL;
+                uint64_t size;
+
+                record_free(s.last);
+                s = (struct scan){0};
+                memcpy(s.last_hash, RECORD_PREV_FIRST, sizeof(s.last_hash));
+                k = scan_segment(l->dir, names[n - 1], O_RDWR | O_APPEND, &s, &tail, &fd);
+                if (k < 0)
+                        goto finish;
+                if (fstat(fd, &st) < 0) {
+                        k = negative_errno();
+                        goto finish;
+                }
+                size = (uint64_t)st.st_size;
+                /* A torn last line: bytes without "\n", or a last line that does not parse. */
+                if (s.bad) {
+                        rec->torn_bytes = size - s.bad_offset;
+                        size = s.bad_offset;
+                } else if (tail > 0) {
+                        rec->torn_bytes = tail;
+                        size -= tail;
+                }
+                if (size != (uint64_t)st.st_size && ftruncate(fd, (off_t)size) < 0) {
+                        k = negative_errno();
+                        goto finish;
+                }
+                if (size > 0 && s.last)
+                        break;
+                if (asprintf(&path, "%s/%s", l->dir, names[n - 1]) < 0) {
+                        k = -ENOMEM;
+                        goto finish;
+                }
+                fd = safe_close(fd);
+                if (unlink(path) < 0) {
+                        k = negative_errno();
+                        goto finish;
+                }
+                rec->dropped_segments++;
+                free(names[--n]);
+        }
+        k = oplog_fsync_dir(l->dir);
+        if (k < 0)
+                goto finish;
+        if (n == 0) {
+                k = 1; /* nothing left: a new log */
+                goto finish;
+        }
+
+        l->seg_fd = TAKE_FD(fd);
+        (void)log_segment_name_parse(names[n - 1], &l->seg_first);
+        if (s.last->seq < l->seg_first) {
+                k = -EBADMSG;
+                goto finish;
+        }
+        memcpy(l->log_id, s.last->log, sizeof(l->log_id));
+        l->seq = s.last->seq;
+        memcpy(l->hash, s.last_hash, sizeof(l->hash));
+        l->seg_size = (uint64_t)lseek(l->seg_fd, 0, SEEK_END);
+        rec->last_seq = l->seq;
+        rec->previous = streq(s.last->ev, "agent.stop") ? OPLOG_PREVIOUS_CLEAN : OPLOG_PREVIOUS_CRASH;
+
+        /* The current epoch key is named by the last log.open/key.rotate, maybe in an older segment. */
+        if (s.have_key) {
+                memcpy(l->key_pub, s.key, sizeof(s.key));
+                l->rotate_ts = s.key_ts;
+                l->since_rotate = s.after_key;
+        } else {
+                uint32_t later = s.after_key;
+                bool found = false;
+                for (size_t i = n - 1; i > 0 && !found; i--) {
+                        struct scan o = {0};
+                        memcpy(o.last_hash, RECORD_PREV_FIRST, sizeof(o.last_hash));
+                        k = scan_segment(l->dir, names[i - 1], O_RDONLY, &o, NULL, NULL);
+                        record_free(o.last);
+                        if (k < 0)
+                                goto finish;
+                        if (o.have_key) {
+                                memcpy(l->key_pub, o.key, sizeof(o.key));
+                                l->rotate_ts = o.key_ts;
+                                l->since_rotate = o.after_key + later;
+                                found = true;
+                        } else
+                                later += o.after_key;
+                }
+                if (!found) {
+                        /* Segments with the key record were pruned: the one epoch key on disk is
+                         * the current one; rotate away from it at the first append. */
+                        k = oplog_epoch_key_find_single(l->keys_dir, l->key_pub);
+                        if (k < 0)
+                                goto finish;
+                        l->rotate_ts = 0;
+                        l->since_rotate = l->rotate_records;
+                }
+        }
+        k = oplog_epoch_key_load(l->keys_dir, l->key_pub, &l->key);
+        if (k < 0) {
+                k = k == -ENOENT ? -ENOKEY : k;
+                goto finish;
+        }
+        k = oplog_epoch_key_destroy_others(l->keys_dir, l->key_pub);
+        if (k < 0)
+                goto finish;
+        rec->stale_keys_destroyed = k;
+
+        /* What the previous run wrote but may not have synced is the base of the chain now. */
+        if (fdatasync(l->seg_fd) < 0) {
+                k = negative_errno();
+                goto finish;
+        }
+        mark_committed_locked(l, l->ticket, l->seq, l->seg_size, l->hash, l->since_rotate, l->rotate_ts);
+        k = 0;
+finish:
+        record_free(s.last);
+        safe_close(fd);
+        log_segments_free(names, n);
+        return k;
+}
+
+int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery)
+{
+        struct oplog_recovery rec = {0};
+        _cleanup_pkey_ EVP_PKEY *identity = NULL;
+        _cleanup_free_ char *lock_path = NULL;
+        OpLog *l;
+        int k;
+
+        if (!p || !p->directory || !p->keys_directory || !p->identity_key || !p->terminal_id || !ret)
+                return -EINVAL;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        pthread_mutex_init(&l->lock, NULL);
+        pthread_cond_init(&l->cond, NULL);
+        pthread_mutex_init(&l->qlock, NULL);
+        pthread_cond_init(&l->qcond, NULL);
+        l->lock_fd = l->seg_fd = l->efd = -EBADF;
+        l->dir = strdup(p->directory);
+        l->keys_dir = strdup(p->keys_directory);
+        l->term = strdup(p->terminal_id);
+        l->cursor_path = strdup(p->cursor_path ? p->cursor_path : OPLOG_CURSOR_PATH_DEFAULT);
+        l->rotate_records = p->rotate_records;
+        l->rotate_usec = p->rotate_usec;
+        l->seg_max = p->segment_max_bytes ? p->segment_max_bytes : OPLOG_SEGMENT_MAX_DEFAULT;
+        l->retention_days = p->retention_days;
+        if (!l->dir || !l->keys_dir || !l->term || !l->cursor_path) {
+                k = -ENOMEM;
+                goto fail;
+        }
+
+        k = oplog_mkdir_p(l->dir, 0750);
+        if (k >= 0)
+                k = oplog_mkdir_p(l->keys_dir, 0700);
+        if (k < 0)
+                goto fail;
+        k = oplog_identity_load_or_create(p->identity_key, &identity, &rec.identity_created);
+        if (k < 0)
+                goto fail;
+        k = read_boot_id(l->boot);
+        if (k < 0)
+                goto fail;
+
+        if (asprintf(&lock_path, "%s/" OPLOG_LOCK_FILE, l->dir) < 0) {
+                k = -ENOMEM;
+                goto fail;
+        }
+        l->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (l->lock_fd < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        if (flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                k = errno == EWOULDBLOCK ? -EBUSY : negative_errno();
+                goto fail;
+        }
+
+        pthread_mutex_lock(&l->lock);
+        k = recover_locked(l, &rec);
+        if (k == 1) {
+                rec.previous = OPLOG_PREVIOUS_NONE;
+                k = new_log_locked(l, identity);
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (k < 0)
+                goto fail;
+        memcpy(rec.log_id, l->log_id, sizeof(rec.log_id));
+
+        if (p->async) {
+                l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (l->efd < 0) {
+                        k = negative_errno();
+                        goto fail;
+                }
+                k = -pthread_create(&l->thread, NULL, log_thread, l);
+                if (k < 0)
+                        goto fail;
+                l->thread_started = true;
+        }
+        (void)oplog_prune(l, (uint64_t)now_usec(CLOCK_REALTIME));
+        *ret = l;
+        if (ret_recovery)
+                *ret_recovery = rec;
+        return 0;
+fail:
+        oplog_close(l);
+        return k;
+}
+
+OpLog *oplog_close(OpLog *l)
+{
+        if (!l)
+                return NULL;
+        if (l->thread_started) {
+                pthread_mutex_lock(&l->qlock);
+                l->stopping = true;
+                pthread_cond_signal(&l->qcond);
+                pthread_mutex_unlock(&l->qlock);
+                pthread_join(l->thread, NULL);
+        }
+        if (l->seg_fd >= 0) {
+                pthread_mutex_lock(&l->lock);
+                (void)sync_now_locked(l);
+                if (l->seg_size == 0 && l->seg_first > 1) {
+                        /* A segment that never got a record would only confuse readers. */
+                        char name[LOG_SEGMENT_NAME_MAX];
+                        _cleanup_free_ char *path = NULL;
+                        log_segment_name(l->seg_first, name);
+                        if (asprintf(&path, "%s/%s", l->dir, name) >= 0 && unlink(path) >= 0)
+                                (void)oplog_fsync_dir(l->dir);
+                }
+                pthread_mutex_unlock(&l->lock);
+        }
+        for (struct job *j = l->q_head, *next; j; j = next) {
+                next = j->next;
+                job_free(j);
+        }
+        for (struct job *j = l->d_head, *next; j; j = next) {
+                next = j->next;
+                job_free(j);
+        }
+        safe_close(l->seg_fd);
+        safe_close(l->lock_fd);
+        safe_close(l->efd);
+        EVP_PKEY_free(l->key);
+        EVP_PKEY_free(l->pending_old_key);
+        free(l->dir);
+        free(l->keys_dir);
+        free(l->term);
+        free(l->cursor_path);
+        pthread_mutex_destroy(&l->lock);
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->qlock);
+        pthread_cond_destroy(&l->qcond);
+        free(l);
+        return NULL;
+}

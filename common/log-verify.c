@@ -1,0 +1,497 @@
+/* Operation-log verification (DESIGN.md §6): segment files, line streaming, signature and key-rotation
+ * chain. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mamori/log-verify.h"
+
+#define READ_CHUNK (256u * 1024u)
+
+void log_segment_name(uint64_t first_seq, char buf[LOG_SEGMENT_NAME_MAX])
+{
+        snprintf(buf, LOG_SEGMENT_NAME_MAX, LOG_SEGMENT_PREFIX "%020" PRIu64 LOG_SEGMENT_SUFFIX, first_seq);
+}
+
+bool log_segment_name_parse(const char *name, uint64_t *ret_first_seq)
+{
+        const size_t pre = strlen(LOG_SEGMENT_PREFIX), suf = strlen(LOG_SEGMENT_SUFFIX);
+        uint64_t seq = 0;
+
+        if (!name || strlen(name) != pre + 20 + suf || !strneq(name, LOG_SEGMENT_PREFIX, pre) ||
+            !streq(name + pre + 20, LOG_SEGMENT_SUFFIX))
+                return false;
+        for (size_t i = pre; i < pre + 20; i++) {
+                unsigned d;
+                if (name[i] < '0' || name[i] > '9')
+                        return false;
+                d = (unsigned)(name[i] - '0');
+                if (seq > (UINT64_MAX - d) / 10)
+                        return false;
+                seq = seq * 10 + d;
+        }
+        if (seq < 1 || seq > (uint64_t)RECORD_INT_MAX)
+                return false;
+        if (ret_first_seq)
+                *ret_first_seq = seq;
+        return true;
+}
+
+void log_segments_free(char **names, size_t n)
+{
+        if (!names)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        /* Fixed-width digits: byte order is seq order. */
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int log_segments_list(const char *dir, char ***ret, size_t *ret_n)
+{
+        DIR *d;
+        char **names = NULL;
+        size_t n = 0, allocated = 0;
+        struct dirent *de;
+        int k = 0;
+
+        if (!dir || !ret || !ret_n)
+                return -EINVAL;
+        d = opendir(dir);
+        if (!d)
+                return negative_errno();
+        for (;;) {
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0)
+                                k = negative_errno();
+                        break;
+                }
+                if (!log_segment_name_parse(de->d_name, NULL))
+                        continue;
+                if (n >= LOG_SEGMENTS_MAX) {
+                        k = -E2BIG;
+                        break;
+                }
+                if (n == allocated) {
+                        size_t na = allocated ? allocated * 2 : 16;
+                        char **nn = realloc(names, na * sizeof(char *));
+                        if (!nn) {
+                                k = -ENOMEM;
+                                break;
+                        }
+                        names = nn;
+                        allocated = na;
+                }
+                names[n] = strdup(de->d_name);
+                if (!names[n]) {
+                        k = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        if (k < 0) {
+                log_segments_free(names, n);
+                return k;
+        }
+        if (n > 0)
+                qsort(names, n, sizeof(char *), cmp_names);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+int log_segment_read_fd(int fd, log_line_fn cb, void *userdata, uint64_t *ret_tail)
+{
+        const size_t cap = READ_CHUNK + RECORD_LINE_MAX + 2;
+        _cleanup_free_ char *buf = NULL;
+        size_t have = 0;       /* bytes in buf */
+        uint64_t base = 0;     /* file offset of buf[0] */
+        bool skipping = false; /* inside an over-long line already reported */
+        int k;
+
+        if (fd < 0 || !cb)
+                return -EINVAL;
+        buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+
+        for (;;) {
+                ssize_t r = read(fd, buf + have, cap - have);
+                size_t start = 0;
+
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        break;
+                have += (size_t)r;
+
+                for (;;) {
+                        char *nl = memchr(buf + start, '\n', have - start);
+                        size_t len;
+                        if (!nl)
+                                break;
+                        len = (size_t)(nl - (buf + start));
+                        if (skipping)
+                                skipping = false;
+                        else {
+                                k = cb(buf + start, len, base + start, userdata);
+                                if (k < 0)
+                                        return k;
+                        }
+                        start += len + 1;
+                }
+                if (!skipping && have - start > RECORD_LINE_MAX + 1) {
+                        /* Over-long line: report its head once, then skip to its "\n". */
+                        k = cb(buf + start, RECORD_LINE_MAX + 1, base + start, userdata);
+                        if (k < 0)
+                                return k;
+                        skipping = true;
+                }
+                if (skipping) {
+                        base += have;
+                        have = 0;
+                        continue;
+                }
+                memmove(buf, buf + start, have - start);
+                base += start;
+                have -= start;
+        }
+        if (ret_tail)
+                *ret_tail = have;
+        return 0;
+}
+
+struct LogVerifier {
+        EVP_PKEY *identity;
+        EVP_PKEY *current; /* epoch key; NULL before log.open */
+        uint8_t current_raw[ED25519_KEY_SIZE];
+        unsigned epochs;
+        Record *last;
+        char last_hash[SHA256_HEX_MAX];
+        bool broken;
+        int error;
+        char reason[200];
+};
+
+int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret)
+{
+        LogVerifier *v;
+
+        if (!identity || !ret || ed25519_check(identity) < 0)
+                return -EINVAL;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        if (EVP_PKEY_up_ref(identity) != 1) {
+                free(v);
+                return -EIO;
+        }
+        v->identity = identity;
+        memcpy(v->last_hash, RECORD_PREV_FIRST, sizeof(v->last_hash));
+        *ret = v;
+        return 0;
+}
+
+LogVerifier *log_verifier_free(LogVerifier *v)
+{
+        if (!v)
+                return NULL;
+        EVP_PKEY_free(v->identity);
+        EVP_PKEY_free(v->current);
+        record_free(v->last);
+        free(v);
+        return NULL;
+}
+
+_printf_(3, 4) static int fail(LogVerifier *v, int error, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+        va_end(ap);
+        v->broken = true;
+        v->error = error;
+        return error;
+}
+
+static const char *parse_error(int k)
+{
+        switch (k) {
+        case -E2BIG:
+                return "line too long or nested too deep";
+        case -ERANGE:
+                return "integer out of range";
+        default:
+                return "not a well-formed canonical record";
+        }
+}
+
+int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record)
+{
+        _cleanup_record_ Record *r = NULL;
+        _cleanup_pkey_ EVP_PKEY *next_key = NULL;
+        uint8_t raw[ED25519_KEY_SIZE];
+        uint64_t expect;
+        int k;
+
+        if (!v || (!line && len > 0))
+                return -EINVAL;
+        if (v->broken)
+                return v->error;
+        expect = v->last ? v->last->seq + 1 : 1;
+
+        k = record_parse_line(line, len, &r);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return fail(v, -EBADMSG, "seq %" PRIu64 " expected: %s", expect, parse_error(k));
+
+        if (v->last && !streq(r->log, v->last->log))
+                return fail(v, -EBADMSG, "seq %" PRIu64 ": log id %s differs from %s", r->seq, r->log,
+                            v->last->log);
+        if (r->seq != expect)
+                return fail(v, -EBADMSG, "seq %" PRIu64 " found where seq %" PRIu64 " was expected%s",
+                            r->seq, expect,
+                            r->seq > expect ? " (records missing)" : " (records repeated or reordered)");
+        if (!streq(r->prev, v->last_hash))
+                return fail(v, -EBADMSG, "seq %" PRIu64 ": prev does not match the hash of seq %" PRIu64,
+                            r->seq, expect - 1);
+        k = record_check_link(v->last, v->last_hash, r);
+        if (k < 0)
+                return fail(v, -EBADMSG, "seq %" PRIu64 ": chain link broken", r->seq);
+
+        if (r->seq == 1) {
+                if (!streq(r->ev, "log.open"))
+                        return fail(v, -EBADMSG, "seq 1 is \"%s\", not log.open", r->ev);
+                k = record_verify(r, v->identity);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        return fail(v, -EBADMSG, "seq 1 (log.open): signature is not by the identity key");
+        } else {
+                if (streq(r->ev, "log.open"))
+                        return fail(v, -EBADMSG, "seq %" PRIu64 ": log.open after seq 1", r->seq);
+                k = record_verify(r, v->current);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        return fail(v, -EBADMSG,
+                                    "seq %" PRIu64
+                                    " (%s): signature is not by the current log key (epoch %u)",
+                                    r->seq, r->ev, v->epochs - 1);
+        }
+
+        if (streq(r->ev, "log.open") || streq(r->ev, "key.rotate")) {
+                k = record_data_key(r, raw);
+                if (k < 0)
+                        return fail(v, -EBADMSG, "seq %" PRIu64 " (%s): data.key missing or malformed",
+                                    r->seq, r->ev);
+                k = ed25519_public_from_raw(raw, &next_key);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        return fail(v, -EBADMSG, "seq %" PRIu64 " (%s): data.key is not an Ed25519 key",
+                                    r->seq, r->ev);
+                EVP_PKEY_free(v->current);
+                v->current = TAKE_PTR(next_key);
+                memcpy(v->current_raw, raw, sizeof(raw));
+                v->epochs++;
+        }
+
+        k = record_line_hash(line, len, v->last_hash);
+        if (k < 0)
+                return k;
+        record_free(v->last);
+        v->last = TAKE_PTR(r);
+        if (ret_record)
+                *ret_record = v->last;
+        return 0;
+}
+
+const char *log_verifier_reason(const LogVerifier *v)
+{
+        return v && v->broken ? v->reason : "";
+}
+
+uint64_t log_verifier_last_seq(const LogVerifier *v)
+{
+        return v && v->last ? v->last->seq : 0;
+}
+
+const char *log_verifier_last_hash(const LogVerifier *v)
+{
+        return v ? v->last_hash : RECORD_PREV_FIRST;
+}
+
+const char *log_verifier_log_id(const LogVerifier *v)
+{
+        return v && v->last ? v->last->log : "";
+}
+
+unsigned log_verifier_epochs(const LogVerifier *v)
+{
+        return v ? v->epochs : 0;
+}
+
+int log_verifier_current_key(const LogVerifier *v, uint8_t ret[ED25519_KEY_SIZE])
+{
+        if (!v || !ret)
+                return -EINVAL;
+        if (v->epochs == 0)
+                return -ENOENT;
+        memcpy(ret, v->current_raw, ED25519_KEY_SIZE);
+        return 0;
+}
+
+struct dir_ctx {
+        LogVerifier *v;
+        log_record_fn each;
+        void *userdata;
+        struct log_verify_result *res;
+        uint64_t line_no;
+        uint64_t first_seq; /* from the segment name */
+        bool first_in_segment;
+};
+
+static int on_line(const char *line, size_t len, uint64_t offset, void *userdata)
+{
+        struct dir_ctx *c = userdata;
+        const Record *r = NULL;
+        int k;
+
+        c->line_no++;
+        k = log_verifier_push(c->v, line, len, &r);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0) {
+                c->res->bad_line = c->line_no;
+                c->res->bad_seq = log_verifier_last_seq(c->v) + 1;
+                snprintf(c->res->reason, sizeof(c->res->reason), "%s", log_verifier_reason(c->v));
+                return -EBADMSG;
+        }
+        if (c->first_in_segment && r->seq != c->first_seq) {
+                c->res->bad_line = c->line_no;
+                c->res->bad_seq = r->seq;
+                snprintf(c->res->reason, sizeof(c->res->reason),
+                         "segment name says it starts at seq %" PRIu64 ", its first record is seq %" PRIu64,
+                         c->first_seq, r->seq);
+                return -EBADMSG;
+        }
+        c->first_in_segment = false;
+        c->res->records++;
+        if (c->each) {
+                k = c->each(r, line, len, c->userdata);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each, void *userdata,
+                         struct log_verify_result *ret)
+{
+        _cleanup_log_verifier_ LogVerifier *v = NULL;
+        struct log_verify_result res = {0};
+        char **names = NULL;
+        size_t n = 0;
+        int k;
+
+        if (!dir || !identity || !ret)
+                return -EINVAL;
+        k = log_verifier_new(identity, &v);
+        if (k < 0)
+                return k;
+        k = log_segments_list(dir, &names, &n);
+        if (k < 0)
+                return k;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_free_ char *path = NULL;
+                struct dir_ctx c = {
+                        .v = v, .each = each, .userdata = userdata, .res = &res, .first_in_segment = true};
+                uint64_t tail = 0;
+
+                (void)log_segment_name_parse(names[i], &c.first_seq);
+                snprintf(res.bad_file, sizeof(res.bad_file), "%s", names[i]);
+                if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+                        k = -ENOMEM;
+                        goto finish;
+                }
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+                if (fd < 0) {
+                        k = negative_errno();
+                        goto finish;
+                }
+                res.segments++;
+                k = log_segment_read_fd(fd, on_line, &c, &tail);
+                if (k == -EBADMSG) {
+                        k = 0;
+                        goto finish; /* reason already set */
+                }
+                if (k < 0)
+                        goto finish;
+                if (c.first_in_segment && tail == 0 && i + 1 == n)
+                        continue; /* a just-created last segment: harmless */
+                if (c.first_in_segment) {
+                        res.bad_seq = log_verifier_last_seq(v) + 1;
+                        snprintf(res.reason, sizeof(res.reason), "segment has no complete record%s",
+                                 tail > 0 ? " (only a torn line)" : "");
+                        goto finish;
+                }
+                if (tail > 0) {
+                        res.bad_line = c.line_no + 1;
+                        res.bad_seq = log_verifier_last_seq(v) + 1;
+                        snprintf(res.reason, sizeof(res.reason),
+                                 "truncated record: %" PRIu64 " bytes after the last complete line", tail);
+                        goto finish;
+                }
+                if (i + 1 < n) {
+                        uint64_t next_first = 0;
+                        (void)log_segment_name_parse(names[i + 1], &next_first);
+                        if (next_first != log_verifier_last_seq(v) + 1) {
+                                snprintf(res.bad_file, sizeof(res.bad_file), "%s", names[i + 1]);
+                                res.bad_seq = log_verifier_last_seq(v) + 1;
+                                snprintf(res.reason, sizeof(res.reason),
+                                         "segment starts at seq %" PRIu64 ", expected %" PRIu64
+                                         " (segment missing or cut short)",
+                                         next_first, res.bad_seq);
+                                goto finish;
+                        }
+                }
+        }
+        if (n == 0) {
+                res.bad_file[0] = '\0';
+                res.bad_seq = 1;
+                snprintf(res.reason, sizeof(res.reason), "no segment files (no records)");
+        } else {
+                res.intact = true;
+                res.bad_file[0] = '\0';
+                res.reason[0] = '\0';
+        }
+        k = 0;
+finish:
+        log_segments_free(names, n);
+        if (k < 0)
+                return k;
+        *ret = res;
+        return 0;
+}

@@ -1,0 +1,98 @@
+/* Operation-log verifier (DESIGN.md §6) and segment-file reader, shared by mamorictl, mamorid and the
+ * collector. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "mamori/crypto-util.h"
+#include "mamori/encoding.h"
+#include "mamori/record.h"
+
+/*
+ * Segment files: one per range of records, named LOG_SEGMENT_PREFIX + the seq of its first record
+ * as 20 decimal digits + LOG_SEGMENT_SUFFIX ("seg-00000000000000000001.log"), so that name order
+ * is seq order. Each holds whole lines, each ending with "\n". Other names in the directory are
+ * ignored (temporary files, the writer's lock file).
+ */
+#define LOG_SEGMENT_PREFIX   "seg-"
+#define LOG_SEGMENT_SUFFIX   ".log"
+#define LOG_SEGMENT_NAME_MAX 32 /* "seg-" + 20 digits + ".log" + NUL = 29 */
+
+/* "seg-%020llu.log" for first_seq into buf. */
+void log_segment_name(uint64_t first_seq, char buf[LOG_SEGMENT_NAME_MAX]);
+/* true and *ret_first_seq when name is a segment name (strict: 20 digits, seq >= 1). */
+bool log_segment_name_parse(const char *name, uint64_t *ret_first_seq);
+
+/*
+ * Segment names in dir, sorted by first seq. *ret is a malloc'd array of malloc'd names, owned by
+ * the caller (log_segments_free). At most LOG_SEGMENTS_MAX entries (-E2BIG beyond).
+ */
+#define LOG_SEGMENTS_MAX 1000000u
+int log_segments_list(const char *dir, char ***ret, size_t *ret_n);
+void log_segments_free(char **names, size_t n);
+
+/*
+ * Streams the complete lines of an open segment file to cb (line without its "\n", its byte offset
+ * in the file). Bytes after the last "\n" are a torn tail: not passed to cb, their count goes to
+ * *ret_tail (may be NULL). A line longer than RECORD_LINE_MAX is passed truncated to
+ * RECORD_LINE_MAX + 1 bytes (so the parser refuses it). cb returning < 0 stops the read with that
+ * value. Returns 0 or -errno.
+ */
+typedef int (*log_line_fn)(const char *line, size_t len, uint64_t offset, void *userdata);
+int log_segment_read_fd(int fd, log_line_fn cb, void *userdata, uint64_t *ret_tail);
+
+/*
+ * Incremental chain verifier: feed it every line of one log, in order, from seq 1. It checks the
+ * strict record syntax, seq 1 = log.open signed by the identity key, prev links and seq continuity,
+ * one log id throughout, every later signature against the current epoch key, and key.rotate
+ * (signed by the current key) switching to its data.key. The first failure sticks: later pushes
+ * return the same error. The verifier holds a reference on identity.
+ */
+typedef struct LogVerifier LogVerifier;
+
+int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret);
+LogVerifier *log_verifier_free(LogVerifier *v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(LogVerifier *, log_verifier_free);
+#define _cleanup_log_verifier_ _cleanup_(log_verifier_freep)
+
+/*
+ * One line (a single trailing "\n" is allowed). 0 if it continues the chain; -EBADMSG with a
+ * human-readable reason (log_verifier_reason) otherwise; -ENOMEM. On success and if ret_record is
+ * not NULL, *ret_record borrows the parsed record until the next push.
+ */
+int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record);
+/* Why the chain broke ("" while intact); the string lives as long as v. */
+const char *log_verifier_reason(const LogVerifier *v);
+/* seq of the last good record (0 before any), and its line hash (RECORD_PREV_FIRST before any). */
+uint64_t log_verifier_last_seq(const LogVerifier *v);
+const char *log_verifier_last_hash(const LogVerifier *v);
+/* Log id (empty before seq 1), number of key epochs seen (log.open = 1). */
+const char *log_verifier_log_id(const LogVerifier *v);
+unsigned log_verifier_epochs(const LogVerifier *v);
+/* Raw public key of the current epoch; -ENOENT before log.open. */
+int log_verifier_current_key(const LogVerifier *v, uint8_t ret[ED25519_KEY_SIZE]);
+
+/* Result of a whole-directory verification. */
+struct log_verify_result {
+        bool intact;
+        uint64_t records;  /* good records */
+        uint64_t segments; /* segment files read */
+        uint64_t bad_seq;  /* seq the broken record claims, or the expected seq; 0 unknown */
+        char bad_file[LOG_SEGMENT_NAME_MAX];
+        uint64_t bad_line; /* 1-based line in bad_file; 0 = not a line (missing file, tail…) */
+        char reason[256];
+};
+
+/*
+ * Verify every segment in dir in order with identity (public or private Ed25519 key). each, if
+ * not NULL, is called for every good record with its line (for export). Returns 0 when the log
+ * could be read (then result->intact says whether it verifies), -errno when dir cannot be read.
+ * An empty directory is not intact ("no records").
+ */
+typedef int (*log_record_fn)(const Record *r, const char *line, size_t len, void *userdata);
+int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each, void *userdata,
+                         struct log_verify_result *ret);
