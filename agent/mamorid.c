@@ -13,6 +13,7 @@
 #include "agent-log.h"
 #include "mamori/agent-config.h"
 #include "mamori/macro.h"
+#include "oplog-agent.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
 
@@ -20,6 +21,7 @@ struct agent {
         struct agent_config config;
         sd_event *event;
         ReaderWatch *watch;
+        AgentOplog *oplog; /* operation log (agent/oplog-agent.c) */
         PolicyWatch *policy;
         sd_event_source *stale_timer;
         int64_t policy_serial; /* of the bundle in force, -1 none */
@@ -66,8 +68,10 @@ static int on_reader_event(sd_event_source *s, int fd, uint32_t revents, void *u
         struct agent *a = userdata;
         struct reader_event ev;
 
-        while (reader_watch_next(a->watch, &ev) > 0)
+        while (reader_watch_next(a->watch, &ev) > 0) {
                 log_reader_event(&ev);
+                oplog_agent_reader_event(a->oplog, &ev);
+        }
         return 0;
 }
 
@@ -195,6 +199,7 @@ static int run(struct agent *a)
         if (r < 0)
                 return r;
 
+        (void)oplog_agent_start(&a->config, a->event, &a->oplog); /* failure: logged, fail-closed */
         agent_log_event("agent.start", "terminal", a->config.terminal_id, "version", MAMORI_VERSION, NULL);
         a->policy_serial = -1;
         r = policy_watch_start(a->event, &a->config, on_policy_changed, a, &a->policy);
@@ -218,6 +223,7 @@ static int run(struct agent *a)
         (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
         r = sd_event_loop(a->event);
         agent_log_event("agent.stop", "terminal", a->config.terminal_id, NULL);
+        a->oplog = oplog_agent_stop(a->oplog);
         return r;
 }
 
@@ -241,6 +247,7 @@ int main(int argc, char **argv)
 
         r = run(&a);
         a.watch = reader_watch_stop(a.watch);
+        a.oplog = oplog_agent_stop(a.oplog); /* when run() returned early */
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);
         a.policy = policy_watch_free(a.policy);
         a.event = sd_event_unref(a.event);
