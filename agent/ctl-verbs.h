@@ -10,3 +10,4 @@ struct ctl_verb {
 int ctl_help(int argc, char **argv);
 int ctl_log(int argc, char **argv);
 int ctl_identity(int argc, char **argv);
+int ctl_auth_test(int argc, char **argv);

@@ -8,6 +8,7 @@
 static const struct ctl_verb verbs[] = {
         /* Add verbs here, one line each, implemented in agent/ctl-<verb>.c. */
         {"help", "show this help", ctl_help},
+        {"auth-test", "one card login in this process: allow OPERATOR or refuse REASON", ctl_auth_test},
         {"log", "verify or export an operation-log directory", ctl_log},
         {"identity", "print the terminal identity public key (PEM)", ctl_identity},
 };

@@ -40,13 +40,23 @@ typedef enum FaultMode {
         FAULT_NONE,
         FAULT_DROP_ON_SIGN,    /* close the connection when GENERAL AUTHENTICATE arrives (pulled mid-sign) */
         FAULT_GARBAGE_ON_SIGN, /* answer GENERAL AUTHENTICATE with random bytes */
+        FAULT_TRUNCATED_CERT,  /* certificate object whose TLV lengths claim more than is sent */
+        FAULT_OVERLONG_CERT,   /* inner TLV length running past the end of the outer one */
+        FAULT_HUGE_CERT,       /* certificate object of 64 KiB through chained 61 xx */
+        FAULT_BAD_SW,          /* SELECT answered with an undefined status word (6F 00) */
 } FaultMode;
 
 static const char *const fault_names[] = {
         [FAULT_NONE] = "none",
         [FAULT_DROP_ON_SIGN] = "drop-on-sign",
         [FAULT_GARBAGE_ON_SIGN] = "garbage-on-sign",
+        [FAULT_TRUNCATED_CERT] = "truncated-cert",
+        [FAULT_OVERLONG_CERT] = "overlong-cert",
+        [FAULT_HUGE_CERT] = "huge-cert",
+        [FAULT_BAD_SW] = "bad-sw",
 };
+
+#define HUGE_CERT_BYTES (64u * 1024u)
 
 typedef struct Card {
         PivApplet *applet;
@@ -59,6 +69,7 @@ typedef struct Card {
         bool want_inserted; /* false after SIGUSR1 until SIGUSR2 */
         bool announced;     /* "inserted" printed for this connection */
         unsigned long exchanges;
+        size_t huge_left; /* FAULT_HUGE_CERT: bytes still to send with GET RESPONSE */
 
         uint8_t in[2 + UINT16_MAX];
         size_t in_len;
@@ -162,12 +173,74 @@ static void trace_apdu(const Card *c, const uint8_t *capdu, size_t clen, const u
                 capdu[1], capdu[2], capdu[3], clen, rapdu[rlen - 2], rapdu[rlen - 1], rlen - 2);
 }
 
+/* The garbage-answering fault modes: > 0 when rapdu/rlen hold the faulty answer to send instead of
+ * the applet's, 0 to let the applet answer. */
+static int fault_answer(Card *c, const uint8_t *msg, size_t len, uint8_t *rapdu, size_t *ret_rlen)
+{
+        bool get_data = msg[1] == 0xCB, get_response = msg[1] == 0xC0, select = msg[1] == 0xA4;
+        size_t n;
+
+        switch (c->fault) {
+        case FAULT_TRUNCATED_CERT:
+                if (!get_data)
+                        return 0;
+                /* 53 and 70 announce ~1 KiB, 12 bytes follow, and the card says that was all. */
+                static const uint8_t truncated[] = {0x53, 0x82, 0x04, 0x00, 0x70, 0x82,
+                                                    0x03, 0xFC, 0x30, 0x82, 0x03, 0xF8};
+                memcpy(rapdu, truncated, sizeof(truncated));
+                n = sizeof(truncated);
+                break;
+        case FAULT_OVERLONG_CERT:
+                if (!get_data)
+                        return 0;
+                /* The outer 53 holds 7 bytes; the 70 inside claims 65535. */
+                static const uint8_t overlong[] = {0x53, 0x07, 0x70, 0x82, 0xFF, 0xFF, 0x30, 0x82, 0x01};
+                memcpy(rapdu, overlong, sizeof(overlong));
+                n = sizeof(overlong);
+                break;
+        case FAULT_HUGE_CERT:
+                if (get_data)
+                        c->huge_left = HUGE_CERT_BYTES;
+                else if (!get_response || c->huge_left == 0)
+                        return 0;
+                n = c->huge_left < 256 ? c->huge_left : 256;
+                memset(rapdu, 0x53, n);
+                if (get_data) {
+                        /* A plausible start: 53 83 01 00 00 (64 KiB), 70 83 00 FF F8. */
+                        memcpy(rapdu,
+                               (const uint8_t[]){0x53, 0x83, 0x01, 0x00, 0x00, 0x70, 0x83, 0x00, 0xFF, 0xF8},
+                               10);
+                }
+                c->huge_left -= n;
+                rapdu[n] = c->huge_left > 0 ? 0x61 : 0x90;
+                rapdu[n + 1] = c->huge_left > 0 ? (c->huge_left >= 256 ? 0x00 : c->huge_left) : 0x00;
+                *ret_rlen = n + 2;
+                return 1;
+        case FAULT_BAD_SW:
+                if (!select)
+                        return 0;
+                n = 0;
+                rapdu[n++] = 0x6F;
+                rapdu[n++] = 0x00;
+                *ret_rlen = n;
+                return 1;
+        default:
+                return 0;
+        }
+        (void)len;
+        rapdu[n++] = 0x90;
+        rapdu[n++] = 0x00;
+        *ret_rlen = n;
+        return 1;
+}
+
 /* Handles one vpcd message; returns < 0 when the connection must be dropped. */
 static int card_message(Card *c, const uint8_t *msg, size_t len)
 {
         uint8_t rapdu[PIV_RAPDU_MAX];
         const uint8_t *atr;
         size_t atr_len, rlen;
+        int r;
 
         if (!c->announced) {
                 /* vpcd accepted the connection and polled: pcscd now sees the card. */
@@ -210,6 +283,14 @@ static int card_message(Card *c, const uint8_t *msg, size_t len)
                 return card_send(c, junk, sizeof(junk));
         }
 
+        if (c->fault >= FAULT_TRUNCATED_CERT) {
+                r = fault_answer(c, msg, len, rapdu, &rlen);
+                if (r > 0) {
+                        trace_apdu(c, msg, len, rapdu, rlen);
+                        return card_send(c, rapdu, rlen);
+                }
+        }
+
         rlen = piv_applet_process(c->applet, msg, len, rapdu);
         trace_apdu(c, msg, len, rapdu, rlen);
         return card_send(c, rapdu, rlen);
@@ -249,7 +330,7 @@ static int card_read(Card *c)
         return 0;
 }
 
-static int load_credentials(const char *key_path, const char *cert_path, EVP_PKEY **ret_key,
+static int load_credentials(const char *key_path, const char *cert_path, bool check_key, EVP_PKEY **ret_key,
                             uint8_t **ret_der, size_t *ret_der_len)
 {
         EVP_PKEY *key = NULL;
@@ -281,7 +362,7 @@ static int load_credentials(const char *key_path, const char *cert_path, EVP_PKE
                 r = -EBADMSG;
                 goto finish;
         }
-        if (X509_check_private_key(cert, key) != 1) {
+        if (check_key && X509_check_private_key(cert, key) != 1) {
                 r = -EKEYREJECTED;
                 goto finish;
         }
@@ -310,7 +391,9 @@ static void help(void)
                "  --cert FILE      certificate (PEM or DER) matching the key\n"
                "  --pin PIN        6-8 digits\n"
                "  --tries N        PIN retry limit (default 3)\n"
-               "  --fault MODE     none, drop-on-sign, garbage-on-sign\n"
+               "  --fault MODE     none, drop-on-sign, garbage-on-sign, truncated-cert, overlong-cert,\n"
+               "                   huge-cert (64 KiB object via 61xx), bad-sw (SELECT answers 6F 00)\n"
+               "  --unchecked-key  accept a key that does not match the certificate (a cloned card)\n"
                "  --trace          log each APDU header and status word to stderr\n\n"
                "SIGUSR1 pulls the card, SIGUSR2 inserts it, SIGTERM/SIGINT exit.\n"
                "Prints 'inserted' / 'pulled' on stdout at each change, 'reader-lost' when vpcd goes away\n"
@@ -319,7 +402,17 @@ static void help(void)
 
 int main(int argc, char **argv)
 {
-        enum { ARG_PORT = 0x100, ARG_HOST, ARG_KEY, ARG_CERT, ARG_PIN, ARG_TRIES, ARG_FAULT, ARG_TRACE };
+        enum {
+                ARG_PORT = 0x100,
+                ARG_HOST,
+                ARG_KEY,
+                ARG_CERT,
+                ARG_PIN,
+                ARG_TRIES,
+                ARG_FAULT,
+                ARG_TRACE,
+                ARG_UNCHECKED_KEY
+        };
         static const struct option options[] = {{"port", required_argument, NULL, ARG_PORT},
                                                 {"host", required_argument, NULL, ARG_HOST},
                                                 {"key", required_argument, NULL, ARG_KEY},
@@ -328,6 +421,7 @@ int main(int argc, char **argv)
                                                 {"tries", required_argument, NULL, ARG_TRIES},
                                                 {"fault", required_argument, NULL, ARG_FAULT},
                                                 {"trace", no_argument, NULL, ARG_TRACE},
+                                                {"unchecked-key", no_argument, NULL, ARG_UNCHECKED_KEY},
                                                 {"help", no_argument, NULL, 'h'},
                                                 {}};
         static Card card = {.host = "127.0.0.1", .fd = -EBADF, .want_inserted = true};
@@ -339,7 +433,7 @@ int main(int argc, char **argv)
         uint8_t *der = NULL;
         size_t der_len = 0;
         sigset_t mask;
-        bool quit = false;
+        bool quit = false, check_key = true;
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -390,6 +484,9 @@ int main(int argc, char **argv)
                 case ARG_TRACE:
                         card.trace = true;
                         break;
+                case ARG_UNCHECKED_KEY:
+                        check_key = false;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -402,7 +499,7 @@ int main(int argc, char **argv)
                 return 2;
         }
 
-        r = load_credentials(key_path, cert_path, &key, &der, &der_len);
+        r = load_credentials(key_path, cert_path, check_key, &key, &der, &der_len);
         if (r < 0) {
                 fprintf(stderr, "mamori-vcard: cannot load key/certificate: %s\n", strerror(-r));
                 return 1;
