@@ -10,4 +10,7 @@ struct ctl_verb {
 int ctl_help(int argc, char **argv);
 int ctl_log(int argc, char **argv);
 int ctl_identity(int argc, char **argv);
+int ctl_status(int argc, char **argv);
+int ctl_lock(int argc, char **argv);
+int ctl_passwd(int argc, char **argv);
 int ctl_auth_test(int argc, char **argv);

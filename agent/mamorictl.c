@@ -11,6 +11,9 @@ static const struct ctl_verb verbs[] = {
         {"auth-test", "one card login in this process: allow OPERATOR or refuse REASON", ctl_auth_test},
         {"log", "verify or export an operation-log directory", ctl_log},
         {"identity", "print the terminal identity public key (PEM)", ctl_identity},
+        {"status", "agent state, operator, card, reader, policy serial, last upload (--json)", ctl_status},
+        {"lock", "end the active session and lock the screen now", ctl_lock},
+        {"passwd", "change the inserted card's PIN", ctl_passwd},
 };
 
 int ctl_help(int argc, char **argv)

@@ -1,0 +1,175 @@
+/* mamorictl passwd: change the inserted card's PIN through the agent (prompts without echo, or lines on
+ * stdin). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "ctl-verbs.h"
+#include "mamori/agent-client.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+#define PIN_LINE_MAX 64
+
+/* One line from fd, read byte by byte so no stdio buffer keeps a copy of the PIN. 1 line, 0 EOF. */
+static int read_line_fd(int fd, char *buf, size_t size)
+{
+        size_t n = 0;
+
+        for (;;) {
+                char ch;
+                ssize_t k = read(fd, &ch, 1);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0) {
+                        if (n == 0)
+                                return 0;
+                        break;
+                }
+                if (ch == '\n')
+                        break;
+                if (n + 1 >= size) {
+                        explicit_bzero(buf, size);
+                        return -E2BIG;
+                }
+                buf[n++] = ch;
+        }
+        if (n > 0 && buf[n - 1] == '\r')
+                n--;
+        buf[n] = '\0';
+        return 1;
+}
+
+/* Prompts on stderr and reads a line from the terminal on stdin with echo off. */
+static int ask_tty(const char *prompt, char *buf, size_t size)
+{
+        struct termios old, quiet;
+        int r;
+
+        fputs(prompt, stderr);
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &old) < 0)
+                return -errno;
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        quiet.c_lflag |= ICANON;
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0)
+                return -errno;
+        r = read_line_fd(STDIN_FILENO, buf, size);
+        (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+        return r;
+}
+
+static int ask(bool tty, const char *prompt, char *buf, size_t size)
+{
+        int r = tty ? ask_tty(prompt, buf, size) : read_line_fd(STDIN_FILENO, buf, size);
+
+        return r == 0 ? -ENODATA : r;
+}
+
+static int change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "ChangePin");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m); /* sd-bus wipes the message when it frees it */
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", old_pin, new_pin);
+        if (r < 0)
+                return r;
+        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
+}
+
+static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct agent_error_info info;
+        char text[256];
+        int r;
+
+        r = ask(tty, "Current PIN: ", old_pin, PIN_LINE_MAX);
+        if (r >= 0)
+                r = ask(tty, "New PIN (6-8 digits): ", new_pin, PIN_LINE_MAX);
+        if (r < 0) {
+                fprintf(stderr, "mamorictl: cannot read the PIN: %s\n",
+                        r == -ENODATA ? "end of input" : strerror(-r));
+                return 2;
+        }
+        if (!agent_pin_format_ok(new_pin)) {
+                fprintf(stderr, "mamorictl: the new PIN must be 6 to 8 digits; the PIN was not changed\n");
+                return 1;
+        }
+        /* The repetition is asked on a terminal; on a pipe it is optional (two or three lines). */
+        r = ask(tty, "Repeat new PIN: ", again, PIN_LINE_MAX);
+        if (r == -ENODATA && !tty)
+                strcpy(again, new_pin);
+        else if (r < 0) {
+                fprintf(stderr, "mamorictl: cannot read the PIN: %s\n",
+                        r == -ENODATA ? "end of input" : strerror(-r));
+                return 2;
+        }
+        if (!streq(new_pin, again)) {
+                fprintf(stderr, "mamorictl: the new PINs do not match; the PIN was not changed\n");
+                return 1;
+        }
+
+        r = agent_bus_open(&bus);
+        if (r >= 0)
+                r = change_pin(bus, old_pin, new_pin, &error);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                fprintf(stderr, "mamorictl: %s (%s); the PIN was not changed\n",
+                        agent_error_format(&info, text, sizeof(text)),
+                        sd_bus_error_is_set(&error) ? error.name : strerror(-r));
+                return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
+        }
+        printf("PIN changed.\n");
+        return 0;
+}
+
+int ctl_passwd(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        char old_pin[PIN_LINE_MAX], new_pin[PIN_LINE_MAX], again[PIN_LINE_MAX];
+        int c, ret;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: mamorictl passwd\n"
+                               "Change the PIN of the inserted operator card. On a terminal the current "
+                               "PIN\n"
+                               "and the new PIN (twice) are asked without echo; otherwise they are read as\n"
+                               "two or three lines from standard input (current, new[, new again]).\n");
+                        return 0;
+                }
+                return 2;
+        }
+        if (optind < argc) {
+                fprintf(stderr, "mamorictl: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        old_pin[0] = new_pin[0] = again[0] = '\0';
+        ret = run_passwd(isatty(STDIN_FILENO) == 1, old_pin, new_pin, again);
+        explicit_bzero(old_pin, sizeof(old_pin));
+        explicit_bzero(new_pin, sizeof(new_pin));
+        explicit_bzero(again, sizeof(again));
+        return ret;
+}

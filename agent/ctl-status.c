@@ -1,0 +1,187 @@
+/* mamorictl status: the agent's state, operator, card, reader, policy serial and last upload (text or
+ * --json). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ctl-verbs.h"
+#include "mamori/agent-client.h"
+#include "mamori/fileio.h"
+#include "mamori/jcs.h"
+#include "mamori/json.h"
+#include "mamori/macro.h"
+
+#define UPLOAD_CURSOR_PATH "/var/lib/mamori/upload/cursor"
+#define CURSOR_MAX         4096
+
+/* The uploader's cursor file: its contents (first line, trimmed) and when it was last advanced. */
+struct upload_info {
+        bool known;
+        char *cursor; /* NULL when unreadable or not text */
+        int64_t mtime_usec;
+};
+
+static void upload_info_read(const char *path, struct upload_info *ret)
+{
+        _cleanup_free_ char *data = NULL;
+        struct upload_info u = {};
+        struct stat st;
+        size_t n;
+
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+                *ret = u;
+                return;
+        }
+        u.known = true;
+        u.mtime_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
+        if (read_file_bounded(path, CURSOR_MAX, &data, &n) >= 0) {
+                const char *nl = memchr(data, '\n', n);
+                size_t line = nl ? (size_t)(nl - data) : n;
+
+                /* Only the first line, and only when it is text (no NUL inside). */
+                if (!memchr(data, '\0', line)) {
+                        data[line] = '\0';
+                        u.cursor = TAKE_PTR(data);
+                }
+        }
+        *ret = u;
+}
+
+static const char *yes_no(bool b)
+{
+        return b ? "yes" : "no";
+}
+
+static int print_json(const struct agent_status *st, const struct upload_info *up)
+{
+        _cleanup_json_ JsonValue *root = NULL, *upload = NULL;
+        _cleanup_free_ char *out = NULL;
+        int r;
+
+        r = json_new_object(&root);
+        if (r < 0)
+                return r;
+        if ((r = json_object_set_string(root, "state", st->state)) < 0 ||
+            (r = json_object_set_string(root, "operator", st->operator_id)) < 0 ||
+            (r = json_object_set_string(root, "method", st->method)) < 0 ||
+            (r = json_object_set_string(root, "card", st->card)) < 0 ||
+            (r = json_object_set_string(root, "reader", st->reader)) < 0 ||
+            (r = json_object_set_boolean(root, "card_present", st->card_present)) < 0 ||
+            (r = json_object_set_integer(root, "policy_serial", st->policy_serial)) < 0 ||
+            (r = json_object_set_boolean(root, "emergency", st->emergency)) < 0 ||
+            (r = json_object_set_boolean(root, "log_writable", st->log_writable)) < 0)
+                return r;
+        if (!up->known)
+                r = json_object_set_null(root, "last_upload");
+        else {
+                r = json_new_object(&upload);
+                if (r < 0)
+                        return r;
+                r = json_object_set_integer(upload, "time_usec", up->mtime_usec);
+                /* A cursor that is not valid UTF-8 is left out rather than mangled. */
+                if (r >= 0 && up->cursor && json_object_set_string(upload, "cursor", up->cursor) < 0)
+                        r = 0;
+                if (r < 0)
+                        return r;
+                r = json_object_set(root, "last_upload", TAKE_PTR(upload));
+        }
+        if (r < 0)
+                return r;
+        r = jcs_serialize(root, NULL, &out, NULL);
+        if (r < 0)
+                return r;
+        printf("%s\n", out);
+        return 0;
+}
+
+static void print_text(const struct agent_status *st, const struct upload_info *up)
+{
+        char when[64] = "unknown";
+
+        printf("State: %s\n", st->state);
+        printf("Operator: %s\n", st->operator_id[0] ? st->operator_id : "-");
+        printf("Method: %s\n", st->method[0] ? st->method : "-");
+        printf("Card: %s\n", st->card[0] ? st->card : "-");
+        printf("Reader: %s\n", st->reader[0] ? st->reader : "-");
+        printf("Card present: %s\n", yes_no(st->card_present));
+        if (st->policy_serial >= 0)
+                printf("Policy serial: %lld\n", (long long)st->policy_serial);
+        else
+                printf("Policy serial: none\n");
+        printf("Emergency lock: %s\n", yes_no(st->emergency));
+        printf("Log writable: %s\n", yes_no(st->log_writable));
+        if (up->known) {
+                time_t t = (time_t)(up->mtime_usec / 1000000);
+                struct tm tm;
+
+                if (localtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+        }
+        printf("Last upload: %s", when);
+        if (up->known && up->cursor && up->cursor[0])
+                printf(" (cursor %s)", up->cursor);
+        printf("\n");
+}
+
+int ctl_status(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"json", no_argument, NULL, 'j'},
+                {"cursor", required_argument, NULL, 'C'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct agent_status st;
+        struct upload_info up;
+        struct agent_error_info info;
+        const char *cursor = UPLOAD_CURSOR_PATH;
+        bool json = false;
+        char text[256];
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "jC:h", options, NULL)) >= 0) {
+                if (c == 'j')
+                        json = true;
+                else if (c == 'C')
+                        cursor = optarg;
+                else if (c == 'h') {
+                        printf("Usage: mamorictl status [--json] [--cursor FILE]\n"
+                               "Show the agent's state, operator, card, reader, policy serial and the last "
+                               "upload\n(the uploader's cursor file, default %s).\n",
+                               UPLOAD_CURSOR_PATH);
+                        return 0;
+                } else
+                        return 2;
+        }
+        if (optind < argc) {
+                fprintf(stderr, "mamorictl: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+
+        r = agent_bus_open(&bus);
+        if (r >= 0)
+                r = agent_get_status(bus, &error, &st);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                fprintf(stderr, "mamorictl: %s (%s)\n", agent_error_format(&info, text, sizeof(text)),
+                        sd_bus_error_is_set(&error) ? error.name : strerror(-r));
+                /* Like systemctl status: 3 means "not running". */
+                return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
+        }
+        upload_info_read(cursor, &up);
+        if (json) {
+                r = print_json(&st, &up);
+                if (r < 0)
+                        fprintf(stderr, "mamorictl: cannot format the status as JSON: %s\n", strerror(-r));
+        } else
+                print_text(&st, &up);
+        agent_status_done(&st);
+        free(up.cursor);
+        return r < 0 ? 1 : 0;
+}

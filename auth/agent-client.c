@@ -1,0 +1,328 @@
+/* Thin sd-bus client of org.mamori.Agent1 for pam_mamori.so and mamorictl: errors in words, properties. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mamori/agent-client.h"
+#include "mamori/dbus-api.h"
+
+/* Every named error of dbus-api.h, with what an operator at the counter should read. */
+static const struct agent_error_entry {
+        const char *dbus_name;
+        enum agent_error_class class;
+        const char *name;
+        const char *sentence;
+} agent_errors[] = {
+        {MAMORI_ERROR_NO_CARD, AGENT_ERROR_NO_CARD, "no-card", "Insert your operator card"},
+        {MAMORI_ERROR_UNKNOWN_CARD, AGENT_ERROR_REFUSED, "unknown-card", "This card is not registered"},
+        {MAMORI_ERROR_CARD_SUSPENDED, AGENT_ERROR_REFUSED, "card-suspended",
+         "Card suspended — call your security manager"},
+        {MAMORI_ERROR_CARD_RETURNED, AGENT_ERROR_REFUSED, "card-returned",
+         "This card was returned and is no longer valid — call your security manager"},
+        {MAMORI_ERROR_OPERATOR_SUSPENDED, AGENT_ERROR_REFUSED, "operator-suspended",
+         "Operator suspended — call your security manager"},
+        {MAMORI_ERROR_OPERATOR_RETIRED, AGENT_ERROR_REFUSED, "operator-retired",
+         "This operator is no longer registered — call your security manager"},
+        {MAMORI_ERROR_WRONG_OFFICE, AGENT_ERROR_REFUSED, "wrong-office",
+         "This card is not allowed at this office"},
+        {MAMORI_ERROR_CERT_UNTRUSTED, AGENT_ERROR_REFUSED, "cert-untrusted",
+         "Card certificate not trusted — call your security manager"},
+        {MAMORI_ERROR_CERT_EXPIRED, AGENT_ERROR_REFUSED, "cert-expired",
+         "Certificate expired — call your security manager"},
+        {MAMORI_ERROR_PIN_WRONG, AGENT_ERROR_PIN_WRONG, "pin-wrong", "PIN wrong"},
+        {MAMORI_ERROR_PIN_BLOCKED, AGENT_ERROR_PIN_BLOCKED, "pin-blocked",
+         "PIN blocked — call your security manager"},
+        {MAMORI_ERROR_SIGNATURE_INVALID, AGENT_ERROR_REFUSED, "signature-invalid",
+         "The card failed its identity check — call your security manager"},
+        {MAMORI_ERROR_POLICY_STALE, AGENT_ERROR_REFUSED, "policy-stale",
+         "Access policy out of date — logins are suspended; call your system administrator"},
+        {MAMORI_ERROR_EMERGENCY, AGENT_ERROR_REFUSED, "emergency",
+         "Emergency lock in force — logins are suspended"},
+        {MAMORI_ERROR_CARD_ERROR, AGENT_ERROR_REFUSED, "card-error", "Card could not be read — reinsert it"},
+        {MAMORI_ERROR_WRONG_USER, AGENT_ERROR_WRONG_USER, "wrong-user",
+         "This card belongs to another operator"},
+        {MAMORI_ERROR_BUSY, AGENT_ERROR_BUSY, "busy", "Another login is in progress — try again"},
+        {MAMORI_ERROR_NOT_PENDING, AGENT_ERROR_NOT_PENDING, "not-pending",
+         "The login was cancelled — try again"},
+        {MAMORI_ERROR_NOT_ACTIVE, AGENT_ERROR_NOT_ACTIVE, "not-active", "No operator is logged in"},
+        {MAMORI_ERROR_PERMISSION, AGENT_ERROR_PERMISSION, "permission-denied", "Not allowed"},
+        {MAMORI_ERROR_LOG_UNWRITABLE, AGENT_ERROR_REFUSED, "log-unwritable",
+         "The operation log cannot be written — logins are suspended; call your system administrator"},
+        {MAMORI_ERROR_INVALID, AGENT_ERROR_INVALID, "invalid-argument",
+         "The request was refused as invalid"},
+        /* The bus's own errors that mean "the agent is not there". */
+        {SD_BUS_ERROR_SERVICE_UNKNOWN, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent is not running"},
+        {SD_BUS_ERROR_NAME_HAS_NO_OWNER, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent is not running"},
+        {SD_BUS_ERROR_NO_REPLY, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent did not answer"},
+        {SD_BUS_ERROR_TIMEOUT, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent did not answer"},
+        {SD_BUS_ERROR_DISCONNECTED, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent is not reachable"},
+        {SD_BUS_ERROR_UNKNOWN_OBJECT, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_UNKNOWN_INTERFACE, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_UNKNOWN_METHOD, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
+         "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_ACCESS_DENIED, AGENT_ERROR_PERMISSION, "permission-denied", "Not allowed"},
+};
+
+int agent_parse_tries(const char *message)
+{
+        const char *p;
+        unsigned long v;
+        char *end;
+
+        if (!message)
+                return -1;
+        p = strstr(message, "tries=");
+        if (!p)
+                return -1;
+        p += strlen("tries=");
+        if (*p < '0' || *p > '9')
+                return -1;
+        errno = 0;
+        v = strtoul(p, &end, 10);
+        if (errno != 0 || v > 99 || (*end != '\0' && *end != ' ' && *end != ',' && *end != ')'))
+                return -1;
+        return (int)v;
+}
+
+static bool transport_errno(int r)
+{
+        switch (-r) {
+        case ECONNREFUSED:
+        case ECONNRESET:
+        case ENOENT:
+        case ENOTCONN:
+        case ETIMEDOUT:
+        case EPIPE:
+        case ESHUTDOWN:
+        case EHOSTDOWN:
+        case ENXIO:
+                return true;
+        default:
+                return false;
+        }
+}
+
+void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info *ret)
+{
+        struct agent_error_info info = {
+                .class = AGENT_ERROR_PROTOCOL,
+                .name = "protocol-error",
+                .sentence = "The access-control agent gave an answer this program does not understand",
+                .tries_left = -1,
+        };
+
+        if (e && sd_bus_error_is_set(e)) {
+                for (size_t i = 0; i < ELEMENTSOF(agent_errors); i++)
+                        if (sd_bus_error_has_name(e, agent_errors[i].dbus_name)) {
+                                info.class = agent_errors[i].class;
+                                info.name = agent_errors[i].name;
+                                info.sentence = agent_errors[i].sentence;
+                                if (info.class == AGENT_ERROR_PIN_WRONG)
+                                        info.tries_left = agent_parse_tries(e->message);
+                                *ret = info;
+                                return;
+                        }
+                /* sd-bus reports a failed transport as "System.Error.E…": look at the errno. */
+                r = -sd_bus_error_get_errno(e);
+        }
+        if (transport_errno(r)) {
+                info.class = AGENT_ERROR_UNAVAILABLE;
+                info.name = "agent-unavailable";
+                info.sentence = "The access-control agent is not reachable";
+        }
+        *ret = info;
+}
+
+const char *agent_error_format(const struct agent_error_info *info, char *buf, size_t size)
+{
+        if (size == 0)
+                return buf;
+        if (info->class == AGENT_ERROR_PIN_WRONG && info->tries_left >= 0)
+                snprintf(buf, size, "PIN wrong, %d %s left", info->tries_left,
+                         info->tries_left == 1 ? "try" : "tries");
+        else
+                snprintf(buf, size, "%s", info->sentence);
+        return buf;
+}
+
+int agent_bus_open(sd_bus **ret)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+        (void)sd_bus_set_description(bus, "mamori-agent-client");
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+int agent_is_running(sd_bus *bus)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has, r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", NULL, &reply, "s", MAMORI_DBUS_NAME);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "b", &has);
+        if (r < 0)
+                return r;
+        return has ? 1 : 0;
+}
+
+static int read_string_variant(sd_bus_message *m, char **field)
+{
+        const char *s;
+        char *copy;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "s", &s);
+        if (r < 0)
+                return r;
+        copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int read_bool_variant(sd_bus_message *m, bool *field)
+{
+        int b, r;
+
+        r = sd_bus_message_read(m, "v", "b", &b);
+        if (r < 0)
+                return r;
+        *field = b;
+        return 0;
+}
+
+void agent_status_done(struct agent_status *s)
+{
+        if (!s)
+                return;
+        free(s->state);
+        free(s->operator_id);
+        free(s->method);
+        free(s->card);
+        free(s->reader);
+        *s = (struct agent_status){.policy_serial = -1};
+}
+
+int agent_get_status(sd_bus *bus, sd_bus_error *error, struct agent_status *ret)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct agent_status st = {.policy_serial = -1};
+        int r;
+
+        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, "org.freedesktop.DBus.Properties",
+                               "GetAll", error, &reply, "s", MAMORI_DBUS_INTERFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name;
+
+                r = sd_bus_message_enter_container(reply, 'e', "sv");
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        break;
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r < 0)
+                        goto fail;
+                if (streq(name, "State"))
+                        r = read_string_variant(reply, &st.state);
+                else if (streq(name, "Operator"))
+                        r = read_string_variant(reply, &st.operator_id);
+                else if (streq(name, "Method"))
+                        r = read_string_variant(reply, &st.method);
+                else if (streq(name, "Card"))
+                        r = read_string_variant(reply, &st.card);
+                else if (streq(name, "Reader"))
+                        r = read_string_variant(reply, &st.reader);
+                else if (streq(name, "CardPresent"))
+                        r = read_bool_variant(reply, &st.card_present);
+                else if (streq(name, "Emergency"))
+                        r = read_bool_variant(reply, &st.emergency);
+                else if (streq(name, "LogWritable"))
+                        r = read_bool_variant(reply, &st.log_writable);
+                else if (streq(name, "PolicySerial"))
+                        r = sd_bus_message_read(reply, "v", "x", &st.policy_serial);
+                else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        goto fail;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sd_bus_message_exit_container(reply);
+        if (r < 0)
+                goto fail;
+        /* Absent strings read as "" so callers never test for NULL. */
+        char **strings[] = {&st.state, &st.operator_id, &st.method, &st.card, &st.reader};
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                if (!*strings[i]) {
+                        *strings[i] = strdup("");
+                        if (!*strings[i]) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                }
+        *ret = st;
+        return 0;
+fail:
+        agent_status_done(&st);
+        return r;
+}
+
+int agent_get_card_present(sd_bus *bus, sd_bus_error *error, bool *ret)
+{
+        int b, r;
+
+        r = sd_bus_get_property_trivial(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                                        "CardPresent", error, 'b', &b);
+        if (r < 0)
+                return r;
+        *ret = b;
+        return 0;
+}
+
+bool agent_pin_format_ok(const char *pin)
+{
+        size_t n;
+
+        if (!pin)
+                return false;
+        n = strlen(pin);
+        if (n < 6 || n > 8)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (pin[i] < '0' || pin[i] > '9')
+                        return false;
+        return true;
+}
+
+void agent_secret_free(char *s)
+{
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}

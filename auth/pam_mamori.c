@@ -1,0 +1,550 @@
+/* pam_mamori.so: operator card + PIN through mamorid's D-Bus API (a thin sd-bus client, like pam_fprintd).
+ */
+
+/*
+ * The module holds no key, talks to no card and links no OpenSSL/PC/SC/curl: mamorid does all of
+ * that and answers with named D-Bus errors, which this file turns into sentences for the operator
+ * and into PAM return codes.
+ *
+ * Display-manager login and screen-locker unlock are the same call: both run pam_authenticate()
+ * on their service (gdm-password, gdm-smartcard, swaylock, gnome-screensaver, …) and the agent
+ * decides from the card alone who the operator is (Accounts=shared) or checks that the PAM user
+ * is the card's operator (Accounts=per-operator). The module therefore does not care which
+ * program calls it; a screen locker usually runs it as the desktop user, which is why every
+ * method it uses is allowed to unprivileged callers by the agent's bus policy.
+ *
+ * Options: debug (log each step with pam_syslog), timeout=N (seconds to wait for a card, 1–3600,
+ * default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the tries
+ * left only when the card reports fewer).
+ *
+ * Return codes: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no card came within the
+ * timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN; PAM_USER_UNKNOWN when
+ * the PAM user is not the card's operator; PAM_CONV_ERR when the application cancelled the prompt.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <systemd/sd-bus.h>
+
+#define PAM_SM_AUTH
+#define PAM_SM_ACCOUNT
+#define PAM_SM_PASSWORD
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "mamori/agent-client.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+#define DEFAULT_TIMEOUT_SEC 60u
+#define MAX_TIMEOUT_SEC     3600u
+#define DEFAULT_MAX_TRIES   3
+#define USEC_PER_SEC_PAM    1000000ull
+
+struct pam_mamori_options {
+        bool debug;
+        unsigned timeout_sec;
+        int max_tries;
+};
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * USEC_PER_SEC_PAM + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+        unsigned long v;
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v < min || v > max)
+                return -ERANGE;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct pam_mamori_options *ret)
+{
+        struct pam_mamori_options o = {
+                .timeout_sec = DEFAULT_TIMEOUT_SEC,
+                .max_tries = DEFAULT_MAX_TRIES,
+        };
+        unsigned v;
+
+        for (int i = 0; i < argc; i++) {
+                const char *a = argv[i];
+
+                if (streq(a, "debug"))
+                        o.debug = true;
+                else if (strneq(a, "timeout=", 8)) {
+                        if (parse_unsigned(a + 8, 1, MAX_TIMEOUT_SEC, &v) < 0)
+                                pam_syslog(pamh, LOG_WARNING, "ignoring bad option '%s' (1–%u seconds)", a,
+                                           MAX_TIMEOUT_SEC);
+                        else
+                                o.timeout_sec = v;
+                } else if (strneq(a, "max_tries=", 10)) {
+                        if (parse_unsigned(a + 10, 1, 15, &v) < 0)
+                                pam_syslog(pamh, LOG_WARNING, "ignoring bad option '%s' (1–15)", a);
+                        else
+                                o.max_tries = (int)v;
+                } else
+                        pam_syslog(pamh, LOG_WARNING, "ignoring unknown option '%s'", a);
+        }
+        *ret = o;
+}
+
+/* A message without an answer; PAM_SILENT silences only the informational ones. */
+static void say(pam_handle_t *pamh, int flags, int style, const char *text)
+{
+        if (style == PAM_TEXT_INFO && (flags & PAM_SILENT))
+                return;
+        (void)pam_prompt(pamh, style, NULL, "%s", text);
+}
+
+/* A hidden answer; NULL when the application cancelled or has no conversation. */
+static char *ask_secret(pam_handle_t *pamh, const char *prompt)
+{
+        char *answer = NULL;
+
+        if (pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, "%s", prompt) != PAM_SUCCESS) {
+                agent_secret_free(answer);
+                return NULL;
+        }
+        return answer;
+}
+
+/* Connects and checks that the agent owns its name: PAM_SUCCESS or PAM_AUTHINFO_UNAVAIL (logged). */
+static int connect_agent(pam_handle_t *pamh, const struct pam_mamori_options *o, sd_bus **ret)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        r = agent_bus_open(&bus);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot connect to the system bus: %s; mamorid unreachable",
+                           strerror(-r));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        r = agent_is_running(bus);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot ask the system bus for %s: %s", MAMORI_DBUS_NAME,
+                           strerror(-r));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (r == 0) {
+                pam_syslog(pamh, LOG_ERR, "%s has no owner on the system bus: mamorid is not running",
+                           MAMORI_DBUS_NAME);
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "connected to %s", MAMORI_DBUS_NAME);
+        *ret = TAKE_PTR(bus);
+        return PAM_SUCCESS;
+}
+
+static void log_refusal(pam_handle_t *pamh, const char *step, const struct agent_error_info *info,
+                        const sd_bus_error *e)
+{
+        /* The error name and the agent's message carry reasons and counts, never the PIN. */
+        pam_syslog(pamh, info->class == AGENT_ERROR_UNAVAILABLE ? LOG_ERR : LOG_NOTICE,
+                   "%s refused: %s (%s: %s)", step, info->name, e && e->name ? e->name : "-",
+                   e && e->message ? e->message : "-");
+}
+
+static int auth_pam_code(const struct agent_error_info *info)
+{
+        switch (info->class) {
+        case AGENT_ERROR_UNAVAILABLE:
+        case AGENT_ERROR_NO_CARD:
+                return PAM_AUTHINFO_UNAVAIL;
+        case AGENT_ERROR_PIN_BLOCKED:
+                return PAM_MAXTRIES;
+        case AGENT_ERROR_WRONG_USER:
+                return PAM_USER_UNKNOWN;
+        default:
+                return PAM_AUTH_ERR;
+        }
+}
+
+/* Card waiting: the agent's PropertiesChanged tells when CardPresent turns true. */
+struct card_wait {
+        bool present;
+        bool refetch;
+};
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        struct card_wait *w = userdata;
+        const char *iface, *name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0 || !streq(iface, MAMORI_DBUS_INTERFACE))
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return 0;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (streq(name, "CardPresent")) {
+                        int b;
+
+                        if (sd_bus_message_read(m, "v", "b", &b) < 0)
+                                return 0;
+                        if (b)
+                                w->present = true;
+                } else if (sd_bus_message_skip(m, "v") < 0)
+                        return 0;
+                if (sd_bus_message_exit_container(m) < 0)
+                        return 0;
+        }
+        if (r < 0 || sd_bus_message_exit_container(m) < 0)
+                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "s") > 0) {
+                while (sd_bus_message_read(m, "s", &name) > 0)
+                        if (streq(name, "CardPresent"))
+                                w->refetch = true;
+        }
+        return 0;
+}
+
+/* Waits until the agent reports a card, at most until deadline: 1 card, 0 timeout, < 0 bus failure.
+ * Besides the signal, the property is read once a second, so a missed signal costs a second. */
+static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
+{
+        uint64_t next_poll = now_usec() + USEC_PER_SEC_PAM;
+        int r;
+
+        w->present = w->refetch = false;
+        for (;;) {
+                uint64_t t = now_usec(), until;
+                bool present;
+
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (w->present)
+                        return 1;
+                if (r > 0)
+                        continue;
+                if (w->refetch || t >= next_poll) {
+                        w->refetch = false;
+                        next_poll = t + USEC_PER_SEC_PAM;
+                        r = agent_get_card_present(bus, NULL, &present);
+                        if (r < 0)
+                                return r;
+                        if (present)
+                                return 1;
+                }
+                if (t >= deadline)
+                        return 0;
+                until = next_poll < deadline ? next_poll : deadline;
+                r = sd_bus_wait(bus, until - t);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+}
+
+static void cancel_login(sd_bus *bus)
+{
+        (void)sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                                 "CancelLogin", NULL, NULL, "");
+}
+
+/* AnswerPin with a message marked sensitive, so sd-bus wipes its copy of the PIN when freeing it. */
+static int answer_pin(sd_bus *bus, const char *pin, sd_bus_error *error, char **ret_operator)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *op;
+        char *copy;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "AnswerPin");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", pin);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &op);
+        if (r < 0)
+                return r;
+        copy = strdup(op);
+        if (!copy)
+                return -ENOMEM;
+        *ret_operator = copy;
+        return 0;
+}
+
+static int start_login(sd_bus *bus, const char *user, sd_bus_error *error, int *ret_tries)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *card_id;
+        int32_t tries;
+        int r;
+
+        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StartLogin",
+                               error, &reply, "s", user);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "si", &card_id, &tries);
+        if (r < 0)
+                return r;
+        *ret_tries = tries;
+        return 0;
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_secret_ char *pin = NULL;
+        _cleanup_free_ char *operator_id = NULL;
+        struct pam_mamori_options o;
+        struct agent_error_info info;
+        struct card_wait w = {};
+        char text[256], prompt[64];
+        const char *user = NULL;
+        bool asked_for_card = false;
+        uint64_t deadline;
+        int tries = -1, r, rc;
+
+        parse_options(pamh, argc, argv, &o);
+        rc = pam_get_user(pamh, &user, NULL);
+        if (rc != PAM_SUCCESS || !user) {
+                pam_syslog(pamh, LOG_ERR, "cannot get the PAM user: %s", pam_strerror(pamh, rc));
+                return rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
+        }
+
+        rc = connect_agent(pamh, &o, &bus);
+        if (rc != PAM_SUCCESS)
+                return rc;
+
+        /* Subscribe before the first StartLogin so a card inserted in between is not missed. */
+        r = sd_bus_match_signal(bus, &slot, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                on_properties_changed, &w);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot subscribe to the agent's properties: %s", strerror(-r));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+
+        deadline = now_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC_PAM;
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                r = start_login(bus, user, &error, &tries);
+                if (r >= 0)
+                        break;
+                agent_error_classify(&error, r, &info);
+                if (info.class != AGENT_ERROR_NO_CARD) {
+                        log_refusal(pamh, "StartLogin", &info, &error);
+                        say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                        return auth_pam_code(&info);
+                }
+                if (!asked_for_card) {
+                        say(pamh, flags, PAM_TEXT_INFO, "Insert your operator card");
+                        asked_for_card = true;
+                }
+                if (o.debug)
+                        pam_syslog(pamh, LOG_DEBUG, "no card; waiting up to %u s", o.timeout_sec);
+                r = wait_for_card(bus, &w, deadline);
+                if (r < 0) {
+                        pam_syslog(pamh, LOG_ERR, "lost the agent while waiting for a card: %s",
+                                   strerror(-r));
+                        return PAM_AUTHINFO_UNAVAIL;
+                }
+                if (r == 0) {
+                        pam_syslog(pamh, LOG_NOTICE, "no card inserted within %u s", o.timeout_sec);
+                        say(pamh, flags, PAM_ERROR_MSG, "No card was inserted — try again");
+                        return PAM_AUTHINFO_UNAVAIL;
+                }
+        }
+        slot = sd_bus_slot_unref(slot);
+        if (o.debug)
+                pam_syslog(pamh, LOG_DEBUG, "card login started for user '%s' (card tries left %d)", user,
+                           tries);
+
+        if (tries >= 0 && tries < o.max_tries)
+                snprintf(prompt, sizeof(prompt), "PIN (%d %s left): ", tries, tries == 1 ? "try" : "tries");
+        else
+                snprintf(prompt, sizeof(prompt), "PIN: ");
+        pin = ask_secret(pamh, prompt);
+        if (!pin) {
+                pam_syslog(pamh, LOG_NOTICE, "PIN prompt cancelled; cancelling the card login");
+                cancel_login(bus);
+                return PAM_CONV_ERR;
+        }
+
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                r = answer_pin(bus, pin, &error, &operator_id);
+                explicit_bzero(pin, strlen(pin));
+                if (r < 0) {
+                        agent_error_classify(&error, r, &info);
+                        log_refusal(pamh, "AnswerPin", &info, &error);
+                        /* A refusal ends the login in the agent; anything else may leave it pending. */
+                        if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL)
+                                cancel_login(bus);
+                        say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                        return auth_pam_code(&info);
+                }
+        }
+
+        pam_syslog(pamh, LOG_INFO, "operator %s logged in with card and PIN (PAM user '%s')", operator_id,
+                   user);
+        /* For the session stack and the desktop: who is at the counter now. */
+        snprintf(text, sizeof(text), "MAMORI_OPERATOR=%s", operator_id);
+        (void)pam_putenv(pamh, text);
+        return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+        return PAM_SUCCESS;
+}
+
+/* The account step: a PIN older than the policy's maximum age must be changed before the session. */
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct pam_mamori_options o;
+        struct agent_error_info info;
+        int32_t days, max_days;
+        char text[160];
+        int r, rc;
+
+        parse_options(pamh, argc, argv, &o);
+        rc = connect_agent(pamh, &o, &bus);
+        if (rc != PAM_SUCCESS)
+                return rc;
+        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "PinAgeDays",
+                               &error, &reply, "");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "ii", &days, &max_days);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "PinAgeDays", &info, &error);
+                switch (info.class) {
+                case AGENT_ERROR_NOT_ACTIVE:
+                        /* Someone else's login (another module authenticated): nothing to say. */
+                        return PAM_IGNORE;
+                case AGENT_ERROR_UNAVAILABLE:
+                        return PAM_AUTHINFO_UNAVAIL;
+                default:
+                        return PAM_PERM_DENIED;
+                }
+        }
+        if (o.debug)
+                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d", days, max_days);
+        if (days < 0 || max_days <= 0 || days < max_days)
+                return PAM_SUCCESS;
+        snprintf(text, sizeof(text), "Your PIN is older than %d days and must be changed", max_days);
+        say(pamh, flags, PAM_ERROR_MSG, text);
+        return PAM_NEW_AUTHTOK_REQD;
+}
+
+static int change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "ChangePin");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", old_pin, new_pin);
+        if (r < 0)
+                return r;
+        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
+}
+
+/* The password step changes the PIN on the card (forced by the account step, or asked for). */
+PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_secret_ char *old_pin = NULL, *new_pin = NULL, *again = NULL;
+        struct pam_mamori_options o;
+        struct agent_error_info info;
+        char text[256];
+        int r, rc;
+
+        parse_options(pamh, argc, argv, &o);
+        rc = connect_agent(pamh, &o, &bus);
+        if (flags & PAM_PRELIM_CHECK)
+                return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_TRY_AGAIN;
+        if (!(flags & PAM_UPDATE_AUTHTOK))
+                return PAM_SERVICE_ERR;
+        if (rc != PAM_SUCCESS) {
+                say(pamh, flags, PAM_ERROR_MSG,
+                    "The access-control agent is not running — the PIN was not changed");
+                return PAM_TRY_AGAIN;
+        }
+
+        old_pin = ask_secret(pamh, "Current PIN: ");
+        if (!old_pin)
+                return PAM_CONV_ERR;
+        new_pin = ask_secret(pamh, "New PIN (6–8 digits): ");
+        if (!new_pin)
+                return PAM_CONV_ERR;
+        if (!agent_pin_format_ok(new_pin)) {
+                say(pamh, flags, PAM_ERROR_MSG, "The new PIN must be 6 to 8 digits");
+                return PAM_AUTHTOK_ERR;
+        }
+        again = ask_secret(pamh, "Repeat new PIN: ");
+        if (!again)
+                return PAM_CONV_ERR;
+        if (!streq(new_pin, again)) {
+                say(pamh, flags, PAM_ERROR_MSG, "The new PINs do not match — the PIN was not changed");
+                return PAM_AUTHTOK_ERR;
+        }
+
+        r = change_pin(bus, old_pin, new_pin, &error);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "ChangePin", &info, &error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                switch (info.class) {
+                case AGENT_ERROR_PIN_WRONG:
+                        return PAM_AUTHTOK_RECOVERY_ERR;
+                case AGENT_ERROR_PERMISSION:
+                case AGENT_ERROR_NOT_ACTIVE:
+                        return PAM_PERM_DENIED;
+                case AGENT_ERROR_UNAVAILABLE:
+                        return PAM_TRY_AGAIN;
+                default:
+                        return PAM_AUTHTOK_ERR;
+                }
+        }
+        pam_syslog(pamh, LOG_INFO, "card PIN changed");
+        say(pamh, flags, PAM_TEXT_INFO, "PIN changed");
+        return PAM_SUCCESS;
+}

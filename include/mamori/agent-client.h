@@ -1,0 +1,89 @@
+/* Thin sd-bus client of mamorid's org.mamori.Agent1 API, shared by pam_mamori.so and mamorictl. */
+#pragma once
+
+/*
+ * No OpenSSL, PC/SC or logging here: this code runs inside login processes (display managers,
+ * screen lockers). Every function returns >= 0 or -errno; ret_* are written only on success.
+ * The bus is the system bus (sd_bus_open_system() honours DBUS_SYSTEM_BUS_ADDRESS, which the
+ * tests point at a private bus). A connection is private to its caller: the agent binds a PIN
+ * conversation to the connection that started it, so StartLogin and AnswerPin must share one.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "mamori/macro.h"
+
+/* Method calls that touch the card (AnswerPin, ChangePin) may wait for the card and the log commit. */
+#define AGENT_CALL_TIMEOUT_USEC (30ull * 1000000ull)
+
+/* What a caller should do about a failed call, independent of PAM. */
+enum agent_error_class {
+        AGENT_ERROR_REFUSED,     /* a named refusal (card, operator, policy, emergency, log …) */
+        AGENT_ERROR_NO_CARD,     /* no card in a reader: ask for one and wait */
+        AGENT_ERROR_PIN_WRONG,   /* tries_left says how many remain (-1 unknown) */
+        AGENT_ERROR_PIN_BLOCKED, /* the card's PIN is blocked */
+        AGENT_ERROR_WRONG_USER,  /* PAM user is not the card's operator (Accounts=per-operator) */
+        AGENT_ERROR_PERMISSION,  /* the caller may not do this */
+        AGENT_ERROR_NOT_ACTIVE,  /* no active session (Lock, PinAgeDays, ChangePin) */
+        AGENT_ERROR_NOT_PENDING, /* AnswerPin without a StartLogin that is still ours */
+        AGENT_ERROR_BUSY,        /* another login is in progress */
+        AGENT_ERROR_INVALID,     /* the agent rejected an argument (e.g. the new PIN's format) */
+        AGENT_ERROR_UNAVAILABLE, /* the agent is not on the bus, the bus is down, or no reply */
+        AGENT_ERROR_PROTOCOL,    /* an answer we do not understand (unknown error name, bad type) */
+};
+
+struct agent_error_info {
+        enum agent_error_class class;
+        const char *name; /* short static name: the refusal reason ("pin-wrong") or "agent-unavailable" … */
+        const char *sentence; /* static operator-facing text without tries ("Card suspended — call …") */
+        int tries_left;       /* PinWrong: N of "pin-wrong tries=N"; otherwise -1 */
+};
+
+/* Classify a failed call: r is the call's return (< 0), e its error (may be unset or NULL). */
+void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info *ret);
+
+/* The operator-facing message ("PIN wrong, 2 tries left"), NUL-terminated in buf; returns buf. */
+const char *agent_error_format(const struct agent_error_info *info, char *buf, size_t size);
+
+/* A new private connection to the system bus. -errno when the bus cannot be reached. */
+int agent_bus_open(sd_bus **ret);
+
+/* > 0 when org.mamori.Agent1 has an owner on the bus, 0 when not, -errno on a bus failure. */
+int agent_is_running(sd_bus *bus);
+
+/* Every property of /org/mamori/Agent1 (GetAll). Strings are owned by the struct. */
+struct agent_status {
+        char *state;
+        char *operator_id;
+        char *method;
+        char *card;
+        char *reader;
+        bool card_present;
+        int64_t policy_serial;
+        bool emergency;
+        bool log_writable;
+};
+
+/* Fills *ret (unknown properties are skipped; missing ones stay ""/false/-1). error may be NULL. */
+int agent_get_status(sd_bus *bus, sd_bus_error *error, struct agent_status *ret);
+void agent_status_done(struct agent_status *s);
+
+/* The CardPresent property alone. */
+int agent_get_card_present(sd_bus *bus, sd_bus_error *error, bool *ret);
+
+/* "pin-wrong tries=N" → N; -1 when the message carries no count. */
+int agent_parse_tries(const char *message);
+
+/* True when pin is 6–8 ASCII digits (the PIV PIN format mamori uses). */
+bool agent_pin_format_ok(const char *pin);
+
+/* Strdup/free for secrets: the free wipes the whole string first. */
+void agent_secret_free(char *s);
+static inline void agent_secret_freep(char **s)
+{
+        agent_secret_free(*s);
+}
+#define _cleanup_secret_ _cleanup_(agent_secret_freep)
