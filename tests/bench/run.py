@@ -3,6 +3,8 @@
 the baseline measured in the same run. Add a benchmark: a function NAME(args) in BENCHES."""
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,7 +75,136 @@ def removal(pulls=30):
     ])
 
 
-BENCHES = {'removal': removal}
+PAM_PKCS11 = '/usr/lib/x86_64-linux-gnu/security/pam_pkcs11.so'
+OPENSC_PKCS11 = '/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so'
+
+
+def pam_pkcs11_env(tmp, ca_path, base_env, cn, user='root'):
+    """A private pam_pkcs11 setup (no /etc): config_file= with OpenSC, the test CA (hash links),
+    cert_policy ca,signature and the cn mapper (cn → user); a PAM service 'mamori-bench' in a
+    private directory, loaded through pam_wrapper."""
+    d = os.path.join(tmp, 'pam')
+    services, cadir, crldir = (os.path.join(d, x) for x in ('services', 'cacerts', 'crls'))
+    for x in (services, cadir, crldir):
+        os.makedirs(x, exist_ok=True)
+    shutil.copy(ca_path, os.path.join(cadir, 'ca.pem'))
+    subprocess.run(['openssl', 'rehash', cadir], check=True, stdout=subprocess.DEVNULL)
+    mapfile = os.path.join(d, 'cn_map')
+    with open(mapfile, 'w', encoding='utf-8') as f:
+        f.write(f'{cn} -> {user}\n')
+    conf = os.path.join(d, 'pam_pkcs11.conf')
+    with open(conf, 'w', encoding='utf-8') as f:
+        f.write(f"""pam_pkcs11 {{
+  nullok = false; debug = false; use_first_pass = false; try_first_pass = false; use_authtok = false;
+  card_only = true; wait_for_card = false;
+  use_pkcs11_module = opensc;
+  pkcs11_module opensc {{
+    module = {OPENSC_PKCS11};
+    slot_num = 0;
+    ca_dir = {cadir};
+    crl_dir = {crldir};
+    cert_policy = ca,signature;
+  }}
+  use_mappers = cn;
+  mapper cn {{
+    debug = false;
+    module = internal;
+    ignorecase = false;
+    mapfile = file://{mapfile};
+  }}
+}}
+""")
+    with open(os.path.join(services, 'mamori-bench'), 'w', encoding='utf-8') as f:
+        f.write(f'auth required {PAM_PKCS11} config_file={conf}\n')
+    env = dict(base_env)
+    env.update({'LD_PRELOAD': 'libpam_wrapper.so', 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': services})
+    return env
+
+
+def login(logins=30, kind='p256'):
+    """Card login, card in the reader → decision, PIN already typed: mamorictl auth-test with and
+    without the certificate cache, and pam_pkcs11 (OpenSC) through pamtester on the same virtual
+    card as the baseline. Runs interleaved so drift hits every variant alike."""
+    import policytool
+    pin = '123456'
+    ctl = os.path.join(bench.build_dir(), 'agent', 'mamorictl')
+    with bench.TempDir(prefix='mamori-bench-') as tmp:
+        pki = bench.TestPKI(tmp)
+        card = pki.issue('OP0001', kind)
+        signer = policytool.Signer.generate(tmp)
+        policy_dir = os.path.join(tmp, 'state', 'policy')
+        policytool.install(policy_dir, signer.sign(policytool.bundle(
+            1, 'chuo', 'T-BENCH', [policytool.operator('OP0001', ['chuo'])],
+            [policytool.card(card.card_id, 'OP0001')])))
+        config = os.path.join(tmp, 'agent.conf')
+        agentproc.write_config(config, {
+            'Terminal': {'Id': 'T-BENCH', 'Office': 'chuo',
+                         'IdentityKey': os.path.join(tmp, 'state', 'keys', 'identity.key')},
+            'Card': {'TrustAnchors': pki.ca_path},
+            'Policy': {'Directory': policy_dir, 'SignerKey': signer.pub_path}})
+        port = bench.free_vpcd_port()
+        with bench.Pcscd(tmp, port, debug=False) as pcscd, \
+                bench.VCard(port, card.key, card.cert, pin, trace=True) as vc:
+            pcscd.wait_card(True)
+            env = pcscd.client_env()
+            pam_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
+
+            def run_ctl(*args):
+                before = vc.apdu_count()
+                t0 = time.monotonic()
+                r = subprocess.run([ctl, 'auth-test', '--config', config, '--verbose'] + list(args), env=env,
+                                   input=pin + '\n', capture_output=True, text=True, timeout=60)
+                wall = (time.monotonic() - t0) * 1e3
+                if r.returncode != 0 or r.stdout.strip() != 'allow OP0001':
+                    raise RuntimeError(f'auth-test failed: {r.stdout} {r.stderr}')
+                m = re.search(r'exchanges=(\d+) elapsed_us=(\d+)', r.stderr)
+                return int(m.group(2)) / 1e3, wall, vc.apdu_count() - before
+
+            def run_pam(pin_given=pin):
+                before = vc.apdu_count()
+                t0 = time.monotonic()
+                r = subprocess.run(['pamtester', 'mamori-bench', 'root', 'authenticate'], env=pam_env,
+                                   input=pin_given + '\n', capture_output=True, text=True, timeout=60)
+                wall = (time.monotonic() - t0) * 1e3
+                return r.returncode, wall, vc.apdu_count() - before
+
+            # The baseline must really check the PIN, else its figure means nothing.
+            rc, _, _ = run_pam('654321')
+            if rc == 0:
+                raise RuntimeError('pam_pkcs11 accepted a wrong PIN: the baseline is misconfigured')
+            # Warm-up: fills mamori's certificate cache and OpenSC's file cache alike.
+            run_ctl()
+            rc, _, _ = run_pam()
+            if rc != 0:
+                raise RuntimeError('pam_pkcs11 did not authenticate the card')
+
+            rows = {k: ([], [], []) for k in ('nocache', 'cache', 'pam')}
+            for _ in range(logins):
+                for key, fn in (('nocache', lambda: run_ctl('--no-cache')), ('cache', run_ctl)):
+                    inner, wall, apdus = fn()
+                    rows[key][0].append(inner)
+                    rows[key][1].append(wall)
+                    rows[key][2].append(apdus)
+                rc, wall, apdus = run_pam()
+                if rc != 0:
+                    raise RuntimeError('pam_pkcs11 login failed during the run')
+                rows['pam'][1].append(wall)
+                rows['pam'][2].append(apdus)
+    report(f'card login, card in reader → decision, PIN typed ({logins} logins each, {kind}, vpcd + pcscd)', 'ms', [
+        ('auth-test, no cache: login path', rows['nocache'][0]),
+        ('auth-test, cert cache: login path', rows['cache'][0]),
+        ('auth-test, no cache: whole process', rows['nocache'][1]),
+        ('auth-test, cert cache: whole process', rows['cache'][1]),
+        ('baseline: pamtester + pam_pkcs11 + OpenSC', rows['pam'][1]),
+    ])
+    report('card exchanges (APDUs answered by the card) per login', 'APDUs', [
+        ('auth-test, no cache', rows['nocache'][2]),
+        ('auth-test, cert cache', rows['cache'][2]),
+        ('baseline: pam_pkcs11 + OpenSC', rows['pam'][2]),
+    ])
+
+
+BENCHES = {'removal': removal, 'login': login}
 
 
 def main(argv):
