@@ -1,4 +1,4 @@
-/* mamorid: the resident access-control daemon (event loop, configuration, systemd integration). */
+/* mamorid: the resident access-control daemon (event loop, configuration, wiring of its parts). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -8,25 +8,13 @@
 #include <string.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-event.h>
 
 #include "agent-log.h"
-#include "mamori/agent-config.h"
+#include "agent.h"
 #include "mamori/macro.h"
 #include "oplog-agent.h"
-#include "policy-watch.h"
-#include "reader-watch.h"
 
-struct agent {
-        struct agent_config config;
-        sd_event *event;
-        ReaderWatch *watch;
-        AgentOplog *oplog; /* operation log (agent/oplog-agent.c) */
-        PolicyWatch *policy;
-        sd_event_source *stale_timer;
-        int64_t policy_serial; /* of the bundle in force, -1 none */
-        bool emergency;
-};
+#define SEAT "seat0"
 
 static void config_diag(void *userdata, enum conf_level level, const char *file, unsigned line,
                         const char *message)
@@ -37,51 +25,24 @@ static void config_diag(void *userdata, enum conf_level level, const char *file,
                 agent_log(level == CONF_ERROR ? LOG_ERR : LOG_WARNING, "%s: %s", file, message);
 }
 
-static void log_reader_event(const struct reader_event *ev)
-{
-        char mono[32];
-        const char *reason = NULL;
-
-        snprintf(mono, sizeof(mono), "%" PRIu64, ev->mono_usec);
-        if (ev->type == READER_EVENT_LOST || ev->type == READER_EVENT_PCSC_GONE)
-                reason = ev->error == CARD_E_NO_SERVICE ? "pcscd-gone" : "unplugged";
-
-        switch (ev->type) {
-        case READER_EVENT_PCSC_GONE:
-                /* No reader can be trusted while pcscd is away: report it as the loss of all. */
-                agent_log_event("reader.lost", "reader", "*", "reason", reason, "mono_us", mono, NULL);
-                break;
-        case READER_EVENT_PCSC_BACK:
-                agent_log(LOG_INFO, "pcscd is reachable again");
-                break;
-        default:
-                agent_log_event(reader_event_name(ev->type), "reader", ev->reader, "card",
-                                ev->card_id[0] ? ev->card_id : NULL, "error",
-                                ev->error < 0 && ev->type == READER_EVENT_INSERTED ? card_strerror(ev->error)
-                                                                                   : NULL,
-                                "reason", reason, "mono_us", mono, NULL);
-        }
-}
-
 static int on_reader_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct agent *a = userdata;
         struct reader_event ev;
 
-        while (reader_watch_next(a->watch, &ev) > 0) {
-                log_reader_event(&ev);
-                oplog_agent_reader_event(a->oplog, &ev);
-        }
+        while (reader_watch_next(a->watch, &ev) > 0)
+                agent_on_reader_event(a, &ev); /* takes ev.der */
         return 0;
 }
 
 static int on_policy_stale(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct agent *a = userdata;
-        char serial[32];
+        char serial[24];
 
-        snprintf(serial, sizeof(serial), "%" PRId64, a->policy_serial);
-        agent_log_event("policy.stale", "serial", serial, "reason", "expired", NULL);
+        snprintf(serial, sizeof(serial), "#%" PRId64, a->policy_serial);
+        agent_record(a, "policy.stale", NULL, NULL, agent_data("serial", serial, "reason", "expired", NULL),
+                     NULL, NULL);
         return 0;
 }
 
@@ -89,38 +50,43 @@ static int on_policy_stale(sd_event_source *s, uint64_t usec, void *userdata)
 static void arm_stale_timer(struct agent *a, const Policy *p)
 {
         a->stale_timer = sd_event_source_disable_unref(a->stale_timer);
-        if (!p)
-                return;
-        if (sd_event_add_time(a->event, &a->stale_timer, CLOCK_REALTIME, (uint64_t)p->expires + 1, 0,
-                              on_policy_stale, a) < 0)
+        if (p && sd_event_add_time(a->event, &a->stale_timer, CLOCK_REALTIME, (uint64_t)p->expires + 1, 0,
+                                   on_policy_stale, a) < 0)
                 agent_log(LOG_ERR, "cannot arm the policy expiry timer");
 }
 
 static void on_policy_changed(void *userdata, const struct policy_load_result *res, const Policy *current)
 {
         struct agent *a = userdata;
-        char serial[32];
+        char serial[24];
+        bool was_emergency = a->emergency;
 
-        snprintf(serial, sizeof(serial), "%" PRId64, res->serial);
+        snprintf(serial, sizeof(serial), "#%" PRId64, res->serial);
         switch (res->outcome) {
         case POLICY_LOAD_ACCEPTED:
                 a->policy_serial = current->serial;
-                agent_log_event("policy.load", "serial", serial, NULL);
-                if (current->emergency && !a->emergency)
-                        agent_log_event("emergency.lock", "serial", serial, NULL);
-                else if (!current->emergency && a->emergency)
-                        agent_log(LOG_NOTICE, "emergency lock cleared by policy serial %s", serial);
+                agent_record(a, "policy.load", NULL, NULL, agent_data("serial", serial, NULL), NULL, NULL);
                 a->emergency = current->emergency;
+                if (a->emergency && !was_emergency)
+                        agent_record(a, "emergency.lock", NULL, NULL, agent_data("serial", serial, NULL),
+                                     NULL, NULL);
+                else if (!a->emergency && was_emergency)
+                        agent_log(LOG_NOTICE, "emergency lock cleared by policy serial %" PRId64,
+                                  res->serial);
                 arm_stale_timer(a, current);
+                agent_on_policy(a, current, a->emergency != was_emergency);
                 break;
         case POLICY_LOAD_REJECTED:
                 /* The previous bundle, if any, stays in force. */
-                agent_log_event("policy.reject", "reason", res->reason, "serial",
-                                res->serial >= 0 ? serial : NULL, NULL);
+                agent_record(
+                        a, "policy.reject", NULL, NULL,
+                        agent_data("reason", res->reason, "serial", res->serial >= 0 ? serial : NULL, NULL),
+                        NULL, NULL);
                 break;
         case POLICY_LOAD_MISSING:
                 if (!current)
-                        agent_log_event("policy.stale", "reason", "missing", NULL);
+                        agent_record(a, "policy.stale", NULL, NULL, agent_data("reason", "missing", NULL),
+                                     NULL, NULL);
                 break;
         case POLICY_LOAD_UNCHANGED:
                 break;
@@ -137,7 +103,7 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 static void help(void)
 {
         printf("Usage: mamorid [--config FILE]\n"
-               "The mamori access-control daemon: watches operator cards and readers.\n\n"
+               "The mamori access-control daemon: operator card logins, screen lock, operation log.\n\n"
                "  -c, --config FILE   configuration file (default " AGENT_CONFIG_PATH
                ", drop-ins in FILE.d/)\n"
                "  -h, --help          show this help\n"
@@ -177,7 +143,21 @@ static int parse_args(int argc, char **argv, const char **ret_config)
         return 1;
 }
 
-static int run(struct agent *a)
+static void load_anchors(struct agent *a)
+{
+        int r = cert_check_new(&a->anchors);
+
+        if (r >= 0)
+                r = cert_check_add_anchors_file(a->anchors, a->config.trust_anchors);
+        if (r < 0) {
+                /* Fail closed: with no anchors every card is refused as cert-untrusted. */
+                agent_log(LOG_ERR, "cannot load TrustAnchors=%s (%s): every card will be refused",
+                          a->config.trust_anchors, strerror(-r));
+                a->anchors = cert_check_free(a->anchors);
+        }
+}
+
+static int run(struct agent *a, AgentOplog **oplog)
 {
         sigset_t mask;
         int r;
@@ -199,18 +179,39 @@ static int run(struct agent *a)
         if (r < 0)
                 return r;
 
-        (void)oplog_agent_start(&a->config, a->event, &a->oplog); /* failure: logged, fail-closed */
+        /* The log first: agent.start is its first record of this run. A log that cannot be
+         * opened leaves a->log NULL, and every login is refused (fail closed). */
         agent_log_event("agent.start", "terminal", a->config.terminal_id, "version", MAMORI_VERSION, NULL);
-        a->policy_serial = -1;
+        (void)oplog_agent_start(&a->config, a->event, oplog);
+        a->log = oplog_agent_log(*oplog);
+        load_anchors(a);
+
+        r = agent_dbus_start(a);
+        if (r < 0)
+                agent_log(LOG_ERR, "no D-Bus API and no screen locking: cannot use the system bus: %s",
+                          strerror(-r));
+        else {
+                r = logind_new(a->event, a->bus, SEAT, a->config.lock_verify_usec, a->config.lock_fallback,
+                               agent_on_idle_hint, a, &a->logind);
+                if (r < 0)
+                        return r;
+        }
+        /* A restarted agent starts locked, whatever the desktop was doing. */
+        agent_lock(a, TRIGGER_MANUAL_LOCK, now_mono_usec());
+
         r = policy_watch_start(a->event, &a->config, on_policy_changed, a, &a->policy);
         if (r < 0) {
-                /* Without the signer key no bundle can be trusted: every login stays refused. */
-                agent_log_event("policy.reject", "reason", "signer-key-unusable", "path",
-                                a->config.policy_signer_key, NULL);
-                agent_log(LOG_ERR, "cannot use policy signer key %s: %s", a->config.policy_signer_key,
-                          strerror(-r));
+                agent_record(a, "policy.reject", NULL, NULL,
+                             agent_data("reason", "signer-key-unusable", "path", a->config.policy_signer_key,
+                                        NULL),
+                             NULL, NULL);
+                agent_log(LOG_ERR, "cannot use policy signer key %s: %s; every login is refused",
+                          a->config.policy_signer_key, strerror(-r));
         }
 
+        r = card_worker_start(a->event, &a->worker);
+        if (r < 0)
+                return r;
         r = reader_watch_start(a->config.readers, &a->watch);
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot start the reader watcher: %s", strerror(-r));
@@ -221,15 +222,13 @@ static int run(struct agent *a)
                 return r;
 
         (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
-        r = sd_event_loop(a->event);
-        agent_log_event("agent.stop", "terminal", a->config.terminal_id, NULL);
-        a->oplog = oplog_agent_stop(a->oplog);
-        return r;
+        return sd_event_loop(a->event);
 }
 
 int main(int argc, char **argv)
 {
         struct agent a = {0};
+        AgentOplog *oplog = NULL;
         const char *config_path;
         int r;
 
@@ -244,12 +243,22 @@ int main(int argc, char **argv)
                 (void)sd_notifyf(0, "STATUS=configuration error in %s\nERRNO=%d", config_path, -r);
                 return 1;
         }
+        agent_session_init(&a);
 
-        r = run(&a);
+        r = run(&a, &oplog);
+
         a.watch = reader_watch_stop(a.watch);
-        a.oplog = oplog_agent_stop(a.oplog); /* when run() returned early */
+        a.worker = card_worker_stop(a.worker);
+        agent_session_done(&a);
+        a.logind = logind_free(a.logind);
+        a.bus = sd_bus_flush_close_unref(a.bus);
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);
+        a.idle_timer = sd_event_source_disable_unref(a.idle_timer);
+        a.card_left_timer = sd_event_source_disable_unref(a.card_left_timer);
         a.policy = policy_watch_free(a.policy);
+        a.anchors = cert_check_free(a.anchors);
+        agent_log_event("agent.stop", "terminal", a.config.terminal_id, NULL);
+        oplog = oplog_agent_stop(oplog); /* agent.stop, durably, last */
         a.event = sd_event_unref(a.event);
         agent_config_free(&a.config);
         if (r < 0) {

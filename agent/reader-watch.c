@@ -66,9 +66,11 @@ const char *reader_event_name(enum reader_event_type t)
 }
 
 /* Queues an event; waits for room rather than dropping one: no card event may be lost. */
-static void post(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error)
+static void post_der(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error,
+                     uint8_t *der, size_t der_len)
 {
-        struct reader_event ev = {.type = type, .error = error, .mono_usec = now_mono_usec()};
+        struct reader_event ev = {
+                .type = type, .error = error, .mono_usec = now_mono_usec(), .der = der, .der_len = der_len};
         uint64_t one = 1;
 
         if (r) {
@@ -81,9 +83,15 @@ static void post(ReaderWatch *w, enum reader_event_type type, const struct known
         if (w->count < QUEUE_SIZE) {
                 w->queue[(w->head + w->count) % QUEUE_SIZE] = ev;
                 w->count++;
-        }
+        } else
+                free(ev.der); /* only when stopping */
         pthread_mutex_unlock(&w->lock);
         (void)!write(w->event_fd, &one, sizeof(one));
+}
+
+static void post(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error)
+{
+        post_der(w, type, r, error, NULL, 0);
 }
 
 int reader_watch_next(ReaderWatch *w, struct reader_event *ret)
@@ -125,18 +133,23 @@ static bool wanted(const ReaderWatch *w, const char *name)
 static void card_inserted(ReaderWatch *w, struct known_reader *r, SCARDCONTEXT ctx)
 {
         int error = 0;
+        uint8_t *der = NULL;
+        size_t der_len = 0;
 
         r->present = true;
         r->card_id[0] = '\0';
         if (r->state & SCARD_STATE_MUTE)
                 error = CARD_E_UNRESPONSIVE;
         else
-                error = card_pcsc_read_card_id(ctx, r->name, r->card_id, NULL, NULL);
+                error = card_pcsc_read_card_id(ctx, r->name, r->card_id, &der, &der_len);
         if (error >= 0)
                 error = 0;
-        else
+        else {
                 r->card_id[0] = '\0';
-        post(w, READER_EVENT_INSERTED, r, error);
+                der = NULL;
+                der_len = 0;
+        }
+        post_der(w, READER_EVENT_INSERTED, r, error, der, der_len);
 }
 
 static void card_removed(ReaderWatch *w, struct known_reader *r)
@@ -360,6 +373,8 @@ ReaderWatch *reader_watch_stop(ReaderWatch *w)
                                 break;
                 }
         }
+        for (size_t i = 0; i < w->count; i++)
+                free(w->queue[(w->head + i) % QUEUE_SIZE].der);
         safe_close(w->event_fd);
         safe_close(w->stop_fd);
         pthread_mutex_destroy(&w->lock);

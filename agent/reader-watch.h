@@ -23,6 +23,8 @@ struct reader_event {
         char card_id[CARD_ID_LEN + 1]; /* "" when unknown */
         int error;                     /* < 0: why the card id could not be read (card_strerror) */
         uint64_t mono_usec;            /* CLOCK_MONOTONIC when PC/SC reported the change */
+        uint8_t *der;                  /* INSERTED: the certificate read (malloc'd, the receiver owns it) */
+        size_t der_len;
 };
 
 typedef struct ReaderWatch ReaderWatch;

@@ -37,14 +37,35 @@ def parse_event(line):
     return name, fields
 
 
+def default_sections(tmp, name='agent'):
+    """Every path mamorid writes or trusts, inside the test directory (never /var/lib/mamori)."""
+    state = os.path.join(tmp, f'{name}-state')
+    return {
+        'Terminal': {'Id': 'T-0001', 'Office': 'chuo', 'IdentityKey': os.path.join(state, 'keys', 'identity.pem')},
+        'Card': {'TrustAnchors': os.path.join(tmp, 'operator-ca', 'ca.pem')},
+        'Log': {'Directory': os.path.join(state, 'log')},
+        'Policy': {'Directory': os.path.join(state, 'policy'), 'SignerKey': os.path.join(tmp, 'policy-signer.pub')},
+    }
+
+
+def merge_sections(base, override):
+    out = {k: dict(v) for k, v in base.items()}
+    for section, keys in (override or {}).items():
+        out.setdefault(section, {}).update(keys)
+    return out
+
+
 class Mamorid:
-    def __init__(self, tmp, env, sections, name='agent'):
+    def __init__(self, tmp, env, sections=None, name='agent'):
         self.tmp = tmp
         self.env = dict(env)
         self.env.pop('JOURNAL_STREAM', None)
         self.env.pop('NOTIFY_SOCKET', None)
         self.config = os.path.join(tmp, f'{name}.conf')
-        write_config(self.config, sections)
+        self.sections = merge_sections(default_sections(tmp, name), sections)
+        for d in (self.sections['Log']['Directory'], self.sections['Policy']['Directory']):
+            os.makedirs(d, exist_ok=True)
+        write_config(self.config, self.sections)
         self.log_path = os.path.join(tmp, f'{name}.log')
         self.proc = None
         self.events = None

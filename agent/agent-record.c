@@ -1,0 +1,110 @@
+/* Writes one event both ways: a readable line for the journal/stderr and a signed operation-log record. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent-log.h"
+#include "agent.h"
+#include "mamori/macro.h"
+
+#define MAX_LINE_FIELDS 14
+
+uint64_t now_mono_usec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+JsonValue *agent_data(const char *key, ...)
+{
+        JsonValue *o = NULL;
+        va_list ap;
+
+        if (json_new_object(&o) < 0)
+                return NULL;
+        va_start(ap, key);
+        for (const char *k = key; k; k = va_arg(ap, const char *)) {
+                const char *v = va_arg(ap, const char *);
+                int r;
+                if (!v)
+                        continue;
+                if (v[0] == '#')
+                        r = json_object_set_integer(o, k, strtoll(v + 1, NULL, 10));
+                else
+                        r = json_object_set_string(o, k, v);
+                if (r < 0) {
+                        va_end(ap);
+                        return json_value_free(o);
+                }
+        }
+        va_end(ap);
+        return o;
+}
+
+/* The event line: op, card, then the data's scalar fields. */
+static void log_line(const char *ev, const char *op, const char *card, const JsonValue *data)
+{
+        const char *kv[2 * MAX_LINE_FIELDS + 1];
+        char ints[MAX_LINE_FIELDS][24];
+        size_t n = 0, ni = 0;
+
+        if (op) {
+                kv[n++] = "op";
+                kv[n++] = op;
+        }
+        if (card) {
+                kv[n++] = "card";
+                kv[n++] = card;
+        }
+        for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n; i++) {
+                const JsonMember *m = &data->object.members[i];
+                if (n + 2 > 2 * MAX_LINE_FIELDS)
+                        break;
+                if (m->value->type == JSON_STRING) {
+                        kv[n++] = m->key;
+                        kv[n++] = m->value->string.data;
+                } else if (m->value->type == JSON_INTEGER || m->value->type == JSON_BOOLEAN) {
+                        if (m->value->type == JSON_INTEGER)
+                                snprintf(ints[ni], sizeof(ints[ni]), "%" PRId64, m->value->integer);
+                        else
+                                snprintf(ints[ni], sizeof(ints[ni]), "%s",
+                                         m->value->boolean ? "true" : "false");
+                        kv[n++] = m->key;
+                        kv[n++] = ints[ni++];
+                }
+        }
+        while (n < 2 * MAX_LINE_FIELDS)
+                kv[n++] = NULL;
+        agent_log_event(ev, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8], kv[9], kv[10],
+                        kv[11], kv[12], kv[13], kv[14], kv[15], kv[16], kv[17], kv[18], kv[19], kv[20],
+                        kv[21], kv[22], kv[23], kv[24], kv[25], kv[26], kv[27], NULL);
+}
+
+int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
+                 oplog_done_fn done, void *userdata)
+{
+        int r;
+
+        if (!data && json_new_object(&data) < 0) {
+                if (done)
+                        done(-ENOMEM, 0, userdata);
+                return -ENOMEM;
+        }
+        log_line(ev, op, card, data);
+        if (!a->log) {
+                /* No operation log (it could not be opened): nothing can be committed. */
+                json_value_free(data);
+                if (done)
+                        done(-EIO, 0, userdata);
+                return -EIO;
+        }
+        r = oplog_submit(a->log, ev, op, card, data, done, userdata);
+        if (r < 0 && done)
+                done(r, 0, userdata);
+        return r;
+}

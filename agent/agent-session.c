@@ -1,0 +1,608 @@
+/* mamorid's session behaviour: card events, logins over D-Bus, locking and idle, all through session.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "agent-log.h"
+#include "agent.h"
+#include "mamori/auth-decision.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+#define PIN_MAX_LEN 16
+
+static int64_t now_realtime_usec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void fmt_int(char buf[24], int64_t v)
+{
+        snprintf(buf, 24, "#%" PRId64, v);
+}
+
+/* ---- replies that wait for the record to be durable ---- */
+
+struct deferred_reply {
+        struct agent *a;
+        sd_bus_message *m;
+        char *error_name; /* NULL: success */
+        char *error_message;
+        char *operator_id; /* success reply of AnswerPin */
+};
+
+static void deferred_free(struct deferred_reply *d)
+{
+        sd_bus_message_unref(d->m);
+        free(d->error_name);
+        free(d->error_message);
+        free(d->operator_id);
+        free(d);
+}
+
+static void reply_after_commit(int result, uint64_t seq, void *userdata)
+{
+        struct deferred_reply *d = userdata;
+
+        if (result < 0) {
+                /* Nothing may be granted that is not on record. */
+                (void)sd_bus_reply_method_errorf(d->m, MAMORI_ERROR_LOG_UNWRITABLE,
+                                                 "log-unwritable: the operation log cannot be written (%s)",
+                                                 strerror(-result));
+                agent_on_log_health(d->a, result);
+        } else if (d->error_name)
+                (void)sd_bus_reply_method_errorf(d->m, d->error_name, "%s", d->error_message);
+        else if (d->operator_id)
+                (void)sd_bus_reply_method_return(d->m, "s", d->operator_id);
+        else
+                (void)sd_bus_reply_method_return(d->m, "");
+        deferred_free(d);
+}
+
+static struct deferred_reply *deferred_new(struct agent *a, sd_bus_message *m, const char *error_name,
+                                           const char *error_message, const char *operator_id)
+{
+        struct deferred_reply *d = calloc(1, sizeof(*d));
+        if (!d)
+                return NULL;
+        d->a = a;
+        d->m = sd_bus_message_ref(m);
+        d->error_name = error_name ? strdup(error_name) : NULL;
+        d->error_message = error_message ? strdup(error_message) : NULL;
+        d->operator_id = operator_id ? strdup(operator_id) : NULL;
+        return d;
+}
+
+/* ---- locking ---- */
+
+struct lock_ctx {
+        struct agent *a;
+        char reason[32];
+};
+
+static void on_lock_result(void *userdata, const struct logind_lock_result *r, bool final)
+{
+        struct lock_ctx *c = userdata;
+        char latency[24];
+
+        fmt_int(latency, (int64_t)r->latency_usec);
+        if (!final) {
+                agent_record(c->a, "lock", NULL, NULL,
+                             agent_data("method", "LockSession", "session", r->session_id, "reason",
+                                        c->reason, "latency_us", latency, NULL),
+                             NULL, NULL);
+                return;
+        }
+        if (r->error < 0)
+                agent_record(c->a, "lock", NULL, NULL,
+                             agent_data("method", "LockSession", "reason", c->reason, "error",
+                                        r->error == -ENXIO ? "no-active-session" : strerror(-r->error),
+                                        "latency_us", latency, NULL),
+                             NULL, NULL);
+        else if (r->fallback_used)
+                agent_record(c->a, "lock", NULL, NULL,
+                             agent_data("method",
+                                        c->a->config.lock_fallback == LOCK_FALLBACK_TERMINATE
+                                                ? "TerminateSession"
+                                                : "none",
+                                        "session", r->session_id, "reason", "desktop-did-not-lock", "error",
+                                        r->fallback_error < 0 ? strerror(-r->fallback_error) : NULL, NULL),
+                             NULL, NULL);
+        free(c);
+}
+
+static void lock_screen(struct agent *a, const char *reason, uint64_t trigger_mono_usec)
+{
+        struct lock_ctx *c;
+
+        if (!a->logind) {
+                agent_record(a, "lock", NULL, NULL,
+                             agent_data("reason", reason, "error", "no-system-bus", NULL), NULL, NULL);
+                return;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return;
+        c->a = a;
+        snprintf(c->reason, sizeof(c->reason), "%s", reason);
+        (void)logind_lock(a->logind, trigger_mono_usec, on_lock_result, c); /* reports failures itself */
+}
+
+/* ---- timers ---- */
+
+static int on_card_left(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct agent *a = userdata;
+
+        a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+        if (a->state != SESSION_ACTIVE && a->card.present)
+                agent_record(a, "card.left", NULL, a->card.card_id[0] ? a->card.card_id : NULL,
+                             agent_data("reader", a->card.reader, "reason", "after-lock", NULL), NULL, NULL);
+        return 0;
+}
+
+static void arm_card_left(struct agent *a)
+{
+        a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+        if (a->card.present)
+                (void)sd_event_add_time_relative(a->event, &a->card_left_timer, CLOCK_MONOTONIC,
+                                                 a->config.card_left_usec, 0, on_card_left, a);
+}
+
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct agent *a = userdata;
+
+        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
+        agent_lock(a, TRIGGER_IDLE, now_mono_usec());
+        return 0;
+}
+
+void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
+{
+        struct agent *a = userdata;
+
+        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
+        if (!idle || a->state != SESSION_ACTIVE)
+                return;
+        if (since_usec == 0)
+                since_usec = (uint64_t)now_realtime_usec();
+        (void)sd_event_add_time(a->event, &a->idle_timer, CLOCK_REALTIME,
+                                since_usec + a->config.idle_lock_usec, 0, on_idle_timer, a);
+}
+
+/* ---- the state machine applied ---- */
+
+static void abort_login(struct agent *a, const char *reason)
+{
+        struct pending_login *l = &a->login;
+
+        if (l->answer) {
+                (void)sd_bus_reply_method_errorf(l->answer, agent_error_name(reason), "%s", reason);
+                l->answer = sd_bus_message_unref(l->answer);
+        }
+        free(l->sender);
+        *l = (struct pending_login){0};
+}
+
+static void clear_session(struct agent *a)
+{
+        a->operator_id[0] = '\0';
+        a->session_card[0] = '\0';
+        a->method[0] = '\0';
+        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
+}
+
+/* Applies trigger; returns false when the table has no such transition (nothing happens). */
+static bool apply(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec)
+{
+        struct session_transition t;
+        const char *why = session_trigger_to_string(trigger);
+
+        if (!session_transition(a->state, trigger, &t))
+                return false;
+        if (t.actions & ACTION_ABORT_LOGIN)
+                abort_login(a, trigger == TRIGGER_CARD_REMOVED ? "no-card" : why);
+        if (t.actions & ACTION_END_SESSION) {
+                agent_record(a, "session.end", a->operator_id, a->session_card,
+                             agent_data("reason", t.end_reason, NULL), NULL, NULL);
+                /* The operator walked away from an idle screen with the card in the reader. */
+                if (trigger == TRIGGER_IDLE && a->card.present)
+                        agent_record(
+                                a, "card.left", a->operator_id, a->card.card_id[0] ? a->card.card_id : NULL,
+                                agent_data("reader", a->card.reader, "reason", "idle", NULL), NULL, NULL);
+                clear_session(a);
+        }
+        a->state = t.next;
+        if (t.actions & ACTION_LOCK_SCREEN)
+                lock_screen(a, t.end_reason ? t.end_reason : why, trigger_mono_usec);
+        if (t.next == SESSION_LOCKED && trigger != TRIGGER_IDLE && trigger != TRIGGER_CARD_REMOVED)
+                arm_card_left(a);
+        agent_dbus_state_changed(a, t.end_reason ? t.end_reason : why);
+        return true;
+}
+
+void agent_lock(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec)
+{
+        (void)apply(a, trigger, trigger_mono_usec);
+}
+
+void agent_session_init(struct agent *a)
+{
+        a->state = SESSION_LOCKED;
+        a->policy_serial = -1;
+}
+
+void agent_session_done(struct agent *a)
+{
+        abort_login(a, "cancelled");
+        free(a->card.der);
+        a->card = (struct present_card){0};
+}
+
+/* ---- inputs ---- */
+
+void agent_on_reader_event(struct agent *a, const struct reader_event *ev)
+{
+        char mono[24];
+        const char *reason = NULL;
+
+        fmt_int(mono, (int64_t)ev->mono_usec);
+        if (ev->type == READER_EVENT_LOST || ev->type == READER_EVENT_PCSC_GONE)
+                reason = ev->error == CARD_E_NO_SERVICE ? "pcscd-gone" : "unplugged";
+
+        switch (ev->type) {
+        case READER_EVENT_ADDED:
+                agent_record(a, "reader.added", NULL, NULL, agent_data("reader", ev->reader, NULL), NULL,
+                             NULL);
+                break;
+        case READER_EVENT_PCSC_BACK:
+                a->readers_lost = false;
+                agent_log(LOG_INFO, "pcscd is reachable again");
+                break;
+        case READER_EVENT_PCSC_GONE:
+                a->readers_lost = true;
+                agent_record(a, "reader.lost", NULL, NULL, agent_data("reader", "*", "reason", reason, NULL),
+                             NULL, NULL);
+                apply(a, TRIGGER_READER_LOST, ev->mono_usec);
+                break;
+        case READER_EVENT_LOST:
+                agent_record(a, "reader.lost", NULL, NULL,
+                             agent_data("reader", ev->reader, "reason", reason, NULL), NULL, NULL);
+                apply(a, TRIGGER_READER_LOST, ev->mono_usec);
+                break;
+        case READER_EVENT_INSERTED:
+                free(a->card.der);
+                a->card = (struct present_card){
+                        .present = true,
+                        .read_error = ev->error,
+                        .der = ev->der,
+                        .der_len = ev->der_len,
+                        .inserted_mono_usec = ev->mono_usec,
+                };
+                snprintf(a->card.reader, sizeof(a->card.reader), "%s", ev->reader);
+                snprintf(a->card.card_id, sizeof(a->card.card_id), "%s", ev->card_id);
+                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+                agent_record(a, "card.inserted", NULL, ev->card_id[0] ? ev->card_id : NULL,
+                             agent_data("reader", ev->reader, "error",
+                                        ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono,
+                                        NULL),
+                             NULL, NULL);
+                agent_dbus_properties_changed(a);
+                break;
+        case READER_EVENT_REMOVED: {
+                bool ours = (a->state == SESSION_ACTIVE && streq(a->session_card, ev->card_id)) ||
+                            (a->state == SESSION_AUTHENTICATING && streq(a->login.reader, ev->reader));
+                agent_record(a, "card.removed", NULL, ev->card_id[0] ? ev->card_id : NULL,
+                             agent_data("reader", ev->reader, "mono_us", mono, NULL), NULL, NULL);
+                if (streq(a->card.reader, ev->reader)) {
+                        free(a->card.der);
+                        a->card = (struct present_card){0};
+                }
+                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+                if (ours)
+                        apply(a, TRIGGER_CARD_REMOVED, ev->mono_usec);
+                agent_dbus_properties_changed(a);
+                break;
+        }
+        }
+}
+
+void agent_on_policy(struct agent *a, const Policy *current, bool emergency_changed)
+{
+        if (current && current->emergency)
+                apply(a, TRIGGER_EMERGENCY, now_mono_usec());
+        agent_dbus_properties_changed(a);
+}
+
+void agent_on_log_health(struct agent *a, int error)
+{
+        if (error < 0) {
+                agent_log(LOG_ERR, "operation log cannot be written (%s): locking, logins refused",
+                          strerror(-error));
+                apply(a, TRIGGER_LOG_FAILED, now_mono_usec());
+        }
+        agent_dbus_properties_changed(a);
+}
+
+/* ---- logins ---- */
+
+static struct auth_context auth_context(struct agent *a)
+{
+        return (struct auth_context){
+                .policy = a->policy ? policy_watch_current(a->policy) : NULL,
+                .terminal_id = a->config.terminal_id,
+                .office = a->config.office,
+                .now_usec = now_realtime_usec(),
+                .stale_policy = a->config.stale_policy,
+        };
+}
+
+static struct auth_card_facts card_facts(struct agent *a)
+{
+        struct auth_card_facts f = {
+                .card_present = a->card.present && !a->readers_lost,
+                .card_error = a->card.read_error,
+                .card_id = a->card.card_id[0] ? a->card.card_id : NULL,
+                .cert_result = CERT_CHECK_UNTRUSTED,
+                .pin_result = AUTH_STEP_NOT_DONE,
+                .tries_left = -1,
+                .auth_result = AUTH_STEP_NOT_DONE,
+        };
+        if (f.card_id && !a->card.der)
+                f.card_error = CARD_E_MALFORMED;
+        if (a->anchors && a->card.der)
+                f.cert_result = cert_check_verify(a->anchors, a->card.der, a->card.der_len,
+                                                  (uint64_t)now_realtime_usec());
+        return f;
+}
+
+/* Records auth.fail and answers m with the refusal once it is durable. */
+static void refuse_after_record(struct agent *a, sd_bus_message *m, const struct auth_decision *d,
+                                const char *card_id)
+{
+        char message[64], tries[24];
+        const char *reason = auth_reason_to_string(d->reason);
+
+        if (d->reason == AUTH_PIN_WRONG && d->tries_left >= 0)
+                snprintf(message, sizeof(message), "pin-wrong tries=%d", d->tries_left);
+        else
+                snprintf(message, sizeof(message), "%s", reason);
+        fmt_int(tries, d->tries_left);
+        struct deferred_reply *r = deferred_new(a, m, agent_error_name(reason), message, NULL);
+        if (d->reason == AUTH_PIN_BLOCKED)
+                agent_record(a, "pin.blocked", NULL, card_id, NULL, NULL, NULL);
+        agent_record(a, "auth.fail", NULL, card_id,
+                     agent_data("reason", reason, "method", "card+pin", "tries",
+                                d->reason == AUTH_PIN_WRONG && d->tries_left >= 0 ? tries : NULL, NULL),
+                     r ? reply_after_commit : NULL, r);
+}
+
+int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
+                      const char **ret_error, const char **ret_message)
+{
+        if (a->state != SESSION_LOCKED) {
+                *ret_error = MAMORI_ERROR_BUSY;
+                *ret_message = a->state == SESSION_ACTIVE ? "a session is active: lock it first"
+                                                          : "another login is in progress";
+                return 0;
+        }
+        if (!a->log || !oplog_writable(a->log)) {
+                *ret_error = MAMORI_ERROR_LOG_UNWRITABLE;
+                *ret_message = "log-unwritable: the operation log cannot be written, logins are refused";
+                return 0;
+        }
+        struct auth_card_facts f = card_facts(a);
+        struct auth_context c = auth_context(a);
+        struct auth_decision d = auth_decide_precheck(&f, &c);
+
+        if (d.reason == AUTH_ALLOW && d.group_id) {
+                /* Group cards need a member to identify (finger or password): not available yet. */
+                d.reason = AUTH_CARD_ERROR;
+        }
+        if (d.reason != AUTH_ALLOW) {
+                refuse_after_record(a, m, &d, f.card_id);
+                return 1; /* answered later */
+        }
+        if (a->config.accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
+                struct deferred_reply *r = deferred_new(a, m, MAMORI_ERROR_WRONG_USER,
+                                                        "wrong-user: this card is not this account's", NULL);
+                agent_record(a, "auth.fail", d.operator_id, f.card_id,
+                             agent_data("reason", "wrong-user", "method", "card+pin", "user", user, NULL),
+                             r ? reply_after_commit : NULL, r);
+                return 1;
+        }
+        a->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
+        a->login.sender = strdup(sd_bus_message_get_sender(m) ?: "");
+        snprintf(a->login.card_id, sizeof(a->login.card_id), "%s", f.card_id);
+        snprintf(a->login.reader, sizeof(a->login.reader), "%s", a->card.reader);
+        snprintf(a->login.operator_id, sizeof(a->login.operator_id), "%s", d.operator_id);
+        apply(a, TRIGGER_LOGIN_START, now_mono_usec());
+        snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", f.card_id);
+        *ret_error = NULL;
+        return 0;
+}
+
+static void on_login_done(void *userdata, const struct card_job_result *res)
+{
+        struct agent *a = userdata;
+        sd_bus_message *m = a->login.answer;
+        char card_id[CARD_ID_LEN + 1];
+
+        if (a->state != SESSION_AUTHENTICATING || !m)
+                return; /* aborted meanwhile (card pulled, cancelled): already answered */
+        a->login.answer = NULL;
+        snprintf(card_id, sizeof(card_id), "%s", a->login.card_id);
+
+        struct auth_card_facts f = card_facts(a);
+        struct auth_context c = auth_context(a);
+        if (res->result == 0)
+                f.pin_result = f.auth_result = 0;
+        else if (res->result == CARD_E_SIG_INVALID) {
+                f.pin_result = 0;
+                f.auth_result = res->result;
+        } else {
+                f.pin_result = res->result;
+                f.tries_left = res->tries_left;
+        }
+        /* Decide again with the policy as it is now: a card suspended during the PIN entry loses. */
+        struct auth_decision d = auth_decide(&f, &c);
+        if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, a->login.operator_id)))
+                d.reason = AUTH_CARD_ERROR;
+
+        if (d.reason != AUTH_ALLOW) {
+                refuse_after_record(a, m, &d, card_id);
+                sd_bus_message_unref(m);
+                free(a->login.sender);
+                a->login = (struct pending_login){0};
+                apply(a, TRIGGER_LOGIN_FAIL, now_mono_usec());
+                return;
+        }
+
+        char exchanges[24], elapsed[24];
+        fmt_int(exchanges, res->exchanges);
+        fmt_int(elapsed, (int64_t)(now_mono_usec() - a->login.started_mono_usec));
+        snprintf(a->operator_id, sizeof(a->operator_id), "%s", d.operator_id);
+        snprintf(a->session_card, sizeof(a->session_card), "%s", card_id);
+        snprintf(a->method, sizeof(a->method), "card+pin");
+        free(a->login.sender);
+        a->login = (struct pending_login){0};
+        apply(a, TRIGGER_LOGIN_OK, now_mono_usec());
+
+        struct deferred_reply *r = deferred_new(a, m, NULL, NULL, a->operator_id);
+        sd_bus_message_unref(m);
+        agent_record(a, "auth.ok", a->operator_id, card_id,
+                     agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed,
+                                "policy_stale", d.policy_stale ? "yes" : NULL, NULL),
+                     NULL, NULL);
+        agent_record(a, "session.start", a->operator_id, card_id, agent_data("method", "card+pin", NULL),
+                     NULL, NULL);
+        agent_record(a, "unlock", a->operator_id, card_id, NULL, r ? reply_after_commit : NULL, r);
+        if (a->logind)
+                (void)logind_watch_idle(a->logind);
+}
+
+int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const char **ret_error,
+                     const char **ret_message)
+{
+        const char *sender = sd_bus_message_get_sender(m);
+        int r;
+
+        if (a->state != SESSION_AUTHENTICATING || !a->login.sender || !sender ||
+            !streq(sender, a->login.sender)) {
+                *ret_error = MAMORI_ERROR_NOT_PENDING;
+                *ret_message = "no login of yours is waiting for a PIN";
+                return 0;
+        }
+        if (a->login.answer) {
+                *ret_error = MAMORI_ERROR_BUSY;
+                *ret_message = "the PIN is already being checked";
+                return 0;
+        }
+        if (strlen(pin) > PIN_MAX_LEN) {
+                *ret_error = MAMORI_ERROR_INVALID;
+                *ret_message = "PIN too long";
+                return 0;
+        }
+        r = card_worker_submit(a->worker, CARD_JOB_LOGIN, a->login.reader, pin, NULL, a->card.der,
+                               a->card.der_len, on_login_done, a);
+        if (r < 0) {
+                *ret_error = r == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
+                *ret_message = r == -EBUSY ? "the card is busy" : "card-error";
+                return 0;
+        }
+        a->login.answer = sd_bus_message_ref(m);
+        *ret_error = NULL;
+        return 1;
+}
+
+int agent_cancel_login(struct agent *a, const char *sender, const char **ret_error)
+{
+        if (a->state != SESSION_AUTHENTICATING || !a->login.sender || !sender ||
+            !streq(sender, a->login.sender)) {
+                *ret_error = MAMORI_ERROR_NOT_PENDING;
+                return 0;
+        }
+        apply(a, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        *ret_error = NULL;
+        return 0;
+}
+
+struct pin_change {
+        struct agent *a;
+        sd_bus_message *m;
+        char card_id[CARD_ID_LEN + 1];
+};
+
+static void on_pin_changed(void *userdata, const struct card_job_result *res)
+{
+        struct pin_change *pc = userdata;
+        struct agent *a = pc->a;
+
+        if (res->result < 0) {
+                char message[64];
+                const char *reason = res->result == CARD_E_PIN_WRONG     ? "pin-wrong"
+                                     : res->result == CARD_E_PIN_BLOCKED ? "pin-blocked"
+                                     : res->result == CARD_E_BAD_PIN     ? "pin-invalid"
+                                                                         : "card-error";
+                if (res->result == CARD_E_PIN_WRONG && res->tries_left >= 0)
+                        snprintf(message, sizeof(message), "pin-wrong tries=%d", res->tries_left);
+                else
+                        snprintf(message, sizeof(message), "%s", reason);
+                struct deferred_reply *r = deferred_new(
+                        a, pc->m,
+                        res->result == CARD_E_BAD_PIN ? MAMORI_ERROR_INVALID : agent_error_name(reason),
+                        message, NULL);
+                agent_record(a, "auth.fail", a->operator_id[0] ? a->operator_id : NULL, pc->card_id,
+                             agent_data("reason", reason, "method", "pin-change", NULL),
+                             r ? reply_after_commit : NULL, r);
+        } else {
+                struct deferred_reply *r = deferred_new(a, pc->m, NULL, NULL, NULL);
+                agent_record(a, "pin.change", a->operator_id[0] ? a->operator_id : NULL, pc->card_id, NULL,
+                             r ? reply_after_commit : NULL, r);
+        }
+        sd_bus_message_unref(pc->m);
+        free(pc);
+}
+
+int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, const char *new_pin,
+                     const char **ret_error, const char **ret_message)
+{
+        struct pin_change *pc;
+        int r;
+
+        if (!a->card.present || !a->card.card_id[0]) {
+                *ret_error = MAMORI_ERROR_NO_CARD;
+                *ret_message = "no-card";
+                return 0;
+        }
+        if (strlen(old_pin) > PIN_MAX_LEN || strlen(new_pin) > PIN_MAX_LEN) {
+                *ret_error = MAMORI_ERROR_INVALID;
+                *ret_message = "PIN too long";
+                return 0;
+        }
+        pc = calloc(1, sizeof(*pc));
+        if (!pc)
+                return -ENOMEM;
+        pc->a = a;
+        snprintf(pc->card_id, sizeof(pc->card_id), "%s", a->card.card_id);
+        r = card_worker_submit(a->worker, CARD_JOB_CHANGE_PIN, a->card.reader, old_pin, new_pin, NULL, 0,
+                               on_pin_changed, pc);
+        if (r < 0) {
+                free(pc);
+                *ret_error = MAMORI_ERROR_BUSY;
+                *ret_message = "the card is busy";
+                return 0;
+        }
+        pc->m = sd_bus_message_ref(m);
+        *ret_error = NULL;
+        return 1;
+}

@@ -1,0 +1,36 @@
+/* mamorid's logind client: lock the seat's active session, verify LockedHint, fall back, watch idle. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "mamori/agent-config.h"
+
+typedef struct Logind Logind;
+
+/* Results of one lock, reported once the desktop locked or the fallback ran. */
+struct logind_lock_result {
+        int error;             /* < 0: LockSession could not be sent or failed (-ENXIO: no active session) */
+        char session_id[64];   /* the session that was locked */
+        uint64_t latency_usec; /* trigger → LockSession answered by logind */
+        bool fallback_used;    /* the desktop did not set LockedHint within LockVerifySec */
+        int fallback_error;    /* result of TerminateSession when used */
+};
+
+typedef void (*logind_lock_fn)(void *userdata, const struct logind_lock_result *r, bool final);
+/* idle: IdleHint of the active session; since_usec: IdleSinceHint (CLOCK_REALTIME µs), 0 unknown. */
+typedef void (*logind_idle_fn)(void *userdata, bool idle, uint64_t since_usec);
+
+int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
+               logind_idle_fn idle_cb, void *userdata, Logind **ret);
+Logind *logind_free(Logind *l);
+
+/* Locks the active session of the seat now. trigger_mono_usec (CLOCK_MONOTONIC) is when the
+ * reason was detected, for the latency figure. cb is called twice: once when LockSession was
+ * answered (final=false; skipped when it failed) and once after the LockedHint check (final=true). */
+int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *userdata);
+
+/* Re-reads the seat's active session and subscribes to its idle properties (call after login). */
+int logind_watch_idle(Logind *l);
