@@ -1,0 +1,176 @@
+/* collector.conf reader: [Collector] keys as a table (key → parser → field), defaults, Listen= split. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector-config.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+
+#define SEC(n) ((uint64_t)(n)*USEC_PER_SEC)
+
+static int parse_listen(const char *v, void *data, const char **why)
+{
+        _cleanup_free_ char *addr = NULL;
+        uint16_t port;
+        char *s;
+
+        if (collector_parse_listen(v, &addr, &port) < 0) {
+                *why = "expected ADDR:PORT with a numeric address, e.g. 127.0.0.1:8443";
+                return -EINVAL;
+        }
+        s = strdup(v);
+        if (!s)
+                return -ENOMEM;
+        free(*(char **)data);
+        *(char **)data = s;
+        return 0;
+}
+
+static int parse_positive_uint32(const char *v, void *data, const char **why)
+{
+        uint32_t n;
+        int r = conf_parse_uint32(v, &n, why);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                *why = "must be greater than 0";
+                return -ERANGE;
+        }
+        *(uint32_t *)data = n;
+        return 0;
+}
+
+static int parse_positive_seconds(const char *v, void *data, const char **why)
+{
+        uint64_t usec;
+        int r = conf_parse_seconds(v, &usec, why);
+        if (r < 0)
+                return r;
+        if (usec == 0) {
+                *why = "must be longer than 0";
+                return -ERANGE;
+        }
+        *(uint64_t *)data = usec;
+        return 0;
+}
+
+#define F(field) offsetof(struct collector_config, field)
+
+static const struct conf_item collector_items[] = {
+        {"Collector", "Listen", parse_listen, F(listen)},
+        {"Collector", "Database", conf_parse_path, F(database)},
+        {"Collector", "StateDirectory", conf_parse_path, F(state_directory)},
+        {"Collector", "MaxBodyBytes", parse_positive_uint32, F(max_body_bytes)},
+        {"Collector", "MaxBatchRecords", parse_positive_uint32, F(max_batch_records)},
+        {"Collector", "IdleTimeoutSec", parse_positive_seconds, F(idle_timeout_usec)},
+        {"Collector", "RequestTimeoutSec", parse_positive_seconds, F(request_timeout_usec)},
+        {"Collector", "MaxConnections", parse_positive_uint32, F(max_connections)},
+        {"Collector", "MaxConnectionsPerIP", parse_positive_uint32, F(max_connections_per_ip)},
+        {"Collector", "SilentSec", parse_positive_seconds, F(silent_usec)},
+        {"Collector", "SilentCheckSec", parse_positive_seconds, F(silent_check_usec)},
+        {"Policy", "ValiditySec", parse_positive_seconds, F(policy_validity_usec)},
+};
+
+void collector_config_free(struct collector_config *c)
+{
+        if (!c)
+                return;
+        free(c->listen);
+        free(c->database);
+        free(c->state_directory);
+        c->listen = c->database = c->state_directory = NULL;
+}
+
+static int defaults(struct collector_config *c)
+{
+        *c = (struct collector_config){
+                .listen = strdup("127.0.0.1:8443"),
+                .database = strdup("/var/lib/mamori-collector/collector.db"),
+                .state_directory = strdup("/var/lib/mamori-collector"),
+                .max_body_bytes = 8u * 1024u * 1024u,
+                .max_batch_records = 20000,
+                .idle_timeout_usec = SEC(30),
+                .request_timeout_usec = SEC(120),
+                .max_connections = 1000,
+                .max_connections_per_ip = 16,
+                .silent_usec = SEC(3600),
+                .silent_check_usec = SEC(60),
+                .policy_validity_usec = SEC(7 * 24 * 3600),
+        };
+        if (!c->listen || !c->database || !c->state_directory) {
+                collector_config_free(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int collector_config_load(const char *path, conf_diag_fn diag, void *userdata, struct collector_config *ret)
+{
+        struct collector_config c;
+        char dropins[4096];
+        int r;
+
+        if ((size_t)snprintf(dropins, sizeof(dropins), "%s.d", path) >= sizeof(dropins))
+                return -ENAMETOOLONG;
+        r = defaults(&c);
+        if (r < 0)
+                return r;
+        struct conf_context ctx = {
+                .items = collector_items,
+                .n_items = ELEMENTSOF(collector_items),
+                .target = &c,
+                .diag = diag,
+                .userdata = userdata,
+        };
+        r = conf_parse_with_dropins(&ctx, path, dropins);
+        if (r >= 0 && ctx.n_errors > 0)
+                r = -EINVAL;
+        if (r < 0) {
+                collector_config_free(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int collector_parse_listen(const char *listen, char **ret_address, uint16_t *ret_port)
+{
+        const char *colon, *a, *a_end;
+        uint64_t port;
+        char *addr;
+
+        if (!listen)
+                return -EINVAL;
+        if (listen[0] == '[') {
+                a = listen + 1;
+                a_end = strchr(a, ']');
+                if (!a_end || a_end[1] != ':')
+                        return -EINVAL;
+                colon = a_end + 1;
+        } else {
+                a = listen;
+                colon = strrchr(listen, ':');
+                if (!colon || memchr(listen, ':', (size_t)(colon - listen)))
+                        return -EINVAL;
+                a_end = colon;
+        }
+        if (a_end == a || parse_uint64(colon + 1, 65535, &port) < 0)
+                return -EINVAL;
+        addr = strndup(a, (size_t)(a_end - a));
+        if (!addr)
+                return -ENOMEM;
+        *ret_address = addr;
+        *ret_port = (uint16_t)port;
+        return 0;
+}
+
+char *collector_state_path(const struct collector_config *c, const char *name)
+{
+        char *p;
+        if (asprintf(&p, "%s/%s", c->state_directory, name) < 0)
+                return NULL;
+        return p;
+}

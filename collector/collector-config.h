@@ -1,0 +1,31 @@
+/* collector.conf: the [Collector] settings shared by mamori-collector and mamori-admin. */
+#pragma once
+
+#include <stdint.h>
+
+#include "mamori/conf-parser.h"
+
+struct collector_config {
+        char *listen;          /* "ADDR:PORT" or "[V6ADDR]:PORT" */
+        char *database;        /* SQLite file */
+        char *state_directory; /* keys and certificates */
+        uint32_t max_body_bytes;
+        uint32_t max_batch_records;
+        uint64_t idle_timeout_usec;
+        uint64_t request_timeout_usec;
+        uint32_t max_connections;
+        uint32_t max_connections_per_ip;
+        uint64_t silent_usec;       /* a terminal silent longer than this raises an alert */
+        uint64_t silent_check_usec; /* how often that is checked */
+        uint64_t policy_validity_usec;
+};
+
+/* Defaults, then path (must exist) and path.d/ drop-ins. diag may be NULL. */
+int collector_config_load(const char *path, conf_diag_fn diag, void *userdata, struct collector_config *ret);
+void collector_config_free(struct collector_config *c);
+
+/* Split "ADDR:PORT" / "[ADDR]:PORT" into a malloc'd numeric address and a port. */
+int collector_parse_listen(const char *listen, char **ret_address, uint16_t *ret_port);
+
+/* "<state>/<name>" malloc'd. */
+char *collector_state_path(const struct collector_config *c, const char *name);

@@ -1,0 +1,394 @@
+/* HTTPS server of mamori-collector: libmicrohttpd with GnuTLS, client certificate required and
+ * verified against the terminal CA during the handshake, CN = terminal id, routes of DESIGN.md §7. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+
+#include "http-server.h"
+#include "ingest.h"
+#include "mamori/crypto-util.h"
+#include "mamori/record.h"
+
+struct HttpServer {
+        struct MHD_Daemon *daemon;
+        HttpServerConfig config;
+        gnutls_pcert_st pcert;
+        bool have_pcert;
+        gnutls_privkey_t pkey;
+        uint16_t port;
+};
+
+/* Per-request state, freed by request_completed(). */
+typedef struct Request {
+        char *body;
+        size_t len, cap;
+        bool too_big;
+        uint64_t started_usec;
+} Request;
+
+static uint64_t now_usec(clock_t clock)
+{
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * The server-certificate callback runs during every full handshake, after the ClientHello and
+ * before the CertificateRequest is sent: the one place MHD lets us turn its optional client
+ * certificate request into a mandatory one, verified by GnuTLS against the trust list.
+ */
+static HttpServer *cert_cb_server; /* one server per process */
+
+static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                         unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+        HttpServer *s = cert_cb_server;
+        if (!s)
+                return -1;
+        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_cert(session, NULL, 0);
+        *pcert = &s->pcert;
+        *pcert_length = 1;
+        *pkey = s->pkey;
+        return 0;
+}
+
+/* Terminal id from the verified peer certificate; -EACCES when there is none or it does not verify. */
+static int peer_terminal_id(struct MHD_Connection *c, char *buf, size_t size)
+{
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t session;
+        const gnutls_datum_t *certs;
+        unsigned n = 0, status = 0;
+        gnutls_x509_crt_t crt;
+        size_t len = size;
+        int r;
+
+        if (!info || !info->tls_session)
+                return -EACCES;
+        session = (gnutls_session_t)info->tls_session;
+        /* Already verified during the handshake; checked again so no path can skip it. */
+        if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0)
+                return -EACCES;
+        certs = gnutls_certificate_get_peers(session, &n);
+        if (!certs || n == 0)
+                return -EACCES;
+        if (gnutls_x509_crt_init(&crt) < 0)
+                return -ENOMEM;
+        r = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
+        if (r >= 0)
+                r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len);
+        if (r >= 0) {
+                /* Exactly one CN. */
+                char extra[8];
+                size_t elen = sizeof(extra);
+                if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, extra, &elen) !=
+                    GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                        r = -1;
+        }
+        gnutls_x509_crt_deinit(crt);
+        if (r < 0 || len == 0 || len >= size || strlen(buf) != len || len > RECORD_ID_MAX)
+                return -EACCES;
+        for (size_t i = 0; i < len; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-", buf[i]))
+                        return -EACCES;
+        return 0;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *body)
+{
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+        enum MHD_Result ret;
+
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        ret = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, int r, IngestAnswer *a)
+{
+        enum MHD_Result ret;
+        if (r < 0) {
+                fprintf(stderr, "mamori-collector: store failure: %s\n", strerror(-r));
+                return send_json(c, 503, "{\"error\":\"store\"}");
+        }
+        ret = send_json(c, a->status, a->body);
+        ingest_answer_done(a);
+        return ret;
+}
+
+static enum MHD_Result serve_policy(HttpServer *s, struct MHD_Connection *c)
+{
+        _cleanup_free_ char *body = NULL;
+        char etag[SHA256_HEX_MAX + 2];
+        char hex[SHA256_HEX_MAX];
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+        const char *inm;
+        size_t len;
+        int64_t serial;
+        int r;
+
+        r = store_policy_latest(s->config.store, &serial, &body, &len);
+        if (r == -ENOENT)
+                return send_json(c, 404, "{\"error\":\"no-policy\"}");
+        if (r < 0 || sha256_hex(body, len, hex) < 0)
+                return send_json(c, 503, "{\"error\":\"store\"}");
+        snprintf(etag, sizeof(etag), "\"%s\"", hex);
+        inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        if (inm && (streq(inm, etag) || streq(inm, "*"))) {
+                resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+                if (!resp)
+                        return MHD_NO;
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+                ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, resp);
+                MHD_destroy_response(resp);
+                return ret;
+        }
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+                return MHD_NO;
+        body = NULL;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* "/v1/logs/{L}/acked" → L (32 chars) into buf; false when url has another shape. */
+static bool parse_acked_url(const char *url, char buf[ID128_STRING_MAX])
+{
+        static const char prefix[] = "/v1/logs/", suffix[] = "/acked";
+        size_t n = strlen(url);
+
+        if (n != strlen(prefix) + 32 + strlen(suffix) || !strneq(url, prefix, strlen(prefix)) ||
+            !streq(url + strlen(prefix) + 32, suffix))
+                return false;
+        memcpy(buf, url + strlen(prefix), 32);
+        buf[32] = 0;
+        return true;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+        HttpServer *s = cls;
+        Request *req = *con_cls;
+        char cn[RECORD_ID_MAX + 2];
+        IngestAnswer a = {};
+        bool post = streq(method, MHD_HTTP_METHOD_POST);
+        int r;
+
+        if (!req) {
+                const char *cl;
+                uint64_t clen;
+                char *end;
+
+                req = calloc(1, sizeof(Request));
+                if (!req)
+                        return MHD_NO;
+                req->started_usec = now_usec(CLOCK_MONOTONIC);
+                *con_cls = req;
+                /* Refuse an announced oversized body before reading any of it. */
+                cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                if (cl) {
+                        errno = 0;
+                        clen = strtoull(cl, &end, 10);
+                        if (errno != 0 || *end != 0 || clen > s->config.max_body)
+                                return send_json(c, 413, "{\"error\":\"body-too-large\"}");
+                }
+                return MHD_YES;
+        }
+
+        if (s->config.request_timeout_sec > 0 && now_usec(CLOCK_MONOTONIC) - req->started_usec >
+                                                         (uint64_t)s->config.request_timeout_sec * 1000000u)
+                return MHD_NO; /* a slow sender: drop the connection */
+
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                if (!post || req->too_big || n > s->config.max_body - req->len) {
+                        req->too_big = true;
+                        free(req->body);
+                        req->body = NULL;
+                        req->len = req->cap = 0;
+                        return MHD_YES;
+                }
+                if (req->len + n > req->cap) {
+                        size_t nc = req->cap ? req->cap : 64 * 1024;
+                        while (nc < req->len + n)
+                                nc *= 2;
+                        if (nc > s->config.max_body)
+                                nc = s->config.max_body;
+                        char *nb = realloc(req->body, nc);
+                        if (!nb)
+                                return MHD_NO;
+                        req->body = nb;
+                        req->cap = nc;
+                }
+                memcpy(req->body + req->len, upload_data, n);
+                req->len += n;
+                return MHD_YES;
+        }
+
+        /* The whole request is in. */
+        if (peer_terminal_id(c, cn, sizeof(cn)) < 0)
+                return send_json(c, 403, "{\"error\":\"client-certificate\"}");
+
+        if (streq(url, "/v1/records")) {
+                const char *ct;
+                if (!post)
+                        return send_json(c, 405, "{\"error\":\"method\"}");
+                if (req->too_big)
+                        return send_json(c, 413, "{\"error\":\"body-too-large\"}");
+                ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+                if (!ct || !strneq(ct, "application/x-ndjson", strlen("application/x-ndjson")))
+                        return send_json(c, 415, "{\"error\":\"content-type\"}");
+                r = ingest_batch(s->config.store, cn, req->body, req->len, s->config.max_records,
+                                 (int64_t)now_usec(CLOCK_REALTIME), &a);
+                if (r >= 0 && a.status != 200)
+                        fprintf(stderr, "mamori-collector: %s: %u %s\n", cn, a.status, a.body);
+                return send_answer(c, r, &a);
+        }
+        if (!streq(method, MHD_HTTP_METHOD_GET) || req->len > 0 || req->too_big)
+                return send_json(c, 405, "{\"error\":\"method\"}");
+        if (streq(url, "/v1/policy"))
+                return serve_policy(s, c);
+        char log[ID128_STRING_MAX];
+        if (parse_acked_url(url, log)) {
+                r = ingest_acked(s->config.store, cn, log, &a);
+                return send_answer(c, r, &a);
+        }
+        return send_json(c, 404, "{\"error\":\"not-found\"}");
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+        Request *req = *con_cls;
+        if (!req)
+                return;
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        fputs("mamori-collector: http: ", stderr);
+        vfprintf(stderr, fmt, ap);
+}
+
+static int load_server_key(HttpServer *s)
+{
+        gnutls_datum_t cert = {.data = (unsigned char *)s->config.cert_pem,
+                               .size = (unsigned)strlen(s->config.cert_pem)};
+        gnutls_datum_t key = {.data = (unsigned char *)s->config.key_pem,
+                              .size = (unsigned)strlen(s->config.key_pem)};
+
+        if (gnutls_pcert_import_x509_raw(&s->pcert, &cert, GNUTLS_X509_FMT_PEM, 0) < 0)
+                return -EINVAL;
+        s->have_pcert = true;
+        if (gnutls_privkey_init(&s->pkey) < 0)
+                return -ENOMEM;
+        if (gnutls_privkey_import_x509_raw(s->pkey, &key, GNUTLS_X509_FMT_PEM, NULL, 0) < 0)
+                return -EINVAL;
+        return 0;
+}
+
+int http_server_start(const HttpServerConfig *c, HttpServer **ret)
+{
+        HttpServer *s;
+        struct sockaddr_storage sa = {};
+        const union MHD_DaemonInfo *info;
+        int r;
+
+        if (!c || !c->address || !c->cert_pem || !c->key_pem || !c->trust_pem || !c->store || !ret ||
+            cert_cb_server)
+                return -EINVAL;
+        s = calloc(1, sizeof(HttpServer));
+        if (!s)
+                return -ENOMEM;
+        s->config = *c;
+        r = load_server_key(s);
+        if (r < 0) {
+                http_server_stop(s);
+                return r;
+        }
+
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        if (inet_pton(AF_INET, c->address, &in4->sin_addr) == 1) {
+                in4->sin_family = AF_INET;
+                in4->sin_port = htons(c->port);
+        } else if (inet_pton(AF_INET6, c->address, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(c->port);
+                flags |= MHD_USE_IPv6;
+        } else {
+                http_server_stop(s);
+                return -EINVAL;
+        }
+
+        cert_cb_server = s;
+        s->daemon = MHD_start_daemon(
+                flags, c->port, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_HTTPS_MEM_KEY, c->key_pem,
+                MHD_OPTION_HTTPS_MEM_CERT, c->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, c->trust_pem,
+                MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert, MHD_OPTION_HTTPS_PRIORITIES,
+                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_TIMEOUT,
+                c->idle_timeout_sec, MHD_OPTION_CONNECTION_LIMIT, c->max_connections,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_END);
+        if (!s->daemon) {
+                http_server_stop(s);
+                return -EADDRNOTAVAIL;
+        }
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = info ? info->port : c->port;
+        *ret = s;
+        return 0;
+}
+
+uint16_t http_server_port(const HttpServer *s)
+{
+        return s->port;
+}
+
+HttpServer *http_server_stop(HttpServer *s)
+{
+        if (!s)
+                return NULL;
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon);
+        if (s->have_pcert)
+                gnutls_pcert_deinit(&s->pcert);
+        if (s->pkey)
+                gnutls_privkey_deinit(s->pkey);
+        if (cert_cb_server == s)
+                cert_cb_server = NULL;
+        free(s);
+        return NULL;
+}

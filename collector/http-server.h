@@ -1,0 +1,27 @@
+/* The collector's HTTPS front (libmicrohttpd + GnuTLS): client-certificate TLS and the §7 routes. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct HttpServerConfig {
+        const char *address;            /* numeric IPv4 or IPv6 */
+        uint16_t port;                  /* 0 = any free port (see http_server_port) */
+        const char *cert_pem, *key_pem; /* server certificate chain and key, PEM text */
+        const char *trust_pem;          /* terminal CA(s), PEM text */
+        size_t max_body;                /* bytes of one request body */
+        size_t max_records;             /* records of one batch */
+        unsigned idle_timeout_sec;      /* inactivity on a connection */
+        unsigned request_timeout_sec;   /* a whole request, however slowly sent */
+        unsigned max_connections, max_per_ip;
+        Store *store; /* used only from the server thread; owned by the caller */
+} HttpServerConfig;
+
+typedef struct HttpServer HttpServer;
+
+/* Starts the server thread. -EINVAL bad config/PEM, -EADDRINUSE, -EIO. */
+int http_server_start(const HttpServerConfig *c, HttpServer **ret);
+uint16_t http_server_port(const HttpServer *s);
+HttpServer *http_server_stop(HttpServer *s);

@@ -1,0 +1,378 @@
+/* Batch ingestion: parse every line, check term/order/chain/signatures against the stored log state,
+ * then store the batch in one transaction (see ingest.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "mamori/crypto-util.h"
+#include "mamori/record.h"
+
+void ingest_answer_done(IngestAnswer *a)
+{
+        if (!a)
+                return;
+        free(a->body);
+        a->body = NULL;
+}
+
+static int answer(IngestAnswer *ret, unsigned status, const char *fmt, ...) _printf_(3, 4);
+static int answer(IngestAnswer *ret, unsigned status, const char *fmt, ...)
+{
+        va_list ap;
+        char *b;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&b, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        *ret = (IngestAnswer){.status = status, .body = b};
+        return 0;
+}
+
+static int answer_acked(IngestAnswer *ret, unsigned status, const char *log, uint64_t acked)
+{
+        return answer(ret, status, "{\"acked\":%" PRIu64 ",\"log\":\"%s\"}", acked, log);
+}
+
+/* One parsed line of the batch. */
+typedef struct Item {
+        const char *line;
+        size_t len;
+        Record *rec;
+} Item;
+
+typedef struct Batch {
+        Item *items;
+        size_t n;
+} Batch;
+
+static void batch_done(Batch *b)
+{
+        for (size_t i = 0; i < b->n; i++)
+                record_free(b->items[i].rec);
+        free(b->items);
+        b->items = NULL;
+        b->n = 0;
+}
+
+/* Alerts are written in their own transaction, after the batch was rolled back. */
+static void raise_alert(Store *s, int64_t now, const char *kind, const char *term, const char *log,
+                        uint64_t seq, const char *detail)
+{
+        (void)store_alert_add(s, now, kind, term, log, seq, detail);
+}
+
+/* Split and parse. 0 ok; > 0 the 1-based line that failed, with *ret_why set. */
+static int batch_parse(const char *body, size_t len, size_t max_records, Batch *b, const char **ret_why)
+{
+        size_t n = 0, cap = 0;
+        const char *p = body, *end = body + len;
+
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                Record *r = NULL;
+                int k;
+
+                if (n >= max_records) {
+                        *ret_why = "too-many-records";
+                        return -E2BIG;
+                }
+                if (l == 0) {
+                        *ret_why = "empty-line";
+                        return (int)(n + 1);
+                }
+                if (l > RECORD_LINE_MAX) {
+                        *ret_why = "line-too-long";
+                        return (int)(n + 1);
+                }
+                k = record_parse_line(p, l, &r);
+                if (k == -ENOMEM)
+                        return -ENOMEM;
+                if (k < 0) {
+                        *ret_why = "malformed";
+                        return (int)(n + 1);
+                }
+                if (n == cap) {
+                        size_t nc = cap ? cap * 2 : 64;
+                        Item *ni = realloc(b->items, nc * sizeof(Item));
+                        if (!ni) {
+                                record_free(r);
+                                return -ENOMEM;
+                        }
+                        b->items = ni;
+                        cap = nc;
+                }
+                b->items[n++] = (Item){.line = p, .len = l, .rec = r};
+                b->n = n;
+                p = nl ? nl + 1 : end;
+        }
+        if (n == 0) {
+                *ret_why = "empty";
+                return 1;
+        }
+        return 0;
+}
+
+static int load_identity(Store *s, const char *cn, EVP_PKEY **ret)
+{
+        _cleanup_free_ char *pem = NULL;
+        int r = store_terminal_identity(s, cn, &pem);
+        if (r < 0)
+                return r;
+        r = pem_parse_public_key(pem, strlen(pem), ret);
+        return r < 0 ? -EIO : 0;
+}
+
+/* Outcome of the checks done inside the transaction. */
+enum verdict {
+        V_OK,
+        V_GAP,
+        V_FORK,
+        V_BAD_SIGNATURE,
+        V_BAD_CHAIN,
+        V_LOG_OWNER,
+};
+
+int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t max_records,
+                 int64_t now_usec, IngestAnswer *ret)
+{
+        _cleanup_pkey_ EVP_PKEY *identity = NULL, *epoch_key = NULL;
+        Batch b = {};
+        const char *why = NULL;
+        enum verdict v = V_OK;
+        uint64_t bad_seq = 0;
+        StoreLog l;
+        bool new_log = false;
+        int r;
+
+        if (!s || !cn || (!body && len) || !ret)
+                return -EINVAL;
+
+        r = load_identity(s, cn, &identity);
+        if (r == -ENOENT)
+                return answer(ret, 403, "{\"error\":\"unknown-terminal\"}");
+        if (r < 0)
+                return r;
+
+        r = batch_parse(body, len, max_records, &b, &why);
+        if (r == -E2BIG) {
+                batch_done(&b);
+                return answer(ret, 413, "{\"error\":\"%s\"}", why);
+        }
+        if (r < 0) {
+                batch_done(&b);
+                return r;
+        }
+        if (r > 0) {
+                batch_done(&b);
+                return answer(ret, 422, "{\"error\":\"%s\",\"line\":%d}", why, r);
+        }
+
+        /* Batch-internal rules: one log, this terminal, consecutive ascending seq. */
+        char log[ID128_STRING_MAX];
+        memcpy(log, b.items[0].rec->log, sizeof(log));
+        for (size_t i = 0; i < b.n; i++) {
+                const Record *rec = b.items[i].rec;
+                if (!streq(rec->term, cn)) {
+                        raise_alert(s, now_usec, "wrong-term", cn, rec->log, rec->seq,
+                                    "record term differs from the certificate CN");
+                        batch_done(&b);
+                        return answer(ret, 422, "{\"error\":\"term\",\"line\":%zu}", i + 1);
+                }
+                if (!streq(rec->log, log) || (i > 0 && rec->seq != b.items[i - 1].rec->seq + 1)) {
+                        batch_done(&b);
+                        return answer(ret, 422, "{\"error\":\"order\",\"line\":%zu}", i + 1);
+                }
+        }
+
+        r = store_begin(s);
+        if (r < 0) {
+                batch_done(&b);
+                return r;
+        }
+
+        r = store_log_get(s, log, &l);
+        if (r == -ENOENT) {
+                new_log = true;
+                l = (StoreLog){.last_seq = 0};
+                strcpy(l.log, log);
+                if (strlen(cn) >= sizeof(l.term)) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                strcpy(l.term, cn);
+                strcpy(l.last_hash, RECORD_PREV_FIRST);
+                r = 0;
+        }
+        if (r < 0)
+                goto fail;
+        if (!streq(l.term, cn)) {
+                v = V_LOG_OWNER;
+                goto reject;
+        }
+
+        size_t i = 0;
+        /* Already stored: must be byte-identical (compared by line hash). */
+        for (; i < b.n && b.items[i].rec->seq <= l.last_seq; i++) {
+                char have[SHA256_HEX_MAX], got[SHA256_HEX_MAX];
+                r = store_record_hash(s, log, b.items[i].rec->seq, have);
+                if (r < 0)
+                        goto fail;
+                r = record_line_hash(b.items[i].line, b.items[i].len, got);
+                if (r < 0)
+                        goto fail;
+                if (!streq(have, got)) {
+                        v = V_FORK;
+                        bad_seq = b.items[i].rec->seq;
+                        goto reject;
+                }
+        }
+        if (i < b.n && b.items[i].rec->seq != l.last_seq + 1) {
+                v = V_GAP;
+                goto reject;
+        }
+
+        if (l.epochs > 0) {
+                r = ed25519_public_from_raw(l.key, &epoch_key);
+                if (r < 0)
+                        goto fail;
+        }
+        for (size_t first_new = i; i < b.n; i++) {
+                const Record *rec = b.items[i].rec;
+                char hash[SHA256_HEX_MAX];
+                bool open = streq(rec->ev, "log.open");
+
+                bad_seq = rec->seq;
+                if (!streq(rec->prev, l.last_hash)) {
+                        /* Our stored predecessor differs from the sender's: two histories. */
+                        v = i == first_new && l.last_seq > 0 ? V_FORK : V_BAD_CHAIN;
+                        goto reject;
+                }
+                if (open != (rec->seq == 1)) {
+                        v = V_BAD_CHAIN;
+                        goto reject;
+                }
+                r = record_verify(rec, open ? identity : epoch_key);
+                if (r == -EKEYREJECTED) {
+                        v = V_BAD_SIGNATURE;
+                        goto reject;
+                }
+                if (r < 0)
+                        goto fail;
+                if (open || streq(rec->ev, "key.rotate")) {
+                        uint8_t key[ED25519_KEY_SIZE];
+                        if (record_data_key(rec, key) < 0) {
+                                v = V_BAD_CHAIN;
+                                goto reject;
+                        }
+                        EVP_PKEY_free(epoch_key);
+                        epoch_key = NULL;
+                        r = ed25519_public_from_raw(key, &epoch_key);
+                        if (r < 0) {
+                                v = V_BAD_CHAIN;
+                                goto reject;
+                        }
+                        memcpy(l.key, key, sizeof(key));
+                        l.epochs++;
+                }
+                r = record_line_hash(b.items[i].line, b.items[i].len, hash);
+                if (r < 0)
+                        goto fail;
+                r = store_record_put(s, log, rec->seq, b.items[i].line, b.items[i].len, hash);
+                if (r < 0)
+                        goto fail;
+                l.last_seq = rec->seq;
+                memcpy(l.last_hash, hash, sizeof(hash));
+        }
+
+        if (new_log && l.last_seq > 0) {
+                uint64_t others = 0;
+                r = store_log_count_for_terminal(s, cn, &others);
+                if (r < 0)
+                        goto fail;
+                if (others > 0) {
+                        r = store_alert_add(s, now_usec, "new-log", cn, log, 1,
+                                            "a new log was opened by a terminal that already has one");
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        if (l.last_seq > 0) {
+                r = store_log_put(s, &l, now_usec);
+                if (r < 0)
+                        goto fail;
+        }
+        r = store_terminal_touch(s, cn, now_usec);
+        if (r < 0)
+                goto fail;
+        r = store_commit(s);
+        if (r < 0) {
+                batch_done(&b);
+                return r;
+        }
+        batch_done(&b);
+        return answer_acked(ret, 200, log, l.last_seq);
+
+reject:
+        store_rollback(s);
+        {
+                const char *logid = log;
+                uint64_t acked = v == V_LOG_OWNER ? 0 : l.last_seq;
+                batch_done(&b);
+                switch (v) {
+                case V_GAP:
+                        return answer_acked(ret, 409, logid, acked);
+                case V_FORK:
+                        raise_alert(s, now_usec, "fork", cn, logid, bad_seq,
+                                    "a record differs from the stored record of the same seq");
+                        return answer(ret, 409,
+                                      "{\"acked\":%" PRIu64
+                                      ",\"error\":\"fork\",\"log\":\"%s\",\"seq\":%" PRIu64 "}",
+                                      acked, logid, bad_seq);
+                case V_BAD_SIGNATURE:
+                        raise_alert(s, now_usec, "bad-signature", cn, logid, bad_seq,
+                                    "a record signature does not verify");
+                        return answer(ret, 422, "{\"error\":\"bad-signature\",\"seq\":%" PRIu64 "}",
+                                      bad_seq);
+                case V_BAD_CHAIN:
+                        raise_alert(s, now_usec, "bad-chain", cn, logid, bad_seq,
+                                    "a record does not continue the chain");
+                        return answer(ret, 422, "{\"error\":\"chain\",\"seq\":%" PRIu64 "}", bad_seq);
+                case V_LOG_OWNER:
+                        raise_alert(s, now_usec, "log-owner", cn, logid, 0,
+                                    "records of a log that belongs to another terminal");
+                        return answer(ret, 422, "{\"error\":\"log-owner\"}");
+                case V_OK:
+                        break;
+                }
+                return -EINVAL;
+        }
+
+fail:
+        store_rollback(s);
+        batch_done(&b);
+        return r;
+}
+
+int ingest_acked(Store *s, const char *cn, const char *log, IngestAnswer *ret)
+{
+        StoreLog l;
+        int r;
+
+        if (!hex_lower_valid(log, ID128_STRING_MAX - 1))
+                return answer(ret, 400, "{\"error\":\"bad-log-id\"}");
+        r = store_log_get(s, log, &l);
+        if (r == -ENOENT)
+                return answer_acked(ret, 200, log, 0);
+        if (r < 0)
+                return r;
+        if (!streq(l.term, cn))
+                return answer(ret, 404, "{\"error\":\"unknown-log\"}");
+        return answer_acked(ret, 200, log, l.last_seq);
+}

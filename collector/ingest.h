@@ -1,0 +1,37 @@
+/* Batch ingestion (DESIGN.md §7): verify a POSTed batch of record lines completely, then store it. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define INGEST_BODY_MAX_DEFAULT    (8u * 1024u * 1024u)
+#define INGEST_RECORDS_MAX_DEFAULT 20000u
+
+/* What to send back: an HTTP status and a JSON body (malloc'd, owned by the answer). */
+typedef struct IngestAnswer {
+        unsigned status;
+        char *body;
+} IngestAnswer;
+
+void ingest_answer_done(IngestAnswer *a);
+
+/*
+ * Verify body (record lines of one log, ascending seq, each ending with "\n") posted by the
+ * terminal whose certificate CN is cn, and store the new records in one transaction:
+ *   200 {"log":L,"acked":N}            stored (or already stored: identical resend), after COMMIT
+ *   409 {"log":L,"acked":N}            gap before the first new seq
+ *   409 {"error":"fork",...}           a stored seq with other bytes, or a chain that leaves ours (+alert)
+ *   422 {"error":...}                  malformed, wrong term/order, bad signature/chain (+alert where
+ *                                      it matters); nothing of the batch stored
+ *   403 {"error":"unknown-terminal"}   cn is not registered
+ *   413 {"error":"too-many-records"}
+ * Returns 0 with *ret filled, or -errno when the store failed (the caller answers 503).
+ */
+int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t max_records,
+                 int64_t now_usec, IngestAnswer *ret);
+
+/* GET /v1/logs/{log}/acked for terminal cn: 200 with acked (0 for an unknown log), 404 another
+ * terminal's log, 400 a malformed log id. */
+int ingest_acked(Store *s, const char *cn, const char *log, IngestAnswer *ret);

@@ -1,0 +1,159 @@
+/* mamori-collector: the central HTTPS service that verifies and durably stores terminal logs. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector-config.h"
+#include "http-server.h"
+#include "mamori/fileio.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+#include "store.h"
+
+static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
+{
+        fprintf(stderr, "%s:%u: %s: %s\n", file, line, level == CONF_ERROR ? "error" : "warning", message);
+}
+
+static int read_state_file(const struct collector_config *c, const char *name, char **ret)
+{
+        _cleanup_free_ char *path = collector_state_path(c, name);
+        size_t size;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_bounded(path, 256 * 1024, ret, &size);
+        if (r < 0)
+                fprintf(stderr, "mamori-collector: cannot read %s: %s (run mamori-admin init)\n", path,
+                        strerror(-r));
+        return r;
+}
+
+static void help(void)
+{
+        printf("Usage: mamori-collector [--config FILE]\n"
+               "Central collector of mamori operation logs (HTTPS, client certificates).\n"
+               "  --config FILE   collector.conf (default /etc/mamori/collector.conf)\n");
+}
+
+static int64_t realtime_usec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        const char *config_path = "/etc/mamori/collector.conf";
+        struct collector_config cfg = {};
+        _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL;
+        _cleanup_store_ Store *store = NULL, *scan_store = NULL;
+        HttpServer *server = NULL;
+        uint16_t port;
+        sigset_t mask;
+        int c, r, sig = 0;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return 2;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "mamori-collector: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+
+        r = collector_config_load(config_path, diag, NULL, &cfg);
+        if (r < 0) {
+                fprintf(stderr, "mamori-collector: cannot load %s: %s\n", config_path, strerror(-r));
+                return 1;
+        }
+        r = collector_parse_listen(cfg.listen, &address, &port);
+        if (r < 0)
+                goto out;
+        if ((r = read_state_file(&cfg, "collector.pem", &cert)) < 0 ||
+            (r = read_state_file(&cfg, "collector.key", &key)) < 0 ||
+            (r = read_state_file(&cfg, "terminal-ca.pem", &trust)) < 0)
+                goto out;
+        r = store_open(cfg.database, &store);
+        if (r >= 0)
+                r = store_open(cfg.database, &scan_store);
+        if (r < 0) {
+                fprintf(stderr, "mamori-collector: cannot open database %s: %s\n", cfg.database,
+                        strerror(-r));
+                goto out;
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &mask, NULL); /* before the server thread starts: it inherits the mask */
+
+        HttpServerConfig hc = {
+                .address = address,
+                .port = port,
+                .cert_pem = cert,
+                .key_pem = key,
+                .trust_pem = trust,
+                .max_body = cfg.max_body_bytes,
+                .max_records = cfg.max_batch_records,
+                .idle_timeout_sec = (unsigned)(cfg.idle_timeout_usec / USEC_PER_SEC) ?: 1,
+                .request_timeout_sec = (unsigned)(cfg.request_timeout_usec / USEC_PER_SEC) ?: 1,
+                .max_connections = cfg.max_connections,
+                .max_per_ip = cfg.max_connections_per_ip,
+                .store = store,
+        };
+        r = http_server_start(&hc, &server);
+        if (r < 0) {
+                fprintf(stderr, "mamori-collector: cannot listen on %s: %s\n", cfg.listen, strerror(-r));
+                goto out;
+        }
+        if (key)
+                explicit_bzero(key, strlen(key));
+        fprintf(stderr, "mamori-collector: listening on %s port %u\n", address, http_server_port(server));
+
+        /* Main thread: signals, and the silent-terminal check on its own database connection. */
+        for (;;) {
+                struct timespec ts = {.tv_sec = (time_t)(cfg.silent_check_usec / USEC_PER_SEC),
+                                      .tv_nsec = (long)(cfg.silent_check_usec % USEC_PER_SEC) * 1000};
+                unsigned n = 0;
+
+                sig = sigtimedwait(&mask, NULL, &ts);
+                if (sig == SIGTERM || sig == SIGINT)
+                        break;
+                if (sig < 0 && errno == EAGAIN) {
+                        r = store_alert_silent(scan_store, realtime_usec(), cfg.silent_usec, &n);
+                        if (r < 0)
+                                fprintf(stderr, "mamori-collector: silent check failed: %s\n", strerror(-r));
+                        else if (n > 0)
+                                fprintf(stderr, "mamori-collector: %u terminal(s) silent, alert raised\n",
+                                        n);
+                }
+        }
+        fprintf(stderr, "mamori-collector: stopping (signal %d)\n", sig);
+        r = 0;
+out:
+        http_server_stop(server);
+        if (key)
+                explicit_bzero(key, strlen(key));
+        collector_config_free(&cfg);
+        return r < 0 ? 1 : 0;
+}
