@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""Sessions end to end (issue: sessions and lock): D-Bus logins against mamorid with the virtual
+card, real pcscd, a private system bus and python-dbusmock's logind. Lock on pull, idle lock, the
+next operator, lock fallback, fail closed on pcscd loss and agent restart, hostile callers."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agentproc  # noqa: E402
+import bench  # noqa: E402
+import policytool  # noqa: E402
+
+PIN = '123456'
+AGENT = 'org.mamori.Agent1'
+PATH = '/org/mamori/Agent1'
+
+
+class Terminal:
+    """One counter terminal on the bench: bus + logind + pcscd + card + signed policy + mamorid."""
+
+    def __init__(self, test, desktop_locks=True, session=None, cards=('OP0001',), card_status=None):
+        import dbus
+        self.dbus = dbus
+        self.test = test
+        self.tmpdir = bench.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        test.addCleanup(self.tmpdir.__exit__, None, None, None)
+        self.pki = bench.TestPKI(self.tmp)
+        self.cards = {op: self.pki.issue(op, 'p256') for op in cards}
+        self.signer = policytool.Signer.generate(self.tmp)
+        self.bus = self.enter(bench.SystemBus(self.tmp))
+        self.logind = self.enter(bench.MockLogind(self.bus, desktop_locks=desktop_locks))
+        self.port = bench.free_vpcd_port()
+        self.pcscd = self.enter(bench.Pcscd(self.tmp, self.port, debug=False))
+        self.vcard = None
+        self.agent = None
+        self.session_conf = {'IdleLockSec': '300', 'LockVerifySec': '1', 'CardLeftSec': '1h'}
+        self.session_conf.update(session or {})
+        self.publish(serial=1, card_status=card_status or {})
+
+    def enter(self, cm):
+        obj = cm.__enter__()
+        self.test.addCleanup(cm.__exit__, None, None, None)
+        return obj
+
+    def publish(self, serial, card_status=None, emergency=False):
+        card_status = card_status or {}
+        b = policytool.bundle(serial, 'chuo', 'T-0001',
+                              [policytool.operator(op, ['chuo']) for op in self.cards],
+                              [policytool.card(c.card_id, op, card_status.get(op, 'active'))
+                               for op, c in self.cards.items()], emergency=emergency)
+        policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
+
+    def insert(self, op):
+        """Puts op's card in the reader (the previous card is pulled first)."""
+        if self.vcard:
+            self.vcard.stop()
+        card = self.cards[op]
+        self.vcard = bench.VCard(self.port, card.key, card.cert, PIN, tries=3)
+        self.vcard.start()
+        self.test.addCleanup(self.vcard.stop)
+        return card
+
+    def start_agent(self):
+        env = self.pcscd.client_env(self.bus.client_env())
+        self.agent = agentproc.Mamorid(self.tmp, env, {'Session': self.session_conf})
+        self.agent.start()
+        self.test.addCleanup(self.agent.stop)
+        self.conn = self.bus.connect()
+        bench.wait_until(lambda: self.conn.name_has_owner(AGENT), timeout=10, what='mamorid on the bus')
+        return self.agent
+
+    def iface(self):
+        return self.dbus.Interface(self.conn.get_object(AGENT, PATH), AGENT)
+
+    def prop(self, name):
+        props = self.dbus.Interface(self.conn.get_object(AGENT, PATH), self.dbus.PROPERTIES_IFACE)
+        return props.Get(AGENT, name)
+
+    def login(self, pin=PIN):
+        card_id, _ = self.iface().StartLogin('counter')
+        return str(self.iface().AnswerPin(pin))
+
+    def wait_card_seen(self, card):
+        self.agent.wait_event('card.inserted', card=card.card_id, timeout=20, after=0)
+        bench.wait_until(lambda: bool(self.prop('CardPresent')), timeout=5, what='CardPresent')
+
+
+def dbus_error(call):
+    try:
+        call()
+    except Exception as e:  # dbus.exceptions.DBusException
+        return e.get_dbus_name(), e.get_dbus_message()
+    raise AssertionError('the call succeeded')
+
+
+class SessionTest(unittest.TestCase):
+    def test_login_pull_locks_and_next_operator(self):
+        t = Terminal(self, cards=('OP0001', 'OP0002'))
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        # A restarted (here: fresh) agent locks the desktop first.
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=10, what='initial LockSession')
+        t.wait_card_seen(a)
+        self.assertEqual(t.prop('State'), 'locked')
+
+        self.assertEqual(t.login(), 'OP0001')
+        self.assertEqual(t.prop('State'), 'active')
+        self.assertEqual(t.prop('Operator'), 'OP0001')
+        agent.wait_event('auth.ok', op='OP0001', card=a.card_id)
+        agent.wait_event('session.start', op='OP0001')
+
+        t.logind.clear_calls()
+        t.vcard.pull()
+        agent.wait_event('card.removed', card=a.card_id)
+        agent.wait_event('session.end', reason='card-removed', op='OP0001')
+        lock = agent.wait_event('lock', reason='card-removed')
+        self.assertGreater(int(lock['latency_us']), 0)
+        self.assertEqual(t.logind.calls('LockSession'), [['c1']])
+        self.assertEqual(t.prop('State'), 'locked')
+        self.assertEqual(t.prop('Operator'), '')
+
+        # The next operator, own card, about a second.
+        t.logind.set_locked_hint(False)  # the desktop unlocked for the previous operator
+        b = t.insert('OP0002')
+        t.wait_card_seen(b)
+        self.assertEqual(t.login(), 'OP0002')
+        self.assertEqual(t.prop('Operator'), 'OP0002')
+
+    def test_wrong_pin_counts_down_then_blocks(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        name, msg = dbus_error(lambda: t.login('654321'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.PinWrong')
+        self.assertEqual(msg, 'pin-wrong tries=2')
+        self.assertEqual(t.prop('State'), 'locked')
+        agent.wait_event('auth.fail', reason='pin-wrong', tries='2')
+        name, msg = dbus_error(lambda: t.login('654321'))
+        self.assertEqual(msg, 'pin-wrong tries=1')
+        name, msg = dbus_error(lambda: t.login('654321'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.PinBlocked')
+        agent.wait_event('pin.blocked', card=a.card_id)
+        # Even the right PIN cannot open a blocked card.
+        name, _ = dbus_error(lambda: t.login(PIN))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.PinBlocked')
+
+    def test_suspended_card_refused_without_costing_a_try(self):
+        t = Terminal(self, card_status={'OP0001': 'suspended'})
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        name, _ = dbus_error(lambda: t.iface().StartLogin('counter'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.CardSuspended')
+        agent.wait_event('auth.fail', reason='card-suspended', card=a.card_id)
+        # The precheck refused before any PIN went to the card: a correct login after
+        # reinstatement still has all its tries (a wrong PIN then reports 2 left).
+        t.publish(serial=2)
+        agent.wait_event('policy.load', serial='2')
+        name, msg = dbus_error(lambda: t.login('000000'))
+        self.assertEqual(msg, 'pin-wrong tries=2')
+
+    def test_idle_lock(self):
+        t = Terminal(self, session={'IdleLockSec': '1'})
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        t.logind.clear_calls()
+        t.logind.set_idle(True)
+        agent.wait_event('session.end', reason='idle', timeout=10)
+        agent.wait_event('card.left', reason='idle', card=a.card_id)
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after idle')
+        self.assertEqual(t.prop('State'), 'locked')
+
+    def test_lock_fallback_when_desktop_ignores_lock(self):
+        t = Terminal(self, desktop_locks=False)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        # Already at start: the agent's own lock was not confirmed, so the session was ended.
+        agent.wait_event('lock', reason='desktop-did-not-lock', timeout=10)
+        t.wait_card_seen(a)
+        t.login()
+        t.logind.clear_calls()
+        t.iface().Lock()
+        agent.wait_event('session.end', reason='manual')
+        ev = agent.wait_event('lock', reason='desktop-did-not-lock', timeout=10)
+        self.assertEqual(ev['method'], 'TerminateSession')
+        self.assertEqual(t.logind.calls('TerminateSession'), [['c1']])
+
+    def test_pcscd_killed_during_session_locks(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        t.logind.clear_calls()
+        t.pcscd.kill()
+        agent.wait_event('session.end', reason='reader-lost')
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession on pcscd loss')
+        self.assertEqual(t.prop('State'), 'locked')
+        self.assertFalse(t.prop('CardPresent'))
+
+    def test_agent_killed_restarts_locked(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        self.assertEqual(t.prop('State'), 'active')
+        agent.stop(sig=signal.SIGKILL)
+        t.logind.clear_calls()
+        t.logind.set_locked_hint(False)
+        agent2 = agentproc.Mamorid(t.tmp, t.pcscd.client_env(t.bus.client_env()), {'Session': t.session_conf})
+        agent2.start()
+        self.addCleanup(agent2.stop)
+        bench.wait_until(lambda: t.conn.name_has_owner(AGENT), timeout=10, what='mamorid back on the bus')
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=10, what='LockSession after restart')
+        self.assertEqual(t.prop('State'), 'locked')
+        agent2.wait_event('lock', reason='manual')
+
+    def test_hostile_callers(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        t.start_agent()
+        t.wait_card_seen(a)
+        env = t.bus.client_env()
+        # Wrong argument types.
+        r = bench.run(['busctl', '--system', 'call', AGENT, PATH, AGENT, 'StartLogin', 'i', '5'], env=env)
+        self.assertNotEqual(r.returncode, 0)
+        # A PIN answer with no login pending.
+        name, _ = dbus_error(lambda: t.iface().AnswerPin(PIN))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.NotPending')
+        # Huge strings.
+        name, _ = dbus_error(lambda: t.iface().StartLogin('x' * 100000))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.InvalidArgument')
+        # Another client cannot answer someone else's login.
+        t.iface().StartLogin('counter')
+        other = t.bus.connect()
+        iface2 = t.dbus.Interface(other.get_object(AGENT, PATH), AGENT)
+        name, _ = dbus_error(lambda: iface2.AnswerPin(PIN))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.NotPending')
+        t.iface().CancelLogin()
+        self.assertEqual(t.prop('State'), 'locked')
+        # RecordOperation from a uid that is neither root nor in mamori-apps.
+        t.login()
+        os.chmod(t.tmp, 0o711)  # let uid 65534 reach the private bus socket
+        r = bench.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busctl', '--system',
+                       'call', AGENT, PATH, AGENT, 'RecordOperation', 'ssa{ss}', 'lookup', 'resident', '0'],
+                      env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('only root and members of mamori-apps may record operations', r.stderr + r.stdout)
+        # root may, and gets the record's seq after commit.
+        seq = t.iface().RecordOperation('lookup', 'resident-123', {'screen': 'juminhyo'})
+        self.assertGreater(int(seq), 1)
+        t.agent.wait_event('app.op', op='OP0001', kind='lookup', subject='resident-123')
+        name, _ = dbus_error(lambda: t.iface().RecordOperation('lookup', 'x', {str(i): 'v' for i in range(17)}))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.InvalidArgument')
+        self.assertEqual(t.prop('State'), 'active')
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
