@@ -1,0 +1,432 @@
+# pam_mamori.so and mamorictl status/lock/passwd against mamorid on a private system bus (pam_wrapper, pamtester, pypamtest).
+"""The PAM module is loaded by pamtester and by pypamtest through pam_wrapper (Debian libpam-wrapper):
+LD_PRELOAD=libpam_wrapper.so with PAM_WRAPPER_SERVICE_DIR naming a private service file that loads the
+built pam_mamori.so by absolute path. The build is sanitized, so libasan is preloaded first (the PAM
+applications are not), with leak detection off (the Python interpreter and pamtester are not clean).
+
+Without a daemon: no bus at all, and a bus where nothing owns org.mamori.Agent1 → PAM_AUTHINFO_UNAVAIL.
+With mamorid (private pcscd + virtual card, mock logind, signed policy, test PKI): right PIN, wrong PIN
+with the tries left in the message, suspended card, old PIN → PAM_NEW_AUTHTOK_REQD, chauthtok changes
+the PIN on the card, mamorictl status --json. These are skipped, with the reason, when the mamorid
+under test does not expose the org.mamori.Agent1 interface (found by introspection)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agentproc  # noqa: E402
+import bench  # noqa: E402
+import policytool  # noqa: E402
+
+PIN = '123456'
+WRONG = '654321'
+NEW_PIN = '24681357'
+OFFICE = 'chuo-passport'
+TERMINAL = 'T-0001'
+SERVICE = 'mamori-test'
+USER = 'counter'
+
+# Linux-PAM return codes (security/_pam_types.h).
+PAM_SUCCESS = 0
+PAM_PERM_DENIED = 6
+PAM_AUTH_ERR = 7
+PAM_AUTHINFO_UNAVAIL = 9
+PAM_USER_UNKNOWN = 10
+PAM_MAXTRIES = 11
+PAM_NEW_AUTHTOK_REQD = 12
+PAM_AUTHTOK_ERR = 20
+PAM_AUTHTOK_RECOVERY_ERR = 21
+PAM_TRY_AGAIN = 24
+
+AGENT_NAME = 'org.mamori.Agent1'
+AGENT_PATH = '/org/mamori/Agent1'
+DAY_US = 24 * 3600 * 1000000
+
+# Runs in a child interpreter (so LD_PRELOAD applies): one PAM transaction, expected codes per step.
+PYPAMTEST_DRIVER = r'''
+import json, sys, pypamtest
+req = json.loads(sys.argv[1])
+cases = [pypamtest.TestCase(op, expected_rv=rv) for op, rv in req['cases']]
+try:
+    res = pypamtest.run_pamtest(req['user'], req['service'], cases, req['echo_off'])
+    print(json.dumps({'ok': True, 'info': list(res.info), 'errors': list(res.errors)}))
+except pypamtest.PamTestError as e:
+    print(json.dumps({'ok': False, 'error': str(e)}))
+'''
+
+
+def pam_module():
+    return os.path.join(bench.build_dir(), 'auth', 'pam_mamori.so')
+
+
+def mamorictl_exe():
+    return os.path.join(bench.build_dir(), 'agent', 'mamorictl')
+
+
+def asan_runtime():
+    """libasan to preload when the module is sanitized (it needs the runtime first in the process)."""
+    r = subprocess.run(['ldd', pam_module()], stdout=subprocess.PIPE, text=True, check=False)
+    if 'libasan' not in r.stdout:
+        return None
+    path = subprocess.run(['gcc', '-print-file-name=libasan.so'], stdout=subprocess.PIPE, text=True,
+                          check=False).stdout.strip()
+    return os.path.realpath(path) if path and os.path.exists(path) else None
+
+
+class PamBase(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = self.enter(bench.TempDir())
+        self.service_dir = os.path.join(self.tmp, 'pam.d')
+        os.makedirs(self.service_dir)
+        self.write_service('timeout=3')
+        self.bus_address = 'unix:path=' + os.path.join(self.tmp, 'no-bus-here')
+
+    def enter(self, cm):
+        value = cm.__enter__()
+        self.addCleanup(cm.__exit__, None, None, None)
+        return value
+
+    def write_service(self, options=''):
+        mod = pam_module()
+        with open(os.path.join(self.service_dir, SERVICE), 'w', encoding='ascii') as f:
+            f.write(f'auth     required {mod} {options}\n'
+                    f'account  required {mod} {options}\n'
+                    f'password required {mod} {options}\n'
+                    f'session  required pam_permit.so\n')
+
+    def pam_env(self):
+        env = dict(os.environ)
+        preload = ['libpam_wrapper.so']
+        asan = asan_runtime()
+        if asan:
+            preload.insert(0, asan)
+        env.update({
+            'LD_PRELOAD': ':'.join(preload),
+            'PAM_WRAPPER': '1',
+            'PAM_WRAPPER_SERVICE_DIR': self.service_dir,
+            'PAM_WRAPPER_DEBUGLEVEL': '2',
+            'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0',
+            'UBSAN_OPTIONS': 'print_stacktrace=1',
+            'DBUS_SYSTEM_BUS_ADDRESS': self.bus_address,
+        })
+        return env
+
+    def pamtester(self, *ops, stdin='', user=USER):
+        p = subprocess.run(['pamtester', '-v', SERVICE, user] + list(ops), env=self.pam_env(), input=stdin,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+        self.assertNotIn('Sanitizer', p.stderr, p.stderr)
+        return p
+
+    def pypamtest(self, cases, echo_off=(), user=USER):
+        req = {'user': user, 'service': SERVICE, 'cases': cases, 'echo_off': list(echo_off)}
+        p = subprocess.run([bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=self.pam_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+        self.assertNotIn('Sanitizer', p.stderr, p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        res = json.loads(p.stdout)
+        res['log'] = p.stderr
+        return res
+
+    def assertPam(self, res, msg=None):
+        self.assertTrue(res['ok'], f"{res.get('error')}; {msg or ''}\n{res['log'][-3000:]}")
+
+    def ctl(self, *args, stdin=None):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        p = subprocess.run([mamorictl_exe()] + list(args), env=env, input=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+        self.assertNotIn('Sanitizer', p.stderr, p.stderr)
+        return p
+
+
+class PamWithoutAgent(PamBase):
+    """No daemon: the module must say "unavailable" so the PAM stack can decide, never success."""
+
+    def test_module_exports_only_pam_sm_and_links_no_crypto(self):
+        out = subprocess.run(['nm', '-D', '--defined-only', pam_module()], stdout=subprocess.PIPE, text=True,
+                             check=True).stdout
+        syms = sorted(line.split()[-1] for line in out.splitlines() if line.strip())
+        self.assertEqual(syms, ['pam_sm_acct_mgmt', 'pam_sm_authenticate', 'pam_sm_chauthtok', 'pam_sm_setcred'])
+        ldd = subprocess.run(['ldd', pam_module()], stdout=subprocess.PIPE, text=True, check=True).stdout
+        for lib in ('libcrypto', 'libssl', 'libpcsclite', 'libcurl'):
+            self.assertNotIn(lib, ldd)
+
+    def test_no_bus(self):
+        res = self.pypamtest([[0, PAM_AUTHINFO_UNAVAIL]], [PIN])
+        self.assertPam(res)
+        self.assertIn('mamorid unreachable', res['log'])
+        p = self.pamtester('authenticate', stdin=PIN + '\n')
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('cannot retrieve authentication info', p.stderr)
+
+    def test_nothing_owns_the_name(self):
+        bus = self.enter(bench.SystemBus(self.tmp))
+        self.bus_address = bus.address
+        for step, code in ((0, PAM_AUTHINFO_UNAVAIL), (2, PAM_AUTHINFO_UNAVAIL)):
+            res = self.pypamtest([[step, code]], [PIN])
+            self.assertPam(res, f'step {step}')
+            self.assertIn('has no owner', res['log'])
+        # chauthtok's preliminary check fails: the PIN is never asked for.
+        self.assertPam(self.pypamtest([[5, PAM_TRY_AGAIN]], [PIN, NEW_PIN, NEW_PIN]))
+        p = self.pamtester('authenticate', stdin=PIN + '\n')
+        self.assertIn('cannot retrieve authentication info', p.stderr)
+        self.assertNotIn('PIN', p.stdout)
+        # mamorictl says so, with systemctl's "not running" exit code.
+        for verb in (['status'], ['status', '--json'], ['lock']):
+            c = self.ctl(*verb)
+            self.assertEqual(c.returncode, 3, c)
+            self.assertIn('not running', c.stderr)
+        c = self.ctl('passwd', stdin=f'{PIN}\n{NEW_PIN}\n{NEW_PIN}\n')
+        self.assertEqual(c.returncode, 3, c)
+
+    def test_passwd_checks_input_before_calling(self):
+        for lines, msg in ((f'{PIN}\n12a456\n', '6 to 8 digits'), (f'{PIN}\n{NEW_PIN}\n13572468\n', 'do not match'),
+                           (f'{PIN}\n', 'end of input')):
+            c = self.ctl('passwd', stdin=lines)
+            self.assertNotEqual(c.returncode, 0, c)
+            self.assertIn(msg, c.stderr)
+
+
+def agent_interface_exposed(bus_address, timeout=10.0):
+    """True when something on the bus serves the org.mamori.Agent1 interface at its object (introspection)."""
+    import dbus
+    conn = dbus.bus.BusConnection(bus_address)
+    try:
+        bench.wait_until(lambda: conn.name_has_owner(AGENT_NAME), timeout=timeout, what=f'{AGENT_NAME} on the bus')
+        xml = dbus.Interface(conn.get_object(AGENT_NAME, AGENT_PATH),
+                             'org.freedesktop.DBus.Introspectable').Introspect()
+        return f'interface name="{AGENT_NAME}"' in xml and 'StartLogin' in xml
+    except (TimeoutError, dbus.DBusException):
+        return False
+    finally:
+        conn.close()
+
+
+class PamWithAgent(PamBase):
+    """mamorid on the private bus with a virtual card; each test is one operator at the counter."""
+
+    def setUp(self):
+        super().setUp()
+        self.pki = bench.TestPKI(self.tmp)
+        self.signer = policytool.Signer.generate(self.tmp)
+        self.state = os.path.join(self.tmp, 'state')
+        self.policy_dir = os.path.join(self.state, 'policy')
+        os.makedirs(self.policy_dir)
+        self.bus = self.enter(bench.SystemBus(self.tmp))
+        self.bus_address = self.bus.address
+        self.logind = self.enter(bench.MockLogind(self.bus))
+        self.port = bench.free_vpcd_port()
+        self.pcscd = self.enter(bench.Pcscd(self.tmp, self.port))
+        self.vcard = None
+        self.serial = 0
+
+    def publish(self, cards, operators=None, **kw):
+        self.serial += 1
+        ops = operators or [policytool.operator(op, [OFFICE]) for op in sorted({c[1] for c in cards})]
+        b = policytool.bundle(self.serial, OFFICE, TERMINAL, ops,
+                              [policytool.card(cid, op, status) for cid, op, status in cards], **kw)
+        policytool.install(self.policy_dir, self.signer.sign(b))
+
+    def insert(self, card, tries=3):
+        self.vcard = self.enter(bench.VCard(self.port, card.key, card.cert, PIN, tries=tries))
+        self.pcscd.wait_card(True)
+
+    def start_agent(self, max_age_days=183):
+        env = self.pcscd.client_env(self.bus.client_env())
+        conf = {
+            'Terminal': {'Id': TERMINAL, 'Office': OFFICE,
+                         'IdentityKey': os.path.join(self.state, 'keys', 'identity.key')},
+            'Card': {'TrustAnchors': self.pki.ca_path},
+            'Policy': {'Directory': self.policy_dir, 'SignerKey': self.signer.pub_path, 'StalePolicy': 'deny'},
+            'Log': {'Directory': os.path.join(self.state, 'log')},
+            'Secrets': {'MaxAgeDays': str(max_age_days)},
+        }
+        self.agent = self.enter(agentproc.Mamorid(self.tmp, env, conf))
+        if not agent_interface_exposed(self.bus.address):
+            self.skipTest('mamorid under test does not expose org.mamori.Agent1 on the bus (daemon side not ready)')
+        return self.agent
+
+    def agent_property(self, name):
+        import dbus
+        conn = self.bus.connect()
+        try:
+            props = dbus.Interface(conn.get_object(AGENT_NAME, AGENT_PATH), dbus.PROPERTIES_IFACE)
+            return props.Get(AGENT_NAME, name)
+        finally:
+            conn.close()
+
+    def start_login_tries(self):
+        """tries_left as StartLogin reports it (the login is cancelled again at once)."""
+        import dbus
+        conn = self.bus.connect()
+        try:
+            agent = dbus.Interface(conn.get_object(AGENT_NAME, AGENT_PATH), AGENT_NAME)
+            _, tries = agent.StartLogin(USER)
+            agent.CancelLogin()
+            return int(tries)
+        finally:
+            conn.close()
+
+    def wait_card_seen(self, present=True):
+        bench.wait_until(lambda: bool(self.agent_property('CardPresent')) == present, timeout=10,
+                         what=f'agent CardPresent={present}')
+
+    def card_session(self, status='active', operators=None, pin_changed=None, max_age_days=183):
+        card = self.pki.issue('OP0001', 'p256')
+        ops = operators
+        if ops is None:
+            op = policytool.operator('OP0001', [OFFICE])
+            if pin_changed is not None:
+                op['pin_changed'] = pin_changed
+            ops = [op]
+        self.publish([(card.card_id, 'OP0001', status)], operators=ops)
+        self.insert(card)
+        self.start_agent(max_age_days=max_age_days)
+        self.wait_card_seen(True)
+        return card
+
+    def test_right_pin_logs_in_and_status_shows_operator(self):
+        card = self.card_session()
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [PIN])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], [])
+        self.assertEqual(str(self.agent_property('State')), 'active')
+        self.assertEqual(str(self.agent_property('Operator')), 'OP0001')
+
+        c = self.ctl('status', '--json')
+        self.assertEqual(c.returncode, 0, c)
+        st = json.loads(c.stdout)
+        self.assertEqual(st['state'], 'active')
+        self.assertEqual(st['operator'], 'OP0001')
+        self.assertEqual(st['card'], card.card_id)
+        self.assertTrue(st['card_present'])
+        self.assertEqual(st['policy_serial'], self.serial)
+        self.assertIsNone(st['last_upload'])
+        c = self.ctl('status')
+        self.assertRegex(c.stdout, r'(?m)^Operator: OP0001$')
+        self.assertRegex(c.stdout, r'(?m)^Last upload: unknown$')
+
+        # mamorictl lock ends the session and asks logind to lock.
+        c = self.ctl('lock')
+        self.assertEqual(c.returncode, 0, c)
+        bench.wait_until(lambda: str(self.agent_property('State')) == 'locked', timeout=5, what='locked')
+        bench.wait_until(lambda: self.logind.calls('LockSession'), timeout=5, what='LockSession')
+
+    def test_pamtester_right_and_wrong_pin(self):
+        self.card_session()
+        p = self.pamtester('authenticate', stdin=WRONG + '\n')
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertIn('PIN wrong, 2 tries left', p.stderr)
+        self.assertIn('Authentication failure', p.stderr)
+        self.assertNotEqual(str(self.agent_property('State')), 'active')
+        p = self.pamtester('authenticate', stdin=PIN + '\n')
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn('PIN: ', p.stderr)  # pamtester's conversation prompts on stderr
+        self.assertIn('successfully authenticated', p.stdout)
+        self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def test_wrong_pin_counts_down_in_words(self):
+        self.card_session()
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertIn('PIN wrong, 2 tries left', res['errors'])
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertIn('PIN wrong, 1 try left', res['errors'])
+        # The next prompt tells the operator how many tries remain, when StartLogin reports them.
+        reported = self.start_login_tries()
+        p = self.pamtester('authenticate', stdin=PIN + '\n')
+        self.assertEqual(p.returncode, 0, p)
+        if reported < 0:
+            self.skipTest('mamorid answers StartLogin with tries_left=-1 (unknown): prompt cannot count down')
+        self.assertEqual(reported, 1)
+        self.assertIn('PIN (1 try left): ', p.stderr)
+
+    def test_blocked_pin_is_maxtries(self):
+        card = self.pki.issue('OP0001', 'p256')
+        self.publish([(card.card_id, 'OP0001', 'active')])
+        self.insert(card, tries=1)
+        self.start_agent()
+        self.wait_card_seen(True)
+        self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])  # the last try (PinWrong tries=0 or PinBlocked)
+        res = self.pypamtest([[0, PAM_MAXTRIES]], [PIN])
+        self.assertPam(res)
+        self.assertIn('PIN blocked — call your security manager', res['errors'])
+
+    def test_suspended_card_is_refused_in_words(self):
+        self.card_session(status='suspended')
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [PIN])
+        self.assertPam(res)
+        self.assertIn('Card suspended — call your security manager', res['errors'])
+        self.assertNotEqual(str(self.agent_property('State')), 'active')
+
+    def test_old_pin_must_be_changed_then_new_pin_logs_in(self):
+        old = policytool.now_us() - 200 * DAY_US
+        self.card_session(pin_changed=old, max_age_days=183)
+        # As a display manager does: authenticate, account says "expired", chauthtok in the same handle.
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_NEW_AUTHTOK_REQD], [5, PAM_SUCCESS]],
+                             [PIN, PIN, NEW_PIN, NEW_PIN])
+        self.assertPam(res)
+        self.assertIn('Your PIN is older than 183 days and must be changed', res['errors'])
+        self.assertIn('PIN changed', res['info'])
+
+        # The card now holds the new PIN: the old one is wrong, the new one logs in.
+        self.ctl('lock')
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [PIN])
+        self.assertPam(res)
+        self.assertTrue(any(e.startswith('PIN wrong') for e in res['errors']), res['errors'])
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [NEW_PIN]))
+        self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def test_chauthtok_refuses_mismatch_and_wrong_old_pin(self):
+        self.card_session()
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN]))
+        res = self.pypamtest([[5, PAM_AUTHTOK_ERR]], [PIN, NEW_PIN, '13572468'])
+        self.assertPam(res)
+        self.assertTrue(any('do not match' in e for e in res['errors']), res['errors'])
+        res = self.pypamtest([[5, PAM_AUTHTOK_RECOVERY_ERR]], [WRONG, NEW_PIN, NEW_PIN])
+        self.assertPam(res)
+        self.assertTrue(any(e.startswith('PIN wrong') for e in res['errors']), res['errors'])
+        # mamorictl passwd (lines on stdin) with the right PIN works, and the new PIN logs in.
+        c = self.ctl('passwd', stdin=f'{PIN}\n{NEW_PIN}\n{NEW_PIN}\n')
+        self.assertEqual(c.returncode, 0, c)
+        self.ctl('lock')
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [NEW_PIN]))
+
+    def test_no_card_asks_for_one_and_waits(self):
+        card = self.pki.issue('OP0001', 'p256')
+        self.publish([(card.card_id, 'OP0001', 'active')])
+        self.start_agent()
+        self.write_service('timeout=20')
+        env = self.pam_env()
+        req = {'user': USER, 'service': SERVICE, 'cases': [[0, PAM_SUCCESS]], 'echo_off': [PIN]}
+        proc = subprocess.Popen([bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # The module is waiting for the card: insert it, and the login completes.
+            self.assertIsNone(proc.poll())
+            self.insert(card)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            bench.stop_process(proc)
+        res = json.loads(out)
+        res['log'] = err
+        self.assertPam(res)
+        self.assertIn('Insert your operator card', res['info'])
+
+    def test_no_card_times_out_unavailable(self):
+        card = self.pki.issue('OP0001', 'p256')
+        self.publish([(card.card_id, 'OP0001', 'active')])
+        self.start_agent()
+        self.write_service('timeout=1')
+        res = self.pypamtest([[0, PAM_AUTHINFO_UNAVAIL]], [PIN])
+        self.assertPam(res)
+        self.assertIn('Insert your operator card', res['info'])
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
