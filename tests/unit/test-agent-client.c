@@ -1,0 +1,150 @@
+/* Unit tests for the D-Bus client helpers of pam_mamori.so and mamorictl: error names → words and classes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mamori/agent-client.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+static void test_classify_and_format(void **state)
+{
+        static const struct {
+                const char *name; /* NULL: no D-Bus error, only r */
+                const char *message;
+                int r;
+                enum agent_error_class class;
+                int tries;
+                const char *text;
+        } cases[] = {
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong tries=2", -EACCES, AGENT_ERROR_PIN_WRONG, 2,
+                 "PIN wrong, 2 tries left"},
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong tries=1", -EACCES, AGENT_ERROR_PIN_WRONG, 1,
+                 "PIN wrong, 1 try left"},
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong tries=0", -EACCES, AGENT_ERROR_PIN_WRONG, 0,
+                 "PIN wrong, 0 tries left"},
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong", -EACCES, AGENT_ERROR_PIN_WRONG, -1, "PIN wrong"},
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong tries=2x", -EACCES, AGENT_ERROR_PIN_WRONG, -1,
+                 "PIN wrong"},
+                {MAMORI_ERROR_PIN_WRONG, "pin-wrong tries=-1", -EACCES, AGENT_ERROR_PIN_WRONG, -1,
+                 "PIN wrong"},
+                {MAMORI_ERROR_PIN_BLOCKED, "pin-blocked", -EACCES, AGENT_ERROR_PIN_BLOCKED, -1,
+                 "PIN blocked — call your security manager"},
+                {MAMORI_ERROR_CARD_SUSPENDED, "card-suspended", -EACCES, AGENT_ERROR_REFUSED, -1,
+                 "Card suspended — call your security manager"},
+                {MAMORI_ERROR_UNKNOWN_CARD, "unknown-card", -EACCES, AGENT_ERROR_REFUSED, -1,
+                 "This card is not registered"},
+                {MAMORI_ERROR_CERT_EXPIRED, "cert-expired", -EACCES, AGENT_ERROR_REFUSED, -1,
+                 "Certificate expired — call your security manager"},
+                {MAMORI_ERROR_EMERGENCY, "emergency", -EACCES, AGENT_ERROR_REFUSED, -1,
+                 "Emergency lock in force — logins are suspended"},
+                {MAMORI_ERROR_CARD_ERROR, "card-error", -EIO, AGENT_ERROR_REFUSED, -1,
+                 "Card could not be read — reinsert it"},
+                {MAMORI_ERROR_NO_CARD, "no-card", -ENODEV, AGENT_ERROR_NO_CARD, -1,
+                 "Insert your operator card"},
+                {MAMORI_ERROR_WRONG_USER, "wrong-user", -EPERM, AGENT_ERROR_WRONG_USER, -1,
+                 "This card belongs to another operator"},
+                {MAMORI_ERROR_NOT_ACTIVE, "", -EPERM, AGENT_ERROR_NOT_ACTIVE, -1,
+                 "No operator is logged in"},
+                {"org.freedesktop.DBus.Error.ServiceUnknown", "x", -EHOSTDOWN, AGENT_ERROR_UNAVAILABLE, -1,
+                 "The access-control agent is not running"},
+                {"System.Error.ECONNREFUSED", "Connection refused", -ECONNREFUSED, AGENT_ERROR_UNAVAILABLE,
+                 -1, "The access-control agent is not reachable"},
+                {"org.example.Unheard.Of", "?", -EIO, AGENT_ERROR_PROTOCOL, -1, NULL},
+                /* A PIN-wrong look-alike from another service is not a PIN refusal. */
+                {"org.example.PinWrong", "pin-wrong tries=2", -EIO, AGENT_ERROR_PROTOCOL, -1, NULL},
+                {NULL, NULL, -ECONNREFUSED, AGENT_ERROR_UNAVAILABLE, -1, NULL},
+                {NULL, NULL, -ETIMEDOUT, AGENT_ERROR_UNAVAILABLE, -1, NULL},
+                {NULL, NULL, -EBADMSG, AGENT_ERROR_PROTOCOL, -1, NULL},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                struct agent_error_info info;
+                char buf[256];
+
+                if (cases[i].name)
+                        assert_true(sd_bus_error_set(&e, cases[i].name, cases[i].message) < 0);
+                agent_error_classify(&e, cases[i].r, &info);
+                assert_int_equal(info.class, cases[i].class);
+                assert_int_equal(info.tries_left, cases[i].tries);
+                assert_non_null(info.name);
+                agent_error_format(&info, buf, sizeof(buf));
+                if (cases[i].text)
+                        assert_string_equal(buf, cases[i].text);
+                else
+                        assert_true(buf[0] != '\0');
+                sd_bus_error_free(&e);
+        }
+}
+
+static void test_every_api_error_has_words(void **state)
+{
+        static const char *const names[] = {
+                MAMORI_ERROR_NO_CARD,
+                MAMORI_ERROR_UNKNOWN_CARD,
+                MAMORI_ERROR_CARD_SUSPENDED,
+                MAMORI_ERROR_CARD_RETURNED,
+                MAMORI_ERROR_OPERATOR_SUSPENDED,
+                MAMORI_ERROR_OPERATOR_RETIRED,
+                MAMORI_ERROR_WRONG_OFFICE,
+                MAMORI_ERROR_CERT_UNTRUSTED,
+                MAMORI_ERROR_CERT_EXPIRED,
+                MAMORI_ERROR_PIN_WRONG,
+                MAMORI_ERROR_PIN_BLOCKED,
+                MAMORI_ERROR_SIGNATURE_INVALID,
+                MAMORI_ERROR_POLICY_STALE,
+                MAMORI_ERROR_EMERGENCY,
+                MAMORI_ERROR_CARD_ERROR,
+                MAMORI_ERROR_WRONG_USER,
+                MAMORI_ERROR_BUSY,
+                MAMORI_ERROR_NOT_PENDING,
+                MAMORI_ERROR_NOT_ACTIVE,
+                MAMORI_ERROR_PERMISSION,
+                MAMORI_ERROR_LOG_UNWRITABLE,
+                MAMORI_ERROR_INVALID,
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                struct agent_error_info info;
+
+                sd_bus_error_set(&e, names[i], "m");
+                agent_error_classify(&e, -EIO, &info);
+                assert_int_not_equal(info.class, AGENT_ERROR_PROTOCOL);
+                assert_int_not_equal(info.class, AGENT_ERROR_UNAVAILABLE);
+                sd_bus_error_free(&e);
+        }
+}
+
+static void test_parse_tries_and_pin_format(void **state)
+{
+        assert_int_equal(agent_parse_tries(NULL), -1);
+        assert_int_equal(agent_parse_tries("tries="), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=3"), 3);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=100"), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=+2"), -1);
+
+        assert_true(agent_pin_format_ok("123456"));
+        assert_true(agent_pin_format_ok("12345678"));
+        assert_false(agent_pin_format_ok("12345"));
+        assert_false(agent_pin_format_ok("123456789"));
+        assert_false(agent_pin_format_ok("12345a"));
+        assert_false(agent_pin_format_ok("123 456"));
+        assert_false(agent_pin_format_ok(""));
+        assert_false(agent_pin_format_ok(NULL));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_classify_and_format),
+                cmocka_unit_test(test_every_api_error_has_words),
+                cmocka_unit_test(test_parse_tries_and_pin_format),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
