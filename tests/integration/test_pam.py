@@ -83,7 +83,7 @@ class PamBase(unittest.TestCase):
         self.tmp = self.enter(bench.TempDir())
         self.service_dir = os.path.join(self.tmp, 'pam.d')
         os.makedirs(self.service_dir)
-        self.write_service('timeout=3')
+        self.write_service('debug timeout=3')
         self.bus_address = 'unix:path=' + os.path.join(self.tmp, 'no-bus-here')
 
     def enter(self, cm):
@@ -122,9 +122,11 @@ class PamBase(unittest.TestCase):
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         return p
 
-    def pypamtest(self, cases, echo_off=(), user=USER):
+    def pypamtest(self, cases, echo_off=(), user=USER, as_uid=None):
         req = {'user': user, 'service': SERVICE, 'cases': cases, 'echo_off': list(echo_off)}
-        p = subprocess.run([bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=self.pam_env(),
+        # as_uid: run the PAM application unprivileged, as a screen locker in the desktop session does.
+        prefix = [] if as_uid is None else ['setpriv', f'--reuid={as_uid}', f'--regid={as_uid}', '--clear-groups']
+        p = subprocess.run(prefix + [bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=self.pam_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -396,6 +398,18 @@ class PamWithAgent(PamBase):
         self.assertEqual(c.returncode, 0, c)
         self.ctl('lock')
         self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [NEW_PIN]))
+
+    def test_screen_locker_as_desktop_user(self):
+        """A screen locker runs PAM as the desktop user, not root: the same auth call must work."""
+        self.card_session()
+        for path in (self.tmp, self.service_dir):
+            os.chmod(path, 0o755)
+        os.chmod(os.path.join(self.service_dir, SERVICE), 0o644)
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG], as_uid=65534)
+        self.assertPam(res)
+        self.assertIn('PIN wrong, 2 tries left', res['errors'])
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN], as_uid=65534))
+        self.assertEqual(str(self.agent_property('State')), 'active')
 
     def test_no_card_asks_for_one_and_waits(self):
         card = self.pki.issue('OP0001', 'p256')
