@@ -1,0 +1,478 @@
+#!/usr/bin/python3
+# Integration tests of mamori-collector and mamori-admin: real TLS on 127.0.0.1, PKI made by mamori-admin init.
+"""mamori-collector over real HTTPS with client certificates, against logs signed by the C record code
+(tests/integration/mklog). Checks the DESIGN §7 answers (200/409/422), exactly-once storage across
+resends and kill -9, TLS refusal of clients without a valid certificate, hostile bodies, alerts, and
+mamori-admin's card register + policy publishing."""
+import base64
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+import policytool  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG_A = '0123456789abcdef0123456789abcdef'
+LOG_B = 'fedcba9876543210fedcba9876543210'
+
+
+def exe(*parts):
+    return os.path.join(bench.build_dir(), *parts)
+
+
+class Centre:
+    """A centre in a temp dir: collector.conf, mamori-admin init, registered terminals, one collector."""
+
+    def __init__(self, tmp, extra_conf=''):
+        self.tmp = tmp
+        self.conf = os.path.join(tmp, 'collector.conf')
+        self.db = os.path.join(tmp, 'collector.db')
+        with open(self.conf, 'w') as f:
+            f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
+                    f'StateDirectory={tmp}/state\n{extra_conf}')
+        self.proc = None
+        self.port = None
+        self.admin('init')
+
+    def admin(self, *args, check=True):
+        p = bench.run([exe('collector', 'mamori-admin'), '--config', self.conf, *args], timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f'mamori-admin {" ".join(args)} failed: {p.returncode} {p.stdout} {p.stderr}')
+        return p
+
+    def mklog(self, seed='a', log=LOG_A, term='T-0001', count=50, rotate=7, variant=None, fork_at=None,
+              pub=None):
+        args = [exe('tests', 'integration', 'mklog'), '--seed', seed, '--log', log, '--term', term,
+                '--count', str(count), '--rotate', str(rotate)]
+        if pub:
+            args += ['--identity-pub', pub]
+        if variant:
+            args += ['--variant', variant, '--fork-at', str(fork_at)]
+        out = subprocess.run(args, stdout=subprocess.PIPE, check=True, timeout=300).stdout
+        lines = out.split(b'\n')
+        assert lines[-1] == b''
+        return [l + b'\n' for l in lines[:-1]]
+
+    def add_terminal(self, term, seed):
+        pub = os.path.join(self.tmp, f'{term}.pub')
+        self.mklog(seed=seed, term=term, count=1, pub=pub)
+        out = os.path.join(self.tmp, term)
+        self.admin('terminal', 'add', term, '--office', 'chuo', '--identity', pub, '--out', out)
+        return out
+
+    def start(self):
+        # A small ASan quarantine, so that RSS reflects what the collector holds, not what ASan keeps.
+        env = dict(os.environ, ASAN_OPTIONS='quarantine_size_mb=4:' + os.environ.get('ASAN_OPTIONS', ''))
+        self.proc = subprocess.Popen([exe('collector', 'mamori-collector'), '--config', self.conf], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.watch = bench.LineWatcher(self.proc.stderr)
+        m = self.watch.wait(r'listening on 127\.0\.0\.1 port (\d+)', timeout=30)
+        self.port = int(m.group(1))
+
+    def stop(self):
+        if self.proc:
+            bench.stop_process(self.proc)
+            self.watch.join()
+            self.proc = None
+
+    def kill9(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.watch.join()
+        self.proc = None
+
+    def context(self, cert_dir):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.tmp, 'state', 'collector-ca.pem'))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert_dir:
+            ctx.load_cert_chain(os.path.join(cert_dir, 'client.pem'), os.path.join(cert_dir, 'client.key'))
+        return ctx
+
+    def request(self, cert_dir, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPSConnection('127.0.0.1', self.port, context=self.context(cert_dir), timeout=timeout)
+        try:
+            h = {'Content-Type': 'application/x-ndjson'} if body is not None else {}
+            h.update(headers or {})
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, (json.loads(data) if data and r.getheader('Content-Type') == 'application/json'
+                              else data), r
+        finally:
+            conn.close()
+
+    def post(self, cert_dir, lines, **kw):
+        status, body, _ = self.request(cert_dir, 'POST', '/v1/records', b''.join(lines), **kw)
+        return status, body
+
+    def acked(self, cert_dir, log=LOG_A):
+        status, body, _ = self.request(cert_dir, 'GET', f'/v1/logs/{log}/acked')
+        assert status == 200, (status, body)
+        return body['acked']
+
+    def stored(self):
+        with sqlite3.connect(self.db) as c:
+            return c.execute('SELECT count(*) FROM records').fetchone()[0]
+
+    def alerts(self, kind=None):
+        with sqlite3.connect(self.db) as c:
+            rows = c.execute('SELECT kind, term, log, seq FROM alerts ORDER BY id').fetchall()
+        return [r for r in rows if kind is None or r[0] == kind]
+
+    def rss_kb(self):
+        with open(f'/proc/{self.proc.pid}/status') as f:
+            return int(re.search(r'VmRSS:\s+(\d+)', f.read()).group(1))
+
+
+class CollectorTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = bench.TempDir('mamori-collector-')
+        self.tmp = self._tmp.__enter__()
+        self.centre = Centre(self.tmp)
+        self.t1 = self.centre.add_terminal('T-0001', 'a')
+        self.centre.start()
+
+    def tearDown(self):
+        self.centre.stop()
+        self._tmp.__exit__(None, None, None)
+
+    def export(self):
+        p = self.centre.admin('export')
+        return p.stdout.encode()
+
+    def test_post_resend_gap(self):
+        c = self.centre
+        lines = c.mklog(count=30)
+        self.assertEqual(c.post(self.t1, lines[:10]), (200, {'log': LOG_A, 'acked': 10}))
+        # Identical resend: acknowledged again, stored once.
+        self.assertEqual(c.post(self.t1, lines[:10]), (200, {'log': LOG_A, 'acked': 10}))
+        self.assertEqual(c.stored(), 10)
+        # Gap before the first new seq: 409 with what we have.
+        self.assertEqual(c.post(self.t1, lines[15:20]), (409, {'log': LOG_A, 'acked': 10}))
+        self.assertEqual(c.stored(), 10)
+        # Overlapping resend continues the log.
+        self.assertEqual(c.post(self.t1, lines[5:30]), (200, {'log': LOG_A, 'acked': 30}))
+        self.assertEqual(c.acked(self.t1), 30)
+        self.assertEqual(c.acked(self.t1, LOG_B), 0)
+        self.assertEqual(self.export(), b''.join(lines))
+        v = c.admin('verify')
+        self.assertIn('30 records, intact', v.stdout)
+        # The export passes the independent verifier (its own JCS and Ed25519).
+        d = os.path.join(self.tmp, 'exported')
+        os.mkdir(d)
+        with open(os.path.join(d, 'seg-00000000000000000001.log'), 'wb') as f:
+            f.write(self.export())
+        p = bench.run([bench.PYTHON, os.path.join(HERE, 'indep_verify.py'), d, os.path.join(self.tmp, 'T-0001.pub')])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('OK 30', p.stdout)
+
+    def test_fork_is_409_with_alert(self):
+        c = self.centre
+        a = c.mklog(count=12)
+        b = c.mklog(count=12, variant='evil', fork_at=8)
+        self.assertEqual(a[:7], b[:7])
+        self.assertEqual(c.post(self.t1, a[:10])[0], 200)
+        status, body = c.post(self.t1, b[5:12])
+        self.assertEqual(status, 409)
+        self.assertEqual(body['error'], 'fork')
+        self.assertEqual(body['seq'], 8)
+        self.assertEqual(c.alerts('fork'), [('fork', 'T-0001', LOG_A, 8)])
+        # The sender's history leaves ours right after what we stored: also a fork.
+        status, body = c.post(self.t1, b[10:12])
+        self.assertEqual((status, body['error']), (409, 'fork'))
+        self.assertEqual(self.export(), b''.join(a[:10]))
+
+    def test_bad_signature_nothing_stored(self):
+        c = self.centre
+        lines = c.mklog(count=20)
+        self.assertEqual(c.post(self.t1, lines[:5])[0], 200)
+        bad = list(lines[5:15])
+        rec = json.loads(bad[5])
+        sig = bytearray(base64.b64decode(rec['sig']))
+        sig[0] ^= 1
+        rec['sig'] = base64.b64encode(bytes(sig)).decode()
+        bad[5] = json.dumps(rec, separators=(',', ':'), sort_keys=True, ensure_ascii=False).encode() + b'\n'
+        self.assertNotEqual(bad[5], lines[10])
+        status, body = c.post(self.t1, bad)
+        self.assertEqual(status, 422)
+        self.assertEqual(body, {'error': 'bad-signature', 'seq': 11})
+        self.assertEqual(c.stored(), 5)  # not even the good records 6..10 of that batch
+        self.assertEqual(c.alerts('bad-signature'), [('bad-signature', 'T-0001', LOG_A, 11)])
+        self.assertEqual(c.post(self.t1, lines[5:20])[0], 200)
+
+    def test_term_must_be_certificate_cn(self):
+        c = self.centre
+        t2 = c.add_terminal('T-0002', 'b')
+        # T-0002's own records (term T-0002) posted with T-0001's certificate.
+        lines = c.mklog(seed='b', term='T-0002', log=LOG_B, count=5)
+        status, body = c.post(self.t1, lines)
+        self.assertEqual((status, body['error']), (422, 'term'))
+        self.assertEqual(c.stored(), 0)
+        self.assertEqual(c.post(t2, lines)[0], 200)
+        # A log signed by another identity key than the one registered for the terminal.
+        forged = c.mklog(seed='mallory', term='T-0001', count=5)
+        status, body = c.post(self.t1, forged)
+        self.assertEqual((status, body['error']), (422, 'bad-signature'))
+        self.assertEqual(c.stored(), 5)
+        # T-0001 cannot read T-0002's log state.
+        status, _, _ = c.request(self.t1, 'GET', f'/v1/logs/{LOG_B}/acked')
+        self.assertEqual(status, 404)
+
+    def test_new_log_alert(self):
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200)
+        self.assertEqual(c.alerts('new-log'), [])
+        self.assertEqual(c.post(self.t1, c.mklog(log=LOG_B, count=3))[0], 200)
+        self.assertEqual(c.alerts('new-log'), [('new-log', 'T-0001', LOG_B, 1)])
+
+    def tls_refused(self, cert_dir):
+        try:
+            status, body, _ = self.centre.request(cert_dir, 'GET', '/v1/policy')
+        except (ssl.SSLError, ConnectionError, http.client.HTTPException, OSError):
+            return True
+        self.fail(f'request answered {status} {body}')
+
+    def test_tls_client_certificate_required(self):
+        self.assertTrue(self.tls_refused(None))
+        # A certificate of another CA, with a registered terminal's CN.
+        other = os.path.join(self.tmp, 'other')
+        os.mkdir(other)
+        p = bench.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                       '-nodes', '-subj', '/CN=T-0001', '-days', '2', '-keyout', os.path.join(other, 'client.key'),
+                       '-out', os.path.join(other, 'client.pem')])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(self.tls_refused(other))
+        self.assertEqual(self.centre.stored(), 0)
+        # TLS 1.1 is refused even with a good certificate.
+        ctx = self.centre.context(self.t1)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with socket.create_connection(('127.0.0.1', self.centre.port), timeout=10) as s:
+            with self.assertRaises((ssl.SSLError, ConnectionError)):
+                ctx.wrap_socket(s, server_hostname='127.0.0.1').do_handshake()
+        # The good certificate works.
+        self.assertEqual(self.centre.acked(self.t1), 0)
+
+    def test_hostile_bodies(self):
+        c = self.centre
+        lines = c.mklog(count=5)
+        rss0 = c.rss_kb()
+        cases = [
+            (b'not json\n', 422),
+            (lines[0][:-20], 422),                            # truncated line
+            (lines[0] + b'\n', 422),                          # empty line
+            (lines[0] + b'{"v":1}\n', 422),                   # second line not a record
+            (b'{"a":"' + b'x' * 200000 + b'"}\n', 422),        # one line over 64 KiB
+            (b'\x00\xff' * 1000, 422),
+            (b'', 422),
+        ]
+        for body, want in cases:
+            status, _ = c.post(self.t1, [body])
+            self.assertEqual(status, want, body[:60])
+        # 10 MB line, announced by Content-Length: 413 before the body is read (the answer comes
+        # while the client is still sending, as with Expect: 100-continue).
+        with socket.create_connection(('127.0.0.1', c.port), timeout=30) as raw:
+            s = c.context(self.t1).wrap_socket(raw, server_hostname='127.0.0.1')
+            s.sendall(b'POST /v1/records HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n'
+                      b'Content-Length: %d\r\n\r\n{"a":"xxxx' % (10 * 1024 * 1024 + 10))
+            self.assertRegex(s.recv(200), rb'^HTTP/1\.1 413 ')
+            s.close()
+        # 100 MB chunked (no Content-Length): discarded while read, then 413.
+        conn = http.client.HTTPSConnection('127.0.0.1', c.port, context=c.context(self.t1), timeout=120)
+        chunk = b'y' * (1024 * 1024)
+        conn.request('POST', '/v1/records', body=(chunk for _ in range(100)),
+                     headers={'Content-Type': 'application/x-ndjson'}, encode_chunked=True)
+        r = conn.getresponse()
+        self.assertEqual(r.status, 413)
+        conn.close()
+        # Wrong content type.
+        status, _, _ = c.request(self.t1, 'POST', '/v1/records', b''.join(lines), headers={'Content-Type': 'text/plain'})
+        self.assertEqual(status, 415)
+        self.assertEqual(c.stored(), 0)
+        self.assertLess(c.rss_kb() - rss0, 64 * 1024, 'collector memory grew by more than 64 MiB')
+        # Still serving.
+        self.assertEqual(c.post(self.t1, lines), (200, {'log': LOG_A, 'acked': 5}))
+
+    def test_slow_sender_is_dropped(self):
+        c = self.centre
+        c.stop()
+        with open(c.conf, 'a') as f:
+            f.write('RequestTimeoutSec=2\nIdleTimeoutSec=2\n')
+        c.start()
+        ctx = c.context(self.t1)
+        with socket.create_connection(('127.0.0.1', c.port), timeout=20) as raw:
+            s = ctx.wrap_socket(raw, server_hostname='127.0.0.1')
+            s.sendall(b'POST /v1/records HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n'
+                      b'Content-Length: 1000\r\n\r\n')
+            t0 = time.monotonic()
+            closed = False
+            try:
+                for _ in range(20):
+                    s.sendall(b'x')
+                    time.sleep(0.5)
+            except (ssl.SSLError, OSError):
+                closed = True
+            if not closed:
+                s.settimeout(10)
+                closed = s.recv(100) == b''
+            self.assertTrue(closed)
+            self.assertLess(time.monotonic() - t0, 10.5)
+        self.assertEqual(c.stored(), 0)
+
+    def test_silent_terminal_alert(self):
+        c = self.centre
+        c.stop()
+        with open(c.conf, 'a') as f:
+            f.write('SilentSec=1\nSilentCheckSec=1\n')
+        c.start()
+        self.assertEqual(c.post(self.t1, c.mklog(count=2))[0], 200)
+        bench.wait_until(lambda: c.alerts('silent'), timeout=10, what='silent alert')
+        self.assertEqual([a[1] for a in c.alerts('silent')], ['T-0001'])
+
+    def test_kill9_during_stream(self):
+        """≥ 100 kill -9 of the collector while a client streams batches; every acknowledged record
+        survives and the store verifies."""
+        c = self.centre
+        total = 30000
+        lines = c.mklog(count=total, rotate=100)
+        midstream = 0
+        rnd = random.Random(1234)
+        acknowledged = 0
+        kills = 0
+        t_end = time.monotonic() + 150
+        while kills < 100 and time.monotonic() < t_end:
+            if c.proc is None:
+                c.start()
+            killer = threading.Timer(rnd.uniform(0.02, 0.4), lambda p=c.proc: os.kill(p.pid, signal.SIGKILL))
+            killer.start()
+            try:
+                acked = c.acked(self.t1, LOG_A)
+                self.assertGreaterEqual(acked, acknowledged, 'an acknowledged record was lost')
+                while acked < total:
+                    n = rnd.randint(1, 20)
+                    status, body = c.post(self.t1, lines[acked:acked + n], timeout=10)
+                    if status == 409:
+                        acked = body['acked']
+                        continue
+                    self.assertEqual(status, 200, body)
+                    self.assertGreaterEqual(body['acked'], acked)
+                    acked = body['acked']
+                    acknowledged = max(acknowledged, acked)
+            except (OSError, http.client.HTTPException, ssl.SSLError):
+                pass
+            killer.join()
+            if c.proc.poll() is None:
+                killer.cancel()
+            c.proc.wait(10)
+            c.watch.join()
+            c.proc = None
+            kills += 1
+            midstream += acknowledged < total
+        self.assertGreaterEqual(kills, 100)
+        self.assertGreaterEqual(midstream, 100, 'the stream ended before the kills did')
+        c.start()
+        final = c.acked(self.t1, LOG_A)
+        self.assertGreaterEqual(final, acknowledged)
+        self.assertEqual(c.stored(), final)
+        c.stop()
+        v = c.admin('verify')
+        self.assertIn(f'{final} records, intact', v.stdout)
+        self.assertEqual(self.export(), b''.join(lines[:final]))
+        print(f'\n  {kills} kills ({midstream} mid-stream), {acknowledged} records acknowledged, {final} stored', file=sys.stderr)
+
+
+class AdminPolicyTest(unittest.TestCase):
+    def test_card_register_and_policy(self):
+        with bench.TempDir('mamori-admin-') as tmp:
+            c = Centre(tmp)
+            c.add_terminal('T-0001', 'a')
+            c.admin('operator', 'add', 'OP0001', '--name', '山田 花子', '--office', 'chuo')
+            c.admin('operator', 'add', 'OP0002', '--office', 'chuo')
+            c.admin('operator', 'add', 'OP0003', '--office', 'funabashi-tax')
+            c.admin('group', 'add', 'G-tax-1', '--office', 'funabashi-tax', '--member', 'OP0002', 'OP0003')
+            certs = []
+            for i in range(2):
+                p = os.path.join(tmp, f'card{i}.pem')
+                r = bench.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                               '-nodes', '-subj', f'/CN=card{i}', '-days', '2', '-keyout', p + '.key', '-out', p])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                certs.append(p)
+            card1 = c.admin('card', 'issue', '--cert', certs[0], '--operator', 'OP0001').stdout.strip()
+            card2 = c.admin('card', 'issue', '--cert', certs[1], '--group', 'G-tax-1').stdout.strip()
+            self.assertRegex(card1, r'^[0-9a-f]{64}$')
+            self.assertNotEqual(card1, card2)
+            # Unknown operator, bad card id, suspend without a reason: refused.
+            self.assertNotEqual(c.admin('card', 'issue', '--cert', certs[0], '--operator', 'NOPE', check=False).returncode, 0)
+            self.assertNotEqual(c.admin('card', 'suspend', card1, check=False).returncode, 0)
+            self.assertNotEqual(c.admin('card', 'suspend', 'x' * 64, '--reason', 'lost', check=False).returncode, 0)
+
+            c.admin('policy', 'publish')
+            c.admin('card', 'suspend', card1, '--reason', 'lost on the train')
+            c.admin('card', 'return', card2)
+            c.admin('operator', 'retire', 'OP0003')
+            out = os.path.join(tmp, 'policy.json')
+            c.admin('policy', 'publish', '--out', out)
+
+            signer_pem = c.admin('policy', 'signer').stdout.encode()
+            with open(out, 'rb') as f:
+                raw = f.read()
+            b = json.loads(raw)
+            # Independent check: Ed25519 over the independent JCS bytes without "sig".
+            from cryptography.hazmat.primitives import serialization
+            pub = serialization.load_pem_public_key(signer_pem)
+            unsigned = {k: v for k, v in b.items() if k != 'sig'}
+            pub.verify(base64.b64decode(b['sig']), policytool.jcs_bytes(unsigned))
+            self.assertEqual(b['serial'], 2)
+            cards = {x['id']: x for x in b['cards']}
+            self.assertEqual(cards[card1], {'id': card1, 'kind': 'individual', 'operator': 'OP0001',
+                                            'status': 'suspended'})
+            self.assertEqual(cards[card2]['status'], 'returned')
+            self.assertEqual(cards[card2]['group'], 'G-tax-1')
+            ops = {x['id']: x for x in b['operators']}
+            self.assertEqual(ops['OP0003']['status'], 'retired')
+            self.assertEqual(ops['OP0001']['name'], '山田 花子')
+            self.assertEqual(b['terminals'], [{'id': 'T-0001', 'office': 'chuo'}])
+            self.assertEqual(sorted(o['id'] for o in b['offices']), ['chuo', 'funabashi-tax'])
+
+            # The card register keeps every step.
+            hist = c.admin('card', 'history', card1).stdout.splitlines()
+            self.assertEqual([h.split('\t')[3] for h in hist], ['issue', 'suspended'])
+            self.assertIn('lost on the train', hist[1])
+
+            # Served by the collector with an ETag; 304 on If-None-Match.
+            c.start()
+            try:
+                t1 = os.path.join(tmp, 'T-0001')
+                status, body, r = c.request(t1, 'GET', '/v1/policy')
+                self.assertEqual(status, 200)
+                self.assertEqual(body, b)
+                etag = r.getheader('ETag')
+                self.assertTrue(etag)
+                status, _, _ = c.request(t1, 'GET', '/v1/policy', headers={'If-None-Match': etag})
+                self.assertEqual(status, 304)
+                c.admin('card', 'resume', card1, '--reason', 'found')
+                c.admin('policy', 'publish')
+                status, body, r = c.request(t1, 'GET', '/v1/policy', headers={'If-None-Match': etag})
+                self.assertEqual(status, 200)
+                self.assertEqual(body['serial'], 3)
+                self.assertNotEqual(r.getheader('ETag'), etag)
+            finally:
+                c.stop()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
