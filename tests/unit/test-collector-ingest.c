@@ -1,0 +1,241 @@
+/* Unit tests of the collector's batch ingestion over an in-memory SQLite store (DESIGN §7 answers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/pem.h>
+
+#include "ingest.h"
+#include "mamori/crypto-util.h"
+#include "mamori/encoding.h"
+#include "mamori/record.h"
+#include "store.h"
+
+#define LOG_ID  "00112233445566778899aabbccddeeff"
+#define N_LINES 12
+
+typedef struct Fixture {
+        Store *store;
+        EVP_PKEY *identity, *epoch0, *epoch1;
+        char *lines[N_LINES + 1]; /* 1-based, each with "\n" */
+} Fixture;
+
+static EVP_PKEY *key_from_byte(uint8_t b)
+{
+        uint8_t seed[ED25519_KEY_SIZE];
+        EVP_PKEY *k = NULL;
+        memset(seed, b, sizeof(seed));
+        assert_int_equal(ed25519_from_seed(seed, &k), 0);
+        return k;
+}
+
+static void set_key(Record *r, EVP_PKEY *k)
+{
+        uint8_t raw[ED25519_KEY_SIZE];
+        char *b64;
+        assert_int_equal(ed25519_public_to_raw(k, raw), 0);
+        assert_int_equal(base64_encode(raw, sizeof(raw), &b64), 0);
+        assert_int_equal(json_object_set_string(r->data, "key", b64), 0);
+        free(b64);
+}
+
+/* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1. */
+static void make_log(Fixture *f, const char *term, const char *variant, uint64_t variant_from)
+{
+        char prev[SHA256_HEX_MAX] = RECORD_PREV_FIRST;
+        for (uint64_t seq = 1; seq <= N_LINES; seq++) {
+                Record *r = NULL;
+                EVP_PKEY *signer = seq == 1 ? f->identity : seq <= 6 ? f->epoch0 : f->epoch1;
+                char *line;
+                size_t len;
+
+                assert_int_equal(record_new(&r), 0);
+                strcpy(r->log, LOG_ID);
+                strcpy(r->boot, LOG_ID);
+                r->seq = seq;
+                r->ts = 1000 + (int64_t)seq;
+                r->mono = (int64_t)seq;
+                r->term = strdup(term);
+                memcpy(r->prev, prev, sizeof(prev));
+                r->ev = strdup(seq == 1 ? "log.open" : seq == 6 ? "key.rotate" : "lock");
+                if (seq == 1)
+                        set_key(r, f->epoch0);
+                else if (seq == 6)
+                        set_key(r, f->epoch1);
+                if (variant && seq >= variant_from)
+                        assert_int_equal(json_object_set_string(r->data, "x", variant), 0);
+                assert_int_equal(record_sign(r, signer, &line, &len), 0);
+                assert_int_equal(record_line_hash(line, len, prev), 0);
+                free(f->lines[seq]);
+                assert_true(asprintf(&f->lines[seq], "%s\n", line) > 0);
+                free(line);
+                record_free(r);
+        }
+}
+
+static char *join(Fixture *f, unsigned from, unsigned to)
+{
+        size_t n = 0;
+        for (unsigned i = from; i <= to; i++)
+                n += strlen(f->lines[i]);
+        char *b = calloc(1, n + 1);
+        for (unsigned i = from; i <= to; i++)
+                strcat(b, f->lines[i]);
+        return b;
+}
+
+static int setup(void **state)
+{
+        Fixture *f = calloc(1, sizeof(Fixture));
+        BIO *b = BIO_new(BIO_s_mem());
+        char *pem;
+        long n;
+
+        f->identity = key_from_byte(1);
+        f->epoch0 = key_from_byte(2);
+        f->epoch1 = key_from_byte(3);
+        assert_int_equal(PEM_write_bio_PUBKEY(b, f->identity), 1);
+        n = BIO_get_mem_data(b, &pem);
+        char *p = strndup(pem, (size_t)n);
+        BIO_free(b);
+        assert_int_equal(store_open(":memory:", &f->store), 0);
+        assert_int_equal(store_terminal_add(f->store, 0, "T-1", "chuo", p), 0);
+        free(p);
+        make_log(f, "T-1", NULL, 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        Fixture *f = *state;
+        store_close(f->store);
+        EVP_PKEY_free(f->identity);
+        EVP_PKEY_free(f->epoch0);
+        EVP_PKEY_free(f->epoch1);
+        for (unsigned i = 0; i <= N_LINES; i++)
+                free(f->lines[i]);
+        free(f);
+        return 0;
+}
+
+/* Post lines from..to as cn; check status and body. */
+static void post(Fixture *f, const char *cn, unsigned from, unsigned to, unsigned status, const char *body)
+{
+        char *b = join(f, from, to);
+        IngestAnswer a = {};
+        assert_int_equal(ingest_batch(f->store, cn, b, strlen(b), 100, 42, &a), 0);
+        if (a.status != status || (body && strcmp(a.body, body) != 0))
+                fail_msg("lines %u..%u: got %u %s, want %u %s", from, to, a.status, a.body, status,
+                         body ? body : "");
+        ingest_answer_done(&a);
+        free(b);
+}
+
+static uint64_t stored(Fixture *f)
+{
+        uint64_t n;
+        assert_int_equal(store_record_count(f->store, &n), 0);
+        return n;
+}
+
+#define ACK(n) "{\"acked\":" #n ",\"log\":\"" LOG_ID "\"}"
+
+static void test_store_resend_gap(void **state)
+{
+        Fixture *f = *state;
+        post(f, "T-1", 1, 4, 200, ACK(4));
+        post(f, "T-1", 1, 4, 200, ACK(4));
+        assert_int_equal(stored(f), 4);
+        post(f, "T-1", 6, 8, 409, ACK(4));
+        post(f, "T-1", 3, 12, 200, ACK(12)); /* overlap, crosses the key rotation */
+        assert_int_equal(stored(f), 12);
+        post(f, "T-1", 12, 12, 200, ACK(12));
+}
+
+static void test_first_batch_must_start_at_one(void **state)
+{
+        Fixture *f = *state;
+        post(f, "T-1", 2, 5, 409, ACK(0));
+        assert_int_equal(stored(f), 0);
+}
+
+static void test_fork(void **state)
+{
+        Fixture *f = *state;
+        post(f, "T-1", 1, 8, 200, ACK(8));
+        make_log(f, "T-1", "other", 7);
+        post(f, "T-1", 5, 10, 409, NULL);
+        post(f, "T-1", 9, 10, 409, NULL);
+        assert_int_equal(stored(f), 8);
+}
+
+static void test_bad_signature_stores_nothing(void **state)
+{
+        Fixture *f = *state;
+        post(f, "T-1", 1, 3, 200, ACK(3));
+        /* Flip one base64 digit of line 7's signature (first sig char: always a full 6-bit digit). */
+        char *sig = strstr(f->lines[7], "\"sig\":\"") + 7;
+        *sig = *sig == 'A' ? 'B' : 'A';
+        post(f, "T-1", 4, 9, 422, "{\"error\":\"bad-signature\",\"seq\":7}");
+        assert_int_equal(stored(f), 3);
+}
+
+static void test_wrong_identity_and_term(void **state)
+{
+        Fixture *f = *state;
+        char *pem = NULL;
+        post(f, "T-2", 1, 2, 403, "{\"error\":\"unknown-terminal\"}");
+        /* Another terminal, registered with the same identity key, posting T-1's records. */
+        assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), 0);
+        assert_int_equal(store_terminal_add(f->store, 0, "T-2", "chuo", pem), 0);
+        free(pem);
+        post(f, "T-2", 1, 2, 422, "{\"error\":\"term\",\"line\":1}");
+        assert_int_equal(stored(f), 0);
+}
+
+static void test_malformed(void **state)
+{
+        Fixture *f = *state;
+        static const char *const bodies[] = {"", "\n", "{}\n", "null\n", "{\"v\":1}\n", "\xff\xfe\n"};
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                IngestAnswer a = {};
+                assert_int_equal(ingest_batch(f->store, "T-1", bodies[i], strlen(bodies[i]), 100, 1, &a), 0);
+                assert_int_equal(a.status, 422);
+                ingest_answer_done(&a);
+        }
+        /* Order inside a batch: 1,2 then 4. */
+        char *b = join(f, 1, 2), *c;
+        assert_true(asprintf(&c, "%s%s", b, f->lines[4]) > 0);
+        IngestAnswer a = {};
+        assert_int_equal(ingest_batch(f->store, "T-1", c, strlen(c), 100, 1, &a), 0);
+        assert_int_equal(a.status, 422);
+        ingest_answer_done(&a);
+        free(b);
+        free(c);
+        /* Too many records. */
+        b = join(f, 1, 12);
+        assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 5, 1, &a), 0);
+        assert_int_equal(a.status, 413);
+        ingest_answer_done(&a);
+        free(b);
+        assert_int_equal(stored(f), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_store_resend_gap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_first_batch_must_start_at_one, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_signature_stores_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wrong_identity_and_term, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
