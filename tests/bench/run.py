@@ -204,7 +204,177 @@ def login(logins=30, kind='p256'):
     ])
 
 
-BENCHES = {'removal': removal, 'login': login}
+EVENTMGR_CONF = """pkcs11_eventmgr {{
+    daemon = false;
+    debug = false;
+    polling_time = 1;
+    expire_time = 0;
+    pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so;
+    event card_insert {{ on_error = ignore; action = "/bin/true"; }}
+    event card_remove {{
+        on_error = ignore;
+        action = "busctl --system call org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager LockSession s {session}";
+    }}
+    event expire_time {{ on_error = ignore; action = "/bin/true"; }}
+}}
+"""
+
+
+def _lock_calls(logind, session_id):
+    """Timestamps (time.time()) of the LockSession calls for session_id recorded by the mock."""
+    import dbus
+    mock = dbus.Interface(logind.conn.get_object('org.freedesktop.login1', '/org/freedesktop/login1'),
+                          'org.freedesktop.DBus.Mock')
+    return [float(ts) for ts, args in mock.GetMethodCalls('LockSession') if str(args[0]) == session_id]
+
+
+def lock(pulls=50):
+    """Card pull → LockSession received by logind: mamorid, next to the pcscd floor (a bare
+    SCardGetStatusChange watcher) and pkcs11_eventmgr (libpam-pkcs11 on OpenSC, default 1 s polling,
+    running busctl LockSession) on the same pulls."""
+    import dbus
+    from terminal import Cleanups, Terminal
+    floor_exe = os.path.join(bench.build_dir(), 'tests', 'bench', 'pcsc-floor')
+    cleanups = Cleanups()
+    try:
+        t = Terminal(cleanups)
+        card = t.insert('OP0001')
+        t.start_agent()
+        t.wait_card_seen(card)
+        # A second session on the mock for pkcs11_eventmgr to lock, so the two locks are told apart.
+        mock = dbus.Interface(t.logind.conn.get_object('org.freedesktop.login1', '/org/freedesktop/login1'),
+                              'org.freedesktop.DBus.Mock')
+        mock.AddSession('em', 'seat0', dbus.UInt32(1001), 'eventmgr', False)
+        conf = os.path.join(t.tmp, 'pkcs11_eventmgr.conf')
+        with open(conf, 'w') as f:
+            f.write(EVENTMGR_CONF.format(session='em'))
+        env = t.pcscd.client_env(t.bus.client_env())
+        em = subprocess.Popen(['pkcs11_eventmgr', 'nodaemon', f'config_file={conf}'], env=env, cwd=t.tmp,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cleanups.addCleanup(bench.stop_process, em)
+        floor = subprocess.Popen([floor_exe, bench.READER0], env=env, text=True, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)
+        cleanups.addCleanup(bench.stop_process, floor)
+        floor_out = bench.LineWatcher(floor.stdout)
+        floor_out.wait(r'^ready$')
+        time.sleep(2.0)  # let pkcs11_eventmgr see the card once
+        agent_ms, floor_ms, em_ms = [], [], []
+        for _ in range(pulls):
+            t.logind.set_locked_hint(False)
+            t.login()
+            time.sleep(random.uniform(0.1, 0.5))
+            n_agent, n_em = len(_lock_calls(t.logind, 'c1')), len(_lock_calls(t.logind, 'em'))
+            f_mark = floor_out.mark()
+            t0_wall, t0_mono = time.time(), time.monotonic()
+            t.vcard.pull()
+            m = floor_out.wait(r'^removed mono_us=(\d+)', after=f_mark)
+            bench.wait_until(lambda: len(_lock_calls(t.logind, 'c1')) > n_agent, timeout=5, what='mamorid lock')
+            bench.wait_until(lambda: len(_lock_calls(t.logind, 'em')) > n_em, timeout=5, what='eventmgr lock')
+            agent_ms.append((_lock_calls(t.logind, 'c1')[-1] - t0_wall) * 1e3)
+            em_ms.append((_lock_calls(t.logind, 'em')[-1] - t0_wall) * 1e3)
+            floor_ms.append((int(m.group(1)) / 1e6 - t0_mono) * 1e3)
+            a_mark = t.agent.events.mark()
+            t.vcard.insert()
+            t.agent.wait_event('card.inserted', after=a_mark, card=card.card_id)
+            time.sleep(1.2)  # pkcs11_eventmgr polls once a second: let it see the card again
+    finally:
+        cleanups.close()
+    report(f'card pull → LockSession received by (mock) logind ({pulls} pulls at random phase)', 'ms', [
+        ('mamorid', agent_ms),
+        ('floor: bare SCardGetStatusChange watcher (card gone)', floor_ms),
+        ('pkcs11_eventmgr (OpenSC, polling_time=1) + busctl', em_ms),
+    ])
+
+
+def switch(switches=30):
+    """Operator switch: pull A, insert B, PIN → active (excluding typing), and the same with the
+    insertion already seen (the login alone)."""
+    from terminal import Cleanups, Terminal
+    cleanups = Cleanups()
+    insert_to_active, login_only, floor_ms = [], [], []
+    floor_exe = os.path.join(bench.build_dir(), 'tests', 'bench', 'pcsc-floor')
+    try:
+        t = Terminal(cleanups, cards=('OP0001', 'OP0002'))
+        card_a = t.insert('OP0001')
+        t.start_agent()
+        t.wait_card_seen(card_a)
+        floor = subprocess.Popen([floor_exe, bench.READER0], env=t.pcscd.client_env(), text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        cleanups.addCleanup(bench.stop_process, floor)
+        floor_out = bench.LineWatcher(floor.stdout)
+        floor_out.wait(r'^ready$')
+        t.login()
+        vc_a = t.vcard
+        card_b = t.cards['OP0002']
+        vc_b = bench.VCard(t.port, card_b.key, card_b.cert, '123456', tries=3, trace=False)
+        vc_a.pull()
+        vc_b.start()
+        cleanups.addCleanup(vc_b.stop)
+        current, other = (vc_b, card_b), (vc_a, card_a)
+        t.agent.wait_event('card.inserted', card=card_b.card_id, after=0)
+        for i in range(switches):
+            t.logind.set_locked_hint(False)
+            t0 = time.monotonic()
+            t.login()
+            login_only.append((time.monotonic() - t0) * 1e3)
+            # Switch: pull the current card, insert the other, and log in as soon as it is seen.
+            vc, _ = current
+            vc.pull()
+            a_mark, f_mark = t.agent.events.mark(), floor_out.mark()
+            nvc, ncard = other
+            t0 = time.monotonic()
+            nvc.insert()
+            t.agent.wait_event('card.inserted', after=a_mark, card=ncard.card_id)
+            m = floor_out.wait(r'^inserted mono_us=(\d+)', after=f_mark)
+            floor_ms.append((int(m.group(1)) / 1e6 - t0) * 1e3)
+            t.logind.set_locked_hint(False)
+            t.login()
+            insert_to_active.append((time.monotonic() - t0) * 1e3)
+            t.iface().Lock()
+            current, other = other, current
+    finally:
+        cleanups.close()
+    report(f'operator switch ({switches} switches between two cards, PIN already typed)', 'ms', [
+        ('insert B → card seen → StartLogin + AnswerPin → active', insert_to_active),
+        ('floor: insert B → bare SCardGetStatusChange sees it', floor_ms),
+        ('StartLogin + AnswerPin alone (card already seen)', login_only),
+    ])
+
+
+def rss(cycles=1000):
+    """Resident memory of mamorid over login/lock cycles (growth means a leak)."""
+    from terminal import Cleanups, Terminal
+    cleanups = Cleanups()
+    samples = []
+    try:
+        t = Terminal(cleanups)
+        card = t.insert('OP0001')
+        t.start_agent()
+        t.wait_card_seen(card)
+        pid = t.agent.proc.pid
+
+        def vmrss():
+            with open(f'/proc/{pid}/status') as f:
+                for line in f:
+                    if line.startswith('VmRSS:'):
+                        return int(line.split()[1])
+        t0 = time.monotonic()
+        for i in range(1, cycles + 1):
+            t.login()
+            t.iface().Lock()
+            if i in (10, 100, 250, 500, 750, cycles):
+                samples.append((i, vmrss()))
+        elapsed = time.monotonic() - t0
+    finally:
+        cleanups.close()
+    print(f'\nmamorid resident memory over {cycles} login/lock cycles ({elapsed:.1f} s, '
+          f'{cycles / elapsed:.0f} cycles/s; sanitizer builds inflate RSS)')
+    for i, kb in samples:
+        print(f'  after {i:>5} cycles: VmRSS {kb} kB')
+    print(f'  growth from cycle 100 to {cycles}: {samples[-1][1] - samples[1][1]} kB')
+
+
+BENCHES = {'removal': removal, 'login': login, 'lock': lock, 'switch': switch, 'rss': rss}
 
 
 def main(argv):
