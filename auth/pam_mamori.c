@@ -426,6 +426,31 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
         return PAM_SUCCESS;
 }
 
+/*
+ * The agent is "active" as soon as AnswerPin succeeds, before the account step. When that step
+ * demands a PIN change, a marker is left on the PAM handle; a successful chauthtok removes it.
+ * If the handle ends with the marker still there (change refused, cancelled, or never asked
+ * for), its cleanup calls Lock, so an expired PIN never leaves an open operator session behind.
+ */
+#define PIN_CHANGE_PENDING "pam_mamori_pin_change_pending"
+
+static void pin_change_pending_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (error_status & PAM_DATA_REPLACE)
+                return; /* chauthtok succeeded and cleared the marker */
+        r = agent_bus_open(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                                       "Lock", NULL, NULL, "");
+        if (!(error_status & PAM_DATA_SILENT))
+                pam_syslog(pamh, r < 0 ? LOG_ERR : LOG_NOTICE,
+                           "expired PIN was not changed: %s the operator session",
+                           r < 0 ? "could not lock" : "locked");
+}
+
 /* The account step: a PIN older than the policy's maximum age must be changed before the session. */
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
@@ -465,6 +490,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 return PAM_SUCCESS;
         snprintf(text, sizeof(text), "Your PIN is older than %d days and must be changed", max_days);
         say(pamh, flags, PAM_ERROR_MSG, text);
+        (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)PIN_CHANGE_PENDING, pin_change_pending_cleanup);
         return PAM_NEW_AUTHTOK_REQD;
 }
 
@@ -545,6 +571,8 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
                 }
         }
         pam_syslog(pamh, LOG_INFO, "card PIN changed");
+        /* Replacing the marker runs its cleanup with PAM_DATA_REPLACE: no Lock. */
+        (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);
         say(pamh, flags, PAM_TEXT_INFO, "PIN changed");
         return PAM_SUCCESS;
 }

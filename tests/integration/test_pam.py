@@ -375,6 +375,7 @@ class PamWithAgent(PamBase):
         self.assertPam(res)
         self.assertIn('Your PIN is older than 183 days and must be changed', res['errors'])
         self.assertIn('PIN changed', res['info'])
+        self.assertEqual(str(self.agent_property('State')), 'active')
 
         # The card now holds the new PIN: the old one is wrong, the new one logs in.
         self.ctl('lock')
@@ -383,6 +384,17 @@ class PamWithAgent(PamBase):
         self.assertTrue(any(e.startswith('PIN wrong') for e in res['errors']), res['errors'])
         self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [NEW_PIN]))
         self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def test_expired_pin_not_changed_locks_again(self):
+        """AnswerPin made the session active; a forced change that fails must not leave it open."""
+        self.card_session(pin_changed=policytool.now_us() - 200 * DAY_US, max_age_days=183)
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_NEW_AUTHTOK_REQD], [5, PAM_AUTHTOK_ERR]],
+                             [PIN, PIN, NEW_PIN, '13572468'])
+        self.assertPam(res)
+        self.assertTrue(any('do not match' in e for e in res['errors']), res['errors'])
+        bench.wait_until(lambda: str(self.agent_property('State')) == 'locked', timeout=5,
+                         what='session locked after the PIN change was refused')
+        self.assertIn('expired PIN was not changed: locked', res['log'])
 
     def test_chauthtok_refuses_mismatch_and_wrong_old_pin(self):
         self.card_session()
