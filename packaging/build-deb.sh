@@ -10,17 +10,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if [ "${2:-}" = --install-deps ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends debhelper dpkg-dev lintian
-  # Build-Depends of debian/control, read back by dpkg-checkbuilddeps.
-  mapfile -t missing < <(cd "$top/packaging" && dpkg-checkbuilddeps -d "$(
-    sed -n '/^Build-Depends:/,/^[A-Z]/p' debian/control | sed '$d; s/^Build-Depends://' | tr -d '\n')" \
-    /dev/null 2>&1 | sed -n 's/.*Unmet build dependencies: //p' | tr ' ' '\n' |
-    grep -v '^(' | grep -v ')$' | grep -v '^$' || true)
-  [ ${#missing[@]} -eq 0 ] || apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-
 # A clean copy of the work tree (tracked and untracked, not ignored, no build directories), with
 # debian/ at its top as dpkg-buildpackage wants it.
 work=$(mktemp -d "${TMPDIR:-/tmp}/mamori-deb.XXXXXX")
@@ -31,6 +20,12 @@ mkdir "$src"
   grep -zv '^build[^/]*/' | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
   tar --null -T - -cf -) | tar -C "$src" -xf -
 cp -r "$top/packaging/debian" "$src/debian"
+
+if [ "${2:-}" = --install-deps ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends debhelper dpkg-dev
+  apt-get build-dep -y "$src" # the Build-Depends of debian/control
+fi
 
 (cd "$src" && dpkg-buildpackage -b -us -uc -j"$(nproc)")
 cp "$work"/*.deb "$out"/
