@@ -62,6 +62,18 @@ static void on_policy_changed(void *userdata, const struct policy_load_result *r
         bool was_emergency = a->emergency;
 
         snprintf(serial, sizeof(serial), "#%" PRId64, res->serial);
+        /* At start the store may already hold the last accepted bundle (its saved copy): it takes
+         * effect like a newly accepted one, whatever policy.json says. */
+        if (res->outcome != POLICY_LOAD_ACCEPTED && current && current->serial != a->policy_serial) {
+                snprintf(serial, sizeof(serial), "#%" PRId64, current->serial);
+                a->policy_serial = current->serial;
+                agent_record(a, "policy.load", NULL, NULL,
+                             agent_data("serial", serial, "source", "saved-copy", NULL), NULL, NULL);
+                a->emergency = current->emergency;
+                arm_stale_timer(a, current);
+                agent_on_policy(a, current, a->emergency != was_emergency);
+                snprintf(serial, sizeof(serial), "#%" PRId64, res->serial);
+        }
         switch (res->outcome) {
         case POLICY_LOAD_ACCEPTED:
                 a->policy_serial = current->serial;

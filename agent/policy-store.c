@@ -16,6 +16,7 @@ struct PolicyStore {
         char *directory;
         char *bundle_path;
         char *serial_path; /* root-only, beside the identity key: the uploader cannot lower it */
+        char *copy_path;   /* the last accepted bundle, same place */
         EVP_PKEY *signer;
         Policy *current;
         uint8_t current_hash[SHA256_SIZE];
@@ -29,6 +30,7 @@ PolicyStore *policy_store_free(PolicyStore *s)
         free(s->directory);
         free(s->bundle_path);
         free(s->serial_path);
+        free(s->copy_path);
         EVP_PKEY_free(s->signer);
         policy_free(s->current);
         free(s);
@@ -71,15 +73,30 @@ static int read_accepted_serial(PolicyStore *s)
         return 0;
 }
 
+/* Takes the saved copy of the last accepted bundle as current, when it verifies and is the
+ * one the accepted serial names. A missing or bad copy just leaves no current bundle. */
+static void load_accepted_copy(PolicyStore *s)
+{
+        _cleanup_free_ char *data = NULL;
+        Policy *p = NULL;
+        size_t size;
+
+        if (read_file_bounded(s->copy_path, POLICY_FILE_MAX, &data, &size) < 0)
+                return;
+        if (policy_parse(data, size, s->signer, &p) < 0)
+                return;
+        if (p->serial != s->accepted_serial || sha256(data, size, s->current_hash) < 0) {
+                policy_free(p);
+                return;
+        }
+        s->current = p;
+}
+
 static int store_accepted_serial(PolicyStore *s, int64_t serial)
 {
         char text[32];
         int n = snprintf(text, sizeof(text), "%" PRId64 "\n", serial);
-        _cleanup_free_ char *dir = sibling_of(s->serial_path, "");
 
-        if (!dir)
-                return -ENOMEM;
-        (void)mkdir(dir, 0700);
         return write_file_atomic(s->serial_path, text, (size_t)n, 0600);
 }
 
@@ -93,7 +110,8 @@ int policy_store_open(const struct agent_config *config, PolicyStore **ret)
         s->directory = strdup(config->policy_directory);
         s->bundle_path = join(config->policy_directory, POLICY_STORE_FILE);
         s->serial_path = sibling_of(config->identity_key, POLICY_STORE_SERIAL_FILE);
-        if (!s->directory || !s->bundle_path || !s->serial_path)
+        s->copy_path = sibling_of(config->identity_key, POLICY_STORE_COPY_FILE);
+        if (!s->directory || !s->bundle_path || !s->serial_path || !s->copy_path)
                 return -ENOMEM;
         r = pem_load_public_key(config->policy_signer_key, &s->signer);
         if (r < 0)
@@ -101,6 +119,7 @@ int policy_store_open(const struct agent_config *config, PolicyStore **ret)
         r = read_accepted_serial(s);
         if (r < 0)
                 return r;
+        load_accepted_copy(s);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -150,12 +169,14 @@ int policy_store_reload(PolicyStore *s, struct policy_load_result *ret)
                         .serial = p->serial};
                 return 0;
         }
-        if (p->serial > s->accepted_serial) {
-                /* Not fatal: the bundle is valid and may suspend a lost card; only the restart
-                 * rollback guard is weaker until the next successful write. */
-                if (store_accepted_serial(s, p->serial) >= 0)
-                        s->accepted_serial = p->serial;
-        }
+        /* Not fatal when these writes fail: the bundle is valid and may suspend a lost card; only
+         * the restart rollback guard is weaker until the next successful write. */
+        _cleanup_free_ char *dir = sibling_of(s->serial_path, "");
+        if (dir)
+                (void)mkdir(dir, 0700);
+        (void)write_file_atomic(s->copy_path, data, size, 0600);
+        if (p->serial > s->accepted_serial && store_accepted_serial(s, p->serial) >= 0)
+                s->accepted_serial = p->serial;
         policy_free(s->current);
         s->current = TAKE_PTR(p);
         memcpy(s->current_hash, hash, sizeof(hash));

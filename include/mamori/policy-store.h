@@ -8,7 +8,8 @@
 #include "mamori/policy.h"
 
 #define POLICY_STORE_FILE        "policy.json"
-#define POLICY_STORE_SERIAL_FILE "accepted-serial" /* highest serial ever accepted, survives restarts */
+#define POLICY_STORE_SERIAL_FILE "accepted-serial"      /* highest serial ever accepted, survives restarts */
+#define POLICY_STORE_COPY_FILE   "accepted-policy.json" /* the last accepted bundle, root-only */
 
 typedef struct PolicyStore PolicyStore;
 
@@ -25,7 +26,9 @@ struct policy_load_result {
         int64_t serial;  /* of the file that was looked at, when it could be parsed */
 };
 
-/* Reads the signer key (SignerKey=) and the accepted-serial file; no bundle is loaded yet.
+/* Reads the signer key (SignerKey=), the accepted-serial file and the copy of the last accepted
+ * bundle (kept beside the identity key, out of the uploader's reach), which becomes current when
+ * it still verifies: a replayed older policy.json then cannot displace it, even after a restart.
  * -ENOENT/-EBADMSG when the signer key is missing or unreadable: the caller must fail closed. */
 int policy_store_open(const struct agent_config *config, PolicyStore **ret);
 PolicyStore *policy_store_free(PolicyStore *s);

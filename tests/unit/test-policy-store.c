@@ -165,11 +165,22 @@ static void test_rollback_across_restart(void **state)
         assert_int_equal(read_file_bounded(path, 64, &saved, &n), 0);
         assert_string_equal(saved, "7\n");
 
+        /* A replayed older bundle: the saved copy of serial 7 stays in force across the restart. */
         put_bundle(f, f->signer, 6, "active");
         assert_int_equal(policy_store_open(&f->config, &s), 0);
-        expect(s, POLICY_LOAD_REJECTED, "rollback", -1);
-        put_bundle(f, f->signer, 7, "active");
-        expect(s, POLICY_LOAD_ACCEPTED, NULL, 7);
+        assert_non_null(policy_store_current(s));
+        assert_int_equal(policy_store_current(s)->serial, 7);
+        expect(s, POLICY_LOAD_REJECTED, "rollback", 7);
+        put_bundle(f, f->signer, 8, "active");
+        expect(s, POLICY_LOAD_ACCEPTED, NULL, 8);
+        s = policy_store_free(s);
+
+        /* A damaged copy is ignored, never trusted: no current bundle until a good one arrives. */
+        snprintf(path, sizeof(path), "%s/keys/" POLICY_STORE_COPY_FILE, f->dir);
+        assert_int_equal(write_file_atomic(path, "{\"v\":1}", 7, 0600), 0);
+        assert_int_equal(policy_store_open(&f->config, &s), 0);
+        assert_null(policy_store_current(s));
+        expect(s, POLICY_LOAD_ACCEPTED, NULL, 8);
 }
 
 static void test_missing_signer_fails(void **state)
