@@ -220,12 +220,15 @@ EVENTMGR_CONF = """pkcs11_eventmgr {{
 """
 
 
-def _lock_calls(logind, session_id):
-    """Timestamps (time.time()) of the LockSession calls for session_id recorded by the mock."""
-    import dbus
-    mock = dbus.Interface(logind.conn.get_object('org.freedesktop.login1', '/org/freedesktop/login1'),
-                          'org.freedesktop.DBus.Mock')
-    return [float(ts) for ts, args in mock.GetMethodCalls('LockSession') if str(args[0]) == session_id]
+def _lock_calls(monitor, session_id, after=0):
+    """Times (CLOCK_REALTIME, as dbus-monitor stamps them) of LockSession calls for session_id."""
+    lines = monitor.lines.lines
+    out = []
+    for i in range(after, len(lines) - 1):
+        m = re.match(r'^method call time=([\d.]+) .*member=LockSession', lines[i])
+        if m and lines[i + 1].strip() == f'string "{session_id}"':
+            out.append(float(m.group(1)))
+    return out
 
 
 def lock(pulls=50):
@@ -245,10 +248,18 @@ def lock(pulls=50):
         mock = dbus.Interface(t.logind.conn.get_object('org.freedesktop.login1', '/org/freedesktop/login1'),
                               'org.freedesktop.DBus.Mock')
         mock.AddSession('em', 'seat0', dbus.UInt32(1001), 'eventmgr', False)
+        # dbusmock makes the newest session the seat's active one: give the seat back to c1.
+        seat = dbus.Interface(t.logind.conn.get_object('org.freedesktop.login1', '/org/freedesktop/login1/seat/seat0'),
+                              dbus.PROPERTIES_IFACE)
+        seat.Set('org.freedesktop.login1.Seat', 'ActiveSession',
+                 dbus.Struct((dbus.String('c1'), dbus.ObjectPath(t.logind.session_path)), signature='so'))
         conf = os.path.join(t.tmp, 'pkcs11_eventmgr.conf')
         with open(conf, 'w') as f:
             f.write(EVENTMGR_CONF.format(session='em'))
         env = t.pcscd.client_env(t.bus.client_env())
+        monitor = bench.DBusMonitor(t.bus, "type='method_call',member='LockSession'")
+        monitor.__enter__()
+        cleanups.addCleanup(monitor.__exit__, None, None, None)
         em = subprocess.Popen(['pkcs11_eventmgr', 'nodaemon', f'config_file={conf}'], env=env, cwd=t.tmp,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cleanups.addCleanup(bench.stop_process, em)
@@ -263,15 +274,14 @@ def lock(pulls=50):
             t.logind.set_locked_hint(False)
             t.login()
             time.sleep(random.uniform(0.1, 0.5))
-            n_agent, n_em = len(_lock_calls(t.logind, 'c1')), len(_lock_calls(t.logind, 'em'))
-            f_mark = floor_out.mark()
+            f_mark, l_mark = floor_out.mark(), monitor.lines.mark()
             t0_wall, t0_mono = time.time(), time.monotonic()
             t.vcard.pull()
             m = floor_out.wait(r'^removed mono_us=(\d+)', after=f_mark)
-            bench.wait_until(lambda: len(_lock_calls(t.logind, 'c1')) > n_agent, timeout=5, what='mamorid lock')
-            bench.wait_until(lambda: len(_lock_calls(t.logind, 'em')) > n_em, timeout=5, what='eventmgr lock')
-            agent_ms.append((_lock_calls(t.logind, 'c1')[-1] - t0_wall) * 1e3)
-            em_ms.append((_lock_calls(t.logind, 'em')[-1] - t0_wall) * 1e3)
+            bench.wait_until(lambda: _lock_calls(monitor, 'c1', l_mark), timeout=5, what='mamorid lock')
+            bench.wait_until(lambda: _lock_calls(monitor, 'em', l_mark), timeout=5, what='eventmgr lock')
+            agent_ms.append((_lock_calls(monitor, 'c1', l_mark)[0] - t0_wall) * 1e3)
+            em_ms.append((_lock_calls(monitor, 'em', l_mark)[0] - t0_wall) * 1e3)
             floor_ms.append((int(m.group(1)) / 1e6 - t0_mono) * 1e3)
             a_mark = t.agent.events.mark()
             t.vcard.insert()
