@@ -289,5 +289,99 @@ class UploadTest(unittest.TestCase):
         self.assertCentreHoldsExactly()
 
 
+
+class PolicyEndToEndTest(unittest.TestCase):
+    """card suspend + policy publish at the centre → the uploader installs the bundle → mamorid loads
+    it (policy.load with the new serial) → the terminal refuses the card (mamorictl auth-test on the
+    virtual card through pcscd). mamorid's own log goes up through the same uploader."""
+
+    PIN = '123456'
+
+    def test_suspend_at_centre_refused_at_terminal(self):
+        with bench.TempDir('mamori-upload-policy-') as tmp:
+            centre = Centre(tmp)
+            with open(centre.conf) as f:
+                conf = f.read()
+            with open(centre.conf, 'w') as f:
+                f.write(conf.replace('Listen=127.0.0.1:0', f'Listen=127.0.0.1:{free_port()}'))
+            signer = os.path.join(tmp, 'policy-signer.pub')
+            with open(signer, 'w') as f:
+                f.write(centre.admin('policy', 'signer').stdout)
+            pki = bench.TestPKI(tmp)
+            card = pki.issue('OP0001', 'p256')
+            term = Terminal(tmp)
+            sections = {
+                'Terminal': {'Id': 'T-0001', 'Office': 'chuo', 'IdentityKey': term.identity},
+                'Card': {'TrustAnchors': pki.ca_path},
+                'Log': {'Directory': term.log},
+                'Policy': {'Directory': term.policy, 'SignerKey': signer},
+            }
+            env = dict(os.environ, PCSCLITE_CSOCK_NAME=os.path.join(tmp, 'no-pcscd.comm'))
+            agent = agentproc.Mamorid(tmp, env, sections)
+            procs = []
+            try:
+                agent.start()
+                bench.wait_until(lambda: os.path.exists(term.identity), timeout=10, what='identity key')
+                pub = public_pem(term.identity, os.path.join(tmp, 'agent.pub'))
+                cert_dir = os.path.join(tmp, 'T-0001')
+                centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+                centre.admin('operator', 'add', 'OP0001', '--name', 'Test Operator', '--office', 'chuo')
+                card_id = centre.admin('card', 'issue', '--cert', card.cert, '--operator', 'OP0001').stdout.strip()
+                self.assertEqual(card_id, card.card_id)
+                centre.admin('policy', 'publish')
+                centre.start()
+                procs.append(centre)
+                term.configure(centre, cert_dir, poll=2, signer=signer)
+                term.start()
+                procs.append(term)
+                agent.wait_event('policy.load', timeout=20, serial='1')
+
+                # The terminal's login decision, with the real card layer.
+                port = bench.free_vpcd_port()
+                pcscd = bench.Pcscd(tmp, port)
+                pcscd.__enter__()
+                self.addCleanup(pcscd.__exit__, None, None, None)
+                vcard = bench.VCard(port, card.key, card.cert, self.PIN)
+                vcard.__enter__()
+                self.addCleanup(vcard.__exit__, None, None, None)
+                pcscd.wait_card(True)
+                ctl_conf = os.path.join(tmp, 'ctl.conf')
+                agentproc.write_config(ctl_conf, agentproc.merge_sections(sections, {
+                    'Terminal': {'IdentityKey': os.path.join(tmp, 'ctl-keys', 'identity.pem')}}))
+
+                def auth():
+                    p = bench.run([os.path.join(bench.build_dir(), 'agent', 'mamorictl'), 'auth-test', '--config',
+                                   ctl_conf], env=pcscd.client_env(), input=self.PIN + '\n', timeout=60)
+                    return p.stdout.strip()
+
+                self.assertEqual(auth(), 'allow OP0001')
+
+                centre.admin('card', 'suspend', card_id, '--reason', 'lost on the train')
+                t0 = time.monotonic()
+                centre.admin('policy', 'publish')
+                agent.wait_event('policy.load', timeout=20, serial='2')
+                t_load = time.monotonic() - t0
+                out = auth()
+                t_refused = time.monotonic() - t0
+                self.assertEqual(out, 'refuse card-suspended')
+                with open(os.path.join(term.policy, 'policy.json')) as f:
+                    self.assertEqual(json.load(f)['serial'], 2)
+                print(f'\n  publish → policy.load {t_load:.2f} s, → refusal {t_refused:.2f} s (PollSec=2)',
+                      file=sys.stderr)
+
+                # mamorid's own records (agent.start, policy.load …) reached the centre intact.
+                last = term.last_seq()
+                term.wait_acked(last, timeout=30)
+                term.stop()
+                exported = centre.admin('export').stdout.encode()
+                self.assertEqual(exported, term.lines()[:len(exported)])
+                self.assertGreaterEqual(exported.count(b'\n'), last)
+                self.assertIn(b'"ev":"policy.load"', exported)
+            finally:
+                agent.stop()
+                for p in procs:
+                    p.stop()
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
