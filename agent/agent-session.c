@@ -179,6 +179,11 @@ void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
                                 since_usec + a->config.idle_lock_usec, 0, on_idle_timer, a);
 }
 
+void agent_on_desktop_locked(void *userdata)
+{
+        agent_lock(userdata, TRIGGER_DESKTOP_LOCKED, now_mono_usec());
+}
+
 /* ---- the state machine applied ---- */
 
 static void abort_login(struct agent *a, const char *reason)

@@ -81,6 +81,8 @@ void agent_on_policy(struct agent *a, const Policy *current, bool emergency_chan
 void agent_on_log_health(struct agent *a, int error);
 /* logind idle callback (userdata is the agent). */
 void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec);
+/* logind: the desktop locked by itself while a session was active. */
+void agent_on_desktop_locked(void *userdata);
 void agent_lock(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec);
 /* D-Bus methods; each returns an sd-bus error name (NULL on success) and may keep the message. */
 int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,

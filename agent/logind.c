@@ -32,6 +32,7 @@ struct Logind {
         uint64_t verify_usec;
         enum lock_fallback fallback;
         logind_idle_fn idle_cb;
+        logind_locked_fn locked_cb;
         void *userdata;
         sd_bus_slot *idle_match;
         char idle_path[256];
@@ -57,7 +58,7 @@ Logind *logind_free(Logind *l)
 }
 
 int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
-               logind_idle_fn idle_cb, void *userdata, Logind **ret)
+               logind_idle_fn idle_cb, logind_locked_fn locked_cb, void *userdata, Logind **ret)
 {
         Logind *l = calloc(1, sizeof(*l));
 
@@ -73,6 +74,7 @@ int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec,
         l->verify_usec = verify_usec;
         l->fallback = fallback;
         l->idle_cb = idle_cb;
+        l->locked_cb = locked_cb;
         l->userdata = userdata;
         *ret = l;
         return 0;
@@ -234,9 +236,38 @@ static void report_idle(Logind *l)
         l->idle_cb(l->userdata, idle, since);
 }
 
+/* Reads PropertiesChanged(s interface, a{sv} changed, as invalidated) for LockedHint=true. */
+static bool signals_locked(sd_bus_message *m)
+{
+        const char *iface, *name;
+        bool locked = false;
+
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return false;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return false;
+                if (streq(name, "LockedHint")) {
+                        int b = 0;
+                        if (sd_bus_message_read(m, "v", "b", &b) < 0)
+                                return false;
+                        locked = b;
+                } else if (sd_bus_message_skip(m, "v") < 0)
+                        return false;
+                if (sd_bus_message_exit_container(m) < 0)
+                        return false;
+        }
+        return locked;
+}
+
 static int on_session_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
-        report_idle(userdata);
+        Logind *l = userdata;
+
+        if (l->locked_cb && signals_locked(m))
+                l->locked_cb(l->userdata);
+        if (l->idle_cb)
+                report_idle(l);
         return 0;
 }
 
@@ -245,13 +276,14 @@ int logind_watch_idle(Logind *l)
         char id[64], path[256], match[512];
         int r;
 
-        if (!l->idle_cb)
+        if (!l->idle_cb && !l->locked_cb)
                 return 0;
         r = active_session(l, id, sizeof(id), path, sizeof(path));
         if (r < 0)
                 return r;
         if (l->idle_match && streq(path, l->idle_path)) {
-                report_idle(l);
+                if (l->idle_cb)
+                        report_idle(l);
                 return 0;
         }
         l->idle_match = sd_bus_slot_unref(l->idle_match);
@@ -263,6 +295,7 @@ int logind_watch_idle(Logind *l)
         r = sd_bus_add_match(l->bus, &l->idle_match, match, on_session_properties, l);
         if (r < 0)
                 return r;
-        report_idle(l);
+        if (l->idle_cb)
+                report_idle(l);
         return 0;
 }

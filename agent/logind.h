@@ -22,9 +22,12 @@ struct logind_lock_result {
 typedef void (*logind_lock_fn)(void *userdata, const struct logind_lock_result *r, bool final);
 /* idle: IdleHint of the active session; since_usec: IdleSinceHint (CLOCK_REALTIME µs), 0 unknown. */
 typedef void (*logind_idle_fn)(void *userdata, bool idle, uint64_t since_usec);
+/* The desktop set LockedHint on the active session by itself (its own idle lock, a user's Super+L).
+ * Only a change signalled by logind counts, never a stale value read at login. */
+typedef void (*logind_locked_fn)(void *userdata);
 
 int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
-               logind_idle_fn idle_cb, void *userdata, Logind **ret);
+               logind_idle_fn idle_cb, logind_locked_fn locked_cb, void *userdata, Logind **ret);
 Logind *logind_free(Logind *l);
 
 /* Locks the active session of the seat now. trigger_mono_usec (CLOCK_MONOTONIC) is when the

@@ -54,6 +54,7 @@ struct uploader {
         bool synced;                /* after is the collector's view of log */
         uint64_t after;             /* acknowledged seq of log */
         uint64_t saved;             /* what the cursor file says for log */
+        uint64_t read_usec;         /* reading (and syncing) the last batch, for --verbose */
 
         uint64_t backoff_usec, backoff_max_usec;
         uint64_t next_policy_usec;
@@ -281,7 +282,7 @@ static int post_batch(struct uploader *u, UploadBatch *b)
 {
         UploadResponse r = {};
         const char *detail;
-        uint64_t acked;
+        uint64_t acked, t0 = now_usec(), post_usec;
         int k;
 
         k = upload_http_request(u->http, "/v1/records", "application/x-ndjson", b->data, b->len, NULL,
@@ -305,8 +306,10 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                 u->after = acked;
                 recovered(u, "uploading");
                 if (u->verbose)
-                        ulog(LOG_DEBUG, "log %s: sent %" PRIu64 "..%" PRIu64 ", acked %" PRIu64, u->log,
-                             b->first_seq, b->last_seq, acked);
+                        ulog(LOG_DEBUG,
+                             "log %s: sent %" PRIu64 "..%" PRIu64 ", acked %" PRIu64 " read_us=%" PRIu64
+                             " post_us=%" PRIu64,
+                             u->log, b->first_seq, b->last_seq, acked, u->read_usec, post_usec);
                 (void)save_cursor(u);
                 return 1;
         }
@@ -415,7 +418,9 @@ static void upload_step(struct uploader *u)
                         backoff_wait(u);
                 return;
         }
+        uint64_t t0 = now_usec();
         k = upload_reader_read(u->reader, u->after, u->batch_records, u->batch_bytes, &u->batch);
+        u->read_usec = now_usec() - t0;
         if (k < 0) {
                 problem(u, LOG_CRIT,
                         "local log in %s: cannot read after seq %" PRIu64 ": %s; nothing skipped",

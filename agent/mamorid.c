@@ -204,7 +204,7 @@ static int run(struct agent *a, AgentOplog **oplog)
                           strerror(-r));
         else {
                 r = logind_new(a->event, a->bus, SEAT, a->config.lock_verify_usec, a->config.lock_fallback,
-                               agent_on_idle_hint, a, &a->logind);
+                               agent_on_idle_hint, agent_on_desktop_locked, a, &a->logind);
                 if (r < 0)
                         return r;
         }

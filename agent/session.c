@@ -43,6 +43,9 @@ static const struct {
           "emergency"),
         T(SESSION_ACTIVE, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
           "log-unwritable"),
+        /* The screen is locked already; the session ends so the next unlock is a fresh login. */
+        T(SESSION_ACTIVE, TRIGGER_DESKTOP_LOCKED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "desktop-locked"),
 };
 
 bool session_transition(enum session_state state, enum session_trigger trigger,
@@ -64,8 +67,8 @@ const char *session_state_to_string(enum session_state s)
 const char *session_trigger_to_string(enum session_trigger t)
 {
         static const char *const names[] = {
-                "login-start", "login-ok", "login-fail",  "cancelled", "card-removed",
-                "idle",        "manual",   "reader-lost", "emergency", "log-unwritable",
+                "login-start", "login-ok",    "login-fail", "cancelled",      "card-removed",   "idle",
+                "manual",      "reader-lost", "emergency",  "log-unwritable", "desktop-locked",
         };
         return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
 }

@@ -11,16 +11,17 @@ enum session_state {
 };
 
 enum session_trigger {
-        TRIGGER_LOGIN_START,  /* StartLogin passed the prechecks */
-        TRIGGER_LOGIN_OK,     /* PIN and signature verified, decision allow */
-        TRIGGER_LOGIN_FAIL,   /* refused after the PIN step */
-        TRIGGER_LOGIN_CANCEL, /* CancelLogin, or the PAM client went away */
-        TRIGGER_CARD_REMOVED, /* the card of the session (or of the login) was pulled */
-        TRIGGER_IDLE,         /* idle for IdleLockSec */
-        TRIGGER_MANUAL_LOCK,  /* mamorictl lock, D-Bus Lock */
-        TRIGGER_READER_LOST,  /* reader unplugged or pcscd gone: fail closed */
-        TRIGGER_EMERGENCY,    /* policy bundle with "emergency": true */
-        TRIGGER_LOG_FAILED,   /* the operation log cannot be written: fail closed */
+        TRIGGER_LOGIN_START,    /* StartLogin passed the prechecks */
+        TRIGGER_LOGIN_OK,       /* PIN and signature verified, decision allow */
+        TRIGGER_LOGIN_FAIL,     /* refused after the PIN step */
+        TRIGGER_LOGIN_CANCEL,   /* CancelLogin, or the PAM client went away */
+        TRIGGER_CARD_REMOVED,   /* the card of the session (or of the login) was pulled */
+        TRIGGER_IDLE,           /* idle for IdleLockSec */
+        TRIGGER_MANUAL_LOCK,    /* mamorictl lock, D-Bus Lock */
+        TRIGGER_READER_LOST,    /* reader unplugged or pcscd gone: fail closed */
+        TRIGGER_EMERGENCY,      /* policy bundle with "emergency": true */
+        TRIGGER_LOG_FAILED,     /* the operation log cannot be written: fail closed */
+        TRIGGER_DESKTOP_LOCKED, /* the desktop locked itself (LockedHint set without us) */
         _SESSION_TRIGGER_MAX,
 };
 

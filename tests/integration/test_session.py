@@ -101,6 +101,21 @@ class SessionTest(unittest.TestCase):
         bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after idle')
         self.assertEqual(t.prop('State'), 'locked')
 
+    def test_desktop_locking_itself_ends_the_session(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.logind.set_locked_hint(False)
+        t.login()
+        # The desktop's own idle lock (or Super+L) with the card still in: the session ends, so
+        # unlocking is a fresh card login rather than "Busy".
+        t.logind.set_locked_hint(True)
+        agent.wait_event('session.end', reason='desktop-locked', op='OP0001')
+        self.assertEqual(t.prop('State'), 'locked')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+
     def test_lock_fallback_when_desktop_ignores_lock(self):
         t = Terminal(self, desktop_locks=False)
         a = t.insert('OP0001')
