@@ -101,7 +101,9 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
                              NULL, NULL);
                 return;
         }
-        if (r->error < 0)
+        if (r->error == -ECANCELED)
+                ; /* the agent is stopping */
+        else if (r->error < 0)
                 agent_record(c->a, "lock", NULL, NULL,
                              agent_data("method", "LockSession", "reason", c->reason, "error",
                                         r->error == -ENXIO ? "no-active-session" : strerror(-r->error),

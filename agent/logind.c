@@ -16,6 +16,7 @@
 
 struct lock_op {
         Logind *l;
+        struct lock_op *next; /* in l->ops while in flight */
         logind_lock_fn cb;
         void *userdata;
         uint64_t trigger_mono_usec;
@@ -36,6 +37,7 @@ struct Logind {
         void *userdata;
         sd_bus_slot *idle_match;
         char idle_path[256];
+        struct lock_op *ops; /* locks still waiting for logind or for the LockedHint check */
 };
 
 static uint64_t now_mono_usec(void)
@@ -45,10 +47,19 @@ static uint64_t now_mono_usec(void)
         return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void lock_op_free(struct lock_op *op);
+
 Logind *logind_free(Logind *l)
 {
         if (!l)
                 return NULL;
+        /* Locks in flight at shutdown: tell their owners (-ECANCELED) so they can free their state. */
+        while (l->ops) {
+                struct lock_op *op = l->ops;
+                op->result.error = -ECANCELED;
+                op->cb(op->userdata, &op->result, true);
+                lock_op_free(op);
+        }
         sd_bus_slot_unref(l->idle_match);
         sd_bus_unref(l->bus);
         sd_event_unref(l->event);
@@ -121,6 +132,11 @@ out:
 
 static void lock_op_free(struct lock_op *op)
 {
+        for (struct lock_op **p = &op->l->ops; *p; p = &(*p)->next)
+                if (*p == op) {
+                        *p = op->next;
+                        break;
+                }
         sd_bus_slot_unref(op->slot);
         sd_event_source_disable_unref(op->verify);
         free(op);
@@ -203,6 +219,8 @@ int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *
         op->cb = cb;
         op->userdata = userdata;
         op->trigger_mono_usec = trigger_mono_usec;
+        op->next = l->ops;
+        l->ops = op;
         r = active_session(l, op->result.session_id, sizeof(op->result.session_id), op->session_path,
                            sizeof(op->session_path));
         if (r >= 0)

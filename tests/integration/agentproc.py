@@ -90,12 +90,16 @@ class Mamorid:
                 return got
 
     def stop(self, sig=signal.SIGTERM):
+        """Stops mamorid; a sanitizer report (leak, overflow, UB) in its output fails the test."""
         rc = None
         if self.proc:
             rc = bench.stop_process(self.proc, sig=sig)
             self.events.join()
             self.proc.stderr.close()
             self.proc = None
+            reports = [line for line in self.events.lines if 'Sanitizer' in line or 'runtime error:' in line]
+            if reports:
+                raise AssertionError(f'mamorid sanitizer report (see {self.log_path}): {reports[:3]}')
         return rc
 
     def __enter__(self):
