@@ -287,6 +287,7 @@ static int post_batch(struct uploader *u, UploadBatch *b)
 
         k = upload_http_request(u->http, "/v1/records", "application/x-ndjson", b->data, b->len, NULL,
                                 ANSWER_MAX, &r, &detail);
+        post_usec = now_usec() - t0;
         if (k == -ECANCELED)
                 return k;
         if (k < 0) {

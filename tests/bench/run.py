@@ -384,7 +384,83 @@ def rss(cycles=1000):
     print(f'  growth from cycle 100 to {cycles}: {samples[-1][1] - samples[1][1]} kB')
 
 
+def upload(records=100000, batch=1000):
+    """A backlog of records written by the oplog appender, pushed by mamori-uploader to a collector on
+    127.0.0.1 until the cursor says all are durable at the centre; next to the same batches POSTed
+    straight to a second collector over one keep-alive TLS connection (the collector's own ingest)."""
+    import http.client
+    import json
+    from test_collector import Centre
+    from test_upload import Terminal, free_port, public_pem
+
+    def centre(tmp, name, pub):
+        d = os.path.join(tmp, name)
+        os.makedirs(d)
+        c = Centre(d)
+        with open(c.conf) as f:
+            conf = f.read()
+        with open(c.conf, 'w') as f:
+            f.write(conf.replace('Listen=127.0.0.1:0', f'Listen=127.0.0.1:{free_port()}'))
+        c.admin('terminal', 'add', 'T-CRASH', '--office', 'chuo', '--identity', pub, '--out', os.path.join(d, 'cert'))
+        c.start()
+        return c
+
+    with bench.TempDir(prefix='mamori-bench-upload-') as tmp:
+        term = Terminal(tmp)
+        p = bench.run([os.path.join(bench.build_dir(), 'tests', 'integration', 'oplog-appender'), term.log,
+                       term.keys, term.identity, '4', str(records - 1)], timeout=900)
+        assert p.returncode == 0, p.stderr
+        pub = public_pem(term.identity, os.path.join(tmp, 'term.pub'))
+        lines = term.lines().splitlines(keepends=True)
+        batches = [b''.join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+
+        base = centre(tmp, 'baseline', pub)
+        try:
+            cert = os.path.join(base.tmp, 'cert')
+            conn = http.client.HTTPSConnection('127.0.0.1', base.port, context=base.context(cert), timeout=120)
+            lat = []
+            t0 = time.monotonic()
+            for body in batches:
+                t = time.monotonic()
+                conn.request('POST', '/v1/records', body=body, headers={'Content-Type': 'application/x-ndjson'})
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 200, r.status
+                lat.append((time.monotonic() - t) * 1e3)
+            direct_s = time.monotonic() - t0
+            conn.close()
+        finally:
+            base.stop()
+
+        c = centre(tmp, 'uploader', pub)
+        try:
+            term.configure(c, os.path.join(c.tmp, 'cert'), poll=60)
+            t0 = time.monotonic()
+            term.start('--batch-records', str(batch), '--batch-bytes', str(16 * 1024 * 1024), '--verbose')
+            term.wait_acked(len(lines), timeout=900)
+            up_s = time.monotonic() - t0
+            term.stop()
+            cycles = [re.search(r'read_us=(\d+) post_us=(\d+)', line) for line in term.watch.lines]
+            cycles = [m for m in cycles if m]
+            db_mb = os.path.getsize(c.db) / 1e6
+        finally:
+            term.stop()
+            c.stop()
+    n = len(lines)
+    print(f'\nupload of a {n}-record backlog ({len(batches)} batches of {batch}), collector on 127.0.0.1')
+    print(f'  mamori-uploader end to end (read+fdatasync, POST, verify+commit, cursor): {n / up_s:9.0f} records/s '
+          f'({up_s:.1f} s)')
+    print(f'  baseline: same batches POSTed directly, one keep-alive connection:       {n / direct_s:9.0f} records/s '
+          f'({direct_s:.1f} s)')
+    report(f'time per batch of {batch} records', 'ms', [
+        ('uploader: read + fdatasync of the segment', [int(m.group(1)) / 1e3 for m in cycles]),
+        ('uploader: POST → 200 (verify + commit)', [int(m.group(2)) / 1e3 for m in cycles]),
+        ('baseline: direct POST → 200', lat)])
+    print(f'  collector database after upload: {db_mb:.1f} MB')
+
+
 BENCHES = {'removal': removal, 'login': login, 'lock': lock, 'switch': switch, 'rss': rss}
+BENCHES['upload'] = upload
 
 
 def main(argv):
