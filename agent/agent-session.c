@@ -181,6 +181,32 @@ void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
                                 since_usec + a->config.idle_lock_usec, 0, on_idle_timer, a);
 }
 
+/* IdleSource=input: every touch of keyboard or mouse pushes the idle lock IdleLockSec away. */
+static void on_input_activity(void *userdata)
+{
+        struct agent *a = userdata;
+
+        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
+        if (a->state == SESSION_ACTIVE)
+                (void)sd_event_add_time_relative(a->event, &a->idle_timer, CLOCK_MONOTONIC,
+                                                 a->config.idle_lock_usec, 0, on_idle_timer, a);
+}
+
+static void start_idle_watch(struct agent *a)
+{
+        if (a->config.idle_source == IDLE_SOURCE_INPUT) {
+                a->input = idle_input_free(a->input);
+                int n = idle_input_start(a->event, a->config.input_directory, on_input_activity, a,
+                                         &a->input);
+                if (n <= 0)
+                        agent_log(LOG_WARNING,
+                                  "IdleSource=input: no input device in %s; the idle lock runs from login",
+                                  a->config.input_directory);
+                on_input_activity(a); /* the login itself is activity */
+        } else if (a->logind)
+                (void)logind_watch_idle(a->logind);
+}
+
 void agent_on_desktop_locked(void *userdata)
 {
         agent_lock(userdata, TRIGGER_DESKTOP_LOCKED, now_mono_usec());
@@ -206,6 +232,7 @@ static void clear_session(struct agent *a)
         a->session_card[0] = '\0';
         a->method[0] = '\0';
         a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
+        a->input = idle_input_free(a->input);
 }
 
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
@@ -253,6 +280,7 @@ void agent_session_done(struct agent *a)
         abort_login(a, "cancelled");
         free(a->card.der);
         a->card = (struct present_card){0};
+        a->input = idle_input_free(a->input);
 }
 
 /* ---- inputs ---- */
@@ -493,8 +521,7 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         agent_record(a, "session.start", a->operator_id, card_id, agent_data("method", "card+pin", NULL),
                      NULL, NULL);
         agent_record(a, "unlock", a->operator_id, card_id, NULL, r ? reply_after_commit : NULL, r);
-        if (a->logind)
-                (void)logind_watch_idle(a->logind);
+        start_idle_watch(a);
 }
 
 int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const char **ret_error,

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "card-worker.h"
+#include "idle-input.h"
 #include "logind.h"
 #include "mamori/agent-config.h"
 #include "mamori/card.h"
@@ -50,6 +51,7 @@ struct agent {
         CardWorker *worker;
         Logind *logind;
         OpLog *log;
+        IdleInput *input;   /* IdleSource=input, while a session is active */
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer, *idle_timer, *card_left_timer, *log_retry_timer;
 

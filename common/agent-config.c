@@ -125,6 +125,7 @@ static const struct conf_item agent_items[] = {
         {"Session", "Accounts", parse_accounts, F(accounts)},
         {"Session", "IdleLockSec", parse_positive_seconds, F(idle_lock_usec)},
         {"Session", "IdleSource", parse_idle_source, F(idle_source)},
+        {"Session", "InputDirectory", conf_parse_path, F(input_directory)},
         {"Session", "CardLeftSec", parse_positive_seconds, F(card_left_usec)},
         {"Session", "LockVerifySec", parse_positive_seconds, F(lock_verify_usec)},
         {"Session", "LockFallback", parse_lock_fallback, F(lock_fallback)},
@@ -150,9 +151,10 @@ void agent_config_free(struct agent_config *c)
         if (!c)
                 return;
         char **strings[] = {
-                &c->terminal_id, &c->office,        &c->identity_key,     &c->trust_anchors,
-                &c->readers,     &c->log_directory, &c->collector_url,    &c->collector_ca,
-                &c->client_cert, &c->client_key,    &c->policy_directory, &c->policy_signer_key,
+                &c->terminal_id,       &c->office,        &c->identity_key,    &c->trust_anchors,
+                &c->readers,           &c->log_directory, &c->input_directory, &c->collector_url,
+                &c->collector_ca,      &c->client_cert,   &c->client_key,      &c->policy_directory,
+                &c->policy_signer_key,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -167,6 +169,7 @@ int agent_config_defaults(struct agent_config *c)
                 const char *value;
         } paths[] = {
                 {F(identity_key), "/var/lib/mamori/keys/identity.pem"},
+                {F(input_directory), "/dev/input"},
                 {F(trust_anchors), "/etc/mamori/operator-ca.pem"},
                 {F(log_directory), "/var/lib/mamori/log"},
                 {F(collector_ca), "/etc/mamori/collector-ca.pem"},

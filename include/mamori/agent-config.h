@@ -26,6 +26,7 @@ struct agent_config {
         enum accounts_mode accounts;
         uint64_t idle_lock_usec;
         enum idle_source idle_source;
+        char *input_directory; /* IdleSource=input reads event* devices here (default /dev/input) */
         uint64_t card_left_usec;
         uint64_t lock_verify_usec;
         enum lock_fallback lock_fallback;

@@ -5,6 +5,7 @@ next operator, lock fallback, fail closed on pcscd loss and agent restart, hosti
 import os
 import signal
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -99,6 +100,31 @@ class SessionTest(unittest.TestCase):
         agent.wait_event('session.end', reason='idle', timeout=10)
         agent.wait_event('card.left', reason='idle', card=a.card_id)
         bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after idle')
+        self.assertEqual(t.prop('State'), 'locked')
+
+    def test_idle_lock_from_input_devices(self):
+        """IdleSource=input: keyboard/mouse events keep the session; silence locks it. The devices
+        are FIFOs standing in for /dev/input/event* (this machine has no evdev devices)."""
+        import struct
+        t = Terminal(self, session={'IdleLockSec': '2', 'IdleSource': 'input'})
+        inputs = os.path.join(t.tmp, 'input')
+        os.mkdir(inputs)
+        fifo = os.path.join(inputs, 'event0')
+        os.mkfifo(fifo)
+        fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.addCleanup(os.close, fd)
+        t.session_conf['InputDirectory'] = inputs
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        key_press = struct.pack('llHHi', 0, 0, 1, 30, 1)  # struct input_event: EV_KEY, KEY_A, down
+        for _ in range(8):  # 4 s of typing, twice IdleLockSec
+            os.write(fd, key_press)
+            time.sleep(0.5)
+        self.assertEqual(t.prop('State'), 'active')
+        # Hands off the keyboard: locked about IdleLockSec later.
+        agent.wait_event('session.end', reason='idle', op='OP0001', timeout=10)
         self.assertEqual(t.prop('State'), 'locked')
 
     def test_desktop_locking_itself_ends_the_session(self):
