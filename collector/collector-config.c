@@ -29,49 +29,21 @@ static int parse_listen(const char *v, void *data, const char **why)
         return 0;
 }
 
-static int parse_positive_uint32(const char *v, void *data, const char **why)
-{
-        uint32_t n;
-        int r = conf_parse_uint32(v, &n, why);
-        if (r < 0)
-                return r;
-        if (n == 0) {
-                *why = "must be greater than 0";
-                return -ERANGE;
-        }
-        *(uint32_t *)data = n;
-        return 0;
-}
-
-static int parse_positive_seconds(const char *v, void *data, const char **why)
-{
-        uint64_t usec;
-        int r = conf_parse_seconds(v, &usec, why);
-        if (r < 0)
-                return r;
-        if (usec == 0) {
-                *why = "must be longer than 0";
-                return -ERANGE;
-        }
-        *(uint64_t *)data = usec;
-        return 0;
-}
-
 #define F(field) offsetof(struct collector_config, field)
 
 static const struct conf_item collector_items[] = {
         {"Collector", "Listen", parse_listen, F(listen)},
         {"Collector", "Database", conf_parse_path, F(database)},
         {"Collector", "StateDirectory", conf_parse_path, F(state_directory)},
-        {"Collector", "MaxBodyBytes", parse_positive_uint32, F(max_body_bytes)},
-        {"Collector", "MaxBatchRecords", parse_positive_uint32, F(max_batch_records)},
-        {"Collector", "IdleTimeoutSec", parse_positive_seconds, F(idle_timeout_usec)},
-        {"Collector", "RequestTimeoutSec", parse_positive_seconds, F(request_timeout_usec)},
-        {"Collector", "MaxConnections", parse_positive_uint32, F(max_connections)},
-        {"Collector", "MaxConnectionsPerIP", parse_positive_uint32, F(max_connections_per_ip)},
-        {"Collector", "SilentSec", parse_positive_seconds, F(silent_usec)},
-        {"Collector", "SilentCheckSec", parse_positive_seconds, F(silent_check_usec)},
-        {"Policy", "ValiditySec", parse_positive_seconds, F(policy_validity_usec)},
+        {"Collector", "MaxBodyBytes", conf_parse_positive_uint32, F(max_body_bytes)},
+        {"Collector", "MaxBatchRecords", conf_parse_positive_uint32, F(max_batch_records)},
+        {"Collector", "IdleTimeoutSec", conf_parse_positive_seconds, F(idle_timeout_usec)},
+        {"Collector", "RequestTimeoutSec", conf_parse_positive_seconds, F(request_timeout_usec)},
+        {"Collector", "MaxConnections", conf_parse_positive_uint32, F(max_connections)},
+        {"Collector", "MaxConnectionsPerIP", conf_parse_positive_uint32, F(max_connections_per_ip)},
+        {"Collector", "SilentSec", conf_parse_positive_seconds, F(silent_usec)},
+        {"Collector", "SilentCheckSec", conf_parse_positive_seconds, F(silent_check_usec)},
+        {"Policy", "ValiditySec", conf_parse_positive_seconds, F(policy_validity_usec)},
 };
 
 void collector_config_free(struct collector_config *c)

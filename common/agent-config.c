@@ -11,60 +11,33 @@
 
 #define SEC(n) ((uint64_t)(n)*USEC_PER_SEC)
 
+/* The enums' values are their index in these lists. */
 static int parse_accounts(const char *v, void *data, const char **why)
 {
-        enum accounts_mode *m = data;
-        if (streq(v, "shared"))
-                *m = ACCOUNTS_SHARED;
-        else if (streq(v, "per-operator"))
-                *m = ACCOUNTS_PER_OPERATOR;
-        else {
-                *why = "expected shared or per-operator";
-                return -EINVAL;
-        }
-        return 0;
+        static const char *const names[] = {
+                [ACCOUNTS_SHARED] = "shared", [ACCOUNTS_PER_OPERATOR] = "per-operator", NULL};
+        return conf_parse_choice(v, names, data, "expected shared or per-operator", why);
 }
 
 static int parse_idle_source(const char *v, void *data, const char **why)
 {
-        enum idle_source *m = data;
-        if (streq(v, "logind"))
-                *m = IDLE_SOURCE_LOGIND;
-        else if (streq(v, "input"))
-                *m = IDLE_SOURCE_INPUT;
-        else {
-                *why = "expected logind or input";
-                return -EINVAL;
-        }
-        return 0;
+        static const char *const names[] = {
+                [IDLE_SOURCE_LOGIND] = "logind", [IDLE_SOURCE_INPUT] = "input", NULL};
+        return conf_parse_choice(v, names, data, "expected logind or input", why);
 }
 
 static int parse_lock_fallback(const char *v, void *data, const char **why)
 {
-        enum lock_fallback *m = data;
-        if (streq(v, "terminate"))
-                *m = LOCK_FALLBACK_TERMINATE;
-        else if (streq(v, "none"))
-                *m = LOCK_FALLBACK_NONE;
-        else {
-                *why = "expected terminate or none";
-                return -EINVAL;
-        }
-        return 0;
+        static const char *const names[] = {
+                [LOCK_FALLBACK_TERMINATE] = "terminate", [LOCK_FALLBACK_NONE] = "none", NULL};
+        return conf_parse_choice(v, names, data, "expected terminate or none", why);
 }
 
 static int parse_stale_policy(const char *v, void *data, const char **why)
 {
-        enum stale_policy *m = data;
-        if (streq(v, "deny"))
-                *m = STALE_POLICY_DENY;
-        else if (streq(v, "warn"))
-                *m = STALE_POLICY_WARN;
-        else {
-                *why = "expected deny or warn";
-                return -EINVAL;
-        }
-        return 0;
+        static const char *const names[] = {
+                [STALE_POLICY_DENY] = "deny", [STALE_POLICY_WARN] = "warn", NULL};
+        return conf_parse_choice(v, names, data, "expected deny or warn", why);
 }
 
 /* Identifiers end up in log records and file names: keep them to a safe alphabet. */
@@ -86,34 +59,6 @@ static int parse_identifier(const char *v, void *data, const char **why)
         return conf_parse_string(v, data, why);
 }
 
-static int parse_positive_uint32(const char *v, void *data, const char **why)
-{
-        uint32_t n;
-        int r = conf_parse_uint32(v, &n, why);
-        if (r < 0)
-                return r;
-        if (n == 0) {
-                *why = "must be at least 1";
-                return -ERANGE;
-        }
-        *(uint32_t *)data = n;
-        return 0;
-}
-
-static int parse_positive_seconds(const char *v, void *data, const char **why)
-{
-        uint64_t usec;
-        int r = conf_parse_seconds(v, &usec, why);
-        if (r < 0)
-                return r;
-        if (usec == 0) {
-                *why = "must be longer than 0";
-                return -ERANGE;
-        }
-        *(uint64_t *)data = usec;
-        return 0;
-}
-
 #define F(field) offsetof(struct agent_config, field)
 
 static const struct conf_item agent_items[] = {
@@ -123,24 +68,24 @@ static const struct conf_item agent_items[] = {
         {"Card", "TrustAnchors", conf_parse_path, F(trust_anchors)},
         {"Card", "Readers", conf_parse_string, F(readers)},
         {"Session", "Accounts", parse_accounts, F(accounts)},
-        {"Session", "IdleLockSec", parse_positive_seconds, F(idle_lock_usec)},
+        {"Session", "IdleLockSec", conf_parse_positive_seconds, F(idle_lock_usec)},
         {"Session", "IdleSource", parse_idle_source, F(idle_source)},
         {"Session", "InputDirectory", conf_parse_path, F(input_directory)},
-        {"Session", "CardLeftSec", parse_positive_seconds, F(card_left_usec)},
-        {"Session", "LockVerifySec", parse_positive_seconds, F(lock_verify_usec)},
+        {"Session", "CardLeftSec", conf_parse_positive_seconds, F(card_left_usec)},
+        {"Session", "LockVerifySec", conf_parse_positive_seconds, F(lock_verify_usec)},
         {"Session", "LockFallback", parse_lock_fallback, F(lock_fallback)},
-        {"Secrets", "MaxAgeDays", parse_positive_uint32, F(max_age_days)},
+        {"Secrets", "MaxAgeDays", conf_parse_positive_uint32, F(max_age_days)},
         {"Secrets", "WarnDays", conf_parse_uint32, F(warn_days)},
-        {"Secrets", "MinLength", parse_positive_uint32, F(min_length)},
+        {"Secrets", "MinLength", conf_parse_positive_uint32, F(min_length)},
         {"Log", "Directory", conf_parse_path, F(log_directory)},
-        {"Log", "KeyRotateRecords", parse_positive_uint32, F(key_rotate_records)},
-        {"Log", "KeyRotateSec", parse_positive_seconds, F(key_rotate_usec)},
+        {"Log", "KeyRotateRecords", conf_parse_positive_uint32, F(key_rotate_records)},
+        {"Log", "KeyRotateSec", conf_parse_positive_seconds, F(key_rotate_usec)},
         {"Log", "LocalRetentionDays", conf_parse_uint32, F(local_retention_days)},
         {"Collector", "URL", conf_parse_string, F(collector_url)},
         {"Collector", "CA", conf_parse_path, F(collector_ca)},
         {"Collector", "ClientCert", conf_parse_path, F(client_cert)},
         {"Collector", "ClientKey", conf_parse_path, F(client_key)},
-        {"Collector", "PollSec", parse_positive_seconds, F(poll_usec)},
+        {"Collector", "PollSec", conf_parse_positive_seconds, F(poll_usec)},
         {"Policy", "Directory", conf_parse_path, F(policy_directory)},
         {"Policy", "SignerKey", conf_parse_path, F(policy_signer_key)},
         {"Policy", "StalePolicy", parse_stale_policy, F(stale_policy)},

@@ -347,3 +347,45 @@ int conf_parse_bool(const char *value, void *data, const char **ret_why)
                 *ret_why = "expected yes or no";
         return r;
 }
+
+int conf_parse_positive_uint32(const char *value, void *data, const char **ret_why)
+{
+        uint32_t n;
+        int r = conf_parse_uint32(value, &n, ret_why);
+
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                *ret_why = "must be at least 1";
+                return -ERANGE;
+        }
+        *(uint32_t *)data = n;
+        return 0;
+}
+
+int conf_parse_positive_seconds(const char *value, void *data, const char **ret_why)
+{
+        uint64_t usec;
+        int r = conf_parse_seconds(value, &usec, ret_why);
+
+        if (r < 0)
+                return r;
+        if (usec == 0) {
+                *ret_why = "must be longer than 0";
+                return -ERANGE;
+        }
+        *(uint64_t *)data = usec;
+        return 0;
+}
+
+int conf_parse_choice(const char *value, const char *const choices[], int *field, const char *why,
+                      const char **ret_why)
+{
+        for (int i = 0; choices[i]; i++)
+                if (streq(value, choices[i])) {
+                        *field = i;
+                        return 0;
+                }
+        *ret_why = why;
+        return -EINVAL;
+}

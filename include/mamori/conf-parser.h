@@ -55,3 +55,10 @@ int conf_parse_path(const char *value, void *data, const char **ret_why);    /* 
 int conf_parse_seconds(const char *value, void *data, const char **ret_why); /* uint64_t µs */
 int conf_parse_uint32(const char *value, void *data, const char **ret_why);  /* uint32_t */
 int conf_parse_bool(const char *value, void *data, const char **ret_why);    /* bool */
+int conf_parse_positive_uint32(const char *value, void *data, const char **ret_why);  /* uint32_t ≥ 1 */
+int conf_parse_positive_seconds(const char *value, void *data, const char **ret_why); /* uint64_t µs > 0 */
+
+/* An enum field (int-sized) set to the index of value in choices (NULL-terminated); why is the
+ * message for anything else, e.g. "expected shared or per-operator". */
+int conf_parse_choice(const char *value, const char *const choices[], int *field, const char *why,
+                      const char **ret_why);
