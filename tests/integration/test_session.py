@@ -102,6 +102,26 @@ class SessionTest(unittest.TestCase):
         bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after idle')
         self.assertEqual(t.prop('State'), 'locked')
 
+    def test_emergency_locks_and_refuses(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        t.logind.clear_calls()
+        t.publish(serial=2, emergency=True)
+        agent.wait_event('emergency.lock', serial='2')
+        agent.wait_event('session.end', reason='emergency', op='OP0001')
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession on emergency')
+        self.assertTrue(t.prop('Emergency'))
+        name, _ = dbus_error(lambda: t.iface().StartLogin('counter'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.Emergency')
+        # Cleared by the next bundle.
+        t.publish(serial=3)
+        agent.wait_event('policy.load', serial='3')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+
     def test_idle_lock_from_input_devices(self):
         """IdleSource=input: keyboard/mouse events keep the session; silence locks it. The devices
         are FIFOs standing in for /dev/input/event* (this machine has no evdev devices)."""
