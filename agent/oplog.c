@@ -540,6 +540,7 @@ static void *log_thread(void *userdata)
                                 if (pthread_cond_timedwait(&l->qcond, &l->qlock, &ts) == ETIMEDOUT) {
                                         pthread_mutex_unlock(&l->qlock);
                                         (void)oplog_rotate_if_due(l);
+                                        (void)oplog_prune(l, (uint64_t)now_usec(CLOCK_REALTIME));
                                         pthread_mutex_lock(&l->qlock);
                                 }
                         } else
