@@ -85,9 +85,29 @@ static void log_line(const char *ev, const char *op, const char *card, const Jso
                         kv[21], kv[22], kv[23], kv[24], kv[25], kv[26], kv[27], NULL);
 }
 
+/* Every record's completion passes here, so any failed write locks the terminal (fail closed),
+ * whoever asked for the record. */
+struct record_done {
+        struct agent *a;
+        oplog_done_fn done;
+        void *userdata;
+};
+
+static void on_record_done(int result, uint64_t seq, void *userdata)
+{
+        struct record_done rd = *(struct record_done *)userdata;
+
+        free(userdata);
+        if (rd.done)
+                rd.done(result, seq, rd.userdata);
+        else if (result < 0)
+                agent_on_log_health(rd.a, result);
+}
+
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata)
 {
+        struct record_done *rd;
         int r;
 
         if (!data && json_new_object(&data) < 0) {
@@ -103,8 +123,16 @@ int agent_record(struct agent *a, const char *ev, const char *op, const char *ca
                         done(-EIO, 0, userdata);
                 return -EIO;
         }
-        r = oplog_submit(a->log, ev, op, card, data, done, userdata);
-        if (r < 0 && done)
-                done(r, 0, userdata);
+        rd = malloc(sizeof(*rd));
+        if (!rd) {
+                json_value_free(data);
+                if (done)
+                        done(-ENOMEM, 0, userdata);
+                return -ENOMEM;
+        }
+        *rd = (struct record_done){.a = a, .done = done, .userdata = userdata};
+        r = oplog_submit(a->log, ev, op, card, data, on_record_done, rd);
+        if (r < 0)
+                on_record_done(r, 0, rd);
         return r;
 }

@@ -102,6 +102,60 @@ class SessionTest(unittest.TestCase):
         bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after idle')
         self.assertEqual(t.prop('State'), 'locked')
 
+    def test_log_disk_full_locks_and_recovers(self):
+        """The log on a small tmpfs that fills up: the session ends, logins are refused with the
+        reason, and all works again once there is room."""
+        t = Terminal(self)
+        logdir = os.path.join(t.tmp, 'agent-state', 'log')
+        os.makedirs(logdir, exist_ok=True)
+        r = bench.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', logdir])
+        if r.returncode != 0:
+            self.skipTest(f'cannot mount a tmpfs here: {r.stderr.strip()}')
+        self.addCleanup(bench.run, ['umount', '-l', logdir])
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        filler = os.path.join(logdir, 'filler')
+        with open(filler, 'wb') as f:
+            try:
+                while True:
+                    f.write(b'\0' * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        # The segment's last page may still have room for a few records: write until it is full.
+        refused = None
+        for i in range(200):
+            try:
+                t.iface().RecordOperation('lookup', f'resident-{i}', {'note': 'x' * 200})
+            except Exception as e:
+                refused = e.get_dbus_name()
+                break
+        self.assertEqual(refused, 'org.mamori.Agent1.Error.LogUnwritable')
+        agent.wait_event('session.end', reason='log-unwritable', op='OP0001')
+        self.assertEqual(t.prop('State'), 'locked')
+        self.assertFalse(t.prop('LogWritable'))
+        name, _ = dbus_error(lambda: t.iface().StartLogin('counter'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.LogUnwritable')
+        # Room again: the next record (a card insertion) succeeds and logins are back.
+        os.unlink(filler)
+        t.vcard.pull()
+        t.vcard.insert()
+        bench.wait_until(lambda: bool(t.prop('LogWritable')), timeout=10, what='log writable again')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+        t.agent.stop()
+        ctl = os.path.join(bench.build_dir(), 'agent', 'mamorictl')
+        ident = bench.run([ctl, 'identity', '--config', t.agent.config])
+        self.assertEqual(ident.returncode, 0, ident.stderr)
+        pub = os.path.join(t.tmp, 'identity.pub')
+        with open(pub, 'w') as f:
+            f.write(ident.stdout)
+        # No half-written record anywhere: the whole log still verifies.
+        r = bench.run([ctl, 'log', 'verify', logdir, '--identity', pub])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_emergency_locks_and_refuses(self):
         t = Terminal(self)
         a = t.insert('OP0001')
