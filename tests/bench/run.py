@@ -463,6 +463,14 @@ BENCHES = {'removal': removal, 'login': login, 'lock': lock, 'switch': switch, '
 BENCHES['upload'] = upload
 
 
+def oplog():
+    """Committed records/s (1 and 8 writers) next to bare fdatasync, sign/verify cost, verify rate."""
+    subprocess.run([sys.executable, os.path.join(HERE, 'bench_oplog.py'), bench.build_dir()], check=True)
+
+
+BENCHES['oplog'] = oplog
+
+
 def main(argv):
     names = argv or list(BENCHES)
     for name in names:
