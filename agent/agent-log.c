@@ -67,10 +67,18 @@ static void event_to_journal(const char *name, const char *keys[], const char *v
         struct iovec iov[MAX_FIELDS + 3];
         char buf[MAX_FIELDS + 3][512];
         size_t k = 0;
-        size_t m = (size_t)snprintf(buf[0], sizeof(buf[0]), "MESSAGE=%s", name);
+        /* MESSAGE escapes values as the stderr line does: a value cannot forge fields or lines. */
+        FILE *f = fmemopen(buf[0], sizeof(buf[0]) - 1, "w");
 
-        for (size_t i = 0; i < n && m < sizeof(buf[0]); i++)
-                m += (size_t)snprintf(buf[0] + m, sizeof(buf[0]) - m, " %s=%s", keys[i], values[i]);
+        if (!f)
+                return;
+        fprintf(f, "MESSAGE=%s", name);
+        for (size_t i = 0; i < n; i++) {
+                fprintf(f, " %s=", keys[i]);
+                put_value(f, values[i]);
+        }
+        fclose(f);
+        buf[0][sizeof(buf[0]) - 1] = '\0';
         k++;
         snprintf(buf[k], sizeof(buf[k]), "MAMORI_EVENT=%s", name);
         k++;

@@ -14,8 +14,10 @@
 #include "mamori/auth-decision.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 
-#define PIN_MAX_LEN 16
+#define PIN_MAX_LEN       16
+#define LOGIN_ANSWER_USEC (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 
 static int64_t now_realtime_usec(void)
 {
@@ -36,7 +38,8 @@ struct deferred_reply {
         sd_bus_message *m;
         char *error_name; /* NULL: success */
         char *error_message;
-        char *operator_id; /* success reply of AnswerPin */
+        char *operator_id;    /* success reply of AnswerPin */
+        uint64_t session_gen; /* the session a success reply grants */
 };
 
 static void deferred_free(struct deferred_reply *d)
@@ -60,9 +63,16 @@ static void reply_after_commit(int result, uint64_t seq, void *userdata)
                 agent_on_log_health(d->a, result);
         } else if (d->error_name)
                 (void)sd_bus_reply_method_errorf(d->m, d->error_name, "%s", d->error_message);
-        else if (d->operator_id)
-                (void)sd_bus_reply_method_return(d->m, "s", d->operator_id);
-        else
+        else if (d->operator_id) {
+                /* Grant only the session that is still running: a pull, lock or log failure
+                 * while its records were being written has ended it already. */
+                if (d->a->state == SESSION_ACTIVE && d->a->session_gen == d->session_gen)
+                        (void)sd_bus_reply_method_return(d->m, "s", d->operator_id);
+                else
+                        (void)sd_bus_reply_method_errorf(
+                                d->m, MAMORI_ERROR_CARD_ERROR,
+                                "card-error: the session ended before it was recorded");
+        } else
                 (void)sd_bus_reply_method_return(d->m, "");
         deferred_free(d);
 }
@@ -78,6 +88,12 @@ static struct deferred_reply *deferred_new(struct agent *a, sd_bus_message *m, c
         d->error_name = error_name ? strdup(error_name) : NULL;
         d->error_message = error_message ? strdup(error_message) : NULL;
         d->operator_id = operator_id ? strdup(operator_id) : NULL;
+        d->session_gen = a->session_gen;
+        if ((error_name && !d->error_name) || (error_message && !d->error_message) ||
+            (operator_id && !d->operator_id)) {
+                deferred_free(d); /* a refusal must never degrade into a success */
+                return NULL;
+        }
         return d;
 }
 
@@ -101,21 +117,20 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
                              NULL, NULL);
                 return;
         }
-        if (r->error == -ECANCELED)
-                ; /* the agent is stopping */
-        else if (r->error < 0)
+        if (r->error == -ECANCELED) {
+                free(c);
+                return; /* the agent is stopping */
+        }
+        if (r->error < 0)
                 agent_record(c->a, "lock", NULL, NULL,
                              agent_data("method", "LockSession", "reason", c->reason, "error",
                                         r->error == -ENXIO ? "no-active-session" : strerror(-r->error),
                                         "latency_us", latency, NULL),
                              NULL, NULL);
-        else if (r->fallback_used)
+        if (r->fallback_used)
                 agent_record(c->a, "lock", NULL, NULL,
-                             agent_data("method",
-                                        c->a->config.lock_fallback == LOCK_FALLBACK_TERMINATE
-                                                ? "TerminateSession"
-                                                : "none",
-                                        "session", r->session_id, "reason", "desktop-did-not-lock", "error",
+                             agent_data("method", r->fallback_method, "session", r->session_id, "reason",
+                                        "desktop-did-not-lock", "error",
                                         r->fallback_error < 0 ? strerror(-r->fallback_error) : NULL, NULL),
                              NULL, NULL);
         free(c);
@@ -131,11 +146,14 @@ static void lock_screen(struct agent *a, const char *reason, uint64_t trigger_mo
                 return;
         }
         c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+                agent_log(LOG_CRIT, "out of memory while locking (%s)", reason);
                 return;
+        }
         c->a = a;
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
-        (void)logind_lock(a->logind, trigger_mono_usec, on_lock_result, c); /* reports failures itself */
+        if (logind_lock(a->logind, trigger_mono_usec, on_lock_result, c) < 0)
+                free(c); /* on_lock_result was not called */
 }
 
 /* ---- timers ---- */
@@ -175,8 +193,10 @@ void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
         a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
         if (!idle || a->state != SESSION_ACTIVE)
                 return;
-        if (since_usec == 0)
-                since_usec = (uint64_t)now_realtime_usec();
+        /* Idle since before this session began (a hint left from the lock screen) counts from login. */
+        if (since_usec == 0 || since_usec < a->session_started_usec)
+                since_usec =
+                        a->session_started_usec ? a->session_started_usec : (uint64_t)now_realtime_usec();
         (void)sd_event_add_time(a->event, &a->idle_timer, CLOCK_REALTIME,
                                 since_usec + a->config.idle_lock_usec, 0, on_idle_timer, a);
 }
@@ -203,8 +223,12 @@ static void start_idle_watch(struct agent *a)
                                   "IdleSource=input: no input device in %s; the idle lock runs from login",
                                   a->config.input_directory);
                 on_input_activity(a); /* the login itself is activity */
-        } else if (a->logind)
-                (void)logind_watch_idle(a->logind);
+        } else if (!a->logind || logind_watch_idle(a->logind) < 0) {
+                /* No idle hints to watch: lock IdleLockSec after login rather than never. */
+                agent_log(LOG_WARNING, "cannot watch logind idle hints: the idle lock runs from login");
+                (void)sd_event_add_time_relative(a->event, &a->idle_timer, CLOCK_MONOTONIC,
+                                                 a->config.idle_lock_usec, 0, on_idle_timer, a);
+        }
 }
 
 void agent_on_desktop_locked(void *userdata)
@@ -214,6 +238,13 @@ void agent_on_desktop_locked(void *userdata)
 
 /* ---- the state machine applied ---- */
 
+static void login_clear(struct agent *a)
+{
+        free(a->login.sender);
+        free(a->login.der);
+        a->login = (struct pending_login){0};
+}
+
 static void abort_login(struct agent *a, const char *reason)
 {
         struct pending_login *l = &a->login;
@@ -222,8 +253,7 @@ static void abort_login(struct agent *a, const char *reason)
                 (void)sd_bus_reply_method_errorf(l->answer, agent_error_name(reason), "%s", reason);
                 l->answer = sd_bus_message_unref(l->answer);
         }
-        free(l->sender);
-        *l = (struct pending_login){0};
+        login_clear(a);
 }
 
 static void clear_session(struct agent *a)
@@ -235,30 +265,57 @@ static void clear_session(struct agent *a)
         a->input = idle_input_free(a->input);
 }
 
+#define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
+
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
 static bool apply(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec)
 {
         struct session_transition t;
         const char *why = session_trigger_to_string(trigger);
+        enum session_state prev = a->state;
+        char op[OPERATOR_ID_MAX], card[CARD_ID_LEN + 1];
 
         if (!session_transition(a->state, trigger, &t))
                 return false;
+        /* Re-locking a locked terminal on request (anyone may call Lock) at most every few
+         * seconds: it must not become a way to flood the log. */
+        if (prev == SESSION_LOCKED && t.next == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK &&
+            a->last_relock_mono_usec && trigger_mono_usec - a->last_relock_mono_usec < RELOCK_INTERVAL_USEC)
+                return true;
+        if (prev == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK)
+                a->last_relock_mono_usec = trigger_mono_usec;
+
+        /* The new state first: a record that fails while we are here re-enters apply() and
+         * must find the transition already made. */
+        snprintf(op, sizeof(op), "%s", a->operator_id);
+        snprintf(card, sizeof(card), "%s", a->session_card);
+        a->state = t.next;
+        if (trigger == TRIGGER_LOGIN_OK) {
+                a->session_gen++;
+                a->session_started_usec = (uint64_t)now_realtime_usec();
+        }
+        if (prev == SESSION_AUTHENTICATING)
+                a->login_timer = sd_event_source_disable_unref(a->login_timer);
         if (t.actions & ACTION_ABORT_LOGIN)
                 abort_login(a, trigger == TRIGGER_CARD_REMOVED ? "no-card" : why);
+        if (trigger == TRIGGER_LOGIN_START)
+                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
         if (t.actions & ACTION_END_SESSION) {
-                agent_record(a, "session.end", a->operator_id, a->session_card,
-                             agent_data("reason", t.end_reason, NULL), NULL, NULL);
+                clear_session(a);
+                agent_record(a, "session.end", op, card, agent_data("reason", t.end_reason, NULL), NULL,
+                             NULL);
                 /* The operator walked away from an idle screen with the card in the reader. */
                 if (trigger == TRIGGER_IDLE && a->card.present)
-                        agent_record(
-                                a, "card.left", a->operator_id, a->card.card_id[0] ? a->card.card_id : NULL,
-                                agent_data("reader", a->card.reader, "reason", "idle", NULL), NULL, NULL);
-                clear_session(a);
+                        agent_record(a, "card.left", op, a->card.card_id[0] ? a->card.card_id : NULL,
+                                     agent_data("reader", a->card.reader, "reason", "idle", NULL), NULL,
+                                     NULL);
         }
-        a->state = t.next;
         if (t.actions & ACTION_LOCK_SCREEN)
                 lock_screen(a, t.end_reason ? t.end_reason : why, trigger_mono_usec);
-        if (t.next == SESSION_LOCKED && trigger != TRIGGER_IDLE && trigger != TRIGGER_CARD_REMOVED)
+        /* card.left watches a card left behind when a session ends (not after a pull or an idle
+         * lock, which already said so, nor after a mistyped PIN). */
+        if (prev == SESSION_ACTIVE && t.next == SESSION_LOCKED && trigger != TRIGGER_IDLE &&
+            trigger != TRIGGER_CARD_REMOVED)
                 arm_card_left(a);
         agent_dbus_state_changed(a, t.end_reason ? t.end_reason : why);
         return true;
@@ -281,6 +338,7 @@ void agent_session_done(struct agent *a)
         free(a->card.der);
         a->card = (struct present_card){0};
         a->input = idle_input_free(a->input);
+        a->login_timer = sd_event_source_disable_unref(a->login_timer);
 }
 
 /* ---- inputs ---- */
@@ -360,7 +418,7 @@ void agent_on_policy(struct agent *a, const Policy *current, bool emergency_chan
 
 void agent_on_log_health(struct agent *a, int error)
 {
-        if (error < 0) {
+        if (error < 0 && error != -ECANCELED) { /* cancelled: the agent is stopping */
                 agent_log(LOG_ERR, "operation log cannot be written (%s): locking, logins refused",
                           strerror(-error));
                 apply(a, TRIGGER_LOG_FAILED, now_mono_usec());
@@ -381,22 +439,23 @@ static struct auth_context auth_context(struct agent *a)
         };
 }
 
-static struct auth_card_facts card_facts(struct agent *a)
+/* Facts about one card: the one in the reader (StartLogin) or the login's own snapshot. */
+static struct auth_card_facts card_facts(struct agent *a, bool present, int read_error, const char *card_id,
+                                         const uint8_t *der, size_t der_len)
 {
         struct auth_card_facts f = {
-                .card_present = a->card.present && !a->readers_lost,
-                .card_error = a->card.read_error,
-                .card_id = a->card.card_id[0] ? a->card.card_id : NULL,
+                .card_present = present && !a->readers_lost,
+                .card_error = read_error,
+                .card_id = card_id && card_id[0] ? card_id : NULL,
                 .cert_result = CERT_CHECK_UNTRUSTED,
                 .pin_result = AUTH_STEP_NOT_DONE,
                 .tries_left = -1,
                 .auth_result = AUTH_STEP_NOT_DONE,
         };
-        if (f.card_id && !a->card.der)
+        if (f.card_id && !der)
                 f.card_error = CARD_E_MALFORMED;
-        if (a->anchors && a->card.der)
-                f.cert_result = cert_check_verify(a->anchors, a->card.der, a->card.der_len,
-                                                  (uint64_t)now_realtime_usec());
+        if (a->anchors && der)
+                f.cert_result = cert_check_verify(a->anchors, der, der_len, (uint64_t)now_realtime_usec());
         return f;
 }
 
@@ -421,6 +480,17 @@ static void refuse_after_record(struct agent *a, sd_bus_message *m, const struct
                      r ? reply_after_commit : NULL, r);
 }
 
+static int on_login_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct agent *a = userdata;
+
+        /* A client that started a login and never answers must not hold the terminal. */
+        a->login_timer = sd_event_source_disable_unref(a->login_timer);
+        if (a->state == SESSION_AUTHENTICATING && !a->login.answer)
+                apply(a, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        return 0;
+}
+
 int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
                       const char **ret_error, const char **ret_message)
 {
@@ -435,7 +505,8 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
                 *ret_message = "log-unwritable: the operation log cannot be written, logins are refused";
                 return 0;
         }
-        struct auth_card_facts f = card_facts(a);
+        struct auth_card_facts f = card_facts(a, a->card.present, a->card.read_error, a->card.card_id,
+                                              a->card.der, a->card.der_len);
         struct auth_context c = auth_context(a);
         struct auth_decision d = auth_decide_precheck(&f, &c);
 
@@ -460,7 +531,16 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
         snprintf(a->login.card_id, sizeof(a->login.card_id), "%s", f.card_id);
         snprintf(a->login.reader, sizeof(a->login.reader), "%s", a->card.reader);
         snprintf(a->login.operator_id, sizeof(a->login.operator_id), "%s", d.operator_id);
+        a->login.der = malloc(a->card.der_len);
+        if (!a->login.der) {
+                login_clear(a);
+                return -ENOMEM;
+        }
+        memcpy(a->login.der, a->card.der, a->card.der_len);
+        a->login.der_len = a->card.der_len;
         apply(a, TRIGGER_LOGIN_START, now_mono_usec());
+        (void)sd_event_add_time_relative(a->event, &a->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
+                                         on_login_timeout, a);
         snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", f.card_id);
         *ret_error = NULL;
         return 0;
@@ -477,7 +557,8 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         a->login.answer = NULL;
         snprintf(card_id, sizeof(card_id), "%s", a->login.card_id);
 
-        struct auth_card_facts f = card_facts(a);
+        /* Still authenticating means the login's card was not pulled meanwhile. */
+        struct auth_card_facts f = card_facts(a, true, 0, a->login.card_id, a->login.der, a->login.der_len);
         struct auth_context c = auth_context(a);
         if (res->result == 0)
                 f.pin_result = f.auth_result = 0;
@@ -496,8 +577,7 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         if (d.reason != AUTH_ALLOW) {
                 refuse_after_record(a, m, &d, card_id);
                 sd_bus_message_unref(m);
-                free(a->login.sender);
-                a->login = (struct pending_login){0};
+                login_clear(a);
                 apply(a, TRIGGER_LOGIN_FAIL, now_mono_usec());
                 return;
         }
@@ -508,8 +588,7 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         snprintf(a->operator_id, sizeof(a->operator_id), "%s", d.operator_id);
         snprintf(a->session_card, sizeof(a->session_card), "%s", card_id);
         snprintf(a->method, sizeof(a->method), "card+pin");
-        free(a->login.sender);
-        a->login = (struct pending_login){0};
+        login_clear(a);
         apply(a, TRIGGER_LOGIN_OK, now_mono_usec());
 
         struct deferred_reply *r = deferred_new(a, m, NULL, NULL, a->operator_id);
@@ -546,8 +625,8 @@ int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const 
                 *ret_message = "PIN too long";
                 return 0;
         }
-        r = card_worker_submit(a->worker, CARD_JOB_LOGIN, a->login.reader, pin, NULL, a->card.der,
-                               a->card.der_len, on_login_done, a);
+        r = card_worker_submit(a->worker, CARD_JOB_LOGIN, a->login.reader, pin, NULL, a->login.der,
+                               a->login.der_len, on_login_done, a);
         if (r < 0) {
                 *ret_error = r == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
                 *ret_message = r == -EBUSY ? "the card is busy" : "card-error";

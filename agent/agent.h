@@ -39,6 +39,8 @@ struct pending_login {
         char card_id[CARD_ID_LEN + 1];
         char reader[READER_NAME_MAX];
         char operator_id[OPERATOR_ID_MAX];
+        uint8_t *der; /* the certificate of the card this login is for (owned) */
+        size_t der_len;
         uint64_t started_mono_usec;
 };
 
@@ -56,6 +58,10 @@ struct agent {
         sd_event_source *stale_timer, *idle_timer, *card_left_timer, *log_retry_timer;
 
         enum session_state state;
+        uint64_t session_gen;              /* counts sessions: a late reply must grant only its own */
+        uint64_t session_started_usec;     /* CLOCK_REALTIME of the login */
+        uint64_t last_relock_mono_usec;    /* throttles Lock on an already locked terminal */
+        sd_event_source *login_timer;      /* a started login must be answered in time */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
         char method[16];

@@ -72,8 +72,10 @@ static void run_job(CardWorker *w)
                 r = card_pcsc_connect(w->ctx, w->reader, &p);
         if (r >= 0)
                 r = card_new(card_pcsc_transport(p), NULL, &c);
+        /* Exclusive for the whole job; no transaction, no PIN. */
+        if (r >= 0)
+                r = card_pcsc_begin(p);
         if (r >= 0) {
-                (void)card_pcsc_begin(p);
                 if (w->kind == CARD_JOB_LOGIN)
                         r = card_login(c, w->pin, w->der, w->der_len);
                 else {
@@ -81,11 +83,11 @@ static void run_job(CardWorker *w)
                         if (r >= 0)
                                 r = card_change_pin(c, w->pin, w->new_pin);
                 }
-                (void)card_pcsc_end(p);
                 if (r == CARD_E_PIN_WRONG)
                         w->result.tries_left = card_tries_left(c);
                 w->result.exchanges = card_exchanges(c);
-                /* Reset on disconnect: the verified PIN must not outlive this login. */
+                /* Disconnect with a reset while still holding the transaction: no other PC/SC client
+                 * may get the card between our last APDU and the reset, with the PIN verified. */
                 p = card_pcsc_free_reset(TAKE_PTR(p));
         }
         if (r == CARD_E_NO_SERVICE && w->ctx_valid) {

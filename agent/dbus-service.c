@@ -21,6 +21,9 @@
 #define OP_KEY_MAX    64
 #define OP_VALUE_MAX  256
 #define APPS_GROUP    "mamori-apps"
+#define UID_INVALID   ((uid_t)-1)
+
+static bool printable(const char *s);
 
 const char *agent_error_name(const char *reason)
 {
@@ -101,8 +104,8 @@ static int method_start_login(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(m, "s", &user);
         if (r < 0)
                 return r;
-        if (strlen(user) > USER_MAX)
-                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user name too long");
+        if (strlen(user) > USER_MAX || !printable(user))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user: up to 64 printable bytes");
         r = agent_start_login(a, m, user, card_id, &err, &msg);
         if (r < 0)
                 return r;
@@ -150,6 +153,28 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(m, "");
 }
 
+static int caller_may_change_pin(struct agent *a, sd_bus_message *m)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *session = NULL;
+        char active[64];
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT,
+                                      &creds);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
+                return 1;
+        if (a->state != SESSION_ACTIVE || !a->card.present || !streq(a->card.card_id, a->session_card))
+                return 0;
+        if (sd_bus_creds_get_session(creds, &session) < 0 || !a->logind ||
+            logind_active_session_id(a->logind, active, sizeof(active)) < 0)
+                return 0;
+        return streq(session, active);
+}
+
 static int method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
         struct agent *a = userdata;
@@ -159,6 +184,14 @@ static int method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(m, "ss", &old_pin, &new_pin);
         if (r < 0)
                 return r;
+        /* Only root, or a process of the seat's active (operator) session while that session
+         * holds this very card: nobody else may spend the card's PIN tries. */
+        r = caller_may_change_pin(a, m);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sd_bus_error_set(error, MAMORI_ERROR_PERMISSION,
+                                        "the PIN can be changed only in the card's own session");
         r = agent_change_pin(a, m, old_pin, new_pin, &err, &msg);
         if (r < 0)
                 return r;
@@ -217,11 +250,21 @@ static void on_op_recorded(int result, uint64_t seq, void *userdata)
         free(o);
 }
 
+/* Text that goes into records and the ledger: no control characters (C0, DEL, C1), no line or
+ * paragraph separators and no bidi controls, which could make a ledger line read as another.
+ * D-Bus already guarantees valid UTF-8. */
 static bool printable(const char *s)
 {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
                 if (*p < 0x20 || *p == 0x7f)
                         return false;
+                if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* U+0080..U+009F */
+                        return false;
+                if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae) /* U+2028..U+202E */
+                        return false;
+                if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9) /* U+2066..U+2069 */
+                        return false;
+        }
         return true;
 }
 

@@ -12,9 +12,10 @@
 #include "idle-input.h"
 #include "mamori/macro.h"
 
-#define MAX_DEVICES     32
-#define REPORT_INTERVAL 1000000u /* µs: one activity report per second is plenty for a minutes-long timer \
-                                  */
+#define MAX_DEVICES 32
+#define REPORT_INTERVAL                                                                    \
+        1000000u /* µs: one activity report per second is plenty for a minutes-long timer \
+                  */
 
 struct device {
         int fd;

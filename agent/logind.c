@@ -82,6 +82,8 @@ int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec,
         }
         l->event = sd_event_ref(e);
         l->bus = sd_bus_ref(bus);
+        /* logind answers in milliseconds or not at all: never let it hold the loop for long. */
+        (void)sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT);
         l->verify_usec = verify_usec;
         l->fallback = fallback;
         l->idle_cb = idle_cb;
@@ -130,6 +132,12 @@ out:
         return r;
 }
 
+int logind_active_session_id(Logind *l, char *ret, size_t size)
+{
+        char path[256];
+        return active_session(l, ret, size, path, sizeof(path));
+}
+
 static void lock_op_free(struct lock_op *op)
 {
         for (struct lock_op **p = &op->l->ops; *p; p = &(*p)->next)
@@ -166,6 +174,7 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
                 if (l->fallback == LOCK_FALLBACK_TERMINATE) {
                         sd_bus_error error = SD_BUS_ERROR_NULL;
                         op->result.fallback_used = true;
+                        op->result.fallback_method = "TerminateSession";
                         op->result.fallback_error = sd_bus_call_method(
                                 l->bus, LOGIND_NAME, LOGIND_PATH, LOGIND_MANAGER, "TerminateSession", &error,
                                 NULL, "s", op->result.session_id);
@@ -174,6 +183,7 @@ static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
                         sd_bus_error_free(&error);
                 } else {
                         op->result.fallback_used = true;
+                        op->result.fallback_method = "none";
                         op->result.fallback_error = -ENOLCK;
                 }
         }
@@ -194,8 +204,8 @@ static int on_lock_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 op->result.error = -sd_bus_error_get_errno(e);
                 if (op->result.error == 0)
                         op->result.error = -EIO;
-                op->cb(op->userdata, &op->result, true);
-                lock_op_free(op);
+                /* logind refused the lock: check the desktop now and fall back if it is not locked. */
+                on_verify(NULL, 0, op);
                 return 0;
         }
         op->cb(op->userdata, &op->result, false);
@@ -229,11 +239,22 @@ int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *
         if (r < 0) {
                 op->result.error = r;
                 op->result.latency_usec = now_mono_usec() - trigger_mono_usec;
+                if (r != -ENXIO) {
+                        /* The seat's session could not be found (logind restarting?): lock them all. */
+                        sd_bus_error error = SD_BUS_ERROR_NULL;
+                        op->result.fallback_used = true;
+                        op->result.fallback_method = "LockSessions";
+                        op->result.fallback_error =
+                                sd_bus_call_method(l->bus, LOGIND_NAME, LOGIND_PATH, LOGIND_MANAGER,
+                                                   "LockSessions", &error, NULL, "");
+                        if (op->result.fallback_error > 0)
+                                op->result.fallback_error = 0;
+                        sd_bus_error_free(&error);
+                }
                 cb(userdata, &op->result, true);
                 lock_op_free(op);
-                return r;
         }
-        return 0;
+        return 0; /* cb has been or will be called */
 }
 
 static void report_idle(Logind *l)

@@ -15,8 +15,9 @@ struct logind_lock_result {
         int error;             /* < 0: LockSession could not be sent or failed (-ENXIO: no active session) */
         char session_id[64];   /* the session that was locked */
         uint64_t latency_usec; /* trigger → LockSession answered by logind */
-        bool fallback_used;    /* the desktop did not set LockedHint within LockVerifySec */
-        int fallback_error;    /* result of TerminateSession when used */
+        bool fallback_used; /* the desktop did not set LockedHint within LockVerifySec (or logind failed) */
+        const char *fallback_method; /* "TerminateSession", "LockSessions" or "none" */
+        int fallback_error;          /* result of TerminateSession when used */
 };
 
 typedef void (*logind_lock_fn)(void *userdata, const struct logind_lock_result *r, bool final);
@@ -32,8 +33,13 @@ Logind *logind_free(Logind *l);
 
 /* Locks the active session of the seat now. trigger_mono_usec (CLOCK_MONOTONIC) is when the
  * reason was detected, for the latency figure. cb is called twice: once when LockSession was
- * answered (final=false; skipped when it failed) and once after the LockedHint check (final=true). */
+ * answered (final=false; skipped when it failed) and once after the LockedHint check (final=true).
+ * A refused LockSession goes straight to the LockedHint check and fallback; an unknown active
+ * session falls back to LockSessions. Returns -ENOMEM (cb never called) or 0 (cb will be called). */
 int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *userdata);
+
+/* The id of the seat's active session (e.g. "c1"); -ENXIO when there is none. */
+int logind_active_session_id(Logind *l, char *ret, size_t size);
 
 /* Re-reads the seat's active session and subscribes to its idle properties (call after login). */
 int logind_watch_idle(Logind *l);

@@ -109,6 +109,9 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 {
         struct agent *a = userdata;
         (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+        /* An active session ends and the screen locks before the agent goes (the lock call is
+         * flushed when the bus closes, the records when the log closes). */
+        agent_lock(a, TRIGGER_AGENT_STOP, now_mono_usec());
         return sd_event_exit(a->event, 0);
 }
 
@@ -270,6 +273,7 @@ int main(int argc, char **argv)
         a.policy = policy_watch_free(a.policy);
         a.anchors = cert_check_free(a.anchors);
         agent_log_event("agent.stop", "terminal", a.config.terminal_id, NULL);
+        a.log = NULL;                    /* completions run while it closes must not submit again */
         oplog = oplog_agent_stop(oplog); /* agent.stop, durably, last */
         a.event = sd_event_unref(a.event);
         agent_config_free(&a.config);

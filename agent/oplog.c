@@ -1093,12 +1093,18 @@ OpLog *oplog_close(OpLog *l)
                 }
                 pthread_mutex_unlock(&l->lock);
         }
-        for (struct job *j = l->q_head, *next; j; j = next) {
-                next = j->next;
-                job_free(j);
-        }
+        /* Every submitter hears back, so nobody's completion state leaks: finished jobs with
+         * their result, jobs the thread never took with -ECANCELED. */
         for (struct job *j = l->d_head, *next; j; j = next) {
                 next = j->next;
+                if (j->done)
+                        j->done(j->result, j->seq, j->userdata);
+                job_free(j);
+        }
+        for (struct job *j = l->q_head, *next; j; j = next) {
+                next = j->next;
+                if (j->done)
+                        j->done(-ECANCELED, 0, j->userdata);
                 job_free(j);
         }
         safe_close(l->seg_fd);

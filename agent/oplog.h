@@ -54,7 +54,8 @@ typedef struct OpLog OpLog;
  */
 int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery);
 
-/* Stops the log thread (completing what was submitted), closes the files. NULL is fine. */
+/* Stops the log thread (completing what was submitted), closes the files. Completions not yet
+ * dispatched are called from here (never-written jobs with -ECANCELED). NULL is fine. */
 OpLog *oplog_close(OpLog *l);
 
 /*

@@ -175,8 +175,11 @@ int policy_store_reload(PolicyStore *s, struct policy_load_result *ret)
         if (dir)
                 (void)mkdir(dir, 0700);
         (void)write_file_atomic(s->copy_path, data, size, 0600);
-        if (p->serial > s->accepted_serial && store_accepted_serial(s, p->serial) >= 0)
+        /* The guard in memory moves up even when the file could not be written. */
+        if (p->serial > s->accepted_serial) {
+                (void)store_accepted_serial(s, p->serial);
                 s->accepted_serial = p->serial;
+        }
         policy_free(s->current);
         s->current = TAKE_PTR(p);
         memcpy(s->current_hash, hash, sizeof(hash));

@@ -26,6 +26,7 @@ struct known_reader {
         DWORD state; /* last dwEventState */
         bool present;
         char card_id[CARD_ID_LEN + 1]; /* of the card present now, "" if unknown */
+        bool unavailable;              /* pcscd lists it but cannot use it (reported lost) */
 };
 
 struct ReaderWatch {
@@ -163,9 +164,10 @@ static void card_removed(ReaderWatch *w, struct known_reader *r)
 static void forget_reader(ReaderWatch *w, size_t i, int why)
 {
         struct known_reader *r = &w->readers[i];
+        if (!r->unavailable)
+                post(w, READER_EVENT_LOST, r, why);
         if (r->present)
                 card_removed(w, r);
-        post(w, READER_EVENT_LOST, r, why);
         w->readers[i] = w->readers[--w->n_readers];
 }
 
@@ -264,9 +266,24 @@ static void watch_connected(ReaderWatch *w, SCARDCONTEXT ctx)
                 for (size_t i = 0; i < n; i++) {
                         if (!(states[i].dwEventState & SCARD_STATE_CHANGED))
                                 continue;
-                        if (states[i].dwEventState & (SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE))
-                                continue; /* handled by the next refresh */
-                        apply_state(w, &w->readers[i], states[i].dwEventState, ctx);
+                        struct known_reader *r = &w->readers[i];
+                        if (states[i].dwEventState & (SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE)) {
+                                /* Still listed but unusable: a pull could go unnoticed, so report it
+                                 * lost once (fail closed) and wait for its next change. */
+                                r->state = states[i].dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
+                                if (!r->unavailable) {
+                                        r->unavailable = true;
+                                        post(w, READER_EVENT_LOST, r, 0);
+                                        if (r->present)
+                                                card_removed(w, r);
+                                }
+                                continue;
+                        }
+                        if (r->unavailable) {
+                                r->unavailable = false;
+                                post(w, READER_EVENT_ADDED, r, 0);
+                        }
+                        apply_state(w, r, states[i].dwEventState, ctx);
                 }
         }
 }

@@ -28,6 +28,7 @@ static const struct {
         T(SESSION_AUTHENTICATING, TRIGGER_EMERGENCY, SESSION_LOCKED, ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN,
           NULL),
         T(SESSION_AUTHENTICATING, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
+        T(SESSION_AUTHENTICATING, TRIGGER_AGENT_STOP, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
         T(SESSION_AUTHENTICATING, TRIGGER_MANUAL_LOCK, SESSION_LOCKED,
           ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN, NULL),
 
@@ -44,6 +45,8 @@ static const struct {
         T(SESSION_ACTIVE, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
           "log-unwritable"),
         /* The screen is locked already; the session ends so the next unlock is a fresh login. */
+        T(SESSION_ACTIVE, TRIGGER_AGENT_STOP, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "agent-stop"),
         T(SESSION_ACTIVE, TRIGGER_DESKTOP_LOCKED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
           "desktop-locked"),
 };
@@ -68,7 +71,7 @@ const char *session_trigger_to_string(enum session_trigger t)
 {
         static const char *const names[] = {
                 "login-start", "login-ok",    "login-fail", "cancelled",      "card-removed",   "idle",
-                "manual",      "reader-lost", "emergency",  "log-unwritable", "desktop-locked",
+                "manual",      "reader-lost", "emergency",  "log-unwritable", "desktop-locked", "agent-stop",
         };
         return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
 }

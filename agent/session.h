@@ -22,6 +22,7 @@ enum session_trigger {
         TRIGGER_EMERGENCY,      /* policy bundle with "emergency": true */
         TRIGGER_LOG_FAILED,     /* the operation log cannot be written: fail closed */
         TRIGGER_DESKTOP_LOCKED, /* the desktop locked itself (LockedHint set without us) */
+        TRIGGER_AGENT_STOP,     /* mamorid is stopping: nothing may stay unlocked behind it */
         _SESSION_TRIGGER_MAX,
 };
 

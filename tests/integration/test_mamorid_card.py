@@ -58,11 +58,13 @@ class MamoridCardTest(unittest.TestCase):
             agent = self.run_agent(pcscd)
             agent.wait_event('card.inserted', card=card.card_id)
 
+            mark = agent.events.mark()
             pcscd.kill()
-            # Fail closed: the card and every reader are reported gone with pcscd.
-            agent.wait_event('card.removed', card=card.card_id)
-            agent.wait_event('reader.lost', reader=bench.READER0, reason='pcscd-gone')
-            agent.wait_event('reader.lost', reader='*', reason='pcscd-gone')
+            # Fail closed: every reader, and the card in it, are reported gone with pcscd (the
+            # reader first, so a session ends as reader-lost).
+            agent.wait_event('reader.lost', after=mark, reader=bench.READER0, reason='pcscd-gone')
+            agent.wait_event('card.removed', after=mark, card=card.card_id)
+            agent.wait_event('reader.lost', after=mark, reader='*', reason='pcscd-gone')
 
             pcscd.start()
             agent.wait_event('reader.added', timeout=15, reader=bench.READER0)

@@ -244,6 +244,18 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(t.prop('State'), 'locked')
         self.assertFalse(t.prop('CardPresent'))
 
+    def test_agent_stop_ends_session_and_locks(self):
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        t.login()
+        t.logind.clear_calls()
+        self.assertEqual(agent.stop(), 0)
+        ends = [agentproc.parse_event(line) for line in agent.events.lines if line.startswith('session.end ')]
+        self.assertEqual(ends[-1][1].get('reason'), 'agent-stop', ends)
+        self.assertEqual(t.logind.calls('LockSession'), [['c1']])
+
     def test_agent_killed_restarts_locked(self):
         t = Terminal(self)
         a = t.insert('OP0001')
@@ -288,6 +300,11 @@ class SessionTest(unittest.TestCase):
         # RecordOperation from a uid that is neither root nor in mamori-apps.
         t.login()
         os.chmod(t.tmp, 0o711)  # let uid 65534 reach the private bus socket
+        # Nobody but root or the card's own session may spend the card's PIN tries.
+        r = bench.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busctl', '--system',
+                       'call', AGENT, PATH, AGENT, 'ChangePin', 'ss', '000000', '111111'], env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("only in the card's own session", r.stderr + r.stdout)
         r = bench.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busctl', '--system',
                        'call', AGENT, PATH, AGENT, 'RecordOperation', 'ssa{ss}', 'lookup', 'resident', '0'],
                       env=env)
