@@ -326,6 +326,24 @@ void agent_lock(struct agent *a, enum session_trigger trigger, uint64_t trigger_
         (void)apply(a, trigger, trigger_mono_usec);
 }
 
+int agent_lock_and_reply(struct agent *a, sd_bus_message *m)
+{
+        struct deferred_reply *d = deferred_new(a, m, NULL, NULL, NULL);
+
+        if (!d)
+                return -ENOMEM;
+        /* The caller hears back once session.end is durable; with no session to end, at once. */
+        a->end_done = reply_after_commit;
+        a->end_done_userdata = d;
+        agent_lock(a, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        if (a->end_done) {
+                a->end_done = NULL;
+                a->end_done_userdata = NULL;
+                reply_after_commit(0, 0, d);
+        }
+        return 1;
+}
+
 void agent_session_init(struct agent *a)
 {
         a->state = SESSION_LOCKED;

@@ -58,9 +58,11 @@ struct agent {
         sd_event_source *stale_timer, *idle_timer, *card_left_timer, *log_retry_timer;
 
         enum session_state state;
-        uint64_t session_gen;              /* counts sessions: a late reply must grant only its own */
-        uint64_t session_started_usec;     /* CLOCK_REALTIME of the login */
-        uint64_t last_relock_mono_usec;    /* throttles Lock on an already locked terminal */
+        uint64_t session_gen;           /* counts sessions: a late reply must grant only its own */
+        uint64_t session_started_usec;  /* CLOCK_REALTIME of the login */
+        uint64_t last_relock_mono_usec; /* throttles Lock on an already locked terminal */
+        oplog_done_fn end_done;         /* completion for the next session.end record (Lock's reply) */
+        void *end_done_userdata;
         sd_event_source *login_timer;      /* a started login must be answered in time */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
@@ -98,6 +100,8 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
 int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const char **ret_error,
                      const char **ret_message);
 int agent_cancel_login(struct agent *a, const char *sender, const char **ret_error);
+/* Lock, answering m after the session.end record is durable (at once if nothing was active). */
+int agent_lock_and_reply(struct agent *a, sd_bus_message *m);
 int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, const char *new_pin,
                      const char **ret_error, const char **ret_message);
 

@@ -149,8 +149,7 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
         struct agent *a = userdata;
 
-        agent_lock(a, TRIGGER_MANUAL_LOCK, now_mono_usec());
-        return sd_bus_reply_method_return(m, "");
+        return agent_lock_and_reply(a, m);
 }
 
 static int caller_may_change_pin(struct agent *a, sd_bus_message *m)
