@@ -395,6 +395,7 @@ void agent_on_reader_event(struct agent *a, const struct reader_event *ev)
                 a->card = (struct present_card){
                         .present = true,
                         .read_error = ev->error,
+                        .pin_tries = ev->pin_tries,
                         .der = ev->der,
                         .der_len = ev->der_len,
                         .inserted_mono_usec = ev->mono_usec,
@@ -510,7 +511,7 @@ static int on_login_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
-                      const char **ret_error, const char **ret_message)
+                      int *ret_tries, const char **ret_error, const char **ret_message)
 {
         if (a->state != SESSION_LOCKED) {
                 *ret_error = MAMORI_ERROR_BUSY;
@@ -560,6 +561,7 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
         (void)sd_event_add_time_relative(a->event, &a->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
                                          on_login_timeout, a);
         snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", f.card_id);
+        *ret_tries = a->card.pin_tries;
         *ret_error = NULL;
         return 0;
 }
@@ -575,6 +577,11 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         a->login.answer = NULL;
         snprintf(card_id, sizeof(card_id), "%s", a->login.card_id);
 
+        /* What the card just said about its PIN counter, for the next prompt. */
+        if (streq(a->card.card_id, a->login.card_id))
+                a->card.pin_tries = res->result == CARD_E_PIN_WRONG     ? res->tries_left
+                                    : res->result == CARD_E_PIN_BLOCKED ? 0
+                                                                        : -1;
         /* Still authenticating means the login's card was not pulled meanwhile. */
         struct auth_card_facts f = card_facts(a, true, 0, a->login.card_id, a->login.der, a->login.der_len);
         struct auth_context c = auth_context(a);

@@ -26,7 +26,8 @@ struct present_card {
         char reader[READER_NAME_MAX];
         char card_id[CARD_ID_LEN + 1]; /* "" when the certificate could not be read */
         int read_error;
-        uint8_t *der; /* its certificate, owned */
+        int pin_tries; /* as the card last reported them, -1 unknown */
+        uint8_t *der;  /* its certificate, owned */
         size_t der_len;
         uint64_t inserted_mono_usec;
 };
@@ -96,7 +97,7 @@ void agent_on_desktop_locked(void *userdata);
 void agent_lock(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec);
 /* D-Bus methods; each returns an sd-bus error name (NULL on success) and may keep the message. */
 int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
-                      const char **ret_error, const char **ret_message);
+                      int *ret_tries, const char **ret_error, const char **ret_message);
 int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const char **ret_error,
                      const char **ret_message);
 int agent_cancel_login(struct agent *a, const char *sender, const char **ret_error);

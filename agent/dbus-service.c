@@ -99,21 +99,21 @@ static int method_start_login(sd_bus_message *m, void *userdata, sd_bus_error *e
         struct agent *a = userdata;
         const char *user, *err = NULL, *msg = NULL;
         char card_id[CARD_ID_LEN + 1] = "";
-        int r;
+        int tries = -1, r;
 
         r = sd_bus_message_read(m, "s", &user);
         if (r < 0)
                 return r;
         if (strlen(user) > USER_MAX || !printable(user))
                 return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user: up to 64 printable bytes");
-        r = agent_start_login(a, m, user, card_id, &err, &msg);
+        r = agent_start_login(a, m, user, card_id, &tries, &err, &msg);
         if (r < 0)
                 return r;
         if (r > 0)
                 return 1; /* answered once the refusal is on record */
         if (err)
                 return sd_bus_error_set(error, err, msg);
-        return sd_bus_reply_method_return(m, "si", card_id, -1);
+        return sd_bus_reply_method_return(m, "si", card_id, tries);
 }
 
 static int method_answer_pin(sd_bus_message *m, void *userdata, sd_bus_error *error)

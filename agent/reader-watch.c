@@ -68,10 +68,14 @@ const char *reader_event_name(enum reader_event_type t)
 
 /* Queues an event; waits for room rather than dropping one: no card event may be lost. */
 static void post_der(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error,
-                     uint8_t *der, size_t der_len)
+                     uint8_t *der, size_t der_len, int pin_tries)
 {
-        struct reader_event ev = {
-                .type = type, .error = error, .mono_usec = now_mono_usec(), .der = der, .der_len = der_len};
+        struct reader_event ev = {.type = type,
+                                  .error = error,
+                                  .mono_usec = now_mono_usec(),
+                                  .der = der,
+                                  .der_len = der_len,
+                                  .pin_tries = pin_tries};
         uint64_t one = 1;
 
         if (r) {
@@ -92,7 +96,7 @@ static void post_der(ReaderWatch *w, enum reader_event_type type, const struct k
 
 static void post(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error)
 {
-        post_der(w, type, r, error, NULL, 0);
+        post_der(w, type, r, error, NULL, 0, -1);
 }
 
 int reader_watch_next(ReaderWatch *w, struct reader_event *ret)
@@ -136,13 +140,14 @@ static void card_inserted(ReaderWatch *w, struct known_reader *r, SCARDCONTEXT c
         int error = 0;
         uint8_t *der = NULL;
         size_t der_len = 0;
+        int tries = -1;
 
         r->present = true;
         r->card_id[0] = '\0';
         if (r->state & SCARD_STATE_MUTE)
                 error = CARD_E_UNRESPONSIVE;
         else
-                error = card_pcsc_read_card_id(ctx, r->name, r->card_id, &der, &der_len);
+                error = card_pcsc_read_card(ctx, r->name, r->card_id, &der, &der_len, &tries);
         if (error >= 0)
                 error = 0;
         else {
@@ -150,7 +155,7 @@ static void card_inserted(ReaderWatch *w, struct known_reader *r, SCARDCONTEXT c
                 der = NULL;
                 der_len = 0;
         }
-        post_der(w, READER_EVENT_INSERTED, r, error, der, der_len);
+        post_der(w, READER_EVENT_INSERTED, r, error, der, der_len, tries);
 }
 
 static void card_removed(ReaderWatch *w, struct known_reader *r)

@@ -24,6 +24,7 @@ struct reader_event {
         int error;                     /* < 0: why the card id could not be read (card_strerror) */
         uint64_t mono_usec;            /* CLOCK_MONOTONIC when PC/SC reported the change */
         uint8_t *der;                  /* INSERTED: the certificate read (malloc'd, the receiver owns it) */
+        int pin_tries;                 /* INSERTED: PIN tries the card reported, -1 unknown */
         size_t der_len;
 };
 

@@ -141,6 +141,12 @@ int card_pcsc_end(CardPcsc *p)
 int card_pcsc_read_card_id(SCARDCONTEXT ctx, const char *reader, char ret_id[CARD_ID_LEN + 1],
                            uint8_t **ret_der, size_t *ret_der_len)
 {
+        return card_pcsc_read_card(ctx, reader, ret_id, ret_der, ret_der_len, NULL);
+}
+
+int card_pcsc_read_card(SCARDCONTEXT ctx, const char *reader, char ret_id[CARD_ID_LEN + 1],
+                        uint8_t **ret_der, size_t *ret_der_len, int *ret_tries)
+{
         _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
         _cleanup_(card_freep) Card *c = NULL;
         _cleanup_free_ uint8_t *der = NULL;
@@ -165,6 +171,12 @@ int card_pcsc_read_card_id(SCARDCONTEXT ctx, const char *reader, char ret_id[CAR
         r = card_id_from_cert(der, der_len, id);
         if (r < 0)
                 return r;
+        if (ret_tries) {
+                /* One more exchange, off the login path: the PIN tries the card reports. */
+                unsigned tries;
+                int t = card_pin_tries(c, &tries);
+                *ret_tries = t == 0 ? (int)tries : t == CARD_E_PIN_BLOCKED ? 0 : -1;
+        }
 
         memcpy(ret_id, id, sizeof(id));
         if (ret_der)

@@ -129,3 +129,7 @@ int card_pcsc_error_to_errno(LONG rv);
  * disconnect (leaving the card). ret_der/ret_der_len may be NULL if the DER is not wanted. */
 int card_pcsc_read_card_id(SCARDCONTEXT ctx, const char *reader, char ret_id[CARD_ID_LEN + 1],
                            uint8_t **ret_der, size_t *ret_der_len);
+/* The same, plus the PIN tries the card reports (ret_tries may be NULL; -1 when the card does not
+ * say, 0 when blocked), at the cost of one more exchange. */
+int card_pcsc_read_card(SCARDCONTEXT ctx, const char *reader, char ret_id[CARD_ID_LEN + 1],
+                        uint8_t **ret_der, size_t *ret_der_len, int *ret_tries);
