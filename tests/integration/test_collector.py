@@ -347,7 +347,9 @@ class CollectorTest(unittest.TestCase):
         """≥ 100 kill -9 of the collector while a client streams batches; every acknowledged record
         survives and the store verifies."""
         c = self.centre
-        total = 30000
+        # Long enough that the stream outlasts 100 kills even on a fast, idle machine (about 19k
+        # records get acknowledged on a loaded one).
+        total = 80000
         lines = c.mklog(count=total, rotate=100)
         midstream = 0
         rnd = random.Random(1234)
