@@ -75,24 +75,6 @@ static int ask(bool tty, const char *prompt, char *buf, size_t size)
         return r == 0 ? -ENODATA : r;
 }
 
-static int change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error)
-{
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
-                                           MAMORI_DBUS_INTERFACE, "ChangePin");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_sensitive(m); /* sd-bus wipes the message when it frees it */
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "ss", old_pin, new_pin);
-        if (r < 0)
-                return r;
-        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
-}
-
 static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
 {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -129,7 +111,7 @@ static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
 
         r = agent_bus_open(&bus);
         if (r >= 0)
-                r = change_pin(bus, old_pin, new_pin, &error);
+                r = agent_change_pin(bus, old_pin, new_pin, &error);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
                 fprintf(stderr, "mamorictl: %s (%s); the PIN was not changed\n",

@@ -327,3 +327,21 @@ void agent_secret_free(char *s)
         explicit_bzero(s, strlen(s));
         free(s);
 }
+
+int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "ChangePin");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m); /* sd-bus wipes the message when it frees it */
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", old_pin, new_pin);
+        if (r < 0)
+                return r;
+        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
+}

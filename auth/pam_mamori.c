@@ -494,24 +494,6 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         return PAM_NEW_AUTHTOK_REQD;
 }
 
-static int change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error)
-{
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
-                                           MAMORI_DBUS_INTERFACE, "ChangePin");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_sensitive(m);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "ss", old_pin, new_pin);
-        if (r < 0)
-                return r;
-        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
-}
-
 /* The password step changes the PIN on the card (forced by the account step, or asked for). */
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
@@ -553,7 +535,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
                 return PAM_AUTHTOK_ERR;
         }
 
-        r = change_pin(bus, old_pin, new_pin, &error);
+        r = agent_change_pin(bus, old_pin, new_pin, &error);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
                 log_refusal(pamh, "ChangePin", &info, &error);

@@ -80,6 +80,9 @@ int agent_parse_tries(const char *message);
 /* True when pin is 6–8 ASCII digits (the PIV PIN format mamori uses). */
 bool agent_pin_format_ok(const char *pin);
 
+/* ChangePin(old, new) on the agent, in a message sd-bus wipes when it frees it. */
+int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error);
+
 /* Strdup/free for secrets: the free wipes the whole string first. */
 void agent_secret_free(char *s);
 static inline void agent_secret_freep(char **s)
