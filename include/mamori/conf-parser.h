@@ -50,11 +50,11 @@ int conf_parse_file(struct conf_context *ctx, const char *path);
 int conf_parse_with_dropins(struct conf_context *ctx, const char *path, const char *dropin_dir);
 
 /* Value parsers for common field types. */
-int conf_parse_string(const char *value, void *data, const char **ret_why);  /* char ** */
-int conf_parse_path(const char *value, void *data, const char **ret_why);    /* char **, absolute */
-int conf_parse_seconds(const char *value, void *data, const char **ret_why); /* uint64_t µs */
-int conf_parse_uint32(const char *value, void *data, const char **ret_why);  /* uint32_t */
-int conf_parse_bool(const char *value, void *data, const char **ret_why);    /* bool */
+int conf_parse_string(const char *value, void *data, const char **ret_why);           /* char ** */
+int conf_parse_path(const char *value, void *data, const char **ret_why);             /* char **, absolute */
+int conf_parse_seconds(const char *value, void *data, const char **ret_why);          /* uint64_t µs */
+int conf_parse_uint32(const char *value, void *data, const char **ret_why);           /* uint32_t */
+int conf_parse_bool(const char *value, void *data, const char **ret_why);             /* bool */
 int conf_parse_positive_uint32(const char *value, void *data, const char **ret_why);  /* uint32_t ≥ 1 */
 int conf_parse_positive_seconds(const char *value, void *data, const char **ret_why); /* uint64_t µs > 0 */
 

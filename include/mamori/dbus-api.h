@@ -66,10 +66,11 @@
 #define MAMORI_ERROR_EMERGENCY          MAMORI_DBUS_ERROR_PREFIX "Emergency"
 #define MAMORI_ERROR_CARD_ERROR         MAMORI_DBUS_ERROR_PREFIX "CardError"
 /* Not refusals of a card, but of the call: */
-#define MAMORI_ERROR_WRONG_USER      MAMORI_DBUS_ERROR_PREFIX "WrongUser"      /* per-operator: PAM user ≠ card's operator */
-#define MAMORI_ERROR_BUSY            MAMORI_DBUS_ERROR_PREFIX "Busy"           /* another login is in progress */
-#define MAMORI_ERROR_NOT_PENDING     MAMORI_DBUS_ERROR_PREFIX "NotPending"     /* AnswerPin without StartLogin */
-#define MAMORI_ERROR_NOT_ACTIVE      MAMORI_DBUS_ERROR_PREFIX "NotActive"      /* no active session */
-#define MAMORI_ERROR_PERMISSION      MAMORI_DBUS_ERROR_PREFIX "PermissionDenied"
-#define MAMORI_ERROR_LOG_UNWRITABLE  MAMORI_DBUS_ERROR_PREFIX "LogUnwritable"  /* fail closed */
-#define MAMORI_ERROR_INVALID         MAMORI_DBUS_ERROR_PREFIX "InvalidArgument"
+#define MAMORI_ERROR_WRONG_USER \
+        MAMORI_DBUS_ERROR_PREFIX "WrongUser" /* per-operator: PAM user ≠ card's operator */
+#define MAMORI_ERROR_BUSY           MAMORI_DBUS_ERROR_PREFIX "Busy"       /* another login is in progress */
+#define MAMORI_ERROR_NOT_PENDING    MAMORI_DBUS_ERROR_PREFIX "NotPending" /* AnswerPin without StartLogin */
+#define MAMORI_ERROR_NOT_ACTIVE     MAMORI_DBUS_ERROR_PREFIX "NotActive"  /* no active session */
+#define MAMORI_ERROR_PERMISSION     MAMORI_DBUS_ERROR_PREFIX "PermissionDenied"
+#define MAMORI_ERROR_LOG_UNWRITABLE MAMORI_DBUS_ERROR_PREFIX "LogUnwritable" /* fail closed */
+#define MAMORI_ERROR_INVALID        MAMORI_DBUS_ERROR_PREFIX "InvalidArgument"
