@@ -1,7 +1,6 @@
-/* Opens mamorid's operation log, writes agent.start/stop and reader/card events, reports write failures. */
+/* Opens mamorid's operation log, writes agent.start/stop durably, dispatches completions on the loop. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +26,6 @@ static void report(AgentOplog *a, int error)
                           strerror(-error));
         else
                 agent_log(LOG_NOTICE, "operation log is writable again");
-}
-
-static void on_done(int result, uint64_t seq, void *userdata)
-{
-        AgentOplog *a = userdata;
-        report(a, result < 0 ? result : 0);
 }
 
 static int on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -151,63 +144,6 @@ AgentOplog *oplog_agent_stop(AgentOplog *a)
         a->source = sd_event_source_disable_unref(a->source);
         free(a);
         return NULL;
-}
-
-void oplog_agent_event(AgentOplog *a, const char *ev, const char *op, const char *card, ...)
-{
-        JsonValue *data = NULL;
-        va_list ap;
-        int k;
-
-        if (!a || !a->log)
-                return;
-        k = json_new_object(&data);
-        va_start(ap, card);
-        for (const char *key; k >= 0 && (key = va_arg(ap, const char *));) {
-                const char *value = va_arg(ap, const char *);
-                if (value)
-                        k = json_object_set_string(data, key, value);
-        }
-        va_end(ap);
-        if (k >= 0)
-                k = oplog_submit(a->log, ev, op, card, data, on_done, a);
-        else
-                json_value_free(data);
-        if (k < 0)
-                report(a, k);
-}
-
-void oplog_agent_reader_event(AgentOplog *a, const struct reader_event *ev)
-{
-        const char *card = ev->card_id[0] ? ev->card_id : NULL;
-        const char *reason = ev->error == CARD_E_NO_SERVICE ? "pcscd-gone" : "unplugged";
-
-        switch (ev->type) {
-        case READER_EVENT_ADDED:
-                oplog_agent_event(a, "reader.added", NULL, NULL, "reader", ev->reader, NULL);
-                break;
-        case READER_EVENT_LOST:
-                oplog_agent_event(a, "reader.lost", NULL, NULL, "reader", ev->reader, "reason", reason,
-                                  NULL);
-                break;
-        case READER_EVENT_PCSC_GONE:
-                oplog_agent_event(a, "reader.lost", NULL, NULL, "reader", "*", "reason", "pcscd-gone", NULL);
-                break;
-        case READER_EVENT_INSERTED:
-                oplog_agent_event(a, "card.inserted", NULL, card, "reader", ev->reader, "error",
-                                  ev->error < 0 ? card_strerror(ev->error) : NULL, NULL);
-                break;
-        case READER_EVENT_REMOVED:
-                oplog_agent_event(a, "card.removed", NULL, card, "reader", ev->reader, NULL);
-                break;
-        default:
-                break;
-        }
-}
-
-bool oplog_agent_writable(AgentOplog *a)
-{
-        return a && a->log && oplog_writable(a->log);
 }
 
 OpLog *oplog_agent_log(AgentOplog *a)
