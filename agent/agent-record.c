@@ -10,15 +10,9 @@
 #include "agent-log.h"
 #include "agent.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define MAX_LINE_FIELDS 14
-
-uint64_t now_mono_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 JsonValue *agent_data(const char *key, ...)
 {

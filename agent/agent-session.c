@@ -15,16 +15,10 @@
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
+#include "mamori/time-util.h"
 
 #define PIN_MAX_LEN       16
 #define LOGIN_ANSWER_USEC (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
-
-static int64_t now_realtime_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void fmt_int(char buf[24], int64_t v)
 {

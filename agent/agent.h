@@ -13,6 +13,7 @@
 #include "mamori/card.h"
 #include "mamori/cert-check.h"
 #include "mamori/json.h"
+#include "mamori/time-util.h"
 #include "oplog.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
@@ -111,5 +112,3 @@ int agent_dbus_start(struct agent *a);
 void agent_dbus_state_changed(struct agent *a, const char *reason);
 void agent_dbus_properties_changed(struct agent *a);
 const char *agent_error_name(const char *reason); /* "pin-wrong" → org.mamori.Agent1.Error.PinWrong */
-
-uint64_t now_mono_usec(void);

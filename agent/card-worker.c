@@ -12,6 +12,7 @@
 
 #include "card-worker.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define PIN_MAX 16
 
@@ -38,13 +39,6 @@ struct CardWorker {
         bool ctx_valid;
 };
 
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static int ensure_context(CardWorker *w)
 {
         if (w->ctx_valid && SCardIsValidContext(w->ctx) == SCARD_S_SUCCESS)
@@ -63,7 +57,7 @@ static void run_job(CardWorker *w)
 {
         _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
         _cleanup_(card_freep) Card *c = NULL;
-        uint64_t t0 = now_usec();
+        uint64_t t0 = now_mono_usec();
         int r;
 
         w->result = (struct card_job_result){.tries_left = -1};
@@ -95,7 +89,7 @@ static void run_job(CardWorker *w)
                 w->ctx_valid = false;
         }
         w->result.result = r < 0 ? r : 0;
-        w->result.elapsed_usec = now_usec() - t0;
+        w->result.elapsed_usec = now_mono_usec() - t0;
 }
 
 static void *worker_thread(void *userdata)

@@ -19,6 +19,7 @@
 #include "mamori/cert-check.h"
 #include "mamori/macro.h"
 #include "mamori/policy-store.h"
+#include "mamori/time-util.h"
 
 #define EXIT_ALLOW  0
 #define EXIT_REFUSE 1
@@ -32,22 +33,6 @@ static void config_diag(void *userdata, enum conf_level level, const char *file,
 {
         fprintf(stderr, "mamorictl: %s:%u: %s: %s\n", file, line, level == CONF_ERROR ? "error" : "warning",
                 message);
-}
-
-static uint64_t now_mono_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int64_t now_realtime_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* One line from fd 0: from the terminal without echo, else as piped in. The newline is dropped.

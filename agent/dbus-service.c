@@ -14,6 +14,7 @@
 #include "mamori/auth-decision.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define USER_MAX      64
 #define OP_KIND_MAX   64
@@ -329,15 +330,13 @@ static int method_pin_age(sd_bus_message *m, void *userdata, sd_bus_error *error
         struct agent *a = userdata;
         const Policy *p = a->policy ? policy_watch_current(a->policy) : NULL;
         const PolicyOperator *op;
-        struct timespec ts;
         int days = -1;
 
         if (a->state != SESSION_ACTIVE)
                 return sd_bus_error_set(error, MAMORI_ERROR_NOT_ACTIVE, "no operator is logged in");
         op = p ? policy_find_operator(p, a->operator_id) : NULL;
-        clock_gettime(CLOCK_REALTIME, &ts);
         if (op && op->pin_changed >= 0) {
-                int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+                int64_t now = now_realtime_usec();
                 days = now > op->pin_changed ? (int)((now - op->pin_changed) / (INT64_C(86400) * 1000000))
                                              : 0;
         }

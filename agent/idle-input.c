@@ -11,6 +11,7 @@
 
 #include "idle-input.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define MAX_DEVICES 32
 #define REPORT_INTERVAL                                                                    \
@@ -29,13 +30,6 @@ struct IdleInput {
         void *userdata;
         uint64_t last_report;
 };
-
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void drop_device(struct device *d)
 {
@@ -57,7 +51,7 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 return 0;
         }
         if (n > 0) {
-                uint64_t now = now_usec();
+                uint64_t now = now_mono_usec();
                 if (now - w->last_report >= REPORT_INTERVAL) {
                         w->last_report = now;
                         w->activity(w->userdata);

@@ -6,6 +6,7 @@
 
 #include "logind.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define LOGIND_NAME    "org.freedesktop.login1"
 #define LOGIND_PATH    "/org/freedesktop/login1"
@@ -39,13 +40,6 @@ struct Logind {
         char idle_path[256];
         struct lock_op *ops; /* locks still waiting for logind or for the LockedHint check */
 };
-
-static uint64_t now_mono_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void lock_op_free(struct lock_op *op);
 

@@ -22,6 +22,7 @@
 #include "mamori/agent-config.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 #include "oplog.h"
 #include "upload-cursor.h"
 #include "upload-http.h"
@@ -104,13 +105,6 @@ static void recovered(struct uploader *u, const char *what)
         }
 }
 
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void drain_signals(struct uploader *u)
 {
         struct signalfd_siginfo si;
@@ -124,7 +118,7 @@ static void watchdog_ping(struct uploader *u)
         uint64_t now;
         if (u->watchdog_usec == 0)
                 return;
-        now = now_usec();
+        now = now_mono_usec();
         if (now - u->last_ping >= u->watchdog_usec / 2) {
                 (void)sd_notify(0, "WATCHDOG=1");
                 u->last_ping = now;
@@ -145,10 +139,10 @@ static void wait_for(struct uploader *u, uint64_t timeout_usec)
 {
         struct pollfd p[2] = {{.fd = u->signal_fd, .events = POLLIN},
                               {.fd = u->inotify_fd, .events = POLLIN}};
-        uint64_t deadline = now_usec() + timeout_usec;
+        uint64_t deadline = now_mono_usec() + timeout_usec;
 
         for (;;) {
-                uint64_t now = now_usec(), left;
+                uint64_t now = now_mono_usec(), left;
                 if (now >= deadline || u->stop)
                         return;
                 left = deadline - now;
@@ -282,12 +276,12 @@ static int post_batch(struct uploader *u, UploadBatch *b)
 {
         UploadResponse r = {};
         const char *detail;
-        uint64_t acked, t0 = now_usec(), post_usec;
+        uint64_t acked, t0 = now_mono_usec(), post_usec;
         int k;
 
         k = upload_http_request(u->http, "/v1/records", "application/x-ndjson", b->data, b->len, NULL,
                                 ANSWER_MAX, &r, &detail);
-        post_usec = now_usec() - t0;
+        post_usec = now_mono_usec() - t0;
         if (k == -ECANCELED)
                 return k;
         if (k < 0) {
@@ -419,9 +413,9 @@ static void upload_step(struct uploader *u)
                         backoff_wait(u);
                 return;
         }
-        uint64_t t0 = now_usec();
+        uint64_t t0 = now_mono_usec();
         k = upload_reader_read(u->reader, u->after, u->batch_records, u->batch_bytes, &u->batch);
-        u->read_usec = now_usec() - t0;
+        u->read_usec = now_mono_usec() - t0;
         if (k < 0) {
                 problem(u, LOG_CRIT,
                         "local log in %s: cannot read after seq %" PRIu64 ": %s; nothing skipped",
@@ -431,7 +425,7 @@ static void upload_step(struct uploader *u)
                 return;
         }
         if (k == 0) {
-                uint64_t now = now_usec(), left = IDLE_RECHECK_USEC;
+                uint64_t now = now_mono_usec(), left = IDLE_RECHECK_USEC;
                 if (u->next_policy_usec > now && u->next_policy_usec - now < left)
                         left = u->next_policy_usec - now;
                 else if (u->next_policy_usec <= now)
@@ -510,10 +504,10 @@ static int run(struct uploader *u)
         (void)sd_notify(0, "READY=1\nSTATUS=uploading");
 
         while (!u->stop) {
-                uint64_t now = now_usec();
+                uint64_t now = now_mono_usec();
                 if (now >= u->next_policy_usec) {
                         poll_policy(u);
-                        u->next_policy_usec = now_usec() + u->config.poll_usec;
+                        u->next_policy_usec = now_mono_usec() + u->config.poll_usec;
                 }
                 if (u->stop)
                         break;

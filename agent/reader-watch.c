@@ -13,6 +13,7 @@
 #include <PCSC/wintypes.h>
 
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 #include "reader-watch.h"
 
 #define MAX_READERS      16
@@ -48,13 +49,6 @@ struct ReaderWatch {
         struct known_reader readers[MAX_READERS];
         size_t n_readers;
 };
-
-static uint64_t now_mono_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 const char *reader_event_name(enum reader_event_type t)
 {

@@ -15,6 +15,7 @@
 #include "mamori/crypto-util.h"
 #include "mamori/fileio.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 #include "piv-apdu.h"
 
 #define CACHE_PATH_MAX 4096
@@ -171,14 +172,6 @@ static int read_cert_head(Card *c, uint8_t head[APDU_MAX_RESPONSE], size_t *ret_
                 return -ENODATA;
         *ret_len = rlen;
         return 0;
-}
-
-static int64_t now_realtime_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Select and certificate; fills facts/result. Returns < 0 only for transport failures that end

@@ -42,6 +42,7 @@
 #include "mamori/agent-client.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 
 #define DEFAULT_TIMEOUT_SEC 60u
 #define MAX_TIMEOUT_SEC     3600u
@@ -53,14 +54,6 @@ struct pam_mamori_options {
         unsigned timeout_sec;
         int max_tries;
 };
-
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * USEC_PER_SEC_PAM + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
 {
@@ -227,12 +220,12 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
  * Besides the signal, the property is read once a second, so a missed signal costs a second. */
 static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
 {
-        uint64_t next_poll = now_usec() + USEC_PER_SEC_PAM;
+        uint64_t next_poll = now_mono_usec() + USEC_PER_SEC_PAM;
         int r;
 
         w->present = w->refetch = false;
         for (;;) {
-                uint64_t t = now_usec(), until;
+                uint64_t t = now_mono_usec(), until;
                 bool present;
 
                 r = sd_bus_process(bus, NULL);
@@ -350,7 +343,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 return PAM_AUTHINFO_UNAVAIL;
         }
 
-        deadline = now_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC_PAM;
+        deadline = now_mono_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC_PAM;
         for (;;) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 

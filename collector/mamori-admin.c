@@ -13,12 +13,11 @@
 #include "mamori/crypto-util.h"
 #include "mamori/fileio.h"
 #include "mamori/record.h"
+#include "mamori/time-util.h"
 
 int64_t admin_now_usec(void)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        return now_realtime_usec();
 }
 
 int admin_store(AdminContext *ctx, Store **ret)

@@ -12,6 +12,7 @@
 #include "mamori/fileio.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
+#include "mamori/time-util.h"
 #include "store.h"
 
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
@@ -39,13 +40,6 @@ static void help(void)
         printf("Usage: mamori-collector [--config FILE]\n"
                "Central collector of mamori operation logs (HTTPS, client certificates).\n"
                "  --config FILE   collector.conf (default /etc/mamori/collector.conf)\n");
-}
-
-static int64_t realtime_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int main(int argc, char **argv)
@@ -140,7 +134,7 @@ int main(int argc, char **argv)
                 if (sig == SIGTERM || sig == SIGINT)
                         break;
                 if (sig < 0 && errno == EAGAIN) {
-                        r = store_alert_silent(scan_store, realtime_usec(), cfg.silent_usec, &n);
+                        r = store_alert_silent(scan_store, now_realtime_usec(), cfg.silent_usec, &n);
                         if (r < 0)
                                 fprintf(stderr, "mamori-collector: silent check failed: %s\n", strerror(-r));
                         else if (n > 0)
