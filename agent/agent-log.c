@@ -62,7 +62,8 @@ static void put_value(FILE *f, const char *v)
         fputc('"', f);
 }
 
-static void event_to_journal(const char *name, const char *keys[], const char *values[], size_t n)
+static void event_to_journal(const char *name, const char *const keys[], const char *const values[],
+                             size_t n)
 {
         struct iovec iov[MAX_FIELDS + 3];
         char buf[MAX_FIELDS + 3][512];
@@ -115,7 +116,13 @@ void agent_log_event(const char *name, ...)
                 }
         }
         va_end(ap);
+        agent_log_event_fields(name, keys, values, n);
+}
 
+void agent_log_event_fields(const char *name, const char *const keys[], const char *const values[], size_t n)
+{
+        if (n > MAX_FIELDS)
+                n = MAX_FIELDS;
         if (to_journal) {
                 event_to_journal(name, keys, values, n);
                 return;

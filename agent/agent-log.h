@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "mamori/macro.h"
 
@@ -14,6 +15,9 @@ bool agent_log_to_journal(void);
  * field becomes MAMORI_<FIELD>=; on stderr the line is `name field=value …` with values quoted
  * when they contain blanks or quotes. */
 void agent_log_event(const char *name, ...) __attribute__((sentinel));
+/* The same with the fields as arrays (n pairs; at most 16 are shown). */
+void agent_log_event_fields(const char *name, const char *const keys[], const char *const values[],
+                            size_t n);
 
 /* Diagnostics (priority as in syslog.h: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG). */
 _printf_(2, 3) void agent_log(int priority, const char *fmt, ...);

@@ -43,40 +43,33 @@ JsonValue *agent_data(const char *key, ...)
 /* The event line: op, card, then the data's scalar fields. */
 static void log_line(const char *ev, const char *op, const char *card, const JsonValue *data)
 {
-        const char *kv[2 * MAX_LINE_FIELDS + 1];
+        const char *keys[MAX_LINE_FIELDS], *values[MAX_LINE_FIELDS];
         char ints[MAX_LINE_FIELDS][24];
-        size_t n = 0, ni = 0;
+        size_t n = 0;
 
         if (op) {
-                kv[n++] = "op";
-                kv[n++] = op;
+                keys[n] = "op";
+                values[n++] = op;
         }
         if (card) {
-                kv[n++] = "card";
-                kv[n++] = card;
+                keys[n] = "card";
+                values[n++] = card;
         }
-        for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n; i++) {
+        for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n && n < MAX_LINE_FIELDS;
+             i++) {
                 const JsonMember *m = &data->object.members[i];
-                if (n + 2 > 2 * MAX_LINE_FIELDS)
-                        break;
-                if (m->value->type == JSON_STRING) {
-                        kv[n++] = m->key;
-                        kv[n++] = m->value->string.data;
-                } else if (m->value->type == JSON_INTEGER || m->value->type == JSON_BOOLEAN) {
-                        if (m->value->type == JSON_INTEGER)
-                                snprintf(ints[ni], sizeof(ints[ni]), "%" PRId64, m->value->integer);
-                        else
-                                snprintf(ints[ni], sizeof(ints[ni]), "%s",
-                                         m->value->boolean ? "true" : "false");
-                        kv[n++] = m->key;
-                        kv[n++] = ints[ni++];
-                }
+                if (m->value->type == JSON_STRING)
+                        values[n] = m->value->string.data;
+                else if (m->value->type == JSON_INTEGER) {
+                        snprintf(ints[n], sizeof(ints[n]), "%" PRId64, m->value->integer);
+                        values[n] = ints[n];
+                } else if (m->value->type == JSON_BOOLEAN)
+                        values[n] = m->value->boolean ? "true" : "false";
+                else
+                        continue;
+                keys[n++] = m->key;
         }
-        while (n < 2 * MAX_LINE_FIELDS)
-                kv[n++] = NULL;
-        agent_log_event(ev, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8], kv[9], kv[10],
-                        kv[11], kv[12], kv[13], kv[14], kv[15], kv[16], kv[17], kv[18], kv[19], kv[20],
-                        kv[21], kv[22], kv[23], kv[24], kv[25], kv[26], kv[27], NULL);
+        agent_log_event_fields(ev, keys, values, n);
 }
 
 /* Every record's completion passes here, so any failed write locks the terminal (fail closed),
