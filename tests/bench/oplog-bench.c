@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mamori/log-verify.h"
-#include "mamori/record.h"
-#include "oplog.h"
+#include "mamori/oplog-verify.h"
+#include "mamori/oplog-record.h"
+#include "oplog-writer.h"
 
 #define MAX_SAMPLES 2000000
 

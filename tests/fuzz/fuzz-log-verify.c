@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 
 /* The identity key of tests/vectors (seed = SHA-256("mamori test vector: terminal identity key")),
  * so the committed vector log in the corpus verifies and mutations reach deep into the chain. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,7 +10,7 @@
 
 #include "mamori/crypto-util.h"
 #include "mamori/encoding.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 /*
  * Keys: identity = SHA-256("mklog identity " + seed), epoch e = SHA-256("mklog epoch <e> " + seed), so

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "oplog.h"
+#include "oplog-writer.h"
 
 static OpLog *log_;
 static long remaining; /* appends left (all threads), < 0 = unbounded */

@@ -13,7 +13,7 @@
 #include "ingest.h"
 #include "mamori/crypto-util.h"
 #include "mamori/encoding.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 #include "store.h"
 
 #define LOG_ID  "00112233445566778899aabbccddeeff"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "mamori/fileio.h"
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 
 #define N_LINES 5
 

@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 #include "oplog-keys.h"
-#include "oplog.h"
+#include "oplog-writer.h"
 
 struct fixture {
         char tmp[64];

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "mamori/fileio.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 #ifndef VECTORS_DIR
 #error "VECTORS_DIR must point at tests/vectors"

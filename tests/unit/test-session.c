@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../agent/session.h"
+#include "session.h"
 
 static void test_design_rows(void **state)
 {

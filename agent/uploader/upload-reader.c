@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mamori/log-verify.h"
-#include "mamori/record.h"
+#include "mamori/oplog-verify.h"
+#include "mamori/oplog-record.h"
 #include "upload-reader.h"
 
 #define READ_CHUNK (RECORD_LINE_MAX * 4u) /* always holds a whole line */

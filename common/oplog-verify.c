@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 
 #define READ_CHUNK (256u * 1024u)
 

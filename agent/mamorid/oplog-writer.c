@@ -17,10 +17,10 @@
 
 #include "mamori/encoding.h"
 #include "mamori/fileio.h"
-#include "mamori/log-verify.h"
-#include "mamori/record.h"
+#include "mamori/oplog-verify.h"
+#include "mamori/oplog-record.h"
 #include "oplog-keys.h"
-#include "oplog.h"
+#include "oplog-writer.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_DAY (UINT64_C(86400) * USEC_PER_SEC)

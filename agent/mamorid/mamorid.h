@@ -14,7 +14,7 @@
 #include "mamori/cert-check.h"
 #include "mamori/json.h"
 #include "mamori/time-util.h"
-#include "oplog.h"
+#include "oplog-writer.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
 #include "session.h"
@@ -77,7 +77,7 @@ struct agent {
         bool readers_lost; /* pcscd gone: fail closed until it returns */
 };
 
-/* agent-record.c: one record = an event line (stderr/journal) + an operation-log append.
+/* event.c: one record = an event line (stderr/journal) + an operation-log append.
  * data is taken (may be NULL). done (may be NULL) runs after the record is durable or failed. */
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata);
@@ -85,7 +85,7 @@ int agent_record(struct agent *a, const char *ev, const char *op, const char *ca
  * ("#123"); a NULL value skips the key. */
 JsonValue *agent_data(const char *key, ...) __attribute__((sentinel));
 
-/* agent-session.c */
+/* session-logic.c */
 void agent_session_init(struct agent *a);
 void agent_session_done(struct agent *a);
 void agent_on_reader_event(struct agent *a, const struct reader_event *ev);
@@ -107,7 +107,7 @@ int agent_lock_and_reply(struct agent *a, sd_bus_message *m);
 int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, const char *new_pin,
                      const char **ret_error, const char **ret_message);
 
-/* dbus-service.c */
+/* agent-dbus.c */
 int agent_dbus_start(struct agent *a);
 void agent_dbus_state_changed(struct agent *a, const char *reason);
 void agent_dbus_properties_changed(struct agent *a);

@@ -19,7 +19,7 @@
 #include "http-server.h"
 #include "ingest.h"
 #include "mamori/crypto-util.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 struct HttpServer {
         struct MHD_Daemon *daemon;

@@ -7,7 +7,7 @@
 #include "mamori/fileio.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 #include "upload-cursor.h"
 
 static bool is_log_id(const char *s)

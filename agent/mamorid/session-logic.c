@@ -9,8 +9,8 @@
 
 #include <openssl/crypto.h>
 
-#include "agent-log.h"
-#include "agent.h"
+#include "journal.h"
+#include "mamorid.h"
 #include "mamori/auth-decision.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"

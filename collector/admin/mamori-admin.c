@@ -12,7 +12,7 @@
 #include "admin.h"
 #include "mamori/crypto-util.h"
 #include "mamori/fileio.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 #include "mamori/time-util.h"
 
 int64_t admin_now_usec(void)

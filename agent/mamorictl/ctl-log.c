@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "ctl-verbs.h"
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 #include "mamori/macro.h"
 
 static void usage(FILE *f)

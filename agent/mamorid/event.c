@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent-log.h"
-#include "agent.h"
+#include "journal.h"
+#include "mamorid.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
 

@@ -7,7 +7,7 @@
 
 #include "admin.h"
 #include "mamori/crypto-util.h"
-#include "mamori/log-verify.h"
+#include "mamori/oplog-verify.h"
 
 typedef struct VerifyState {
         Store *store;

@@ -10,7 +10,7 @@
 
 #include "mamori/crypto-util.h"
 #include "mamori/encoding.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 /*
  * Segment files: one per range of records, named LOG_SEGMENT_PREFIX + the seq of its first record

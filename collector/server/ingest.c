@@ -8,7 +8,7 @@
 
 #include "ingest.h"
 #include "mamori/crypto-util.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 
 void ingest_answer_done(IngestAnswer *a)
 {

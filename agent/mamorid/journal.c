@@ -7,7 +7,7 @@
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 
-#include "agent-log.h"
+#include "journal.h"
 
 #define MAX_FIELDS 16
 

@@ -23,7 +23,7 @@
 #include "mamori/json.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
-#include "oplog.h"
+#include "oplog-writer.h"
 #include "upload-cursor.h"
 #include "upload-http.h"
 #include "upload-policy.h"

@@ -9,10 +9,10 @@
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 
-#include "agent-log.h"
-#include "agent.h"
+#include "journal.h"
+#include "mamorid.h"
 #include "mamori/macro.h"
-#include "oplog-agent.h"
+#include "oplog-open.h"
 
 #define SEAT "seat0"
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "mamori/jcs.h"
-#include "mamori/record.h"
+#include "mamori/oplog-record.h"
 #include "mamori/signed-json.h"
 
 static const char *const known_events[] = {

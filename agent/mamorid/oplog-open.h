@@ -5,7 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "mamori/agent-config.h"
-#include "oplog.h"
+#include "oplog-writer.h"
 
 typedef struct AgentOplog AgentOplog;
 

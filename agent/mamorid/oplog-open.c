@@ -6,8 +6,8 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "agent-log.h"
-#include "oplog-agent.h"
+#include "journal.h"
+#include "oplog-open.h"
 
 struct AgentOplog {
         OpLog *log;
