@@ -360,20 +360,3 @@ int card_authenticate(Card *c, const uint8_t *der, size_t der_len)
         }
         return 0;
 }
-
-int card_login(Card *c, const char *pin, const uint8_t *der, size_t der_len)
-{
-        int r;
-
-        /* Refuse a malformed PIN before touching the card at all. */
-        r = pin_length_ok(c, pin);
-        if (r < 0)
-                return r;
-        r = card_select(c);
-        if (r < 0)
-                return r;
-        r = card_verify_pin(c, pin);
-        if (r < 0)
-                return r;
-        return card_authenticate(c, der, der_len);
-}

@@ -14,7 +14,7 @@
 #include "ctl-verbs.h"
 #include "mamori/agent-config.h"
 #include "mamori/auth-decision.h"
-#include "mamori/card-login-flow.h"
+#include "mamori/card-login.h"
 #include "mamori/card.h"
 #include "mamori/cert-check.h"
 #include "mamori/macro.h"
@@ -154,6 +154,60 @@ static char *default_cache_dir(const char *policy_dir)
         return asprintf(&out, "%s/cache/certs", copy) < 0 ? NULL : out;
 }
 
+/* Drives the card-login engine on one reader, in this process: connect, one PC/SC transaction
+ * for prepare → precheck → PIN → signature, the decision, then a reset before the transaction
+ * ends when a PIN was sent. 0 with *ret_decision and l's info filled; -ENOMEM, or
+ * CARD_E_NO_SERVICE when pcscd is gone (no decision). *ret_connect_failed: the error was at connect. */
+static int drive_login(CardLogin *l, SCARDCONTEXT ctx, const char *reader, const char *pin,
+                       CertCheck *anchors, const char *cache_dir, const struct auth_context *actx,
+                       struct auth_decision *ret_decision, bool *ret_connect_failed)
+{
+        _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
+        struct auth_decision d;
+        int r;
+
+        *ret_connect_failed = false;
+        if (!reader) {
+                *ret_decision = card_login_precheck(l, anchors, actx);
+                return 0;
+        }
+        r = card_pcsc_connect(ctx, reader, &p);
+        if (r == CARD_E_NO_SERVICE || r == -ENOMEM)
+                return r;
+        if (r >= 0) {
+                r = card_pcsc_begin(p);
+                if (r < 0)
+                        p = card_pcsc_free(TAKE_PTR(p));
+        }
+        if (r < 0) {
+                *ret_connect_failed = r != CARD_E_REMOVED;
+                r = card_login_set_card(l, r != CARD_E_REMOVED, r, NULL, 0);
+                if (r < 0)
+                        return r;
+                *ret_decision = card_login_precheck(l, anchors, actx);
+                return 0;
+        }
+
+        r = card_login_prepare(l, card_pcsc_transport(p), cache_dir);
+        if (r == -ENOMEM)
+                goto finish;
+        d = card_login_precheck(l, anchors, actx);
+        if (d.reason == AUTH_ALLOW) {
+                (void)card_login_verify(l, pin);
+                d = card_login_decide(l, NULL, actx);
+        }
+        *ret_decision = d;
+        r = 0;
+finish:
+        card_login_detach(l);
+        /* Reset while still holding the transaction: the PIN-verified state dies with it. */
+        if (card_login_info(l)->pin_sent)
+                p = card_pcsc_free_reset(TAKE_PTR(p));
+        else
+                (void)card_pcsc_end(p);
+        return r;
+}
+
 static void help(void)
 {
         printf("Usage: mamorictl auth-test [--config FILE] [--reader NAME] [--no-cache] [--cert-cache DIR] "
@@ -187,7 +241,9 @@ int ctl_auth_test(int argc, char **argv)
         _cleanup_(policy_store_freep) PolicyStore *store = NULL;
         _cleanup_(cert_check_freep) CertCheck *anchors = NULL;
         _cleanup_free_ char *reader = NULL, *cache_dir = NULL;
-        struct card_login_result res = {};
+        _cleanup_(card_login_freep) CardLogin *login = NULL;
+        struct auth_decision decision = {};
+        bool connect_failed = false;
         struct policy_load_result load = {};
         char pin[PIN_INPUT_MAX + 1] = {};
         SCARDCONTEXT ctx = 0;
@@ -308,15 +364,10 @@ int ctl_auth_test(int argc, char **argv)
                 .now_usec = now_realtime_usec(),
                 .stale_policy = config.stale_policy,
         };
-        struct card_login_request req = {
-                .ctx = ctx,
-                .reader = *reader ? reader : NULL,
-                .pin = pin,
-                .anchors = anchors,
-                .cache_dir = cache_dir,
-                .auth = &actx,
-        };
-        r = card_login_flow(&req, &res);
+        r = card_login_new(&login);
+        if (r >= 0)
+                r = drive_login(login, ctx, *reader ? reader : NULL, pin, anchors, cache_dir, &actx,
+                                &decision, &connect_failed);
         OPENSSL_cleanse(pin, sizeof(pin));
         t1 = now_mono_usec();
         if (r == -ENOMEM)
@@ -327,36 +378,37 @@ int ctl_auth_test(int argc, char **argv)
                 goto finish;
         }
 
+        const struct card_login_info *info = card_login_info(login);
+        const char *failed_step = connect_failed ? "connect" : info->failed_step;
         if (verbose) {
-                fprintf(stderr, "mamorictl auth-test: reader=\"%s\" card=%s cert=%s pin_sent=%s\n",
-                        req.reader ? req.reader : "", *res.card_id ? res.card_id : "-",
-                        res.cert_from_cache ? "cache" : "card", res.pin_sent ? "yes" : "no");
-                fprintf(stderr, "mamorictl auth-test: exchanges=%u elapsed_us=%llu\n", res.exchanges,
-                        (unsigned long long)(t1 - t0));
+                fprintf(stderr, "mamorictl auth-test: reader=\"%s\" card=%s cert=%s pin_sent=%s\n", reader,
+                        *info->card_id ? info->card_id : "-", info->cert_from_cache ? "cache" : "card",
+                        info->pin_sent ? "yes" : "no");
+                fprintf(stderr, "mamorictl auth-test: exchanges=%u elapsed_us=%llu after_pin=%u\n",
+                        info->exchanges, (unsigned long long)(t1 - t0), info->exchanges_after_pin);
         }
-        if (res.decision.reason == AUTH_CARD_ERROR)
+        if (decision.reason == AUTH_CARD_ERROR)
                 fprintf(stderr, "mamorictl auth-test: card error at %s: %s\n",
-                        res.failed_step ? res.failed_step : "login", card_strerror(res.card_error));
-        if (res.decision.reason == AUTH_POLICY_STALE && policy)
+                        failed_step ? failed_step : "login", card_strerror(info->card_error));
+        if (decision.reason == AUTH_POLICY_STALE && policy)
                 fprintf(stderr, "mamorictl auth-test: policy serial %lld expired\n",
                         (long long)policy->serial);
-        if (res.decision.policy_stale)
+        if (decision.policy_stale)
                 fprintf(stderr,
                         "mamorictl auth-test: warning: policy serial %lld is stale (StalePolicy=warn)\n",
                         (long long)policy->serial);
 
-        if (res.decision.reason == AUTH_ALLOW) {
-                if (res.decision.operator_id)
-                        printf("allow %s\n", res.decision.operator_id);
+        if (decision.reason == AUTH_ALLOW) {
+                if (decision.operator_id)
+                        printf("allow %s\n", decision.operator_id);
                 else
-                        printf("allow group:%s\n", res.decision.group_id ? res.decision.group_id : "?");
+                        printf("allow group:%s\n", decision.group_id ? decision.group_id : "?");
                 ret = EXIT_ALLOW;
-        } else if (res.decision.reason == AUTH_PIN_WRONG && res.decision.tries_left >= 0) {
-                printf("refuse %s tries=%d\n", auth_reason_to_string(res.decision.reason),
-                       res.decision.tries_left);
+        } else if (decision.reason == AUTH_PIN_WRONG && decision.tries_left >= 0) {
+                printf("refuse %s tries=%d\n", auth_reason_to_string(decision.reason), decision.tries_left);
                 ret = EXIT_REFUSE;
         } else {
-                printf("refuse %s\n", auth_reason_to_string(res.decision.reason));
+                printf("refuse %s\n", auth_reason_to_string(decision.reason));
                 ret = EXIT_REFUSE;
         }
         goto finish;

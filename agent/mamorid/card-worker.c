@@ -1,4 +1,5 @@
-/* A thread that owns one PC/SC context for card logins, so PIN checks never block the event loop. */
+/* A thread that owns one PC/SC context and drives card logins and PIN changes, so cards never block the
+ * loop. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,30 +15,55 @@
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
 
-#define PIN_MAX 16
+#define PIN_MAX   16
+#define QUEUE_MAX 8
+
+enum job_kind {
+        JOB_LOGIN,
+        JOB_CHANGE_PIN,
+};
+
+struct job {
+        struct job *next;
+        enum job_kind kind;
+        char reader[256];
+        char pin[PIN_MAX + 1], new_pin[PIN_MAX + 1];
+        bool has_pin;   /* login: the PIN arrived */
+        bool cancelled; /* login: cancelled before it took its PIN */
+        CardLogin *login;
+        card_job_done_fn done;
+        void *userdata;
+        struct card_job_result result;
+};
 
 struct CardWorker {
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
         pthread_cond_t wake;
-        bool stop, busy, has_job, has_result;
+        bool stop;
         int done_fd;
         sd_event_source *io;
 
-        /* The job (guarded by lock until the thread takes it). */
-        enum card_job_kind kind;
-        char reader[256];
-        char pin[PIN_MAX + 1], new_pin[PIN_MAX + 1];
-        uint8_t *der;
-        size_t der_len;
-        card_job_done_fn done;
-        void *userdata;
-        struct card_job_result result;
+        /* Guarded by lock. */
+        struct job *queue, *finished; /* FIFO to run; finished ones for the loop (LIFO, reversed there) */
+        struct job *waiting;          /* the login that holds the card for its PIN */
+        size_t queued;
 
         SCARDCONTEXT ctx;
         bool ctx_valid;
 };
+
+static struct job *job_free(struct job *j)
+{
+        if (!j)
+                return NULL;
+        OPENSSL_cleanse(j->pin, sizeof(j->pin));
+        OPENSSL_cleanse(j->new_pin, sizeof(j->new_pin));
+        card_login_free(j->login);
+        free(j);
+        return NULL;
+}
 
 static int ensure_context(CardWorker *w)
 {
@@ -53,64 +79,166 @@ static int ensure_context(CardWorker *w)
         return 0;
 }
 
-static void run_job(CardWorker *w)
+static void forget_context_if_gone(CardWorker *w, int r)
+{
+        if (r == CARD_E_NO_SERVICE && w->ctx_valid) {
+                (void)SCardReleaseContext(w->ctx);
+                w->ctx_valid = false;
+        }
+}
+
+/* Hands a finished job to the event loop. Called with the lock held. */
+static void post_locked(CardWorker *w, struct job *j)
+{
+        uint64_t one = 1;
+
+        j->next = w->finished;
+        w->finished = j;
+        (void)!write(w->done_fd, &one, sizeof(one));
+}
+
+static void post(CardWorker *w, struct job *j)
+{
+        pthread_mutex_lock(&w->lock);
+        post_locked(w, j);
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Connects and takes the card for this job alone (transaction). */
+static int take_card(CardWorker *w, const char *reader, CardPcsc **ret)
+{
+        _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
+        int r;
+
+        r = ensure_context(w);
+        if (r >= 0)
+                r = card_pcsc_connect(w->ctx, reader, &p);
+        if (r >= 0)
+                r = card_pcsc_begin(p);
+        if (r < 0) {
+                forget_context_if_gone(w, r);
+                return r;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static void run_login(CardWorker *w, struct job *j)
+{
+        _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
+        uint64_t t0 = now_mono_usec();
+        bool go;
+        int r;
+
+        /* Before the PIN: connect, hold, and everything that needs no PIN (SELECT). */
+        r = take_card(w, j->reader, &p);
+        if (r >= 0) {
+                r = card_login_prepare(j->login, card_pcsc_transport(p), NULL);
+                if (r < 0) { /* no PIN will go to this card: let others have it now */
+                        card_login_detach(j->login);
+                        (void)card_pcsc_end(p);
+                        p = card_pcsc_free(TAKE_PTR(p));
+                }
+        } else
+                (void)card_login_set_card(j->login, r != CARD_E_REMOVED, r, NULL, 0);
+
+        pthread_mutex_lock(&w->lock);
+        w->waiting = j;
+        while (!w->stop && !j->cancelled && !j->has_pin)
+                pthread_cond_wait(&w->wake, &w->lock);
+        w->waiting = NULL;
+        go = !w->stop && !j->cancelled;
+        pthread_mutex_unlock(&w->lock);
+
+        if (!go) {
+                card_login_detach(j->login);
+                j->result =
+                        (struct card_job_result){.id = j->result.id, .result = -ECANCELED, .tries_left = -1};
+                post(w, j);
+                if (p)
+                        (void)card_pcsc_end(p); /* no PIN was sent: the card as it is */
+                return;
+        }
+
+        /* After the PIN: only VERIFY and the signature are on the critical path. */
+        if (p) {
+                t0 = now_mono_usec();
+                r = card_login_verify(j->login, j->pin);
+        }
+        OPENSSL_cleanse(j->pin, sizeof(j->pin));
+        card_login_detach(j->login);
+        const struct card_login_info *info = card_login_info(j->login);
+        j->result.result = r < 0 ? r : 0;
+        j->result.tries_left = r == CARD_E_PIN_WRONG ? info->tries_left : -1;
+        j->result.exchanges = info->exchanges;
+        j->result.elapsed_usec = now_mono_usec() - t0;
+        j->result.login = j->login;
+        bool reset = info->pin_sent;
+        post(w, j); /* j belongs to the loop from here on */
+
+        /* Reset while still holding the transaction: no other PC/SC client may get the card between
+         * our last APDU and the reset, with the PIN verified. The answer did not wait for this. */
+        if (p && reset)
+                p = card_pcsc_free_reset(TAKE_PTR(p));
+        else if (p)
+                (void)card_pcsc_end(p);
+}
+
+static void run_change_pin(CardWorker *w, struct job *j)
 {
         _cleanup_(card_pcsc_freep) CardPcsc *p = NULL;
         _cleanup_(card_freep) Card *c = NULL;
         uint64_t t0 = now_mono_usec();
         int r;
 
-        w->result = (struct card_job_result){.tries_left = -1};
-        r = ensure_context(w);
-        if (r >= 0)
-                r = card_pcsc_connect(w->ctx, w->reader, &p);
+        j->result.tries_left = -1;
+        r = take_card(w, j->reader, &p);
         if (r >= 0)
                 r = card_new(card_pcsc_transport(p), NULL, &c);
-        /* Exclusive for the whole job; no transaction, no PIN. */
-        if (r >= 0)
-                r = card_pcsc_begin(p);
         if (r >= 0) {
-                if (w->kind == CARD_JOB_LOGIN)
-                        r = card_login(c, w->pin, w->der, w->der_len);
-                else {
-                        r = card_select(c);
-                        if (r >= 0)
-                                r = card_change_pin(c, w->pin, w->new_pin);
-                }
+                r = card_select(c);
+                if (r >= 0)
+                        r = card_change_pin(c, j->pin, j->new_pin);
                 if (r == CARD_E_PIN_WRONG)
-                        w->result.tries_left = card_tries_left(c);
-                w->result.exchanges = card_exchanges(c);
-                /* Disconnect with a reset while still holding the transaction: no other PC/SC client
-                 * may get the card between our last APDU and the reset, with the PIN verified. */
+                        j->result.tries_left = card_tries_left(c);
+                j->result.exchanges = card_exchanges(c);
+                c = card_free(c);
+                /* Reset before the transaction ends: the PIN-verified state dies with it. */
                 p = card_pcsc_free_reset(TAKE_PTR(p));
         }
-        if (r == CARD_E_NO_SERVICE && w->ctx_valid) {
-                (void)SCardReleaseContext(w->ctx);
-                w->ctx_valid = false;
-        }
-        w->result.result = r < 0 ? r : 0;
-        w->result.elapsed_usec = now_mono_usec() - t0;
+        OPENSSL_cleanse(j->pin, sizeof(j->pin));
+        OPENSSL_cleanse(j->new_pin, sizeof(j->new_pin));
+        j->result.result = r < 0 ? r : 0;
+        j->result.elapsed_usec = now_mono_usec() - t0;
+        post(w, j);
 }
 
 static void *worker_thread(void *userdata)
 {
         CardWorker *w = userdata;
-        uint64_t one = 1;
 
         pthread_mutex_lock(&w->lock);
         for (;;) {
-                while (!w->stop && !w->has_job)
+                while (!w->stop && !w->queue)
                         pthread_cond_wait(&w->wake, &w->lock);
                 if (w->stop)
                         break;
-                w->has_job = false;
+                struct job *j = w->queue;
+                w->queue = j->next;
+                w->queued--;
+                j->next = NULL;
+                if (j->kind == JOB_LOGIN && j->cancelled) {
+                        j->result.result = -ECANCELED;
+                        j->result.tries_left = -1;
+                        post_locked(w, j);
+                        continue;
+                }
                 pthread_mutex_unlock(&w->lock);
-                run_job(w);
-                OPENSSL_cleanse(w->pin, sizeof(w->pin));
-                OPENSSL_cleanse(w->new_pin, sizeof(w->new_pin));
+                if (j->kind == JOB_LOGIN)
+                        run_login(w, j);
+                else
+                        run_change_pin(w, j);
                 pthread_mutex_lock(&w->lock);
-                w->has_result = true;
-                (void)!write(w->done_fd, &one, sizeof(one));
         }
         pthread_mutex_unlock(&w->lock);
         if (w->ctx_valid)
@@ -121,63 +249,148 @@ static void *worker_thread(void *userdata)
 static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         CardWorker *w = userdata;
+        struct job *list, *ordered = NULL;
         uint64_t v;
-        struct card_job_result result;
-        card_job_done_fn done;
-        void *ud;
 
         (void)!read(fd, &v, sizeof(v));
         pthread_mutex_lock(&w->lock);
-        if (!w->has_result) {
-                pthread_mutex_unlock(&w->lock);
-                return 0;
-        }
-        w->has_result = false;
-        w->busy = false;
-        result = w->result;
-        done = w->done;
-        ud = w->userdata;
-        free(w->der);
-        w->der = NULL;
+        list = w->finished;
+        w->finished = NULL;
         pthread_mutex_unlock(&w->lock);
-        if (done)
-                done(ud, &result);
+        while (list) { /* oldest first */
+                struct job *j = list;
+                list = j->next;
+                j->next = ordered;
+                ordered = j;
+        }
+        while (ordered) {
+                struct job *j = ordered;
+                ordered = j->next;
+                if (j->done)
+                        j->done(j->userdata, &j->result);
+                job_free(j);
+        }
         return 0;
 }
 
-int card_worker_submit(CardWorker *w, enum card_job_kind kind, const char *reader, const char *pin,
-                       const char *new_pin, const uint8_t *der, size_t der_len, card_job_done_fn done,
-                       void *userdata)
+static int enqueue(CardWorker *w, struct job *j)
 {
-        if (!reader || strlen(reader) >= sizeof(w->reader) || !pin || strlen(pin) > PIN_MAX ||
-            (new_pin && strlen(new_pin) > PIN_MAX))
-                return -EINVAL;
         pthread_mutex_lock(&w->lock);
-        if (w->busy) {
+        if (w->queued >= QUEUE_MAX || (j->kind == JOB_CHANGE_PIN && w->waiting)) {
                 pthread_mutex_unlock(&w->lock);
                 return -EBUSY;
         }
-        uint8_t *copy = NULL;
-        if (der_len > 0) {
-                copy = malloc(der_len);
-                if (!copy) {
-                        pthread_mutex_unlock(&w->lock);
-                        return -ENOMEM;
-                }
-                memcpy(copy, der, der_len);
-        }
-        w->kind = kind;
-        strcpy(w->reader, reader);
-        strcpy(w->pin, pin);
-        strcpy(w->new_pin, new_pin ? new_pin : "");
-        w->der = copy;
-        w->der_len = der_len;
-        w->done = done;
-        w->userdata = userdata;
-        w->busy = w->has_job = true;
-        pthread_cond_signal(&w->wake);
+        struct job **tail = &w->queue;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = j;
+        w->queued++;
+        pthread_cond_broadcast(&w->wake);
         pthread_mutex_unlock(&w->lock);
         return 0;
+}
+
+static int job_new(enum job_kind kind, const char *reader, card_job_done_fn done, void *userdata,
+                   struct job **ret)
+{
+        struct job *j;
+
+        if (!reader || strlen(reader) >= sizeof(j->reader))
+                return -EINVAL;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->kind = kind;
+        strcpy(j->reader, reader);
+        j->done = done;
+        j->userdata = userdata;
+        *ret = j;
+        return 0;
+}
+
+int card_worker_start_login(CardWorker *w, const char *reader, CardLogin *l, uint64_t id,
+                            card_job_done_fn done, void *userdata)
+{
+        struct job *j = NULL;
+        int r;
+
+        if (!l || id == 0)
+                return -EINVAL;
+        r = job_new(JOB_LOGIN, reader, done, userdata, &j);
+        if (r < 0)
+                return r;
+        j->result.id = id;
+        j->login = l;
+        r = enqueue(w, j);
+        if (r < 0) {
+                j->login = NULL; /* stays the caller's */
+                job_free(j);
+        }
+        return r;
+}
+
+/* The login id, queued or waiting for its PIN. Called with the lock held. */
+static struct job *find_login_locked(CardWorker *w, uint64_t id)
+{
+        if (w->waiting && w->waiting->result.id == id)
+                return w->waiting;
+        for (struct job *j = w->queue; j; j = j->next)
+                if (j->kind == JOB_LOGIN && j->result.id == id)
+                        return j;
+        return NULL;
+}
+
+int card_worker_answer_pin(CardWorker *w, uint64_t id, const char *pin)
+{
+        struct job *j;
+
+        if (!pin || strlen(pin) > PIN_MAX)
+                return -EINVAL;
+        pthread_mutex_lock(&w->lock);
+        j = find_login_locked(w, id);
+        if (!j || j->has_pin || j->cancelled) {
+                pthread_mutex_unlock(&w->lock);
+                return -ESRCH;
+        }
+        strcpy(j->pin, pin);
+        j->has_pin = true;
+        pthread_cond_broadcast(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+}
+
+void card_worker_cancel_login(CardWorker *w, uint64_t id)
+{
+        struct job *j;
+
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        j = find_login_locked(w, id);
+        if (j && !j->has_pin) {
+                j->cancelled = true;
+                pthread_cond_broadcast(&w->wake);
+        }
+        pthread_mutex_unlock(&w->lock);
+}
+
+int card_worker_change_pin(CardWorker *w, const char *reader, const char *old_pin, const char *new_pin,
+                           card_job_done_fn done, void *userdata)
+{
+        struct job *j = NULL;
+        int r;
+
+        if (!old_pin || !new_pin || strlen(old_pin) > PIN_MAX || strlen(new_pin) > PIN_MAX)
+                return -EINVAL;
+        r = job_new(JOB_CHANGE_PIN, reader, done, userdata, &j);
+        if (r < 0)
+                return r;
+        strcpy(j->pin, old_pin);
+        strcpy(j->new_pin, new_pin);
+        r = enqueue(w, j);
+        if (r < 0)
+                job_free(j);
+        return r;
 }
 
 int card_worker_start(sd_event *e, CardWorker **ret)
@@ -210,6 +423,15 @@ int card_worker_start(sd_event *e, CardWorker **ret)
         return 0;
 }
 
+static void free_list(struct job *j)
+{
+        while (j) {
+                struct job *next = j->next;
+                job_free(j);
+                j = next;
+        }
+}
+
 CardWorker *card_worker_stop(CardWorker *w)
 {
         if (!w)
@@ -217,15 +439,14 @@ CardWorker *card_worker_stop(CardWorker *w)
         if (w->started) {
                 pthread_mutex_lock(&w->lock);
                 w->stop = true;
-                pthread_cond_signal(&w->wake);
+                pthread_cond_broadcast(&w->wake);
                 pthread_mutex_unlock(&w->lock);
                 pthread_join(w->thread, NULL);
         }
+        free_list(w->queue);
+        free_list(w->finished);
         sd_event_source_disable_unref(w->io);
         safe_close(w->done_fd);
-        OPENSSL_cleanse(w->pin, sizeof(w->pin));
-        OPENSSL_cleanse(w->new_pin, sizeof(w->new_pin));
-        free(w->der);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->wake);
         free(w);

@@ -41,8 +41,7 @@ struct pending_login {
         char card_id[CARD_ID_LEN + 1];
         char reader[READER_NAME_MAX];
         char operator_id[OPERATOR_ID_MAX];
-        uint8_t *der; /* the certificate of the card this login is for (owned) */
-        size_t der_len;
+        uint64_t id; /* the card worker's login (it holds the card for the PIN) */
         uint64_t started_mono_usec;
 };
 
@@ -69,6 +68,7 @@ struct agent {
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
         char method[16];
+        uint64_t last_login_id;
         struct present_card card;
         struct pending_login login;
 

@@ -234,8 +234,10 @@ void agent_on_desktop_locked(void *userdata)
 
 static void login_clear(struct agent *a)
 {
+        /* A login still waiting for its PIN lets go of the card. */
+        if (a->login.id)
+                card_worker_cancel_login(a->worker, a->login.id);
         free(a->login.sender);
-        free(a->login.der);
         a->login = (struct pending_login){0};
 }
 
@@ -452,24 +454,21 @@ static struct auth_context auth_context(struct agent *a)
         };
 }
 
-/* Facts about one card: the one in the reader (StartLogin) or the login's own snapshot. */
-static struct auth_card_facts card_facts(struct agent *a, bool present, int read_error, const char *card_id,
-                                         const uint8_t *der, size_t der_len)
+/* A card-login engine for the card in the reader, as the reader thread read it at insertion. */
+static int new_login(struct agent *a, CardLogin **ret)
 {
-        struct auth_card_facts f = {
-                .card_present = present && !a->readers_lost,
-                .card_error = read_error,
-                .card_id = card_id && card_id[0] ? card_id : NULL,
-                .cert_result = CERT_CHECK_UNTRUSTED,
-                .pin_result = AUTH_STEP_NOT_DONE,
-                .tries_left = -1,
-                .auth_result = AUTH_STEP_NOT_DONE,
-        };
-        if (f.card_id && !der)
-                f.card_error = CARD_E_MALFORMED;
-        if (a->anchors && der)
-                f.cert_result = cert_check_verify(a->anchors, der, der_len, (uint64_t)now_realtime_usec());
-        return f;
+        _cleanup_(card_login_freep) CardLogin *l = NULL;
+        int r;
+
+        r = card_login_new(&l);
+        if (r < 0)
+                return r;
+        r = card_login_set_card(l, a->card.present && !a->readers_lost, a->card.read_error, a->card.der,
+                                a->card.der_len);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
 /* Records auth.fail and answers m with the refusal once it is durable. */
@@ -504,6 +503,8 @@ static int on_login_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+static void on_login_done(void *userdata, const struct card_job_result *res);
+
 int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
                       int *ret_tries, const char **ret_error, const char **ret_message)
 {
@@ -518,43 +519,53 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
                 *ret_message = "log-unwritable: the operation log cannot be written, logins are refused";
                 return 0;
         }
-        struct auth_card_facts f = card_facts(a, a->card.present, a->card.read_error, a->card.card_id,
-                                              a->card.der, a->card.der_len);
+        _cleanup_(card_login_freep) CardLogin *l = NULL;
+        int k = new_login(a, &l);
+        if (k < 0)
+                return k;
         struct auth_context c = auth_context(a);
-        struct auth_decision d = auth_decide_precheck(&f, &c);
+        /* The checks before the PIN, here on the loop: a refused card is never touched. */
+        struct auth_decision d = card_login_precheck(l, a->anchors, &c);
+        const char *card_id = card_login_info(l)->card_id[0] ? card_login_info(l)->card_id : NULL;
 
         if (d.reason == AUTH_ALLOW && d.group_id) {
                 /* Group cards need a member to identify (finger or password): not available yet. */
                 d.reason = AUTH_CARD_ERROR;
         }
         if (d.reason != AUTH_ALLOW) {
-                refuse_after_record(a, m, &d, f.card_id);
+                refuse_after_record(a, m, &d, card_id);
                 return 1; /* answered later */
         }
         if (a->config.accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
                 struct deferred_reply *r = deferred_new(a, m, MAMORI_ERROR_WRONG_USER,
                                                         "wrong-user: this card is not this account's", NULL);
-                agent_record(a, "auth.fail", d.operator_id, f.card_id,
+                agent_record(a, "auth.fail", d.operator_id, card_id,
                              agent_data("reason", "wrong-user", "method", "card+pin", "user", user, NULL),
                              r ? reply_after_commit : NULL, r);
                 return 1;
         }
-        a->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
-        a->login.sender = strdup(sd_bus_message_get_sender(m) ?: "");
-        snprintf(a->login.card_id, sizeof(a->login.card_id), "%s", f.card_id);
+        char *sender = strdup(sd_bus_message_get_sender(m) ?: "");
+        if (!sender)
+                return -ENOMEM;
+        /* The card thread takes the card now and selects it while the operator types the PIN. */
+        uint64_t id = ++a->last_login_id;
+        k = card_worker_start_login(a->worker, a->card.reader, l, id, on_login_done, a);
+        if (k < 0) {
+                free(sender);
+                *ret_error = k == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
+                *ret_message = k == -EBUSY ? "the card is busy" : "card-error";
+                return k == -ENOMEM ? k : 0;
+        }
+        TAKE_PTR(l); /* the worker's now */
+        a->login = (struct pending_login){.active = true, .id = id, .started_mono_usec = now_mono_usec()};
+        a->login.sender = sender;
+        snprintf(a->login.card_id, sizeof(a->login.card_id), "%s", card_id);
         snprintf(a->login.reader, sizeof(a->login.reader), "%s", a->card.reader);
         snprintf(a->login.operator_id, sizeof(a->login.operator_id), "%s", d.operator_id);
-        a->login.der = malloc(a->card.der_len);
-        if (!a->login.der) {
-                login_clear(a);
-                return -ENOMEM;
-        }
-        memcpy(a->login.der, a->card.der, a->card.der_len);
-        a->login.der_len = a->card.der_len;
         apply(a, TRIGGER_LOGIN_START, now_mono_usec());
         (void)sd_event_add_time_relative(a->event, &a->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
                                          on_login_timeout, a);
-        snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", f.card_id);
+        snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", card_id);
         *ret_tries = a->card.pin_tries;
         *ret_error = NULL;
         return 0;
@@ -566,7 +577,7 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         sd_bus_message *m = a->login.answer;
         char card_id[CARD_ID_LEN + 1];
 
-        if (a->state != SESSION_AUTHENTICATING || !m)
+        if (a->state != SESSION_AUTHENTICATING || !m || res->id != a->login.id || !res->login)
                 return; /* aborted meanwhile (card pulled, cancelled): already answered */
         a->login.answer = NULL;
         snprintf(card_id, sizeof(card_id), "%s", a->login.card_id);
@@ -576,20 +587,10 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
                 a->card.pin_tries = res->result == CARD_E_PIN_WRONG     ? res->tries_left
                                     : res->result == CARD_E_PIN_BLOCKED ? 0
                                                                         : -1;
-        /* Still authenticating means the login's card was not pulled meanwhile. */
-        struct auth_card_facts f = card_facts(a, true, 0, a->login.card_id, a->login.der, a->login.der_len);
+        /* Still authenticating means the login's card was not pulled meanwhile. Decide again with
+         * the policy as it is now: a card suspended during the PIN entry loses. */
         struct auth_context c = auth_context(a);
-        if (res->result == 0)
-                f.pin_result = f.auth_result = 0;
-        else if (res->result == CARD_E_SIG_INVALID) {
-                f.pin_result = 0;
-                f.auth_result = res->result;
-        } else {
-                f.pin_result = res->result;
-                f.tries_left = res->tries_left;
-        }
-        /* Decide again with the policy as it is now: a card suspended during the PIN entry loses. */
-        struct auth_decision d = auth_decide(&f, &c);
+        struct auth_decision d = card_login_decide(res->login, a->anchors, &c);
         if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, a->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
 
@@ -644,8 +645,7 @@ int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const 
                 *ret_message = "PIN too long";
                 return 0;
         }
-        r = card_worker_submit(a->worker, CARD_JOB_LOGIN, a->login.reader, pin, NULL, a->login.der,
-                               a->login.der_len, on_login_done, a);
+        r = card_worker_answer_pin(a->worker, a->login.id, pin);
         if (r < 0) {
                 *ret_error = r == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
                 *ret_message = r == -EBUSY ? "the card is busy" : "card-error";
@@ -726,8 +726,7 @@ int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, co
                 return -ENOMEM;
         pc->a = a;
         snprintf(pc->card_id, sizeof(pc->card_id), "%s", a->card.card_id);
-        r = card_worker_submit(a->worker, CARD_JOB_CHANGE_PIN, a->card.reader, old_pin, new_pin, NULL, 0,
-                               on_pin_changed, pc);
+        r = card_worker_change_pin(a->worker, a->card.reader, old_pin, new_pin, on_pin_changed, pc);
         if (r < 0) {
                 free(pc);
                 *ret_error = MAMORI_ERROR_BUSY;

@@ -74,7 +74,7 @@ int card_select(Card *c);
 
 /* Reads the authentication certificate; *ret_der is malloc'ed DER (caller frees). A gzip'ed
  * certificate (bit 0 of tag 71) is inflated, bounded to 12 KiB. The caller may cache it by card
- * id and skip this call; card_authenticate() must still be called on every login. */
+ * id and skip this call; card_authenticate() must still be called on every login (mamori/card-login.h). */
 int card_read_certificate(Card *c, uint8_t **ret_der, size_t *ret_der_len);
 
 /* PIN status without presenting a PIN: 1 = already verified in this card session, 0 = not
@@ -96,11 +96,6 @@ int card_change_pin(Card *c, const char *old_pin, const char *new_pin);
  * CARD_E_SIG_INVALID when it does not, CARD_E_UNSUPPORTED for another key type, other CARD_E_*
  * for card or transport errors. The PIN must have been verified first. */
 int card_authenticate(Card *c, const uint8_t *der, size_t der_len);
-
-/* The login sequence with a cached (or just read) certificate: select, verify PIN, authenticate.
- * Returns the first error; card_tries_left() after CARD_E_PIN_WRONG. 3 exchanges for P-256/P-384,
- * 5 for RSA-2048 (chaining + GET RESPONSE). Wrap it in card_pcsc_begin()/card_pcsc_end(). */
-int card_login(Card *c, const char *pin, const uint8_t *der, size_t der_len);
 
 /* --- PC/SC transport (auth/card-pcsc.c) --- */
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "mamori/card-login-flow.h"
+#include "mamori/cert-cache.h"
 #include "mamori/card.h"
 #include "mamori/crypto-util.h"
 #include "mamori/macro.h"
