@@ -26,6 +26,7 @@ enum job_kind {
 struct job {
         struct job *next;
         enum job_kind kind;
+        uint64_t id; /* logins */
         char reader[256];
         char pin[PIN_MAX + 1], new_pin[PIN_MAX + 1];
         bool has_pin;   /* login: the PIN arrived */
@@ -47,7 +48,7 @@ struct CardWorker {
 
         /* Guarded by lock. */
         struct job *queue, *finished; /* FIFO to run; finished ones for the loop (LIFO, reversed there) */
-        struct job *waiting;          /* the login that holds the card for its PIN */
+        struct job *current;          /* the job the thread runs, until it is posted */
         size_t queued;
 
         SCARDCONTEXT ctx;
@@ -92,6 +93,9 @@ static void post_locked(CardWorker *w, struct job *j)
 {
         uint64_t one = 1;
 
+        if (w->current == j)
+                w->current = NULL;
+        j->result.id = j->id;
         j->next = w->finished;
         w->finished = j;
         (void)!write(w->done_fd, &one, sizeof(one));
@@ -140,20 +144,17 @@ static void run_login(CardWorker *w, struct job *j)
                         p = card_pcsc_free(TAKE_PTR(p));
                 }
         } else
-                (void)card_login_set_card(j->login, r != CARD_E_REMOVED, r, NULL, 0);
+                (void)card_login_set_card(j->login, true, r, NULL, 0); /* card-error, as a failing SELECT */
 
         pthread_mutex_lock(&w->lock);
-        w->waiting = j;
         while (!w->stop && !j->cancelled && !j->has_pin)
                 pthread_cond_wait(&w->wake, &w->lock);
-        w->waiting = NULL;
         go = !w->stop && !j->cancelled;
         pthread_mutex_unlock(&w->lock);
 
         if (!go) {
                 card_login_detach(j->login);
-                j->result =
-                        (struct card_job_result){.id = j->result.id, .result = -ECANCELED, .tries_left = -1};
+                j->result = (struct card_job_result){.result = -ECANCELED, .tries_left = -1};
                 post(w, j);
                 if (p)
                         (void)card_pcsc_end(p); /* no PIN was sent: the card as it is */
@@ -233,6 +234,7 @@ static void *worker_thread(void *userdata)
                         post_locked(w, j);
                         continue;
                 }
+                w->current = j;
                 pthread_mutex_unlock(&w->lock);
                 if (j->kind == JOB_LOGIN)
                         run_login(w, j);
@@ -273,10 +275,21 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
+/* A login that will hold the card until its PIN comes. Called with the lock held. */
+static bool login_waiting_locked(CardWorker *w)
+{
+        if (w->current && w->current->kind == JOB_LOGIN && !w->current->has_pin && !w->current->cancelled)
+                return true;
+        for (struct job *j = w->queue; j; j = j->next)
+                if (j->kind == JOB_LOGIN && !j->has_pin && !j->cancelled)
+                        return true;
+        return false;
+}
+
 static int enqueue(CardWorker *w, struct job *j)
 {
         pthread_mutex_lock(&w->lock);
-        if (w->queued >= QUEUE_MAX || (j->kind == JOB_CHANGE_PIN && w->waiting)) {
+        if (w->queued >= QUEUE_MAX || (j->kind == JOB_CHANGE_PIN && login_waiting_locked(w))) {
                 pthread_mutex_unlock(&w->lock);
                 return -EBUSY;
         }
@@ -319,7 +332,7 @@ int card_worker_start_login(CardWorker *w, const char *reader, CardLogin *l, uin
         r = job_new(JOB_LOGIN, reader, done, userdata, &j);
         if (r < 0)
                 return r;
-        j->result.id = id;
+        j->id = id;
         j->login = l;
         r = enqueue(w, j);
         if (r < 0) {
@@ -332,10 +345,10 @@ int card_worker_start_login(CardWorker *w, const char *reader, CardLogin *l, uin
 /* The login id, queued or waiting for its PIN. Called with the lock held. */
 static struct job *find_login_locked(CardWorker *w, uint64_t id)
 {
-        if (w->waiting && w->waiting->result.id == id)
-                return w->waiting;
+        if (w->current && w->current->kind == JOB_LOGIN && w->current->id == id)
+                return w->current;
         for (struct job *j = w->queue; j; j = j->next)
-                if (j->kind == JOB_LOGIN && j->result.id == id)
+                if (j->kind == JOB_LOGIN && j->id == id)
                         return j;
         return NULL;
 }

@@ -526,7 +526,9 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
         struct auth_context c = auth_context(a);
         /* The checks before the PIN, here on the loop: a refused card is never touched. */
         struct auth_decision d = card_login_precheck(l, a->anchors, &c);
-        const char *card_id = card_login_info(l)->card_id[0] ? card_login_info(l)->card_id : NULL;
+        char card_id_buf[CARD_ID_LEN + 1];
+        snprintf(card_id_buf, sizeof(card_id_buf), "%s", card_login_info(l)->card_id);
+        const char *card_id = card_id_buf[0] ? card_id_buf : NULL;
 
         if (d.reason == AUTH_ALLOW && d.group_id) {
                 /* Group cards need a member to identify (finger or password): not available yet. */
@@ -593,6 +595,10 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         struct auth_decision d = card_login_decide(res->login, a->anchors, &c);
         if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, a->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
+        const struct card_login_info *info = card_login_info(res->login);
+        if (d.reason == AUTH_CARD_ERROR && info->card_error < 0)
+                agent_log(LOG_WARNING, "card login: card error at %s: %s",
+                          info->failed_step ? info->failed_step : "login", card_strerror(info->card_error));
 
         if (d.reason != AUTH_ALLOW) {
                 refuse_after_record(a, m, &d, card_id);

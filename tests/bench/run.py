@@ -121,87 +121,169 @@ def pam_pkcs11_env(tmp, ca_path, base_env, cn, user='root'):
     return env
 
 
-def login(logins=30, kind='p256'):
-    """Card login, card in the reader → decision, PIN already typed: mamorictl auth-test with and
-    without the certificate cache, and pam_pkcs11 (OpenSC) through pamtester on the same virtual
-    card as the baseline. Runs interleaved so drift hits every variant alike."""
+def _pam_login(service, env, pin, user='root'):
+    """One pamtester authenticate. The PIN is written the moment the prompt appears (an operator who
+    types instantly). Returns (rc, whole process ms, PIN written → exit ms)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(['pamtester', service, user, 'authenticate'], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b''
+    while not (b'PIN' in seen and seen.rstrip(b' ').endswith(b':')):
+        chunk = os.read(p.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+    t_pin = time.monotonic()
+    try:
+        p.stdin.write(pin.encode() + b'\n')
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    p.communicate(timeout=60)
+    t1 = time.monotonic()
+    return p.returncode, (t1 - t0) * 1e3, (t1 - t_pin) * 1e3
+
+
+def _apdus_after_pin(lines):
+    """Card exchanges from the first VERIFY that carries a PIN (00 20 00 80, Lc 8) to the end."""
+    for i, line in enumerate(lines):
+        if re.match(r'^vcard: apdu [01]0 20 00 80 len=13 ', line):
+            return len(lines) - i
+    return 0
+
+
+def _login_bench(speed, logins, kind):
+    """One vpcd + virtual card (slow: no TCP_QUICKACK, ~44 ms per exchange; fast: QUICKACK), mamorid on
+    a private bus; interleaved: pamtester → pam_mamori → mamorid, pamtester → pam_pkcs11 → OpenSC,
+    and mamorictl auth-test (the same engine, in-process)."""
+    import dbus
     import policytool
+    from test_pam import asan_runtime
     pin = '123456'
     ctl = os.path.join(bench.build_dir(), 'agent', 'mamorictl')
+    pam_mamori = os.path.join(bench.build_dir(), 'auth', 'pam_mamori.so')
+    rows = {k: ([], [], [], []) for k in ('mamori', 'pkcs11', 'ctl')}  # whole, after PIN, APDUs, after-PIN APDUs
+    daemon_exchanges = []
     with bench.TempDir(prefix='mamori-bench-') as tmp:
         pki = bench.TestPKI(tmp)
         card = pki.issue('OP0001', kind)
         signer = policytool.Signer.generate(tmp)
-        policy_dir = os.path.join(tmp, 'state', 'policy')
+        state = os.path.join(tmp, 'state')
+        policy_dir = os.path.join(state, 'policy')
+        os.makedirs(policy_dir)
         policytool.install(policy_dir, signer.sign(policytool.bundle(
             1, 'chuo', 'T-BENCH', [policytool.operator('OP0001', ['chuo'])],
             [policytool.card(card.card_id, 'OP0001')])))
-        config = os.path.join(tmp, 'agent.conf')
-        agentproc.write_config(config, {
-            'Terminal': {'Id': 'T-BENCH', 'Office': 'chuo',
-                         'IdentityKey': os.path.join(tmp, 'state', 'keys', 'identity.key')},
-            'Card': {'TrustAnchors': pki.ca_path},
-            'Policy': {'Directory': policy_dir, 'SignerKey': signer.pub_path}})
+        conf = {'Terminal': {'Id': 'T-BENCH', 'Office': 'chuo',
+                             'IdentityKey': os.path.join(state, 'keys', 'identity.key')},
+                'Card': {'TrustAnchors': pki.ca_path},
+                'Policy': {'Directory': policy_dir, 'SignerKey': signer.pub_path},
+                'Log': {'Directory': os.path.join(state, 'log')}}
+        config = os.path.join(tmp, 'ctl.conf')
+        agentproc.write_config(config, conf)
         port = bench.free_vpcd_port()
-        with bench.Pcscd(tmp, port, debug=False) as pcscd, \
-                bench.VCard(port, card.key, card.cert, pin, trace=True) as vc:
+        extra = ['--slow'] if speed == 'slow' else []
+        with bench.SystemBus(tmp) as bus, bench.MockLogind(bus), \
+                bench.Pcscd(tmp, port, debug=False) as pcscd, \
+                bench.VCard(port, card.key, card.cert, pin, trace=True, extra_args=extra) as vc:
             pcscd.wait_card(True)
-            env = pcscd.client_env()
-            pam_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
+            env = pcscd.client_env(bus.client_env())
+            pkcs11_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
+            services = pkcs11_env['PAM_WRAPPER_SERVICE_DIR']
+            with open(os.path.join(services, 'mamori-bench-agent'), 'w', encoding='ascii') as f:
+                f.write(f'auth required {pam_mamori}\n')
+            mamori_env = dict(pkcs11_env)
+            asan = asan_runtime()
+            if asan:
+                mamori_env['LD_PRELOAD'] = asan + ':' + mamori_env['LD_PRELOAD']
+                mamori_env['ASAN_OPTIONS'] = 'detect_leaks=0'
+            with agentproc.Mamorid(tmp, env, conf) as agent:
+                agent.wait_event('card.inserted', card=card.card_id)
+                conn = bus.connect()
+                iface = dbus.Interface(conn.get_object('org.mamori.Agent1', '/org/mamori/Agent1'), 'org.mamori.Agent1')
 
-            def run_ctl(*args):
-                before = vc.apdu_count()
-                t0 = time.monotonic()
-                r = subprocess.run([ctl, 'auth-test', '--config', config, '--verbose'] + list(args), env=env,
-                                   input=pin + '\n', capture_output=True, text=True, timeout=60)
-                wall = (time.monotonic() - t0) * 1e3
-                if r.returncode != 0 or r.stdout.strip() != 'allow OP0001':
-                    raise RuntimeError(f'auth-test failed: {r.stdout} {r.stderr}')
-                m = re.search(r'exchanges=(\d+) elapsed_us=(\d+)', r.stderr)
-                return int(m.group(2)) / 1e3, wall, vc.apdu_count() - before
+                def run_mamori():
+                    before, a_mark = len(vc.err.lines), agent.events.mark()
+                    rc, whole, after = _pam_login('mamori-bench-agent', mamori_env, pin)
+                    if rc != 0:
+                        raise RuntimeError(f'pam_mamori login failed (rc {rc})')
+                    ev = agent.wait_event('auth.ok', after=a_mark)
+                    iface.Lock()
+                    time.sleep(0.1)  # the card thread's reset, after the answer: let it finish
+                    lines = [x for x in vc.err.lines[before:] if x.startswith('vcard: apdu ')]
+                    daemon_exchanges.append(int(ev['exchanges']))
+                    return whole, after, len(lines), _apdus_after_pin(lines)
 
-            def run_pam(pin_given=pin):
-                before = vc.apdu_count()
-                t0 = time.monotonic()
-                r = subprocess.run(['pamtester', 'mamori-bench', 'root', 'authenticate'], env=pam_env,
-                                   input=pin_given + '\n', capture_output=True, text=True, timeout=60)
-                wall = (time.monotonic() - t0) * 1e3
-                return r.returncode, wall, vc.apdu_count() - before
+                def run_pkcs11(pin_given=pin):
+                    before = len(vc.err.lines)
+                    rc, whole, after = _pam_login('mamori-bench', pkcs11_env, pin_given)
+                    time.sleep(0.1)
+                    lines = [x for x in vc.err.lines[before:] if x.startswith('vcard: apdu ')]
+                    return rc, (whole, after, len(lines), _apdus_after_pin(lines))
 
-            # The baseline must really check the PIN, else its figure means nothing.
-            rc, _, _ = run_pam('654321')
-            if rc == 0:
-                raise RuntimeError('pam_pkcs11 accepted a wrong PIN: the baseline is misconfigured')
-            # Warm-up: fills mamori's certificate cache and OpenSC's file cache alike.
-            run_ctl()
-            rc, _, _ = run_pam()
-            if rc != 0:
-                raise RuntimeError('pam_pkcs11 did not authenticate the card')
+                def run_ctl():
+                    before = len(vc.err.lines)
+                    t0 = time.monotonic()
+                    r = subprocess.run([ctl, 'auth-test', '--config', config, '--verbose'], env=env,
+                                       input=pin + '\n', capture_output=True, text=True, timeout=60)
+                    whole = (time.monotonic() - t0) * 1e3
+                    if r.returncode != 0 or r.stdout.strip() != 'allow OP0001':
+                        raise RuntimeError(f'auth-test failed: {r.stdout} {r.stderr}')
+                    m = re.search(r'exchanges=(\d+) elapsed_us=(\d+) after_pin=(\d+)', r.stderr)
+                    time.sleep(0.1)
+                    lines = [x for x in vc.err.lines[before:] if x.startswith('vcard: apdu ')]
+                    return whole, int(m.group(2)) / 1e3, len(lines), int(m.group(3))
 
-            rows = {k: ([], [], []) for k in ('nocache', 'cache', 'pam')}
-            for _ in range(logins):
-                for key, fn in (('nocache', lambda: run_ctl('--no-cache')), ('cache', run_ctl)):
-                    inner, wall, apdus = fn()
-                    rows[key][0].append(inner)
-                    rows[key][1].append(wall)
-                    rows[key][2].append(apdus)
-                rc, wall, apdus = run_pam()
+                # The baseline must really check the PIN, else its figure means nothing.
+                rc, _ = run_pkcs11('654321')
+                if rc == 0:
+                    raise RuntimeError('pam_pkcs11 accepted a wrong PIN: the baseline is misconfigured')
+                # Warm-up: mamori's certificate cache, OpenSC's file cache, the page cache.
+                run_mamori()
+                run_ctl()
+                rc, _ = run_pkcs11()
                 if rc != 0:
-                    raise RuntimeError('pam_pkcs11 login failed during the run')
-                rows['pam'][1].append(wall)
-                rows['pam'][2].append(apdus)
-    report(f'card login, card in reader → decision, PIN typed ({logins} logins each, {kind}, vpcd + pcscd)', 'ms', [
-        ('auth-test, no cache: login path', rows['nocache'][0]),
-        ('auth-test, cert cache: login path', rows['cache'][0]),
-        ('auth-test, no cache: whole process', rows['nocache'][1]),
-        ('auth-test, cert cache: whole process', rows['cache'][1]),
-        ('baseline: pamtester + pam_pkcs11 + OpenSC', rows['pam'][1]),
-    ])
+                    raise RuntimeError('pam_pkcs11 did not authenticate the card')
+                def run_pkcs11_ok():
+                    rc, res = run_pkcs11()
+                    if rc != 0:
+                        raise RuntimeError('pam_pkcs11 login failed during the run')
+                    return res
+
+                for _ in range(logins):
+                    for key, fn in (('mamori', run_mamori), ('pkcs11', run_pkcs11_ok), ('ctl', run_ctl)):
+                        for i, v in enumerate(fn()):
+                            rows[key][i].append(v)
+                conn.close()
+    per = {'slow': 'slow card: no TCP_QUICKACK, ~44 ms per exchange', 'fast': 'fast card: TCP_QUICKACK'}[speed]
+    report(f'card login through PAM, {per} ({logins} logins each, {kind}, vpcd + pcscd, same card, interleaved)',
+           'ms', [
+               ('pamtester → pam_mamori → mamorid: whole process', rows['mamori'][0]),
+               ('baseline: pamtester → pam_pkcs11 → OpenSC: whole process', rows['pkcs11'][0]),
+               ('pamtester → pam_mamori → mamorid: PIN → exit', rows['mamori'][1]),
+               ('baseline: pam_pkcs11: PIN → exit', rows['pkcs11'][1]),
+               ('mamorictl auth-test (same engine, in-process, cert cache): whole', rows['ctl'][0]),
+           ])
+    med = statistics.median
+    print(f'  mamori / pam_pkcs11, whole process, median: {100 * med(rows["mamori"][0]) / med(rows["pkcs11"][0]):.1f} %')
     report('card exchanges (APDUs answered by the card) per login', 'APDUs', [
-        ('auth-test, no cache', rows['nocache'][2]),
-        ('auth-test, cert cache', rows['cache'][2]),
-        ('baseline: pam_pkcs11 + OpenSC', rows['pam'][2]),
+        ('pam_mamori → mamorid: all', rows['mamori'][2]),
+        ('pam_mamori → mamorid: after the PIN (critical path)', rows['mamori'][3]),
+        ('mamorid auth.ok exchanges (its card thread, incl. SELECT)', daemon_exchanges),
+        ('baseline: pam_pkcs11 + OpenSC: all', rows['pkcs11'][2]),
+        ('baseline: pam_pkcs11 + OpenSC: after the PIN', rows['pkcs11'][3]),
+        ('auth-test, cert cache: all', rows['ctl'][2]),
+        ('auth-test, cert cache: after the PIN', rows['ctl'][3]),
     ])
+
+
+def login(logins=30, kind='p256'):
+    """Card login through PAM, as the daemon runs it: the whole pamtester process (pam_mamori →
+    mamorid) next to pamtester + pam_pkcs11 + OpenSC on the same virtual card in the same run, on a
+    slow card (vpcd's delayed ACK, ~44 ms per exchange, DESIGN.md §10) and a fast one; median, p99,
+    and the card exchanges after the PIN is typed."""
+    for speed in ('slow', 'fast'):
+        _login_bench(speed, logins, kind)
 
 
 EVENTMGR_CONF = """pkcs11_eventmgr {{

@@ -64,6 +64,7 @@ typedef struct Card {
         const char *port;
         FaultMode fault;
         bool trace;
+        bool slow; /* no TCP_QUICKACK: each exchange waits for a delayed ACK, like a slow card */
 
         int fd;             /* connection to vpcd, -EBADF while pulled or reconnecting */
         bool want_inserted; /* false after SIGUSR1 until SIGUSR2 */
@@ -99,10 +100,12 @@ static int parse_ulong(const char *s, unsigned long min, unsigned long max, unsi
         return 0;
 }
 
-static void set_quickack(int fd)
+static void set_quickack(const Card *c, int fd)
 {
         int one = 1;
 
+        if (c->slow)
+                return;
         /* Linux clears TCP_QUICKACK after it fires: without this vpcd's split writes each wait
          * ~40 ms for our delayed ACK. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
@@ -128,7 +131,7 @@ static int card_connect(Card *c)
                 goto finish;
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        set_quickack(fd);
+        set_quickack(c, fd);
         c->fd = fd;
         c->in_len = 0;
         c->announced = false;
@@ -310,7 +313,7 @@ static int card_read(Card *c)
                 return negative_errno();
         if (n == 0)
                 return -ECONNRESET;
-        set_quickack(c->fd);
+        set_quickack(c, c->fd);
         c->in_len += n;
 
         while (c->fd >= 0 && c->in_len - off >= 2) {
@@ -394,6 +397,8 @@ static void help(void)
                "  --fault MODE     none, drop-on-sign, garbage-on-sign, truncated-cert, overlong-cert,\n"
                "                   huge-cert (64 KiB object via 61xx), bad-sw (SELECT answers 6F 00)\n"
                "  --unchecked-key  accept a key that does not match the certificate (a cloned card)\n"
+               "  --slow           no TCP_QUICKACK: each exchange waits ~40 ms for vpcd's delayed ACK\n"
+               "                   (DESIGN.md §10), about what a slow real card costs\n"
                "  --trace          log each APDU header and status word to stderr\n\n"
                "SIGUSR1 pulls the card, SIGUSR2 inserts it, SIGTERM/SIGINT exit.\n"
                "Prints 'inserted' / 'pulled' on stdout at each change, 'reader-lost' when vpcd goes away\n"
@@ -411,7 +416,8 @@ int main(int argc, char **argv)
                 ARG_TRIES,
                 ARG_FAULT,
                 ARG_TRACE,
-                ARG_UNCHECKED_KEY
+                ARG_UNCHECKED_KEY,
+                ARG_SLOW,
         };
         static const struct option options[] = {{"port", required_argument, NULL, ARG_PORT},
                                                 {"host", required_argument, NULL, ARG_HOST},
@@ -422,6 +428,7 @@ int main(int argc, char **argv)
                                                 {"fault", required_argument, NULL, ARG_FAULT},
                                                 {"trace", no_argument, NULL, ARG_TRACE},
                                                 {"unchecked-key", no_argument, NULL, ARG_UNCHECKED_KEY},
+                                                {"slow", no_argument, NULL, ARG_SLOW},
                                                 {"help", no_argument, NULL, 'h'},
                                                 {}};
         static Card card = {.host = "127.0.0.1", .fd = -EBADF, .want_inserted = true};
@@ -481,6 +488,9 @@ int main(int argc, char **argv)
                         card.fault = (FaultMode)i;
                         break;
                 }
+                case ARG_SLOW:
+                        card.slow = true;
+                        break;
                 case ARG_TRACE:
                         card.trace = true;
                         break;
