@@ -1,11 +1,10 @@
-/* A thread that owns one PC/SC context and drives card logins and PIN changes, so cards never block the
- * loop. */
+/* The card thread: one PC/SC context driving card logins and PIN changes, so cards never block the loop.
+ * Requests reach it through a small queue; what it finished goes back through the thread mailbox. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "card-worker.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
+#include "thread-mailbox.h"
 
 #define PIN_MAX   16
 #define QUEUE_MAX 8
@@ -43,12 +43,11 @@ struct CardWorker {
         pthread_mutex_t lock;
         pthread_cond_t wake;
         bool stop;
-        int done_fd;
-        sd_event_source *io;
+        ThreadMailbox *finished; /* struct job *, to the event loop */
 
         /* Guarded by lock. */
-        struct job *queue, *finished; /* FIFO to run; finished ones for the loop (LIFO, reversed there) */
-        struct job *current;          /* the job the thread runs, until it is posted */
+        struct job *queue;   /* FIFO to run */
+        struct job *current; /* the job the thread runs, until it is posted */
         size_t queued;
 
         SCARDCONTEXT ctx;
@@ -88,24 +87,16 @@ static void forget_context_if_gone(CardWorker *w, int r)
         }
 }
 
-/* Hands a finished job to the event loop. Called with the lock held. */
-static void post_locked(CardWorker *w, struct job *j)
-{
-        uint64_t one = 1;
-
-        if (w->current == j)
-                w->current = NULL;
-        j->result.id = j->id;
-        j->next = w->finished;
-        w->finished = j;
-        (void)!write(w->done_fd, &one, sizeof(one));
-}
-
+/* Hands a finished job to the event loop (it owns j from here on). */
 static void post(CardWorker *w, struct job *j)
 {
         pthread_mutex_lock(&w->lock);
-        post_locked(w, j);
+        if (w->current == j)
+                w->current = NULL;
         pthread_mutex_unlock(&w->lock);
+        j->result.id = j->id;
+        if (thread_mailbox_post(w->finished, &j) < 0)
+                job_free(j); /* stopping: nobody waits for it */
 }
 
 /* Connects and takes the card for this job alone (transaction). */
@@ -228,15 +219,13 @@ static void *worker_thread(void *userdata)
                 w->queue = j->next;
                 w->queued--;
                 j->next = NULL;
+                w->current = j;
+                pthread_mutex_unlock(&w->lock);
                 if (j->kind == JOB_LOGIN && j->cancelled) {
                         j->result.result = -ECANCELED;
                         j->result.tries_left = -1;
-                        post_locked(w, j);
-                        continue;
-                }
-                w->current = j;
-                pthread_mutex_unlock(&w->lock);
-                if (j->kind == JOB_LOGIN)
+                        post(w, j);
+                } else if (j->kind == JOB_LOGIN)
                         run_login(w, j);
                 else
                         run_change_pin(w, j);
@@ -248,31 +237,18 @@ static void *worker_thread(void *userdata)
         return NULL;
 }
 
-static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void dispatch_finished(void *item, void *userdata)
 {
-        CardWorker *w = userdata;
-        struct job *list, *ordered = NULL;
-        uint64_t v;
+        struct job *j = *(struct job **)item;
 
-        (void)!read(fd, &v, sizeof(v));
-        pthread_mutex_lock(&w->lock);
-        list = w->finished;
-        w->finished = NULL;
-        pthread_mutex_unlock(&w->lock);
-        while (list) { /* oldest first */
-                struct job *j = list;
-                list = j->next;
-                j->next = ordered;
-                ordered = j;
-        }
-        while (ordered) {
-                struct job *j = ordered;
-                ordered = j->next;
-                if (j->done)
-                        j->done(j->userdata, &j->result);
-                job_free(j);
-        }
-        return 0;
+        if (j->done)
+                j->done(j->userdata, &j->result);
+        job_free(j);
+}
+
+static void free_finished(void *item)
+{
+        job_free(*(struct job **)item);
 }
 
 /* A login that will hold the card until its PIN comes. Called with the lock held. */
@@ -415,13 +391,11 @@ int card_worker_start(sd_event *e, CardWorker **ret)
                 return -ENOMEM;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
-        w->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (w->done_fd < 0) {
-                r = negative_errno();
-                card_worker_stop(w);
-                return r;
-        }
-        r = sd_event_add_io(e, &w->io, w->done_fd, EPOLLIN, on_done, w);
+        /* Room for every job that can be queued, running and cancelled at once: posts never wait. */
+        r = thread_mailbox_new(sizeof(struct job *), QUEUE_MAX + 2, dispatch_finished, free_finished, w,
+                               &w->finished);
+        if (r >= 0)
+                r = thread_mailbox_attach_event(w->finished, e);
         if (r < 0) {
                 card_worker_stop(w);
                 return r;
@@ -454,12 +428,11 @@ CardWorker *card_worker_stop(CardWorker *w)
                 w->stop = true;
                 pthread_cond_broadcast(&w->wake);
                 pthread_mutex_unlock(&w->lock);
+                thread_mailbox_shutdown(w->finished); /* a post waiting for room gives up */
                 pthread_join(w->thread, NULL);
         }
         free_list(w->queue);
-        free_list(w->finished);
-        sd_event_source_disable_unref(w->io);
-        safe_close(w->done_fd);
+        w->finished = thread_mailbox_free(w->finished); /* undelivered results: callbacks dropped */
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->wake);
         free(w);
