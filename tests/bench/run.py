@@ -139,6 +139,7 @@ def _pam_login(service, env, pin, user='root'):
         p.stdin.close()
     except BrokenPipeError:
         pass
+    p.stdin = None
     p.communicate(timeout=60)
     t1 = time.monotonic()
     return p.returncode, (t1 - t0) * 1e3, (t1 - t_pin) * 1e3
