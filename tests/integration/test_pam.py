@@ -156,6 +156,13 @@ class PamWithoutAgent(PamBase):
         ldd = subprocess.run(['ldd', pam_module()], stdout=subprocess.PIPE, text=True, check=True).stdout
         for lib in ('libcrypto', 'libssl', 'libpcsclite', 'libcurl'):
             self.assertNotIn(lib, ldd)
+        # Built with -Db_lundef=false a module may leave symbols undefined, which ldd does not show:
+        # nothing of OpenSSL or PC/SC may be wanted either (libmamori-base, never libmamori-common).
+        undefined = subprocess.run(['nm', '-u', pam_module()], stdout=subprocess.PIPE, text=True,
+                                   check=True).stdout.split()
+        wanted = [s for s in undefined
+                  if s.startswith(('EVP_', 'OPENSSL_', 'CRYPTO_', 'X509', 'SSL_', 'BIO_', 'ERR_', 'SCard'))]
+        self.assertEqual(wanted, [])
 
     def test_no_bus(self):
         res = self.pypamtest([[0, PAM_AUTHINFO_UNAVAIL]], [PIN])
