@@ -342,7 +342,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         return auth_pam_code(&info);
                 }
                 if (!asked_for_card) {
-                        say(pamh, flags, PAM_TEXT_INFO, "Insert your operator card");
+                        say(pamh, flags, PAM_TEXT_INFO, info.sentence); /* no-card's words */
                         asked_for_card = true;
                 }
                 if (o.debug)

@@ -439,7 +439,9 @@ class PamWithAgent(PamBase):
         proc = subprocess.Popen([bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            # The module is waiting for the card: insert it, and the login completes.
+            # The module is waiting for the card: insert it, and the login completes. Insert only
+            # once its StartLogin was refused for want of a card, or a slow start races the card in.
+            self.agent.wait_event('auth.fail', reason='no-card', timeout=20)
             self.assertIsNone(proc.poll())
             self.insert(card)
             out, err = proc.communicate(timeout=30)
