@@ -1,4 +1,5 @@
-/* org.mamori.Agent1 on the system bus: the vtable, who may call what, and the replies to the session logic's outcomes. */
+/* org.mamori.Agent1 on the system bus: the vtable, who may call what, and the replies to the session logic's
+ * outcomes. */
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>
@@ -378,8 +379,8 @@ void agent_dbus_changed(struct agent *a, const char *state_reason)
                                              "Operator", "Method", "Card", "Reader", "CardPresent",
                                              "PolicySerial", "Emergency", "LogWritable", NULL);
         if (state_reason)
-                (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StateChanged", "sss",
-                                         session_state_to_string(s->state),
+                (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StateChanged",
+                                         "sss", session_state_to_string(s->state),
                                          s->state == SESSION_ACTIVE ? s->operator_id : "", state_reason);
 }
 

@@ -1,4 +1,5 @@
-/* What mamorid's logind client reports (lock results, idle and lock hints), without sd-bus, for the session logic. */
+/* What mamorid's logind client reports (lock results, idle and lock hints), without sd-bus, for the session
+ * logic. */
 #pragma once
 
 #include <stdbool.h>

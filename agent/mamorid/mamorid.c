@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 #include "oplog-open.h"
 
 #define SEAT "seat0"
@@ -280,8 +281,7 @@ static int run(struct agent *a, AgentOplog **oplog)
                           strerror(-r));
         else {
                 r = logind_new(a->event, a->bus, SEAT, a->config.lock_verify_usec, a->config.lock_fallback,
-                               session_on_idle_hint, session_on_desktop_locked, &a->session,
-                               &a->logind);
+                               session_on_idle_hint, session_on_desktop_locked, &a->session, &a->logind);
                 if (r < 0)
                         return r;
         }

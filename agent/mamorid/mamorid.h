@@ -1,4 +1,5 @@
-/* mamorid's shared state: one struct agent owned by main(), wired to the session logic, D-Bus and records. */
+/* mamorid's shared state: one struct agent owned by main(), wired to the session logic, D-Bus and records.
+ */
 #pragma once
 
 #include <stdbool.h>

@@ -1,4 +1,6 @@
-/* mamorid's session behaviour: card events, logins, locking and idle through session.c; outcomes, no D-Bus. */
+/* mamorid's session behaviour: card events, logins, locking and idle through session.c; outcomes, no D-Bus.
+ */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include "mamori/auth-reasons.h"
 #include "mamori/cert-check.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "session-logic.h"
 
@@ -170,8 +173,8 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
         if (r->error < 0)
                 record(c->s, "lock", NULL, NULL,
                        agent_data("method", "LockSession", "reason", c->reason, "error",
-                                  r->error == -ENXIO ? "no-active-session" : strerror(-r->error), "latency_us",
-                                  latency, NULL),
+                                  r->error == -ENXIO ? "no-active-session" : strerror(-r->error),
+                                  "latency_us", latency, NULL),
                        NULL, NULL);
         if (r->fallback_used)
                 record(c->s, "lock", NULL, NULL,
@@ -422,8 +425,7 @@ void session_on_reader_event(struct session *s, const struct reader_event *ev)
 
         switch (ev->type) {
         case READER_EVENT_ADDED:
-                record(s, "reader.added", NULL, NULL, agent_data("reader", ev->reader, NULL), NULL,
-                             NULL);
+                record(s, "reader.added", NULL, NULL, agent_data("reader", ev->reader, NULL), NULL, NULL);
                 break;
         case READER_EVENT_PCSC_BACK:
                 s->readers_lost = false;
@@ -431,13 +433,13 @@ void session_on_reader_event(struct session *s, const struct reader_event *ev)
                 break;
         case READER_EVENT_PCSC_GONE:
                 s->readers_lost = true;
-                record(s, "reader.lost", NULL, NULL, agent_data("reader", "*", "reason", reason, NULL),
-                             NULL, NULL);
+                record(s, "reader.lost", NULL, NULL, agent_data("reader", "*", "reason", reason, NULL), NULL,
+                       NULL);
                 apply(s, TRIGGER_READER_LOST, ev->mono_usec);
                 break;
         case READER_EVENT_LOST:
                 record(s, "reader.lost", NULL, NULL,
-                             agent_data("reader", ev->reader, "reason", reason, NULL), NULL, NULL);
+                       agent_data("reader", ev->reader, "reason", reason, NULL), NULL, NULL);
                 apply(s, TRIGGER_READER_LOST, ev->mono_usec);
                 break;
         case READER_EVENT_INSERTED:
@@ -454,17 +456,16 @@ void session_on_reader_event(struct session *s, const struct reader_event *ev)
                 snprintf(s->card.card_id, sizeof(s->card.card_id), "%s", ev->card_id);
                 s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
                 record(s, "card.inserted", NULL, ev->card_id[0] ? ev->card_id : NULL,
-                             agent_data("reader", ev->reader, "error",
-                                        ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono,
-                                        NULL),
-                             NULL, NULL);
+                       agent_data("reader", ev->reader, "error",
+                                  ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono, NULL),
+                       NULL, NULL);
                 changed(s, NULL);
                 break;
         case READER_EVENT_REMOVED: {
                 bool ours = (s->state == SESSION_ACTIVE && streq(s->session_card, ev->card_id)) ||
                             (s->state == SESSION_AUTHENTICATING && streq(s->login.reader, ev->reader));
                 record(s, "card.removed", NULL, ev->card_id[0] ? ev->card_id : NULL,
-                             agent_data("reader", ev->reader, "mono_us", mono, NULL), NULL, NULL);
+                       agent_data("reader", ev->reader, "mono_us", mono, NULL), NULL, NULL);
                 if (streq(s->card.reader, ev->reader)) {
                         free(s->card.der);
                         s->card = (struct present_card){0};
@@ -477,7 +478,6 @@ void session_on_reader_event(struct session *s, const struct reader_event *ev)
         }
         }
 }
-
 
 void session_on_policy(struct session *s, const Policy *current)
 {
@@ -510,8 +510,8 @@ static struct auth_context auth_context(struct session *s)
 }
 
 /* Facts about one card: the one in the reader (StartLogin) or the login's own snapshot. */
-static struct auth_card_facts card_facts(struct session *s, bool present, int read_error, const char *card_id,
-                                         const uint8_t *der, size_t der_len)
+static struct auth_card_facts card_facts(struct session *s, bool present, int read_error,
+                                         const char *card_id, const uint8_t *der, size_t der_len)
 {
         struct auth_card_facts f = {
                 .card_present = present && !s->readers_lost,
@@ -542,9 +542,9 @@ static void refuse_after_record(struct session *s, SessionCall *call, const stru
         fmt_int(tries_left, d->tries_left);
         if (d->reason == AUTH_PIN_BLOCKED)
                 record(s, "pin.blocked", NULL, card_id, NULL, NULL, NULL);
-        record_then_answer(
-                s, call, &o, "auth.fail", NULL, card_id,
-                agent_data("reason", reason, "method", "card+pin", "tries", tries ? tries_left : NULL, NULL));
+        record_then_answer(s, call, &o, "auth.fail", NULL, card_id,
+                           agent_data("reason", reason, "method", "card+pin", "tries",
+                                      tries ? tries_left : NULL, NULL));
 }
 
 static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
@@ -570,8 +570,9 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
                 return;
         }
         if (!s->ops->log_writable(s->userdata)) {
-                o = outcome_refused(AUTH_LOG_UNWRITABLE,
-                                    "log-unwritable: the operation log cannot be written, logins are refused");
+                o = outcome_refused(
+                        AUTH_LOG_UNWRITABLE,
+                        "log-unwritable: the operation log cannot be written, logins are refused");
                 answer(s, call, &o);
                 return;
         }
@@ -673,8 +674,8 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         snprintf(o.operator_id, sizeof(o.operator_id), "%s", s->operator_id);
         struct pending_answer *p = answer_after(s, call, &o);
         record(s, "auth.ok", s->operator_id, card_id,
-               agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed, "policy_stale",
-                          d.policy_stale ? "yes" : NULL, NULL),
+               agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed,
+                          "policy_stale", d.policy_stale ? "yes" : NULL, NULL),
                NULL, NULL);
         record(s, "session.start", s->operator_id, card_id, agent_data("method", "card+pin", NULL), NULL,
                NULL);
@@ -705,8 +706,9 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
         r = s->ops->card_job(s->userdata, CARD_JOB_LOGIN, s->login.reader, pin, NULL, s->login.der,
                              s->login.der_len, on_login_done, s);
         if (r < 0) {
-                o = r == -EBUSY ? outcome_refused(AUTH_BUSY, "the card is busy")
-                                : outcome_refused(AUTH_CARD_ERROR, "%s", auth_reason_to_string(AUTH_CARD_ERROR));
+                o = r == -EBUSY
+                            ? outcome_refused(AUTH_BUSY, "the card is busy")
+                            : outcome_refused(AUTH_CARD_ERROR, "%s", auth_reason_to_string(AUTH_CARD_ERROR));
                 answer(s, call, &o);
                 return;
         }
@@ -755,10 +757,12 @@ static void on_pin_changed(void *userdata, const struct card_job_result *res)
                                        : res->result == CARD_E_BAD_PIN     ? AUTH_INVALID_ARGUMENT
                                                                            : AUTH_CARD_ERROR;
                 /* A malformed new PIN is answered as InvalidArgument but keeps its own name on record. */
-                const char *reason = why == AUTH_INVALID_ARGUMENT ? "pin-invalid" : auth_reason_to_string(why);
-                struct session_outcome o = why == AUTH_PIN_WRONG && res->tries_left >= 0
-                                                   ? outcome_refused(why, "%s tries=%d", reason, res->tries_left)
-                                                   : outcome_refused(why, "%s", reason);
+                const char *reason =
+                        why == AUTH_INVALID_ARGUMENT ? "pin-invalid" : auth_reason_to_string(why);
+                struct session_outcome o =
+                        why == AUTH_PIN_WRONG && res->tries_left >= 0
+                                ? outcome_refused(why, "%s tries=%d", reason, res->tries_left)
+                                : outcome_refused(why, "%s", reason);
                 record_then_answer(s, pc->call, &o, "auth.fail", op, pc->card_id,
                                    agent_data("reason", reason, "method", "pin-change", NULL));
         } else {

@@ -52,7 +52,7 @@ struct session_ops {
         int (*record)(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
                       oplog_done_fn done, void *done_userdata);
         bool (*log_writable)(void *userdata);
-        const Policy *(*policy)(void *userdata);                             /* NULL: none loaded */
+        const Policy *(*policy)(void *userdata);                               /* NULL: none loaded */
         int (*check_cert)(void *userdata, const uint8_t *der, size_t der_len); /* CERT_CHECK_* */
         /* The card worker: -EBUSY while a job runs; done runs later on the event loop. */
         int (*card_job)(void *userdata, enum card_job_kind kind, const char *reader, const char *pin,
