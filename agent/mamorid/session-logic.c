@@ -377,10 +377,8 @@ void session_lock(struct session *s, enum session_trigger trigger, uint64_t trig
 void session_lock_call(struct session *s, SessionCall *call)
 {
         struct session_outcome ok = outcome_ok();
-        struct pending_answer *p = answer_after(s, call, &ok);
+        struct pending_answer *p = answer_after(s, call, &ok); /* NULL: answered already, lock anyway */
 
-        if (!p)
-                return;
         /* The caller hears back once session.end is durable; with no session to end, at once. */
         s->end_answer = p;
         session_lock(s, TRIGGER_MANUAL_LOCK, now_mono_usec());

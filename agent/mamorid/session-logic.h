@@ -48,7 +48,7 @@ struct session_outcome {
 /* Everything the logic asks of the rest of the daemon. userdata is session.userdata. */
 struct session_ops {
         /* One record: event line + operation log. data is taken (may be NULL). done (may be NULL)
-         * runs once the record is durable (result 0) or failed (< 0), never before this returns. */
+         * runs once the record is durable (result 0) or failed (< 0), possibly before this returns. */
         int (*record)(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
                       oplog_done_fn done, void *done_userdata);
         bool (*log_writable)(void *userdata);
