@@ -15,10 +15,11 @@
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
 
-#define MAX_DEVICES     32
-#define EVENTS_PER_WAKE 256      /* a chatty device must not hold the loop */
-#define REPORT_INTERVAL 1000000u /* µs: one activity report per second is plenty for a minutes-long timer \
-                                  */
+#define MAX_DEVICES 32
+/* A chatty device must not hold the loop. */
+#define EVENTS_PER_WAKE 256
+/* µs: one activity report per second is plenty for a minutes-long timer. */
+#define REPORT_INTERVAL 1000000u
 
 struct device {
         IdleInput *owner;
