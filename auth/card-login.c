@@ -20,6 +20,7 @@ struct CardLogin {
         uint8_t *der;
         size_t der_len;
         bool cert_known;           /* der/card id set, by the caller or by prepare */
+        bool cert_checked;         /* cert_result given by the caller */
         bool prepared;             /* SELECT answered 90 00 on the attached card */
         bool precheck_allow;       /* the precheck allowed: the PIN may go to the card */
         bool verified;             /* card_login_verify() ran */
@@ -200,16 +201,27 @@ int card_login_prepare(CardLogin *l, const struct card_transport *transport, con
         return 0;
 }
 
+void card_login_set_cert_result(CardLogin *l, int cert_result)
+{
+        l->facts.cert_result = cert_result;
+        l->cert_checked = true;
+}
+
+static void check_certificate(CardLogin *l, CertCheck *anchors, const struct auth_context *c)
+{
+        if (anchors && l->cert_known)
+                l->facts.cert_result = cert_check_verify(anchors, l->der, l->der_len,
+                                                         c->now_usec > 0 ? (uint64_t)c->now_usec
+                                                                         : (uint64_t)now_realtime_usec());
+        else if (!l->cert_checked && l->cert_known)
+                l->facts.cert_result = CERT_CHECK_UNTRUSTED;
+}
+
 struct auth_decision card_login_precheck(CardLogin *l, CertCheck *anchors, const struct auth_context *c)
 {
         struct auth_decision d;
 
-        if (l->cert_known)
-                l->facts.cert_result =
-                        anchors ? cert_check_verify(anchors, l->der, l->der_len,
-                                                    c->now_usec > 0 ? (uint64_t)c->now_usec
-                                                                    : (uint64_t)now_realtime_usec())
-                                : CERT_CHECK_UNTRUSTED;
+        check_certificate(l, anchors, c);
         /* Cache only what chains to our CA: a stranger's card must not fill the disk. */
         if (l->cache_dir && l->head_len > 0 && l->facts.cert_result == CERT_CHECK_OK)
                 (void)cert_cache_store(l->cache_dir, l->head, l->head_len, l->der, l->der_len);
@@ -266,10 +278,8 @@ struct auth_decision card_login_decide(CardLogin *l, CertCheck *anchors, const s
 {
         struct auth_decision d;
 
-        if (anchors && l->cert_known)
-                l->facts.cert_result = cert_check_verify(anchors, l->der, l->der_len,
-                                                         c->now_usec > 0 ? (uint64_t)c->now_usec
-                                                                         : (uint64_t)now_realtime_usec());
+        if (anchors)
+                check_certificate(l, anchors, c);
         d = auth_decide(&l->facts, c);
         if (d.reason != AUTH_CARD_ERROR)
                 l->info.failed_step = NULL; /* the step only explains a card-error */

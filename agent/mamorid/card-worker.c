@@ -18,14 +18,9 @@
 #define PIN_MAX   16
 #define QUEUE_MAX 8
 
-enum job_kind {
-        JOB_LOGIN,
-        JOB_CHANGE_PIN,
-};
-
 struct job {
         struct job *next;
-        enum job_kind kind;
+        enum card_job_kind kind;
         uint64_t id; /* logins */
         char reader[256];
         char pin[PIN_MAX + 1], new_pin[PIN_MAX + 1];
@@ -221,11 +216,11 @@ static void *worker_thread(void *userdata)
                 j->next = NULL;
                 w->current = j;
                 pthread_mutex_unlock(&w->lock);
-                if (j->kind == JOB_LOGIN && j->cancelled) {
+                if (j->kind == CARD_JOB_LOGIN && j->cancelled) {
                         j->result.result = -ECANCELED;
                         j->result.tries_left = -1;
                         post(w, j);
-                } else if (j->kind == JOB_LOGIN)
+                } else if (j->kind == CARD_JOB_LOGIN)
                         run_login(w, j);
                 else
                         run_change_pin(w, j);
@@ -254,10 +249,11 @@ static void free_finished(void *item)
 /* A login that will hold the card until its PIN comes. Called with the lock held. */
 static bool login_waiting_locked(CardWorker *w)
 {
-        if (w->current && w->current->kind == JOB_LOGIN && !w->current->has_pin && !w->current->cancelled)
+        if (w->current && w->current->kind == CARD_JOB_LOGIN && !w->current->has_pin &&
+            !w->current->cancelled)
                 return true;
         for (struct job *j = w->queue; j; j = j->next)
-                if (j->kind == JOB_LOGIN && !j->has_pin && !j->cancelled)
+                if (j->kind == CARD_JOB_LOGIN && !j->has_pin && !j->cancelled)
                         return true;
         return false;
 }
@@ -265,7 +261,7 @@ static bool login_waiting_locked(CardWorker *w)
 static int enqueue(CardWorker *w, struct job *j)
 {
         pthread_mutex_lock(&w->lock);
-        if (w->queued >= QUEUE_MAX || (j->kind == JOB_CHANGE_PIN && login_waiting_locked(w))) {
+        if (w->queued >= QUEUE_MAX || (j->kind == CARD_JOB_CHANGE_PIN && login_waiting_locked(w))) {
                 pthread_mutex_unlock(&w->lock);
                 return -EBUSY;
         }
@@ -279,7 +275,7 @@ static int enqueue(CardWorker *w, struct job *j)
         return 0;
 }
 
-static int job_new(enum job_kind kind, const char *reader, card_job_done_fn done, void *userdata,
+static int job_new(enum card_job_kind kind, const char *reader, card_job_done_fn done, void *userdata,
                    struct job **ret)
 {
         struct job *j;
@@ -305,7 +301,7 @@ int card_worker_start_login(CardWorker *w, const char *reader, CardLogin *l, uin
 
         if (!l || id == 0)
                 return -EINVAL;
-        r = job_new(JOB_LOGIN, reader, done, userdata, &j);
+        r = job_new(CARD_JOB_LOGIN, reader, done, userdata, &j);
         if (r < 0)
                 return r;
         j->id = id;
@@ -321,10 +317,10 @@ int card_worker_start_login(CardWorker *w, const char *reader, CardLogin *l, uin
 /* The login id, queued or waiting for its PIN. Called with the lock held. */
 static struct job *find_login_locked(CardWorker *w, uint64_t id)
 {
-        if (w->current && w->current->kind == JOB_LOGIN && w->current->id == id)
+        if (w->current && w->current->kind == CARD_JOB_LOGIN && w->current->id == id)
                 return w->current;
         for (struct job *j = w->queue; j; j = j->next)
-                if (j->kind == JOB_LOGIN && j->id == id)
+                if (j->kind == CARD_JOB_LOGIN && j->id == id)
                         return j;
         return NULL;
 }
@@ -371,7 +367,7 @@ int card_worker_change_pin(CardWorker *w, const char *reader, const char *old_pi
 
         if (!old_pin || !new_pin || strlen(old_pin) > PIN_MAX || strlen(new_pin) > PIN_MAX)
                 return -EINVAL;
-        r = job_new(JOB_CHANGE_PIN, reader, done, userdata, &j);
+        r = job_new(CARD_JOB_CHANGE_PIN, reader, done, userdata, &j);
         if (r < 0)
                 return r;
         strcpy(j->pin, old_pin);

@@ -8,6 +8,11 @@
 #include "mamori/card-login.h"
 #include "mamori/card.h"
 
+enum card_job_kind {
+        CARD_JOB_LOGIN,      /* prepare at once, verify once the PIN comes (card_worker_start_login) */
+        CARD_JOB_CHANGE_PIN, /* select, CHANGE REFERENCE DATA (card_worker_change_pin) */
+};
+
 struct card_job_result {
         uint64_t id;        /* the login id given to card_worker_start_login(), 0 for a PIN change */
         int result;         /* 0, CARD_E_* of the first failing step, or -ECANCELED (login cancelled) */

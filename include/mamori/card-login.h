@@ -46,7 +46,12 @@ int card_login_set_card(CardLogin *l, bool present, int read_error, const uint8_
  * precheck refuses), or -ENOMEM. */
 int card_login_prepare(CardLogin *l, const struct card_transport *transport, const char *cache_dir);
 
-/* Step 3: checks the certificate against anchors (NULL: every certificate is untrusted), then
+/* The certificate was checked by the caller (mamorid checks through its own TrustAnchors= hook):
+ * CERT_CHECK_* or < 0. Used by card_login_precheck()/card_login_decide() called with anchors NULL. */
+void card_login_set_cert_result(CardLogin *l, int cert_result);
+
+/* Step 3: checks the certificate against anchors (NULL: the result given to
+ * card_login_set_cert_result(), else untrusted), then
  * auth_decide_precheck(). Allowing here is what lets card_login_verify() send the PIN. A
  * certificate read from the card that chains to anchors is stored in the cache of step 2. */
 struct auth_decision card_login_precheck(CardLogin *l, CertCheck *anchors, const struct auth_context *c);
