@@ -23,8 +23,7 @@
 #include "mamori/json.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
-#include "oplog-writer.h"
-#include "upload-cursor.h"
+#include "mamori/upload-cursor.h"
 #include "upload-http.h"
 #include "upload-policy.h"
 #include "upload-reader.h"
@@ -212,10 +211,13 @@ static const char *http_error(int k)
 
 static int save_cursor(struct uploader *u)
 {
+        UploadCursor c = {.acked = u->after};
         int k;
+
         if (u->saved == u->after)
                 return 0;
-        k = upload_cursor_save(u->cursor_path, u->log, u->after);
+        memcpy(c.log, u->log, sizeof(c.log));
+        k = upload_cursor_save(u->cursor_path, &c);
         if (k < 0) {
                 problem(u, LOG_ERR, "cannot write cursor %s: %s", u->cursor_path, strerror(-k));
                 return k;
@@ -399,12 +401,11 @@ static void upload_step(struct uploader *u)
                         backoff_wait(u);
                         return;
                 }
-                char clog[ID128_STRING_MAX];
-                uint64_t cacked;
+                UploadCursor c;
                 u->synced = false;
                 u->saved = UINT64_MAX;
-                if (upload_cursor_load(u->cursor_path, clog, &cacked) >= 0 && streq(clog, u->log)) {
-                        u->after = u->saved = cacked;
+                if (upload_cursor_load(u->cursor_path, &c) >= 0 && streq(c.log, u->log)) {
+                        u->after = u->saved = c.acked;
                         u->synced = true;
                 }
         }
@@ -551,7 +552,7 @@ static void help(void)
                "  --batch-records N    records per POST (default %u, at most %u)\n"
                "  --batch-bytes N      bytes per POST (default %u)\n"
                "  --verbose            log every batch\n",
-               AGENT_CONFIG_PATH, OPLOG_CURSOR_PATH_DEFAULT, UPLOAD_BATCH_RECORDS_DEFAULT,
+               AGENT_CONFIG_PATH, UPLOAD_CURSOR_PATH_DEFAULT, UPLOAD_BATCH_RECORDS_DEFAULT,
                BATCH_RECORDS_LIMIT, UPLOAD_BATCH_BYTES_DEFAULT);
 }
 
@@ -567,7 +568,7 @@ int main(int argc, char **argv)
                 {},
         };
         struct uploader u = {
-                .cursor_path = OPLOG_CURSOR_PATH_DEFAULT,
+                .cursor_path = UPLOAD_CURSOR_PATH_DEFAULT,
                 .batch_records = UPLOAD_BATCH_RECORDS_DEFAULT,
                 .batch_bytes = UPLOAD_BATCH_BYTES_DEFAULT,
                 .signal_fd = -1,
