@@ -658,6 +658,9 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         /* Still authenticating means the login's card was not pulled meanwhile. Decide again with
          * the policy as it is now: a card suspended during the PIN entry loses. */
         struct auth_context c = auth_context(s);
+        if (s->card.der && streq(s->card.card_id, s->login.card_id)) /* checked again, at this time */
+                card_login_set_cert_result(res->login,
+                                           s->ops->check_cert(s->userdata, s->card.der, s->card.der_len));
         struct auth_decision d = card_login_decide(res->login, NULL, &c);
         if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, s->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
