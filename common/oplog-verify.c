@@ -179,8 +179,8 @@ int log_segment_read_fd(int fd, log_line_fn cb, void *userdata, uint64_t *ret_ta
 }
 
 struct LogVerifier {
-        EVP_PKEY *identity;
-        EVP_PKEY *current; /* epoch key; NULL before log.open */
+        EVP_PKEY *identity; /* NULL when restored past seq 1: never needed again */
+        EVP_PKEY *current;  /* epoch key; NULL before log.open */
         LogVerifierState state;
         Record *parsed; /* the record of the last push(), lent through ret_record */
         LogVerifyError error;
@@ -188,12 +188,12 @@ struct LogVerifier {
         char reason[200];
 };
 
-static int verifier_alloc(EVP_PKEY *identity, LogVerifier **ret)
+int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret)
 {
         LogVerifier *v;
         int k;
 
-        if (!identity || ed25519_check(identity) < 0)
+        if (!identity || !ret || ed25519_check(identity) < 0)
                 return -EINVAL;
         v = calloc(1, sizeof(*v));
         if (!v)
@@ -213,13 +213,6 @@ static int verifier_alloc(EVP_PKEY *identity, LogVerifier **ret)
         return 0;
 }
 
-int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret)
-{
-        if (!ret)
-                return -EINVAL;
-        return verifier_alloc(identity, ret);
-}
-
 static bool state_valid(const LogVerifierState *s)
 {
         if (!memchr(s->log, '\0', sizeof(s->log)) || !memchr(s->term, '\0', sizeof(s->term)) ||
@@ -236,24 +229,29 @@ static bool state_valid(const LogVerifierState *s)
 int log_verifier_restore(const LogVerifierState *state, LogVerifier **ret)
 {
         _cleanup_pkey_ EVP_PKEY *identity = NULL, *current = NULL;
-        LogVerifier *v = NULL;
+        LogVerifier *v;
         int k;
 
         if (!state || !ret || !state_valid(state))
                 return -EINVAL;
-        k = ed25519_public_from_raw(state->identity, &identity);
-        if (k < 0)
-                return k == -ENOMEM ? k : -EINVAL;
+        /* The identity key only signs seq 1: past it (the collector's every batch but the first) it is
+         * carried in the state, not rebuilt. */
+        if (state->last_seq == 0) {
+                k = ed25519_public_from_raw(state->identity, &identity);
+                if (k < 0)
+                        return k == -ENOMEM ? k : -EINVAL;
+        }
         if (state->epochs > 0) {
                 k = ed25519_public_from_raw(state->key, &current);
                 if (k < 0)
                         return k == -ENOMEM ? k : -EINVAL;
         }
-        k = verifier_alloc(identity, &v);
-        if (k < 0)
-                return k;
-        v->state = *state;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        v->identity = TAKE_PTR(identity);
         v->current = TAKE_PTR(current);
+        v->state = *state;
         *ret = v;
         return 0;
 }

@@ -152,6 +152,15 @@ static void state_from_log(const StoreLog *l, const uint8_t identity[ED25519_KEY
         memcpy(ret->key, l->key, sizeof(ret->key));
 }
 
+/* What the next batch resumes from: where the verifier stopped (log id and owner do not change). */
+static void log_from_state(const LogVerifierState *st, StoreLog *l)
+{
+        l->last_seq = st->last_seq;
+        memcpy(l->last_hash, st->last_hash, sizeof(l->last_hash));
+        memcpy(l->key, st->key, sizeof(l->key));
+        l->epochs = st->epochs;
+}
+
 /* The chain verifier for log l: fresh for a new log, else resumed from what was stored. */
 static int verifier_for_log(const StoreLog *l, EVP_PKEY *identity, LogVerifier **ret)
 {
@@ -309,10 +318,7 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                 r = log_verifier_save(lv, &st);
                 if (r < 0)
                         goto fail;
-                l.last_seq = st.last_seq;
-                memcpy(l.last_hash, st.last_hash, sizeof(l.last_hash));
-                memcpy(l.key, st.key, sizeof(l.key));
-                l.epochs = st.epochs;
+                log_from_state(&st, &l);
         }
 
         if (new_log && l.last_seq > 0) {
