@@ -6,71 +6,49 @@
 #include <string.h>
 
 #include "mamori/agent-client.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 
-/* Every named error of dbus-api.h, with what an operator at the counter should read. */
-static const struct agent_error_entry {
+/* What a caller does about each of mamorid's refusals; the rest are AGENT_ERROR_REFUSED. */
+static enum agent_error_class reason_class(enum auth_reason r)
+{
+        switch (r) {
+        case AUTH_NO_CARD:
+                return AGENT_ERROR_NO_CARD;
+        case AUTH_PIN_WRONG:
+                return AGENT_ERROR_PIN_WRONG;
+        case AUTH_PIN_BLOCKED:
+                return AGENT_ERROR_PIN_BLOCKED;
+        case AUTH_WRONG_USER:
+                return AGENT_ERROR_WRONG_USER;
+        case AUTH_PERMISSION_DENIED:
+                return AGENT_ERROR_PERMISSION;
+        case AUTH_NOT_ACTIVE:
+                return AGENT_ERROR_NOT_ACTIVE;
+        case AUTH_NOT_PENDING:
+                return AGENT_ERROR_NOT_PENDING;
+        case AUTH_BUSY:
+                return AGENT_ERROR_BUSY;
+        case AUTH_INVALID_ARGUMENT:
+                return AGENT_ERROR_INVALID;
+        default:
+                return AGENT_ERROR_REFUSED;
+        }
+}
+
+/* The bus's own errors that mean "the agent is not there" (mamorid's are in common/auth-reasons.c). */
+static const struct bus_error_entry {
         const char *dbus_name;
-        enum agent_error_class class;
-        const char *name;
         const char *sentence;
-} agent_errors[] = {
-        {MAMORI_ERROR_NO_CARD, AGENT_ERROR_NO_CARD, "no-card", "Insert your operator card"},
-        {MAMORI_ERROR_UNKNOWN_CARD, AGENT_ERROR_REFUSED, "unknown-card", "This card is not registered"},
-        {MAMORI_ERROR_CARD_SUSPENDED, AGENT_ERROR_REFUSED, "card-suspended",
-         "Card suspended — call your security manager"},
-        {MAMORI_ERROR_CARD_RETURNED, AGENT_ERROR_REFUSED, "card-returned",
-         "This card was returned and is no longer valid — call your security manager"},
-        {MAMORI_ERROR_OPERATOR_SUSPENDED, AGENT_ERROR_REFUSED, "operator-suspended",
-         "Operator suspended — call your security manager"},
-        {MAMORI_ERROR_OPERATOR_RETIRED, AGENT_ERROR_REFUSED, "operator-retired",
-         "This operator is no longer registered — call your security manager"},
-        {MAMORI_ERROR_WRONG_OFFICE, AGENT_ERROR_REFUSED, "wrong-office",
-         "This card is not allowed at this office"},
-        {MAMORI_ERROR_CERT_UNTRUSTED, AGENT_ERROR_REFUSED, "cert-untrusted",
-         "Card certificate not trusted — call your security manager"},
-        {MAMORI_ERROR_CERT_EXPIRED, AGENT_ERROR_REFUSED, "cert-expired",
-         "Certificate expired — call your security manager"},
-        {MAMORI_ERROR_PIN_WRONG, AGENT_ERROR_PIN_WRONG, "pin-wrong", "PIN wrong"},
-        {MAMORI_ERROR_PIN_BLOCKED, AGENT_ERROR_PIN_BLOCKED, "pin-blocked",
-         "PIN blocked — call your security manager"},
-        {MAMORI_ERROR_SIGNATURE_INVALID, AGENT_ERROR_REFUSED, "signature-invalid",
-         "The card failed its identity check — call your security manager"},
-        {MAMORI_ERROR_POLICY_STALE, AGENT_ERROR_REFUSED, "policy-stale",
-         "Access policy out of date — logins are suspended; call your system administrator"},
-        {MAMORI_ERROR_EMERGENCY, AGENT_ERROR_REFUSED, "emergency",
-         "Emergency lock in force — logins are suspended"},
-        {MAMORI_ERROR_CARD_ERROR, AGENT_ERROR_REFUSED, "card-error", "Card could not be read — reinsert it"},
-        {MAMORI_ERROR_WRONG_USER, AGENT_ERROR_WRONG_USER, "wrong-user",
-         "This card belongs to another operator"},
-        {MAMORI_ERROR_BUSY, AGENT_ERROR_BUSY, "busy",
-         "Another login or session is in progress — remove your card and insert it again"},
-        {MAMORI_ERROR_NOT_PENDING, AGENT_ERROR_NOT_PENDING, "not-pending",
-         "The login was cancelled — try again"},
-        {MAMORI_ERROR_NOT_ACTIVE, AGENT_ERROR_NOT_ACTIVE, "not-active", "No operator is logged in"},
-        {MAMORI_ERROR_PERMISSION, AGENT_ERROR_PERMISSION, "permission-denied", "Not allowed"},
-        {MAMORI_ERROR_LOG_UNWRITABLE, AGENT_ERROR_REFUSED, "log-unwritable",
-         "The operation log cannot be written — logins are suspended; call your system administrator"},
-        {MAMORI_ERROR_INVALID, AGENT_ERROR_INVALID, "invalid-argument",
-         "The request was refused as invalid"},
-        /* The bus's own errors that mean "the agent is not there". */
-        {SD_BUS_ERROR_SERVICE_UNKNOWN, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent is not running"},
-        {SD_BUS_ERROR_NAME_HAS_NO_OWNER, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent is not running"},
-        {SD_BUS_ERROR_NO_REPLY, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent did not answer"},
-        {SD_BUS_ERROR_TIMEOUT, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent did not answer"},
-        {SD_BUS_ERROR_DISCONNECTED, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent is not reachable"},
-        {SD_BUS_ERROR_UNKNOWN_OBJECT, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent does not offer logins yet"},
-        {SD_BUS_ERROR_UNKNOWN_INTERFACE, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent does not offer logins yet"},
-        {SD_BUS_ERROR_UNKNOWN_METHOD, AGENT_ERROR_UNAVAILABLE, "agent-unavailable",
-         "The access-control agent does not offer logins yet"},
-        {SD_BUS_ERROR_ACCESS_DENIED, AGENT_ERROR_PERMISSION, "permission-denied", "Not allowed"},
+} bus_unavailable_errors[] = {
+        {SD_BUS_ERROR_SERVICE_UNKNOWN, "The access-control agent is not running"},
+        {SD_BUS_ERROR_NAME_HAS_NO_OWNER, "The access-control agent is not running"},
+        {SD_BUS_ERROR_NO_REPLY, "The access-control agent did not answer"},
+        {SD_BUS_ERROR_TIMEOUT, "The access-control agent did not answer"},
+        {SD_BUS_ERROR_DISCONNECTED, "The access-control agent is not reachable"},
+        {SD_BUS_ERROR_UNKNOWN_OBJECT, "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_UNKNOWN_INTERFACE, "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_UNKNOWN_METHOD, "The access-control agent does not offer logins yet"},
 };
 
 int agent_parse_tries(const char *message)
@@ -122,13 +100,24 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
         };
 
         if (e && sd_bus_error_is_set(e)) {
-                for (size_t i = 0; i < ELEMENTSOF(agent_errors); i++)
-                        if (sd_bus_error_has_name(e, agent_errors[i].dbus_name)) {
-                                info.class = agent_errors[i].class;
-                                info.name = agent_errors[i].name;
-                                info.sentence = agent_errors[i].sentence;
-                                if (info.class == AGENT_ERROR_PIN_WRONG)
-                                        info.tries_left = agent_parse_tries(e->message);
+                /* The bus refusing our call is the same refusal as mamorid's own. */
+                int reason = sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)
+                                     ? AUTH_PERMISSION_DENIED
+                                     : auth_reason_from_dbus_error(e->name);
+                if (reason >= 0) {
+                        info.class = reason_class(reason);
+                        info.name = auth_reason_to_string(reason);
+                        info.sentence = auth_reason_to_words(reason);
+                        if (info.class == AGENT_ERROR_PIN_WRONG)
+                                info.tries_left = agent_parse_tries(e->message);
+                        *ret = info;
+                        return;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(bus_unavailable_errors); i++)
+                        if (sd_bus_error_has_name(e, bus_unavailable_errors[i].dbus_name)) {
+                                info.class = AGENT_ERROR_UNAVAILABLE;
+                                info.name = "agent-unavailable";
+                                info.sentence = bus_unavailable_errors[i].sentence;
                                 *ret = info;
                                 return;
                         }

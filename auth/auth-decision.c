@@ -4,29 +4,6 @@
 #include "mamori/cert-check.h"
 #include "mamori/macro.h"
 
-const char *auth_reason_to_string(enum auth_reason r)
-{
-        static const char *const names[_AUTH_REASON_MAX] = {
-                [AUTH_ALLOW] = "allow",
-                [AUTH_NO_CARD] = "no-card",
-                [AUTH_UNKNOWN_CARD] = "unknown-card",
-                [AUTH_CARD_SUSPENDED] = "card-suspended",
-                [AUTH_CARD_RETURNED] = "card-returned",
-                [AUTH_OPERATOR_SUSPENDED] = "operator-suspended",
-                [AUTH_OPERATOR_RETIRED] = "operator-retired",
-                [AUTH_WRONG_OFFICE] = "wrong-office",
-                [AUTH_CERT_UNTRUSTED] = "cert-untrusted",
-                [AUTH_CERT_EXPIRED] = "cert-expired",
-                [AUTH_PIN_WRONG] = "pin-wrong",
-                [AUTH_PIN_BLOCKED] = "pin-blocked",
-                [AUTH_SIGNATURE_INVALID] = "signature-invalid",
-                [AUTH_POLICY_STALE] = "policy-stale",
-                [AUTH_EMERGENCY] = "emergency",
-                [AUTH_CARD_ERROR] = "card-error",
-        };
-        return (unsigned)r < _AUTH_REASON_MAX ? names[r] : "card-error";
-}
-
 static struct auth_decision refuse(enum auth_reason r)
 {
         return (struct auth_decision){.reason = r, .tries_left = -1};

@@ -12,18 +12,20 @@
 #include <openssl/x509.h>
 
 #include "card-internal.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/macro.h"
 #include "piv-apdu.h"
 
+/* The card errors that are also refusal reasons use the reason's name (common/auth-reasons.c). */
 const char *card_strerror(int r)
 {
         switch (r) {
         case 0:
                 return "ok";
         case CARD_E_PIN_WRONG:
-                return "pin-wrong";
+                return auth_reason_to_string(AUTH_PIN_WRONG);
         case CARD_E_PIN_BLOCKED:
-                return "pin-blocked";
+                return auth_reason_to_string(AUTH_PIN_BLOCKED);
         case CARD_E_NOT_VERIFIED:
                 return "pin-not-verified";
         case CARD_E_NOT_FOUND:
@@ -33,13 +35,13 @@ const char *card_strerror(int r)
         case CARD_E_UNSUPPORTED:
                 return "unsupported";
         case CARD_E_CARD_ERROR:
-                return "card-error";
+                return auth_reason_to_string(AUTH_CARD_ERROR);
         case CARD_E_MALFORMED:
                 return "malformed-response";
         case CARD_E_TOO_BIG:
                 return "response-too-big";
         case CARD_E_SIG_INVALID:
-                return "signature-invalid";
+                return auth_reason_to_string(AUTH_SIGNATURE_INVALID);
         case CARD_E_BAD_PIN:
                 return "pin-format";
         case CARD_E_REMOVED:

@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/auth-decision.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
@@ -28,30 +29,9 @@ static bool printable(const char *s);
 
 const char *agent_error_name(const char *reason)
 {
-        static const struct {
-                const char *reason, *name;
-        } map[] = {
-                {"no-card", MAMORI_ERROR_NO_CARD},
-                {"unknown-card", MAMORI_ERROR_UNKNOWN_CARD},
-                {"card-suspended", MAMORI_ERROR_CARD_SUSPENDED},
-                {"card-returned", MAMORI_ERROR_CARD_RETURNED},
-                {"operator-suspended", MAMORI_ERROR_OPERATOR_SUSPENDED},
-                {"operator-retired", MAMORI_ERROR_OPERATOR_RETIRED},
-                {"wrong-office", MAMORI_ERROR_WRONG_OFFICE},
-                {"cert-untrusted", MAMORI_ERROR_CERT_UNTRUSTED},
-                {"cert-expired", MAMORI_ERROR_CERT_EXPIRED},
-                {"pin-wrong", MAMORI_ERROR_PIN_WRONG},
-                {"pin-blocked", MAMORI_ERROR_PIN_BLOCKED},
-                {"signature-invalid", MAMORI_ERROR_SIGNATURE_INVALID},
-                {"policy-stale", MAMORI_ERROR_POLICY_STALE},
-                {"emergency", MAMORI_ERROR_EMERGENCY},
-                {"card-error", MAMORI_ERROR_CARD_ERROR},
-                {"log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE},
-        };
-        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                if (streq(reason, map[i].reason))
-                        return map[i].name;
-        return MAMORI_ERROR_CARD_ERROR; /* login aborted: the card went away, cancelled, … */
+        int r = auth_reason_from_string(reason);
+        /* Not a reason of the table: a login aborted because the card went away, was cancelled, … */
+        return r > AUTH_ALLOW ? auth_reason_to_dbus_error(r) : MAMORI_ERROR_CARD_ERROR;
 }
 
 static int prop_string(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -242,7 +222,8 @@ static void on_op_recorded(int result, uint64_t seq, void *userdata)
         struct op_reply *o = userdata;
 
         if (result < 0) {
-                (void)sd_bus_reply_method_errorf(o->m, MAMORI_ERROR_LOG_UNWRITABLE, "log-unwritable");
+                (void)sd_bus_reply_method_errorf(o->m, auth_reason_to_dbus_error(AUTH_LOG_UNWRITABLE), "%s",
+                                                 auth_reason_to_string(AUTH_LOG_UNWRITABLE));
                 agent_on_log_health(o->a, result);
         } else
                 (void)sd_bus_reply_method_return(o->m, "t", seq);

@@ -25,14 +25,9 @@ static void config_diag(void *userdata, enum conf_level level, const char *file,
                 agent_log(level == CONF_ERROR ? LOG_ERR : LOG_WARNING, "%s: %s", file, message);
 }
 
-static int on_reader_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void on_reader_event(void *userdata, struct reader_event *ev)
 {
-        struct agent *a = userdata;
-        struct reader_event ev;
-
-        while (reader_watch_next(a->watch, &ev) > 0)
-                agent_on_reader_event(a, &ev); /* takes ev.der */
-        return 0;
+        agent_on_reader_event(userdata, ev); /* takes ev->der */
 }
 
 static int on_policy_stale(sd_event_source *s, uint64_t usec, void *userdata)
@@ -227,14 +222,11 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = card_worker_start(a->event, &a->worker);
         if (r < 0)
                 return r;
-        r = reader_watch_start(a->config.readers, &a->watch);
+        r = reader_watch_start(a->event, a->config.readers, on_reader_event, a, &a->watch);
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot start the reader watcher: %s", strerror(-r));
                 return r;
         }
-        r = sd_event_add_io(a->event, NULL, reader_watch_fd(a->watch), EPOLLIN, on_reader_event, a);
-        if (r < 0)
-                return r;
 
         (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
         return sd_event_loop(a->event);

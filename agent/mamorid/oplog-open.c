@@ -1,4 +1,4 @@
-/* Opens mamorid's operation log, writes agent.start/stop durably, dispatches completions on the loop. */
+/* Opens mamorid's operation log, writes agent.start/stop durably, attaches its completions to the loop. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 
 struct AgentOplog {
         OpLog *log;
-        sd_event_source *source;
         int last_error; /* last reported failure, to log each change once */
 };
 
@@ -26,13 +25,6 @@ static void report(AgentOplog *a, int error)
                           strerror(-error));
         else
                 agent_log(LOG_NOTICE, "operation log is writable again");
-}
-
-static int on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-        AgentOplog *a = userdata;
-        (void)oplog_dispatch(a->log);
-        return 0;
 }
 
 static int parent_keys_dir(const char *log_dir, char **ret)
@@ -103,7 +95,7 @@ int oplog_agent_start(const struct agent_config *config, sd_event *e, AgentOplog
                 agent_log(LOG_NOTICE,
                           "operation log: destroyed %d log key(s) left by an interrupted rotation",
                           rec.stale_keys_destroyed);
-        k = sd_event_add_io(e, &a->source, oplog_event_fd(a->log), EPOLLIN, on_completion, a);
+        k = thread_mailbox_attach_event(oplog_completions(a->log), e);
         if (k < 0)
                 goto fail;
 
@@ -141,7 +133,6 @@ AgentOplog *oplog_agent_stop(AgentOplog *a)
                         agent_log(LOG_ERR, "cannot write agent.stop to the operation log: %s", strerror(-k));
                 a->log = oplog_close(a->log);
         }
-        a->source = sd_event_source_disable_unref(a->source);
         free(a);
         return NULL;
 }

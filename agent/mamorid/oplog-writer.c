@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -21,9 +20,12 @@
 #include "mamori/oplog-record.h"
 #include "oplog-keys.h"
 #include "oplog-writer.h"
+#include "thread-mailbox.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_DAY (UINT64_C(86400) * USEC_PER_SEC)
+/* Completions waiting for the caller's loop; the log thread waits when it is this far ahead. */
+#define COMPLETIONS_MAX 1024
 
 /* A blocking appender (or the log thread) waiting for the commit that covers its ticket. */
 struct waiter {
@@ -78,13 +80,16 @@ struct OpLog {
         bool syncing;
         int error; /* 0 writable, else why not */
 
-        /* Log thread and its queues (qlock). */
+        /* Log thread and its queue of submitted jobs (qlock). */
         bool async, thread_started, stopping;
         pthread_t thread;
         pthread_mutex_t qlock;
         pthread_cond_t qcond;
-        struct job *q_head, *q_tail, *d_head, *d_tail;
-        int efd;
+        struct job *q_head, *q_tail;
+        /* Finished jobs (struct job *) to the caller's thread. */
+        ThreadMailbox *completions;
+        /* Finished while closing (the mailbox refused them): log thread only, then the closer. */
+        struct job *undelivered;
 };
 
 static int64_t now_usec(clockid_t clock)
@@ -518,6 +523,7 @@ const char *oplog_log_id(OpLog *l)
 static void *log_thread(void *userdata)
 {
         OpLog *l = userdata;
+        struct job **undelivered_tail = &l->undelivered;
 
         pthread_mutex_lock(&l->qlock);
         for (;;) {
@@ -571,15 +577,17 @@ static void *log_thread(void *userdata)
                 }
                 pthread_mutex_unlock(&l->lock);
 
+                /* Waits while the caller is COMPLETIONS_MAX behind. Once oplog_close() has shut the
+                 * mailbox, what is still submitted is written all the same and left for it. */
+                for (j = batch; j; j = batch) {
+                        batch = j->next;
+                        j->next = NULL;
+                        if (thread_mailbox_post(l->completions, &j) < 0) {
+                                *undelivered_tail = j;
+                                undelivered_tail = &j->next;
+                        }
+                }
                 pthread_mutex_lock(&l->qlock);
-                for (j = batch; j && j->next; j = j->next)
-                        ;
-                if (l->d_tail)
-                        l->d_tail->next = batch;
-                else
-                        l->d_head = batch;
-                l->d_tail = j;
-                (void)eventfd_write(l->efd, 1);
         }
         pthread_mutex_unlock(&l->qlock);
         return NULL;
@@ -620,32 +628,30 @@ int oplog_submit(OpLog *l, const char *ev, const char *op, const char *card, Jso
         return 0;
 }
 
+/* Runs on the thread that dispatches the mailbox; item is a struct job *. */
+static void complete_job(void *item, void *userdata)
+{
+        struct job *j = *(struct job **)item;
+        if (j->done)
+                j->done(j->result, j->seq, j->userdata);
+        job_free(j);
+}
+
+ThreadMailbox *oplog_completions(OpLog *l)
+{
+        return l ? l->completions : NULL;
+}
+
 int oplog_event_fd(OpLog *l)
 {
-        return l ? l->efd : -EBADF;
+        return l ? thread_mailbox_fd(l->completions) : -EBADF;
 }
 
 int oplog_dispatch(OpLog *l)
 {
-        struct job *list, *next;
-        eventfd_t v;
-        int n = 0;
-
         if (!l)
                 return -EINVAL;
-        (void)eventfd_read(l->efd, &v);
-        pthread_mutex_lock(&l->qlock);
-        list = l->d_head;
-        l->d_head = l->d_tail = NULL;
-        pthread_mutex_unlock(&l->qlock);
-        for (; list; list = next) {
-                next = list->next;
-                if (list->done)
-                        list->done(list->result, list->seq, list->userdata);
-                job_free(list);
-                n++;
-        }
-        return n;
+        return l->completions ? thread_mailbox_dispatch(l->completions, SIZE_MAX) : 0;
 }
 
 /* ---- retention ---- */
@@ -997,7 +1003,7 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
         pthread_cond_init(&l->cond, NULL);
         pthread_mutex_init(&l->qlock, NULL);
         pthread_cond_init(&l->qcond, NULL);
-        l->lock_fd = l->seg_fd = l->efd = -EBADF;
+        l->lock_fd = l->seg_fd = -EBADF;
         l->dir = strdup(p->directory);
         l->keys_dir = strdup(p->keys_directory);
         l->term = strdup(p->terminal_id);
@@ -1049,11 +1055,10 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
         memcpy(rec.log_id, l->log_id, sizeof(rec.log_id));
 
         if (p->async) {
-                l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-                if (l->efd < 0) {
-                        k = negative_errno();
+                k = thread_mailbox_new(sizeof(struct job *), COMPLETIONS_MAX, complete_job, NULL, NULL,
+                                       &l->completions);
+                if (k < 0)
                         goto fail;
-                }
                 k = -pthread_create(&l->thread, NULL, log_thread, l);
                 if (k < 0)
                         goto fail;
@@ -1078,6 +1083,8 @@ OpLog *oplog_close(OpLog *l)
                 l->stopping = true;
                 pthread_cond_signal(&l->qcond);
                 pthread_mutex_unlock(&l->qlock);
+                /* The thread may be waiting for room in the mailbox, which only we would make. */
+                thread_mailbox_shutdown(l->completions);
                 pthread_join(l->thread, NULL);
         }
         if (l->seg_fd >= 0) {
@@ -1094,12 +1101,13 @@ OpLog *oplog_close(OpLog *l)
                 pthread_mutex_unlock(&l->lock);
         }
         /* Every submitter hears back, so nobody's completion state leaks: finished jobs with
-         * their result, jobs the thread never took with -ECANCELED. */
-        for (struct job *j = l->d_head, *next; j; j = next) {
+         * their result (in order: the mailbox's, then those it refused while closing), jobs the
+         * thread never took with -ECANCELED. */
+        (void)thread_mailbox_dispatch(l->completions, SIZE_MAX);
+        l->completions = thread_mailbox_free(l->completions);
+        for (struct job *j = l->undelivered, *next; j; j = next) {
                 next = j->next;
-                if (j->done)
-                        j->done(j->result, j->seq, j->userdata);
-                job_free(j);
+                complete_job(&j, NULL);
         }
         for (struct job *j = l->q_head, *next; j; j = next) {
                 next = j->next;
@@ -1109,7 +1117,6 @@ OpLog *oplog_close(OpLog *l)
         }
         safe_close(l->seg_fd);
         safe_close(l->lock_fd);
-        safe_close(l->efd);
         EVP_PKEY_free(l->key);
         EVP_PKEY_free(l->pending_old_key);
         free(l->dir);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "mamori/json.h"
+#include "thread-mailbox.h"
 
 /* Where mamori-uploader keeps the highest seq the collector acknowledged (DESIGN.md §7):
  * {"log":"<log id>","acked":N}, replaced by rename. Missing = nothing acknowledged. */
@@ -75,6 +76,9 @@ int oplog_append(OpLog *l, const char *ev, const char *op, const char *card, Jso
 typedef void (*oplog_done_fn)(int result, uint64_t seq, void *userdata);
 int oplog_submit(OpLog *l, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata);
+/* The mailbox the completions arrive in (owned by l): attach it to an event loop with
+ * thread_mailbox_attach_event(), or poll oplog_event_fd() and call oplog_dispatch(). */
+ThreadMailbox *oplog_completions(OpLog *l);
 /* eventfd that is readable while completions wait; then call oplog_dispatch(). */
 int oplog_event_fd(OpLog *l);
 /* Runs the waiting completion callbacks; returns how many. */

@@ -15,6 +15,7 @@
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
 #include "reader-watch.h"
+#include "thread-mailbox.h"
 
 #define MAX_READERS      16
 #define QUEUE_SIZE       256
@@ -34,14 +35,13 @@ struct ReaderWatch {
         pthread_t thread;
         bool thread_started;
         atomic_bool stop;
-        int event_fd; /* readable while the queue has events */
-        int stop_fd;  /* wakes the thread from its retry sleep */
+        int stop_fd; /* wakes the thread from its retry sleep */
         char *filter;
+        ThreadMailbox *mailbox; /* struct reader_event, to the event loop */
+        reader_event_fn on_event;
+        void *userdata;
 
-        pthread_mutex_t lock; /* guards queue and ctx */
-        pthread_cond_t room;
-        struct reader_event queue[QUEUE_SIZE];
-        size_t head, count;
+        pthread_mutex_t lock; /* guards ctx */
         SCARDCONTEXT ctx;
         bool ctx_valid;
 
@@ -70,22 +70,13 @@ static void post_der(ReaderWatch *w, enum reader_event_type type, const struct k
                                   .der = der,
                                   .der_len = der_len,
                                   .pin_tries = pin_tries};
-        uint64_t one = 1;
 
         if (r) {
                 memcpy(ev.reader, r->name, sizeof(ev.reader));
                 memcpy(ev.card_id, r->card_id, sizeof(ev.card_id));
         }
-        pthread_mutex_lock(&w->lock);
-        while (w->count == QUEUE_SIZE && !atomic_load(&w->stop))
-                pthread_cond_wait(&w->room, &w->lock);
-        if (w->count < QUEUE_SIZE) {
-                w->queue[(w->head + w->count) % QUEUE_SIZE] = ev;
-                w->count++;
-        } else
+        if (thread_mailbox_post(w->mailbox, &ev) < 0)
                 free(ev.der); /* only when stopping */
-        pthread_mutex_unlock(&w->lock);
-        (void)!write(w->event_fd, &one, sizeof(one));
 }
 
 static void post(ReaderWatch *w, enum reader_event_type type, const struct known_reader *r, int error)
@@ -93,28 +84,16 @@ static void post(ReaderWatch *w, enum reader_event_type type, const struct known
         post_der(w, type, r, error, NULL, 0, -1);
 }
 
-int reader_watch_next(ReaderWatch *w, struct reader_event *ret)
+static void dispatch_event(void *item, void *userdata)
 {
-        uint64_t v;
-        int got = 0;
-
-        pthread_mutex_lock(&w->lock);
-        if (w->count > 0) {
-                *ret = w->queue[w->head];
-                w->head = (w->head + 1) % QUEUE_SIZE;
-                w->count--;
-                got = 1;
-                pthread_cond_signal(&w->room);
-        }
-        if (w->count == 0)
-                (void)!read(w->event_fd, &v, sizeof(v)); /* non-blocking: drains the counter */
-        pthread_mutex_unlock(&w->lock);
-        return got;
+        ReaderWatch *w = userdata;
+        w->on_event(w->userdata, item); /* takes ev->der */
 }
 
-int reader_watch_fd(ReaderWatch *w)
+static void free_event(void *item)
 {
-        return w->event_fd;
+        struct reader_event *ev = item;
+        free(ev->der);
 }
 
 /* Sleeps up to msec, or less when asked to stop. */
@@ -331,23 +310,32 @@ static void *watch_thread(void *userdata)
         return NULL;
 }
 
-int reader_watch_start(const char *reader_filter, ReaderWatch **ret)
+int reader_watch_start(sd_event *e, const char *reader_filter, reader_event_fn on_event, void *userdata,
+                       ReaderWatch **ret)
 {
         ReaderWatch *w = calloc(1, sizeof(*w));
         int r;
 
         if (!w)
                 return -ENOMEM;
-        w->event_fd = w->stop_fd = -EBADF;
+        w->stop_fd = -EBADF;
+        w->on_event = on_event;
+        w->userdata = userdata;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->room, NULL);
         if (reader_filter && !(w->filter = strdup(reader_filter))) {
                 reader_watch_stop(w);
                 return -ENOMEM;
         }
-        w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        r = thread_mailbox_new(sizeof(struct reader_event), QUEUE_SIZE, dispatch_event, free_event, w,
+                               &w->mailbox);
+        if (r >= 0)
+                r = thread_mailbox_attach_event(w->mailbox, e);
+        if (r < 0) {
+                reader_watch_stop(w);
+                return r;
+        }
         w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (w->event_fd < 0 || w->stop_fd < 0) {
+        if (w->stop_fd < 0) {
                 r = negative_errno();
                 reader_watch_stop(w);
                 return r;
@@ -371,13 +359,13 @@ ReaderWatch *reader_watch_stop(ReaderWatch *w)
         if (w->thread_started) {
                 atomic_store(&w->stop, true);
                 (void)!write(w->stop_fd, &one, sizeof(one));
+                thread_mailbox_shutdown(w->mailbox); /* a post waiting for room gives up */
                 /* The thread may be between two PC/SC calls when we cancel: repeat until it ends. */
                 for (;;) {
                         struct timespec deadline;
                         pthread_mutex_lock(&w->lock);
                         if (w->ctx_valid)
                                 (void)SCardCancel(w->ctx);
-                        pthread_cond_broadcast(&w->room);
                         pthread_mutex_unlock(&w->lock);
                         clock_gettime(CLOCK_REALTIME, &deadline);
                         deadline.tv_nsec += 50 * 1000 * 1000;
@@ -389,12 +377,9 @@ ReaderWatch *reader_watch_stop(ReaderWatch *w)
                                 break;
                 }
         }
-        for (size_t i = 0; i < w->count; i++)
-                free(w->queue[(w->head + i) % QUEUE_SIZE].der);
-        safe_close(w->event_fd);
+        w->mailbox = thread_mailbox_free(w->mailbox); /* frees the certificates of undelivered events */
         safe_close(w->stop_fd);
         pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->room);
         free(w->filter);
         free(w);
         return NULL;

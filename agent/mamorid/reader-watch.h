@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "mamori/card.h"
 
@@ -30,17 +31,15 @@ struct reader_event {
 
 typedef struct ReaderWatch ReaderWatch;
 
+/* Called on e's thread, in the order the changes happened; takes ev->der. */
+typedef void (*reader_event_fn)(void *userdata, struct reader_event *ev);
+
 /* Starts the thread. reader_filter: only readers whose name contains it (NULL/"" = all).
- * Events are fetched with reader_watch_next() whenever reader_watch_fd() is readable. */
-int reader_watch_start(const char *reader_filter, ReaderWatch **ret);
+ * Events reach on_event through the loop (agent/mamorid/thread-mailbox.h). */
+int reader_watch_start(sd_event *e, const char *reader_filter, reader_event_fn on_event, void *userdata,
+                       ReaderWatch **ret);
 
-/* An eventfd that is readable while events are queued. */
-int reader_watch_fd(ReaderWatch *w);
-
-/* Pops the next event: 1 if one was returned, 0 if the queue is empty. */
-int reader_watch_next(ReaderWatch *w, struct reader_event *ret);
-
-/* Stops the thread (SCardCancel + join) and frees everything. NULL is fine. */
+/* Stops the thread (SCardCancel + join) and frees everything, undelivered events too. NULL is fine. */
 ReaderWatch *reader_watch_stop(ReaderWatch *w);
 
 const char *reader_event_name(enum reader_event_type t);

@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/auth-decision.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
@@ -291,7 +292,7 @@ static bool apply(struct agent *a, enum session_trigger trigger, uint64_t trigge
         if (prev == SESSION_AUTHENTICATING)
                 a->login_timer = sd_event_source_disable_unref(a->login_timer);
         if (t.actions & ACTION_ABORT_LOGIN)
-                abort_login(a, trigger == TRIGGER_CARD_REMOVED ? "no-card" : why);
+                abort_login(a, trigger == TRIGGER_CARD_REMOVED ? auth_reason_to_string(AUTH_NO_CARD) : why);
         if (trigger == TRIGGER_LOGIN_START)
                 a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
         if (t.actions & ACTION_END_SESSION) {
@@ -480,7 +481,7 @@ static void refuse_after_record(struct agent *a, sd_bus_message *m, const struct
         const char *reason = auth_reason_to_string(d->reason);
 
         if (d->reason == AUTH_PIN_WRONG && d->tries_left >= 0)
-                snprintf(message, sizeof(message), "pin-wrong tries=%d", d->tries_left);
+                snprintf(message, sizeof(message), "%s tries=%d", reason, d->tries_left);
         else
                 snprintf(message, sizeof(message), "%s", reason);
         fmt_int(tries, d->tries_left);
@@ -532,10 +533,11 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
                 return 1; /* answered later */
         }
         if (a->config.accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
-                struct deferred_reply *r = deferred_new(a, m, MAMORI_ERROR_WRONG_USER,
+                struct deferred_reply *r = deferred_new(a, m, auth_reason_to_dbus_error(AUTH_WRONG_USER),
                                                         "wrong-user: this card is not this account's", NULL);
                 agent_record(a, "auth.fail", d.operator_id, f.card_id,
-                             agent_data("reason", "wrong-user", "method", "card+pin", "user", user, NULL),
+                             agent_data("reason", auth_reason_to_string(AUTH_WRONG_USER), "method",
+                                        "card+pin", "user", user, NULL),
                              r ? reply_after_commit : NULL, r);
                 return 1;
         }
@@ -648,7 +650,7 @@ int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const 
                                a->login.der_len, on_login_done, a);
         if (r < 0) {
                 *ret_error = r == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
-                *ret_message = r == -EBUSY ? "the card is busy" : "card-error";
+                *ret_message = r == -EBUSY ? "the card is busy" : auth_reason_to_string(AUTH_CARD_ERROR);
                 return 0;
         }
         a->login.answer = sd_bus_message_ref(m);
@@ -681,18 +683,19 @@ static void on_pin_changed(void *userdata, const struct card_job_result *res)
 
         if (res->result < 0) {
                 char message[64];
-                const char *reason = res->result == CARD_E_PIN_WRONG     ? "pin-wrong"
-                                     : res->result == CARD_E_PIN_BLOCKED ? "pin-blocked"
-                                     : res->result == CARD_E_BAD_PIN     ? "pin-invalid"
-                                                                         : "card-error";
-                if (res->result == CARD_E_PIN_WRONG && res->tries_left >= 0)
-                        snprintf(message, sizeof(message), "pin-wrong tries=%d", res->tries_left);
+                enum auth_reason why = res->result == CARD_E_PIN_WRONG     ? AUTH_PIN_WRONG
+                                       : res->result == CARD_E_PIN_BLOCKED ? AUTH_PIN_BLOCKED
+                                       : res->result == CARD_E_BAD_PIN     ? AUTH_INVALID_ARGUMENT
+                                                                           : AUTH_CARD_ERROR;
+                /* A malformed new PIN is answered as InvalidArgument but keeps its own name on record. */
+                const char *reason =
+                        why == AUTH_INVALID_ARGUMENT ? "pin-invalid" : auth_reason_to_string(why);
+                if (why == AUTH_PIN_WRONG && res->tries_left >= 0)
+                        snprintf(message, sizeof(message), "%s tries=%d", reason, res->tries_left);
                 else
                         snprintf(message, sizeof(message), "%s", reason);
-                struct deferred_reply *r = deferred_new(
-                        a, pc->m,
-                        res->result == CARD_E_BAD_PIN ? MAMORI_ERROR_INVALID : agent_error_name(reason),
-                        message, NULL);
+                struct deferred_reply *r =
+                        deferred_new(a, pc->m, auth_reason_to_dbus_error(why), message, NULL);
                 agent_record(a, "auth.fail", a->operator_id[0] ? a->operator_id : NULL, pc->card_id,
                              agent_data("reason", reason, "method", "pin-change", NULL),
                              r ? reply_after_commit : NULL, r);
@@ -712,8 +715,8 @@ int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, co
         int r;
 
         if (!a->card.present || !a->card.card_id[0]) {
-                *ret_error = MAMORI_ERROR_NO_CARD;
-                *ret_message = "no-card";
+                *ret_error = auth_reason_to_dbus_error(AUTH_NO_CARD);
+                *ret_message = auth_reason_to_string(AUTH_NO_CARD);
                 return 0;
         }
         if (strlen(old_pin) > PIN_MAX_LEN || strlen(new_pin) > PIN_MAX_LEN) {

@@ -6,30 +6,8 @@
 #include <stdint.h>
 
 #include "mamori/agent-config.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/policy.h"
-
-/* The closed set of outcomes. Their strings are what auth.fail records and operators see. */
-enum auth_reason {
-        AUTH_ALLOW = 0,
-        AUTH_NO_CARD,            /* "no-card" */
-        AUTH_UNKNOWN_CARD,       /* "unknown-card": not in the policy bundle */
-        AUTH_CARD_SUSPENDED,     /* "card-suspended": lost, 資格停止 */
-        AUTH_CARD_RETURNED,      /* "card-returned" */
-        AUTH_OPERATOR_SUSPENDED, /* "operator-suspended" */
-        AUTH_OPERATOR_RETIRED,   /* "operator-retired" */
-        AUTH_WRONG_OFFICE,       /* "wrong-office": not allowed at this terminal's office */
-        AUTH_CERT_UNTRUSTED,     /* "cert-untrusted": no chain to TrustAnchors=, bad keyUsage, malformed */
-        AUTH_CERT_EXPIRED,       /* "cert-expired": outside the validity period */
-        AUTH_PIN_WRONG,          /* "pin-wrong": tries_left says how many remain */
-        AUTH_PIN_BLOCKED,        /* "pin-blocked" */
-        AUTH_SIGNATURE_INVALID,  /* "signature-invalid": the card does not hold the certificate's key */
-        AUTH_POLICY_STALE,       /* "policy-stale": no bundle, or past expires with StalePolicy=deny */
-        AUTH_EMERGENCY,          /* "emergency": emergency lock in force */
-        AUTH_CARD_ERROR,         /* "card-error": the card or reader failed or answered garbage */
-        _AUTH_REASON_MAX,
-};
-
-const char *auth_reason_to_string(enum auth_reason r);
 
 /* What the login learnt about the card. Steps not taken yet are AUTH_STEP_NOT_DONE. */
 #define AUTH_STEP_NOT_DONE 1

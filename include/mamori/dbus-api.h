@@ -41,7 +41,8 @@
  *                                                 "agent-start", "cancelled", or a refusal reason.
  *
  * Errors: org.mamori.Agent1.Error.<Name>, the message carrying the refusal reason string and, for
- * PinWrong, "pin-wrong tries=N". Names map 1:1 to the reasons of include/mamori/auth-decision.h.
+ * PinWrong, "pin-wrong tries=N". Names map 1:1 to the reasons of include/mamori/auth-reasons.h
+ * (common/auth-reasons.c).
  */
 
 #define MAMORI_DBUS_NAME      "org.mamori.Agent1"

@@ -1,0 +1,100 @@
+/* The one table of refusal reasons: name ↔ D-Bus error ↔ operator words (see mamori/auth-reasons.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mamori/auth-reasons.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+static const struct {
+        const char *name;       /* auth.fail's reason, the D-Bus error message */
+        const char *dbus_error; /* what mamorid answers */
+        const char *words;      /* what the operator reads: what happened, what to do next */
+} reasons[_AUTH_REFUSAL_MAX] = {
+        [AUTH_ALLOW] = {"allow", NULL, NULL},
+        [AUTH_NO_CARD] = {"no-card", MAMORI_ERROR_NO_CARD, "Insert your operator card"},
+        [AUTH_UNKNOWN_CARD] = {"unknown-card", MAMORI_ERROR_UNKNOWN_CARD, "This card is not registered"},
+        [AUTH_CARD_SUSPENDED] = {"card-suspended", MAMORI_ERROR_CARD_SUSPENDED,
+                                 "Card suspended — call your security manager"},
+        [AUTH_CARD_RETURNED] =
+                {"card-returned", MAMORI_ERROR_CARD_RETURNED,
+                 "This card was returned and is no longer valid — call your security manager"},
+        [AUTH_OPERATOR_SUSPENDED] = {"operator-suspended", MAMORI_ERROR_OPERATOR_SUSPENDED,
+                                     "Operator suspended — call your security manager"},
+        [AUTH_OPERATOR_RETIRED] = {"operator-retired", MAMORI_ERROR_OPERATOR_RETIRED,
+                                   "This operator is no longer registered — call your security manager"},
+        [AUTH_WRONG_OFFICE] = {"wrong-office", MAMORI_ERROR_WRONG_OFFICE,
+                               "This card is not allowed at this office — call your security manager"},
+        [AUTH_CERT_UNTRUSTED] = {"cert-untrusted", MAMORI_ERROR_CERT_UNTRUSTED,
+                                 "Card certificate not trusted — call your security manager"},
+        [AUTH_CERT_EXPIRED] = {"cert-expired", MAMORI_ERROR_CERT_EXPIRED,
+                               "Certificate expired — call your security manager"},
+        [AUTH_PIN_WRONG] = {"pin-wrong", MAMORI_ERROR_PIN_WRONG,
+                            "PIN wrong"}, /* the client adds the tries */
+        [AUTH_PIN_BLOCKED] = {"pin-blocked", MAMORI_ERROR_PIN_BLOCKED,
+                              "PIN blocked — call your security manager"},
+        [AUTH_SIGNATURE_INVALID] = {"signature-invalid", MAMORI_ERROR_SIGNATURE_INVALID,
+                                    "The card failed its identity check — call your security manager"},
+        [AUTH_POLICY_STALE] =
+                {"policy-stale", MAMORI_ERROR_POLICY_STALE,
+                 "Access policy out of date — logins are suspended; call your system administrator"},
+        [AUTH_EMERGENCY] = {"emergency", MAMORI_ERROR_EMERGENCY,
+                            "Emergency lock in force — logins are suspended"},
+        [AUTH_CARD_ERROR] = {"card-error", MAMORI_ERROR_CARD_ERROR, "Card could not be read — reinsert it"},
+
+        [AUTH_WRONG_USER] = {"wrong-user", MAMORI_ERROR_WRONG_USER, "This card belongs to another operator"},
+        [AUTH_LOG_UNWRITABLE] =
+                {"log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE,
+                 "The operation log cannot be written — logins are suspended; call your system "
+                 "administrator"},
+        [AUTH_BUSY] = {"busy", MAMORI_ERROR_BUSY,
+                       "Another login or session is in progress — remove your card and insert it again"},
+        [AUTH_NOT_PENDING] = {"not-pending", MAMORI_ERROR_NOT_PENDING,
+                              "The login was cancelled — try again"},
+        [AUTH_NOT_ACTIVE] = {"not-active", MAMORI_ERROR_NOT_ACTIVE, "No operator is logged in"},
+        [AUTH_PERMISSION_DENIED] = {"permission-denied", MAMORI_ERROR_PERMISSION,
+                                    "Not allowed for this user — ask your system administrator"},
+        [AUTH_INVALID_ARGUMENT] =
+                {"invalid-argument", MAMORI_ERROR_INVALID,
+                 "The request was refused as invalid — check what was typed and try again"},
+};
+
+/* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */
+static bool is_reason(enum auth_reason r)
+{
+        return (unsigned)r < ELEMENTSOF(reasons) && reasons[r].name;
+}
+
+const char *auth_reason_to_string(enum auth_reason r)
+{
+        return is_reason(r) ? reasons[r].name : reasons[AUTH_CARD_ERROR].name;
+}
+
+const char *auth_reason_to_dbus_error(enum auth_reason r)
+{
+        return is_reason(r) ? reasons[r].dbus_error : NULL;
+}
+
+const char *auth_reason_to_words(enum auth_reason r)
+{
+        return is_reason(r) ? reasons[r].words : NULL;
+}
+
+int auth_reason_from_string(const char *s)
+{
+        if (s)
+                for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
+                        if (reasons[i].name && streq(s, reasons[i].name))
+                                return (int)i;
+        return -EINVAL;
+}
+
+int auth_reason_from_dbus_error(const char *name)
+{
+        if (name)
+                for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
+                        if (reasons[i].dbus_error && streq(name, reasons[i].dbus_error))
+                                return (int)i;
+        return -EINVAL;
+}

@@ -1,0 +1,56 @@
+/* The refusal reasons of mamori, shared by mamorid, pam_mamori.so and mamorictl (table:
+ * common/auth-reasons.c).
+ */
+#pragma once
+
+/*
+ * Each reason has one row: its name (what auth.fail records and the D-Bus error message starts
+ * with), its D-Bus error (include/mamori/dbus-api.h) and the words an operator at the counter
+ * reads, which say what to do next. No OpenSSL, no logging: this is linked into pam_mamori.so.
+ */
+
+/* The closed set of outcomes of a login. */
+enum auth_reason {
+        AUTH_ALLOW = 0,
+
+        /* What auth_decide() answers (auth/auth-decision.c). */
+        AUTH_NO_CARD,            /* "no-card" */
+        AUTH_UNKNOWN_CARD,       /* "unknown-card": not in the policy bundle */
+        AUTH_CARD_SUSPENDED,     /* "card-suspended": lost, 資格停止 */
+        AUTH_CARD_RETURNED,      /* "card-returned" */
+        AUTH_OPERATOR_SUSPENDED, /* "operator-suspended" */
+        AUTH_OPERATOR_RETIRED,   /* "operator-retired" */
+        AUTH_WRONG_OFFICE,       /* "wrong-office": not allowed at this terminal's office */
+        AUTH_CERT_UNTRUSTED,     /* "cert-untrusted": no chain to TrustAnchors=, bad keyUsage, malformed */
+        AUTH_CERT_EXPIRED,       /* "cert-expired": outside the validity period */
+        AUTH_PIN_WRONG,          /* "pin-wrong": tries_left says how many remain */
+        AUTH_PIN_BLOCKED,        /* "pin-blocked" */
+        AUTH_SIGNATURE_INVALID,  /* "signature-invalid": the card does not hold the certificate's key */
+        AUTH_POLICY_STALE,       /* "policy-stale": no bundle, or past expires with StalePolicy=deny */
+        AUTH_EMERGENCY,          /* "emergency": emergency lock in force */
+        AUTH_CARD_ERROR,         /* "card-error": the card or reader failed or answered garbage */
+        _AUTH_REASON_MAX,        /* end of auth_decide()'s outcomes; itself not a reason */
+
+        /* What mamorid refuses on its own, around the decision: refusals of the call, not the card. */
+        AUTH_WRONG_USER,        /* "wrong-user": Accounts=per-operator, PAM user ≠ card's operator */
+        AUTH_LOG_UNWRITABLE,    /* "log-unwritable": fail closed, nothing granted off the record */
+        AUTH_BUSY,              /* "busy": another login or PIN check is in progress */
+        AUTH_NOT_PENDING,       /* "not-pending": AnswerPin/CancelLogin without our StartLogin */
+        AUTH_NOT_ACTIVE,        /* "not-active": no operator is logged in */
+        AUTH_PERMISSION_DENIED, /* "permission-denied": this caller may not call this method */
+        AUTH_INVALID_ARGUMENT,  /* "invalid-argument" */
+        _AUTH_REFUSAL_MAX,
+};
+
+/* "card-suspended"; "allow" for AUTH_ALLOW; "card-error" for a value that is not a reason. */
+const char *auth_reason_to_string(enum auth_reason r);
+
+/* org.mamori.Agent1.Error.CardSuspended; NULL for AUTH_ALLOW and for a value that is not a reason. */
+const char *auth_reason_to_dbus_error(enum auth_reason r);
+
+/* "Card suspended — call your security manager"; NULL for AUTH_ALLOW and for a non-reason. */
+const char *auth_reason_to_words(enum auth_reason r);
+
+/* The reverse lookups: the reason (>= 0), or -EINVAL when s / name is not in the table (or NULL). */
+int auth_reason_from_string(const char *s);
+int auth_reason_from_dbus_error(const char *name);

@@ -1,0 +1,161 @@
+/* Unit tests for the refusal-reason table: complete, unique, and every lookup round-trips.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mamori/auth-reasons.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+
+static bool is_gap(int r)
+{
+        return r == _AUTH_REASON_MAX; /* the end marker of auth_decide()'s outcomes */
+}
+
+/* Every enum value has a row; every refusal has a name, a D-Bus error of our API and words. */
+static void test_complete(void **state)
+{
+        assert_string_equal(auth_reason_to_string(AUTH_ALLOW), "allow");
+        assert_null(auth_reason_to_dbus_error(AUTH_ALLOW));
+        assert_null(auth_reason_to_words(AUTH_ALLOW));
+
+        for (int r = AUTH_ALLOW + 1; r < _AUTH_REFUSAL_MAX; r++) {
+                if (is_gap(r))
+                        continue;
+                const char *name = auth_reason_to_string(r), *err = auth_reason_to_dbus_error(r),
+                           *words = auth_reason_to_words(r);
+
+                assert_non_null(name);
+                assert_non_null(err);
+                assert_non_null(words);
+                if (!name[0] || !words[0])
+                        fail_msg("reason %d has an empty field", r);
+                if (strncmp(err, MAMORI_DBUS_ERROR_PREFIX, strlen(MAMORI_DBUS_ERROR_PREFIX)) != 0 ||
+                    !err[strlen(MAMORI_DBUS_ERROR_PREFIX)])
+                        fail_msg("%s: D-Bus error %s is not one of org.mamori.Agent1's", name, err);
+                /* Names are the words of records: lower case and dashes only. */
+                if (strspn(name, "abcdefghijklmnopqrstuvwxyz-") != strlen(name))
+                        fail_msg("%s: not a record word", name);
+        }
+}
+
+/* No two rows share a name or a D-Bus error, so each lookup has one answer. */
+static void test_unique(void **state)
+{
+        for (int a = AUTH_ALLOW; a < _AUTH_REFUSAL_MAX; a++)
+                for (int b = a + 1; b < _AUTH_REFUSAL_MAX; b++) {
+                        if (is_gap(a) || is_gap(b))
+                                continue;
+                        if (streq(auth_reason_to_string(a), auth_reason_to_string(b)))
+                                fail_msg("reasons %d and %d share the name %s", a, b,
+                                         auth_reason_to_string(a));
+                        if (a != AUTH_ALLOW &&
+                            streq(auth_reason_to_dbus_error(a), auth_reason_to_dbus_error(b)))
+                                fail_msg("%s and %s share the D-Bus error %s", auth_reason_to_string(a),
+                                         auth_reason_to_string(b), auth_reason_to_dbus_error(a));
+                }
+}
+
+static void test_round_trip(void **state)
+{
+        for (int r = AUTH_ALLOW; r < _AUTH_REFUSAL_MAX; r++) {
+                if (is_gap(r))
+                        continue;
+                assert_int_equal(auth_reason_from_string(auth_reason_to_string(r)), r);
+                if (r != AUTH_ALLOW)
+                        assert_int_equal(auth_reason_from_dbus_error(auth_reason_to_dbus_error(r)), r);
+        }
+        /* Not a reason: the fallbacks. */
+        assert_string_equal(auth_reason_to_string(_AUTH_REASON_MAX), "card-error");
+        assert_string_equal(auth_reason_to_string(_AUTH_REFUSAL_MAX), "card-error");
+        assert_string_equal(auth_reason_to_string(-1), "card-error");
+        assert_null(auth_reason_to_dbus_error(_AUTH_REASON_MAX));
+        assert_null(auth_reason_to_words(_AUTH_REFUSAL_MAX));
+        assert_int_equal(auth_reason_from_string(NULL), -EINVAL);
+        assert_int_equal(auth_reason_from_string(""), -EINVAL);
+        assert_int_equal(auth_reason_from_string("pin-invalid"), -EINVAL);
+        assert_int_equal(auth_reason_from_string("Pin-Wrong"), -EINVAL);
+        assert_int_equal(auth_reason_from_dbus_error(NULL), -EINVAL);
+        assert_int_equal(auth_reason_from_dbus_error("org.example.PinWrong"), -EINVAL);
+        assert_int_equal(auth_reason_from_dbus_error(MAMORI_DBUS_ERROR_PREFIX), -EINVAL);
+}
+
+/* The exact words and names that clients, records and tests rely on. */
+static void test_known_rows(void **state)
+{
+        static const struct {
+                enum auth_reason r;
+                const char *name, *dbus_error, *words;
+        } rows[] = {
+                {AUTH_NO_CARD, "no-card", MAMORI_ERROR_NO_CARD, "Insert your operator card"},
+                {AUTH_CARD_SUSPENDED, "card-suspended", MAMORI_ERROR_CARD_SUSPENDED,
+                 "Card suspended — call your security manager"},
+                {AUTH_PIN_WRONG, "pin-wrong", MAMORI_ERROR_PIN_WRONG, "PIN wrong"},
+                {AUTH_PIN_BLOCKED, "pin-blocked", MAMORI_ERROR_PIN_BLOCKED,
+                 "PIN blocked — call your security manager"},
+                {AUTH_CARD_ERROR, "card-error", MAMORI_ERROR_CARD_ERROR,
+                 "Card could not be read — reinsert it"},
+                {AUTH_WRONG_USER, "wrong-user", MAMORI_ERROR_WRONG_USER,
+                 "This card belongs to another operator"},
+                {AUTH_LOG_UNWRITABLE, "log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE, NULL},
+                {AUTH_PERMISSION_DENIED, "permission-denied", MAMORI_ERROR_PERMISSION, NULL},
+                {AUTH_INVALID_ARGUMENT, "invalid-argument", MAMORI_ERROR_INVALID, NULL},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                assert_string_equal(auth_reason_to_string(rows[i].r), rows[i].name);
+                assert_string_equal(auth_reason_to_dbus_error(rows[i].r), rows[i].dbus_error);
+                if (rows[i].words)
+                        assert_string_equal(auth_reason_to_words(rows[i].r), rows[i].words);
+        }
+}
+
+/* Every error that dbus-api.h defines has its row: read the header itself, so that a new error
+ * added there without a row fails here (like systemd's test-login-tables). */
+static void test_every_api_error_has_a_row(void **state)
+{
+        static const char tag[] = "MAMORI_DBUS_ERROR_PREFIX \"";
+        char line[512];
+        unsigned seen = 0, rows = 0;
+        FILE *f = fopen(DBUS_API_H, "re");
+
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+                const char *p = strstr(line, tag), *end;
+                char name[256];
+
+                /* "#define MAMORI_ERROR_X MAMORI_DBUS_ERROR_PREFIX "X"", or its continuation line. */
+                if (!p || !(strneq(line, "#define MAMORI_ERROR_", 21) || line[0] == ' '))
+                        continue;
+                p += strlen(tag);
+                end = strchr(p, '"');
+                assert_non_null(end);
+                snprintf(name, sizeof(name), "%s%.*s", MAMORI_DBUS_ERROR_PREFIX, (int)(end - p), p);
+                if (auth_reason_from_dbus_error(name) < 0)
+                        fail_msg("%s has no row in common/auth-reasons.c", name);
+                seen++;
+        }
+        fclose(f);
+        for (int r = AUTH_ALLOW + 1; r < _AUTH_REFUSAL_MAX; r++)
+                rows += !is_gap(r);
+        assert_int_equal(seen, rows);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_complete),
+                cmocka_unit_test(test_unique),
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_known_rows),
+                cmocka_unit_test(test_every_api_error_has_a_row),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
