@@ -8,6 +8,7 @@
 #include "mamori/agent-client.h"
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
+#include "mamori/parse-util.h"
 
 /* What a caller does about each of mamorid's refusals; the rest are AGENT_ERROR_REFUSED. */
 static enum agent_error_class reason_class(enum auth_reason r)
@@ -53,9 +54,10 @@ static const struct bus_error_entry {
 
 int agent_parse_tries(const char *message)
 {
+        char digits[21];
         const char *p;
-        unsigned long v;
-        char *end;
+        uint64_t v;
+        size_t n;
 
         if (!message)
                 return -1;
@@ -63,11 +65,13 @@ int agent_parse_tries(const char *message)
         if (!p)
                 return -1;
         p += strlen("tries=");
-        if (*p < '0' || *p > '9')
+        /* The count ends the message or is followed by a separator: "pin-wrong tries=2 (…)". */
+        n = strspn(p, "0123456789");
+        if (n == 0 || n >= sizeof(digits) || (p[n] != '\0' && !strchr(" ,)", p[n])))
                 return -1;
-        errno = 0;
-        v = strtoul(p, &end, 10);
-        if (errno != 0 || v > 99 || (*end != '\0' && *end != ' ' && *end != ',' && *end != ')'))
+        memcpy(digits, p, n);
+        digits[n] = '\0';
+        if (parse_uint64(digits, 99, &v) < 0)
                 return -1;
         return (int)v;
 }
@@ -296,17 +300,7 @@ int agent_get_card_present(sd_bus *bus, sd_bus_error *error, bool *ret)
 
 bool agent_pin_format_ok(const char *pin)
 {
-        size_t n;
-
-        if (!pin)
-                return false;
-        n = strlen(pin);
-        if (n < 6 || n > 8)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (pin[i] < '0' || pin[i] > '9')
-                        return false;
-        return true;
+        return pin_check_format(pin, PIN_DIGITS_MIN, PIN_DIGITS_MAX) >= 0;
 }
 
 void agent_secret_free(char *s)

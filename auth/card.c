@@ -14,6 +14,7 @@
 #include "card-internal.h"
 #include "mamori/auth-reasons.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 #include "piv-apdu.h"
 
 /* The card errors that are also refusal reasons use the reason's name (common/auth-reasons.c). */
@@ -247,17 +248,7 @@ int card_pin_tries(Card *c, unsigned *ret_tries)
 
 static int pin_length_ok(const Card *c, const char *pin)
 {
-        size_t n;
-
-        if (!pin)
-                return CARD_E_BAD_PIN;
-        n = strnlen(pin, c->profile->pin_max + 1);
-        if (n < c->profile->pin_min || n > c->profile->pin_max)
-                return CARD_E_BAD_PIN;
-        for (size_t i = 0; i < n; i++)
-                if (pin[i] < '0' || pin[i] > '9')
-                        return CARD_E_BAD_PIN;
-        return 0;
+        return pin_check_format(pin, c->profile->pin_min, c->profile->pin_max) < 0 ? CARD_E_BAD_PIN : 0;
 }
 
 int card_verify_pin(Card *c, const char *pin)

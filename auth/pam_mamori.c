@@ -42,12 +42,12 @@
 #include "mamori/agent-client.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 
 #define DEFAULT_TIMEOUT_SEC 60u
 #define MAX_TIMEOUT_SEC     3600u
 #define DEFAULT_MAX_TRIES   3
-#define USEC_PER_SEC_PAM    1000000ull
 
 struct pam_mamori_options {
         bool debug;
@@ -55,28 +55,13 @@ struct pam_mamori_options {
         int max_tries;
 };
 
-static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
-{
-        unsigned long v;
-        char *end;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno != 0 || *end != '\0' || v < min || v > max)
-                return -ERANGE;
-        *ret = (unsigned)v;
-        return 0;
-}
-
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct pam_mamori_options *ret)
 {
         struct pam_mamori_options o = {
                 .timeout_sec = DEFAULT_TIMEOUT_SEC,
                 .max_tries = DEFAULT_MAX_TRIES,
         };
-        unsigned v;
+        uint64_t v;
 
         for (int i = 0; i < argc; i++) {
                 const char *a = argv[i];
@@ -84,13 +69,13 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
                 if (streq(a, "debug"))
                         o.debug = true;
                 else if (strneq(a, "timeout=", 8)) {
-                        if (parse_unsigned(a + 8, 1, MAX_TIMEOUT_SEC, &v) < 0)
+                        if (parse_uint64(a + 8, MAX_TIMEOUT_SEC, &v) < 0 || v < 1)
                                 pam_syslog(pamh, LOG_WARNING, "ignoring bad option '%s' (1–%u seconds)", a,
                                            MAX_TIMEOUT_SEC);
                         else
-                                o.timeout_sec = v;
+                                o.timeout_sec = (unsigned)v;
                 } else if (strneq(a, "max_tries=", 10)) {
-                        if (parse_unsigned(a + 10, 1, 15, &v) < 0)
+                        if (parse_uint64(a + 10, 15, &v) < 0 || v < 1)
                                 pam_syslog(pamh, LOG_WARNING, "ignoring bad option '%s' (1–15)", a);
                         else
                                 o.max_tries = (int)v;
@@ -220,7 +205,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
  * Besides the signal, the property is read once a second, so a missed signal costs a second. */
 static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
 {
-        uint64_t next_poll = now_mono_usec() + USEC_PER_SEC_PAM;
+        uint64_t next_poll = now_mono_usec() + USEC_PER_SEC;
         int r;
 
         w->present = w->refetch = false;
@@ -237,7 +222,7 @@ static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
                         continue;
                 if (w->refetch || t >= next_poll) {
                         w->refetch = false;
-                        next_poll = t + USEC_PER_SEC_PAM;
+                        next_poll = t + USEC_PER_SEC;
                         r = agent_get_card_present(bus, NULL, &present);
                         if (r < 0)
                                 return r;
@@ -343,7 +328,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 return PAM_AUTHINFO_UNAVAIL;
         }
 
-        deadline = now_mono_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC_PAM;
+        deadline = now_mono_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC;
         for (;;) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
@@ -357,7 +342,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         return auth_pam_code(&info);
                 }
                 if (!asked_for_card) {
-                        say(pamh, flags, PAM_TEXT_INFO, "Insert your operator card");
+                        say(pamh, flags, PAM_TEXT_INFO, info.sentence); /* no-card's words */
                         asked_for_card = true;
                 }
                 if (o.debug)

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include "mamori/card.h"
+#include "mamori/parse-util.h"
 #include "piv-apdu.h"
 #include "tlv.h"
 
@@ -73,17 +74,7 @@ int piv_build_verify_status(uint8_t *buf, size_t cap, uint8_t pin_ref)
 
 int piv_pin_check(const char *pin)
 {
-        size_t n;
-
-        if (!pin)
-                return -EINVAL;
-        n = strnlen(pin, 9);
-        if (n < 6 || n > 8)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++)
-                if (pin[i] < '0' || pin[i] > '9')
-                        return -EINVAL;
-        return 0;
+        return pin_check_format(pin, PIN_DIGITS_MIN, PIN_DIGITS_MAX);
 }
 
 static void pin_pad(uint8_t out[8], const char *pin)

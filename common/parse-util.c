@@ -1,4 +1,4 @@
-/* Strict number, duration and boolean parsers used by every config and CLI reader. */
+/* Strict number, duration, boolean and PIN-format parsers used by every config, CLI and PIN reader. */
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
@@ -131,4 +131,19 @@ int parse_boolean(const char *s, bool *ret)
                 }
         }
         return -EINVAL;
+}
+
+int pin_check_format(const char *pin, size_t min_digits, size_t max_digits)
+{
+        size_t n;
+
+        if (!pin)
+                return -EINVAL;
+        n = strnlen(pin, max_digits + 1);
+        if (n < min_digits || n > max_digits)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (pin[i] < '0' || pin[i] > '9')
+                        return -EINVAL;
+        return 0;
 }

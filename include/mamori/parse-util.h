@@ -1,7 +1,8 @@
-/* Strict parsers for numbers, durations and booleans: reject junk, signs, overflow. */
+/* Strict parsers for numbers, durations, booleans and PINs: reject junk, signs, overflow. */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define USEC_PER_SEC  UINT64_C(1000000)
@@ -15,3 +16,11 @@ int parse_duration_usec(const char *s, uint64_t *ret_usec);
 
 /* yes/no/true/false/on/off/1/0. */
 int parse_boolean(const char *s, bool *ret);
+
+/* mamori's PIN: 6-8 ASCII digits, as PIV cards take it. */
+#define PIN_DIGITS_MIN 6
+#define PIN_DIGITS_MAX 8
+
+/* 0 when pin is min_digits..max_digits ASCII digits, else -EINVAL. Reads at most max_digits + 1
+ * bytes of pin, so a PIN that is not terminated where it should be is still bounded. */
+int pin_check_format(const char *pin, size_t min_digits, size_t max_digits);

@@ -139,12 +139,29 @@ static void test_parse_tries_and_pin_format(void **state)
         assert_false(agent_pin_format_ok(NULL));
 }
 
+/* The count after "tries=": digits only, at most 99, ended by the message or a separator. */
+static void test_parse_tries_edges(void **state)
+{
+        assert_int_equal(agent_parse_tries("pin-wrong tries=0"), 0);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=99"), 99);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=02"), 2);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=2 left"), 2);
+        assert_int_equal(agent_parse_tries("pin-wrong (tries=2)"), 2);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=2,"), 2);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=2x"), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong tries= 2"), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=-1"), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong tries=99999999999999999999999"), -1);
+        assert_int_equal(agent_parse_tries("pin-wrong"), -1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_classify_and_format),
                 cmocka_unit_test(test_every_api_error_has_words),
                 cmocka_unit_test(test_parse_tries_and_pin_format),
+                cmocka_unit_test(test_parse_tries_edges),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,12 +86,32 @@ static void test_boolean(void **state)
         assert_int_equal(parse_boolean("", &b), -EINVAL);
 }
 
+/* The PIN format: exact digit counts, nothing else, and never a read past max + 1 bytes. */
+static void test_pin_format(void **state)
+{
+        static const char unterminated[9] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
+
+        assert_int_equal(pin_check_format("123456", PIN_DIGITS_MIN, PIN_DIGITS_MAX), 0);
+        assert_int_equal(pin_check_format("00000000", PIN_DIGITS_MIN, PIN_DIGITS_MAX), 0);
+        assert_int_equal(pin_check_format("12345", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("123456789", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("12345a", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("+123456", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("123 456", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("", PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format(NULL, PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+        assert_int_equal(pin_check_format("1234", 4, 4), 0);
+        /* Nine digits and no NUL: too long, found without reading a tenth byte (ASan checks). */
+        assert_int_equal(pin_check_format(unterminated, PIN_DIGITS_MIN, PIN_DIGITS_MAX), -EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uint64),
                 cmocka_unit_test(test_duration),
                 cmocka_unit_test(test_boolean),
+                cmocka_unit_test(test_pin_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
