@@ -1,21 +1,15 @@
-/* org.mamori.Agent1 on the system bus: properties, the PAM conversation, Lock, ChangePin, RecordOperation.
- */
+/* org.mamori.Agent1 on the system bus: the vtable, who may call what, and the replies to the session logic's
+ * outcomes. */
 #include <errno.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
-#include <time.h>
 
-#include "journal.h"
 #include "mamorid.h"
-#include "mamori/auth-decision.h"
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
-#include "mamori/time-util.h"
 
 #define USER_MAX      64
 #define OP_KIND_MAX   64
@@ -23,212 +17,16 @@
 #define OP_KEY_MAX    64
 #define OP_VALUE_MAX  256
 #define APPS_GROUP    "mamori-apps"
-#define UID_INVALID   ((uid_t)-1)
 
-static bool printable(const char *s);
-
-const char *agent_error_name(const char *reason)
+/* A call the session logic holds is the method call message itself, one reference per holder. */
+static SessionCall *call_of(sd_bus_message *m)
 {
-        int r = auth_reason_from_string(reason);
-        /* Not a reason of the table: a login aborted because the card went away, was cancelled, … */
-        return r > AUTH_ALLOW ? auth_reason_to_dbus_error(r) : MAMORI_ERROR_CARD_ERROR;
+        return (SessionCall *)sd_bus_message_ref(m);
 }
 
-static int prop_string(sd_bus *bus, const char *path, const char *interface, const char *property,
-                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
+static sd_bus_message *message_of(SessionCall *call)
 {
-        struct agent *a = userdata;
-        const char *v = "";
-
-        if (streq(property, "State"))
-                v = session_state_to_string(a->state);
-        else if (streq(property, "Operator"))
-                v = a->state == SESSION_ACTIVE ? a->operator_id : "";
-        else if (streq(property, "Method"))
-                v = a->state == SESSION_ACTIVE ? a->method : "";
-        else if (streq(property, "Card"))
-                v = a->card.present ? a->card.card_id : "";
-        else if (streq(property, "Reader"))
-                v = a->card.present ? a->card.reader : "";
-        return sd_bus_message_append(reply, "s", v);
-}
-
-static int prop_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
-                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        int v = 0;
-
-        if (streq(property, "CardPresent"))
-                v = a->card.present && !a->readers_lost;
-        else if (streq(property, "Emergency"))
-                v = a->emergency;
-        else if (streq(property, "LogWritable"))
-                v = a->log && oplog_writable(a->log);
-        return sd_bus_message_append(reply, "b", v);
-}
-
-static int prop_serial(sd_bus *bus, const char *path, const char *interface, const char *property,
-                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        return sd_bus_message_append(reply, "x", (int64_t)a->policy_serial);
-}
-
-static int method_start_login(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        const char *user, *err = NULL, *msg = NULL;
-        char card_id[CARD_ID_LEN + 1] = "";
-        int tries = -1, r;
-
-        r = sd_bus_message_read(m, "s", &user);
-        if (r < 0)
-                return r;
-        if (strlen(user) > USER_MAX || !printable(user))
-                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user: up to 64 printable bytes");
-        r = agent_start_login(a, m, user, card_id, &tries, &err, &msg);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return 1; /* answered once the refusal is on record */
-        if (err)
-                return sd_bus_error_set(error, err, msg);
-        return sd_bus_reply_method_return(m, "si", card_id, tries);
-}
-
-static int method_answer_pin(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        const char *pin, *err = NULL, *msg = NULL;
-        int r;
-
-        r = sd_bus_message_read(m, "s", &pin);
-        if (r < 0)
-                return r;
-        /* The method is SENSITIVE: sd-bus erases the message, PIN included, when it is freed. */
-        r = agent_answer_pin(a, m, pin, &err, &msg);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return 1;
-        return sd_bus_error_set(error, err, msg);
-}
-
-static int method_cancel_login(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        const char *err = NULL;
-
-        agent_cancel_login(a, sd_bus_message_get_sender(m), &err);
-        if (err)
-                return sd_bus_error_set(error, err, "no login of yours is in progress");
-        return sd_bus_reply_method_return(m, "");
-}
-
-static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-
-        return agent_lock_and_reply(a, m);
-}
-
-static int caller_may_change_pin(struct agent *a, sd_bus_message *m)
-{
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *session = NULL;
-        char active[64];
-        uid_t uid;
-        int r;
-
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT,
-                                      &creds);
-        if (r < 0)
-                return r;
-        if (sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
-                return 1;
-        if (a->state != SESSION_ACTIVE || !a->card.present || !streq(a->card.card_id, a->session_card))
-                return 0;
-        if (sd_bus_creds_get_session(creds, &session) < 0 || !a->logind ||
-            logind_active_session_id(a->logind, active, sizeof(active)) < 0)
-                return 0;
-        return streq(session, active);
-}
-
-static int method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-        struct agent *a = userdata;
-        const char *old_pin, *new_pin, *err = NULL, *msg = NULL;
-        int r;
-
-        r = sd_bus_message_read(m, "ss", &old_pin, &new_pin);
-        if (r < 0)
-                return r;
-        /* Only root, or a process of the seat's active (operator) session while that session
-         * holds this very card: nobody else may spend the card's PIN tries. */
-        r = caller_may_change_pin(a, m);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return sd_bus_error_set(error, MAMORI_ERROR_PERMISSION,
-                                        "the PIN can be changed only in the card's own session");
-        r = agent_change_pin(a, m, old_pin, new_pin, &err, &msg);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return 1;
-        return sd_bus_error_set(error, err, msg);
-}
-
-/* Root, or a member of mamori-apps (primary or supplementary group of the sender). */
-static int caller_may_record(sd_bus_message *m)
-{
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const gid_t *gids = NULL;
-        uid_t euid;
-        gid_t gid;
-        int r, n;
-
-        r = sd_bus_query_sender_creds(m,
-                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
-                                              SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
-                                      &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &euid);
-        if (r < 0)
-                return r;
-        if (euid == 0)
-                return 1;
-        struct group *g = getgrnam(APPS_GROUP);
-        if (!g)
-                return 0;
-        if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid == g->gr_gid)
-                return 1;
-        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
-        for (int i = 0; i < n; i++)
-                if (gids[i] == g->gr_gid)
-                        return 1;
-        return 0;
-}
-
-struct op_reply {
-        sd_bus_message *m;
-        struct agent *a;
-};
-
-static void on_op_recorded(int result, uint64_t seq, void *userdata)
-{
-        struct op_reply *o = userdata;
-
-        if (result < 0) {
-                (void)sd_bus_reply_method_errorf(o->m, auth_reason_to_dbus_error(AUTH_LOG_UNWRITABLE), "%s",
-                                                 auth_reason_to_string(AUTH_LOG_UNWRITABLE));
-                agent_on_log_health(o->a, result);
-        } else
-                (void)sd_bus_reply_method_return(o->m, "t", seq);
-        sd_bus_message_unref(o->m);
-        free(o);
+        return (sd_bus_message *)call;
 }
 
 /* Text that goes into records and the ledger: no control characters (C0, DEL, C1), no line or
@@ -249,20 +47,66 @@ static bool printable(const char *s)
         return true;
 }
 
-static int method_record_operation(sd_bus_message *m, void *userdata, sd_bus_error *error)
+/* ---- the methods: read and check the arguments, hand over to the session logic ---- */
+
+static int run_start_login(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
-        struct agent *a = userdata;
+        const char *user;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &user);
+        if (r < 0)
+                return r;
+        if (strlen(user) > USER_MAX || !printable(user))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user: up to 64 printable bytes");
+        session_start_login(&a->session, call_of(m), sd_bus_message_get_sender(m), user);
+        return 1;
+}
+
+static int run_answer_pin(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *pin;
+        int r;
+
+        /* The method is SENSITIVE: sd-bus erases the message, PIN included, when it is freed. */
+        r = sd_bus_message_read(m, "s", &pin);
+        if (r < 0)
+                return r;
+        session_answer_pin(&a->session, call_of(m), pin);
+        return 1;
+}
+
+static int run_cancel_login(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_cancel_login(&a->session, call_of(m));
+        return 1;
+}
+
+static int run_lock(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_lock_call(&a->session, call_of(m));
+        return 1;
+}
+
+static int run_change_pin(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *old_pin, *new_pin;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &old_pin, &new_pin);
+        if (r < 0)
+                return r;
+        session_change_pin(&a->session, call_of(m), old_pin, new_pin);
+        return 1;
+}
+
+static int run_record_operation(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
         _cleanup_json_ JsonValue *data = NULL, *fields = NULL;
         const char *kind, *subject, *k, *v;
         unsigned n = 0;
         int r;
 
-        r = caller_may_record(m);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return sd_bus_error_set(error, MAMORI_ERROR_PERMISSION,
-                                        "only root and members of " APPS_GROUP " may record operations");
         r = sd_bus_message_read(m, "ss", &kind, &subject);
         if (r < 0)
                 return r;
@@ -291,37 +135,215 @@ static int method_record_operation(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
-        if (a->state != SESSION_ACTIVE)
-                return sd_bus_error_set(error, MAMORI_ERROR_NOT_ACTIVE, "no operator is logged in");
-
         data = agent_data("kind", kind, "subject", subject, NULL);
         if (!data || json_object_set(data, "fields", TAKE_PTR(fields)) < 0)
                 return -ENOMEM;
-        struct op_reply *o = calloc(1, sizeof(*o));
-        if (!o)
-                return -ENOMEM;
-        o->m = sd_bus_message_ref(m);
-        o->a = a;
-        agent_record(a, "app.op", a->operator_id, a->session_card, TAKE_PTR(data), on_op_recorded, o);
+        session_record_operation(&a->session, call_of(m), TAKE_PTR(data));
         return 1;
 }
 
-static int method_pin_age(sd_bus_message *m, void *userdata, sd_bus_error *error)
+static int run_pin_age(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_pin_age(&a->session, call_of(m));
+        return 1;
+}
+
+/* ---- the replies to a granted call ---- */
+
+static int reply_empty(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "");
+}
+
+static int reply_login_started(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "si", o->card_id, o->tries);
+}
+
+static int reply_operator(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "s", o->operator_id);
+}
+
+static int reply_seq(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "t", o->seq);
+}
+
+static int reply_pin_age(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "ii", o->pin_age_days, o->max_age_days);
+}
+
+/* ---- who may call what: the one table, applied by dispatch() before any method runs ---- */
+
+enum caller_kind {
+        ANYONE = 1 << 0,  /* any process on the system bus */
+        ROOT = 1 << 1,    /* effective uid 0 */
+        SEAT = 1 << 2,    /* a process of the seat's active logind session, while mamori's session
+                           * holds the very card in the reader */
+        APPS = 1 << 3,    /* group mamori-apps (primary or supplementary) */
+        STARTER = 1 << 4, /* the client that started the pending login */
+};
+
+typedef int (*run_fn)(struct agent *a, sd_bus_message *m, sd_bus_error *error);
+typedef int (*reply_fn)(sd_bus_message *m, const struct session_outcome *o);
+
+static const struct method {
+        const char *name;
+        unsigned callers;        /* caller kinds that may call it */
+        enum auth_reason denied; /* what anyone else hears */
+        const char *denied_message;
+        run_fn run;
+        reply_fn reply;
+} methods[] = {
+        {"StartLogin", ANYONE, 0, NULL, run_start_login, reply_login_started},
+        {"AnswerPin", STARTER, AUTH_NOT_PENDING, "no login of yours is waiting for a PIN", run_answer_pin,
+         reply_operator},
+        {"CancelLogin", STARTER, AUTH_NOT_PENDING, "no login of yours is in progress", run_cancel_login,
+         reply_empty},
+        {"Lock", ANYONE, 0, NULL, run_lock, reply_empty}, /* re-locking is throttled by the session */
+        /* Nobody else may spend the card's PIN tries. */
+        {"ChangePin", ROOT | SEAT, AUTH_PERMISSION_DENIED,
+         "the PIN can be changed only in the card's own session", run_change_pin, reply_empty},
+        {"RecordOperation", ROOT | APPS, AUTH_PERMISSION_DENIED,
+         "only root and members of " APPS_GROUP " may record operations", run_record_operation, reply_seq},
+        {"PinAgeDays", ANYONE, 0, NULL, run_pin_age, reply_pin_age},
+};
+
+static const struct method *method_find(const char *name)
+{
+        for (size_t i = 0; name && i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].name, name))
+                        return &methods[i];
+        return NULL;
+}
+
+static bool in_group(sd_bus_creds *creds, gid_t group)
+{
+        const gid_t *gids = NULL;
+        gid_t gid;
+        int n;
+
+        if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid == group)
+                return true;
+        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        for (int i = 0; i < n; i++)
+                if (gids[i] == group)
+                        return true;
+        return false;
+}
+
+/* 1 when the sender of m is one of kinds, 0 when not, < 0 when its credentials cannot be read. */
+static int caller_is(struct agent *a, sd_bus_message *m, unsigned kinds)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uint64_t mask = SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT;
+        const char *session = NULL;
+        char active[64];
+        uid_t uid;
+        int r;
+
+        if (kinds & ANYONE)
+                return 1;
+        if ((kinds & STARTER) && session_login_started_by(&a->session, sd_bus_message_get_sender(m)))
+                return 1;
+        if (!(kinds & (ROOT | SEAT | APPS)))
+                return 0;
+        if (kinds & SEAT)
+                mask |= SD_BUS_CREDS_SESSION;
+        if (kinds & APPS)
+                mask |= SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS;
+        r = sd_bus_query_sender_creds(m, mask, &creds);
+        if (r < 0)
+                return r;
+        if ((kinds & ROOT) && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
+                return 1;
+        if ((kinds & SEAT) && session_holds_inserted_card(&a->session) && a->logind &&
+            sd_bus_creds_get_session(creds, &session) >= 0 &&
+            logind_active_session_id(a->logind, active, sizeof(active)) >= 0 && streq(session, active))
+                return 1;
+        if (kinds & APPS) {
+                struct group *g = getgrnam(APPS_GROUP);
+                if (g && in_group(creds, g->gr_gid))
+                        return 1;
+        }
+        return 0;
+}
+
+/* Every method of the vtable comes here: the table says whether the caller may, then it runs. */
+static int dispatch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
         struct agent *a = userdata;
-        const Policy *p = a->policy ? policy_watch_current(a->policy) : NULL;
-        const PolicyOperator *op;
-        int days = -1;
+        const struct method *method = method_find(sd_bus_message_get_member(m));
+        int r;
 
-        if (a->state != SESSION_ACTIVE)
-                return sd_bus_error_set(error, MAMORI_ERROR_NOT_ACTIVE, "no operator is logged in");
-        op = p ? policy_find_operator(p, a->operator_id) : NULL;
-        if (op && op->pin_changed >= 0) {
-                int64_t now = now_realtime_usec();
-                days = now > op->pin_changed ? (int)((now - op->pin_changed) / (INT64_C(86400) * 1000000))
-                                             : 0;
-        }
-        return sd_bus_reply_method_return(m, "ii", days, (int)a->config.max_age_days);
+        if (!method)
+                return sd_bus_error_set(error, SD_BUS_ERROR_UNKNOWN_METHOD, "no such method");
+        r = caller_is(a, m, method->callers);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sd_bus_error_set(error, auth_reason_to_dbus_error(method->denied),
+                                        method->denied_message);
+        return method->run(a, m, error);
+}
+
+void agent_dbus_answer(struct agent *a, SessionCall *call, const struct session_outcome *o)
+{
+        sd_bus_message *m = message_of(call);
+        const struct method *method = method_find(sd_bus_message_get_member(m));
+
+        if (o->error < 0)
+                (void)sd_bus_reply_method_errno(m, -o->error, NULL);
+        else if (o->reason != AUTH_ALLOW)
+                (void)sd_bus_reply_method_errorf(m, auth_reason_to_dbus_error(o->reason), "%s", o->message);
+        else if (method)
+                (void)method->reply(m, o);
+        sd_bus_message_unref(m);
+}
+
+/* ---- properties and signals ---- */
+
+static int prop_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        const struct session *s = &((struct agent *)userdata)->session;
+        const char *v = "";
+
+        if (streq(property, "State"))
+                v = session_state_to_string(s->state);
+        else if (streq(property, "Operator"))
+                v = s->state == SESSION_ACTIVE ? s->operator_id : "";
+        else if (streq(property, "Method"))
+                v = s->state == SESSION_ACTIVE ? s->method : "";
+        else if (streq(property, "Card"))
+                v = s->card.present ? s->card.card_id : "";
+        else if (streq(property, "Reader"))
+                v = s->card.present ? s->card.reader : "";
+        return sd_bus_message_append(reply, "s", v);
+}
+
+static int prop_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        struct agent *a = userdata;
+        int v = 0;
+
+        if (streq(property, "CardPresent"))
+                v = a->session.card.present && !a->session.readers_lost;
+        else if (streq(property, "Emergency"))
+                v = a->emergency;
+        else if (streq(property, "LogWritable"))
+                v = a->log && oplog_writable(a->log);
+        return sd_bus_message_append(reply, "b", v);
+}
+
+static int prop_serial(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        struct agent *a = userdata;
+        return sd_bus_message_append(reply, "x", (int64_t)a->policy_serial);
 }
 
 static const sd_bus_vtable agent_vtable[] = {
@@ -335,37 +357,31 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_PROPERTY("PolicySerial", "x", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Emergency", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LogWritable", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_METHOD("StartLogin", "s", "si", method_start_login, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("AnswerPin", "s", "s", method_answer_pin,
-                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
-        SD_BUS_METHOD("CancelLogin", "", "", method_cancel_login, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("Lock", "", "", method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("ChangePin", "ss", "", method_change_pin,
-                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
-        SD_BUS_METHOD("RecordOperation", "ssa{ss}", "t", method_record_operation,
-                      SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("PinAgeDays", "", "ii", method_pin_age, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* Every method goes through dispatch(), so none runs before the permission table. */
+        SD_BUS_METHOD("StartLogin", "s", "si", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("AnswerPin", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("CancelLogin", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Lock", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ChangePin", "ss", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("RecordOperation", "ssa{ss}", "t", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("PinAgeDays", "", "ii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("StateChanged", "sss", 0),
         SD_BUS_VTABLE_END,
 };
 
-void agent_dbus_properties_changed(struct agent *a)
+void agent_dbus_changed(struct agent *a, const char *state_reason)
 {
+        const struct session *s = &a->session;
+
         if (!a->bus)
                 return;
         (void)sd_bus_emit_properties_changed(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "State",
                                              "Operator", "Method", "Card", "Reader", "CardPresent",
                                              "PolicySerial", "Emergency", "LogWritable", NULL);
-}
-
-void agent_dbus_state_changed(struct agent *a, const char *reason)
-{
-        if (!a->bus)
-                return;
-        agent_dbus_properties_changed(a);
-        (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StateChanged", "sss",
-                                 session_state_to_string(a->state),
-                                 a->state == SESSION_ACTIVE ? a->operator_id : "", reason);
+        if (state_reason)
+                (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StateChanged",
+                                         "sss", session_state_to_string(s->state),
+                                         s->state == SESSION_ACTIVE ? s->operator_id : "", state_reason);
 }
 
 /* A PAM client that disappears mid-login cancels it. */
@@ -373,12 +389,11 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 {
         struct agent *a = userdata;
         const char *name, *old_owner, *new_owner;
-        const char *err;
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
-        if (*old_owner && !*new_owner && a->login.sender && streq(name, a->login.sender))
-                agent_cancel_login(a, name, &err);
+        if (*old_owner && !*new_owner && session_login_started_by(&a->session, name))
+                session_cancel_login(&a->session, NULL);
         return 0;
 }
 

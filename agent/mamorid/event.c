@@ -1,7 +1,6 @@
 /* Writes one event both ways: a readable line for the journal/stderr and a signed operation-log record. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,32 +12,6 @@
 #include "mamori/time-util.h"
 
 #define MAX_LINE_FIELDS 14
-
-JsonValue *agent_data(const char *key, ...)
-{
-        JsonValue *o = NULL;
-        va_list ap;
-
-        if (json_new_object(&o) < 0)
-                return NULL;
-        va_start(ap, key);
-        for (const char *k = key; k; k = va_arg(ap, const char *)) {
-                const char *v = va_arg(ap, const char *);
-                int r;
-                if (!v)
-                        continue;
-                if (v[0] == '#')
-                        r = json_object_set_integer(o, k, strtoll(v + 1, NULL, 10));
-                else
-                        r = json_object_set_string(o, k, v);
-                if (r < 0) {
-                        va_end(ap);
-                        return json_value_free(o);
-                }
-        }
-        va_end(ap);
-        return o;
-}
 
 /* The event line: op, card, then the data's scalar fields. */
 static void log_line(const char *ev, const char *op, const char *card, const JsonValue *data)
@@ -88,7 +61,7 @@ static void on_record_done(int result, uint64_t seq, void *userdata)
         if (rd.done)
                 rd.done(result, seq, rd.userdata);
         else if (result < 0)
-                agent_on_log_health(rd.a, result);
+                session_on_log_health(&rd.a->session, result);
 }
 
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,

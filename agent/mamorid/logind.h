@@ -6,26 +6,10 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "logind-lock.h"
 #include "mamori/agent-config.h"
 
 typedef struct Logind Logind;
-
-/* Results of one lock, reported once the desktop locked or the fallback ran. */
-struct logind_lock_result {
-        int error;             /* < 0: LockSession could not be sent or failed (-ENXIO: no active session) */
-        char session_id[64];   /* the session that was locked */
-        uint64_t latency_usec; /* trigger → LockSession answered by logind */
-        bool fallback_used; /* the desktop did not set LockedHint within LockVerifySec (or logind failed) */
-        const char *fallback_method; /* "TerminateSession", "LockSessions" or "none" */
-        int fallback_error;          /* result of TerminateSession when used */
-};
-
-typedef void (*logind_lock_fn)(void *userdata, const struct logind_lock_result *r, bool final);
-/* idle: IdleHint of the active session; since_usec: IdleSinceHint (CLOCK_REALTIME µs), 0 unknown. */
-typedef void (*logind_idle_fn)(void *userdata, bool idle, uint64_t since_usec);
-/* The desktop set LockedHint on the active session by itself (its own idle lock, a user's Super+L).
- * Only a change signalled by logind counts, never a stale value read at login. */
-typedef void (*logind_locked_fn)(void *userdata);
 
 int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
                logind_idle_fn idle_cb, logind_locked_fn locked_cb, void *userdata, Logind **ret);

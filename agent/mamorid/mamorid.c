@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/macro.h"
+#include "mamori/time-util.h"
 #include "oplog-open.h"
 
 #define SEAT "seat0"
@@ -25,9 +26,82 @@ static void config_diag(void *userdata, enum conf_level level, const char *file,
                 agent_log(level == CONF_ERROR ? LOG_ERR : LOG_WARNING, "%s: %s", file, message);
 }
 
+/* ---- what the session logic asks of the daemon (session_ops) ---- */
+
+static int ops_record(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
+                      oplog_done_fn done, void *done_userdata)
+{
+        return agent_record(userdata, ev, op, card, data, done, done_userdata);
+}
+
+static bool ops_log_writable(void *userdata)
+{
+        struct agent *a = userdata;
+        return a->log && oplog_writable(a->log);
+}
+
+static const Policy *ops_policy(void *userdata)
+{
+        struct agent *a = userdata;
+        return a->policy ? policy_watch_current(a->policy) : NULL;
+}
+
+static int ops_check_cert(void *userdata, const uint8_t *der, size_t der_len)
+{
+        struct agent *a = userdata;
+        if (!a->anchors)
+                return CERT_CHECK_UNTRUSTED; /* TrustAnchors= could not be loaded */
+        return cert_check_verify(a->anchors, der, der_len, (uint64_t)now_realtime_usec());
+}
+
+static int ops_card_job(void *userdata, enum card_job_kind kind, const char *reader, const char *pin,
+                        const char *new_pin, const uint8_t *der, size_t der_len, card_job_done_fn done,
+                        void *done_userdata)
+{
+        struct agent *a = userdata;
+        return card_worker_submit(a->worker, kind, reader, pin, new_pin, der, der_len, done, done_userdata);
+}
+
+static int ops_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
+{
+        struct agent *a = userdata;
+        if (!a->logind)
+                return -ENODEV;
+        return logind_lock(a->logind, trigger_mono_usec, cb, cb_userdata);
+}
+
+static int ops_watch_idle(void *userdata)
+{
+        struct agent *a = userdata;
+        return a->logind ? logind_watch_idle(a->logind) : -ENODEV;
+}
+
+static void ops_answer(void *userdata, SessionCall *call, const struct session_outcome *o)
+{
+        agent_dbus_answer(userdata, call, o);
+}
+
+static void ops_changed(void *userdata, const char *state_reason)
+{
+        agent_dbus_changed(userdata, state_reason);
+}
+
+static const struct session_ops session_ops = {
+        .record = ops_record,
+        .log_writable = ops_log_writable,
+        .policy = ops_policy,
+        .check_cert = ops_check_cert,
+        .card_job = ops_card_job,
+        .lock_screen = ops_lock_screen,
+        .watch_idle = ops_watch_idle,
+        .answer = ops_answer,
+        .changed = ops_changed,
+};
+
 static void on_reader_event(void *userdata, struct reader_event *ev)
 {
-        agent_on_reader_event(userdata, ev); /* takes ev->der */
+        struct agent *a = userdata;
+        session_on_reader_event(&a->session, ev); /* takes ev->der */
 }
 
 static int on_policy_stale(sd_event_source *s, uint64_t usec, void *userdata)
@@ -66,7 +140,7 @@ static void on_policy_changed(void *userdata, const struct policy_load_result *r
                              agent_data("serial", serial, "source", "saved-copy", NULL), NULL, NULL);
                 a->emergency = current->emergency;
                 arm_stale_timer(a, current);
-                agent_on_policy(a, current, a->emergency != was_emergency);
+                session_on_policy(&a->session, current);
                 snprintf(serial, sizeof(serial), "#%" PRId64, res->serial);
         }
         switch (res->outcome) {
@@ -81,7 +155,7 @@ static void on_policy_changed(void *userdata, const struct policy_load_result *r
                         agent_log(LOG_NOTICE, "emergency lock cleared by policy serial %" PRId64,
                                   res->serial);
                 arm_stale_timer(a, current);
-                agent_on_policy(a, current, a->emergency != was_emergency);
+                session_on_policy(&a->session, current);
                 break;
         case POLICY_LOAD_REJECTED:
                 /* The previous bundle, if any, stays in force. */
@@ -106,7 +180,7 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         /* An active session ends and the screen locks before the agent goes (the lock call is
          * flushed when the bus closes, the records when the log closes). */
-        agent_lock(a, TRIGGER_AGENT_STOP, now_mono_usec());
+        session_lock(&a->session, TRIGGER_AGENT_STOP, now_mono_usec());
         return sd_event_exit(a->event, 0);
 }
 
@@ -181,6 +255,7 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = sd_event_default(&a->event);
         if (r < 0)
                 return r;
+        a->session.event = a->event;
         r = sd_event_add_signal(a->event, NULL, SIGTERM, on_exit_signal, a);
         if (r >= 0)
                 r = sd_event_add_signal(a->event, NULL, SIGINT, on_exit_signal, a);
@@ -202,12 +277,12 @@ static int run(struct agent *a, AgentOplog **oplog)
                           strerror(-r));
         else {
                 r = logind_new(a->event, a->bus, SEAT, a->config.lock_verify_usec, a->config.lock_fallback,
-                               agent_on_idle_hint, agent_on_desktop_locked, a, &a->logind);
+                               session_on_idle_hint, session_on_desktop_locked, &a->session, &a->logind);
                 if (r < 0)
                         return r;
         }
         /* A restarted agent starts locked, whatever the desktop was doing. */
-        agent_lock(a, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        session_lock(&a->session, TRIGGER_MANUAL_LOCK, now_mono_usec());
 
         r = policy_watch_start(a->event, &a->config, on_policy_changed, a, &a->policy);
         if (r < 0) {
@@ -250,18 +325,17 @@ int main(int argc, char **argv)
                 (void)sd_notifyf(0, "STATUS=configuration error in %s\nERRNO=%d", config_path, -r);
                 return 1;
         }
-        agent_session_init(&a);
+        a.policy_serial = -1;
+        session_init(&a.session, &session_ops, &a, &a.config, NULL);
 
         r = run(&a, &oplog);
 
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
-        agent_session_done(&a);
+        session_done(&a.session);
         a.logind = logind_free(a.logind);
         a.bus = sd_bus_flush_close_unref(a.bus);
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);
-        a.idle_timer = sd_event_source_disable_unref(a.idle_timer);
-        a.card_left_timer = sd_event_source_disable_unref(a.card_left_timer);
         a.policy = policy_watch_free(a.policy);
         a.anchors = cert_check_free(a.anchors);
         agent_log_event("agent.stop", "terminal", a.config.terminal_id, NULL);

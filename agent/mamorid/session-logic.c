@@ -1,101 +1,155 @@
-/* mamorid's session behaviour: card events, logins over D-Bus, locking and idle, all through session.c. */
+/* mamorid's session behaviour: card events, logins, locking and idle through session.c; outcomes, no D-Bus.
+ */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-
+#include "event-data.h"
 #include "journal.h"
-#include "mamorid.h"
-#include "mamori/auth-decision.h"
 #include "mamori/auth-reasons.h"
-#include "mamori/dbus-api.h"
+#include "mamori/cert-check.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "session-logic.h"
 
-#define PIN_MAX_LEN       16
-#define LOGIN_ANSWER_USEC (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
+#define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
+#define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
+
+static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
 
 static void fmt_int(char buf[24], int64_t v)
 {
         snprintf(buf, 24, "#%" PRId64, v);
 }
 
-/* ---- replies that wait for the record to be durable ---- */
-
-struct deferred_reply {
-        struct agent *a;
-        sd_bus_message *m;
-        char *error_name; /* NULL: success */
-        char *error_message;
-        char *operator_id;    /* success reply of AnswerPin */
-        uint64_t session_gen; /* the session a success reply grants */
-};
-
-static void deferred_free(struct deferred_reply *d)
+static int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+                  oplog_done_fn done, void *userdata)
 {
-        sd_bus_message_unref(d->m);
-        free(d->error_name);
-        free(d->error_message);
-        free(d->operator_id);
-        free(d);
+        return s->ops->record(s->userdata, ev, op, card, data, done, userdata);
 }
 
-static void reply_after_commit(int result, uint64_t seq, void *userdata)
+static void changed(struct session *s, const char *state_reason)
 {
-        struct deferred_reply *d = userdata;
+        s->ops->changed(s->userdata, state_reason);
+}
+
+/* ---- outcomes and the answers that wait for a commit ---- */
+
+static struct session_outcome outcome_ok(void)
+{
+        return (struct session_outcome){.reason = AUTH_ALLOW, .tries = -1};
+}
+
+_printf_(2, 3) static struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...)
+{
+        struct session_outcome o = {.reason = reason, .tries = -1};
+        va_list ap;
+
+        assert(reason != AUTH_ALLOW);
+        va_start(ap, fmt);
+        vsnprintf(o.message, sizeof(o.message), fmt, ap);
+        va_end(ap);
+        return o;
+}
+
+static struct session_outcome outcome_failed(int error)
+{
+        return (struct session_outcome){.error = error, .reason = AUTH_CARD_ERROR, .tries = -1};
+}
+
+static void answer(struct session *s, SessionCall *call, const struct session_outcome *o)
+{
+        if (call)
+                s->ops->answer(s->userdata, call, o);
+}
+
+/* A refusal named by a word of the state machine ("cancelled", "manual") is a card-error unless
+ * the word is a reason of the table ("no-card", "emergency", "log-unwritable"). */
+static enum auth_reason reason_of(const char *word)
+{
+        int r = auth_reason_from_string(word);
+        return r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR;
+}
+
+struct pending_answer {
+        struct session *s;
+        SessionCall *call;
+        struct session_outcome o;
+        bool grant;           /* a login's success: given only while its session still runs */
+        uint64_t session_gen; /* the session it grants */
+};
+
+static void answer_after_commit(int result, uint64_t seq, void *userdata)
+{
+        struct pending_answer *p = userdata;
+        struct session *s = p->s;
+        struct session_outcome o;
 
         if (result < 0) {
                 /* Nothing may be granted that is not on record. */
-                (void)sd_bus_reply_method_errorf(d->m, MAMORI_ERROR_LOG_UNWRITABLE,
-                                                 "log-unwritable: the operation log cannot be written (%s)",
-                                                 strerror(-result));
-                agent_on_log_health(d->a, result);
-        } else if (d->error_name)
-                (void)sd_bus_reply_method_errorf(d->m, d->error_name, "%s", d->error_message);
-        else if (d->operator_id) {
-                /* Grant only the session that is still running: a pull, lock or log failure
-                 * while its records were being written has ended it already. */
-                if (d->a->state == SESSION_ACTIVE && d->a->session_gen == d->session_gen)
-                        (void)sd_bus_reply_method_return(d->m, "s", d->operator_id);
-                else
-                        (void)sd_bus_reply_method_errorf(
-                                d->m, MAMORI_ERROR_CARD_ERROR,
-                                "card-error: the session ended before it was recorded");
-        } else
-                (void)sd_bus_reply_method_return(d->m, "");
-        deferred_free(d);
+                o = outcome_refused(AUTH_LOG_UNWRITABLE,
+                                    "log-unwritable: the operation log cannot be written (%s)",
+                                    strerror(-result));
+                answer(s, p->call, &o);
+                free(p);
+                session_on_log_health(s, result);
+                return;
+        }
+        if (p->grant && !(s->state == SESSION_ACTIVE && s->session_gen == p->session_gen))
+                /* A pull, lock or log failure while its records were being written has ended it. */
+                o = outcome_refused(AUTH_CARD_ERROR, "card-error: the session ended before it was recorded");
+        else {
+                o = p->o;
+                o.seq = seq;
+        }
+        answer(s, p->call, &o);
+        free(p);
 }
 
-static struct deferred_reply *deferred_new(struct agent *a, sd_bus_message *m, const char *error_name,
-                                           const char *error_message, const char *operator_id)
+/* Keeps call to be answered o once the record it is passed to is durable. Returns NULL (call
+ * answered with the error at once: it grants nothing) when out of memory. */
+static struct pending_answer *answer_after(struct session *s, SessionCall *call,
+                                           const struct session_outcome *o)
 {
-        struct deferred_reply *d = calloc(1, sizeof(*d));
-        if (!d)
+        struct pending_answer *p;
+        struct session_outcome failed = outcome_failed(-ENOMEM);
+
+        if (!call)
                 return NULL;
-        d->a = a;
-        d->m = sd_bus_message_ref(m);
-        d->error_name = error_name ? strdup(error_name) : NULL;
-        d->error_message = error_message ? strdup(error_message) : NULL;
-        d->operator_id = operator_id ? strdup(operator_id) : NULL;
-        d->session_gen = a->session_gen;
-        if ((error_name && !d->error_name) || (error_message && !d->error_message) ||
-            (operator_id && !d->operator_id)) {
-                deferred_free(d); /* a refusal must never degrade into a success */
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+                answer(s, call, &failed);
                 return NULL;
         }
-        return d;
+        *p = (struct pending_answer){
+                .s = s,
+                .call = call,
+                .o = *o,
+                .grant = o->reason == AUTH_ALLOW && o->operator_id[0],
+                .session_gen = s->session_gen,
+        };
+        return p;
+}
+
+/* Records ev and answers call with o once it is durable. */
+static void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                               const char *ev, const char *op, const char *card, JsonValue *data)
+{
+        struct pending_answer *p = answer_after(s, call, o);
+        record(s, ev, op, card, data, p ? answer_after_commit : NULL, p);
 }
 
 /* ---- locking ---- */
 
 struct lock_ctx {
-        struct agent *a;
+        struct session *s;
         char reason[32];
 };
 
@@ -106,10 +160,10 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
 
         fmt_int(latency, (int64_t)r->latency_usec);
         if (!final) {
-                agent_record(c->a, "lock", NULL, NULL,
-                             agent_data("method", "LockSession", "session", r->session_id, "reason",
-                                        c->reason, "latency_us", latency, NULL),
-                             NULL, NULL);
+                record(c->s, "lock", NULL, NULL,
+                       agent_data("method", "LockSession", "session", r->session_id, "reason", c->reason,
+                                  "latency_us", latency, NULL),
+                       NULL, NULL);
                 return;
         }
         if (r->error == -ECANCELED) {
@@ -117,246 +171,248 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
                 return; /* the agent is stopping */
         }
         if (r->error < 0)
-                agent_record(c->a, "lock", NULL, NULL,
-                             agent_data("method", "LockSession", "reason", c->reason, "error",
-                                        r->error == -ENXIO ? "no-active-session" : strerror(-r->error),
-                                        "latency_us", latency, NULL),
-                             NULL, NULL);
+                record(c->s, "lock", NULL, NULL,
+                       agent_data("method", "LockSession", "reason", c->reason, "error",
+                                  r->error == -ENXIO ? "no-active-session" : strerror(-r->error),
+                                  "latency_us", latency, NULL),
+                       NULL, NULL);
         if (r->fallback_used)
-                agent_record(c->a, "lock", NULL, NULL,
-                             agent_data("method", r->fallback_method, "session", r->session_id, "reason",
-                                        "desktop-did-not-lock", "error",
-                                        r->fallback_error < 0 ? strerror(-r->fallback_error) : NULL, NULL),
-                             NULL, NULL);
+                record(c->s, "lock", NULL, NULL,
+                       agent_data("method", r->fallback_method, "session", r->session_id, "reason",
+                                  "desktop-did-not-lock", "error",
+                                  r->fallback_error < 0 ? strerror(-r->fallback_error) : NULL, NULL),
+                       NULL, NULL);
         free(c);
 }
 
-static void lock_screen(struct agent *a, const char *reason, uint64_t trigger_mono_usec)
+static void lock_screen(struct session *s, const char *reason, uint64_t trigger_mono_usec)
 {
-        struct lock_ctx *c;
+        struct lock_ctx *c = calloc(1, sizeof(*c));
+        int r;
 
-        if (!a->logind) {
-                agent_record(a, "lock", NULL, NULL,
-                             agent_data("reason", reason, "error", "no-system-bus", NULL), NULL, NULL);
-                return;
-        }
-        c = calloc(1, sizeof(*c));
         if (!c) {
                 agent_log(LOG_CRIT, "out of memory while locking (%s)", reason);
                 return;
         }
-        c->a = a;
+        c->s = s;
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
-        if (logind_lock(a->logind, trigger_mono_usec, on_lock_result, c) < 0)
+        r = s->ops->lock_screen(s->userdata, trigger_mono_usec, on_lock_result, c);
+        if (r < 0)
                 free(c); /* on_lock_result was not called */
+        if (r == -ENODEV)
+                record(s, "lock", NULL, NULL, agent_data("reason", reason, "error", "no-system-bus", NULL),
+                       NULL, NULL);
 }
 
 /* ---- timers ---- */
 
-static int on_card_left(sd_event_source *s, uint64_t usec, void *userdata)
+static int on_card_left(sd_event_source *source, uint64_t usec, void *userdata)
 {
-        struct agent *a = userdata;
+        struct session *s = userdata;
 
-        a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
-        if (a->state != SESSION_ACTIVE && a->card.present)
-                agent_record(a, "card.left", NULL, a->card.card_id[0] ? a->card.card_id : NULL,
-                             agent_data("reader", a->card.reader, "reason", "after-lock", NULL), NULL, NULL);
+        s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
+        if (s->state != SESSION_ACTIVE && s->card.present)
+                record(s, "card.left", NULL, s->card.card_id[0] ? s->card.card_id : NULL,
+                       agent_data("reader", s->card.reader, "reason", "after-lock", NULL), NULL, NULL);
         return 0;
 }
 
-static void arm_card_left(struct agent *a)
+static void arm_card_left(struct session *s)
 {
-        a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
-        if (a->card.present)
-                (void)sd_event_add_time_relative(a->event, &a->card_left_timer, CLOCK_MONOTONIC,
-                                                 a->config.card_left_usec, 0, on_card_left, a);
+        s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
+        if (s->card.present)
+                (void)sd_event_add_time_relative(s->event, &s->card_left_timer, CLOCK_MONOTONIC,
+                                                 s->config->card_left_usec, 0, on_card_left, s);
 }
 
-static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata)
+static int on_idle_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
-        struct agent *a = userdata;
+        struct session *s = userdata;
 
-        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
-        agent_lock(a, TRIGGER_IDLE, now_mono_usec());
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        session_lock(s, TRIGGER_IDLE, now_mono_usec());
         return 0;
 }
 
-void agent_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
+void session_on_idle_hint(void *userdata, bool idle, uint64_t since_usec)
 {
-        struct agent *a = userdata;
+        struct session *s = userdata;
 
-        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
-        if (!idle || a->state != SESSION_ACTIVE)
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        if (!idle || s->state != SESSION_ACTIVE)
                 return;
         /* Idle since before this session began (a hint left from the lock screen) counts from login. */
-        if (since_usec == 0 || since_usec < a->session_started_usec)
+        if (since_usec == 0 || since_usec < s->session_started_usec)
                 since_usec =
-                        a->session_started_usec ? a->session_started_usec : (uint64_t)now_realtime_usec();
-        (void)sd_event_add_time(a->event, &a->idle_timer, CLOCK_REALTIME,
-                                since_usec + a->config.idle_lock_usec, 0, on_idle_timer, a);
+                        s->session_started_usec ? s->session_started_usec : (uint64_t)now_realtime_usec();
+        (void)sd_event_add_time(s->event, &s->idle_timer, CLOCK_REALTIME,
+                                since_usec + s->config->idle_lock_usec, 0, on_idle_timer, s);
 }
 
 /* IdleSource=input: every touch of keyboard or mouse pushes the idle lock IdleLockSec away. */
 static void on_input_activity(void *userdata)
 {
-        struct agent *a = userdata;
+        struct session *s = userdata;
 
-        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
-        if (a->state == SESSION_ACTIVE)
-                (void)sd_event_add_time_relative(a->event, &a->idle_timer, CLOCK_MONOTONIC,
-                                                 a->config.idle_lock_usec, 0, on_idle_timer, a);
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        if (s->state == SESSION_ACTIVE)
+                (void)sd_event_add_time_relative(s->event, &s->idle_timer, CLOCK_MONOTONIC,
+                                                 s->config->idle_lock_usec, 0, on_idle_timer, s);
 }
 
-static void start_idle_watch(struct agent *a)
+static void start_idle_watch(struct session *s)
 {
-        if (a->config.idle_source == IDLE_SOURCE_INPUT) {
-                a->input = idle_input_free(a->input);
-                int n = idle_input_start(a->event, a->config.input_directory, on_input_activity, a,
-                                         &a->input);
+        if (s->config->idle_source == IDLE_SOURCE_INPUT) {
+                s->input = idle_input_free(s->input);
+                int n = idle_input_start(s->event, s->config->input_directory, on_input_activity, s,
+                                         &s->input);
                 if (n <= 0)
                         agent_log(LOG_WARNING,
                                   "IdleSource=input: no input device in %s; the idle lock runs from login",
-                                  a->config.input_directory);
-                on_input_activity(a); /* the login itself is activity */
-        } else if (!a->logind || logind_watch_idle(a->logind) < 0) {
+                                  s->config->input_directory);
+                on_input_activity(s); /* the login itself is activity */
+        } else if (s->ops->watch_idle(s->userdata) < 0) {
                 /* No idle hints to watch: lock IdleLockSec after login rather than never. */
                 agent_log(LOG_WARNING, "cannot watch logind idle hints: the idle lock runs from login");
-                (void)sd_event_add_time_relative(a->event, &a->idle_timer, CLOCK_MONOTONIC,
-                                                 a->config.idle_lock_usec, 0, on_idle_timer, a);
+                (void)sd_event_add_time_relative(s->event, &s->idle_timer, CLOCK_MONOTONIC,
+                                                 s->config->idle_lock_usec, 0, on_idle_timer, s);
         }
 }
 
-void agent_on_desktop_locked(void *userdata)
+void session_on_desktop_locked(void *userdata)
 {
-        agent_lock(userdata, TRIGGER_DESKTOP_LOCKED, now_mono_usec());
+        session_lock(userdata, TRIGGER_DESKTOP_LOCKED, now_mono_usec());
 }
 
 /* ---- the state machine applied ---- */
 
-static void login_clear(struct agent *a)
+static void login_clear(struct session *s)
 {
-        free(a->login.sender);
-        free(a->login.der);
-        a->login = (struct pending_login){0};
+        free(s->login.sender);
+        free(s->login.der);
+        s->login = (struct pending_login){0};
 }
 
-static void abort_login(struct agent *a, const char *reason)
+static void abort_login(struct session *s, const char *why)
 {
-        struct pending_login *l = &a->login;
+        struct pending_login *l = &s->login;
 
         if (l->answer) {
-                (void)sd_bus_reply_method_errorf(l->answer, agent_error_name(reason), "%s", reason);
-                l->answer = sd_bus_message_unref(l->answer);
+                struct session_outcome o = outcome_refused(reason_of(why), "%s", why);
+                SessionCall *call = TAKE_PTR(l->answer);
+                answer(s, call, &o);
         }
-        login_clear(a);
+        login_clear(s);
 }
 
-static void clear_session(struct agent *a)
+static void clear_session(struct session *s)
 {
-        a->operator_id[0] = '\0';
-        a->session_card[0] = '\0';
-        a->method[0] = '\0';
-        a->idle_timer = sd_event_source_disable_unref(a->idle_timer);
-        a->input = idle_input_free(a->input);
+        s->operator_id[0] = '\0';
+        s->session_card[0] = '\0';
+        s->method[0] = '\0';
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        s->input = idle_input_free(s->input);
 }
-
-#define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
 
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
-static bool apply(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec)
+static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
 {
         struct session_transition t;
         const char *why = session_trigger_to_string(trigger);
-        enum session_state prev = a->state;
+        enum session_state prev = s->state;
         char op[OPERATOR_ID_MAX], card[CARD_ID_LEN + 1];
 
-        if (!session_transition(a->state, trigger, &t))
+        if (!session_transition(s->state, trigger, &t))
                 return false;
         /* Re-locking a locked terminal on request (anyone may call Lock) at most every few
          * seconds: it must not become a way to flood the log. */
         if (prev == SESSION_LOCKED && t.next == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK &&
-            a->last_relock_mono_usec && trigger_mono_usec - a->last_relock_mono_usec < RELOCK_INTERVAL_USEC)
+            s->last_relock_mono_usec && trigger_mono_usec - s->last_relock_mono_usec < RELOCK_INTERVAL_USEC)
                 return true;
         if (prev == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK)
-                a->last_relock_mono_usec = trigger_mono_usec;
+                s->last_relock_mono_usec = trigger_mono_usec;
 
         /* The new state first: a record that fails while we are here re-enters apply() and
          * must find the transition already made. */
-        snprintf(op, sizeof(op), "%s", a->operator_id);
-        snprintf(card, sizeof(card), "%s", a->session_card);
-        a->state = t.next;
+        snprintf(op, sizeof(op), "%s", s->operator_id);
+        snprintf(card, sizeof(card), "%s", s->session_card);
+        s->state = t.next;
         if (trigger == TRIGGER_LOGIN_OK) {
-                a->session_gen++;
-                a->session_started_usec = (uint64_t)now_realtime_usec();
+                s->session_gen++;
+                s->session_started_usec = (uint64_t)now_realtime_usec();
         }
         if (prev == SESSION_AUTHENTICATING)
-                a->login_timer = sd_event_source_disable_unref(a->login_timer);
+                s->login_timer = sd_event_source_disable_unref(s->login_timer);
         if (t.actions & ACTION_ABORT_LOGIN)
-                abort_login(a, trigger == TRIGGER_CARD_REMOVED ? auth_reason_to_string(AUTH_NO_CARD) : why);
+                abort_login(s, trigger == TRIGGER_CARD_REMOVED ? auth_reason_to_string(AUTH_NO_CARD) : why);
         if (trigger == TRIGGER_LOGIN_START)
-                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+                s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
         if (t.actions & ACTION_END_SESSION) {
-                clear_session(a);
-                agent_record(a, "session.end", op, card, agent_data("reason", t.end_reason, NULL), NULL,
-                             NULL);
+                struct pending_answer *p = TAKE_PTR(s->end_answer);
+                clear_session(s);
+                /* A Lock call hears back once the session.end it caused is durable. */
+                record(s, "session.end", op, card, agent_data("reason", t.end_reason, NULL),
+                       p ? answer_after_commit : NULL, p);
                 /* The operator walked away from an idle screen with the card in the reader. */
-                if (trigger == TRIGGER_IDLE && a->card.present)
-                        agent_record(a, "card.left", op, a->card.card_id[0] ? a->card.card_id : NULL,
-                                     agent_data("reader", a->card.reader, "reason", "idle", NULL), NULL,
-                                     NULL);
+                if (trigger == TRIGGER_IDLE && s->card.present)
+                        record(s, "card.left", op, s->card.card_id[0] ? s->card.card_id : NULL,
+                               agent_data("reader", s->card.reader, "reason", "idle", NULL), NULL, NULL);
         }
         if (t.actions & ACTION_LOCK_SCREEN)
-                lock_screen(a, t.end_reason ? t.end_reason : why, trigger_mono_usec);
+                lock_screen(s, t.end_reason ? t.end_reason : why, trigger_mono_usec);
         /* card.left watches a card left behind when a session ends (not after a pull or an idle
          * lock, which already said so, nor after a mistyped PIN). */
         if (prev == SESSION_ACTIVE && t.next == SESSION_LOCKED && trigger != TRIGGER_IDLE &&
             trigger != TRIGGER_CARD_REMOVED)
-                arm_card_left(a);
-        agent_dbus_state_changed(a, t.end_reason ? t.end_reason : why);
+                arm_card_left(s);
+        changed(s, t.end_reason ? t.end_reason : why);
         return true;
 }
 
-void agent_lock(struct agent *a, enum session_trigger trigger, uint64_t trigger_mono_usec)
+void session_lock(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
 {
-        (void)apply(a, trigger, trigger_mono_usec);
+        (void)apply(s, trigger, trigger_mono_usec);
 }
 
-int agent_lock_and_reply(struct agent *a, sd_bus_message *m)
+void session_lock_call(struct session *s, SessionCall *call)
 {
-        struct deferred_reply *d = deferred_new(a, m, NULL, NULL, NULL);
+        struct session_outcome ok = outcome_ok();
+        struct pending_answer *p = answer_after(s, call, &ok); /* NULL: answered already, lock anyway */
 
-        if (!d)
-                return -ENOMEM;
         /* The caller hears back once session.end is durable; with no session to end, at once. */
-        a->end_done = reply_after_commit;
-        a->end_done_userdata = d;
-        agent_lock(a, TRIGGER_MANUAL_LOCK, now_mono_usec());
-        if (a->end_done) {
-                a->end_done = NULL;
-                a->end_done_userdata = NULL;
-                reply_after_commit(0, 0, d);
-        }
-        return 1;
+        s->end_answer = p;
+        session_lock(s, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        p = TAKE_PTR(s->end_answer);
+        if (p)
+                answer_after_commit(0, 0, p);
 }
 
-void agent_session_init(struct agent *a)
+void session_init(struct session *s, const struct session_ops *ops, void *userdata,
+                  const struct agent_config *config, sd_event *event)
 {
-        a->state = SESSION_LOCKED;
-        a->policy_serial = -1;
+        *s = (struct session){
+                .ops = ops,
+                .userdata = userdata,
+                .config = config,
+                .event = event,
+                .state = SESSION_LOCKED,
+        };
 }
 
-void agent_session_done(struct agent *a)
+void session_done(struct session *s)
 {
-        abort_login(a, "cancelled");
-        free(a->card.der);
-        a->card = (struct present_card){0};
-        a->input = idle_input_free(a->input);
-        a->login_timer = sd_event_source_disable_unref(a->login_timer);
+        abort_login(s, "cancelled");
+        free(s->card.der);
+        s->card = (struct present_card){0};
+        s->input = idle_input_free(s->input);
+        s->login_timer = sd_event_source_disable_unref(s->login_timer);
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
 }
 
 /* ---- inputs ---- */
 
-void agent_on_reader_event(struct agent *a, const struct reader_event *ev)
+void session_on_reader_event(struct session *s, const struct reader_event *ev)
 {
         char mono[24];
         const char *reason = NULL;
@@ -367,27 +423,26 @@ void agent_on_reader_event(struct agent *a, const struct reader_event *ev)
 
         switch (ev->type) {
         case READER_EVENT_ADDED:
-                agent_record(a, "reader.added", NULL, NULL, agent_data("reader", ev->reader, NULL), NULL,
-                             NULL);
+                record(s, "reader.added", NULL, NULL, agent_data("reader", ev->reader, NULL), NULL, NULL);
                 break;
         case READER_EVENT_PCSC_BACK:
-                a->readers_lost = false;
+                s->readers_lost = false;
                 agent_log(LOG_INFO, "pcscd is reachable again");
                 break;
         case READER_EVENT_PCSC_GONE:
-                a->readers_lost = true;
-                agent_record(a, "reader.lost", NULL, NULL, agent_data("reader", "*", "reason", reason, NULL),
-                             NULL, NULL);
-                apply(a, TRIGGER_READER_LOST, ev->mono_usec);
+                s->readers_lost = true;
+                record(s, "reader.lost", NULL, NULL, agent_data("reader", "*", "reason", reason, NULL), NULL,
+                       NULL);
+                apply(s, TRIGGER_READER_LOST, ev->mono_usec);
                 break;
         case READER_EVENT_LOST:
-                agent_record(a, "reader.lost", NULL, NULL,
-                             agent_data("reader", ev->reader, "reason", reason, NULL), NULL, NULL);
-                apply(a, TRIGGER_READER_LOST, ev->mono_usec);
+                record(s, "reader.lost", NULL, NULL,
+                       agent_data("reader", ev->reader, "reason", reason, NULL), NULL, NULL);
+                apply(s, TRIGGER_READER_LOST, ev->mono_usec);
                 break;
         case READER_EVENT_INSERTED:
-                free(a->card.der);
-                a->card = (struct present_card){
+                free(s->card.der);
+                s->card = (struct present_card){
                         .present = true,
                         .read_error = ev->error,
                         .pin_tries = ev->pin_tries,
@@ -395,70 +450,69 @@ void agent_on_reader_event(struct agent *a, const struct reader_event *ev)
                         .der_len = ev->der_len,
                         .inserted_mono_usec = ev->mono_usec,
                 };
-                snprintf(a->card.reader, sizeof(a->card.reader), "%s", ev->reader);
-                snprintf(a->card.card_id, sizeof(a->card.card_id), "%s", ev->card_id);
-                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
-                agent_record(a, "card.inserted", NULL, ev->card_id[0] ? ev->card_id : NULL,
-                             agent_data("reader", ev->reader, "error",
-                                        ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono,
-                                        NULL),
-                             NULL, NULL);
-                agent_dbus_properties_changed(a);
+                snprintf(s->card.reader, sizeof(s->card.reader), "%s", ev->reader);
+                snprintf(s->card.card_id, sizeof(s->card.card_id), "%s", ev->card_id);
+                s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
+                record(s, "card.inserted", NULL, ev->card_id[0] ? ev->card_id : NULL,
+                       agent_data("reader", ev->reader, "error",
+                                  ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono, NULL),
+                       NULL, NULL);
+                changed(s, NULL);
                 break;
         case READER_EVENT_REMOVED: {
-                bool ours = (a->state == SESSION_ACTIVE && streq(a->session_card, ev->card_id)) ||
-                            (a->state == SESSION_AUTHENTICATING && streq(a->login.reader, ev->reader));
-                agent_record(a, "card.removed", NULL, ev->card_id[0] ? ev->card_id : NULL,
-                             agent_data("reader", ev->reader, "mono_us", mono, NULL), NULL, NULL);
-                if (streq(a->card.reader, ev->reader)) {
-                        free(a->card.der);
-                        a->card = (struct present_card){0};
+                bool ours = (s->state == SESSION_ACTIVE && streq(s->session_card, ev->card_id)) ||
+                            (s->state == SESSION_AUTHENTICATING && streq(s->login.reader, ev->reader));
+                record(s, "card.removed", NULL, ev->card_id[0] ? ev->card_id : NULL,
+                       agent_data("reader", ev->reader, "mono_us", mono, NULL), NULL, NULL);
+                if (streq(s->card.reader, ev->reader)) {
+                        free(s->card.der);
+                        s->card = (struct present_card){0};
                 }
-                a->card_left_timer = sd_event_source_disable_unref(a->card_left_timer);
+                s->card_left_timer = sd_event_source_disable_unref(s->card_left_timer);
                 if (ours)
-                        apply(a, TRIGGER_CARD_REMOVED, ev->mono_usec);
-                agent_dbus_properties_changed(a);
+                        apply(s, TRIGGER_CARD_REMOVED, ev->mono_usec);
+                changed(s, NULL);
                 break;
         }
         }
 }
 
-void agent_on_policy(struct agent *a, const Policy *current, bool emergency_changed)
+void session_on_policy(struct session *s, const Policy *current)
 {
         if (current && current->emergency)
-                apply(a, TRIGGER_EMERGENCY, now_mono_usec());
-        agent_dbus_properties_changed(a);
+                apply(s, TRIGGER_EMERGENCY, now_mono_usec());
+        changed(s, NULL);
 }
 
-void agent_on_log_health(struct agent *a, int error)
+void session_on_log_health(struct session *s, int error)
 {
         if (error < 0 && error != -ECANCELED) { /* cancelled: the agent is stopping */
                 agent_log(LOG_ERR, "operation log cannot be written (%s): locking, logins refused",
                           strerror(-error));
-                apply(a, TRIGGER_LOG_FAILED, now_mono_usec());
+                apply(s, TRIGGER_LOG_FAILED, now_mono_usec());
         }
-        agent_dbus_properties_changed(a);
+        changed(s, NULL);
 }
 
 /* ---- logins ---- */
 
-static struct auth_context auth_context(struct agent *a)
+static struct auth_context auth_context(struct session *s)
 {
         return (struct auth_context){
-                .policy = a->policy ? policy_watch_current(a->policy) : NULL,
-                .terminal_id = a->config.terminal_id,
-                .office = a->config.office,
+                .policy = s->ops->policy(s->userdata),
+                .terminal_id = s->config->terminal_id,
+                .office = s->config->office,
                 .now_usec = now_realtime_usec(),
-                .stale_policy = a->config.stale_policy,
+                .stale_policy = s->config->stale_policy,
         };
 }
 
 /* Facts about one card: the one in the reader (StartLogin) or the login's own snapshot. */
-static struct auth_card_facts card_facts(struct agent *a, bool present, int read_error, const char *card_id,
-                                         const uint8_t *der, size_t der_len)
+static struct auth_card_facts card_facts(struct session *s, bool present, int read_error,
+                                         const char *card_id, const uint8_t *der, size_t der_len)
 {
         struct auth_card_facts f = {
-                .card_present = present && !a->readers_lost,
+                .card_present = present && !s->readers_lost,
                 .card_error = read_error,
                 .card_id = card_id && card_id[0] ? card_id : NULL,
                 .cert_result = CERT_CHECK_UNTRUSTED,
@@ -468,60 +522,61 @@ static struct auth_card_facts card_facts(struct agent *a, bool present, int read
         };
         if (f.card_id && !der)
                 f.card_error = CARD_E_MALFORMED;
-        if (a->anchors && der)
-                f.cert_result = cert_check_verify(a->anchors, der, der_len, (uint64_t)now_realtime_usec());
+        if (der)
+                f.cert_result = s->ops->check_cert(s->userdata, der, der_len);
         return f;
 }
 
-/* Records auth.fail and answers m with the refusal once it is durable. */
-static void refuse_after_record(struct agent *a, sd_bus_message *m, const struct auth_decision *d,
+/* Records auth.fail (and pin.blocked) and answers call with the refusal once it is durable. */
+static void refuse_after_record(struct session *s, SessionCall *call, const struct auth_decision *d,
                                 const char *card_id)
 {
-        char message[64], tries[24];
         const char *reason = auth_reason_to_string(d->reason);
+        bool tries = d->reason == AUTH_PIN_WRONG && d->tries_left >= 0;
+        struct session_outcome o = tries ? outcome_refused(d->reason, "%s tries=%d", reason, d->tries_left)
+                                         : outcome_refused(d->reason, "%s", reason);
+        char tries_left[24];
 
-        if (d->reason == AUTH_PIN_WRONG && d->tries_left >= 0)
-                snprintf(message, sizeof(message), "%s tries=%d", reason, d->tries_left);
-        else
-                snprintf(message, sizeof(message), "%s", reason);
-        fmt_int(tries, d->tries_left);
-        struct deferred_reply *r = deferred_new(a, m, agent_error_name(reason), message, NULL);
+        fmt_int(tries_left, d->tries_left);
         if (d->reason == AUTH_PIN_BLOCKED)
-                agent_record(a, "pin.blocked", NULL, card_id, NULL, NULL, NULL);
-        agent_record(a, "auth.fail", NULL, card_id,
-                     agent_data("reason", reason, "method", "card+pin", "tries",
-                                d->reason == AUTH_PIN_WRONG && d->tries_left >= 0 ? tries : NULL, NULL),
-                     r ? reply_after_commit : NULL, r);
+                record(s, "pin.blocked", NULL, card_id, NULL, NULL, NULL);
+        record_then_answer(s, call, &o, "auth.fail", NULL, card_id,
+                           agent_data("reason", reason, "method", "card+pin", "tries",
+                                      tries ? tries_left : NULL, NULL));
 }
 
-static int on_login_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
 {
-        struct agent *a = userdata;
+        struct session *s = userdata;
 
         /* A client that started a login and never answers must not hold the terminal. */
-        a->login_timer = sd_event_source_disable_unref(a->login_timer);
-        if (a->state == SESSION_AUTHENTICATING && !a->login.answer)
-                apply(a, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        s->login_timer = sd_event_source_disable_unref(s->login_timer);
+        if (s->state == SESSION_AUTHENTICATING && !s->login.answer)
+                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
         return 0;
 }
 
-int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char *ret_card_id,
-                      int *ret_tries, const char **ret_error, const char **ret_message)
+void session_start_login(struct session *s, SessionCall *call, const char *sender, const char *user)
 {
-        if (a->state != SESSION_LOCKED) {
-                *ret_error = MAMORI_ERROR_BUSY;
-                *ret_message = a->state == SESSION_ACTIVE ? "a session is active: lock it first"
-                                                          : "another login is in progress";
-                return 0;
+        struct session_outcome o;
+
+        if (s->state != SESSION_LOCKED) {
+                o = outcome_refused(AUTH_BUSY, "%s",
+                                    s->state == SESSION_ACTIVE ? "a session is active: lock it first"
+                                                               : "another login is in progress");
+                answer(s, call, &o);
+                return;
         }
-        if (!a->log || !oplog_writable(a->log)) {
-                *ret_error = MAMORI_ERROR_LOG_UNWRITABLE;
-                *ret_message = "log-unwritable: the operation log cannot be written, logins are refused";
-                return 0;
+        if (!s->ops->log_writable(s->userdata)) {
+                o = outcome_refused(
+                        AUTH_LOG_UNWRITABLE,
+                        "log-unwritable: the operation log cannot be written, logins are refused");
+                answer(s, call, &o);
+                return;
         }
-        struct auth_card_facts f = card_facts(a, a->card.present, a->card.read_error, a->card.card_id,
-                                              a->card.der, a->card.der_len);
-        struct auth_context c = auth_context(a);
+        struct auth_card_facts f = card_facts(s, s->card.present, s->card.read_error, s->card.card_id,
+                                              s->card.der, s->card.der_len);
+        struct auth_context c = auth_context(s);
         struct auth_decision d = auth_decide_precheck(&f, &c);
 
         if (d.reason == AUTH_ALLOW && d.group_id) {
@@ -529,58 +584,59 @@ int agent_start_login(struct agent *a, sd_bus_message *m, const char *user, char
                 d.reason = AUTH_CARD_ERROR;
         }
         if (d.reason != AUTH_ALLOW) {
-                refuse_after_record(a, m, &d, f.card_id);
-                return 1; /* answered later */
+                refuse_after_record(s, call, &d, f.card_id);
+                return; /* answered once the refusal is on record */
         }
-        if (a->config.accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
-                struct deferred_reply *r = deferred_new(a, m, auth_reason_to_dbus_error(AUTH_WRONG_USER),
-                                                        "wrong-user: this card is not this account's", NULL);
-                agent_record(a, "auth.fail", d.operator_id, f.card_id,
-                             agent_data("reason", auth_reason_to_string(AUTH_WRONG_USER), "method",
-                                        "card+pin", "user", user, NULL),
-                             r ? reply_after_commit : NULL, r);
-                return 1;
+        if (s->config->accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
+                o = outcome_refused(AUTH_WRONG_USER, "%s: this card is not this account's",
+                                    auth_reason_to_string(AUTH_WRONG_USER));
+                record_then_answer(s, call, &o, "auth.fail", d.operator_id, f.card_id,
+                                   agent_data("reason", auth_reason_to_string(AUTH_WRONG_USER), "method",
+                                              "card+pin", "user", user, NULL));
+                return;
         }
-        a->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
-        a->login.sender = strdup(sd_bus_message_get_sender(m) ?: "");
-        snprintf(a->login.card_id, sizeof(a->login.card_id), "%s", f.card_id);
-        snprintf(a->login.reader, sizeof(a->login.reader), "%s", a->card.reader);
-        snprintf(a->login.operator_id, sizeof(a->login.operator_id), "%s", d.operator_id);
-        a->login.der = malloc(a->card.der_len);
-        if (!a->login.der) {
-                login_clear(a);
-                return -ENOMEM;
+        s->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
+        s->login.sender = strdup(sender ?: "");
+        s->login.der = malloc(s->card.der_len);
+        if (!s->login.sender || !s->login.der) {
+                login_clear(s);
+                o = outcome_failed(-ENOMEM);
+                answer(s, call, &o);
+                return;
         }
-        memcpy(a->login.der, a->card.der, a->card.der_len);
-        a->login.der_len = a->card.der_len;
-        apply(a, TRIGGER_LOGIN_START, now_mono_usec());
-        (void)sd_event_add_time_relative(a->event, &a->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
-                                         on_login_timeout, a);
-        snprintf(ret_card_id, CARD_ID_LEN + 1, "%s", f.card_id);
-        *ret_tries = a->card.pin_tries;
-        *ret_error = NULL;
-        return 0;
+        snprintf(s->login.card_id, sizeof(s->login.card_id), "%s", f.card_id);
+        snprintf(s->login.reader, sizeof(s->login.reader), "%s", s->card.reader);
+        snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id);
+        memcpy(s->login.der, s->card.der, s->card.der_len);
+        s->login.der_len = s->card.der_len;
+        apply(s, TRIGGER_LOGIN_START, now_mono_usec());
+        (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
+                                         on_login_timeout, s);
+        o = outcome_ok();
+        snprintf(o.card_id, sizeof(o.card_id), "%s", f.card_id);
+        o.tries = s->card.pin_tries;
+        answer(s, call, &o);
 }
 
 static void on_login_done(void *userdata, const struct card_job_result *res)
 {
-        struct agent *a = userdata;
-        sd_bus_message *m = a->login.answer;
+        struct session *s = userdata;
+        SessionCall *call = s->login.answer;
         char card_id[CARD_ID_LEN + 1];
 
-        if (a->state != SESSION_AUTHENTICATING || !m)
+        if (s->state != SESSION_AUTHENTICATING || !call)
                 return; /* aborted meanwhile (card pulled, cancelled): already answered */
-        a->login.answer = NULL;
-        snprintf(card_id, sizeof(card_id), "%s", a->login.card_id);
+        s->login.answer = NULL;
+        snprintf(card_id, sizeof(card_id), "%s", s->login.card_id);
 
         /* What the card just said about its PIN counter, for the next prompt. */
-        if (streq(a->card.card_id, a->login.card_id))
-                a->card.pin_tries = res->result == CARD_E_PIN_WRONG     ? res->tries_left
+        if (streq(s->card.card_id, s->login.card_id))
+                s->card.pin_tries = res->result == CARD_E_PIN_WRONG     ? res->tries_left
                                     : res->result == CARD_E_PIN_BLOCKED ? 0
                                                                         : -1;
         /* Still authenticating means the login's card was not pulled meanwhile. */
-        struct auth_card_facts f = card_facts(a, true, 0, a->login.card_id, a->login.der, a->login.der_len);
-        struct auth_context c = auth_context(a);
+        struct auth_card_facts f = card_facts(s, true, 0, s->login.card_id, s->login.der, s->login.der_len);
+        struct auth_context c = auth_context(s);
         if (res->result == 0)
                 f.pin_result = f.auth_result = 0;
         else if (res->result == CARD_E_SIG_INVALID) {
@@ -592,97 +648,108 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         }
         /* Decide again with the policy as it is now: a card suspended during the PIN entry loses. */
         struct auth_decision d = auth_decide(&f, &c);
-        if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, a->login.operator_id)))
+        if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, s->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
 
         if (d.reason != AUTH_ALLOW) {
-                refuse_after_record(a, m, &d, card_id);
-                sd_bus_message_unref(m);
-                login_clear(a);
-                apply(a, TRIGGER_LOGIN_FAIL, now_mono_usec());
+                refuse_after_record(s, call, &d, card_id);
+                login_clear(s);
+                apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
                 return;
         }
 
         char exchanges[24], elapsed[24];
         fmt_int(exchanges, res->exchanges);
-        fmt_int(elapsed, (int64_t)(now_mono_usec() - a->login.started_mono_usec));
-        snprintf(a->operator_id, sizeof(a->operator_id), "%s", d.operator_id);
-        snprintf(a->session_card, sizeof(a->session_card), "%s", card_id);
-        snprintf(a->method, sizeof(a->method), "card+pin");
-        login_clear(a);
-        apply(a, TRIGGER_LOGIN_OK, now_mono_usec());
+        fmt_int(elapsed, (int64_t)(now_mono_usec() - s->login.started_mono_usec));
+        snprintf(s->operator_id, sizeof(s->operator_id), "%s", d.operator_id);
+        snprintf(s->session_card, sizeof(s->session_card), "%s", card_id);
+        snprintf(s->method, sizeof(s->method), "card+pin");
+        login_clear(s);
+        apply(s, TRIGGER_LOGIN_OK, now_mono_usec());
 
-        struct deferred_reply *r = deferred_new(a, m, NULL, NULL, a->operator_id);
-        sd_bus_message_unref(m);
-        agent_record(a, "auth.ok", a->operator_id, card_id,
-                     agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed,
-                                "policy_stale", d.policy_stale ? "yes" : NULL, NULL),
-                     NULL, NULL);
-        agent_record(a, "session.start", a->operator_id, card_id, agent_data("method", "card+pin", NULL),
-                     NULL, NULL);
-        agent_record(a, "unlock", a->operator_id, card_id, NULL, r ? reply_after_commit : NULL, r);
-        start_idle_watch(a);
+        /* The answer waits for the last of the three records; it grants only this session. */
+        struct session_outcome o = outcome_ok();
+        snprintf(o.operator_id, sizeof(o.operator_id), "%s", s->operator_id);
+        struct pending_answer *p = answer_after(s, call, &o);
+        record(s, "auth.ok", s->operator_id, card_id,
+               agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed,
+                          "policy_stale", d.policy_stale ? "yes" : NULL, NULL),
+               NULL, NULL);
+        record(s, "session.start", s->operator_id, card_id, agent_data("method", "card+pin", NULL), NULL,
+               NULL);
+        record(s, "unlock", s->operator_id, card_id, NULL, p ? answer_after_commit : NULL, p);
+        start_idle_watch(s);
 }
 
-int agent_answer_pin(struct agent *a, sd_bus_message *m, const char *pin, const char **ret_error,
-                     const char **ret_message)
+void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
 {
-        const char *sender = sd_bus_message_get_sender(m);
+        struct session_outcome o;
         int r;
 
-        if (a->state != SESSION_AUTHENTICATING || !a->login.sender || !sender ||
-            !streq(sender, a->login.sender)) {
-                *ret_error = MAMORI_ERROR_NOT_PENDING;
-                *ret_message = "no login of yours is waiting for a PIN";
-                return 0;
+        if (s->state != SESSION_AUTHENTICATING || !s->login.active) {
+                o = outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a PIN");
+                answer(s, call, &o);
+                return;
         }
-        if (a->login.answer) {
-                *ret_error = MAMORI_ERROR_BUSY;
-                *ret_message = "the PIN is already being checked";
-                return 0;
+        if (s->login.answer) {
+                o = outcome_refused(AUTH_BUSY, "the PIN is already being checked");
+                answer(s, call, &o);
+                return;
         }
         if (strlen(pin) > PIN_MAX_LEN) {
-                *ret_error = MAMORI_ERROR_INVALID;
-                *ret_message = "PIN too long";
-                return 0;
+                o = outcome_refused(AUTH_INVALID_ARGUMENT, "PIN too long");
+                answer(s, call, &o);
+                return;
         }
-        r = card_worker_submit(a->worker, CARD_JOB_LOGIN, a->login.reader, pin, NULL, a->login.der,
-                               a->login.der_len, on_login_done, a);
+        r = s->ops->card_job(s->userdata, CARD_JOB_LOGIN, s->login.reader, pin, NULL, s->login.der,
+                             s->login.der_len, on_login_done, s);
         if (r < 0) {
-                *ret_error = r == -EBUSY ? MAMORI_ERROR_BUSY : MAMORI_ERROR_CARD_ERROR;
-                *ret_message = r == -EBUSY ? "the card is busy" : auth_reason_to_string(AUTH_CARD_ERROR);
-                return 0;
+                o = r == -EBUSY
+                            ? outcome_refused(AUTH_BUSY, "the card is busy")
+                            : outcome_refused(AUTH_CARD_ERROR, "%s", auth_reason_to_string(AUTH_CARD_ERROR));
+                answer(s, call, &o);
+                return;
         }
-        a->login.answer = sd_bus_message_ref(m);
-        *ret_error = NULL;
-        return 1;
+        s->login.answer = call; /* answered by on_login_done, or by an abort */
 }
 
-int agent_cancel_login(struct agent *a, const char *sender, const char **ret_error)
+void session_cancel_login(struct session *s, SessionCall *call)
 {
-        if (a->state != SESSION_AUTHENTICATING || !a->login.sender || !sender ||
-            !streq(sender, a->login.sender)) {
-                *ret_error = MAMORI_ERROR_NOT_PENDING;
-                return 0;
-        }
-        apply(a, TRIGGER_LOGIN_CANCEL, now_mono_usec());
-        *ret_error = NULL;
-        return 0;
+        struct session_outcome o = outcome_ok();
+
+        if (s->state != SESSION_AUTHENTICATING || !s->login.active)
+                o = outcome_refused(AUTH_NOT_PENDING, "no login of yours is in progress");
+        else
+                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        answer(s, call, &o);
 }
+
+bool session_login_started_by(const struct session *s, const char *sender)
+{
+        return s->state == SESSION_AUTHENTICATING && s->login.active && s->login.sender && sender &&
+               streq(sender, s->login.sender);
+}
+
+bool session_holds_inserted_card(const struct session *s)
+{
+        return s->state == SESSION_ACTIVE && s->card.present && streq(s->card.card_id, s->session_card);
+}
+
+/* ---- PIN change ---- */
 
 struct pin_change {
-        struct agent *a;
-        sd_bus_message *m;
+        struct session *s;
+        SessionCall *call;
         char card_id[CARD_ID_LEN + 1];
 };
 
 static void on_pin_changed(void *userdata, const struct card_job_result *res)
 {
         struct pin_change *pc = userdata;
-        struct agent *a = pc->a;
+        struct session *s = pc->s;
+        const char *op = s->operator_id[0] ? s->operator_id : NULL;
 
         if (res->result < 0) {
-                char message[64];
                 enum auth_reason why = res->result == CARD_E_PIN_WRONG     ? AUTH_PIN_WRONG
                                        : res->result == CARD_E_PIN_BLOCKED ? AUTH_PIN_BLOCKED
                                        : res->result == CARD_E_BAD_PIN     ? AUTH_INVALID_ARGUMENT
@@ -690,54 +757,89 @@ static void on_pin_changed(void *userdata, const struct card_job_result *res)
                 /* A malformed new PIN is answered as InvalidArgument but keeps its own name on record. */
                 const char *reason =
                         why == AUTH_INVALID_ARGUMENT ? "pin-invalid" : auth_reason_to_string(why);
-                if (why == AUTH_PIN_WRONG && res->tries_left >= 0)
-                        snprintf(message, sizeof(message), "%s tries=%d", reason, res->tries_left);
-                else
-                        snprintf(message, sizeof(message), "%s", reason);
-                struct deferred_reply *r =
-                        deferred_new(a, pc->m, auth_reason_to_dbus_error(why), message, NULL);
-                agent_record(a, "auth.fail", a->operator_id[0] ? a->operator_id : NULL, pc->card_id,
-                             agent_data("reason", reason, "method", "pin-change", NULL),
-                             r ? reply_after_commit : NULL, r);
+                struct session_outcome o =
+                        why == AUTH_PIN_WRONG && res->tries_left >= 0
+                                ? outcome_refused(why, "%s tries=%d", reason, res->tries_left)
+                                : outcome_refused(why, "%s", reason);
+                record_then_answer(s, pc->call, &o, "auth.fail", op, pc->card_id,
+                                   agent_data("reason", reason, "method", "pin-change", NULL));
         } else {
-                struct deferred_reply *r = deferred_new(a, pc->m, NULL, NULL, NULL);
-                agent_record(a, "pin.change", a->operator_id[0] ? a->operator_id : NULL, pc->card_id, NULL,
-                             r ? reply_after_commit : NULL, r);
+                struct session_outcome o = outcome_ok();
+                record_then_answer(s, pc->call, &o, "pin.change", op, pc->card_id, NULL);
         }
-        sd_bus_message_unref(pc->m);
         free(pc);
 }
 
-int agent_change_pin(struct agent *a, sd_bus_message *m, const char *old_pin, const char *new_pin,
-                     const char **ret_error, const char **ret_message)
+void session_change_pin(struct session *s, SessionCall *call, const char *old_pin, const char *new_pin)
 {
+        struct session_outcome o;
         struct pin_change *pc;
         int r;
 
-        if (!a->card.present || !a->card.card_id[0]) {
-                *ret_error = auth_reason_to_dbus_error(AUTH_NO_CARD);
-                *ret_message = auth_reason_to_string(AUTH_NO_CARD);
-                return 0;
+        if (!s->card.present || !s->card.card_id[0]) {
+                o = outcome_refused(AUTH_NO_CARD, "%s", auth_reason_to_string(AUTH_NO_CARD));
+                answer(s, call, &o);
+                return;
         }
         if (strlen(old_pin) > PIN_MAX_LEN || strlen(new_pin) > PIN_MAX_LEN) {
-                *ret_error = MAMORI_ERROR_INVALID;
-                *ret_message = "PIN too long";
-                return 0;
+                o = outcome_refused(AUTH_INVALID_ARGUMENT, "PIN too long");
+                answer(s, call, &o);
+                return;
         }
         pc = calloc(1, sizeof(*pc));
-        if (!pc)
-                return -ENOMEM;
-        pc->a = a;
-        snprintf(pc->card_id, sizeof(pc->card_id), "%s", a->card.card_id);
-        r = card_worker_submit(a->worker, CARD_JOB_CHANGE_PIN, a->card.reader, old_pin, new_pin, NULL, 0,
-                               on_pin_changed, pc);
+        if (!pc) {
+                o = outcome_failed(-ENOMEM);
+                answer(s, call, &o);
+                return;
+        }
+        *pc = (struct pin_change){.s = s, .call = call};
+        snprintf(pc->card_id, sizeof(pc->card_id), "%s", s->card.card_id);
+        r = s->ops->card_job(s->userdata, CARD_JOB_CHANGE_PIN, s->card.reader, old_pin, new_pin, NULL, 0,
+                             on_pin_changed, pc);
         if (r < 0) {
                 free(pc);
-                *ret_error = MAMORI_ERROR_BUSY;
-                *ret_message = "the card is busy";
-                return 0;
+                o = outcome_refused(AUTH_BUSY, "the card is busy");
+                answer(s, call, &o);
+                return;
         }
-        pc->m = sd_bus_message_ref(m);
-        *ret_error = NULL;
-        return 1;
+}
+
+/* ---- while a session is active ---- */
+
+void session_record_operation(struct session *s, SessionCall *call, JsonValue *data)
+{
+        struct session_outcome o;
+
+        if (s->state != SESSION_ACTIVE) {
+                json_value_free(data);
+                o = outcome_refused(AUTH_NOT_ACTIVE, "no operator is logged in");
+                answer(s, call, &o);
+                return;
+        }
+        o = outcome_ok();
+        record_then_answer(s, call, &o, "app.op", s->operator_id, s->session_card, data);
+}
+
+void session_pin_age(struct session *s, SessionCall *call)
+{
+        const Policy *p = s->ops->policy(s->userdata);
+        const PolicyOperator *op;
+        struct session_outcome o;
+
+        if (s->state != SESSION_ACTIVE) {
+                o = outcome_refused(AUTH_NOT_ACTIVE, "no operator is logged in");
+                answer(s, call, &o);
+                return;
+        }
+        o = outcome_ok();
+        o.pin_age_days = -1;
+        o.max_age_days = (int)s->config->max_age_days;
+        op = p ? policy_find_operator(p, s->operator_id) : NULL;
+        if (op && op->pin_changed >= 0) {
+                int64_t now = now_realtime_usec();
+                o.pin_age_days = now > op->pin_changed
+                                         ? (int)((now - op->pin_changed) / (INT64_C(86400) * 1000000))
+                                         : 0;
+        }
+        answer(s, call, &o);
 }

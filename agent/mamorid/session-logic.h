@@ -1,0 +1,148 @@
+/* mamorid's session logic (card events, logins, locking, idle, answers after commit), free of D-Bus. */
+#pragma once
+
+/*
+ * The logic decides and records; it never speaks a wire protocol. It calls out through struct
+ * session_ops (records, the card worker, logind, the policy and trust anchors, and "answer this
+ * caller"), so the unit tests drive it with fakes. agent-dbus.c turns D-Bus calls into the
+ * session_*() methods below and outcomes into replies; who may call which method is decided
+ * there, in one table, before a method runs.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "card-worker.h"
+#include "idle-input.h"
+#include "logind-lock.h"
+#include "mamori/agent-config.h"
+#include "mamori/auth-decision.h"
+#include "mamori/card.h"
+#include "mamori/json.h"
+#include "mamori/policy.h"
+#include "oplog-writer.h"
+#include "reader-watch.h"
+#include "session.h"
+
+#define OPERATOR_ID_MAX 65
+#define PIN_MAX_LEN     16
+
+/* A method call waiting for its answer. Opaque here: the D-Bus layer says what it is. */
+typedef struct SessionCall SessionCall;
+
+/* What a call is answered. error < 0: the call failed (-errno). Else reason AUTH_ALLOW with the
+ * method's results, or a refusal of the shared reason table with message ("pin-wrong tries=2"). */
+struct session_outcome {
+        int error;
+        enum auth_reason reason;
+        char message[96];
+        char operator_id[OPERATOR_ID_MAX]; /* AnswerPin */
+        char card_id[CARD_ID_LEN + 1];     /* StartLogin */
+        int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
+        uint64_t seq;                      /* RecordOperation: the record's sequence number */
+        int pin_age_days, max_age_days;    /* PinAgeDays */
+};
+
+/* Everything the logic asks of the rest of the daemon. userdata is session.userdata. */
+struct session_ops {
+        /* One record: event line + operation log. data is taken (may be NULL). done (may be NULL)
+         * runs once the record is durable (result 0) or failed (< 0), possibly before this returns. */
+        int (*record)(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
+                      oplog_done_fn done, void *done_userdata);
+        bool (*log_writable)(void *userdata);
+        const Policy *(*policy)(void *userdata);                               /* NULL: none loaded */
+        int (*check_cert)(void *userdata, const uint8_t *der, size_t der_len); /* CERT_CHECK_* */
+        /* The card worker: -EBUSY while a job runs; done runs later on the event loop. */
+        int (*card_job)(void *userdata, enum card_job_kind kind, const char *reader, const char *pin,
+                        const char *new_pin, const uint8_t *der, size_t der_len, card_job_done_fn done,
+                        void *done_userdata);
+        /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be
+         * called as logind_lock() says. */
+        int (*lock_screen)(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata);
+        int (*watch_idle)(void *userdata);
+        /* Answers call with o and drops the reference the logic held. */
+        void (*answer)(void *userdata, SessionCall *call, const struct session_outcome *o);
+        /* Something callers can see changed; with a reason, the state changed (StateChanged). */
+        void (*changed)(void *userdata, const char *state_reason);
+};
+
+/* The card currently in a reader (the most recently inserted one). */
+struct present_card {
+        bool present;
+        char reader[READER_NAME_MAX];
+        char card_id[CARD_ID_LEN + 1]; /* "" when the certificate could not be read */
+        int read_error;
+        int pin_tries; /* as the card last reported them, -1 unknown */
+        uint8_t *der;  /* its certificate, owned */
+        size_t der_len;
+        uint64_t inserted_mono_usec;
+};
+
+/* A login between StartLogin and the answer to AnswerPin. */
+struct pending_login {
+        bool active;
+        char *sender;        /* who started it (the D-Bus unique name); only it may go on */
+        SessionCall *answer; /* AnswerPin to answer, once decided and committed */
+        char card_id[CARD_ID_LEN + 1];
+        char reader[READER_NAME_MAX];
+        char operator_id[OPERATOR_ID_MAX];
+        uint8_t *der; /* the certificate of the card this login is for (owned) */
+        size_t der_len;
+        uint64_t started_mono_usec;
+};
+
+struct pending_answer;
+
+struct session {
+        const struct session_ops *ops;
+        void *userdata;
+        const struct agent_config *config;
+        sd_event *event;
+
+        enum session_state state;
+        uint64_t session_gen;              /* counts sessions: a late answer grants only its own */
+        uint64_t session_started_usec;     /* CLOCK_REALTIME of the login */
+        uint64_t last_relock_mono_usec;    /* throttles Lock on an already locked terminal */
+        struct pending_answer *end_answer; /* answered once the next session.end is durable (Lock) */
+        char operator_id[OPERATOR_ID_MAX]; /* only while active */
+        char session_card[CARD_ID_LEN + 1];
+        char method[16];
+        struct present_card card;
+        struct pending_login login;
+        bool readers_lost; /* pcscd gone: fail closed until it returns */
+
+        IdleInput *input; /* IdleSource=input, while a session is active */
+        sd_event_source *idle_timer, *card_left_timer, *login_timer;
+};
+
+void session_init(struct session *s, const struct session_ops *ops, void *userdata,
+                  const struct agent_config *config, sd_event *event);
+/* Answers a pending login (cancelled) and frees what the session holds. */
+void session_done(struct session *s);
+
+/* Inputs. */
+void session_on_reader_event(struct session *s, const struct reader_event *ev); /* takes ev->der */
+void session_on_policy(struct session *s, const Policy *current);
+void session_on_log_health(struct session *s, int error);
+void session_on_idle_hint(void *userdata, bool idle, uint64_t since_usec); /* logind_idle_fn */
+void session_on_desktop_locked(void *userdata);                            /* logind_locked_fn */
+void session_lock(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
+
+/* Methods. Each takes one reference to call and answers it exactly once through ops->answer: at
+ * once, or after the records it grants or refuses on are durable. The caller checks beforehand
+ * who may call (agent-dbus.c's table); the logic checks the state. */
+void session_start_login(struct session *s, SessionCall *call, const char *sender, const char *user);
+void session_answer_pin(struct session *s, SessionCall *call, const char *pin);
+void session_cancel_login(struct session *s, SessionCall *call); /* call NULL: the client went away */
+void session_lock_call(struct session *s, SessionCall *call);
+void session_change_pin(struct session *s, SessionCall *call, const char *old_pin, const char *new_pin);
+/* data (taken): the app.op fields, already checked. */
+void session_record_operation(struct session *s, SessionCall *call, JsonValue *data);
+void session_pin_age(struct session *s, SessionCall *call);
+
+/* Facts the permission table asks about. */
+bool session_login_started_by(const struct session *s, const char *sender);
+/* Active, and the card in the reader is the session's own. */
+bool session_holds_inserted_card(const struct session *s);

@@ -1,0 +1,462 @@
+/* The session logic (agent/mamorid/session-logic.c) driven through fake ops: no D-Bus, no PC/SC, no log. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mamori/auth-reasons.h"
+#include "mamori/cert-check.h"
+#include "mamori/dbus-api.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+#include "session-logic.h"
+
+#define CARD_A   "1111111111111111111111111111111111111111111111111111111111111111" /* OP0001 */
+#define READER   "Virtual Reader 0"
+#define SENDER   ":1.42"
+#define RECS_MAX 64
+#define CALLS    8
+
+/* ---- a policy with one operator and one card at this terminal's office ---- */
+
+static char *chuo[] = {"chuo"};
+static PolicyOperator operators[] = {
+        {.id = "OP0001", .offices = chuo, .n_offices = 1, .status = POLICY_STATUS_ACTIVE, .pin_changed = -1},
+};
+static PolicyCard cards[] = {{CARD_A, POLICY_CARD_INDIVIDUAL, "OP0001", NULL, POLICY_STATUS_ACTIVE}};
+static PolicyOffice offices[] = {{.id = "chuo"}};
+static PolicyTerminal terminals[] = {{.id = "T-0001", .office = "chuo"}};
+static Policy policy = {
+        .serial = 7,
+        .issued = 0,
+        .expires = INT64_MAX / 2,
+        .offices = offices,
+        .n_offices = ELEMENTSOF(offices),
+        .terminals = terminals,
+        .n_terminals = ELEMENTSOF(terminals),
+        .operators = operators,
+        .n_operators = ELEMENTSOF(operators),
+        .cards = cards,
+        .n_cards = ELEMENTSOF(cards),
+};
+
+/* ---- the fakes: records wait in a queue until the test commits them ---- */
+
+struct rec {
+        char ev[32];
+        char reason[32];
+        char tries[8];
+        oplog_done_fn done;
+        void *userdata;
+        bool committed;
+};
+
+struct answer {
+        bool answered;
+        struct session_outcome o;
+        size_t committed_before; /* records committed when it was answered */
+};
+
+struct fake {
+        struct session s;
+        struct agent_config config;
+        sd_event *event;
+        struct rec recs[RECS_MAX];
+        size_t n_recs, n_committed;
+        bool log_writable;
+        card_job_done_fn job_done;
+        void *job_userdata;
+        enum card_job_kind job_kind;
+        unsigned locks, changes;
+        SessionCall *calls[CALLS]; /* the logic never looks inside a call: any distinct pointer does */
+        struct answer answers[CALLS];
+};
+
+static int fake_record(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
+                       oplog_done_fn done, void *done_userdata)
+{
+        struct fake *f = userdata;
+        struct rec *r = &f->recs[f->n_recs++];
+
+        assert_true(f->n_recs <= RECS_MAX);
+        *r = (struct rec){.done = done, .userdata = done_userdata};
+        snprintf(r->ev, sizeof(r->ev), "%s", ev);
+        for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n; i++) {
+                const JsonMember *m = &data->object.members[i];
+                if (streq(m->key, "reason") && m->value->type == JSON_STRING)
+                        snprintf(r->reason, sizeof(r->reason), "%s", m->value->string.data);
+                if (streq(m->key, "tries") && m->value->type == JSON_INTEGER)
+                        snprintf(r->tries, sizeof(r->tries), "%lld", (long long)m->value->integer);
+        }
+        json_value_free(data);
+        return 0;
+}
+
+static bool fake_log_writable(void *userdata)
+{
+        return ((struct fake *)userdata)->log_writable;
+}
+
+static const Policy *fake_policy(void *userdata)
+{
+        return &policy;
+}
+
+static int fake_check_cert(void *userdata, const uint8_t *der, size_t der_len)
+{
+        return CERT_CHECK_OK;
+}
+
+static int fake_card_job(void *userdata, enum card_job_kind kind, const char *reader, const char *pin,
+                         const char *new_pin, const uint8_t *der, size_t der_len, card_job_done_fn done,
+                         void *done_userdata)
+{
+        struct fake *f = userdata;
+
+        if (f->job_done)
+                return -EBUSY;
+        assert_string_equal(reader, READER);
+        f->job_kind = kind;
+        f->job_done = done;
+        f->job_userdata = done_userdata;
+        return 0;
+}
+
+static int fake_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
+{
+        struct fake *f = userdata;
+        struct logind_lock_result r = {.fallback_method = "none"};
+
+        f->locks++;
+        cb(cb_userdata, &r, true); /* the desktop locked at once */
+        return 0;
+}
+
+static int fake_watch_idle(void *userdata)
+{
+        return 0;
+}
+
+static size_t call_index(struct fake *f, SessionCall *call)
+{
+        for (size_t i = 0; i < CALLS; i++)
+                if (f->calls[i] == call)
+                        return i;
+        fail_msg("answered a call that was never made");
+        return 0;
+}
+
+static void fake_answer(void *userdata, SessionCall *call, const struct session_outcome *o)
+{
+        struct fake *f = userdata;
+        struct answer *a = &f->answers[call_index(f, call)];
+
+        assert_false(a->answered); /* exactly once */
+        *a = (struct answer){.answered = true, .o = *o, .committed_before = f->n_committed};
+}
+
+static void fake_changed(void *userdata, const char *state_reason)
+{
+        ((struct fake *)userdata)->changes++;
+}
+
+static const struct session_ops fake_ops = {
+        .record = fake_record,
+        .log_writable = fake_log_writable,
+        .policy = fake_policy,
+        .check_cert = fake_check_cert,
+        .card_job = fake_card_job,
+        .lock_screen = fake_lock_screen,
+        .watch_idle = fake_watch_idle,
+        .answer = fake_answer,
+        .changed = fake_changed,
+};
+
+/* Commits (or fails) every queued record, in order, as the log thread would. */
+static void commit_all(struct fake *f, int result)
+{
+        while (f->n_committed < f->n_recs) {
+                struct rec *r = &f->recs[f->n_committed++];
+                r->committed = true;
+                if (r->done)
+                        r->done(result, f->n_committed, r->userdata);
+                else if (result < 0)
+                        session_on_log_health(&f->s, result); /* what event.c does */
+        }
+}
+
+static const struct rec *find_rec(struct fake *f, const char *ev)
+{
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (streq(f->recs[i].ev, ev))
+                        return &f->recs[i];
+        return NULL;
+}
+
+static size_t rec_index(struct fake *f, const char *ev)
+{
+        const struct rec *r = find_rec(f, ev);
+        assert_non_null(r);
+        return (size_t)(r - f->recs);
+}
+
+static int setup(void **state)
+{
+        struct fake *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        assert_int_equal(sd_event_new(&f->event), 0);
+        f->config = (struct agent_config){
+                .terminal_id = "T-0001",
+                .office = "chuo",
+                .accounts = ACCOUNTS_SHARED,
+                .idle_lock_usec = 600 * USEC_PER_SEC,
+                .idle_source = IDLE_SOURCE_LOGIND,
+                .card_left_usec = 30 * USEC_PER_SEC,
+                .max_age_days = 90,
+        };
+        f->log_writable = true;
+        for (size_t i = 0; i < CALLS; i++)
+                f->calls[i] = (SessionCall *)&f->answers[i];
+        session_init(&f->s, &fake_ops, f, &f->config, f->event);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fake *f = *state;
+
+        session_done(&f->s);
+        commit_all(f, 0);
+        sd_event_unref(f->event);
+        free(f);
+        return 0;
+}
+
+static void insert_card(struct fake *f)
+{
+        struct reader_event ev = {.type = READER_EVENT_INSERTED, .pin_tries = 3, .der_len = 16};
+
+        snprintf(ev.reader, sizeof(ev.reader), READER);
+        snprintf(ev.card_id, sizeof(ev.card_id), CARD_A);
+        ev.der = calloc(1, ev.der_len); /* the session takes it */
+        assert_non_null(ev.der);
+        session_on_reader_event(&f->s, &ev);
+}
+
+static void pull_card(struct fake *f)
+{
+        struct reader_event ev = {.type = READER_EVENT_REMOVED};
+
+        snprintf(ev.reader, sizeof(ev.reader), READER);
+        snprintf(ev.card_id, sizeof(ev.card_id), CARD_A);
+        session_on_reader_event(&f->s, &ev);
+}
+
+/* Card in, StartLogin (call 0) granted, AnswerPin (call 1) with the card job running. */
+static void start_and_answer(struct fake *f)
+{
+        insert_card(f);
+        commit_all(f, 0);
+        session_start_login(&f->s, f->calls[0], SENDER, "");
+        assert_true(f->answers[0].answered);
+        assert_int_equal(f->answers[0].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[0].o.card_id, CARD_A);
+        assert_int_equal(f->answers[0].o.tries, 3);
+        assert_int_equal(f->s.state, SESSION_AUTHENTICATING);
+        assert_true(session_login_started_by(&f->s, SENDER));
+        assert_false(session_login_started_by(&f->s, ":1.43"));
+
+        session_answer_pin(&f->s, f->calls[1], "123456");
+        assert_false(f->answers[1].answered);
+        assert_non_null(f->job_done);
+        assert_int_equal(f->job_kind, CARD_JOB_LOGIN);
+}
+
+static void card_says(struct fake *f, int result, int tries_left)
+{
+        struct card_job_result res = {.result = result, .tries_left = tries_left, .exchanges = 3};
+        card_job_done_fn done = f->job_done;
+
+        f->job_done = NULL;
+        done(f->job_userdata, &res);
+}
+
+static void test_login_success_answers_after_commit(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.operator_id, "OP0001");
+        /* Decided, but nothing is on record yet: no answer. */
+        assert_false(f->answers[1].answered);
+        size_t unlock = rec_index(f, "unlock");
+        assert_true(rec_index(f, "auth.ok") < rec_index(f, "session.start"));
+        assert_true(rec_index(f, "session.start") < unlock);
+
+        commit_all(f, 0);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.error, 0);
+        assert_int_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[1].o.operator_id, "OP0001");
+        assert_true(f->answers[1].committed_before > unlock); /* after the unlock record is durable */
+        assert_true(session_holds_inserted_card(&f->s));
+}
+
+static void test_refusal_recorded_then_answered(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, CARD_E_PIN_WRONG, 2);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_false(f->answers[1].answered);
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, auth_reason_to_string(AUTH_PIN_WRONG));
+        assert_string_equal(fail->tries, "2");
+        assert_null(find_rec(f, "auth.ok"));
+
+        commit_all(f, 0);
+        assert_true(f->answers[1].answered);
+        assert_true(f->answers[1].committed_before > rec_index(f, "auth.fail"));
+        assert_int_equal(f->answers[1].o.reason, AUTH_PIN_WRONG);
+        assert_string_equal(auth_reason_to_dbus_error(f->answers[1].o.reason), MAMORI_ERROR_PIN_WRONG);
+        assert_string_equal(f->answers[1].o.message, "pin-wrong tries=2");
+        /* The card said how many tries are left: the next StartLogin tells the prompt. */
+        assert_int_equal(f->s.card.pin_tries, 2);
+}
+
+static void test_pull_during_commit_grants_nothing(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        /* The card leaves while auth.ok … unlock are still being written. */
+        pull_card(f);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_false(f->answers[1].answered);
+        const struct rec *end = find_rec(f, "session.end");
+        assert_non_null(end);
+        assert_string_equal(end->reason, "card-removed");
+        assert_true(f->locks >= 1);
+
+        commit_all(f, 0);
+        assert_true(f->answers[1].answered);
+        assert_int_not_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->answers[1].o.reason, AUTH_CARD_ERROR);
+        assert_string_equal(f->answers[1].o.operator_id, "");
+}
+
+static void test_log_failure_during_commit_grants_nothing(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        commit_all(f, -ENOSPC);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.reason, AUTH_LOG_UNWRITABLE);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_non_null(find_rec(f, "session.end"));
+}
+
+static void test_lock_during_login(void **state)
+{
+        struct fake *f = *state;
+        unsigned locks;
+
+        start_and_answer(f);
+        locks = f->locks;
+        session_lock_call(&f->s, f->calls[2]);
+        /* The PIN check in flight is answered as refused, the Lock at once (no session to end). */
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.reason, AUTH_CARD_ERROR);
+        assert_string_equal(f->answers[1].o.message, "manual");
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->locks, locks + 1);
+        assert_false(session_login_started_by(&f->s, SENDER));
+
+        /* The card finishes late: nothing is granted, nobody is answered twice. */
+        card_says(f, 0, -1);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_null(find_rec(f, "auth.ok"));
+        commit_all(f, 0);
+}
+
+static void test_lock_answers_after_session_end(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        commit_all(f, 0);
+        session_lock_call(&f->s, f->calls[2]);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_false(f->answers[2].answered);
+        size_t end = rec_index(f, "session.end");
+        assert_string_equal(f->recs[end].reason, "manual");
+        commit_all(f, 0);
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_true(f->answers[2].committed_before > end);
+}
+
+static void test_calls_refused_by_state(void **state)
+{
+        struct fake *f = *state;
+
+        /* No card: the refusal is recorded first, then answered. */
+        session_start_login(&f->s, f->calls[0], SENDER, "");
+        assert_false(f->answers[0].answered);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[0].o.reason, AUTH_NO_CARD);
+
+        session_answer_pin(&f->s, f->calls[1], "1234");
+        assert_int_equal(f->answers[1].o.reason, AUTH_NOT_PENDING);
+        session_record_operation(&f->s, f->calls[2], NULL);
+        assert_int_equal(f->answers[2].o.reason, AUTH_NOT_ACTIVE);
+
+        /* A second StartLogin while one is running. */
+        insert_card(f);
+        session_start_login(&f->s, f->calls[3], SENDER, "");
+        assert_int_equal(f->answers[3].o.reason, AUTH_ALLOW);
+        session_start_login(&f->s, f->calls[4], ":1.43", "");
+        assert_int_equal(f->answers[4].o.reason, AUTH_BUSY);
+        session_answer_pin(&f->s, f->calls[5], "12345678901234567");
+        assert_int_equal(f->answers[5].o.reason, AUTH_INVALID_ARGUMENT);
+
+        /* The client went away: the login is cancelled, nobody to answer. */
+        session_cancel_login(&f->s, NULL);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+
+        f->log_writable = false;
+        session_start_login(&f->s, f->calls[6], SENDER, "");
+        assert_int_equal(f->answers[6].o.reason, AUTH_LOG_UNWRITABLE);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_login_success_answers_after_commit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusal_recorded_then_answered, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pull_during_commit_grants_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_failure_during_commit_grants_nothing, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_lock_during_login, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lock_answers_after_session_end, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_calls_refused_by_state, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
