@@ -51,6 +51,7 @@ class Terminal:
         self.agent = None
         self.session_conf = {'IdleLockSec': '300', 'LockVerifySec': '1', 'CardLeftSec': '1h'}
         self.session_conf.update(session or {})
+        self.agent_env = {}  # extra environment for mamorid (e.g. fake evdev devices)
         self.publish(serial=1, card_status=card_status or {})
 
     def enter(self, cm):
@@ -78,6 +79,7 @@ class Terminal:
 
     def start_agent(self):
         env = self.pcscd.client_env(self.bus.client_env())
+        env.update(self.agent_env)
         self.agent = agentproc.Mamorid(self.tmp, env, {'Session': self.session_conf})
         self.agent.start()
         self.test.addCleanup(self.agent.stop)

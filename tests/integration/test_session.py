@@ -4,6 +4,7 @@ card, real pcscd, a private system bus and python-dbusmock's logind. Lock on pul
 next operator, lock fallback, fail closed on pcscd loss and agent restart, hostile callers."""
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -20,6 +21,14 @@ def dbus_error(call):
     except Exception as e:  # dbus.exceptions.DBusException
         return e.get_dbus_name(), e.get_dbus_message()
     raise AssertionError('the call succeeded')
+
+
+def fake_evdev_preload():
+    """LD_PRELOAD for mamorid with fake-evdev.so; a sanitizer runtime it links must come first."""
+    out = subprocess.run(['ldd', agentproc.mamorid_exe()], capture_output=True, text=True).stdout
+    first = [line.split('=>')[1].split('(')[0].strip() for line in out.splitlines()
+             if '=>' in line and 'libasan' in line]
+    return ':'.join(first + [os.environ['MAMORI_FAKE_EVDEV']])
 
 
 class SessionTest(unittest.TestCase):
@@ -177,28 +186,64 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(t.login(), 'OP0001')
 
     def test_idle_lock_from_input_devices(self):
-        """IdleSource=input: keyboard/mouse events keep the session; silence locks it. The devices
-        are FIFOs standing in for /dev/input/event* (this machine has no evdev devices)."""
+        """IdleSource=input: keyboard/mouse events keep the session; silence locks it, even while an
+        accelerometer and a device sending only EV_MSC keep reporting; a mouse plugged in after the
+        start is followed. This machine has no uinput, so the devices are FIFOs whose evdev ioctls
+        are answered by fake-evdev.so (LD_PRELOAD); libevdev and mamorid run unchanged."""
         import struct
         t = Terminal(self, session={'IdleLockSec': '2', 'IdleSource': 'input'})
         inputs = os.path.join(t.tmp, 'input')
         os.mkdir(inputs)
-        fifo = os.path.join(inputs, 'event0')
-        os.mkfifo(fifo)
-        fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-        self.addCleanup(os.close, fd)
+
+        def device(name, spec):
+            with open(os.path.join(inputs, 'spec.' + name), 'w') as f:
+                f.write(spec)
+            path = os.path.join(inputs, name)
+            os.mkfifo(path)
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            self.addCleanup(os.close, fd)
+            return fd
+
+        def emit(fd, type_, code, value):  # struct input_event, then SYN_REPORT
+            os.write(fd, struct.pack('llHHi', 0, 0, type_, code, value) + struct.pack('llHHi', 0, 0, 0, 0, 0))
+
+        EV_KEY, EV_REL, EV_ABS, EV_MSC = 1, 2, 3, 4
+        keyboard = device('event0', 'name keyboard\nkey 1\nkey 30\nmsc 4\n')
+        accel = device('event1', 'name accelerometer\nabs 0 -512 512\nabs 1 -512 512\nabs 2 -512 512\nprop 6\n')
+        scanner = device('event2', 'name msc only\nmsc 4\n')
         t.session_conf['InputDirectory'] = inputs
+        t.agent_env = {'FAKE_EVDEV_DIR': inputs, 'LD_PRELOAD': fake_evdev_preload()}
         a = t.insert('OP0001')
         agent = t.start_agent()
         t.wait_card_seen(a)
         t.login()
-        key_press = struct.pack('llHHi', 0, 0, 1, 30, 1)  # struct input_event: EV_KEY, KEY_A, down
         for _ in range(8):  # 4 s of typing, twice IdleLockSec
-            os.write(fd, key_press)
+            emit(keyboard, EV_KEY, 30, 1)  # KEY_A down, up
+            emit(keyboard, EV_KEY, 30, 0)
             time.sleep(0.5)
         self.assertEqual(t.prop('State'), 'active')
-        # Hands off the keyboard: locked about IdleLockSec later.
+        # Hands off the keyboard: locked about IdleLockSec later, though the accelerometer and
+        # the EV_MSC-only device never stop reporting.
+        t0 = time.monotonic()
+        while t.prop('State') == 'active' and time.monotonic() - t0 < 10:
+            for i in range(5):
+                emit(accel, EV_ABS, i % 3, i)
+                emit(scanner, EV_MSC, 4, i)
+                time.sleep(0.05)
         agent.wait_event('session.end', reason='idle', op='OP0001', timeout=10)
+        self.assertEqual(t.prop('State'), 'locked')
+
+        # A mouse plugged in after the start is followed (inotify on InputDirectory).
+        mouse = device('event5', 'name mouse\nrel 0\nrel 1\nkey 272\n')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+        for _ in range(8):
+            emit(mouse, EV_REL, 0, 3)
+            time.sleep(0.5)
+        self.assertEqual(t.prop('State'), 'active')
+        ends = [agentproc.parse_event(line) for line in agent.events.lines if line.startswith('session.end ')]
+        self.assertEqual(len(ends), 1, ends)
+        agent.wait_event('session.end', reason='idle', op='OP0001', timeout=10, after=agent.events.mark())
         self.assertEqual(t.prop('State'), 'locked')
 
     def test_desktop_locking_itself_ends_the_session(self):
