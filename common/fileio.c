@@ -11,18 +11,14 @@
 #include "mamori/fileio.h"
 #include "mamori/macro.h"
 
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size)
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size)
 {
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t n = 0;
 
-        if (!path || !ret || max >= SIZE_MAX)
+        if (fd < 0 || !ret || max >= SIZE_MAX)
                 return -EINVAL;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
@@ -52,6 +48,18 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
         if (ret_size)
                 *ret_size = n;
         return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!path || !ret || max >= SIZE_MAX)
+                return -EINVAL;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        return read_fd_bounded(fd, max, ret, ret_size);
 }
 
 static int fsync_parent_dir(const char *path)

@@ -9,27 +9,23 @@
 
 #include "ctl-verbs.h"
 #include "mamori/agent-client.h"
-#include "mamori/fileio.h"
 #include "mamori/jcs.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
+#include "mamori/upload-cursor.h"
 
-#define UPLOAD_CURSOR_PATH "/var/lib/mamori/upload/cursor"
-#define CURSOR_MAX         4096
-
-/* The uploader's cursor file: its contents (first line, trimmed) and when it was last advanced. */
+/* The uploader's cursor file: what it acknowledges and when it was last advanced. */
 struct upload_info {
-        bool known;
-        char *cursor; /* NULL when unreadable or not text */
+        bool known;                          /* the file exists */
+        char cursor[UPLOAD_CURSOR_LINE_MAX]; /* canonical form, "" when it is not a cursor */
         int64_t mtime_usec;
 };
 
 static void upload_info_read(const char *path, struct upload_info *ret)
 {
-        _cleanup_free_ char *data = NULL;
         struct upload_info u = {};
+        UploadCursor c;
         struct stat st;
-        size_t n;
 
         if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
                 *ret = u;
@@ -37,16 +33,9 @@ static void upload_info_read(const char *path, struct upload_info *ret)
         }
         u.known = true;
         u.mtime_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
-        if (read_file_bounded(path, CURSOR_MAX, &data, &n) >= 0) {
-                const char *nl = memchr(data, '\n', n);
-                size_t line = nl ? (size_t)(nl - data) : n;
-
-                /* Only the first line, and only when it is text (no NUL inside). */
-                if (!memchr(data, '\0', line)) {
-                        data[line] = '\0';
-                        u.cursor = TAKE_PTR(data);
-                }
-        }
+        /* Only a valid cursor is shown: the file is in the uploader's directory, not ours. */
+        if (upload_cursor_load(path, &c) >= 0 && upload_cursor_format(&c, u.cursor) > 0)
+                u.cursor[strcspn(u.cursor, "\n")] = '\0';
         *ret = u;
 }
 
@@ -81,9 +70,8 @@ static int print_json(const struct agent_status *st, const struct upload_info *u
                 if (r < 0)
                         return r;
                 r = json_object_set_integer(upload, "time_usec", up->mtime_usec);
-                /* A cursor that is not valid UTF-8 is left out rather than mangled. */
-                if (r >= 0 && up->cursor && json_object_set_string(upload, "cursor", up->cursor) < 0)
-                        r = 0;
+                if (r >= 0 && up->cursor[0])
+                        r = json_object_set_string(upload, "cursor", up->cursor);
                 if (r < 0)
                         return r;
                 r = json_object_set(root, "last_upload", TAKE_PTR(upload));
@@ -121,7 +109,7 @@ static void print_text(const struct agent_status *st, const struct upload_info *
                         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
         }
         printf("Last upload: %s", when);
-        if (up->known && up->cursor && up->cursor[0])
+        if (up->known && up->cursor[0])
                 printf(" (cursor %s)", up->cursor);
         printf("\n");
 }
@@ -139,7 +127,7 @@ int ctl_status(int argc, char **argv)
         struct agent_status st;
         struct upload_info up;
         struct agent_error_info info;
-        const char *cursor = UPLOAD_CURSOR_PATH;
+        const char *cursor = UPLOAD_CURSOR_PATH_DEFAULT;
         bool json = false;
         char text[256];
         int c, r;
@@ -154,7 +142,7 @@ int ctl_status(int argc, char **argv)
                         printf("Usage: mamorictl status [--json] [--cursor FILE]\n"
                                "Show the agent's state, operator, card, reader, policy serial and the last "
                                "upload\n(the uploader's cursor file, default %s).\n",
-                               UPLOAD_CURSOR_PATH);
+                               UPLOAD_CURSOR_PATH_DEFAULT);
                         return 0;
                 } else
                         return 2;
@@ -182,6 +170,5 @@ int ctl_status(int argc, char **argv)
         } else
                 print_text(&st, &up);
         agent_status_done(&st);
-        free(up.cursor);
         return r < 0 ? 1 : 0;
 }

@@ -18,6 +18,7 @@
 #include "mamori/fileio.h"
 #include "mamori/oplog-verify.h"
 #include "mamori/oplog-record.h"
+#include "mamori/upload-cursor.h"
 #include "oplog-keys.h"
 #include "oplog-writer.h"
 #include "thread-mailbox.h"
@@ -656,34 +657,6 @@ int oplog_dispatch(OpLog *l)
 
 /* ---- retention ---- */
 
-int oplog_read_cursor(const char *path, const char *log_id, uint64_t *ret_acked)
-{
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_json_ JsonValue *o = NULL;
-        const char *id;
-        int64_t acked;
-        size_t n;
-        int k;
-
-        if (!path || !ret_acked)
-                return -EINVAL;
-        k = read_file_bounded(path, 4096, &buf, &n);
-        if (k == -ENOENT) {
-                *ret_acked = 0;
-                return 0;
-        }
-        if (k < 0)
-                return k;
-        k = json_parse(buf, n, NULL, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL);
-        if (k < 0)
-                return k;
-        if (json_object_get_string(o, "log", &id) < 0 || json_object_get_integer(o, "acked", &acked) < 0 ||
-            acked < 0)
-                return -EBADMSG;
-        *ret_acked = log_id && streq(id, log_id) ? (uint64_t)acked : 0;
-        return 0;
-}
-
 int oplog_prune(OpLog *l, uint64_t now)
 {
         char **names = NULL;
@@ -693,7 +666,7 @@ int oplog_prune(OpLog *l, uint64_t now)
 
         if (!l)
                 return -EINVAL;
-        if (oplog_read_cursor(l->cursor_path, l->log_id, &acked) < 0)
+        if (upload_cursor_acked(l->cursor_path, l->log_id, &acked) < 0)
                 acked = 0; /* unreadable cursor: nothing counts as acknowledged */
         if (acked == 0)
                 return 0;
@@ -1007,7 +980,7 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
         l->dir = strdup(p->directory);
         l->keys_dir = strdup(p->keys_directory);
         l->term = strdup(p->terminal_id);
-        l->cursor_path = strdup(p->cursor_path ? p->cursor_path : OPLOG_CURSOR_PATH_DEFAULT);
+        l->cursor_path = strdup(p->cursor_path ? p->cursor_path : UPLOAD_CURSOR_PATH_DEFAULT);
         l->rotate_records = p->rotate_records;
         l->rotate_usec = p->rotate_usec;
         l->seg_max = p->segment_max_bytes ? p->segment_max_bytes : OPLOG_SEGMENT_MAX_DEFAULT;

@@ -7,9 +7,6 @@
 #include "mamori/json.h"
 #include "thread-mailbox.h"
 
-/* Where mamori-uploader keeps the highest seq the collector acknowledged (DESIGN.md §7):
- * {"log":"<log id>","acked":N}, replaced by rename. Missing = nothing acknowledged. */
-#define OPLOG_CURSOR_PATH_DEFAULT "/var/lib/mamori/upload/cursor"
 #define OPLOG_SEGMENT_MAX_DEFAULT (8u * 1024u * 1024u)
 #define OPLOG_LOCK_FILE           ".lock"
 
@@ -22,7 +19,7 @@ struct oplog_params {
         uint64_t rotate_usec;       /* [Log] KeyRotateSec in µs (0 = never by time) */
         uint64_t segment_max_bytes; /* rotate the segment before it would grow past this (0 = default) */
         uint32_t retention_days;    /* [Log] LocalRetentionDays */
-        const char *cursor_path;    /* uploader cursor (NULL = OPLOG_CURSOR_PATH_DEFAULT) */
+        const char *cursor_path;    /* uploader cursor (NULL = UPLOAD_CURSOR_PATH_DEFAULT) */
         bool async;                 /* start the log thread for oplog_submit() */
 };
 
@@ -100,9 +97,6 @@ int oplog_rotate_key(OpLog *l);
  * The current segment is never deleted. Returns how many were deleted.
  */
 int oplog_prune(OpLog *l, uint64_t now_usec);
-
-/* Read the uploader cursor: *ret_acked = 0 when missing or for another log. */
-int oplog_read_cursor(const char *path, const char *log_id, uint64_t *ret_acked);
 
 /* Last committed seq (for tests and status). */
 uint64_t oplog_committed_seq(OpLog *l);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,20 +10,19 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
 
 #include "mamori/agent-config.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
-#include "oplog-writer.h"
-#include "upload-cursor.h"
+#include "mamori/upload-cursor.h"
 #include "upload-http.h"
 #include "upload-policy.h"
 #include "upload-reader.h"
@@ -47,8 +45,11 @@ struct uploader {
         UploadPolicy *policy;
         UploadBatch batch;
 
-        int signal_fd, inotify_fd;
-        bool stop;
+        sd_event *event;
+        sd_event_source *step;         /* the upload loop: one step (one batch) per dispatch, ONESHOT */
+        sd_event_source *policy_timer; /* every PollSec */
+        sd_event_source *inotify;      /* the log directory; NULL until it exists, or after it went */
+        bool backing_off;              /* the step waits out a pause that log activity must not cut short */
         uint64_t watchdog_usec, last_ping;
 
         char log[ID128_STRING_MAX]; /* local log id, "" until known */
@@ -58,7 +59,6 @@ struct uploader {
         uint64_t read_usec;         /* reading (and syncing) the last batch, for --verbose */
 
         uint64_t backoff_usec, backoff_max_usec;
-        uint64_t next_policy_usec;
         char last_problem[512]; /* to log a repeating failure once, not at every retry */
 };
 
@@ -105,17 +105,11 @@ static void recovered(struct uploader *u, const char *what)
         }
 }
 
-static void drain_signals(struct uploader *u)
-{
-        struct signalfd_siginfo si;
-        while (read(u->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-                        u->stop = true;
-}
-
-static void watchdog_ping(struct uploader *u)
+/* sd-event's watchdog pings between dispatches; a transfer can outlast WatchdogSec. */
+static void watchdog_ping_during_transfer(struct uploader *u)
 {
         uint64_t now;
+
         if (u->watchdog_usec == 0)
                 return;
         now = now_mono_usec();
@@ -125,73 +119,78 @@ static void watchdog_ping(struct uploader *u)
         }
 }
 
-/* libcurl progress callback: SIGTERM ends a transfer at once; the watchdog is fed during long ones. */
+/* libcurl progress callback: SIGTERM ends a transfer at once. The signal stays pending (blocked)
+ * until sd-event reads it, which it does as soon as the step returns. */
 static bool abort_transfer(void *userdata)
 {
         struct uploader *u = userdata;
-        drain_signals(u);
-        watchdog_ping(u);
-        return u->stop;
+        sigset_t pending;
+
+        watchdog_ping_during_transfer(u);
+        if (sigpending(&pending) < 0)
+                return false;
+        return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
 }
 
-/* Sleeps until the log directory changes, a signal arrives, or timeout passes. */
-static void wait_for(struct uploader *u, uint64_t timeout_usec)
-{
-        struct pollfd p[2] = {{.fd = u->signal_fd, .events = POLLIN},
-                              {.fd = u->inotify_fd, .events = POLLIN}};
-        uint64_t deadline = now_mono_usec() + timeout_usec;
+/* The next upload step: at once, after the idle recheck (or log activity), or after a pause. */
+enum next_step {
+        STEP_NOW,
+        STEP_IDLE,
+        STEP_BACKOFF,
+};
 
-        for (;;) {
-                uint64_t now = now_mono_usec(), left;
-                if (now >= deadline || u->stop)
-                        return;
-                left = deadline - now;
-                if (u->watchdog_usec && left > u->watchdog_usec / 2)
-                        left = u->watchdog_usec / 2;
-                int n = poll(p, u->inotify_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
-                watchdog_ping(u);
-                if (n < 0 && errno != EINTR)
-                        return;
-                if (n > 0 && (p[0].revents & POLLIN))
-                        drain_signals(u);
-                if (n > 0 && u->inotify_fd >= 0 && (p[1].revents & POLLIN)) {
-                        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-                        while (read(u->inotify_fd, buf, sizeof(buf)) > 0)
-                                ;
-                        return;
-                }
+static int schedule_step(struct uploader *u, enum next_step next)
+{
+        uint64_t delay = 0, jitter = 0;
+        int k;
+
+        switch (next) {
+        case STEP_NOW:
+                break;
+        case STEP_IDLE:
+                delay = IDLE_RECHECK_USEC;
+                break;
+        case STEP_BACKOFF:
+                u->backoff_usec = u->backoff_usec ? u->backoff_usec * 2 : BACKOFF_MIN_USEC;
+                if (u->backoff_usec > u->backoff_max_usec)
+                        u->backoff_usec = u->backoff_max_usec;
+                /* Full jitter over the upper half: terminals that lost the collector together do not
+                 * all come back in the same second. */
+                if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != (ssize_t)sizeof(jitter))
+                        jitter = 0;
+                delay = u->backoff_usec / 2 + jitter % (u->backoff_usec / 2 + 1);
+                break;
         }
+        u->backing_off = next == STEP_BACKOFF;
+        /* From now, not from the start of this loop iteration: the step may have waited on the network. */
+        k = sd_event_source_set_time(u->step, now_mono_usec() + delay);
+        if (k >= 0)
+                k = sd_event_source_set_enabled(u->step, SD_EVENT_ONESHOT);
+        return k;
 }
 
-static void backoff_wait(struct uploader *u)
+static int on_log_directory(sd_event_source *s, const struct inotify_event *ev, void *userdata)
 {
-        uint64_t d, jitter = 0;
+        struct uploader *u = userdata;
 
-        u->backoff_usec = u->backoff_usec ? u->backoff_usec * 2 : BACKOFF_MIN_USEC;
-        if (u->backoff_usec > u->backoff_max_usec)
-                u->backoff_usec = u->backoff_max_usec;
-        /* Full jitter over the upper half: terminals that lost the collector together do not all
-         * come back in the same second. */
-        (void)getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK);
-        d = u->backoff_usec / 2 + jitter % (u->backoff_usec / 2 + 1);
-        /* Only the signal fd: a busy log must not shorten the pause. */
-        int fd = u->inotify_fd;
-        u->inotify_fd = -1;
-        wait_for(u, d);
-        u->inotify_fd = fd;
+        /* The directory was removed or renamed: watch the new one from the next step. */
+        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+                u->inotify = sd_event_source_disable_unref(u->inotify);
+        /* A busy log must not shorten a pause. */
+        if (u->backing_off)
+                return 0;
+        return schedule_step(u, STEP_NOW);
 }
 
 static void watch_log_directory(struct uploader *u)
 {
-        if (u->inotify_fd < 0) {
-                u->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-                if (u->inotify_fd < 0)
-                        return;
-        }
-        /* Appends are IN_MODIFY, new segments IN_CREATE; a new log directory needs a new watch. */
-        if (inotify_add_watch(u->inotify_fd, u->config.log_directory,
-                              IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) < 0)
-                u->inotify_fd = safe_close(u->inotify_fd);
+        if (u->inotify)
+                return;
+        /* Appends are IN_MODIFY, new segments IN_CREATE; a new log directory needs a new watch.
+         * Failure (no directory yet) is retried at the next step; the idle recheck covers it. */
+        (void)sd_event_add_inotify(u->event, &u->inotify, u->config.log_directory,
+                                   IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF,
+                                   on_log_directory, u);
 }
 
 static const char *http_error(int k)
@@ -212,10 +211,13 @@ static const char *http_error(int k)
 
 static int save_cursor(struct uploader *u)
 {
+        UploadCursor c = {.acked = u->after};
         int k;
+
         if (u->saved == u->after)
                 return 0;
-        k = upload_cursor_save(u->cursor_path, u->log, u->after);
+        memcpy(c.log, u->log, sizeof(c.log));
+        k = upload_cursor_save(u->cursor_path, &c);
         if (k < 0) {
                 problem(u, LOG_ERR, "cannot write cursor %s: %s", u->cursor_path, strerror(-k));
                 return k;
@@ -252,6 +254,8 @@ static int sync_acked(struct uploader *u)
         if (asprintf(&path, "/v1/logs/%s/acked", u->log) < 0)
                 return -ENOMEM;
         k = upload_http_request(u->http, path, NULL, NULL, 0, NULL, ANSWER_MAX, &r, &detail);
+        if (k == -ECANCELED)
+                return k;
         if (k < 0) {
                 problem(u, LOG_WARNING, "collector %s unreachable: %s (%s); retrying",
                         u->config.collector_url, http_error(k), detail);
@@ -380,40 +384,39 @@ static void poll_policy(struct uploader *u)
         }
 }
 
-/* One step of the upload loop. */
-static void upload_step(struct uploader *u)
+/* One step of the upload loop: at most one batch. Says when the next one is due. */
+static enum next_step upload_step(struct uploader *u)
 {
+        uint64_t t0;
         int k;
 
+        watch_log_directory(u);
         if (!u->log[0]) {
+                UploadCursor c;
+
                 k = upload_reader_log_id(u->reader, u->log);
-                if (k == -ENOENT) {
-                        watch_log_directory(u);
-                        wait_for(u, IDLE_RECHECK_USEC);
-                        return;
-                }
+                if (k == -ENOENT)
+                        return STEP_IDLE;
                 if (k < 0) {
                         u->log[0] = 0;
                         problem(u, LOG_CRIT, "local log in %s unreadable: %s", u->config.log_directory,
                                 strerror(-k));
-                        backoff_wait(u);
-                        return;
+                        return STEP_BACKOFF;
                 }
-                char clog[ID128_STRING_MAX];
-                uint64_t cacked;
                 u->synced = false;
                 u->saved = UINT64_MAX;
-                if (upload_cursor_load(u->cursor_path, clog, &cacked) >= 0 && streq(clog, u->log)) {
-                        u->after = u->saved = cacked;
+                if (upload_cursor_load(u->cursor_path, &c) >= 0 && streq(c.log, u->log)) {
+                        u->after = u->saved = c.acked;
                         u->synced = true;
                 }
         }
         if (!u->synced) {
-                if (sync_acked(u) < 0)
-                        backoff_wait(u);
-                return;
+                k = sync_acked(u);
+                if (k == -ECANCELED)
+                        return STEP_NOW; /* the pending SIGTERM is dispatched first */
+                return k < 0 ? STEP_BACKOFF : STEP_NOW;
         }
-        uint64_t t0 = now_mono_usec();
+        t0 = now_mono_usec();
         k = upload_reader_read(u->reader, u->after, u->batch_records, u->batch_bytes, &u->batch);
         u->read_usec = now_mono_usec() - t0;
         if (k < 0) {
@@ -421,29 +424,110 @@ static void upload_step(struct uploader *u)
                         "local log in %s: cannot read after seq %" PRIu64 ": %s; nothing skipped",
                         u->config.log_directory, u->after,
                         k == -EBADMSG ? "not a continuous log" : strerror(-k));
-                backoff_wait(u);
-                return;
+                return STEP_BACKOFF;
         }
-        if (k == 0) {
-                uint64_t now = now_mono_usec(), left = IDLE_RECHECK_USEC;
-                if (u->next_policy_usec > now && u->next_policy_usec - now < left)
-                        left = u->next_policy_usec - now;
-                else if (u->next_policy_usec <= now)
-                        left = 0;
-                wait_for(u, left);
-                return;
-        }
+        if (k == 0)
+                return STEP_IDLE;
         if (!streq(u->batch.log, u->log)) {
                 /* mamorid started a new log: its own cursor. */
                 ulog(LOG_NOTICE, "local log changed from %s to %s", u->log, u->batch.log);
                 u->log[0] = 0;
-                return;
+                return STEP_NOW;
         }
         k = post_batch(u, &u->batch);
-        if (k > 0)
+        if (k > 0) {
                 u->backoff_usec = 0;
-        else if (k != -ECANCELED)
-                backoff_wait(u);
+                return STEP_NOW;
+        }
+        return k == -ECANCELED ? STEP_NOW : STEP_BACKOFF;
+}
+
+static int on_step(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct uploader *u = userdata;
+        int k;
+
+        k = schedule_step(u, upload_step(u));
+        if (k < 0) {
+                ulog(LOG_ERR, "cannot schedule the next upload: %s", strerror(-k));
+                return sd_event_exit(u->event, k);
+        }
+        return 0;
+}
+
+static int on_policy_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct uploader *u = userdata;
+        int k;
+
+        poll_policy(u);
+        k = sd_event_source_set_time(s, now_mono_usec() + u->config.poll_usec);
+        if (k < 0) {
+                ulog(LOG_ERR, "cannot schedule the next policy fetch: %s", strerror(-k));
+                return sd_event_exit(u->event, k);
+        }
+        return 0;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct uploader *u = userdata;
+        return sd_event_exit(u->event, 0);
+}
+
+/* SIGHUP: nothing to reload (the configuration is read at start); not a reason to die. */
+static int on_ignored_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        return 0;
+}
+
+static int add_signal(struct uploader *u, int sig, sd_event_signal_handler_t handler)
+{
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int k;
+
+        k = sd_event_add_signal(u->event, &s, sig, handler, u);
+        /* Before any step or policy fetch that is due in the same iteration. */
+        if (k >= 0)
+                k = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
+        if (k >= 0)
+                k = sd_event_source_set_floating(s, true); /* owned by the loop */
+        return k;
+}
+
+static int setup_event_loop(struct uploader *u)
+{
+        int k;
+
+        k = sd_event_new(&u->event);
+        if (k < 0)
+                return k;
+        if ((k = add_signal(u, SIGTERM, on_exit_signal)) < 0 ||
+            (k = add_signal(u, SIGINT, on_exit_signal)) < 0 ||
+            (k = add_signal(u, SIGHUP, on_ignored_signal)) < 0)
+                return k;
+        /* At start the policy first, as a terminal that was off may hold a stale one; then it is due
+         * every PollSec, between batches. Accuracy 1 µs: a step "now" must not wait for coalescing. */
+        k = sd_event_add_time(u->event, &u->policy_timer, CLOCK_MONOTONIC, 0, 1, on_policy_timer, u);
+        if (k >= 0)
+                k = sd_event_source_set_priority(u->policy_timer, SD_EVENT_PRIORITY_NORMAL - 1);
+        if (k >= 0) /* time sources start as ONESHOT; this one re-arms itself */
+                k = sd_event_source_set_enabled(u->policy_timer, SD_EVENT_ON);
+        if (k < 0)
+                return k;
+        k = sd_event_add_time(u->event, &u->step, CLOCK_MONOTONIC, 0, 1, on_step, u);
+        if (k >= 0)
+                k = sd_event_source_set_enabled(u->step, SD_EVENT_ONESHOT);
+        if (k < 0)
+                return k;
+        /* The unit is Type=notify with WatchdogSec=: pings at half WATCHDOG_USEC when set. */
+        k = sd_event_set_watchdog(u->event, true);
+        if (k < 0)
+                return k;
+        if (sd_watchdog_enabled(0, &u->watchdog_usec) <= 0)
+                u->watchdog_usec = 0;
+        watch_log_directory(u);
+        return 0;
 }
 
 static int run(struct uploader *u)
@@ -471,16 +555,14 @@ static int run(struct uploader *u)
                 hp.client_key = cred_key;
         }
 
+        /* Blocked before libcurl starts any thread, so that they stay with sd-event's signalfd. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        u->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (u->signal_fd < 0)
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return negative_errno();
-        u->inotify_fd = -1;
+        signal(SIGPIPE, SIG_IGN);
 
         k = upload_http_new(&hp, &u->http);
         if (k < 0) {
@@ -496,30 +578,22 @@ static int run(struct uploader *u)
 
         u->backoff_max_usec =
                 u->config.poll_usec > BACKOFF_MIN_USEC ? u->config.poll_usec : BACKOFF_MIN_USEC;
-        if (sd_watchdog_enabled(0, &u->watchdog_usec) <= 0)
-                u->watchdog_usec = 0;
-        watch_log_directory(u);
+        k = setup_event_loop(u);
+        if (k < 0) {
+                ulog(LOG_ERR, "cannot set up the event loop: %s", strerror(-k));
+                return k;
+        }
         ulog(LOG_INFO, "uploading %s to %s, policy into %s every %" PRIu64 " s", u->config.log_directory,
              u->config.collector_url, u->config.policy_directory, u->config.poll_usec / USEC_PER_SEC);
         (void)sd_notify(0, "READY=1\nSTATUS=uploading");
 
-        while (!u->stop) {
-                uint64_t now = now_mono_usec();
-                if (now >= u->next_policy_usec) {
-                        poll_policy(u);
-                        u->next_policy_usec = now_mono_usec() + u->config.poll_usec;
-                }
-                if (u->stop)
-                        break;
-                if (u->inotify_fd < 0)
-                        watch_log_directory(u);
-                upload_step(u);
-                watchdog_ping(u);
-        }
+        k = sd_event_loop(u->event);
+        if (k < 0)
+                ulog(LOG_ERR, "event loop failed: %s", strerror(-k));
         (void)sd_notify(0, "STOPPING=1");
         ulog(LOG_INFO, "stopping; acknowledged seq %" PRIu64 " of log %s", u->after,
              u->log[0] ? u->log : "-");
-        return 0;
+        return k;
 }
 
 static void config_diag(void *userdata, enum conf_level level, const char *file, unsigned line,
@@ -551,7 +625,7 @@ static void help(void)
                "  --batch-records N    records per POST (default %u, at most %u)\n"
                "  --batch-bytes N      bytes per POST (default %u)\n"
                "  --verbose            log every batch\n",
-               AGENT_CONFIG_PATH, OPLOG_CURSOR_PATH_DEFAULT, UPLOAD_BATCH_RECORDS_DEFAULT,
+               AGENT_CONFIG_PATH, UPLOAD_CURSOR_PATH_DEFAULT, UPLOAD_BATCH_RECORDS_DEFAULT,
                BATCH_RECORDS_LIMIT, UPLOAD_BATCH_BYTES_DEFAULT);
 }
 
@@ -567,11 +641,9 @@ int main(int argc, char **argv)
                 {},
         };
         struct uploader u = {
-                .cursor_path = OPLOG_CURSOR_PATH_DEFAULT,
+                .cursor_path = UPLOAD_CURSOR_PATH_DEFAULT,
                 .batch_records = UPLOAD_BATCH_RECORDS_DEFAULT,
                 .batch_bytes = UPLOAD_BATCH_BYTES_DEFAULT,
-                .signal_fd = -1,
-                .inotify_fd = -1,
         };
         const char *config_path = AGENT_CONFIG_PATH;
         int c, k;
@@ -628,8 +700,10 @@ int main(int argc, char **argv)
         u.reader = upload_reader_free(u.reader);
         u.http = upload_http_free(u.http);
         u.policy = upload_policy_free(u.policy);
-        safe_close(u.signal_fd);
-        safe_close(u.inotify_fd);
+        u.inotify = sd_event_source_disable_unref(u.inotify);
+        u.step = sd_event_source_disable_unref(u.step);
+        u.policy_timer = sd_event_source_disable_unref(u.policy_timer);
+        u.event = sd_event_unref(u.event);
         agent_config_free(&u.config);
         return k < 0 ? 1 : 0;
 }

@@ -10,6 +10,8 @@
  * from open/read. *ret is malloc'd, NUL-terminated, owned by the caller; *ret_size excludes the NUL.
  */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+/* The same for a descriptor the caller opened (with its own flags, e.g. O_NOFOLLOW); not closed. */
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size);
 
 /*
  * Replace path with data durably: write a temporary file beside it (mode), fsync it, rename it
