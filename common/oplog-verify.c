@@ -179,20 +179,19 @@ int log_segment_read_fd(int fd, log_line_fn cb, void *userdata, uint64_t *ret_ta
 }
 
 struct LogVerifier {
-        EVP_PKEY *identity;
-        EVP_PKEY *current; /* epoch key; NULL before log.open */
-        uint8_t current_raw[ED25519_KEY_SIZE];
-        unsigned epochs;
-        Record *last;
-        char last_hash[SHA256_HEX_MAX];
-        bool broken;
-        int error;
+        EVP_PKEY *identity; /* NULL when restored past seq 1: never needed again */
+        EVP_PKEY *current;  /* epoch key; NULL before log.open */
+        LogVerifierState state;
+        Record *parsed; /* the record of the last push(), lent through ret_record */
+        LogVerifyError error;
+        uint64_t bad_seq;
         char reason[200];
 };
 
 int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret)
 {
         LogVerifier *v;
+        int k;
 
         if (!identity || !ret || ed25519_check(identity) < 0)
                 return -EINVAL;
@@ -204,8 +203,64 @@ int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret)
                 return -EIO;
         }
         v->identity = identity;
-        memcpy(v->last_hash, RECORD_PREV_FIRST, sizeof(v->last_hash));
+        k = ed25519_public_to_raw(identity, v->state.identity);
+        if (k < 0) {
+                log_verifier_free(v);
+                return k;
+        }
+        memcpy(v->state.last_hash, RECORD_PREV_FIRST, sizeof(v->state.last_hash));
         *ret = v;
+        return 0;
+}
+
+static bool state_valid(const LogVerifierState *s)
+{
+        if (!memchr(s->log, '\0', sizeof(s->log)) || !memchr(s->term, '\0', sizeof(s->term)) ||
+            !memchr(s->last_hash, '\0', sizeof(s->last_hash)))
+                return false;
+        if (s->last_seq == 0)
+                return s->log[0] == '\0' && s->term[0] == '\0' && streq(s->last_hash, RECORD_PREV_FIRST) &&
+                       s->epochs == 0;
+        return s->last_seq <= (uint64_t)RECORD_INT_MAX && hex_lower_valid(s->log, ID128_STRING_MAX - 1) &&
+               hex_lower_valid(s->last_hash, SHA256_HEX_MAX - 1) && s->epochs >= 1 &&
+               s->epochs <= s->last_seq;
+}
+
+int log_verifier_restore(const LogVerifierState *state, LogVerifier **ret)
+{
+        _cleanup_pkey_ EVP_PKEY *identity = NULL, *current = NULL;
+        LogVerifier *v;
+        int k;
+
+        if (!state || !ret || !state_valid(state))
+                return -EINVAL;
+        /* The identity key only signs seq 1: past it (the collector's every batch but the first) it is
+         * carried in the state, not rebuilt. */
+        if (state->last_seq == 0) {
+                k = ed25519_public_from_raw(state->identity, &identity);
+                if (k < 0)
+                        return k == -ENOMEM ? k : -EINVAL;
+        }
+        if (state->epochs > 0) {
+                k = ed25519_public_from_raw(state->key, &current);
+                if (k < 0)
+                        return k == -ENOMEM ? k : -EINVAL;
+        }
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        v->identity = TAKE_PTR(identity);
+        v->current = TAKE_PTR(current);
+        v->state = *state;
+        *ret = v;
+        return 0;
+}
+
+int log_verifier_save(const LogVerifier *v, LogVerifierState *ret)
+{
+        if (!v || !ret)
+                return -EINVAL;
+        *ret = v->state;
         return 0;
 }
 
@@ -215,21 +270,21 @@ LogVerifier *log_verifier_free(LogVerifier *v)
                 return NULL;
         EVP_PKEY_free(v->identity);
         EVP_PKEY_free(v->current);
-        record_free(v->last);
+        record_free(v->parsed);
         free(v);
         return NULL;
 }
 
-_printf_(3, 4) static int fail(LogVerifier *v, int error, const char *fmt, ...)
+_printf_(4, 5) static int fail(LogVerifier *v, LogVerifyError error, uint64_t seq, const char *fmt, ...)
 {
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
         va_end(ap);
-        v->broken = true;
         v->error = error;
-        return error;
+        v->bad_seq = seq;
+        return -EBADMSG;
 }
 
 static const char *parse_error(int k)
@@ -244,120 +299,162 @@ static const char *parse_error(int k)
         }
 }
 
+/* The chain rules for one parsed record r of line/len; the state moves on only on success. */
+static int verify_record(LogVerifier *v, const Record *r, const void *line, size_t len)
+{
+        LogVerifierState *s = &v->state;
+        _cleanup_pkey_ EVP_PKEY *next_key = NULL;
+        uint8_t raw[ED25519_KEY_SIZE];
+        char hash[SHA256_HEX_MAX];
+        uint64_t expect = s->last_seq + 1;
+        bool open = streq(r->ev, "log.open");
+        int k;
+
+        if (s->last_seq > 0 && !streq(r->log, s->log))
+                return fail(v, LOG_VERIFY_LOG_ID, r->seq, "seq %" PRIu64 ": log id %s differs from %s",
+                            r->seq, r->log, s->log);
+        if (r->seq != expect)
+                return fail(v, LOG_VERIFY_SEQ, r->seq,
+                            "seq %" PRIu64 " found where seq %" PRIu64 " was expected%s", r->seq, expect,
+                            r->seq > expect ? " (records missing)" : " (records repeated or reordered)");
+        if (!streq(r->prev, s->last_hash))
+                return fail(v, LOG_VERIFY_PREV, r->seq,
+                            "seq %" PRIu64 ": prev does not match the hash of seq %" PRIu64, r->seq,
+                            expect - 1);
+
+        if (r->seq == 1) {
+                if (!open)
+                        return fail(v, LOG_VERIFY_OPEN, r->seq, "seq 1 is \"%s\", not log.open", r->ev);
+                k = record_verify(r, v->identity);
+                if (k == -ENOMEM || k == -EIO)
+                        return k;
+                if (k < 0)
+                        return fail(v, LOG_VERIFY_SIGNATURE, r->seq,
+                                    "seq 1 (log.open): signature is not by the identity key");
+        } else {
+                if (open)
+                        return fail(v, LOG_VERIFY_OPEN, r->seq, "seq %" PRIu64 ": log.open after seq 1",
+                                    r->seq);
+                k = record_verify(r, v->current);
+                if (k == -ENOMEM || k == -EIO)
+                        return k;
+                if (k < 0)
+                        return fail(v, LOG_VERIFY_SIGNATURE, r->seq,
+                                    "seq %" PRIu64
+                                    " (%s): signature is not by the current log key (epoch %u)",
+                                    r->seq, r->ev, s->epochs - 1);
+        }
+
+        if (open || streq(r->ev, "key.rotate")) {
+                k = record_data_key(r, raw);
+                if (k < 0)
+                        return fail(v, LOG_VERIFY_KEY, r->seq,
+                                    "seq %" PRIu64 " (%s): data.key missing or malformed", r->seq, r->ev);
+                k = ed25519_public_from_raw(raw, &next_key);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        return fail(v, LOG_VERIFY_KEY, r->seq,
+                                    "seq %" PRIu64 " (%s): data.key is not an Ed25519 key", r->seq, r->ev);
+        }
+
+        k = record_line_hash(line, len, hash);
+        if (k < 0)
+                return k;
+
+        /* Everything checked: move on. */
+        if (next_key) {
+                EVP_PKEY_free(v->current);
+                v->current = TAKE_PTR(next_key);
+                memcpy(s->key, raw, sizeof(raw));
+                s->epochs++;
+        }
+        if (r->seq == 1) {
+                memcpy(s->log, r->log, sizeof(s->log));
+                snprintf(s->term, sizeof(s->term), "%s", r->term);
+        }
+        s->last_seq = r->seq;
+        memcpy(s->last_hash, hash, sizeof(hash));
+        return 0;
+}
+
+int log_verifier_push_record(LogVerifier *v, const Record *r, const void *line, size_t len)
+{
+        if (!v || !r || (!line && len > 0))
+                return -EINVAL;
+        if (v->error != LOG_VERIFY_OK)
+                return -EBADMSG;
+        return verify_record(v, r, line, len);
+}
+
 int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record)
 {
         _cleanup_record_ Record *r = NULL;
-        _cleanup_pkey_ EVP_PKEY *next_key = NULL;
-        uint8_t raw[ED25519_KEY_SIZE];
-        uint64_t expect;
         int k;
 
         if (!v || (!line && len > 0))
                 return -EINVAL;
-        if (v->broken)
-                return v->error;
-        expect = v->last ? v->last->seq + 1 : 1;
+        if (v->error != LOG_VERIFY_OK)
+                return -EBADMSG;
 
         k = record_parse_line(line, len, &r);
         if (k == -ENOMEM)
                 return k;
         if (k < 0)
-                return fail(v, -EBADMSG, "seq %" PRIu64 " expected: %s", expect, parse_error(k));
-
-        if (v->last && !streq(r->log, v->last->log))
-                return fail(v, -EBADMSG, "seq %" PRIu64 ": log id %s differs from %s", r->seq, r->log,
-                            v->last->log);
-        if (r->seq != expect)
-                return fail(v, -EBADMSG, "seq %" PRIu64 " found where seq %" PRIu64 " was expected%s",
-                            r->seq, expect,
-                            r->seq > expect ? " (records missing)" : " (records repeated or reordered)");
-        if (!streq(r->prev, v->last_hash))
-                return fail(v, -EBADMSG, "seq %" PRIu64 ": prev does not match the hash of seq %" PRIu64,
-                            r->seq, expect - 1);
-        k = record_check_link(v->last, v->last_hash, r);
-        if (k < 0)
-                return fail(v, -EBADMSG, "seq %" PRIu64 ": chain link broken", r->seq);
-
-        if (r->seq == 1) {
-                if (!streq(r->ev, "log.open"))
-                        return fail(v, -EBADMSG, "seq 1 is \"%s\", not log.open", r->ev);
-                k = record_verify(r, v->identity);
-                if (k == -ENOMEM)
-                        return k;
-                if (k < 0)
-                        return fail(v, -EBADMSG, "seq 1 (log.open): signature is not by the identity key");
-        } else {
-                if (streq(r->ev, "log.open"))
-                        return fail(v, -EBADMSG, "seq %" PRIu64 ": log.open after seq 1", r->seq);
-                k = record_verify(r, v->current);
-                if (k == -ENOMEM)
-                        return k;
-                if (k < 0)
-                        return fail(v, -EBADMSG,
-                                    "seq %" PRIu64
-                                    " (%s): signature is not by the current log key (epoch %u)",
-                                    r->seq, r->ev, v->epochs - 1);
-        }
-
-        if (streq(r->ev, "log.open") || streq(r->ev, "key.rotate")) {
-                k = record_data_key(r, raw);
-                if (k < 0)
-                        return fail(v, -EBADMSG, "seq %" PRIu64 " (%s): data.key missing or malformed",
-                                    r->seq, r->ev);
-                k = ed25519_public_from_raw(raw, &next_key);
-                if (k == -ENOMEM)
-                        return k;
-                if (k < 0)
-                        return fail(v, -EBADMSG, "seq %" PRIu64 " (%s): data.key is not an Ed25519 key",
-                                    r->seq, r->ev);
-                EVP_PKEY_free(v->current);
-                v->current = TAKE_PTR(next_key);
-                memcpy(v->current_raw, raw, sizeof(raw));
-                v->epochs++;
-        }
-
-        k = record_line_hash(line, len, v->last_hash);
+                return fail(v, LOG_VERIFY_MALFORMED, v->state.last_seq + 1, "seq %" PRIu64 " expected: %s",
+                            v->state.last_seq + 1, parse_error(k));
+        k = verify_record(v, r, line, len);
         if (k < 0)
                 return k;
-        record_free(v->last);
-        v->last = TAKE_PTR(r);
+        record_free(v->parsed);
+        v->parsed = TAKE_PTR(r);
         if (ret_record)
-                *ret_record = v->last;
+                *ret_record = v->parsed;
         return 0;
 }
 
 const char *log_verifier_reason(const LogVerifier *v)
 {
-        return v && v->broken ? v->reason : "";
+        return v && v->error != LOG_VERIFY_OK ? v->reason : "";
+}
+
+LogVerifyError log_verifier_error(const LogVerifier *v)
+{
+        return v ? v->error : LOG_VERIFY_OK;
+}
+
+uint64_t log_verifier_bad_seq(const LogVerifier *v)
+{
+        return v && v->error != LOG_VERIFY_OK ? v->bad_seq : 0;
 }
 
 uint64_t log_verifier_last_seq(const LogVerifier *v)
 {
-        return v && v->last ? v->last->seq : 0;
+        return v ? v->state.last_seq : 0;
 }
 
 const char *log_verifier_last_hash(const LogVerifier *v)
 {
-        return v ? v->last_hash : RECORD_PREV_FIRST;
+        return v ? v->state.last_hash : RECORD_PREV_FIRST;
 }
 
 const char *log_verifier_log_id(const LogVerifier *v)
 {
-        return v && v->last ? v->last->log : "";
+        return v ? v->state.log : "";
 }
 
 unsigned log_verifier_epochs(const LogVerifier *v)
 {
-        return v ? v->epochs : 0;
+        return v ? v->state.epochs : 0;
 }
 
 int log_verifier_current_key(const LogVerifier *v, uint8_t ret[ED25519_KEY_SIZE])
 {
         if (!v || !ret)
                 return -EINVAL;
-        if (v->epochs == 0)
+        if (v->state.epochs == 0)
                 return -ENOENT;
-        memcpy(ret, v->current_raw, ED25519_KEY_SIZE);
+        memcpy(ret, v->state.key, ED25519_KEY_SIZE);
         return 0;
 }
 

@@ -1,4 +1,5 @@
-/* mamori-admin audit verbs: re-verify every stored log from its identity key, export lines, list alerts. */
+/* mamori-admin audit verbs: re-verify every stored log from its identity key (the same chain verifier as the
+ * collector's ingest), export lines, list alerts. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,6 +30,22 @@ static int verify_line(uint64_t seq, const char *line, size_t len, void *userdat
         return 0;
 }
 
+/* The chain's end, as the verifier saw it, against the state the collector stored to resume from. */
+static const char *state_differs(const LogVerifier *lv, const StoreLog *l)
+{
+        LogVerifierState st;
+
+        if (log_verifier_save(lv, &st) < 0)
+                return "verifier state unavailable";
+        if (st.last_seq != l->last_seq)
+                return "records missing below the acknowledged seq";
+        if (!streq(st.last_hash, l->last_hash))
+                return "last hash differs from the log state";
+        if (st.epochs != l->epochs || memcmp(st.key, l->key, sizeof(st.key)) != 0)
+                return "current log key differs from the log state";
+        return NULL;
+}
+
 static int verify_log(const StoreLog *l, void *userdata)
 {
         VerifyState *v = userdata;
@@ -54,10 +71,8 @@ static int verify_log(const StoreLog *l, void *userdata)
                         return r;
                 if (r < 0)
                         why = *log_verifier_reason(lv) ? log_verifier_reason(lv) : "stored seq differs";
-                else if (log_verifier_last_seq(lv) != l->last_seq)
-                        why = "records missing below the acknowledged seq";
-                else if (!streq(log_verifier_last_hash(lv), l->last_hash))
-                        why = "last hash differs from the log state";
+                else
+                        why = state_differs(lv, l);
         }
         if (why) {
                 v->bad++;

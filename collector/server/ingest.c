@@ -1,5 +1,5 @@
-/* Batch ingestion: parse every line, check term/order/chain/signatures against the stored log state,
- * then store the batch in one transaction (see ingest.h). */
+/* Batch ingestion: parse every line, check term and order, resume the shared chain verifier
+ * (oplog-verify) from the stored log state, then store the batch in one transaction (see ingest.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "ingest.h"
 #include "mamori/crypto-util.h"
 #include "mamori/oplog-record.h"
+#include "mamori/oplog-verify.h"
 
 void ingest_answer_done(IngestAnswer *a)
 {
@@ -139,10 +140,62 @@ enum verdict {
         V_LOG_OWNER,
 };
 
+/* The verifier's state for a stored log (the identity comes from the registry, not the log row). */
+static void state_from_log(const StoreLog *l, const uint8_t identity[ED25519_KEY_SIZE],
+                           LogVerifierState *ret)
+{
+        *ret = (LogVerifierState){.last_seq = l->last_seq, .epochs = l->epochs};
+        memcpy(ret->identity, identity, ED25519_KEY_SIZE);
+        memcpy(ret->log, l->log, sizeof(ret->log));
+        snprintf(ret->term, sizeof(ret->term), "%s", l->term);
+        memcpy(ret->last_hash, l->last_hash, sizeof(ret->last_hash));
+        memcpy(ret->key, l->key, sizeof(ret->key));
+}
+
+/* What the next batch resumes from: where the verifier stopped (log id and owner do not change). */
+static void log_from_state(const LogVerifierState *st, StoreLog *l)
+{
+        l->last_seq = st->last_seq;
+        memcpy(l->last_hash, st->last_hash, sizeof(l->last_hash));
+        memcpy(l->key, st->key, sizeof(l->key));
+        l->epochs = st->epochs;
+}
+
+/* The chain verifier for log l: fresh for a new log, else resumed from what was stored. */
+static int verifier_for_log(const StoreLog *l, EVP_PKEY *identity, LogVerifier **ret)
+{
+        LogVerifierState st;
+        uint8_t raw[ED25519_KEY_SIZE];
+        int r;
+
+        if (l->last_seq == 0)
+                return log_verifier_new(identity, ret);
+        r = ed25519_public_to_raw(identity, raw);
+        if (r < 0)
+                return r;
+        state_from_log(l, raw, &st);
+        return log_verifier_restore(&st, ret);
+}
+
+/* What the verifier's refusal means for this batch: the first new record leaving our stored chain
+ * is a fork; any other break is the sender's. */
+static enum verdict verdict_of(const LogVerifier *lv, uint64_t stored_seq, uint64_t bad_seq)
+{
+        switch (log_verifier_error(lv)) {
+        case LOG_VERIFY_SIGNATURE:
+                return V_BAD_SIGNATURE;
+        case LOG_VERIFY_PREV:
+                return stored_seq > 0 && bad_seq == stored_seq + 1 ? V_FORK : V_BAD_CHAIN;
+        default:
+                return V_BAD_CHAIN;
+        }
+}
+
 int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t max_records,
                  int64_t now_usec, IngestAnswer *ret)
 {
-        _cleanup_pkey_ EVP_PKEY *identity = NULL, *epoch_key = NULL;
+        _cleanup_pkey_ EVP_PKEY *identity = NULL;
+        _cleanup_log_verifier_ LogVerifier *lv = NULL;
         Batch b = {};
         const char *why = NULL;
         enum verdict v = V_OK;
@@ -238,57 +291,34 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                 goto reject;
         }
 
-        if (l.epochs > 0) {
-                r = ed25519_public_from_raw(l.key, &epoch_key);
-                if (r < 0)
-                        goto fail;
-        }
-        for (size_t first_new = i; i < b.n; i++) {
-                const Record *rec = b.items[i].rec;
-                char hash[SHA256_HEX_MAX];
-                bool open = streq(rec->ev, "log.open");
+        if (i < b.n) {
+                /* New records: the §6 chain rules are the verifier's; storing them is ours. */
+                LogVerifierState st;
+                uint64_t stored_seq = l.last_seq;
 
-                bad_seq = rec->seq;
-                if (!streq(rec->prev, l.last_hash)) {
-                        /* Our stored predecessor differs from the sender's: two histories. */
-                        v = i == first_new && l.last_seq > 0 ? V_FORK : V_BAD_CHAIN;
-                        goto reject;
-                }
-                if (open != (rec->seq == 1)) {
-                        v = V_BAD_CHAIN;
-                        goto reject;
-                }
-                r = record_verify(rec, open ? identity : epoch_key);
-                if (r == -EKEYREJECTED) {
-                        v = V_BAD_SIGNATURE;
-                        goto reject;
-                }
+                r = verifier_for_log(&l, identity, &lv);
                 if (r < 0)
                         goto fail;
-                if (open || streq(rec->ev, "key.rotate")) {
-                        uint8_t key[ED25519_KEY_SIZE];
-                        if (record_data_key(rec, key) < 0) {
-                                v = V_BAD_CHAIN;
+                for (; i < b.n; i++) {
+                        const Record *rec = b.items[i].rec;
+
+                        r = log_verifier_push_record(lv, rec, b.items[i].line, b.items[i].len);
+                        if (r == -EBADMSG) {
+                                bad_seq = rec->seq;
+                                v = verdict_of(lv, stored_seq, bad_seq);
                                 goto reject;
                         }
-                        EVP_PKEY_free(epoch_key);
-                        epoch_key = NULL;
-                        r = ed25519_public_from_raw(key, &epoch_key);
-                        if (r < 0) {
-                                v = V_BAD_CHAIN;
-                                goto reject;
-                        }
-                        memcpy(l.key, key, sizeof(key));
-                        l.epochs++;
+                        if (r < 0)
+                                goto fail;
+                        r = store_record_put(s, log, rec->seq, b.items[i].line, b.items[i].len,
+                                             log_verifier_last_hash(lv));
+                        if (r < 0)
+                                goto fail;
                 }
-                r = record_line_hash(b.items[i].line, b.items[i].len, hash);
+                r = log_verifier_save(lv, &st);
                 if (r < 0)
                         goto fail;
-                r = store_record_put(s, log, rec->seq, b.items[i].line, b.items[i].len, hash);
-                if (r < 0)
-                        goto fail;
-                l.last_seq = rec->seq;
-                memcpy(l.last_hash, hash, sizeof(hash));
+                log_from_state(&st, &l);
         }
 
         if (new_log && l.last_seq > 0) {

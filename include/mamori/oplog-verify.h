@@ -46,27 +46,76 @@ typedef int (*log_line_fn)(const char *line, size_t len, uint64_t offset, void *
 int log_segment_read_fd(int fd, log_line_fn cb, void *userdata, uint64_t *ret_tail);
 
 /*
- * Incremental chain verifier: feed it every line of one log, in order, from seq 1. It checks the
- * strict record syntax, seq 1 = log.open signed by the identity key, prev links and seq continuity,
- * one log id throughout, every later signature against the current epoch key, and key.rotate
- * (signed by the current key) switching to its data.key. The first failure sticks: later pushes
- * return the same error. The verifier holds a reference on identity.
+ * Incremental chain verifier: feed it every line of one log, in order, from seq 1 — or from where a
+ * saved state left off. It checks the strict record syntax, seq 1 = log.open signed by the identity
+ * key, prev links and seq continuity, one log id throughout, every later signature against the
+ * current epoch key, and key.rotate (signed by the current key) switching to its data.key. The
+ * first failure sticks: later pushes return the same error. The verifier holds a reference on
+ * identity.
+ *
+ * This is the only implementation of the DESIGN.md §6 chain rules: mamorictl log verify, the
+ * collector's ingest and mamori-admin verify all go through it.
  */
 typedef struct LogVerifier LogVerifier;
 
+/* Which rule the first refused record broke. */
+typedef enum LogVerifyError {
+        LOG_VERIFY_OK = 0,
+        LOG_VERIFY_MALFORMED, /* not a well-formed canonical record */
+        LOG_VERIFY_LOG_ID,    /* another log id than the records before it */
+        LOG_VERIFY_SEQ,       /* seq is not the last seq + 1 */
+        LOG_VERIFY_PREV,      /* prev is not the hash of the last line */
+        LOG_VERIFY_OPEN,      /* seq 1 is not log.open, or log.open after seq 1 */
+        LOG_VERIFY_SIGNATURE, /* not signed by the identity key (seq 1) or the current epoch key */
+        LOG_VERIFY_KEY,       /* data.key of log.open / key.rotate missing or not an Ed25519 key */
+} LogVerifyError;
+
+/*
+ * Everything the verifier needs to go on after the last good record, so that a log can be verified
+ * in pieces (the collector stores it per log and resumes with each batch): pushing lines 1..n into
+ * one verifier, or 1..k, saving, restoring and pushing k+1..n, gives the same verdict and state.
+ */
+typedef struct LogVerifierState {
+        uint8_t identity[ED25519_KEY_SIZE]; /* raw terminal identity key: signs log.open */
+        char log[ID128_STRING_MAX];         /* log id; "" before seq 1 */
+        char term[RECORD_ID_MAX + 1];       /* term of the log.open record; "" before seq 1 */
+        uint64_t last_seq;                  /* seq of the last good record; 0 before any */
+        char last_hash[SHA256_HEX_MAX];     /* its line hash; RECORD_PREV_FIRST before any */
+        uint8_t key[ED25519_KEY_SIZE];      /* raw public key of the current epoch (epochs > 0) */
+        uint32_t epochs;                    /* key epochs seen: log.open = 1, + 1 per key.rotate */
+} LogVerifierState;
+
+/* A verifier before seq 1. */
 int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret);
+/*
+ * A verifier that goes on from a saved state. -EINVAL if the state is inconsistent (a key that is
+ * not Ed25519, a malformed log id or hash, records without a key epoch, a log id before seq 1 …).
+ */
+int log_verifier_restore(const LogVerifierState *state, LogVerifier **ret);
+/* The state after the last good record (also on a broken verifier: the refused record is not in it). */
+int log_verifier_save(const LogVerifier *v, LogVerifierState *ret);
 LogVerifier *log_verifier_free(LogVerifier *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LogVerifier *, log_verifier_free);
 #define _cleanup_log_verifier_ _cleanup_(log_verifier_freep)
 
 /*
  * One line (a single trailing "\n" is allowed). 0 if it continues the chain; -EBADMSG with a
- * human-readable reason (log_verifier_reason) otherwise; -ENOMEM. On success and if ret_record is
- * not NULL, *ret_record borrows the parsed record until the next push.
+ * human-readable reason (log_verifier_reason) otherwise; -ENOMEM or -EIO when the check itself
+ * could not run (not sticky). On success and if ret_record is not NULL, *ret_record borrows the
+ * parsed record until the next push.
  */
 int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record);
+/*
+ * The same for a line the caller has already parsed: r must be what record_parse_line() made of
+ * exactly line/len (the collector parses a whole batch first). r stays the caller's.
+ */
+int log_verifier_push_record(LogVerifier *v, const Record *r, const void *line, size_t len);
 /* Why the chain broke ("" while intact); the string lives as long as v. */
 const char *log_verifier_reason(const LogVerifier *v);
+/* The rule the refused record broke (LOG_VERIFY_OK while intact). */
+LogVerifyError log_verifier_error(const LogVerifier *v);
+/* seq the refused record claims, or the expected seq when it could not be parsed; 0 while intact. */
+uint64_t log_verifier_bad_seq(const LogVerifier *v);
 /* seq of the last good record (0 before any), and its line hash (RECORD_PREV_FIRST before any). */
 uint64_t log_verifier_last_seq(const LogVerifier *v);
 const char *log_verifier_last_hash(const LogVerifier *v);

@@ -1,8 +1,10 @@
-/* Fuzz target: arbitrary bytes as a log segment file, streamed line by line into the chain verifier. */
+/* Fuzz target: arbitrary bytes as a log segment file, streamed line by line into the chain verifier, once
+ * in one pass and once saved and restored before every line: both must end with the same verdict. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,10 +17,43 @@ static const uint8_t identity_seed[32] = {
         0x08, 0x5d, 0xeb, 0x84, 0x10, 0xa0, 0x8b, 0x11, 0x24, 0xe0, 0x19, 0xc6, 0xf2, 0xb7, 0xb4, 0x82,
 };
 
+typedef struct Pair {
+        LogVerifier *one;     /* one pass */
+        LogVerifier *resumed; /* saved, freed and restored before every line while intact */
+} Pair;
+
 static int push(const char *line, size_t len, uint64_t offset, void *userdata)
 {
-        int k = log_verifier_push(userdata, line, len, NULL);
-        return k == -ENOMEM ? k : 0; /* keep feeding: later pushes must keep failing the same way */
+        Pair *p = userdata;
+        int k, j;
+
+        if (log_verifier_error(p->resumed) == LOG_VERIFY_OK) {
+                LogVerifierState st;
+                if (log_verifier_save(p->resumed, &st) < 0)
+                        abort();
+                p->resumed = log_verifier_free(p->resumed);
+                if (log_verifier_restore(&st, &p->resumed) < 0)
+                        abort(); /* a saved state always restores */
+        }
+        k = log_verifier_push(p->one, line, len, NULL);
+        j = log_verifier_push(p->resumed, line, len, NULL);
+        if (k == -ENOMEM || j == -ENOMEM)
+                return -ENOMEM;
+        if (k != j)
+                abort();
+        return 0; /* keep feeding: later pushes must keep failing the same way */
+}
+
+static void same_verdict(const LogVerifier *a, const LogVerifier *b)
+{
+        LogVerifierState sa, sb;
+
+        if (log_verifier_save(a, &sa) < 0 || log_verifier_save(b, &sb) < 0)
+                abort();
+        if (memcmp(&sa, &sb, sizeof(sa)) != 0 || log_verifier_error(a) != log_verifier_error(b) ||
+            log_verifier_bad_seq(a) != log_verifier_bad_seq(b) ||
+            strcmp(log_verifier_reason(a), log_verifier_reason(b)) != 0)
+                abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static EVP_PKEY *identity;
-        LogVerifier *v = NULL;
+        Pair p = {};
         uint64_t tail = 0;
         int fd;
 
@@ -42,14 +77,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         }
         (void)lseek(fd, 0, SEEK_SET);
-        if (log_verifier_new(identity, &v) == 0) {
-                (void)log_segment_read_fd(fd, push, v, &tail);
-                if (log_verifier_last_seq(v) > 0 && !*log_verifier_log_id(v))
+        if (log_verifier_new(identity, &p.one) == 0 && log_verifier_new(identity, &p.resumed) == 0) {
+                if (log_segment_read_fd(fd, push, &p, &tail) == 0)
+                        same_verdict(p.one, p.resumed);
+                if (log_verifier_last_seq(p.one) > 0 && !*log_verifier_log_id(p.one))
                         abort(); /* a good record always sets the log id */
                 if (tail > size)
                         abort();
-                log_verifier_free(v);
         }
+        log_verifier_free(p.one);
+        log_verifier_free(p.resumed);
         close(fd);
         return 0;
 }

@@ -23,6 +23,7 @@ typedef struct Fixture {
         Store *store;
         EVP_PKEY *identity, *epoch0, *epoch1;
         char *lines[N_LINES + 1]; /* 1-based, each with "\n" */
+        uint64_t bad_prev_at;     /* make_log: this seq gets a wrong prev (validly signed) */
 } Fixture;
 
 static EVP_PKEY *key_from_byte(uint8_t b)
@@ -62,6 +63,8 @@ static void make_log(Fixture *f, const char *term, const char *variant, uint64_t
                 r->mono = (int64_t)seq;
                 r->term = strdup(term);
                 memcpy(r->prev, prev, sizeof(prev));
+                if (seq == f->bad_prev_at)
+                        memset(r->prev, 'f', SHA256_HEX_MAX - 1);
                 r->ev = strdup(seq == 1 ? "log.open" : seq == 6 ? "key.rotate" : "lock");
                 if (seq == 1)
                         set_key(r, f->epoch0);
@@ -89,23 +92,32 @@ static char *join(Fixture *f, unsigned from, unsigned to)
         return b;
 }
 
-static int setup(void **state)
+/* An empty in-memory store with terminal T-1 registered with f's identity key. */
+static Store *new_store(Fixture *f)
 {
-        Fixture *f = calloc(1, sizeof(Fixture));
         BIO *b = BIO_new(BIO_s_mem());
+        Store *s = NULL;
         char *pem;
         long n;
 
-        f->identity = key_from_byte(1);
-        f->epoch0 = key_from_byte(2);
-        f->epoch1 = key_from_byte(3);
         assert_int_equal(PEM_write_bio_PUBKEY(b, f->identity), 1);
         n = BIO_get_mem_data(b, &pem);
         char *p = strndup(pem, (size_t)n);
         BIO_free(b);
-        assert_int_equal(store_open(":memory:", &f->store), 0);
-        assert_int_equal(store_terminal_add(f->store, 0, "T-1", "chuo", p), 0);
+        assert_int_equal(store_open(":memory:", &s), 0);
+        assert_int_equal(store_terminal_add(s, 0, "T-1", "chuo", p), 0);
         free(p);
+        return s;
+}
+
+static int setup(void **state)
+{
+        Fixture *f = calloc(1, sizeof(Fixture));
+
+        f->identity = key_from_byte(1);
+        f->epoch0 = key_from_byte(2);
+        f->epoch1 = key_from_byte(3);
+        f->store = new_store(f);
         make_log(f, "T-1", NULL, 0);
         *state = f;
         return 0;
@@ -227,6 +239,117 @@ static void test_malformed(void **state)
         assert_int_equal(stored(f), 0);
 }
 
+/* The stored per-log state the next batch resumes from. */
+static StoreLog log_state(Fixture *f)
+{
+        StoreLog l;
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
+        return l;
+}
+
+static void assert_same_log_state(const StoreLog *a, const StoreLog *b)
+{
+        assert_string_equal(a->log, b->log);
+        assert_string_equal(a->term, b->term);
+        assert_int_equal(a->last_seq, b->last_seq);
+        assert_string_equal(a->last_hash, b->last_hash);
+        assert_memory_equal(a->key, b->key, sizeof(a->key));
+        assert_int_equal(a->epochs, b->epochs);
+}
+
+/* Post 1..split and split+1..N_LINES into a fresh store (split 0 or N_LINES: one batch); the answer
+ * of the batch that holds bad (0: the last batch) goes to ret_status/ret_body. */
+static void post_split(Fixture *f, unsigned split, unsigned bad, unsigned *ret_status, char **ret_body)
+{
+        unsigned from[2] = {1, split + 1}, to[2] = {split, N_LINES};
+
+        store_close(f->store);
+        f->store = new_store(f);
+        for (int p = 0; p < 2; p++) {
+                IngestAnswer a = {};
+                char *b;
+                if (from[p] > to[p])
+                        continue;
+                b = join(f, from[p], to[p]);
+                assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 100, 42, &a), 0);
+                free(b);
+                if (bad ? bad >= from[p] && bad <= to[p] : to[p] == N_LINES) {
+                        *ret_status = a.status;
+                        *ret_body = TAKE_PTR(a.body);
+                } else
+                        assert_int_equal(a.status, 200);
+                ingest_answer_done(&a);
+        }
+}
+
+/* The log posted in two batches, split anywhere (the key.rotate of seq 6 ending the first batch,
+ * starting the second …): the stored state is the one a single batch leaves. */
+static void test_resume_split_anywhere(void **state)
+{
+        Fixture *f = *state;
+        StoreLog one, split;
+
+        post(f, "T-1", 1, N_LINES, 200, ACK(12));
+        one = log_state(f);
+        assert_int_equal(one.epochs, 2);
+        for (unsigned k = 0; k <= N_LINES; k++) {
+                unsigned status = 0;
+                char *body = NULL;
+                post_split(f, k, 0, &status, &body);
+                assert_int_equal(status, 200);
+                assert_string_equal(body, ACK(12));
+                free(body);
+                split = log_state(f);
+                assert_same_log_state(&split, &one);
+                assert_int_equal(stored(f), N_LINES);
+        }
+        /* Stopping right at the rotation stores the new epoch key. */
+        store_close(f->store);
+        f->store = new_store(f);
+        post(f, "T-1", 1, 6, 200, ACK(6));
+        split = log_state(f);
+        assert_int_equal(split.epochs, 2);
+        assert_memory_equal(split.key, one.key, sizeof(one.key));
+}
+
+/* A bad signature after the split: the same 422 however the log was cut, nothing of that batch
+ * stored. A wrong prev after the split: 422 chain, unless it is the first record after what is
+ * stored (then our chain and the sender's part: a fork, 409). */
+static void test_resume_break_after_split(void **state)
+{
+        Fixture *f = *state;
+        char *sig = strstr(f->lines[9], "\"sig\":\"") + 7;
+
+        *sig = *sig == 'A' ? 'B' : 'A';
+        for (unsigned k = 0; k < 9; k++) {
+                unsigned status = 0;
+                char *body = NULL;
+                post_split(f, k, 9, &status, &body);
+                assert_int_equal(status, 422);
+                assert_string_equal(body, "{\"error\":\"bad-signature\",\"seq\":9}");
+                free(body);
+                assert_int_equal(stored(f), k);
+        }
+
+        f->bad_prev_at = 8;
+        make_log(f, "T-1", NULL, 0);
+        for (unsigned k = 0; k < 8; k++) {
+                unsigned status = 0;
+                char *body = NULL;
+                post_split(f, k, 8, &status, &body);
+                if (k == 7) {
+                        assert_int_equal(status, 409);
+                        assert_string_equal(body, "{\"acked\":7,\"error\":\"fork\",\"log\":\"" LOG_ID
+                                                  "\",\"seq\":8}");
+                } else {
+                        assert_int_equal(status, 422);
+                        assert_string_equal(body, "{\"error\":\"chain\",\"seq\":8}");
+                }
+                free(body);
+                assert_int_equal(stored(f), k);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -236,6 +359,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bad_signature_stores_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_identity_and_term, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_split_anywhere, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_break_after_split, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
