@@ -14,6 +14,7 @@
 #include "mamori/crypto-util.h"
 #include "mamori/encoding.h"
 #include "mamori/oplog-record.h"
+#include "record-fixture.h"
 #include "store.h"
 
 #define LOG_ID  "00112233445566778899aabbccddeeff"
@@ -25,25 +26,6 @@ typedef struct Fixture {
         char *lines[N_LINES + 1]; /* 1-based, each with "\n" */
         uint64_t bad_prev_at;     /* make_log: this seq gets a wrong prev (validly signed) */
 } Fixture;
-
-static EVP_PKEY *key_from_byte(uint8_t b)
-{
-        uint8_t seed[ED25519_KEY_SIZE];
-        EVP_PKEY *k = NULL;
-        memset(seed, b, sizeof(seed));
-        assert_int_equal(ed25519_from_seed(seed, &k), 0);
-        return k;
-}
-
-static void set_key(Record *r, EVP_PKEY *k)
-{
-        uint8_t raw[ED25519_KEY_SIZE];
-        char *b64;
-        assert_int_equal(ed25519_public_to_raw(k, raw), 0);
-        assert_int_equal(base64_encode(raw, sizeof(raw), &b64), 0);
-        assert_int_equal(json_object_set_string(r->data, "key", b64), 0);
-        free(b64);
-}
 
 /* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1. */
 static void make_log(Fixture *f, const char *term, const char *variant, uint64_t variant_from)
@@ -67,9 +49,9 @@ static void make_log(Fixture *f, const char *term, const char *variant, uint64_t
                         memset(r->prev, 'f', SHA256_HEX_MAX - 1);
                 r->ev = strdup(seq == 1 ? "log.open" : seq == 6 ? "key.rotate" : "lock");
                 if (seq == 1)
-                        set_key(r, f->epoch0);
+                        fixture_set_data_key(r, f->epoch0);
                 else if (seq == 6)
-                        set_key(r, f->epoch1);
+                        fixture_set_data_key(r, f->epoch1);
                 if (variant && seq >= variant_from)
                         assert_int_equal(json_object_set_string(r->data, "x", variant), 0);
                 assert_int_equal(record_sign(r, signer, &line, &len), 0);
@@ -114,9 +96,9 @@ static int setup(void **state)
 {
         Fixture *f = calloc(1, sizeof(Fixture));
 
-        f->identity = key_from_byte(1);
-        f->epoch0 = key_from_byte(2);
-        f->epoch1 = key_from_byte(3);
+        f->identity = fixture_key_from_byte(1);
+        f->epoch0 = fixture_key_from_byte(2);
+        f->epoch1 = fixture_key_from_byte(3);
         f->store = new_store(f);
         make_log(f, "T-1", NULL, 0);
         *state = f;

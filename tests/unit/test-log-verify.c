@@ -16,6 +16,7 @@
 #include "mamori/encoding.h"
 #include "mamori/fileio.h"
 #include "mamori/oplog-verify.h"
+#include "record-fixture.h"
 
 #define N_LINES 5
 
@@ -278,25 +279,6 @@ typedef struct ResumeLog {
         size_t n;
 } ResumeLog;
 
-static EVP_PKEY *key_from_byte(uint8_t b)
-{
-        uint8_t seed[ED25519_KEY_SIZE];
-        EVP_PKEY *k = NULL;
-        memset(seed, b, sizeof(seed));
-        assert_int_equal(ed25519_from_seed(seed, &k), 0);
-        return k;
-}
-
-static void set_data_key(Record *r, EVP_PKEY *k)
-{
-        uint8_t raw[ED25519_KEY_SIZE];
-        char *b64 = NULL;
-        assert_int_equal(ed25519_public_to_raw(k, raw), 0);
-        assert_int_equal(base64_encode(raw, sizeof(raw), &b64), 0);
-        assert_int_equal(json_object_set_string(r->data, "key", b64), 0);
-        free(b64);
-}
-
 /* keys[0] identity, keys[1..3] epochs 0..2. */
 static void make_resume_log(EVP_PKEY *const keys[4], const ResumeCase *c, ResumeLog *ret)
 {
@@ -328,9 +310,9 @@ static void make_resume_log(EVP_PKEY *const keys[4], const ResumeCase *c, Resume
                 if (hit && c->tamper == T_BAD_DATA_KEY)
                         assert_int_equal(json_object_set_string(r->data, "key", "not base64!"), 0);
                 else if (seq == 1 || (hit && c->tamper == T_OPEN_AGAIN))
-                        set_data_key(r, keys[1]);
+                        fixture_set_data_key(r, keys[1]);
                 else if (seq == 4 || seq == 8)
-                        set_data_key(r, keys[seq == 4 ? 2 : 3]);
+                        fixture_set_data_key(r, keys[seq == 4 ? 2 : 3]);
                 if (hit && c->tamper == T_OLD_KEY)
                         signer = keys[signer_idx - 1];
                 assert_int_equal(record_sign(r, signer, &line, &len), 0);
@@ -417,7 +399,7 @@ static EVP_PKEY *resume_keys[4];
 static int resume_setup(void **state)
 {
         for (int i = 0; i < 4; i++)
-                resume_keys[i] = key_from_byte((uint8_t)(i + 1));
+                resume_keys[i] = fixture_key_from_byte((uint8_t)(i + 1));
         return 0;
 }
 
