@@ -562,7 +562,7 @@ static void *log_thread(void *userdata)
                 /* Write the whole batch, then one commit for all of it. */
                 pthread_mutex_lock(&l->lock);
                 for (j = batch; j; j = j->next) {
-                        uint64_t ticket;
+                        uint64_t ticket = 0; /* set by append_locked() on success; gcc -O3 cannot see that */
                         j->result =
                                 append_locked(l, j->ev, j->op, j->card, TAKE_PTR(j->data), &ticket, &j->seq);
                         if (j->result >= 0) {
