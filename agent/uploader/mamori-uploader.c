@@ -21,6 +21,7 @@
 #include "mamori/agent-config.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "mamori/upload-cursor.h"
 #include "upload-http.h"
@@ -604,11 +605,8 @@ static void config_diag(void *userdata, enum conf_level level, const char *file,
 
 static int parse_size(const char *s, size_t min, size_t max, size_t *ret)
 {
-        char *end;
-        unsigned long long v;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        uint64_t v;
+        if (parse_uint64(s, max, &v) < 0 || v < min)
                 return -EINVAL;
         *ret = (size_t)v;
         return 0;

@@ -20,6 +20,7 @@
 #include "ingest.h"
 #include "mamori/crypto-util.h"
 #include "mamori/oplog-record.h"
+#include "mamori/parse-util.h"
 
 struct HttpServer {
         struct MHD_Daemon *daemon;
@@ -203,7 +204,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!req) {
                 const char *cl;
                 uint64_t clen;
-                char *end;
 
                 req = calloc(1, sizeof(Request));
                 if (!req)
@@ -213,9 +213,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 /* Refuse an announced oversized body before reading any of it. */
                 cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 if (cl) {
-                        errno = 0;
-                        clen = strtoull(cl, &end, 10);
-                        if (errno != 0 || *end != 0 || clen > s->config.max_body)
+                        if (parse_uint64(cl, s->config.max_body, &clen) < 0)
                                 return send_json(c, 413, "{\"error\":\"body-too-large\"}");
                 }
                 return MHD_YES;
