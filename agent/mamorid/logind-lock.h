@@ -21,3 +21,7 @@ typedef void (*logind_idle_fn)(void *userdata, bool idle, uint64_t since_usec);
 /* The desktop set LockedHint on the active session by itself (its own idle lock, a user's Super+L).
  * Only a change signalled by logind counts, never a stale value read at login. */
 typedef void (*logind_locked_fn)(void *userdata);
+/* The desktop's LockedHint went from true to false (an unlock, by whoever), as logind signalled it;
+ * mono_usec: CLOCK_MONOTONIC when mamorid saw it. Only a change counts: a LockedHint that was
+ * already false when mamorid last locked (a late signal of an earlier unlock) is none. */
+typedef void (*logind_unlocked_fn)(void *userdata, uint64_t mono_usec);

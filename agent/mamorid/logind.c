@@ -35,9 +35,11 @@ struct Logind {
         enum lock_fallback fallback;
         logind_idle_fn idle_cb;
         logind_locked_fn locked_cb;
+        logind_unlocked_fn unlocked_cb;
         void *userdata;
         sd_bus_slot *idle_match;
         char idle_path[256];
+        int locked_hint;     /* of idle_path as last read or signalled: 1, 0, -1 unknown */
         struct lock_op *ops; /* locks still waiting for logind or for the LockedHint check */
 };
 
@@ -63,7 +65,8 @@ Logind *logind_free(Logind *l)
 }
 
 int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
-               logind_idle_fn idle_cb, logind_locked_fn locked_cb, void *userdata, Logind **ret)
+               logind_idle_fn idle_cb, logind_locked_fn locked_cb, logind_unlocked_fn unlocked_cb,
+               void *userdata, Logind **ret)
 {
         Logind *l = calloc(1, sizeof(*l));
 
@@ -82,6 +85,8 @@ int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec,
         l->fallback = fallback;
         l->idle_cb = idle_cb;
         l->locked_cb = locked_cb;
+        l->unlocked_cb = unlocked_cb;
+        l->locked_hint = -1;
         l->userdata = userdata;
         *ret = l;
         return 0;
@@ -212,6 +217,8 @@ static int on_lock_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
+static int watch_session(Logind *l, const char *path);
+
 int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *userdata)
 {
         struct lock_op *op = calloc(1, sizeof(*op));
@@ -227,6 +234,10 @@ int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *
         l->ops = op;
         r = active_session(l, op->result.session_id, sizeof(op->result.session_id), op->session_path,
                            sizeof(op->session_path));
+        if (r >= 0)
+                /* From now on an unlock of this session is seen; LockedHint as it is before this
+                 * lock is the base, so a late signal of an earlier unlock is no bypass. */
+                (void)watch_session(l, op->session_path);
         if (r >= 0)
                 r = sd_bus_call_method_async(l->bus, &op->slot, LOGIND_NAME, LOGIND_PATH, LOGIND_MANAGER,
                                              "LockSession", on_lock_reply, op, "s", op->result.session_id);
@@ -269,26 +280,27 @@ static void report_idle(Logind *l)
         l->idle_cb(l->userdata, idle, since);
 }
 
-/* Reads PropertiesChanged(s interface, a{sv} changed, as invalidated) for LockedHint=true. */
-static bool signals_locked(sd_bus_message *m)
+/* Reads PropertiesChanged(s interface, a{sv} changed, as invalidated) for LockedHint: 1, 0, or -1
+ * when the signal does not carry it. */
+static int signalled_locked_hint(sd_bus_message *m)
 {
         const char *iface, *name;
-        bool locked = false;
+        int locked = -1;
 
         if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
-                return false;
+                return -1;
         while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                 if (sd_bus_message_read(m, "s", &name) < 0)
-                        return false;
+                        return -1;
                 if (streq(name, "LockedHint")) {
                         int b = 0;
                         if (sd_bus_message_read(m, "v", "b", &b) < 0)
-                                return false;
-                        locked = b;
+                                return -1;
+                        locked = !!b;
                 } else if (sd_bus_message_skip(m, "v") < 0)
-                        return false;
+                        return -1;
                 if (sd_bus_message_exit_container(m) < 0)
-                        return false;
+                        return -1;
         }
         return locked;
 }
@@ -296,36 +308,58 @@ static bool signals_locked(sd_bus_message *m)
 static int on_session_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
         Logind *l = userdata;
+        int hint = signalled_locked_hint(m), before = l->locked_hint;
 
-        if (l->locked_cb && signals_locked(m))
+        if (hint >= 0)
+                l->locked_hint = hint;
+        if (l->locked_cb && hint == 1)
                 l->locked_cb(l->userdata);
+        /* true → false (or unknown → false: logind signals only changes). */
+        if (l->unlocked_cb && hint == 0 && before != 0)
+                l->unlocked_cb(l->userdata, now_mono_usec());
         if (l->idle_cb)
                 report_idle(l);
         return 0;
 }
 
-int logind_watch_idle(Logind *l)
+/* Subscribes to the properties of the session at path (once) and reads its LockedHint now: the
+ * base against which a later signal is a change. A signal queued before this read is older than
+ * the value read, so it cannot make a change out of an unlock that happened before. */
+static int watch_session(Logind *l, const char *path)
 {
-        char id[64], path[256], match[512];
+        char match[512];
+        bool locked = false;
         int r;
 
-        if (!l->idle_cb && !l->locked_cb)
+        if (!l->idle_cb && !l->locked_cb && !l->unlocked_cb)
+                return 0;
+        if (!l->idle_match || !streq(path, l->idle_path)) {
+                l->idle_match = sd_bus_slot_unref(l->idle_match);
+                snprintf(l->idle_path, sizeof(l->idle_path), "%s", path);
+                snprintf(match, sizeof(match),
+                         "type='signal',sender='" LOGIND_NAME
+                         "',interface='org.freedesktop.DBus.Properties',"
+                         "member='PropertiesChanged',path='%s'",
+                         path);
+                r = sd_bus_add_match(l->bus, &l->idle_match, match, on_session_properties, l);
+                if (r < 0)
+                        return r;
+        }
+        l->locked_hint = locked_hint(l, path, &locked) >= 0 ? locked : -1;
+        return 0;
+}
+
+int logind_watch_idle(Logind *l)
+{
+        char id[64], path[256];
+        int r;
+
+        if (!l->idle_cb && !l->locked_cb && !l->unlocked_cb)
                 return 0;
         r = active_session(l, id, sizeof(id), path, sizeof(path));
         if (r < 0)
                 return r;
-        if (l->idle_match && streq(path, l->idle_path)) {
-                if (l->idle_cb)
-                        report_idle(l);
-                return 0;
-        }
-        l->idle_match = sd_bus_slot_unref(l->idle_match);
-        snprintf(l->idle_path, sizeof(l->idle_path), "%s", path);
-        snprintf(match, sizeof(match),
-                 "type='signal',sender='" LOGIND_NAME "',interface='org.freedesktop.DBus.Properties',"
-                 "member='PropertiesChanged',path='%s'",
-                 path);
-        r = sd_bus_add_match(l->bus, &l->idle_match, match, on_session_properties, l);
+        r = watch_session(l, path);
         if (r < 0)
                 return r;
         if (l->idle_cb)

@@ -12,13 +12,14 @@
 typedef struct Logind Logind;
 
 int logind_new(sd_event *e, sd_bus *bus, const char *seat, uint64_t verify_usec, enum lock_fallback fallback,
-               logind_idle_fn idle_cb, logind_locked_fn locked_cb, void *userdata, Logind **ret);
+               logind_idle_fn idle_cb, logind_locked_fn locked_cb, logind_unlocked_fn unlocked_cb,
+               void *userdata, Logind **ret);
 Logind *logind_free(Logind *l);
 
-/* Locks the active session of the seat now. trigger_mono_usec (CLOCK_MONOTONIC) is when the
- * reason was detected, for the latency figure. cb is called twice: once when LockSession was
- * answered (final=false; skipped when it failed) and once after the LockedHint check (final=true).
- * A refused LockSession goes straight to the LockedHint check and fallback; an unknown active
+/* Locks the active session of the seat now (and from then on watches its LockedHint). trigger_mono_usec
+ * (CLOCK_MONOTONIC) is when the reason was detected, for the latency figure. cb is called twice: once when
+ * LockSession was answered (final=false; skipped when it failed) and once after the LockedHint check
+ * (final=true). A refused LockSession goes straight to the LockedHint check and fallback; an unknown active
  * session falls back to LockSessions. Returns -ENOMEM (cb never called) or 0 (cb will be called). */
 int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *userdata);
 

@@ -298,7 +298,8 @@ static int run(struct agent *a, AgentOplog **oplog)
                           strerror(-r));
         else {
                 r = logind_new(a->event, a->bus, SEAT, a->config.lock_verify_usec, a->config.lock_fallback,
-                               session_on_idle_hint, session_on_desktop_locked, &a->session, &a->logind);
+                               session_on_idle_hint, session_on_desktop_locked, session_on_desktop_unlocked,
+                               &a->session, &a->logind);
                 if (r < 0)
                         return r;
         }

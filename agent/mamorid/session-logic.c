@@ -21,6 +21,7 @@
 
 #define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
+#define BYPASS_RECORD_USEC   (5 * USEC_PER_SEC) /* at most one bypass record per interval */
 
 static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
 
@@ -151,6 +152,7 @@ static void record_then_answer(struct session *s, SessionCall *call, const struc
 struct lock_ctx {
         struct session *s;
         char reason[32];
+        bool quiet; /* a repeated bypass re-lock: counted, not recorded */
 };
 
 static void on_lock_result(void *userdata, const struct logind_lock_result *r, bool final)
@@ -159,6 +161,11 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
         char latency[24];
 
         fmt_int(latency, (int64_t)r->latency_usec);
+        if (c->quiet) {
+                if (final)
+                        free(c);
+                return;
+        }
         if (!final) {
                 record(c->s, "lock", NULL, NULL,
                        agent_data("method", "LockSession", "session", r->session_id, "reason", c->reason,
@@ -185,7 +192,7 @@ static void on_lock_result(void *userdata, const struct logind_lock_result *r, b
         free(c);
 }
 
-static void lock_screen(struct session *s, const char *reason, uint64_t trigger_mono_usec)
+static void lock_screen(struct session *s, const char *reason, bool quiet, uint64_t trigger_mono_usec)
 {
         struct lock_ctx *c = calloc(1, sizeof(*c));
         int r;
@@ -196,10 +203,11 @@ static void lock_screen(struct session *s, const char *reason, uint64_t trigger_
         }
         c->s = s;
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
+        c->quiet = quiet;
         r = s->ops->lock_screen(s->userdata, trigger_mono_usec, on_lock_result, c);
         if (r < 0)
                 free(c); /* on_lock_result was not called */
-        if (r == -ENODEV)
+        if (r == -ENODEV && !quiet)
                 record(s, "lock", NULL, NULL, agent_data("reason", reason, "error", "no-system-bus", NULL),
                        NULL, NULL);
 }
@@ -284,6 +292,62 @@ void session_on_desktop_locked(void *userdata)
         session_lock(userdata, TRIGGER_DESKTOP_LOCKED, now_mono_usec());
 }
 
+void session_on_desktop_unlocked(void *userdata, uint64_t mono_usec)
+{
+        /* While active the unlock is the desktop following our login (it unlocks only after the
+         * PAM answer, which waits until mamorid is active): the table has no such transition. */
+        session_lock(userdata, TRIGGER_BYPASS, mono_usec);
+}
+
+/* ---- bypass records, bounded ---- */
+
+/* The re-locks counted since the last bypass record, in one record: how many, over how long. */
+static void bypass_summary(struct session *s)
+{
+        char repeats[24], first[24], period[24];
+
+        s->bypass_timer = sd_event_source_disable_unref(s->bypass_timer);
+        if (s->bypass_repeats == 0)
+                return;
+        fmt_int(repeats, s->bypass_repeats);
+        fmt_int(first, (int64_t)(s->bypass_first_mono_usec - s->bypass_recorded_mono_usec));
+        fmt_int(period, (int64_t)(s->bypass_last_mono_usec - s->bypass_first_mono_usec));
+        record(s, "lock", NULL, NULL,
+               agent_data("method", "LockSession", "reason", "bypass", "repeats", repeats, "after_us", first,
+                          "period_us", period, NULL),
+               NULL, NULL);
+        agent_log(LOG_WARNING, "the desktop was unlocked behind mamori's back %u more times, locked again",
+                  s->bypass_repeats);
+        s->bypass_recorded_mono_usec = s->bypass_last_mono_usec;
+        s->bypass_repeats = 0;
+}
+
+static int on_bypass_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        bypass_summary(userdata);
+        return 0;
+}
+
+/* Whether this bypass gets its own record; if not, it is counted for the summary that ends its
+ * interval. Every bypass is locked again either way. */
+static bool bypass_admit(struct session *s, uint64_t mono_usec)
+{
+        if (s->bypass_recorded_mono_usec == 0 ||
+            mono_usec - s->bypass_recorded_mono_usec >= BYPASS_RECORD_USEC) {
+                bypass_summary(s); /* a count still pending comes first */
+                s->bypass_recorded_mono_usec = mono_usec;
+                return true;
+        }
+        if (s->bypass_repeats++ == 0)
+                s->bypass_first_mono_usec = mono_usec;
+        s->bypass_last_mono_usec = mono_usec;
+        if (!s->bypass_timer)
+                (void)sd_event_add_time(s->event, &s->bypass_timer, CLOCK_MONOTONIC,
+                                        s->bypass_recorded_mono_usec + BYPASS_RECORD_USEC, 0,
+                                        on_bypass_timer, s);
+        return false;
+}
+
 /* ---- the state machine applied ---- */
 
 static void login_clear(struct session *s)
@@ -333,6 +397,7 @@ static bool apply(struct session *s, enum session_trigger trigger, uint64_t trig
                 return true;
         if (prev == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK)
                 s->last_relock_mono_usec = trigger_mono_usec;
+        bool quiet = trigger == TRIGGER_BYPASS && !bypass_admit(s, trigger_mono_usec);
 
         /* The new state first: a record that fails while we are here re-enters apply() and
          * must find the transition already made. */
@@ -361,13 +426,14 @@ static bool apply(struct session *s, enum session_trigger trigger, uint64_t trig
                                agent_data("reader", s->card.reader, "reason", "idle", NULL), NULL, NULL);
         }
         if (t.actions & ACTION_LOCK_SCREEN)
-                lock_screen(s, t.end_reason ? t.end_reason : why, trigger_mono_usec);
+                lock_screen(s, t.end_reason ? t.end_reason : why, quiet, trigger_mono_usec);
         /* card.left watches a card left behind when a session ends (not after a pull or an idle
          * lock, which already said so, nor after a mistyped PIN). */
         if (prev == SESSION_ACTIVE && t.next == SESSION_LOCKED && trigger != TRIGGER_IDLE &&
             trigger != TRIGGER_CARD_REMOVED)
                 arm_card_left(s);
-        changed(s, t.end_reason ? t.end_reason : why);
+        if (!quiet || prev != t.next)
+                changed(s, t.end_reason ? t.end_reason : why);
         return true;
 }
 
@@ -403,6 +469,7 @@ void session_init(struct session *s, const struct session_ops *ops, void *userda
 
 void session_done(struct session *s)
 {
+        bypass_summary(s); /* a count still pending is not lost at stop */
         abort_login(s, "cancelled");
         free(s->card.der);
         s->card = (struct present_card){0};

@@ -106,9 +106,14 @@ struct session {
         sd_event *event;
 
         enum session_state state;
-        uint64_t session_gen;              /* counts sessions: a late answer grants only its own */
-        uint64_t session_started_usec;     /* CLOCK_REALTIME of the login */
-        uint64_t last_relock_mono_usec;    /* throttles Lock on an already locked terminal */
+        uint64_t session_gen;           /* counts sessions: a late answer grants only its own */
+        uint64_t session_started_usec;  /* CLOCK_REALTIME of the login */
+        uint64_t last_relock_mono_usec; /* throttles Lock on an already locked terminal */
+        /* Bypass re-locks: the first of a burst is recorded in full, the rest are counted and
+         * summed up in one record at the end of its BYPASS_RECORD_INTERVAL. */
+        uint64_t bypass_recorded_mono_usec;                     /* the last bypass record (0: none yet) */
+        uint64_t bypass_first_mono_usec, bypass_last_mono_usec; /* of the counted ones */
+        unsigned bypass_repeats;                                /* re-locks not recorded one by one */
         struct pending_answer *end_answer; /* answered once the next session.end is durable (Lock) */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
@@ -119,7 +124,7 @@ struct session {
         bool readers_lost; /* pcscd gone: fail closed until it returns */
 
         IdleInput *input; /* IdleSource=input, while a session is active */
-        sd_event_source *idle_timer, *card_left_timer, *login_timer;
+        sd_event_source *idle_timer, *card_left_timer, *login_timer, *bypass_timer;
 };
 
 void session_init(struct session *s, const struct session_ops *ops, void *userdata,
@@ -133,6 +138,7 @@ void session_on_policy(struct session *s, const Policy *current);
 void session_on_log_health(struct session *s, int error);
 void session_on_idle_hint(void *userdata, bool idle, uint64_t since_usec); /* logind_idle_fn */
 void session_on_desktop_locked(void *userdata);                            /* logind_locked_fn */
+void session_on_desktop_unlocked(void *userdata, uint64_t mono_usec);      /* logind_unlocked_fn */
 void session_lock(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
 
 /* Methods. Each takes one reference to call and answers it exactly once through ops->answer: at

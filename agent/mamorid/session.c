@@ -18,6 +18,8 @@ static const struct {
         T(SESSION_LOCKED, TRIGGER_READER_LOST, SESSION_LOCKED, ACTION_NONE, NULL),
         T(SESSION_LOCKED, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_NONE, NULL),
         T(SESSION_LOCKED, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_NONE, NULL),
+        /* Unlocked behind mamori's back (a password, UnlockSession): lock again at once. */
+        T(SESSION_LOCKED, TRIGGER_BYPASS, SESSION_LOCKED, ACTION_LOCK_SCREEN, NULL),
 
         /* authenticating: the PIN is being checked; anything unusual aborts to locked. */
         T(SESSION_AUTHENTICATING, TRIGGER_LOGIN_OK, SESSION_ACTIVE, ACTION_START_SESSION, NULL),
@@ -31,6 +33,10 @@ static const struct {
         T(SESSION_AUTHENTICATING, TRIGGER_AGENT_STOP, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL),
         T(SESSION_AUTHENTICATING, TRIGGER_MANUAL_LOCK, SESSION_LOCKED,
           ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN, NULL),
+        /* The desktop unlocks only after mamorid went active (the PAM answer waits for it): an
+         * unlock while the PIN is being checked is a bypass too. */
+        T(SESSION_AUTHENTICATING, TRIGGER_BYPASS, SESSION_LOCKED, ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN,
+          NULL),
 
         /* active: every way out ends the session and locks the screen. */
         T(SESSION_ACTIVE, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
@@ -70,8 +76,9 @@ const char *session_state_to_string(enum session_state s)
 const char *session_trigger_to_string(enum session_trigger t)
 {
         static const char *const names[] = {
-                "login-start", "login-ok",    "login-fail", "cancelled",      "card-removed",   "idle",
-                "manual",      "reader-lost", "emergency",  "log-unwritable", "desktop-locked", "agent-stop",
+                "login-start",    "login-ok",   "login-fail",  "cancelled", "card-removed",
+                "idle",           "manual",     "reader-lost", "emergency", "log-unwritable",
+                "desktop-locked", "agent-stop", "bypass",
         };
         return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
 }

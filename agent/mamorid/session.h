@@ -23,6 +23,7 @@ enum session_trigger {
         TRIGGER_LOG_FAILED,     /* the operation log cannot be written: fail closed */
         TRIGGER_DESKTOP_LOCKED, /* the desktop locked itself (LockedHint set without us) */
         TRIGGER_AGENT_STOP,     /* mamorid is stopping: nothing may stay unlocked behind it */
+        TRIGGER_BYPASS, /* the desktop unlocked (LockedHint true→false) while no session is active */
         _SESSION_TRIGGER_MAX,
 };
 

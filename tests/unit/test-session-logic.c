@@ -15,6 +15,7 @@
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
+#include "mamori/time-util.h"
 #include "piv-sim.h"
 #include "session-logic.h"
 
@@ -54,6 +55,8 @@ struct rec {
         char ev[32];
         char reason[32];
         char tries[8];
+        char method[32], session[16], repeats[16];
+        bool latency; /* has latency_us */
         oplog_done_fn done;
         void *userdata;
         bool committed;
@@ -80,6 +83,7 @@ struct fake {
         uint64_t login_id;
         char pin[17];
         unsigned locks, changes;
+        bool lock_answers;         /* the fake logind answers LockSession (a `lock` record follows) */
         SessionCall *calls[CALLS]; /* the logic never looks inside a call: any distinct pointer does */
         struct answer answers[CALLS];
 };
@@ -99,6 +103,14 @@ static int fake_record(void *userdata, const char *ev, const char *op, const cha
                         snprintf(r->reason, sizeof(r->reason), "%s", m->value->string.data);
                 if (streq(m->key, "tries") && m->value->type == JSON_INTEGER)
                         snprintf(r->tries, sizeof(r->tries), "%lld", (long long)m->value->integer);
+                if (streq(m->key, "repeats") && m->value->type == JSON_INTEGER)
+                        snprintf(r->repeats, sizeof(r->repeats), "%lld", (long long)m->value->integer);
+                if (streq(m->key, "method") && m->value->type == JSON_STRING)
+                        snprintf(r->method, sizeof(r->method), "%s", m->value->string.data);
+                if (streq(m->key, "session") && m->value->type == JSON_STRING)
+                        snprintf(r->session, sizeof(r->session), "%s", m->value->string.data);
+                if (streq(m->key, "latency_us"))
+                        r->latency = true;
         }
         json_value_free(data);
         return 0;
@@ -177,6 +189,11 @@ static int fake_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_l
         struct logind_lock_result r = {.fallback_method = "none"};
 
         f->locks++;
+        if (f->lock_answers) {
+                snprintf(r.session_id, sizeof(r.session_id), "c1");
+                r.latency_usec = 1234;
+                cb(cb_userdata, &r, false); /* LockSession answered */
+        }
         cb(cb_userdata, &r, true); /* the desktop locked at once */
         return 0;
 }
@@ -497,6 +514,91 @@ static void test_lock_answers_after_session_end(void **state)
         assert_true(f->answers[2].committed_before > end);
 }
 
+static size_t count_recs(struct fake *f, const char *ev, const char *reason)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < f->n_recs; i++)
+                n += streq(f->recs[i].ev, ev) && streq(f->recs[i].reason, reason);
+        return n;
+}
+
+/* §5: a desktop unlocked while mamorid is locked is locked again at once and recorded as `lock`
+ * reason `bypass`; a desktop that keeps unlocking is locked every time, but recorded once per
+ * interval, the rest counted in one summary record. */
+static void test_bypass_relocks_and_records_bounded(void **state)
+{
+        struct fake *f = *state;
+        uint64_t t0 = now_mono_usec() - 20 * USEC_PER_SEC; /* so that the summary is due at once */
+        unsigned locks = f->locks;
+
+        f->lock_answers = true;
+        session_on_desktop_unlocked(&f->s, t0);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_int_equal(f->locks, locks + 1);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 1);
+        const struct rec *r = find_rec(f, "lock");
+        assert_string_equal(r->method, "LockSession");
+        assert_string_equal(r->session, "c1");
+        assert_true(r->latency);
+
+        /* Unlocked 50 more times within a second: locked again each time, no more records yet. */
+        for (unsigned i = 1; i <= 50; i++)
+                session_on_desktop_unlocked(&f->s, t0 + i * 20000);
+        assert_int_equal(f->locks, locks + 51);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 1);
+
+        /* The interval ends: one record counts them. */
+        assert_true(sd_event_run(f->event, 1000000) > 0);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 2);
+        assert_string_equal(f->recs[f->n_recs - 1].repeats, "50");
+        assert_string_equal(f->recs[f->n_recs - 1].ev, "lock");
+
+        /* Later, a new burst starts with a full record again. */
+        session_on_desktop_unlocked(&f->s, t0 + 10 * USEC_PER_SEC);
+        assert_int_equal(f->locks, locks + 52);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 3);
+        assert_string_equal(f->recs[f->n_recs - 1].repeats, "");
+        commit_all(f, 0);
+}
+
+/* The desktop unlocking after mamorid went active is the login's own unlock, never a bypass; an
+ * unlock while the PIN is being checked is one (the login is refused). */
+static void test_unlock_after_login_is_no_bypass(void **state)
+{
+        struct fake *f = *state;
+        unsigned locks;
+
+        f->lock_answers = true;
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        locks = f->locks;
+        session_on_desktop_unlocked(&f->s, now_mono_usec());
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_int_equal(f->locks, locks);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 0);
+        assert_null(find_rec(f, "session.end"));
+
+        /* Lock, then a second login: an unlock before its PIN is decided is a bypass. */
+        session_lock(&f->s, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        commit_all(f, 0);
+        pull_card(f);
+        for (size_t i = 0; i < CALLS; i++)
+                f->answers[i] = (struct answer){0};
+        start_and_answer(f);
+        locks = f->locks;
+        session_on_desktop_unlocked(&f->s, now_mono_usec());
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_int_equal(f->locks, locks + 1);
+        assert_true(f->answers[1].answered);
+        assert_int_not_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        assert_int_equal(count_recs(f, "lock", "bypass"), 1);
+        card_says(f, 0, -1); /* the card finishes late: nothing granted */
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        commit_all(f, 0);
+}
+
 static void test_calls_refused_by_state(void **state)
 {
         struct fake *f = *state;
@@ -541,6 +643,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_lock_during_login, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_answers_after_session_end, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_calls_refused_by_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bypass_relocks_and_records_bounded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unlock_after_login_is_no_bypass, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,10 @@ static void test_design_rows(void **state)
                 {SESSION_AUTHENTICATING, TRIGGER_LOGIN_FAIL, SESSION_LOCKED, ACTION_NONE, NULL},
                 {SESSION_AUTHENTICATING, TRIGGER_CARD_REMOVED, SESSION_LOCKED, ACTION_ABORT_LOGIN, NULL},
                 {SESSION_LOCKED, TRIGGER_EMERGENCY, SESSION_LOCKED, ACTION_LOCK_SCREEN, NULL},
+                /* §5: unlocked behind mamori's back → locked again at once, `lock` reason bypass. */
+                {SESSION_LOCKED, TRIGGER_BYPASS, SESSION_LOCKED, ACTION_LOCK_SCREEN, NULL},
+                {SESSION_AUTHENTICATING, TRIGGER_BYPASS, SESSION_LOCKED,
+                 ACTION_ABORT_LOGIN | ACTION_LOCK_SCREEN, NULL},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 struct session_transition t;
@@ -78,6 +82,8 @@ static void test_invariants(void **state)
         assert_false(session_transition(SESSION_LOCKED, TRIGGER_LOGIN_OK, &t));
         assert_false(session_transition(SESSION_ACTIVE, TRIGGER_LOGIN_OK, &t));
         assert_false(session_transition(_SESSION_STATE_MAX, TRIGGER_IDLE, &t));
+        /* The desktop unlocking after a card login is expected, never a bypass. */
+        assert_false(session_transition(SESSION_ACTIVE, TRIGGER_BYPASS, &t));
 }
 
 static void test_names(void **state)
