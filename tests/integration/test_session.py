@@ -261,6 +261,106 @@ class SessionTest(unittest.TestCase):
         t.logind.set_locked_hint(False)
         self.assertEqual(t.login(), 'OP0001')
 
+    def test_unlock_behind_mamoris_back_is_locked_again(self):
+        """§5 bypass: the desktop unlocked while mamorid is locked (here logind UnlockSession, as the
+        counter account's password would) is locked again at once and recorded as `lock` reason
+        `bypass`; a desktop unlocking in a loop is locked every time but recorded once per few
+        seconds, the rest counted; the desktop's unlock after a card login is no bypass."""
+        t = Terminal(self)
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=10, what='initial LockSession')
+        t.wait_card_seen(a)
+        bench.wait_until(lambda: bool(t.logind.session_property('LockedHint')), timeout=10,
+                         what='desktop locked at start')
+        manager = t.logind._iface(bench.LOGIND_PATH, bench.LOGIND_MANAGER)
+        # dbus-monitor --profile timestamps every message on the bus: LockedHint false (the
+        # session's PropertiesChanged right after UnlockSession) → mamorid's LockSession call.
+        mon = subprocess.Popen(['dbus-monitor', '--system', '--profile',
+                                "type='method_call',member='UnlockSession'",
+                                "type='method_call',member='LockSession'",
+                                f"type='signal',member='PropertiesChanged',path='{t.logind.session_path}'"],
+                               stdout=subprocess.PIPE, text=True, env=t.bus.client_env())
+        self.addCleanup(mon.kill)
+        time.sleep(0.5)  # the monitor is on the bus
+
+        mark = agent.events.mark()
+        t.logind.clear_calls()
+        manager.UnlockSession(t.logind.session_id)
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession after bypass')
+        self.assertEqual(t.logind.calls('LockSession'), [[t.logind.session_id]])
+        ev = agent.wait_event('lock', reason='bypass', after=mark)
+        self.assertEqual(ev['method'], 'LockSession')
+        self.assertEqual(ev['session'], t.logind.session_id)
+        self.assertGreater(int(ev['latency_us']), 0)
+        bench.wait_until(lambda: bool(t.logind.session_property('LockedHint')), timeout=5,
+                         what='desktop locked again')
+        self.assertEqual(t.prop('State'), 'locked')
+        for _ in range(4):  # more figures: each unlock is locked again (records are bounded)
+            time.sleep(0.3)
+            n = len(t.logind.calls('LockSession'))
+            manager.UnlockSession(t.logind.session_id)
+            bench.wait_until(lambda: len(t.logind.calls('LockSession')) > n, timeout=5, what='re-lock')
+            bench.wait_until(lambda: bool(t.logind.session_property('LockedHint')), timeout=5,
+                             what='desktop locked again')
+        time.sleep(0.3)
+        mon.terminate()
+        out, _ = mon.communicate(timeout=10)
+        figures, unlocked = [], None
+        for line in out.splitlines():
+            f = line.split('\t')
+            if len(f) < 8 or f[0] not in ('mc', 'sig'):
+                continue
+            kind, ts, member = f[0], float(f[1]), f[-1]
+            if kind == 'mc' and member == 'UnlockSession':
+                unlocked = 'called'
+            elif kind == 'sig' and member == 'PropertiesChanged' and unlocked == 'called':
+                unlocked = ts  # the first change after UnlockSession: LockedHint false
+            elif kind == 'mc' and member == 'LockSession' and isinstance(unlocked, float):
+                figures.append((ts - unlocked) * 1e6)
+                unlocked = None
+        self.assertEqual(len(figures), 5, out)
+        figures.sort()
+        print(f'\nLockedHint false -> re-lock LockSession call: median {figures[2]:.0f} us '
+              f'(min {figures[0]:.0f}, max {figures[-1]:.0f}, n=5)', file=sys.stderr)
+        bypass = [agentproc.parse_event(line)[1] for line in agent.events.lines[mark:]
+                  if line.startswith('lock ') and 'reason=bypass' in line]
+        self.assertLessEqual(len(bypass), 2, bypass)
+
+        # A desktop unlocking in a loop: locked again every time; one record in full, the rest
+        # counted in summary records, at most one per 5 s.
+        time.sleep(5.5)  # the first part's count is on record; a new interval
+        mark = agent.events.mark()
+        t.logind.clear_calls()
+        t0 = time.monotonic()
+        for _ in range(10):
+            manager.UnlockSession(t.logind.session_id)
+            bench.wait_until(lambda: bool(t.logind.session_property('LockedHint')), timeout=5,
+                             what='desktop locked again')
+        elapsed = time.monotonic() - t0
+        self.assertEqual(len(t.logind.calls('LockSession')), 10)
+
+        def bypass_records():
+            return [agentproc.parse_event(line)[1] for line in agent.events.lines[mark:]
+                    if line.startswith('lock ') and 'reason=bypass' in line]
+        bench.wait_until(lambda: sum(int(r.get('repeats', 1)) for r in bypass_records()) == 10, timeout=10,
+                         what='every re-lock counted')
+        records = bypass_records()
+        self.assertEqual(len([r for r in records if 'repeats' not in r]), 1, records)
+        self.assertLessEqual(len(records), 2 + int(elapsed // 5), records)
+        self.assertTrue(t.logind.session_property('LockedHint'))
+        self.assertEqual(t.prop('State'), 'locked')
+
+        # A card login, then the desktop unlocks for it: expected, no bypass, no re-lock.
+        mark = agent.events.mark()
+        self.assertEqual(t.login(), 'OP0001')
+        t.logind.clear_calls()
+        manager.UnlockSession(t.logind.session_id)
+        time.sleep(1)
+        self.assertEqual(t.logind.calls('LockSession'), [])
+        self.assertEqual(t.prop('State'), 'active')
+        self.assertFalse([line for line in agent.events.lines[mark:] if 'reason=bypass' in line])
+
     def test_lock_fallback_when_desktop_ignores_lock(self):
         t = Terminal(self, desktop_locks=False)
         a = t.insert('OP0001')
