@@ -18,6 +18,8 @@ static enum agent_error_class reason_class(enum auth_reason r)
                 return AGENT_ERROR_NO_CARD;
         case AUTH_PIN_WRONG:
                 return AGENT_ERROR_PIN_WRONG;
+        case AUTH_PIN_FORMAT:
+                return AGENT_ERROR_PIN_FORMAT;
         case AUTH_PIN_BLOCKED:
                 return AGENT_ERROR_PIN_BLOCKED;
         case AUTH_WRONG_USER:

@@ -15,7 +15,8 @@
  *
  * Options: debug (log each step with pam_syslog), timeout=N (seconds to wait for a card, 1–3600,
  * default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the tries
- * left only when the card reports fewer).
+ * left only when the card reports fewer; it is also how many times a PIN of the wrong shape,
+ * which the agent refuses without touching the card, is asked for again).
  *
  * Return codes: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no card came within the
  * timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN; PAM_USER_UNKNOWN when
@@ -368,27 +369,31 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 snprintf(prompt, sizeof(prompt), "PIN (%d %s left): ", tries, tries == 1 ? "try" : "tries");
         else
                 snprintf(prompt, sizeof(prompt), "PIN: ");
-        pin = ask_secret(pamh, prompt);
-        if (!pin) {
-                pam_syslog(pamh, LOG_NOTICE, "PIN prompt cancelled; cancelling the card login");
-                cancel_login(bus);
-                return PAM_CONV_ERR;
-        }
-
-        {
+        /* A PIN of the wrong shape never reaches the card and costs no try: the agent keeps the
+         * login waiting, so ask again, at most max_tries times in all. Any other refusal ends it. */
+        for (int asked = 1;; asked++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
-                r = answer_pin(bus, pin, &error, &operator_id);
-                explicit_bzero(pin, strlen(pin));
-                if (r < 0) {
-                        agent_error_classify(&error, r, &info);
-                        log_refusal(pamh, "AnswerPin", &info, &error);
-                        /* A refusal ends the login in the agent; anything else may leave it pending. */
-                        if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL)
-                                cancel_login(bus);
-                        say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
-                        return auth_pam_code(&info);
+                pin = ask_secret(pamh, prompt);
+                if (!pin) {
+                        pam_syslog(pamh, LOG_NOTICE, "PIN prompt cancelled; cancelling the card login");
+                        cancel_login(bus);
+                        return PAM_CONV_ERR;
                 }
+                r = answer_pin(bus, pin, &error, &operator_id);
+                agent_secret_free(TAKE_PTR(pin));
+                if (r >= 0)
+                        break;
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "AnswerPin", &info, &error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                if (info.class == AGENT_ERROR_PIN_FORMAT && asked < o.max_tries)
+                        continue;
+                /* A refusal ends the login in the agent; anything else may leave it pending. */
+                if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL ||
+                    info.class == AGENT_ERROR_PIN_FORMAT)
+                        cancel_login(bus);
+                return auth_pam_code(&info);
         }
 
         pam_syslog(pamh, LOG_INFO, "operator %s logged in with card and PIN (PAM user '%s')", operator_id,

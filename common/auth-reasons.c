@@ -58,6 +58,8 @@ static const struct {
         [AUTH_INVALID_ARGUMENT] =
                 {"invalid-argument", MAMORI_ERROR_INVALID,
                  "The request was refused as invalid — check what was typed and try again"},
+        [AUTH_PIN_FORMAT] = {"pin-format", MAMORI_ERROR_PIN_FORMAT,
+                             "The PIN is 6 to 8 digits — type it again"},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -782,6 +782,16 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
                 answer(s, call, &o);
                 return;
         }
+        if (pin_check_format(pin, PIN_DIGITS_MIN, PIN_DIGITS_MAX) < 0) {
+                /* A mistyped PIN never reaches the card and costs no try: the login keeps waiting
+                 * for the next AnswerPin, and the caller hears back once the refusal is on record. */
+                const char *reason = auth_reason_to_string(AUTH_PIN_FORMAT);
+                o = outcome_refused(AUTH_PIN_FORMAT, "%s", reason);
+                record_then_answer(s, call, &o, "auth.fail", NULL,
+                                   s->login.card_id[0] ? s->login.card_id : NULL,
+                                   agent_data("reason", reason, "method", "card+pin", NULL));
+                return;
+        }
         r = s->ops->login_pin(s->userdata, s->login.id, pin);
         if (r < 0) {
                 o = r == -EBUSY

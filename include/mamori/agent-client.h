@@ -24,6 +24,7 @@ enum agent_error_class {
         AGENT_ERROR_REFUSED,     /* a named refusal (card, operator, policy, emergency, log …) */
         AGENT_ERROR_NO_CARD,     /* no card in a reader: ask for one and wait */
         AGENT_ERROR_PIN_WRONG,   /* tries_left says how many remain (-1 unknown) */
+        AGENT_ERROR_PIN_FORMAT,  /* not 6-8 digits: nothing reached the card, the login still waits */
         AGENT_ERROR_PIN_BLOCKED, /* the card's PIN is blocked */
         AGENT_ERROR_WRONG_USER,  /* PAM user is not the card's operator (Accounts=per-operator) */
         AGENT_ERROR_PERMISSION,  /* the caller may not do this */

@@ -39,6 +39,7 @@ enum auth_reason {
         AUTH_NOT_ACTIVE,        /* "not-active": no operator is logged in */
         AUTH_PERMISSION_DENIED, /* "permission-denied": this caller may not call this method */
         AUTH_INVALID_ARGUMENT,  /* "invalid-argument" */
+        AUTH_PIN_FORMAT, /* "pin-format": not 6-8 digits; never sent to the card, login stays pending */
         _AUTH_REFUSAL_MAX,
 };
 

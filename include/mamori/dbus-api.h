@@ -24,7 +24,9 @@
  *   AnswerPin(s pin) → (s operator)
  *       Only in "authenticating" and only from the caller that started it. Verifies the PIN on
  *       the card and the challenge signature; on success the state becomes "active" and the
- *       session is recorded (answer sent after the records are committed).
+ *       session is recorded (answer sent after the records are committed). A PIN that is not 6-8
+ *       digits is refused as PinFormat before any card exchange (auth.fail reason "pin-format",
+ *       no try spent) and the login stays "authenticating" for the next AnswerPin.
  *   CancelLogin() → ()
  *   Lock() → ()                               ends the active session (reason "manual") and locks.
  *   ChangePin(s old_pin, s new_pin) → ()      on the inserted card; caller must be root, or the
@@ -75,3 +77,5 @@
 #define MAMORI_ERROR_PERMISSION     MAMORI_DBUS_ERROR_PREFIX "PermissionDenied"
 #define MAMORI_ERROR_LOG_UNWRITABLE MAMORI_DBUS_ERROR_PREFIX "LogUnwritable" /* fail closed */
 #define MAMORI_ERROR_INVALID        MAMORI_DBUS_ERROR_PREFIX "InvalidArgument"
+#define MAMORI_ERROR_PIN_FORMAT \
+        MAMORI_DBUS_ERROR_PREFIX "PinFormat" /* AnswerPin: not 6-8 digits; the login still waits */

@@ -354,6 +354,34 @@ class PamWithAgent(PamBase):
         self.assertEqual(reported, 1)
         self.assertIn('PIN (1 try left): ', p.stderr)
 
+    def card_verifies(self):
+        """VERIFY commands that carried a PIN to the virtual card (header + Lc + 8 bytes)."""
+        return sum(1 for line in list(self.vcard.err.lines) if line.startswith('vcard: apdu 00 20 00 80 len=13 '))
+
+    def test_pin_of_wrong_shape_asks_again_without_a_try(self):
+        self.card_session()
+        before = self.card_verifies()
+        # max_tries (3) PINs of the wrong shape: each refused in words, asked again, then given up.
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], ['12a45', '', '12345'])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], ['The PIN is 6 to 8 digits — type it again'] * 3)
+        self.agent.wait_event('auth.fail', reason='pin-format', timeout=10)
+        self.assertNotEqual(str(self.agent_property('State')), 'active')
+        # Nothing reached the card: the card still reports all its tries.
+        self.assertEqual(self.card_verifies(), before)
+        self.assertEqual(self.start_login_tries(), 3)
+
+        # A typo, then the right PIN at the second prompt of the same login.
+        res = self.pypamtest([[0, PAM_SUCCESS]], ['12a45', PIN])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], ['The PIN is 6 to 8 digits — type it again'])
+        self.assertEqual(str(self.agent_property('State')), 'active')
+        bench.wait_until(lambda: self.card_verifies() >= before + 1, timeout=5, what='the VERIFY of the right PIN')
+        self.assertEqual(self.card_verifies(), before + 1)  # only the right PIN went to the card
+        fails = [agentproc.parse_event(line)[1] for line in list(self.agent.events.lines)
+                 if line.startswith('auth.fail ')]
+        self.assertEqual([f.get('reason') for f in fails], ['pin-format'] * 4, fails)
+
     def test_blocked_pin_is_maxtries(self):
         card = self.pki.issue('OP0001', 'p256')
         self.publish([(card.card_id, 'OP0001', 'active')])

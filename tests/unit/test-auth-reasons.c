@@ -107,6 +107,8 @@ static void test_known_rows(void **state)
                 {AUTH_LOG_UNWRITABLE, "log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE, NULL},
                 {AUTH_PERMISSION_DENIED, "permission-denied", MAMORI_ERROR_PERMISSION, NULL},
                 {AUTH_INVALID_ARGUMENT, "invalid-argument", MAMORI_ERROR_INVALID, NULL},
+                {AUTH_PIN_FORMAT, "pin-format", "org.mamori.Agent1.Error.PinFormat",
+                 "The PIN is 6 to 8 digits — type it again"},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(rows); i++) {

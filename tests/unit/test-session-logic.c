@@ -435,6 +435,49 @@ static void test_refusal_recorded_then_answered(void **state)
         assert_int_equal(f->s.card.pin_tries, 2);
 }
 
+/* A PIN of the wrong shape: recorded as pin-format, answered after commit, no card job, no try;
+ * the login keeps waiting and the right PIN then logs in. */
+static void test_pin_format_keeps_login_pending(void **state)
+{
+        static const char *const bad[] = {"", "12a45", "12345", "123456789"};
+        struct fake *f = *state;
+
+        insert_card(f);
+        commit_all(f, 0);
+        session_start_login(&f->s, f->calls[0], SENDER, "");
+        assert_int_equal(f->answers[0].o.reason, AUTH_ALLOW);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                size_t n = f->n_recs;
+
+                session_answer_pin(&f->s, f->calls[1 + i], bad[i]);
+                assert_false(f->pin[0]);                  /* nothing went to the card thread */
+                assert_false(f->answers[1 + i].answered); /* not before the record is durable */
+                assert_int_equal(f->n_recs, n + 1);
+                assert_string_equal(f->recs[n].ev, "auth.fail");
+                assert_string_equal(f->recs[n].reason, "pin-format");
+                assert_string_equal(f->recs[n].tries, "");
+                commit_all(f, 0);
+                assert_true(f->answers[1 + i].answered);
+                assert_true(f->answers[1 + i].committed_before > n);
+                assert_int_equal(f->answers[1 + i].o.reason, AUTH_PIN_FORMAT);
+                assert_string_equal(auth_reason_to_dbus_error(f->answers[1 + i].o.reason),
+                                    MAMORI_ERROR_PIN_FORMAT);
+                assert_string_equal(f->answers[1 + i].o.message, "pin-format");
+                assert_int_equal(f->s.state, SESSION_AUTHENTICATING);
+                assert_true(session_login_started_by(&f->s, SENDER));
+                assert_int_equal(f->s.card.pin_tries, 3); /* the countdown is untouched */
+        }
+        assert_null(find_rec(f, "pin.blocked"));
+
+        session_answer_pin(&f->s, f->calls[5], "123456");
+        assert_string_equal(f->pin, "123456");
+        card_says(f, 0, -1);
+        commit_all(f, 0);
+        assert_true(f->answers[5].answered);
+        assert_int_equal(f->answers[5].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+}
+
 static void test_pull_during_commit_grants_nothing(void **state)
 {
         struct fake *f = *state;
@@ -637,6 +680,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_login_success_answers_after_commit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusal_recorded_then_answered, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pin_format_keeps_login_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pull_during_commit_grants_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_failure_during_commit_grants_nothing, setup,
                                                 teardown),
