@@ -15,7 +15,6 @@
 #include "mamori/time-util.h"
 #include "thread-mailbox.h"
 
-#define PIN_MAX   16
 #define QUEUE_MAX 8
 
 struct job {
@@ -23,7 +22,7 @@ struct job {
         enum card_job_kind kind;
         uint64_t id; /* logins */
         char reader[256];
-        char pin[PIN_MAX + 1], new_pin[PIN_MAX + 1];
+        char pin[CARD_WORKER_PIN_MAX + 1], new_pin[CARD_WORKER_PIN_MAX + 1];
         bool has_pin;   /* login: the PIN arrived */
         bool cancelled; /* login: cancelled before it took its PIN */
         CardLogin *login;
@@ -329,7 +328,7 @@ int card_worker_answer_pin(CardWorker *w, uint64_t id, const char *pin)
 {
         struct job *j;
 
-        if (!pin || strlen(pin) > PIN_MAX)
+        if (!pin || strlen(pin) > CARD_WORKER_PIN_MAX)
                 return -EINVAL;
         pthread_mutex_lock(&w->lock);
         j = find_login_locked(w, id);
@@ -365,7 +364,8 @@ int card_worker_change_pin(CardWorker *w, const char *reader, const char *old_pi
         struct job *j = NULL;
         int r;
 
-        if (!old_pin || !new_pin || strlen(old_pin) > PIN_MAX || strlen(new_pin) > PIN_MAX)
+        if (!old_pin || !new_pin || strlen(old_pin) > CARD_WORKER_PIN_MAX ||
+            strlen(new_pin) > CARD_WORKER_PIN_MAX)
                 return -EINVAL;
         r = job_new(CARD_JOB_CHANGE_PIN, reader, done, userdata, &j);
         if (r < 0)

@@ -8,6 +8,9 @@
 #include "mamori/card-login.h"
 #include "mamori/card.h"
 
+/* Longest PIN the card thread takes (it copies PINs into fixed buffers); callers refuse longer ones. */
+#define CARD_WORKER_PIN_MAX 16
+
 enum card_job_kind {
         CARD_JOB_LOGIN,      /* prepare at once, verify once the PIN comes (card_worker_start_login) */
         CARD_JOB_CHANGE_PIN, /* select, CHANGE REFERENCE DATA (card_worker_change_pin) */

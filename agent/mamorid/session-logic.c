@@ -777,7 +777,7 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
                 answer(s, call, &o);
                 return;
         }
-        if (strlen(pin) > PIN_MAX_LEN) {
+        if (strlen(pin) > CARD_WORKER_PIN_MAX) {
                 o = outcome_refused(AUTH_INVALID_ARGUMENT, "PIN too long");
                 answer(s, call, &o);
                 return;
@@ -871,7 +871,7 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
                 answer(s, call, &o);
                 return;
         }
-        if (strlen(old_pin) > PIN_MAX_LEN || strlen(new_pin) > PIN_MAX_LEN) {
+        if (strlen(old_pin) > CARD_WORKER_PIN_MAX || strlen(new_pin) > CARD_WORKER_PIN_MAX) {
                 o = outcome_refused(AUTH_INVALID_ARGUMENT, "PIN too long");
                 answer(s, call, &o);
                 return;

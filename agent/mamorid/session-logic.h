@@ -27,7 +27,6 @@
 #include "session.h"
 
 #define OPERATOR_ID_MAX 65
-#define PIN_MAX_LEN     16
 
 /* A method call waiting for its answer. Opaque here: the D-Bus layer says what it is. */
 typedef struct SessionCall SessionCall;
