@@ -28,8 +28,6 @@
 #include "upload-policy.h"
 #include "upload-reader.h"
 
-#define USEC_PER_SEC        UINT64_C(1000000)
-#define USEC_PER_MSEC       UINT64_C(1000)
 #define BACKOFF_MIN_USEC    (250 * USEC_PER_MSEC)
 #define ANSWER_MAX          (64u * 1024u)      /* a §7 answer is a small JSON object */
 #define IDLE_RECHECK_USEC   (5 * USEC_PER_SEC) /* without inotify, or as a safety net */
