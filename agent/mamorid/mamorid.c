@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/macro.h"
+#include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "oplog-open.h"
 
@@ -101,7 +102,15 @@ static void ops_answer(void *userdata, SessionCall *call, const struct session_o
 
 static void ops_changed(void *userdata, const char *state_reason)
 {
-        agent_dbus_changed(userdata, state_reason);
+        struct agent *a = userdata;
+        agent_dbus_changed(a, state_reason);
+        (void)restart_at_lock_check(a->restart); /* a pending upgrade restarts at the lock */
+}
+
+static bool terminal_idle_locked(void *userdata)
+{
+        struct agent *a = userdata;
+        return a->session.state == SESSION_LOCKED;
 }
 
 static const struct session_ops session_ops = {
@@ -319,6 +328,14 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = card_worker_start(a->event, &a->worker);
         if (r < 0)
                 return r;
+        /* After a package upgrade (the postinst leaves a flag), restart only once locked. */
+        r = restart_at_lock_start(a->event, a->config.lock_verify_usec + USEC_PER_SEC, terminal_idle_locked,
+                                  a, &a->restart);
+        if (r < 0)
+                agent_log(LOG_WARNING,
+                          "cannot watch for upgrades (%s): an upgrade takes effect at the next "
+                          "restart of mamorid",
+                          strerror(-r));
         r = reader_watch_start(a->event, a->config.readers, on_reader_event, a, &a->watch);
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot start the reader watcher: %s", strerror(-r));
@@ -358,6 +375,7 @@ int main(int argc, char **argv)
         a.logind = logind_free(a.logind);
         a.bus = sd_bus_flush_close_unref(a.bus);
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);
+        a.restart = restart_at_lock_free(a.restart);
         a.policy = policy_watch_free(a.policy);
         a.anchors = cert_check_free(a.anchors);
         agent_log_event("agent.stop", "terminal", a.config.terminal_id, NULL);

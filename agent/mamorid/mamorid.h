@@ -16,6 +16,7 @@
 #include "oplog-writer.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
+#include "restart-at-lock.h"
 #include "session-logic.h"
 
 struct agent {
@@ -29,6 +30,7 @@ struct agent {
         OpLog *log;
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer;
+        RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
 
         struct session session; /* the session logic (session-logic.h) */
         int64_t policy_serial;
