@@ -247,10 +247,11 @@ class Container:
             todo += _children(p)
         return seen
 
-    def journal(self, unit, since=None):
-        args = ['journalctl', '--no-pager', '-o', 'cat', '-u', unit]
-        if since:
-            args += ['--since', since]
+    def journal(self, unit=None, identifier=None):
+        """Messages of a unit (-u) or of a syslog identifier (-t: output of a process that a PAM
+        session moved into its session scope is filed under that scope, not under its unit)."""
+        args = ['journalctl', '--no-pager', '-o', 'cat']
+        args += ['-u', unit] if unit else ['-t', identifier]
         return self.run(args, timeout=30).stdout
 
     def wait_until(self, predicate, timeout, what):

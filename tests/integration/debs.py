@@ -2,8 +2,9 @@
 """debs.build() → {'mamori-agent': PATH, 'libpam-mamori': PATH, 'mamori-collector': PATH}
 
 The cache lives in $MAMORI_BUILD_DIR/debs/<hash>, where the hash covers the path and bytes of
-every file build-deb.sh packs (git's tracked and untracked-not-ignored files, no build*/): a
-second test run on the same sources reuses the packages, any edit rebuilds them. Older cache
+every file build-deb.sh packs (git's tracked and untracked-not-ignored files, no build*/), except
+tests/ (the packages are built with -Dtests=false, so nothing there reaches them): a second test
+run on the same sources reuses the packages, any edit of what they are built from rebuilds them. Older cache
 entries are removed. A lock file serialises concurrent builds.
 """
 
@@ -21,7 +22,7 @@ def source_hash(top):
     files = subprocess.run(['git', '-C', top, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
                            stdout=subprocess.PIPE, check=True).stdout.split(b'\0')
     h = hashlib.sha256()
-    for f in sorted(x for x in files if x and not x.split(b'/')[0].startswith(b'build')):
+    for f in sorted(x for x in files if x and not x.split(b'/')[0].startswith(b'build') and not x.startswith(b'tests/')):
         path = os.path.join(top.encode(), f)
         if not os.path.isfile(path):
             continue

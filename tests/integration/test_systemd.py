@@ -9,6 +9,7 @@ seat session. The cases share the container and run in their numbered order.
 
 If the container cannot start, the cases are skipped locally and fail when MAMORI_REQUIRE_ALL is set
 (or CI is), with the reason."""
+import contextlib
 import json
 import os
 import re
@@ -33,6 +34,8 @@ COLLECTOR_PORT = 8443
 AGENT = 'org.mamori.Agent1'
 AGENT_PATH = '/org/mamori/Agent1'
 SHARE = container.SHARE_MOUNT
+DESKTOP = 'mamori-test-desktop'
+DPKG_ENV = {'DEBIAN_FRONTEND': 'noninteractive'}
 
 TERMINAL_CONF = f'''[Terminal]
 Id=T-0001
@@ -82,6 +85,7 @@ class SystemdContainer(unittest.TestCase):
         try:
             cls._set_up()
         except BaseException:
+            cls._failed = True
             cls._tear_down()
             raise
 
@@ -96,9 +100,11 @@ class SystemdContainer(unittest.TestCase):
             cls.vcard = None
         if cls.c:
             if os.environ.get('MAMORI_KEEP_TMP') == '1' or cls._failed:
-                for unit in ('mamorid', 'mamori-uploader', 'mamori-collector', 'pcscd', 'mamori-test-desktop'):
-                    with open(os.path.join(cls.tmp, f'journal-{unit}.txt'), 'w') as f:
-                        f.write(cls.c.journal(unit))
+                for unit in ('mamorid', 'mamori-uploader', 'mamori-collector', 'pcscd', DESKTOP):
+                    with contextlib.suppress(Exception):
+                        text = cls.c.journal(unit) + cls.c.journal(identifier=unit)
+                        print(f'--- journal of {unit} in the container (last lines) ---')
+                        print('\n'.join(text.splitlines()[-25:]))
             cls.c.stop()
             cls.c = None
         if os.environ.get('MAMORI_KEEP_TMP') == '1':
@@ -141,13 +147,15 @@ class SystemdContainer(unittest.TestCase):
         print(f'test_systemd: .debs ready in {cls.build_seconds:.1f} s; container booted in {cls.c.boot_seconds:.1f} s')
         c = cls.c
 
-        # The terminal's settings go in first, as an administrator would preseed them: the
-        # package starts mamorid at once.
+        # A real machine starts services on install: the host's policy-rc.d (a container image's
+        # "never start services") is removed inside only. The terminal's settings go in first, as
+        # an administrator would preseed them: the package starts mamorid at once.
+        c.run(['rm', '-f', '/usr/sbin/policy-rc.d'], check=True)
         c.sh(f'mkdir -p /etc/mamori/agent.conf.d\ncat > /etc/mamori/agent.conf.d/50-test.conf <<"EOF"\n'
              f'{TERMINAL_CONF}EOF\ninstall -m 0644 {SHARE}/operator-ca/ca.pem /etc/mamori/operator-ca.pem')
         cls.install = c.run(['dpkg', '-i', f'{SHARE}/debs/mamori-agent_0.1.0_amd64.deb',
                              f'{SHARE}/debs/libpam-mamori_0.1.0_amd64.deb',
-                             f'{SHARE}/debs/mamori-collector_0.1.0_amd64.deb'], timeout=180)
+                             f'{SHARE}/debs/mamori-collector_0.1.0_amd64.deb'], timeout=180, env=DPKG_ENV)
         print(cls.install.stdout[-2000:], cls.install.stderr[-2000:])
         if cls.install.returncode != 0:
             raise AssertionError(f'dpkg -i failed: {cls.install.stdout}{cls.install.stderr}')
@@ -182,11 +190,12 @@ class SystemdContainer(unittest.TestCase):
 
         # A seat session with the test desktop in it (a screen locker answering logind).
         c.run(['useradd', '-m', '-s', '/bin/bash', 'counter'], check=True)
-        c.run(['systemd-run', '--unit=mamori-test-desktop', '-p', 'PAMName=login', '-p', 'User=counter',
+        c.run(['systemd-run', f'--unit={DESKTOP}', '-p', 'PAMName=login', '-p', 'User=counter',
                '-p', 'Environment=XDG_SEAT=seat0', '-p', 'Environment=XDG_SESSION_TYPE=x11',
-               '-p', 'Environment=XDG_SESSION_CLASS=user', '/usr/bin/python3', f'{SHARE}/seat-desktop.py'],
+               '-p', 'Environment=XDG_SESSION_CLASS=user', '-p', f'SyslogIdentifier={DESKTOP}',
+               '/usr/bin/python3', f'{SHARE}/seat-desktop.py'],
               check=True)
-        m = c.wait_until(lambda: re.search(r'ready (\S+) seat=seat0', c.journal('mamori-test-desktop')), 30,
+        m = c.wait_until(lambda: re.search(r'ready (\S+) seat=seat0', c.journal(identifier=DESKTOP)), 30,
                          'the test desktop in its seat session')
         cls.session_path = m.group(1)
         cls.session_id = c.run(['busctl', 'get-property', 'org.freedesktop.login1', cls.session_path,
@@ -355,7 +364,7 @@ class SystemdContainer(unittest.TestCase):
         self.assertIn(f'session={self.session_id}', ev)
         c.wait_until(lambda: self.locked_hint() == 'yes', 10, 'LockedHint true')
         self.assertEqual(self.state(), 'locked')
-        self.assertIn('lock', c.journal('mamori-test-desktop').split())
+        self.assertIn('lock', c.journal(identifier=DESKTOP).split())
         print(f'\nreal logind: {ev}')
         self.vcard.insert()
         self.card_seen()
@@ -389,7 +398,7 @@ class SystemdContainer(unittest.TestCase):
         self.card_seen()
         self.login()
         old = self.main_pid()
-        p = c.run(['dpkg', '-i', self.agent_deb], timeout=180)
+        p = c.run(['dpkg', '-i', self.agent_deb], timeout=180, env=DPKG_ENV)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(self.main_pid(), old, 'mamorid was restarted by the upgrade')
         self.assertEqual(self.state(), 'active', 'the upgrade ended the session')
