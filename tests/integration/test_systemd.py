@@ -301,8 +301,12 @@ class SystemdContainer(unittest.TestCase):
         intro = c.run(['busctl', 'introspect', AGENT, AGENT_PATH, AGENT], check=True).stdout
         for member in ('StartLogin', 'AnswerPin', 'Lock', 'StateChanged', 'State'):
             self.assertIn(member, intro)
-        errors = [line for line in c.journal('mamorid').splitlines()
-                  if re.search(r'cannot|denied|Permission|Read-only', line)]
+        # This run of mamorid (the first, unconfigured start right after dpkg -i did complain).
+        inv = c.run(['systemctl', 'show', '-p', 'InvocationID', '--value', 'mamorid'], check=True).stdout.strip()
+        this_run = c.run(['journalctl', '--no-pager', '-o', 'cat', f'_SYSTEMD_INVOCATION_ID={inv}'],
+                         check=True).stdout
+        self.assertIn('agent.start', this_run)
+        errors = [line for line in this_run.splitlines() if re.search(r'cannot|denied|Permission|Read-only', line)]
         self.assertEqual(errors, [], 'mamorid reported trouble under its unit')
 
     def test_04_no_network(self):
@@ -335,9 +339,16 @@ class SystemdContainer(unittest.TestCase):
         nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
         p = c.run(nobody + ['busctl', 'get-property', AGENT, AGENT_PATH, AGENT, 'State'])
         self.assertEqual(p.returncode, 0, 'anyone may read the state: ' + p.stderr)
-        p = c.run(nobody + ['busctl', 'call', AGENT, AGENT_PATH, AGENT, 'Lock'])
+        # mamorid's permission table (agent-dbus.c): RecordOperation is for root and mamori-apps.
+        record = ['busctl', 'call', AGENT, AGENT_PATH, AGENT, 'RecordOperation', 'ssa{ss}', 'lookup', 'R-1', '0']
+        p = c.run(nobody + record)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn('Access denied', p.stderr)  # mamorid's permission table
+        self.assertIn('only root and members of mamori-apps', p.stderr)
+        p = c.run(record)  # root passes the table; with nobody logged in the session refuses it
+        self.assertIn('no operator is logged in', p.stderr)
+        p = c.run(nobody + ['busctl', 'call', AGENT, AGENT_PATH, AGENT, 'ChangePin', 'ss', '123456', '654321'])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('only in the card', p.stderr)
         p = c.run(nobody + ['busctl', 'set-property', AGENT, AGENT_PATH, AGENT, 'State', 's', 'active'])
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('Access denied', p.stderr)  # the bus policy: Properties.Set is not allowed
