@@ -411,6 +411,7 @@ class SystemdContainer(unittest.TestCase):
         old = self.main_pid()
         p = c.run(['dpkg', '-i', self.agent_deb], timeout=180, env=DPKG_ENV)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('mamorid restarts into the new version when the terminal is next locked', p.stderr)
         self.assertEqual(self.main_pid(), old, 'mamorid was restarted by the upgrade')
         self.assertEqual(self.state(), 'active', 'the upgrade ended the session')
         host_old = c.host_pid(old)
@@ -431,7 +432,21 @@ class SystemdContainer(unittest.TestCase):
         self.vcard.insert()
         self.card_seen()
 
-    def test_09_watchdog_restarts_hung_agent(self):
+    def test_09_flag_while_locked_restarts_soon(self):
+        """Already locked when the flag appears (an upgrade at a locked terminal): restart within seconds."""
+        c = self.c
+        self.assertEqual(self.state(), 'locked')
+        old = self.main_pid()
+        t0 = time.monotonic()
+        c.run(['touch', '/run/mamori/restart-at-lock'], check=True)
+        c.wait_until(lambda: self.main_pid() not in (0, old) and
+                     c.run(['systemctl', 'is-active', 'mamorid']).stdout.strip() == 'active', 20,
+                     'mamorid to restart for the flag')
+        print(f'\nflag at a locked terminal → new mamorid active after {time.monotonic() - t0:.1f} s')
+        self.assertEqual(self.state(), 'locked')
+        self.card_seen()
+
+    def test_10_watchdog_restarts_hung_agent(self):
         """SIGSTOP mamorid: the watchdog (WatchdogSec=30s) has systemd restart it."""
         c = self.c
         old = self.main_pid()
@@ -445,7 +460,7 @@ class SystemdContainer(unittest.TestCase):
         print(f'\nhung mamorid replaced after {took:.1f} s')
         self.card_seen()
 
-    def test_10_security_exposure(self):
+    def test_11_security_exposure(self):
         """systemd-analyze security of the running units: print the exposure; each stays below 2.0."""
         units = ('mamorid.service', 'mamori-uploader.service', 'mamori-collector.service')
         out = self.c.run(['systemd-analyze', 'security', '--no-pager', *units], timeout=60).stdout
