@@ -84,8 +84,9 @@ int main(int argc, char **argv)
         /* Retention (oplog_open prunes): the cursor and receipt key to believe, and the days to keep. */
         p.cursor_path = getenv("OPLOG_CURSOR");
         p.receipt_key = getenv("OPLOG_RECEIPT_KEY");
-        p.retention_days = getenv("OPLOG_RETENTION_DAYS") ? (uint32_t)strtoul(getenv("OPLOG_RETENTION_DAYS"), NULL, 10)
-                                                          : 0;
+        p.retention_days = getenv("OPLOG_RETENTION_DAYS")
+                                   ? (uint32_t)strtoul(getenv("OPLOG_RETENTION_DAYS"), NULL, 10)
+                                   : 0;
 
         k = oplog_open(&p, &log_, &rec);
         if (k < 0) {
