@@ -8,7 +8,7 @@ on the host inside the container's network namespace. A small test desktop runs 
 seat session. The cases share the container and run in their numbered order.
 
 If the container cannot start, the cases are skipped locally and fail when MAMORI_REQUIRE_ALL is set
-(or CI is), with the reason."""
+(or CI is), with the reason. Meson runs this file through taprun.py (one TAP line per case)."""
 import contextlib
 import json
 import os
@@ -116,7 +116,7 @@ class SystemdContainer(unittest.TestCase):
 
     def run(self, result=None):
         result = super().run(result)
-        if result and (result.failures or result.errors):
+        if result and (getattr(result, "failures", None) or getattr(result, "errors", None)):
             type(self)._failed = True
         return result
 
@@ -174,6 +174,7 @@ class SystemdContainer(unittest.TestCase):
              f'{admin} terminal add T-0001 --office chuo --identity /root/T-0001.pub --out /root/T-0001\n'
              'install -m 0600 /root/T-0001/client.pem /root/T-0001/client.key /var/lib/mamori/keys/\n'
              'install -m 0644 /root/T-0001/collector-ca.pem /etc/mamori/collector-ca.pem\n'
+             'install -m 0644 /root/T-0001/receipt.pub /etc/mamori/receipt.pub\n'
              f'{admin} policy publish', timeout=120)
         # The collector's own unit creates its state directory's owner: files made by
         # mamori-admin as root are handed over to it (StateDirectory= chowns them).
