@@ -221,6 +221,12 @@ static int history_add(Store *s, int64_t now, const char *object, const char *id
         return r < 0 ? r : step_done(st);
 }
 
+int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
+                      const char *detail)
+{
+        return history_add(s, now_usec, object, id, action, detail);
+}
+
 /* ---- terminals ---- */
 
 int store_terminal_add(Store *s, int64_t now_usec, const char *id, const char *office,

@@ -85,6 +85,9 @@ int store_card_issue(Store *s, int64_t now_usec, const char *card_id, const char
 /* status: active | suspended | returned. -ENOENT unknown card. */
 int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const char *status,
                           const char *reason);
+/* One history row for a change that is not a registry row (the emergency flag). */
+int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
+                      const char *detail);
 typedef int (*store_history_fn)(int64_t ts, const char *object, const char *id, const char *action,
                                 const char *detail, void *userdata);
 /* History rows, oldest first; object/id NULL = all. */
