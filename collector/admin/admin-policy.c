@@ -107,7 +107,9 @@ static int sign_and_store(AdminContext *ctx, Store *s, EVP_PKEY *key, JsonValue 
         size_t len;
         int r;
 
-        (void)json_object_remove(bundle, "sig");
+        static const char *const dated[] = {"sig", "v", "serial", "issued", "expires"};
+        for (size_t i = 0; i < ELEMENTSOF(dated); i++)
+                (void)json_object_remove(bundle, dated[i]); /* absent in a bundle from the registry */
         if ((r = json_object_set_integer(bundle, "v", POLICY_VERSION)) < 0 ||
             (r = json_object_set_integer(bundle, "serial", serial)) < 0 ||
             (r = json_object_set_integer(bundle, "issued", now)) < 0 ||
