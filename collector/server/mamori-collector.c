@@ -112,6 +112,7 @@ int main(int argc, char **argv)
                 .idle_timeout_sec = (unsigned)(cfg.idle_timeout_usec / USEC_PER_SEC) ?: 1,
                 .request_timeout_sec = (unsigned)(cfg.request_timeout_usec / USEC_PER_SEC) ?: 1,
                 .max_connections = cfg.max_connections,
+                .max_unauthenticated = cfg.max_unauthenticated,
                 .max_per_ip = cfg.max_connections_per_ip,
                 .store = store,
         };
