@@ -173,7 +173,8 @@ class StarvingTest(unittest.TestCase):
         lines = c.mklog(count=40)
         flood = HalfOpenFlood(c.port).start()
         self.addCleanup(flood.stop)
-        bench.wait_until(lambda: flood.dropped_by_server > 0, timeout=20, what='the collector dropping half-open ones')
+        time.sleep(1)  # all 1,000 connects were issued by start(); let the collector accept them
+        self.assertEqual(flood.errors, 0)
         took = []
         for i in range(10):
             took += terminal_round(c, t1, lines[i * 4:(i + 1) * 4])
