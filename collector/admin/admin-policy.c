@@ -156,6 +156,15 @@ static int write_out(const char *out, const char *text, size_t len)
         return r;
 }
 
+/* A reason goes into one history row: one line, bounded. */
+static bool reason_valid(const char *reason)
+{
+        if (strlen(reason) <= 1024 && !strpbrk(reason, "\n\r\t"))
+                return true;
+        fprintf(stderr, "mamori-admin: the reason must be one line of at most 1024 bytes, without tabs\n");
+        return false;
+}
+
 /* A history detail "by=ACTOR serial=N[ reason=TEXT]". */
 static int emergency_history(Store *s, int64_t now, const char *action, int64_t serial, const char *reason)
 {
@@ -201,11 +210,13 @@ int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
                 default:
                         return 2;
                 }
-        if (optind != argc) {
+        if (optind != argc || (reason && !emergency)) {
                 fprintf(stderr,
                         "usage: mamori-admin policy publish [--emergency [--reason TEXT]] [--out FILE]\n");
                 return 2;
         }
+        if (reason && !reason_valid(reason))
+                return 2;
         if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
                 return 1;
 
@@ -356,10 +367,8 @@ int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
                                 "(the reason is kept in the register history with who cleared it)\n");
                 return 2;
         }
-        if (strlen(reason) > 1024 || strpbrk(reason, "\n\r")) {
-                fprintf(stderr, "mamori-admin: the reason must be one line of at most 1024 bytes\n");
+        if (!reason_valid(reason))
                 return 2;
-        }
         if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
                 return 1;
         r = store_begin(s);

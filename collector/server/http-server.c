@@ -318,16 +318,22 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 }
 
 /* Has this connection completed a TLS handshake? The handshake requires and verifies the client
- * certificate (retrieve_cert), so a finished one means a valid terminal certificate. */
+ * certificate (retrieve_cert), so a finished one means a valid terminal certificate. GnuTLS says
+ * "finished" by resetting the last received handshake message to -1 (as before the first one);
+ * the peer's certificate, received during the handshake, tells the two apart. */
 static bool tls_authenticated(void *userdata)
 {
         GuardedConn *gc = userdata;
         const union MHD_ConnectionInfo *info =
                 MHD_get_connection_info(gc->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t session;
+        unsigned n = 0;
 
-        return info && info->tls_session &&
-               gnutls_handshake_get_last_in((gnutls_session_t)info->tls_session) ==
-                       GNUTLS_HANDSHAKE_FINISHED;
+        if (!info || !info->tls_session)
+                return false;
+        session = (gnutls_session_t)info->tls_session;
+        return (int)gnutls_handshake_get_last_in(session) == -1 &&
+               gnutls_certificate_get_peers(session, &n) && n > 0;
 }
 
 /* Drops what the guard names: shutdown() makes MHD read EOF and close the connection itself

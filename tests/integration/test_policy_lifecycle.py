@@ -3,7 +3,9 @@
 """mamori-admin's policy lifecycle against a real store: `policy refresh` re-signs the current bundle
 (same content, new issued/expires, serial+1) only once half its validity has passed and says so
 otherwise; an emergency survives every ordinary publish (and refresh) until `emergency clear
---reason`, which is recorded in the register history with who and why."""
+--reason`, which is recorded in the register history with who and why. End to end: `card suspend`
++ `policy publish` at the centre ends a live session at the terminal (collector → mamori-uploader
+with the default PollSec → mamorid with the virtual card, dbusmock logind)."""
 import base64
 import json
 import os
@@ -14,6 +16,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import policytool  # noqa: E402
+import terminal  # noqa: E402
+import test_upload  # noqa: E402
 from test_collector import Centre  # noqa: E402
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -126,6 +130,58 @@ class PolicyLifecycleTest(unittest.TestCase):
         b = self.bundle(c)
         self.assertEqual(b['serial'], 2)
         self.assertTrue(b['emergency'])
+
+
+class SuspendEndsLiveSessionTest(unittest.TestCase):
+    POLL_SEC = 60  # [Collector] PollSec= default
+
+    def test_card_suspended_at_centre_ends_live_session(self):
+        t = terminal.Terminal(self)
+        policy_dir = os.path.join(t.tmp, 'agent-state', 'policy')
+        os.unlink(os.path.join(policy_dir, 'policy.json'))  # only the centre's bundles from here on
+        ctmp = os.path.join(t.tmp, 'centre')
+        os.makedirs(ctmp)
+        centre = Centre(ctmp)
+        with open(centre.conf) as f:
+            conf = f.read()
+        with open(centre.conf, 'w') as f:
+            f.write(conf.replace('Listen=127.0.0.1:0', f'Listen=127.0.0.1:{test_upload.free_port()}'))
+        with open(t.signer.pub_path, 'w') as f:  # mamorid trusts the centre's policy key
+            f.write(centre.admin('policy', 'signer').stdout)
+
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        identity = os.path.join(t.tmp, 'agent-state', 'keys', 'identity.pem')
+        bench.wait_until(lambda: os.path.exists(identity), timeout=10, what='identity key')
+        pub = test_upload.public_pem(identity, os.path.join(t.tmp, 'identity.pub'))
+        cert_dir = os.path.join(ctmp, 'T-0001')
+        centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+        centre.admin('operator', 'add', 'OP0001', '--office', 'chuo')
+        card_id = centre.admin('card', 'issue', '--cert', a.cert, '--operator', 'OP0001').stdout.strip()
+        centre.admin('policy', 'publish')
+        centre.start()
+        self.addCleanup(centre.stop)
+
+        up = test_upload.Terminal(t.tmp, name='uploader')
+        up.log, up.policy = os.path.join(t.tmp, 'agent-state', 'log'), policy_dir
+        up.configure(centre, cert_dir, poll=self.POLL_SEC, signer=t.signer.pub_path)
+        up.start()
+        self.addCleanup(up.stop)
+        agent.wait_event('policy.load', timeout=30, serial='1')
+        t.wait_card_seen(a)
+        self.assertEqual(t.login(), 'OP0001')
+
+        t.logind.clear_calls()
+        t0 = time.monotonic()
+        centre.admin('card', 'suspend', card_id, '--reason', 'lost on the train')
+        centre.admin('policy', 'publish')
+        agent.wait_event('session.end', timeout=self.POLL_SEC + 30, reason='card-suspended', op='OP0001')
+        took = time.monotonic() - t0
+        print(f'\n  card suspend + publish at the centre -> session.end card-suspended at the terminal: '
+              f'{took:.2f} s (PollSec={self.POLL_SEC})', file=sys.stderr)
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession')
+        self.assertEqual(t.prop('State'), 'locked')
+        self.assertLess(took, self.POLL_SEC + 30)
 
 
 if __name__ == '__main__':

@@ -189,6 +189,31 @@ class StarvingTest(unittest.TestCase):
         self.assertLess(fds, 256 + 64)
         self.assertLess(took[-1], UPLOADER_CONNECT_TIMEOUT)
 
+    def test_finished_handshake_is_never_pushed_out(self):
+        """With room for one unauthenticated connection per address, a terminal whose TLS handshake
+        finished (no request sent yet) stays while newer half-open connections from its address
+        push each other out; its request is then answered on that same connection."""
+        c, t1 = self.centre('MaxUnauthenticated=2\nMaxConnectionsPerIP=1\n')
+        ctx = c.context(t1)
+        raw = socket.create_connection(('127.0.0.1', c.port), timeout=10)
+        tls = ctx.wrap_socket(raw, server_hostname='127.0.0.1')  # handshake done, nothing sent
+        self.addCleanup(tls.close)
+        time.sleep(0.3)  # the collector reads the client's Finished (sent last) on its next run
+        half = []
+        for _ in range(5):
+            h = socket.create_connection(('127.0.0.1', c.port), timeout=10)
+            half.append(h)
+            self.addCleanup(h.close)
+            time.sleep(0.1)
+        # The older half-open ones were pushed out by the newer: they read EOF.
+        for h in half[:-1]:
+            h.settimeout(5)
+            self.assertEqual(h.recv(10), b'')
+        tls.sendall(b'GET /v1/policy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
+        tls.settimeout(10)
+        answer = tls.recv(12)
+        self.assertTrue(answer.startswith(b'HTTP/1.1 200'), answer)
+
     def test_identical_alerts_folded(self):
         c, t1 = self.centre()
         lines = c.mklog(count=10)
