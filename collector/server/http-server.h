@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "store.h"
 
 typedef struct HttpServerConfig {
@@ -19,6 +21,8 @@ typedef struct HttpServerConfig {
         unsigned max_unauthenticated;   /* without a finished client-certificate handshake ... */
         unsigned max_per_ip;            /* ... and of those from one address; the oldest goes first */
         Store *store;                   /* used only from the server thread; owned by the caller */
+        EVP_PKEY *receipt_key; /* signs the receipt of every 200 acknowledgement; owned by the caller */
+        const char *name;      /* "collector" of the receipts */
 } HttpServerConfig;
 
 typedef struct HttpServer HttpServer;
