@@ -66,8 +66,8 @@ static int lookup_user(const struct nss_ops *ops, const char *user, gid_t *ret_g
         return -E2BIG;
 }
 
-/* getgrnam_r: 1 found (*ret_gid), 0 no such group, -errno (any error, ENOENT included: a group that
- * cannot be looked up is not the same as a group that does not exist). */
+/* getgrnam_r: 1 found (*ret_gid), 0 no such group (0 with no entry, or ENOENT/ESRCH, which POSIX
+ * also allows and nss_wrapper answers), -errno for any other error. */
 static int lookup_group(const struct nss_ops *ops, const char *group, gid_t *ret_gid)
 {
         for (size_t size = NSS_BUFFER_START; size <= PAM_GOVERNED_NSS_BUFFER_MAX; size *= 2) {
@@ -80,10 +80,10 @@ static int lookup_group(const struct nss_ops *ops, const char *group, gid_t *ret
                 r = ops->getgrnam_r(group, &gr, buf, size, &found);
                 if (r == ERANGE)
                         continue;
+                if (r == ENOENT || r == ESRCH || (r == 0 && !found))
+                        return 0;
                 if (r != 0)
                         return r > 0 ? -r : -EIO;
-                if (!found)
-                        return 0;
                 *ret_gid = gr.gr_gid;
                 return 1;
         }

@@ -183,9 +183,9 @@ static void test_database_errors_fail_closed(void **state)
                 {EMFILE, 0, -EMFILE, 0},
                 {ENOENT, 0, 0, ACCOUNT_UNKNOWN_USER}, /* POSIX's other way of saying "no such user" */
                 {ESRCH, 0, 0, ACCOUNT_UNKNOWN_USER},
-                {0, EIO, -EIO, 0},
-                {0, ENOENT, -ENOENT, 0}, /* a group that cannot be looked up is not a missing group */
+                {0, ENOENT, 0, ACCOUNT_NO_GROUP}, /* POSIX's other "no such group" (nss_wrapper's) */
                 {0, EAGAIN, -EAGAIN, 0},
+                {0, EIO, -EIO, 0},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
