@@ -1,8 +1,9 @@
 # The PAM stack that pam-auth-update really writes from the shipped profile, tried in a throwaway root against mamorid and a virtual card.
 """DESIGN.md §4 (which accounts mamori governs) on the real Debian stack, not on a hand-written one.
 
-The test re-executes itself under ``unshare --mount --propagation private`` and, in that private
-mount namespace only, lays overlays (upper layers in the test directory) over /etc, /home, /var/log,
+The test process moves itself into a private mount namespace (``unshare(CLONE_NEWNS)``, then
+every mount made private, as ``unshare --mount --propagation private`` does) and, in there only,
+lays overlays (upper layers in the test directory) over /etc, /home, /var/log,
 /var/lib/pam, /usr/share/pam-configs and the PAM module directory. In there it does what the
 packages and the README do: ``systemd-sysusers`` with the shipped sysusers file (mamori-agent's
 postinst), the shipped profile into /usr/share/pam-configs and the built pam_mamori.so into the
@@ -23,21 +24,13 @@ for the pamtester runs only (LD_PRELOAD is ignored for set-uid-like credentials)
 MAMORI_PAMSTACK_MODULE, MAMORI_PAMSTACK_PROFILE and MAMORI_PAMSTACK_SYSUSERS replace the module,
 profile and sysusers file under test (to run these assertions against another version)."""
 
+import ctypes
 import glob
 import os
 import shutil
 import subprocess
 import sys
 import unittest
-
-NS_MARK = 'MAMORI_PAMSTACK_IN_PRIVATE_NS'
-
-if __name__ == '__main__' and not os.environ.get(NS_MARK) and os.geteuid() == 0 and shutil.which('unshare'):
-    # Everything below runs in a private mount namespace: the overlays vanish with it. The mark
-    # carries the namespace we came from, so the child can check it really left it.
-    env = dict(os.environ, **{NS_MARK: os.readlink('/proc/self/ns/mnt')})
-    os.execvpe('unshare', ['unshare', '--mount', '--propagation', 'private', '--', sys.executable,
-                           os.path.abspath(__file__)] + sys.argv[1:], env)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -79,6 +72,26 @@ def pam_module_dir():
     return found[0] if len(found) == 1 else None
 
 
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+
+def enter_private_mount_namespace():
+    """This process (and all it starts from now on) gets its own mount namespace in which no mount
+    propagates back to the host. Returns the namespace it left."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    before = os.readlink('/proc/self/ns/mnt')
+    if libc.unshare(CLONE_NEWNS) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f'unshare(CLONE_NEWNS): {os.strerror(e)}')
+    if libc.mount(None, b'/', None, MS_REC | MS_PRIVATE, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f'making / private in the new mount namespace: {os.strerror(e)}')
+    return before
+
+
 def run(args, **kw):
     kw.setdefault('stdout', subprocess.PIPE)
     kw.setdefault('stderr', subprocess.PIPE)
@@ -107,14 +120,15 @@ def preload_libs():
 class ThrowawayRoot:
     """The overlays, the packages' steps and the accounts (see the module docstring)."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, host_ns):
         self.tmp = tmp
+        self.host_ns = host_ns
         self.mounted = []
         self.log = []
         self.sysusers_made_group = False
 
     def mount_overlays(self):
-        if os.readlink('/proc/self/ns/mnt') == os.environ.get(NS_MARK):
+        if not self.host_ns or os.readlink('/proc/self/ns/mnt') == self.host_ns:
             raise AssertionError('not in a private mount namespace: refusing to lay overlays over the host')
         moddir = pam_module_dir()
         if not moddir:
@@ -202,15 +216,14 @@ class PamStack(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        missing = [t for t in ('unshare', 'pam-auth-update', 'pamtester', 'setpriv', 'useradd', 'systemd-sysusers',
+        missing = [t for t in ('mount', 'pam-auth-update', 'pamtester', 'setpriv', 'useradd', 'systemd-sysusers',
                                'openssl') if not shutil.which(t)]
         if missing:
             raise AssertionError(f'missing tools (tools/dev deps): {missing}')
-        if not os.environ.get(NS_MARK):
-            raise AssertionError('run this file directly (it re-executes itself under unshare)')
+        host_ns = enter_private_mount_namespace()
         cls.tmpdir = bench.TempDir(prefix='mamori-pamstack-')
         cls.tmp = cls.tmpdir.__enter__()
-        cls.root = ThrowawayRoot(cls.tmp)
+        cls.root = ThrowawayRoot(cls.tmp, host_ns)
         try:
             cls.root.mount_overlays()
             cls.root.install()
