@@ -606,6 +606,8 @@ def flood(uploads=200, clients=4, records=5):
     print(f'  alone:                        {len(alone) / dt_alone:7.1f} uploads/s  errors={len(err_alone)}')
     print(f'  1,000 half-open held:         {len(flooded) / dt_flood:7.1f} uploads/s  errors={len(err_flood)}'
           f'  ({held} held, {opened} opened by the flood)')
+    for e in (err_alone + err_flood)[:3]:
+        print(f'  error: {e}')
     report('upload latency (connect + TLS + POST + durable commit)', 'ms', [
         ('alone', alone), ('while 1,000 half-open connections are held', flooded)])
 
