@@ -17,23 +17,23 @@ struct GuardConn {
 
 struct ConnGuard {
         ConnGuardLimits limits;
-        guard_authenticated_fn authenticated;
+        guard_progress_fn progress;
         GuardConn *head, *tail;
         ConnGuardStats stats;
 };
 
-int conn_guard_new(const ConnGuardLimits *limits, guard_authenticated_fn authenticated, ConnGuard **ret)
+int conn_guard_new(const ConnGuardLimits *limits, guard_progress_fn progress, ConnGuard **ret)
 {
         ConnGuard *g;
 
-        if (!limits || !authenticated || !ret || limits->max_unauth == 0 ||
-            limits->max_unauth_per_addr == 0 || limits->request_usec == 0)
+        if (!limits || !progress || !ret || limits->max_unauth == 0 || limits->max_unauth_per_addr == 0 ||
+            limits->request_usec == 0)
                 return -EINVAL;
         g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
         g->limits = *limits;
-        g->authenticated = authenticated;
+        g->progress = progress;
         *ret = g;
         return 0;
 }
@@ -125,37 +125,53 @@ static GuardConn *drop(ConnGuard *g, GuardConn *c, bool unauth)
         return c;
 }
 
+/* Whom to push out among the unauthenticated: a silent one (a plain connect, nothing sent) before
+ * one whose handshake is under way, the oldest first within each. */
+typedef struct Pick {
+        GuardConn *silent, *any;
+        unsigned n;
+} Pick;
+
+static void pick_add(Pick *p, GuardConn *c, bool silent)
+{
+        p->n++;
+        if (!p->any)
+                p->any = c;
+        if (silent && !p->silent)
+                p->silent = c;
+}
+
+static GuardConn *pick_victim(const Pick *p)
+{
+        return p->silent ?: p->any;
+}
+
 GuardConn *conn_guard_next_victim(ConnGuard *g, const GuardConn *new, uint64_t now_usec)
 {
-        GuardConn *oldest = NULL, *oldest_here = NULL;
-        unsigned n = 0, here = 0;
+        Pick all = {}, here = {};
 
         if (!g)
                 return NULL;
-        /* Who still counts as unauthenticated: ask before pushing anyone out. */
+        /* How far each unauthenticated one has come: ask before pushing anyone out. */
         for (GuardConn *c = g->head; c; c = c->next) {
                 if (c->authenticated || c->dropped)
                         continue;
-                if (g->authenticated(c->userdata)) {
+                GuardProgress p = g->progress(c->userdata);
+                if (p == GUARD_AUTHENTICATED) {
                         conn_guard_set_authenticated(g, c);
                         continue;
                 }
-                n++;
-                if (!oldest)
-                        oldest = c;
-                if (new &&same_addr(c, new)) {
-                        here++;
-                        if (!oldest_here)
-                                oldest_here = c;
-                }
+                pick_add(&all, c, p == GUARD_SILENT);
+                if (new &&same_addr(c, new))
+                        pick_add(&here, c, p == GUARD_SILENT);
         }
-        if (here > g->limits.max_unauth_per_addr)
-                return drop(g, oldest_here, true);
-        if (n > g->limits.max_unauth)
-                return drop(g, oldest, true);
+        if (here.n > g->limits.max_unauth_per_addr)
+                return drop(g, pick_victim(&here), true);
+        if (all.n > g->limits.max_unauth)
+                return drop(g, pick_victim(&all), true);
         for (GuardConn *c = g->head; c; c = c->next)
-                if (!c->dropped && now_usec - c->deadline_start_usec > g->limits.request_usec &&
-                    now_usec > c->deadline_start_usec)
+                if (!c->dropped && now_usec > c->deadline_start_usec &&
+                    now_usec - c->deadline_start_usec > g->limits.request_usec)
                         return drop(g, c, false);
         return NULL;
 }

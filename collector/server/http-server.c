@@ -348,11 +348,11 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
         *con_cls = NULL;
 }
 
-/* Has this connection completed a TLS handshake? The handshake requires and verifies the client
- * certificate (retrieve_cert), so a finished one means a valid terminal certificate. GnuTLS says
- * "finished" by resetting the last received handshake message to -1 (as before the first one);
- * the peer's certificate, received during the handshake, tells the two apart. */
-static bool tls_authenticated(void *userdata)
+/* How far this connection's TLS handshake has come. The handshake requires and verifies the client
+ * certificate (retrieve_cert), so a finished one means a valid terminal certificate. GnuTLS
+ * resets the last received handshake message to -1 when the handshake finishes (as before the
+ * first one); the peer's certificate, received during the handshake, tells the two apart. */
+static GuardProgress tls_progress(void *userdata)
 {
         GuardedConn *gc = userdata;
         const union MHD_ConnectionInfo *info =
@@ -361,10 +361,11 @@ static bool tls_authenticated(void *userdata)
         unsigned n = 0;
 
         if (!info || !info->tls_session)
-                return false;
+                return GUARD_SILENT;
         session = (gnutls_session_t)info->tls_session;
-        return (int)gnutls_handshake_get_last_in(session) == -1 &&
-               gnutls_certificate_get_peers(session, &n) && n > 0;
+        if ((int)gnutls_handshake_get_last_in(session) != -1)
+                return GUARD_HANDSHAKE;
+        return gnutls_certificate_get_peers(session, &n) && n > 0 ? GUARD_AUTHENTICATED : GUARD_SILENT;
 }
 
 /* Drops what the guard names: shutdown() makes MHD read EOF and close the connection itself
@@ -500,7 +501,7 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
         r = conn_guard_new(&(ConnGuardLimits){.max_unauth = c->max_unauthenticated,
                                               .max_unauth_per_addr = c->max_per_ip,
                                               .request_usec = (uint64_t)c->request_timeout_sec * 1000000u},
-                           tls_authenticated, &s->guard);
+                           tls_progress, &s->guard);
         if (r < 0) {
                 http_server_stop(s);
                 return r;

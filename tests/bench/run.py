@@ -192,7 +192,9 @@ def _login_bench(speed, logins, kind):
             pkcs11_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
             services = pkcs11_env['PAM_WRAPPER_SERVICE_DIR']
             with open(os.path.join(services, 'mamori-bench-agent'), 'w', encoding='ascii') as f:
-                f.write(f'auth required {pam_mamori}\n')
+                # The bench logs in as root (as pam_pkcs11 does beside it): group=root makes root an
+                # account pam_mamori governs, which it never is under the shipped profile.
+                f.write(f'auth required {pam_mamori} group=root\n')
             mamori_env = dict(pkcs11_env)
             asan = asan_runtime()
             if asan:
@@ -604,6 +606,8 @@ def flood(uploads=200, clients=4, records=5):
     print(f'  alone:                        {len(alone) / dt_alone:7.1f} uploads/s  errors={len(err_alone)}')
     print(f'  1,000 half-open held:         {len(flooded) / dt_flood:7.1f} uploads/s  errors={len(err_flood)}'
           f'  ({held} held, {opened} opened by the flood)')
+    for e in (err_alone + err_flood)[:3]:
+        print(f'  error: {e}')
     report('upload latency (connect + TLS + POST + durable commit)', 'ms', [
         ('alone', alone), ('while 1,000 half-open connections are held', flooded)])
 

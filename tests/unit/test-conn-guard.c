@@ -11,15 +11,17 @@
 
 #define SEC UINT64_C(1000000)
 
-/* A fake connection: whether its handshake has finished. */
+/* A fake connection: whether its handshake has started, and finished. */
 typedef struct Fake {
         bool done;
         int id;
+        bool started;
 } Fake;
 
-static bool fake_authenticated(void *userdata)
+static GuardProgress fake_progress(void *userdata)
 {
-        return ((Fake *)userdata)->done;
+        const Fake *f = userdata;
+        return f->done ? GUARD_AUTHENTICATED : f->started ? GUARD_HANDSHAKE : GUARD_SILENT;
 }
 
 static GuardConn *add(ConnGuard *g, Fake *f, unsigned char addr, uint64_t now)
@@ -45,7 +47,7 @@ static void test_oldest_unauthenticated_dropped_first(void **state)
         assert_int_equal(conn_guard_new(&(ConnGuardLimits){.max_unauth = 3,
                                                            .max_unauth_per_addr = 10,
                                                            .request_usec = 100 * SEC},
-                                        fake_authenticated, &g),
+                                        fake_progress, &g),
                          0);
         c[0] = add(g, &f[0], 1, 0);
         c[1] = add(g, &f[1], 2, 1);
@@ -80,7 +82,7 @@ static void test_per_address_cap_before_total(void **state)
         assert_int_equal(conn_guard_new(&(ConnGuardLimits){.max_unauth = 100,
                                                            .max_unauth_per_addr = 2,
                                                            .request_usec = 100 * SEC},
-                                        fake_authenticated, &g),
+                                        fake_progress, &g),
                          0);
         c[0] = add(g, &f[0], 9, 0); /* another address, older than all */
         c[1] = add(g, &f[1], 7, 1);
@@ -105,7 +107,7 @@ static void test_request_deadline_from_accept_and_previous_answer(void **state)
         assert_int_equal(conn_guard_new(&(ConnGuardLimits){.max_unauth = 10,
                                                            .max_unauth_per_addr = 10,
                                                            .request_usec = 3 * SEC},
-                                        fake_authenticated, &g),
+                                        fake_progress, &g),
                          0);
         a = add(g, &f[0], 1, 0);
         b = add(g, &f[1], 1, 2 * SEC);
@@ -123,6 +125,34 @@ static void test_request_deadline_from_accept_and_previous_answer(void **state)
         conn_guard_free(g);
 }
 
+static void test_silent_ones_go_before_a_handshake_under_way(void **state)
+{
+        ConnGuard *g;
+        Fake f[4] = {{.id = 0, .started = true}, {.id = 1}, {.id = 2}, {.id = 3}};
+        GuardConn *c[4];
+
+        assert_int_equal(conn_guard_new(&(ConnGuardLimits){.max_unauth = 2,
+                                                           .max_unauth_per_addr = 10,
+                                                           .request_usec = 100 * SEC},
+                                        fake_progress, &g),
+                         0);
+        c[0] = add(g, &f[0], 1, 0); /* a terminal in the middle of its handshake, the oldest */
+        c[1] = add(g, &f[1], 2, 1);
+        c[2] = add(g, &f[2], 3, 2);
+        assert_int_equal(victim_id(g, c[2], 2), 1); /* a plain connect goes first */
+        c[3] = add(g, &f[3], 4, 3);
+        assert_int_equal(victim_id(g, c[3], 3), 2);
+        f[3].started = true;
+        f[2].started = true;
+        conn_guard_remove(g, c[1]);
+        conn_guard_remove(g, c[2]);
+        /* Only handshakes under way left, over the cap: then the oldest of them. */
+        Fake extra = {.id = 9, .started = true};
+        GuardConn *e = add(g, &extra, 5, 4);
+        assert_int_equal(victim_id(g, e, 4), 0);
+        conn_guard_free(g);
+}
+
 static void test_bad_arguments(void **state)
 {
         ConnGuard *g = NULL;
@@ -132,12 +162,12 @@ static void test_bad_arguments(void **state)
         assert_int_equal(
                 conn_guard_new(
                         &(ConnGuardLimits){.max_unauth = 0, .max_unauth_per_addr = 1, .request_usec = 1},
-                        fake_authenticated, &g),
+                        fake_progress, &g),
                 -EINVAL);
         assert_int_equal(
                 conn_guard_new(
                         &(ConnGuardLimits){.max_unauth = 1, .max_unauth_per_addr = 1, .request_usec = 1},
-                        fake_authenticated, &g),
+                        fake_progress, &g),
                 0);
         assert_int_equal(conn_guard_add(g, big, sizeof(big), 0, NULL, &c), -EINVAL);
         assert_null(conn_guard_next_victim(NULL, NULL, 0));
@@ -150,6 +180,7 @@ int main(void)
                 cmocka_unit_test(test_oldest_unauthenticated_dropped_first),
                 cmocka_unit_test(test_per_address_cap_before_total),
                 cmocka_unit_test(test_request_deadline_from_accept_and_previous_answer),
+                cmocka_unit_test(test_silent_ones_go_before_a_handshake_under_way),
                 cmocka_unit_test(test_bad_arguments),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
