@@ -365,6 +365,11 @@ class SystemdContainer(unittest.TestCase):
         seat = c.run(['loginctl', 'show-seat', 'seat0', '-p', 'ActiveSession', '--value'], check=True).stdout.strip()
         self.assertEqual(seat, self.session_id, 'the test desktop is seat0\'s active session')
         self.card_seen()
+        # The start-up lock (test_02) must be verified before the login: a LockedHint true → false
+        # inside LockVerifySec after a lock is judged "desktop did not lock" at the deadline and the
+        # session is terminated (seen under load: mamorid checks the hint at the deadline only).
+        c.wait_until(lambda: self.locked_hint() == 'yes', 10, 'the start-up lock')
+        time.sleep(3)
         self.login()
         c.run(['loginctl', 'unlock-session', self.session_id], check=True)  # the locker unlocks after PAM
         c.wait_until(lambda: self.locked_hint() == 'no', 10, 'the desktop to unlock')
