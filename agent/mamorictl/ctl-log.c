@@ -16,7 +16,8 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "Usage: mamorictl log verify DIR --identity PUB.pem\n"
-                "       mamorictl log export DIR [--identity PUB.pem]\n\n"
+                "       mamorictl log export DIR [--identity PUB.pem]\n"
+                "       mamorictl log quarantine [--config FILE]   (see mamorictl log quarantine --help)\n\n"
                 "verify  checks every signature, the key-rotation chain from the terminal identity key,\n"
                 "        prev links and seq continuity across segments; exit 0 intact, 1 broken, 2 error.\n"
                 "export  prints each record as one JSON line (with --identity, only the verified prefix;\n"
@@ -142,6 +143,8 @@ int ctl_log(int argc, char **argv)
         bool verify;
         int c, k;
 
+        if (argc >= 2 && streq(argv[1], "quarantine"))
+                return ctl_log_quarantine(argc - 1, argv + 1);
         optind = 1;
         while ((c = getopt_long(argc, argv, "+i:h", options, NULL)) >= 0) {
                 if (c == 'i')

@@ -9,6 +9,7 @@ struct ctl_verb {
 
 int ctl_help(int argc, char **argv);
 int ctl_log(int argc, char **argv);
+int ctl_log_quarantine(int argc, char **argv); /* mamorictl log quarantine */
 int ctl_identity(int argc, char **argv);
 int ctl_status(int argc, char **argv);
 int ctl_lock(int argc, char **argv);
