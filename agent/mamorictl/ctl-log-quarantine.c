@@ -8,6 +8,7 @@
 
 #include "ctl-verbs.h"
 #include "mamori/agent-config.h"
+#include "mamori/quarantine-info.h"
 #include "mamori/macro.h"
 #include "oplog-keys.h"
 #include "oplog-quarantine.h"
@@ -15,6 +16,24 @@
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
 {
         fprintf(stderr, "%s:%u: %s\n", file, line, message);
+}
+
+void ctl_log_quarantine_note(const char *dir, const struct log_verify_result *res)
+{
+        _cleanup_free_ char *path = NULL;
+        struct quarantine_info q;
+
+        if (asprintf(&path, "%s/" QUARANTINE_INFO, dir) < 0 || quarantine_info_load(path, &q) < 0)
+                return;
+        fprintf(stderr,
+                "  this log was quarantined (%s): damage found at %s:%" PRIu64 " (%s), good up to seq %" PRIu64
+                "%s%s\n",
+                QUARANTINE_INFO, q.file, q.line, q.reason, q.seq, q.new_log[0] ? "; continued by log " : "",
+                q.new_log);
+        if (streq(q.file, res->bad_file) && q.line == res->bad_line && q.seq + 1 == res->bad_seq)
+                fprintf(stderr, "  the break is that damage: the records up to seq %" PRIu64 " verify\n", q.seq);
+        else
+                fprintf(stderr, "  the break is NOT where the quarantine recorded it\n");
 }
 
 static void usage(FILE *f)

@@ -213,6 +213,7 @@ int ctl_log(int argc, char **argv)
                 fprintf(stderr, "%s\n", res.reason);
                 fprintf(stderr, "  %" PRIu64 " records verified before it\n", res.records);
                 print_bad_line(dir, &res);
+                ctl_log_quarantine_note(dir, &res);
                 return 1;
         }
         if (verify)

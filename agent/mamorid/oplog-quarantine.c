@@ -11,13 +11,10 @@
 #include <unistd.h>
 
 #include "mamori/fileio.h"
-#include "mamori/jcs.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
 #include "oplog-keys.h"
 #include "oplog-quarantine.h"
-
-#define INFO_MAX (16u * 1024u)
 
 static int64_t now_realtime(void)
 {
@@ -26,84 +23,25 @@ static int64_t now_realtime(void)
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* quarantine.json: the damage, where the log went, and (once known) the log that continues it. */
-static int info_build(const struct oplog_damage *d, const char *where, const char *new_log, char **ret,
-                      size_t *ret_len)
+static void info_from_damage(const struct oplog_damage *d, const char *where, struct quarantine_info *ret)
 {
-        _cleanup_json_ JsonValue *o = NULL;
-        int k;
-
-        k = json_new_object(&o);
-        if (k >= 0)
-                k = json_object_set_integer(o, "v", 1);
-        if (k >= 0)
-                k = json_object_set_string(o, "log", d->log_id);
-        if (k >= 0)
-                k = json_object_set_string(o, "term", d->term);
-        if (k >= 0)
-                k = json_object_set_string(o, "file", d->file);
-        if (k >= 0)
-                k = json_object_set_integer(o, "line", (int64_t)d->line);
-        if (k >= 0)
-                k = json_object_set_string(o, "reason", d->reason);
-        if (k >= 0)
-                k = json_object_set_integer(o, "seq", (int64_t)d->good_seq);
-        if (k >= 0)
-                k = json_object_set_string(o, "hash", d->good_hash);
-        if (k >= 0)
-                k = json_object_set_integer(o, "ts", now_realtime());
-        if (k >= 0)
-                k = json_object_set_string(o, "dir", where);
-        if (k >= 0 && new_log)
-                k = json_object_set_string(o, "new_log", new_log);
-        if (k < 0)
-                return k;
-        return jcs_serialize(o, NULL, ret, ret_len);
+        *ret = (struct quarantine_info){.line = d->line, .seq = d->good_seq, .ts = now_realtime()};
+        memcpy(ret->log, d->log_id, sizeof(ret->log));
+        snprintf(ret->term, sizeof(ret->term), "%s", d->term);
+        snprintf(ret->file, sizeof(ret->file), "%s", d->file);
+        snprintf(ret->reason, sizeof(ret->reason), "%s", d->reason);
+        memcpy(ret->hash, d->good_hash, sizeof(ret->hash));
+        snprintf(ret->dir, sizeof(ret->dir), "%s", where);
 }
 
-static int copy_string(const JsonValue *o, const char *key, char *buf, size_t size)
+static void damage_from_info(const struct quarantine_info *q, struct oplog_damage *ret)
 {
-        const char *s;
-        int k = json_object_get_string(o, key, &s);
-        if (k < 0)
-                return k;
-        if (strlen(s) >= size)
-                return -EBADMSG;
-        memcpy(buf, s, strlen(s) + 1);
-        return 0;
-}
-
-/* The marker of an interrupted quarantine: what it was moving, and where to. */
-static int info_parse(const char *path, struct oplog_damage *ret, char *where, size_t where_size)
-{
-        static const JsonLimits limits = {
-                .max_size = INFO_MAX, .max_depth = 2, .max_members = 32, .max_string = 1024};
-        _cleanup_free_ char *data = NULL;
-        _cleanup_json_ JsonValue *o = NULL;
-        struct oplog_damage d = {0};
-        int64_t line, seq;
-        size_t n;
-        int k;
-
-        k = read_file_bounded(path, INFO_MAX, &data, &n);
-        if (k < 0)
-                return k;
-        k = json_parse(data, n, &limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL);
-        if (k < 0)
-                return -EBADMSG;
-        if (copy_string(o, "log", d.log_id, sizeof(d.log_id)) < 0 ||
-            !hex_lower_valid(d.log_id, ID128_STRING_MAX - 1) ||
-            copy_string(o, "term", d.term, sizeof(d.term)) < 0 ||
-            copy_string(o, "file", d.file, sizeof(d.file)) < 0 ||
-            copy_string(o, "reason", d.reason, sizeof(d.reason)) < 0 ||
-            copy_string(o, "hash", d.good_hash, sizeof(d.good_hash)) < 0 ||
-            copy_string(o, "dir", where, where_size) < 0 || json_object_get_integer(o, "line", &line) < 0 ||
-            json_object_get_integer(o, "seq", &seq) < 0 || line < 0 || seq < 0 || strchr(where, '/'))
-                return -EBADMSG;
-        d.line = (uint64_t)line;
-        d.good_seq = (uint64_t)seq;
-        *ret = d;
-        return 0;
+        *ret = (struct oplog_damage){.line = q->line, .good_seq = q->seq};
+        memcpy(ret->log_id, q->log, sizeof(ret->log_id));
+        snprintf(ret->term, sizeof(ret->term), "%s", q->term);
+        snprintf(ret->file, sizeof(ret->file), "%s", q->file);
+        snprintf(ret->reason, sizeof(ret->reason), "%s", q->reason);
+        memcpy(ret->good_hash, q->hash, sizeof(ret->good_hash));
 }
 
 /* What to quarantine, found the way mamorid finds it at start. */
@@ -228,7 +166,7 @@ static int pick_target(const char *dir, const char *log, char *ret, size_t size)
                 _cleanup_free_ char *path = NULL;
                 if (n < 0 || (size_t)n >= size)
                         return -ENAMETOOLONG;
-                if (asprintf(&path, "%s/" OPLOG_QUARANTINE_DIR "/%s", dir, ret) < 0)
+                if (asprintf(&path, "%s/" QUARANTINE_DIR "/%s", dir, ret) < 0)
                         return -ENOMEM;
                 if (lstat(path, &st) < 0)
                         return errno == ENOENT ? 0 : negative_errno();
@@ -242,7 +180,8 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
                             *info = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         struct oplog_quarantine_result r = {0};
-        char where[ID128_STRING_MAX + 8];
+        struct quarantine_info qi;
+        char where[QUARANTINE_NAME_MAX];
         JsonValue *previous = NULL;
         bool successor = false;
         OpLog *l = NULL;
@@ -260,8 +199,12 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
         if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
 
-        k = info_parse(marker, &r.damage, where, sizeof(where));
-        if (k == -ENOENT) {
+        k = quarantine_info_load(marker, &qi);
+        if (k >= 0) {
+                /* An interrupted quarantine: finish it as it was begun. */
+                damage_from_info(&qi, &r.damage);
+                snprintf(where, sizeof(where), "%s", qi.dir);
+        } else if (k == -ENOENT) {
                 /* A new quarantine: the marker is durable before the first file moves. */
                 k = find_damage(p, &r.damage);
                 if (k < 0)
@@ -269,18 +212,19 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
                 k = pick_target(p->directory, r.damage.log_id, where, sizeof(where));
                 if (k < 0)
                         return k;
-                k = info_build(&r.damage, where, NULL, &info, &info_len);
+                info_from_damage(&r.damage, where, &qi);
+                k = quarantine_info_format(&qi, &info, &info_len);
                 if (k >= 0)
                         k = write_file_atomic(marker, info, info_len, 0640);
         }
         if (k < 0)
                 return k;
-        if (asprintf(&target, "%s/" OPLOG_QUARANTINE_DIR "/%s", p->directory, where) < 0)
+        if (asprintf(&target, "%s/" QUARANTINE_DIR "/%s", p->directory, where) < 0)
                 return -ENOMEM;
         k = oplog_mkdir_p(target, 0750);
         if (k >= 0) {
                 _cleanup_free_ char *parent = NULL;
-                if (asprintf(&parent, "%s/" OPLOG_QUARANTINE_DIR, p->directory) < 0)
+                if (asprintf(&parent, "%s/" QUARANTINE_DIR, p->directory) < 0)
                         return -ENOMEM;
                 k = oplog_fsync_dir(parent);
                 if (k >= 0)
@@ -325,10 +269,11 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
 
         free(info);
         info = NULL;
-        k = info_build(&r.damage, where, r.new_log, &info, &info_len);
+        memcpy(qi.new_log, r.new_log, sizeof(qi.new_log));
+        k = quarantine_info_format(&qi, &info, &info_len);
         if (k < 0)
                 return k;
-        if (asprintf(&info_path, "%s/" OPLOG_QUARANTINE_INFO, target) < 0)
+        if (asprintf(&info_path, "%s/" QUARANTINE_INFO, target) < 0)
                 return -ENOMEM;
         k = write_file_atomic(info_path, info, info_len, 0640);
         if (k < 0)

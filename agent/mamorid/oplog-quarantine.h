@@ -4,11 +4,10 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "mamori/quarantine-info.h"
 #include "oplog-check.h"
 #include "oplog-writer.h"
 
-#define OPLOG_QUARANTINE_DIR  "quarantine"      /* under the log directory */
-#define OPLOG_QUARANTINE_INFO "quarantine.json" /* in each quarantined log's directory */
 
 struct oplog_quarantine_result {
         struct oplog_damage damage;     /* why (file, line, reason) and the last good record */

@@ -23,6 +23,7 @@
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "mamori/quarantine-info.h"
 #include "mamori/upload-cursor.h"
 #include "upload-http.h"
 #include "upload-policy.h"
@@ -39,7 +40,10 @@ struct uploader {
         size_t batch_records, batch_bytes;
         bool verbose;
 
-        UploadReader *reader;
+        UploadReader *reader;       /* the one being pushed: main_reader, or a quarantined log's */
+        UploadReader *main_reader;  /* [Log] Directory */
+        UploadReader *quarantined;  /* a quarantined log whose good part the collector lacks */
+        uint64_t limit;             /* last seq to push of the log being pushed (UINT64_MAX: all) */
         UploadHttp *http;
         UploadPolicy *policy;
         UploadBatch batch;
@@ -383,16 +387,57 @@ static void poll_policy(struct uploader *u)
         }
 }
 
+/* After `mamorictl log quarantine` the cursor names the old log: its good records the collector
+ * lacks (up to the seq quarantine.json gives, never the damage) are pushed before the new log. */
+static bool pick_quarantined(struct uploader *u)
+{
+        _cleanup_free_ char *dir = NULL;
+        struct quarantine_info q;
+        char current[ID128_STRING_MAX] = "";
+        UploadCursor c;
+
+        if (upload_cursor_load(u->cursor_path, &c) < 0 ||
+            (upload_reader_log_id(u->main_reader, current) >= 0 && streq(current, c.log)) ||
+            quarantine_info_find(u->config.log_directory, c.log, &dir, &q) < 0 || c.acked >= q.seq)
+                return false;
+        u->quarantined = upload_reader_free(u->quarantined);
+        if (upload_reader_new(dir, &u->quarantined) < 0)
+                return false;
+        u->reader = u->quarantined;
+        u->limit = q.seq;
+        memcpy(u->log, c.log, sizeof(u->log));
+        u->after = u->saved = c.acked;
+        u->synced = true;
+        ulog(LOG_NOTICE,
+             "log %s was quarantined at %s:%" PRIu64 ": pushing its good records %" PRIu64 "..%" PRIu64
+             " from %s before the new log",
+             q.log, q.file, q.line, c.acked + 1, q.seq, dir);
+        return true;
+}
+
 /* One step of the upload loop: at most one batch. Says when the next one is due. */
 static enum next_step upload_step(struct uploader *u)
 {
+        size_t max_records;
         uint64_t t0;
         int k;
 
         watch_log_directory(u);
+        if (u->log[0] && u->limit != UINT64_MAX && u->synced && u->after >= u->limit) {
+                ulog(LOG_NOTICE, "quarantined log %s: its good records are acknowledged up to seq %" PRIu64, u->log,
+                     u->after);
+                u->reader = u->main_reader;
+                u->quarantined = upload_reader_free(u->quarantined);
+                u->limit = UINT64_MAX;
+                u->log[0] = 0;
+        }
+        if (!u->log[0] && pick_quarantined(u))
+                return STEP_NOW;
         if (!u->log[0]) {
                 UploadCursor c;
 
+                u->reader = u->main_reader;
+                u->limit = UINT64_MAX;
                 k = upload_reader_log_id(u->reader, u->log);
                 if (k == -ENOENT)
                         return STEP_IDLE;
@@ -416,7 +461,10 @@ static enum next_step upload_step(struct uploader *u)
                 return k < 0 ? STEP_BACKOFF : STEP_NOW;
         }
         t0 = now_mono_usec();
-        k = upload_reader_read(u->reader, u->after, u->batch_records, u->batch_bytes, &u->batch);
+        max_records = u->batch_records;
+        if (u->limit != UINT64_MAX && u->limit - u->after < max_records)
+                max_records = (size_t)(u->limit - u->after);
+        k = upload_reader_read(u->reader, u->after, max_records, u->batch_bytes, &u->batch);
         u->read_usec = now_mono_usec() - t0;
         if (k < 0) {
                 problem(u, LOG_CRIT,
@@ -569,7 +617,9 @@ static int run(struct uploader *u)
                      k == -EINVAL ? "not an https:// URL" : strerror(-k));
                 return k;
         }
-        k = upload_reader_new(u->config.log_directory, &u->reader);
+        k = upload_reader_new(u->config.log_directory, &u->main_reader);
+        u->reader = u->main_reader;
+        u->limit = UINT64_MAX;
         if (k >= 0)
                 k = upload_policy_new(u->config.policy_directory, u->config.policy_signer_key, &u->policy);
         if (k < 0)
@@ -693,7 +743,9 @@ int main(int argc, char **argv)
         k = run(&u);
 
         upload_batch_done(&u.batch);
-        u.reader = upload_reader_free(u.reader);
+        u.reader = NULL;
+        u.main_reader = upload_reader_free(u.main_reader);
+        u.quarantined = upload_reader_free(u.quarantined);
         u.http = upload_http_free(u.http);
         u.policy = upload_policy_free(u.policy);
         u.inotify = sd_event_source_disable_unref(u.inotify);

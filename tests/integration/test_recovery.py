@@ -127,6 +127,7 @@ class RecoveryTest(unittest.TestCase):
         r = ctl('log', 'verify', qdir, '--identity', pub)
         self.assertIn(f'{seg} line {line}', r.stdout + r.stderr)
         self.assertIn(f'{info["seq"]} records', r.stdout + r.stderr)
+        self.assertIn(f'the break is that damage: the records up to seq {info["seq"]} verify', r.stderr)
         # Nothing left to do: a second quarantine refuses.
         r = ctl('log', 'quarantine', '--config', agent.config)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -217,6 +218,54 @@ class RecoveryTest(unittest.TestCase):
                 self.assertEqual(json.loads(l)['term'], 'T-0001')
             self.assertEqual(centre.admin('export').stdout.encode(), ut.lines())
             self.assertNotIn('422', '\n'.join(ut.watch.lines))
+
+    def test_quarantine_keeps_pushing_the_old_logs_good_part(self):
+        with bench.TempDir('mamori-recovery-') as tmp:
+            centre = Centre(tmp)
+            with open(centre.conf) as f:
+                conf = f.read()
+            with open(centre.conf, 'w') as f:
+                f.write(conf.replace('Listen=127.0.0.1:0', f'Listen=127.0.0.1:{free_port()}'))
+            ut = UploadTerminal(tmp)
+            ut.append(300)
+            pub = public_pem(ut.identity, os.path.join(tmp, 'term.pub'))
+            cert_dir = os.path.join(tmp, 'T-CRASH')
+            centre.admin('terminal', 'add', 'T-CRASH', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+            centre.start()
+            self.addCleanup(centre.stop)
+            ut.configure(centre, cert_dir)
+            ut.start()
+            self.addCleanup(ut.stop)
+            ut.wait_acked(ut.last_seq())
+            ut.stop()
+            uploaded = ut.acked()
+            # More records the collector has not seen, then damage in the very last one.
+            ut.append(100)
+            seg = segments(ut.log)[-1]
+            line = change_last_record(os.path.join(ut.log, seg))
+            old = json.loads(ut.lines().splitlines()[0])['log']
+            good = ut.last_seq() - 1
+            ctl_conf = os.path.join(tmp, 'ctl.conf')
+            agentproc.write_config(ctl_conf, {'Terminal': {'Id': 'T-CRASH', 'IdentityKey': ut.identity},
+                                              'Log': {'Directory': ut.log}})
+            r = ctl('log', 'quarantine', '--config', ctl_conf)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(f'{seg}:{line}', r.stdout)
+            self.assertGreater(good, uploaded)
+
+            ut.start()
+            ut.watch.wait(r'pushing its good records %d\.\.%d' % (uploaded + 1, good), timeout=30)
+            new = json.loads(ut.lines().splitlines()[0])['log']
+            bench.wait_until(lambda: json.loads(open(ut.cursor).read())['log'] == new and ut.acked() >= 1,
+                             timeout=60, what='the new log acknowledged')
+            ut.stop()
+            exported = [json.loads(l) for l in centre.admin('export').stdout.splitlines()]
+            self.assertEqual(sorted(r['seq'] for r in exported if r['log'] == old), list(range(1, good + 1)),
+                             'the old log\'s good records all reached the centre, the damaged one did not')
+            opened = [r for r in exported if r['log'] == new and r['seq'] == 1]
+            self.assertEqual(opened[0]['data']['previous']['log'], old)
+            self.assertEqual(opened[0]['data']['previous']['seq'], good)
+            self.assertIn('intact', centre.admin('verify').stdout)
 
 
 def bench_iface(conn):
