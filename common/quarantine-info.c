@@ -75,7 +75,8 @@ int quarantine_info_format(const struct quarantine_info *q, char **ret, size_t *
 static int get_string(const JsonValue *o, const char *key, char *buf, size_t size)
 {
         const JsonValue *v = json_object_get(o, key);
-        if (!v || v->type != JSON_STRING || v->string.len >= size || memchr(v->string.data, '\0', v->string.len))
+        if (!v || v->type != JSON_STRING || v->string.len >= size ||
+            memchr(v->string.data, '\0', v->string.len))
                 return -EBADMSG;
         memcpy(buf, v->string.data, v->string.len);
         buf[v->string.len] = '\0';
@@ -95,15 +96,16 @@ int quarantine_info_parse(const void *data, size_t size, struct quarantine_info 
 {
         static const JsonLimits limits = {
                 .max_size = QUARANTINE_INFO_MAX, .max_depth = 1, .max_members = 16, .max_string = 1024};
-        static const char *const keys[] = {"v",    "log", "term", "file", "line",   "reason",
-                                           "seq",  "hash", "ts",  "dir",  "new_log"};
+        static const char *const keys[] = {"v",   "log",  "term", "file", "line",   "reason",
+                                           "seq", "hash", "ts",   "dir",  "new_log"};
         _cleanup_json_ JsonValue *o = NULL;
         struct quarantine_info q = {0};
         uint64_t v, ts;
 
         if ((!data && size > 0) || !ret)
                 return -EINVAL;
-        if (json_parse(data, size, &limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL) < 0 || o->type != JSON_OBJECT)
+        if (json_parse(data, size, &limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL) < 0 ||
+            o->type != JSON_OBJECT)
                 return -EBADMSG;
         for (size_t i = 0; i < o->object.n; i++) {
                 bool known = false;
@@ -113,10 +115,11 @@ int quarantine_info_parse(const void *data, size_t size, struct quarantine_info 
                         return -EBADMSG;
         }
         if (get_uint(o, "v", &v) < 0 || v != 1 || get_string(o, "log", q.log, sizeof(q.log)) < 0 ||
-            get_string(o, "term", q.term, sizeof(q.term)) < 0 || get_string(o, "file", q.file, sizeof(q.file)) < 0 ||
-            get_uint(o, "line", &q.line) < 0 || get_string(o, "reason", q.reason, sizeof(q.reason)) < 0 ||
-            get_uint(o, "seq", &q.seq) < 0 || get_string(o, "hash", q.hash, sizeof(q.hash)) < 0 ||
-            get_uint(o, "ts", &ts) < 0 || get_string(o, "dir", q.dir, sizeof(q.dir)) < 0 ||
+            get_string(o, "term", q.term, sizeof(q.term)) < 0 ||
+            get_string(o, "file", q.file, sizeof(q.file)) < 0 || get_uint(o, "line", &q.line) < 0 ||
+            get_string(o, "reason", q.reason, sizeof(q.reason)) < 0 || get_uint(o, "seq", &q.seq) < 0 ||
+            get_string(o, "hash", q.hash, sizeof(q.hash)) < 0 || get_uint(o, "ts", &ts) < 0 ||
+            get_string(o, "dir", q.dir, sizeof(q.dir)) < 0 ||
             (json_object_get(o, "new_log") && get_string(o, "new_log", q.new_log, sizeof(q.new_log)) < 0))
                 return -EBADMSG;
         if (ts > (uint64_t)RECORD_INT_MAX)

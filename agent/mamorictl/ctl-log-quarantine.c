@@ -26,12 +26,13 @@ void ctl_log_quarantine_note(const char *dir, const struct log_verify_result *re
         if (asprintf(&path, "%s/" QUARANTINE_INFO, dir) < 0 || quarantine_info_load(path, &q) < 0)
                 return;
         fprintf(stderr,
-                "  this log was quarantined (%s): damage found at %s:%" PRIu64 " (%s), good up to seq %" PRIu64
-                "%s%s\n",
+                "  this log was quarantined (%s): damage found at %s:%" PRIu64
+                " (%s), good up to seq %" PRIu64 "%s%s\n",
                 QUARANTINE_INFO, q.file, q.line, q.reason, q.seq, q.new_log[0] ? "; continued by log " : "",
                 q.new_log);
         if (streq(q.file, res->bad_file) && q.line == res->bad_line && q.seq + 1 == res->bad_seq)
-                fprintf(stderr, "  the break is that damage: the records up to seq %" PRIu64 " verify\n", q.seq);
+                fprintf(stderr, "  the break is that damage: the records up to seq %" PRIu64 " verify\n",
+                        q.seq);
         else
                 fprintf(stderr, "  the break is NOT where the quarantine recorded it\n");
 }
@@ -108,6 +109,7 @@ int ctl_log_quarantine(int argc, char **argv)
                 .rotate_records = cfg.key_rotate_records,
                 .rotate_usec = cfg.key_rotate_usec,
                 .retention_days = cfg.local_retention_days,
+                .receipt_key = cfg.receipt_key,
         };
         k = oplog_quarantine(&p, &res);
         rc = 0;

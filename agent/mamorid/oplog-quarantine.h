@@ -8,7 +8,6 @@
 #include "oplog-check.h"
 #include "oplog-writer.h"
 
-
 struct oplog_quarantine_result {
         struct oplog_damage damage;     /* why (file, line, reason) and the last good record */
         char path[PATH_MAX];            /* where the old log's segments are now */

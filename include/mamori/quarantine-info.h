@@ -1,4 +1,5 @@
-/* quarantine.json, the note beside a quarantined operation log: one codec for mamorid's writer, mamorictl and the uploader. */
+/* quarantine.json, the note beside a quarantined operation log: one codec for mamorid's writer, mamorictl
+ * and the uploader. */
 #pragma once
 
 #include <stddef.h>

@@ -1,4 +1,5 @@
-/* Fuzz target: arbitrary bytes as quarantine.json; an accepted note must format back to what parses the same. */
+/* Fuzz target: arbitrary bytes as quarantine.json; an accepted note must format back to what parses the
+ * same. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         if (quarantine_info_format(&q, &out, &len) < 0)
                 abort();
-        if (quarantine_info_parse(out, len, &again) < 0 || quarantine_info_format(&again, &out2, &len2) < 0 ||
-            len != len2 || memcmp(out, out2, len) != 0)
+        if (quarantine_info_parse(out, len, &again) < 0 ||
+            quarantine_info_format(&again, &out2, &len2) < 0 || len != len2 || memcmp(out, out2, len) != 0)
                 abort();
         return 0;
 }

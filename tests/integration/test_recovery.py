@@ -254,10 +254,16 @@ class RecoveryTest(unittest.TestCase):
             self.assertGreater(good, uploaded)
 
             ut.start()
-            ut.watch.wait(r'pushing its good records %d\.\.%d' % (uploaded + 1, good), timeout=30)
+            ut.watch.wait(r'pushing its good records up to seq %d' % good, timeout=30)
             new = json.loads(ut.lines().splitlines()[0])['log']
-            bench.wait_until(lambda: json.loads(open(ut.cursor).read())['log'] == new and ut.acked() >= 1,
-                             timeout=60, what='the new log acknowledged')
+            def cursor_log():
+                with open(ut.cursor) as f:
+                    return json.load(f)['log']
+            try:
+                bench.wait_until(lambda: cursor_log() == new and ut.acked() >= 1, timeout=60,
+                                 what='the new log acknowledged')
+            except TimeoutError:
+                raise AssertionError('uploader: ' + '\n'.join(ut.watch.lines[-20:]))
             ut.stop()
             exported = [json.loads(l) for l in centre.admin('export').stdout.splitlines()]
             self.assertEqual(sorted(r['seq'] for r in exported if r['log'] == old), list(range(1, good + 1)),
