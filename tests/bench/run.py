@@ -192,7 +192,9 @@ def _login_bench(speed, logins, kind):
             pkcs11_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
             services = pkcs11_env['PAM_WRAPPER_SERVICE_DIR']
             with open(os.path.join(services, 'mamori-bench-agent'), 'w', encoding='ascii') as f:
-                f.write(f'auth required {pam_mamori}\n')
+                # The bench logs in as root (as pam_pkcs11 does beside it): group=root makes root an
+                # account pam_mamori governs, which it never is under the shipped profile.
+                f.write(f'auth required {pam_mamori} group=root\n')
             mamori_env = dict(pkcs11_env)
             asan = asan_runtime()
             if asan:

@@ -143,7 +143,7 @@ class Completion(unittest.TestCase):
         offered = {w for w in self.complete("mamorictl", "_mamorictl", ["mamorictl", ""]) if not w.startswith("-")}
         self.assertEqual(offered, set(mamorictl_verbs()))
         self.assertEqual(self.complete("mamorictl", "_mamorictl", ["mamorictl", "log", ""]),
-                         ["verify", "export", "--help"])
+                         ["verify", "export", "quarantine", "--help"])
 
     def test_admin_commands_match_help(self):
         cmds = admin_commands()

@@ -210,6 +210,11 @@ class SysusersTmpfiles(unittest.TestCase):
             self.assertEqual(users[name][6], "/usr/sbin/nologin")
             self.assertIn(name, groups)
         self.assertIn("mamori-apps", groups)
+        # The accounts pam_mamori governs (DESIGN.md §4): a system group, empty until the
+        # administrator adds the counter account.
+        self.assertIn("mamori-counter", groups)
+        self.assertLess(int(groups["mamori-counter"][2]), 1000)
+        self.assertEqual(groups["mamori-counter"][3], "")
 
     def test_tmpfiles_modes_and_owners(self):
         users, groups = self.sysusers()
