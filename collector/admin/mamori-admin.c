@@ -533,6 +533,12 @@ static const Verb verbs[] = {
         {"verify", NULL, admin_verify},
         {"export", NULL, admin_export},
         {"alerts", NULL, admin_alerts},
+        {"office", "hours", admin_office_hours},
+        {"operator", "roles", admin_operator_roles},
+        {"audit", NULL, admin_audit},
+        {"ledger", NULL, admin_ledger},
+        {"trace", NULL, admin_trace},
+        {"watch", NULL, admin_watch},
 };
 
 static void help(void)
@@ -547,7 +553,12 @@ static void help(void)
                "  card resume CARD_ID --reason T   |  card history [CARD_ID]\n"
                "  group add G --office O --member ID [ID…]\n"
                "  policy publish [--emergency] [--out FILE]  |  policy signer  |  policy show\n"
-               "  history [ID]  |  verify  |  export  |  alerts\n");
+               "  history [ID]  |  verify  |  export  |  alerts\n"
+               "  office hours OFFICE HH:MM-HH:MM  |  operator roles ID ROLE…\n"
+               "  audit --from DATE --to DATE [--office ID] [--format json|html|csv]\n"
+               "  ledger --office ID --from DATE --to DATE [--format csv|html|json]\n"
+               "  trace (--card ID | --operator ID) --since DATE [--format text|json]\n"
+               "  watch [--format text|json] [--position FILE] [--interval DURATION] [--once]\n");
 }
 
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
