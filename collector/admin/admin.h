@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "collector-config.h"
+#include "mamori/oplog-verify.h"
 #include "store.h"
 
 typedef struct AdminContext {
@@ -48,3 +49,7 @@ int admin_parse_window(const char *from_s, const char *to_s, AuditOptions *o);
 int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o, audit_finding_fn found,
                       audit_session_fn session, void *userdata);
 void admin_audit_done(AuditContext *a);
+/* A chain verifier for a stored log: from seq 1, or from its retention anchor (admin-retention.c).
+ * -EBADMSG with *ret_why when the log cannot be checked. */
+
+int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const char **ret_why);

@@ -539,6 +539,8 @@ static const Verb verbs[] = {
         {"ledger", NULL, admin_ledger},
         {"trace", NULL, admin_trace},
         {"watch", NULL, admin_watch},
+        {"self-inspection", NULL, admin_self_inspection},
+        {"retention", NULL, admin_retention},
 };
 
 static void help(void)
@@ -558,7 +560,9 @@ static void help(void)
                "  audit --from DATE --to DATE [--office ID] [--format json|html|csv]\n"
                "  ledger --office ID --from DATE --to DATE [--format csv|html|json]\n"
                "  trace (--card ID | --operator ID) --since DATE [--format text|json]\n"
-               "  watch [--format text|json] [--position FILE] [--interval DURATION] [--once]\n");
+               "  watch [--format text|json] [--position FILE] [--interval DURATION] [--once]\n"
+               "  self-inspection --office ID --year YYYY [--format html|json]\n"
+               "  retention [--years N] [--dry-run]\n");
 }
 
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)

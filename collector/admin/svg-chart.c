@@ -62,7 +62,7 @@ void svg_stacked_columns(FILE *f, const char *title, const char *const *col_labe
                          const char *const *series_labels, size_t n_series, const uint64_t *values)
 {
         const int w = 680, left = 40, top = 10, plot_h = 180, legend_row = 14;
-        int legend_rows = (int)(n_series + 2) / 3;
+        int legend_rows = (int)(n_series + 1) / 2;
         int h = top + plot_h + 20 + legend_rows * legend_row + 10;
         uint64_t max = 1;
         for (size_t c = 0; c < n_cols; c++) {
@@ -95,8 +95,8 @@ void svg_stacked_columns(FILE *f, const char *title, const char *const *col_labe
                 text(f, x + cw / 2, top + plot_h + 12, "middle", col_labels[c]);
         }
         for (size_t s = 0; s < n_series; s++) {
-                double x = left + (double)(s % 3) * 210,
-                       y = top + plot_h + 22 + (double)(s / 3) * legend_row;
+                double x = left + (double)(s % 2) * 315,
+                       y = top + plot_h + 22 + (double)(s / 2) * legend_row;
                 fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>", x, y,
                         palette[s % ELEMENTSOF(palette)]);
                 text(f, x + 14, y + 9, "start", series_labels[s]);

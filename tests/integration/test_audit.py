@@ -228,6 +228,75 @@ class AuditTest(unittest.TestCase):
         p = bench.run(cmd + ['--once'], timeout=600)
         self.assertEqual((p.returncode, p.stdout), (0, ''), 'nothing new: nothing printed again')
 
+    def test_6_self_inspection(self):
+        office = self.world.offices[2]
+        year = self.world.today.year
+        p = self.admin('self-inspection', '--office', office['id'], '--year', str(year), '--format', 'json')
+        si = json.loads(p.stdout)
+        self.assertEqual((si['office'], si['year'], si['from'], si['to']),
+                         (office['id'], year, f'{year}-01-01', f'{year}-12-31'))
+        items = si['checklist']
+        kinds = [k for it in items for k in it['kinds']]
+        self.assertEqual(len(kinds), 17, 'every §12 kind in exactly one checklist item')
+        self.assertEqual(len(set(kinds)), 17)
+        self.assertIn('training', [it['section'] for it in items if it['result'] == 'to-fill'])
+        audit = self.admin('audit', '--office', office['id'], '--from', f'{year}-01-01', '--to', f'{year}-12-31',
+                           '--format', 'json')
+        counts = json.loads(audit.stdout)['counts']
+        for it in items:
+            if it['kinds']:
+                self.assertEqual(it['count'], sum(counts[k] for k in it['kinds']), it)
+                self.assertEqual(it['result'], 'check' if it['count'] else 'ok')
+        ops = {o['op']: o for o in si['operators']}
+        self.assertTrue(set(ops) <= set(office['ops']), ops)
+        self.assertEqual(sum(o['sessions'] for o in ops.values()), si['sessions'])
+        self.assertGreater(si['sessions'], 0)
+        emergency = [it for it in items if it['id'] == 'emergency'][0]
+        self.assertEqual(emergency['count'], len(office['terms']))  # the planted emergency locked office C
+        html = self.admin('self-inspection', '--office', office['id'], '--year', str(year)).stdout
+        self.assertIn('自己点検', html)
+        self.render('self-inspection', html)
+
+    def test_7_retention_deletes_only_older_records(self):
+        c = self.centre
+        tid = 'T-OLD1'
+        identity = auditgen.Ed25519PrivateKey.generate()
+        pub = os.path.join(self.tmp, tid + '.pub')
+        with open(pub, 'wb') as f:
+            f.write(identity.public_key().public_bytes(auditgen.serialization.Encoding.PEM,
+                                                       auditgen.serialization.PublicFormat.SubjectPublicKeyInfo))
+        self.admin('terminal', 'add', tid, '--office', self.world.offices[0]['id'], '--identity', pub,
+                   '--out', os.path.join(self.tmp, tid))
+        lg = auditgen.Log(self.world.rng, tid, identity, rotate_every=4)
+        now = int(time.time() * 1e6)
+        year = 365 * 86400 * 10 ** 6
+        for i in range(10):  # 8 years old (seq 1 is log.open: 11 records, two key epochs)
+            lg.append(now - 8 * year + i * 10 ** 6, 'app.op', 'OP01001', None, {'action': 'lookup'})
+        old = lg.seq
+        for i in range(5):  # 6 years old: kept
+            lg.append(now - 6 * year + i * 10 ** 6, 'app.op', 'OP01001', None, {'action': 'lookup'})
+        status, body = c.post(os.path.join(self.tmp, tid), [l + b'\n' for l in lg.lines])
+        self.assertEqual(status, 200, body)
+        dry = self.admin('retention', '--dry-run')
+        self.assertIn(f'would delete {old} records', dry.stdout)
+        p = self.admin('retention')
+        self.assertIn(f'deleted {old} records', p.stdout)
+        self.assertIn(f'log {lg.id} (terminal {tid}): deleted {old} records up to seq {old}', p.stdout)
+        with auditgen.sqlite3_connect(c.db) as db:
+            seqs = [r[0] for r in db.execute('SELECT seq FROM records WHERE log = ? ORDER BY seq', (lg.id,))]
+        self.assertEqual(seqs, list(range(old + 1, lg.seq + 1)), 'nothing younger deleted')
+        hist = self.admin('history', lg.id).stdout
+        self.assertIn('retention', hist)
+        self.assertIn(f'seq <= {old}', hist)
+        # What remains still verifies from the anchor, and the terminal's next records are still accepted.
+        v = self.admin('verify', check=False)
+        self.assertIn(f'log {lg.id} (terminal {tid}): {lg.seq} records, intact', v.stdout)
+        lg.append(now, 'app.op', 'OP01001', None, {'action': 'lookup'})
+        status, body = c.post(os.path.join(self.tmp, tid), [lg.lines[-1] + b'\n'])
+        self.assertEqual(status, 200, body)
+        # A second run has nothing older left.
+        self.assertIn('deleted 0 records', self.admin('retention').stdout)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
