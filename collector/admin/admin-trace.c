@@ -86,6 +86,13 @@ int admin_trace(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: cannot read the store: %s\n", strerror(-r));
                 return 1;
         }
+        /* Only lines that name the card, the operator or one of the operator's cards are parsed. */
+        const char *needles[33];
+        size_t n_needles = 0;
+        needles[n_needles++] = card ?: op;
+        if (op)
+                n_needles += audit_registry_cards_of(reg, op, needles + 1, ELEMENTSOF(needles) - 1);
+        audit_stream_set_filter(st, needles, n_needles);
         audit_progress_init(&p, "trace", audit_stream_total(st));
         while ((r = audit_stream_next(st, &rec)) > 0) {
                 audit_progress_step(&p);

@@ -210,3 +210,12 @@ const char *audit_registry_terminal(const AuditRegistry *reg, size_t i, const ch
                 *ret_last_seen = reg->terminals.e[i].n;
         return reg->terminals.e[i].id;
 }
+
+size_t audit_registry_cards_of(const AuditRegistry *reg, const char *op, const char **ret, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < reg->cards.n && n < max; i++)
+                if (reg->cards.e[i].b && streq(reg->cards.e[i].b, op))
+                        ret[n++] = reg->cards.e[i].id;
+        return n;
+}

@@ -23,7 +23,25 @@ struct AuditStream {
         unsigned heap_n;
         bool started;
         uint64_t total;
+        const char *const *needles; /* when set, lines holding none of them are skipped unparsed */
+        size_t n_needles;
 };
+
+void audit_stream_set_filter(AuditStream *st, const char *const *needles, size_t n)
+{
+        st->needles = needles;
+        st->n_needles = n;
+}
+
+static bool wanted(const AuditStream *st, const char *line, size_t len)
+{
+        if (!st->n_needles)
+                return true;
+        for (size_t i = 0; i < st->n_needles; i++)
+                if (memmem(line, len, st->needles[i], strlen(st->needles[i])))
+                        return true;
+        return false;
+}
 
 const char *audit_data_string(const AuditRecord *r, const char *key)
 {
@@ -117,7 +135,9 @@ static int head_advance(AuditStream *st, unsigned i)
         size_t len;
         int r;
 
-        r = store_cursor_next(h->cursor, &seq, &line, &len);
+        do
+                r = store_cursor_next(h->cursor, &seq, &line, &len);
+        while (r > 0 && !wanted(st, line, len));
         if (r <= 0) {
                 h->tree = json_value_free(h->tree);
                 return r;

@@ -1,5 +1,6 @@
 /* Dates and clock times of the audit, in the centre's local time zone (DESIGN §12: DATE is YYYY-MM-DD). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -59,7 +60,13 @@ int audit_parse_hours(const char *s, int *ret_open, int *ret_close)
 
 static void local(int64_t usec, struct tm *tm)
 {
+        static bool tz_loaded;
         time_t t = (time_t)(usec / 1000000);
+        /* localtime_r(), unlike localtime(), need not read TZ: load it once. */
+        if (!tz_loaded) {
+                tzset();
+                tz_loaded = true;
+        }
         localtime_r(&t, tm);
 }
 

@@ -46,6 +46,9 @@ typedef struct AuditStreamStart {
 int audit_stream_open_from(Store *s, const AuditStreamStart *starts, unsigned n, AuditStream **ret);
 /* 1 with the next record (valid until the next call), 0 at the end, < 0 error. */
 int audit_stream_next(AuditStream *st, AuditRecord *ret);
+/* Trace: skip, without parsing, every line that contains none of needles (borrowed; set before the first
+ * next). */
+void audit_stream_set_filter(AuditStream *st, const char *const *needles, size_t n);
 unsigned audit_stream_n_logs(const AuditStream *st);
 uint64_t audit_stream_total(const AuditStream *st); /* records stored, for progress */
 AuditStream *audit_stream_free(AuditStream *st);
@@ -71,6 +74,8 @@ const char *audit_registry_card_operator(const AuditRegistry *reg, const char *c
 bool audit_registry_group_member(const AuditRegistry *reg, const char *group, const char *op);
 /* First role of an operator ("counter" when none is set). */
 const char *audit_registry_role(const AuditRegistry *reg, const char *op);
+/* Up to max card ids registered to an operator (borrowed). */
+size_t audit_registry_cards_of(const AuditRegistry *reg, const char *op, const char **ret, size_t max);
 /* Terminals, in id order. */
 size_t audit_registry_n_terminals(const AuditRegistry *reg);
 const char *audit_registry_terminal(const AuditRegistry *reg, size_t i, const char **ret_office,

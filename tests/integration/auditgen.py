@@ -236,7 +236,7 @@ class World:
         return (self.start_date + datetime.timedelta(days=day)).weekday() < 5
 
     def free(self, key, a, b):
-        return all(b + MIN <= s or a >= e + MIN for s, e in self.busy.get(key, ()) if e + 2 * 86400 * SEC > a)
+        return all(b + MIN <= s or a >= e + MIN for s, e in self.busy.get(key, ()))
 
     def take(self, key, a, b):
         self.busy.setdefault(key, []).append((a, b))
@@ -471,10 +471,9 @@ class World:
         for day in range(self.days):
             if not self.weekday(day):
                 continue
-            if day % 20 == 0:  # what is two days old can no longer clash
-                horizon = self.at(day, 0, 0) - 2 * 86400 * SEC
-                for k in self.busy:
-                    self.busy[k] = [x for x in self.busy[k] if x[1] > horizon]
+            horizon = self.at(day, 0, 0) - 86400 * SEC  # what ended before yesterday can no longer clash
+            for k in self.busy:
+                self.busy[k] = [x for x in self.busy[k] if x[1] > horizon]
             actions, blocked = [], []
             for fn in plants.get(day, []):
                 acts, blk = fn(day)

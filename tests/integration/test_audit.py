@@ -31,7 +31,7 @@ class AuditTest(unittest.TestCase):
         cls.tmp = cls._tmp.__enter__()
         cls.centre = Centre(cls.tmp, extra_conf='SilentSec=3650d\n')
         t0 = time.monotonic()
-        cls.world = auditgen.World(seed=13, days=DAYS, sessions_per_day=3, app_ops=(1, 3))
+        cls.world = auditgen.World(seed=13, days=DAYS, sessions_per_day=2, app_ops=(1, 2))
         cls.world.generate()
         cls.centre.admin  # noqa: B018
         cls.world.register(cls.centre.admin, cls.tmp)
