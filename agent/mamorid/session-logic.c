@@ -24,6 +24,7 @@
 #define BYPASS_RECORD_USEC   (5 * USEC_PER_SEC) /* at most one bypass record per interval */
 
 static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
+static struct auth_context auth_context(struct session *s);
 
 static void fmt_int(char buf[24], int64_t v)
 {
@@ -550,6 +551,25 @@ void session_on_policy(struct session *s, const Policy *current)
 {
         if (current && current->emergency)
                 apply(s, TRIGGER_EMERGENCY, now_mono_usec());
+        else if (current && s->state == SESSION_ACTIVE) {
+                /* §5 lifecycle: the session's card and operator against the bundle just loaded. */
+                struct auth_context c = auth_context(s);
+                c.policy = current;
+                switch (auth_decide_session(&c, s->session_card, s->operator_id)) {
+                case AUTH_CARD_SUSPENDED:
+                case AUTH_CARD_RETURNED:
+                case AUTH_UNKNOWN_CARD:
+                        apply(s, TRIGGER_CARD_SUSPENDED, now_mono_usec());
+                        break;
+                case AUTH_OPERATOR_SUSPENDED:
+                case AUTH_OPERATOR_RETIRED:
+                case AUTH_WRONG_OFFICE:
+                        apply(s, TRIGGER_OPERATOR_RETIRED, now_mono_usec());
+                        break;
+                default: /* allowed still; staleness has its own timer and record */
+                        break;
+                }
+        }
         changed(s, NULL);
 }
 

@@ -429,10 +429,10 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                         (void)json_object_get_integer(o, "seq", &seq);
                         problem(u, LOG_CRIT,
                                 "log %s: FORK: the collector holds a different record at seq %" PRId64
-                                " of this log; nothing is skipped or resent over it, the cursor stays at "
-                                "seq "
-                                "%" PRIu64 "; the centre must examine its fork alert (mamori-admin alerts) "
-                                "against this terminal's log (mamorictl log verify)",
+                                " of this log; "
+                                "nothing is skipped or resent over it, the cursor stays at seq %" PRIu64 "; "
+                                "the centre must examine its fork alert (mamori-admin alerts) against "
+                                "this terminal's log (mamorictl log verify)",
                                 u->log, seq, u->after);
                         (void)sd_notify(0, "STATUS=fork");
                         upload_response_done(&r);

@@ -550,14 +550,27 @@ static void test_prune(void **state)
                 assert_true(first <= 31);
                 log_segments_free(names, n);
         }
-        /* Retention not yet passed: nothing more goes even when everything is acknowledged. */
+        /* Everything acknowledged, but the record after the receipt is not written yet: its key is
+         * unchecked, so nothing goes; once that record is there, the rest does. */
         write_receipt_cursor(f, l, oplog_committed_seq(l), receipt_key);
+        assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
+        assert_int_equal(oplog_append(l, "app.op", NULL, NULL, NULL, NULL), 0);
+        assert_true(oplog_prune(l, UINT64_MAX / 2) >= 1);
+        /* Retention not yet passed: nothing more goes even when everything is acknowledged. */
+        for (int i = 0; i < 30; i++)
+                assert_int_equal(oplog_append(l, "app.op", NULL, NULL, NULL, NULL), 0);
+        write_receipt_cursor(f, l, oplog_committed_seq(l) - 1, receipt_key);
         oplog_close(l);
         f->p.retention_days = 90;
         assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
         before = count_files(f->dir, LOG_SEGMENT_PREFIX);
         assert_int_equal(oplog_prune(l, (uint64_t)time(NULL) * 1000000), 0);
         assert_int_equal(count_files(f->dir, LOG_SEGMENT_PREFIX), before);
+        oplog_close(l);
+        /* The same receipt without the retention period: the open prunes. */
+        f->p.retention_days = 0;
+        assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
+        assert_true(count_files(f->dir, LOG_SEGMENT_PREFIX) < before);
         oplog_close(l);
         EVP_PKEY_free(receipt_key);
         EVP_PKEY_free(other);
