@@ -1053,15 +1053,18 @@ int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, 
 int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "SELECT id, ts, kind, term, log, seq, detail FROM alerts WHERE id > ? ORDER BY id",
-                        "i", after_id);
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, kind, term, log, seq, detail, count, ifnull(last_seen, ts) FROM alerts"
+                " WHERE id > ? ORDER BY id",
+                "i", after_id);
         if (r < 0)
                 return r;
         while ((r = step_row(st)) > 0) {
                 r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
                        col_text(st, 3), col_text(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
-                       col_text(st, 6), userdata);
+                       col_text(st, 6), (uint64_t)sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+                       userdata);
                 if (r < 0)
                         return r;
         }

@@ -146,14 +146,14 @@ static void on_finding(const AuditFinding *f, void *userdata)
 }
 
 static int on_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
-                    uint64_t seq, const char *detail, void *userdata)
+                    uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
 {
         AuditContext *a = userdata;
         return audit_engine_alert(a->engine, ts, kind, term, log, seq, detail);
 }
 
 static int max_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
-                     uint64_t seq, const char *detail, void *userdata)
+                     uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
 {
         *(int64_t *)userdata = id;
         return 0;

@@ -6,7 +6,7 @@
 #include "audit.h"
 
 static int on_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
-                    uint64_t seq, const char *detail, void *userdata)
+                    uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
 {
         return audit_engine_alert(userdata, ts, kind, term, log, seq, detail);
 }
