@@ -34,12 +34,14 @@ def percentile(values, p):
 
 
 def timed(args, out=subprocess.DEVNULL):
-    """(seconds, max RSS kB) of one run, through /usr/bin/time."""
-    p = subprocess.run(['/usr/bin/time', '-f', '%e %M', *args], stdout=out, stderr=subprocess.PIPE, text=True,
-                       timeout=3600)
+    """(wall seconds, max RSS kB) of one run, through /usr/bin/time; prints the CPU time too (on a shared
+    machine the wall time mostly measures the others)."""
+    p = subprocess.run(['/usr/bin/time', '-f', '%e %M %U %S', *args], stdout=out, stderr=subprocess.PIPE,
+                       text=True, timeout=3600)
     if p.returncode != 0:
         raise SystemExit(f'{" ".join(args)}: {p.stderr[-2000:]}')
-    secs, rss = p.stderr.strip().splitlines()[-1].split()
+    secs, rss, user, system = p.stderr.strip().splitlines()[-1].split()
+    print(f'  {os.path.basename(args[0])} {args[3]}: cpu_user_s={user} cpu_sys_s={system}', flush=True)
     return float(secs), int(rss)
 
 
