@@ -659,6 +659,12 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
                 answer(s, call, &o);
                 return;
         }
+        enum auth_reason held = s->ops->held ? s->ops->held(s->userdata) : AUTH_ALLOW;
+        if (held != AUTH_ALLOW) {
+                o = outcome_refused(held, "%s: %s", auth_reason_to_string(held), auth_reason_to_words(held));
+                answer(s, call, &o);
+                return;
+        }
         if (!s->ops->log_writable(s->userdata)) {
                 o = outcome_refused(
                         AUTH_LOG_UNWRITABLE,
