@@ -595,11 +595,11 @@ static const struct {
         {"alerts", "alerts"},
         {"office", "office hours OFFICE HH:MM-HH:MM"},
         {"operator", "operator roles ID ROLE [ROLE…]"},
-        {"audit", "audit --from DATE --to DATE [--office ID] [--format json|html|csv]"},
-        {"ledger", "ledger --office ID --from DATE --to DATE [--format csv|html|json]"},
+        {"audit", "audit [--office ID] --from DATE --to DATE [--format json|html|csv]"},
+        {"ledger", "ledger [--format csv|html|json] --office ID --from DATE --to DATE"},
         {"trace", "trace (--card ID | --operator ID) --since DATE [--format text|json]"},
         {"watch", "watch [--format text|json] [--position FILE] [--interval DURATION] [--once]"},
-        {"self-inspection", "self-inspection --office ID --year YYYY [--format html|json]"},
+        {"self-inspection", "self-inspection [--format html|json] --office ID --year YYYY"},
         {"retention", "retention [--years N] [--dry-run]"},
 };
 
