@@ -390,8 +390,8 @@ static bool apply(struct session *s, enum session_trigger trigger, uint64_t trig
 
         if (!session_transition(s->state, trigger, &t))
                 return false;
-        /* Re-locking a locked terminal on request (anyone may call Lock) at most every few
-         * seconds: it must not become a way to flood the log. */
+        /* Re-locking a locked terminal on request at most every few seconds: a Lock loop (of
+         * root or the seat's session) must not become a way to flood the log. */
         if (prev == SESSION_LOCKED && t.next == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK &&
             s->last_relock_mono_usec && trigger_mono_usec - s->last_relock_mono_usec < RELOCK_INTERVAL_USEC)
                 return true;
@@ -812,6 +812,11 @@ void session_cancel_login(struct session *s, SessionCall *call)
         else
                 apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
         answer(s, call, &o);
+}
+
+bool session_login_pending(const struct session *s)
+{
+        return s->state == SESSION_AUTHENTICATING && s->login.active;
 }
 
 bool session_login_started_by(const struct session *s, const char *sender)

@@ -153,6 +153,7 @@ void session_record_operation(struct session *s, SessionCall *call, JsonValue *d
 void session_pin_age(struct session *s, SessionCall *call);
 
 /* Facts the permission table asks about. */
+bool session_login_pending(const struct session *s);
 bool session_login_started_by(const struct session *s, const char *sender);
 /* Active, and the card in the reader is the session's own. */
 bool session_holds_inserted_card(const struct session *s);

@@ -126,7 +126,9 @@ class PamBase(unittest.TestCase):
         req = {'user': user, 'service': SERVICE, 'cases': cases, 'echo_off': list(echo_off)}
         # as_uid: run the PAM application unprivileged, as a screen locker in the desktop session does.
         prefix = [] if as_uid is None else ['setpriv', f'--reuid={as_uid}', f'--regid={as_uid}', '--clear-groups']
-        p = subprocess.run(prefix + [bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=self.pam_env(),
+        # mamorid answers a non-root caller only inside the seat's active session (DESIGN §5).
+        env = self.pam_env() if as_uid is None else bench.in_session_env(self.pam_env(), self.logind.session_id)
+        p = subprocess.run(prefix + [bench.PYTHON, '-c', PYPAMTEST_DRIVER, json.dumps(req)], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         self.assertEqual(p.returncode, 0, p.stderr)
