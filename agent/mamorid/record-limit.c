@@ -48,9 +48,15 @@ static int on_burst_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 bool burst_admit(struct burst *b, sd_event *e, uint64_t mono_usec)
 {
+        /* The interval's summary is due (its timer has not run yet): written first. */
+        if (b->repeats > 0 &&
+            (mono_usec < b->recorded_mono_usec || mono_usec - b->recorded_mono_usec >= b->interval_usec))
+                burst_flush(b);
+        /* A burst ends after an interval without the cause: then the next one is recorded in
+         * full; an occurrence closer than that to the last one recorded or counted is counted. */
         if (b->recorded_mono_usec == 0 || mono_usec < b->recorded_mono_usec ||
             mono_usec - b->recorded_mono_usec >= b->interval_usec) {
-                burst_flush(b); /* a count still pending is written before the new full record */
+                burst_flush(b);
                 b->recorded_mono_usec = mono_usec;
                 return true;
         }
@@ -69,6 +75,7 @@ struct cause {
         RecordLimit *owner;
         bool used;
         char ev[32], reason[64], method[32], op[72], card[72];
+        int64_t tries; /* auth.fail pin-wrong: each try the card counted is its own fact; -1 none */
         struct burst burst;
 };
 
@@ -83,15 +90,16 @@ struct RecordLimit {
 static void cause_summary(void *userdata, const struct burst_summary *sum)
 {
         struct cause *c = userdata;
-        char repeats[24], after[24], period[24];
+        char repeats[24], after[24], period[24], tries[24];
 
         snprintf(repeats, sizeof(repeats), "#%u", sum->repeats);
         snprintf(after, sizeof(after), "#%" PRIu64, sum->after_usec);
         snprintf(period, sizeof(period), "#%" PRIu64, sum->period_usec);
+        snprintf(tries, sizeof(tries), "#%" PRId64, c->tries);
         c->owner->write(c->owner->userdata, c->ev, c->op[0] ? c->op : NULL, c->card[0] ? c->card : NULL,
                         agent_data("reason", c->reason[0] ? c->reason : NULL, "method",
-                                   c->method[0] ? c->method : NULL, "repeats", repeats, "after_us", after,
-                                   "period_us", period, NULL));
+                                   c->method[0] ? c->method : NULL, "tries", c->tries >= 0 ? tries : NULL,
+                                   "repeats", repeats, "after_us", after, "period_us", period, NULL));
 }
 
 int record_limit_new(sd_event *e, uint64_t interval_usec, record_limit_write_fn write, void *userdata,
@@ -143,11 +151,12 @@ bool record_limit_admit(RecordLimit *l, const char *ev, const char *op, const ch
                         const JsonValue *data, uint64_t mono_usec)
 {
         const char *reason = NULL, *method = NULL;
-        struct cause key = {}, *c = NULL;
+        struct cause key = {.tries = -1}, *c = NULL;
 
         if (data && data->type == JSON_OBJECT) {
                 (void)json_object_get_string(data, "reason", &reason);
                 (void)json_object_get_string(data, "method", &method);
+                (void)json_object_get_integer(data, "tries", &key.tries);
         }
         /* Names longer than any of ours are no cause that can be told apart: record them. */
         if (!COPY(key.ev, ev) || !COPY(key.reason, reason ?: "") || !COPY(key.method, method ?: "") ||
@@ -156,7 +165,8 @@ bool record_limit_admit(RecordLimit *l, const char *ev, const char *op, const ch
         for (size_t i = 0; i < CAUSES_MAX && !c; i++) {
                 struct cause *s = &l->causes[i];
                 if (s->used && streq(s->ev, key.ev) && streq(s->reason, key.reason) &&
-                    streq(s->method, key.method) && streq(s->op, key.op) && streq(s->card, key.card))
+                    streq(s->method, key.method) && streq(s->op, key.op) && streq(s->card, key.card) &&
+                    s->tries == key.tries)
                         c = s;
         }
         if (!c) {

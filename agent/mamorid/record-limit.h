@@ -2,16 +2,17 @@
 #pragma once
 
 /*
- * A burst is one cause recurring within interval_usec of its last record. The first occurrence
- * is recorded in full (burst_admit() says true); the following ones are only counted, and when
- * the interval since the last record ends, one summary record says how many there were
- * (repeats), how long after the last record the first of them came (after_us) and over how long
- * they came (period_us). A flood therefore costs at most about one record per interval and
- * cause, and hides nothing: every occurrence is in a full record or in a count, and a different
- * cause is never held back by another's burst.
+ * A burst is one cause recurring within interval_usec of its last occurrence. The first
+ * occurrence is recorded in full (burst_admit() says true); the following ones are only counted,
+ * and every interval_usec one summary record says how many there were (repeats), how long after
+ * the last record the first of them came (after_us) and over how long they came (period_us).
+ * After an interval without the cause the next occurrence starts a new burst, in full. A flood
+ * therefore costs one record per interval and cause, and hides nothing: every occurrence is in a
+ * full record or in a count, and a different cause is never held back by another's burst.
  *
  * struct burst is one cause (the bypass re-locks of session-logic.c use one); RecordLimit keys
- * bursts by (event, reason, method, operator, card) for agent_record() (auth.fail, policy.reject).
+ * bursts by (event, reason, method, tries, operator, card) for agent_record() (auth.fail,
+ * policy.reject).
  */
 
 #include <stdbool.h>
@@ -52,7 +53,7 @@ void burst_done(struct burst *b);
 
 typedef struct RecordLimit RecordLimit;
 
-/* Writes one summary record: ev, op and card of its cause, data {reason, method, repeats,
+/* Writes one summary record: ev, op and card of its cause, data {reason, method, tries, repeats,
  * after_us, period_us} (taken). */
 typedef void (*record_limit_write_fn)(void *userdata, const char *ev, const char *op, const char *card,
                                       JsonValue *data);
@@ -62,6 +63,7 @@ int record_limit_new(sd_event *e, uint64_t interval_usec, record_limit_write_fn 
 /* Writes the summaries still pending, then frees. */
 RecordLimit *record_limit_free(RecordLimit *l);
 /* Whether the record (ev, op, card, data) at mono_usec is written in full (true) or counted into
- * the summary of its cause (false). The cause is ev, data's "reason" and "method", op and card. */
+ * the summary of its cause (false). The cause is ev, data's "reason", "method" and "tries" (a PIN
+ * try the card counted is a fact of its own; the card bounds them), op and card. */
 bool record_limit_admit(RecordLimit *l, const char *ev, const char *op, const char *card,
                         const JsonValue *data, uint64_t mono_usec);

@@ -41,7 +41,7 @@ def log_lines(t):
     d = os.path.join(t.tmp, 'agent-state', 'log')
     lines = []
     for name in sorted(os.listdir(d)):
-        if name.endswith('.jsonl'):
+        if name.startswith('seg-') and name.endswith('.log'):
             with open(os.path.join(d, name), encoding='utf-8') as f:
                 lines += [line for line in f if line.strip()]
     return lines

@@ -118,6 +118,14 @@ static void test_other_causes_pass(void **state)
         assert_true(admit(f, "policy.reject", "pin-blocked", "c1", t0 + 4));
         assert_true(admit(f, "auth.fail", "pin-blocked", NULL, t0 + 5));
         assert_false(admit(f, "auth.fail", "pin-wrong", "c1", t0 + 6));
+        /* Each PIN try the card counted stands on its own. */
+        JsonValue *d2 = agent_data("reason", "pin-wrong", "tries", "#2", NULL),
+                  *d1 = agent_data("reason", "pin-wrong", "tries", "#1", NULL);
+        assert_true(record_limit_admit(f->limit, "auth.fail", NULL, "c1", d2, t0 + 7));
+        assert_true(record_limit_admit(f->limit, "auth.fail", NULL, "c1", d1, t0 + 8));
+        assert_false(record_limit_admit(f->limit, "auth.fail", NULL, "c1", d1, t0 + 9));
+        json_value_free(d1);
+        json_value_free(d2);
         assert_int_equal(f->n, 0);
 }
 
