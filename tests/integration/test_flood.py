@@ -14,7 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 from test_callers import call_as  # noqa: E402
-from terminal import PIN, Terminal  # noqa: E402
+from terminal import Terminal  # noqa: E402
 
 WRONG = '654321'
 FLOOD_SEC = float(os.environ.get('MAMORI_FLOOD_SEC', '60'))
