@@ -29,12 +29,32 @@ static int parse_listen(const char *v, void *data, const char **why)
         return 0;
 }
 
+/* The collector's name in its receipts: an id as DESIGN §6 allows them. */
+static int parse_name(const char *v, void *data, const char **why)
+{
+        size_t n = strlen(v);
+        char *s;
+
+        if (n == 0 || n > 64 ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-") != n) {
+                *why = "expected 1..64 of A-Z a-z 0-9 . _ : @ -";
+                return -EINVAL;
+        }
+        s = strdup(v);
+        if (!s)
+                return -ENOMEM;
+        free(*(char **)data);
+        *(char **)data = s;
+        return 0;
+}
+
 #define F(field) offsetof(struct collector_config, field)
 
 static const struct conf_item collector_items[] = {
         {"Collector", "Listen", parse_listen, F(listen)},
         {"Collector", "Database", conf_parse_path, F(database)},
         {"Collector", "StateDirectory", conf_parse_path, F(state_directory)},
+        {"Collector", "Name", parse_name, F(name)},
         {"Collector", "MaxBodyBytes", conf_parse_positive_uint32, F(max_body_bytes)},
         {"Collector", "MaxBatchRecords", conf_parse_positive_uint32, F(max_batch_records)},
         {"Collector", "IdleTimeoutSec", conf_parse_positive_seconds, F(idle_timeout_usec)},
@@ -53,7 +73,8 @@ void collector_config_free(struct collector_config *c)
         free(c->listen);
         free(c->database);
         free(c->state_directory);
-        c->listen = c->database = c->state_directory = NULL;
+        free(c->name);
+        c->listen = c->database = c->state_directory = c->name = NULL;
 }
 
 static int defaults(struct collector_config *c)

@@ -9,6 +9,7 @@ struct collector_config {
         char *listen;          /* "ADDR:PORT" or "[V6ADDR]:PORT" */
         char *database;        /* SQLite file */
         char *state_directory; /* keys and certificates */
+        char *name;            /* "collector" of its receipts; NULL = the host name */
         uint32_t max_body_bytes;
         uint32_t max_batch_records;
         uint64_t idle_timeout_usec;

@@ -85,6 +85,7 @@ static const struct conf_item agent_items[] = {
         {"Collector", "CA", conf_parse_path, F(collector_ca)},
         {"Collector", "ClientCert", conf_parse_path, F(client_cert)},
         {"Collector", "ClientKey", conf_parse_path, F(client_key)},
+        {"Collector", "ReceiptKey", conf_parse_path, F(receipt_key)},
         {"Collector", "PollSec", conf_parse_positive_seconds, F(poll_usec)},
         {"Policy", "Directory", conf_parse_path, F(policy_directory)},
         {"Policy", "SignerKey", conf_parse_path, F(policy_signer_key)},
@@ -99,7 +100,7 @@ void agent_config_free(struct agent_config *c)
                 &c->terminal_id,       &c->office,        &c->identity_key,    &c->trust_anchors,
                 &c->readers,           &c->log_directory, &c->input_directory, &c->collector_url,
                 &c->collector_ca,      &c->client_cert,   &c->client_key,      &c->policy_directory,
-                &c->policy_signer_key,
+                &c->policy_signer_key, &c->receipt_key,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -120,6 +121,7 @@ int agent_config_defaults(struct agent_config *c)
                 {F(collector_ca), "/etc/mamori/collector-ca.pem"},
                 {F(client_cert), "/var/lib/mamori/keys/client.pem"},
                 {F(client_key), "/var/lib/mamori/keys/client.key"},
+                {F(receipt_key), "/etc/mamori/receipt.pub"},
                 {F(policy_directory), "/var/lib/mamori/policy"},
                 {F(policy_signer_key), "/etc/mamori/policy-signer.pub"},
         };

@@ -221,9 +221,15 @@ static bool state_valid(const LogVerifierState *s)
         if (s->last_seq == 0)
                 return s->log[0] == '\0' && s->term[0] == '\0' && streq(s->last_hash, RECORD_PREV_FIRST) &&
                        s->epochs == 0;
+        if (s->anchor.seq > 0 && (s->anchor.seq > (uint64_t)RECORD_INT_MAX ||
+                                  !memchr(s->anchor.hash, '\0', sizeof(s->anchor.hash)) ||
+                                  !memchr(s->anchor.log, '\0', sizeof(s->anchor.log)) ||
+                                  !hex_lower_valid(s->anchor.hash, SHA256_HEX_MAX - 1)))
+                return false;
+        /* Before its anchor, a pruned log may not have seen a key yet. */
         return s->last_seq <= (uint64_t)RECORD_INT_MAX && hex_lower_valid(s->log, ID128_STRING_MAX - 1) &&
-               hex_lower_valid(s->last_hash, SHA256_HEX_MAX - 1) && s->epochs >= 1 &&
-               s->epochs <= s->last_seq;
+               hex_lower_valid(s->last_hash, SHA256_HEX_MAX - 1) &&
+               (s->epochs >= 1 || s->anchor.seq > s->last_seq) && s->epochs <= s->last_seq;
 }
 
 int log_verifier_restore(const LogVerifierState *state, LogVerifier **ret)
@@ -273,6 +279,70 @@ LogVerifier *log_verifier_free(LogVerifier *v)
         record_free(v->parsed);
         free(v);
         return NULL;
+}
+
+_printf_(4, 5) static int fail(LogVerifier *v, LogVerifyError error, uint64_t seq, const char *fmt, ...);
+
+/* The record of the anchor's seq is reached (or was the last one pruned): the chain must end at the
+ * receipt's hash, and its key takes over. */
+static int enter_anchor(LogVerifier *v)
+{
+        LogVerifierState *s = &v->state;
+        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        int k;
+
+        if (!streq(s->last_hash, s->anchor.hash))
+                return fail(v, LOG_VERIFY_ANCHOR, s->last_seq + 1,
+                            "the hash chain does not end at the receipt's line hash of seq %" PRIu64,
+                            s->anchor.seq);
+        k = ed25519_public_from_raw(s->anchor.key, &key);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return fail(v, LOG_VERIFY_KEY, s->last_seq + 1, "the receipt's key is not an Ed25519 key");
+        EVP_PKEY_free(v->current);
+        v->current = TAKE_PTR(key);
+        memcpy(s->key, s->anchor.key, sizeof(s->key));
+        if (s->epochs == 0)
+                s->epochs = 1;
+        return 0;
+}
+
+int log_verifier_new_anchored(const LogAnchor *anchor, const Record *first, LogVerifier **ret)
+{
+        _cleanup_log_verifier_ LogVerifier *v = NULL;
+        int k;
+
+        if (!anchor || !first || !ret || first->seq < 2 || anchor->seq < 1 ||
+            anchor->seq > (uint64_t)RECORD_INT_MAX || !memchr(anchor->hash, '\0', sizeof(anchor->hash)) ||
+            !memchr(anchor->log, '\0', sizeof(anchor->log)) ||
+            !hex_lower_valid(anchor->hash, SHA256_HEX_MAX - 1))
+                return -EINVAL;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        v->state.anchor = *anchor;
+        /* What the missing records would have left: trusted only because the chain must reach the
+         * receipt's hash. */
+        v->state.last_seq = first->seq - 1;
+        memcpy(v->state.last_hash, first->prev, sizeof(v->state.last_hash));
+        memcpy(v->state.log, first->log, sizeof(v->state.log));
+        if (!streq(anchor->log, first->log))
+                (void)fail(v, LOG_VERIFY_ANCHOR, first->seq,
+                           "the receipt is for log %s, these records are of log %s", anchor->log,
+                           first->log);
+        else if (anchor->seq < v->state.last_seq)
+                (void)fail(v, LOG_VERIFY_ANCHOR, anchor->seq + 1,
+                           "records %" PRIu64 "..%" PRIu64
+                           " are missing and the receipt covers only seq %" PRIu64,
+                           anchor->seq + 1, v->state.last_seq, anchor->seq);
+        else if (anchor->seq == v->state.last_seq) {
+                k = enter_anchor(v);
+                if (k < 0 && k != -EBADMSG)
+                        return k;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
 }
 
 _printf_(4, 5) static int fail(LogVerifier *v, LogVerifyError error, uint64_t seq, const char *fmt, ...)
@@ -331,6 +401,11 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
                 if (k < 0)
                         return fail(v, LOG_VERIFY_SIGNATURE, r->seq,
                                     "seq 1 (log.open): signature is not by the identity key");
+        } else if (r->seq <= s->anchor.seq) {
+                /* Pruned log, up to the receipt: the hash chain that must end at its hash holds these. */
+                if (open)
+                        return fail(v, LOG_VERIFY_OPEN, r->seq, "seq %" PRIu64 ": log.open after seq 1",
+                                    r->seq);
         } else {
                 if (open)
                         return fail(v, LOG_VERIFY_OPEN, r->seq, "seq %" PRIu64 ": log.open after seq 1",
@@ -361,6 +436,10 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
         k = record_line_hash(line, len, hash);
         if (k < 0)
                 return k;
+        if (s->anchor.seq > 0 && r->seq == s->anchor.seq && !streq(hash, s->anchor.hash))
+                return fail(v, LOG_VERIFY_ANCHOR, r->seq,
+                            "seq %" PRIu64 ": its line hash is not the one the receipt acknowledges",
+                            r->seq);
 
         /* Everything checked: move on. */
         if (next_key) {
@@ -375,6 +454,8 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
         }
         s->last_seq = r->seq;
         memcpy(s->last_hash, hash, sizeof(hash));
+        if (s->anchor.seq > 0 && r->seq == s->anchor.seq)
+                return enter_anchor(v);
         return 0;
 }
 
@@ -502,8 +583,54 @@ static int on_line(const char *line, size_t len, uint64_t offset, void *userdata
         return 0;
 }
 
+/* The verifier for a log whose first segment starts at first_seq: from seq 1 with the identity key,
+ * or from a pruned start through the anchor. 0 with *ret, or > 0 when the verdict is already known
+ * (res filled), or -errno. */
+static int first_verifier(const char *dir, const char *first_name, uint64_t first_seq, EVP_PKEY *identity,
+                          const LogAnchor *anchor, LogVerifier **ret, struct log_verify_result *res)
+{
+        _cleanup_free_ char *line = NULL;
+        _cleanup_record_ Record *r = NULL;
+        size_t len;
+        int k;
+
+        res->first_seq = first_seq;
+        if (first_seq == 1)
+                return log_verifier_new(identity, ret);
+        snprintf(res->bad_file, sizeof(res->bad_file), "%s", first_name);
+        if (!anchor || anchor->seq == 0) {
+                res->bad_seq = 1;
+                snprintf(res->reason, sizeof(res->reason),
+                         "records 1..%" PRIu64 " are not here (pruned after upload?): a pruned log verifies "
+                         "only with the collector's receipt",
+                         first_seq - 1);
+                return 1;
+        }
+        k = log_read_line(dir, first_seq, &line, &len);
+        if (k == -EBADMSG || k == -ENOENT) {
+                res->bad_seq = first_seq;
+                res->bad_line = 1;
+                snprintf(res->reason, sizeof(res->reason), "seq %" PRIu64 " expected: not a record",
+                         first_seq);
+                return 1;
+        }
+        if (k < 0)
+                return k;
+        k = record_parse_line(line, len, &r);
+        if (k < 0)
+                return k == -ENOMEM ? k : -EBADMSG;
+        res->anchor_seq = anchor->seq;
+        return log_verifier_new_anchored(anchor, r, ret);
+}
+
 int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each, void *userdata,
                          struct log_verify_result *ret)
+{
+        return log_verify_directory_anchored(dir, identity, NULL, each, userdata, ret);
+}
+
+int log_verify_directory_anchored(const char *dir, EVP_PKEY *identity, const LogAnchor *anchor,
+                                  log_record_fn each, void *userdata, struct log_verify_result *ret)
 {
         _cleanup_log_verifier_ LogVerifier *v = NULL;
         struct log_verify_result res = {0};
@@ -513,12 +640,31 @@ int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each
 
         if (!dir || !identity || !ret)
                 return -EINVAL;
-        k = log_verifier_new(identity, &v);
-        if (k < 0)
-                return k;
         k = log_segments_list(dir, &names, &n);
         if (k < 0)
                 return k;
+        if (n == 0)
+                k = log_verifier_new(identity, &v);
+        else {
+                uint64_t first_seq = 1;
+                (void)log_segment_name_parse(names[0], &first_seq);
+                k = first_verifier(dir, names[0], first_seq, identity, anchor, &v, &res);
+                if (k > 0) {
+                        k = 0;
+                        goto finish;
+                }
+        }
+        if (k < 0) {
+                log_segments_free(names, n);
+                return k;
+        }
+        if (log_verifier_error(v) != LOG_VERIFY_OK) {
+                /* An anchor the present records cannot reach. */
+                snprintf(res.bad_file, sizeof(res.bad_file), "%s", names[0]);
+                res.bad_seq = log_verifier_bad_seq(v);
+                snprintf(res.reason, sizeof(res.reason), "%s", log_verifier_reason(v));
+                goto finish;
+        }
 
         for (size_t i = 0; i < n; i++) {
                 _cleanup_close_ int fd = -EBADF;
@@ -579,6 +725,13 @@ int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each
                 res.bad_file[0] = '\0';
                 res.bad_seq = 1;
                 snprintf(res.reason, sizeof(res.reason), "no segment files (no records)");
+        } else if (res.anchor_seq > log_verifier_last_seq(v)) {
+                /* The receipt acknowledges records this log does not have. */
+                res.bad_file[0] = '\0';
+                res.bad_seq = log_verifier_last_seq(v) + 1;
+                snprintf(res.reason, sizeof(res.reason),
+                         "the receipt acknowledges seq %" PRIu64 " but the log ends at seq %" PRIu64,
+                         res.anchor_seq, log_verifier_last_seq(v));
         } else {
                 res.intact = true;
                 res.bad_file[0] = '\0';
@@ -590,5 +743,80 @@ finish:
         if (k < 0)
                 return k;
         *ret = res;
+        return 0;
+}
+
+struct seek_ctx {
+        uint64_t want, at;
+        char *line;
+        size_t len;
+};
+
+static int seek_line(const char *line, size_t len, uint64_t offset, void *userdata)
+{
+        struct seek_ctx *c = userdata;
+
+        if (c->at++ != c->want)
+                return 0;
+        c->line = strndup(line, len);
+        if (!c->line)
+                return -ENOMEM;
+        c->len = len;
+        return -ECANCELED;
+}
+
+int log_read_line(const char *dir, uint64_t seq, char **ret, size_t *ret_len)
+{
+        _cleanup_record_ Record *r = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        struct seek_ctx c = {.want = seq};
+        char **names = NULL;
+        size_t n = 0, pick = SIZE_MAX;
+        uint64_t first = 0;
+        int k;
+
+        if (!dir || !ret || seq < 1)
+                return -EINVAL;
+        k = log_segments_list(dir, &names, &n);
+        if (k < 0)
+                return k;
+        /* The last segment starting at or before seq. */
+        for (size_t i = 0; i < n; i++) {
+                uint64_t f = 0;
+                (void)log_segment_name_parse(names[i], &f);
+                if (f > seq)
+                        break;
+                pick = i;
+                first = f;
+        }
+        if (pick == SIZE_MAX)
+                k = -ENOENT;
+        else if (asprintf(&path, "%s/%s", dir, names[pick]) < 0)
+                k = -ENOMEM;
+        log_segments_free(names, n);
+        if (k < 0)
+                return k;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        c.at = first;
+        k = log_segment_read_fd(fd, seek_line, &c, NULL);
+        if (k == -ECANCELED)
+                k = 0;
+        else if (k >= 0)
+                k = -ENOENT; /* the segment ends before seq */
+        if (k < 0) {
+                free(c.line);
+                return k;
+        }
+        k = record_parse_line(c.line, c.len, &r);
+        if (k < 0 || r->seq != seq) {
+                free(c.line);
+                return k == -ENOMEM ? k : -EBADMSG;
+        }
+        *ret = c.line;
+        if (ret_len)
+                *ret_len = c.len;
         return 0;
 }

@@ -9,18 +9,63 @@
 #include <unistd.h>
 
 #include "ctl-verbs.h"
-#include "mamori/oplog-verify.h"
 #include "mamori/macro.h"
+#include "mamori/oplog-verify.h"
+#include "mamori/receipt.h"
+#include "mamori/upload-cursor.h"
 
 static void usage(FILE *f)
 {
         fprintf(f,
-                "Usage: mamorictl log verify DIR --identity PUB.pem\n"
-                "       mamorictl log export DIR [--identity PUB.pem]\n\n"
+                "Usage: mamorictl log verify DIR --identity PUB.pem [--cursor FILE] [--receipt-key "
+                "PUB.pem]\n"
+                "       mamorictl log export DIR [--identity PUB.pem] [--cursor FILE] [--receipt-key "
+                "PUB.pem]\n\n"
                 "verify  checks every signature, the key-rotation chain from the terminal identity key,\n"
                 "        prev links and seq continuity across segments; exit 0 intact, 1 broken, 2 error.\n"
+                "        A pruned log (first records deleted after upload) verifies from its first present\n"
+                "        record through the collector's receipt stored in the upload cursor (default\n"
+                "        %s), signed by the receipt key (default %s).\n"
                 "export  prints each record as one JSON line (with --identity, only the verified prefix;\n"
-                "        exit 1 if the log is broken).\n");
+                "        exit 1 if the log is broken).\n",
+                UPLOAD_CURSOR_PATH_DEFAULT, RECEIPT_KEY_PATH_DEFAULT);
+}
+
+/*
+ * The anchor of a pruned log: the cursor's receipt, signed by the receipt key. 0 with *ret; 1 when
+ * there is none to use (said on stderr when one was asked for explicitly).
+ */
+static int load_anchor(const char *cursor_path, const char *key_path, bool explicit, LogAnchor *ret,
+                       Receipt *ret_receipt)
+{
+        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        UploadCursor c;
+        int k;
+
+        k = upload_cursor_load(cursor_path, &c);
+        if (k < 0 || !c.has_receipt) {
+                if (explicit || (k != -ENOENT && k != -EACCES))
+                        fprintf(stderr, "mamorictl: no receipt in %s: %s\n", cursor_path,
+                                k < 0 ? strerror(-k) : "the cursor holds none");
+                return 1;
+        }
+        k = receipt_key_load(key_path, &key);
+        if (k < 0) {
+                fprintf(stderr, "mamorictl: cannot use receipt key %s: %s\n", key_path,
+                        k == -EINVAL ? "not an Ed25519 public key" : strerror(-k));
+                return 1;
+        }
+        if (receipt_verify(&c.receipt, key) < 0) {
+                fprintf(stderr, "mamorictl: the receipt in %s is not signed by %s: not used\n", cursor_path,
+                        key_path);
+                return 1;
+        }
+        *ret = (LogAnchor){.seq = c.receipt.acked};
+        memcpy(ret->log, c.receipt.log, sizeof(ret->log));
+        memcpy(ret->hash, c.receipt.line, sizeof(ret->hash));
+        memcpy(ret->key, c.receipt.key, sizeof(ret->key));
+        *ret_receipt = c.receipt;
+        return 0;
 }
 
 static int load_identity(const char *path, EVP_PKEY **ret)
@@ -133,12 +178,18 @@ int ctl_log(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"identity", required_argument, NULL, 'i'},
+                {"cursor", required_argument, NULL, 'C'},
+                {"receipt-key", required_argument, NULL, 'R'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_pkey_ EVP_PKEY *identity = NULL;
         const char *identity_path = NULL, *cmd, *dir;
+        const char *cursor_path = UPLOAD_CURSOR_PATH_DEFAULT, *receipt_key_path = RECEIPT_KEY_PATH_DEFAULT;
+        bool explicit_receipt = false, have_anchor;
         struct log_verify_result res;
+        LogAnchor anchor;
+        Receipt receipt;
         bool verify;
         int c, k;
 
@@ -146,7 +197,13 @@ int ctl_log(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "+i:h", options, NULL)) >= 0) {
                 if (c == 'i')
                         identity_path = optarg;
-                else if (c == 'h') {
+                else if (c == 'C') {
+                        cursor_path = optarg;
+                        explicit_receipt = true;
+                } else if (c == 'R') {
+                        receipt_key_path = optarg;
+                        explicit_receipt = true;
+                } else if (c == 'h') {
                         usage(stdout);
                         return 0;
                 } else {
@@ -165,7 +222,13 @@ int ctl_log(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "i:h", options, NULL)) >= 0) {
                 if (c == 'i')
                         identity_path = optarg;
-                else {
+                else if (c == 'C') {
+                        cursor_path = optarg;
+                        explicit_receipt = true;
+                } else if (c == 'R') {
+                        receipt_key_path = optarg;
+                        explicit_receipt = true;
+                } else {
                         usage(stderr);
                         return 2;
                 }
@@ -196,7 +259,9 @@ int ctl_log(int argc, char **argv)
                 fprintf(stderr, "mamorictl: cannot use identity key %s: %s\n", identity_path, strerror(-k));
                 return 2;
         }
-        k = log_verify_directory(dir, identity, verify ? NULL : print_record, NULL, &res);
+        have_anchor = load_anchor(cursor_path, receipt_key_path, explicit_receipt, &anchor, &receipt) == 0;
+        k = log_verify_directory_anchored(dir, identity, have_anchor ? &anchor : NULL,
+                                          verify ? NULL : print_record, NULL, &res);
         fflush(stdout);
         if (k < 0) {
                 fprintf(stderr, "mamorictl: cannot read log %s: %s\n", dir, strerror(-k));
@@ -209,10 +274,19 @@ int ctl_log(int argc, char **argv)
                         fprintf(stderr, " line %" PRIu64 ": ", res.bad_line);
                 fprintf(stderr, "%s\n", res.reason);
                 fprintf(stderr, "  %" PRIu64 " records verified before it\n", res.records);
+                if (res.first_seq > 1 && !have_anchor)
+                        fprintf(stderr,
+                                "  the log starts at seq %" PRIu64 ": give the upload cursor with the "
+                                "collector's receipt (--cursor FILE) and its key (--receipt-key PUB.pem)\n",
+                                res.first_seq);
                 print_bad_line(dir, &res);
                 return 1;
         }
-        if (verify)
+        if (verify && res.anchor_seq > 0)
+                printf("intact: %" PRIu64 " records in %" PRIu64 " segment(s), verified from seq %" PRIu64
+                       " using receipt for %" PRIu64 " (collector %s)\n",
+                       res.records, res.segments, res.first_seq, res.anchor_seq, receipt.collector);
+        else if (verify)
                 printf("intact: %" PRIu64 " records in %" PRIu64 " segment(s)\n", res.records, res.segments);
         return 0;
 }

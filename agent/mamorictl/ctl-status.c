@@ -2,6 +2,7 @@
  * --json). */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 struct upload_info {
         bool known;                          /* the file exists */
         char cursor[UPLOAD_CURSOR_LINE_MAX]; /* canonical form, "" when it is not a cursor */
+        UploadCursor parsed;                 /* valid when cursor[0] */
         int64_t mtime_usec;
 };
 
@@ -34,8 +36,10 @@ static void upload_info_read(const char *path, struct upload_info *ret)
         u.known = true;
         u.mtime_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
         /* Only a valid cursor is shown: the file is in the uploader's directory, not ours. */
-        if (upload_cursor_load(path, &c) >= 0 && upload_cursor_format(&c, u.cursor) > 0)
+        if (upload_cursor_load(path, &c) >= 0 && upload_cursor_format(&c, u.cursor) > 0) {
                 u.cursor[strcspn(u.cursor, "\n")] = '\0';
+                u.parsed = c;
+        }
         *ret = u;
 }
 
@@ -110,7 +114,9 @@ static void print_text(const struct agent_status *st, const struct upload_info *
         }
         printf("Last upload: %s", when);
         if (up->known && up->cursor[0])
-                printf(" (cursor %s)", up->cursor);
+                printf(" (log %s acknowledged up to seq %" PRIu64 ", %s%s)", up->parsed.log,
+                       up->parsed.acked, up->parsed.has_receipt ? "receipt from " : "no receipt",
+                       up->parsed.has_receipt ? up->parsed.receipt.collector : "");
         printf("\n");
 }
 

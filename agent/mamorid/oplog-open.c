@@ -75,6 +75,7 @@ int oplog_agent_start(const struct agent_config *config, sd_event *e, AgentOplog
                 .rotate_records = config->key_rotate_records,
                 .rotate_usec = config->key_rotate_usec,
                 .retention_days = config->local_retention_days,
+                .receipt_key = config->receipt_key,
                 .async = true,
         };
         k = oplog_open(&p, &a->log, &rec);

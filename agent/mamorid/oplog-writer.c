@@ -51,7 +51,7 @@ struct OpLog {
         pthread_mutex_t lock; /* everything below up to the queue */
         pthread_cond_t cond;  /* commit finished, sync slot free */
 
-        char *dir, *keys_dir, *term, *cursor_path;
+        char *dir, *keys_dir, *term, *cursor_path, *receipt_key;
         uint32_t rotate_records;
         uint64_t rotate_usec, seg_max;
         uint32_t retention_days;
@@ -657,6 +657,27 @@ int oplog_dispatch(OpLog *l)
 
 /* ---- retention ---- */
 
+/* What the stored receipt proves to us, checked here and now: 0 when nothing (no cursor, no
+ * receipt, another log, a receipt that does not hold against our own records). */
+static uint64_t receipt_acked(OpLog *l)
+{
+        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        UploadCursor c;
+
+        if (receipt_key_load(l->receipt_key, &key) < 0)
+                return 0;
+        if (upload_cursor_load_verified(l->cursor_path, key, l->dir, l->log_id, &c, NULL) < 0)
+                return 0;
+        /* Only once record acked + 1 is there has the receipt's key been checked against it: what a
+         * pruned log is verified with later. Until then, nothing goes. */
+        if (c.acked > 0) {
+                _cleanup_free_ char *next = NULL;
+                if (log_read_line(l->dir, c.acked + 1, &next, NULL) < 0)
+                        return 0;
+        }
+        return c.acked;
+}
+
 int oplog_prune(OpLog *l, uint64_t now)
 {
         char **names = NULL;
@@ -666,8 +687,7 @@ int oplog_prune(OpLog *l, uint64_t now)
 
         if (!l)
                 return -EINVAL;
-        if (upload_cursor_acked(l->cursor_path, l->log_id, &acked) < 0)
-                acked = 0; /* unreadable cursor: nothing counts as acknowledged */
+        acked = receipt_acked(l);
         if (acked == 0)
                 return 0;
         cutoff = (uint64_t)l->retention_days * USEC_PER_DAY;
@@ -981,11 +1001,12 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
         l->keys_dir = strdup(p->keys_directory);
         l->term = strdup(p->terminal_id);
         l->cursor_path = strdup(p->cursor_path ? p->cursor_path : UPLOAD_CURSOR_PATH_DEFAULT);
+        l->receipt_key = strdup(p->receipt_key ? p->receipt_key : RECEIPT_KEY_PATH_DEFAULT);
         l->rotate_records = p->rotate_records;
         l->rotate_usec = p->rotate_usec;
         l->seg_max = p->segment_max_bytes ? p->segment_max_bytes : OPLOG_SEGMENT_MAX_DEFAULT;
         l->retention_days = p->retention_days;
-        if (!l->dir || !l->keys_dir || !l->term || !l->cursor_path) {
+        if (!l->dir || !l->keys_dir || !l->term || !l->cursor_path || !l->receipt_key) {
                 k = -ENOMEM;
                 goto fail;
         }
@@ -1096,6 +1117,7 @@ OpLog *oplog_close(OpLog *l)
         free(l->keys_dir);
         free(l->term);
         free(l->cursor_path);
+        free(l->receipt_key);
         pthread_mutex_destroy(&l->lock);
         pthread_cond_destroy(&l->cond);
         pthread_mutex_destroy(&l->qlock);

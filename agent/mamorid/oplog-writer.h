@@ -20,6 +20,7 @@ struct oplog_params {
         uint64_t segment_max_bytes; /* rotate the segment before it would grow past this (0 = default) */
         uint32_t retention_days;    /* [Log] LocalRetentionDays */
         const char *cursor_path;    /* uploader cursor (NULL = UPLOAD_CURSOR_PATH_DEFAULT) */
+        const char *receipt_key;    /* [Collector] ReceiptKey (NULL = RECEIPT_KEY_PATH_DEFAULT) */
         bool async;                 /* start the log thread for oplog_submit() */
 };
 
@@ -92,9 +93,11 @@ int oplog_rotate_if_due(OpLog *l);
 int oplog_rotate_key(OpLog *l);
 
 /*
- * Delete closed segments whose every record is acknowledged by the collector (cursor file, same
- * log id) AND whose last write is older than LocalRetentionDays at now_usec (CLOCK_REALTIME).
- * The current segment is never deleted. Returns how many were deleted.
+ * Delete closed segments whose every record is acknowledged by the collector AND whose last write is
+ * older than LocalRetentionDays at now_usec (CLOCK_REALTIME). Acknowledged means: covered by the
+ * receipt stored in the cursor file, which mamorid verifies itself (signed by ReceiptKey, for this
+ * log, its line hash that of our own record, its key signing our next one); a cursor without such a
+ * receipt deletes nothing. The current segment is never deleted. Returns how many were deleted.
  */
 int oplog_prune(OpLog *l, uint64_t now_usec);
 

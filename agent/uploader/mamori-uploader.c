@@ -22,6 +22,7 @@
 #include "mamori/json.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
+#include "mamori/receipt.h"
 #include "mamori/time-util.h"
 #include "mamori/upload-cursor.h"
 #include "upload-http.h"
@@ -43,6 +44,7 @@ struct uploader {
         UploadHttp *http;
         UploadPolicy *policy;
         UploadBatch batch;
+        EVP_PKEY *receipt_key; /* [Collector] ReceiptKey: what an acknowledgement must be signed by */
 
         sd_event *event;
         sd_event_source *step;         /* the upload loop: one step (one batch) per dispatch, ONESHOT */
@@ -55,7 +57,9 @@ struct uploader {
         bool synced;                /* after is the collector's view of log */
         uint64_t after;             /* acknowledged seq of log */
         uint64_t saved;             /* what the cursor file says for log */
-        uint64_t read_usec;         /* reading (and syncing) the last batch, for --verbose */
+        Receipt receipt;            /* verified receipt for after (valid when has_receipt) */
+        bool has_receipt;
+        uint64_t read_usec; /* reading (and syncing) the last batch, for --verbose */
 
         uint64_t backoff_usec, backoff_max_usec;
         char last_problem[512]; /* to log a repeating failure once, not at every retry */
@@ -213,9 +217,12 @@ static int save_cursor(struct uploader *u)
         UploadCursor c = {.acked = u->after};
         int k;
 
-        if (u->saved == u->after)
+        /* Only a verified receipt for exactly this seq moves the file. */
+        if (u->saved == u->after || !u->has_receipt || u->receipt.acked != u->after)
                 return 0;
         memcpy(c.log, u->log, sizeof(c.log));
+        c.has_receipt = true;
+        c.receipt = u->receipt;
         k = upload_cursor_save(u->cursor_path, &c);
         if (k < 0) {
                 problem(u, LOG_ERR, "cannot write cursor %s: %s", u->cursor_path, strerror(-k));
@@ -225,29 +232,108 @@ static int save_cursor(struct uploader *u)
         return 0;
 }
 
-/* {"log":L,"acked":N} of our log → N. */
-static int parse_acked(struct uploader *u, const UploadResponse *r, uint64_t *ret)
+/* {"log":L,"acked":N,...} of our log → N (a 409 gap answer; also the outer shape of a 200). */
+static int parse_acked(struct uploader *u, const JsonValue *o, uint64_t *ret)
 {
-        _cleanup_json_ JsonValue *o = NULL;
         const char *log;
         int64_t acked;
 
-        if (!r->body || json_parse(r->body, r->len, NULL, 0, &o, NULL) < 0)
-                return -EBADMSG;
         if (json_object_get_string(o, "log", &log) < 0 || !streq(log, u->log) ||
-            json_object_get_integer(o, "acked", &acked) < 0 || acked < 0)
+            json_object_get_integer(o, "acked", &acked) < 0 || acked < 0 || acked > RECORD_INT_MAX)
                 return -EBADMSG;
         *ret = (uint64_t)acked;
         return 0;
 }
 
-/* Learn where the collector stands for our log (no cursor, or one of another log). */
+static int parse_answer(const UploadResponse *r, JsonValue **ret)
+{
+        if (!r->body || json_parse(r->body, r->len, NULL, 0, ret, NULL) < 0 || (*ret)->type != JSON_OBJECT)
+                return -EBADMSG;
+        return 0;
+}
+
+/* Line seq of the batch b, if it holds it. */
+static const char *batch_line(const UploadBatch *b, uint64_t seq, size_t *ret_len)
+{
+        const char *p = b->data, *end = b->data + b->len;
+
+        if (b->count == 0 || seq < b->first_seq || seq > b->last_seq)
+                return NULL;
+        for (uint64_t s = b->first_seq; p < end; s++) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl)
+                        return NULL;
+                if (s == seq) {
+                        *ret_len = (size_t)(nl - p);
+                        return p;
+                }
+                p = nl + 1;
+        }
+        return NULL;
+}
+
+/*
+ * A 200 answer: {"log":L,"acked":N,"receipt":{…}}, believed only through its receipt (DESIGN.md §7):
+ * signed by [Collector] ReceiptKey, for our log and that N, and its line hash that of our own record
+ * N (b, when it holds N or N+1, else the log files). 0 with *ret_receipt; -EBADMSG with *ret_why.
+ */
+static int verified_ack(struct uploader *u, const UploadResponse *r, const UploadBatch *b,
+                        Receipt *ret_receipt, const char **ret_why)
+{
+        _cleanup_json_ JsonValue *o = NULL;
+        const char *line_n = NULL, *line_next = NULL;
+        size_t len_n = 0, len_next = 0;
+        Receipt rc;
+        uint64_t acked;
+        int k;
+
+        *ret_why = "not {\"log\":L,\"acked\":N} of our log";
+        if (parse_answer(r, &o) < 0 || parse_acked(u, o, &acked) < 0)
+                return -EBADMSG;
+        k = receipt_from_json(json_object_get(o, "receipt"), &rc, ret_why);
+        if (k < 0) {
+                if (!json_object_get(o, "receipt"))
+                        *ret_why = "no receipt";
+                return -EBADMSG;
+        }
+        if (rc.acked != acked || !streq(rc.log, u->log)) {
+                *ret_why = "its receipt is for another log or seq than the answer";
+                return -EBADMSG;
+        }
+        if (b) {
+                line_n = batch_line(b, acked, &len_n);
+                line_next = batch_line(b, acked + 1, &len_next);
+        }
+        if (line_n || line_next || acked == 0)
+                k = receipt_check_lines(&rc, u->receipt_key, u->log, line_n, len_n, line_next, len_next,
+                                        ret_why);
+        else
+                k = receipt_check_log(&rc, u->receipt_key, u->config.log_directory, u->log, ret_why);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return -EBADMSG;
+        *ret_receipt = rc;
+        return 0;
+}
+
+/* An acknowledgement that does not hold: never believed, the cursor stays, retried after a pause. */
+static void protocol_error(struct uploader *u, const char *what, long status, const char *why)
+{
+        problem(u, LOG_CRIT,
+                "log %s: protocol error: the collector's %s answer (%ld) is refused: %s; cursor stays at "
+                "seq "
+                "%" PRIu64 ", retrying (check [Collector] ReceiptKey= and the collector's alerts)",
+                u->log, what, status, why, u->after);
+}
+
+/* Learn where the collector stands for our log (no cursor, or one that does not hold). */
 static int sync_acked(struct uploader *u)
 {
         _cleanup_free_ char *path = NULL;
         UploadResponse r = {};
-        const char *detail;
-        uint64_t acked;
+        const char *detail, *why = "";
+        Receipt rc;
         int k;
 
         if (asprintf(&path, "/v1/logs/%s/acked", u->log) < 0)
@@ -260,16 +346,24 @@ static int sync_acked(struct uploader *u)
                         u->config.collector_url, http_error(k), detail);
                 return k;
         }
-        if (r.status != 200 || parse_acked(u, &r, &acked) < 0) {
+        if (r.status != 200) {
                 problem(u, LOG_ERR, "collector answered %ld to GET %s: %.200s", r.status, path,
                         r.body ? r.body : "");
                 upload_response_done(&r);
                 return -EPROTO;
         }
+        k = verified_ack(u, &r, NULL, &rc, &why);
         upload_response_done(&r);
-        u->after = acked;
+        if (k < 0) {
+                protocol_error(u, "GET acked", 200, why);
+                return -EPROTO;
+        }
+        u->after = rc.acked;
+        u->receipt = rc;
+        u->has_receipt = true;
         u->synced = true;
-        ulog(LOG_INFO, "log %s: collector has acknowledged up to seq %" PRIu64, u->log, acked);
+        ulog(LOG_INFO, "log %s: collector has acknowledged up to seq %" PRIu64 " (receipt verified)", u->log,
+             rc.acked);
         return save_cursor(u) < 0 ? 0 : 0; /* a cursor write failure is retried after the next batch */
 }
 
@@ -293,8 +387,19 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                         u->config.collector_url, http_error(k), detail, b->last_seq - u->after);
                 return k;
         }
-        if (r.status == 200 && parse_acked(u, &r, &acked) >= 0) {
+        if (r.status == 200) {
+                Receipt rc;
+                const char *why = "";
+
+                k = verified_ack(u, &r, b, &rc, &why);
                 upload_response_done(&r);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0) {
+                        protocol_error(u, "POST /v1/records", 200, why);
+                        return 0;
+                }
+                acked = rc.acked;
                 if (acked < b->first_seq - 1) {
                         /* The collector says it stores less than before this batch: resend from there. */
                         ulog(LOG_WARNING,
@@ -302,6 +407,8 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                              u->log, acked, acked + 1);
                 }
                 u->after = acked;
+                u->receipt = rc;
+                u->has_receipt = true;
                 recovered(u, "uploading");
                 if (u->verbose)
                         ulog(LOG_DEBUG,
@@ -311,24 +418,42 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                 (void)save_cursor(u);
                 return 1;
         }
-        if (r.status == 409 && parse_acked(u, &r, &acked) >= 0) {
-                /* A gap before our first seq (the collector lost or never got earlier records, or our
-                 * cursor is behind): continue from what it has. */
-                upload_response_done(&r);
-                ulog(LOG_WARNING,
-                     "log %s: collector has seq %" PRIu64 " (we sent from %" PRIu64
-                     "), resuming from %" PRIu64,
-                     u->log, acked, b->first_seq, acked + 1);
-                if (acked == u->after) {
-                        /* It keeps asking for what we just sent: do not spin. */
-                        problem(u, LOG_ERR,
-                                "log %s: collector keeps asking for seq %" PRIu64 " which we sent", u->log,
-                                acked + 1);
+        if (r.status == 409) {
+                _cleanup_json_ JsonValue *o = NULL;
+                const char *error = NULL;
+                int64_t seq = 0;
+
+                if (parse_answer(&r, &o) >= 0 && json_object_get_string(o, "error", &error) >= 0 &&
+                    streq(error, "fork")) {
+                        /* Not a gap: the centre holds other bytes for a seq of this log. */
+                        (void)json_object_get_integer(o, "seq", &seq);
+                        problem(u, LOG_CRIT,
+                                "log %s: FORK: the collector holds a different record at seq %" PRId64
+                                " of this log; "
+                                "nothing is skipped or resent over it, the cursor stays at seq %" PRIu64 "; "
+                                "the centre must examine its fork alert (mamori-admin alerts) against "
+                                "this terminal's log (mamorictl log verify)",
+                                u->log, seq, u->after);
+                        (void)sd_notify(0, "STATUS=fork");
+                        upload_response_done(&r);
                         return 0;
                 }
-                u->after = acked;
-                (void)save_cursor(u);
-                return 1;
+                if (o && !error && parse_acked(u, o, &acked) >= 0) {
+                        /* A gap before our first seq: the collector lost or never got earlier records.
+                         * Resend from what it has; the cursor moves only with the next receipt. */
+                        upload_response_done(&r);
+                        if (acked >= u->after) {
+                                protocol_error(u, "409 gap", 409,
+                                               "it claims a gap at or beyond what it acknowledged before");
+                                return 0;
+                        }
+                        ulog(LOG_WARNING,
+                             "log %s: collector has seq %" PRIu64 " (we sent from %" PRIu64
+                             "), resending from %" PRIu64,
+                             u->log, acked, b->first_seq, acked + 1);
+                        u->after = acked;
+                        return 1;
+                }
         }
         if (r.status == 413 && u->batch_records > 1) {
                 upload_response_done(&r);
@@ -404,10 +529,23 @@ static enum next_step upload_step(struct uploader *u)
                 }
                 u->synced = false;
                 u->saved = UINT64_MAX;
-                if (upload_cursor_load(u->cursor_path, &c) >= 0 && streq(c.log, u->log)) {
+                u->has_receipt = false;
+                /* The cursor counts only through its receipt, checked against our own log: a cursor
+                 * someone wrote by hand makes us ask the collector instead. */
+                const char *why = "";
+                k = upload_cursor_load_verified(u->cursor_path, u->receipt_key, u->config.log_directory,
+                                                u->log, &c, &why);
+                if (k >= 0) {
                         u->after = u->saved = c.acked;
+                        u->receipt = c.receipt;
+                        u->has_receipt = true;
                         u->synced = true;
-                }
+                } else if (k != -ENOENT && k != -ESTALE)
+                        ulog(LOG_WARNING, "cursor %s not believed (%s): asking the collector",
+                             u->cursor_path,
+                             k == -ENOKEY    ? "no receipt"
+                             : k == -EBADMSG ? why
+                                             : strerror(-k));
         }
         if (!u->synced) {
                 k = sync_acked(u);
@@ -569,6 +707,15 @@ static int run(struct uploader *u)
                      k == -EINVAL ? "not an https:// URL" : strerror(-k));
                 return k;
         }
+        k = receipt_key_load(u->config.receipt_key, &u->receipt_key);
+        if (k < 0) {
+                ulog(LOG_ERR,
+                     "cannot use [Collector] ReceiptKey=%s: %s; install the collector's receipt.pub from "
+                     "the "
+                     "enrolment files (nothing is uploaded without it)",
+                     u->config.receipt_key, k == -EINVAL ? "not an Ed25519 public key" : strerror(-k));
+                return k;
+        }
         k = upload_reader_new(u->config.log_directory, &u->reader);
         if (k >= 0)
                 k = upload_policy_new(u->config.policy_directory, u->config.policy_signer_key, &u->policy);
@@ -696,6 +843,7 @@ int main(int argc, char **argv)
         u.reader = upload_reader_free(u.reader);
         u.http = upload_http_free(u.http);
         u.policy = upload_policy_free(u.policy);
+        EVP_PKEY_free(u.receipt_key);
         u.inotify = sd_event_source_disable_unref(u.inotify);
         u.step = sd_event_source_disable_unref(u.step);
         u.policy_timer = sd_event_source_disable_unref(u.policy_timer);

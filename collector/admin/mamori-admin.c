@@ -14,6 +14,7 @@
 #include "mamori/fileio.h"
 #include "mamori/oplog-record.h"
 #include "mamori/time-util.h"
+#include "receipt-key.h"
 
 int64_t admin_now_usec(void)
 {
@@ -126,6 +127,14 @@ static int verb_init(AdminContext *ctx, int argc, char **argv)
             (r = pki_write_public_key(pub, policy)) < 0 ||
             (r = pki_write_key(marker, policy)) < 0) /* last: it marks a finished init */
                 goto fail;
+        {
+                /* The collector's own receipt key, beside its TLS key (mamori-collector makes it at
+                 * its first start too): terminal add hands its public half to terminals. */
+                _cleanup_pkey_ EVP_PKEY *receipt = NULL;
+                r = collector_receipt_key(&ctx->config, true, &receipt, NULL);
+                if (r < 0)
+                        goto fail;
+        }
         printf("initialised %s (database %s)\n", ctx->config.state_directory, ctx->config.database);
         return 0;
 fail:
@@ -169,7 +178,9 @@ static int verb_terminal_add(AdminContext *ctx, int argc, char **argv)
         _cleanup_x509_ X509 *ca = NULL, *client = NULL, *cca = NULL;
         _cleanup_free_ char *pem = NULL, *p_cert = NULL, *p_key = NULL, *p_ca = NULL;
         _cleanup_free_ char *cca_path = collector_state_path(&ctx->config, "collector-ca.pem");
-        size_t size;
+        _cleanup_free_ char *receipt_path = collector_state_path(&ctx->config, RECEIPT_PUB_FILE);
+        _cleanup_free_ char *receipt = NULL, *p_receipt = NULL;
+        size_t size, receipt_len = 0;
         Store *s;
         int c, r;
 
@@ -209,6 +220,19 @@ static int verb_terminal_add(AdminContext *ctx, int argc, char **argv)
         if (load_state_pair(ctx, "terminal-ca.pem", "terminal-ca.key", &ca, &ca_key) < 0 || !cca_path ||
             pki_load_cert(cca_path, &cca) < 0)
                 return 1;
+        /* The collector's public receipt key goes with the certificates: terminals trust it as
+         * [Collector] ReceiptKey=. */
+        if (!receipt_path)
+                return 1;
+        r = read_file_bounded(receipt_path, PEM_FILE_MAX, &receipt, &receipt_len);
+        if (r < 0) {
+                fprintf(stderr,
+                        "mamori-admin: cannot read the collector's receipt key %s: %s (start "
+                        "mamori-collector "
+                        "once, or run mamori-collector --receipt-key)\n",
+                        receipt_path, strerror(-r));
+                return 1;
+        }
         if ((r = pki_ec_key(&client_key)) < 0 ||
             (r = pki_issue(ca, ca_key, client_key, id, PKI_CLIENT, 1825, &client)) < 0) {
                 fprintf(stderr, "mamori-admin: cannot issue the client certificate: %s\n", strerror(-r));
@@ -223,14 +247,18 @@ static int verb_terminal_add(AdminContext *ctx, int argc, char **argv)
                 return 1;
         }
         if (asprintf(&p_cert, "%s/client.pem", out) < 0 || asprintf(&p_key, "%s/client.key", out) < 0 ||
-            asprintf(&p_ca, "%s/collector-ca.pem", out) < 0)
+            asprintf(&p_ca, "%s/collector-ca.pem", out) < 0 ||
+            asprintf(&p_receipt, "%s/" RECEIPT_PUB_FILE, out) < 0)
                 return 1;
         if ((r = pki_write_cert(p_cert, client)) < 0 || (r = pki_write_key(p_key, client_key)) < 0 ||
-            (r = pki_write_cert(p_ca, cca)) < 0) {
+            (r = pki_write_cert(p_ca, cca)) < 0 ||
+            (r = write_file_atomic(p_receipt, receipt, receipt_len, 0644)) < 0) {
                 fprintf(stderr, "mamori-admin: cannot write into %s: %s\n", out, strerror(-r));
                 return 1;
         }
-        printf("terminal %s registered (office %s); client certificate in %s\n", id, office, out);
+        printf("terminal %s registered (office %s); client certificate, collector CA and receipt key in "
+               "%s\n",
+               id, office, out);
         return 0;
 }
 

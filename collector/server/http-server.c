@@ -21,6 +21,7 @@
 #include "mamori/crypto-util.h"
 #include "mamori/oplog-record.h"
 #include "mamori/parse-util.h"
+#include "mamori/receipt.h"
 
 struct HttpServer {
         struct MHD_Daemon *daemon;
@@ -125,14 +126,44 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
         return ret;
 }
 
-static enum MHD_Result send_answer(struct MHD_Connection *c, int r, IngestAnswer *a)
+/* {"acked":N,"log":L,"receipt":{…}}: the acknowledgement with the signed receipt of DESIGN.md §7. */
+static int receipt_body(HttpServer *s, const IngestAck *ack, char **ret)
 {
+        _cleanup_free_ char *json = NULL;
+        Receipt r = {.acked = ack->acked, .ts = (int64_t)now_usec(CLOCK_REALTIME)};
+        int k;
+
+        snprintf(r.collector, sizeof(r.collector), "%s", s->config.name);
+        memcpy(r.log, ack->log, sizeof(r.log));
+        memcpy(r.line, ack->line, sizeof(r.line));
+        memcpy(r.key, ack->key, sizeof(r.key));
+        k = receipt_sign(&r, s->config.receipt_key, &json, NULL);
+        if (k < 0)
+                return k;
+        if (asprintf(ret, "{\"acked\":%" PRIu64 ",\"log\":\"%s\",\"receipt\":%s}", r.acked, r.log, json) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static enum MHD_Result send_answer(HttpServer *s, struct MHD_Connection *c, int r, IngestAnswer *a)
+{
+        _cleanup_free_ char *body = NULL;
         enum MHD_Result ret;
+
         if (r < 0) {
                 fprintf(stderr, "mamori-collector: store failure: %s\n", strerror(-r));
                 return send_json(c, 503, "{\"error\":\"store\"}");
         }
-        ret = send_json(c, a->status, a->body);
+        if (a->status == 200 && a->ack.valid) {
+                /* No acknowledgement without its receipt. */
+                r = receipt_body(s, &a->ack, &body);
+                if (r < 0) {
+                        fprintf(stderr, "mamori-collector: cannot sign a receipt: %s\n", strerror(-r));
+                        ingest_answer_done(a);
+                        return send_json(c, 503, "{\"error\":\"receipt\"}");
+                }
+        }
+        ret = send_json(c, a->status, body ? body : a->body);
         ingest_answer_done(a);
         return ret;
 }
@@ -267,7 +298,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                  (int64_t)now_usec(CLOCK_REALTIME), &a);
                 if (r >= 0 && a.status != 200)
                         fprintf(stderr, "mamori-collector: %s: %u %s\n", cn, a.status, a.body);
-                return send_answer(c, r, &a);
+                return send_answer(s, c, r, &a);
         }
         if (!streq(method, MHD_HTTP_METHOD_GET) || req->len > 0 || req->too_big)
                 return send_json(c, 405, "{\"error\":\"method\"}");
@@ -276,7 +307,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         char log[ID128_STRING_MAX];
         if (parse_acked_url(url, log)) {
                 r = ingest_acked(s->config.store, cn, log, &a);
-                return send_answer(c, r, &a);
+                return send_answer(s, c, r, &a);
         }
         return send_json(c, 404, "{\"error\":\"not-found\"}");
 }
@@ -322,8 +353,8 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
         const union MHD_DaemonInfo *info;
         int r;
 
-        if (!c || !c->address || !c->cert_pem || !c->key_pem || !c->trust_pem || !c->store || !ret ||
-            cert_cb_server)
+        if (!c || !c->address || !c->cert_pem || !c->key_pem || !c->trust_pem || !c->store ||
+            !c->receipt_key || !c->name || !ret || cert_cb_server)
                 return -EINVAL;
         s = calloc(1, sizeof(HttpServer));
         if (!s)

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "store.h"
 
 typedef struct HttpServerConfig {
@@ -16,7 +18,9 @@ typedef struct HttpServerConfig {
         unsigned idle_timeout_sec;      /* inactivity on a connection */
         unsigned request_timeout_sec;   /* a whole request, however slowly sent */
         unsigned max_connections, max_per_ip;
-        Store *store; /* used only from the server thread; owned by the caller */
+        Store *store;          /* used only from the server thread; owned by the caller */
+        EVP_PKEY *receipt_key; /* signs the receipt of every 200 acknowledgement; owned by the caller */
+        const char *name;      /* "collector" of the receipts */
 } HttpServerConfig;
 
 typedef struct HttpServer HttpServer;

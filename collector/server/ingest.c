@@ -40,6 +40,15 @@ static int answer_acked(IngestAnswer *ret, unsigned status, const char *log, uin
         return answer(ret, status, "{\"acked\":%" PRIu64 ",\"log\":\"%s\"}", acked, log);
 }
 
+/* What a receipt for the stored log l says: its last line and the key that signs the next record. */
+static void ack_from_log(IngestAck *a, const StoreLog *l)
+{
+        *a = (IngestAck){.valid = true, .acked = l->last_seq};
+        memcpy(a->log, l->log, sizeof(a->log));
+        memcpy(a->line, l->last_hash, sizeof(a->line));
+        memcpy(a->key, l->key, sizeof(a->key));
+}
+
 /* One parsed line of the batch. */
 typedef struct Item {
         const char *line;
@@ -347,7 +356,10 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                 return r;
         }
         batch_done(&b);
-        return answer_acked(ret, 200, log, l.last_seq);
+        r = answer_acked(ret, 200, log, l.last_seq);
+        if (r >= 0)
+                ack_from_log(&ret->ack, &l);
+        return r;
 
 reject:
         store_rollback(s);
@@ -398,11 +410,26 @@ int ingest_acked(Store *s, const char *cn, const char *log, IngestAnswer *ret)
         if (!hex_lower_valid(log, ID128_STRING_MAX - 1))
                 return answer(ret, 400, "{\"error\":\"bad-log-id\"}");
         r = store_log_get(s, log, &l);
-        if (r == -ENOENT)
-                return answer_acked(ret, 200, log, 0);
-        if (r < 0)
+        if (r == -ENOENT) {
+                /* Nothing stored: the receipt says so, with the key that signs seq 1 (the identity). */
+                _cleanup_pkey_ EVP_PKEY *identity = NULL;
+                r = load_identity(s, cn, &identity);
+                if (r == -ENOENT)
+                        return answer(ret, 403, "{\"error\":\"unknown-terminal\"}");
+                if (r < 0)
+                        return r;
+                l = (StoreLog){.last_seq = 0};
+                memcpy(l.log, log, sizeof(l.log));
+                memcpy(l.last_hash, RECORD_PREV_FIRST, sizeof(l.last_hash));
+                r = ed25519_public_to_raw(identity, l.key);
+                if (r < 0)
+                        return r;
+        } else if (r < 0)
                 return r;
-        if (!streq(l.term, cn))
+        else if (!streq(l.term, cn))
                 return answer(ret, 404, "{\"error\":\"unknown-log\"}");
-        return answer_acked(ret, 200, log, l.last_seq);
+        r = answer_acked(ret, 200, log, l.last_seq);
+        if (r >= 0)
+                ack_from_log(&ret->ack, &l);
+        return r;
 }

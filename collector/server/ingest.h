@@ -1,18 +1,32 @@
 /* Batch ingestion (DESIGN.md §7): verify a POSTed batch of record lines completely, then store it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mamori/crypto-util.h"
+#include "mamori/encoding.h"
 #include "store.h"
 
 #define INGEST_BODY_MAX_DEFAULT    (8u * 1024u * 1024u)
 #define INGEST_RECORDS_MAX_DEFAULT 20000u
 
+/* What a 200 acknowledges, for the receipt the server signs (DESIGN.md §7): the line hash of
+ * record acked and the key that signs acked + 1. */
+typedef struct IngestAck {
+        bool valid;
+        char log[ID128_STRING_MAX];
+        uint64_t acked;
+        char line[SHA256_HEX_MAX];
+        uint8_t key[ED25519_KEY_SIZE];
+} IngestAck;
+
 /* What to send back: an HTTP status and a JSON body (malloc'd, owned by the answer). */
 typedef struct IngestAnswer {
         unsigned status;
         char *body;
+        IngestAck ack; /* set with every 200 {"log":L,"acked":N} */
 } IngestAnswer;
 
 void ingest_answer_done(IngestAnswer *a);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "collector-config.h"
 #include "http-server.h"
@@ -13,6 +14,7 @@
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "receipt-key.h"
 #include "store.h"
 
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
@@ -37,15 +39,56 @@ static int read_state_file(const struct collector_config *c, const char *name, c
 
 static void help(void)
 {
-        printf("Usage: mamori-collector [--config FILE]\n"
+        printf("Usage: mamori-collector [--config FILE] [--receipt-key]\n"
                "Central collector of mamori operation logs (HTTPS, client certificates).\n"
-               "  --config FILE   collector.conf (default /etc/mamori/collector.conf)\n");
+               "  --config FILE   collector.conf (default /etc/mamori/collector.conf)\n"
+               "  --receipt-key   print the public receipt key (PEM), making the key first if needed,\n"
+               "                  and exit; terminals trust it as [Collector] ReceiptKey=\n");
+}
+
+/* The name in the receipts: Name=, else the host name when it is a valid id. */
+static int receipt_name(const struct collector_config *cfg, char *buf, size_t size)
+{
+        size_t n;
+
+        if (cfg->name) {
+                snprintf(buf, size, "%s", cfg->name);
+                return 0;
+        }
+        if (gethostname(buf, size) < 0 || !memchr(buf, '\0', size))
+                return -EINVAL;
+        n = strlen(buf);
+        if (n == 0 || n > 64 ||
+            strspn(buf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-") != n)
+                return -EINVAL;
+        return 0;
+}
+
+static int load_receipt_key(const struct collector_config *cfg, EVP_PKEY **ret)
+{
+        _cleanup_free_ char *path = collector_state_path(cfg, RECEIPT_PUB_FILE);
+        bool created = false;
+        int r;
+
+        r = collector_receipt_key(cfg, true, ret, &created);
+        if (r < 0)
+                fprintf(stderr,
+                        "mamori-collector: cannot load or make the receipt key in %s: %s (the state "
+                        "directory must be the collector's and writable)\n",
+                        cfg->state_directory, strerror(-r));
+        else if (created)
+                fprintf(stderr,
+                        "mamori-collector: made the receipt key; give terminals %s as [Collector] "
+                        "ReceiptKey=\n",
+                        path ? path : RECEIPT_PUB_FILE);
+        return r;
 }
 
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
+                {"receipt-key", no_argument, NULL, 'R'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -53,7 +96,10 @@ int main(int argc, char **argv)
         struct collector_config cfg = {};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL;
         _cleanup_store_ Store *store = NULL, *scan_store = NULL;
+        _cleanup_pkey_ EVP_PKEY *receipt_key = NULL;
         HttpServer *server = NULL;
+        bool print_receipt_key = false;
+        char name[256];
         uint16_t port;
         sigset_t mask;
         int c, r, sig = 0;
@@ -62,6 +108,9 @@ int main(int argc, char **argv)
                 switch (c) {
                 case 'c':
                         config_path = optarg;
+                        break;
+                case 'R':
+                        print_receipt_key = true;
                         break;
                 case 'h':
                         help();
@@ -78,6 +127,22 @@ int main(int argc, char **argv)
         if (r < 0) {
                 fprintf(stderr, "mamori-collector: cannot load %s: %s\n", config_path, strerror(-r));
                 return 1;
+        }
+        r = load_receipt_key(&cfg, &receipt_key);
+        if (r < 0)
+                goto out;
+        if (print_receipt_key) {
+                _cleanup_free_ char *pem = NULL;
+                r = collector_receipt_pub_pem(receipt_key, &pem);
+                if (r >= 0)
+                        fputs(pem, stdout);
+                goto out;
+        }
+        r = receipt_name(&cfg, name, sizeof(name));
+        if (r < 0) {
+                fprintf(stderr, "mamori-collector: the host name is not a valid receipt name: set "
+                                "[Collector] Name=\n");
+                goto out;
         }
         r = collector_parse_listen(cfg.listen, &address, &port);
         if (r < 0)
@@ -114,6 +179,8 @@ int main(int argc, char **argv)
                 .max_connections = cfg.max_connections,
                 .max_per_ip = cfg.max_connections_per_ip,
                 .store = store,
+                .receipt_key = receipt_key,
+                .name = name,
         };
         r = http_server_start(&hc, &server);
         if (r < 0) {

@@ -44,6 +44,7 @@ struct agent_config {
         char *collector_ca;
         char *client_cert;
         char *client_key;
+        char *receipt_key; /* the collector's public receipt key (DESIGN.md §7) */
         uint64_t poll_usec;
         /* [Policy] */
         char *policy_directory;

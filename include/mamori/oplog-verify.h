@@ -68,7 +68,20 @@ typedef enum LogVerifyError {
         LOG_VERIFY_OPEN,      /* seq 1 is not log.open, or log.open after seq 1 */
         LOG_VERIFY_SIGNATURE, /* not signed by the identity key (seq 1) or the current epoch key */
         LOG_VERIFY_KEY,       /* data.key of log.open / key.rotate missing or not an Ed25519 key */
+        LOG_VERIFY_ANCHOR,    /* a pruned log: the hash chain does not reach the receipt's line hash */
 } LogVerifyError;
+
+/*
+ * A pruned log is verified from its first present record through a receipt (DESIGN.md §7) that the
+ * caller has checked against the receipt key: records up to seq are held by their hash chain, which
+ * must end at hash; from seq + 1 on, signatures start at key and follow the key.rotate records.
+ */
+typedef struct LogAnchor {
+        char log[ID128_STRING_MAX]; /* the receipt's log id */
+        uint64_t seq;
+        char hash[SHA256_HEX_MAX];
+        uint8_t key[ED25519_KEY_SIZE];
+} LogAnchor;
 
 /*
  * Everything the verifier needs to go on after the last good record, so that a log can be verified
@@ -83,10 +96,19 @@ typedef struct LogVerifierState {
         char last_hash[SHA256_HEX_MAX];     /* its line hash; RECORD_PREV_FIRST before any */
         uint8_t key[ED25519_KEY_SIZE];      /* raw public key of the current epoch (epochs > 0) */
         uint32_t epochs;                    /* key epochs seen: log.open = 1, + 1 per key.rotate */
+        LogAnchor anchor;                   /* a pruned log (log_verifier_new_anchored); seq 0 = none */
 } LogVerifierState;
 
 /* A verifier before seq 1. */
 int log_verifier_new(EVP_PKEY *identity, LogVerifier **ret);
+/*
+ * A verifier for a pruned log whose first present record is first (seq > 1), through anchor (from a
+ * receipt the caller has verified): records up to anchor->seq are checked for syntax, seq, log id
+ * and prev links but not signatures, and the line hash of record anchor->seq must be anchor->hash;
+ * later records are checked with anchor->key and the key.rotate records that follow. An anchor
+ * below first->seq - 1 cannot be reached: the verifier starts broken (LOG_VERIFY_ANCHOR).
+ */
+int log_verifier_new_anchored(const LogAnchor *anchor, const Record *first, LogVerifier **ret);
 /*
  * A verifier that goes on from a saved state. -EINVAL if the state is inconsistent (a key that is
  * not Ed25519, a malformed log id or hash, records without a key epoch, a log id before seq 1 …).
@@ -128,9 +150,11 @@ int log_verifier_current_key(const LogVerifier *v, uint8_t ret[ED25519_KEY_SIZE]
 /* Result of a whole-directory verification. */
 struct log_verify_result {
         bool intact;
-        uint64_t records;  /* good records */
-        uint64_t segments; /* segment files read */
-        uint64_t bad_seq;  /* seq the broken record claims, or the expected seq; 0 unknown */
+        uint64_t first_seq;  /* seq of the first present record (> 1: a pruned log) */
+        uint64_t anchor_seq; /* > 0: verified from first_seq through the anchor (receipt) of this seq */
+        uint64_t records;    /* good records */
+        uint64_t segments;   /* segment files read */
+        uint64_t bad_seq;    /* seq the broken record claims, or the expected seq; 0 unknown */
         char bad_file[LOG_SEGMENT_NAME_MAX];
         uint64_t bad_line; /* 1-based line in bad_file; 0 = not a line (missing file, tail…) */
         char reason[256];
@@ -145,3 +169,15 @@ struct log_verify_result {
 typedef int (*log_record_fn)(const Record *r, const char *line, size_t len, void *userdata);
 int log_verify_directory(const char *dir, EVP_PKEY *identity, log_record_fn each, void *userdata,
                          struct log_verify_result *ret);
+/* The same for a log that may be pruned: when its first present record is not seq 1, it is verified
+ * from there through anchor (NULL: a pruned log is broken, "verify it with its receipt"). */
+int log_verify_directory_anchored(const char *dir, EVP_PKEY *identity, const LogAnchor *anchor,
+                                  log_record_fn each, void *userdata, struct log_verify_result *ret);
+
+/*
+ * The line of record seq in dir (without its "\n", malloc'd and NUL-terminated), found through the
+ * segment names and read up to it; it is checked to parse as a record of that seq, nothing more.
+ * -ENOENT when no segment holds seq (pruned, or beyond the log), -EBADMSG when the line there is not
+ * record seq (a gap or junk), -errno from the file system.
+ */
+int log_read_line(const char *dir, uint64_t seq, char **ret, size_t *ret_len);

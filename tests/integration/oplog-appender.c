@@ -1,5 +1,5 @@
-/* Test driver for the oplog crash/disk-full tests: opens a log, appends from N threads, prints each
- * acknowledged seq. */
+/* Test driver for the oplog crash/disk-full and retention tests: opens a log (pruning what a verified
+ * receipt covers), appends from N threads, prints each acknowledged seq. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -81,6 +81,12 @@ int main(int argc, char **argv)
         p.segment_max_bytes = argc > 7 ? strtoull(argv[7], NULL, 10) : 0;
         if (threads < 1 || threads > 64)
                 return 2;
+        /* Retention (oplog_open prunes): the cursor and receipt key to believe, and the days to keep. */
+        p.cursor_path = getenv("OPLOG_CURSOR");
+        p.receipt_key = getenv("OPLOG_RECEIPT_KEY");
+        p.retention_days = getenv("OPLOG_RETENTION_DAYS")
+                                   ? (uint32_t)strtoul(getenv("OPLOG_RETENTION_DAYS"), NULL, 10)
+                                   : 0;
 
         k = oplog_open(&p, &log_, &rec);
         if (k < 0) {

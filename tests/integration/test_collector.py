@@ -5,6 +5,7 @@
 resends and kill -9, TLS refusal of clients without a valid certificate, hostile bodies, alerts, and
 mamori-admin's card register + policy publishing."""
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -22,6 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import indep_verify  # noqa: E402
 import policytool  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,13 +117,33 @@ class Centre:
         finally:
             conn.close()
 
+    def receipt_key(self):
+        return indep_verify.load_public(os.path.join(self.tmp, 'state', 'receipt.pub'))
+
+    def check_receipt(self, body, lines=None):
+        """A 200 answer carries a receipt (DESIGN §7) for exactly its log and acked, signed by the
+        collector's receipt key, checked here independently (indep_verify.py); it is taken out of
+        body. With the posted lines, its line hash is that of the record acked among them."""
+        assert isinstance(body, dict) and 'receipt' in body, body
+        rc = indep_verify.check_receipt(body.pop('receipt'), self.receipt_key())
+        assert rc['log'] == body['log'] and rc['acked'] == body['acked'], (rc, body)
+        if rc['acked'] == 0:
+            assert rc['line'] == '0' * 64, rc
+        for line in lines or []:
+            if json.loads(line)['seq'] == rc['acked']:
+                assert hashlib.sha256(line.rstrip(b'\n')).hexdigest() == rc['line'], rc
+        return rc
+
     def post(self, cert_dir, lines, **kw):
         status, body, _ = self.request(cert_dir, 'POST', '/v1/records', b''.join(lines), **kw)
+        if status == 200:
+            self.check_receipt(body, lines)
         return status, body
 
     def acked(self, cert_dir, log=LOG_A):
         status, body, _ = self.request(cert_dir, 'GET', f'/v1/logs/{log}/acked')
         assert status == 200, (status, body)
+        self.check_receipt(body)
         return body['acked']
 
     def stored(self):

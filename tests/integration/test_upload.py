@@ -70,13 +70,15 @@ class Terminal:
             bench.stop_process(self.appender, timeout=30)
             self.appender = None
 
-    def configure(self, centre, cert_dir, ca=None, poll=1, signer=None, extra=''):
+    def configure(self, centre, cert_dir, ca=None, poll=1, signer=None, extra='', receipt_key=None):
+        self.receipt_key = receipt_key or os.path.join(cert_dir, 'receipt.pub')
         with open(self.conf, 'w') as f:
             f.write(f'[Terminal]\nId={TERM}\n[Log]\nDirectory={self.log}\n'
                     f'[Collector]\nURL=https://127.0.0.1:{centre.port}\n'
                     f'CA={ca or os.path.join(cert_dir, "collector-ca.pem")}\n'
                     f'ClientCert={os.path.join(cert_dir, "client.pem")}\n'
                     f'ClientKey={os.path.join(cert_dir, "client.key")}\nPollSec={poll}\n'
+                    f'ReceiptKey={self.receipt_key}\n'
                     f'[Policy]\nDirectory={self.policy}\nSignerKey={signer or os.path.join(self.dir, "none.pub")}\n'
                     f'{extra}')
 
@@ -127,7 +129,7 @@ class Terminal:
         except FileNotFoundError:
             return 0
         c = json.loads(raw)
-        assert raw.endswith(b'\n') and set(c) == {'log', 'acked'}, raw
+        assert raw.endswith(b'\n') and set(c) in ({'log', 'acked'}, {'log', 'acked', 'receipt'}), raw
         return c['acked']
 
     def wait_acked(self, seq, timeout=120):
@@ -292,25 +294,31 @@ class UploadTest(unittest.TestCase):
         t.watch.wait(r'collector has acknowledged up to seq \d+', timeout=1)
         t.stop()
         self.assertCentreHoldsExactly()
-        # A stale cursor (behind the collector): the resend is acknowledged again, stored once.
-        with open(t.cursor, 'w') as f:
-            f.write(json.dumps({'log': log, 'acked': 10}) + '\n')
+        # A stale cursor (behind the collector), with its receipt: the resend is acknowledged again,
+        # stored once.
+        with open(t.cursor) as f:
+            good = json.load(f)
         t.append(50)
         t.start('--batch-records', '64')
         t.wait_acked(t.last_seq())
         t.stop()
+        with open(t.cursor, 'w') as f:
+            f.write(json.dumps(good, separators=(',', ':')) + '\n')
+        t.start('--batch-records', '64')
+        t.wait_acked(t.last_seq())
+        t.stop()
         self.assertCentreHoldsExactly()
-        # A cursor ahead of the collector (it lost its last commits, or a cursor from elsewhere):
-        # the collector answers 409 with its acked and the uploader resends from there.
+        # A cursor without a receipt (written by hand, or before receipts), behind or ahead of the
+        # collector: not believed; the uploader asks the collector and goes on from there.
         have = self.centre.stored()
         t.append(100)
-        with open(t.cursor, 'w') as f:
-            f.write(json.dumps({'log': log, 'acked': have + 60}) + '\n')
-        t.start()
-        t.wait_acked(t.last_seq())
-        t.watch.wait(r'collector has seq %d \(we sent from %d\), resuming from %d' % (have, have + 61, have + 1),
-                     timeout=1)
-        t.stop()
+        for acked in (10, have + 60):
+            with open(t.cursor, 'w') as f:
+                f.write(json.dumps({'log': log, 'acked': acked}) + '\n')
+            t.start()
+            t.watch.wait(r'cursor .* not believed \(no receipt\): asking the collector', timeout=15)
+            t.wait_acked(t.last_seq())
+            t.stop()
         self.assertCentreHoldsExactly()
 
     def test_wrong_collector_ca(self):

@@ -20,7 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "mamori/oplog-verify.h"
+#include "mamori/receipt.h"
+#include "mamori/upload-cursor.h"
 #include "oplog-keys.h"
 #include "oplog-writer.h"
 
@@ -435,13 +439,82 @@ static void test_async(void **state)
         assert_int_equal(verify_ok(f).records - verify_ok(f).rotations, 51);
 }
 
+/* The cursor file with a receipt for acked of l's log, signed by signer; line and key as the collector
+ * would have them from our own records when truthful (beyond the log: a made-up line). */
+static void write_receipt_cursor(struct fixture *f, OpLog *l, uint64_t acked, EVP_PKEY *signer)
+{
+        UploadCursor c = {.acked = acked, .has_receipt = true};
+        LogVerifier *v = NULL;
+        EVP_PKEY *identity = NULL;
+
+        strcpy(c.log, oplog_log_id(l));
+        c.receipt = (Receipt){.acked = acked, .ts = 1};
+        strcpy(c.receipt.collector, "collector-test");
+        strcpy(c.receipt.log, oplog_log_id(l));
+        memset(c.receipt.line, 'a', SHA256_HEX_MAX - 1);
+        assert_int_equal(pem_load_private_key(f->identity, &identity), 0);
+        {
+                /* Pruned already: go on from the first present record through the stored receipt. */
+                char **names = NULL;
+                size_t n = 0;
+                uint64_t first = 1;
+                assert_int_equal(log_segments_list(f->dir, &names, &n), 0);
+                assert_true(n > 0 && log_segment_name_parse(names[0], &first));
+                log_segments_free(names, n);
+                if (first == 1)
+                        assert_int_equal(log_verifier_new(identity, &v), 0);
+                else {
+                        UploadCursor old;
+                        LogAnchor a = {};
+                        Record *r = NULL;
+                        char *line = NULL;
+                        size_t len;
+                        assert_int_equal(upload_cursor_load(f->cursor, &old), 0);
+                        a.seq = old.receipt.acked;
+                        strcpy(a.log, old.receipt.log);
+                        strcpy(a.hash, old.receipt.line);
+                        memcpy(a.key, old.receipt.key, sizeof(a.key));
+                        assert_int_equal(log_read_line(f->dir, first, &line, &len), 0);
+                        assert_int_equal(record_parse_line(line, len, &r), 0);
+                        assert_int_equal(log_verifier_new_anchored(&a, r, &v), 0);
+                        record_free(r);
+                        free(line);
+                }
+        }
+        for (uint64_t seq = log_verifier_last_seq(v) + 1; seq <= acked; seq++) {
+                char *line = NULL;
+                size_t len;
+                if (log_read_line(f->dir, seq, &line, &len) < 0)
+                        break;
+                assert_int_equal(log_verifier_push(v, line, len, NULL), 0);
+                free(line);
+        }
+        if (log_verifier_last_seq(v) == acked)
+                strcpy(c.receipt.line, log_verifier_last_hash(v));
+        assert_int_equal(log_verifier_current_key(v, c.receipt.key), 0);
+        assert_int_equal(receipt_sign(&c.receipt, signer, NULL, NULL), 0);
+        assert_int_equal(upload_cursor_save(f->cursor, &c), 0);
+        log_verifier_free(v);
+        EVP_PKEY_free(identity);
+}
+
 static void test_prune(void **state)
 {
         struct fixture *f = *state;
+        EVP_PKEY *receipt_key = NULL, *other = NULL;
+        char receipt_pub[160];
         OpLog *l = NULL;
         FILE *c;
         int before, k;
 
+        assert_int_equal(ed25519_generate(&receipt_key), 0);
+        assert_int_equal(ed25519_generate(&other), 0);
+        snprintf(receipt_pub, sizeof(receipt_pub), "%s/receipt.pub", f->tmp);
+        c = fopen(receipt_pub, "w");
+        assert_non_null(c);
+        assert_int_equal(PEM_write_PUBKEY(c, receipt_key), 1);
+        fclose(c);
+        f->p.receipt_key = receipt_pub;
         f->p.segment_max_bytes = 4096;
         f->p.retention_days = 0;
         assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
@@ -451,11 +524,20 @@ static void test_prune(void **state)
         assert_true(before >= 3);
         /* No cursor: nothing acknowledged, nothing deleted. */
         assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
-        /* Acknowledged up to seq 30: only segments wholly at or below it go. */
+        /* A cursor written by hand, without a receipt, deletes nothing. */
         c = fopen(f->cursor, "w");
         assert_non_null(c);
         fprintf(c, "{\"log\":\"%s\",\"acked\":30}\n", oplog_log_id(l));
         fclose(c);
+        assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
+        /* A true receipt signed by another key, a receipt key's lie beyond the log: nothing. */
+        write_receipt_cursor(f, l, 30, other);
+        assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
+        write_receipt_cursor(f, l, 1060, receipt_key);
+        assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
+        assert_int_equal(count_files(f->dir, LOG_SEGMENT_PREFIX), before);
+        /* A verified receipt for seq 30: only segments wholly at or below it go. */
+        write_receipt_cursor(f, l, 30, receipt_key);
         k = oplog_prune(l, UINT64_MAX / 2);
         assert_true(k >= 1);
         assert_int_equal(count_files(f->dir, LOG_SEGMENT_PREFIX), before - k);
@@ -468,10 +550,16 @@ static void test_prune(void **state)
                 assert_true(first <= 31);
                 log_segments_free(names, n);
         }
+        /* Everything acknowledged, but the record after the receipt is not written yet: its key is
+         * unchecked, so nothing goes; once that record is there, the rest does. */
+        write_receipt_cursor(f, l, oplog_committed_seq(l), receipt_key);
+        assert_int_equal(oplog_prune(l, UINT64_MAX / 2), 0);
+        assert_int_equal(oplog_append(l, "app.op", NULL, NULL, NULL, NULL), 0);
+        assert_true(oplog_prune(l, UINT64_MAX / 2) >= 1);
         /* Retention not yet passed: nothing more goes even when everything is acknowledged. */
-        c = fopen(f->cursor, "w");
-        fprintf(c, "{\"log\":\"%s\",\"acked\":1000}\n", oplog_log_id(l));
-        fclose(c);
+        for (int i = 0; i < 30; i++)
+                assert_int_equal(oplog_append(l, "app.op", NULL, NULL, NULL, NULL), 0);
+        write_receipt_cursor(f, l, oplog_committed_seq(l) - 1, receipt_key);
         oplog_close(l);
         f->p.retention_days = 90;
         assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
@@ -479,6 +567,13 @@ static void test_prune(void **state)
         assert_int_equal(oplog_prune(l, (uint64_t)time(NULL) * 1000000), 0);
         assert_int_equal(count_files(f->dir, LOG_SEGMENT_PREFIX), before);
         oplog_close(l);
+        /* The same receipt without the retention period: the open prunes. */
+        f->p.retention_days = 0;
+        assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
+        assert_true(count_files(f->dir, LOG_SEGMENT_PREFIX) < before);
+        oplog_close(l);
+        EVP_PKEY_free(receipt_key);
+        EVP_PKEY_free(other);
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # Independent reference for mamori's record vectors: own RFC 8785 serialiser + pyca/cryptography Ed25519.
 #
-# Usage: gen-records.py DIR          write records.jsonl, records-signed.txt, records-hashes.txt
+# Usage: gen-records.py DIR          write records.jsonl, records-signed.txt, records-hashes.txt,
+#                                    receipts.jsonl, receipts-signed.txt, keys.txt
 #        gen-records.py --check DIR  regenerate in memory and compare with the committed files
 #
 # Nothing here shares code with the C implementation: JCS is written from RFC 8785 §3.2 and the
@@ -77,6 +78,7 @@ def raw_pub(key):
 IDENTITY = Ed25519PrivateKey.from_private_bytes(seed('mamori test vector: terminal identity key'))
 EPOCH0 = Ed25519PrivateKey.from_private_bytes(seed('mamori test vector: log key epoch 0'))
 EPOCH1 = Ed25519PrivateKey.from_private_bytes(seed('mamori test vector: log key epoch 1'))
+RECEIPT = Ed25519PrivateKey.from_private_bytes(seed('mamori test vector: collector receipt key'))
 
 LOG = '5f1c0e2a9b3d4c6e8f7a1b2c3d4e5f60'
 BOOT = 'c0ffee0012345678c0ffee0012345678'
@@ -98,6 +100,24 @@ RECORDS = [
 ]
 
 
+# DESIGN.md §7 receipts for this log: (acked, key that signs record acked + 1).
+RECEIPTS = [(0, IDENTITY), (2, EPOCH0), (3, EPOCH1), (5, EPOCH1)]
+COLLECTOR = 'collector-1.example'
+
+
+def receipts(hashes):
+    out, signed = [], []
+    for i, (acked, key) in enumerate(RECEIPTS):
+        r = {'v': 1, 'collector': COLLECTOR, 'log': LOG, 'acked': acked,
+             'line': hashes[acked - 1].decode() if acked else '0' * 64, 'key': B64(raw_pub(key)),
+             'ts': 1763880100000000 + i * 1000000}
+        body = jcs(r).encode()
+        r['sig'] = B64(RECEIPT.sign(body))
+        signed.append(body)
+        out.append(jcs(r).encode())
+    return out, signed
+
+
 def generate():
     lines, signed, hashes = [], [], []
     prev = '0' * 64
@@ -112,7 +132,10 @@ def generate():
         lines.append(line)
         prev = hashlib.sha256(line).hexdigest()
         hashes.append(prev.encode())
+    rlines, rsigned = receipts(hashes)
     return {
+        'receipts.jsonl': b''.join(l + b'\n' for l in rlines),
+        'receipts-signed.txt': b''.join(s + b'\n' for s in rsigned),
         'records.jsonl': b''.join(l + b'\n' for l in lines),
         'records-signed.txt': b''.join(s + b'\n' for s in signed),
         'records-hashes.txt': b''.join(h + b'\n' for h in hashes),
@@ -120,7 +143,8 @@ def generate():
                             for name, label, k in [
                                 ('identity', 'mamori test vector: terminal identity key', IDENTITY),
                                 ('epoch0', 'mamori test vector: log key epoch 0', EPOCH0),
-                                ('epoch1', 'mamori test vector: log key epoch 1', EPOCH1)]).encode(),
+                                ('epoch1', 'mamori test vector: log key epoch 1', EPOCH1),
+                                ('receipt', 'mamori test vector: collector receipt key', RECEIPT)]).encode(),
     }
 
 
