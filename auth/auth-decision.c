@@ -90,6 +90,27 @@ struct auth_decision auth_decide_precheck(const struct auth_card_facts *f, const
         return d;
 }
 
+enum auth_reason auth_decide_session(const struct auth_context *c, const char *card_id,
+                                     const char *operator_id)
+{
+        const struct auth_card_facts f = {
+                .card_present = true,
+                .card_id = card_id,
+                .cert_result = CERT_CHECK_OK,
+        };
+        struct auth_decision d;
+
+        if (!card_id || !operator_id)
+                return AUTH_CARD_ERROR;
+        d = auth_decide_precheck(&f, c);
+        if (d.reason != AUTH_ALLOW)
+                return d.reason;
+        if (d.operator_id) /* an individual card now given to someone else is not this session's */
+                return streq(d.operator_id, operator_id) ? AUTH_ALLOW : AUTH_UNKNOWN_CARD;
+        /* A group card: the member who identified must still be allowed here. */
+        return operator_verdict(policy_find_operator(c->policy, operator_id), terminal_office(c));
+}
+
 struct auth_decision auth_decide(const struct auth_card_facts *f, const struct auth_context *c)
 {
         struct auth_decision d = auth_decide_precheck(f, c);

@@ -13,14 +13,23 @@
  * program calls it; a screen locker usually runs it as the desktop user, which is why every
  * method it uses is allowed to unprivileged callers by the agent's bus policy.
  *
- * Options: debug (log each step with pam_syslog), timeout=N (seconds to wait for a card, 1–3600,
- * default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the tries
- * left only when the card reports fewer; it is also how many times a PIN of the wrong shape,
+ * Which accounts (DESIGN.md §4, normative): only members of the group named by group= (default
+ * mamori-counter, primary or supplementary). For every other account each phase answers PAM_IGNORE
+ * without touching the bus, so su, sudo, ssh, passwd and an administrator's login behave as without
+ * mamori and an operator card never authenticates root or anyone else. pam-governed.c holds that
+ * decision and its table; an unknown user is PAM_USER_UNKNOWN, a user database that cannot answer
+ * fails closed.
+ *
+ * Options: group=NAME, debug (log each step with pam_syslog), timeout=N (seconds to wait for a card,
+ * 1–3600, default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the
+ * tries left only when the card reports fewer; it is also how many times a PIN of the wrong shape,
  * which the agent refuses without touching the card, is asked for again).
  *
- * Return codes: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no card came within the
- * timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN; PAM_USER_UNKNOWN when
- * the PAM user is not the card's operator; PAM_CONV_ERR when the application cancelled the prompt.
+ * Return codes for a governed account: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no
+ * card came within the timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN;
+ * PAM_USER_UNKNOWN when the PAM user is not the card's operator; PAM_CONV_ERR when the application
+ * cancelled the prompt. The shipped profile ([success=end ignore=ignore default=die]) makes each of
+ * them the end of the stack: no password module is asked after a refused card.
  */
 
 #include <errno.h>
@@ -45,6 +54,7 @@
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "pam-governed.h"
 
 #define DEFAULT_TIMEOUT_SEC 60u
 #define MAX_TIMEOUT_SEC     3600u
@@ -54,6 +64,7 @@ struct pam_mamori_options {
         bool debug;
         unsigned timeout_sec;
         int max_tries;
+        const char *group; /* points into argv (PAM keeps it for the handle's life) or a literal */
 };
 
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct pam_mamori_options *ret)
@@ -61,6 +72,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
         struct pam_mamori_options o = {
                 .timeout_sec = DEFAULT_TIMEOUT_SEC,
                 .max_tries = DEFAULT_MAX_TRIES,
+                .group = PAM_GOVERNED_DEFAULT_GROUP,
         };
         uint64_t v;
 
@@ -69,7 +81,14 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 
                 if (streq(a, "debug"))
                         o.debug = true;
-                else if (strneq(a, "timeout=", 8)) {
+                else if (strneq(a, "group=", 6)) {
+                        /* A bad name falls back to the default group rather than to nobody governed. */
+                        if (!governed_group_name_valid(a + 6))
+                                pam_syslog(pamh, LOG_ERR, "ignoring bad option '%s'; governing group '%s'",
+                                           a, PAM_GOVERNED_DEFAULT_GROUP);
+                        else
+                                o.group = a + 6;
+                } else if (strneq(a, "timeout=", 8)) {
                         if (parse_uint64(a + 8, MAX_TIMEOUT_SEC, &v) < 0 || v < 1)
                                 pam_syslog(pamh, LOG_WARNING, "ignoring bad option '%s' (1–%u seconds)", a,
                                            MAX_TIMEOUT_SEC);
@@ -133,6 +152,63 @@ static int connect_agent(pam_handle_t *pamh, const struct pam_mamori_options *o,
                 pam_syslog(pamh, LOG_DEBUG, "connected to %s", MAMORI_DBUS_NAME);
         *ret = TAKE_PTR(bus);
         return PAM_SUCCESS;
+}
+
+/*
+ * Whose login is this? PAM_GOVERNED_PROCEED for a member of group=, else what this phase answers
+ * (pam-governed.c's table) for everybody else. The user's name is logged only when it is known to
+ * the user database: a mistyped password in the login field must not end up in the journal.
+ */
+static int governed_gate(pam_handle_t *pamh, const struct pam_mamori_options *o, PamPhase phase,
+                         const char **ret_user)
+{
+        const char *user = NULL;
+        AccountClass c;
+        int r, rc;
+
+        rc = pam_get_user(pamh, &user, NULL);
+        if (rc == PAM_CONV_AGAIN)
+                return PAM_INCOMPLETE;
+        if (rc != PAM_SUCCESS || !user) {
+                pam_syslog(pamh, LOG_ERR, "cannot get the PAM user: %s", pam_strerror(pamh, rc));
+                c = ACCOUNT_UNKNOWN_USER;
+        } else {
+                r = account_classify(&nss_ops_libc, user, o->group, &c);
+                if (r < 0) {
+                        pam_syslog(pamh, LOG_ERR,
+                                   "cannot tell whether the PAM user is in group '%s': %s; refusing (check "
+                                   "nsswitch.conf and the user database)",
+                                   o->group, strerror(-r));
+                        c = ACCOUNT_LOOKUP_FAILED;
+                }
+        }
+        rc = governed_answer(phase, c);
+        switch (c) {
+        case ACCOUNT_GOVERNED:
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "user '%s' is in group '%s': card login", user,
+                                   o->group);
+                *ret_user = user;
+                break;
+        case ACCOUNT_OTHER:
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG, "user '%s' is not in group '%s': not governed, %s", user,
+                                   o->group, pam_strerror(pamh, rc));
+                break;
+        case ACCOUNT_NO_GROUP:
+                pam_syslog(pamh, LOG_ERR,
+                           "group '%s' does not exist: pam_mamori governs no account; create it "
+                           "(systemd-sysusers, or groupadd %s) and add the counter account to it",
+                           o->group, o->group);
+                break;
+        case ACCOUNT_UNKNOWN_USER:
+                if (phase != PAM_PHASE_SETCRED)
+                        pam_syslog(pamh, LOG_NOTICE, "unknown user: %s", pam_strerror(pamh, rc));
+                break;
+        default:
+                break;
+        }
+        return rc;
 }
 
 static void log_refusal(pam_handle_t *pamh, const char *step, const struct agent_error_info *info,
@@ -310,11 +386,9 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
         int tries = -1, r, rc;
 
         parse_options(pamh, argc, argv, &o);
-        rc = pam_get_user(pamh, &user, NULL);
-        if (rc != PAM_SUCCESS || !user) {
-                pam_syslog(pamh, LOG_ERR, "cannot get the PAM user: %s", pam_strerror(pamh, rc));
-                return rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
-        }
+        rc = governed_gate(pamh, &o, PAM_PHASE_AUTH, &user);
+        if (rc != PAM_GOVERNED_PROCEED)
+                return rc;
 
         rc = connect_agent(pamh, &o, &bus);
         if (rc != PAM_SUCCESS)
@@ -406,7 +480,13 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-        return PAM_SUCCESS;
+        struct pam_mamori_options o;
+        const char *user;
+        int rc;
+
+        parse_options(pamh, argc, argv, &o);
+        rc = governed_gate(pamh, &o, PAM_PHASE_SETCRED, &user);
+        return rc == PAM_GOVERNED_PROCEED ? PAM_SUCCESS : rc;
 }
 
 /*
@@ -443,10 +523,14 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         struct pam_mamori_options o;
         struct agent_error_info info;
         int32_t days, max_days;
+        const char *user;
         char text[160];
         int r, rc;
 
         parse_options(pamh, argc, argv, &o);
+        rc = governed_gate(pamh, &o, PAM_PHASE_ACCOUNT, &user);
+        if (rc != PAM_GOVERNED_PROCEED)
+                return rc;
         rc = connect_agent(pamh, &o, &bus);
         if (rc != PAM_SUCCESS)
                 return rc;
@@ -459,7 +543,9 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 log_refusal(pamh, "PinAgeDays", &info, &error);
                 switch (info.class) {
                 case AGENT_ERROR_NOT_ACTIVE:
-                        /* Someone else's login (another module authenticated): nothing to say. */
+                        /* No card session: an account step without a card login before it (root's
+                         * su to the account, the user manager). Its auth, if any, was ours and ended
+                         * the stack on failure; the PIN's age is not this step's question then. */
                         return PAM_IGNORE;
                 case AGENT_ERROR_UNAVAILABLE:
                         return PAM_AUTHINFO_UNAVAIL;
@@ -477,6 +563,24 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         return PAM_NEW_AUTHTOK_REQD;
 }
 
+/*
+ * For an account mamori does not govern, the password step only stands in for the first module of
+ * the block: Debian's pam-auth-update gives every password module after the first one use_authtok,
+ * and pam_unix with use_authtok changes nothing unless an earlier module has read the new password.
+ * So the new password is read here with libpam's own prompts ("New password:", "Retype new
+ * password:", as pam_unix would ask them, and as pam_pwquality does in the same place) and left as
+ * PAM_AUTHTOK for the module that changes it; pam_mamori itself answers PAM_IGNORE and changes
+ * nothing. A token an earlier module already read is used as it is, without a prompt.
+ */
+static void read_new_password_for_next_module(pam_handle_t *pamh, int flags)
+{
+        const char *token = NULL;
+
+        if (!(flags & PAM_UPDATE_AUTHTOK))
+                return;
+        (void)pam_get_authtok(pamh, PAM_AUTHTOK, &token, NULL);
+}
+
 /* The password step changes the PIN on the card (forced by the account step, or asked for). */
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
@@ -485,10 +589,17 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         _cleanup_secret_ char *old_pin = NULL, *new_pin = NULL, *again = NULL;
         struct pam_mamori_options o;
         struct agent_error_info info;
+        const char *user;
         char text[256];
         int r, rc;
 
         parse_options(pamh, argc, argv, &o);
+        rc = governed_gate(pamh, &o, PAM_PHASE_PASSWORD, &user);
+        if (rc != PAM_GOVERNED_PROCEED) {
+                if (rc == PAM_IGNORE)
+                        read_new_password_for_next_module(pamh, flags);
+                return rc;
+        }
         rc = connect_agent(pamh, &o, &bus);
         if (flags & PAM_PRELIM_CHECK)
                 return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_TRY_AGAIN;

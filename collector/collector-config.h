@@ -15,7 +15,8 @@ struct collector_config {
         uint64_t idle_timeout_usec;
         uint64_t request_timeout_usec;
         uint32_t max_connections;
-        uint32_t max_connections_per_ip;
+        uint32_t max_connections_per_ip; /* unauthenticated ones from one address */
+        uint32_t max_unauthenticated;
         uint64_t silent_usec;       /* a terminal silent longer than this raises an alert */
         uint64_t silent_check_usec; /* how often that is checked */
         uint64_t policy_validity_usec;

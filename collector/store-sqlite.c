@@ -25,7 +25,9 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS records (log TEXT NOT NULL, seq INTEGER NOT NULL,"
         "  hash TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (log, seq)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
-        "  kind TEXT NOT NULL, term TEXT, log TEXT, seq INTEGER, detail TEXT);"
+        "  kind TEXT NOT NULL, term TEXT, log TEXT, seq INTEGER, detail TEXT,"
+        "  count INTEGER NOT NULL DEFAULT 1, last_seen INTEGER);"
+        "CREATE INDEX IF NOT EXISTS alerts_fold ON alerts(kind, term, log, seq);"
         "CREATE TABLE IF NOT EXISTS offices (id TEXT PRIMARY KEY, hours TEXT);"
         "CREATE TABLE IF NOT EXISTS operators (id TEXT PRIMARY KEY, name TEXT, offices TEXT NOT NULL,"
         "  status TEXT NOT NULL);"
@@ -152,6 +154,33 @@ static const char *col_text(sqlite3_stmt *st, int i)
         return t ? (const char *)t : "";
 }
 
+/* 1 when table has the column, 0 when not. table is one of ours, never user input. */
+static int has_column(Store *s, const char *table, const char *column)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char sql[64];
+        int r;
+
+        snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+        r = prepare(s, &st, sql, NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0)
+                if (streq(col_text(st, 1), column))
+                        return 1;
+        return r;
+}
+
+/* Databases made before a column existed get it (CREATE TABLE IF NOT EXISTS adds none). */
+static int migrate(Store *s)
+{
+        int r = has_column(s, "alerts", "count");
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return exec(s, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+                       "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+}
+
 int store_open(const char *path, Store **ret)
 {
         _cleanup_store_ Store *s = NULL;
@@ -177,6 +206,9 @@ int store_open(const char *path, Store **ret)
         if (r < 0)
                 return r;
         r = exec(s, schema);
+        if (r < 0)
+                return r;
+        r = migrate(s);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -219,6 +251,12 @@ static int history_add(Store *s, int64_t now, const char *object, const char *id
                         "INSERT INTO history (ts, object, object_id, action, detail) VALUES (?,?,?,?,?)",
                         "issss", now, object, id, action, detail);
         return r < 0 ? r : step_done(st);
+}
+
+int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
+                      const char *detail)
+{
+        return history_add(s, now_usec, object, id, action, detail);
 }
 
 /* ---- terminals ---- */
@@ -410,22 +448,45 @@ int store_record_count(Store *s, uint64_t *ret)
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
                     uint64_t seq, const char *detail)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "INSERT INTO alerts (ts, kind, term, log, seq, detail) VALUES (?,?,?,?,?,?)",
-                        "isssus", now_usec, kind, term, log, seq, detail);
+        _cleanup_stmt_ sqlite3_stmt *fold = NULL, *st = NULL;
+        int r;
+
+        /* A terminal retrying the same refused batch raises the same alert each time: fold it into
+         * the first row (count, last_seen) instead of a new row per retry. */
+        r = prepare(s, &fold,
+                    "UPDATE alerts SET count = count + 1, last_seen = ?1 WHERE id = (SELECT id FROM alerts"
+                    " WHERE kind = ?2 AND term IS ?3 AND log IS ?4 AND seq IS ?5 AND detail IS ?6"
+                    " ORDER BY id DESC LIMIT 1)",
+                    "isssus", now_usec, kind, term, log, seq, detail);
+        if (r < 0)
+                return r;
+        r = step_done(fold);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(s->db) > 0)
+                return 0;
+        r = prepare(s, &st,
+                    "INSERT INTO alerts (ts, kind, term, log, seq, detail, count, last_seen)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,1,?1)",
+                    "isssus", now_usec, kind, term, log, seq, detail);
         return r < 0 ? r : step_done(st);
 }
 
 int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, ts, kind, term, log, seq, detail FROM alerts ORDER BY id", NULL);
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, kind, term, log, seq, detail, count, ifnull(last_seen, ts) FROM alerts"
+                " ORDER BY id",
+                NULL);
         if (r < 0)
                 return r;
         while ((r = step_row(st)) > 0) {
                 r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
                        col_text(st, 3), col_text(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
-                       col_text(st, 6), userdata);
+                       col_text(st, 6), (uint64_t)sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+                       userdata);
                 if (r < 0)
                         return r;
         }

@@ -64,8 +64,11 @@ int store_record_count(Store *s, uint64_t *ret);
 /* ---- alerts ---- */
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
                     uint64_t seq, const char *detail);
+/* Identical alerts (kind, term, log, seq, detail) are folded into one row: ts is the first time,
+ * last_seen the latest, count how many times it was raised. */
 typedef int (*store_alert_fn)(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
-                              uint64_t seq, const char *detail, void *userdata);
+                              uint64_t seq, const char *detail, uint64_t count, int64_t last_seen,
+                              void *userdata);
 int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata);
 /*
  * Raise one "silent" alert for every terminal that was seen once but not since now - silent_usec
@@ -85,6 +88,9 @@ int store_card_issue(Store *s, int64_t now_usec, const char *card_id, const char
 /* status: active | suspended | returned. -ENOENT unknown card. */
 int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const char *status,
                           const char *reason);
+/* One history row for a change that is not a registry row (the emergency flag). */
+int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
+                      const char *detail);
 typedef int (*store_history_fn)(int64_t ts, const char *object, const char *id, const char *action,
                                 const char *detail, void *userdata);
 /* History rows, oldest first; object/id NULL = all. */

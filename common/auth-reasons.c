@@ -60,6 +60,12 @@ static const struct {
                  "The request was refused as invalid — check what was typed and try again"},
         [AUTH_PIN_FORMAT] = {"pin-format", MAMORI_ERROR_PIN_FORMAT,
                              "The PIN is 6 to 8 digits — type it again"},
+        [AUTH_LOG_DAMAGED] = {"log-damaged", MAMORI_ERROR_LOG_DAMAGED,
+                              "The operation log is damaged — logins are suspended; call your system "
+                              "administrator"},
+        [AUTH_TERMINAL_UNCONFIGURED] = {"terminal-unconfigured", MAMORI_ERROR_TERMINAL_UNCONFIGURED,
+                                        "This terminal is not enrolled yet — logins are suspended; call "
+                                        "your system administrator"},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -20,7 +20,8 @@ static void usage(FILE *f)
                 "Usage: mamorictl log verify DIR --identity PUB.pem [--cursor FILE] [--receipt-key "
                 "PUB.pem]\n"
                 "       mamorictl log export DIR [--identity PUB.pem] [--cursor FILE] [--receipt-key "
-                "PUB.pem]\n\n"
+                "PUB.pem]\n"
+                "       mamorictl log quarantine [--config FILE]   (see mamorictl log quarantine --help)\n\n"
                 "verify  checks every signature, the key-rotation chain from the terminal identity key,\n"
                 "        prev links and seq continuity across segments; exit 0 intact, 1 broken, 2 error.\n"
                 "        A pruned log (first records deleted after upload) verifies from its first present\n"
@@ -193,6 +194,8 @@ int ctl_log(int argc, char **argv)
         bool verify;
         int c, k;
 
+        if (argc >= 2 && streq(argv[1], "quarantine"))
+                return ctl_log_quarantine(argc - 1, argv + 1);
         optind = 1;
         while ((c = getopt_long(argc, argv, "+i:h", options, NULL)) >= 0) {
                 if (c == 'i')
@@ -280,6 +283,7 @@ int ctl_log(int argc, char **argv)
                                 "collector's receipt (--cursor FILE) and its key (--receipt-key PUB.pem)\n",
                                 res.first_seq);
                 print_bad_line(dir, &res);
+                ctl_log_quarantine_note(dir, &res);
                 return 1;
         }
         if (verify && res.anchor_seq > 0)

@@ -9,6 +9,10 @@ struct ctl_verb {
 
 int ctl_help(int argc, char **argv);
 int ctl_log(int argc, char **argv);
+int ctl_log_quarantine(int argc, char **argv); /* mamorictl log quarantine */
+/* After a broken `log verify` of dir: what its quarantine.json says, if it has one. */
+struct log_verify_result;
+void ctl_log_quarantine_note(const char *dir, const struct log_verify_result *res);
 int ctl_identity(int argc, char **argv);
 int ctl_status(int argc, char **argv);
 int ctl_lock(int argc, char **argv);

@@ -9,7 +9,7 @@ static const struct ctl_verb verbs[] = {
         /* Add verbs here, one line each, implemented in agent/ctl-<verb>.c. */
         {"help", "show this help", ctl_help},
         {"auth-test", "one card login in this process: allow OPERATOR or refuse REASON", ctl_auth_test},
-        {"log", "verify or export an operation-log directory", ctl_log},
+        {"log", "verify or export an operation-log directory; quarantine a damaged log", ctl_log},
         {"identity", "print the terminal identity public key (PEM)", ctl_identity},
         {"status", "agent state, operator, card, reader, policy serial, last upload (--json)", ctl_status},
         {"lock", "end the active session and lock the screen now", ctl_lock},

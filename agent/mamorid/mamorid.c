@@ -40,6 +40,12 @@ static bool ops_log_writable(void *userdata)
         return a->log && oplog_writable(a->log);
 }
 
+static enum auth_reason ops_held(void *userdata)
+{
+        struct agent *a = userdata;
+        return a->held;
+}
+
 static const Policy *ops_policy(void *userdata)
 {
         struct agent *a = userdata;
@@ -107,6 +113,7 @@ static void ops_changed(void *userdata, const char *state_reason)
 static const struct session_ops session_ops = {
         .record = ops_record,
         .log_writable = ops_log_writable,
+        .held = ops_held,
         .policy = ops_policy,
         .check_cert = ops_check_cert,
         .login_start = ops_login_start,
@@ -290,6 +297,7 @@ static int run(struct agent *a, AgentOplog **oplog)
         agent_log_event("agent.start", "terminal", a->config.terminal_id, "version", MAMORI_VERSION, NULL);
         (void)oplog_agent_start(&a->config, a->event, oplog);
         a->log = oplog_agent_log(*oplog);
+        a->held = oplog_agent_held(*oplog);
         load_anchors(a);
 
         r = agent_dbus_start(a);
@@ -325,7 +333,11 @@ static int run(struct agent *a, AgentOplog **oplog)
                 return r;
         }
 
-        (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
+        if (a->held != AUTH_ALLOW)
+                (void)sd_notifyf(0, "READY=1\nSTATUS=locked, every login refused: %s",
+                                 auth_reason_to_string(a->held));
+        else
+                (void)sd_notify(0, "READY=1\nSTATUS=watching card readers");
         return sd_event_loop(a->event);
 }
 

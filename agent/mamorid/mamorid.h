@@ -28,6 +28,8 @@ struct agent {
         CardWorker *worker;
         Logind *logind;
         OpLog *log;
+        enum auth_reason
+                held;       /* terminal-unconfigured, log-damaged: every login refused (AUTH_ALLOW: none) */
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer;
         RecordLimit *limit; /* auth.fail and policy.reject per cause (event.c), made at the first */

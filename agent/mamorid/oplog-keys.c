@@ -379,3 +379,18 @@ int oplog_epoch_key_find_single(const char *dir, uint8_t ret[ED25519_KEY_SIZE])
         memcpy(ret, pub, sizeof(pub));
         return 0;
 }
+
+int oplog_keys_directory(const char *log_dir, char **ret)
+{
+        const char *slash;
+        int n;
+
+        if (!log_dir || !ret)
+                return -EINVAL;
+        slash = strrchr(log_dir, '/');
+        if (!slash || slash == log_dir)
+                n = asprintf(ret, "/keys");
+        else
+                n = asprintf(ret, "%.*s/keys", (int)(slash - log_dir), log_dir);
+        return n < 0 ? -ENOMEM : 0;
+}

@@ -36,6 +36,10 @@ int oplog_epoch_key_find_single(const char *dir, uint8_t ret[ED25519_KEY_SIZE]);
 #define OPLOG_EPOCH_KEY_NAME_MAX 80
 void oplog_epoch_key_name(const uint8_t pub[ED25519_KEY_SIZE], char buf[OPLOG_EPOCH_KEY_NAME_MAX]);
 
+/* Where mamorid keeps the epoch keys for the log in log_dir: "keys" beside it (e.g.
+ * /var/lib/mamori/log → /var/lib/mamori/keys). *ret is malloc'd. */
+int oplog_keys_directory(const char *log_dir, char **ret);
+
 /* Small durable-file helpers shared by the oplog files. */
 int oplog_fsync_dir(const char *dir);
 int oplog_write_full(int fd, const void *buf, size_t n);

@@ -7,11 +7,15 @@
 #include <syslog.h>
 
 #include "journal.h"
+#include "mamori/time-util.h"
+#include "oplog-check.h"
+#include "oplog-keys.h"
 #include "oplog-open.h"
 
 struct AgentOplog {
         OpLog *log;
-        int last_error; /* last reported failure, to log each change once */
+        int last_error;        /* last reported failure, to log each change once */
+        enum auth_reason held; /* why no log was opened on purpose (AUTH_ALLOW: none) */
 };
 
 static void report(AgentOplog *a, int error)
@@ -27,18 +31,6 @@ static void report(AgentOplog *a, int error)
                 agent_log(LOG_NOTICE, "operation log is writable again");
 }
 
-static int parent_keys_dir(const char *log_dir, char **ret)
-{
-        const char *slash = strrchr(log_dir, '/');
-        int n;
-
-        if (!slash || slash == log_dir)
-                n = asprintf(ret, "/keys");
-        else
-                n = asprintf(ret, "%.*s/keys", (int)(slash - log_dir), log_dir);
-        return n < 0 ? -ENOMEM : 0;
-}
-
 static const char *previous_name(enum oplog_previous p)
 {
         switch (p) {
@@ -51,41 +43,97 @@ static const char *previous_name(enum oplog_previous p)
         }
 }
 
+/* No [Terminal] Id: nothing may be recorded under an id that is not this terminal's, so no log is
+ * opened; the identity key is made all the same, for the enrolment request. */
+static void hold_unconfigured(AgentOplog *a, const struct agent_config *config)
+{
+        _cleanup_pkey_ EVP_PKEY *identity = NULL;
+        bool created = false;
+        int k;
+
+        a->held = AUTH_TERMINAL_UNCONFIGURED;
+        k = oplog_identity_load_or_create(config->identity_key, &identity, &created);
+        if (k < 0)
+                agent_log(LOG_ERR, "cannot create the terminal identity key %s: %s", config->identity_key,
+                          strerror(-k));
+        else if (created)
+                agent_log(LOG_NOTICE, "created the terminal identity key %s", config->identity_key);
+        agent_log(LOG_CRIT,
+                  "this terminal has no [Terminal] Id= in agent.conf: logins are refused "
+                  "(terminal-unconfigured) and nothing is recorded until it is enrolled. Next: "
+                  "`mamorictl identity` prints the identity key %s for `mamori-admin terminal add`; "
+                  "install what that gives, set [Terminal] Id= and restart mamorid",
+                  config->identity_key);
+}
+
+/* The log is damaged (or not this terminal's): say where, and what the administrator does next. */
+static void hold_damaged(AgentOplog *a, const struct agent_config *config, const struct oplog_damage *d)
+{
+        char line[32] = "";
+
+        a->held = AUTH_LOG_DAMAGED;
+        if (d->line > 0)
+                snprintf(line, sizeof(line), ":%" PRIu64, d->line);
+        agent_log(LOG_CRIT,
+                  "operation log damaged at %s%s%s%s: %s. Nothing is written on top of it and logins are "
+                  "refused (log-damaged). Last good record: seq %" PRIu64
+                  ". Next: as root run `mamorictl log quarantine` (moves this log aside for the auditors, "
+                  "keeps it, starts a new log that names it), then restart mamorid",
+                  config->log_directory, d->file[0] ? "/" : "", d->file, line, d->reason, d->good_seq);
+}
+
 int oplog_agent_start(const struct agent_config *config, sd_event *e, AgentOplog **ret)
 {
         _cleanup_free_ char *keys = NULL;
         struct oplog_recovery rec = {0};
+        struct oplog_damage damage;
         struct oplog_params p = {0};
         JsonValue *data = NULL;
         AgentOplog *a;
+        uint64_t t0;
         int k;
 
         a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
         *ret = a;
-        k = parent_keys_dir(config->log_directory, &keys);
+        if (!config->terminal_id) {
+                hold_unconfigured(a, config);
+                return 0;
+        }
+        k = oplog_keys_directory(config->log_directory, &keys);
         if (k < 0)
                 goto fail;
         p = (struct oplog_params){
                 .directory = config->log_directory,
                 .keys_directory = keys,
                 .identity_key = config->identity_key,
-                .terminal_id = config->terminal_id ? config->terminal_id : "unconfigured",
+                .terminal_id = config->terminal_id,
                 .rotate_records = config->key_rotate_records,
                 .rotate_usec = config->key_rotate_usec,
                 .retention_days = config->local_retention_days,
                 .receipt_key = config->receipt_key,
                 .async = true,
         };
-        k = oplog_open(&p, &a->log, &rec);
+        t0 = now_mono_usec();
+        k = oplog_open_checked(&p, &a->log, &rec, &damage);
+        if (k == -EBADMSG) {
+                hold_damaged(a, config, &damage);
+                a->last_error = k; /* said above, in full */
+                return k;
+        }
         if (k < 0) {
                 agent_log(LOG_CRIT, "cannot open the operation log in %s: %s%s", config->log_directory,
                           strerror(-k),
-                          k == -ENOKEY ? " (the current log key is gone; the chain cannot be continued)"
+                          k == -ENOKEY ? " (the current log key is gone; the chain cannot be continued: "
+                                         "run `mamorictl log quarantine` as root, then restart mamorid)"
                                        : "");
                 goto fail;
         }
+        agent_log(LOG_INFO,
+                  "operation log %s: last records checked in %" PRIu64 " ms (%" PRIu64 " linked, %" PRIu64
+                  " signatures)",
+                  rec.log_id, (now_mono_usec() - t0) / 1000, rec.checked_records, rec.verified_records);
         if (rec.identity_created)
                 agent_log(LOG_NOTICE, "created the terminal identity key %s", config->identity_key);
         if (rec.torn_bytes > 0)
@@ -141,4 +189,9 @@ AgentOplog *oplog_agent_stop(AgentOplog *a)
 OpLog *oplog_agent_log(AgentOplog *a)
 {
         return a ? a->log : NULL;
+}
+
+enum auth_reason oplog_agent_held(AgentOplog *a)
+{
+        return a ? a->held : AUTH_ALLOW;
 }

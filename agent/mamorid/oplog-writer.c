@@ -19,6 +19,7 @@
 #include "mamori/oplog-verify.h"
 #include "mamori/oplog-record.h"
 #include "mamori/upload-cursor.h"
+#include "oplog-check.h"
 #include "oplog-keys.h"
 #include "oplog-writer.h"
 #include "thread-mailbox.h"
@@ -724,83 +725,11 @@ int oplog_prune(OpLog *l, uint64_t now)
 
 /* ---- open / recovery ---- */
 
-struct scan {
-        Record *last;
-        char last_hash[SHA256_HEX_MAX];
-        uint64_t lines;
-        uint64_t bad_offset; /* first unparsable line */
-        bool bad;
-        bool corrupt; /* a bad line followed by more lines, or a broken link */
-        bool have_key;
-        uint8_t key[ED25519_KEY_SIZE];
-        int64_t key_ts;
-        uint32_t after_key; /* records after the last key record */
-};
-
-static int scan_line(const char *line, size_t len, uint64_t offset, void *userdata)
-{
-        struct scan *s = userdata;
-        _cleanup_record_ Record *r = NULL;
-        char hash[SHA256_HEX_MAX];
-        int k;
-
-        if (s->bad) {
-                s->corrupt = true;
-                return -EBADMSG;
-        }
-        k = record_parse_line(line, len, &r);
-        if (k == -ENOMEM)
-                return k;
-        if (k < 0 || (s->last && record_check_link(s->last, s->last_hash, r) < 0)) {
-                s->bad = true;
-                s->bad_offset = offset;
-                return 0;
-        }
-        k = record_line_hash(line, len, hash);
-        if (k < 0)
-                return k;
-        if (streq(r->ev, "log.open") || streq(r->ev, "key.rotate")) {
-                if (record_data_key(r, s->key) < 0) {
-                        s->bad = true;
-                        s->bad_offset = offset;
-                        return 0;
-                }
-                s->have_key = true;
-                s->key_ts = r->ts;
-                s->after_key = 0;
-        } else
-                s->after_key++;
-        memcpy(s->last_hash, hash, sizeof(hash));
-        record_free(s->last);
-        s->last = TAKE_PTR(r);
-        s->lines++;
-        return 0;
-}
-
-static int scan_segment(const char *dir, const char *name, int flags, struct scan *s, uint64_t *ret_tail,
-                        int *ret_fd)
-{
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        int k;
-
-        if (asprintf(&path, "%s/%s", dir, name) < 0)
-                return -ENOMEM;
-        fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        k = log_segment_read_fd(fd, scan_line, s, ret_tail);
-        if (k < 0)
-                return s->corrupt ? -EBADMSG : k;
-        if (ret_fd)
-                *ret_fd = TAKE_FD(fd);
-        return 0;
-}
-
-static int new_log_locked(OpLog *l, EVP_PKEY *identity)
+/* previous (may be NULL) is what log.open says about the log this one continues (a quarantine). */
+static int new_log_locked(OpLog *l, EVP_PKEY *identity, const JsonValue *previous)
 {
         _cleanup_free_ char *b64 = NULL;
-        JsonValue *data = NULL;
+        JsonValue *data = NULL, *copy = NULL;
         struct waiter w = {0};
         uint8_t id[16];
         int k;
@@ -831,6 +760,11 @@ static int new_log_locked(OpLog *l, EVP_PKEY *identity)
                 k = json_new_object(&data);
         if (k >= 0)
                 k = json_object_set_string(data, "key", b64);
+        if (k >= 0 && previous) {
+                k = json_value_copy(previous, &copy);
+                if (k >= 0)
+                        k = json_object_set(data, "previous", copy); /* takes copy, also on failure */
+        }
         if (k < 0) {
                 json_value_free(data);
                 return k;
@@ -846,142 +780,125 @@ static int new_log_locked(OpLog *l, EVP_PKEY *identity)
         return wait_commit_locked(l, &w);
 }
 
-static int recover_locked(OpLog *l, struct oplog_recovery *rec)
+/* Removes the segments after the last one holding records (all of them when last is NULL): they
+ * hold at most a torn write. */
+static int drop_empty_segments(OpLog *l, const char *last, struct oplog_recovery *rec)
 {
         char **names = NULL;
         size_t n = 0;
-        struct scan s = {0};
-        uint64_t tail = 0;
-        struct stat st;
-        int k, fd = -EBADF;
+        int k;
 
         k = log_segments_list(l->dir, &names, &n);
         if (k < 0)
                 return k;
-
-        /* The last segment with a complete record becomes the tail; empty ones after it go. */
-        while (n > 0) {
+        for (size_t i = 0; i < n && k >= 0; i++) {
                 _cleanup_free_ char *path = NULL;
-                uint64_t size;
-
-                record_free(s.last);
-                s = (struct scan){0};
-                memcpy(s.last_hash, RECORD_PREV_FIRST, sizeof(s.last_hash));
-                k = scan_segment(l->dir, names[n - 1], O_RDWR | O_APPEND, &s, &tail, &fd);
-                if (k < 0)
-                        goto finish;
-                if (fstat(fd, &st) < 0) {
-                        k = negative_errno();
-                        goto finish;
-                }
-                size = (uint64_t)st.st_size;
-                /* A torn last line: bytes without "\n", or a last line that does not parse. */
-                if (s.bad) {
-                        rec->torn_bytes = size - s.bad_offset;
-                        size = s.bad_offset;
-                } else if (tail > 0) {
-                        rec->torn_bytes = tail;
-                        size -= tail;
-                }
-                if (size != (uint64_t)st.st_size && ftruncate(fd, (off_t)size) < 0) {
-                        k = negative_errno();
-                        goto finish;
-                }
-                if (size > 0 && s.last)
-                        break;
-                if (asprintf(&path, "%s/%s", l->dir, names[n - 1]) < 0) {
+                if (last && strcmp(names[i], last) <= 0)
+                        continue;
+                if (asprintf(&path, "%s/%s", l->dir, names[i]) < 0)
                         k = -ENOMEM;
-                        goto finish;
-                }
-                fd = safe_close(fd);
-                if (unlink(path) < 0) {
+                else if (unlink(path) < 0)
                         k = negative_errno();
-                        goto finish;
-                }
-                rec->dropped_segments++;
-                free(names[--n]);
+                else
+                        rec->dropped_segments++;
         }
-        k = oplog_fsync_dir(l->dir);
-        if (k < 0)
-                goto finish;
-        if (n == 0) {
-                k = 1; /* nothing left: a new log */
-                goto finish;
-        }
-
-        l->seg_fd = TAKE_FD(fd);
-        (void)log_segment_name_parse(names[n - 1], &l->seg_first);
-        if (s.last->seq < l->seg_first) {
-                k = -EBADMSG;
-                goto finish;
-        }
-        memcpy(l->log_id, s.last->log, sizeof(l->log_id));
-        l->seq = s.last->seq;
-        memcpy(l->hash, s.last_hash, sizeof(l->hash));
-        l->seg_size = (uint64_t)lseek(l->seg_fd, 0, SEEK_END);
-        rec->last_seq = l->seq;
-        rec->previous = streq(s.last->ev, "agent.stop") ? OPLOG_PREVIOUS_CLEAN : OPLOG_PREVIOUS_CRASH;
-
-        /* The current epoch key is named by the last log.open/key.rotate, maybe in an older segment. */
-        if (s.have_key) {
-                memcpy(l->key_pub, s.key, sizeof(s.key));
-                l->rotate_ts = s.key_ts;
-                l->since_rotate = s.after_key;
-        } else {
-                uint32_t later = s.after_key;
-                bool found = false;
-                for (size_t i = n - 1; i > 0 && !found; i--) {
-                        struct scan o = {0};
-                        memcpy(o.last_hash, RECORD_PREV_FIRST, sizeof(o.last_hash));
-                        k = scan_segment(l->dir, names[i - 1], O_RDONLY, &o, NULL, NULL);
-                        record_free(o.last);
-                        if (k < 0)
-                                goto finish;
-                        if (o.have_key) {
-                                memcpy(l->key_pub, o.key, sizeof(o.key));
-                                l->rotate_ts = o.key_ts;
-                                l->since_rotate = o.after_key + later;
-                                found = true;
-                        } else
-                                later += o.after_key;
-                }
-                if (!found) {
-                        /* Segments with the key record were pruned: the one epoch key on disk is
-                         * the current one; rotate away from it at the first append. */
-                        k = oplog_epoch_key_find_single(l->keys_dir, l->key_pub);
-                        if (k < 0)
-                                goto finish;
-                        l->rotate_ts = 0;
-                        l->since_rotate = l->rotate_records;
-                }
-        }
-        k = oplog_epoch_key_load(l->keys_dir, l->key_pub, &l->key);
-        if (k < 0) {
-                k = k == -ENOENT ? -ENOKEY : k;
-                goto finish;
-        }
-        k = oplog_epoch_key_destroy_others(l->keys_dir, l->key_pub);
-        if (k < 0)
-                goto finish;
-        rec->stale_keys_destroyed = k;
-
-        /* What the previous run wrote but may not have synced is the base of the chain now. */
-        if (fdatasync(l->seg_fd) < 0) {
-                k = negative_errno();
-                goto finish;
-        }
-        mark_committed_locked(l, l->ticket, l->seq, l->seg_size, l->hash, l->since_rotate, l->rotate_ts);
-        k = 0;
-finish:
-        record_free(s.last);
-        safe_close(fd);
         log_segments_free(names, n);
+        if (k >= 0)
+                k = oplog_fsync_dir(l->dir);
         return k;
 }
 
-int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery)
+static int recover_locked(OpLog *l, EVP_PKEY *identity, struct oplog_recovery *rec,
+                          struct oplog_damage *reterr_damage)
 {
-        struct oplog_recovery rec = {0};
+        _cleanup_free_ char *path = NULL, *marker = NULL;
+        struct oplog_damage d;
+        struct oplog_tail t;
+        int k;
+
+        /* A quarantine that was interrupted must be finished before anything is written here. */
+        if (asprintf(&marker, "%s/" OPLOG_QUARANTINE_MARKER, l->dir) < 0)
+                return -ENOMEM;
+        if (access(marker, F_OK) == 0) {
+                d = (struct oplog_damage){0};
+                snprintf(d.reason, sizeof(d.reason), "a quarantine of this log was interrupted (%s exists)",
+                         OPLOG_QUARANTINE_MARKER);
+                memcpy(d.good_hash, RECORD_PREV_FIRST, SHA256_HEX_MAX);
+                *reterr_damage = d;
+                return -EBADMSG;
+        }
+
+        k = oplog_check(l->dir, l->keys_dir, identity, &t, &d);
+        if (k == -EBADMSG) {
+                *reterr_damage = d;
+                return k;
+        }
+        if (k < 0)
+                return k;
+        k = drop_empty_segments(l, k == 1 ? NULL : t.segment, rec);
+        if (k < 0)
+                return k;
+        if (t.segment[0] == '\0')
+                return 1; /* nothing left: a new log */
+
+        if (!streq(t.term, l->term)) {
+                /* Never continue another terminal's chain (nor one begun before this one had an id). */
+                d = (struct oplog_damage){.good_seq = t.last_seq};
+                snprintf(d.file, sizeof(d.file), "%s", t.segment);
+                snprintf(d.reason, sizeof(d.reason),
+                         "the log was written as terminal \"%s\", this terminal is \"%s\"", t.term, l->term);
+                memcpy(d.log_id, t.log_id, sizeof(d.log_id));
+                snprintf(d.term, sizeof(d.term), "%s", t.term);
+                memcpy(d.good_hash, t.last_hash, SHA256_HEX_MAX);
+                *reterr_damage = d;
+                return -EBADMSG;
+        }
+
+        if (asprintf(&path, "%s/%s", l->dir, t.segment) < 0)
+                return -ENOMEM;
+        l->seg_fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (l->seg_fd < 0)
+                return negative_errno();
+        if (t.torn_bytes > 0 && ftruncate(l->seg_fd, (off_t)t.good_size) < 0)
+                return negative_errno();
+        rec->torn_bytes = t.torn_bytes;
+        rec->checked_records = t.scanned;
+        rec->verified_records = t.verified;
+        l->seg_first = t.segment_first;
+        memcpy(l->log_id, t.log_id, sizeof(l->log_id));
+        l->seq = t.last_seq;
+        memcpy(l->hash, t.last_hash, sizeof(l->hash));
+        l->seg_size = t.good_size;
+        rec->last_seq = l->seq;
+        rec->previous = t.clean ? OPLOG_PREVIOUS_CLEAN : OPLOG_PREVIOUS_CRASH;
+
+        memcpy(l->key_pub, t.key, sizeof(t.key));
+        if (t.key_from_chain) {
+                l->rotate_ts = t.key_ts;
+                l->since_rotate = t.since_key > UINT32_MAX ? UINT32_MAX : (uint32_t)t.since_key;
+        } else {
+                /* The records naming the key were pruned: rotate away from it at the first append. */
+                l->rotate_ts = 0;
+                l->since_rotate = l->rotate_records;
+        }
+        k = oplog_epoch_key_load(l->keys_dir, l->key_pub, &l->key);
+        if (k < 0)
+                return k == -ENOENT ? -ENOKEY : k;
+        k = oplog_epoch_key_destroy_others(l->keys_dir, l->key_pub);
+        if (k < 0)
+                return k;
+        rec->stale_keys_destroyed = k;
+
+        /* What the previous run wrote but may not have synced is the base of the chain now. */
+        if (fdatasync(l->seg_fd) < 0)
+                return negative_errno();
+        mark_committed_locked(l, l->ticket, l->seq, l->seg_size, l->hash, l->since_rotate, l->rotate_ts);
+        return 0;
+}
+
+/* The writer for p's directory, locked, with the identity key: everything but the log itself. */
+static int open_dir(const struct oplog_params *p, OpLog **ret, EVP_PKEY **ret_identity, bool *ret_created)
+{
         _cleanup_pkey_ EVP_PKEY *identity = NULL;
         _cleanup_free_ char *lock_path = NULL;
         OpLog *l;
@@ -1016,7 +933,7 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
                 k = oplog_mkdir_p(l->keys_dir, 0700);
         if (k < 0)
                 goto fail;
-        k = oplog_identity_load_or_create(p->identity_key, &identity, &rec.identity_created);
+        k = oplog_identity_load_or_create(p->identity_key, &identity, ret_created);
         if (k < 0)
                 goto fail;
         k = read_boot_id(l->boot);
@@ -1036,36 +953,103 @@ int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery 
                 k = errno == EWOULDBLOCK ? -EBUSY : negative_errno();
                 goto fail;
         }
+        *ret = l;
+        *ret_identity = TAKE_PTR(identity);
+        return 0;
+fail:
+        oplog_close(l);
+        return k;
+}
 
-        pthread_mutex_lock(&l->lock);
-        k = recover_locked(l, &rec);
-        if (k == 1) {
-                rec.previous = OPLOG_PREVIOUS_NONE;
-                k = new_log_locked(l, identity);
-        }
-        pthread_mutex_unlock(&l->lock);
-        if (k < 0)
-                goto fail;
-        memcpy(rec.log_id, l->log_id, sizeof(rec.log_id));
+/* The log thread and the first pruning, once the log is there. */
+static int open_finish(const struct oplog_params *p, OpLog *l)
+{
+        int k;
 
         if (p->async) {
                 k = thread_mailbox_new(sizeof(struct job *), COMPLETIONS_MAX, complete_job, NULL, NULL,
                                        &l->completions);
                 if (k < 0)
-                        goto fail;
+                        return k;
                 k = -pthread_create(&l->thread, NULL, log_thread, l);
                 if (k < 0)
-                        goto fail;
+                        return k;
                 l->thread_started = true;
         }
         (void)oplog_prune(l, (uint64_t)now_usec(CLOCK_REALTIME));
+        return 0;
+}
+
+int oplog_open_checked(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery,
+                       struct oplog_damage *reterr_damage)
+{
+        struct oplog_recovery rec = {0};
+        struct oplog_damage d;
+        _cleanup_pkey_ EVP_PKEY *identity = NULL;
+        OpLog *l = NULL;
+        int k;
+
+        k = open_dir(p, &l, &identity, &rec.identity_created);
+        if (k < 0)
+                return k;
+        pthread_mutex_lock(&l->lock);
+        k = recover_locked(l, identity, &rec, &d);
+        if (k == 1) {
+                rec.previous = OPLOG_PREVIOUS_NONE;
+                k = new_log_locked(l, identity, NULL);
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (k == -EBADMSG && reterr_damage)
+                *reterr_damage = d;
+        if (k >= 0)
+                k = open_finish(p, l);
+        if (k < 0) {
+                oplog_close(l);
+                return k;
+        }
+        memcpy(rec.log_id, l->log_id, sizeof(rec.log_id));
         *ret = l;
         if (ret_recovery)
                 *ret_recovery = rec;
         return 0;
-fail:
-        oplog_close(l);
-        return k;
+}
+
+int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery)
+{
+        return oplog_open_checked(p, ret, ret_recovery, NULL);
+}
+
+int oplog_open_successor(const struct oplog_params *p, const JsonValue *previous, OpLog **ret)
+{
+        _cleanup_pkey_ EVP_PKEY *identity = NULL;
+        char **names = NULL;
+        size_t n = 0;
+        OpLog *l = NULL;
+        bool created;
+        int k;
+
+        if (!previous || previous->type != JSON_OBJECT)
+                return -EINVAL;
+        k = open_dir(p, &l, &identity, &created);
+        if (k < 0)
+                return k;
+        k = log_segments_list(l->dir, &names, &n);
+        log_segments_free(names, n);
+        if (k >= 0 && n > 0)
+                k = -EEXIST;
+        if (k >= 0) {
+                pthread_mutex_lock(&l->lock);
+                k = new_log_locked(l, identity, previous);
+                pthread_mutex_unlock(&l->lock);
+        }
+        if (k >= 0)
+                k = open_finish(p, l);
+        if (k < 0) {
+                oplog_close(l);
+                return k;
+        }
+        *ret = l;
+        return 0;
 }
 
 OpLog *oplog_close(OpLog *l)

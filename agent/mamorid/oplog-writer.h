@@ -9,6 +9,8 @@
 
 #define OPLOG_SEGMENT_MAX_DEFAULT (8u * 1024u * 1024u)
 #define OPLOG_LOCK_FILE           ".lock"
+/* In the log directory while a quarantine moves the log aside: nothing is written there meanwhile. */
+#define OPLOG_QUARANTINE_MARKER ".quarantine"
 
 struct oplog_params {
         const char *directory;      /* [Log] Directory */
@@ -39,19 +41,34 @@ struct oplog_recovery {
         int stale_keys_destroyed;  /* epoch key files left by an interrupted rotation */
         bool identity_created;
         char log_id[33];
+        uint64_t checked_records;  /* records parsed and linked at start */
+        uint64_t verified_records; /* of them, signatures checked (the last key epochs) */
 };
+
+struct oplog_damage; /* oplog-check.h */
 
 typedef struct OpLog OpLog;
 
 /*
  * Open (or create) the log: creates the directories, the identity key if missing, takes an
- * exclusive lock on the directory (-EBUSY if another writer holds it), recovers the tail (drops a
- * torn last line, removes empty trailing segments, destroys stray epoch keys) or writes log.open.
- * Errors: -ENOKEY the current epoch key is gone (the chain cannot be continued), -EBADMSG the last
- * segment is corrupt before its tail, -errno from the file system. No record is written for the
- * start: the caller writes agent.start with what *ret_recovery says.
+ * exclusive lock on the directory (-EBUSY if another writer holds it), checks the last records
+ * (oplog_check(): every line of the last segment linked, the last key epochs verified), recovers
+ * the tail (drops a torn write, removes empty trailing segments, destroys stray epoch keys) or
+ * writes log.open. Errors: -EBADMSG the log is damaged, was written under another terminal id, or
+ * a quarantine was interrupted: nothing was changed, and *reterr_damage (may be NULL) says where
+ * and why; -ENOKEY the current epoch key is gone (the chain cannot be continued); -errno from the
+ * file system. No record is written for the start: the caller writes agent.start with what
+ * *ret_recovery says.
  */
+int oplog_open_checked(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery,
+                       struct oplog_damage *reterr_damage);
 int oplog_open(const struct oplog_params *p, OpLog **ret, struct oplog_recovery *ret_recovery);
+
+/*
+ * Start a new log in a directory that holds no segment (-EEXIST otherwise): log.open's data is
+ * {"key":K,"previous":previous}, previous naming the log this one continues (a quarantine).
+ */
+int oplog_open_successor(const struct oplog_params *p, const JsonValue *previous, OpLog **ret);
 
 /* Stops the log thread (completing what was submitted), closes the files. Completions not yet
  * dispatched are called from here (never-written jobs with -ECANCELED). NULL is fine. */

@@ -23,6 +23,7 @@
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
 
 static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
+static struct auth_context auth_context(struct session *s);
 
 static void fmt_int(char buf[24], int64_t v)
 {
@@ -521,6 +522,25 @@ void session_on_policy(struct session *s, const Policy *current)
 {
         if (current && current->emergency)
                 apply(s, TRIGGER_EMERGENCY, now_mono_usec());
+        else if (current && s->state == SESSION_ACTIVE) {
+                /* §5 lifecycle: the session's card and operator against the bundle just loaded. */
+                struct auth_context c = auth_context(s);
+                c.policy = current;
+                switch (auth_decide_session(&c, s->session_card, s->operator_id)) {
+                case AUTH_CARD_SUSPENDED:
+                case AUTH_CARD_RETURNED:
+                case AUTH_UNKNOWN_CARD:
+                        apply(s, TRIGGER_CARD_SUSPENDED, now_mono_usec());
+                        break;
+                case AUTH_OPERATOR_SUSPENDED:
+                case AUTH_OPERATOR_RETIRED:
+                case AUTH_WRONG_OFFICE:
+                        apply(s, TRIGGER_OPERATOR_RETIRED, now_mono_usec());
+                        break;
+                default: /* allowed still; staleness has its own timer and record */
+                        break;
+                }
+        }
         changed(s, NULL);
 }
 
@@ -607,6 +627,12 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
                 o = outcome_refused(AUTH_BUSY, "%s",
                                     s->state == SESSION_ACTIVE ? "a session is active: lock it first"
                                                                : "another login is in progress");
+                answer(s, call, &o);
+                return;
+        }
+        enum auth_reason held = s->ops->held ? s->ops->held(s->userdata) : AUTH_ALLOW;
+        if (held != AUTH_ALLOW) {
+                o = outcome_refused(held, "%s: %s", auth_reason_to_string(held), auth_reason_to_words(held));
                 answer(s, call, &o);
                 return;
         }

@@ -52,6 +52,9 @@ struct session_ops {
         int (*record)(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
                       oplog_done_fn done, void *done_userdata);
         bool (*log_writable)(void *userdata);
+        /* Why the terminal refuses every login whatever the card (log-damaged,
+         * terminal-unconfigured), AUTH_ALLOW when it does not. May be NULL. */
+        enum auth_reason (*held)(void *userdata);
         const Policy *(*policy)(void *userdata);                               /* NULL: none loaded */
         int (*check_cert)(void *userdata, const uint8_t *der, size_t der_len); /* CERT_CHECK_* */
         /* The card thread (card-worker.h): a login takes l (prechecked) on success, holds and

@@ -55,6 +55,11 @@ static const struct {
           "agent-stop"),
         T(SESSION_ACTIVE, TRIGGER_DESKTOP_LOCKED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
           "desktop-locked"),
+        /* §5 lifecycle: a bundle that takes the card or the operator away ends the session at once. */
+        T(SESSION_ACTIVE, TRIGGER_CARD_SUSPENDED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "card-suspended"),
+        T(SESSION_ACTIVE, TRIGGER_OPERATOR_RETIRED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "operator-retired"),
 };
 
 bool session_transition(enum session_state state, enum session_trigger trigger,
@@ -76,9 +81,9 @@ const char *session_state_to_string(enum session_state s)
 const char *session_trigger_to_string(enum session_trigger t)
 {
         static const char *const names[] = {
-                "login-start",    "login-ok",   "login-fail",  "cancelled", "card-removed",
-                "idle",           "manual",     "reader-lost", "emergency", "log-unwritable",
-                "desktop-locked", "agent-stop", "bypass",
+                "login-start",    "login-ok",   "login-fail",  "cancelled",      "card-removed",
+                "idle",           "manual",     "reader-lost", "emergency",      "log-unwritable",
+                "desktop-locked", "agent-stop", "bypass",      "card-suspended", "operator-retired",
         };
         return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
 }

@@ -24,6 +24,8 @@ enum session_trigger {
         TRIGGER_DESKTOP_LOCKED, /* the desktop locked itself (LockedHint set without us) */
         TRIGGER_AGENT_STOP,     /* mamorid is stopping: nothing may stay unlocked behind it */
         TRIGGER_BYPASS, /* the desktop unlocked (LockedHint true→false) while no session is active */
+        TRIGGER_CARD_SUSPENDED,   /* a loaded bundle suspends or returns the session's card */
+        TRIGGER_OPERATOR_RETIRED, /* a loaded bundle retires (suspends) its operator or drops this office */
         _SESSION_TRIGGER_MAX,
 };
 

@@ -24,6 +24,7 @@
 #include "mamori/parse-util.h"
 #include "mamori/receipt.h"
 #include "mamori/time-util.h"
+#include "mamori/quarantine-info.h"
 #include "mamori/upload-cursor.h"
 #include "upload-http.h"
 #include "upload-policy.h"
@@ -40,7 +41,12 @@ struct uploader {
         size_t batch_records, batch_bytes;
         bool verbose;
 
-        UploadReader *reader;
+        UploadReader *reader;      /* the one being pushed: main_reader, or a quarantined log's */
+        UploadReader *main_reader; /* [Log] Directory */
+        UploadReader *quarantined; /* a quarantined log whose good part the collector lacks */
+        uint64_t limit;            /* last seq to push of the log being pushed (UINT64_MAX: all) */
+        char *quarantine_dir;      /* the quarantined log's directory while it is pushed */
+        const char *push_dir;      /* the directory of the log being pushed */
         UploadHttp *http;
         UploadPolicy *policy;
         UploadBatch batch;
@@ -308,7 +314,7 @@ static int verified_ack(struct uploader *u, const UploadResponse *r, const Uploa
                 k = receipt_check_lines(&rc, u->receipt_key, u->log, line_n, len_n, line_next, len_next,
                                         ret_why);
         else
-                k = receipt_check_log(&rc, u->receipt_key, u->config.log_directory, u->log, ret_why);
+                k = receipt_check_log(&rc, u->receipt_key, u->push_dir, u->log, ret_why);
         if (k == -ENOMEM)
                 return k;
         if (k < 0)
@@ -508,16 +514,78 @@ static void poll_policy(struct uploader *u)
         }
 }
 
+/* After `mamorictl log quarantine` the cursor names the old log: its good records the collector
+ * lacks (up to the seq quarantine.json gives, never the damage) are pushed before the new log. */
+static bool pick_quarantined(struct uploader *u)
+{
+        _cleanup_free_ char *dir = NULL;
+        struct quarantine_info q;
+        char current[ID128_STRING_MAX] = "";
+        const char *why = "";
+        UploadCursor c;
+
+        /* Which log the cursor names is taken from it unverified; how far, only through its receipt
+         * checked against that log's records, or from the collector. */
+        if (upload_cursor_load(u->cursor_path, &c) < 0 ||
+            (upload_reader_log_id(u->main_reader, current) >= 0 && streq(current, c.log)) ||
+            quarantine_info_find(u->config.log_directory, c.log, &dir, &q) < 0)
+                return false;
+        /* Done (a receipt for the last good record cannot be checked against the next one: that
+         * is the damage). A cursor that lies here costs the push, never a record: nothing in a
+         * quarantine is ever deleted. */
+        if (c.acked >= q.seq)
+                return false;
+        u->quarantined = upload_reader_free(u->quarantined);
+        if (upload_reader_new(dir, &u->quarantined) < 0)
+                return false;
+        u->reader = u->quarantined;
+        u->limit = q.seq;
+        free(u->quarantine_dir);
+        u->quarantine_dir = TAKE_PTR(dir);
+        u->push_dir = u->quarantine_dir;
+        memcpy(u->log, c.log, sizeof(u->log));
+        u->synced = false;
+        u->saved = UINT64_MAX;
+        u->has_receipt = false;
+        if (upload_cursor_load_verified(u->cursor_path, u->receipt_key, u->push_dir, u->log, &c, &why) >=
+            0) {
+                u->after = u->saved = c.acked;
+                u->receipt = c.receipt;
+                u->has_receipt = true;
+                u->synced = true;
+        }
+        ulog(LOG_NOTICE,
+             "log %s was quarantined at %s:%" PRIu64 ": pushing its good records up to seq %" PRIu64
+             " from %s before the new log",
+             q.log, q.file, q.line, q.seq, u->push_dir);
+        return true;
+}
+
 /* One step of the upload loop: at most one batch. Says when the next one is due. */
 static enum next_step upload_step(struct uploader *u)
 {
+        size_t max_records;
         uint64_t t0;
         int k;
 
         watch_log_directory(u);
+        if (u->log[0] && u->limit != UINT64_MAX && u->synced && u->after >= u->limit) {
+                ulog(LOG_NOTICE, "quarantined log %s: its good records are acknowledged up to seq %" PRIu64,
+                     u->log, u->after);
+                u->reader = u->main_reader;
+                u->push_dir = u->config.log_directory;
+                u->quarantined = upload_reader_free(u->quarantined);
+                u->limit = UINT64_MAX;
+                u->log[0] = 0;
+        }
+        if (!u->log[0] && pick_quarantined(u))
+                return STEP_NOW;
         if (!u->log[0]) {
                 UploadCursor c;
 
+                u->reader = u->main_reader;
+                u->push_dir = u->config.log_directory;
+                u->limit = UINT64_MAX;
                 k = upload_reader_log_id(u->reader, u->log);
                 if (k == -ENOENT)
                         return STEP_IDLE;
@@ -554,7 +622,10 @@ static enum next_step upload_step(struct uploader *u)
                 return k < 0 ? STEP_BACKOFF : STEP_NOW;
         }
         t0 = now_mono_usec();
-        k = upload_reader_read(u->reader, u->after, u->batch_records, u->batch_bytes, &u->batch);
+        max_records = u->batch_records;
+        if (u->limit != UINT64_MAX && u->limit - u->after < max_records)
+                max_records = (size_t)(u->limit - u->after);
+        k = upload_reader_read(u->reader, u->after, max_records, u->batch_bytes, &u->batch);
         u->read_usec = now_mono_usec() - t0;
         if (k < 0) {
                 problem(u, LOG_CRIT,
@@ -716,7 +787,10 @@ static int run(struct uploader *u)
                      u->config.receipt_key, k == -EINVAL ? "not an Ed25519 public key" : strerror(-k));
                 return k;
         }
-        k = upload_reader_new(u->config.log_directory, &u->reader);
+        k = upload_reader_new(u->config.log_directory, &u->main_reader);
+        u->reader = u->main_reader;
+        u->push_dir = u->config.log_directory;
+        u->limit = UINT64_MAX;
         if (k >= 0)
                 k = upload_policy_new(u->config.policy_directory, u->config.policy_signer_key, &u->policy);
         if (k < 0)
@@ -840,7 +914,10 @@ int main(int argc, char **argv)
         k = run(&u);
 
         upload_batch_done(&u.batch);
-        u.reader = upload_reader_free(u.reader);
+        u.reader = NULL;
+        u.main_reader = upload_reader_free(u.main_reader);
+        u.quarantined = upload_reader_free(u.quarantined);
+        free(u.quarantine_dir);
         u.http = upload_http_free(u.http);
         u.policy = upload_policy_free(u.policy);
         EVP_PKEY_free(u.receipt_key);

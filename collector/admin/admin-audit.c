@@ -144,10 +144,10 @@ int admin_export(AdminContext *ctx, int argc, char **argv)
 }
 
 static int print_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
-                       uint64_t seq, const char *detail, void *userdata)
+                       uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
 {
-        printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\t%" PRIu64 "\t%s\n", id, ts, kind, term, log, seq,
-               detail);
+        printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\t%" PRIu64 "\t%s\t%" PRIu64 "\t%" PRId64 "\n", id, ts,
+               kind, term, log, seq, detail, count, last_seen);
         return 0;
 }
 

@@ -1,9 +1,14 @@
-/* mamori-admin policy verbs: build the §8 bundle from the registry, sign it with the policy key, publish. */
+/* mamori-admin policy verbs: build the §8 bundle from the registry, sign, publish, refresh, clear an
+ * emergency. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "mamori/crypto-util.h"
@@ -45,29 +50,159 @@ int admin_policy_signer(AdminContext *ctx, int argc, char **argv)
         return 0;
 }
 
+/* Who runs this verb, for the register: the login name, and the sudo caller behind root. */
+static char *admin_actor(void)
+{
+        const struct passwd *pw = getpwuid(geteuid());
+        const char *sudo = secure_getenv("SUDO_USER");
+        char *a;
+
+        if (asprintf(&a, "%s%s%s%s", pw ? pw->pw_name : "uid", pw ? "" : "?", sudo ? " via sudo by " : "",
+                     sudo ?: "") < 0)
+                return NULL;
+        return a;
+}
+
+static void fmt_time(int64_t usec, char buf[32])
+{
+        time_t t = (time_t)(usec / 1000000);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The newest published bundle as stored, verified with our key; -ENOENT when none was published. */
+static int latest_bundle(Store *s, EVP_PKEY *key, char **ret_text, size_t *ret_len, Policy **ret_policy)
+{
+        _cleanup_free_ char *text = NULL;
+        _cleanup_policy_ Policy *p = NULL;
+        size_t len;
+        int r;
+
+        r = store_policy_latest(s, NULL, &text, &len);
+        if (r < 0)
+                return r;
+        r = policy_parse(text, len, key, &p);
+        if (r < 0) {
+                fprintf(stderr, "mamori-admin: the stored bundle does not verify: %s\n",
+                        policy_error_reason(r));
+                return r;
+        }
+        if (ret_text)
+                *ret_text = TAKE_PTR(text);
+        if (ret_len)
+                *ret_len = len;
+        *ret_policy = TAKE_PTR(p);
+        return 0;
+}
+
+/* Sets serial, issued, expires and sig on bundle, checks it with the terminals' codec and stores it
+ * (inside the caller's transaction). */
+static int sign_and_store(AdminContext *ctx, Store *s, EVP_PKEY *key, JsonValue *bundle, int64_t serial,
+                          int64_t now, char **ret_text, size_t *ret_len, Policy **ret_check)
+{
+        _cleanup_free_ char *text = NULL;
+        _cleanup_policy_ Policy *check = NULL;
+        size_t len;
+        int r;
+
+        static const char *const dated[] = {"sig", "v", "serial", "issued", "expires"};
+        for (size_t i = 0; i < ELEMENTSOF(dated); i++)
+                (void)json_object_remove(bundle, dated[i]); /* absent in a bundle from the registry */
+        if ((r = json_object_set_integer(bundle, "v", POLICY_VERSION)) < 0 ||
+            (r = json_object_set_integer(bundle, "serial", serial)) < 0 ||
+            (r = json_object_set_integer(bundle, "issued", now)) < 0 ||
+            (r = json_object_set_integer(bundle, "expires",
+                                         now + (int64_t)ctx->config.policy_validity_usec)) < 0 ||
+            (r = signed_json_sign(bundle, key, NULL)) < 0 ||
+            (r = jcs_serialize(bundle, NULL, &text, &len)) < 0)
+                return r;
+        /* What terminals will run must parse: check with the same codec before publishing. */
+        r = policy_parse(text, len, key, &check);
+        if (r < 0) {
+                fprintf(stderr, "mamori-admin: the bundle does not pass the policy codec: %s\n",
+                        policy_error_reason(r));
+                return r;
+        }
+        r = store_policy_add(s, serial, now, text, len);
+        if (r < 0)
+                return r;
+        *ret_text = TAKE_PTR(text);
+        *ret_len = len;
+        *ret_check = TAKE_PTR(check);
+        return 0;
+}
+
+/* A bundle from the registry as it is now. */
+static int registry_bundle(Store *s, bool emergency, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *bundle = NULL;
+        int r;
+
+        if ((r = json_new_object(&bundle)) < 0 ||
+            (r = json_object_set_boolean(bundle, "emergency", emergency)) < 0 ||
+            (r = store_registry_to_policy(s, bundle)) < 0)
+                return r;
+        *ret = TAKE_PTR(bundle);
+        return 0;
+}
+
+static int write_out(const char *out, const char *text, size_t len)
+{
+        int r = out ? write_file_atomic(out, text, len, 0644) : 0;
+        if (r < 0)
+                fprintf(stderr, "mamori-admin: cannot write %s: %s\n", out, strerror(-r));
+        return r;
+}
+
+/* A reason goes into one history row: one line, bounded. */
+static bool reason_valid(const char *reason)
+{
+        if (strlen(reason) <= 1024 && !strpbrk(reason, "\n\r\t"))
+                return true;
+        fprintf(stderr, "mamori-admin: the reason must be one line of at most 1024 bytes, without tabs\n");
+        return false;
+}
+
+/* A history detail "by=ACTOR serial=N[ reason=TEXT]". */
+static int emergency_history(Store *s, int64_t now, const char *action, int64_t serial, const char *reason)
+{
+        _cleanup_free_ char *actor = admin_actor(), *detail = NULL;
+
+        if (!actor || asprintf(&detail, "by=%s serial=%" PRId64 "%s%s", actor, serial,
+                               reason ? " reason=" : "", reason ?: "") < 0)
+                return -ENOMEM;
+        return store_history_add(s, now, "emergency", "policy", action, detail);
+}
+
 int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
 {
         static const struct option options[] = {
                 {"emergency", no_argument, NULL, 'e'},
+                {"reason", required_argument, NULL, 'r'},
                 {"out", required_argument, NULL, 'o'},
                 {},
         };
         _cleanup_pkey_ EVP_PKEY *key = NULL;
         _cleanup_json_ JsonValue *bundle = NULL;
         _cleanup_free_ char *text = NULL;
-        _cleanup_policy_ Policy *check = NULL;
-        const char *out = NULL;
-        bool emergency = false;
-        int64_t serial = 0, now = admin_now_usec();
+        _cleanup_policy_ Policy *check = NULL, *latest = NULL;
+        const char *out = NULL, *reason = NULL;
+        bool emergency = false, sticky = false;
+        int64_t serial = 1, now = admin_now_usec();
         size_t len;
         Store *s;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "eo:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "er:o:", options, NULL)) >= 0)
                 switch (c) {
                 case 'e':
                         emergency = true;
+                        break;
+                case 'r':
+                        reason = optarg;
                         break;
                 case 'o':
                         out = optarg;
@@ -75,56 +210,196 @@ int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
                 default:
                         return 2;
                 }
-        if (optind != argc) {
-                fprintf(stderr, "usage: mamori-admin policy publish [--emergency] [--out FILE]\n");
+        if (optind != argc || (reason && !emergency)) {
+                fprintf(stderr,
+                        "usage: mamori-admin policy publish [--emergency [--reason TEXT]] [--out FILE]\n");
                 return 2;
         }
+        if (reason && !reason_valid(reason))
+                return 2;
         if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
                 return 1;
 
         r = store_begin(s);
         if (r < 0)
                 goto fail;
-        r = store_policy_latest(s, &serial, NULL, NULL);
+        r = latest_bundle(s, key, NULL, NULL, &latest);
         if (r < 0 && r != -ENOENT)
                 goto fail;
-        serial = r == -ENOENT ? 1 : serial + 1;
-        if ((r = json_new_object(&bundle)) < 0 ||
-            (r = json_object_set_integer(bundle, "v", POLICY_VERSION)) < 0 ||
-            (r = json_object_set_integer(bundle, "serial", serial)) < 0 ||
-            (r = json_object_set_integer(bundle, "issued", now)) < 0 ||
-            (r = json_object_set_integer(bundle, "expires",
-                                         now + (int64_t)ctx->config.policy_validity_usec)) < 0 ||
-            (r = json_object_set_boolean(bundle, "emergency", emergency)) < 0 ||
-            (r = store_registry_to_policy(s, bundle)) < 0 || (r = signed_json_sign(bundle, key, NULL)) < 0 ||
-            (r = jcs_serialize(bundle, NULL, &text, &len)) < 0)
-                goto fail;
-        /* What terminals will run must parse: check with the same codec before publishing. */
-        r = policy_parse(text, len, key, &check);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: the bundle does not pass the policy codec: %s\n",
-                        policy_error_reason(r));
-                goto fail;
+        if (latest) {
+                serial = latest->serial + 1;
+                /* §8: an emergency stays until `emergency clear`; an ordinary publish never lifts it. */
+                sticky = latest->emergency && !emergency;
         }
-        r = store_policy_add(s, serial, now, text, len);
-        if (r < 0)
+        if ((r = registry_bundle(s, emergency || sticky, &bundle)) < 0 ||
+            (r = sign_and_store(ctx, s, key, bundle, serial, now, &text, &len, &check)) < 0)
+                goto fail;
+        if (emergency && !(latest && latest->emergency) &&
+            (r = emergency_history(s, now, "set", serial, reason)) < 0)
                 goto fail;
         r = store_commit(s);
         if (r < 0)
                 goto fail;
-        if (out) {
-                r = write_file_atomic(out, text, len, 0644);
-                if (r < 0) {
-                        fprintf(stderr, "mamori-admin: cannot write %s: %s\n", out, strerror(-r));
-                        return 1;
-                }
-        }
-        printf("published policy serial %lld (%zu operators, %zu cards)\n", (long long)serial,
-               check->n_operators, check->n_cards);
+        if (write_out(out, text, len) < 0)
+                return 1;
+        printf("published policy serial %" PRId64 " (%zu operators, %zu cards)%s\n", serial,
+               check->n_operators, check->n_cards, check->emergency ? ", emergency lock in force" : "");
+        if (sticky)
+                printf("the emergency of serial %" PRId64
+                       " stays set; lift it with: mamori-admin emergency clear --reason TEXT\n",
+                       latest->serial);
         return 0;
 fail:
         store_rollback(s);
         fprintf(stderr, "mamori-admin: policy publish failed: %s\n", strerror(-r));
+        return 1;
+}
+
+int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"out", required_argument, NULL, 'o'},
+                {},
+        };
+        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        _cleanup_json_ JsonValue *bundle = NULL;
+        _cleanup_free_ char *old = NULL, *text = NULL;
+        _cleanup_policy_ Policy *latest = NULL, *check = NULL;
+        const char *out = NULL;
+        int64_t now = admin_now_usec(), due;
+        char when[32], until[32];
+        size_t old_len, len;
+        Store *s;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "o:", options, NULL)) >= 0)
+                switch (c) {
+                case 'o':
+                        out = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "usage: mamori-admin policy refresh [--out FILE]\n");
+                return 2;
+        }
+        if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
+                return 1;
+        r = store_begin(s);
+        if (r < 0)
+                goto fail;
+        r = latest_bundle(s, key, &old, &old_len, &latest);
+        if (r == -ENOENT) {
+                store_rollback(s);
+                fprintf(stderr, "mamori-admin: no policy published yet: run mamori-admin policy publish\n");
+                return 1;
+        }
+        if (r < 0)
+                goto fail;
+        /* §8 lifecycle: re-sign once half the validity has passed, so no terminal ever goes stale. */
+        due = latest->issued + (latest->expires - latest->issued) / 2;
+        if (now < due) {
+                store_rollback(s);
+                fmt_time(due, when);
+                fmt_time(latest->expires, until);
+                printf("policy serial %" PRId64 " is fresh (expires %s): nothing to do before %s\n",
+                       latest->serial, until, when);
+                return 0;
+        }
+        /* The same content, newly dated and signed. */
+        r = json_parse(old, old_len,
+                       &(JsonLimits){.max_size = POLICY_FILE_MAX,
+                                     .max_depth = 8,
+                                     .max_members = POLICY_CARDS_MAX,
+                                     .max_string = 4096},
+                       JSON_PARSE_ALLOW_FINAL_NEWLINE, &bundle, NULL);
+        if (r < 0 ||
+            (r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0)
+                goto fail;
+        r = store_commit(s);
+        if (r < 0)
+                goto fail;
+        if (write_out(out, text, len) < 0)
+                return 1;
+        fmt_time(check->expires, until);
+        printf("policy serial %" PRId64 " re-signed as serial %" PRId64 " (same content%s), expires %s\n",
+               latest->serial, check->serial, check->emergency ? ", emergency lock in force" : "", until);
+        return 0;
+fail:
+        store_rollback(s);
+        fprintf(stderr, "mamori-admin: policy refresh failed: %s\n", strerror(-r));
+        return 1;
+}
+
+int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"reason", required_argument, NULL, 'r'},
+                {"out", required_argument, NULL, 'o'},
+                {},
+        };
+        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        _cleanup_json_ JsonValue *bundle = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_policy_ Policy *latest = NULL, *check = NULL;
+        const char *out = NULL, *reason = NULL;
+        int64_t now = admin_now_usec();
+        size_t len;
+        Store *s;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "r:o:", options, NULL)) >= 0)
+                switch (c) {
+                case 'r':
+                        reason = optarg;
+                        break;
+                case 'o':
+                        out = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind != argc || !reason || !reason[0]) {
+                fprintf(stderr, "usage: mamori-admin emergency clear --reason TEXT [--out FILE]\n"
+                                "(the reason is kept in the register history with who cleared it)\n");
+                return 2;
+        }
+        if (!reason_valid(reason))
+                return 2;
+        if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
+                return 1;
+        r = store_begin(s);
+        if (r < 0)
+                goto fail;
+        r = latest_bundle(s, key, NULL, NULL, &latest);
+        if (r < 0 && r != -ENOENT)
+                goto fail;
+        if (!latest || !latest->emergency) {
+                store_rollback(s);
+                fprintf(stderr, "mamori-admin: no emergency is in force%s: nothing to clear\n",
+                        latest ? " in the published policy" : " (no policy published yet)");
+                return 1;
+        }
+        if ((r = registry_bundle(s, false, &bundle)) < 0 ||
+            (r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0 ||
+            (r = emergency_history(s, now, "clear", latest->serial + 1, reason)) < 0)
+                goto fail;
+        r = store_commit(s);
+        if (r < 0)
+                goto fail;
+        if (write_out(out, text, len) < 0)
+                return 1;
+        printf("emergency cleared: policy serial %" PRId64
+               " published; terminals unlock for logins at their next "
+               "poll\n",
+               check->serial);
+        return 0;
+fail:
+        store_rollback(s);
+        fprintf(stderr, "mamori-admin: emergency clear failed: %s\n", strerror(-r));
         return 1;
 }
 

@@ -16,6 +16,8 @@ int64_t admin_now_usec(void);
 
 /* Verbs: argc/argv start at the verb's own arguments (argv[0] = the verb name). Exit codes. */
 int admin_policy_publish(AdminContext *ctx, int argc, char **argv);
+int admin_policy_refresh(AdminContext *ctx, int argc, char **argv);
+int admin_emergency_clear(AdminContext *ctx, int argc, char **argv);
 int admin_policy_signer(AdminContext *ctx, int argc, char **argv);
 int admin_policy_show(AdminContext *ctx, int argc, char **argv);
 int admin_verify(AdminContext *ctx, int argc, char **argv);

@@ -555,7 +555,9 @@ static const Verb verbs[] = {
         {"card", "history", card_history},
         {"group", "add", verb_group_add},
         {"policy", "publish", admin_policy_publish},
+        {"policy", "refresh", admin_policy_refresh},
         {"policy", "signer", admin_policy_signer},
+        {"emergency", "clear", admin_emergency_clear},
         {"policy", "show", admin_policy_show},
         {"history", NULL, all_history},
         {"verify", NULL, admin_verify},
@@ -574,7 +576,8 @@ static void help(void)
                "  card suspend CARD_ID --reason T  |  card return CARD_ID [--reason T]\n"
                "  card resume CARD_ID --reason T   |  card history [CARD_ID]\n"
                "  group add G --office O --member ID [ID…]\n"
-               "  policy publish [--emergency] [--out FILE]  |  policy signer  |  policy show\n"
+               "  policy publish [--emergency [--reason T]] [--out FILE]  |  policy refresh [--out FILE]\n"
+               "  policy signer  |  policy show  |  emergency clear --reason T\n"
                "  history [ID]  |  verify  |  export  |  alerts\n");
 }
 

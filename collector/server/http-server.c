@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 
+#include "conn-guard.h"
 #include "http-server.h"
 #include "ingest.h"
 #include "mamori/crypto-util.h"
@@ -30,7 +33,21 @@ struct HttpServer {
         bool have_pcert;
         gnutls_privkey_t pkey;
         uint16_t port;
+        /* One thread runs MHD (external epoll loop) and the guard, so both see the same state. */
+        ConnGuard *guard;
+        pthread_t thread;
+        bool have_thread;
+        atomic_bool stop;
 };
+
+/* What the guard keeps per connection (its userdata). */
+typedef struct GuardedConn {
+        struct MHD_Connection *connection;
+        int fd;
+        GuardConn *entry;
+} GuardedConn;
+
+#define LOOP_TICK_MSEC 100 /* how often deadlines are checked: their precision */
 
 /* Per-request state, freed by request_completed(). */
 typedef struct Request {
@@ -315,12 +332,111 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
+        HttpServer *s = cls;
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         Request *req = *con_cls;
+
+        /* The next request on this connection gets its own deadline. */
+        if (info && info->socket_context)
+                conn_guard_request_done(s->guard, ((GuardedConn *)info->socket_context)->entry,
+                                        now_usec(CLOCK_MONOTONIC));
         if (!req)
                 return;
         free(req->body);
         free(req);
         *con_cls = NULL;
+}
+
+/* How far this connection's TLS handshake has come. The handshake requires and verifies the client
+ * certificate (retrieve_cert), so a finished one means a valid terminal certificate. GnuTLS
+ * resets the last received handshake message to -1 when the handshake finishes (as before the
+ * first one); the peer's certificate, received during the handshake, tells the two apart. */
+static GuardProgress tls_progress(void *userdata)
+{
+        GuardedConn *gc = userdata;
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(gc->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t session;
+        unsigned n = 0;
+
+        if (!info || !info->tls_session)
+                return GUARD_SILENT;
+        session = (gnutls_session_t)info->tls_session;
+        if ((int)gnutls_handshake_get_last_in(session) != -1)
+                return GUARD_HANDSHAKE;
+        return gnutls_certificate_get_peers(session, &n) && n > 0 ? GUARD_AUTHENTICATED : GUARD_SILENT;
+}
+
+/* Drops what the guard names: shutdown() makes MHD read EOF and close the connection itself
+ * (the fd stays MHD's; it is closed, and the entry removed, in the CLOSED notification). */
+static void guard_enforce(HttpServer *s, const GuardConn *new)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        GuardConn *victim;
+
+        while ((victim = conn_guard_next_victim(s->guard, new, now))) {
+                GuardedConn *gc = guard_conn_userdata(victim);
+                (void)shutdown(gc->fd, SHUT_RDWR);
+        }
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+        HttpServer *s = cls;
+        GuardedConn *gc = *socket_context;
+
+        if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (gc) {
+                        conn_guard_remove(s->guard, gc->entry);
+                        free(gc);
+                        *socket_context = NULL;
+                }
+                return;
+        }
+        /* STARTED */
+        const union MHD_ConnectionInfo *fd_info =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr_info =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const void *addr = NULL;
+        size_t addr_len = 0;
+
+        if (!fd_info)
+                return;
+        if (addr_info && addr_info->client_addr) {
+                const struct sockaddr *sa = addr_info->client_addr;
+                if (sa->sa_family == AF_INET) {
+                        addr = &((const struct sockaddr_in *)sa)->sin_addr;
+                        addr_len = 4;
+                } else if (sa->sa_family == AF_INET6) {
+                        addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                        addr_len = 16;
+                }
+        }
+        gc = calloc(1, sizeof(*gc));
+        if (!gc || conn_guard_add(s->guard, addr, addr_len, now_usec(CLOCK_MONOTONIC), gc, &gc->entry) < 0) {
+                /* Untracked connections would escape every bound: refuse this one. */
+                (void)shutdown(fd_info->connect_fd, SHUT_RDWR);
+                free(gc);
+                return;
+        }
+        gc->connection = c;
+        gc->fd = fd_info->connect_fd;
+        *socket_context = gc;
+        guard_enforce(s, gc->entry);
+}
+
+static void *server_loop(void *userdata)
+{
+        HttpServer *s = userdata;
+
+        while (!atomic_load(&s->stop)) {
+                (void)MHD_run_wait(s->daemon, LOOP_TICK_MSEC);
+                guard_enforce(s, NULL);
+        }
+        return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -368,7 +484,8 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
 
         struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
-        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        /* No MHD thread: server_loop() runs MHD and the guard in one thread of ours. */
+        unsigned flags = MHD_USE_TLS | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
         if (inet_pton(AF_INET, c->address, &in4->sin_addr) == 1) {
                 in4->sin_family = AF_INET;
                 in4->sin_port = htons(c->port);
@@ -381,6 +498,14 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
                 return -EINVAL;
         }
 
+        r = conn_guard_new(&(ConnGuardLimits){.max_unauth = c->max_unauthenticated,
+                                              .max_unauth_per_addr = c->max_per_ip,
+                                              .request_usec = (uint64_t)c->request_timeout_sec * 1000000u},
+                           tls_progress, &s->guard);
+        if (r < 0) {
+                http_server_stop(s);
+                return r;
+        }
         cert_cb_server = s;
         s->daemon = MHD_start_daemon(
                 flags, c->port, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -389,14 +514,20 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
                 MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert, MHD_OPTION_HTTPS_PRIORITIES,
                 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_TIMEOUT,
                 c->idle_timeout_sec, MHD_OPTION_CONNECTION_LIMIT, c->max_connections,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_END);
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+                request_completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_END);
         if (!s->daemon) {
                 http_server_stop(s);
                 return -EADDRNOTAVAIL;
         }
         info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
         s->port = info ? info->port : c->port;
+        r = -pthread_create(&s->thread, NULL, server_loop, s);
+        if (r < 0) {
+                http_server_stop(s);
+                return r;
+        }
+        s->have_thread = true;
         *ret = s;
         return 0;
 }
@@ -410,8 +541,13 @@ HttpServer *http_server_stop(HttpServer *s)
 {
         if (!s)
                 return NULL;
+        if (s->have_thread) {
+                atomic_store(&s->stop, true);
+                pthread_join(s->thread, NULL);
+        }
         if (s->daemon)
-                MHD_stop_daemon(s->daemon);
+                MHD_stop_daemon(s->daemon); /* closes every connection: CLOSED notifications */
+        conn_guard_free(s->guard);
         if (s->have_pcert)
                 gnutls_pcert_deinit(&s->pcert);
         if (s->pkey)

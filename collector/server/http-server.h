@@ -16,16 +16,19 @@ typedef struct HttpServerConfig {
         size_t max_body;                /* bytes of one request body */
         size_t max_records;             /* records of one batch */
         unsigned idle_timeout_sec;      /* inactivity on a connection */
-        unsigned request_timeout_sec;   /* a whole request, however slowly sent */
-        unsigned max_connections, max_per_ip;
-        Store *store;          /* used only from the server thread; owned by the caller */
+        unsigned request_timeout_sec;   /* a whole request from accept (or the previous answer) */
+        unsigned max_connections;       /* all connections */
+        unsigned max_unauthenticated;   /* without a finished client-certificate handshake ... */
+        unsigned max_per_ip;            /* ... and of those from one address; the oldest goes first */
+        Store *store;                   /* used only from the server thread; owned by the caller */
         EVP_PKEY *receipt_key; /* signs the receipt of every 200 acknowledgement; owned by the caller */
         const char *name;      /* "collector" of the receipts */
 } HttpServerConfig;
 
 typedef struct HttpServer HttpServer;
 
-/* Starts the server thread. -EINVAL bad config/PEM, -EADDRINUSE, -EIO. */
+/* Starts the server thread (MHD and the connection guard, conn-guard.h). -EINVAL bad config/PEM,
+ * -EADDRINUSE, -EIO. */
 int http_server_start(const HttpServerConfig *c, HttpServer **ret);
 uint16_t http_server_port(const HttpServer *s);
 HttpServer *http_server_stop(HttpServer *s);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,23 @@ static int read_state_file(const struct collector_config *c, const char *name, c
                 fprintf(stderr, "mamori-collector: cannot read %s: %s (run mamori-admin init)\n", path,
                         strerror(-r));
         return r;
+}
+
+/* A descriptor per connection: MaxConnections (plus the database and the listener) must fit under
+ * the soft limit, which systemd sets to 1024 by default; the hard limit is ours to use. */
+static void raise_fd_limit(uint32_t max_connections)
+{
+        struct rlimit rl;
+        rlim_t need = (rlim_t)max_connections + 64;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+                fprintf(stderr,
+                        "mamori-collector: only %llu descriptors for MaxConnections=%u: raise LimitNOFILE= "
+                        "or lower MaxConnections=\n",
+                        (unsigned long long)rl.rlim_cur, max_connections);
 }
 
 static void help(void)
@@ -147,6 +165,7 @@ int main(int argc, char **argv)
         r = collector_parse_listen(cfg.listen, &address, &port);
         if (r < 0)
                 goto out;
+        raise_fd_limit(cfg.max_connections);
         if ((r = read_state_file(&cfg, "collector.pem", &cert)) < 0 ||
             (r = read_state_file(&cfg, "collector.key", &key)) < 0 ||
             (r = read_state_file(&cfg, "terminal-ca.pem", &trust)) < 0)
@@ -177,6 +196,7 @@ int main(int argc, char **argv)
                 .idle_timeout_sec = (unsigned)(cfg.idle_timeout_usec / USEC_PER_SEC) ?: 1,
                 .request_timeout_sec = (unsigned)(cfg.request_timeout_usec / USEC_PER_SEC) ?: 1,
                 .max_connections = cfg.max_connections,
+                .max_unauthenticated = cfg.max_unauthenticated,
                 .max_per_ip = cfg.max_connections_per_ip,
                 .store = store,
                 .receipt_key = receipt_key,

@@ -43,6 +43,13 @@ struct auth_decision {
  * this first spares a PIN try on a card that would be refused anyway. */
 struct auth_decision auth_decide_precheck(const struct auth_card_facts *f, const struct auth_context *c);
 
+/* An open session of card_id for operator_id, checked again against a newly loaded bundle: AUTH_ALLOW
+ * while that card and operator may still work at this terminal, else what a login would now be
+ * refused for (card-suspended, card-returned, unknown-card, operator-suspended, operator-retired,
+ * wrong-office, emergency, policy-stale). The certificate was checked at login and is not here. */
+enum auth_reason auth_decide_session(const struct auth_context *c, const char *card_id,
+                                     const char *operator_id);
+
 /* The whole decision: precheck, then PIN, then the challenge signature. A step still NOT_DONE
  * refuses (as card-error), so a caller cannot allow by forgetting a step. */
 struct auth_decision auth_decide(const struct auth_card_facts *f, const struct auth_context *c);

@@ -39,7 +39,9 @@ enum auth_reason {
         AUTH_NOT_ACTIVE,        /* "not-active": no operator is logged in */
         AUTH_PERMISSION_DENIED, /* "permission-denied": this caller may not call this method */
         AUTH_INVALID_ARGUMENT,  /* "invalid-argument" */
-        AUTH_PIN_FORMAT, /* "pin-format": not 6-8 digits; never sent to the card, login stays pending */
+        AUTH_PIN_FORMAT,  /* "pin-format": not 6-8 digits; never sent to the card, login stays pending */
+        AUTH_LOG_DAMAGED, /* "log-damaged": the log's last records do not verify; nothing is built on them */
+        AUTH_TERMINAL_UNCONFIGURED, /* "terminal-unconfigured": no [Terminal] Id yet, nothing is recorded */
         _AUTH_REFUSAL_MAX,
 };
 

@@ -77,5 +77,9 @@
 #define MAMORI_ERROR_PERMISSION     MAMORI_DBUS_ERROR_PREFIX "PermissionDenied"
 #define MAMORI_ERROR_LOG_UNWRITABLE MAMORI_DBUS_ERROR_PREFIX "LogUnwritable" /* fail closed */
 #define MAMORI_ERROR_INVALID        MAMORI_DBUS_ERROR_PREFIX "InvalidArgument"
+#define MAMORI_ERROR_LOG_DAMAGED \
+        MAMORI_DBUS_ERROR_PREFIX "LogDamaged" /* the log's last records do not verify: quarantine it */
+#define MAMORI_ERROR_TERMINAL_UNCONFIGURED \
+        MAMORI_DBUS_ERROR_PREFIX "TerminalUnconfigured" /* no [Terminal] Id: enrol the terminal */
 #define MAMORI_ERROR_PIN_FORMAT \
         MAMORI_DBUS_ERROR_PREFIX "PinFormat" /* AnswerPin: not 6-8 digits; the login still waits */

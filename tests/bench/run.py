@@ -192,7 +192,9 @@ def _login_bench(speed, logins, kind):
             pkcs11_env = pam_pkcs11_env(tmp, pki.ca_path, env, 'OP0001')
             services = pkcs11_env['PAM_WRAPPER_SERVICE_DIR']
             with open(os.path.join(services, 'mamori-bench-agent'), 'w', encoding='ascii') as f:
-                f.write(f'auth required {pam_mamori}\n')
+                # The bench logs in as root (as pam_pkcs11 does beside it): group=root makes root an
+                # account pam_mamori governs, which it never is under the shipped profile.
+                f.write(f'auth required {pam_mamori} group=root\n')
             mamori_env = dict(pkcs11_env)
             asan = asan_runtime()
             if asan:
@@ -544,6 +546,73 @@ def upload(records=100000, batch=1000):
 
 BENCHES = {'removal': removal, 'login': login, 'lock': lock, 'switch': switch, 'rss': rss}
 BENCHES['upload'] = upload
+
+
+def flood(uploads=200, clients=4, records=5):
+    """Uploads served per second by the collector, each a new mTLS connection POSTing a batch of
+    `records` (what an uploader's poll costs), from `clients` terminals at once: first alone, then
+    while 1,000 half-open connections from 127.0.0.2-251 are held (reopened as soon as dropped)."""
+    import threading
+    from test_collector import Centre
+    from test_starving import HALF_OPEN, HalfOpenFlood, raise_fd_limit
+
+    raise_fd_limit(HALF_OPEN + 1024)
+    with bench.TempDir(prefix='mamori-bench-flood-') as tmp:
+        c = Centre(tmp)
+        terms = []
+        for i in range(clients):
+            term = f'T-{i + 1:04d}'
+            cert = c.add_terminal(term, chr(ord('a') + i))
+            log = f'{i + 1:032x}'
+            terms.append((cert, c.mklog(seed=chr(ord('a') + i), log=log, term=term, count=2 * uploads * records)))
+        c.admin('policy', 'publish')
+        c.start()
+        try:
+            def phase(offset):
+                lat, errors = [], []
+
+                def client(cert, lines):
+                    for k in range(uploads // clients):
+                        n = offset + k
+                        t = time.monotonic()
+                        try:
+                            status, body, _ = c.request(cert, 'POST', '/v1/records',
+                                                        b''.join(lines[n * records:(n + 1) * records]), timeout=30)
+                            if status != 200:
+                                errors.append(status)
+                        except Exception as e:  # counted, the run goes on
+                            errors.append(repr(e))
+                        lat.append((time.monotonic() - t) * 1e3)
+
+                threads = [threading.Thread(target=client, args=t) for t in terms]
+                t0 = time.monotonic()
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                return lat, errors, time.monotonic() - t0
+
+            alone, err_alone, dt_alone = phase(0)
+            f = HalfOpenFlood(c.port).start()
+            try:
+                time.sleep(1)  # all 1,000 connects were issued by start()
+                flooded, err_flood, dt_flood = phase(uploads // clients)
+                held, opened = f.held, f.opened
+            finally:
+                f.stop()
+        finally:
+            c.stop()
+    print(f'\ncollector: {uploads} uploads of {records} records, each a new mTLS connection, {clients} terminals at once')
+    print(f'  alone:                        {len(alone) / dt_alone:7.1f} uploads/s  errors={len(err_alone)}')
+    print(f'  1,000 half-open held:         {len(flooded) / dt_flood:7.1f} uploads/s  errors={len(err_flood)}'
+          f'  ({held} held, {opened} opened by the flood)')
+    for e in (err_alone + err_flood)[:3]:
+        print(f'  error: {e}')
+    report('upload latency (connect + TLS + POST + durable commit)', 'ms', [
+        ('alone', alone), ('while 1,000 half-open connections are held', flooded)])
+
+
+BENCHES['flood'] = flood
 
 
 def oplog():

@@ -59,12 +59,16 @@ class Terminal:
         self.test.addCleanup(cm.__exit__, None, None, None)
         return obj
 
-    def publish(self, serial, card_status=None, emergency=False):
+    def publish(self, serial, card_status=None, emergency=False, op_status=None, op_offices=None):
         card_status = card_status or {}
+        op_status = op_status or {}
+        op_offices = op_offices or {}
         b = policytool.bundle(serial, 'chuo', 'T-0001',
-                              [policytool.operator(op, ['chuo']) for op in self.cards],
+                              [policytool.operator(op, op_offices.get(op, ['chuo']), op_status.get(op, 'active'))
+                               for op in self.cards],
                               [policytool.card(c.card_id, op, card_status.get(op, 'active'))
-                               for op, c in self.cards.items()], emergency=emergency)
+                               for op, c in self.cards.items()], emergency=emergency,
+                              offices=sorted({'chuo'}.union(*op_offices.values())))
         policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
 
     def insert(self, op):

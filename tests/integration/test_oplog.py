@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -229,6 +230,21 @@ class OplogTest(unittest.TestCase):
 
     # ---- crashes ----
 
+    @staticmethod
+    def read_until_ack(p, timeout):
+        """Raw stdout of an appender up to its first complete "ack N" line (or EOF, or timeout)."""
+        got = b""
+        end = time.monotonic() + timeout
+        while not re.search(rb"(^|\n)ack \d+\n", got):
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                break
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
     def test_kill9_never_loses_acknowledged_records(self):
         kills = int(os.environ.get("MAMORI_OPLOG_KILLS", "200"))
         rng = random.Random(int(os.environ.get("MAMORI_OPLOG_SEED", "4242")))
@@ -239,7 +255,7 @@ class OplogTest(unittest.TestCase):
         for i in range(kills):
             self.assertLess(time.monotonic(), deadline, "crash test took too long after %d kills" % i)
             p = subprocess.Popen([APPENDER, self.log.dir, self.log.keys, self.log.identity, "4", "-1", "15", "8192"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, bufsize=0)
             self.procs.append(p)
             first = p.stdout.readline().decode()
             m = re.match(r"open previous=(\d) last=(\d+) torn=(\d+)", first)
@@ -254,9 +270,13 @@ class OplogTest(unittest.TestCase):
                 self.assertGreaterEqual(last, max(acked), "acknowledged records lost at restart %d" % i)
             if i > 0:
                 self.assertEqual(int(m.group(1)), 2, "previous run should read as a crash")
+            # Kill only once this run has acknowledged a record, so every kill lands while appending
+            # however loaded the machine is; then a random moment later.
+            early = self.read_until_ack(p, 20)
             time.sleep(rng.uniform(0.002, 0.04))
             p.kill()
             out, _ = p.communicate()
+            out = early + out
             self.procs.remove(p)
             for line in out.decode().splitlines():
                 if line.startswith("ack "):

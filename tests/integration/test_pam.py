@@ -3,6 +3,9 @@
 LD_PRELOAD=libpam_wrapper.so with PAM_WRAPPER_SERVICE_DIR naming a private service file that loads the
 built pam_mamori.so by absolute path. The build is sanitized, so libasan is preloaded first (the PAM
 applications are not), with leak detection off (the Python interpreter and pamtester are not clean).
+nss_wrapper (Debian libnss-wrapper) gives the test its own user and group files: ``counter`` is in
+``mamori-counter`` (the accounts the module governs), ``alice`` is not. The stack pam-auth-update
+writes is tested in test_pamstack.py.
 
 Without a daemon: no bus at all, and a bus where nothing owns org.mamori.Agent1 → PAM_AUTHINFO_UNAVAIL.
 With mamorid (private pcscd + virtual card, mock logind, signed policy, test PKI): right PIN, wrong PIN
@@ -29,6 +32,17 @@ OFFICE = 'chuo-passport'
 TERMINAL = 'T-0001'
 SERVICE = 'mamori-test'
 USER = 'counter'
+OTHER_USER = 'alice'
+# nss_wrapper's user and group files: counter is governed (supplementary mamori-counter), alice not.
+NSS_PASSWD = ('root:x:0:0:root:/root:/bin/sh\n'
+              'counter:x:1000:1000:counter account:/nonexistent:/bin/sh\n'
+              'alice:x:1001:1001:alice:/nonexistent:/bin/sh\n'
+              'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n')
+NSS_GROUP = ('root:x:0:\n'
+             'counter:x:1000:\n'
+             'alice:x:1001:\n'
+             'mamori-counter:x:990:counter\n'
+             'nogroup:x:65534:\n')
 
 # Linux-PAM return codes (security/_pam_types.h).
 PAM_SUCCESS = 0
@@ -41,6 +55,7 @@ PAM_NEW_AUTHTOK_REQD = 12
 PAM_AUTHTOK_ERR = 20
 PAM_AUTHTOK_RECOVERY_ERR = 21
 PAM_TRY_AGAIN = 24
+PAM_IGNORE = 25
 
 AGENT_NAME = 'org.mamori.Agent1'
 AGENT_PATH = '/org/mamori/Agent1'
@@ -84,6 +99,12 @@ class PamBase(unittest.TestCase):
         self.service_dir = os.path.join(self.tmp, 'pam.d')
         os.makedirs(self.service_dir)
         self.write_service('debug timeout=3')
+        self.nss_passwd = os.path.join(self.tmp, 'passwd')
+        self.nss_group = os.path.join(self.tmp, 'group')
+        for path, text in ((self.nss_passwd, NSS_PASSWD), (self.nss_group, NSS_GROUP)):
+            with open(path, 'w', encoding='ascii') as f:
+                f.write(text)
+            os.chmod(path, 0o644)
         self.bus_address = 'unix:path=' + os.path.join(self.tmp, 'no-bus-here')
 
     def enter(self, cm):
@@ -99,9 +120,19 @@ class PamBase(unittest.TestCase):
                     f'password required {mod} {options}\n'
                     f'session  required pam_permit.so\n')
 
+    def write_gate_service(self, options='debug timeout=3'):
+        """The shipped profile's actions, with pam_permit standing for the password module after it."""
+        mod = pam_module()
+        with open(os.path.join(self.service_dir, SERVICE), 'w', encoding='ascii') as f:
+            for phase, actions in (('auth', 'success=done ignore=ignore default=die'),
+                                   ('account', 'success=ok ignore=ignore default=die'),
+                                   ('password', 'success=done ignore=ignore default=die')):
+                f.write(f'{phase} [{actions}] {mod} {options}\n{phase} required pam_permit.so\n')
+            f.write('session required pam_permit.so\n')
+
     def pam_env(self):
         env = dict(os.environ)
-        preload = ['libpam_wrapper.so']
+        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
         asan = asan_runtime()
         if asan:
             preload.insert(0, asan)
@@ -110,6 +141,8 @@ class PamBase(unittest.TestCase):
             'PAM_WRAPPER': '1',
             'PAM_WRAPPER_SERVICE_DIR': self.service_dir,
             'PAM_WRAPPER_DEBUGLEVEL': '2',
+            'NSS_WRAPPER_PASSWD': self.nss_passwd,
+            'NSS_WRAPPER_GROUP': self.nss_group,
             'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0',
             'UBSAN_OPTIONS': 'print_stacktrace=1',
             'DBUS_SYSTEM_BUS_ADDRESS': self.bus_address,
@@ -193,6 +226,23 @@ class PamWithoutAgent(PamBase):
             self.assertIn('not running', c.stderr)
         c = self.ctl('passwd', stdin=f'{PIN}\n{NEW_PIN}\n{NEW_PIN}\n')
         self.assertEqual(c.returncode, 3, c)
+
+    def test_agent_down_fails_the_governed_and_leaves_others_alone(self):
+        """No bus at all: counter's login ends the stack; alice's goes on to the next module."""
+        self.write_gate_service()
+        res = self.pypamtest([[0, PAM_AUTHINFO_UNAVAIL]], [PIN])
+        self.assertPam(res)
+        self.assertIn('mamorid unreachable', res['log'])
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS], [5, PAM_SUCCESS]], ['n3w-Pass', 'n3w-Pass'],
+                             user=OTHER_USER)
+        self.assertPam(res)
+        self.assertIn("user 'alice' is not in group 'mamori-counter'", res['log'])
+        self.assertNotIn('mamorid unreachable', res['log'])
+        # Nobody the user database knows: refused, never handed on.
+        res = self.pypamtest([[0, PAM_USER_UNKNOWN]], [PIN], user='ghost')
+        self.assertPam(res)
+        res = self.pypamtest([[2, PAM_USER_UNKNOWN]], [], user='ghost')
+        self.assertPam(res)
 
     def test_passwd_checks_input_before_calling(self):
         for lines, msg in ((f'{PIN}\n12a456\n', '6 to 8 digits'), (f'{PIN}\n{NEW_PIN}\n13572468\n', 'do not match'),
@@ -467,6 +517,38 @@ class PamWithAgent(PamBase):
         self.assertPam(res)
         self.assertIn('PIN wrong, 2 tries left', res['errors'])
         self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN], as_uid=65534))
+        self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def auth_records(self):
+        return [line for line in list(self.agent.events.lines) if line.startswith('auth.')]
+
+    def test_only_members_of_the_group_are_governed(self):
+        """With the card in and the agent up, alice's login, account and password steps never reach
+        the agent: the module answers PAM_IGNORE and the next module decides."""
+        self.card_session()
+        self.write_gate_service()
+        res = self.pypamtest([[0, PAM_SUCCESS], [1, PAM_SUCCESS], [2, PAM_SUCCESS], [5, PAM_SUCCESS]],
+                             ['n3w-Pass', 'n3w-Pass'], user=OTHER_USER)
+        self.assertPam(res)
+        self.assertEqual(self.auth_records(), [])
+        self.assertEqual(str(self.agent_property('State')), 'locked')
+        # root is nobody special either: the operator's PIN is never asked for root.
+        res = self.pypamtest([[0, PAM_SUCCESS]], [], user='root')
+        self.assertPam(res)
+        self.assertEqual(self.auth_records(), [])
+        # A group that does not exist governs nobody, and says so.
+        self.write_gate_service('debug timeout=3 group=no-such-group')
+        res = self.pypamtest([[0, PAM_SUCCESS]], [], user=USER)
+        self.assertPam(res)
+        self.assertIn("group 'no-such-group' does not exist", res['log'])
+        self.assertEqual(self.auth_records(), [])
+        # The counter account: a wrong PIN ends the stack (pam_permit after it is never reached) …
+        self.write_gate_service('debug timeout=3 group=mamori-counter')
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertIn('PIN wrong, 2 tries left', res['errors'])
+        # … and the right one logs in.
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [PIN]))
         self.assertEqual(str(self.agent_property('State')), 'active')
 
     def test_no_card_asks_for_one_and_waits(self):

@@ -185,6 +185,52 @@ class SessionTest(unittest.TestCase):
         t.logind.set_locked_hint(False)
         self.assertEqual(t.login(), 'OP0001')
 
+    def test_bundle_taking_card_or_operator_ends_the_session(self):
+        """§5 lifecycle: a loaded bundle that suspends the session's card ends the session at once
+        (session.end card-suspended, lock); one that retires its operator, or removes this office from
+        them, ends it as operator-retired. A bundle that changes nothing of theirs does not."""
+        t = Terminal(self, cards=('OP0001', 'OP0002'))
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        self.assertEqual(t.login(), 'OP0001')
+        # Another operator's card suspended: this session goes on.
+        t.publish(serial=2, card_status={'OP0002': 'suspended'})
+        agent.wait_event('policy.load', serial='2')
+        self.assertEqual(t.prop('State'), 'active')
+
+        t.logind.clear_calls()
+        t.publish(serial=3, card_status={'OP0001': 'suspended', 'OP0002': 'suspended'})
+        renamed = time.monotonic()  # publish() ends with the rename into place
+        agent.wait_event('session.end', reason='card-suspended', op='OP0001', card=a.card_id)
+        took = time.monotonic() - renamed
+        print(f'policy.json renamed into place -> session.end card-suspended seen: {took * 1000:.1f} ms',
+              file=sys.stderr)
+        agent.wait_event('lock', reason='card-suspended')
+        bench.wait_until(lambda: t.logind.calls('LockSession'), timeout=5, what='LockSession on suspension')
+        self.assertEqual(t.prop('State'), 'locked')
+        self.assertEqual(t.prop('Operator'), '')
+        name, _ = dbus_error(lambda: t.iface().StartLogin('counter'))
+        self.assertEqual(name, 'org.mamori.Agent1.Error.CardSuspended')
+
+        # Resumed, logged in again; then the operator is retired.
+        t.publish(serial=4)
+        agent.wait_event('policy.load', serial='4')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+        t.publish(serial=5, op_status={'OP0001': 'retired'})
+        agent.wait_event('session.end', reason='operator-retired', op='OP0001')
+        self.assertEqual(t.prop('State'), 'locked')
+
+        # Reinstated; then this terminal's office is taken from them.
+        t.publish(serial=6)
+        agent.wait_event('policy.load', serial='6')
+        t.logind.set_locked_hint(False)
+        self.assertEqual(t.login(), 'OP0001')
+        t.publish(serial=7, op_offices={'OP0001': ['minato']})
+        agent.wait_event('session.end', reason='operator-retired', op='OP0001')
+        self.assertEqual(t.prop('State'), 'locked')
+
     def test_idle_lock_from_input_devices(self):
         """IdleSource=input: keyboard/mouse events keep the session; silence locks it, even while an
         accelerometer and a device sending only EV_MSC keep reporting; a mouse plugged in after the

@@ -16,9 +16,11 @@ import unittest
 
 BUILD = os.environ.get("MAMORI_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SOURCE = os.environ.get("MAMORI_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-UNITS = ["mamorid.service", "mamori-uploader.service", "mamori-collector.service"]
+UNITS = ["mamorid.service", "mamori-uploader.service", "mamori-collector.service",
+         "mamori-policy-refresh.service", "mamori-policy-refresh.timer"]
 # Highest acceptable `systemd-analyze security` exposure (0 = fully locked down, 10 = none).
-EXPOSURE_MAX = {"mamorid.service": 1.5, "mamori-uploader.service": 2.0, "mamori-collector.service": 2.5}
+EXPOSURE_MAX = {"mamorid.service": 1.5, "mamori-uploader.service": 2.0, "mamori-collector.service": 2.5,
+                "mamori-policy-refresh.service": 2.0}
 
 
 def read(path):
@@ -114,6 +116,17 @@ class UnitFiles(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(ours, [], r.stderr)
 
+    def test_policy_refresh_timer(self):
+        """§8 lifecycle: a timer starts `mamori-admin policy refresh` often enough (at least hourly)
+        that a bundle is re-signed long before half of its validity has passed."""
+        timer = read(os.path.join(self.unitdir, "mamori-policy-refresh.timer"))
+        service = read(os.path.join(self.unitdir, "mamori-policy-refresh.service"))
+        self.assertRegex(timer, r"(?m)^OnCalendar=hourly$")
+        self.assertRegex(timer, r"(?m)^Persistent=true$")
+        self.assertRegex(timer, r"(?m)^WantedBy=timers.target$")
+        self.assertRegex(service, r"(?m)^ExecStart=\S+/mamori-admin --config /etc/mamori/collector.conf policy refresh$")
+        self.assertRegex(service, r"(?m)^PrivateNetwork=yes$")
+
     def security(self, unit):
         r = run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
                  os.path.join(self.unitdir, unit)], env=self.env)
@@ -122,7 +135,7 @@ class UnitFiles(unittest.TestCase):
         return float(m.group(1)), r.stdout
 
     def test_exposure(self):
-        for unit in UNITS:
+        for unit in EXPOSURE_MAX:
             with self.subTest(unit=unit):
                 score, out = self.security(unit)
                 print(f"{unit}: exposure {score}", file=sys.stderr)
@@ -197,6 +210,11 @@ class SysusersTmpfiles(unittest.TestCase):
             self.assertEqual(users[name][6], "/usr/sbin/nologin")
             self.assertIn(name, groups)
         self.assertIn("mamori-apps", groups)
+        # The accounts pam_mamori governs (DESIGN.md §4): a system group, empty until the
+        # administrator adds the counter account.
+        self.assertIn("mamori-counter", groups)
+        self.assertLess(int(groups["mamori-counter"][2]), 1000)
+        self.assertEqual(groups["mamori-counter"][3], "")
 
     def test_tmpfiles_modes_and_owners(self):
         users, groups = self.sysusers()
@@ -472,6 +490,9 @@ class DebianPackages(unittest.TestCase):
         files = self.contents("mamori-collector")
         self.assertIn("/lib/systemd/system/mamori-collector.service", files)
         self.assertIn("/usr/lib/sysusers.d/mamori-collector.conf", files)
+        # §8 lifecycle: the centre re-signs the bundle on a timer.
+        self.assertIn("/lib/systemd/system/mamori-policy-refresh.service", files)
+        self.assertIn("/lib/systemd/system/mamori-policy-refresh.timer", files)
         self.assertNotIn("/usr/sbin/mamorid", files)
 
     def test_every_installed_file_is_packaged_once(self):

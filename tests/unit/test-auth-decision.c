@@ -206,6 +206,40 @@ static void test_precheck(void **state)
         assert_int_equal(auth_decide_precheck(&f, &c).reason, AUTH_CARD_SUSPENDED);
 }
 
+/* §5 lifecycle: an open session checked again against a newly loaded bundle. */
+static void test_session_against_new_bundle(void **state)
+{
+        static const struct {
+                const char *card, *op;
+                enum auth_reason want;
+        } rows[] = {
+                {CARD_A, "OP0001", AUTH_ALLOW},
+                {CARD_B, "OP0001", AUTH_CARD_SUSPENDED},
+                {CARD_C, "OP0001", AUTH_CARD_RETURNED},
+                {CARD_UNKNOWN, "OP0001", AUTH_UNKNOWN_CARD}, /* dropped from the bundle */
+                {CARD_A, "OP0002", AUTH_UNKNOWN_CARD},       /* the card now belongs to another */
+                {CARD_D, "OP0002", AUTH_OPERATOR_SUSPENDED},
+                {CARD_E, "OP0003", AUTH_OPERATOR_RETIRED},
+                {CARD_F, "OP0004", AUTH_WRONG_OFFICE},       /* this office removed from them */
+                {CARD_G, "OP0001", AUTH_ALLOW},              /* group card, member active */
+                {CARD_G, "OP0002", AUTH_OPERATOR_SUSPENDED}, /* group card, member suspended */
+                {CARD_G, "OP9999", AUTH_UNKNOWN_CARD},       /* group card, member gone */
+                {CARD_H, "OP0001", AUTH_WRONG_OFFICE},
+        };
+        Policy p = policy(false, NOW + HOUR), e = policy(true, NOW + HOUR);
+        struct auth_context c = {.policy = &p, .terminal_id = "T-0001", .now_usec = NOW};
+
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                enum auth_reason r = auth_decide_session(&c, rows[i].card, rows[i].op);
+                if (r != rows[i].want)
+                        fail_msg("%s/%s: got %s, want %s", rows[i].card, rows[i].op,
+                                 auth_reason_to_string(r), auth_reason_to_string(rows[i].want));
+        }
+        c.policy = &e;
+        assert_int_equal(auth_decide_session(&c, CARD_A, "OP0001"), AUTH_EMERGENCY);
+        assert_int_equal(auth_decide_session(&c, NULL, "OP0001"), AUTH_CARD_ERROR);
+}
+
 static void test_reason_strings(void **state)
 {
         static const char *const want[] = {
@@ -237,6 +271,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_every_reason),
                 cmocka_unit_test(test_precheck),
+                cmocka_unit_test(test_session_against_new_bundle),
                 cmocka_unit_test(test_reason_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,9 @@
 #include "mamori/oplog-verify.h"
 #include "mamori/receipt.h"
 #include "mamori/upload-cursor.h"
+#include "oplog-check.h"
 #include "oplog-keys.h"
+#include "oplog-quarantine.h"
 #include "oplog-writer.h"
 
 struct fixture {
@@ -576,6 +578,170 @@ static void test_prune(void **state)
         EVP_PKEY_free(other);
 }
 
+static char *read_all(const char *path, size_t *ret_len)
+{
+        FILE *fp = fopen(path, "rb");
+        char *buf;
+        long n;
+        assert_non_null(fp);
+        assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+        n = ftell(fp);
+        rewind(fp);
+        buf = malloc((size_t)n + 1);
+        assert_non_null(buf);
+        assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+        buf[n] = '\0';
+        fclose(fp);
+        *ret_len = (size_t)n;
+        return buf;
+}
+
+static void write_all(const char *path, const char *buf, size_t len)
+{
+        FILE *fp = fopen(path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(buf, 1, len, fp), len);
+        fclose(fp);
+}
+
+/* Writes n records (rotating every rotate), returns the path of the last segment. */
+static void write_log(struct fixture *f, int n, char *path, size_t size)
+{
+        OpLog *l = NULL;
+        assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
+        for (int i = 0; i < n; i++)
+                assert_int_equal(oplog_append(l, "app.op", "OP0001", NULL, NULL, NULL), 0);
+        oplog_close(l);
+        last_segment_path(f, path, size);
+}
+
+/* One changed digit in a line's ts (still valid JSON): line is 1-based, 0 = the last. */
+static uint64_t change_ts(const char *path, uint64_t line)
+{
+        size_t len, lines = 0;
+        char *buf = read_all(path, &len), *p = buf, *ts;
+        for (size_t i = 0; i < len; i++)
+                lines += buf[i] == '\n';
+        if (line == 0)
+                line = lines;
+        for (uint64_t i = 1; i < line; i++)
+                p = strchr(p, '\n') + 1;
+        ts = strstr(p, "\"ts\":") + 8;
+        *ts = *ts == '7' ? '3' : '7';
+        write_all(path, buf, len);
+        free(buf);
+        return line;
+}
+
+static void test_damaged_last_record(void **state)
+{
+        struct fixture *f = *state;
+        struct oplog_damage d = {0};
+        char path[256];
+        size_t len0, len1;
+        char *before, *after;
+        uint64_t line;
+        OpLog *l = NULL;
+
+        f->p.rotate_records = 10;
+        write_log(f, 25, path, sizeof(path));
+        line = change_ts(path, 0);
+        before = read_all(path, &len0);
+        assert_int_equal(oplog_open_checked(&f->p, &l, NULL, &d), -EBADMSG);
+        assert_null(l);
+        assert_string_equal(d.file, strrchr(path, '/') + 1);
+        assert_int_equal(d.line, line);
+        assert_non_null(strstr(d.reason, "signature"));
+        assert_string_equal(d.term, "T-0001");
+        assert_int_equal(d.good_seq, line - 1); /* one segment: line n is seq n */
+        /* Nothing was written on top of it, not even a truncation. */
+        after = read_all(path, &len1);
+        assert_int_equal(len0, len1);
+        assert_memory_equal(before, after, len0);
+        free(before);
+        free(after);
+        /* The plain open refuses the same way. */
+        assert_int_equal(oplog_open(&f->p, &l, NULL), -EBADMSG);
+}
+
+static void test_damaged_mid_segment(void **state)
+{
+        struct fixture *f = *state;
+        struct oplog_damage d = {0};
+        char path[256];
+        uint64_t line;
+        OpLog *l = NULL;
+
+        f->p.rotate_records = 5; /* the damage lies before the verified key epochs */
+        write_log(f, 40, path, sizeof(path));
+        line = change_ts(path, 10);
+        assert_int_equal(oplog_open_checked(&f->p, &l, NULL, &d), -EBADMSG);
+        assert_int_equal(d.line, line + 1); /* the next line's prev no longer matches */
+        assert_non_null(strstr(d.reason, "changed"));
+        assert_int_equal(d.good_seq, line - 1);
+}
+
+static void test_foreign_term(void **state)
+{
+        struct fixture *f = *state;
+        struct oplog_damage d = {0};
+        char path[256];
+        OpLog *l = NULL;
+
+        write_log(f, 3, path, sizeof(path));
+        f->p.terminal_id = "unconfigured";
+        assert_int_equal(oplog_open_checked(&f->p, &l, NULL, &d), -EBADMSG);
+        assert_non_null(strstr(d.reason, "T-0001"));
+        assert_int_equal(d.good_seq, 4);
+}
+
+static void test_quarantine(void **state)
+{
+        struct fixture *f = *state;
+        struct oplog_quarantine_result r;
+        struct oplog_recovery rec;
+        char path[256], moved[PATH_MAX + 64];
+        char *before, *after;
+        size_t len0, len1;
+        OpLog *l = NULL;
+        uint64_t line;
+
+        f->p.rotate_records = 10;
+        /* Nothing to do on a good log, and never while a writer holds it. */
+        write_log(f, 12, path, sizeof(path));
+        assert_int_equal(oplog_quarantine(&f->p, &r), -EALREADY);
+        assert_int_equal(oplog_open(&f->p, &l, NULL), 0);
+        assert_int_equal(oplog_quarantine(&f->p, &r), -EBUSY);
+        oplog_close(l);
+
+        line = change_ts(path, 0);
+        before = read_all(path, &len0);
+        assert_int_equal(oplog_quarantine(&f->p, &r), 0);
+        assert_int_equal(r.damage.line, line);
+        assert_int_equal(r.damage.good_seq, line - 1);
+        assert_int_equal(r.segments, 1);
+        snprintf(moved, sizeof(moved), "%s/%s", r.path, strrchr(path, '/') + 1);
+        after = read_all(moved, &len1);
+        assert_int_equal(len0, len1);
+        assert_memory_equal(before, after, len0);
+        free(before);
+        free(after);
+
+        /* The new log continues: it opens, verifies, and its log.open names the old one. */
+        assert_int_equal(oplog_open(&f->p, &l, &rec), 0);
+        assert_string_equal(rec.log_id, r.new_log);
+        assert_int_equal(rec.last_seq, 1);
+        oplog_close(l);
+        assert_int_equal(verify_ok(f).records, 1);
+        last_segment_path(f, path, sizeof(path));
+        before = read_all(path, &len0);
+        assert_non_null(strstr(before, "\"previous\":{\"hash\":\""));
+        assert_non_null(strstr(before, r.damage.log_id));
+        snprintf(moved, sizeof(moved), "\"reason\":\"quarantine\",\"seq\":%" PRIu64 "}", line - 1);
+        assert_non_null(strstr(before, moved));
+        free(before);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -588,6 +754,10 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_async, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_damaged_last_record, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_damaged_mid_segment, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_foreign_term, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,11 @@ static void test_design_rows(void **state)
                  "emergency"},
                 {SESSION_ACTIVE, TRIGGER_LOG_FAILED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
                  "log-unwritable"},
+                /* §5: a bundle that suspends/returns the card or retires the operator ends it. */
+                {SESSION_ACTIVE, TRIGGER_CARD_SUSPENDED, SESSION_LOCKED,
+                 ACTION_END_SESSION | ACTION_LOCK_SCREEN, "card-suspended"},
+                {SESSION_ACTIVE, TRIGGER_OPERATOR_RETIRED, SESSION_LOCKED,
+                 ACTION_END_SESSION | ACTION_LOCK_SCREEN, "operator-retired"},
                 {SESSION_LOCKED, TRIGGER_LOGIN_START, SESSION_AUTHENTICATING, ACTION_NONE, NULL},
                 {SESSION_AUTHENTICATING, TRIGGER_LOGIN_OK, SESSION_ACTIVE, ACTION_START_SESSION, NULL},
                 {SESSION_AUTHENTICATING, TRIGGER_LOGIN_FAIL, SESSION_LOCKED, ACTION_NONE, NULL},
@@ -90,7 +95,11 @@ static void test_names(void **state)
 {
         assert_string_equal(session_state_to_string(SESSION_AUTHENTICATING), "authenticating");
         assert_string_equal(session_trigger_to_string(TRIGGER_LOG_FAILED), "log-unwritable");
+        assert_string_equal(session_trigger_to_string(TRIGGER_OPERATOR_RETIRED), "operator-retired");
         assert_string_equal(session_trigger_to_string(_SESSION_TRIGGER_MAX), "unknown");
+        /* Every trigger has its own name. */
+        for (int g = 0; g < _SESSION_TRIGGER_MAX; g++)
+                assert_string_not_equal(session_trigger_to_string(g), "unknown");
 }
 
 int main(void)
