@@ -1,5 +1,6 @@
 /* Reads agent.conf-style files: sections, Key=value, comments, drop-ins; reports file:line. */
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -81,6 +82,94 @@ static bool known_section(const struct conf_context *ctx, const char *section)
         return false;
 }
 
+static char lower(char c)
+{
+        return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static unsigned min_u(unsigned a, unsigned b)
+{
+        return a < b ? a : b;
+}
+
+/* Edit distance (insert, delete, substitute, swap two neighbours; case ignored) between two names
+ * of at most MAX_KEY bytes, or cap if it is cap or more: three rows on the stack, so the work is
+ * bounded by the name lengths. */
+static unsigned name_distance(const char *a, const char *b, unsigned cap)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned rows[3][MAX_KEY + 1];
+        unsigned *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+        if (la > MAX_KEY || lb > MAX_KEY || (la > lb ? la - lb : lb - la) >= cap)
+                return cap;
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = (unsigned)j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned best = cur[0] = (unsigned)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned v = min_u(min_u(prev[j] + 1, cur[j - 1] + 1),
+                                           prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1));
+                        if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+                            lower(a[i - 2]) == lower(b[j - 1]))
+                                v = min_u(v, prev2[j - 2] + 1);
+                        cur[j] = v;
+                        best = min_u(best, v);
+                }
+                if (best >= cap)
+                        return cap;
+                unsigned *t = prev2;
+                prev2 = prev;
+                prev = cur;
+                cur = t;
+        }
+        return min_u(prev[lb], cap);
+}
+
+/* Close enough to be a typo: at most 2 edits, and few for the length ("URI" → "URL", not "Id" → "Ix"). */
+static bool near_miss(const char *word, const char *known, unsigned *best)
+{
+        unsigned d = name_distance(word, known, 3);
+        size_t lw = strlen(word), lk = strlen(known);
+
+        if (d > 2 || d * 3 > (lw > lk ? lw : lk) || d >= *best)
+                return false;
+        *best = d;
+        return true;
+}
+
+/* The known section a misspelled one probably meant, or NULL. */
+static const char *suggest_section(const struct conf_context *ctx, const char *section)
+{
+        const char *found = NULL;
+        unsigned best = UINT_MAX;
+
+        for (size_t i = 0; i < ctx->n_items; i++)
+                if (near_miss(section, ctx->items[i].section, &best))
+                        found = ctx->items[i].section;
+        return found;
+}
+
+/* The known key a misspelled one probably meant: in its own section first, else in another
+ * section (the key was put under the wrong header). */
+static const struct conf_item *suggest_key(const struct conf_context *ctx, const char *section,
+                                           const char *key)
+{
+        const struct conf_item *found = NULL;
+        unsigned best = UINT_MAX;
+
+        for (size_t i = 0; i < ctx->n_items; i++)
+                if (streq(ctx->items[i].section, section) && near_miss(key, ctx->items[i].key, &best))
+                        found = &ctx->items[i];
+        if (found)
+                return found;
+        best = UINT_MAX;
+        for (size_t i = 0; i < ctx->n_items; i++)
+                if (near_miss(key, ctx->items[i].key, &best))
+                        found = &ctx->items[i];
+        return found;
+}
+
 static void parse_line(struct conf_context *ctx, const char *name, unsigned lineno, const char *s,
                        const char *e, char section[static MAX_SECTION + 1])
 {
@@ -102,9 +191,16 @@ static void parse_line(struct conf_context *ctx, const char *name, unsigned line
                 }
                 memcpy(section, ns, (size_t)(ne - ns));
                 section[ne - ns] = '\0';
-                if (!known_section(ctx, section))
-                        report(ctx, CONF_WARNING, name, lineno, "unknown section [%s], ignoring its keys",
-                               section);
+                if (!known_section(ctx, section)) {
+                        const char *maybe = suggest_section(ctx, section);
+                        if (maybe)
+                                report(ctx, CONF_WARNING, name, lineno,
+                                       "unknown section [%s], did you mean [%s]? Ignoring its keys", section,
+                                       maybe);
+                        else
+                                report(ctx, CONF_WARNING, name, lineno,
+                                       "unknown section [%s], ignoring its keys", section);
+                }
                 return;
         }
 
@@ -134,7 +230,18 @@ static void parse_line(struct conf_context *ctx, const char *name, unsigned line
                 return; /* already warned once at the header */
         const struct conf_item *item = lookup(ctx, section, key);
         if (!item) {
-                report(ctx, CONF_WARNING, name, lineno, "unknown key %s in [%s], ignoring", key, section);
+                const struct conf_item *maybe = suggest_key(ctx, section, key);
+                if (maybe && streq(maybe->section, section))
+                        report(ctx, CONF_WARNING, name, lineno,
+                               "unknown key %s in [%s], did you mean %s? Ignoring it", key, section,
+                               maybe->key);
+                else if (maybe)
+                        report(ctx, CONF_WARNING, name, lineno,
+                               "unknown key %s in [%s], did you mean %s in [%s]? Ignoring it", key, section,
+                               maybe->key, maybe->section);
+                else
+                        report(ctx, CONF_WARNING, name, lineno, "unknown key %s in [%s], ignoring", key,
+                               section);
                 return;
         }
 
@@ -286,6 +393,19 @@ int conf_parse_with_dropins(struct conf_context *ctx, const char *path, const ch
                 free(names[i]);
         }
         return ret;
+}
+
+void conf_diag_print(void *userdata, enum conf_level level, const char *file, unsigned line,
+                     const char *message)
+{
+        const char *what = level == CONF_ERROR ? "error" : "warning";
+
+        if (line > 0)
+                fprintf(stderr, "%s:%u: %s: %s\n", file, line, what, message);
+        else
+                fprintf(stderr, "%s: %s: %s\n", file, what, message);
+        if (userdata)
+                (*(unsigned *)userdata)++;
 }
 
 int conf_parse_string(const char *value, void *data, const char **ret_why)

@@ -65,8 +65,8 @@ static void put_value(FILE *f, const char *v)
 static void event_to_journal(const char *name, const char *const keys[], const char *const values[],
                              size_t n)
 {
-        struct iovec iov[MAX_FIELDS + 3];
-        char buf[MAX_FIELDS + 3][512];
+        struct iovec iov[MAX_FIELDS + 4];
+        char buf[MAX_FIELDS + 4][512];
         size_t k = 0;
         /* MESSAGE escapes values as the stderr line does: a value cannot forge fields or lines. */
         FILE *f = fmemopen(buf[0], sizeof(buf[0]) - 1, "w");
@@ -83,6 +83,11 @@ static void event_to_journal(const char *name, const char *const keys[], const c
         k++;
         snprintf(buf[k], sizeof(buf[k]), "MAMORI_EVENT=%s", name);
         k++;
+        const char *id = mamori_event_message_id(name);
+        if (id) {
+                snprintf(buf[k], sizeof(buf[k]), "MESSAGE_ID=%s", id);
+                k++;
+        }
         snprintf(buf[k], sizeof(buf[k]), "PRIORITY=%d", LOG_INFO);
         k++;
         for (size_t i = 0; i < n; i++, k++) {
@@ -138,20 +143,39 @@ void agent_log_event_fields(const char *name, const char *const keys[], const ch
         fflush(stderr);
 }
 
-void agent_log(int priority, const char *fmt, ...)
+static void log_message(const char *message_id, int priority, const char *fmt, va_list ap)
 {
         char msg[1024];
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         if (to_journal) {
-                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, NULL);
+                if (message_id)
+                        sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, "MESSAGE_ID=%s",
+                                        message_id, NULL);
+                else
+                        sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, NULL);
                 return;
         }
         static const char *const names[] = {"emerg",   "alert",  "crit", "error",
                                             "warning", "notice", "info", "debug"};
         fprintf(stderr, "mamorid: %s: %s\n", names[priority & 7], msg);
         fflush(stderr);
+}
+
+void agent_log(int priority, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_message(NULL, priority, fmt, ap);
+        va_end(ap);
+}
+
+void agent_log_id(const char *message_id, int priority, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_message(message_id, priority, fmt, ap);
+        va_end(ap);
 }

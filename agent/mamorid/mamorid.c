@@ -9,6 +9,7 @@
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 
+#include "config-check.h"
 #include "journal.h"
 #include "mamorid.h"
 #include "mamori/macro.h"
@@ -218,14 +219,17 @@ static void help(void)
                "The mamori access-control daemon: operator card logins, screen lock, operation log.\n\n"
                "  -c, --config FILE   configuration file (default " AGENT_CONFIG_PATH
                ", drop-ins in FILE.d/)\n"
+               "      --check-config  check the configuration and the files it names, then exit\n"
+               "                      (0: nothing to report; 1: each problem as file:line)\n"
                "  -h, --help          show this help\n"
                "      --version       show the version\n");
 }
 
-static int parse_args(int argc, char **argv, const char **ret_config)
+static int parse_args(int argc, char **argv, const char **ret_config, bool *ret_check)
 {
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
+                {"check-config", no_argument, NULL, 'C'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {},
@@ -237,6 +241,9 @@ static int parse_args(int argc, char **argv, const char **ret_config)
                 switch (c) {
                 case 'c':
                         *ret_config = optarg;
+                        break;
+                case 'C':
+                        *ret_check = true;
                         break;
                 case 'h':
                         help();
@@ -346,12 +353,15 @@ int main(int argc, char **argv)
         struct agent a = {0};
         AgentOplog *oplog = NULL;
         const char *config_path;
+        bool check = false;
         int r;
 
         agent_log_init();
-        r = parse_args(argc, argv, &config_path);
+        r = parse_args(argc, argv, &config_path, &check);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
+        if (check)
+                return mamorid_check_config(config_path);
 
         r = agent_config_load(config_path, config_diag, NULL, &a.config);
         if (r < 0) {

@@ -547,8 +547,9 @@ void session_on_policy(struct session *s, const Policy *current)
 void session_on_log_health(struct session *s, int error)
 {
         if (error < 0 && error != -ECANCELED) { /* cancelled: the agent is stopping */
-                agent_log(LOG_ERR, "operation log cannot be written (%s): locking, logins refused",
-                          strerror(-error));
+                agent_log_id(MAMORI_MESSAGE_LOG_UNWRITABLE, LOG_ERR,
+                             "operation log cannot be written (%s): locking, logins refused",
+                             strerror(-error));
                 apply(s, TRIGGER_LOG_FAILED, now_mono_usec());
         }
         changed(s, NULL);

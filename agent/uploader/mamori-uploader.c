@@ -17,10 +17,12 @@
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-journal.h>
 
 #include "mamori/agent-config.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
+#include "mamori/message-ids.h"
 #include "mamori/parse-util.h"
 #include "mamori/receipt.h"
 #include "mamori/time-util.h"
@@ -89,8 +91,10 @@ _printf_(2, 3) static void ulog(int priority, const char *fmt, ...)
                 fprintf(stderr, "mamori-uploader: %s: %s\n", names[priority & 7], msg);
 }
 
-/* A failure that repeats at every retry is logged when it starts or changes, not each time. */
-_printf_(3, 4) static void problem(struct uploader *u, int priority, const char *fmt, ...)
+/* A failure that repeats at every retry is logged when it starts or changes, not each time.
+ * message_id (include/mamori/message-ids.h) or NULL: in the journal, for the catalogue. */
+_printf_(4, 5) static void problem_id(struct uploader *u, const char *message_id, int priority,
+                                      const char *fmt, ...)
 {
         char msg[512];
         va_list ap;
@@ -101,9 +105,15 @@ _printf_(3, 4) static void problem(struct uploader *u, int priority, const char 
         if (streq(msg, u->last_problem))
                 return;
         snprintf(u->last_problem, sizeof(u->last_problem), "%s", msg);
-        ulog(priority, "%s", msg);
+        if (message_id && journal_stderr)
+                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, "MESSAGE_ID=%s", message_id,
+                                NULL);
+        else
+                ulog(priority, "%s", msg);
         (void)sd_notifyf(0, "STATUS=%s", msg);
 }
+
+#define problem(u, priority, ...) problem_id(u, NULL, priority, __VA_ARGS__)
 
 static void recovered(struct uploader *u, const char *what)
 {
@@ -470,12 +480,16 @@ static int post_batch(struct uploader *u, UploadBatch *b)
                      u->batch_records, u->batch_bytes);
                 return 1;
         }
-        /* A fork, bad data, an unknown terminal, a store failure: never skip records; say it loudly
-         * and try again later (the collector's operators see the alert). */
-        problem(u, r.status >= 500 ? LOG_WARNING : LOG_CRIT,
-                "log %s: collector refused seq %" PRIu64 "..%" PRIu64
-                " with %ld: %.300s; retrying, nothing skipped",
-                u->log, b->first_seq, b->last_seq, r.status, r.body ? r.body : "");
+        /* A fork, bad data, an unknown or retired terminal, a store failure: never skip records;
+         * say it loudly and try again later (the collector's operators see the alert). */
+        problem_id(u,
+                   r.status == 403 && r.body && strstr(r.body, "terminal-retired")
+                           ? MAMORI_MESSAGE_TERMINAL_RETIRED
+                           : NULL,
+                   r.status >= 500 ? LOG_WARNING : LOG_CRIT,
+                   "log %s: collector refused seq %" PRIu64 "..%" PRIu64
+                   " with %ld: %.300s; retrying, nothing skipped",
+                   u->log, b->first_seq, b->last_seq, r.status, r.body ? r.body : "");
         upload_response_done(&r);
         return 0;
 }
@@ -841,7 +855,9 @@ static void help(void)
                "  --cursor FILE        acknowledged position (default %s)\n"
                "  --batch-records N    records per POST (default %u, at most %u)\n"
                "  --batch-bytes N      bytes per POST (default %u)\n"
-               "  --verbose            log every batch\n",
+               "  --verbose            log every batch\n"
+               "  -h, --help           show this help\n"
+               "  --version            show the version\n",
                AGENT_CONFIG_PATH, UPLOAD_CURSOR_PATH_DEFAULT, UPLOAD_BATCH_RECORDS_DEFAULT,
                BATCH_RECORDS_LIMIT, UPLOAD_BATCH_BYTES_DEFAULT);
 }
@@ -855,6 +871,7 @@ int main(int argc, char **argv)
                 {"batch-bytes", required_argument, NULL, 'b'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {},
         };
         struct uploader u = {
@@ -891,6 +908,9 @@ int main(int argc, char **argv)
                         break;
                 case 'h':
                         help();
+                        return 0;
+                case 'V':
+                        printf("mamori-uploader %s\n", MAMORI_VERSION);
                         return 0;
                 default:
                         return 2;

@@ -565,20 +565,59 @@ static const Verb verbs[] = {
         {"alerts", NULL, admin_alerts},
 };
 
-static void help(void)
+/* One line per command, grouped by noun: "mamori-admin NOUN --help" prints that noun's lines. */
+static const struct {
+        const char *noun, *usage;
+} usages[] = {
+        {"init", "init"},
+        {"terminal", "terminal add ID --office O --identity PUB.pem --out DIR"},
+        {"operator", "operator add ID [--name N] --office O [--office O…]"},
+        {"operator", "operator suspend|retire|resume ID [--reason TEXT]"},
+        {"card", "card issue --cert CERT.pem (--operator ID | --group G)"},
+        {"card", "card suspend CARD_ID --reason TEXT  |  card return CARD_ID [--reason TEXT]"},
+        {"card", "card resume CARD_ID --reason TEXT   |  card history [CARD_ID]"},
+        {"group", "group add G --office O --member ID [ID…]"},
+        {"policy",
+         "policy publish [--emergency [--reason TEXT]] [--out FILE]  |  policy refresh [--out FILE]"},
+        {"policy", "policy signer  |  policy show"},
+        {"emergency", "emergency clear --reason TEXT [--out FILE]"},
+        {"history", "history [ID]"},
+        {"verify", "verify"},
+        {"export", "export"},
+        {"alerts", "alerts"},
+};
+
+/* noun NULL: every command. Returns false when no command has that noun. */
+static bool help(const char *noun)
 {
-        printf("Usage: mamori-admin [--config FILE] COMMAND …\n"
-               "  init\n"
-               "  terminal add ID --office O --identity PUB.pem --out DIR\n"
-               "  operator add ID [--name N] --office O…  |  operator suspend|retire|resume ID [--reason "
-               "T]\n"
-               "  card issue --cert CERT.pem (--operator ID | --group G)\n"
-               "  card suspend CARD_ID --reason T  |  card return CARD_ID [--reason T]\n"
-               "  card resume CARD_ID --reason T   |  card history [CARD_ID]\n"
-               "  group add G --office O --member ID [ID…]\n"
-               "  policy publish [--emergency [--reason T]] [--out FILE]  |  policy refresh [--out FILE]\n"
-               "  policy signer  |  policy show  |  emergency clear --reason T\n"
-               "  history [ID]  |  verify  |  export  |  alerts\n");
+        bool any = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(usages); i++)
+                if (!noun || streq(usages[i].noun, noun)) {
+                        if (!any)
+                                printf("Usage: mamori-admin [--config FILE] COMMAND …\n");
+                        printf("  %s\n", usages[i].usage);
+                        any = true;
+                }
+        if (any && !noun)
+                printf("\n  -c, --config FILE  collector.conf (default /etc/mamori/collector.conf)\n"
+                       "  -h, --help         this help; after a noun, that noun's commands\n"
+                       "      --version      show the version\n"
+                       "See mamori-admin(8).\n");
+        return any;
+}
+
+static bool help_noun_exists(const char *noun)
+{
+        for (size_t i = 0; i < ELEMENTSOF(usages); i++)
+                if (streq(usages[i].noun, noun))
+                        return true;
+        return false;
+}
+
+static bool is_help(const char *arg)
+{
+        return arg && (streq(arg, "--help") || streq(arg, "-h") || streq(arg, "help"));
 }
 
 static void diag(void *userdata, enum conf_level level, const char *file, unsigned line, const char *message)
@@ -591,6 +630,7 @@ int main(int argc, char **argv)
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {},
         };
         const char *config_path = "/etc/mamori/collector.conf";
@@ -603,16 +643,27 @@ int main(int argc, char **argv)
                         config_path = optarg;
                         break;
                 case 'h':
-                        help();
+                        help(NULL);
+                        return 0;
+                case 'V':
+                        printf("mamori-admin %s\n", MAMORI_VERSION);
                         return 0;
                 default:
                         return 2;
                 }
         if (optind >= argc) {
-                help();
+                help(NULL);
                 return 2;
         }
         const char *noun = argv[optind], *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
+        /* "help", "NOUN --help", "NOUN VERB --help": the commands of that noun. */
+        if (is_help(noun))
+                return help(NULL) ? 0 : 2;
+        for (int i = optind + 1; i < argc; i++)
+                if (is_help(argv[i]) && !streq(argv[i], "help"))
+                        return help(noun)
+                                       ? 0
+                                       : (fprintf(stderr, "mamori-admin: unknown command '%s'\n", noun), 2);
         const Verb *v = NULL;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verbs[i].noun, noun) && (!verbs[i].verb || (verb && streq(verbs[i].verb, verb)))) {
@@ -620,8 +671,9 @@ int main(int argc, char **argv)
                         break;
                 }
         if (!v) {
-                fprintf(stderr, "mamori-admin: unknown command '%s%s%s'\n", noun, verb ? " " : "",
-                        verb ? verb : "");
+                bool known = help_noun_exists(noun);
+                fprintf(stderr, "mamori-admin: unknown command '%s%s%s' (see mamori-admin %s%s--help)\n",
+                        noun, verb ? " " : "", verb ? verb : "", known ? noun : "", known ? " " : "");
                 return 2;
         }
         r = collector_config_load(config_path, diag, NULL, &ctx.config);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,16 @@ static void raise_fd_limit(uint32_t max_connections)
 
 static void help(void)
 {
-        printf("Usage: mamori-collector [--config FILE] [--receipt-key]\n"
-               "Central collector of mamori operation logs (HTTPS, client certificates).\n"
-               "  --config FILE   collector.conf (default /etc/mamori/collector.conf)\n"
-               "  --receipt-key   print the public receipt key (PEM), making the key first if needed,\n"
-               "                  and exit; terminals trust it as [Collector] ReceiptKey=\n");
+        printf("Usage: mamori-collector [--config FILE] [--check-config | --receipt-key]\n"
+               "Central collector of mamori operation logs (HTTPS, client certificates).\n\n"
+               "  -c, --config FILE   collector.conf (default /etc/mamori/collector.conf, drop-ins in "
+               "FILE.d/)\n"
+               "      --check-config  check the configuration and the state files it names, then exit\n"
+               "                      (0: nothing to report; 1: each problem as file:line)\n"
+               "      --receipt-key   print the public receipt key (PEM), making the key first if needed,\n"
+               "                      and exit; terminals trust it as [Collector] ReceiptKey=\n"
+               "  -h, --help          show this help\n"
+               "      --version       show the version\n");
 }
 
 /* The name in the receipts: Name=, else the host name when it is a valid id. */
@@ -102,14 +108,40 @@ static int load_receipt_key(const struct collector_config *cfg, EVP_PKEY **ret)
         return r;
 }
 
+/* --check-config, like sshd -t: every problem on stderr, exit 1 if there was any. */
+static int check_config(const char *path)
+{
+        static const char *const state_files[] = {"collector.pem", "collector.key", "terminal-ca.pem"};
+        struct collector_config cfg = {};
+        unsigned problems = 0;
+        int r;
+
+        r = collector_config_load(path, conf_diag_print, &problems, &cfg);
+        if (r < 0) {
+                if (problems == 0)
+                        fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(-r));
+                return 1;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(state_files); i++) {
+                _cleanup_free_ char *f = collector_state_path(&cfg, state_files[i]);
+                if (!f || access(f, R_OK) < 0) {
+                        fprintf(stderr, "%s: error: cannot read %s: %s (run mamori-admin init)\n", path,
+                                f ?: state_files[i], strerror(f ? errno : ENOMEM));
+                        problems++;
+                }
+        }
+        collector_config_free(&cfg);
+        return problems > 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"receipt-key", no_argument, NULL, 'R'},
-                {"help", no_argument, NULL, 'h'},
-                {},
+                {"config", required_argument, NULL, 'c'}, {"receipt-key", no_argument, NULL, 'R'},
+                {"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},      {},
         };
+        bool check = false;
         const char *config_path = "/etc/mamori/collector.conf";
         struct collector_config cfg = {};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL;
@@ -130,8 +162,14 @@ int main(int argc, char **argv)
                 case 'R':
                         print_receipt_key = true;
                         break;
+                case 'C':
+                        check = true;
+                        break;
                 case 'h':
                         help();
+                        return 0;
+                case 'V':
+                        printf("mamori-collector %s\n", MAMORI_VERSION);
                         return 0;
                 default:
                         return 2;
@@ -140,6 +178,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mamori-collector: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+        if (check)
+                return check_config(config_path);
 
         r = collector_config_load(config_path, diag, NULL, &cfg);
         if (r < 0) {

@@ -49,6 +49,11 @@ int conf_parse_file(struct conf_context *ctx, const char *path);
  * in lexical order, so later files win. */
 int conf_parse_with_dropins(struct conf_context *ctx, const char *path, const char *dropin_dir);
 
+/* A conf_diag_fn for check modes (--check-config): prints "file:line: error: message" (or
+ * "warning:") to stderr and, when userdata is an unsigned *, counts every diagnostic there. */
+void conf_diag_print(void *userdata, enum conf_level level, const char *file, unsigned line,
+                     const char *message);
+
 /* Value parsers for common field types. */
 int conf_parse_string(const char *value, void *data, const char **ret_why);           /* char ** */
 int conf_parse_path(const char *value, void *data, const char **ret_why);             /* char **, absolute */

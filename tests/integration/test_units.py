@@ -452,7 +452,9 @@ class DebianPackages(unittest.TestCase):
                      "/lib/systemd/system/mamori-uploader.service", "/usr/lib/sysusers.d/mamori.conf",
                      "/usr/lib/tmpfiles.d/mamori.conf", "/usr/share/dbus-1/system.d/org.mamori.Agent1.conf",
                      "/etc/mamori/agent.conf", "/usr/share/man/man8/mamorid.8.gz",
-                     "/usr/share/man/man1/mamorictl.1.gz", "/usr/share/man/man5/agent.conf.5.gz"]:
+                     "/usr/share/man/man1/mamorictl.1.gz", "/usr/share/man/man5/agent.conf.5.gz",
+                     "/usr/share/man/man8/mamori-uploader.8.gz", "/usr/lib/systemd/catalog/mamori.catalog",
+                     "/usr/share/bash-completion/completions/mamorictl"]:
             self.assertIn(path, files)
         self.assertEqual(files["/usr/sbin/mamorid"], ("-rwxr-xr-x", "root/root"))
         self.assertNotIn("/lib/systemd/system/mamori-collector.service", files)
@@ -490,6 +492,9 @@ class DebianPackages(unittest.TestCase):
         files = self.contents("mamori-collector")
         self.assertIn("/lib/systemd/system/mamori-collector.service", files)
         self.assertIn("/usr/lib/sysusers.d/mamori-collector.conf", files)
+        for path in ["/usr/share/man/man8/mamori-collector.8.gz", "/usr/share/man/man8/mamori-admin.8.gz",
+                     "/usr/share/man/man5/collector.conf.5.gz", "/usr/share/bash-completion/completions/mamori-admin"]:
+            self.assertIn(path, files)
         # §8 lifecycle: the centre re-signs the bundle on a timer.
         self.assertIn("/lib/systemd/system/mamori-policy-refresh.service", files)
         self.assertIn("/lib/systemd/system/mamori-policy-refresh.timer", files)

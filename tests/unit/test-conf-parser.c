@@ -129,6 +129,41 @@ static void test_warnings(void **state)
         agent_config_free(&c);
 }
 
+/* A misspelled key or section is a warning that names the one it probably meant. */
+static void test_suggestions(void **state)
+{
+        static const struct {
+                const char *text, *expect;
+        } cases[] = {
+                {"[Session]\nIdleLockSecs=60\n",
+                 "<buffer>:2: unknown key IdleLockSecs in [Session], did you mean IdleLockSec?"},
+                {"[Session]\nidlelocksec=60\n", "did you mean IdleLockSec?"},
+                {"[Session]\nIdelLockSec=60\n", "did you mean IdleLockSec?"},
+                {"[Secrets]\nIdleLockSec=60\n",
+                 "unknown key IdleLockSec in [Secrets], did you mean IdleLockSec in [Session]?"},
+                {"[Sesion]\nIdleLockSec=60\n",
+                 "<buffer>:1: unknown section [Sesion], did you mean [Session]?"},
+                {"[Colector]\nURL=https://c\n", "did you mean [Collector]?"},
+                {"[Collector]\nURI=https://c\n", "did you mean URL?"},
+                /* Too far from every name: no guess. */
+                {"[Session]\nFrobnicate=yes\n", "unknown key Frobnicate in [Session], ignoring"},
+                {"[Session]\nIdle=60\n", "unknown key Idle in [Session], ignoring"},
+                {"[Nope]\nX=1\n", "unknown section [Nope], ignoring its keys"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct agent_config c;
+                struct diags d;
+                assert_int_equal(load(cases[i].text, &d, &c), 0);
+                assert_int_equal(d.errors, 0);
+                assert_int_equal(d.warnings, 1);
+                if (!strstr(d.last, cases[i].expect))
+                        fail_msg("case %zu: got '%s', want '%s'", i, d.last, cases[i].expect);
+                /* The default stays in force: the misspelled line changed nothing. */
+                assert_int_equal(c.idle_lock_usec, 300 * USEC_PER_SEC);
+                agent_config_free(&c);
+        }
+}
+
 static void test_huge_line(void **state)
 {
         size_t n = CONF_MAX_LINE + 100;
@@ -211,7 +246,7 @@ int main(void)
                 cmocka_unit_test(test_defaults),  cmocka_unit_test(test_values),
                 cmocka_unit_test(test_errors),    cmocka_unit_test(test_warnings),
                 cmocka_unit_test(test_huge_line), cmocka_unit_test(test_nul_bytes),
-                cmocka_unit_test(test_dropins),
+                cmocka_unit_test(test_dropins),   cmocka_unit_test(test_suggestions),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
