@@ -16,6 +16,7 @@
 #include "oplog-writer.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
+#include "record-limit.h"
 #include "session-logic.h"
 
 struct agent {
@@ -31,6 +32,7 @@ struct agent {
                 held;       /* terminal-unconfigured, log-damaged: every login refused (AUTH_ALLOW: none) */
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer;
+        RecordLimit *limit; /* auth.fail and policy.reject per cause (event.c), made at the first */
 
         struct session session; /* the session logic (session-logic.h) */
         int64_t policy_serial;
@@ -38,7 +40,8 @@ struct agent {
 };
 
 /* event.c: one record = an event line (stderr/journal) + an operation-log append.
- * data is taken (may be NULL). done (may be NULL) runs after the record is durable or failed. */
+ * data is taken (may be NULL). done (may be NULL) runs after the record is durable or failed, or
+ * at once (result 0, seq 0) for an auth.fail or policy.reject that is only counted. */
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata);
 
