@@ -38,7 +38,11 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
         "  object TEXT NOT NULL, object_id TEXT NOT NULL, action TEXT NOT NULL, detail TEXT);"
         "CREATE TABLE IF NOT EXISTS policies (serial INTEGER PRIMARY KEY, published INTEGER NOT NULL,"
-        "  body BLOB NOT NULL);";
+        "  body BLOB NOT NULL);"
+        /* Added for the audit: tables of their own, so an older database gains them as they are. */
+        "CREATE TABLE IF NOT EXISTS operator_roles (id TEXT PRIMARY KEY, roles TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS anchors (log TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
+        "  key BLOB NOT NULL, epochs INTEGER NOT NULL);";
 
 static int sq_err(int rc)
 {
@@ -855,5 +859,279 @@ int store_policy_latest(Store *s, int64_t *ret_serial, char **ret_body, size_t *
         }
         if (ret_serial)
                 *ret_serial = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+/* ---- reading for the audit ---- */
+
+int store_terminals_foreach(Store *s, store_terminal_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, office, coalesce(last_seen, 0) FROM terminals ORDER BY id",
+                        NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), col_text(st, 1), sqlite3_column_int64(st, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_offices_foreach(Store *s, store_office_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, hours FROM offices ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : col_text(st, 1),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_operators_foreach(Store *s, store_operator_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st,
+                        "SELECT o.id, o.offices, o.status, coalesce(r.roles, '') FROM operators o"
+                        " LEFT JOIN operator_roles r ON r.id = o.id ORDER BY o.id",
+                        NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_groups_foreach(Store *s, store_group_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, offices, members FROM groups_ ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_cards_foreach(Store *s, store_card_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, operator, group_, status FROM cards ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : col_text(st, 1),
+                       sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : col_text(st, 2), col_text(st, 3),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "UPDATE offices SET hours = ? WHERE id = ?", "ss", hours, id);
+        if (r < 0)
+                return r;
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(s->db) == 0)
+                return -ENOENT;
+        return history_add(s, now_usec, "office", id, "hours", hours);
+}
+
+int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = row_exists(s, "operators", id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = prepare(s, &st,
+                    "INSERT INTO operator_roles (id, roles) VALUES (?1, ?2)"
+                    " ON CONFLICT(id) DO UPDATE SET roles = ?2",
+                    "ss", id, roles);
+        if (r < 0)
+                return r;
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "operator", id, "roles", roles);
+}
+
+struct StoreCursor {
+        sqlite3_stmt *st;
+};
+
+int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        StoreCursor *c;
+        int r = prepare(s, &st, "SELECT seq, line FROM records WHERE log = ? AND seq > ? ORDER BY seq", "su",
+                        log, after_seq);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->st = TAKE_PTR(st);
+        *ret = c;
+        return 0;
+}
+
+int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len)
+{
+        int r = step_row(c->st);
+        if (r <= 0)
+                return r;
+        *ret_seq = (uint64_t)sqlite3_column_int64(c->st, 0);
+        *ret_line = col_text(c->st, 1);
+        *ret_len = (size_t)sqlite3_column_bytes(c->st, 1);
+        return 1;
+}
+
+StoreCursor *store_cursor_free(StoreCursor *c)
+{
+        if (!c)
+                return NULL;
+        sqlite3_finalize(c->st);
+        free(c);
+        return NULL;
+}
+
+int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT min(seq), max(seq) FROM records WHERE log = ?", "s", log);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r < 0)
+                return r;
+        if (r == 0 || sqlite3_column_type(st, 0) == SQLITE_NULL)
+                return -ENOENT;
+        *ret_first = (uint64_t)sqlite3_column_int64(st, 0);
+        *ret_last = (uint64_t)sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, size_t *ret_len)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT line FROM records WHERE log = ? AND seq = ?", "su", log, seq);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        char *p = malloc(n + 1);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p, col_text(st, 0), n);
+        p[n] = 0;
+        *ret_line = p;
+        if (ret_len)
+                *ret_len = n;
+        return 0;
+}
+
+int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, kind, term, log, seq, detail, count, ifnull(last_seen, ts) FROM alerts"
+                " WHERE id > ? ORDER BY id",
+                "i", after_id);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
+                       col_text(st, 3), col_text(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
+                       col_text(st, 6), (uint64_t)sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+/* ---- retention ---- */
+
+int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
+                               uint64_t *ret_n)
+{
+        _cleanup_free_ char *detail = NULL;
+        uint64_t n;
+        int r;
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, &st, "DELETE FROM records WHERE log = ? AND seq <= ?", "su", log,
+                            anchor->seq);
+                if (r < 0)
+                        return r;
+                r = step_done(st);
+                if (r < 0)
+                        return r;
+                n = (uint64_t)sqlite3_changes(s->db);
+        }
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, &st,
+                            "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
+                            " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
+                            "susbu", log, anchor->seq, anchor->hash, (const void *)anchor->key,
+                            (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
+                if (r < 0)
+                        return r;
+                r = step_done(st);
+                if (r < 0)
+                        return r;
+        }
+        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s", n,
+                     anchor->seq, anchor->hash) < 0)
+                return -ENOMEM;
+        r = history_add(s, now_usec, "log", log, "retention", detail);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        StoreAnchor a = {};
+        int r = prepare(s, &st, "SELECT seq, hash, key, epochs FROM anchors WHERE log = ?", "s", log);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        const char *h = col_text(st, 1);
+        if (strlen(h) != SHA256_HEX_MAX - 1 || sqlite3_column_bytes(st, 2) != ED25519_KEY_SIZE)
+                return -EIO;
+        a.seq = (uint64_t)sqlite3_column_int64(st, 0);
+        memcpy(a.hash, h, SHA256_HEX_MAX);
+        memcpy(a.key, sqlite3_column_blob(st, 2), ED25519_KEY_SIZE);
+        a.epochs = (uint32_t)sqlite3_column_int64(st, 3);
+        *ret = a;
         return 0;
 }

@@ -98,6 +98,58 @@ int store_history_foreach(Store *s, const char *object, const char *id, store_hi
 /* Adds the arrays "offices", "terminals", "operators", "groups", "cards" of §8 to bundle. */
 int store_registry_to_policy(Store *s, JsonValue *bundle);
 
+/* ---- reading for the audit (mamori-admin ledger, audit, trace, watch): streams, never whole tables ---- */
+typedef int (*store_terminal_fn)(const char *id, const char *office, int64_t last_seen, void *userdata);
+int store_terminals_foreach(Store *s, store_terminal_fn cb, void *userdata);
+/* hours: "HH:MM-HH:MM" or NULL when unset. */
+typedef int (*store_office_fn)(const char *id, const char *hours, void *userdata);
+int store_offices_foreach(Store *s, store_office_fn cb, void *userdata);
+/* roles: space-separated, "" when none. */
+typedef int (*store_operator_fn)(const char *id, const char *offices, const char *status, const char *roles,
+                                 void *userdata);
+int store_operators_foreach(Store *s, store_operator_fn cb, void *userdata);
+typedef int (*store_group_fn)(const char *id, const char *offices, const char *members, void *userdata);
+int store_groups_foreach(Store *s, store_group_fn cb, void *userdata);
+/* operator or group is NULL (a card has exactly one of them). */
+typedef int (*store_card_fn)(const char *id, const char *operator_id, const char *group_id,
+                             const char *status, void *userdata);
+int store_cards_foreach(Store *s, store_card_fn cb, void *userdata);
+/* Registry changes that the audit reads (with a history row each). -ENOENT unknown id. */
+int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours);
+int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles);
+
+/* One log's records with seq > after_seq, ascending: a cursor holds one row at a time. */
+typedef struct StoreCursor StoreCursor;
+int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret);
+/* 1 with the next row (*ret_line borrowed until the next call), 0 at the end, < 0 error. */
+int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len);
+StoreCursor *store_cursor_free(StoreCursor *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StoreCursor *, store_cursor_free);
+#define _cleanup_store_cursor_ _cleanup_(store_cursor_freep)
+/* Lowest and highest stored seq of a log; -ENOENT when it has none. */
+int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last);
+/* The line of one record, malloc'd and NUL-terminated; -ENOENT if not stored. */
+int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, size_t *ret_len);
+/* Alerts with id > after_id, oldest first (watch follows them). */
+int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata);
+
+/* ---- retention ---- */
+/*
+ * Delete the records of log with seq < below_seq and record the deletion in the history, with the
+ * verifier state at the cut (anchor: hex hash of record below_seq - 1, the epoch key that signs
+ * below_seq, the epoch count) so that the rest of the log still verifies. *ret_n: records deleted.
+ */
+typedef struct StoreAnchor {
+        uint64_t seq; /* last deleted seq: records > seq remain */
+        char hash[SHA256_HEX_MAX];
+        uint8_t key[ED25519_KEY_SIZE];
+        uint32_t epochs;
+} StoreAnchor;
+int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
+                               uint64_t *ret_n);
+/* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
+int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
+
 /* ---- policy bundles ---- */
 int store_policy_add(Store *s, int64_t serial, int64_t now_usec, const char *body, size_t len);
 /* The highest serial; -ENOENT none. ret_body may be NULL. */

@@ -2,10 +2,14 @@
  * outcomes. */
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <syslog.h>
 
+#include "journal.h"
 #include "mamorid.h"
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
@@ -178,37 +182,43 @@ static int reply_pin_age(sd_bus_message *m, const struct session_outcome *o)
 /* ---- who may call what: the one table, applied by dispatch() before any method runs ---- */
 
 enum caller_kind {
-        ANYONE = 1 << 0,  /* any process on the system bus */
-        ROOT = 1 << 1,    /* effective uid 0 */
-        SEAT = 1 << 2,    /* a process of the seat's active logind session, while mamori's session
-                           * holds the very card in the reader */
-        APPS = 1 << 3,    /* group mamori-apps (primary or supplementary) */
-        STARTER = 1 << 4, /* the client that started the pending login */
+        ANYONE = 1 << 0,       /* any process on the system bus */
+        ROOT = 1 << 1,         /* effective uid 0 */
+        SEAT = 1 << 2,         /* a process of the seat's active logind session (greeter, screen locker) */
+        CARD_SESSION = 1 << 3, /* SEAT, while mamori's session holds the very card in the reader */
+        APPS = 1 << 4,         /* group mamori-apps (primary or supplementary) */
 };
 
 typedef int (*run_fn)(struct agent *a, sd_bus_message *m, sd_bus_error *error);
 typedef int (*reply_fn)(sd_bus_message *m, const struct session_outcome *o);
 
+#define ACCESS_DENIED SD_BUS_ERROR_ACCESS_DENIED
+#define NOT_SEAT      "only root and the seat's active session may drive a login"
+
 static const struct method {
         const char *name;
-        unsigned callers;        /* caller kinds that may call it */
-        enum auth_reason denied; /* what anyone else hears */
+        unsigned callers;         /* caller kinds that may call it; anyone else hears denied_* */
+        const char *denied_error; /* D-Bus error name */
         const char *denied_message;
+        const char *others_login; /* set: only the client that started the pending login may call
+                                   * it; any other caller of the kinds above hears NotPending */
         run_fn run;
         reply_fn reply;
 } methods[] = {
-        {"StartLogin", ANYONE, 0, NULL, run_start_login, reply_login_started},
-        {"AnswerPin", STARTER, AUTH_NOT_PENDING, "no login of yours is waiting for a PIN", run_answer_pin,
-         reply_operator},
-        {"CancelLogin", STARTER, AUTH_NOT_PENDING, "no login of yours is in progress", run_cancel_login,
-         reply_empty},
-        {"Lock", ANYONE, 0, NULL, run_lock, reply_empty}, /* re-locking is throttled by the session */
+        /* DESIGN §5: a stranger is refused before the card is touched and before any record. */
+        {"StartLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_login, reply_login_started},
+        {"AnswerPin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is waiting for a PIN",
+         run_answer_pin, reply_operator},
+        {"CancelLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is in progress",
+         run_cancel_login, reply_empty},
+        {"Lock", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_lock, reply_empty},
         /* Nobody else may spend the card's PIN tries. */
-        {"ChangePin", ROOT | SEAT, AUTH_PERMISSION_DENIED,
-         "the PIN can be changed only in the card's own session", run_change_pin, reply_empty},
-        {"RecordOperation", ROOT | APPS, AUTH_PERMISSION_DENIED,
-         "only root and members of " APPS_GROUP " may record operations", run_record_operation, reply_seq},
-        {"PinAgeDays", ANYONE, 0, NULL, run_pin_age, reply_pin_age},
+        {"ChangePin", ROOT | CARD_SESSION, MAMORI_ERROR_PERMISSION,
+         "the PIN can be changed only in the card's own session", NULL, run_change_pin, reply_empty},
+        {"RecordOperation", ROOT | APPS, MAMORI_ERROR_PERMISSION,
+         "only root and members of " APPS_GROUP " may record operations", NULL, run_record_operation,
+         reply_seq},
+        {"PinAgeDays", ANYONE, NULL, NULL, NULL, run_pin_age, reply_pin_age},
 };
 
 static const struct method *method_find(const char *name)
@@ -234,24 +244,51 @@ static bool in_group(sd_bus_creds *creds, gid_t group)
         return false;
 }
 
+/* Whether the sender belongs to the seat's active logind session. The bus names the sender's
+ * process by the PID it had when it connected; a pidfd pins that PID while logind is asked, and
+ * afterwards the process must still run, as the uid the bus saw connect. A PID recycled by another
+ * process in the meantime therefore counts only if it runs as the same uid (which could have
+ * driven the session's processes anyway). Any doubt is a no. */
+static bool sender_in_active_session(struct agent *a, sd_bus_creds *creds)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *now = NULL;
+        _cleanup_close_ int pidfd = -EBADF;
+        struct pollfd p;
+        uid_t uid, uid_now;
+        pid_t pid;
+        int r;
+
+        if (!a->logind || sd_bus_creds_get_pid(creds, &pid) < 0 || pid <= 1 ||
+            sd_bus_creds_get_euid(creds, &uid) < 0)
+                return false;
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0)
+                return false; /* gone already */
+        r = logind_pid_in_active_session(a->logind, pid);
+        if (r < 0)
+                agent_log(LOG_WARNING, "cannot ask logind for the session of PID %d (%s): caller refused",
+                          (int)pid, strerror(-r));
+        if (r <= 0)
+                return false;
+        if (sd_bus_creds_new_from_pid(&now, pid, SD_BUS_CREDS_EUID) < 0 ||
+            sd_bus_creds_get_euid(now, &uid_now) < 0 || uid_now != uid)
+                return false;
+        p = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        return poll(&p, 1, 0) == 0; /* not readable: the process has not exited, the PID is still its */
+}
+
 /* 1 when the sender of m is one of kinds, 0 when not, < 0 when its credentials cannot be read. */
 static int caller_is(struct agent *a, sd_bus_message *m, unsigned kinds)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uint64_t mask = SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT;
-        const char *session = NULL;
-        char active[64];
         uid_t uid;
         int r;
 
         if (kinds & ANYONE)
                 return 1;
-        if ((kinds & STARTER) && session_login_started_by(&a->session, sd_bus_message_get_sender(m)))
-                return 1;
-        if (!(kinds & (ROOT | SEAT | APPS)))
-                return 0;
-        if (kinds & SEAT)
-                mask |= SD_BUS_CREDS_SESSION;
+        if (kinds & (SEAT | CARD_SESSION))
+                mask |= SD_BUS_CREDS_PID;
         if (kinds & APPS)
                 mask |= SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS;
         r = sd_bus_query_sender_creds(m, mask, &creds);
@@ -259,9 +296,10 @@ static int caller_is(struct agent *a, sd_bus_message *m, unsigned kinds)
                 return r;
         if ((kinds & ROOT) && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
                 return 1;
-        if ((kinds & SEAT) && session_holds_inserted_card(&a->session) && a->logind &&
-            sd_bus_creds_get_session(creds, &session) >= 0 &&
-            logind_active_session_id(a->logind, active, sizeof(active)) >= 0 && streq(session, active))
+        if ((kinds & SEAT) && sender_in_active_session(a, creds))
+                return 1;
+        if ((kinds & CARD_SESSION) && session_holds_inserted_card(&a->session) &&
+            sender_in_active_session(a, creds))
                 return 1;
         if (kinds & APPS) {
                 struct group *g = getgrnam(APPS_GROUP);
@@ -284,8 +322,13 @@ static int dispatch(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
         if (r == 0)
-                return sd_bus_error_set(error, auth_reason_to_dbus_error(method->denied),
-                                        method->denied_message);
+                return sd_bus_error_set(error, method->denied_error, method->denied_message);
+        /* A login goes on only with the client that started it (the same connection, so the same
+         * process the table let in). */
+        if (method->others_login && session_login_pending(&a->session) &&
+            !session_login_started_by(&a->session, sd_bus_message_get_sender(m)))
+                return sd_bus_error_set(error, auth_reason_to_dbus_error(AUTH_NOT_PENDING),
+                                        method->others_login);
         return method->run(a, m, error);
 }
 

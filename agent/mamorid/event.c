@@ -1,4 +1,5 @@
-/* Writes one event both ways: a readable line for the journal/stderr and a signed operation-log record. */
+/* Writes one event both ways, a readable line for the journal/stderr and a signed operation-log record;
+ * bounds repeats. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,8 +65,43 @@ static void on_record_done(int result, uint64_t seq, void *userdata)
                 session_on_log_health(&rd.a->session, result);
 }
 
+static int record_now(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
+                      oplog_done_fn done, void *userdata);
+
+static void write_summary(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data)
+{
+        (void)record_now(userdata, ev, op, card, data, NULL, NULL);
+}
+
+/* Refusals and rejected bundles are what a local caller or the uploader's directory can repeat
+ * at will: bounded per cause (record-limit.h), so a flood can neither fill the disk nor hold
+ * back a record of another cause. */
+static bool counted(struct agent *a, const char *ev, const char *op, const char *card, const JsonValue *data)
+{
+        if (!streq(ev, "auth.fail") && !streq(ev, "policy.reject"))
+                return false;
+        if (!a->limit &&
+            (!a->event || record_limit_new(a->event, RECORD_LIMIT_USEC, write_summary, a, &a->limit) < 0))
+                return false; /* no limiter: every record is written */
+        return !record_limit_admit(a->limit, ev, op, card, data, now_mono_usec());
+}
+
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata)
+{
+        if (counted(a, ev, op, card, data)) {
+                /* In its cause's summary record, later: nothing is granted on it, so the caller
+                 * hears its refusal now. */
+                json_value_free(data);
+                if (done)
+                        done(0, 0, userdata);
+                return 0;
+        }
+        return record_now(a, ev, op, card, data, done, userdata);
+}
+
+static int record_now(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
+                      oplog_done_fn done, void *userdata)
 {
         struct record_done *rd;
         int r;

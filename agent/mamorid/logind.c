@@ -8,12 +8,13 @@
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
 
-#define LOGIND_NAME    "org.freedesktop.login1"
-#define LOGIND_PATH    "/org/freedesktop/login1"
-#define LOGIND_MANAGER "org.freedesktop.login1.Manager"
-#define LOGIND_SEAT    "org.freedesktop.login1.Seat"
-#define LOGIND_SESSION "org.freedesktop.login1.Session"
-#define CALL_TIMEOUT   (2 * 1000 * 1000) /* µs: logind answers in milliseconds or not at all */
+#define LOGIND_NAME               "org.freedesktop.login1"
+#define LOGIND_PATH               "/org/freedesktop/login1"
+#define LOGIND_MANAGER            "org.freedesktop.login1.Manager"
+#define LOGIND_SEAT               "org.freedesktop.login1.Seat"
+#define LOGIND_SESSION            "org.freedesktop.login1.Session"
+#define LOGIND_NO_SESSION_FOR_PID "org.freedesktop.login1.NoSessionForPID"
+#define CALL_TIMEOUT              (2 * 1000 * 1000) /* µs: logind answers in milliseconds or not at all */
 
 struct lock_op {
         Logind *l;
@@ -135,6 +136,39 @@ int logind_active_session_id(Logind *l, char *ret, size_t size)
 {
         char path[256];
         return active_session(l, ret, size, path, sizeof(path));
+}
+
+int logind_pid_in_active_session(Logind *l, pid_t pid)
+{
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char id[64], active[256];
+        const char *path;
+        int r;
+
+        if (pid <= 0)
+                return -EINVAL;
+        r = active_session(l, id, sizeof(id), active, sizeof(active));
+        if (r == -ENXIO)
+                return 0;
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(l->bus, LOGIND_NAME, LOGIND_PATH, LOGIND_MANAGER, "GetSessionByPID", &error,
+                               &reply, "u", (uint32_t)pid);
+        if (r < 0) {
+                /* A process outside every session (a system service, a cron job, ssh without
+                 * pam_systemd) is simply not in the seat's session. */
+                r = sd_bus_error_has_name(&error, LOGIND_NO_SESSION_FOR_PID) ? 0 : r;
+                goto out;
+        }
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                goto out;
+        r = streq(path, active);
+out:
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        return r;
 }
 
 static void lock_op_free(struct lock_op *op)

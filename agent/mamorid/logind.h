@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -25,6 +26,11 @@ int logind_lock(Logind *l, uint64_t trigger_mono_usec, logind_lock_fn cb, void *
 
 /* The id of the seat's active session (e.g. "c1"); -ENXIO when there is none. */
 int logind_active_session_id(Logind *l, char *ret, size_t size);
+
+/* 1 when logind puts process pid in the seat's active session (GetSessionByPID, compared with the
+ * seat's ActiveSession), 0 when it does not (no session, another one, no active session), < 0 when
+ * logind cannot be asked. pid must be > 0: logind reads 0 as "the caller", which is mamorid. */
+int logind_pid_in_active_session(Logind *l, pid_t pid);
 
 /* Re-reads the seat's active session and subscribes to its idle properties (call after login). */
 int logind_watch_idle(Logind *l);

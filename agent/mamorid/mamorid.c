@@ -394,6 +394,7 @@ int main(int argc, char **argv)
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
         session_done(&a.session);
+        a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */
         a.logind = logind_free(a.logind);
         a.bus = sd_bus_flush_close_unref(a.bus);
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);

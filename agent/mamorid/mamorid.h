@@ -16,6 +16,7 @@
 #include "oplog-writer.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
+#include "record-limit.h"
 #include "restart-at-lock.h"
 #include "session-logic.h"
 
@@ -32,6 +33,7 @@ struct agent {
                 held;       /* terminal-unconfigured, log-damaged: every login refused (AUTH_ALLOW: none) */
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer;
+        RecordLimit *limit; /* auth.fail and policy.reject per cause (event.c), made at the first */
         RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
 
         struct session session; /* the session logic (session-logic.h) */
@@ -40,7 +42,8 @@ struct agent {
 };
 
 /* event.c: one record = an event line (stderr/journal) + an operation-log append.
- * data is taken (may be NULL). done (may be NULL) runs after the record is durable or failed. */
+ * data is taken (may be NULL). done (may be NULL) runs after the record is durable or failed, or
+ * at once (result 0, seq 0) for an auth.fail or policy.reject that is only counted. */
 int agent_record(struct agent *a, const char *ev, const char *op, const char *card, JsonValue *data,
                  oplog_done_fn done, void *userdata);
 

@@ -21,7 +21,6 @@
 
 #define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
-#define BYPASS_RECORD_USEC   (5 * USEC_PER_SEC) /* at most one bypass record per interval */
 
 static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
 static struct auth_context auth_context(struct session *s);
@@ -303,50 +302,20 @@ void session_on_desktop_unlocked(void *userdata, uint64_t mono_usec)
 /* ---- bypass records, bounded ---- */
 
 /* The re-locks counted since the last bypass record, in one record: how many, over how long. */
-static void bypass_summary(struct session *s)
+static void bypass_summary(void *userdata, const struct burst_summary *sum)
 {
-        char repeats[24], first[24], period[24];
+        struct session *s = userdata;
+        char repeats[24], after[24], period[24];
 
-        s->bypass_timer = sd_event_source_disable_unref(s->bypass_timer);
-        if (s->bypass_repeats == 0)
-                return;
-        fmt_int(repeats, s->bypass_repeats);
-        fmt_int(first, (int64_t)(s->bypass_first_mono_usec - s->bypass_recorded_mono_usec));
-        fmt_int(period, (int64_t)(s->bypass_last_mono_usec - s->bypass_first_mono_usec));
+        fmt_int(repeats, sum->repeats);
+        fmt_int(after, (int64_t)sum->after_usec);
+        fmt_int(period, (int64_t)sum->period_usec);
         record(s, "lock", NULL, NULL,
-               agent_data("method", "LockSession", "reason", "bypass", "repeats", repeats, "after_us", first,
+               agent_data("method", "LockSession", "reason", "bypass", "repeats", repeats, "after_us", after,
                           "period_us", period, NULL),
                NULL, NULL);
         agent_log(LOG_WARNING, "the desktop was unlocked behind mamori's back %u more times, locked again",
-                  s->bypass_repeats);
-        s->bypass_recorded_mono_usec = s->bypass_last_mono_usec;
-        s->bypass_repeats = 0;
-}
-
-static int on_bypass_timer(sd_event_source *source, uint64_t usec, void *userdata)
-{
-        bypass_summary(userdata);
-        return 0;
-}
-
-/* Whether this bypass gets its own record; if not, it is counted for the summary that ends its
- * interval. Every bypass is locked again either way. */
-static bool bypass_admit(struct session *s, uint64_t mono_usec)
-{
-        if (s->bypass_recorded_mono_usec == 0 ||
-            mono_usec - s->bypass_recorded_mono_usec >= BYPASS_RECORD_USEC) {
-                bypass_summary(s); /* a count still pending comes first */
-                s->bypass_recorded_mono_usec = mono_usec;
-                return true;
-        }
-        if (s->bypass_repeats++ == 0)
-                s->bypass_first_mono_usec = mono_usec;
-        s->bypass_last_mono_usec = mono_usec;
-        if (!s->bypass_timer)
-                (void)sd_event_add_time(s->event, &s->bypass_timer, CLOCK_MONOTONIC,
-                                        s->bypass_recorded_mono_usec + BYPASS_RECORD_USEC, 0,
-                                        on_bypass_timer, s);
-        return false;
+                  sum->repeats);
 }
 
 /* ---- the state machine applied ---- */
@@ -391,14 +360,15 @@ static bool apply(struct session *s, enum session_trigger trigger, uint64_t trig
 
         if (!session_transition(s->state, trigger, &t))
                 return false;
-        /* Re-locking a locked terminal on request (anyone may call Lock) at most every few
-         * seconds: it must not become a way to flood the log. */
+        /* Re-locking a locked terminal on request at most every few seconds: a Lock loop (of
+         * root or the seat's session) must not become a way to flood the log. */
         if (prev == SESSION_LOCKED && t.next == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK &&
             s->last_relock_mono_usec && trigger_mono_usec - s->last_relock_mono_usec < RELOCK_INTERVAL_USEC)
                 return true;
         if (prev == SESSION_LOCKED && trigger == TRIGGER_MANUAL_LOCK)
                 s->last_relock_mono_usec = trigger_mono_usec;
-        bool quiet = trigger == TRIGGER_BYPASS && !bypass_admit(s, trigger_mono_usec);
+        /* Every bypass is locked again; only the first of a burst gets its own records. */
+        bool quiet = trigger == TRIGGER_BYPASS && !burst_admit(&s->bypass, s->event, trigger_mono_usec);
 
         /* The new state first: a record that fails while we are here re-enters apply() and
          * must find the transition already made. */
@@ -466,11 +436,12 @@ void session_init(struct session *s, const struct session_ops *ops, void *userda
                 .event = event,
                 .state = SESSION_LOCKED,
         };
+        burst_init(&s->bypass, RECORD_LIMIT_USEC, bypass_summary, s);
 }
 
 void session_done(struct session *s)
 {
-        bypass_summary(s); /* a count still pending is not lost at stop */
+        burst_done(&s->bypass); /* a count still pending is not lost at stop */
         abort_login(s, "cancelled");
         free(s->card.der);
         s->card = (struct present_card){0};
@@ -695,6 +666,15 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
                 refuse_after_record(s, call, &d, card_id);
                 return; /* answered once the refusal is on record */
         }
+        if (s->card.pin_tries == 0) {
+                /* Blocked, as the card said at insertion or at its last VERIFY: refused without
+                 * touching the card again (pin.blocked was recorded when it happened). */
+                const char *reason = auth_reason_to_string(AUTH_PIN_BLOCKED);
+                o = outcome_refused(AUTH_PIN_BLOCKED, "%s", reason);
+                record_then_answer(s, call, &o, "auth.fail", NULL, card_id,
+                                   agent_data("reason", reason, "method", "card+pin", NULL));
+                return;
+        }
         if (s->config->accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
                 o = outcome_refused(AUTH_WRONG_USER, "%s: this card is not this account's",
                                     auth_reason_to_string(AUTH_WRONG_USER));
@@ -839,6 +819,11 @@ void session_cancel_login(struct session *s, SessionCall *call)
         else
                 apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
         answer(s, call, &o);
+}
+
+bool session_login_pending(const struct session *s)
+{
+        return s->state == SESSION_AUTHENTICATING && s->login.active;
 }
 
 bool session_login_started_by(const struct session *s, const char *sender)

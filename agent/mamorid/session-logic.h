@@ -24,6 +24,7 @@
 #include "mamori/policy.h"
 #include "oplog-writer.h"
 #include "reader-watch.h"
+#include "record-limit.h"
 #include "session.h"
 
 #define OPERATOR_ID_MAX 65
@@ -112,10 +113,8 @@ struct session {
         uint64_t session_started_usec;  /* CLOCK_REALTIME of the login */
         uint64_t last_relock_mono_usec; /* throttles Lock on an already locked terminal */
         /* Bypass re-locks: the first of a burst is recorded in full, the rest are counted and
-         * summed up in one record at the end of its BYPASS_RECORD_INTERVAL. */
-        uint64_t bypass_recorded_mono_usec;                     /* the last bypass record (0: none yet) */
-        uint64_t bypass_first_mono_usec, bypass_last_mono_usec; /* of the counted ones */
-        unsigned bypass_repeats;                                /* re-locks not recorded one by one */
+         * summed up in one record at the end of the interval (record-limit.h). */
+        struct burst bypass;
         struct pending_answer *end_answer; /* answered once the next session.end is durable (Lock) */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
@@ -126,7 +125,7 @@ struct session {
         bool readers_lost; /* pcscd gone: fail closed until it returns */
 
         IdleInput *input; /* IdleSource=input, while a session is active */
-        sd_event_source *idle_timer, *card_left_timer, *login_timer, *bypass_timer;
+        sd_event_source *idle_timer, *card_left_timer, *login_timer;
 };
 
 void session_init(struct session *s, const struct session_ops *ops, void *userdata,
@@ -156,6 +155,7 @@ void session_record_operation(struct session *s, SessionCall *call, JsonValue *d
 void session_pin_age(struct session *s, SessionCall *call);
 
 /* Facts the permission table asks about. */
+bool session_login_pending(const struct session *s);
 bool session_login_started_by(const struct session *s, const char *sender);
 /* Active, and the card in the reader is the session's own. */
 bool session_holds_inserted_card(const struct session *s);

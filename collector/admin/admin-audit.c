@@ -49,20 +49,17 @@ static const char *state_differs(const LogVerifier *lv, const StoreLog *l)
 static int verify_log(const StoreLog *l, void *userdata)
 {
         VerifyState *v = userdata;
-        _cleanup_free_ char *pem = NULL;
-        _cleanup_pkey_ EVP_PKEY *identity = NULL;
         _cleanup_log_verifier_ LogVerifier *lv = NULL;
         const char *why = NULL;
         int r;
 
         v->logs++;
-        r = store_terminal_identity(v->store, l->term, &pem);
-        if (r < 0)
-                why = "terminal not registered";
-        else if (pem_parse_public_key(pem, strlen(pem), &identity) < 0)
-                why = "bad identity key";
-        else if ((r = log_verifier_new(identity, &lv)) < 0)
+        /* From seq 1, or from the anchor that retention left when it deleted the start of the log. */
+        r = admin_log_verifier(v->store, l, &lv, &why);
+        if (r == -ENOMEM)
                 return r;
+        if (r < 0 && !why)
+                why = "cannot start the verifier";
         if (!why) {
                 v->verifier = lv;
                 r = store_records_foreach(v->store, l->log, verify_line, v);

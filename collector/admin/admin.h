@@ -3,7 +3,9 @@
 
 #include <stdint.h>
 
+#include "audit.h"
 #include "collector-config.h"
+#include "mamori/oplog-verify.h"
 #include "store.h"
 
 typedef struct AdminContext {
@@ -23,3 +25,33 @@ int admin_policy_show(AdminContext *ctx, int argc, char **argv);
 int admin_verify(AdminContext *ctx, int argc, char **argv);
 int admin_export(AdminContext *ctx, int argc, char **argv);
 int admin_alerts(AdminContext *ctx, int argc, char **argv);
+
+/* The audit verbs (admin-findings.c, admin-ledger.c, admin-trace.c, admin-watch.c, admin-inspection.c,
+ * admin-retention.c, admin-office.c). */
+int admin_audit(AdminContext *ctx, int argc, char **argv);
+int admin_ledger(AdminContext *ctx, int argc, char **argv);
+int admin_trace(AdminContext *ctx, int argc, char **argv);
+int admin_watch(AdminContext *ctx, int argc, char **argv);
+int admin_self_inspection(AdminContext *ctx, int argc, char **argv);
+int admin_retention(AdminContext *ctx, int argc, char **argv);
+int admin_office_hours(AdminContext *ctx, int argc, char **argv);
+int admin_operator_roles(AdminContext *ctx, int argc, char **argv);
+
+/* Shared by those verbs (admin-findings.c). Each prints what went wrong. */
+typedef struct AuditContext {
+        Store *store;  /* borrowed from AdminContext */
+        int64_t since; /* stream from here (0: everything) */
+        AuditRegistry *reg;
+        AuditStream *stream;
+        AuditEngine *engine;
+} AuditContext;
+int admin_parse_days(const char *what, const char *s, int64_t *ret);
+int admin_check_format(const char *format, const char *allowed);
+int admin_parse_window(const char *from_s, const char *to_s, AuditOptions *o);
+int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o, audit_finding_fn found,
+                      audit_session_fn session, void *userdata);
+void admin_audit_done(AuditContext *a);
+/* A chain verifier for a stored log: from seq 1, or from its retention anchor (admin-retention.c).
+ * -EBADMSG with *ret_why when the log cannot be checked. */
+
+int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const char **ret_why);

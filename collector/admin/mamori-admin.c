@@ -563,6 +563,14 @@ static const Verb verbs[] = {
         {"verify", NULL, admin_verify},
         {"export", NULL, admin_export},
         {"alerts", NULL, admin_alerts},
+        {"office", "hours", admin_office_hours},
+        {"operator", "roles", admin_operator_roles},
+        {"audit", NULL, admin_audit},
+        {"ledger", NULL, admin_ledger},
+        {"trace", NULL, admin_trace},
+        {"watch", NULL, admin_watch},
+        {"self-inspection", NULL, admin_self_inspection},
+        {"retention", NULL, admin_retention},
 };
 
 /* One line per command, grouped by noun: "mamori-admin NOUN --help" prints that noun's lines. */
@@ -585,6 +593,14 @@ static const struct {
         {"verify", "verify"},
         {"export", "export"},
         {"alerts", "alerts"},
+        {"office", "office hours OFFICE HH:MM-HH:MM"},
+        {"operator", "operator roles ID ROLE [ROLE…]"},
+        {"audit", "audit [--office ID] --from DATE --to DATE [--format json|html|csv]"},
+        {"ledger", "ledger [--format csv|html|json] --office ID --from DATE --to DATE"},
+        {"trace", "trace (--card ID | --operator ID) --since DATE [--format text|json]"},
+        {"watch", "watch [--format text|json] [--position FILE] [--interval DURATION] [--once]"},
+        {"self-inspection", "self-inspection [--format html|json] --office ID --year YYYY"},
+        {"retention", "retention [--years N] [--dry-run]"},
 };
 
 /* noun NULL: every command. Returns false when no command has that noun. */

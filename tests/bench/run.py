@@ -623,6 +623,12 @@ def oplog():
 BENCHES['oplog'] = oplog
 
 
+def audit():
+    # A year of 5 million records for 50 terminals: audit, ledger, trace, watch (tests/bench/audit-bench.py).
+    subprocess.run([bench.PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'audit-bench.py')], check=True)
+BENCHES['audit'] = audit
+
+
 def main(argv):
     names = argv or list(BENCHES)
     for name in names:

@@ -25,7 +25,8 @@ Every class is a context manager that starts one real process and stops it by pi
 
 Processes: pcscd through ``systemd-socket-activate`` (activated at once by a probe connection,
 so vpcd listens before the card connects); ``mamori-vcard`` from $MAMORI_BUILD_DIR; a
-``dbus-daemon`` with a generated allow-all system-bus config; ``python3 -m dbusmock --template
+``dbus-daemon`` with a deny-by-default system-bus config that includes the shipped
+org.mamori.Agent1.conf; ``python3 -m dbusmock --template
 logind``.  pcscd 1.9.9 always writes /run/pcscd/pcscd.pid, so only one Pcscd may run at a time
 (meson runs the integration suite with is_parallel: false).  vpcd creates two readers per
 DEVICENAME: "Virtual PCD 00 00" on PORT (the card) and "Virtual PCD 00 01" on PORT+1 (empty).
@@ -469,6 +470,14 @@ class VCard:
 # D-Bus
 
 
+# The D-Bus policy the package installs, applied as is on every test bus.
+AGENT_BUS_POLICY = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                                 'systemd', 'org.mamori.Agent1.conf'))
+
+# Like Debian's /usr/share/dbus-1/system.conf: nobody may own a name or call a method unless a
+# policy file punches the hole. Then the shipped org.mamori.Agent1.conf, and only what the mock
+# logind needs (root owns org.freedesktop.login1; root, i.e. mamorid and the test, calls it) and
+# root's dbus-monitor.
 SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -477,25 +486,34 @@ SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus C
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
     <allow send_type="signal"/>
-    <allow send_type="method_return"/>
-    <allow send_type="error"/>
-    <allow send_destination="*"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
     <allow receive_type="method_call"/>
-    <allow receive_type="signal"/>
     <allow receive_type="method_return"/>
     <allow receive_type="error"/>
-    <allow eavesdrop="true"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
+          send_member="UpdateActivationEnvironment"/>
   </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+    <allow own="org.freedesktop.login1"/>
+    <allow send_destination="org.freedesktop.login1"/>
+  </policy>
+  <include>{agent_policy}</include>
   <limit name="reply_timeout">60000</limit>
 </busconfig>
 """
 
 
 class SystemBus:
-    """A private dbus-daemon configured like a system bus that allows everything."""
+    """A private dbus-daemon configured like the system bus: deny by default, the shipped mamori policy."""
 
     def __init__(self, tmp):
         self.tmp = tmp
@@ -504,7 +522,7 @@ class SystemBus:
         self.address = None
         self.proc = None
         with open(self.conf_path, 'w', encoding='utf-8') as f:
-            f.write(SYSTEM_BUS_CONF.format(socket=self.socket_path))
+            f.write(SYSTEM_BUS_CONF.format(socket=self.socket_path, agent_policy=AGENT_BUS_POLICY))
 
     @property
     def env(self):
@@ -580,6 +598,35 @@ LOGIND_SEAT = 'org.freedesktop.login1.Seat'
 MOCK_IFACE = 'org.freedesktop.DBus.Mock'
 
 
+GET_SESSION_BY_PID = """
+try:
+    with open('/proc/%d/environ' % args[0], 'rb') as f:
+        env = f.read().split(b'\\0')
+except OSError:
+    env = []
+ids = [e.split(b'=', 1)[1].decode() for e in env if e.startswith(b'XDG_SESSION_ID=')]
+path = '/org/freedesktop/login1/session/' + ids[0] if ids else ''
+if args[0] == 0 or path not in objects:
+    raise dbus.exceptions.DBusException('PID %d does not belong to any known session' % args[0],
+                                        name='org.freedesktop.login1.NoSessionForPID')
+ret = dbus.ObjectPath(path)
+"""
+
+
+def in_session_env(env, session_id='c1'):
+    """env for a process of the mock logind's session session_id (GetSessionByPID finds it there)."""
+    env = dict(env)
+    env['XDG_SESSION_ID'] = session_id
+    return env
+
+
+def outside_session_env(env):
+    """env for a process in no logind session (a system service, ssh without pam_systemd)."""
+    env = dict(env)
+    env.pop('XDG_SESSION_ID', None)
+    return env
+
+
 class MockLogind:
     """python-dbusmock's logind template on bus, with seat0 and one active graphical session.
 
@@ -626,6 +673,10 @@ class MockLogind:
             locked = f"{prefix}.UpdateProperties('{LOGIND_SESSION}', {{'LockedHint': dbus.Boolean(True)}}); " if self.desktop_locks else ''
             mock.AddMethod(LOGIND_MANAGER, 'LockSession', 's', '',
                            f"{prefix}.EmitSignal('{LOGIND_SESSION}', 'Lock', '', []); {locked}")
+            # logind finds a PID's session from its cgroup; the mock reads the XDG_SESSION_ID that
+            # pam_systemd gives a session's processes (see in_session_env()). No such session:
+            # NoSessionForPID, as logind answers for a system service.
+            mock.AddMethod(LOGIND_MANAGER, 'GetSessionByPID', 'u', 'o', GET_SESSION_BY_PID)
             mock.AddMethod(LOGIND_MANAGER, 'UnlockSession', 's', '',
                            f"{prefix}.EmitSignal('{LOGIND_SESSION}', 'Unlock', '', []); "
                            f"{prefix}.UpdateProperties('{LOGIND_SESSION}', {{'LockedHint': dbus.Boolean(False)}})")
@@ -857,5 +908,5 @@ def leftover_processes(names=('pcscd', 'mamori-vcard', 'dbusmock')):
 
 
 __all__ = ['TempDir', 'LineWatcher', 'stop_process', 'wait_until', 'run', 'free_vpcd_port', 'tcp_listening',
-           'Pcscd', 'VCard', 'SystemBus', 'DBusMonitor', 'MockLogind', 'TestPKI', 'IssuedCard',
+           'Pcscd', 'VCard', 'SystemBus', 'DBusMonitor', 'MockLogind', 'TestPKI', 'IssuedCard', 'in_session_env', 'outside_session_env',
            'verify_signature', 'leftover_processes', 'READER0', 'READER_NAME']

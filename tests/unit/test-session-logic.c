@@ -565,6 +565,42 @@ static size_t count_recs(struct fake *f, const char *ev, const char *reason)
         return n;
 }
 
+/* A card that said "blocked" is refused at the next StartLogin without a card job (no exchange),
+ * recorded as auth.fail pin-blocked once more, but not as a second pin.blocked. */
+static void test_blocked_card_refused_before_the_card(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, CARD_E_PIN_BLOCKED, -1);
+        commit_all(f, 0);
+        assert_int_equal(f->s.card.pin_tries, 0);
+        size_t recs = f->n_recs;
+        assert_int_equal(count_recs(f, "pin.blocked", ""), 1);
+
+        session_start_login(&f->s, f->calls[2], SENDER, "");
+        assert_null(f->job_done); /* the card thread was not asked */
+        assert_null(f->login);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_false(f->answers[2].answered); /* answered once the refusal is durable */
+        assert_int_equal(f->n_recs, recs + 1);
+        assert_string_equal(f->recs[recs].ev, "auth.fail");
+        assert_string_equal(f->recs[recs].reason, auth_reason_to_string(AUTH_PIN_BLOCKED));
+        commit_all(f, 0);
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_PIN_BLOCKED);
+        assert_int_equal(count_recs(f, "pin.blocked", ""), 1);
+
+        /* A card inserted blocked (the reader thread read its tries) is refused the same way. */
+        pull_card(f);
+        insert_card(f);
+        f->s.card.pin_tries = 0;
+        session_start_login(&f->s, f->calls[3], SENDER, "");
+        assert_null(f->job_done);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[3].o.reason, AUTH_PIN_BLOCKED);
+}
+
 /* §5: a desktop unlocked while mamorid is locked is locked again at once and recorded as `lock`
  * reason `bypass`; a desktop that keeps unlocking is locked every time, but recorded once per
  * interval, the rest counted in one summary record. */
@@ -681,6 +717,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_login_success_answers_after_commit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusal_recorded_then_answered, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pin_format_keeps_login_pending, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_blocked_card_refused_before_the_card, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pull_during_commit_grants_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_failure_during_commit_grants_nothing, setup,
                                                 teardown),

@@ -1,0 +1,334 @@
+/*
+ * mamori-admin watch: follows new records as they are stored and prints findings live (text for a screen,
+ * --format json one per line for a mail or chat hook). Its position (per log the last seq it has judged,
+ * and the last collector alert) is its own file, written atomically after the findings are printed: a
+ * restart goes on from there, so no record is ever skipped (a crash between printing and saving can print
+ * a finding twice, never lose one). At start it replays the last WARMUP records of each log before its
+ * position without printing, so sessions and bursts that span the restart are judged whole.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin.h"
+#include "mamori/fileio.h"
+#include "mamori/parse-util.h"
+
+#define WARMUP         2000u
+#define POSITION_MAX   (4u * 1024u * 1024u)
+#define WATCH_LOGS_MAX 100000u
+
+typedef struct Watch {
+        AuditStreamStart *logs; /* after = last seq judged; log_index = index here */
+        unsigned n, allocated;
+        uint64_t *printed_after; /* a finding is new when its newest record is past this (the saved position)
+                                  */
+        int64_t alert;
+        bool json;
+        uint64_t printed;
+} Watch;
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+        stop = 1;
+}
+
+static int watch_add_log(Watch *w, const char *log, uint64_t after)
+{
+        for (unsigned i = 0; i < w->n; i++)
+                if (streq(w->logs[i].log, log))
+                        return 0;
+        if (w->n >= WATCH_LOGS_MAX)
+                return -E2BIG;
+        if (w->n == w->allocated) {
+                unsigned n = w->allocated ? w->allocated * 2 : 64;
+                AuditStreamStart *nl = realloc(w->logs, n * sizeof(*nl));
+                if (!nl)
+                        return -ENOMEM;
+                w->logs = nl;
+                uint64_t *np = realloc(w->printed_after, n * sizeof(uint64_t));
+                if (!np)
+                        return -ENOMEM;
+                w->printed_after = np;
+                w->allocated = n;
+        }
+        if (strlen(log) != ID128_STRING_MAX - 1)
+                return -EBADMSG;
+        memcpy(w->logs[w->n].log, log, ID128_STRING_MAX);
+        w->logs[w->n].after = after;
+        w->printed_after[w->n] = after;
+        w->n++;
+        return 1;
+}
+
+/* {"alert":N,"logs":{"L":seq,…}} — bounded, strict. */
+static int position_load(Watch *w, const char *path)
+{
+        _cleanup_free_ char *text = NULL;
+        _cleanup_json_ JsonValue *v = NULL;
+        const JsonValue *logs;
+        size_t size;
+        int r;
+
+        r = read_file_bounded(path, POSITION_MAX, &text, &size);
+        if (r < 0)
+                return r;
+        r = json_parse(text, size, NULL, JSON_PARSE_ALLOW_FINAL_NEWLINE, &v, NULL);
+        if (r < 0)
+                return r;
+        if (json_object_get_integer(v, "alert", &w->alert) < 0 || w->alert < 0 ||
+            json_object_get_object(v, "logs", &logs) < 0)
+                return -EBADMSG;
+        for (size_t i = 0; i < logs->object.n; i++) {
+                int64_t seq;
+                if (json_get_integer(logs->object.members[i].value, &seq) < 0 || seq < 0 ||
+                    !hex_lower_valid(logs->object.members[i].key, 32))
+                        return -EBADMSG;
+                r = watch_add_log(w, logs->object.members[i].key, (uint64_t)seq);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int position_save(const Watch *w, const char *path)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "{\"alert\":%" PRId64 ",\"logs\":{", w->alert);
+        for (unsigned i = 0; i < w->n; i++)
+                fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "", w->logs[i].log, w->logs[i].after);
+        fputs("}}\n", f);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return write_file_atomic(path, buf, size, 0600);
+}
+
+static bool is_new(const Watch *w, const AuditFinding *f)
+{
+        if (f->n_refs == 0)
+                return true;
+        for (unsigned k = 0; k < f->n_refs; k++)
+                for (unsigned i = 0; i < w->n; i++)
+                        if (streq(w->logs[i].log, f->refs[k].log) && f->refs[k].seq > w->printed_after[i])
+                                return true;
+        return false;
+}
+
+static void on_finding(const AuditFinding *f, void *userdata)
+{
+        Watch *w = userdata;
+        if (!is_new(w, f))
+                return; /* judged again during the warm-up: printed before the restart */
+        w->printed++;
+        if (w->json) {
+                audit_finding_json(stdout, f);
+                putchar('\n');
+        } else {
+                char when[32];
+                audit_format_time(f->ts, when, sizeof(when));
+                printf("%s %-6s %-22s %-8s %-8s %s", when, audit_severity_name(f->severity),
+                       audit_kind_name(f->kind), f->term[0] ? f->term : "-", f->op[0] ? f->op : "-", f->why);
+                for (unsigned k = 0; k < f->n_refs; k++)
+                        printf("%s%.8s:%" PRIu64, k ? " " : " [", f->refs[k].log, f->refs[k].seq);
+                puts(f->n_refs ? "]" : "");
+        }
+}
+
+static int on_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                    uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
+{
+        AuditContext *a = userdata;
+        return audit_engine_alert(a->engine, ts, kind, term, log, seq, detail);
+}
+
+static int max_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                     uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
+{
+        *(int64_t *)userdata = id;
+        return 0;
+}
+
+static int add_new_log(const StoreLog *l, void *userdata)
+{
+        int r = watch_add_log(userdata, l->log, 0);
+        return r < 0 ? r : 0;
+}
+
+static int add_log_at_end(const StoreLog *l, void *userdata)
+{
+        int r = watch_add_log(userdata, l->log, l->last_seq);
+        return r < 0 ? r : 0;
+}
+
+/* One pass: new logs, new records in time order, new alerts, silence at now. */
+static int cycle(Watch *w, AuditContext *a, bool warmup)
+{
+        _cleanup_audit_stream_ AuditStream *st = NULL;
+        _cleanup_free_ AuditStreamStart *starts = NULL;
+        AuditRecord rec;
+        int r;
+
+        r = store_logs_foreach(a->store, add_new_log, w);
+        if (r < 0)
+                return r;
+        r = audit_engine_grow(a->engine, w->n);
+        if (r < 0)
+                return r;
+        starts = calloc(w->n ? w->n : 1, sizeof(*starts));
+        if (!starts)
+                return -ENOMEM;
+        memcpy(starts, w->logs, w->n * sizeof(*starts));
+        if (warmup)
+                for (unsigned i = 0; i < w->n; i++)
+                        starts[i].after = starts[i].after > WARMUP ? starts[i].after - WARMUP : 0;
+        r = audit_stream_open_from(a->store, starts, w->n, &st);
+        if (r < 0)
+                return r;
+        while ((r = audit_stream_next(st, &rec)) > 0) {
+                r = audit_engine_feed(a->engine, &rec);
+                if (r < 0)
+                        return r;
+                if (rec.seq > w->logs[rec.log_index].after)
+                        w->logs[rec.log_index].after = rec.seq;
+        }
+        if (r < 0)
+                return r;
+        r = store_alerts_after(a->store, w->alert, on_alert, a);
+        if (r >= 0)
+                r = store_alerts_after(a->store, w->alert, max_alert, &w->alert);
+        if (r < 0)
+                return r;
+        audit_engine_check_silence(a->engine, admin_now_usec());
+        return 0;
+}
+
+int admin_watch(AdminContext *ctx, int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"format", required_argument, NULL, 'F'},      {"position", required_argument, NULL, 'p'},
+                {"interval", required_argument, NULL, 'i'},    {"once", no_argument, NULL, '1'},
+                {"silent-days", required_argument, NULL, 's'}, {},
+        };
+        const char *format = "text";
+        _cleanup_free_ char *position = NULL;
+        uint64_t interval = USEC_PER_SEC;
+        bool once = false, fresh = false;
+        AuditContext a = {};
+        Watch w = {};
+        AuditOptions o;
+        int c, r;
+
+        audit_options_default(&o);
+        o.live = true;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "F:p:i:1s:", options, NULL)) >= 0)
+                switch (c) {
+                case 'F':
+                        format = optarg;
+                        break;
+                case 'p':
+                        free(position);
+                        position = strdup(optarg);
+                        if (!position)
+                                return 1;
+                        break;
+                case 'i':
+                        if (parse_duration_usec(optarg, &interval) < 0 || interval < 10 * USEC_PER_MSEC) {
+                                fprintf(stderr,
+                                        "mamori-admin: --interval wants a duration of at least 10ms\n");
+                                return 2;
+                        }
+                        break;
+                case '1':
+                        once = true;
+                        break;
+                case 's':
+                        if (admin_parse_days("--silent-days", optarg, &o.silent_usec) < 0)
+                                return 2;
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "usage: mamori-admin watch [--format text|json] [--position FILE] "
+                                "[--interval DURATION] [--once] [--silent-days N]\n");
+                return 2;
+        }
+        if (admin_check_format(format, "text|json") < 0)
+                return 2;
+        w.json = streq(format, "json");
+        if (!position && !(position = collector_state_path(&ctx->config, "watch.position")))
+                return 1;
+        if (admin_store(ctx, &a.store) < 0)
+                return 1;
+        r = position_load(&w, position);
+        if (r == -ENOENT) {
+                /* First run: from now on (what is already stored is the audit's business). */
+                fresh = true;
+                r = store_logs_foreach(a.store, add_log_at_end, &w);
+                if (r >= 0)
+                        r = store_alerts_after(a.store, 0, max_alert, &w.alert);
+        }
+        if (r < 0) {
+                fprintf(stderr,
+                        "mamori-admin: cannot read the watch position %s: %s (remove it to start from "
+                        "now)\n",
+                        position, strerror(-r));
+                return 1;
+        }
+        r = audit_registry_load(a.store, &a.reg);
+        if (r >= 0)
+                r = audit_engine_new(&o, a.reg, w.n, on_finding, NULL, &w, &a.engine);
+        if (r < 0) {
+                fprintf(stderr, "mamori-admin: cannot read the store: %s\n", strerror(-r));
+                admin_audit_done(&a);
+                return 1;
+        }
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        if (!w.json)
+                fprintf(stderr, "watching %u logs from %s%s\n", w.n, position,
+                        fresh ? " (new: from now)" : "");
+        for (bool first = true; !stop; first = false) {
+                r = cycle(&w, &a, first);
+                if (r < 0) {
+                        fprintf(stderr, "mamori-admin: watch failed: %s\n", strerror(-r));
+                        break;
+                }
+                if (fflush(stdout) != 0) {
+                        fprintf(stderr, "mamori-admin: cannot write: %m\n");
+                        r = -EIO;
+                        break;
+                }
+                /* Saved only after the findings are out: never a record judged but unprinted. */
+                r = position_save(&w, position);
+                if (r < 0) {
+                        fprintf(stderr, "mamori-admin: cannot save the watch position %s: %s\n", position,
+                                strerror(-r));
+                        break;
+                }
+                for (unsigned i = 0; i < w.n; i++)
+                        w.printed_after[i] = w.logs[i].after;
+                if (once)
+                        break;
+                struct timespec ts = {.tv_sec = (time_t)(interval / USEC_PER_SEC),
+                                      .tv_nsec = (long)(interval % USEC_PER_SEC) * 1000};
+                nanosleep(&ts, NULL);
+        }
+        admin_audit_done(&a);
+        free(w.logs);
+        free(w.printed_after);
+        return r < 0 ? 1 : 0;
+}
