@@ -26,6 +26,7 @@ struct lock_op {
         char session_path[256];
         sd_bus_slot *slot;
         sd_event_source *verify;
+        bool confirmed; /* LockedHint turned true while logind's reply was still on its way */
 };
 
 struct Logind {
@@ -242,6 +243,11 @@ static int on_lock_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 return 0;
         }
         op->cb(op->userdata, &op->result, false);
+        if (op->confirmed) {
+                op->cb(op->userdata, &op->result, true);
+                lock_op_free(op);
+                return 0;
+        }
         r = sd_event_add_time_relative(op->l->event, &op->verify, CLOCK_MONOTONIC, op->l->verify_usec, 0,
                                        on_verify, op);
         if (r < 0) {
@@ -339,6 +345,24 @@ static int signalled_locked_hint(sd_bus_message *m)
         return locked;
 }
 
+/* A lock the desktop has confirmed (LockedHint true) needs no check at the LockVerifySec deadline:
+ * an unlock after it is a card login or a bypass, never a reason for the fallback. */
+static void confirm_pending_locks(Logind *l)
+{
+        for (struct lock_op *op = l->ops; op; op = op->next)
+                if (op->slot && streq(op->session_path, l->idle_path))
+                        op->confirmed = true;
+        for (;;) {
+                struct lock_op *op = l->ops;
+                while (op && !(op->verify && streq(op->session_path, l->idle_path)))
+                        op = op->next;
+                if (!op)
+                        return;
+                op->cb(op->userdata, &op->result, true);
+                lock_op_free(op);
+        }
+}
+
 static int on_session_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
         Logind *l = userdata;
@@ -346,6 +370,8 @@ static int on_session_properties(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (hint >= 0)
                 l->locked_hint = hint;
+        if (hint == 1)
+                confirm_pending_locks(l);
         if (l->locked_cb && hint == 1)
                 l->locked_cb(l->userdata);
         /* true → false (or unknown → false: logind signals only changes). */

@@ -422,6 +422,27 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(ev['method'], 'TerminateSession')
         self.assertEqual(t.logind.calls('TerminateSession'), [['c1']])
 
+    def test_login_soon_after_a_confirmed_lock_is_not_ended(self):
+        # The desktop confirmed the lock at once; a card login within LockVerifySec unlocks it
+        # again. That unlock is the login's, so the deadline's check must not end the new session.
+        t = Terminal(self, session={'LockVerifySec': '3'})
+        a = t.insert('OP0001')
+        agent = t.start_agent()
+        t.wait_card_seen(a)
+        bench.wait_until(lambda: t.prop('State') == 'locked', timeout=10, what='locked at start')
+        time.sleep(3.5)  # the start-up lock's own check is over
+        t.login()
+        t.logind.clear_calls()
+        t.iface().Lock()
+        agent.wait_event('session.end', reason='manual')
+        agent.wait_event('lock', reason='manual')
+        self.assertEqual(t.login(), 'OP0001')
+        t.logind.set_locked_hint(False)  # the screen locker lets the operator in
+        time.sleep(4)  # past the deadline of the manual lock's check
+        self.assertEqual(t.logind.calls('TerminateSession'), [])
+        self.assertEqual(t.prop('State'), 'active')
+        self.assertFalse([line for line in agent.events.lines if 'desktop-did-not-lock' in line])
+
     def test_pcscd_killed_during_session_locks(self):
         t = Terminal(self)
         a = t.insert('OP0001')
