@@ -8,8 +8,9 @@
 #include "collector-config.h"
 
 #define RECEIPT_KEY_FILE "receipt.key" /* Ed25519 private key, PEM, 0600 */
-#define RECEIPT_PUB_FILE "receipt.pub" /* its public half, PEM, 0644: [Collector] ReceiptKey= of terminals \
-                                        */
+#define RECEIPT_PUB_FILE                                                                  \
+        "receipt.pub" /* its public half, PEM, 0644: [Collector] ReceiptKey= of terminals \
+                       */
 
 /*
  * Load the receipt key from c's state directory; with create, make it first when it is missing

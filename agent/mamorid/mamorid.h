@@ -33,7 +33,7 @@ struct agent {
                 held;       /* terminal-unconfigured, log-damaged: every login refused (AUTH_ALLOW: none) */
         CertCheck *anchors; /* NULL when TrustAnchors= could not be loaded: every card is untrusted */
         sd_event_source *stale_timer;
-        RecordLimit *limit; /* auth.fail and policy.reject per cause (event.c), made at the first */
+        RecordLimit *limit;     /* auth.fail and policy.reject per cause (event.c), made at the first */
         RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
 
         struct session session; /* the session logic (session-logic.h) */

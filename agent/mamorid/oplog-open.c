@@ -123,11 +123,12 @@ int oplog_agent_start(const struct agent_config *config, sd_event *e, AgentOplog
                 return k;
         }
         if (k < 0) {
-                agent_log_id(MAMORI_MESSAGE_LOG_UNWRITABLE, LOG_CRIT, "cannot open the operation log in %s: %s%s", config->log_directory,
-                          strerror(-k),
-                          k == -ENOKEY ? " (the current log key is gone; the chain cannot be continued: "
-                                         "run `mamorictl log quarantine` as root, then restart mamorid)"
-                                       : "");
+                agent_log_id(MAMORI_MESSAGE_LOG_UNWRITABLE, LOG_CRIT,
+                             "cannot open the operation log in %s: %s%s", config->log_directory,
+                             strerror(-k),
+                             k == -ENOKEY ? " (the current log key is gone; the chain cannot be continued: "
+                                            "run `mamorictl log quarantine` as root, then restart mamorid)"
+                                          : "");
                 goto fail;
         }
         agent_log(LOG_INFO,
