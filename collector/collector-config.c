@@ -8,6 +8,7 @@
 #include "collector-config.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
+#include "store.h"
 
 #define SEC(n) ((uint64_t)(n)*USEC_PER_SEC)
 
@@ -48,11 +49,26 @@ static int parse_name(const char *v, void *data, const char **why)
         return 0;
 }
 
+/* [Store] URL=: "sqlite:/ABS/PATH", "postgresql://…" or a libpq conninfo (store_open()). */
+static int parse_store_url(const char *v, void *data, const char **why)
+{
+        const char *backend, *target;
+
+        if (strlen(v) >= 4096 || strpbrk(v, "\t\r\n") || store_url_backend(v, &backend, &target) < 0 ||
+            (streq(backend, "sqlite") && target[0] != '/')) {
+                *why = "expected sqlite:/ABSOLUTE/PATH, postgresql://HOST/DB or a libpq conninfo such as "
+                       "'host=/run/postgresql dbname=mamori'";
+                return -EINVAL;
+        }
+        return conf_parse_string(v, data, why);
+}
+
 #define F(field) offsetof(struct collector_config, field)
 
 static const struct conf_item collector_items[] = {
         {"Collector", "Listen", parse_listen, F(listen)},
-        {"Collector", "Database", conf_parse_path, F(database)},
+        {"Collector", "Database", conf_parse_path, F(database)}, /* before [Store] URL=: a SQLite path */
+        {"Store", "URL", parse_store_url, F(database)},
         {"Collector", "StateDirectory", conf_parse_path, F(state_directory)},
         {"Collector", "Name", parse_name, F(name)},
         {"Collector", "MaxBodyBytes", conf_parse_positive_uint32, F(max_body_bytes)},

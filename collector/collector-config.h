@@ -6,8 +6,8 @@
 #include "mamori/conf-parser.h"
 
 struct collector_config {
-        char *listen;          /* "ADDR:PORT" or "[V6ADDR]:PORT" */
-        char *database;        /* SQLite file */
+        char *listen;   /* "ADDR:PORT" or "[V6ADDR]:PORT" */
+        char *database; /* store URL ([Store] URL=, or the older [Collector] Database=): store_open() */
         char *state_directory; /* keys and certificates */
         char *name;            /* "collector" of its receipts; NULL = the host name */
         uint32_t max_body_bytes;

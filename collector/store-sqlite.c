@@ -1,18 +1,14 @@
-/* SQLite backend of the centre store (WAL, synchronous=FULL): see store.h. */
+/* SQLite backend of the centre store (WAL, synchronous=FULL): connection, schema, queries (store-backend.h).
+ */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
-#include "store.h"
-
-struct Store {
-        sqlite3 *db;
-};
+#include "store-backend.h"
 
 static const char schema[] =
         "CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, office TEXT NOT NULL,"
@@ -67,84 +63,57 @@ static int sq_err(int rc)
         }
 }
 
-static void stmt_finalizep(sqlite3_stmt **st)
+static int exec(sqlite3 *db, const char *sql)
 {
-        if (*st)
-                sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
-
-static int exec(Store *s, const char *sql)
-{
-        return sq_err(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+        return sq_err(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
-/*
- * Prepare sql and bind the arguments described by fmt: 's' string (NULL = SQL NULL), 'i' int64,
- * 'u' uint64, 'b' blob (pointer, size_t).
- */
-static int prepare(Store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...)
+struct StoreQuery {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+};
+
+static int sq_query(void *conn, const char *sql, const StoreArg *args, size_t n_args, StoreQuery **ret)
 {
+        sqlite3 *db = conn;
         sqlite3_stmt *st = NULL;
-        va_list ap;
+        StoreQuery *q;
         int rc;
 
-        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sq_err(rc);
-        va_start(ap, fmt);
-        for (int i = 1; fmt && *fmt; fmt++, i++) {
-                switch (*fmt) {
-                case 's': {
-                        const char *v = va_arg(ap, const char *);
-                        rc = v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT)
-                               : sqlite3_bind_null(st, i);
+                return sq_err(rc) ?: -EIO;
+        for (size_t i = 0; i < n_args && rc == SQLITE_OK; i++) {
+                const StoreArg *a = &args[i];
+                int k = (int)i + 1;
+                switch (a->type) {
+                case 's':
+                case 't':
+                        rc = a->p ? sqlite3_bind_text64(st, k, a->p, a->len, SQLITE_TRANSIENT, SQLITE_UTF8)
+                                  : sqlite3_bind_null(st, k);
                         break;
-                }
+                case 'b':
+                        rc = sqlite3_bind_blob64(st, k, a->p, a->len, SQLITE_TRANSIENT);
+                        break;
                 case 'i':
-                        rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+                        rc = sqlite3_bind_int64(st, k, a->i);
                         break;
-                case 'u':
-                        rc = sqlite3_bind_int64(st, i, (sqlite3_int64)va_arg(ap, uint64_t));
-                        break;
-                case 'b': {
-                        const void *p = va_arg(ap, const void *);
-                        size_t n = va_arg(ap, size_t);
-                        rc = sqlite3_bind_blob64(st, i, p, n, SQLITE_TRANSIENT);
-                        break;
-                }
-                case 't': { /* text with length */
-                        const char *p = va_arg(ap, const char *);
-                        size_t n = va_arg(ap, size_t);
-                        rc = sqlite3_bind_text64(st, i, p, n, SQLITE_TRANSIENT, SQLITE_UTF8);
-                        break;
-                }
                 default:
                         rc = SQLITE_MISUSE;
                 }
-                if (rc != SQLITE_OK)
-                        break;
         }
-        va_end(ap);
-        if (rc != SQLITE_OK) {
+        if (rc != SQLITE_OK || !(q = malloc(sizeof(*q)))) {
                 sqlite3_finalize(st);
-                return sq_err(rc);
+                return rc != SQLITE_OK ? sq_err(rc) ?: -EIO : -ENOMEM;
         }
-        *ret = st;
+        *q = (StoreQuery){.db = db, .st = st};
+        *ret = q;
         return 0;
 }
 
-/* Step a statement that returns no rows. */
-static int step_done(sqlite3_stmt *st)
+static int sq_step(StoreQuery *q)
 {
-        int rc = sqlite3_step(st);
-        return rc == SQLITE_DONE ? 0 : sq_err(rc) ?: -EIO;
-}
-
-/* Step for one row: 1 row, 0 none, < 0 error. */
-static int step_row(sqlite3_stmt *st)
-{
-        int rc = sqlite3_step(st);
+        int rc = sqlite3_step(q->st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
@@ -152,986 +121,163 @@ static int step_row(sqlite3_stmt *st)
         return sq_err(rc) ?: -EIO;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+static bool sq_is_null(StoreQuery *q, int col)
 {
-        const unsigned char *t = sqlite3_column_text(st, i);
-        return t ? (const char *)t : "";
+        return sqlite3_column_type(q->st, col) == SQLITE_NULL;
+}
+
+static const void *sq_bytes(StoreQuery *q, int col, size_t *ret_len)
+{
+        const void *p;
+
+        if (sqlite3_column_type(q->st, col) == SQLITE_BLOB)
+                p = sqlite3_column_blob(q->st, col);
+        else
+                p = sqlite3_column_text(q->st, col);
+        *ret_len = (size_t)sqlite3_column_bytes(q->st, col);
+        return p ?: "";
+}
+
+static int64_t sq_int64(StoreQuery *q, int col)
+{
+        return sqlite3_column_int64(q->st, col);
+}
+
+static uint64_t sq_changes(StoreQuery *q)
+{
+        return (uint64_t)sqlite3_changes(q->db);
+}
+
+static void sq_free(StoreQuery *q)
+{
+        if (!q)
+                return;
+        sqlite3_finalize(q->st);
+        free(q);
 }
 
 /* 1 when table has the column, 0 when not. table is one of ours, never user input. */
-static int has_column(Store *s, const char *table, const char *column)
+static int has_column(sqlite3 *db, const char *table, const char *column)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st = NULL;
         char sql[64];
-        int r;
+        int rc, r = 0;
 
         snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
-        r = prepare(s, &st, sql, NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0)
-                if (streq(col_text(st, 1), column))
-                        return 1;
+        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sq_err(rc) ?: -EIO;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const unsigned char *name = sqlite3_column_text(st, 1);
+                if (name && streq((const char *)name, column)) {
+                        r = 1;
+                        break;
+                }
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                r = sq_err(rc) ?: -EIO;
+        sqlite3_finalize(st);
         return r;
 }
 
 /* Databases made before a column existed get it (CREATE TABLE IF NOT EXISTS adds none). */
-static int migrate(Store *s)
+static int migrate(sqlite3 *db)
 {
-        int r = has_column(s, "alerts", "count");
+        int r = has_column(db, "alerts", "count");
         if (r != 0)
                 return r < 0 ? r : 0;
-        return exec(s, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
-                       "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+        return exec(db, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+                        "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
 }
 
-int store_open(const char *path, Store **ret)
+static void sq_close(void *conn)
 {
-        _cleanup_store_ Store *s = NULL;
+        sqlite3_close_v2(conn);
+}
+
+static int sq_open(const char *path, void **ret_conn)
+{
+        sqlite3 *db = NULL;
         int r;
 
-        if (!path || !ret)
-                return -EINVAL;
-        s = calloc(1, sizeof(Store));
-        if (!s)
-                return -ENOMEM;
-        r = sqlite3_open_v2(path, &s->db,
+        r = sqlite3_open_v2(path, &db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,
                             NULL);
-        if (r != SQLITE_OK)
+        if (r != SQLITE_OK) {
+                sqlite3_close_v2(db);
                 return sq_err(r) ?: -EIO;
-        sqlite3_extended_result_codes(s->db, 0);
-        sqlite3_busy_timeout(s->db, 10000);
-        r = exec(s, "PRAGMA journal_mode=WAL");
-        if (r < 0)
+        }
+        sqlite3_extended_result_codes(db, 0);
+        sqlite3_busy_timeout(db, 10000);
+        if ((r = exec(db, "PRAGMA journal_mode=WAL")) < 0 || (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
+            (r = exec(db, schema)) < 0 || (r = migrate(db)) < 0) {
+                sqlite3_close_v2(db);
                 return r;
-        r = exec(s, "PRAGMA synchronous=FULL");
-        if (r < 0)
-                return r;
-        r = exec(s, schema);
-        if (r < 0)
-                return r;
-        r = migrate(s);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(s);
+        }
+        *ret_conn = db;
         return 0;
 }
 
-Store *store_close(Store *s)
+static int sq_begin(void *conn)
 {
-        if (!s)
-                return NULL;
-        sqlite3_close_v2(s->db);
-        free(s);
-        return NULL;
+        return exec(conn, "BEGIN IMMEDIATE");
 }
 
-int store_begin(Store *s)
+static void sq_rollback(void *conn)
 {
-        return exec(s, "BEGIN IMMEDIATE");
+        if (!sqlite3_get_autocommit(conn))
+                (void)exec(conn, "ROLLBACK");
 }
 
-int store_commit(Store *s)
+static int sq_commit(void *conn)
 {
-        int r = exec(s, "COMMIT");
+        int r = exec(conn, "COMMIT");
         if (r < 0)
-                store_rollback(s);
+                sq_rollback(conn);
         return r;
 }
 
-void store_rollback(Store *s)
+/* BEGIN IMMEDIATE already holds the database's one write lock until the end of the transaction. */
+static int sq_lock_log(void *conn, const char *log)
 {
-        if (!sqlite3_get_autocommit(s->db))
-                (void)exec(s, "ROLLBACK");
+        (void)log;
+        return sqlite3_get_autocommit(conn) ? -EINVAL : 0;
 }
 
-static int history_add(Store *s, int64_t now, const char *object, const char *id, const char *action,
-                       const char *detail)
+/* The database file and its WAL. */
+static int sq_size(void *conn, uint64_t *ret)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "INSERT INTO history (ts, object, object_id, action, detail) VALUES (?,?,?,?,?)",
-                        "issss", now, object, id, action, detail);
-        return r < 0 ? r : step_done(st);
-}
+        const char *file = sqlite3_db_filename(conn, "main");
+        uint64_t total = 0;
+        struct stat st;
+        char wal[4096];
 
-int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
-                      const char *detail)
-{
-        return history_add(s, now_usec, object, id, action, detail);
-}
-
-/* ---- terminals ---- */
-
-int store_terminal_add(Store *s, int64_t now_usec, const char *id, const char *office,
-                       const char *identity_pem)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_office_ensure(s, office);
-        if (r < 0)
-                return r;
-        r = prepare(s, &st, "INSERT INTO terminals (id, office, identity_pem, created) VALUES (?,?,?,?)",
-                    "sssi", id, office, identity_pem, now_usec);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        return history_add(s, now_usec, "terminal", id, "add", office);
-}
-
-int store_terminal_identity(Store *s, const char *id, char **ret_identity_pem)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT identity_pem FROM terminals WHERE id = ?", "s", id);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        char *p = strdup(col_text(st, 0));
-        if (!p)
-                return -ENOMEM;
-        *ret_identity_pem = p;
+        if (!file || !*file)
+                return -EOPNOTSUPP;
+        if (stat(file, &st) < 0)
+                return -errno;
+        total = (uint64_t)st.st_size;
+        if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", file) < sizeof(wal) && stat(wal, &st) == 0)
+                total += (uint64_t)st.st_size;
+        *ret = total;
         return 0;
 }
 
-int store_terminal_touch(Store *s, const char *id, int64_t now_usec)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "UPDATE terminals SET last_seen = ?, silent_alerted = 0 WHERE id = ?", "is",
-                        now_usec, id);
-        return r < 0 ? r : step_done(st);
-}
-
-/* ---- logs and records ---- */
-
-static int log_from_row(sqlite3_stmt *st, StoreLog *l)
-{
-        const char *id = col_text(st, 0), *term = col_text(st, 1), *hash = col_text(st, 3);
-        const void *key = sqlite3_column_blob(st, 4);
-
-        if (strlen(id) >= sizeof(l->log) || strlen(term) >= sizeof(l->term) ||
-            strlen(hash) >= sizeof(l->last_hash) || sqlite3_column_bytes(st, 4) != ED25519_KEY_SIZE)
-                return -EIO;
-        *l = (StoreLog){
-                .last_seq = (uint64_t)sqlite3_column_int64(st, 2),
-                .epochs = (uint32_t)sqlite3_column_int64(st, 5),
-        };
-        strcpy(l->log, id);
-        strcpy(l->term, term);
-        strcpy(l->last_hash, hash);
-        memcpy(l->key, key, ED25519_KEY_SIZE);
-        return 0;
-}
-
-int store_log_get(Store *s, const char *log, StoreLog *ret)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoreLog l;
-        int r;
-
-        r = prepare(s, &st, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs WHERE id = ?", "s",
-                    log);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        r = log_from_row(st, &l);
-        if (r < 0)
-                return r;
-        *ret = l;
-        return 0;
-}
-
-int store_log_put(Store *s, const StoreLog *l, int64_t now_usec)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(
-                s, &st,
-                "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen)"
-                " VALUES (?1,?2,?3,?4,?5,?6,?7,?7) ON CONFLICT(id) DO UPDATE SET"
-                " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7",
-                "ssusbui", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
-                (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec);
-        return r < 0 ? r : step_done(st);
-}
-
-int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT count(*) FROM logs WHERE term = ?", "s", term);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        *ret = (uint64_t)sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX])
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT hash FROM records WHERE log = ? AND seq = ?", "su", log, seq);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        const char *h = col_text(st, 0);
-        if (strlen(h) != SHA256_HEX_MAX - 1)
-                return -EIO;
-        memcpy(ret, h, SHA256_HEX_MAX);
-        return 0;
-}
-
-int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len, const char *hash)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", "sust", log,
-                        seq, hash, line, len);
-        return r < 0 ? r : step_done(st);
-}
-
-int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs ORDER BY id",
-                        NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                StoreLog l;
-                r = log_from_row(st, &l);
-                if (r < 0)
-                        return r;
-                r = cb(&l, userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT seq, line FROM records WHERE log = ? ORDER BY seq", "s", log);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                const char *line = col_text(st, 1);
-                r = cb((uint64_t)sqlite3_column_int64(st, 0), line, (size_t)sqlite3_column_bytes(st, 1),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_record_count(Store *s, uint64_t *ret)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT count(*) FROM records", NULL);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        *ret = (uint64_t)sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-/* ---- alerts ---- */
-
-int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
-                    uint64_t seq, const char *detail)
-{
-        _cleanup_stmt_ sqlite3_stmt *fold = NULL, *st = NULL;
-        int r;
-
-        /* A terminal retrying the same refused batch raises the same alert each time: fold it into
-         * the first row (count, last_seen) instead of a new row per retry. */
-        r = prepare(s, &fold,
-                    "UPDATE alerts SET count = count + 1, last_seen = ?1 WHERE id = (SELECT id FROM alerts"
-                    " WHERE kind = ?2 AND term IS ?3 AND log IS ?4 AND seq IS ?5 AND detail IS ?6"
-                    " ORDER BY id DESC LIMIT 1)",
-                    "isssus", now_usec, kind, term, log, seq, detail);
-        if (r < 0)
-                return r;
-        r = step_done(fold);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(s->db) > 0)
-                return 0;
-        r = prepare(s, &st,
-                    "INSERT INTO alerts (ts, kind, term, log, seq, detail, count, last_seen)"
-                    " VALUES (?1,?2,?3,?4,?5,?6,1,?1)",
-                    "isssus", now_usec, kind, term, log, seq, detail);
-        return r < 0 ? r : step_done(st);
-}
-
-int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(
-                s, &st,
-                "SELECT id, ts, kind, term, log, seq, detail, count, ifnull(last_seen, ts) FROM alerts"
-                " ORDER BY id",
-                NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
-                       col_text(st, 3), col_text(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
-                       col_text(st, 6), (uint64_t)sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_alert_silent(Store *s, int64_t now_usec, uint64_t silent_usec, unsigned *ret_n)
-{
-        int64_t limit = now_usec - (int64_t)silent_usec;
-        unsigned n = 0;
-        int r;
-
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, &st,
-                            "INSERT INTO alerts (ts, kind, term, detail) SELECT ?1, 'silent', id,"
-                            " 'no post since ' || last_seen FROM terminals"
-                            " WHERE last_seen IS NOT NULL AND last_seen < ?2 AND silent_alerted = 0",
-                            "ii", now_usec, limit);
-                if (r >= 0)
-                        r = step_done(st);
-                if (r >= 0)
-                        n = (unsigned)sqlite3_changes(s->db);
-        }
-        if (r >= 0) {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, &st,
-                            "UPDATE terminals SET silent_alerted = 1"
-                            " WHERE last_seen IS NOT NULL AND last_seen < ? AND silent_alerted = 0",
-                            "i", limit);
-                if (r >= 0)
-                        r = step_done(st);
-        }
-        if (r < 0) {
-                store_rollback(s);
-                return r;
-        }
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        if (ret_n)
-                *ret_n = n;
-        return 0;
-}
-
-/* ---- registry ---- */
-
-int store_office_ensure(Store *s, const char *id)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "INSERT OR IGNORE INTO offices (id) VALUES (?)", "s", id);
-        return r < 0 ? r : step_done(st);
-}
-
-/* 1 when table has a row with this id, 0 when not. table is one of ours, never user input. */
-static int row_exists(Store *s, const char *table, const char *id)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        char sql[96];
-        int r;
-
-        snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
-        r = prepare(s, &st, sql, "s", id);
-        return r < 0 ? r : step_row(st);
-}
-
-/* Ensure every office of a space-separated list. */
-static int offices_ensure(Store *s, const char *list)
-{
-        _cleanup_free_ char *copy = strdup(list);
-        char *save = NULL;
-        int r;
-
-        if (!copy)
-                return -ENOMEM;
-        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-                r = store_office_ensure(s, t);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-int store_operator_add(Store *s, int64_t now_usec, const char *id, const char *name, const char *offices)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = offices_ensure(s, offices);
-        if (r < 0)
-                return r;
-        r = prepare(s, &st, "INSERT INTO operators (id, name, offices, status) VALUES (?,?,?,'active')",
-                    "sss", id, name, offices);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        return history_add(s, now_usec, "operator", id, "add", offices);
-}
-
-int store_operator_set_status(Store *s, int64_t now_usec, const char *id, const char *status,
-                              const char *reason)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "UPDATE operators SET status = ? WHERE id = ?", "ss", status, id);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(s->db) == 0)
-                return -ENOENT;
-        return history_add(s, now_usec, "operator", id, status, reason);
-}
-
-int store_group_add(Store *s, int64_t now_usec, const char *id, const char *offices, const char *members)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *detail = NULL, *copy = strdup(members);
-        char *save = NULL;
-        int r;
-
-        if (!copy)
-                return -ENOMEM;
-        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-                r = row_exists(s, "operators", t);
-                if (r <= 0)
-                        return r < 0 ? r : -ENOENT;
-        }
-        r = offices_ensure(s, offices);
-        if (r < 0)
-                return r;
-        r = prepare(s, &st, "INSERT INTO groups_ (id, offices, members) VALUES (?,?,?)", "sss", id, offices,
-                    members);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        if (asprintf(&detail, "offices=%s members=%s", offices, members) < 0)
-                return -ENOMEM;
-        return history_add(s, now_usec, "group", id, "add", detail);
-}
-
-int store_card_issue(Store *s, int64_t now_usec, const char *card_id, const char *cert_pem,
-                     const char *operator_id, const char *group_id)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *detail = NULL;
-        int r = row_exists(s, operator_id ? "operators" : "groups_", operator_id ?: group_id);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        r = prepare(s, &st,
-                    "INSERT INTO cards (id, cert_pem, operator, group_, status) VALUES (?,?,?,?,'active')",
-                    "ssss", card_id, cert_pem, operator_id, group_id);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        if (asprintf(&detail, "%s=%s", operator_id ? "operator" : "group", operator_id ?: group_id) < 0)
-                return -ENOMEM;
-        return history_add(s, now_usec, "card", card_id, "issue", detail);
-}
-
-int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const char *status,
-                          const char *reason)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "UPDATE cards SET status = ? WHERE id = ?", "ss", status, card_id);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(s->db) == 0)
-                return -ENOENT;
-        return history_add(s, now_usec, "card", card_id, status, reason);
-}
-
-int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "SELECT ts, object, object_id, action, detail FROM history"
-                        " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
-                        "ss", object, id);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-                       col_text(st, 4), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-/* A JSON array of the ids of a space-separated list. */
-static int id_list_to_json(const char *list, JsonValue **ret)
-{
-        _cleanup_json_ JsonValue *a = NULL;
-        _cleanup_free_ char *copy = strdup(list);
-        char *save = NULL;
-        int r;
-
-        if (!copy)
-                return -ENOMEM;
-        r = json_new_array(&a);
-        if (r < 0)
-                return r;
-        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-                JsonValue *v;
-                r = json_new_string(t, &v);
-                if (r < 0)
-                        return r;
-                r = json_array_append(a, v);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(a);
-        return 0;
-}
-
-/* Run a query and turn every row into an object with build(); append to a new array at key. */
-typedef int (*row_to_json_fn)(sqlite3_stmt *st, JsonValue *o);
-
-static int add_list(Store *s, JsonValue *bundle, const char *key, const char *sql, row_to_json_fn build)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_json_ JsonValue *a = NULL;
-        int r;
-
-        r = json_new_array(&a);
-        if (r < 0)
-                return r;
-        r = prepare(s, &st, sql, NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                _cleanup_json_ JsonValue *o = NULL;
-                r = json_new_object(&o);
-                if (r < 0)
-                        return r;
-                r = build(st, o);
-                if (r < 0)
-                        return r;
-                r = json_array_append(a, TAKE_PTR(o));
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return json_object_set(bundle, key, TAKE_PTR(a));
-}
-
-static int office_row(sqlite3_stmt *st, JsonValue *o)
-{
-        int r = json_object_set_string(o, "id", col_text(st, 0));
-        if (r >= 0 && sqlite3_column_type(st, 1) != SQLITE_NULL)
-                r = json_object_set_string(o, "hours", col_text(st, 1));
-        return r;
-}
-
-static int terminal_row(sqlite3_stmt *st, JsonValue *o)
-{
-        int r = json_object_set_string(o, "id", col_text(st, 0));
-        return r < 0 ? r : json_object_set_string(o, "office", col_text(st, 1));
-}
-
-static int operator_row(sqlite3_stmt *st, JsonValue *o)
-{
-        JsonValue *offices;
-        int r = json_object_set_string(o, "id", col_text(st, 0));
-        if (r >= 0 && sqlite3_column_type(st, 1) != SQLITE_NULL)
-                r = json_object_set_string(o, "name", col_text(st, 1));
-        if (r >= 0)
-                r = id_list_to_json(col_text(st, 2), &offices);
-        if (r >= 0)
-                r = json_object_set(o, "offices", offices);
-        if (r >= 0)
-                r = json_object_set_string(o, "status", col_text(st, 3));
-        return r;
-}
-
-static int group_row(sqlite3_stmt *st, JsonValue *o)
-{
-        JsonValue *v;
-        int r = json_object_set_string(o, "id", col_text(st, 0));
-        if (r >= 0)
-                r = id_list_to_json(col_text(st, 1), &v);
-        if (r >= 0)
-                r = json_object_set(o, "offices", v);
-        if (r >= 0)
-                r = id_list_to_json(col_text(st, 2), &v);
-        if (r >= 0)
-                r = json_object_set(o, "members", v);
-        return r;
-}
-
-static int card_row(sqlite3_stmt *st, JsonValue *o)
-{
-        bool individual = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        int r = json_object_set_string(o, "id", col_text(st, 0));
-        if (r >= 0)
-                r = json_object_set_string(o, "kind", individual ? "individual" : "group");
-        if (r >= 0)
-                r = json_object_set_string(o, individual ? "operator" : "group",
-                                           col_text(st, individual ? 1 : 2));
-        if (r >= 0)
-                r = json_object_set_string(o, "status", col_text(st, 3));
-        return r;
-}
-
-int store_registry_to_policy(Store *s, JsonValue *bundle)
-{
-        int r;
-
-        if ((r = add_list(s, bundle, "offices", "SELECT id, hours FROM offices ORDER BY id", office_row)) <
-                    0 ||
-            (r = add_list(s, bundle, "terminals", "SELECT id, office FROM terminals ORDER BY id",
-                          terminal_row)) < 0 ||
-            (r = add_list(s, bundle, "operators",
-                          "SELECT id, name, offices, status FROM operators ORDER BY id", operator_row)) <
-                    0 ||
-            (r = add_list(s, bundle, "groups", "SELECT id, offices, members FROM groups_ ORDER BY id",
-                          group_row)) < 0 ||
-            (r = add_list(s, bundle, "cards", "SELECT id, operator, group_, status FROM cards ORDER BY id",
-                          card_row)) < 0)
-                return r;
-        return 0;
-}
-
-/* ---- policy bundles ---- */
-
-int store_policy_add(Store *s, int64_t serial, int64_t now_usec, const char *body, size_t len)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "INSERT INTO policies (serial, published, body) VALUES (?,?,?)", "iib",
-                        serial, now_usec, (const void *)body, len);
-        return r < 0 ? r : step_done(st);
-}
-
-int store_policy_latest(Store *s, int64_t *ret_serial, char **ret_body, size_t *ret_len)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT serial, body FROM policies ORDER BY serial DESC LIMIT 1", NULL);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        if (ret_body) {
-                size_t n = (size_t)sqlite3_column_bytes(st, 1);
-                char *b = malloc(n + 1);
-                if (!b)
-                        return -ENOMEM;
-                if (n)
-                        memcpy(b, sqlite3_column_blob(st, 1), n);
-                b[n] = 0;
-                *ret_body = b;
-                if (ret_len)
-                        *ret_len = n;
-        }
-        if (ret_serial)
-                *ret_serial = sqlite3_column_int64(st, 0);
-        return 0;
-}
-
-/* ---- reading for the audit ---- */
-
-int store_terminals_foreach(Store *s, store_terminal_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, office, coalesce(last_seen, 0) FROM terminals ORDER BY id",
-                        NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(col_text(st, 0), col_text(st, 1), sqlite3_column_int64(st, 2), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_offices_foreach(Store *s, store_office_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, hours FROM offices ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(col_text(st, 0), sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : col_text(st, 1),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_operators_foreach(Store *s, store_operator_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "SELECT o.id, o.offices, o.status, coalesce(r.roles, '') FROM operators o"
-                        " LEFT JOIN operator_roles r ON r.id = o.id ORDER BY o.id",
-                        NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_groups_foreach(Store *s, store_group_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, offices, members FROM groups_ ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_cards_foreach(Store *s, store_card_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT id, operator, group_, status FROM cards ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(col_text(st, 0), sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : col_text(st, 1),
-                       sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : col_text(st, 2), col_text(st, 3),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "UPDATE offices SET hours = ? WHERE id = ?", "ss", hours, id);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(s->db) == 0)
-                return -ENOENT;
-        return history_add(s, now_usec, "office", id, "hours", hours);
-}
-
-int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = row_exists(s, "operators", id);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        r = prepare(s, &st,
-                    "INSERT INTO operator_roles (id, roles) VALUES (?1, ?2)"
-                    " ON CONFLICT(id) DO UPDATE SET roles = ?2",
-                    "ss", id, roles);
-        if (r < 0)
-                return r;
-        r = step_done(st);
-        if (r < 0)
-                return r;
-        return history_add(s, now_usec, "operator", id, "roles", roles);
-}
-
-struct StoreCursor {
-        sqlite3_stmt *st;
+const StoreBackend store_backend_sqlite = {
+        .name = "sqlite",
+        .open = sq_open,
+        .close = sq_close,
+        .begin = sq_begin,
+        .commit = sq_commit,
+        .rollback = sq_rollback,
+        .lock_log = sq_lock_log,
+        .query = sq_query,
+        .step = sq_step,
+        .is_null = sq_is_null,
+        .bytes = sq_bytes,
+        .int64 = sq_int64,
+        .changes = sq_changes,
+        .free = sq_free,
+        .size = sq_size,
 };
-
-int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoreCursor *c;
-        int r = prepare(s, &st, "SELECT seq, line FROM records WHERE log = ? AND seq > ? ORDER BY seq", "su",
-                        log, after_seq);
-        if (r < 0)
-                return r;
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->st = TAKE_PTR(st);
-        *ret = c;
-        return 0;
-}
-
-int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len)
-{
-        int r = step_row(c->st);
-        if (r <= 0)
-                return r;
-        *ret_seq = (uint64_t)sqlite3_column_int64(c->st, 0);
-        *ret_line = col_text(c->st, 1);
-        *ret_len = (size_t)sqlite3_column_bytes(c->st, 1);
-        return 1;
-}
-
-StoreCursor *store_cursor_free(StoreCursor *c)
-{
-        if (!c)
-                return NULL;
-        sqlite3_finalize(c->st);
-        free(c);
-        return NULL;
-}
-
-int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT min(seq), max(seq) FROM records WHERE log = ?", "s", log);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r < 0)
-                return r;
-        if (r == 0 || sqlite3_column_type(st, 0) == SQLITE_NULL)
-                return -ENOENT;
-        *ret_first = (uint64_t)sqlite3_column_int64(st, 0);
-        *ret_last = (uint64_t)sqlite3_column_int64(st, 1);
-        return 0;
-}
-
-int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, size_t *ret_len)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st, "SELECT line FROM records WHERE log = ? AND seq = ?", "su", log, seq);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        char *p = malloc(n + 1);
-        if (!p)
-                return -ENOMEM;
-        memcpy(p, col_text(st, 0), n);
-        p[n] = 0;
-        *ret_line = p;
-        if (ret_len)
-                *ret_len = n;
-        return 0;
-}
-
-int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(
-                s, &st,
-                "SELECT id, ts, kind, term, log, seq, detail, count, ifnull(last_seen, ts) FROM alerts"
-                " WHERE id > ? ORDER BY id",
-                "i", after_id);
-        if (r < 0)
-                return r;
-        while ((r = step_row(st)) > 0) {
-                r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
-                       col_text(st, 3), col_text(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
-                       col_text(st, 6), (uint64_t)sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
-}
-
-/* ---- retention ---- */
-
-int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
-                               uint64_t *ret_n)
-{
-        _cleanup_free_ char *detail = NULL;
-        uint64_t n;
-        int r;
-
-        {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, &st, "DELETE FROM records WHERE log = ? AND seq <= ?", "su", log,
-                            anchor->seq);
-                if (r < 0)
-                        return r;
-                r = step_done(st);
-                if (r < 0)
-                        return r;
-                n = (uint64_t)sqlite3_changes(s->db);
-        }
-        {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, &st,
-                            "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
-                            " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
-                            "susbu", log, anchor->seq, anchor->hash, (const void *)anchor->key,
-                            (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
-                if (r < 0)
-                        return r;
-                r = step_done(st);
-                if (r < 0)
-                        return r;
-        }
-        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s", n,
-                     anchor->seq, anchor->hash) < 0)
-                return -ENOMEM;
-        r = history_add(s, now_usec, "log", log, "retention", detail);
-        if (r < 0)
-                return r;
-        if (ret_n)
-                *ret_n = n;
-        return 0;
-}
-
-int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)
-{
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        StoreAnchor a = {};
-        int r = prepare(s, &st, "SELECT seq, hash, key, epochs FROM anchors WHERE log = ?", "s", log);
-        if (r < 0)
-                return r;
-        r = step_row(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        const char *h = col_text(st, 1);
-        if (strlen(h) != SHA256_HEX_MAX - 1 || sqlite3_column_bytes(st, 2) != ED25519_KEY_SIZE)
-                return -EIO;
-        a.seq = (uint64_t)sqlite3_column_int64(st, 0);
-        memcpy(a.hash, h, SHA256_HEX_MAX);
-        memcpy(a.key, sqlite3_column_blob(st, 2), ED25519_KEY_SIZE);
-        a.epochs = (uint32_t)sqlite3_column_int64(st, 3);
-        *ret = a;
-        return 0;
-}

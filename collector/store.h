@@ -11,18 +11,29 @@
 #include "mamori/macro.h"
 
 /*
- * One implementation per backend (store-sqlite.c today; a libpq one can follow with the same
- * functions). A Store is one connection, used by one thread at a time; several processes may open
- * the same database. Errors: -ENOENT not found, -EEXIST already there, -EBUSY locked for too long,
- * -EIO backend failure, -ENOMEM. Writes made between store_begin() and store_commit() are durable
- * when store_commit() returns 0 (SQLite: WAL + synchronous=FULL).
+ * One interface, two backends (store-backend.h): SQLite (WAL, synchronous=FULL), the default, and
+ * PostgreSQL (libpq) for several collectors in front of one database. A Store is one connection,
+ * used by one thread at a time; several processes may open the same database. Errors: -ENOENT not
+ * found, -EEXIST already there, -EBUSY locked for too long, -EIO backend failure, -ENOMEM. Writes
+ * made between store_begin() and store_commit() are durable when store_commit() returns 0.
  */
 typedef struct Store Store;
 
-int store_open(const char *path, Store **ret);
+/*
+ * url: "sqlite:PATH" or a bare PATH (SQLite; ":memory:" for tests), "postgresql://…" /
+ * "postgres://…" or a libpq conninfo ("host=/run/postgresql dbname=mamori"). Makes the schema.
+ */
+int store_open(const char *url, Store **ret);
 Store *store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 #define _cleanup_store_ _cleanup_(store_closep)
+/* Which backend url names ("sqlite" | "postgresql") and what it is given; -EINVAL empty. */
+int store_url_backend(const char *url, const char **ret_name, const char **ret_target);
+/* url for messages, with any password replaced by '*' (malloc'd). */
+char *store_url_display(const char *url);
+const char *store_backend_name(Store *s);
+/* Bytes the centre's data takes on disk; -EOPNOTSUPP for an in-memory database. */
+int store_size(Store *s, uint64_t *ret);
 
 int store_begin(Store *s);
 int store_commit(Store *s);
@@ -46,6 +57,9 @@ typedef struct StoreLog {
 } StoreLog;
 
 int store_log_get(Store *s, const char *log, StoreLog *ret);
+/* The same inside a transaction, and every other writer of this log waits until it ends: what the
+ * ingest of one batch reads before it decides (two collectors racing one log store it once). */
+int store_log_get_locked(Store *s, const char *log, StoreLog *ret);
 /* Insert or update. */
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec);
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);

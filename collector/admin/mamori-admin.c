@@ -26,8 +26,11 @@ int admin_store(AdminContext *ctx, Store **ret)
         if (!ctx->store) {
                 int r = store_open(ctx->config.database, &ctx->store);
                 if (r < 0) {
-                        fprintf(stderr, "mamori-admin: cannot open database %s: %s\n", ctx->config.database,
-                                strerror(-r));
+                        _cleanup_free_ char *shown = store_url_display(ctx->config.database);
+                        fprintf(stderr,
+                                "mamori-admin: cannot open the store %s: %s (check [Store] URL= in "
+                                "collector.conf and that the database is reachable)\n",
+                                shown ? shown : "?", strerror(-r));
                         return r;
                 }
         }
@@ -135,7 +138,10 @@ static int verb_init(AdminContext *ctx, int argc, char **argv)
                 if (r < 0)
                         goto fail;
         }
-        printf("initialised %s (database %s)\n", ctx->config.state_directory, ctx->config.database);
+        {
+                _cleanup_free_ char *shown = store_url_display(ctx->config.database);
+                printf("initialised %s (store %s)\n", ctx->config.state_directory, shown ? shown : "?");
+        }
         return 0;
 fail:
         fprintf(stderr, "mamori-admin: init failed: %s\n", strerror(-r));

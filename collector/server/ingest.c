@@ -259,7 +259,7 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                 return r;
         }
 
-        r = store_log_get(s, log, &l);
+        r = store_log_get_locked(s, log, &l);
         if (r == -ENOENT) {
                 new_log = true;
                 l = (StoreLog){.last_seq = 0};

@@ -214,8 +214,11 @@ int main(int argc, char **argv)
         if (r >= 0)
                 r = store_open(cfg.database, &scan_store);
         if (r < 0) {
-                fprintf(stderr, "mamori-collector: cannot open database %s: %s\n", cfg.database,
-                        strerror(-r));
+                _cleanup_free_ char *shown = store_url_display(cfg.database);
+                fprintf(stderr,
+                        "mamori-collector: cannot open the store %s: %s (check [Store] URL= in "
+                        "collector.conf and that the database is reachable)\n",
+                        shown ? shown : "?", strerror(-r));
                 goto out;
         }
 

@@ -1,0 +1,62 @@
+/* What a store backend (store-sqlite.c, store-pg.c) gives store.c: a connection, transactions, queries. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/*
+ * store.c holds every query of the centre once, in the SQL that SQLite and PostgreSQL share:
+ * parameters are "?" (numbered in order) or "?N"; the PostgreSQL backend turns them into "$N".
+ * A backend makes its own schema (types differ) and maps its errors to the -errno of store.h:
+ * a unique-key violation is -EEXIST, a lock or serialisation timeout -EBUSY, the rest -EIO.
+ */
+
+/* One query parameter: 's' text (p NULL = SQL NULL), 't' text of len bytes, 'b' blob, 'i' int64. */
+typedef struct StoreArg {
+        char type;
+        const void *p;
+        size_t len;
+        int64_t i;
+} StoreArg;
+
+#define STORE_ARGS_MAX 12
+
+/* A running query: rows are read with step(); column pointers stay valid until the next step. */
+typedef struct StoreQuery StoreQuery;
+
+typedef struct StoreBackend {
+        const char *name; /* "sqlite", "postgresql" */
+        /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. */
+        int (*open)(const char *target, void **ret_conn);
+        void (*close)(void *conn);
+        int (*begin)(void *conn);
+        int (*commit)(void *conn); /* durable when it returns 0; rolled back when it fails */
+        void (*rollback)(void *conn);
+        /*
+         * Serialise writers of one log until the end of the transaction, so that two collectors
+         * storing batches of the same log one after the other see each other's rows (SQLite: the
+         * write transaction already holds the database; PostgreSQL: a transaction advisory lock).
+         */
+        int (*lock_log)(void *conn, const char *log);
+        int (*query)(void *conn, const char *sql, const StoreArg *args, size_t n_args, StoreQuery **ret);
+        int (*step)(StoreQuery *q); /* 1 a row, 0 done, < 0 error */
+        bool (*is_null)(StoreQuery *q, int col);
+        /* Text or blob bytes of a column ("" for NULL); *ret_len its length. */
+        const void *(*bytes)(StoreQuery *q, int col, size_t *ret_len);
+        int64_t (*int64)(StoreQuery *q, int col);
+        uint64_t (*changes)(StoreQuery *q); /* rows changed by an INSERT/UPDATE/DELETE just run */
+        void (*free)(StoreQuery *q);
+        /* Bytes the centre's data takes on disk (records included); -EOPNOTSUPP when unknown. */
+        int (*size)(void *conn, uint64_t *ret);
+} StoreBackend;
+
+struct Store {
+        const StoreBackend *be;
+        void *conn;
+};
+
+extern const StoreBackend store_backend_sqlite;
+extern const StoreBackend store_backend_postgresql;

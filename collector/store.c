@@ -1,0 +1,1145 @@
+/* The centre store's queries, written once for every backend (store-backend.h), and the URL dispatch. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-backend.h"
+
+/* ---- opening: which backend a URL names ---- */
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int store_url_backend(const char *url, const char **ret_name, const char **ret_target)
+{
+        const char *name, *target = url;
+
+        if (!url || !*url)
+                return -EINVAL;
+        if (has_prefix(url, "sqlite:")) {
+                name = "sqlite";
+                target = url + strlen("sqlite:");
+                if (!*target)
+                        return -EINVAL;
+        } else if (has_prefix(url, "postgresql://") || has_prefix(url, "postgres://"))
+                name = "postgresql";
+        else if (url[0] != '/' && url[0] != '.' && strchr(url, '='))
+                name = "postgresql"; /* a libpq conninfo: "host=/run/postgresql dbname=mamori" */
+        else
+                name = "sqlite"; /* a bare path, as Database= has always been */
+        if (ret_name)
+                *ret_name = name;
+        if (ret_target)
+                *ret_target = target;
+        return 0;
+}
+
+char *store_url_display(const char *url)
+{
+        const char *name, *target;
+        char *d, *p;
+
+        if (store_url_backend(url, &name, &target) < 0)
+                return strdup("(invalid store URL)");
+        d = strdup(url);
+        if (!d || streq(name, "sqlite"))
+                return d;
+        /* postgresql://user:SECRET@host/… */
+        p = strstr(d, "://");
+        if (p) {
+                char *at = strchr(p + 3, '@'), *colon = strchr(p + 3, ':');
+                if (at && colon && colon < at)
+                        memset(colon + 1, '*', (size_t)(at - colon - 1));
+        }
+        /* password=SECRET in a conninfo or in URL parameters */
+        for (p = strstr(d, "password="); p; p = strstr(p, "password=")) {
+                p += strlen("password=");
+                while (*p && *p != ' ' && *p != '&')
+                        *p++ = '*';
+        }
+        return d;
+}
+
+int store_open(const char *url, Store **ret)
+{
+        const char *name, *target;
+        Store *s;
+        int r;
+
+        if (!url || !ret)
+                return -EINVAL;
+        r = store_url_backend(url, &name, &target);
+        if (r < 0)
+                return r;
+        s = calloc(1, sizeof(Store));
+        if (!s)
+                return -ENOMEM;
+        s->be = streq(name, "sqlite") ? &store_backend_sqlite : &store_backend_postgresql;
+        r = s->be->open(target, &s->conn);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+Store *store_close(Store *s)
+{
+        if (!s)
+                return NULL;
+        s->be->close(s->conn);
+        free(s);
+        return NULL;
+}
+
+const char *store_backend_name(Store *s)
+{
+        return s->be->name;
+}
+
+int store_begin(Store *s)
+{
+        return s->be->begin(s->conn);
+}
+
+int store_commit(Store *s)
+{
+        return s->be->commit(s->conn);
+}
+
+void store_rollback(Store *s)
+{
+        s->be->rollback(s->conn);
+}
+
+int store_size(Store *s, uint64_t *ret)
+{
+        return s->be->size(s->conn, ret);
+}
+
+/* ---- queries ---- */
+
+/* The backend that made a query: kept beside it so that a cleanup needs nothing else. */
+typedef struct Q {
+        const StoreBackend *be;
+        StoreQuery *q;
+} Q;
+
+static void q_done(Q *q)
+{
+        if (q->q)
+                q->be->free(q->q);
+        q->q = NULL;
+}
+#define _cleanup_q_ _cleanup_(q_done)
+
+/*
+ * Run sql with the arguments described by fmt: 's' string (NULL = SQL NULL), 'i' int64, 'u' uint64,
+ * 'b' blob (pointer, size_t), 't' text (pointer, size_t).
+ */
+static int query(Store *s, Q *ret, const char *sql, const char *fmt, ...)
+{
+        StoreArg args[STORE_ARGS_MAX];
+        size_t n = 0;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        for (; fmt && *fmt; fmt++) {
+                StoreArg *a = &args[n];
+                assert(n < STORE_ARGS_MAX);
+                *a = (StoreArg){.type = *fmt};
+                switch (*fmt) {
+                case 's':
+                        a->p = va_arg(ap, const char *);
+                        a->len = a->p ? strlen(a->p) : 0;
+                        break;
+                case 'i':
+                        a->i = va_arg(ap, int64_t);
+                        break;
+                case 'u':
+                        a->type = 'i';
+                        a->i = (int64_t)va_arg(ap, uint64_t);
+                        break;
+                case 'b':
+                case 't':
+                        a->p = va_arg(ap, const void *);
+                        a->len = va_arg(ap, size_t);
+                        break;
+                default:
+                        va_end(ap);
+                        return -EINVAL;
+                }
+                n++;
+        }
+        va_end(ap);
+        *ret = (Q){.be = s->be};
+        r = s->be->query(s->conn, sql, args, n, &ret->q);
+        return r < 0 ? r : 0;
+}
+
+static int step_row(Q *q)
+{
+        return q->be->step(q->q);
+}
+
+/* Run a statement that returns no rows. */
+static int step_done(Q *q)
+{
+        int r = q->be->step(q->q);
+        return r < 0 ? r : 0;
+}
+
+static bool col_null(Q *q, int i)
+{
+        return q->be->is_null(q->q, i);
+}
+
+static const char *col_text(Q *q, int i)
+{
+        size_t n;
+        return q->be->bytes(q->q, i, &n);
+}
+
+static const char *col_text_or_null(Q *q, int i)
+{
+        return col_null(q, i) ? NULL : col_text(q, i);
+}
+
+static const void *col_blob(Q *q, int i, size_t *ret_len)
+{
+        return q->be->bytes(q->q, i, ret_len);
+}
+
+static size_t col_len(Q *q, int i)
+{
+        size_t n;
+        (void)q->be->bytes(q->q, i, &n);
+        return n;
+}
+
+static int64_t col_int64(Q *q, int i)
+{
+        return q->be->int64(q->q, i);
+}
+
+static uint64_t changes(Q *q)
+{
+        return q->be->changes(q->q);
+}
+
+/* Run a statement with no rows and give back how many rows it changed. */
+#define EXEC_CHANGES(s, ret_n, sql, fmt, ...)                  \
+        ({                                                     \
+                _cleanup_q_ Q _q = {};                         \
+                int _r = query(s, &_q, sql, fmt, __VA_ARGS__); \
+                if (_r >= 0)                                   \
+                        _r = step_done(&_q);                   \
+                if (_r >= 0)                                   \
+                        *(ret_n) = changes(&_q);               \
+                _r;                                            \
+        })
+
+/* Run a statement with no rows. */
+#define EXEC(s, sql, fmt, ...)                                 \
+        ({                                                     \
+                _cleanup_q_ Q _q = {};                         \
+                int _r = query(s, &_q, sql, fmt, __VA_ARGS__); \
+                _r < 0 ? _r : step_done(&_q);                  \
+        })
+
+static int history_add(Store *s, int64_t now, const char *object, const char *id, const char *action,
+                       const char *detail)
+{
+        return EXEC(s, "INSERT INTO history (ts, object, object_id, action, detail) VALUES (?,?,?,?,?)",
+                    "issss", now, object, id, action, detail);
+}
+
+int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
+                      const char *detail)
+{
+        return history_add(s, now_usec, object, id, action, detail);
+}
+
+/* ---- terminals ---- */
+
+int store_terminal_add(Store *s, int64_t now_usec, const char *id, const char *office,
+                       const char *identity_pem)
+{
+        int r;
+
+        r = store_office_ensure(s, office);
+        if (r < 0)
+                return r;
+        r = EXEC(s, "INSERT INTO terminals (id, office, identity_pem, created) VALUES (?,?,?,?)", "sssi", id,
+                 office, identity_pem, now_usec);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "terminal", id, "add", office);
+}
+
+int store_terminal_identity(Store *s, const char *id, char **ret_identity_pem)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT identity_pem FROM terminals WHERE id = ?", "s", id);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        char *p = strdup(col_text(&q, 0));
+        if (!p)
+                return -ENOMEM;
+        *ret_identity_pem = p;
+        return 0;
+}
+
+int store_terminal_touch(Store *s, const char *id, int64_t now_usec)
+{
+        return EXEC(s, "UPDATE terminals SET last_seen = ?, silent_alerted = 0 WHERE id = ?", "is", now_usec,
+                    id);
+}
+
+/* ---- logs and records ---- */
+
+static int log_from_row(Q *q, StoreLog *l)
+{
+        const char *id = col_text(q, 0), *term = col_text(q, 1), *hash = col_text(q, 3);
+        size_t keylen;
+        const void *key = col_blob(q, 4, &keylen);
+
+        if (strlen(id) >= sizeof(l->log) || strlen(term) >= sizeof(l->term) ||
+            strlen(hash) >= sizeof(l->last_hash) || keylen != ED25519_KEY_SIZE)
+                return -EIO;
+        *l = (StoreLog){
+                .last_seq = (uint64_t)col_int64(q, 2),
+                .epochs = (uint32_t)col_int64(q, 5),
+        };
+        strcpy(l->log, id);
+        strcpy(l->term, term);
+        strcpy(l->last_hash, hash);
+        memcpy(l->key, key, ED25519_KEY_SIZE);
+        return 0;
+}
+
+int store_log_get(Store *s, const char *log, StoreLog *ret)
+{
+        _cleanup_q_ Q q = {};
+        StoreLog l;
+        int r;
+
+        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs WHERE id = ?", "s",
+                  log);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = log_from_row(&q, &l);
+        if (r < 0)
+                return r;
+        *ret = l;
+        return 0;
+}
+
+int store_log_get_locked(Store *s, const char *log, StoreLog *ret)
+{
+        int r = s->be->lock_log(s->conn, log);
+        return r < 0 ? r : store_log_get(s, log, ret);
+}
+
+int store_log_put(Store *s, const StoreLog *l, int64_t now_usec)
+{
+        return EXEC(s,
+                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7) ON CONFLICT(id) DO UPDATE SET"
+                    " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7",
+                    "ssusbui", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
+                    (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec);
+}
+
+int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT count(*) FROM logs WHERE term = ?", "s", term);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = (uint64_t)col_int64(&q, 0);
+        return 0;
+}
+
+int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX])
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT hash FROM records WHERE log = ? AND seq = ?", "su", log, seq);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        const char *h = col_text(&q, 0);
+        if (strlen(h) != SHA256_HEX_MAX - 1)
+                return -EIO;
+        memcpy(ret, h, SHA256_HEX_MAX);
+        return 0;
+}
+
+int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len, const char *hash)
+{
+        return EXEC(s, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", "sust", log, seq, hash,
+                    line, len);
+}
+
+int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs ORDER BY id",
+                      NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                StoreLog l;
+                r = log_from_row(&q, &l);
+                if (r < 0)
+                        return r;
+                r = cb(&l, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *userdata)
+{
+        _cleanup_store_cursor_ StoreCursor *c = NULL;
+        const char *line;
+        uint64_t seq;
+        size_t len;
+        int r;
+
+        r = store_cursor_open(s, log, 0, &c);
+        if (r < 0)
+                return r;
+        while ((r = store_cursor_next(c, &seq, &line, &len)) > 0) {
+                r = cb(seq, line, len, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_record_count(Store *s, uint64_t *ret)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT count(*) FROM records", NULL);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = (uint64_t)col_int64(&q, 0);
+        return 0;
+}
+
+/* ---- alerts ---- */
+
+int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
+                    uint64_t seq, const char *detail)
+{
+        uint64_t n = 0;
+        int r;
+
+        /* A terminal retrying the same refused batch raises the same alert each time: fold it into
+         * the first row (count, last_seen) instead of a new row per retry. */
+        r = EXEC_CHANGES(
+                s, &n,
+                "UPDATE alerts SET count = count + 1, last_seen = ?1 WHERE id = (SELECT id FROM alerts"
+                " WHERE kind = ?2 AND term IS NOT DISTINCT FROM ?3 AND log IS NOT DISTINCT FROM ?4"
+                " AND seq IS NOT DISTINCT FROM ?5 AND detail IS NOT DISTINCT FROM ?6"
+                " ORDER BY id DESC LIMIT 1)",
+                "isssus", now_usec, kind, term, log, seq, detail);
+        if (r < 0 || n > 0)
+                return r;
+        return EXEC(s,
+                    "INSERT INTO alerts (ts, kind, term, log, seq, detail, count, last_seen)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,1,?1)",
+                    "isssus", now_usec, kind, term, log, seq, detail);
+}
+
+static int alerts_rows(Q *q, store_alert_fn cb, void *userdata)
+{
+        int r;
+        while ((r = step_row(q)) > 0) {
+                r = cb(col_int64(q, 0), col_int64(q, 1), col_text(q, 2), col_text(q, 3), col_text(q, 4),
+                       (uint64_t)col_int64(q, 5), col_text(q, 6), (uint64_t)col_int64(q, 7), col_int64(q, 8),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata)
+{
+        return store_alerts_after(s, INT64_MIN, cb, userdata);
+}
+
+int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(
+                s, &q,
+                "SELECT id, ts, kind, term, log, seq, detail, count, coalesce(last_seen, ts) FROM alerts"
+                " WHERE id > ? ORDER BY id",
+                "i", after_id);
+        return r < 0 ? r : alerts_rows(&q, cb, userdata);
+}
+
+typedef struct Silent {
+        char *term;
+        int64_t last_seen;
+} Silent;
+
+int store_alert_silent(Store *s, int64_t now_usec, uint64_t silent_usec, unsigned *ret_n)
+{
+        int64_t limit = now_usec - (int64_t)silent_usec;
+        Silent *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        {
+                /* Mark first: of two collectors checking at once, the second waits for the first's
+                 * row locks, then finds the terminals marked and raises nothing twice. */
+                _cleanup_q_ Q q = {};
+                r = query(s, &q,
+                          "UPDATE terminals SET silent_alerted = 1"
+                          " WHERE last_seen IS NOT NULL AND last_seen < ? AND silent_alerted = 0"
+                          " RETURNING id, last_seen",
+                          "i", limit);
+                while (r >= 0 && (r = step_row(&q)) > 0) {
+                        if (n == cap) {
+                                size_t nc = cap ? cap * 2 : 16;
+                                Silent *nv = realloc(v, nc * sizeof(Silent));
+                                if (!nv) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                v = nv;
+                                cap = nc;
+                        }
+                        v[n] = (Silent){.term = strdup(col_text(&q, 0)), .last_seen = col_int64(&q, 1)};
+                        if (!v[n].term) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        n++;
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char detail[64];
+                snprintf(detail, sizeof(detail), "no post since %" PRIi64, v[i].last_seen);
+                r = EXEC(s, "INSERT INTO alerts (ts, kind, term, detail) VALUES (?, 'silent', ?, ?)", "iss",
+                         now_usec, v[i].term, detail);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(v[i].term);
+        free(v);
+        if (r < 0) {
+                store_rollback(s);
+                return r;
+        }
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = (unsigned)n;
+        return 0;
+}
+
+/* ---- registry ---- */
+
+int store_office_ensure(Store *s, const char *id)
+{
+        return EXEC(s, "INSERT INTO offices (id) VALUES (?) ON CONFLICT (id) DO NOTHING", "s", id);
+}
+
+/* 1 when table has a row with this id, 0 when not. table is one of ours, never user input. */
+static int row_exists(Store *s, const char *table, const char *id)
+{
+        _cleanup_q_ Q q = {};
+        char sql[96];
+        int r;
+
+        snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
+        r = query(s, &q, sql, "s", id);
+        return r < 0 ? r : step_row(&q);
+}
+
+/* Ensure every office of a space-separated list. */
+static int offices_ensure(Store *s, const char *list)
+{
+        _cleanup_free_ char *copy = strdup(list);
+        char *save = NULL;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                r = store_office_ensure(s, t);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int store_operator_add(Store *s, int64_t now_usec, const char *id, const char *name, const char *offices)
+{
+        int r = offices_ensure(s, offices);
+        if (r < 0)
+                return r;
+        r = EXEC(s, "INSERT INTO operators (id, name, offices, status) VALUES (?,?,?,'active')", "sss", id,
+                 name, offices);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "operator", id, "add", offices);
+}
+
+int store_operator_set_status(Store *s, int64_t now_usec, const char *id, const char *status,
+                              const char *reason)
+{
+        uint64_t n = 0;
+        int r = EXEC_CHANGES(s, &n, "UPDATE operators SET status = ? WHERE id = ?", "ss", status, id);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return -ENOENT;
+        return history_add(s, now_usec, "operator", id, status, reason);
+}
+
+int store_group_add(Store *s, int64_t now_usec, const char *id, const char *offices, const char *members)
+{
+        _cleanup_free_ char *detail = NULL, *copy = strdup(members);
+        char *save = NULL;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                r = row_exists(s, "operators", t);
+                if (r <= 0)
+                        return r < 0 ? r : -ENOENT;
+        }
+        r = offices_ensure(s, offices);
+        if (r < 0)
+                return r;
+        r = EXEC(s, "INSERT INTO groups_ (id, offices, members) VALUES (?,?,?)", "sss", id, offices,
+                 members);
+        if (r < 0)
+                return r;
+        if (asprintf(&detail, "offices=%s members=%s", offices, members) < 0)
+                return -ENOMEM;
+        return history_add(s, now_usec, "group", id, "add", detail);
+}
+
+int store_card_issue(Store *s, int64_t now_usec, const char *card_id, const char *cert_pem,
+                     const char *operator_id, const char *group_id)
+{
+        _cleanup_free_ char *detail = NULL;
+        int r = row_exists(s, operator_id ? "operators" : "groups_", operator_id ?: group_id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = EXEC(s, "INSERT INTO cards (id, cert_pem, operator, group_, status) VALUES (?,?,?,?,'active')",
+                 "ssss", card_id, cert_pem, operator_id, group_id);
+        if (r < 0)
+                return r;
+        if (asprintf(&detail, "%s=%s", operator_id ? "operator" : "group", operator_id ?: group_id) < 0)
+                return -ENOMEM;
+        return history_add(s, now_usec, "card", card_id, "issue", detail);
+}
+
+int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const char *status,
+                          const char *reason)
+{
+        uint64_t n = 0;
+        int r = EXEC_CHANGES(s, &n, "UPDATE cards SET status = ? WHERE id = ?", "ss", status, card_id);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return -ENOENT;
+        return history_add(s, now_usec, "card", card_id, status, reason);
+}
+
+int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q,
+                      "SELECT ts, object, object_id, action, detail FROM history"
+                      " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
+                      "ss", object, id);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_int64(&q, 0), col_text(&q, 1), col_text(&q, 2), col_text(&q, 3), col_text(&q, 4),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+/* A JSON array of the ids of a space-separated list. */
+static int id_list_to_json(const char *list, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *a = NULL;
+        _cleanup_free_ char *copy = strdup(list);
+        char *save = NULL;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        r = json_new_array(&a);
+        if (r < 0)
+                return r;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                JsonValue *v;
+                r = json_new_string(t, &v);
+                if (r < 0)
+                        return r;
+                r = json_array_append(a, v);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* Run a query and turn every row into an object with build(); append to a new array at key. */
+typedef int (*row_to_json_fn)(Q *q, JsonValue *o);
+
+static int add_list(Store *s, JsonValue *bundle, const char *key, const char *sql, row_to_json_fn build)
+{
+        _cleanup_q_ Q q = {};
+        _cleanup_json_ JsonValue *a = NULL;
+        int r;
+
+        r = json_new_array(&a);
+        if (r < 0)
+                return r;
+        r = query(s, &q, sql, NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                _cleanup_json_ JsonValue *o = NULL;
+                r = json_new_object(&o);
+                if (r < 0)
+                        return r;
+                r = build(&q, o);
+                if (r < 0)
+                        return r;
+                r = json_array_append(a, TAKE_PTR(o));
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return json_object_set(bundle, key, TAKE_PTR(a));
+}
+
+static int office_row(Q *q, JsonValue *o)
+{
+        int r = json_object_set_string(o, "id", col_text(q, 0));
+        if (r >= 0 && !col_null(q, 1))
+                r = json_object_set_string(o, "hours", col_text(q, 1));
+        return r;
+}
+
+static int terminal_row(Q *q, JsonValue *o)
+{
+        int r = json_object_set_string(o, "id", col_text(q, 0));
+        return r < 0 ? r : json_object_set_string(o, "office", col_text(q, 1));
+}
+
+static int operator_row(Q *q, JsonValue *o)
+{
+        JsonValue *offices;
+        int r = json_object_set_string(o, "id", col_text(q, 0));
+        if (r >= 0 && !col_null(q, 1))
+                r = json_object_set_string(o, "name", col_text(q, 1));
+        if (r >= 0)
+                r = id_list_to_json(col_text(q, 2), &offices);
+        if (r >= 0)
+                r = json_object_set(o, "offices", offices);
+        if (r >= 0)
+                r = json_object_set_string(o, "status", col_text(q, 3));
+        return r;
+}
+
+static int group_row(Q *q, JsonValue *o)
+{
+        JsonValue *v;
+        int r = json_object_set_string(o, "id", col_text(q, 0));
+        if (r >= 0)
+                r = id_list_to_json(col_text(q, 1), &v);
+        if (r >= 0)
+                r = json_object_set(o, "offices", v);
+        if (r >= 0)
+                r = id_list_to_json(col_text(q, 2), &v);
+        if (r >= 0)
+                r = json_object_set(o, "members", v);
+        return r;
+}
+
+static int card_row(Q *q, JsonValue *o)
+{
+        bool individual = !col_null(q, 1);
+        int r = json_object_set_string(o, "id", col_text(q, 0));
+        if (r >= 0)
+                r = json_object_set_string(o, "kind", individual ? "individual" : "group");
+        if (r >= 0)
+                r = json_object_set_string(o, individual ? "operator" : "group",
+                                           col_text(q, individual ? 1 : 2));
+        if (r >= 0)
+                r = json_object_set_string(o, "status", col_text(q, 3));
+        return r;
+}
+
+int store_registry_to_policy(Store *s, JsonValue *bundle)
+{
+        int r;
+
+        if ((r = add_list(s, bundle, "offices", "SELECT id, hours FROM offices ORDER BY id", office_row)) <
+                    0 ||
+            (r = add_list(s, bundle, "terminals", "SELECT id, office FROM terminals ORDER BY id",
+                          terminal_row)) < 0 ||
+            (r = add_list(s, bundle, "operators",
+                          "SELECT id, name, offices, status FROM operators ORDER BY id", operator_row)) <
+                    0 ||
+            (r = add_list(s, bundle, "groups", "SELECT id, offices, members FROM groups_ ORDER BY id",
+                          group_row)) < 0 ||
+            (r = add_list(s, bundle, "cards", "SELECT id, operator, group_, status FROM cards ORDER BY id",
+                          card_row)) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- policy bundles ---- */
+
+int store_policy_add(Store *s, int64_t serial, int64_t now_usec, const char *body, size_t len)
+{
+        return EXEC(s, "INSERT INTO policies (serial, published, body) VALUES (?,?,?)", "iib", serial,
+                    now_usec, (const void *)body, len);
+}
+
+int store_policy_latest(Store *s, int64_t *ret_serial, char **ret_body, size_t *ret_len)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT serial, body FROM policies ORDER BY serial DESC LIMIT 1", NULL);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (ret_body) {
+                size_t n;
+                const void *p = col_blob(&q, 1, &n);
+                char *b = malloc(n + 1);
+                if (!b)
+                        return -ENOMEM;
+                if (n)
+                        memcpy(b, p, n);
+                b[n] = 0;
+                *ret_body = b;
+                if (ret_len)
+                        *ret_len = n;
+        }
+        if (ret_serial)
+                *ret_serial = col_int64(&q, 0);
+        return 0;
+}
+
+/* ---- reading for the audit ---- */
+
+int store_terminals_foreach(Store *s, store_terminal_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, office, coalesce(last_seen, 0) FROM terminals ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text(&q, 1), col_int64(&q, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_offices_foreach(Store *s, store_office_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, hours FROM offices ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text_or_null(&q, 1), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_operators_foreach(Store *s, store_operator_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q,
+                      "SELECT o.id, o.offices, o.status, coalesce(r.roles, '') FROM operators o"
+                      " LEFT JOIN operator_roles r ON r.id = o.id ORDER BY o.id",
+                      NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), col_text(&q, 3), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_groups_foreach(Store *s, store_group_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, offices, members FROM groups_ ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_cards_foreach(Store *s, store_card_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, operator, group_, status FROM cards ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text_or_null(&q, 1), col_text_or_null(&q, 2), col_text(&q, 3),
+                       userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours)
+{
+        uint64_t n = 0;
+        int r = EXEC_CHANGES(s, &n, "UPDATE offices SET hours = ? WHERE id = ?", "ss", hours, id);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return -ENOENT;
+        return history_add(s, now_usec, "office", id, "hours", hours);
+}
+
+int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)
+{
+        int r = row_exists(s, "operators", id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = EXEC(s,
+                 "INSERT INTO operator_roles (id, roles) VALUES (?1, ?2)"
+                 " ON CONFLICT(id) DO UPDATE SET roles = ?2",
+                 "ss", id, roles);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "operator", id, "roles", roles);
+}
+
+/*
+ * A cursor reads one page of rows at a time and asks for the next page after the last seq it gave
+ * out (the primary key's order), so it holds no statement open between pages and other queries on
+ * the same connection may run while it is open, on every backend.
+ */
+#define CURSOR_PAGE 512
+
+struct StoreCursor {
+        Store *store;
+        char *log;
+        Q q;
+        uint64_t last_seq;
+        unsigned in_page;
+        bool end;
+};
+
+static int cursor_page(StoreCursor *c)
+{
+        q_done(&c->q);
+        c->in_page = 0;
+        return query(c->store, &c->q,
+                     "SELECT seq, line FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?", "sui",
+                     c->log, c->last_seq, (int64_t)CURSOR_PAGE);
+}
+
+int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
+{
+        StoreCursor *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (StoreCursor){.store = s, .log = strdup(log), .last_seq = after_seq};
+        if (!c->log) {
+                free(c);
+                return -ENOMEM;
+        }
+        r = cursor_page(c);
+        if (r < 0) {
+                store_cursor_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len)
+{
+        int r;
+
+        if (c->end)
+                return 0;
+        r = step_row(&c->q);
+        if (r == 0 && c->in_page == CURSOR_PAGE) {
+                r = cursor_page(c);
+                if (r >= 0)
+                        r = step_row(&c->q);
+        }
+        if (r <= 0) {
+                if (r == 0)
+                        c->end = true;
+                return r;
+        }
+        c->in_page++;
+        c->last_seq = (uint64_t)col_int64(&c->q, 0);
+        *ret_seq = c->last_seq;
+        *ret_line = col_text(&c->q, 1);
+        *ret_len = col_len(&c->q, 1);
+        return 1;
+}
+
+StoreCursor *store_cursor_free(StoreCursor *c)
+{
+        if (!c)
+                return NULL;
+        q_done(&c->q);
+        free(c->log);
+        free(c);
+        return NULL;
+}
+
+int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT min(seq), max(seq) FROM records WHERE log = ?", "s", log);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r < 0)
+                return r;
+        if (r == 0 || col_null(&q, 0))
+                return -ENOENT;
+        *ret_first = (uint64_t)col_int64(&q, 0);
+        *ret_last = (uint64_t)col_int64(&q, 1);
+        return 0;
+}
+
+int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, size_t *ret_len)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT line FROM records WHERE log = ? AND seq = ?", "su", log, seq);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        size_t n;
+        const char *l = col_blob(&q, 0, &n);
+        char *p = malloc(n + 1);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p, l, n);
+        p[n] = 0;
+        *ret_line = p;
+        if (ret_len)
+                *ret_len = n;
+        return 0;
+}
+
+/* ---- retention ---- */
+
+int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
+                               uint64_t *ret_n)
+{
+        _cleanup_free_ char *detail = NULL;
+        uint64_t n = 0;
+        int r;
+
+        r = EXEC_CHANGES(s, &n, "DELETE FROM records WHERE log = ? AND seq <= ?", "su", log, anchor->seq);
+        if (r < 0)
+                return r;
+        r = EXEC(s,
+                 "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
+                 " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
+                 "susbu", log, anchor->seq, anchor->hash, (const void *)anchor->key,
+                 (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
+        if (r < 0)
+                return r;
+        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s", n,
+                     anchor->seq, anchor->hash) < 0)
+                return -ENOMEM;
+        r = history_add(s, now_usec, "log", log, "retention", detail);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)
+{
+        _cleanup_q_ Q q = {};
+        StoreAnchor a = {};
+        size_t keylen;
+        int r = query(s, &q, "SELECT seq, hash, key, epochs FROM anchors WHERE log = ?", "s", log);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        const char *h = col_text(&q, 1);
+        const void *key = col_blob(&q, 2, &keylen);
+        if (strlen(h) != SHA256_HEX_MAX - 1 || keylen != ED25519_KEY_SIZE)
+                return -EIO;
+        a.seq = (uint64_t)col_int64(&q, 0);
+        memcpy(a.hash, h, SHA256_HEX_MAX);
+        memcpy(a.key, key, ED25519_KEY_SIZE);
+        a.epochs = (uint32_t)col_int64(&q, 3);
+        *ret = a;
+        return 0;
+}
