@@ -687,7 +687,8 @@ int store_history_foreach(Store *s, const char *object, const char *id, store_hi
         _cleanup_q_ Q q = {};
         int r = query(s, &q,
                       "SELECT ts, object, object_id, action, detail FROM history"
-                      " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
+                      " WHERE (CAST(?1 AS TEXT) IS NULL OR object = ?1)"
+                      " AND (CAST(?2 AS TEXT) IS NULL OR object_id = ?2) ORDER BY id",
                       "ss", object, id);
         if (r < 0)
                 return r;

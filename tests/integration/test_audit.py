@@ -282,8 +282,7 @@ class AuditTest(unittest.TestCase):
         p = self.admin('retention')
         self.assertIn(f'deleted {old} records', p.stdout)
         self.assertIn(f'log {lg.id} (terminal {tid}): deleted {old} records up to seq {old}', p.stdout)
-        with auditgen.sqlite3_connect(c.db) as db:
-            seqs = [r[0] for r in db.execute('SELECT seq FROM records WHERE log = ? ORDER BY seq', (lg.id,))]
+        seqs = [r[0] for r in c.sql(f"SELECT seq FROM records WHERE log = '{lg.id}' ORDER BY seq")]
         self.assertEqual(seqs, list(range(old + 1, lg.seq + 1)), 'nothing younger deleted')
         hist = self.admin('history', lg.id).stdout
         self.assertIn('retention', hist)

@@ -24,6 +24,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import indep_verify  # noqa: E402
+import pgcluster  # noqa: E402
 import policytool  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,12 +39,24 @@ def exe(*parts):
 class Centre:
     """A centre in a temp dir: collector.conf, mamori-admin init, registered terminals, one collector."""
 
-    def __init__(self, tmp, extra_conf=''):
+    def __init__(self, tmp, extra_conf='', store=None):
         self.tmp = tmp
         self.conf = os.path.join(tmp, 'collector.conf')
         self.db = os.path.join(tmp, 'collector.db')
+        # MAMORI_TEST_STORE=postgresql: the same tests on a database of a private PostgreSQL cluster
+        # (pgcluster.py, one per test process), named by [Store] URL=.
+        self.store = store or os.environ.get('MAMORI_TEST_STORE', 'sqlite')
+        self.pg = self.pg_db = None
+        if self.store == 'postgresql':
+            self.pg = pgcluster.shared()
+            self.pg_db = 'c' + os.urandom(6).hex()
+            self.url = self.pg.create_db(self.pg_db)
+            where = f'[Store]\nURL={self.url}\n'
+        else:
+            self.url = self.db
+            where = f'[Collector]\nDatabase={self.db}\n'
         with open(self.conf, 'w') as f:
-            f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
+            f.write(f'{where}[Collector]\nListen=127.0.0.1:0\n'
                     f'StateDirectory={tmp}/state\n{extra_conf}')
         self.proc = None
         self.port = None
@@ -146,13 +159,20 @@ class Centre:
         self.check_receipt(body)
         return body['acked']
 
-    def stored(self):
+    def sql(self, query):
+        """Rows of a query on the store, whichever backend (PostgreSQL: integers as int, NULL as None)."""
+        if self.pg:
+            def value(v):
+                return None if v == '' else int(v) if re.fullmatch(r'-?\d+', v) else v
+            return [tuple(value(v) for v in row) for row in self.pg.sql(self.pg_db, query)]
         with sqlite3.connect(self.db) as c:
-            return c.execute('SELECT count(*) FROM records').fetchone()[0]
+            return c.execute(query).fetchall()
+
+    def stored(self):
+        return self.sql('SELECT count(*) FROM records')[0][0]
 
     def alerts(self, kind=None):
-        with sqlite3.connect(self.db) as c:
-            rows = c.execute('SELECT kind, term, log, seq FROM alerts ORDER BY id').fetchall()
+        rows = self.sql('SELECT kind, term, log, seq FROM alerts ORDER BY id')
         return [r for r in rows if kind is None or r[0] == kind]
 
     def rss_kb(self):
