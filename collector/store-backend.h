@@ -49,6 +49,8 @@ typedef struct StoreBackend {
         int64_t (*int64)(StoreQuery *q, int col);
         uint64_t (*changes)(StoreQuery *q); /* rows changed by an INSERT/UPDATE/DELETE just run */
         void (*free)(StoreQuery *q);
+        /* Insert records of one log; NULL: store.c inserts them one by one. */
+        int (*put_records)(void *conn, const char *log, const StoreRecord *v, size_t n);
         /* Bytes the centre's data takes on disk (records included); -EOPNOTSUPP when unknown. */
         int (*size)(void *conn, uint64_t *ret);
 } StoreBackend;

@@ -156,6 +156,30 @@ static void sq_free(StoreQuery *q)
         free(q);
 }
 
+/* One prepared INSERT for the whole batch, reset between rows. */
+static int sq_put_records(void *conn, const char *log, const StoreRecord *v, size_t n)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", -1, &st,
+                                NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+                sqlite3_reset(st);
+                if ((rc = sqlite3_bind_text(st, 1, log, -1, SQLITE_STATIC)) != SQLITE_OK ||
+                    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)v[i].seq)) != SQLITE_OK ||
+                    (rc = sqlite3_bind_text(st, 3, v[i].hash, -1, SQLITE_STATIC)) != SQLITE_OK ||
+                    (rc = sqlite3_bind_text64(st, 4, v[i].line, v[i].len, SQLITE_STATIC, SQLITE_UTF8)) !=
+                            SQLITE_OK)
+                        break;
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE)
+                        rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return sq_err(rc);
+}
+
 /* 1 when table has the column, 0 when not. table is one of ours, never user input. */
 static int has_column(sqlite3 *db, const char *table, const char *column)
 {
@@ -279,5 +303,6 @@ const StoreBackend store_backend_sqlite = {
         .int64 = sq_int64,
         .changes = sq_changes,
         .free = sq_free,
+        .put_records = sq_put_records,
         .size = sq_size,
 };

@@ -400,6 +400,22 @@ int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, 
                     line, len);
 }
 
+int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
+{
+        int r;
+
+        if (n == 0)
+                return 0;
+        if (s->be->put_records)
+                return s->be->put_records(s->conn, log, v, n);
+        for (size_t i = 0; i < n; i++) {
+                r = store_record_put(s, log, v[i].seq, v[i].line, v[i].len, v[i].hash);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
 {
         _cleanup_q_ Q q = {};

@@ -67,6 +67,15 @@ int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX]);
 int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len,
                      const char *hash);
+/* Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+ */
+typedef struct StoreRecord {
+        uint64_t seq;
+        const char *line;
+        size_t len;
+        char hash[SHA256_HEX_MAX];
+} StoreRecord;
+int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n);
 
 /* Every log (ordered by log id) and every record of one log (ascending seq). cb < 0 stops. */
 typedef int (*store_log_fn)(const StoreLog *l, void *userdata);

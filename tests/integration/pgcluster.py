@@ -7,8 +7,9 @@ skip for meson, when PostgreSQL is not installed).
 
 The server runs as an unprivileged user (the Debian package's `postgres` when the tests run as
 root: PostgreSQL refuses root), listens on no TCP address (`listen_addresses=''`) and only on a
-socket in the cluster's directory; clients authenticate with `trust`, as user `mamori`. fsync
-stays on: the collector's answers are only as durable as the server's commits."""
+socket in the cluster's directory; clients authenticate with `trust`, as user `mamori`. Tests run
+it with fsync off (speed: no test pulls the power); MAMORI_TEST_PG_FSYNC=on (the benches) keeps
+PostgreSQL's default, so that a COMMIT costs what it costs in production."""
 import glob
 import os
 import pwd
@@ -26,7 +27,8 @@ def bindir():
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, fsync=None):
+        self.fsync = fsync if fsync is not None else os.environ.get('MAMORI_TEST_PG_FSYNC') == 'on'
         self.bin = bindir()
         self.dir = None
         self.running = False
@@ -54,7 +56,8 @@ class Cluster:
             raise RuntimeError(f'initdb failed: {p.stderr}')
         p = self._run([os.path.join(self.bin, 'pg_ctl'), 'start', '-w', '-D', data, '-l',
                        os.path.join(self.dir, 'server.log'),
-                       '-o', f"-k {self.dir} -c listen_addresses='' -c max_connections=200 -c fsync=off"])
+                       '-o', f"-k {self.dir} -c listen_addresses='' -c max_connections=200"
+                       + ('' if self.fsync else ' -c fsync=off')])
         if p.returncode != 0:
             log = open(os.path.join(self.dir, 'server.log')).read() if os.path.exists(
                 os.path.join(self.dir, 'server.log')) else ''
