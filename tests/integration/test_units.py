@@ -454,7 +454,8 @@ class DebianPackages(unittest.TestCase):
                      "/etc/mamori/agent.conf", "/usr/share/man/man8/mamorid.8.gz",
                      "/usr/share/man/man1/mamorictl.1.gz", "/usr/share/man/man5/agent.conf.5.gz",
                      "/usr/share/man/man8/mamori-uploader.8.gz", "/usr/lib/systemd/catalog/mamori.catalog",
-                     "/usr/share/bash-completion/completions/mamorictl"]:
+                     "/usr/share/bash-completion/completions/mamorictl",
+                     "/usr/share/locale/ja/LC_MESSAGES/mamori.mo"]:  # the operator's words in Japanese
             self.assertIn(path, files)
         self.assertEqual(files["/usr/sbin/mamorid"], ("-rwxr-xr-x", "root/root"))
         self.assertNotIn("/lib/systemd/system/mamori-collector.service", files)
