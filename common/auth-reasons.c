@@ -73,6 +73,20 @@ static const struct {
         [AUTH_TERMINAL_UNCONFIGURED] = {"terminal-unconfigured", MAMORI_ERROR_TERMINAL_UNCONFIGURED,
                                         N_("This terminal is not enrolled yet — logins are suspended; call "
                                            "your system administrator")},
+        [AUTH_NOT_GROUP_MEMBER] =
+                {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
+                 N_("This operator is not a member of this card's group — use your own card "
+                    "or call your security manager")},
+        [AUTH_PASSWORD_WRONG] =
+                {"password-wrong", MAMORI_ERROR_PASSWORD_WRONG,
+                 N_("Password wrong — type it again (each wrong try makes the next answer wait "
+                    "longer)")},
+        [AUTH_PASSWORD_UNSET] =
+                {"password-unset", MAMORI_ERROR_PASSWORD_UNSET,
+                 N_("No password is set for this operator on this terminal — log in with your "
+                    "own card and set one with mamorictl passwd --password")},
+        [AUTH_PASSWORD_TOO_SHORT] = {"password-too-short", MAMORI_ERROR_PASSWORD_TOO_SHORT,
+                                     N_("The new password is too short — choose a longer one")},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */
