@@ -3,9 +3,11 @@
 and tmpfiles create the users and the /var/lib/mamori tree with the right owners and modes, the
 D-Bus policy lets only root own org.mamori.Agent1 and everyone call it (checked on a real
 dbus-daemon), and the .deb packages hold every file where it belongs."""
+import gzip
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -442,6 +444,22 @@ class DebianPackages(unittest.TestCase):
 
     def field(self, pkg, name):
         return run(["dpkg-deb", "-f", self.debs[pkg], name]).stdout.strip()
+
+    def member(self, pkg, path):
+        """The bytes of one file of a package."""
+        r = subprocess.run(f"dpkg-deb --fsys-tarfile {shlex.quote(self.debs[pkg])} | tar -xOf - .{path}",
+                           shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_packages_carry_the_deploying_walkthrough(self):
+        """The README (with its two-machine Deploying section) is in both packages an administrator installs."""
+        for pkg in ("mamori-agent", "mamori-collector"):
+            path = f"/usr/share/doc/{pkg}/README.md.gz"
+            self.assertIn(path, self.contents(pkg))
+            text = gzip.decompress(self.member(pkg, path)).decode()
+            self.assertEqual(text, read(os.path.join(SOURCE, "README.md")))
+            self.assertIn("### A centre and a terminal on two machines, from package install to first upload", text)
 
     def test_packages_built(self):
         self.assertEqual(sorted(self.debs), ["libpam-mamori", "mamori-agent", "mamori-collector"])
