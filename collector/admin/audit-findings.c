@@ -35,10 +35,11 @@ typedef struct OpState {
 } OpState;
 
 typedef struct Burst {
-        unsigned n;
+        uint64_t n; /* failures, a summary record's repeats included */
         int64_t first_ts, last_ts;
         AuditRef refs[AUDIT_REFS_MAX];
-        bool reported;
+        unsigned n_refs;
+        bool reported, folded;
 } Burst;
 
 typedef struct OpOffice {
@@ -335,19 +336,25 @@ static void burst(AuditEngine *e, const AuditRecord *r, AuditKind kind, unsigned
         if (b->n == 0 || r->ts - b->last_ts > e->o.burst_usec)
                 *b = (Burst){.first_ts = r->ts};
         b->last_ts = r->ts;
-        if (b->n < AUDIT_REFS_MAX) {
-                copy(b->refs[b->n].log, sizeof(b->refs[0].log), r->log);
-                b->refs[b->n].seq = r->seq;
+        if (b->n_refs < AUDIT_REFS_MAX) {
+                copy(b->refs[b->n_refs].log, sizeof(b->refs[0].log), r->log);
+                b->refs[b->n_refs++].seq = r->seq;
         }
-        b->n++;
+        /* A record-limit summary stands for data.repeats failures (the first of its burst is a record of
+         * its own): a flood folded into one record still counts in full. */
+        uint64_t count = audit_record_count(r);
+        b->n = b->n > UINT64_MAX - count ? UINT64_MAX : b->n + count;
+        if (count > 1)
+                b->folded = true;
         if (b->n >= threshold && !b->reported) {
                 AuditFinding f;
                 finding_init(&f, kind, r->term, op, r->card, r->ts);
-                for (unsigned i = 0; i < b->n && i < AUDIT_REFS_MAX; i++)
+                for (unsigned i = 0; i < b->n_refs; i++)
                         ref_add(&f, b->refs[i].log, b->refs[i].seq);
-                why(&f, "%u failed %s on %s within %" PRId64 " s", b->n,
+                why(&f, "%" PRIu64 " failed %s on %s within %" PRId64 " s%s", b->n,
                     kind == AUDIT_PIN_FAILURES_BURST ? "PIN/password entries" : "fingerprint/vein checks",
-                    r->term, (b->last_ts - b->first_ts) / 1000000);
+                    r->term, (b->last_ts - b->first_ts) / 1000000,
+                    b->folded ? " (counting those the terminal folded into a summary record)" : "");
                 b->reported = true;
                 emit(e, &f, NULL);
         }
@@ -444,11 +451,11 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
                 return rr;
 
         if (streq(ev, "auth.fail")) {
-                reason = audit_data_string(r, "reason");
-                const char *method = audit_data_string(r, "method");
+                reason = r->reason;
+                const char *method = r->method;
                 OpOffice *st = stats_for(e, r->term, op, r->ts);
                 if (st)
-                        st->st.auth_failures++;
+                        st->st.auth_failures += audit_record_count(r);
                 if (reason && streq(reason, "card-suspended"))
                         simple(e, r, AUDIT_SUSPENDED_CARD_USED, op, 0,
                                "a suspended card was presented and refused", reason);
@@ -469,13 +476,17 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
                 if (st)
                         st->st.card_left++;
                 simple(e, r, AUDIT_CARD_LEFT, op ?: (same && s->op[0] ? s->op : NULL), same ? s->id : 0,
-                       "card left in the reader after the lock", audit_data_string(r, "reason"));
+                       "card left in the reader after the lock", r->reason);
         } else if (streq(ev, "lock")) {
-                reason = audit_data_string(r, "reason");
-                if (reason && streq(reason, "bypass"))
+                reason = r->reason;
+                if (reason && streq(reason, "bypass")) {
+                        char detail[64];
+                        snprintf(detail, sizeof(detail), "%" PRIu64 " times, folded into this record",
+                                 r->repeats);
                         simple(e, r, AUDIT_LOCK_BYPASSED, op, 0,
                                "the desktop was unlocked behind mamori's back and locked again",
-                               audit_data_string(r, "repeats") ? "repeated" : NULL);
+                               r->repeats ? detail : NULL);
+                }
         } else if (streq(ev, "emergency.lock")) {
                 simple(e, r, AUDIT_EMERGENCY, op, 0, "emergency lock by the policy bundle", r->term);
         } else if (streq(ev, "app.op")) {

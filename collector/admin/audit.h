@@ -21,14 +21,29 @@ typedef struct AuditRecord {
         uint64_t seq;
         int64_t ts;
         const char *term, *ev;
-        const char *op, *card; /* NULL = null */
-        const JsonValue *data; /* object */
-        const char *line;      /* the stored line, for trace */
+        const char *op, *card;       /* NULL = null */
+        const char *reason, *method; /* data.reason, data.method when strings, else NULL */
+        uint64_t repeats;            /* data.repeats (a record-limit summary: occurrences counted), else 0 */
+        const char *data_json;       /* the data object as it stands in the line (audit_record_data) */
+        size_t data_len;
+        const char *line; /* the stored line, for trace */
         size_t len;
 } AuditRecord;
 
-/* A string member of data, or NULL. */
-const char *audit_data_string(const AuditRecord *r, const char *key);
+/*
+ * Scan one stored line (JCS, an optional final "\n") for the fields above (audit-record.c): bounded, no
+ * allocation; strings are decoded into scratch (scratch_size >= len + 1 always suffices), which with
+ * line must outlive *ret. -EBADMSG malformed or a field missing, -E2BIG too long or nested too deep,
+ * -ERANGE an integer beyond int64. log and log_index are left for the caller.
+ */
+int audit_record_scan(const char *line, size_t len, char *scratch, size_t scratch_size, AuditRecord *ret);
+/* The data object as a tree, for the few readers that print all of it (trace). */
+int audit_record_data(const AuditRecord *r, JsonValue **ret);
+/* How many occurrences a record stands for: data.repeats of a summary, else 1. */
+static inline uint64_t audit_record_count(const AuditRecord *r)
+{
+        return r->repeats > 0 ? r->repeats : 1;
+}
 
 /*
  * All stored logs merged into one stream in time order (ts, then log, then seq): one cursor per log,
