@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,17 @@ static int position_save(const Watch *w, const char *path)
         if (r < 0)
                 return r;
         return write_file_atomic(path, buf, size, 0600);
+}
+
+/* Whether the position moved since it was saved (printed_after is what was saved). */
+static bool position_changed(const Watch *w, int64_t saved_alert, unsigned saved_n)
+{
+        if (w->alert != saved_alert || w->n != saved_n)
+                return true;
+        for (unsigned i = 0; i < w->n; i++)
+                if (w->logs[i].after != w->printed_after[i])
+                        return true;
+        return false;
 }
 
 static bool is_new(const Watch *w, const AuditFinding *f)
@@ -210,6 +222,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
         bool once = false, fresh = false;
         AuditContext a = {};
         Watch w = {};
+        int64_t saved_alert = -1; /* what the position file holds: nothing yet */
+        unsigned saved_n = UINT_MAX;
         AuditOptions o;
         int c, r;
 
@@ -296,8 +310,9 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                         r = -EIO;
                         break;
                 }
-                /* Saved only after the findings are out: never a record judged but unprinted. */
-                r = position_save(&w, position);
+                /* Saved only after the findings are out: never a record judged but unprinted. Only when it
+                 * moved: an idle watch does not rewrite (and sync) its file at every interval. */
+                r = position_changed(&w, saved_alert, saved_n) ? position_save(&w, position) : 0;
                 if (r < 0) {
                         fprintf(stderr, "mamori-admin: cannot save the watch position %s: %s\n", position,
                                 strerror(-r));
@@ -305,6 +320,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                 }
                 for (unsigned i = 0; i < w.n; i++)
                         w.printed_after[i] = w.logs[i].after;
+                saved_alert = w.alert;
+                saved_n = w.n;
                 if (once)
                         break;
                 struct timespec ts = {.tv_sec = (time_t)(interval / USEC_PER_SEC),

@@ -14,25 +14,37 @@
 #include "audit-map.h"
 #include "audit.h"
 
+/* Per log: the last look-ups, kept because a log's records name the same terminal, operator and card
+ * over and over (a hash or a registry search per record was a large part of the audit's time). */
 typedef struct LogInfo {
         bool init;
         const char *office; /* borrowed from the registry */
         uint64_t last_seq;
+        struct TermState *term_state; /* of term; owned by the terms map */
+        char term[AUDIT_ID_MAX];
+        struct OpState *op_state; /* of op; owned by the ops map */
+        char op[AUDIT_ID_MAX];
+        const char *card_op; /* operator of card (registry), NULL none; valid when card_cached */
+        char card[SHA256_HEX_MAX];
+        bool card_cached;
 } LogInfo;
 
-typedef struct TermState {
+typedef struct TermState TermState;
+typedef struct OpState OpState;
+
+struct TermState {
         bool any;
         unsigned last_log;
         AuditRef last;
         int64_t last_ts;
         char last_ev[32];
         bool silent_reported;
-} TermState;
+};
 
-typedef struct OpState {
+struct OpState {
         int64_t first_seen, last_change;
         bool overdue_reported;
-} OpState;
+};
 
 typedef struct Burst {
         uint64_t n; /* failures, a summary record's repeats included */
@@ -87,6 +99,16 @@ static void copy(char *dst, size_t size, const char *src)
         if (n)
                 memcpy(dst, src, n);
         dst[n] = 0;
+}
+
+/* Keep key for a per-log cache; false (nothing cached) when it does not fit whole. */
+static bool cache_key(char *dst, size_t size, const char *key)
+{
+        size_t n = strlen(key);
+        if (n >= size)
+                return false;
+        memcpy(dst, key, n + 1);
+        return true;
 }
 
 static bool in_window(const AuditEngine *e, int64_t ts)
@@ -187,15 +209,29 @@ static void on_opened(const AuditSession *s, void *userdata)
                 st->st.sessions++;
 
         if (office && audit_registry_hours(e->reg, office, &open, &close)) {
-                int m = audit_local_minutes(s->start);
-                if (m < open || m >= close) {
-                        char when[32];
-                        audit_format_time(s->start, when, sizeof(when));
+                /* Outside hours: before opening or after closing, on a day the office does not work
+                 * (weekends unless office days says otherwise) or on one of its holidays. */
+                int m = audit_local_minutes(s->start), wday = audit_local_wday(s->start);
+                char when[32], date[16], days[32];
+                audit_format_time(s->start, when, sizeof(when));
+                audit_format_date(s->start, date, sizeof(date));
+                unsigned mask = audit_registry_days(e->reg, office);
+                bool closed_day = !(mask & (1u << wday)),
+                     holiday = audit_registry_holiday(e->reg, office, date);
+                if (m < open || m >= close || closed_day || holiday) {
                         finding_init(&f, AUDIT_OUTSIDE_HOURS, s->term, s->op, s->card, s->start);
                         ref_add(&f, s->log, s->start_seq);
                         f.session_id = s->id;
-                        why(&f, "session started %s, outside the office hours %02d:%02d-%02d:%02d of %s",
-                            when, open / 60, open % 60, close / 60, close % 60, office);
+                        if (holiday)
+                                why(&f, "session started %s, on a holiday of %s", when, office);
+                        else if (closed_day) {
+                                audit_format_days(mask, days, sizeof(days));
+                                why(&f, "session started %s (%s), a day %s does not work (its days: %s)",
+                                    when, audit_day_name(wday), office, days);
+                        } else
+                                why(&f,
+                                    "session started %s, outside the office hours %02d:%02d-%02d:%02d of %s",
+                                    when, open / 60, open % 60, close / 60, close % 60, office);
                         emit(e, &f, NULL);
                 }
         }
@@ -392,10 +428,14 @@ static void terminal_checks(AuditEngine *e, const AuditRecord *r)
         }
         li->last_seq = r->seq;
 
-        TermState *t = audit_map_get(e->terms, r->term, true);
-        if (!t) {
-                e->error = -ENOMEM;
-                return;
+        TermState *t = li->term_state;
+        if (!t || !streq(li->term, r->term)) {
+                t = audit_map_get(e->terms, r->term, true);
+                if (!t) {
+                        e->error = -ENOMEM;
+                        return;
+                }
+                li->term_state = cache_key(li->term, sizeof(li->term), r->term) ? t : NULL;
         }
         if (t->any && t->last_log != r->log_index && r->seq == 1 && !streq(t->last_ev, "agent.stop")) {
                 finding_init(&f, AUDIT_LOG_GAP, r->term, NULL, NULL, r->ts);
@@ -437,11 +477,23 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
         terminal_checks(e, r);
 
         /* The operator a record is about: its own, else the card's (auth.fail has no op). */
-        const char *op = r->op ?: (r->card ? audit_registry_card_operator(e->reg, r->card) : NULL);
+        LogInfo *li = &e->logs[r->log_index];
+        const char *op = r->op;
+        if (!op && r->card) {
+                if (!li->card_cached || !streq(li->card, r->card)) {
+                        li->card_op = audit_registry_card_operator(e->reg, r->card);
+                        li->card_cached = cache_key(li->card, sizeof(li->card), r->card);
+                }
+                op = li->card_op;
+        }
         if (op) {
-                OpState *os = audit_map_get(e->ops, op, true);
-                if (!os)
-                        return -ENOMEM;
+                OpState *os = li->op_state;
+                if (!os || !streq(li->op, op)) {
+                        os = audit_map_get(e->ops, op, true);
+                        if (!os)
+                                return -ENOMEM;
+                        li->op_state = cache_key(li->op, sizeof(li->op), op) ? os : NULL;
+                }
                 if (!os->first_seen)
                         os->first_seen = r->ts;
         }

@@ -38,6 +38,13 @@ static int hex4(const char *p, unsigned *ret)
         return 0;
 }
 
+/* Bytes that end a run of plain string bytes: '"', '\\' and control characters. */
+static const bool special[256] = {
+        [0x00 ... 0x1f] = true,
+        ['"'] = true,
+        ['\\'] = true,
+};
+
 /*
  * A string at s->p (the opening quote). With decode, its UTF-8 goes to the scratch, NUL-terminated,
  * and *ret points at it, or is NULL when the string holds an escaped NUL (it is no C string: the
@@ -59,9 +66,10 @@ static int scan_string(Scan *s, bool decode, const char **ret)
                 if (c < 0x20)
                         return -EBADMSG;
                 if (c != '\\') {
-                        /* Runs of plain bytes: the common case, copied in one go. */
+                        /* Runs of plain bytes: the common case, one table look-up a byte, copied in one go.
+                         */
                         const char *q = p + 1;
-                        while (q < s->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+                        while (q < s->end && !special[(unsigned char)*q])
                                 q++;
                         if (decode) {
                                 if ((size_t)(s->out_end - o) < (size_t)(q - p))

@@ -10,7 +10,7 @@ collector ingests ~5,500 records/s); the audit does not re-verify stored records
 them at ingest), so it reads exactly what it would read in production. The watch delay is measured
 through the real collector: POST of one record → its finding printed by `mamori-admin watch`.
 
-Prints: records, generation time, database size; audit time and peak RSS (/usr/bin/time); ledger of one
+Prints: records, generation time, database size; audit time and peak RSS (wait4), with where the wall time went (CPU, run queue, blocked on the disk); ledger of one
 office-year and trace of one card-year (median of 3 runs); watch delay median/p99 over 20 POSTs."""
 import datetime
 import json
@@ -34,16 +34,41 @@ def percentile(values, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-def timed(args, out=subprocess.DEVNULL):
-    """(wall seconds, max RSS kB) of one run, through /usr/bin/time; prints the CPU time too (on a shared
-    machine the wall time mostly measures the others)."""
-    p = subprocess.run(['/usr/bin/time', '-f', '%e %M %U %S', *args], stdout=out, stderr=subprocess.PIPE,
-                       text=True, timeout=3600)
+def timed(args, out=subprocess.DEVNULL, label=None):
+    """(wall seconds, max RSS kB) of one run. Also prints where the wall time went, from the kernel's own
+    accounting of the process (/proc/PID/schedstat, sampled until it exits): on a CPU, waiting for a CPU
+    (run queue: the machine is loaded), and the rest — blocked, mostly on reads that missed the page cache
+    (read_bytes says how much came from the disk)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(args, stdout=out, stderr=subprocess.PIPE, text=True)
+    oncpu = queued = 0
+    disk = 0
+    while True:
+        try:
+            with open(f'/proc/{p.pid}/schedstat') as f:
+                oncpu, queued = (int(x) / 1e9 for x in f.read().split()[:2])
+            with open(f'/proc/{p.pid}/io') as f:
+                disk = int(next(l for l in f if l.startswith('read_bytes')).split()[1])
+        except (OSError, StopIteration, ValueError):
+            pass
+        try:
+            _, status, ru = os.wait4(p.pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if _:
+            break
+        time.sleep(0.1)
+    wall = time.monotonic() - t0
+    err = p.stderr.read()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        raise SystemExit(f'{" ".join(args)}: {p.stderr[-2000:]}')
-    secs, rss, user, system = p.stderr.strip().splitlines()[-1].split()
-    print(f'  {os.path.basename(args[0])} {args[3]}: cpu_user_s={user} cpu_sys_s={system}', flush=True)
-    return float(secs), int(rss)
+        raise SystemExit(f'{" ".join(args)}: {err[-2000:]}')
+    blocked = max(0.0, wall - oncpu - queued)
+    print(f'  {label or os.path.basename(args[0]) + " " + args[3]}: wall_s={wall:.1f} cpu_user_s={ru.ru_utime:.1f} '
+          f'cpu_sys_s={ru.ru_stime:.1f} run_queue_wait_s={queued:.1f} blocked_s~{blocked:.1f} '
+          f'disk_read_mb={disk / 1e6:.0f}', flush=True)
+    return wall, ru.ru_maxrss
 
 
 def fill_store(db, world, limit_s):
@@ -174,6 +199,18 @@ def bench_store(conf_path, w, n):
     with open(conf_path.replace('collector.conf', 'collector.db'), 'rb') as f:
         while f.read(1 << 24):
             pass
+    # Floor: SQLite alone reading every stored line (the sqlite3 shell), no audit work at all.
+    db = conf_path.replace('collector.conf', 'collector.db')
+    la = loadavg()
+    secs, rss = timed(['sqlite3', db, 'SELECT count(*), sum(length(line)) FROM records'], label='read-all')
+    print(f'floor_sqlite_read_all_s={secs:.1f} load_before={la:.1f} load_after={loadavg():.1f}', flush=True)
+    # Baseline: another build's mamori-admin (e.g. main before a change) on the same store, same run.
+    base = os.environ.get('MAMORI_AUDIT_BASELINE_ADMIN')
+    if base:
+        la = loadavg()
+        secs, rss = timed([base, *conf, 'audit', '--from', start, '--to', end, '--format', 'json'], label='baseline')
+        print(f'baseline_audit_year_s={secs:.1f} rss_mb={rss / 1024:.0f} load_before={la:.1f} '
+              f'load_after={loadavg():.1f}', flush=True)
     la = loadavg()
     secs, rss = timed([admin, *conf, 'audit', '--from', start, '--to', end, '--format', 'json'])
     print(f'audit_year_s={secs:.1f} audit_peak_rss_mb={rss / 1024:.0f} records_per_s={n / secs:.0f} '
