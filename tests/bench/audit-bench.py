@@ -42,11 +42,15 @@ def timed(args, out=subprocess.DEVNULL, label=None):
     t0 = time.monotonic()
     p = subprocess.Popen(args, stdout=out, stderr=subprocess.PIPE, text=True)
     oncpu = queued = 0
-    disk = 0
+    disk = hwm = 0
     while True:
         try:
             with open(f'/proc/{p.pid}/schedstat') as f:
                 oncpu, queued = (int(x) / 1e9 for x in f.read().split()[:2])
+            # Peak RSS of the program itself: VmHWM is per address space, so it starts at exec (wait4's
+            # ru_maxrss would count the forked Python before the exec).
+            with open(f'/proc/{p.pid}/status') as f:
+                hwm = max(hwm, int(next(l for l in f if l.startswith('VmHWM:')).split()[1]))
             with open(f'/proc/{p.pid}/io') as f:
                 disk = int(next(l for l in f if l.startswith('read_bytes')).split()[1])
         except (OSError, StopIteration, ValueError):
@@ -68,7 +72,7 @@ def timed(args, out=subprocess.DEVNULL, label=None):
     print(f'  {label or os.path.basename(args[0]) + " " + args[3]}: wall_s={wall:.1f} cpu_user_s={ru.ru_utime:.1f} '
           f'cpu_sys_s={ru.ru_stime:.1f} run_queue_wait_s={queued:.1f} blocked_s~{blocked:.1f} '
           f'disk_read_mb={disk / 1e6:.0f}', flush=True)
-    return wall, ru.ru_maxrss
+    return wall, hwm
 
 
 def fill_store(db, world, limit_s):
