@@ -27,6 +27,9 @@ typedef struct LogInfo {
         const char *card_op; /* operator of card (registry), NULL none; valid when card_cached */
         char card[SHA256_HEX_MAX];
         bool card_cached;
+        struct OpOffice *stats; /* statistics row of (stats_term's office, stats_op), NULL none */
+        char stats_term[AUDIT_ID_MAX], stats_op[AUDIT_ID_MAX];
+        bool stats_cached;
 } LogInfo;
 
 typedef struct TermState TermState;
@@ -54,13 +57,15 @@ typedef struct Burst {
         bool reported, folded;
 } Burst;
 
-typedef struct OpOffice {
+typedef struct OpOffice OpOffice;
+
+struct OpOffice {
         AuditOperatorStats st;
         char role[AUDIT_ID_MAX];
         AuditRef first_op, last_op;
         int64_t last_op_ts;
         char term[AUDIT_ID_MAX];
-} OpOffice;
+};
 
 struct AuditEngine {
         AuditOptions o;
@@ -193,6 +198,23 @@ static OpOffice *stats_for(AuditEngine *e, const char *term, const char *op, int
         if (!op || !*op || !in_window(e, ts) || !office_ok(e, office))
                 return NULL;
         return op_office(e, office, op);
+}
+
+/* stats_for() of a record, through its log's cache (app.op records are most of the stream). */
+static OpOffice *record_stats(AuditEngine *e, const AuditRecord *r, const char *op)
+{
+        LogInfo *li = &e->logs[r->log_index];
+        if (!op || !*op || !in_window(e, r->ts))
+                return NULL;
+        if (li->stats_cached && streq(li->stats_op, op) && streq(li->stats_term, r->term))
+                return li->stats;
+        OpOffice *st = stats_for(e, r->term, op, r->ts);
+        if (e->error < 0)
+                return NULL;
+        li->stats = st;
+        li->stats_cached = cache_key(li->stats_op, sizeof(li->stats_op), op) &&
+                           cache_key(li->stats_term, sizeof(li->stats_term), r->term);
+        return st;
 }
 
 /* ---- at the start of a session ---- */
@@ -542,7 +564,7 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
         } else if (streq(ev, "emergency.lock")) {
                 simple(e, r, AUDIT_EMERGENCY, op, 0, "emergency lock by the policy bundle", r->term);
         } else if (streq(ev, "app.op")) {
-                OpOffice *st = stats_for(e, r->term, op, r->ts);
+                OpOffice *st = record_stats(e, r, op);
                 if (st) {
                         if (!st->st.app_ops) {
                                 copy(st->first_op.log, sizeof(st->first_op.log), r->log);
