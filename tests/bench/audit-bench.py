@@ -11,7 +11,7 @@ them at ingest), so it reads exactly what it would read in production. The watch
 through the real collector: POST of one record → its finding printed by `mamori-admin watch`.
 
 Prints: records, generation time, database size; audit time and peak RSS (wait4), with where the wall time went (CPU, run queue, blocked on the disk); ledger of one
-office-year and trace of one card-year (median of 3 runs); watch delay median/p99 over 20 POSTs."""
+office-year and trace of one card-year (median of 3 runs); watch delay median/p99 over 50 POSTs next to POST→200 alone."""
 import datetime
 import json
 import os
@@ -119,7 +119,7 @@ def fill_store(db, world, limit_s):
     return n
 
 
-def watch_delay(posts=20):
+def watch_delay(posts=50):
     """POST → finding printed, through the real collector and mamori-admin watch."""
     with bench.TempDir('mamori-watch-bench-') as tmp:
         c = Centre(tmp, extra_conf='SilentSec=3650d\n')
@@ -138,13 +138,14 @@ def watch_delay(posts=20):
             time.sleep(2)
             tid = w.offices[0]['terms'][0]
             lg = w.terms[tid]['logs'][-1]
-            delays = []
+            delays, posts_ms = [], []
             for i in range(posts):
                 lg.append(int(time.time() * 1e6), 'lock', None, None,
                           {'method': 'LockSession', 'session': 'c1', 'reason': 'bypass', 'latency_us': '1'})
                 t0 = time.monotonic()
                 status, body = post(tid, [lg.lines[-1] + b'\n'])
                 assert status == 200, body
+                posts_ms.append((time.monotonic() - t0) * 1000)
                 watcher.wait(r'"seq":%d\}\]' % lg.seq, timeout=30)
                 delays.append((time.monotonic() - t0) * 1000)
                 time.sleep(0.05 + (i % 7) * 0.013)  # random phase against the poll interval
@@ -152,7 +153,7 @@ def watch_delay(posts=20):
             watcher.join()
         finally:
             c.stop()
-    return delays
+    return delays, posts_ms
 
 
 def world(millions, end_date=None):
@@ -248,9 +249,10 @@ def main():
                 bench_store(*prepared_store(tmp, millions, limit))
     if 'store' not in sys.argv[3:]:
         la = loadavg()
-        d = watch_delay()
+        d, posts = watch_delay()
         print(f'watch_post_to_finding_ms median={statistics.median(d):.0f} p99={percentile(d, 99):.0f} n={len(d)} '
-              f'load_before={la:.1f} load_after={loadavg():.1f}')
+              f'(--interval 100ms) baseline_post_to_200_ms median={statistics.median(posts):.0f} '
+              f'p99={percentile(posts, 99):.0f} load_before={la:.1f} load_after={loadavg():.1f}')
 
 
 if __name__ == '__main__':
