@@ -45,7 +45,9 @@ static const char schema[] =
         "  body bytea NOT NULL);"
         "CREATE TABLE IF NOT EXISTS operator_roles (id " TEXT " PRIMARY KEY, roles " TEXT " NOT NULL);"
         "CREATE TABLE IF NOT EXISTS anchors (log " TEXT " PRIMARY KEY, seq bigint NOT NULL,"
-        "  hash " TEXT " NOT NULL, key bytea NOT NULL, epochs bigint NOT NULL);";
+        "  hash " TEXT " NOT NULL, key bytea NOT NULL, epochs bigint NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS office_calendar (id " TEXT " PRIMARY KEY, days " TEXT " NOT NULL,"
+        "  holidays " TEXT " NOT NULL);";
 
 /* A statement prepared on this connection, by its SQL text (store.c's queries are a fixed set). */
 typedef struct Prepared {

@@ -38,7 +38,9 @@ static const char schema[] =
         /* Added for the audit: tables of their own, so an older database gains them as they are. */
         "CREATE TABLE IF NOT EXISTS operator_roles (id TEXT PRIMARY KEY, roles TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS anchors (log TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
-        "  key BLOB NOT NULL, epochs INTEGER NOT NULL);";
+        "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
+        "  holidays TEXT NOT NULL);";
 
 static int sq_err(int rc)
 {

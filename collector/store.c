@@ -974,6 +974,43 @@ int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const cha
         return history_add(s, now_usec, "office", id, "hours", hours);
 }
 
+int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const char *days,
+                              const char *holidays)
+{
+        int r = row_exists(s, "offices", id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        /* NULL keeps what is set; a new row starts from the defaults (CAST: PostgreSQL must type them). */
+        r = EXEC(s,
+                 "INSERT INTO office_calendar (id, days, holidays)"
+                 " VALUES (?1, coalesce(CAST(?2 AS TEXT), CAST(?4 AS TEXT)), coalesce(CAST(?3 AS TEXT), ''))"
+                 " ON CONFLICT(id) DO UPDATE SET days = coalesce(CAST(?2 AS TEXT), office_calendar.days),"
+                 " holidays = coalesce(CAST(?3 AS TEXT), office_calendar.holidays)",
+                 "ssss", id, days, holidays, STORE_DEFAULT_DAYS);
+        if (r < 0)
+                return r;
+        if (days) {
+                r = history_add(s, now_usec, "office", id, "days", days);
+                if (r < 0)
+                        return r;
+        }
+        return holidays ? history_add(s, now_usec, "office", id, "holidays", holidays) : 0;
+}
+
+int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT id, days, holidays FROM office_calendar ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)
 {
         int r = row_exists(s, "operators", id);
