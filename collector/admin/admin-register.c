@@ -660,9 +660,14 @@ static int check_row(const RegisterRow *row, void *userdata)
         cc->rows++;
         if (row->id != cc->last_id + 1) {
                 char why[160];
-                snprintf(why, sizeof(why),
-                         "rows %" PRId64 "..%" PRId64 " are missing before it (deleted from the history)",
-                         cc->last_id + 1, row->id - 1);
+                if (row->id == cc->last_id + 2)
+                        snprintf(why, sizeof(why),
+                                 "row %" PRId64 " is missing before it (deleted from the history)",
+                                 cc->last_id + 1);
+                else
+                        snprintf(why, sizeof(why),
+                                 "rows %" PRId64 "..%" PRId64 " are missing before it (deleted from the history)",
+                                 cc->last_id + 1, row->id - 1);
                 say_break(row, why);
                 cc->breaks++;
         }
