@@ -520,6 +520,7 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
         }
         if (r != -ENOENT)
                 return in_transaction(s, r, "card issue");
+        r = 0;
         if (op) {
                 StoreOperator o;
                 r = store_operator_get(s, op, &o);

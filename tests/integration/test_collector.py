@@ -45,8 +45,11 @@ class Centre:
         self.db = os.path.join(tmp, 'collector.db')
         with open(self.conf, 'w') as f:
             f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
-                    f'StateDirectory={tmp}/state\n{extra_conf}\n'
-                    f'[Cards]\nOperatorCA={tmp}/operator-ca.pem\n')
+                    f'StateDirectory={tmp}/state\n{extra_conf}')
+        # A drop-in, so that tests can keep appending [Collector] keys to the main file.
+        os.makedirs(self.conf + '.d', exist_ok=True)
+        with open(os.path.join(self.conf + '.d', 'operator-ca.conf'), 'w') as f:
+            f.write(f'[Cards]\nOperatorCA={tmp}/operator-ca.pem\n')
         self.proc = None
         self.port = None
         self.admin('init')
