@@ -182,7 +182,8 @@ class World:
     def _operator_ca(self):
         """The operator CA every card chains to (mamori-admin card issue checks it: [Cards] OperatorCA=)."""
         if getattr(self, 'ca_key', None) is None:
-            self.ca_key = ec.derive_private_key(self.rng.getrandbits(200) + 1, ec.SECP256R1())
+            # Not from self.rng: the world's plan must not depend on it.
+            self.ca_key = ec.generate_private_key(ec.SECP256R1())
             name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'auditgen operator CA')])
             now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
             self.ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)

@@ -499,6 +499,7 @@ class PamWithAgent(PamBase):
         self.agent.stop()
         self.agent.start()
         self.agent.events.wait(r'PIN/password changes found in the operation log', timeout=10)
+        self.assertTrue(agent_interface_exposed(self.bus.address), 'mamorid back on the bus')
         self.wait_card_seen(True)
         res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [NEW_PIN])
         self.assertPam(res)
