@@ -554,8 +554,8 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 }
         }
         if (o.debug)
-                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d, warning %d days before", days, max_days,
-                           warn_days);
+                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d, warning %d days before", days,
+                           max_days, warn_days);
         if (days < 0 || max_days <= 0)
                 return PAM_SUCCESS;
         if (days < max_days) {

@@ -263,13 +263,14 @@ int store_open(const char *path, Store **ret)
                 return r;
         if (backfill) {
                 /* A database from before pin_changed was kept: its stored changes count too. */
-                r = exec(s, "INSERT INTO secret_changes (operator, ts)"
-                            " SELECT json_extract(line, '$.op'), max(json_extract(line, '$.ts')) FROM records"
-                            " WHERE (instr(line, '\"ev\":\"pin.change\"') OR"
-                            " instr(line, '\"ev\":\"password.change\"'))"
-                            " AND json_extract(line, '$.ev') IN ('pin.change', 'password.change')"
-                            " AND json_extract(line, '$.op') IS NOT NULL GROUP BY 1"
-                            " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, excluded.ts)");
+                r = exec(s,
+                         "INSERT INTO secret_changes (operator, ts)"
+                         " SELECT json_extract(line, '$.op'), max(json_extract(line, '$.ts')) FROM records"
+                         " WHERE (instr(line, '\"ev\":\"pin.change\"') OR"
+                         " instr(line, '\"ev\":\"password.change\"'))"
+                         " AND json_extract(line, '$.ev') IN ('pin.change', 'password.change')"
+                         " AND json_extract(line, '$.op') IS NOT NULL GROUP BY 1"
+                         " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, excluded.ts)");
                 if (r < 0)
                         return r;
         }
@@ -358,10 +359,11 @@ static int history_chain_rows(Store *s)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char prev[SHA256_HEX_MAX] = REGISTER_PREV_FIRST;
-        int r = prepare(s, &st,
-                        "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
-                        " coalesce(reason, ''), coalesce(hash, '') FROM history ORDER BY id",
-                        NULL);
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                " coalesce(reason, ''), coalesce(hash, '') FROM history ORDER BY id",
+                NULL);
         if (r < 0)
                 return r;
         while ((r = step_row(st)) > 0) {
@@ -389,7 +391,8 @@ static int history_chain_rows(Store *s)
                 r = register_row_hash(&row, hash);
                 if (r < 0)
                         return r;
-                r = prepare(s, &up, "UPDATE history SET actor = ?, reason = ?, prev = ?, hash = ? WHERE id = ?",
+                r = prepare(s, &up,
+                            "UPDATE history SET actor = ?, reason = ?, prev = ?, hash = ? WHERE id = ?",
                             "ssssi", row.actor, row.reason, prev, hash, row.id);
                 if (r < 0)
                         return r;
@@ -427,11 +430,12 @@ static int history_add_reason(Store *s, int64_t now, const char *object, const c
         r = register_row_hash(&row, hash);
         if (r < 0)
                 return r;
-        r = prepare(s, &st,
-                    "INSERT INTO history (id, ts, object, object_id, action, detail, actor, reason, prev, hash)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    "iissssssss", row.id, now, object, id, action, row.detail, row.actor, row.reason, prev,
-                    hash);
+        r = prepare(
+                s, &st,
+                "INSERT INTO history (id, ts, object, object_id, action, detail, actor, reason, prev, hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "iissssssss", row.id, now, object, id, action, row.detail, row.actor, row.reason, prev,
+                hash);
         return r < 0 ? r : step_done(st);
 }
 
@@ -878,18 +882,19 @@ int store_card_get(Store *s, const char *card_id, StoreCard *ret)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         StoreCard c = {};
-        int r = prepare(s, &st,
-                        "SELECT coalesce(operator, ''), coalesce(group_, ''), status, coalesce((SELECT ts FROM"
-                        " history WHERE object = 'card' AND object_id = cards.id AND action = 'issue'"
-                        " ORDER BY id LIMIT 1), 0) FROM cards WHERE id = ?",
-                        "s", card_id);
+        int r = prepare(
+                s, &st,
+                "SELECT coalesce(operator, ''), coalesce(group_, ''), status, coalesce((SELECT ts FROM"
+                " history WHERE object = 'card' AND object_id = cards.id AND action = 'issue'"
+                " ORDER BY id LIMIT 1), 0) FROM cards WHERE id = ?",
+                "s", card_id);
         if (r < 0)
                 return r;
         r = step_row(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        if (strlen(col_text(st, 0)) >= sizeof(c.operator_id) || strlen(col_text(st, 1)) >= sizeof(c.group_id) ||
-            strlen(col_text(st, 2)) >= sizeof(c.status))
+        if (strlen(col_text(st, 0)) >= sizeof(c.operator_id) ||
+            strlen(col_text(st, 1)) >= sizeof(c.group_id) || strlen(col_text(st, 2)) >= sizeof(c.status))
                 return -EIO;
         strcpy(c.operator_id, col_text(st, 0));
         strcpy(c.group_id, col_text(st, 1));
@@ -947,11 +952,12 @@ int store_secret_get(Store *s, const char *operator_id, int64_t *ret_ts)
 int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
-                        " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
-                        " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
-                        "ss", object, id);
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
+                " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
+                "ss", object, id);
         if (r < 0)
                 return r;
         while ((r = step_row(st)) > 0) {
@@ -1103,8 +1109,7 @@ int store_registry_to_policy(Store *s, JsonValue *bundle)
             (r = add_list(s, bundle, "operators",
                           "SELECT o.id, o.name, o.offices, o.status, sc.ts FROM operators o"
                           " LEFT JOIN secret_changes sc ON sc.operator = o.id ORDER BY o.id",
-                          operator_row)) <
-                    0 ||
+                          operator_row)) < 0 ||
             (r = add_list(s, bundle, "groups", "SELECT id, offices, members FROM groups_ ORDER BY id",
                           group_row)) < 0 ||
             (r = add_list(s, bundle, "cards", "SELECT id, operator, group_, status FROM cards ORDER BY id",

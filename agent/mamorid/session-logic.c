@@ -893,8 +893,8 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
          * before the card is touched, and on record (auth.fail reason pin-too-short). */
         size_t min_length = s->config->min_length < 8 ? (size_t)s->config->min_length : 8;
         if (strlen(new_pin) < min_length) {
-                o = outcome_refused(AUTH_INVALID_ARGUMENT, "pin-too-short: the new PIN needs at least %zu digits",
-                                    min_length);
+                o = outcome_refused(AUTH_INVALID_ARGUMENT,
+                                    "pin-too-short: the new PIN needs at least %zu digits", min_length);
                 record_then_answer(s, call, &o, "auth.fail", s->operator_id[0] ? s->operator_id : NULL,
                                    s->card.card_id,
                                    agent_data("reason", "pin-too-short", "method", "pin-change", NULL));

@@ -344,7 +344,8 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
                 return 1;
         fmt_time(check->expires, until);
         snprintf(aged_s, sizeof(aged_s), "%zu operator%s updated", aged, aged == 1 ? "" : "s");
-        printf("policy serial %" PRId64 " re-signed as serial %" PRId64 " (same content%s%s%s), expires %s\n",
+        printf("policy serial %" PRId64 " re-signed as serial %" PRId64
+               " (same content%s%s%s), expires %s\n",
                latest->serial, check->serial, aged ? ", PIN age of " : "", aged ? aged_s : "",
                check->emergency ? ", emergency lock in force" : "", until);
         return 0;

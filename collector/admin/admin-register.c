@@ -1,5 +1,5 @@
-/* mamori-admin register verbs (the 発行簿): operators, cards, groups, their history, its verification and the
- * card lists (unreturned, unused). Every change is a history row with who, when and why. */
+/* mamori-admin register verbs (the 発行簿): operators, cards, groups, their history, its verification and
+ * the card lists (unreturned, unused). Every change is a history row with who, when and why. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -157,8 +157,8 @@ int admin_operator_add(AdminContext *ctx, int argc, char **argv)
 }
 
 /* Common to the status verbs: "VERB ID --reason TEXT" (the reason is optional where reason_optional). */
-static int parse_status_args(int argc, char **argv, const char *noun, bool reason_optional, const char **ret_id,
-                             const char **ret_reason)
+static int parse_status_args(int argc, char **argv, const char *noun, bool reason_optional,
+                             const char **ret_id, const char **ret_reason)
 {
         static const struct option options[] = {
                 {"reason", required_argument, NULL, 'r'},
@@ -181,7 +181,8 @@ static int parse_status_args(int argc, char **argv, const char *noun, bool reaso
                         streq(noun, "card") ? "CARD_ID" : "ID",
                         reason_optional ? "[--reason TEXT]" : "--reason TEXT");
                 if (!reason_optional && !reason)
-                        fprintf(stderr, "(the reason is kept in the register history with who made the change)\n");
+                        fprintf(stderr,
+                                "(the reason is kept in the register history with who made the change)\n");
                 return 2;
         }
         *ret_id = argv[optind];
@@ -333,8 +334,8 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
         printf("operator %s is now %s; publish it with: mamori-admin policy publish\n", id, to);
         if (streq(to, "retired")) {
                 for (size_t i = 0; i < oc.n; i++)
-                        printf("card %s suspended: collect it, then mamori-admin card return %s\n", oc.ids[i],
-                               oc.ids[i]);
+                        printf("card %s suspended: collect it, then mamori-admin card return %s\n",
+                               oc.ids[i], oc.ids[i]);
                 if (oc.n == 0)
                         printf("no card of %s is out\n", id);
         }
@@ -439,8 +440,9 @@ static int check_card_cert(AdminContext *ctx, X509 *cert)
                         "mamori-admin: the certificate is refused (%s): %s. Nothing was issued; terminals "
                         "would refuse this card\n",
                         cert_check_reason_to_string(r),
-                        r == CERT_CHECK_UNTRUSTED ? "it does not chain to the operator CA of [Cards] OperatorCA="
-                        : r == CERT_CHECK_EXPIRED ? "it is outside its validity period"
+                        r == CERT_CHECK_UNTRUSTED
+                                ? "it does not chain to the operator CA of [Cards] OperatorCA="
+                        : r == CERT_CHECK_EXPIRED   ? "it is outside its validity period"
                         : r == CERT_CHECK_BAD_USAGE ? "its keyUsage lacks digitalSignature"
                                                     : "it is malformed");
                 return -EPERM;
@@ -579,7 +581,8 @@ int admin_group_add(AdminContext *ctx, int argc, char **argv)
                 }
         /* "--member A B C": the ids after the group id are members too. */
         if (optind >= argc || !offices) {
-                fprintf(stderr, "usage: mamori-admin group add G --office O --member ID [ID…] [--reason TEXT]\n");
+                fprintf(stderr,
+                        "usage: mamori-admin group add G --office O --member ID [ID…] [--reason TEXT]\n");
                 return 2;
         }
         const char *id = argv[optind];
@@ -611,8 +614,8 @@ static int print_history(const RegisterRow *row, void *userdata)
         char when[32];
 
         fmt_time(row->ts, when);
-        printf("%s\t%s\t%s\t%s\t%s\tby=%s\t%s\n", when, row->object, row->object_id, row->action, row->detail,
-               row->actor[0] ? row->actor : "-", row->reason[0] ? row->reason : "-");
+        printf("%s\t%s\t%s\t%s\t%s\tby=%s\t%s\n", when, row->object, row->object_id, row->action,
+               row->detail, row->actor[0] ? row->actor : "-", row->reason[0] ? row->reason : "-");
         return 0;
 }
 
@@ -667,21 +670,24 @@ static int check_row(const RegisterRow *row, void *userdata)
                                  cc->last_id + 1);
                 else
                         snprintf(why, sizeof(why),
-                                 "rows %" PRId64 "..%" PRId64 " are missing before it (deleted from the history)",
+                                 "rows %" PRId64 "..%" PRId64
+                                 " are missing before it (deleted from the history)",
                                  cc->last_id + 1, row->id - 1);
                 say_break(row, why);
                 cc->breaks++;
         }
         if (!streq(row->prev, cc->last_hash)) {
-                say_break(row, row->id == cc->last_id + 1
-                                       ? "its link (prev) is not the hash of the row before it: a row before "
-                                         "it was changed, removed or inserted"
-                                       : "its link (prev) does not continue the chain");
+                say_break(row,
+                          row->id == cc->last_id + 1
+                                  ? "its link (prev) is not the hash of the row before it: a row before "
+                                    "it was changed, removed or inserted"
+                                  : "its link (prev) does not continue the chain");
                 cc->breaks++;
         }
         content.prev = row->prev;
         if (register_row_hash(&content, want) < 0 || !streq(want, row->hash)) {
-                say_break(row, "its content does not match its hash: the row was changed after it was written");
+                say_break(row,
+                          "its content does not match its hash: the row was changed after it was written");
                 cc->breaks++;
         }
         cc->last_id = row->id;
@@ -708,12 +714,14 @@ int admin_register_verify(AdminContext *ctx, int argc, char **argv)
         }
         if (cc.breaks > 0) {
                 printf("register: %" PRIu64 " rows, the chain breaks at %" PRIu64
-                       " place(s) listed above: rows from the first break on cannot be trusted. Compare with a "
+                       " place(s) listed above: rows from the first break on cannot be trusted. Compare "
+                       "with a "
                        "backup of the database and with the head printed by earlier runs\n",
                        cc.rows, cc.breaks);
                 return 1;
         }
-        printf("register: %" PRIu64 " rows, chain intact; head row %" PRId64 " hash %s (keep this line: a later "
+        printf("register: %" PRIu64 " rows, chain intact; head row %" PRId64
+               " hash %s (keep this line: a later "
                "run must show it again or continue from it)\n",
                cc.rows, cc.last_id, cc.last_hash);
         return 0;
@@ -775,7 +783,8 @@ static int mark_used(Store *s, CardList *cl, int64_t since)
                 return r;
         audit_stream_set_filter(st, needles, ELEMENTSOF(needles));
         while ((r = audit_stream_next(st, &rec)) > 0) {
-                if (rec.ts < since || !rec.card || !(streq(rec.ev, "auth.ok") || streq(rec.ev, "session.start")))
+                if (rec.ts < since || !rec.card ||
+                    !(streq(rec.ev, "auth.ok") || streq(rec.ev, "session.start")))
                         continue;
                 CardRow key = {};
                 snprintf(key.id, sizeof(key.id), "%s", rec.card);
@@ -821,8 +830,9 @@ int admin_cards(AdminContext *ctx, int argc, char **argv)
                         return 2;
                 }
         if (optind != argc) {
-                fprintf(stderr, "usage: mamori-admin cards [--unreturned] [--unused-since DATE] [--operator ID] "
-                                "[--format text|json]\n");
+                fprintf(stderr,
+                        "usage: mamori-admin cards [--unreturned] [--unused-since DATE] [--operator ID] "
+                        "[--format text|json]\n");
                 return 2;
         }
         if (admin_check_format(format, "text|json") < 0 || (cl.op && !admin_check_id("operator id", cl.op)))

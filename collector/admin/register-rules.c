@@ -8,10 +8,10 @@
 static const struct {
         const char *object, *from, *to;
 } moves[] = {
-        {"card", "active", "suspended"},        {"card", "suspended", "active"},
-        {"card", "active", "returned"},         {"card", "suspended", "returned"},
-        {"operator", "active", "suspended"},    {"operator", "suspended", "active"},
-        {"operator", "active", "retired"},      {"operator", "suspended", "retired"},
+        {"card", "active", "suspended"},     {"card", "suspended", "active"},
+        {"card", "active", "returned"},      {"card", "suspended", "returned"},
+        {"operator", "active", "suspended"}, {"operator", "suspended", "active"},
+        {"operator", "active", "retired"},   {"operator", "suspended", "retired"},
 };
 
 const char *register_move_refusal(const char *object, const char *from, const char *to)
