@@ -21,6 +21,7 @@
 #include "restart-at-lock.h"
 #include "secret-age.h"
 #include "session-logic.h"
+#include "vein-worker.h"
 
 struct agent {
         struct agent_config config;
@@ -39,6 +40,7 @@ struct agent {
         RecordLimit *limit;     /* auth.fail and policy.reject per cause (event.c), made at the first */
         RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
         SecretAge *secrets;     /* the newest PIN/password change per operator in the own log */
+        VeinWorker *vein;       /* NULL without [Biometric] VeinPlugin=, or when the plugin was refused */
 
         struct session session; /* the session logic (session-logic.h) */
         int64_t policy_serial;
