@@ -58,6 +58,7 @@ typedef struct StoreBackend {
 struct Store {
         const StoreBackend *be;
         void *conn;
+        char *actor, *reason; /* carried by every history row written (store_set_actor/reason) */
 };
 
 extern const StoreBackend store_backend_sqlite;

@@ -32,15 +32,24 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS cards (id TEXT PRIMARY KEY, cert_pem TEXT NOT NULL,"
         "  operator TEXT, group_ TEXT, status TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
-        "  object TEXT NOT NULL, object_id TEXT NOT NULL, action TEXT NOT NULL, detail TEXT);"
+        "  object TEXT NOT NULL, object_id TEXT NOT NULL, action TEXT NOT NULL, detail TEXT,"
+        "  actor TEXT, reason TEXT, prev TEXT, hash TEXT);"
         "CREATE TABLE IF NOT EXISTS policies (serial INTEGER PRIMARY KEY, published INTEGER NOT NULL,"
         "  body BLOB NOT NULL);"
         /* Added for the audit: tables of their own, so an older database gains them as they are. */
         "CREATE TABLE IF NOT EXISTS operator_roles (id TEXT PRIMARY KEY, roles TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS anchors (log TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
         "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS secret_changes (operator TEXT PRIMARY KEY, ts INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
         "  holidays TEXT NOT NULL);";
+
+/* After migrate(): the history is append-only. Rows chained by store_open() had no hash before it. */
+static const char history_triggers[] =
+        "CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history WHEN OLD.hash IS NOT NULL"
+        " BEGIN SELECT RAISE(ABORT, 'the register history is append-only'); END;"
+        "CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history"
+        " BEGIN SELECT RAISE(ABORT, 'the register history is append-only'); END;";
 
 static int sq_err(int rc)
 {
@@ -210,11 +219,46 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
 static int migrate(sqlite3 *db)
 {
         int r = has_column(db, "alerts", "count");
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = exec(db, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+                             "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+                if (r < 0)
+                        return r;
+        }
+        /* The register before its hash chain: the columns here, its rows chained by store_open(). */
+        r = has_column(db, "history", "hash");
         if (r != 0)
                 return r < 0 ? r : 0;
-        return exec(db, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
-                        "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+        return exec(db, "ALTER TABLE history ADD COLUMN actor TEXT;"
+                        "ALTER TABLE history ADD COLUMN reason TEXT;"
+                        "ALTER TABLE history ADD COLUMN prev TEXT;"
+                        "ALTER TABLE history ADD COLUMN hash TEXT;");
 }
+
+/* 1 when the database has that table, 0 when not. */
+static int has_table(sqlite3 *db, const char *table)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1,
+                                    &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sq_err(rc) ?: -EIO;
+}
+
+/* A database from before pin_changed was kept: its stored changes count too. */
+static const char secret_backfill[] =
+        "INSERT INTO secret_changes (operator, ts)"
+        " SELECT json_extract(line, '$.op'), max(json_extract(line, '$.ts')) FROM records"
+        " WHERE (instr(line, '\"ev\":\"pin.change\"') OR instr(line, '\"ev\":\"password.change\"'))"
+        " AND json_extract(line, '$.ev') IN ('pin.change', 'password.change')"
+        " AND json_extract(line, '$.op') IS NOT NULL GROUP BY 1"
+        " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, excluded.ts)";
 
 static void sq_close(void *conn)
 {
@@ -224,7 +268,7 @@ static void sq_close(void *conn)
 static int sq_open(const char *path, void **ret_conn)
 {
         sqlite3 *db = NULL;
-        int r;
+        int r, backfill;
 
         r = sqlite3_open_v2(path, &db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -237,7 +281,9 @@ static int sq_open(const char *path, void **ret_conn)
         sqlite3_extended_result_codes(db, 0);
         sqlite3_busy_timeout(db, 10000);
         if ((r = exec(db, "PRAGMA journal_mode=WAL")) < 0 || (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
-            (r = exec(db, schema)) < 0 || (r = migrate(db)) < 0) {
+            (r = backfill = has_table(db, "secret_changes")) < 0 || (r = exec(db, schema)) < 0 ||
+            (r = migrate(db)) < 0 || (backfill == 0 && (r = exec(db, secret_backfill)) < 0) ||
+            (r = exec(db, history_triggers)) < 0) {
                 sqlite3_close_v2(db);
                 return r;
         }

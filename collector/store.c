@@ -66,6 +66,8 @@ char *store_url_display(const char *url)
         return d;
 }
 
+static int history_chain_rows(Store *s);
+
 int store_open(const char *url, Store **ret)
 {
         const char *name, *target;
@@ -86,6 +88,19 @@ int store_open(const char *url, Store **ret)
                 free(s);
                 return r;
         }
+        /* History rows written before the register's hash chain are chained as they are. */
+        r = store_begin(s);
+        if (r >= 0) {
+                r = history_chain_rows(s);
+                if (r >= 0)
+                        r = store_commit(s);
+                else
+                        store_rollback(s);
+        }
+        if (r < 0) {
+                store_close(s);
+                return r;
+        }
         *ret = s;
         return 0;
 }
@@ -95,6 +110,8 @@ Store *store_close(Store *s)
         if (!s)
                 return NULL;
         s->be->close(s->conn);
+        free(s->actor);
+        free(s->reason);
         free(s);
         return NULL;
 }
@@ -255,11 +272,154 @@ static uint64_t changes(Q *q)
                 _r < 0 ? _r : step_done(&_q);                  \
         })
 
+static int set_string(char **where, const char *v)
+{
+        char *c = NULL;
+        if (v && !(c = strdup(v)))
+                return -ENOMEM;
+        free(*where);
+        *where = c;
+        return 0;
+}
+
+int store_set_actor(Store *s, const char *actor)
+{
+        return set_string(&s->actor, actor);
+}
+
+int store_set_reason(Store *s, const char *reason)
+{
+        return set_string(&s->reason, reason);
+}
+
+/* The last row's id and hash (0 and REGISTER_PREV_FIRST for an empty history). */
+static int history_head(Store *s, int64_t *ret_id, char ret_hash[SHA256_HEX_MAX])
+{
+        _cleanup_q_ Q q = {};
+        const char *h;
+        int r = query(s, &q, "SELECT id, coalesce(hash, '') FROM history ORDER BY id DESC LIMIT 1", NULL);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                *ret_id = 0;
+                memcpy(ret_hash, REGISTER_PREV_FIRST, SHA256_HEX_MAX);
+                return 0;
+        }
+        h = col_text(&q, 1);
+        if (strlen(h) != SHA256_HEX_MAX - 1)
+                return -EIO; /* an unchained row at the head: store_open() chains every row */
+        *ret_id = col_int64(&q, 0);
+        memcpy(ret_hash, h, SHA256_HEX_MAX);
+        return 0;
+}
+
+/*
+ * Rows written before the chain existed (hash NULL) are chained in id order, as they are: one row read
+ * at a time, so no statement is open while a row is updated (on every backend).
+ */
+static int history_chain_rows(Store *s)
+{
+        char prev[SHA256_HEX_MAX] = REGISTER_PREV_FIRST;
+        int64_t after = 0;
+        int r;
+
+        for (;;) {
+                _cleanup_q_ Q q = {};
+                RegisterRow row;
+                char hash[SHA256_HEX_MAX];
+                _cleanup_free_ char *object = NULL, *object_id = NULL, *action = NULL, *detail = NULL,
+                                    *actor = NULL, *reason = NULL;
+
+                r = query(s, &q,
+                          "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, "
+                          "''),"
+                          " coalesce(reason, ''), coalesce(hash, '') FROM history WHERE id > ? ORDER BY id"
+                          " LIMIT 1",
+                          "i", after);
+                if (r < 0)
+                        return r;
+                r = step_row(&q);
+                if (r <= 0)
+                        return r;
+                after = col_int64(&q, 0);
+                const char *stored = col_text(&q, 8);
+                if (stored[0]) {
+                        if (strlen(stored) != SHA256_HEX_MAX - 1)
+                                return -EIO;
+                        memcpy(prev, stored, SHA256_HEX_MAX);
+                        continue;
+                }
+                object = strdup(col_text(&q, 2));
+                object_id = strdup(col_text(&q, 3));
+                action = strdup(col_text(&q, 4));
+                detail = strdup(col_text(&q, 5));
+                actor = strdup(col_text(&q, 6));
+                reason = strdup(col_text(&q, 7));
+                if (!object || !object_id || !action || !detail || !actor || !reason)
+                        return -ENOMEM;
+                row = (RegisterRow){
+                        .id = after,
+                        .ts = col_int64(&q, 1),
+                        .object = object,
+                        .object_id = object_id,
+                        .action = action,
+                        .detail = detail,
+                        .actor = actor,
+                        .reason = reason,
+                        .prev = prev,
+                };
+                q_done(&q);
+                r = register_row_hash(&row, hash);
+                if (r < 0)
+                        return r;
+                r = EXEC(s, "UPDATE history SET actor = ?, reason = ?, prev = ?, hash = ? WHERE id = ?",
+                         "ssssi", row.actor, row.reason, prev, hash, row.id);
+                if (r < 0)
+                        return r;
+                memcpy(prev, hash, SHA256_HEX_MAX);
+        }
+}
+
+/* One chained row: the next id after the head, its prev the head's hash. reason NULL: the connection's. */
+static int history_add_reason(Store *s, int64_t now, const char *object, const char *id, const char *action,
+                              const char *detail, const char *reason)
+{
+        char prev[SHA256_HEX_MAX], hash[SHA256_HEX_MAX];
+        int64_t last;
+        int r;
+
+        r = history_head(s, &last, prev);
+        if (r < 0)
+                return r;
+        RegisterRow row = {
+                .id = last + 1,
+                .ts = now,
+                .object = object,
+                .object_id = id,
+                .action = action,
+                .detail = detail ?: "",
+                .actor = s->actor ?: "",
+                .reason = reason ?: s->reason ?: "",
+                .prev = prev,
+        };
+        r = register_row_hash(&row, hash);
+        if (r < 0)
+                return r;
+        return EXEC(
+                s,
+                "INSERT INTO history (id, ts, object, object_id, action, detail, actor, reason, prev, hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "iissssssss", row.id, now, object, id, action, row.detail, row.actor, row.reason, prev,
+                hash);
+}
+
 static int history_add(Store *s, int64_t now, const char *object, const char *id, const char *action,
                        const char *detail)
 {
-        return EXEC(s, "INSERT INTO history (ts, object, object_id, action, detail) VALUES (?,?,?,?,?)",
-                    "issss", now, object, id, action, detail);
+        return history_add_reason(s, now, object, id, action, detail, NULL);
 }
 
 int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
@@ -642,7 +802,24 @@ int store_operator_set_status(Store *s, int64_t now_usec, const char *id, const 
                 return r;
         if (n == 0)
                 return -ENOENT;
-        return history_add(s, now_usec, "operator", id, status, reason);
+        return history_add_reason(s, now_usec, "operator", id, status, NULL, reason);
+}
+
+int store_operator_get(Store *s, const char *id, StoreOperator *ret)
+{
+        _cleanup_q_ Q q = {};
+        StoreOperator o = {};
+        int r = query(s, &q, "SELECT status FROM operators WHERE id = ?", "s", id);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (strlen(col_text(&q, 0)) >= sizeof(o.status))
+                return -EIO;
+        strcpy(o.status, col_text(&q, 0));
+        *ret = o;
+        return 0;
 }
 
 int store_group_add(Store *s, int64_t now_usec, const char *id, const char *offices, const char *members)
@@ -695,22 +872,101 @@ int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const
                 return r;
         if (n == 0)
                 return -ENOENT;
-        return history_add(s, now_usec, "card", card_id, status, reason);
+        return history_add_reason(s, now_usec, "card", card_id, status, NULL, reason);
+}
+
+int store_card_get(Store *s, const char *card_id, StoreCard *ret)
+{
+        _cleanup_q_ Q q = {};
+        StoreCard c = {};
+        int r = query(s, &q,
+                      "SELECT coalesce(operator, ''), coalesce(group_, ''), status, coalesce((SELECT ts FROM"
+                      " history WHERE object = 'card' AND object_id = cards.id AND action = 'issue'"
+                      " ORDER BY id LIMIT 1), 0) FROM cards WHERE id = ?",
+                      "s", card_id);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (strlen(col_text(&q, 0)) >= sizeof(c.operator_id) ||
+            strlen(col_text(&q, 1)) >= sizeof(c.group_id) || strlen(col_text(&q, 2)) >= sizeof(c.status))
+                return -EIO;
+        strcpy(c.operator_id, col_text(&q, 0));
+        strcpy(c.group_id, col_text(&q, 1));
+        strcpy(c.status, col_text(&q, 2));
+        c.issued = col_int64(&q, 3);
+        *ret = c;
+        return 0;
+}
+
+/* ---- PIN/password age ---- */
+
+int store_secret_changed(Store *s, const char *operator_id, int64_t ts)
+{
+        /* The later of the two: CASE, as SQLite's max() and PostgreSQL's greatest() differ. */
+        return EXEC(
+                s,
+                "INSERT INTO secret_changes (operator, ts) VALUES (?1, CAST(?2 AS BIGINT))"
+                " ON CONFLICT(operator) DO UPDATE SET ts = CASE WHEN CAST(?2 AS BIGINT) > secret_changes.ts"
+                " THEN CAST(?2 AS BIGINT) ELSE secret_changes.ts END",
+                "si", operator_id, ts);
+}
+
+int store_secret_reset(Store *s, int64_t now_usec, const char *operator_id, int64_t ts)
+{
+        char detail[64];
+        int r = row_exists(s, "operators", operator_id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = EXEC(s,
+                 "INSERT INTO secret_changes (operator, ts) VALUES (?1, CAST(?2 AS BIGINT))"
+                 " ON CONFLICT(operator) DO UPDATE SET ts = CAST(?2 AS BIGINT)",
+                 "si", operator_id, ts);
+        if (r < 0)
+                return r;
+        snprintf(detail, sizeof(detail), "pin_changed=%" PRId64, ts);
+        return history_add(s, now_usec, "operator", operator_id, "pin-reset", detail);
+}
+
+int store_secret_get(Store *s, const char *operator_id, int64_t *ret_ts)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q, "SELECT ts FROM secret_changes WHERE operator = ?", "s", operator_id);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        *ret_ts = col_int64(&q, 0);
+        return 0;
 }
 
 int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
 {
         _cleanup_q_ Q q = {};
         int r = query(s, &q,
-                      "SELECT ts, object, object_id, action, detail FROM history"
+                      "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                      " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
                       " WHERE (CAST(?1 AS TEXT) IS NULL OR object = ?1)"
                       " AND (CAST(?2 AS TEXT) IS NULL OR object_id = ?2) ORDER BY id",
                       "ss", object, id);
         if (r < 0)
                 return r;
         while ((r = step_row(&q)) > 0) {
-                r = cb(col_int64(&q, 0), col_text(&q, 1), col_text(&q, 2), col_text(&q, 3), col_text(&q, 4),
-                       userdata);
+                RegisterRow row = {
+                        .id = col_int64(&q, 0),
+                        .ts = col_int64(&q, 1),
+                        .object = col_text(&q, 2),
+                        .object_id = col_text(&q, 3),
+                        .action = col_text(&q, 4),
+                        .detail = col_text(&q, 5),
+                        .actor = col_text(&q, 6),
+                        .reason = col_text(&q, 7),
+                        .prev = col_text(&q, 8),
+                        .hash = col_text(&q, 9),
+                };
+                r = cb(&row, userdata);
                 if (r < 0)
                         return r;
         }
@@ -801,6 +1057,8 @@ static int operator_row(Q *q, JsonValue *o)
                 r = json_object_set(o, "offices", offices);
         if (r >= 0)
                 r = json_object_set_string(o, "status", col_text(q, 3));
+        if (r >= 0 && !col_null(q, 4))
+                r = json_object_set_integer(o, "pin_changed", col_int64(q, 4));
         return r;
 }
 
@@ -842,8 +1100,9 @@ int store_registry_to_policy(Store *s, JsonValue *bundle)
             (r = add_list(s, bundle, "terminals", "SELECT id, office FROM terminals ORDER BY id",
                           terminal_row)) < 0 ||
             (r = add_list(s, bundle, "operators",
-                          "SELECT id, name, offices, status FROM operators ORDER BY id", operator_row)) <
-                    0 ||
+                          "SELECT o.id, o.name, o.offices, o.status, sc.ts FROM operators o"
+                          " LEFT JOIN secret_changes sc ON sc.operator = o.id ORDER BY o.id",
+                          operator_row)) < 0 ||
             (r = add_list(s, bundle, "groups", "SELECT id, offices, members FROM groups_ ORDER BY id",
                           group_row)) < 0 ||
             (r = add_list(s, bundle, "cards", "SELECT id, operator, group_, status FROM cards ORDER BY id",

@@ -330,6 +330,13 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                         rows[i - first] = (StoreRecord){
                                 .seq = rec->seq, .line = b.items[i].line, .len = b.items[i].len};
                         memcpy(rows[i - first].hash, log_verifier_last_hash(lv), SHA256_HEX_MAX);
+                        /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
+                         * in the next bundle the centre signs. */
+                        if (rec->op && (streq(rec->ev, "pin.change") || streq(rec->ev, "password.change"))) {
+                                r = store_secret_changed(s, rec->op, rec->ts);
+                                if (r < 0)
+                                        goto fail;
+                        }
                 }
                 /* The whole batch verified: stored in one call (one COPY on PostgreSQL). */
                 r = store_records_put(s, log, rows, b.n - first);
