@@ -65,6 +65,7 @@ static const struct conf_item collector_items[] = {
         {"Collector", "SilentSec", conf_parse_positive_seconds, F(silent_usec)},
         {"Collector", "SilentCheckSec", conf_parse_positive_seconds, F(silent_check_usec)},
         {"Policy", "ValiditySec", conf_parse_positive_seconds, F(policy_validity_usec)},
+        {"Admin", "Directory", conf_parse_path, F(admin_directory)},
 };
 
 void collector_config_free(struct collector_config *c)
@@ -75,7 +76,8 @@ void collector_config_free(struct collector_config *c)
         free(c->database);
         free(c->state_directory);
         free(c->name);
-        c->listen = c->database = c->state_directory = c->name = NULL;
+        free(c->admin_directory);
+        c->listen = c->database = c->state_directory = c->name = c->admin_directory = NULL;
 }
 
 static int defaults(struct collector_config *c)
@@ -84,6 +86,7 @@ static int defaults(struct collector_config *c)
                 .listen = strdup("127.0.0.1:8443"),
                 .database = strdup("/var/lib/mamori-collector/collector.db"),
                 .state_directory = strdup("/var/lib/mamori-collector"),
+                .admin_directory = strdup(COLLECTOR_ADMIN_DIRECTORY),
                 .max_body_bytes = 8u * 1024u * 1024u,
                 .max_batch_records = 20000,
                 .idle_timeout_usec = SEC(30),
@@ -95,7 +98,7 @@ static int defaults(struct collector_config *c)
                 .silent_check_usec = SEC(60),
                 .policy_validity_usec = SEC(7 * 24 * 3600),
         };
-        if (!c->listen || !c->database || !c->state_directory) {
+        if (!c->listen || !c->database || !c->state_directory || !c->admin_directory) {
                 collector_config_free(c);
                 return -ENOMEM;
         }
@@ -166,6 +169,14 @@ char *collector_state_path(const struct collector_config *c, const char *name)
 {
         char *p;
         if (asprintf(&p, "%s/%s", c->state_directory, name) < 0)
+                return NULL;
+        return p;
+}
+
+char *collector_admin_path(const struct collector_config *c, const char *name)
+{
+        char *p;
+        if (asprintf(&p, "%s/%s", c->admin_directory, name) < 0)
                 return NULL;
         return p;
 }

@@ -1,6 +1,7 @@
 /* mamori-admin verbs shared between its files: the context every verb gets. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "audit.h"
@@ -10,7 +11,8 @@
 
 typedef struct AdminContext {
         struct collector_config config;
-        Store *store; /* opened lazily by admin_store() */
+        Store *store;    /* opened lazily by admin_store() */
+        bool keys_ready; /* admin_keys_prepare() ran */
 } AdminContext;
 
 int admin_store(AdminContext *ctx, Store **ret);
@@ -25,6 +27,13 @@ int admin_policy_show(AdminContext *ctx, int argc, char **argv);
 int admin_verify(AdminContext *ctx, int argc, char **argv);
 int admin_export(AdminContext *ctx, int argc, char **argv);
 int admin_alerts(AdminContext *ctx, int argc, char **argv);
+
+/* The centre's keys and terminals (admin-centre.c, admin-terminal.c). */
+int admin_init(AdminContext *ctx, int argc, char **argv);
+int admin_collector_renew(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_add(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_rekey(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_retire(AdminContext *ctx, int argc, char **argv);
 
 /* The audit verbs (admin-findings.c, admin-ledger.c, admin-trace.c, admin-watch.c, admin-inspection.c,
  * admin-retention.c, admin-office.c). */

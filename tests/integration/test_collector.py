@@ -22,6 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroltool  # noqa: E402
 import bench  # noqa: E402
 import indep_verify  # noqa: E402
 import policytool  # noqa: E402
@@ -43,7 +44,8 @@ class Centre:
         self.conf = os.path.join(tmp, 'collector.conf')
         self.db = os.path.join(tmp, 'collector.db')
         with open(self.conf, 'w') as f:
-            f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
+            f.write(f'[Admin]\nDirectory={tmp}/admin\n'
+                    f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
                     f'StateDirectory={tmp}/state\n{extra_conf}')
         self.proc = None
         self.port = None
@@ -72,7 +74,7 @@ class Centre:
         pub = os.path.join(self.tmp, f'{term}.pub')
         self.mklog(seed=seed, term=term, count=1, pub=pub)
         out = os.path.join(self.tmp, term)
-        self.admin('terminal', 'add', term, '--office', 'chuo', '--identity', pub, '--out', out)
+        enroltool.enrol(self.admin, term, 'chuo', pub, out)
         return out
 
     def start(self):
