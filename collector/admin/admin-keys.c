@@ -123,6 +123,17 @@ static int migrate(AdminContext *ctx)
         return 0;
 }
 
+/* Does the collector's state directory hold a key of ours (a centre initialised before)? */
+static bool old_layout(AdminContext *ctx)
+{
+        for (size_t i = 0; i < ELEMENTSOF(private_keys); i++) {
+                _cleanup_free_ char *old = collector_state_path(&ctx->config, private_keys[i]);
+                if (old && access(old, F_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
 int admin_keys_prepare(AdminContext *ctx, bool create)
 {
         struct stat st;
@@ -131,7 +142,7 @@ int admin_keys_prepare(AdminContext *ctx, bool create)
         if (ctx->keys_ready)
                 return 0;
         if (stat(ctx->config.admin_directory, &st) < 0) {
-                if (errno != ENOENT || !create) {
+                if (errno != ENOENT || !(create || old_layout(ctx))) {
                         r = -errno;
                         fprintf(stderr, "mamori-admin: cannot use %s: %s (run mamori-admin init as root)\n",
                                 ctx->config.admin_directory, strerror(-r));

@@ -39,7 +39,7 @@ def exe(*parts):
 class Centre:
     """A centre in a temp dir: collector.conf, mamori-admin init, registered terminals, one collector."""
 
-    def __init__(self, tmp, extra_conf=''):
+    def __init__(self, tmp, extra_conf='', init_args=()):
         self.tmp = tmp
         self.conf = os.path.join(tmp, 'collector.conf')
         self.db = os.path.join(tmp, 'collector.db')
@@ -49,7 +49,7 @@ class Centre:
                     f'StateDirectory={tmp}/state\n{extra_conf}')
         self.proc = None
         self.port = None
-        self.admin('init')
+        self.admin('init', *init_args)
 
     def admin(self, *args, check=True):
         p = bench.run([exe('collector', 'mamori-admin'), '--config', self.conf, *args], timeout=120)
