@@ -498,6 +498,21 @@ class SystemdContainer(unittest.TestCase):
             self.assertIsNotNone(v, f'no exposure for {unit}:\n{out}')
             self.assertLess(v[0], 2.0, unit)
 
+    def test_12_retired_terminal_refused_at_once(self):
+        """mamori-admin terminal retire: the running collector refuses the terminal at once (403
+        terminal-retired), and the uploader logs it with the catalogue's MESSAGE_ID."""
+        c = self.c
+        msgid = 'MESSAGE_ID=c5a7574914fb41ad8ce9c5502250cd43'  # include/mamori/message-ids.h
+        c.run(['mamori-admin', '--config', '/etc/mamori/collector.conf', 'terminal', 'retire', 'T-0001',
+               '--reason', 'test: taken out of service'], check=True)
+        t0 = time.monotonic()
+        m = c.wait_until(lambda: re.search(r'terminal-retired',
+                                           c.run(['journalctl', '--no-pager', '-o', 'cat', msgid]).stdout),
+                         30, 'the uploader to log terminal-retired with its MESSAGE_ID')
+        print(f'\nretired → uploader refused and logged it after {time.monotonic() - t0:.1f} s')
+        self.assertTrue(m)
+        self.assertIn('403 terminal-retired', c.journal('mamori-collector'))
+
 
 def _host_has_package(name):
     p = subprocess.run(['dpkg-query', '-W', '-f=${Status}', name], stdout=subprocess.PIPE,
