@@ -80,6 +80,40 @@ static int run_answer_pin(struct agent *a, sd_bus_message *m, sd_bus_error *erro
         return 1;
 }
 
+static int run_answer_password(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *operator_id, *password;
+        int r;
+
+        /* SENSITIVE, like AnswerPin: the password is erased with the message. */
+        r = sd_bus_message_read(m, "ss", &operator_id, &password);
+        if (r < 0)
+                return r;
+        if (strlen(operator_id) > USER_MAX || !printable(operator_id))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID,
+                                        "operator id: up to 64 printable bytes");
+        session_answer_password(&a->session, call_of(m), operator_id, password);
+        return 1;
+}
+
+static int run_change_password(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *old_password, *new_password;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &old_password, &new_password);
+        if (r < 0)
+                return r;
+        session_change_password(&a->session, call_of(m), old_password, new_password);
+        return 1;
+}
+
+static int run_password_age(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_password_age(&a->session, call_of(m));
+        return 1;
+}
+
 static int run_cancel_login(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
         session_cancel_login(&a->session, call_of(m));
@@ -169,6 +203,11 @@ static int reply_operator(sd_bus_message *m, const struct session_outcome *o)
         return sd_bus_reply_method_return(m, "s", o->operator_id);
 }
 
+static int reply_password_age(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "iii", o->pin_age_days, o->max_age_days, o->warn_days);
+}
+
 static int reply_seq(sd_bus_message *m, const struct session_outcome *o)
 {
         return sd_bus_reply_method_return(m, "t", o->seq);
@@ -209,6 +248,8 @@ static const struct method {
         {"StartLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_login, reply_login_started},
         {"AnswerPin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is waiting for a PIN",
          run_answer_pin, reply_operator},
+        {"AnswerPassword", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT,
+         "no login of yours is waiting for a password", run_answer_password, reply_operator},
         {"CancelLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is in progress",
          run_cancel_login, reply_empty},
         {"Lock", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_lock, reply_empty},
@@ -219,6 +260,12 @@ static const struct method {
          "only root and members of " APPS_GROUP " may record operations", NULL, run_record_operation,
          reply_seq},
         {"PinAgeDays", ANYONE, NULL, NULL, NULL, run_pin_age, reply_pin_age},
+        /* The active operator's own password: the logic also wants the session's card in, or a
+         * session opened with a password, and the current password when one is set. */
+        {"ChangePassword", ROOT | SEAT, MAMORI_ERROR_PERMISSION,
+         "the password can be changed only from the seat's active session", NULL, run_change_password,
+         reply_empty},
+        {"PasswordAgeDays", ANYONE, NULL, NULL, NULL, run_password_age, reply_password_age},
 };
 
 static const struct method *method_find(const char *name)
@@ -364,6 +411,8 @@ static int prop_string(sd_bus *bus, const char *path, const char *interface, con
                 v = s->card.present ? s->card.card_id : "";
         else if (streq(property, "Reader"))
                 v = s->card.present ? s->card.reader : "";
+        else if (streq(property, "Step"))
+                v = session_step(s);
         return sd_bus_message_append(reply, "s", v);
 }
 
@@ -400,14 +449,20 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_PROPERTY("PolicySerial", "x", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Emergency", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LogWritable", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Step", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* Every method goes through dispatch(), so none runs before the permission table. */
         SD_BUS_METHOD("StartLogin", "s", "si", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AnswerPin", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("AnswerPassword", "ss", "s", dispatch,
+                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("CancelLogin", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Lock", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ChangePin", "ss", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("RecordOperation", "ssa{ss}", "t", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("PinAgeDays", "", "ii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ChangePassword", "ss", "", dispatch,
+                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("PasswordAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("StateChanged", "sss", 0),
         SD_BUS_VTABLE_END,
 };
@@ -420,7 +475,7 @@ void agent_dbus_changed(struct agent *a, const char *state_reason)
                 return;
         (void)sd_bus_emit_properties_changed(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "State",
                                              "Operator", "Method", "Card", "Reader", "CardPresent",
-                                             "PolicySerial", "Emergency", "LogWritable", NULL);
+                                             "PolicySerial", "Emergency", "LogWritable", "Step", NULL);
         if (state_reason)
                 (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "StateChanged",
                                          "sss", session_state_to_string(s->state),

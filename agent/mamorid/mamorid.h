@@ -14,6 +14,7 @@
 #include "mamori/cert-check.h"
 #include "mamori/json.h"
 #include "oplog-writer.h"
+#include "password-worker.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
 #include "record-limit.h"
@@ -27,6 +28,7 @@ struct agent {
         ReaderWatch *watch;
         PolicyWatch *policy;
         CardWorker *worker;
+        PasswordWorker *passwords; /* scrypt checks and changes (password-worker.h) */
         Logind *logind;
         OpLog *log;
         enum auth_reason

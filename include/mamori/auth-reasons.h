@@ -42,6 +42,11 @@ enum auth_reason {
         AUTH_PIN_FORMAT,  /* "pin-format": not 6-8 digits; never sent to the card, login stays pending */
         AUTH_LOG_DAMAGED, /* "log-damaged": the log's last records do not verify; nothing is built on them */
         AUTH_TERMINAL_UNCONFIGURED, /* "terminal-unconfigured": no [Terminal] Id yet, nothing is recorded */
+        AUTH_NOT_GROUP_MEMBER, /* "not-group-member": the operator named after a group card is not its member
+                                */
+        AUTH_PASSWORD_WRONG,   /* "password-wrong": the login still waits; answered after a growing delay */
+        AUTH_PASSWORD_UNSET,   /* "password-unset": the operator has no password on this terminal */
+        AUTH_PASSWORD_TOO_SHORT, /* "password-too-short": a new password under [Secrets] MinLength */
         _AUTH_REFUSAL_MAX,
 };
 

@@ -1,0 +1,36 @@
+/* What the session logic's step files (session-password.c, the bio steps) share with session-logic.c. */
+#pragma once
+
+/*
+ * Not for the rest of the daemon: these are the logic's own building blocks — outcomes, answers
+ * that wait for a commit, the one way a login is granted, and the one way it fails — so every
+ * method of logging in ends the same way and keeps the same promises (DESIGN.md §5, §6).
+ */
+
+#include "mamori/macro.h"
+#include "session-logic.h"
+
+struct session_outcome session_outcome_ok(void);
+_printf_(2, 3) struct session_outcome session_outcome_refused(enum auth_reason reason, const char *fmt, ...);
+struct session_outcome session_outcome_failed(int error);
+/* Answers call at once (call NULL: nothing). */
+void session_answer(struct session *s, SessionCall *call, const struct session_outcome *o);
+/* One record (session_ops.record). */
+int session_record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+                   oplog_done_fn done, void *userdata);
+/* Records ev and answers call with o once it is durable (at once when it fails: log-unwritable). */
+void session_record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                                const char *ev, const char *op, const char *card, JsonValue *data);
+struct auth_context session_auth_context(struct session *s);
+
+/*
+ * Grants the pending login to operator_id: state "active" with method and card (NULL: no card),
+ * records auth.ok (with extra's fields, taken; may be NULL), session.start and unlock, and answers
+ * call with the operator once the last is durable and only if this session still runs then.
+ */
+void session_grant(struct session *s, SessionCall *call, const char *operator_id, const char *card_id,
+                   const char *method, JsonValue *extra);
+/* Ends the pending login as refused (the caller has answered or will answer its call). */
+void session_login_failed(struct session *s);
+/* The password step's own part of ending a login (session-password.c): frees a held answer. */
+void session_password_login_done(struct session *s, const char *why);
