@@ -1,4 +1,5 @@
-/* pam_mamori.so: operator card + PIN through mamorid's D-Bus API (a thin sd-bus client, like pam_fprintd).
+/* pam_mamori.so: operator card + PIN (and a group card's member password) through mamorid's D-Bus API, a
+ * thin sd-bus client.
  */
 
 /*
@@ -19,6 +20,12 @@
  * mamori and an operator card never authenticates root or anyone else. pam-governed.c holds that
  * decision and its table; an unknown user is PAM_USER_UNKNOWN, a user database that cannot answer
  * fails closed.
+ *
+ * Group cards (DESIGN.md §4): a group card's AnswerPin answers operator ""; the agent's Step property
+ * then says what comes next. For "password" the module asks the member's operator id and password
+ * (AnswerPassword); a wrong one keeps the login waiting and is asked again, and the agent answers
+ * each wrong one later than the last. In a session opened with a password, the account and password
+ * steps age and change that password instead of the PIN.
  *
  * Options: group=NAME, debug (log each step with pam_syslog), timeout=N (seconds to wait for a card,
  * 1–3600, default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the

@@ -43,6 +43,8 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS operator_roles (id TEXT PRIMARY KEY, roles TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS anchors (log TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
         "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
+        "  holidays TEXT NOT NULL);"
         /* Terminal lifecycle (enrolment by request): the one certificate the collector accepts for a
          * terminal and whether it is retired. A terminal without a row (enrolled before) is active
          * with any certificate of the terminal CA. */
@@ -1056,6 +1058,46 @@ int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const cha
         if (sqlite3_changes(s->db) == 0)
                 return -ENOENT;
         return history_add(s, now_usec, "office", id, "hours", hours);
+}
+
+int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const char *days,
+                              const char *holidays)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = row_exists(s, "offices", id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = prepare(s, &st,
+                    "INSERT INTO office_calendar (id, days, holidays) VALUES (?1, coalesce(?2, ?4), "
+                    "coalesce(?3, ''))"
+                    " ON CONFLICT(id) DO UPDATE SET days = coalesce(?2, days), holidays = coalesce(?3, "
+                    "holidays)",
+                    "ssss", id, days, holidays, STORE_DEFAULT_DAYS);
+        if (r < 0)
+                return r;
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        if (days) {
+                r = history_add(s, now_usec, "office", id, "days", days);
+                if (r < 0)
+                        return r;
+        }
+        return holidays ? history_add(s, now_usec, "office", id, "holidays", holidays) : 0;
+}
+
+int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, days, holidays FROM office_calendar ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
 }
 
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)

@@ -135,6 +135,17 @@ int store_cards_foreach(Store *s, store_card_fn cb, void *userdata);
 /* Registry changes that the audit reads (with a history row each). -ENOENT unknown id. */
 int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours);
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles);
+/*
+ * An office's calendar, for outside-hours: working days (space-separated "mon" … "sun") and holidays
+ * (space-separated YYYY-MM-DD, local dates). NULL keeps what is set; an office never set has days
+ * "mon tue wed thu fri" and no holidays. -ENOENT unknown office.
+ */
+#define STORE_DEFAULT_DAYS "mon tue wed thu fri"
+int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const char *days,
+                              const char *holidays);
+/* Offices with a calendar set (the others have the defaults above). */
+typedef int (*store_calendar_fn)(const char *office, const char *days, const char *holidays, void *userdata);
+int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata);
 
 /* One log's records with seq > after_seq, ascending: a cursor holds one row at a time. */
 typedef struct StoreCursor StoreCursor;

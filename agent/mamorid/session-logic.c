@@ -755,6 +755,7 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         snprintf(s->login.reader, sizeof(s->login.reader), "%s", s->card.reader);
         snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id ?: "");
         snprintf(s->login.group_id, sizeof(s->login.group_id), "%s", d.group_id ?: "");
+        snprintf(s->login.user, sizeof(s->login.user), "%s", user ?: "");
         s->login.step = LOGIN_STEP_PIN;
         snprintf(s->login.method, sizeof(s->login.method), "%s",
                  !d.group_id                                      ? "card+pin"

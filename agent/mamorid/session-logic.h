@@ -125,6 +125,7 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX]; /* known so far: the card's, the bio match's; "" after a group
                                               card */
         char group_id[OPERATOR_ID_MAX];    /* a group card's group, once its PIN verified */
+        char user[OPERATOR_ID_MAX];        /* the PAM user (Accounts=per-operator: must be the operator) */
         uint64_t id;                       /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
         uint64_t password_job;      /* the password thread's check in flight (0: none) */

@@ -44,6 +44,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv);
 int admin_self_inspection(AdminContext *ctx, int argc, char **argv);
 int admin_retention(AdminContext *ctx, int argc, char **argv);
 int admin_office_hours(AdminContext *ctx, int argc, char **argv);
+int admin_office_days(AdminContext *ctx, int argc, char **argv);
+int admin_office_holidays(AdminContext *ctx, int argc, char **argv);
 int admin_operator_roles(AdminContext *ctx, int argc, char **argv);
 
 /* Shared by those verbs (admin-findings.c). Each prints what went wrong. */
