@@ -729,7 +729,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         struct pam_mamori_options o;
         struct agent_error_info info;
         _cleanup_(i18n_scope_leave) I18nScope lang = {};
-        int32_t days, max_days;
+        int32_t days, max_days, warn_days;
         const char *user;
         char text[256];
         int r, rc;
@@ -747,7 +747,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "PinAgeDays",
                                &error, &reply, "");
         if (r >= 0)
-                r = sd_bus_message_read(reply, "ii", &days, &max_days);
+                r = sd_bus_message_read(reply, "iii", &days, &max_days, &warn_days);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
                 log_refusal(pamh, "PinAgeDays", &info, &error);
@@ -764,9 +764,25 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 }
         }
         if (o.debug)
-                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d", days, max_days);
-        if (days < 0 || max_days <= 0 || days < max_days)
+                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d, warning %d days before", days,
+                           max_days, warn_days);
+        if (days < 0 || max_days <= 0)
                 return PAM_SUCCESS;
+        if (days < max_days) {
+                /* [Secrets] WarnDays: the last days before the change is forced, say so at every login. */
+                if (warn_days > 0 && days >= max_days - warn_days) {
+                        int left = max_days - days;
+                        snprintf(text, sizeof(text),
+                                 P_("Your PIN must be changed within %d day — change it now with `mamorictl "
+                                    "passwd` (your card stays in the reader)",
+                                    "Your PIN must be changed within %d days — change it now with `mamorictl "
+                                    "passwd` (your card stays in the reader)",
+                                    left),
+                                 left);
+                        say(pamh, flags, PAM_TEXT_INFO, text);
+                }
+                return PAM_SUCCESS;
+        }
         snprintf(text, sizeof(text),
                  P_("Your PIN is older than %d day and must be changed",
                     "Your PIN is older than %d days and must be changed", max_days),

@@ -39,12 +39,11 @@ struct session_outcome {
         int error;
         enum auth_reason reason;
         char message[96];
-        char operator_id[OPERATOR_ID_MAX]; /* AnswerPin */
-        char card_id[CARD_ID_LEN + 1];     /* StartLogin */
-        int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
-        uint64_t seq;                      /* RecordOperation: the record's sequence number */
-        int pin_age_days, max_age_days;    /* PinAgeDays, PasswordAgeDays */
-        int warn_days;                     /* PasswordAgeDays */
+        char operator_id[OPERATOR_ID_MAX];         /* AnswerPin */
+        char card_id[CARD_ID_LEN + 1];             /* StartLogin */
+        int tries;                                 /* StartLogin: PIN tries the card reported, -1 unknown */
+        uint64_t seq;                              /* RecordOperation: the record's sequence number */
+        int pin_age_days, max_age_days, warn_days; /* PinAgeDays, PasswordAgeDays */
 };
 
 /* The password thread's answer (password-worker.h): 0 match/stored, -EACCES wrong, -ENOENT unset. */
@@ -60,7 +59,10 @@ struct session_ops {
         /* Why the terminal refuses every login whatever the card (log-damaged,
          * terminal-unconfigured), AUTH_ALLOW when it does not. May be NULL. */
         enum auth_reason (*held)(void *userdata);
-        const Policy *(*policy)(void *userdata);                               /* NULL: none loaded */
+        const Policy *(*policy)(void *userdata); /* NULL: none loaded */
+        /* The newest pin.change/password.change of op in this terminal's own log (secret-age.h),
+         * µs; -1 when none. May be NULL. */
+        int64_t (*secret_changed)(void *userdata, const char *op);
         int (*check_cert)(void *userdata, const uint8_t *der, size_t der_len); /* CERT_CHECK_* */
         /* The card thread (card-worker.h): a login takes l (prechecked) on success, holds and
          * selects the card at once, and verifies when the PIN comes; done runs later on the event

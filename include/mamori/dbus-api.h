@@ -57,8 +57,12 @@
  *   RecordOperation(s kind, s subject, a{ss} fields) → (t seq)
  *       Records an app.op for the current operator; caller uid 0 or in group mamori-apps; only
  *       while "active". kind/subject ≤ 64 bytes, ≤ 16 fields of ≤ 64-byte keys, ≤ 256-byte values.
- *   PinAgeDays() → (i days, i max_days)       age of the active operator's PIN per the policy
- *                                             (pin_changed), -1 when unknown; for PAM's account step.
+ *   PinAgeDays() → (i days, i max_days, i warn_days)
+ *                                             age of the active operator's PIN or password: the
+ *                                             policy's pin_changed, or a newer pin.change/
+ *                                             password.change of that operator in this terminal's own
+ *                                             log; -1 when unknown. max_days/warn_days: [Secrets]
+ *                                             MaxAgeDays/WarnDays. For PAM's account step.
  *
  * Signals:
  *   StateChanged(s state, s operator, s reason)   reason: "login", "card-removed", "idle",

@@ -182,13 +182,37 @@ class World:
 
     # ---- registry ----
 
+    def _operator_ca(self):
+        """The operator CA every card chains to (mamori-admin card issue checks it: [Cards] OperatorCA=)."""
+        if getattr(self, 'ca_key', None) is None:
+            # Not from self.rng: the world's plan must not depend on it.
+            self.ca_key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'auditgen operator CA')])
+            now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+            self.ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                            .public_key(self.ca_key.public_key()).serial_number(1).not_valid_before(now)
+                            .not_valid_after(now + datetime.timedelta(days=3650))
+                            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                                         key_encipherment=False, data_encipherment=False,
+                                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                                         encipher_only=False, decipher_only=False), critical=True)
+                            .sign(self.ca_key, hashes.SHA256()))
+        return self.ca_key, self.ca_cert
+
     def _card(self, operator=None, group=None, status='active'):
         key = ec.derive_private_key(self.rng.getrandbits(200) + 1, ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, operator or group)])
         now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        ca_key, ca_cert = self._operator_ca()
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
                 .serial_number(self.rng.getrandbits(64) + 1).not_valid_before(now)
-                .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
+                .not_valid_after(now + datetime.timedelta(days=3650))
+                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .sign(ca_key, hashes.SHA256()))
         der = cert.public_bytes(serialization.Encoding.DER)
         cid = hashlib.sha256(der).hexdigest()
         self.cards[cid] = {'pem': cert.public_bytes(serialization.Encoding.PEM).decode(), 'operator': operator,
@@ -201,7 +225,10 @@ class World:
         return self.ops[op]['cards'][0]
 
     def register(self, admin, tmp):
-        """Registers everything through mamori-admin (admin(*args) runs it)."""
+        """Registers everything through mamori-admin (admin(*args) runs it). The operator CA goes to
+        tmp/operator-ca.pem, where test_collector.Centre's collector.conf points [Cards] OperatorCA=."""
+        with open(os.path.join(tmp, 'operator-ca.pem'), 'wb') as f:
+            f.write(self._operator_ca()[1].public_bytes(serialization.Encoding.PEM))
         for o in self.offices:
             for tid in o['terms']:
                 pub = os.path.join(tmp, tid + '.pub')
