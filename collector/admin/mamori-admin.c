@@ -63,25 +63,6 @@ bool admin_check_id(const char *what, const char *s)
         return check_id(what, s);
 }
 
-/* Run f inside one transaction; report err_what on failure. */
-static int in_transaction(Store *s, int r_of_work, const char *err_what)
-{
-        if (r_of_work < 0) {
-                store_rollback(s);
-                fprintf(stderr, "mamori-admin: %s: %s\n", err_what,
-                        r_of_work == -EEXIST   ? "already exists"
-                        : r_of_work == -ENOENT ? "not found"
-                                               : strerror(-r_of_work));
-                return 1;
-        }
-        r_of_work = store_commit(s);
-        if (r_of_work < 0) {
-                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", err_what, strerror(-r_of_work));
-                return 1;
-        }
-        return 0;
-}
-
 /* ---- dispatch ---- */
 
 typedef struct Verb {
