@@ -49,7 +49,9 @@ static const char schema[] =
         "  hash " TEXT " NOT NULL, key bytea NOT NULL, epochs bigint NOT NULL);"
         "CREATE TABLE IF NOT EXISTS secret_changes (operator " TEXT " PRIMARY KEY, ts bigint NOT NULL);"
         "CREATE TABLE IF NOT EXISTS office_calendar (id " TEXT " PRIMARY KEY, days " TEXT " NOT NULL,"
-        "  holidays " TEXT " NOT NULL);";
+        "  holidays " TEXT " NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS terminal_certs (id " TEXT " PRIMARY KEY, status " TEXT " NOT NULL,"
+        "  cert_sha256 " TEXT ", changed bigint NOT NULL);";
 
 /* A statement prepared on this connection, by its SQL text (store.c's queries are a fixed set). */
 typedef struct Prepared {

@@ -42,7 +42,12 @@ static const char schema[] =
         "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS secret_changes (operator TEXT PRIMARY KEY, ts INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
-        "  holidays TEXT NOT NULL);";
+        "  holidays TEXT NOT NULL);"
+        /* Terminal lifecycle (enrolment by request): the one certificate the collector accepts for a
+         * terminal and whether it is retired. A terminal without a row (enrolled before) is active
+         * with any certificate of the terminal CA. */
+        "CREATE TABLE IF NOT EXISTS terminal_certs (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+        "  cert_sha256 TEXT, changed INTEGER NOT NULL);";
 
 /* After migrate(): the history is append-only. Rows chained by store_open() had no hash before it. */
 static const char history_triggers[] =
