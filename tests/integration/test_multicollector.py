@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import auditgen
 import bench
+import enroltool
 import indep_verify
 import pgcluster
 from test_collector import Centre
@@ -45,8 +46,7 @@ class TwoCollectorsOnePostgres(unittest.TestCase):
             with open(pub, 'wb') as f:
                 f.write(identity.public_key().public_bytes(serialization.Encoding.PEM,
                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
-            self.centre.admin('terminal', 'add', tid, '--office', 'chuo', '--identity', pub, '--out',
-                              os.path.join(self.tmp, tid))
+            enroltool.enrol(self.centre.admin, tid, 'chuo', pub, os.path.join(self.tmp, tid))
             lg = auditgen.Log(rng, tid, identity, rotate_every=37)
             for k in range(RECORDS):  # + log.open and the key.rotate records
                 lg.append(1_760_000_000_000_000 + k * 1_000_000, 'app.op', 'OP0001', None, {'n': k})
