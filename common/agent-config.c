@@ -40,6 +40,13 @@ static int parse_stale_policy(const char *v, void *data, const char **why)
         return conf_parse_choice(v, names, data, "expected deny or warn", why);
 }
 
+static int parse_group_member(const char *v, void *data, const char **why)
+{
+        static const char *const names[] = {
+                [GROUP_MEMBER_PASSWORD] = "password", [GROUP_MEMBER_FINGER] = "finger", NULL};
+        return conf_parse_choice(v, names, data, "expected password or finger", why);
+}
+
 /* Identifiers end up in log records and file names: keep them to a safe alphabet. */
 static int parse_identifier(const char *v, void *data, const char **why)
 {
@@ -74,6 +81,9 @@ static const struct conf_item agent_items[] = {
         {"Session", "CardLeftSec", conf_parse_positive_seconds, F(card_left_usec)},
         {"Session", "LockVerifySec", conf_parse_positive_seconds, F(lock_verify_usec)},
         {"Session", "LockFallback", parse_lock_fallback, F(lock_fallback)},
+        {"Session", "GroupMember", parse_group_member, F(group_member)},
+        {"Session", "RequireFingerWithCard", conf_parse_bool, F(require_finger_with_card)},
+        {"Finger", "PrintsDirectory", conf_parse_path, F(prints_directory)},
         {"Secrets", "MaxAgeDays", conf_parse_positive_uint32, F(max_age_days)},
         {"Secrets", "WarnDays", conf_parse_uint32, F(warn_days)},
         {"Secrets", "MinLength", conf_parse_positive_uint32, F(min_length)},
@@ -100,7 +110,7 @@ void agent_config_free(struct agent_config *c)
                 &c->terminal_id,       &c->office,        &c->identity_key,    &c->trust_anchors,
                 &c->readers,           &c->log_directory, &c->input_directory, &c->collector_url,
                 &c->collector_ca,      &c->client_cert,   &c->client_key,      &c->policy_directory,
-                &c->policy_signer_key, &c->receipt_key,
+                &c->policy_signer_key, &c->receipt_key,   &c->prints_directory,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -124,6 +134,7 @@ int agent_config_defaults(struct agent_config *c)
                 {F(receipt_key), "/etc/mamori/receipt.pub"},
                 {F(policy_directory), "/var/lib/mamori/policy"},
                 {F(policy_signer_key), "/etc/mamori/policy-signer.pub"},
+                {F(prints_directory), "/var/lib/mamori/prints"},
         };
 
         *c = (struct agent_config){

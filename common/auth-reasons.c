@@ -66,6 +66,18 @@ static const struct {
         [AUTH_TERMINAL_UNCONFIGURED] = {"terminal-unconfigured", MAMORI_ERROR_TERMINAL_UNCONFIGURED,
                                         "This terminal is not enrolled yet — logins are suspended; call "
                                         "your system administrator"},
+        [AUTH_FINGER_NO_MATCH] = {"finger-no-match", MAMORI_ERROR_FINGER_NO_MATCH,
+                                  "Finger not recognised — touch the sensor again, or use your card"},
+        [AUTH_FINGER_UNREADABLE] = {"finger-unreadable", MAMORI_ERROR_FINGER_UNREADABLE,
+                                    "The sensor could not read your finger — clean it and try again"},
+        [AUTH_BIO_UNAVAILABLE] = {"bio-unavailable", MAMORI_ERROR_BIO_UNAVAILABLE,
+                                  "The fingerprint sensor is not available — use your card, or call "
+                                  "your system administrator"},
+        [AUTH_NOT_GROUP_MEMBER] = {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
+                                   "You are not a member of this card's group — use your own card"},
+        [AUTH_LENDING_SUSPECTED] = {"lending-suspected", MAMORI_ERROR_LENDING_SUSPECTED,
+                                    "The finger is not the card holder's — cards are personal; use "
+                                    "your own card"},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -88,6 +88,37 @@ static int ops_change_pin(void *userdata, const char *reader, const char *old_pi
         return card_worker_change_pin(a->worker, reader, old_pin, new_pin, done, done_userdata);
 }
 
+static void ops_finger_device(void *userdata, struct finger_device_info *ret)
+{
+        struct agent *a = userdata;
+        finger_worker_device(a->finger, ret);
+}
+
+static int ops_finger_match(void *userdata, uint64_t id, const struct finger_print_ref *gallery, size_t n,
+                            finger_event_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->finger ? finger_worker_match(a->finger, id, gallery, n, done, done_userdata) : -ENODEV;
+}
+
+static int ops_finger_enroll(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
+                             void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->finger ? finger_worker_enroll(a->finger, id, operator_id, done, done_userdata) : -ENODEV;
+}
+
+static void ops_finger_cancel(void *userdata, uint64_t id)
+{
+        struct agent *a = userdata;
+        finger_worker_cancel(a->finger, id);
+}
+
+static void ops_enroll_progress(void *userdata, const char *operator_id, int stage, int stages, bool retry)
+{
+        agent_dbus_enroll_progress(userdata, operator_id, stage, stages, retry);
+}
+
 static int ops_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
 {
         struct agent *a = userdata;
@@ -130,6 +161,11 @@ static const struct session_ops session_ops = {
         .login_pin = ops_login_pin,
         .login_cancel = ops_login_cancel,
         .change_pin = ops_change_pin,
+        .finger_device = ops_finger_device,
+        .finger_match = ops_finger_match,
+        .finger_enroll = ops_finger_enroll,
+        .finger_cancel = ops_finger_cancel,
+        .enroll_progress = ops_enroll_progress,
         .lock_screen = ops_lock_screen,
         .watch_idle = ops_watch_idle,
         .answer = ops_answer,
@@ -343,6 +379,11 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = card_worker_start(a->event, &a->worker);
         if (r < 0)
                 return r;
+        /* libfprint on its own thread; without it every finger step is bio-unavailable. */
+        r = finger_worker_start(a->event, &a->finger);
+        if (r < 0)
+                agent_log(LOG_ERR, "cannot start the fingerprint thread (%s): finger logins are unavailable",
+                          strerror(-r));
         /* After a package upgrade (the postinst leaves a flag), restart only once locked. */
         r = restart_at_lock_start(a->event, a->config.lock_verify_usec + USEC_PER_SEC, terminal_idle_locked,
                                   a, &a->restart);
@@ -393,7 +434,8 @@ int main(int argc, char **argv)
 
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
-        session_done(&a.session);
+        session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
+        a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */
         a.logind = logind_free(a.logind);
         a.bus = sd_bus_flush_close_unref(a.bus);

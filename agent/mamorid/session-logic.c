@@ -17,38 +17,37 @@
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "session-internal.h"
 #include "session-logic.h"
 
 #define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
 
-static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
-static struct auth_context auth_context(struct session *s);
 
-static void fmt_int(char buf[24], int64_t v)
+void fmt_int(char buf[24], int64_t v)
 {
         snprintf(buf, 24, "#%" PRId64, v);
 }
 
-static int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
                   oplog_done_fn done, void *userdata)
 {
         return s->ops->record(s->userdata, ev, op, card, data, done, userdata);
 }
 
-static void changed(struct session *s, const char *state_reason)
+void changed(struct session *s, const char *state_reason)
 {
         s->ops->changed(s->userdata, state_reason);
 }
 
 /* ---- outcomes and the answers that wait for a commit ---- */
 
-static struct session_outcome outcome_ok(void)
+struct session_outcome outcome_ok(void)
 {
         return (struct session_outcome){.reason = AUTH_ALLOW, .tries = -1};
 }
 
-_printf_(2, 3) static struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...)
+_printf_(2, 3) struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...)
 {
         struct session_outcome o = {.reason = reason, .tries = -1};
         va_list ap;
@@ -60,12 +59,12 @@ _printf_(2, 3) static struct session_outcome outcome_refused(enum auth_reason re
         return o;
 }
 
-static struct session_outcome outcome_failed(int error)
+struct session_outcome outcome_failed(int error)
 {
         return (struct session_outcome){.error = error, .reason = AUTH_CARD_ERROR, .tries = -1};
 }
 
-static void answer(struct session *s, SessionCall *call, const struct session_outcome *o)
+void answer(struct session *s, SessionCall *call, const struct session_outcome *o)
 {
         if (call)
                 s->ops->answer(s->userdata, call, o);
@@ -79,15 +78,8 @@ static enum auth_reason reason_of(const char *word)
         return r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR;
 }
 
-struct pending_answer {
-        struct session *s;
-        SessionCall *call;
-        struct session_outcome o;
-        bool grant;           /* a login's success: given only while its session still runs */
-        uint64_t session_gen; /* the session it grants */
-};
 
-static void answer_after_commit(int result, uint64_t seq, void *userdata)
+void answer_after_commit(int result, uint64_t seq, void *userdata)
 {
         struct pending_answer *p = userdata;
         struct session *s = p->s;
@@ -116,7 +108,7 @@ static void answer_after_commit(int result, uint64_t seq, void *userdata)
 
 /* Keeps call to be answered o once the record it is passed to is durable. Returns NULL (call
  * answered with the error at once: it grants nothing) when out of memory. */
-static struct pending_answer *answer_after(struct session *s, SessionCall *call,
+struct pending_answer *answer_after(struct session *s, SessionCall *call,
                                            const struct session_outcome *o)
 {
         struct pending_answer *p;
@@ -140,7 +132,7 @@ static struct pending_answer *answer_after(struct session *s, SessionCall *call,
 }
 
 /* Records ev and answers call with o once it is durable. */
-static void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
                                const char *ev, const char *op, const char *card, JsonValue *data)
 {
         struct pending_answer *p = answer_after(s, call, o);
@@ -268,7 +260,7 @@ static void on_input_activity(void *userdata)
                                                  s->config->idle_lock_usec, 0, on_idle_timer, s);
 }
 
-static void start_idle_watch(struct session *s)
+void start_idle_watch(struct session *s)
 {
         if (s->config->idle_source == IDLE_SOURCE_INPUT) {
                 s->input = idle_input_free(s->input);
@@ -320,11 +312,13 @@ static void bypass_summary(void *userdata, const struct burst_summary *sum)
 
 /* ---- the state machine applied ---- */
 
-static void login_clear(struct session *s)
+void login_clear(struct session *s)
 {
         /* A login still waiting for its PIN lets go of the card. */
         if (s->login.id)
                 s->ops->login_cancel(s->userdata, s->login.id);
+        if (s->login.finger_id && s->ops->finger_cancel) /* a pending scan is cancelled, never left */
+                s->ops->finger_cancel(s->userdata, s->login.finger_id);
         free(s->login.sender);
         s->login = (struct pending_login){0};
 }
@@ -348,10 +342,11 @@ static void clear_session(struct session *s)
         s->method[0] = '\0';
         s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
         s->input = idle_input_free(s->input);
+        session_bio_session_ended(s); /* an enrolment belongs to its session */
 }
 
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
-static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
+bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
 {
         struct session_transition t;
         const char *why = session_trigger_to_string(trigger);
@@ -443,6 +438,7 @@ void session_done(struct session *s)
 {
         burst_done(&s->bypass); /* a count still pending is not lost at stop */
         abort_login(s, "cancelled");
+        session_bio_session_ended(s);
         free(s->card.der);
         s->card = (struct present_card){0};
         s->input = idle_input_free(s->input);
@@ -541,6 +537,8 @@ void session_on_policy(struct session *s, const Policy *current)
                         break;
                 }
         }
+        if (current)
+                session_bio_on_policy(s, current);
         changed(s, NULL);
 }
 
@@ -557,7 +555,7 @@ void session_on_log_health(struct session *s, int error)
 
 /* ---- logins ---- */
 
-static struct auth_context auth_context(struct session *s)
+struct auth_context auth_context(struct session *s)
 {
         return (struct auth_context){
                 .policy = s->ops->policy(s->userdata),
@@ -607,14 +605,14 @@ static void refuse_after_record(struct session *s, SessionCall *call, const stru
                                       tries ? tries_left : NULL, NULL));
 }
 
-static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
+int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
 {
         struct session *s = userdata;
 
         /* A client that started a login and never answers must not hold the terminal. */
         s->login_timer = sd_event_source_disable_unref(s->login_timer);
-        if (s->state == SESSION_AUTHENTICATING && !s->login.answer)
-                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        if (s->state == SESSION_AUTHENTICATING && (!s->login.answer || s->login.finger_id))
+                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec()); /* a scan nobody touches, too */
         return 0;
 }
 
@@ -658,10 +656,6 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         snprintf(card_id_buf, sizeof(card_id_buf), "%s", card_login_info(l)->card_id);
         const char *card_id = card_id_buf[0] ? card_id_buf : NULL;
 
-        if (d.reason == AUTH_ALLOW && d.group_id) {
-                /* Group cards need a member to identify (finger or password): not available yet. */
-                d.reason = AUTH_CARD_ERROR;
-        }
         if (d.reason != AUTH_ALLOW) {
                 refuse_after_record(s, call, &d, card_id);
                 return; /* answered once the refusal is on record */
@@ -703,7 +697,10 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         s->login.sender = login_sender;
         snprintf(s->login.card_id, sizeof(s->login.card_id), "%s", card_id);
         snprintf(s->login.reader, sizeof(s->login.reader), "%s", s->card.reader);
-        snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id);
+        snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id ?: "");
+        snprintf(s->login.group_id, sizeof(s->login.group_id), "%s", d.group_id ?: "");
+        s->login.step = "pin";
+        snprintf(s->login.method, sizeof(s->login.method), "card+pin");
         apply(s, TRIGGER_LOGIN_START, now_mono_usec());
         (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
                                          on_login_timeout, s);
@@ -736,8 +733,18 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
                 card_login_set_cert_result(res->login,
                                            s->ops->check_cert(s->userdata, s->card.der, s->card.der_len));
         struct auth_decision d = card_login_decide(res->login, NULL, &c);
+        if (d.reason == AUTH_ALLOW && d.group_id && streq(d.group_id, s->login.group_id)) {
+                /* A group card opens the door; a member of its group must still identify. */
+                session_bio_after_card(s, call, &d, card_id);
+                return;
+        }
         if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, s->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
+        if (d.reason == AUTH_ALLOW && s->config->require_finger_with_card) {
+                /* The lending check: the card's operator's own finger, before the session opens. */
+                session_bio_after_card(s, call, &d, card_id);
+                return;
+        }
 
         if (d.reason != AUTH_ALLOW) {
                 refuse_after_record(s, call, &d, card_id);
@@ -776,6 +783,11 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
 
         if (s->state != SESSION_AUTHENTICATING || !s->login.active) {
                 o = outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a PIN");
+                answer(s, call, &o);
+                return;
+        }
+        if (!s->login.step || !streq(s->login.step, "pin")) {
+                o = outcome_refused(AUTH_NOT_PENDING, "the login is not waiting for a PIN");
                 answer(s, call, &o);
                 return;
         }

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "card-worker.h"
+#include "finger-worker.h"
 #include "idle-input.h"
 #include "logind-lock.h"
 #include "mamori/agent-config.h"
@@ -38,7 +39,8 @@ struct session_outcome {
         int error;
         enum auth_reason reason;
         char message[96];
-        char operator_id[OPERATOR_ID_MAX]; /* AnswerPin */
+        char operator_id[OPERATOR_ID_MAX]; /* AnswerPin, StartBioLogin, ScanFinger, EnrollFinger */
+        char step[16];                     /* StartBioLogin, AnswerPin: what the login waits for next */
         char card_id[CARD_ID_LEN + 1];     /* StartLogin */
         int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
         uint64_t seq;                      /* RecordOperation: the record's sequence number */
@@ -66,6 +68,16 @@ struct session_ops {
         void (*login_cancel)(void *userdata, uint64_t id); /* a login not past its PIN lets the card go */
         int (*change_pin)(void *userdata, const char *reader, const char *old_pin, const char *new_pin,
                           card_job_done_fn done, void *done_userdata);
+        /* The fingerprint thread (finger-worker.h); done runs on the event loop. May be NULL (no
+         * sensor support): every finger step is then bio-unavailable. */
+        void (*finger_device)(void *userdata, struct finger_device_info *ret);
+        int (*finger_match)(void *userdata, uint64_t id, const struct finger_print_ref *gallery, size_t n,
+                            finger_event_fn done, void *done_userdata);
+        int (*finger_enroll)(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
+                             void *done_userdata);
+        void (*finger_cancel)(void *userdata, uint64_t id);
+        /* An enrolment went one stage further (EnrollProgress); may be NULL. */
+        void (*enroll_progress)(void *userdata, const char *operator_id, int stage, int stages, bool retry);
         /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be
          * called as logind_lock() says. */
         int (*lock_screen)(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata);
@@ -98,6 +110,22 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX];
         uint64_t id; /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
+        const char *step;       /* what it waits for: "pin", "finger", "password" (the Step property) */
+        char method[24];        /* "card+pin", "finger+password", "group-card+finger" … */
+        uint64_t finger_id;     /* the fingerprint thread's scan, while one runs */
+        char group_id[OPERATOR_ID_MAX]; /* a group card's group, after its PIN */
+        char user[OPERATOR_ID_MAX];     /* StartBioLogin: the operator id typed (1:1 sensors) */
+};
+
+/* An enrolment between EnrollFinger and its answer (session-bio.c). */
+struct pending_enrolment {
+        bool active;
+        uint64_t id;
+        char *sender;
+        SessionCall *answer;
+        uint64_t session_gen; /* the session it belongs to: it ends with it */
+        char operator_id[OPERATOR_ID_MAX];
+        char card_id[CARD_ID_LEN + 1];
 };
 
 struct pending_answer;
@@ -118,10 +146,11 @@ struct session {
         struct pending_answer *end_answer; /* answered once the next session.end is durable (Lock) */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
-        char method[16];
+        char method[24];
         uint64_t last_login_id;
         struct present_card card;
         struct pending_login login;
+        struct pending_enrolment enrolment;
         bool readers_lost; /* pcscd gone: fail closed until it returns */
 
         IdleInput *input; /* IdleSource=input, while a session is active */
@@ -154,6 +183,23 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
 void session_record_operation(struct session *s, SessionCall *call, JsonValue *data);
 void session_pin_age(struct session *s, SessionCall *call);
 
+/* Fingerprints (session-bio.c). StartBioLogin: no card; identifies (1:N, or 1:1 against user on a
+ * sensor that cannot identify) and answers after the touch with the operator and the next step. */
+void session_start_bio_login(struct session *s, SessionCall *call, const char *sender, const char *user,
+                             const char *modality);
+/* ScanFinger: after a group card's PIN (a member identifies) or a card+PIN with
+ * RequireFingerWithCard=yes (the card's operator's own finger). */
+void session_scan_finger(struct session *s, SessionCall *call, const char *modality);
+/* EnrollFinger: in an active card session, a print for that session's operator. */
+void session_enroll_finger(struct session *s, SessionCall *call, const char *sender);
+/* The enrolment's client went away: it is cancelled. */
+void session_enroll_client_gone(struct session *s, const char *sender);
+/* DeletePrints (root): every print of operator_id. */
+void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id);
+/* A bundle was loaded: the prints of operators it retires are deleted, and that is recorded. */
+void session_bio_on_policy(struct session *s, const Policy *current);
+/* What the pending login waits for ("" when none): the Step property. */
+const char *session_step(const struct session *s);
 /* Facts the permission table asks about. */
 bool session_login_pending(const struct session *s);
 bool session_login_started_by(const struct session *s, const char *sender);

@@ -83,3 +83,8 @@
         MAMORI_DBUS_ERROR_PREFIX "TerminalUnconfigured" /* no [Terminal] Id: enrol the terminal */
 #define MAMORI_ERROR_PIN_FORMAT \
         MAMORI_DBUS_ERROR_PREFIX "PinFormat" /* AnswerPin: not 6-8 digits; the login still waits */
+#define MAMORI_ERROR_FINGER_NO_MATCH   MAMORI_DBUS_ERROR_PREFIX "FingerNoMatch"
+#define MAMORI_ERROR_FINGER_UNREADABLE MAMORI_DBUS_ERROR_PREFIX "FingerUnreadable"
+#define MAMORI_ERROR_BIO_UNAVAILABLE   MAMORI_DBUS_ERROR_PREFIX "BioUnavailable"
+#define MAMORI_ERROR_NOT_GROUP_MEMBER  MAMORI_DBUS_ERROR_PREFIX "NotGroupMember"
+#define MAMORI_ERROR_LENDING_SUSPECTED MAMORI_DBUS_ERROR_PREFIX "LendingSuspected"
