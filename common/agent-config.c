@@ -107,9 +107,9 @@ void agent_config_free(struct agent_config *c)
         if (!c)
                 return;
         char **strings[] = {
-                &c->terminal_id,       &c->office,        &c->identity_key,    &c->trust_anchors,
-                &c->readers,           &c->log_directory, &c->input_directory, &c->collector_url,
-                &c->collector_ca,      &c->client_cert,   &c->client_key,      &c->policy_directory,
+                &c->terminal_id,       &c->office,        &c->identity_key,     &c->trust_anchors,
+                &c->readers,           &c->log_directory, &c->input_directory,  &c->collector_url,
+                &c->collector_ca,      &c->client_cert,   &c->client_key,       &c->policy_directory,
                 &c->policy_signer_key, &c->receipt_key,   &c->prints_directory,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {

@@ -112,7 +112,8 @@ int ctl_enroll(int argc, char **argv)
                 return 0;
         }
         agent_error_classify(&w.error, r < 0 ? r : w.result, &info);
-        fprintf(stderr, "mamorictl: enrolment failed: %s (%s)\n", agent_error_format(&info, text, sizeof(text)),
+        fprintf(stderr, "mamorictl: enrolment failed: %s (%s)\n",
+                agent_error_format(&info, text, sizeof(text)),
                 sd_bus_error_is_set(&w.error) ? w.error.message : strerror(-(r < 0 ? r : w.result)));
         sd_bus_error_free(&w.error);
         return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;

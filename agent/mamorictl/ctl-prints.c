@@ -16,7 +16,8 @@ static int fail(const char *what, const sd_bus_error *error, int r)
         char text[256];
 
         agent_error_classify(error, r, &info);
-        fprintf(stderr, "mamorictl: %s failed: %s (%s)\n", what, agent_error_format(&info, text, sizeof(text)),
+        fprintf(stderr, "mamorictl: %s failed: %s (%s)\n", what,
+                agent_error_format(&info, text, sizeof(text)),
                 sd_bus_error_is_set(error) ? error->message : strerror(-r));
         return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
 }
@@ -60,15 +61,15 @@ static int list(sd_bus *bus, bool json)
         return r < 0 ? fail("prints list", &error, r) : 0;
 }
 
-static int delete(sd_bus *bus, const char *op)
+static int delete (sd_bus *bus, const char *op)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint32_t n = 0;
         int r;
 
-        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "DeletePrints",
-                               &error, &reply, "s", op);
+        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                               "DeletePrints", &error, &reply, "s", op);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "u", &n);
         if (r < 0)
@@ -108,11 +109,12 @@ int ctl_prints(int argc, char **argv)
         bool is_list = optind < argc && streq(argv[optind], "list") && optind + 1 == argc;
         bool is_delete = optind < argc && streq(argv[optind], "delete") && optind + 2 == argc && !json;
         if (!is_list && !is_delete) {
-                fprintf(stderr, "mamorictl: usage: mamorictl prints list [--json] | prints delete OPERATOR\n");
+                fprintf(stderr,
+                        "mamorictl: usage: mamorictl prints list [--json] | prints delete OPERATOR\n");
                 return 2;
         }
         r = agent_bus_open(&bus);
         if (r < 0)
                 return fail("prints", NULL, r);
-        return is_list ? list(bus, json) : delete(bus, argv[optind + 1]);
+        return is_list ? list(bus, json) : delete (bus, argv[optind + 1]);
 }

@@ -309,7 +309,8 @@ static const struct method {
         {"PinAgeDays", ANYONE, NULL, NULL, NULL, run_pin_age, reply_pin_age},
         /* Fingerprints: a finger login drives the seat like a card login; ScanFinger goes on with
          * the login of the client that started it. */
-        {"StartBioLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_bio_login, reply_operator_step},
+        {"StartBioLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_bio_login,
+         reply_operator_step},
         {"ScanFinger", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is waiting for a finger",
          run_scan_finger, reply_operator},
         /* A print is bound to the card-verified operator of the session that enrols it. */
@@ -317,8 +318,8 @@ static const struct method {
          "a finger can be enrolled only in the card's own session", NULL, run_enroll_finger, reply_enrolled},
         {"ListPrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may list the enrolled prints", NULL,
          run_list_prints, reply_empty},
-        {"DeletePrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete prints", NULL, run_delete_prints,
-         reply_count},
+        {"DeletePrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete prints", NULL,
+         run_delete_prints, reply_count},
 };
 
 static const struct method *method_find(const char *name)

@@ -483,7 +483,8 @@ int finger_worker_start(sd_event *e, FingerWorker **ret)
         pthread_mutex_init(&w->lock, NULL);
         w->ctx = g_main_context_default();
         w->loop = g_main_loop_new(w->ctx, FALSE);
-        r = thread_mailbox_new(sizeof(struct item), MAILBOX_CAPACITY, dispatch_item, free_item, w, &w->events);
+        r = thread_mailbox_new(sizeof(struct item), MAILBOX_CAPACITY, dispatch_item, free_item, w,
+                               &w->events);
         if (r >= 0)
                 r = thread_mailbox_attach_event(w->events, e);
         if (r >= 0)
@@ -550,7 +551,8 @@ static int submit(FingerWorker *w, struct job *j)
         return 0;
 }
 
-static struct job *job_new(FingerWorker *w, uint64_t id, enum job_kind kind, finger_event_fn cb, void *userdata)
+static struct job *job_new(FingerWorker *w, uint64_t id, enum job_kind kind, finger_event_fn cb,
+                           void *userdata)
 {
         struct job *j = calloc(1, sizeof(*j));
 

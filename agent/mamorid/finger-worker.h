@@ -15,9 +15,9 @@
  * finger_worker_stop() cancel, so a pending scan never outlives the login it belonged to.
  */
 
-#define FINGER_OPERATOR_MAX 65       /* operator id + NUL, as the session's */
+#define FINGER_OPERATOR_MAX 65         /* operator id + NUL, as the session's */
 #define FINGER_PRINT_MAX    (1u << 20) /* a serialized print larger than this is refused */
-#define FINGER_RETRIES_MAX  3        /* "touch again" answers before a scan gives up (-EAGAIN) */
+#define FINGER_RETRIES_MAX  3          /* "touch again" answers before a scan gives up (-EAGAIN) */
 
 typedef struct FingerWorker FingerWorker;
 
@@ -47,11 +47,11 @@ struct finger_event {
          * readable touch after FINGER_RETRIES_MAX tries), -EOPNOTSUPP (1:N on a sensor that can
          * only verify), -EEXIST (enroll: this finger is already enrolled), -EIO (any other error). */
         int result;
-        bool matched;                            /* match: a print of the gallery matched */
-        char operator_id[FINGER_OPERATOR_MAX];   /* match: whose print */
-        int stage, stages;                       /* enroll: stages done, stages needed */
-        bool retry;                              /* PROGRESS: the touch was not usable, touch again */
-        uint8_t *print;                          /* enroll DONE: serialized print (owned by the worker) */
+        bool matched;                          /* match: a print of the gallery matched */
+        char operator_id[FINGER_OPERATOR_MAX]; /* match: whose print */
+        int stage, stages;                     /* enroll: stages done, stages needed */
+        bool retry;                            /* PROGRESS: the touch was not usable, touch again */
+        uint8_t *print;                        /* enroll DONE: serialized print (owned by the worker) */
         size_t print_size;
         uint64_t elapsed_usec; /* DONE: from the job's start on the thread to its end */
 };

@@ -1,4 +1,5 @@
-/* Enrolled fingerprints on disk: bounded, owner-checked reads; durable writes; deletion of an operator's prints. */
+/* Enrolled fingerprints on disk: bounded, owner-checked reads; durable writes; deletion of an operator's
+ * prints. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +64,8 @@ static int ensure_dir(const char *path)
 
 static int slot_of(const char *name, unsigned *ret)
 {
-        if (strlen(name) != 7 || name[0] < '1' || name[0] > '0' + PRINT_SLOTS_MAX || !streq(name + 1, ".print"))
+        if (strlen(name) != 7 || name[0] < '1' || name[0] > '0' + PRINT_SLOTS_MAX ||
+            !streq(name + 1, ".print"))
                 return -EINVAL;
         *ret = (unsigned)(name[0] - '0');
         return 0;

@@ -1,4 +1,5 @@
-/* Enrolled fingerprints on disk: one root-only directory per operator, one fp_print_serialize() file per finger. */
+/* Enrolled fingerprints on disk: one root-only directory per operator, one fp_print_serialize() file per
+ * finger. */
 #pragma once
 
 #include <stdbool.h>

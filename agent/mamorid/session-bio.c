@@ -40,8 +40,8 @@ static void refuse_login(struct session *s, SessionCall *call, enum auth_reason 
 
         snprintf(method, sizeof(method), "%s", s->login.method[0] ? s->login.method : "finger+password");
         record_then_answer(s, call, &o, "auth.fail", op, card,
-                           agent_data("reason", auth_reason_to_string(reason), "method", method, "finger_operator",
-                                      other, NULL));
+                           agent_data("reason", auth_reason_to_string(reason), "method", method,
+                                      "finger_operator", other, NULL));
         login_clear(s);
         apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
 }
@@ -118,8 +118,8 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
         int r;
 
         if (!have_sensor(s, &info)) {
-                refuse_login(s, call, AUTH_BIO_UNAVAILABLE, only, s->session_card[0] ? s->session_card : NULL,
-                             NULL);
+                refuse_login(s, call, AUTH_BIO_UNAVAILABLE, only,
+                             s->session_card[0] ? s->session_card : NULL, NULL);
                 return;
         }
         r = gallery_for(s, info.can_identify ? NULL : only, !info.can_identify, &g);
@@ -142,14 +142,16 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
                 return;
         }
         for (size_t i = 0; i < g.n; i++)
-                refs[i] = (struct finger_print_ref){g.items[i].operator_id, g.items[i].data, g.items[i].size};
+                refs[i] =
+                        (struct finger_print_ref){g.items[i].operator_id, g.items[i].data, g.items[i].size};
         id = ++s->last_login_id;
         r = s->ops->finger_match(s->userdata, id, refs, g.n, on_scanned, s);
         free(refs);
         print_set_done(&g);
         if (r < 0) {
                 if (r == -EBUSY) {
-                        struct session_outcome o = outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy");
+                        struct session_outcome o =
+                                outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy");
                         answer(s, call, &o);
                         login_clear(s);
                         apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
@@ -180,7 +182,8 @@ static void on_scanned(void *userdata, const struct finger_event *ev)
         char card_id[CARD_ID_LEN + 1], scanned[FINGER_OPERATOR_MAX];
         snprintf(card_id, sizeof(card_id), "%s", s->login.card_id);
         const char *card = card_id[0] ? card_id : NULL;
-        const char *named = s->login.operator_id[0] ? s->login.operator_id : (s->login.user[0] ? s->login.user : NULL);
+        const char *named =
+                s->login.operator_id[0] ? s->login.operator_id : (s->login.user[0] ? s->login.user : NULL);
         s->login.finger_id = 0;
         snprintf(scanned, sizeof(scanned), "%s", ev->matched ? ev->operator_id : "");
 
@@ -275,9 +278,9 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
         enum auth_reason r = auth_decide_operator(&c, NULL, NULL);
         if (r != AUTH_ALLOW) {
                 o = outcome_refused(r, "%s", auth_reason_to_string(r));
-                record_then_answer(s, call, &o, "auth.fail", NULL, NULL,
-                                   agent_data("reason", auth_reason_to_string(r), "method", "finger+password",
-                                              NULL));
+                record_then_answer(
+                        s, call, &o, "auth.fail", NULL, NULL,
+                        agent_data("reason", auth_reason_to_string(r), "method", "finger+password", NULL));
                 return;
         }
         char *login_sender = strdup(sender ?: "");
@@ -386,7 +389,8 @@ static void on_enrolled(void *userdata, const struct finger_event *ev)
                 return; /* cancelled: already answered */
         if (ev->kind == FINGER_EVENT_PROGRESS) {
                 if (s->ops->enroll_progress)
-                        s->ops->enroll_progress(s->userdata, e->operator_id, ev->stage, ev->stages, ev->retry);
+                        s->ops->enroll_progress(s->userdata, e->operator_id, ev->stage, ev->stages,
+                                                ev->retry);
                 return;
         }
         e->id = 0;
@@ -425,8 +429,8 @@ static void on_enrolled(void *userdata, const struct finger_event *ev)
         snprintf(card, sizeof(card), "%s", e->card_id);
         enrolment_clear(s);
         record_then_answer(s, call, &o, "enroll", op, card[0] ? card : NULL,
-                           agent_data("action", "enrolled", "modality", "finger", "slot", slot_s, "stages", stages,
-                                      NULL));
+                           agent_data("action", "enrolled", "modality", "finger", "slot", slot_s, "stages",
+                                      stages, NULL));
 }
 
 void session_enroll_finger(struct session *s, SessionCall *call, const char *sender)
@@ -456,7 +460,8 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
         snprintf(s->enrolment.operator_id, sizeof(s->enrolment.operator_id), "%s", s->operator_id);
         snprintf(s->enrolment.card_id, sizeof(s->enrolment.card_id), "%s", s->session_card);
         s->enrolment.sender = strdup(sender ?: "");
-        r = s->enrolment.sender ? s->ops->finger_enroll(s->userdata, id, s->operator_id, on_enrolled, s) : -ENOMEM;
+        r = s->enrolment.sender ? s->ops->finger_enroll(s->userdata, id, s->operator_id, on_enrolled, s)
+                                : -ENOMEM;
         if (r < 0) {
                 s->enrolment.id = 0;
                 enrolment_clear(s);
@@ -486,7 +491,8 @@ static void delete_prints(struct session *s, SessionCall *call, const char *oper
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot delete the prints of %s in %s: %s", operator_id,
                           s->config->prints_directory, strerror(-r));
-                o = r == -EINVAL ? outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id") : outcome_failed(r);
+                o = r == -EINVAL ? outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
+                                 : outcome_failed(r);
                 answer(s, call, &o);
                 return;
         }

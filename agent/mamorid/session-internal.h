@@ -22,8 +22,8 @@ struct session_outcome outcome_failed(int error);
 void answer(struct session *s, SessionCall *call, const struct session_outcome *o);
 void answer_after_commit(int result, uint64_t seq, void *userdata);
 struct pending_answer *answer_after(struct session *s, SessionCall *call, const struct session_outcome *o);
-void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o, const char *ev,
-                        const char *op, const char *card, JsonValue *data);
+void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                        const char *ev, const char *op, const char *card, JsonValue *data);
 void start_idle_watch(struct session *s);
 void login_clear(struct session *s);
 bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);

@@ -23,14 +23,13 @@
 #define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
 
-
 void fmt_int(char buf[24], int64_t v)
 {
         snprintf(buf, 24, "#%" PRId64, v);
 }
 
 int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
-                  oplog_done_fn done, void *userdata)
+           oplog_done_fn done, void *userdata)
 {
         return s->ops->record(s->userdata, ev, op, card, data, done, userdata);
 }
@@ -78,7 +77,6 @@ static enum auth_reason reason_of(const char *word)
         return r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR;
 }
 
-
 void answer_after_commit(int result, uint64_t seq, void *userdata)
 {
         struct pending_answer *p = userdata;
@@ -108,8 +106,7 @@ void answer_after_commit(int result, uint64_t seq, void *userdata)
 
 /* Keeps call to be answered o once the record it is passed to is durable. Returns NULL (call
  * answered with the error at once: it grants nothing) when out of memory. */
-struct pending_answer *answer_after(struct session *s, SessionCall *call,
-                                           const struct session_outcome *o)
+struct pending_answer *answer_after(struct session *s, SessionCall *call, const struct session_outcome *o)
 {
         struct pending_answer *p;
         struct session_outcome failed = outcome_failed(-ENOMEM);
@@ -133,7 +130,7 @@ struct pending_answer *answer_after(struct session *s, SessionCall *call,
 
 /* Records ev and answers call with o once it is durable. */
 void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
-                               const char *ev, const char *op, const char *card, JsonValue *data)
+                        const char *ev, const char *op, const char *card, JsonValue *data)
 {
         struct pending_answer *p = answer_after(s, call, o);
         record(s, ev, op, card, data, p ? answer_after_commit : NULL, p);

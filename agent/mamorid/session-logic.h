@@ -110,9 +110,9 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX];
         uint64_t id; /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
-        const char *step;       /* what it waits for: "pin", "finger", "password" (the Step property) */
-        char method[24];        /* "card+pin", "finger+password", "group-card+finger" … */
-        uint64_t finger_id;     /* the fingerprint thread's scan, while one runs */
+        const char *step;   /* what it waits for: "pin", "finger", "password" (the Step property) */
+        char method[24];    /* "card+pin", "finger+password", "group-card+finger" … */
+        uint64_t finger_id; /* the fingerprint thread's scan, while one runs */
         char group_id[OPERATOR_ID_MAX]; /* a group card's group, after its PIN */
         char user[OPERATOR_ID_MAX];     /* StartBioLogin: the operator id typed (1:1 sensors) */
 };

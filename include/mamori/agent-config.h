@@ -32,7 +32,7 @@ struct agent_config {
         uint64_t lock_verify_usec;
         enum lock_fallback lock_fallback;
         enum group_member group_member; /* how a group card's member identifies after its PIN */
-        bool require_finger_with_card; /* card+pin then the card's operator's finger (lending check) */
+        bool require_finger_with_card;  /* card+pin then the card's operator's finger (lending check) */
         /* [Finger] */
         char *prints_directory; /* enrolled prints, one root-only directory per operator */
         /* [Secrets] */
