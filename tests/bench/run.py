@@ -629,6 +629,14 @@ def audit():
 BENCHES['audit'] = audit
 
 
+def finger():
+    """Identify time with 10/100/1000 prints; touch → active for group-card+finger and finger+password."""
+    subprocess.run([sys.executable, os.path.join(HERE, 'finger-bench.py')], check=True)
+
+
+BENCHES['finger'] = finger
+
+
 def main(argv):
     names = argv or list(BENCHES)
     for name in names:
