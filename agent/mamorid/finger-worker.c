@@ -13,6 +13,7 @@
 #include "finger-worker.h"
 #include "mamori/macro.h"
 #include "mamori/time-util.h"
+#include "print-store.h"
 #include "thread-mailbox.h"
 
 #define MAILBOX_CAPACITY 64
@@ -20,25 +21,21 @@
 
 enum job_kind { JOB_ENROLL, JOB_MATCH };
 
-struct print_copy {
-        char operator_id[FINGER_OPERATOR_MAX];
-        uint8_t *data;
-        size_t size;
-};
-
 struct job {
         FingerWorker *w;
         uint64_t id;
         enum job_kind kind;
         char operator_id[FINGER_OPERATOR_MAX]; /* enroll */
-        struct print_copy *gallery;            /* match */
-        size_t n_gallery;
+        char *dir;                             /* match: where the prints are */
+        char **allowed;                        /* match: operators whose prints count, sorted */
+        size_t n_allowed;
         GPtrArray *prints; /* match: the gallery as FpPrint, on the thread */
         GCancellable *cancellable;
         finger_event_fn cb;
         void *userdata;
         int retries;
         uint64_t started_usec;
+        uint64_t prepare_usec;
 };
 
 struct item {
@@ -71,9 +68,10 @@ static void job_free(struct job *j)
 {
         if (!j)
                 return;
-        for (size_t i = 0; i < j->n_gallery; i++)
-                free(j->gallery[i].data);
-        free(j->gallery);
+        for (size_t i = 0; i < j->n_allowed; i++)
+                free(j->allowed[i]);
+        free(j->allowed);
+        free(j->dir);
         if (j->prints)
                 g_ptr_array_unref(j->prints);
         if (j->cancellable)
@@ -97,6 +95,8 @@ static void finish(FingerWorker *w, struct job *j, struct finger_event *ev)
 {
         ev->kind = FINGER_EVENT_DONE;
         ev->elapsed_usec = now_mono_usec() - j->started_usec;
+        ev->prepare_usec = j->prepare_usec;
+        ev->gallery = j->prints ? j->prints->len : 0;
         pthread_mutex_lock(&w->lock);
         if (w->current == j)
                 w->current = NULL;
@@ -363,27 +363,43 @@ static void run_match(FingerWorker *w, struct job *j)
                 fail(w, j, -EOPNOTSUPP);
 }
 
-/* The gallery's bytes as prints of this sensor. A print that does not parse, belongs to another
- * sensor, or names another operator than its file says is left out. */
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The prints of the allowed operators, read here (blocking I/O stays off the event loop) and made
+ * prints of this sensor. A print that does not parse, belongs to another sensor, or names another
+ * operator than its directory says is left out. A sensor that cannot identify gets one print. */
 static int load_gallery(FingerWorker *w, struct job *j)
 {
-        j->prints = g_ptr_array_new_with_free_func(g_object_unref);
-        for (size_t i = 0; i < j->n_gallery; i++) {
-                g_autoptr(GError) error = NULL;
-                FpPrint *p = fp_print_deserialize(j->gallery[i].data, j->gallery[i].size, &error);
-                const char *user;
+        struct print_set set = {0};
+        bool one = !fp_device_has_feature(w->dev, FP_DEVICE_FEATURE_IDENTIFY);
+        int r;
 
+        j->prints = g_ptr_array_new_with_free_func(g_object_unref);
+        r = print_store_list(j->dir, 1, &set);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < set.n && !(one && j->prints->len > 0); i++) {
+                g_autoptr(GError) error = NULL;
+                const char *op = set.items[i].operator_id, *user;
+                FpPrint *p;
+
+                if (!bsearch(&op, j->allowed, j->n_allowed, sizeof(char *), cmp_str))
+                        continue;
+                p = fp_print_deserialize(set.items[i].data, set.items[i].size, &error);
                 if (!p)
                         continue;
                 user = fp_print_get_username(p);
-                if (!user || !streq(user, j->gallery[i].operator_id) || !fp_print_compatible(p, w->dev)) {
+                if (!user || !streq(user, op) || !fp_print_compatible(p, w->dev)) {
                         g_object_unref(p);
                         continue;
                 }
-                g_object_set_data_full(G_OBJECT(p), "mamori-operator", g_strdup(j->gallery[i].operator_id),
-                                       g_free);
+                g_object_set_data_full(G_OBJECT(p), "mamori-operator", g_strdup(op), g_free);
                 g_ptr_array_add(j->prints, p);
         }
+        print_set_done(&set);
         return j->prints->len > 0 ? 0 : -ENOENT;
 }
 
@@ -403,9 +419,13 @@ static gboolean run_job(gpointer userdata)
                 fail(w, j, -ENODEV);
                 return G_SOURCE_REMOVE;
         }
-        if (j->kind == JOB_ENROLL)
+        if (j->kind == JOB_ENROLL) {
                 run_enroll(w, j);
-        else if (load_gallery(w, j) < 0) {
+                return G_SOURCE_REMOVE;
+        }
+        int r = load_gallery(w, j);
+        j->prepare_usec = now_mono_usec() - j->started_usec;
+        if (r < 0) {
                 /* Nothing this sensor can compare with: a touch could never match. */
                 struct finger_event ev = {0};
                 finish(w, j, &ev);
@@ -577,36 +597,31 @@ int finger_worker_enroll(FingerWorker *w, uint64_t id, const char *operator_id, 
         return submit(w, j);
 }
 
-int finger_worker_match(FingerWorker *w, uint64_t id, const struct finger_print_ref *gallery, size_t n,
-                        finger_event_fn cb, void *userdata)
+int finger_worker_match(FingerWorker *w, uint64_t id, const char *dir, char *const *allowed,
+                        size_t n_allowed, finger_event_fn cb, void *userdata)
 {
         struct job *j;
 
-        if (!w || (n > 0 && !gallery))
+        if (!w || !dir || (n_allowed > 0 && !allowed))
                 return -EINVAL;
         j = job_new(w, id, JOB_MATCH, cb, userdata);
         if (!j)
                 return -ENOMEM;
-        j->gallery = calloc(n ? n : 1, sizeof(*j->gallery));
-        if (!j->gallery) {
+        j->dir = strdup(dir);
+        j->allowed = calloc(n_allowed ? n_allowed : 1, sizeof(char *));
+        if (!j->dir || !j->allowed) {
                 job_free(j);
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < n; i++) {
-                struct print_copy *c = &j->gallery[j->n_gallery];
-                if (!gallery[i].operator_id || strlen(gallery[i].operator_id) >= FINGER_OPERATOR_MAX ||
-                    gallery[i].size == 0 || gallery[i].size > FINGER_PRINT_MAX)
-                        continue;
-                c->data = malloc(gallery[i].size);
-                if (!c->data) {
+        for (size_t i = 0; i < n_allowed; i++) {
+                j->allowed[i] = strdup(allowed[i]);
+                if (!j->allowed[i]) {
                         job_free(j);
                         return -ENOMEM;
                 }
-                memcpy(c->data, gallery[i].data, gallery[i].size);
-                c->size = gallery[i].size;
-                snprintf(c->operator_id, sizeof(c->operator_id), "%s", gallery[i].operator_id);
-                j->n_gallery++;
+                j->n_allowed++;
         }
+        qsort(j->allowed, j->n_allowed, sizeof(char *), cmp_str);
         return submit(w, j);
 }
 

@@ -28,13 +28,6 @@ struct finger_device_info {
         char driver[32];
 };
 
-/* One print of a gallery: the operator it belongs to and fp_print_serialize() bytes (borrowed). */
-struct finger_print_ref {
-        const char *operator_id;
-        const uint8_t *data;
-        size_t size;
-};
-
 enum finger_event_kind {
         FINGER_EVENT_PROGRESS, /* enroll: a stage done (or a retry); match: a retry */
         FINGER_EVENT_DONE,     /* the job ended; the last event of the job */
@@ -54,6 +47,8 @@ struct finger_event {
         uint8_t *print;                        /* enroll DONE: serialized print (owned by the worker) */
         size_t print_size;
         uint64_t elapsed_usec; /* DONE: from the job's start on the thread to its end */
+        uint64_t prepare_usec; /* DONE, match: turning the gallery into libfprint prints */
+        size_t gallery;        /* DONE, match: prints compared with */
 };
 
 typedef void (*finger_event_fn)(void *userdata, const struct finger_event *ev);
@@ -70,10 +65,12 @@ void finger_worker_device(FingerWorker *w, struct finger_device_info *ret);
  * DONE with the serialized print. -EBUSY while another job runs, -ENODEV without a sensor. */
 int finger_worker_enroll(FingerWorker *w, uint64_t id, const char *operator_id, finger_event_fn cb,
                          void *userdata);
-/* One touch against the gallery (copied): 1:N on a sensor that can identify, else 1:1 against the
- * only print given (-EOPNOTSUPP for more). DONE says whether and whose print matched. */
-int finger_worker_match(FingerWorker *w, uint64_t id, const struct finger_print_ref *gallery, size_t n,
-                        finger_event_fn cb, void *userdata);
+/* One touch against the prints stored in dir (print-store.h) of the operators in allowed (copied;
+ * sorted with strcmp): 1:N on a sensor that can identify, else 1:1 against the first print of the
+ * only operator allowed. The prints are read and made ready on the thread, not on the event loop.
+ * DONE says whether and whose print matched; no print to compare with is no match. */
+int finger_worker_match(FingerWorker *w, uint64_t id, const char *dir, char *const *allowed,
+                        size_t n_allowed, finger_event_fn cb, void *userdata);
 /* Cancels job id if it is still running: its DONE then says -ECANCELED. Unknown ids are ignored. */
 void finger_worker_cancel(FingerWorker *w, uint64_t id);
 /* Whether job id is still running (its DONE not yet delivered to the loop). */

@@ -94,11 +94,12 @@ static void ops_finger_device(void *userdata, struct finger_device_info *ret)
         finger_worker_device(a->finger, ret);
 }
 
-static int ops_finger_match(void *userdata, uint64_t id, const struct finger_print_ref *gallery, size_t n,
+static int ops_finger_match(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
                             finger_event_fn done, void *done_userdata)
 {
         struct agent *a = userdata;
-        return a->finger ? finger_worker_match(a->finger, id, gallery, n, done, done_userdata) : -ENODEV;
+        return a->finger ? finger_worker_match(a->finger, id, dir, allowed, n, done, done_userdata)
+                         : -ENODEV;
 }
 
 static int ops_finger_enroll(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,

@@ -189,7 +189,10 @@ static int list_operator(int opfd, const char *operator_id, int with_data, struc
                 if (with_data) {
                         char *data = NULL;
                         size_t size = 0;
-                        if (read_fd_bounded(fd, FINGER_PRINT_MAX, &data, &size) < 0 || size == 0) {
+                        /* Bounded by the size fstat saw (itself at most FINGER_PRINT_MAX): one
+                         * buffer of the print's size, not of the maximum, for each of many prints. */
+                        if (st.st_size <= 0 || (uint64_t)st.st_size > FINGER_PRINT_MAX ||
+                            read_fd_bounded(fd, (size_t)st.st_size, &data, &size) < 0 || size == 0) {
                                 free(data);
                                 continue;
                         }

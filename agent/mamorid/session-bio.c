@@ -76,35 +76,26 @@ static void open_session(struct session *s, SessionCall *call, const char *opera
 
 static void on_scanned(void *userdata, const struct finger_event *ev);
 
-/* Which prints a touch is compared with: of operators who may log in here (1:N), or only of the
- * operator named (1:1, a sensor that cannot identify; also the lending check on such a sensor). */
-static int gallery_for(struct session *s, const char *only, bool one_print, struct print_set *ret)
+/* Whose prints a touch is compared with: operators who may log in here now (1:N), or only the
+ * operator named (1:1 on a sensor that cannot identify). The files are read on the finger thread. */
+static int allowed_operators(struct session *s, const char *only, char ***ret, size_t *ret_n)
 {
         struct auth_context c = auth_context(s);
-        struct print_set all = {0}, keep = {0};
-        int r;
+        size_t n = 0, cap = only ? 1 : (c.policy ? c.policy->n_operators : 0);
+        char **ids = calloc(cap ? cap : 1, sizeof(char *));
 
-        r = s->config->prints_directory ? print_store_list(s->config->prints_directory, 1, &all) : 0;
-        if (r < 0)
-                return r;
-        keep.items = calloc(all.n ? all.n : 1, sizeof(*keep.items));
-        if (!keep.items) {
-                print_set_done(&all);
+        if (!ids)
                 return -ENOMEM;
-        }
-        for (size_t i = 0; i < all.n; i++) {
-                struct stored_print *p = &all.items[i];
-                if (only && !streq(p->operator_id, only))
+        for (size_t i = 0; c.policy && i < c.policy->n_operators && n < cap; i++) {
+                const char *id = c.policy->operators[i].id;
+                if (only && !streq(id, only))
                         continue;
-                if (one_print && keep.n > 0)
-                        continue;
-                if (auth_decide_operator(&c, p->operator_id, NULL) != AUTH_ALLOW)
-                        continue; /* retired, suspended, elsewhere: their finger opens nothing here */
-                keep.items[keep.n++] = *p;
-                *p = (struct stored_print){0}; /* moved */
+                if (auth_decide_operator(&c, id, NULL) != AUTH_ALLOW)
+                        continue;      /* retired, suspended, elsewhere: their finger opens nothing here */
+                ids[n++] = (char *)id; /* borrowed from the policy: the worker copies them */
         }
-        print_set_done(&all);
-        *ret = keep;
+        *ret = ids;
+        *ret_n = n;
         return 0;
 }
 
@@ -112,8 +103,6 @@ static int gallery_for(struct session *s, const char *only, bool one_print, stru
 static void start_scan(struct session *s, SessionCall *call, const char *only)
 {
         struct finger_device_info info;
-        struct print_set g = {0};
-        struct finger_print_ref *refs = NULL;
         uint64_t id;
         int r;
 
@@ -122,9 +111,14 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
                              s->session_card[0] ? s->session_card : NULL, NULL);
                 return;
         }
-        r = gallery_for(s, info.can_identify ? NULL : only, !info.can_identify, &g);
+        uint64_t t0 = now_mono_usec();
+        char **allowed = NULL;
+        size_t n = 0;
+        /* 1:1 needs the operator's id: without it there is nothing to compare with. */
+        r = allowed_operators(s, info.can_identify ? NULL : only, &allowed, &n);
         if (r >= 0 && !info.can_identify && !only)
-                print_set_done(&g); /* 1:1 needs the operator's id: nothing to compare with */
+                n = 0;
+        s->login.gallery_usec = now_mono_usec() - t0;
         if (r < 0) {
                 struct session_outcome o = outcome_failed(r);
                 answer(s, call, &o);
@@ -132,22 +126,10 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
                 apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
                 return;
         }
-        refs = calloc(g.n ? g.n : 1, sizeof(*refs));
-        if (!refs) {
-                print_set_done(&g);
-                struct session_outcome o = outcome_failed(-ENOMEM);
-                answer(s, call, &o);
-                login_clear(s);
-                apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
-                return;
-        }
-        for (size_t i = 0; i < g.n; i++)
-                refs[i] =
-                        (struct finger_print_ref){g.items[i].operator_id, g.items[i].data, g.items[i].size};
         id = ++s->last_login_id;
-        r = s->ops->finger_match(s->userdata, id, refs, g.n, on_scanned, s);
-        free(refs);
-        print_set_done(&g);
+        r = s->ops->finger_match(s->userdata, id, s->config->prints_directory ?: "/nonexistent", allowed, n,
+                                 on_scanned, s);
+        free(allowed);
         if (r < 0) {
                 if (r == -EBUSY) {
                         struct session_outcome o =
@@ -186,6 +168,11 @@ static void on_scanned(void *userdata, const struct finger_event *ev)
                 s->login.operator_id[0] ? s->login.operator_id : (s->login.user[0] ? s->login.user : NULL);
         s->login.finger_id = 0;
         snprintf(scanned, sizeof(scanned), "%s", ev->matched ? ev->operator_id : "");
+        agent_log(LOG_INFO,
+                  "finger scan: %zu prints compared, chosen in %" PRIu64
+                  " us, read and made ready in %" PRIu64 " us, %" PRIu64
+                  " us from the scan's start to its answer",
+                  ev->gallery, s->login.gallery_usec, ev->prepare_usec, ev->elapsed_usec);
 
         if (ev->result < 0) {
                 enum auth_reason why = ev->result == -EAGAIN ? AUTH_FINGER_UNREADABLE : AUTH_BIO_UNAVAILABLE;

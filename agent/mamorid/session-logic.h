@@ -71,7 +71,7 @@ struct session_ops {
         /* The fingerprint thread (finger-worker.h); done runs on the event loop. May be NULL (no
          * sensor support): every finger step is then bio-unavailable. */
         void (*finger_device)(void *userdata, struct finger_device_info *ret);
-        int (*finger_match)(void *userdata, uint64_t id, const struct finger_print_ref *gallery, size_t n,
+        int (*finger_match)(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
                             finger_event_fn done, void *done_userdata);
         int (*finger_enroll)(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
                              void *done_userdata);
@@ -110,9 +110,10 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX];
         uint64_t id; /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
-        const char *step;   /* what it waits for: "pin", "finger", "password" (the Step property) */
-        char method[24];    /* "card+pin", "finger+password", "group-card+finger" … */
-        uint64_t finger_id; /* the fingerprint thread's scan, while one runs */
+        const char *step;      /* what it waits for: "pin", "finger", "password" (the Step property) */
+        char method[24];       /* "card+pin", "finger+password", "group-card+finger" … */
+        uint64_t finger_id;    /* the fingerprint thread's scan, while one runs */
+        uint64_t gallery_usec; /* deciding whose prints it compares with */
         char group_id[OPERATOR_ID_MAX]; /* a group card's group, after its PIN */
         char user[OPERATOR_ID_MAX];     /* StartBioLogin: the operator id typed (1:1 sensors) */
 };

@@ -106,8 +106,9 @@ def identify(sizes=(10, 100, 1000), rounds=20):
             make_prints(t.prints, ops)
             t.start_agent()
             t.insert_ids([f'fid-{op}' for op in ops])
-            samples, prep = [], []
+            samples, prep, read_us, ready_us = [], [], [], []
             for i in range(rounds):
+                mark = t.agent.events.mark()
                 who = ops[(i * 7919) % n]
                 t0 = time.monotonic()
                 p = t.client(['StartBioLogin', '', 'finger'], ['CancelLogin'])
@@ -121,8 +122,15 @@ def identify(sizes=(10, 100, 1000), rounds=20):
                 p.wait()
                 samples.append((t2 - t1) * 1000)
                 prep.append((t1 - t0) * 1000)
+                m = t.agent.events.wait(r'finger scan: (\d+) prints compared, chosen in (\d+) us, read and made ready in (\d+) us',
+                                        after=mark)
+                assert int(m.group(1)) == n, m.string
+                read_us.append(int(m.group(2)) / 1000)
+                ready_us.append(int(m.group(3)) / 1000)
             line(f'{n} prints: touch → identified', samples)
-            line(f'{n} prints: StartBioLogin → scanning (client start, load)', prep)
+            line(f'{n} prints: whose prints (policy, mamorid loop)', read_us)
+            line(f'{n} prints: read + deserialized (finger thread)', ready_us)
+            line(f'{n} prints: client start → Step finger', prep)
             results[n] = statistics.median(samples)
         finally:
             cleanups.close()
