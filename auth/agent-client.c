@@ -22,6 +22,10 @@ static enum agent_error_class reason_class(enum auth_reason r)
                 return AGENT_ERROR_PIN_FORMAT;
         case AUTH_PIN_BLOCKED:
                 return AGENT_ERROR_PIN_BLOCKED;
+        case AUTH_PASSWORD_WRONG:
+                return AGENT_ERROR_PASSWORD_WRONG;
+        case AUTH_PASSWORD_TOO_SHORT:
+                return AGENT_ERROR_PASSWORD_TOO_SHORT;
         case AUTH_WRONG_USER:
                 return AGENT_ERROR_WRONG_USER;
         case AUTH_PERMISSION_DENIED:
@@ -56,24 +60,29 @@ static const struct bus_error_entry {
 
 int agent_parse_tries(const char *message)
 {
-        char digits[21];
+        return agent_parse_count(message, "tries");
+}
+
+int agent_parse_count(const char *message, const char *key)
+{
+        char digits[21], pattern[32];
         const char *p;
         uint64_t v;
         size_t n;
 
-        if (!message)
+        if (!message || (size_t)snprintf(pattern, sizeof(pattern), "%s=", key) >= sizeof(pattern))
                 return -1;
-        p = strstr(message, "tries=");
+        p = strstr(message, pattern);
         if (!p)
                 return -1;
-        p += strlen("tries=");
+        p += strlen(pattern);
         /* The count ends the message or is followed by a separator: "pin-wrong tries=2 (…)". */
         n = strspn(p, "0123456789");
         if (n == 0 || n >= sizeof(digits) || (p[n] != '\0' && !strchr(" ,)", p[n])))
                 return -1;
         memcpy(digits, p, n);
         digits[n] = '\0';
-        if (parse_uint64(digits, 99, &v) < 0)
+        if (parse_uint64(digits, streq(key, "tries") ? 99 : 999999, &v) < 0)
                 return -1;
         return (int)v;
 }
@@ -103,6 +112,8 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
                 .name = "protocol-error",
                 .sentence = "The access-control agent gave an answer this program does not understand",
                 .tries_left = -1,
+                .delay_sec = -1,
+                .min_length = -1,
         };
 
         if (e && sd_bus_error_is_set(e)) {
@@ -116,6 +127,10 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
                         info.sentence = auth_reason_to_words(reason);
                         if (info.class == AGENT_ERROR_PIN_WRONG)
                                 info.tries_left = agent_parse_tries(e->message);
+                        if (info.class == AGENT_ERROR_PASSWORD_WRONG)
+                                info.delay_sec = agent_parse_count(e->message, "delay");
+                        if (info.class == AGENT_ERROR_PASSWORD_TOO_SHORT)
+                                info.min_length = agent_parse_count(e->message, "min");
                         *ret = info;
                         return;
                 }
@@ -145,6 +160,9 @@ const char *agent_error_format(const struct agent_error_info *info, char *buf, s
         if (info->class == AGENT_ERROR_PIN_WRONG && info->tries_left >= 0)
                 snprintf(buf, size, "PIN wrong, %d %s left", info->tries_left,
                          info->tries_left == 1 ? "try" : "tries");
+        else if (info->class == AGENT_ERROR_PASSWORD_TOO_SHORT && info->min_length >= 0)
+                snprintf(buf, size, "The new password is too short — use at least %d characters",
+                         info->min_length);
         else
                 snprintf(buf, size, "%s", info->sentence);
         return buf;
@@ -329,4 +347,81 @@ int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_b
         if (r < 0)
                 return r;
         return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
+}
+
+int agent_answer_password(sd_bus *bus, const char *operator_id, const char *password, sd_bus_error *error,
+                          char **ret_operator)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *op;
+        char *copy;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "AnswerPassword");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", operator_id, password);
+        if (r < 0)
+                return r;
+        /* The answer to a wrong password comes after its delay (up to 32 s) plus the check. */
+        r = sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC + 40ull * 1000000ull, error, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &op);
+        if (r < 0)
+                return r;
+        copy = strdup(op);
+        if (!copy)
+                return -ENOMEM;
+        *ret_operator = copy;
+        return 0;
+}
+
+int agent_change_password(sd_bus *bus, const char *old_password, const char *new_password,
+                          sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "ChangePassword");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_sensitive(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", old_password, new_password);
+        if (r < 0)
+                return r;
+        return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
+}
+
+int agent_password_age(sd_bus *bus, sd_bus_error *error, int *ret_days, int *ret_max_days,
+                       int *ret_warn_days)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int32_t days, max_days, warn_days;
+        int r;
+
+        r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                               "PasswordAgeDays", error, &reply, "");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "iii", &days, &max_days, &warn_days);
+        if (r < 0)
+                return r;
+        *ret_days = days;
+        *ret_max_days = max_days;
+        *ret_warn_days = warn_days;
+        return 0;
+}
+
+int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, char **ret)
+{
+        return sd_bus_get_property_string(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                                          property, error, ret);
 }

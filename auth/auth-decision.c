@@ -107,7 +107,9 @@ enum auth_reason auth_decide_session(const struct auth_context *c, const char *c
                 return d.reason;
         if (d.operator_id) /* an individual card now given to someone else is not this session's */
                 return streq(d.operator_id, operator_id) ? AUTH_ALLOW : AUTH_UNKNOWN_CARD;
-        /* A group card: the member who identified must still be allowed here. */
+        /* A group card: the member who identified must still be one, and allowed here. */
+        if (!policy_group_has_member(policy_find_group(c->policy, d.group_id), operator_id))
+                return AUTH_NOT_GROUP_MEMBER;
         return operator_verdict(policy_find_operator(c->policy, operator_id), terminal_office(c));
 }
 

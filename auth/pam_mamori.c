@@ -352,6 +352,94 @@ static int answer_pin(sd_bus *bus, const char *pin, sd_bus_error *error, char **
         return 0;
 }
 
+/* A visible answer (an operator id); NULL when the application cancelled or has no conversation. */
+static char *ask_visible(pam_handle_t *pamh, const char *prompt)
+{
+        char *answer = NULL;
+
+        if (pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &answer, "%s", prompt) != PAM_SUCCESS) {
+                free(answer);
+                return NULL;
+        }
+        return answer;
+}
+
+/*
+ * The password step of a login whose Step is "password": after a group card (known_operator NULL:
+ * the member types their operator id first) or after a finger/vein identified known_operator.
+ * A wrong password keeps the login waiting in the agent, which answers each wrong one later than
+ * the one before: ask again, at most max_tries passwords in all. PAM_SUCCESS with *ret_operator.
+ */
+static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                         const char *known_operator, char **ret_operator)
+{
+        _cleanup_free_ char *member = NULL;
+        struct agent_error_info info;
+        char text[256];
+        int r;
+
+        if (!known_operator) {
+                member = ask_visible(pamh, "Operator ID: ");
+                if (!member) {
+                        pam_syslog(pamh, LOG_NOTICE, "operator id prompt cancelled; cancelling the login");
+                        cancel_login(bus);
+                        return PAM_CONV_ERR;
+                }
+        }
+        for (int asked = 1;; asked++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_secret_ char *password = ask_secret(pamh, "Password: ");
+
+                if (!password) {
+                        pam_syslog(pamh, LOG_NOTICE, "password prompt cancelled; cancelling the login");
+                        cancel_login(bus);
+                        return PAM_CONV_ERR;
+                }
+                r = agent_answer_password(bus, member ? member : "", password, &error, ret_operator);
+                if (r >= 0)
+                        return PAM_SUCCESS;
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "AnswerPassword", &info, &error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                if (info.class == AGENT_ERROR_PASSWORD_WRONG && asked < o->max_tries)
+                        continue;
+                /* A wrong password or a call that failed leaves the login waiting: end it. */
+                if (info.class == AGENT_ERROR_PASSWORD_WRONG || info.class == AGENT_ERROR_UNAVAILABLE ||
+                    info.class == AGENT_ERROR_PROTOCOL || info.class == AGENT_ERROR_INVALID)
+                        cancel_login(bus);
+                return auth_pam_code(&info);
+        }
+}
+
+/* After a card's PIN: what the login still waits for (a group card's member). */
+static int next_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                     char **operator_id)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *step = NULL;
+        int r;
+
+        r = agent_get_string(bus, "Step", &error, &step);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot read the agent's Step: %s", strerror(-r));
+                cancel_login(bus);
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "group card accepted; next step '%s'", step);
+        if (streq(step, "password")) {
+                free(TAKE_PTR(*operator_id));
+                say(pamh, flags, PAM_TEXT_INFO,
+                    "Group card accepted — type your own operator ID and password");
+                return password_step(pamh, flags, bus, o, NULL, operator_id);
+        }
+        pam_syslog(pamh, LOG_ERR, "the login waits for step '%s', which this module cannot ask for", step);
+        say(pamh, flags, PAM_ERROR_MSG,
+            "This terminal asks for a step this login screen cannot show — call your system administrator");
+        cancel_login(bus);
+        return PAM_AUTH_ERR;
+}
+
 static int start_login(sd_bus *bus, const char *user, sd_bus_error *error, int *ret_tries)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -469,9 +557,14 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         cancel_login(bus);
                 return auth_pam_code(&info);
         }
+        /* A group card answers no operator: a member identifies next. */
+        if (!operator_id[0]) {
+                rc = next_step(pamh, flags, bus, &o, &operator_id);
+                if (rc != PAM_SUCCESS)
+                        return rc;
+        }
 
-        pam_syslog(pamh, LOG_INFO, "operator %s logged in with card and PIN (PAM user '%s')", operator_id,
-                   user);
+        pam_syslog(pamh, LOG_INFO, "operator %s logged in (PAM user '%s')", operator_id, user);
         /* For the session stack and the desktop: who is at the counter now. */
         snprintf(text, sizeof(text), "MAMORI_OPERATOR=%s", operator_id);
         (void)pam_putenv(pamh, text);
@@ -496,7 +589,10 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
  * for), its cleanup calls Lock, so an expired PIN never leaves an open operator session behind.
  */
 #define PIN_CHANGE_PENDING "pam_mamori_pin_change_pending"
+#define SECRET_PIN         "PIN"
+#define SECRET_PASSWORD    "password"
 
+/* data: SECRET_PIN or SECRET_PASSWORD, what the account step found expired. */
 static void pin_change_pending_cleanup(pam_handle_t *pamh, void *data, int error_status)
 {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -510,8 +606,55 @@ static void pin_change_pending_cleanup(pam_handle_t *pamh, void *data, int error
                                        "Lock", NULL, NULL, "");
         if (!(error_status & PAM_DATA_SILENT))
                 pam_syslog(pamh, r < 0 ? LOG_ERR : LOG_NOTICE,
-                           "expired PIN was not changed: %s the operator session",
-                           r < 0 ? "could not lock" : "locked");
+                           "expired %s was not changed: %s the operator session",
+                           data ? (const char *)data : SECRET_PIN, r < 0 ? "could not lock" : "locked");
+}
+
+/* True when the active session was opened with a password (its secret to age and change is that). */
+static bool session_uses_password(sd_bus *bus)
+{
+        _cleanup_free_ char *method = NULL;
+
+        return agent_get_string(bus, "Method", NULL, &method) >= 0 && strstr(method, "password");
+}
+
+/* The account step of a password session: [Secrets] MaxAgeDays/WarnDays on the operator's password. */
+static int password_account(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct agent_error_info info;
+        int days, max_days, warn_days, r;
+        char text[200];
+
+        r = agent_password_age(bus, &error, &days, &max_days, &warn_days);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "PasswordAgeDays", &info, &error);
+                return info.class == AGENT_ERROR_NOT_ACTIVE    ? PAM_IGNORE
+                       : info.class == AGENT_ERROR_UNAVAILABLE ? PAM_AUTHINFO_UNAVAIL
+                                                               : PAM_PERM_DENIED;
+        }
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "password age %d days, maximum %d, warning %d before", days,
+                           max_days, warn_days);
+        if (days < 0 || max_days <= 0)
+                return PAM_SUCCESS;
+        if (days >= max_days) {
+                snprintf(text, sizeof(text), "Your password is older than %d days and must be changed now",
+                         max_days);
+                say(pamh, flags, PAM_ERROR_MSG, text);
+                (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)SECRET_PASSWORD,
+                                   pin_change_pending_cleanup);
+                return PAM_NEW_AUTHTOK_REQD;
+        }
+        if (warn_days > 0 && days >= max_days - warn_days) {
+                int left = max_days - days;
+                snprintf(text, sizeof(text),
+                         "Your password expires in %d %s — change it with: mamorictl passwd --password",
+                         left, left == 1 ? "day" : "days");
+                say(pamh, flags, PAM_TEXT_INFO, text);
+        }
+        return PAM_SUCCESS;
 }
 
 /* The account step: a PIN older than the policy's maximum age must be changed before the session. */
@@ -534,6 +677,8 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         rc = connect_agent(pamh, &o, &bus);
         if (rc != PAM_SUCCESS)
                 return rc;
+        if (session_uses_password(bus))
+                return password_account(pamh, flags, bus, &o);
         r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "PinAgeDays",
                                &error, &reply, "");
         if (r >= 0)
@@ -559,7 +704,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 return PAM_SUCCESS;
         snprintf(text, sizeof(text), "Your PIN is older than %d days and must be changed", max_days);
         say(pamh, flags, PAM_ERROR_MSG, text);
-        (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)PIN_CHANGE_PENDING, pin_change_pending_cleanup);
+        (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)SECRET_PIN, pin_change_pending_cleanup);
         return PAM_NEW_AUTHTOK_REQD;
 }
 
@@ -581,7 +726,58 @@ static void read_new_password_for_next_module(pam_handle_t *pamh, int flags)
         (void)pam_get_authtok(pamh, PAM_AUTHTOK, &token, NULL);
 }
 
-/* The password step changes the PIN on the card (forced by the account step, or asked for). */
+/* A password session's password step: the operator's own password on this terminal. */
+static int change_password(pam_handle_t *pamh, int flags, sd_bus *bus)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_secret_ char *old_password = NULL, *new_password = NULL, *again = NULL;
+        struct agent_error_info info;
+        char text[256];
+        int r;
+
+        old_password = ask_secret(pamh, "Current password: ");
+        if (!old_password)
+                return PAM_CONV_ERR;
+        new_password = ask_secret(pamh, "New password: ");
+        if (!new_password)
+                return PAM_CONV_ERR;
+        again = ask_secret(pamh, "Repeat new password: ");
+        if (!again)
+                return PAM_CONV_ERR;
+        if (!streq(new_password, again)) {
+                say(pamh, flags, PAM_ERROR_MSG,
+                    "The new passwords do not match — the password was not changed");
+                return PAM_AUTHTOK_ERR;
+        }
+        if (streq(new_password, old_password)) {
+                say(pamh, flags, PAM_ERROR_MSG, "The new password must differ from the current one");
+                return PAM_AUTHTOK_ERR;
+        }
+        r = agent_change_password(bus, old_password, new_password, &error);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, "ChangePassword", &info, &error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                switch (info.class) {
+                case AGENT_ERROR_PASSWORD_WRONG:
+                        return PAM_AUTHTOK_RECOVERY_ERR;
+                case AGENT_ERROR_PERMISSION:
+                case AGENT_ERROR_NOT_ACTIVE:
+                        return PAM_PERM_DENIED;
+                case AGENT_ERROR_UNAVAILABLE:
+                        return PAM_TRY_AGAIN;
+                default:
+                        return PAM_AUTHTOK_ERR;
+                }
+        }
+        pam_syslog(pamh, LOG_INFO, "operator password changed");
+        (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);
+        say(pamh, flags, PAM_TEXT_INFO, "Password changed");
+        return PAM_SUCCESS;
+}
+
+/* The password step changes the PIN on the card (forced by the account step, or asked for), or the
+ * operator's password in a session opened with one. */
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -610,6 +806,11 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
                     "The access-control agent is not running — the PIN was not changed");
                 return PAM_TRY_AGAIN;
         }
+        const void *pending = NULL;
+        if (pam_get_data(pamh, PIN_CHANGE_PENDING, &pending) != PAM_SUCCESS)
+                pending = NULL;
+        if (pending ? streq((const char *)pending, SECRET_PASSWORD) : session_uses_password(bus))
+                return change_password(pamh, flags, bus);
 
         old_pin = ask_secret(pamh, "Current PIN: ");
         if (!old_pin)

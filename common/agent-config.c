@@ -87,6 +87,7 @@ static const struct conf_item agent_items[] = {
         {"Secrets", "MaxAgeDays", conf_parse_positive_uint32, F(max_age_days)},
         {"Secrets", "WarnDays", conf_parse_uint32, F(warn_days)},
         {"Secrets", "MinLength", conf_parse_positive_uint32, F(min_length)},
+        {"Secrets", "PasswordDirectory", conf_parse_path, F(password_directory)},
         {"Log", "Directory", conf_parse_path, F(log_directory)},
         {"Log", "KeyRotateRecords", conf_parse_positive_uint32, F(key_rotate_records)},
         {"Log", "KeyRotateSec", conf_parse_positive_seconds, F(key_rotate_usec)},
@@ -107,10 +108,10 @@ void agent_config_free(struct agent_config *c)
         if (!c)
                 return;
         char **strings[] = {
-                &c->terminal_id,       &c->office,        &c->identity_key,     &c->trust_anchors,
-                &c->readers,           &c->log_directory, &c->input_directory,  &c->collector_url,
-                &c->collector_ca,      &c->client_cert,   &c->client_key,       &c->policy_directory,
-                &c->policy_signer_key, &c->receipt_key,   &c->prints_directory,
+                &c->terminal_id,       &c->office,        &c->identity_key,       &c->trust_anchors,
+                &c->readers,           &c->log_directory, &c->input_directory,    &c->collector_url,
+                &c->collector_ca,      &c->client_cert,   &c->client_key,         &c->policy_directory,
+                &c->policy_signer_key, &c->receipt_key,   &c->password_directory, &c->prints_directory,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -135,6 +136,7 @@ int agent_config_defaults(struct agent_config *c)
                 {F(policy_directory), "/var/lib/mamori/policy"},
                 {F(policy_signer_key), "/etc/mamori/policy-signer.pub"},
                 {F(prints_directory), "/var/lib/mamori/prints"},
+                {F(password_directory), "/var/lib/mamori/passwords"},
         };
 
         *c = (struct agent_config){
@@ -144,6 +146,7 @@ int agent_config_defaults(struct agent_config *c)
                 .card_left_usec = SEC(60),
                 .lock_verify_usec = SEC(2),
                 .lock_fallback = LOCK_FALLBACK_TERMINATE,
+                .group_member = GROUP_MEMBER_PASSWORD,
                 .max_age_days = 183,
                 .warn_days = 14,
                 .min_length = 6,

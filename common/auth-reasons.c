@@ -73,11 +73,20 @@ static const struct {
         [AUTH_BIO_UNAVAILABLE] = {"bio-unavailable", MAMORI_ERROR_BIO_UNAVAILABLE,
                                   "The fingerprint sensor is not available — use your card, or call "
                                   "your system administrator"},
-        [AUTH_NOT_GROUP_MEMBER] = {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
-                                   "You are not a member of this card's group — use your own card"},
         [AUTH_LENDING_SUSPECTED] = {"lending-suspected", MAMORI_ERROR_LENDING_SUSPECTED,
                                     "The finger is not the card holder's — cards are personal; use "
                                     "your own card"},
+        [AUTH_NOT_GROUP_MEMBER] = {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
+                                   "This operator is not a member of this card's group — use your own card "
+                                   "or call your security manager"},
+        [AUTH_PASSWORD_WRONG] = {"password-wrong", MAMORI_ERROR_PASSWORD_WRONG,
+                                 "Password wrong — type it again (each wrong try makes the next answer wait "
+                                 "longer)"},
+        [AUTH_PASSWORD_UNSET] = {"password-unset", MAMORI_ERROR_PASSWORD_UNSET,
+                                 "No password is set for this operator on this terminal — log in with your "
+                                 "own card and set one with mamorictl passwd --password"},
+        [AUTH_PASSWORD_TOO_SHORT] = {"password-too-short", MAMORI_ERROR_PASSWORD_TOO_SHORT,
+                                     "The new password is too short — choose a longer one"},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -1,8 +1,9 @@
-/* mamorictl passwd: change the inserted card's PIN through the agent (prompts without echo, or lines on
- * stdin). */
+/* mamorictl passwd [--password]: change the inserted card's PIN, or the logged-in operator's password,
+ * through the agent (prompts without echo, or lines on stdin). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -12,7 +13,8 @@
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 
-#define PIN_LINE_MAX 64
+#define PIN_LINE_MAX      64
+#define PASSWORD_LINE_MAX 1026 /* mamori's 1024-byte maximum, a CR and the NUL */
 
 /* One line from fd, read byte by byte so no stdio buffer keeps a copy of the PIN. 1 line, 0 EOF. */
 static int read_line_fd(int fd, char *buf, size_t size)
@@ -123,30 +125,103 @@ static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
         return 0;
 }
 
+static int run_password(bool tty, char *old_pw, char *new_pw, char *again)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct agent_error_info info;
+        int days = -1, max_days, warn_days;
+        char text[256];
+        int r;
+
+        r = agent_bus_open(&bus);
+        /* Whether one is set decides whether the current one is asked: a first password has none. */
+        if (r >= 0)
+                r = agent_password_age(bus, &error, &days, &max_days, &warn_days);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                fprintf(stderr, "mamorictl: %s (%s); the password was not changed\n",
+                        info.class == AGENT_ERROR_NOT_ACTIVE
+                                ? "No operator is logged in — log in with your own card first"
+                                : agent_error_format(&info, text, sizeof(text)),
+                        sd_bus_error_is_set(&error) ? error.name : strerror(-r));
+                return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
+        }
+        sd_bus_error_free(&error);
+        r = days >= 0 ? ask(tty, "Current password: ", old_pw, PASSWORD_LINE_MAX) : 0;
+        if (r >= 0)
+                r = ask(tty, "New password: ", new_pw, PASSWORD_LINE_MAX);
+        if (r >= 0)
+                r = ask(tty, "Repeat new password: ", again, PASSWORD_LINE_MAX);
+        if (r < 0) {
+                fprintf(stderr, "mamorictl: cannot read the password: %s\n",
+                        r == -ENODATA ? "end of input" : strerror(-r));
+                return 2;
+        }
+        if (!streq(new_pw, again)) {
+                fprintf(stderr, "mamorictl: the new passwords do not match; the password was not changed\n");
+                return 1;
+        }
+        r = agent_change_password(bus, old_pw, new_pw, &error);
+        if (r < 0) {
+                agent_error_classify(&error, r, &info);
+                fprintf(stderr, "mamorictl: %s (%s); the password was not changed\n",
+                        agent_error_format(&info, text, sizeof(text)),
+                        sd_bus_error_is_set(&error) ? error.name : strerror(-r));
+                return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
+        }
+        printf("Password changed.\n");
+        return 0;
+}
+
 int ctl_passwd(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
+                {"password", no_argument, NULL, 'p'},
                 {},
         };
         char old_pin[PIN_LINE_MAX], new_pin[PIN_LINE_MAX], again[PIN_LINE_MAX];
+        bool password = false;
         int c, ret;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hp", options, NULL)) >= 0) {
                 if (c == 'h') {
-                        printf("Usage: mamorictl passwd\n"
+                        printf("Usage: mamorictl passwd [--password]\n"
                                "Change the PIN of the inserted operator card. On a terminal the current "
                                "PIN\n"
                                "and the new PIN (twice) are asked without echo; otherwise they are read as\n"
-                               "two or three lines from standard input (current, new[, new again]).\n");
+                               "two or three lines from standard input (current, new[, new again]).\n\n"
+                               "  -p, --password  set or change the logged-in operator's password on this\n"
+                               "                  terminal instead (for group cards and finger+password):\n"
+                               "                  only in a session with the operator's card inserted or "
+                               "one\n"
+                               "                  opened with that password; lines: current (only when one\n"
+                               "                  is set), new, new again\n");
                         return 0;
+                }
+                if (c == 'p') {
+                        password = true;
+                        continue;
                 }
                 return 2;
         }
         if (optind < argc) {
                 fprintf(stderr, "mamorictl: unexpected argument '%s'\n", argv[optind]);
                 return 2;
+        }
+        if (password) {
+                char *old_pw = calloc(3, PASSWORD_LINE_MAX);
+                if (!old_pw) {
+                        fprintf(stderr, "mamorictl: out of memory\n");
+                        return 1;
+                }
+                ret = run_password(isatty(STDIN_FILENO) == 1, old_pw, old_pw + PASSWORD_LINE_MAX,
+                                   old_pw + 2 * PASSWORD_LINE_MAX);
+                explicit_bzero(old_pw, 3 * PASSWORD_LINE_MAX);
+                free(old_pw);
+                return ret;
         }
         old_pin[0] = new_pin[0] = again[0] = '\0';
         ret = run_passwd(isatty(STDIN_FILENO) == 1, old_pin, new_pin, again);

@@ -81,6 +81,40 @@ static int run_answer_pin(struct agent *a, sd_bus_message *m, sd_bus_error *erro
         return 1;
 }
 
+static int run_answer_password(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *operator_id, *password;
+        int r;
+
+        /* SENSITIVE, like AnswerPin: the password is erased with the message. */
+        r = sd_bus_message_read(m, "ss", &operator_id, &password);
+        if (r < 0)
+                return r;
+        if (strlen(operator_id) > USER_MAX || !printable(operator_id))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID,
+                                        "operator id: up to 64 printable bytes");
+        session_answer_password(&a->session, call_of(m), operator_id, password);
+        return 1;
+}
+
+static int run_change_password(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *old_password, *new_password;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &old_password, &new_password);
+        if (r < 0)
+                return r;
+        session_change_password(&a->session, call_of(m), old_password, new_password);
+        return 1;
+}
+
+static int run_password_age(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_password_age(&a->session, call_of(m));
+        return 1;
+}
+
 static int run_cancel_login(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
         session_cancel_login(&a->session, call_of(m));
@@ -257,6 +291,11 @@ static int reply_count(sd_bus_message *m, const struct session_outcome *o)
         return sd_bus_reply_method_return(m, "u", (uint32_t)o->tries);
 }
 
+static int reply_password_age(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "iii", o->pin_age_days, o->max_age_days, o->warn_days);
+}
+
 static int reply_seq(sd_bus_message *m, const struct session_outcome *o)
 {
         return sd_bus_reply_method_return(m, "t", o->seq);
@@ -297,6 +336,8 @@ static const struct method {
         {"StartLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_login, reply_login_started},
         {"AnswerPin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is waiting for a PIN",
          run_answer_pin, reply_operator},
+        {"AnswerPassword", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT,
+         "no login of yours is waiting for a password", run_answer_password, reply_operator},
         {"CancelLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is in progress",
          run_cancel_login, reply_empty},
         {"Lock", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_lock, reply_empty},
@@ -320,6 +361,12 @@ static const struct method {
          run_list_prints, reply_empty},
         {"DeletePrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete prints", NULL,
          run_delete_prints, reply_count},
+        /* The active operator's own password: the logic also wants the session's card in, or a
+         * session opened with a password, and the current password when one is set. */
+        {"ChangePassword", ROOT | SEAT, MAMORI_ERROR_PERMISSION,
+         "the password can be changed only from the seat's active session", NULL, run_change_password,
+         reply_empty},
+        {"PasswordAgeDays", ANYONE, NULL, NULL, NULL, run_password_age, reply_password_age},
 };
 
 static const struct method *method_find(const char *name)
@@ -507,6 +554,8 @@ static const sd_bus_vtable agent_vtable[] = {
         /* Every method goes through dispatch(), so none runs before the permission table. */
         SD_BUS_METHOD("StartLogin", "s", "si", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AnswerPin", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("AnswerPassword", "ss", "s", dispatch,
+                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("CancelLogin", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Lock", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ChangePin", "ss", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
@@ -517,6 +566,9 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD("EnrollFinger", "", "su", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ListPrints", "", "a(sux)", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("DeletePrints", "s", "u", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ChangePassword", "ss", "", dispatch,
+                      SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD("PasswordAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("StateChanged", "sss", 0),
         SD_BUS_SIGNAL("EnrollProgress", "siib", 0),
         SD_BUS_VTABLE_END,

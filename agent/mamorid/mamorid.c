@@ -16,6 +16,7 @@
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "oplog-open.h"
+#include "password-store.h"
 
 #define SEAT "seat0"
 
@@ -120,6 +121,30 @@ static void ops_enroll_progress(void *userdata, const char *operator_id, int sta
         agent_dbus_enroll_progress(userdata, operator_id, stage, stages, retry);
 }
 
+static int ops_password_check(void *userdata, uint64_t id, const char *operator_id, const char *password,
+                              session_password_done_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->passwords
+                       ? password_worker_check(a->passwords, id, operator_id, password, done, done_userdata)
+                       : -ENODEV;
+}
+
+static int ops_password_set(void *userdata, uint64_t id, const char *operator_id, const char *old_password,
+                            const char *new_password, session_password_done_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->passwords ? password_worker_set(a->passwords, id, operator_id, old_password, new_password,
+                                                  done, done_userdata)
+                            : -ENODEV;
+}
+
+static int ops_password_changed(void *userdata, const char *operator_id, int64_t *ret_usec)
+{
+        struct agent *a = userdata;
+        return password_store_changed(a->config.password_directory, operator_id, ret_usec);
+}
+
 static int ops_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
 {
         struct agent *a = userdata;
@@ -167,6 +192,9 @@ static const struct session_ops session_ops = {
         .finger_enroll = ops_finger_enroll,
         .finger_cancel = ops_finger_cancel,
         .enroll_progress = ops_enroll_progress,
+        .password_check = ops_password_check,
+        .password_set = ops_password_set,
+        .password_changed = ops_password_changed,
         .lock_screen = ops_lock_screen,
         .watch_idle = ops_watch_idle,
         .answer = ops_answer,
@@ -385,6 +413,16 @@ static int run(struct agent *a, AgentOplog **oplog)
         if (r < 0)
                 agent_log(LOG_ERR, "cannot start the fingerprint thread (%s): finger logins are unavailable",
                           strerror(-r));
+        /* Passwords (DESIGN.md §4): a store others can enter is not used; its logins fail, loudly. */
+        r = password_store_prepare(a->config.password_directory);
+        if (r < 0)
+                agent_log(LOG_ERR,
+                          "cannot use PasswordDirectory=%s (%s): password logins will fail; it must be a "
+                          "directory of root's with mode 0700",
+                          a->config.password_directory, strerror(-r));
+        r = password_worker_start(a->event, a->config.password_directory, &a->passwords);
+        if (r < 0)
+                return r;
         /* After a package upgrade (the postinst leaves a flag), restart only once locked. */
         r = restart_at_lock_start(a->event, a->config.lock_verify_usec + USEC_PER_SEC, terminal_idle_locked,
                                   a, &a->restart);
@@ -435,6 +473,7 @@ int main(int argc, char **argv)
 
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
+        a.passwords = password_worker_stop(a.passwords);
         session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
         a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */

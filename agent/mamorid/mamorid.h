@@ -15,6 +15,7 @@
 #include "mamori/cert-check.h"
 #include "mamori/json.h"
 #include "oplog-writer.h"
+#include "password-worker.h"
 #include "policy-watch.h"
 #include "reader-watch.h"
 #include "record-limit.h"
@@ -29,6 +30,7 @@ struct agent {
         PolicyWatch *policy;
         CardWorker *worker;
         FingerWorker *finger; /* NULL when the fingerprint thread could not start */
+        PasswordWorker *passwords; /* scrypt checks and changes (password-worker.h) */
         Logind *logind;
         OpLog *log;
         enum auth_reason

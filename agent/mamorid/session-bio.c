@@ -16,8 +16,6 @@
 #include "print-store.h"
 #include "session-internal.h"
 
-#define LOGIN_ANSWER_USEC (120 * USEC_PER_SEC) /* as a card login: a scan nobody answers ends */
-
 static bool have_sensor(struct session *s, struct finger_device_info *ret)
 {
         *ret = (struct finger_device_info){0};
@@ -26,50 +24,27 @@ static bool have_sensor(struct session *s, struct finger_device_info *ret)
         return ret->present && s->ops->finger_match;
 }
 
-const char *session_step(const struct session *s)
-{
-        return s->state == SESSION_AUTHENTICATING && s->login.active && s->login.step ? s->login.step : "";
-}
-
 /* Records auth.fail with reason and answers call once it is durable; the login ends. */
 static void refuse_login(struct session *s, SessionCall *call, enum auth_reason reason, const char *op,
                          const char *card, const char *other)
 {
-        struct session_outcome o = outcome_refused(reason, "%s", auth_reason_to_string(reason));
+        struct session_outcome o = session_outcome_refused(reason, "%s", auth_reason_to_string(reason));
         char method[sizeof(s->login.method)];
 
         snprintf(method, sizeof(method), "%s", s->login.method[0] ? s->login.method : "finger+password");
-        record_then_answer(s, call, &o, "auth.fail", op, card,
+        session_record_then_answer(s, call, &o, "auth.fail", op, card,
                            agent_data("reason", auth_reason_to_string(reason), "method", method,
                                       "finger_operator", other, NULL));
-        login_clear(s);
-        apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
+        session_login_failed(s);
 }
 
-/* The session opens for operator_id (the three records; the answer waits for the last). */
+/* The session opens for operator_id: session_grant() records auth.ok (with the finger's part),
+ * session.start and unlock, and answers after the last. */
 static void open_session(struct session *s, SessionCall *call, const char *operator_id, const char *card_id,
                          const char *method, bool stale)
 {
-        char elapsed[24];
-        struct session_outcome o = outcome_ok();
-
-        fmt_int(elapsed, (int64_t)(now_mono_usec() - s->login.started_mono_usec));
-        snprintf(s->operator_id, sizeof(s->operator_id), "%s", operator_id);
-        snprintf(s->session_card, sizeof(s->session_card), "%s", card_id ? card_id : "");
-        snprintf(s->method, sizeof(s->method), "%s", method);
-        const char *card = s->session_card[0] ? s->session_card : NULL;
-        login_clear(s);
-        apply(s, TRIGGER_LOGIN_OK, now_mono_usec());
-
-        snprintf(o.operator_id, sizeof(o.operator_id), "%s", s->operator_id);
-        struct pending_answer *p = answer_after(s, call, &o);
-        record(s, "auth.ok", s->operator_id, card,
-               agent_data("method", s->method, "finger", "verified", "elapsed_us", elapsed, "policy_stale",
-                          stale ? "yes" : NULL, NULL),
-               NULL, NULL);
-        record(s, "session.start", s->operator_id, card, agent_data("method", s->method, NULL), NULL, NULL);
-        record(s, "unlock", s->operator_id, card, NULL, p ? answer_after_commit : NULL, p);
-        start_idle_watch(s);
+        session_grant(s, call, operator_id, card_id && card_id[0] ? card_id : NULL, method,
+                      agent_data("finger", "verified", "policy_stale", stale ? "yes" : NULL, NULL));
 }
 
 /* ---- the scan ---- */
@@ -80,7 +55,7 @@ static void on_scanned(void *userdata, const struct finger_event *ev);
  * operator named (1:1 on a sensor that cannot identify). The files are read on the finger thread. */
 static int allowed_operators(struct session *s, const char *only, char ***ret, size_t *ret_n)
 {
-        struct auth_context c = auth_context(s);
+        struct auth_context c = session_auth_context(s);
         size_t n = 0, cap = only ? 1 : (c.policy ? c.policy->n_operators : 0);
         char **ids = calloc(cap ? cap : 1, sizeof(char *));
 
@@ -120,10 +95,9 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
                 n = 0;
         s->login.gallery_usec = now_mono_usec() - t0;
         if (r < 0) {
-                struct session_outcome o = outcome_failed(r);
-                answer(s, call, &o);
-                login_clear(s);
-                apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
+                struct session_outcome o = session_outcome_failed(r);
+                session_answer(s, call, &o);
+                session_login_failed(s);
                 return;
         }
         id = ++s->last_login_id;
@@ -133,24 +107,23 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
         if (r < 0) {
                 if (r == -EBUSY) {
                         struct session_outcome o =
-                                outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy");
-                        answer(s, call, &o);
-                        login_clear(s);
-                        apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
+                                session_outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy");
+                        session_answer(s, call, &o);
+                        session_login_failed(s);
                 } else
                         refuse_login(s, call, AUTH_BIO_UNAVAILABLE, only, NULL, NULL);
                 return;
         }
         s->login.finger_id = id;
-        s->login.step = "finger";
+        s->login.step = LOGIN_STEP_FINGER;
         s->login.answer = call;
-        changed(s, NULL);
+        session_changed(s);
 }
 
 static void on_scanned(void *userdata, const struct finger_event *ev)
 {
         struct session *s = userdata;
-        struct auth_context c = auth_context(s);
+        struct auth_context c = session_auth_context(s);
         bool stale = false;
 
         if (ev->kind != FINGER_EVENT_DONE) {
@@ -194,12 +167,12 @@ static void on_scanned(void *userdata, const struct finger_event *ev)
                         return;
                 }
                 snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", scanned);
-                s->login.step = "password";
-                struct session_outcome o = outcome_ok();
+                s->login.step = LOGIN_STEP_PASSWORD;
+                struct session_outcome o = session_outcome_ok();
                 snprintf(o.operator_id, sizeof(o.operator_id), "%s", scanned);
-                snprintf(o.step, sizeof(o.step), "password");
-                answer(s, call, &o);
-                changed(s, NULL);
+                snprintf(o.step, sizeof(o.step), "%s", login_step_to_string(LOGIN_STEP_PASSWORD));
+                session_answer(s, call, &o);
+                session_changed(s);
                 return;
         }
         if (streq(s->login.method, "group-card+finger")) {
@@ -239,75 +212,65 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
                              const char *modality)
 {
         struct session_outcome o;
-        struct auth_context c = auth_context(s);
+        struct auth_context c = session_auth_context(s);
 
         if (!streq(modality, "finger")) {
-                o = outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
+                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
                                     "modality %s is not available here", modality);
-                answer(s, call, &o);
+                session_answer(s, call, &o);
                 return;
         }
         if (s->state != SESSION_LOCKED) {
-                o = outcome_refused(AUTH_BUSY, "%s",
+                o = session_outcome_refused(AUTH_BUSY, "%s",
                                     s->state == SESSION_ACTIVE ? "a session is active: lock it first"
                                                                : "another login is in progress");
-                answer(s, call, &o);
+                session_answer(s, call, &o);
                 return;
         }
         enum auth_reason held = s->ops->held ? s->ops->held(s->userdata) : AUTH_ALLOW;
         if (held == AUTH_ALLOW && !s->ops->log_writable(s->userdata))
                 held = AUTH_LOG_UNWRITABLE;
         if (held != AUTH_ALLOW) {
-                o = outcome_refused(held, "%s: %s", auth_reason_to_string(held), auth_reason_to_words(held));
-                answer(s, call, &o);
+                o = session_outcome_refused(held, "%s: %s", auth_reason_to_string(held), auth_reason_to_words(held));
+                session_answer(s, call, &o);
                 return;
         }
         enum auth_reason r = auth_decide_operator(&c, NULL, NULL);
         if (r != AUTH_ALLOW) {
-                o = outcome_refused(r, "%s", auth_reason_to_string(r));
-                record_then_answer(
+                o = session_outcome_refused(r, "%s", auth_reason_to_string(r));
+                session_record_then_answer(
                         s, call, &o, "auth.fail", NULL, NULL,
                         agent_data("reason", auth_reason_to_string(r), "method", "finger+password", NULL));
                 return;
         }
         char *login_sender = strdup(sender ?: "");
         if (!login_sender) {
-                o = outcome_failed(-ENOMEM);
-                answer(s, call, &o);
+                o = session_outcome_failed(-ENOMEM);
+                session_answer(s, call, &o);
                 return;
         }
         s->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
         s->login.sender = login_sender;
-        s->login.step = "finger";
+        s->login.step = LOGIN_STEP_FINGER;
         snprintf(s->login.method, sizeof(s->login.method), "finger+password");
         if (user && print_store_id_ok(user))
                 snprintf(s->login.user, sizeof(s->login.user), "%s", user);
-        apply(s, TRIGGER_LOGIN_START, now_mono_usec());
-        (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
-                                         on_login_timeout, s);
+        session_login_begin(s);
         start_scan(s, call, s->login.user[0] ? s->login.user : NULL);
 }
 
 void session_bio_after_card(struct session *s, SessionCall *call, const struct auth_decision *d,
                             const char *card_id)
 {
-        struct session_outcome o = outcome_ok();
+        struct session_outcome o = session_outcome_ok();
 
-        /* The card's part is done (PIN and signature verified); nothing is recorded until the
-         * finger or the password has decided. */
-        if (s->login.group_id[0]) {
-                snprintf(s->login.method, sizeof(s->login.method), "%s",
-                         s->config->group_member == GROUP_MEMBER_FINGER ? "group-card+finger"
-                                                                        : "group-card+password");
-                s->login.step = s->config->group_member == GROUP_MEMBER_FINGER ? "finger" : "password";
-        } else {
-                snprintf(s->login.method, sizeof(s->login.method), "card+pin");
-                s->login.step = "finger";
-        }
+        /* RequireFingerWithCard=yes: the card's part is done (PIN and signature verified) and the
+         * card thread has let it go; nothing is recorded until the finger has decided. */
+        s->login.id = 0;
+        s->login.step = LOGIN_STEP_FINGER;
         snprintf(o.operator_id, sizeof(o.operator_id), "%s", s->login.operator_id);
-        snprintf(o.step, sizeof(o.step), "%s", s->login.step);
-        answer(s, call, &o);
-        changed(s, NULL);
+        session_answer(s, call, &o);
+        session_changed(s);
 }
 
 void session_scan_finger(struct session *s, SessionCall *call, const char *modality)
@@ -315,16 +278,16 @@ void session_scan_finger(struct session *s, SessionCall *call, const char *modal
         struct session_outcome o;
 
         if (!streq(modality, "finger")) {
-                o = outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
+                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
                                     "modality %s is not available here", modality);
-                answer(s, call, &o);
+                session_answer(s, call, &o);
                 return;
         }
-        if (s->state != SESSION_AUTHENTICATING || !s->login.active || !s->login.step ||
-            !streq(s->login.step, "finger") || s->login.finger_id || s->login.answer ||
+        if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.step != LOGIN_STEP_FINGER ||
+            s->login.finger_id || s->login.answer ||
             !s->login.card_id[0]) {
-                o = outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a finger");
-                answer(s, call, &o);
+                o = session_outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a finger");
+                session_answer(s, call, &o);
                 return;
         }
         /* A group's member identifies 1:N; the lending check compares with the card's operator
@@ -347,10 +310,10 @@ static void enrolment_clear(struct session *s)
 static void enrolment_abort(struct session *s, enum auth_reason why, const char *message)
 {
         SessionCall *call = TAKE_PTR(s->enrolment.answer);
-        struct session_outcome o = outcome_refused(why, "%s", message);
+        struct session_outcome o = session_outcome_refused(why, "%s", message);
 
         enrolment_clear(s);
-        answer(s, call, &o);
+        session_answer(s, call, &o);
 }
 
 void session_bio_session_ended(struct session *s)
@@ -405,17 +368,17 @@ static void on_enrolled(void *userdata, const struct finger_event *ev)
                 return;
         }
         char slot_s[24], stages[24];
-        fmt_int(slot_s, slot);
-        fmt_int(stages, ev->stages);
+        snprintf(slot_s, sizeof(slot_s), "#%u", slot);
+        snprintf(stages, sizeof(stages), "#%d", ev->stages);
         SessionCall *call = TAKE_PTR(e->answer);
-        struct session_outcome o = outcome_ok();
+        struct session_outcome o = session_outcome_ok();
         snprintf(o.operator_id, sizeof(o.operator_id), "%s", e->operator_id);
         o.tries = (int)slot;
         char op[OPERATOR_ID_MAX], card[CARD_ID_LEN + 1];
         snprintf(op, sizeof(op), "%s", e->operator_id);
         snprintf(card, sizeof(card), "%s", e->card_id);
         enrolment_clear(s);
-        record_then_answer(s, call, &o, "enroll", op, card[0] ? card : NULL,
+        session_record_then_answer(s, call, &o, "enroll", op, card[0] ? card : NULL,
                            agent_data("action", "enrolled", "modality", "finger", "slot", slot_s, "stages",
                                       stages, NULL));
 }
@@ -428,18 +391,18 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
 
         /* A print is always bound to a card-verified identity: only in a card session. */
         if (s->state != SESSION_ACTIVE || !s->session_card[0] || !streq(s->method, "card+pin")) {
-                o = outcome_refused(AUTH_NOT_ACTIVE, "enrolment needs an active card session");
-                answer(s, call, &o);
+                o = session_outcome_refused(AUTH_NOT_ACTIVE, "enrolment needs an active card session");
+                session_answer(s, call, &o);
                 return;
         }
         if (s->enrolment.active) {
-                o = outcome_refused(AUTH_BUSY, "an enrolment is in progress");
-                answer(s, call, &o);
+                o = session_outcome_refused(AUTH_BUSY, "an enrolment is in progress");
+                session_answer(s, call, &o);
                 return;
         }
         if (!have_sensor(s, &info) || !s->ops->finger_enroll) {
-                o = outcome_refused(AUTH_BIO_UNAVAILABLE, "%s", auth_reason_to_string(AUTH_BIO_UNAVAILABLE));
-                answer(s, call, &o);
+                o = session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s", auth_reason_to_string(AUTH_BIO_UNAVAILABLE));
+                session_answer(s, call, &o);
                 return;
         }
         uint64_t id = ++s->last_login_id;
@@ -452,11 +415,11 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
         if (r < 0) {
                 s->enrolment.id = 0;
                 enrolment_clear(s);
-                o = r == -EBUSY    ? outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy")
-                    : r == -ENODEV ? outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
+                o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy")
+                    : r == -ENODEV ? session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
                                                      auth_reason_to_string(AUTH_BIO_UNAVAILABLE))
-                                   : outcome_failed(r);
-                answer(s, call, &o);
+                                   : session_outcome_failed(r);
+                session_answer(s, call, &o);
                 return;
         }
         s->enrolment.answer = call;
@@ -478,19 +441,19 @@ static void delete_prints(struct session *s, SessionCall *call, const char *oper
         if (r < 0) {
                 agent_log(LOG_ERR, "cannot delete the prints of %s in %s: %s", operator_id,
                           s->config->prints_directory, strerror(-r));
-                o = r == -EINVAL ? outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
-                                 : outcome_failed(r);
-                answer(s, call, &o);
+                o = r == -EINVAL ? session_outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
+                                 : session_outcome_failed(r);
+                session_answer(s, call, &o);
                 return;
         }
-        o = outcome_ok();
+        o = session_outcome_ok();
         o.tries = (int)n;
         if (n == 0) {
-                answer(s, call, &o); /* nothing was there: nothing to record */
+                session_answer(s, call, &o); /* nothing was there: nothing to record */
                 return;
         }
-        fmt_int(count, n);
-        record_then_answer(s, call, &o, "enroll", operator_id, NULL,
+        snprintf(count, sizeof(count), "#%u", n);
+        session_record_then_answer(s, call, &o, "enroll", operator_id, NULL,
                            agent_data("action", action, "modality", "finger", "prints", count, NULL));
 }
 

@@ -1,37 +1,47 @@
-/* What session-logic.c shares with session-bio.c: outcomes, records, answers after commit, transitions. */
+/* What the session logic's step files (session-password.c, the bio steps) share with session-logic.c. */
 #pragma once
 
+/*
+ * Not for the rest of the daemon: these are the logic's own building blocks — outcomes, answers
+ * that wait for a commit, the one way a login is granted, and the one way it fails — so every
+ * method of logging in ends the same way and keeps the same promises (DESIGN.md §5, §6).
+ */
+
+#include "mamori/macro.h"
 #include "session-logic.h"
 
-/* A call kept until the record it waits for is durable (session-logic.c). */
-struct pending_answer {
-        struct session *s;
-        SessionCall *call;
-        struct session_outcome o;
-        bool grant;           /* a login's success: given only while its session still runs */
-        uint64_t session_gen; /* the session it grants */
-};
+struct session_outcome session_outcome_ok(void);
+_printf_(2, 3) struct session_outcome session_outcome_refused(enum auth_reason reason, const char *fmt, ...);
+struct session_outcome session_outcome_failed(int error);
+/* Answers call at once (call NULL: nothing). */
+void session_answer(struct session *s, SessionCall *call, const struct session_outcome *o);
+/* One record (session_ops.record). */
+int session_record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+                   oplog_done_fn done, void *userdata);
+/* Records ev and answers call with o once it is durable (at once when it fails: log-unwritable). */
+void session_record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                                const char *ev, const char *op, const char *card, JsonValue *data);
+struct auth_context session_auth_context(struct session *s);
 
-void fmt_int(char buf[24], int64_t v);
-int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
-           oplog_done_fn done, void *userdata);
-void changed(struct session *s, const char *state_reason);
-struct session_outcome outcome_ok(void);
-_printf_(2, 3) struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...);
-struct session_outcome outcome_failed(int error);
-void answer(struct session *s, SessionCall *call, const struct session_outcome *o);
-void answer_after_commit(int result, uint64_t seq, void *userdata);
-struct pending_answer *answer_after(struct session *s, SessionCall *call, const struct session_outcome *o);
-void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
-                        const char *ev, const char *op, const char *card, JsonValue *data);
-void start_idle_watch(struct session *s);
-void login_clear(struct session *s);
-bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
-struct auth_context auth_context(struct session *s);
-int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata);
+/*
+ * Grants the pending login to operator_id: state "active" with method and card (NULL: no card),
+ * records auth.ok (with extra's fields, taken; may be NULL), session.start and unlock, and answers
+ * call with the operator once the last is durable and only if this session still runs then.
+ */
+void session_grant(struct session *s, SessionCall *call, const char *operator_id, const char *card_id,
+                   const char *method, JsonValue *extra);
+/* Ends the pending login as refused (the caller has answered or will answer its call). */
+void session_login_failed(struct session *s);
+/* The password step's own part of ending a login (session-password.c): frees a held answer. */
+void session_password_login_done(struct session *s, const char *why);
 
-/* session-bio.c: after a card's PIN, the finger (group member, or the lending check) is next;
- * call is the AnswerPin to answer with that step. */
+/* The pending login has started (StartBioLogin): state "authenticating", the answer timer armed. */
+void session_login_begin(struct session *s);
+/* Something callers can see changed (the Step property). */
+void session_changed(struct session *s);
+
+/* session-bio.c: after a card's PIN with RequireFingerWithCard=yes, the holder's finger is next;
+ * call is the AnswerPin to answer with the card's operator (Step "finger"). */
 void session_bio_after_card(struct session *s, SessionCall *call, const struct auth_decision *d,
                             const char *card_id);
 /* The session ended (or the agent stops): an enrolment of it is cancelled and answered. */

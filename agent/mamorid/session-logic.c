@@ -23,30 +23,33 @@
 #define LOGIN_ANSWER_USEC    (120 * USEC_PER_SEC) /* a started login not answered by then is cancelled */
 #define RELOCK_INTERVAL_USEC (5 * USEC_PER_SEC)
 
-void fmt_int(char buf[24], int64_t v)
+static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec);
+static struct auth_context auth_context(struct session *s);
+
+static void fmt_int(char buf[24], int64_t v)
 {
         snprintf(buf, 24, "#%" PRId64, v);
 }
 
-int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
-           oplog_done_fn done, void *userdata)
+static int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+                  oplog_done_fn done, void *userdata)
 {
         return s->ops->record(s->userdata, ev, op, card, data, done, userdata);
 }
 
-void changed(struct session *s, const char *state_reason)
+static void changed(struct session *s, const char *state_reason)
 {
         s->ops->changed(s->userdata, state_reason);
 }
 
 /* ---- outcomes and the answers that wait for a commit ---- */
 
-struct session_outcome outcome_ok(void)
+static struct session_outcome outcome_ok(void)
 {
         return (struct session_outcome){.reason = AUTH_ALLOW, .tries = -1};
 }
 
-_printf_(2, 3) struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...)
+_printf_(2, 3) static struct session_outcome outcome_refused(enum auth_reason reason, const char *fmt, ...)
 {
         struct session_outcome o = {.reason = reason, .tries = -1};
         va_list ap;
@@ -58,12 +61,12 @@ _printf_(2, 3) struct session_outcome outcome_refused(enum auth_reason reason, c
         return o;
 }
 
-struct session_outcome outcome_failed(int error)
+static struct session_outcome outcome_failed(int error)
 {
         return (struct session_outcome){.error = error, .reason = AUTH_CARD_ERROR, .tries = -1};
 }
 
-void answer(struct session *s, SessionCall *call, const struct session_outcome *o)
+static void answer(struct session *s, SessionCall *call, const struct session_outcome *o)
 {
         if (call)
                 s->ops->answer(s->userdata, call, o);
@@ -77,7 +80,15 @@ static enum auth_reason reason_of(const char *word)
         return r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR;
 }
 
-void answer_after_commit(int result, uint64_t seq, void *userdata)
+struct pending_answer {
+        struct session *s;
+        SessionCall *call;
+        struct session_outcome o;
+        bool grant;           /* a login's success: given only while its session still runs */
+        uint64_t session_gen; /* the session it grants */
+};
+
+static void answer_after_commit(int result, uint64_t seq, void *userdata)
 {
         struct pending_answer *p = userdata;
         struct session *s = p->s;
@@ -106,7 +117,8 @@ void answer_after_commit(int result, uint64_t seq, void *userdata)
 
 /* Keeps call to be answered o once the record it is passed to is durable. Returns NULL (call
  * answered with the error at once: it grants nothing) when out of memory. */
-struct pending_answer *answer_after(struct session *s, SessionCall *call, const struct session_outcome *o)
+static struct pending_answer *answer_after(struct session *s, SessionCall *call,
+                                           const struct session_outcome *o)
 {
         struct pending_answer *p;
         struct session_outcome failed = outcome_failed(-ENOMEM);
@@ -129,11 +141,52 @@ struct pending_answer *answer_after(struct session *s, SessionCall *call, const 
 }
 
 /* Records ev and answers call with o once it is durable. */
-void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
-                        const char *ev, const char *op, const char *card, JsonValue *data)
+static void record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                               const char *ev, const char *op, const char *card, JsonValue *data)
 {
         struct pending_answer *p = answer_after(s, call, o);
         record(s, ev, op, card, data, p ? answer_after_commit : NULL, p);
+}
+
+/* ---- what the step files share (session-internal.h) ---- */
+
+struct session_outcome session_outcome_ok(void)
+{
+        return outcome_ok();
+}
+
+struct session_outcome session_outcome_refused(enum auth_reason reason, const char *fmt, ...)
+{
+        struct session_outcome o = {.reason = reason, .tries = -1};
+        va_list ap;
+
+        assert(reason != AUTH_ALLOW);
+        va_start(ap, fmt);
+        vsnprintf(o.message, sizeof(o.message), fmt, ap);
+        va_end(ap);
+        return o;
+}
+
+struct session_outcome session_outcome_failed(int error)
+{
+        return outcome_failed(error);
+}
+
+void session_answer(struct session *s, SessionCall *call, const struct session_outcome *o)
+{
+        answer(s, call, o);
+}
+
+int session_record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
+                   oplog_done_fn done, void *userdata)
+{
+        return record(s, ev, op, card, data, done, userdata);
+}
+
+void session_record_then_answer(struct session *s, SessionCall *call, const struct session_outcome *o,
+                                const char *ev, const char *op, const char *card, JsonValue *data)
+{
+        record_then_answer(s, call, o, ev, op, card, data);
 }
 
 /* ---- locking ---- */
@@ -257,7 +310,7 @@ static void on_input_activity(void *userdata)
                                                  s->config->idle_lock_usec, 0, on_idle_timer, s);
 }
 
-void start_idle_watch(struct session *s)
+static void start_idle_watch(struct session *s)
 {
         if (s->config->idle_source == IDLE_SOURCE_INPUT) {
                 s->input = idle_input_free(s->input);
@@ -309,8 +362,10 @@ static void bypass_summary(void *userdata, const struct burst_summary *sum)
 
 /* ---- the state machine applied ---- */
 
-void login_clear(struct session *s)
+static void login_clear(struct session *s)
 {
+        /* A password answer still held back for its delay is refused, not lost. */
+        session_password_login_done(s, "cancelled");
         /* A login still waiting for its PIN lets go of the card. */
         if (s->login.id)
                 s->ops->login_cancel(s->userdata, s->login.id);
@@ -329,6 +384,7 @@ static void abort_login(struct session *s, const char *why)
                 SessionCall *call = TAKE_PTR(l->answer);
                 answer(s, call, &o);
         }
+        session_password_login_done(s, why);
         login_clear(s);
 }
 
@@ -343,7 +399,7 @@ static void clear_session(struct session *s)
 }
 
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
-bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
+static bool apply(struct session *s, enum session_trigger trigger, uint64_t trigger_mono_usec)
 {
         struct session_transition t;
         const char *why = session_trigger_to_string(trigger);
@@ -528,6 +584,7 @@ void session_on_policy(struct session *s, const Policy *current)
                 case AUTH_OPERATOR_SUSPENDED:
                 case AUTH_OPERATOR_RETIRED:
                 case AUTH_WRONG_OFFICE:
+                case AUTH_NOT_GROUP_MEMBER: /* taken out of the group card's group */
                         apply(s, TRIGGER_OPERATOR_RETIRED, now_mono_usec());
                         break;
                 default: /* allowed still; staleness has its own timer and record */
@@ -552,7 +609,12 @@ void session_on_log_health(struct session *s, int error)
 
 /* ---- logins ---- */
 
-struct auth_context auth_context(struct session *s)
+struct auth_context session_auth_context(struct session *s)
+{
+        return auth_context(s);
+}
+
+static struct auth_context auth_context(struct session *s)
 {
         return (struct auth_context){
                 .policy = s->ops->policy(s->userdata),
@@ -602,7 +664,7 @@ static void refuse_after_record(struct session *s, SessionCall *call, const stru
                                       tries ? tries_left : NULL, NULL));
 }
 
-int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
+static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
 {
         struct session *s = userdata;
 
@@ -666,7 +728,10 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
                                    agent_data("reason", reason, "method", "card+pin", NULL));
                 return;
         }
-        if (s->config->accounts == ACCOUNTS_PER_OPERATOR && (!user || !streq(user, d.operator_id))) {
+        /* A group card's operator is the member who identifies after its PIN: the account is checked then.
+         */
+        if (s->config->accounts == ACCOUNTS_PER_OPERATOR && !d.group_id &&
+            (!user || !streq(user, d.operator_id))) {
                 o = outcome_refused(AUTH_WRONG_USER, "%s: this card is not this account's",
                                     auth_reason_to_string(AUTH_WRONG_USER));
                 record_then_answer(s, call, &o, "auth.fail", d.operator_id, card_id,
@@ -696,8 +761,11 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         snprintf(s->login.reader, sizeof(s->login.reader), "%s", s->card.reader);
         snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id ?: "");
         snprintf(s->login.group_id, sizeof(s->login.group_id), "%s", d.group_id ?: "");
-        s->login.step = "pin";
-        snprintf(s->login.method, sizeof(s->login.method), "card+pin");
+        s->login.step = LOGIN_STEP_PIN;
+        snprintf(s->login.method, sizeof(s->login.method), "%s",
+                 !d.group_id                                      ? "card+pin"
+                 : s->config->group_member == GROUP_MEMBER_FINGER ? "group-card+finger"
+                                                                  : "group-card+password");
         apply(s, TRIGGER_LOGIN_START, now_mono_usec());
         (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
                                          on_login_timeout, s);
@@ -730,18 +798,11 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
                 card_login_set_cert_result(res->login,
                                            s->ops->check_cert(s->userdata, s->card.der, s->card.der_len));
         struct auth_decision d = card_login_decide(res->login, NULL, &c);
-        if (d.reason == AUTH_ALLOW && d.group_id && streq(d.group_id, s->login.group_id)) {
-                /* A group card opens the door; a member of its group must still identify. */
-                session_bio_after_card(s, call, &d, card_id);
-                return;
-        }
-        if (d.reason == AUTH_ALLOW && (!d.operator_id || !streq(d.operator_id, s->login.operator_id)))
+        bool group = s->login.group_id[0];
+        if (d.reason == AUTH_ALLOW &&
+            (group ? !d.group_id || !streq(d.group_id, s->login.group_id)
+                   : !d.operator_id || !streq(d.operator_id, s->login.operator_id)))
                 d.reason = AUTH_CARD_ERROR;
-        if (d.reason == AUTH_ALLOW && s->config->require_finger_with_card) {
-                /* The lending check: the card's operator's own finger, before the session opens. */
-                session_bio_after_card(s, call, &d, card_id);
-                return;
-        }
 
         if (d.reason != AUTH_ALLOW) {
                 refuse_after_record(s, call, &d, card_id);
@@ -750,12 +811,44 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
                 return;
         }
 
-        char exchanges[24], elapsed[24];
+        if (group) {
+                /* The group card opened the door; now a member of its group identifies (Step). The
+                 * card thread is done with the card: nothing is granted yet, nothing recorded. */
+                s->login.id = 0;
+                s->login.step = s->config->group_member == GROUP_MEMBER_FINGER ? LOGIN_STEP_FINGER
+                                                                               : LOGIN_STEP_PASSWORD;
+                struct session_outcome o = outcome_ok(); /* operator "" */
+                answer(s, call, &o);
+                changed(s, NULL); /* Step */
+                return;
+        }
+
+        if (s->config->require_finger_with_card) {
+                /* The lending check: the card's operator's own finger, before the session opens. */
+                session_bio_after_card(s, call, &d, card_id);
+                return;
+        }
+
+        char exchanges[24];
         fmt_int(exchanges, res->exchanges);
+        session_grant(
+                s, call, d.operator_id, card_id, "card+pin",
+                agent_data("exchanges", exchanges, "policy_stale", d.policy_stale ? "yes" : NULL, NULL));
+}
+
+void session_grant(struct session *s, SessionCall *call, const char *operator_id, const char *card_id,
+                   const char *method, JsonValue *extra)
+{
+        _cleanup_json_ JsonValue *more = extra, *data = NULL;
+        char elapsed[24], card[CARD_ID_LEN + 1];
+        int r;
+
+        /* operator_id and card_id may point into s->login, which login_clear() wipes. */
+        snprintf(card, sizeof(card), "%s", card_id ?: "");
         fmt_int(elapsed, (int64_t)(now_mono_usec() - s->login.started_mono_usec));
-        snprintf(s->operator_id, sizeof(s->operator_id), "%s", d.operator_id);
-        snprintf(s->session_card, sizeof(s->session_card), "%s", card_id);
-        snprintf(s->method, sizeof(s->method), "card+pin");
+        snprintf(s->operator_id, sizeof(s->operator_id), "%s", operator_id);
+        snprintf(s->session_card, sizeof(s->session_card), "%s", card);
+        snprintf(s->method, sizeof(s->method), "%s", method);
         login_clear(s);
         apply(s, TRIGGER_LOGIN_OK, now_mono_usec());
 
@@ -763,14 +856,40 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
         struct session_outcome o = outcome_ok();
         snprintf(o.operator_id, sizeof(o.operator_id), "%s", s->operator_id);
         struct pending_answer *p = answer_after(s, call, &o);
-        record(s, "auth.ok", s->operator_id, card_id,
-               agent_data("method", "card+pin", "exchanges", exchanges, "elapsed_us", elapsed,
-                          "policy_stale", d.policy_stale ? "yes" : NULL, NULL),
-               NULL, NULL);
-        record(s, "session.start", s->operator_id, card_id, agent_data("method", "card+pin", NULL), NULL,
-               NULL);
-        record(s, "unlock", s->operator_id, card_id, NULL, p ? answer_after_commit : NULL, p);
+        /* method first, the method's own facts, then the time it took (the event line's order). */
+        r = json_new_object(&data);
+        if (r >= 0)
+                r = json_object_set_string(data, "method", s->method);
+        for (size_t i = 0; r >= 0 && more && more->type == JSON_OBJECT && i < more->object.n; i++)
+                r = json_object_set(data, more->object.members[i].key,
+                                    TAKE_PTR(more->object.members[i].value));
+        if (r >= 0)
+                r = json_object_set_string(data, "elapsed_us", elapsed);
+        if (r < 0)
+                data = json_value_free(data); /* record() writes an empty object rather than nothing */
+        const char *cid = s->session_card[0] ? s->session_card : NULL;
+        record(s, "auth.ok", s->operator_id, cid, TAKE_PTR(data), NULL, NULL);
+        record(s, "session.start", s->operator_id, cid, agent_data("method", s->method, NULL), NULL, NULL);
+        record(s, "unlock", s->operator_id, cid, NULL, p ? answer_after_commit : NULL, p);
         start_idle_watch(s);
+}
+
+void session_login_begin(struct session *s)
+{
+        apply(s, TRIGGER_LOGIN_START, now_mono_usec());
+        (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
+                                         on_login_timeout, s);
+}
+
+void session_changed(struct session *s)
+{
+        changed(s, NULL);
+}
+
+void session_login_failed(struct session *s)
+{
+        login_clear(s);
+        apply(s, TRIGGER_LOGIN_FAIL, now_mono_usec());
 }
 
 void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
@@ -778,13 +897,8 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
         struct session_outcome o;
         int r;
 
-        if (s->state != SESSION_AUTHENTICATING || !s->login.active) {
+        if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.step != LOGIN_STEP_PIN) {
                 o = outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a PIN");
-                answer(s, call, &o);
-                return;
-        }
-        if (!s->login.step || !streq(s->login.step, "pin")) {
-                o = outcome_refused(AUTH_NOT_PENDING, "the login is not waiting for a PIN");
                 answer(s, call, &o);
                 return;
         }
@@ -839,6 +953,23 @@ bool session_login_started_by(const struct session *s, const char *sender)
 {
         return s->state == SESSION_AUTHENTICATING && s->login.active && s->login.sender && sender &&
                streq(sender, s->login.sender);
+}
+
+const char *login_step_to_string(enum login_step step)
+{
+        static const char *const names[_LOGIN_STEP_MAX] = {
+                [LOGIN_STEP_PIN] = "pin",
+                [LOGIN_STEP_FINGER] = "finger",
+                [LOGIN_STEP_VEIN] = "vein",
+                [LOGIN_STEP_PASSWORD] = "password",
+                [LOGIN_STEP_OPERATOR_ID] = "operator-id",
+        };
+        return (unsigned)step < ELEMENTSOF(names) ? names[step] : "";
+}
+
+const char *session_step(const struct session *s)
+{
+        return session_login_pending(s) ? login_step_to_string(s->login.step) : "";
 }
 
 bool session_holds_inserted_card(const struct session *s)

@@ -29,6 +29,7 @@
 #include "session.h"
 
 #define OPERATOR_ID_MAX 65
+#define METHOD_MAX      24 /* "group-card+password" and its kin, with the NUL */
 
 /* A method call waiting for its answer. Opaque here: the D-Bus layer says what it is. */
 typedef struct SessionCall SessionCall;
@@ -44,8 +45,12 @@ struct session_outcome {
         char card_id[CARD_ID_LEN + 1];     /* StartLogin */
         int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
         uint64_t seq;                      /* RecordOperation: the record's sequence number */
-        int pin_age_days, max_age_days;    /* PinAgeDays */
+        int pin_age_days, max_age_days;    /* PinAgeDays, PasswordAgeDays */
+        int warn_days;                     /* PasswordAgeDays */
 };
+
+/* The password thread's answer (password-worker.h): 0 match/stored, -EACCES wrong, -ENOENT unset. */
+typedef void (*session_password_done_fn)(void *userdata, uint64_t id, int result);
 
 /* Everything the logic asks of the rest of the daemon. userdata is session.userdata. */
 struct session_ops {
@@ -78,6 +83,14 @@ struct session_ops {
         void (*finger_cancel)(void *userdata, uint64_t id);
         /* An enrolment went one stage further (EnrollProgress); may be NULL. */
         void (*enroll_progress)(void *userdata, const char *operator_id, int stage, int stages, bool retry);
+        /* The password thread: check a password against operator_id's verifier, or store a new one
+         * (old_password NULL: none to check). done runs later on the loop with id; -EBUSY when full. */
+        int (*password_check)(void *userdata, uint64_t id, const char *operator_id, const char *password,
+                              session_password_done_fn done, void *done_userdata);
+        int (*password_set)(void *userdata, uint64_t id, const char *operator_id, const char *old_password,
+                            const char *new_password, session_password_done_fn done, void *done_userdata);
+        /* When operator_id's password was set (µs since the epoch); -ENOENT when none is. */
+        int (*password_changed)(void *userdata, const char *operator_id, int64_t *ret_usec);
         /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be
          * called as logind_lock() says. */
         int (*lock_screen)(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata);
@@ -100,22 +113,37 @@ struct present_card {
         uint64_t inserted_mono_usec;
 };
 
-/* A login between StartLogin and the answer to AnswerPin. */
+/* What a pending login waits for (the Step property). */
+enum login_step {
+        LOGIN_STEP_PIN,         /* "pin": AnswerPin */
+        LOGIN_STEP_FINGER,      /* "finger": ScanFinger */
+        LOGIN_STEP_VEIN,        /* "vein" */
+        LOGIN_STEP_PASSWORD,    /* "password": AnswerPassword */
+        LOGIN_STEP_OPERATOR_ID, /* "operator-id" */
+        _LOGIN_STEP_MAX,
+};
+
+struct password_wait;
+
+/* A login between StartLogin (or StartBioLogin) and the answer that grants or ends it. */
 struct pending_login {
         bool active;
         char *sender;        /* who started it (the D-Bus unique name); only it may go on */
-        SessionCall *answer; /* AnswerPin to answer, once decided and committed */
+        SessionCall *answer; /* AnswerPin/AnswerPassword to answer, once decided and committed */
+        enum login_step step;
+        char method[METHOD_MAX]; /* what the session's Method will be: "card+pin", "group-card+password" … */
         char card_id[CARD_ID_LEN + 1];
         char reader[READER_NAME_MAX];
-        char operator_id[OPERATOR_ID_MAX];
-        uint64_t id; /* the card thread's login, which holds the card for the PIN */
+        char operator_id[OPERATOR_ID_MAX]; /* known so far: the card's, the bio match's; "" after a group
+                                              card */
+        char group_id[OPERATOR_ID_MAX];    /* a group card's group, once its PIN verified */
+        uint64_t id;                       /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
-        const char *step;      /* what it waits for: "pin", "finger", "password" (the Step property) */
-        char method[24];       /* "card+pin", "finger+password", "group-card+finger" … */
+        uint64_t password_job;      /* the password thread's check in flight (0: none) */
+        struct password_wait *wait; /* a password answer held back for its delay */
+        char user[OPERATOR_ID_MAX]; /* the operator id given to StartBioLogin (1:1 sensors) */
         uint64_t finger_id;    /* the fingerprint thread's scan, while one runs */
         uint64_t gallery_usec; /* deciding whose prints it compares with */
-        char group_id[OPERATOR_ID_MAX]; /* a group card's group, after its PIN */
-        char user[OPERATOR_ID_MAX];     /* StartBioLogin: the operator id typed (1:1 sensors) */
 };
 
 /* An enrolment between EnrollFinger and its answer (session-bio.c). */
@@ -130,6 +158,15 @@ struct pending_enrolment {
 };
 
 struct pending_answer;
+
+/* Wrong passwords per operator: each failure doubles the time before the next answer for them. */
+#define PASSWORD_FAILURES_MAX 64
+struct password_failures {
+        char operator_id[OPERATOR_ID_MAX]; /* "" = free slot */
+        unsigned count;
+        uint64_t next_mono_usec; /* no answer for this operator before this */
+        uint64_t last_mono_usec;
+};
 
 struct session {
         const struct session_ops *ops;
@@ -147,8 +184,10 @@ struct session {
         struct pending_answer *end_answer; /* answered once the next session.end is durable (Lock) */
         char operator_id[OPERATOR_ID_MAX]; /* only while active */
         char session_card[CARD_ID_LEN + 1];
-        char method[24];
+        char method[METHOD_MAX];
         uint64_t last_login_id;
+        uint64_t last_password_job;
+        struct password_failures password_failures[PASSWORD_FAILURES_MAX];
         struct present_card card;
         struct pending_login login;
         struct pending_enrolment enrolment;
@@ -183,6 +222,18 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
 /* data (taken): the app.op fields, already checked. */
 void session_record_operation(struct session *s, SessionCall *call, JsonValue *data);
 void session_pin_age(struct session *s, SessionCall *call);
+/* session-password.c: the password step of a login, and the active operator's password. */
+void session_answer_password(struct session *s, SessionCall *call, const char *operator_id,
+                             const char *password);
+void session_change_password(struct session *s, SessionCall *call, const char *old_password,
+                             const char *new_password);
+void session_password_age(struct session *s, SessionCall *call);
+/* How long the next answer for operator_id waits (0 when none), for tests and the bench. */
+uint64_t session_password_delay_usec(const struct session *s, const char *operator_id);
+
+/* The Step property: "" unless a login is pending. */
+const char *session_step(const struct session *s);
+const char *login_step_to_string(enum login_step step);
 
 /* Fingerprints (session-bio.c). StartBioLogin: no card; identifies (1:N, or 1:1 against user on a
  * sensor that cannot identify) and answers after the touch with the operator and the next step. */
@@ -199,8 +250,6 @@ void session_enroll_client_gone(struct session *s, const char *sender);
 void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id);
 /* A bundle was loaded: the prints of operators it retires are deleted, and that is recorded. */
 void session_bio_on_policy(struct session *s, const Policy *current);
-/* What the pending login waits for ("" when none): the Step property. */
-const char *session_step(const struct session *s);
 /* Facts the permission table asks about. */
 bool session_login_pending(const struct session *s);
 bool session_login_started_by(const struct session *s, const char *sender);

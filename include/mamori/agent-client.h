@@ -21,19 +21,21 @@
 
 /* What a caller should do about a failed call, independent of PAM. */
 enum agent_error_class {
-        AGENT_ERROR_REFUSED,     /* a named refusal (card, operator, policy, emergency, log …) */
-        AGENT_ERROR_NO_CARD,     /* no card in a reader: ask for one and wait */
-        AGENT_ERROR_PIN_WRONG,   /* tries_left says how many remain (-1 unknown) */
-        AGENT_ERROR_PIN_FORMAT,  /* not 6-8 digits: nothing reached the card, the login still waits */
-        AGENT_ERROR_PIN_BLOCKED, /* the card's PIN is blocked */
-        AGENT_ERROR_WRONG_USER,  /* PAM user is not the card's operator (Accounts=per-operator) */
-        AGENT_ERROR_PERMISSION,  /* the caller may not do this */
-        AGENT_ERROR_NOT_ACTIVE,  /* no active session (Lock, PinAgeDays, ChangePin) */
-        AGENT_ERROR_NOT_PENDING, /* AnswerPin without a StartLogin that is still ours */
-        AGENT_ERROR_BUSY,        /* another login is in progress */
-        AGENT_ERROR_INVALID,     /* the agent rejected an argument (e.g. the new PIN's format) */
-        AGENT_ERROR_UNAVAILABLE, /* the agent is not on the bus, the bus is down, or no reply */
-        AGENT_ERROR_PROTOCOL,    /* an answer we do not understand (unknown error name, bad type) */
+        AGENT_ERROR_REFUSED,            /* a named refusal (card, operator, policy, emergency, log …) */
+        AGENT_ERROR_NO_CARD,            /* no card in a reader: ask for one and wait */
+        AGENT_ERROR_PIN_WRONG,          /* tries_left says how many remain (-1 unknown) */
+        AGENT_ERROR_PIN_FORMAT,         /* not 6-8 digits: nothing reached the card, the login still waits */
+        AGENT_ERROR_PIN_BLOCKED,        /* the card's PIN is blocked */
+        AGENT_ERROR_PASSWORD_WRONG,     /* the login still waits; delay says how long the answer took */
+        AGENT_ERROR_PASSWORD_TOO_SHORT, /* a new password under MinLength (min_length says it) */
+        AGENT_ERROR_WRONG_USER,         /* PAM user is not the card's operator (Accounts=per-operator) */
+        AGENT_ERROR_PERMISSION,         /* the caller may not do this */
+        AGENT_ERROR_NOT_ACTIVE,         /* no active session (Lock, PinAgeDays, ChangePin) */
+        AGENT_ERROR_NOT_PENDING,        /* AnswerPin without a StartLogin that is still ours */
+        AGENT_ERROR_BUSY,               /* another login is in progress */
+        AGENT_ERROR_INVALID,            /* the agent rejected an argument (e.g. the new PIN's format) */
+        AGENT_ERROR_UNAVAILABLE,        /* the agent is not on the bus, the bus is down, or no reply */
+        AGENT_ERROR_PROTOCOL,           /* an answer we do not understand (unknown error name, bad type) */
 };
 
 struct agent_error_info {
@@ -41,6 +43,8 @@ struct agent_error_info {
         const char *name; /* short static name: the refusal reason ("pin-wrong") or "agent-unavailable" … */
         const char *sentence; /* static operator-facing text without tries ("Card suspended — call …") */
         int tries_left;       /* PinWrong: N of "pin-wrong tries=N"; otherwise -1 */
+        int delay_sec;        /* PasswordWrong: N of "password-wrong delay=N"; otherwise -1 */
+        int min_length;       /* PasswordTooShort: N of "password-too-short min=N"; otherwise -1 */
 };
 
 /* Classify a failed call: r is the call's return (< 0), e its error (may be unset or NULL). */
@@ -77,12 +81,26 @@ int agent_get_card_present(sd_bus *bus, sd_bus_error *error, bool *ret);
 
 /* "pin-wrong tries=N" → N; -1 when the message carries no count. */
 int agent_parse_tries(const char *message);
+/* "… key=N" → N (0..999999); -1 when the message carries no such count. */
+int agent_parse_count(const char *message, const char *key);
 
 /* True when pin is 6–8 ASCII digits (the PIV PIN format mamori uses). */
 bool agent_pin_format_ok(const char *pin);
 
 /* ChangePin(old, new) on the agent, in a message sd-bus wipes when it frees it. */
 int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error);
+
+/* AnswerPassword(operator_id, password) in a message sd-bus wipes: the session's operator. */
+int agent_answer_password(sd_bus *bus, const char *operator_id, const char *password, sd_bus_error *error,
+                          char **ret_operator);
+/* ChangePassword(old, new) for the active operator ("" old when none is set yet). */
+int agent_change_password(sd_bus *bus, const char *old_password, const char *new_password,
+                          sd_bus_error *error);
+/* PasswordAgeDays: the active operator's password age (-1: none set), MaxAgeDays and WarnDays. */
+int agent_password_age(sd_bus *bus, sd_bus_error *error, int *ret_days, int *ret_max_days,
+                       int *ret_warn_days);
+/* A string property of the agent ("Step", "Method" …), malloc'd. */
+int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, char **ret);
 
 /* Strdup/free for secrets: the free wipes the whole string first. */
 void agent_secret_free(char *s);

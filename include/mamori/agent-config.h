@@ -12,7 +12,7 @@ enum accounts_mode { ACCOUNTS_SHARED, ACCOUNTS_PER_OPERATOR };
 enum idle_source { IDLE_SOURCE_LOGIND, IDLE_SOURCE_INPUT };
 enum lock_fallback { LOCK_FALLBACK_TERMINATE, LOCK_FALLBACK_NONE };
 enum stale_policy { STALE_POLICY_DENY, STALE_POLICY_WARN };
-enum group_member { GROUP_MEMBER_PASSWORD, GROUP_MEMBER_FINGER };
+enum group_member { GROUP_MEMBER_PASSWORD, GROUP_MEMBER_FINGER }; /* how a group card's member identifies */
 
 /* Owns every string; free with agent_config_free(). Durations are in microseconds. */
 struct agent_config {
@@ -31,14 +31,15 @@ struct agent_config {
         uint64_t card_left_usec;
         uint64_t lock_verify_usec;
         enum lock_fallback lock_fallback;
-        enum group_member group_member; /* how a group card's member identifies after its PIN */
         bool require_finger_with_card;  /* card+pin then the card's operator's finger (lending check) */
         /* [Finger] */
         char *prints_directory; /* enrolled prints, one root-only directory per operator */
+        enum group_member group_member; /* after a group card's PIN (default password) */
         /* [Secrets] */
         uint32_t max_age_days;
         uint32_t warn_days;
-        uint32_t min_length;
+        uint32_t min_length;      /* of a new password, in bytes */
+        char *password_directory; /* the terminal's password verifiers, root-only */
         /* [Log] */
         char *log_directory;
         uint32_t key_rotate_records;

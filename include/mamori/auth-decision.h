@@ -46,7 +46,9 @@ struct auth_decision auth_decide_precheck(const struct auth_card_facts *f, const
 /* An open session of card_id for operator_id, checked again against a newly loaded bundle: AUTH_ALLOW
  * while that card and operator may still work at this terminal, else what a login would now be
  * refused for (card-suspended, card-returned, unknown-card, operator-suspended, operator-retired,
- * wrong-office, emergency, policy-stale). The certificate was checked at login and is not here. */
+ * wrong-office, emergency, policy-stale; for a group card also not-group-member). The certificate
+ * was checked at login and is not here. The same question decides whether the member named after a
+ * group card's PIN may log in with it. */
 enum auth_reason auth_decide_session(const struct auth_context *c, const char *card_id,
                                      const char *operator_id);
 

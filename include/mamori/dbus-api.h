@@ -7,7 +7,10 @@
  * Properties (all read-only, PropertiesChanged emitted on change):
  *   State         s   "locked" | "authenticating" | "active"
  *   Operator      s   operator id of the active session, "" otherwise
- *   Method        s   "card+pin" while active, "" otherwise
+ *   Method        s   while active: "card+pin", "group-card+password", "group-card+finger",
+ *                     "finger+password", "vein+password"; "" otherwise
+ *   Step          s   what a pending login waits for: "" (none) | "pin" | "finger" | "vein" |
+ *                     "password" | "operator-id"
  *   Card          s   card id of the inserted card ("" when none or unreadable)
  *   Reader        s   reader holding that card ("")
  *   CardPresent   b
@@ -31,6 +34,26 @@
  *       session is recorded (answer sent after the records are committed). A PIN that is not 6-8
  *       digits is refused as PinFormat before any card exchange (auth.fail reason "pin-format",
  *       no try spent) and the login stays "authenticating" for the next AnswerPin.
+ *       A GROUP card's PIN and signature verified answer operator "" and the login stays
+ *       "authenticating" with Step "password" or "finger" (agent.conf [Session] GroupMember=,
+ *       default password): a member of the card's group must identify next.
+ *   AnswerPassword(s operator_id, s password) → (s operator)
+ *       Completes a login whose Step is "password". operator_id "" = the operator the login
+ *       already identified (finger/vein); after a group card, the member's id (not a member:
+ *       NotGroupMember, the login ends). A wrong password answers PasswordWrong
+ *       "password-wrong delay=S" only after a delay that doubles per failure of that operator
+ *       (1 s … 32 s, reset by a right password), and the login keeps waiting for the next try;
+ *       no answer for that operator is given before the delay of its last failure has passed.
+ *       Success: session operator = that operator, Method "group-card+password" (or the bio
+ *       method), records as AnswerPin's. Same callers as AnswerPin; SENSITIVE.
+ *   ChangePassword(s old_password, s new_password) → ()
+ *       Sets the active operator's password on this terminal. Only while "active", in a card
+ *       session that holds its card or a session opened with a password; old_password must match
+ *       when one is set ("" when none is). new_password: [Secrets] MinLength..1024 bytes
+ *       (PasswordTooShort "password-too-short min=N"). Recorded as password.change. Callers: root
+ *       and the seat's active session. SENSITIVE.
+ *   PasswordAgeDays() → (i days, i max_days, i warn_days)
+ *       age of the active operator's password on this terminal, -1 when none is set.
  *   CancelLogin() → ()
  *   Lock() → ()                               ends the active session (reason "manual") and locks.
  *   ChangePin(s old_pin, s new_pin) → ()      on the inserted card; caller must be root, or the
@@ -114,5 +137,9 @@
 #define MAMORI_ERROR_FINGER_NO_MATCH   MAMORI_DBUS_ERROR_PREFIX "FingerNoMatch"
 #define MAMORI_ERROR_FINGER_UNREADABLE MAMORI_DBUS_ERROR_PREFIX "FingerUnreadable"
 #define MAMORI_ERROR_BIO_UNAVAILABLE   MAMORI_DBUS_ERROR_PREFIX "BioUnavailable"
-#define MAMORI_ERROR_NOT_GROUP_MEMBER  MAMORI_DBUS_ERROR_PREFIX "NotGroupMember"
 #define MAMORI_ERROR_LENDING_SUSPECTED MAMORI_DBUS_ERROR_PREFIX "LendingSuspected"
+#define MAMORI_ERROR_NOT_GROUP_MEMBER MAMORI_DBUS_ERROR_PREFIX "NotGroupMember"
+#define MAMORI_ERROR_PASSWORD_WRONG \
+        MAMORI_DBUS_ERROR_PREFIX "PasswordWrong" /* "password-wrong delay=N": the login still waits */
+#define MAMORI_ERROR_PASSWORD_UNSET     MAMORI_DBUS_ERROR_PREFIX "PasswordUnset"
+#define MAMORI_ERROR_PASSWORD_TOO_SHORT MAMORI_DBUS_ERROR_PREFIX "PasswordTooShort" /* "… min=N" */

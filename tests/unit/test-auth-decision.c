@@ -223,7 +223,8 @@ static void test_session_against_new_bundle(void **state)
                 {CARD_F, "OP0004", AUTH_WRONG_OFFICE},       /* this office removed from them */
                 {CARD_G, "OP0001", AUTH_ALLOW},              /* group card, member active */
                 {CARD_G, "OP0002", AUTH_OPERATOR_SUSPENDED}, /* group card, member suspended */
-                {CARD_G, "OP9999", AUTH_UNKNOWN_CARD},       /* group card, member gone */
+                {CARD_G, "OP9999", AUTH_NOT_GROUP_MEMBER},   /* group card, member gone */
+                {CARD_G, "OP0003", AUTH_NOT_GROUP_MEMBER},   /* an operator, but not of the group */
                 {CARD_H, "OP0001", AUTH_WRONG_OFFICE},
         };
         Policy p = policy(false, NOW + HOUR), e = policy(true, NOW + HOUR);

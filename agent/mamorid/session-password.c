@@ -1,0 +1,475 @@
+/* The password step of a login (AnswerPassword, growing delay per operator) and the active operator's
+ * password.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "event-data.h"
+#include "journal.h"
+#include "mamori/auth-reasons.h"
+#include "mamori/macro.h"
+#include "mamori/parse-util.h"
+#include "mamori/password-verifier.h"
+#include "mamori/time-util.h"
+#include "session-internal.h"
+
+#define DELAY_FIRST_USEC (1 * USEC_PER_SEC)
+#define DELAY_MAX_USEC   (32 * USEC_PER_SEC)
+#define FAILURES_FORGET  (3600 * USEC_PER_SEC) /* an hour without a failure starts the count again */
+#define USEC_PER_DAY     (INT64_C(86400) * 1000000)
+
+/* ---- wrong passwords per operator ---- */
+
+static struct password_failures *failures_find(struct session *s, const char *operator_id, bool create,
+                                               uint64_t now)
+{
+        struct password_failures *free_slot = NULL, *oldest = NULL;
+
+        for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
+                struct password_failures *f = &s->password_failures[i];
+                if (!f->operator_id[0]) {
+                        free_slot = free_slot ?: f;
+                        continue;
+                }
+                if (streq(f->operator_id, operator_id)) {
+                        if (now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec)
+                                f->count = 0;
+                        return f;
+                }
+                if (!oldest || f->last_mono_usec < oldest->last_mono_usec)
+                        oldest = f;
+        }
+        if (!create)
+                return NULL;
+        /* Full: the operator whose last failure is oldest gives way (its delay has long passed in
+         * practice; 64 operators failing at once at one counter is not a counter). */
+        struct password_failures *f = free_slot ?: oldest;
+        *f = (struct password_failures){0};
+        snprintf(f->operator_id, sizeof(f->operator_id), "%s", operator_id);
+        return f;
+}
+
+/* One more failure: returns the delay before the next answer for this operator. */
+static uint64_t failures_add(struct password_failures *f, uint64_t now)
+{
+        uint64_t delay = DELAY_FIRST_USEC;
+
+        if (f->count < 32)
+                f->count++;
+        for (unsigned i = 1; i < f->count && delay < DELAY_MAX_USEC; i++)
+                delay *= 2;
+        if (delay > DELAY_MAX_USEC)
+                delay = DELAY_MAX_USEC;
+        f->last_mono_usec = now;
+        if (f->next_mono_usec < now + delay)
+                f->next_mono_usec = now + delay;
+        return f->next_mono_usec - now;
+}
+
+uint64_t session_password_delay_usec(const struct session *s, const char *operator_id)
+{
+        uint64_t now = now_mono_usec();
+
+        for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
+                const struct password_failures *f = &s->password_failures[i];
+                if (f->operator_id[0] && streq(f->operator_id, operator_id))
+                        return f->next_mono_usec > now ? f->next_mono_usec - now : 0;
+        }
+        return 0;
+}
+
+/* ---- an answer held back until the operator's delay has passed ---- */
+
+struct password_wait {
+        SessionCall *call;
+        struct session_outcome o; /* a refusal; unused when grant */
+        bool grant;               /* a right password: the login is granted when due */
+        uint64_t gen;             /* the password job it answers */
+        bool committed;           /* the failure's auth.fail is durable (or none was needed) */
+        bool due;                 /* the delay has passed */
+        sd_event_source *timer;
+};
+
+static struct password_wait *wait_free(struct password_wait *w)
+{
+        if (w) {
+                sd_event_source_disable_unref(w->timer);
+                free(w);
+        }
+        return NULL;
+}
+
+void session_password_login_done(struct session *s, const char *why)
+{
+        struct password_wait *w = TAKE_PTR(s->login.wait);
+
+        s->login.password_job = 0; /* a check still running is answered by nobody */
+        if (!w)
+                return;
+        int r = auth_reason_from_string(why);
+        struct session_outcome o =
+                session_outcome_refused(r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR, "%s", why);
+        session_answer(s, w->call, &o);
+        wait_free(w);
+}
+
+static void wait_finish(struct session *s)
+{
+        struct password_wait *w = s->login.wait;
+        char member[OPERATOR_ID_MAX], card[CARD_ID_LEN + 1], group[OPERATOR_ID_MAX];
+
+        if (!w || !w->committed || !w->due)
+                return;
+        s->login.wait = NULL;
+        if (!w->grant) {
+                /* Wrong password: the login still waits for the next try. */
+                session_answer(s, w->call, &w->o);
+                wait_free(w);
+                return;
+        }
+        snprintf(member, sizeof(member), "%s", s->login.operator_id);
+        snprintf(card, sizeof(card), "%s", s->login.card_id);
+        snprintf(group, sizeof(group), "%s", s->login.group_id);
+        SessionCall *call = TAKE_PTR(w->call);
+        wait_free(w);
+        session_grant(s, call, member, card[0] ? card : NULL, s->login.method,
+                      agent_data("group", group[0] ? group : NULL, NULL));
+}
+
+static int on_wait_due(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct session *s = userdata;
+
+        if (s->login.wait) {
+                s->login.wait->timer = sd_event_source_disable_unref(s->login.wait->timer);
+                s->login.wait->due = true;
+                wait_finish(s);
+        }
+        return 0;
+}
+
+struct wait_commit {
+        struct session *s;
+        uint64_t gen;
+};
+
+static void on_failure_committed(int result, uint64_t seq, void *userdata)
+{
+        struct wait_commit c = *(struct wait_commit *)userdata;
+        struct session *s = c.s;
+
+        free(userdata);
+        if (result < 0) {
+                /* Fail closed: the lock this causes ends the login and refuses the held answer. */
+                session_on_log_health(s, result);
+                return;
+        }
+        if (s->login.wait && s->login.wait->gen == c.gen) {
+                s->login.wait->committed = true;
+                wait_finish(s);
+        }
+}
+
+/* Holds call until due_mono_usec (and, for a failure, its record). Takes call; answers it with an
+ * error at once when out of memory. */
+static struct password_wait *wait_start(struct session *s, SessionCall *call, uint64_t gen, bool grant,
+                                        const struct session_outcome *o, uint64_t due_mono_usec)
+{
+        struct password_wait *w = calloc(1, sizeof(*w));
+        struct session_outcome failed = session_outcome_failed(-ENOMEM);
+
+        if (!w) {
+                session_answer(s, call, &failed);
+                return NULL;
+        }
+        *w = (struct password_wait){.call = call, .grant = grant, .gen = gen, .committed = grant};
+        if (o)
+                w->o = *o;
+        if (sd_event_add_time(s->event, &w->timer, CLOCK_MONOTONIC, due_mono_usec, 0, on_wait_due, s) < 0)
+                w->due = true; /* no timer: answer without the delay rather than never */
+        s->login.wait = w;
+        return w;
+}
+
+/* ---- AnswerPassword ---- */
+
+static void on_password_checked(void *userdata, uint64_t id, int result)
+{
+        struct session *s = userdata;
+        struct pending_login *l = &s->login;
+        struct session_outcome o;
+        char delay_s[24];
+
+        if (s->state != SESSION_AUTHENTICATING || !l->active || l->password_job != id)
+                return; /* the login ended meanwhile and its caller was answered then */
+        l->password_job = 0;
+        SessionCall *call = TAKE_PTR(l->answer);
+        const char *member = l->operator_id, *card = l->card_id[0] ? l->card_id : NULL;
+        uint64_t now = now_mono_usec();
+        struct password_failures *f = failures_find(s, member, true, now);
+
+        switch (result) {
+        case 0: {
+                /* Right: the count starts again, but an answer still waits out the last failure's delay. */
+                uint64_t due = f->next_mono_usec;
+                *f = (struct password_failures){0};
+                if (due > now) {
+                        (void)wait_start(s, call, id, true, NULL, due);
+                        return;
+                }
+                session_grant(s, call, member, card, l->method,
+                              agent_data("group", l->group_id[0] ? l->group_id : NULL, NULL));
+                return;
+        }
+        case -EACCES: {
+                uint64_t delay = failures_add(f, now);
+                struct wait_commit *c = malloc(sizeof(*c));
+
+                snprintf(delay_s, sizeof(delay_s), "%" PRIu64, (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
+                o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%s",
+                                            auth_reason_to_string(AUTH_PASSWORD_WRONG), delay_s);
+                struct password_wait *w = wait_start(s, call, id, false, &o, now + delay);
+                if (w && c)
+                        *c = (struct wait_commit){.s = s, .gen = id};
+                else if (w)
+                        w->committed = true; /* out of memory for the tracker: the record still goes */
+                /* Every failure is on record (a burst of them in one summary: record-limit.h). */
+                session_record(s, "auth.fail", member, card,
+                               agent_data("reason", auth_reason_to_string(AUTH_PASSWORD_WRONG), "method",
+                                          l->method, "group", l->group_id[0] ? l->group_id : NULL, NULL),
+                               w && c ? on_failure_committed : NULL, w && c ? c : NULL);
+                if (!(w && c))
+                        free(c);
+                return;
+        }
+        case -ENOENT:
+                o = session_outcome_refused(AUTH_PASSWORD_UNSET, "%s",
+                                            auth_reason_to_string(AUTH_PASSWORD_UNSET));
+                session_record_then_answer(s, call, &o, "auth.fail", member, card,
+                                           agent_data("reason", auth_reason_to_string(AUTH_PASSWORD_UNSET),
+                                                      "method", l->method, NULL));
+                session_login_failed(s);
+                return;
+        default:
+                agent_log(LOG_ERR,
+                          "cannot check the password of %s: %s (check [Secrets] PasswordDirectory: a "
+                          "directory "
+                          "of root's, mode 0700, files 0600)",
+                          member, strerror(-result));
+                o = session_outcome_failed(result);
+                session_answer(s, call, &o);
+                session_login_failed(s);
+                return;
+        }
+}
+
+void session_answer_password(struct session *s, SessionCall *call, const char *operator_id,
+                             const char *password)
+{
+        struct pending_login *l = &s->login;
+        struct session_outcome o;
+        const char *card = l->card_id[0] ? l->card_id : NULL;
+        char member[OPERATOR_ID_MAX];
+
+        if (s->state != SESSION_AUTHENTICATING || !l->active || l->step != LOGIN_STEP_PASSWORD) {
+                o = session_outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a password");
+                session_answer(s, call, &o);
+                return;
+        }
+        if (l->answer || l->password_job || l->wait) {
+                o = session_outcome_refused(AUTH_BUSY, "the password is already being checked");
+                session_answer(s, call, &o);
+                return;
+        }
+        size_t n = strnlen(password, PASSWORD_MAX + 1);
+        if (n == 0 || n > PASSWORD_MAX || strlen(operator_id) >= sizeof(member)) {
+                o = session_outcome_refused(AUTH_INVALID_ARGUMENT,
+                                            "password: 1 to %u bytes; operator id: up to 64", PASSWORD_MAX);
+                session_answer(s, call, &o);
+                return;
+        }
+        if (l->group_id[0]) {
+                /* After a group card: the member says who they are; they must be one, and allowed here. */
+                if (!operator_id[0]) {
+                        o = session_outcome_refused(AUTH_INVALID_ARGUMENT,
+                                                    "the member's operator id is needed");
+                        session_answer(s, call, &o);
+                        return;
+                }
+                struct auth_context c = session_auth_context(s);
+                enum auth_reason why = auth_decide_session(&c, l->card_id, operator_id);
+                if (why != AUTH_ALLOW) {
+                        const char *reason = auth_reason_to_string(why);
+                        bool member_of_policy = c.policy && policy_find_operator(c.policy, operator_id);
+                        o = session_outcome_refused(why, "%s", reason);
+                        /* op only for an operator the register knows; what was typed goes in data. */
+                        session_record_then_answer(
+                                s, call, &o, "auth.fail", member_of_policy ? operator_id : NULL, card,
+                                agent_data("reason", reason, "method", l->method, "group", l->group_id,
+                                           "member", member_of_policy ? NULL : operator_id, NULL));
+                        session_login_failed(s);
+                        return;
+                }
+                snprintf(member, sizeof(member), "%s", operator_id);
+        } else {
+                /* Identified already (finger, vein): "" or that same operator. */
+                if (!l->operator_id[0] || (operator_id[0] && !streq(operator_id, l->operator_id))) {
+                        o = session_outcome_refused(
+                                AUTH_NOT_PENDING,
+                                "no login of yours is waiting for that operator's password");
+                        session_answer(s, call, &o);
+                        return;
+                }
+                snprintf(member, sizeof(member), "%s", l->operator_id);
+        }
+
+        uint64_t id = ++s->last_password_job;
+        int r = s->ops->password_check(s->userdata, id, member, password, on_password_checked, s);
+        if (r < 0) {
+                o = r == -EBUSY ? session_outcome_refused(AUTH_BUSY, "the password check is busy")
+                                : session_outcome_failed(r);
+                session_answer(s, call, &o);
+                return;
+        }
+        snprintf(l->operator_id, sizeof(l->operator_id), "%s", member);
+        l->password_job = id;
+        l->answer = call; /* answered by on_password_checked, or by an abort */
+}
+
+/* ---- the active operator's password ---- */
+
+struct password_change {
+        struct session *s;
+        SessionCall *call;
+        char operator_id[OPERATOR_ID_MAX];
+        char card_id[CARD_ID_LEN + 1];
+        char method[METHOD_MAX];
+};
+
+static void on_password_set(void *userdata, uint64_t id, int result)
+{
+        struct password_change *pc = userdata;
+        struct session *s = pc->s;
+        const char *card = pc->card_id[0] ? pc->card_id : NULL;
+        struct session_outcome o;
+        uint64_t now = now_mono_usec();
+
+        if (result == 0) {
+                struct password_failures *f = failures_find(s, pc->operator_id, false, now);
+                if (f)
+                        f->count = 0;
+                o = session_outcome_ok();
+                session_record_then_answer(s, pc->call, &o, "password.change", pc->operator_id, card,
+                                           agent_data("session_method", pc->method, NULL));
+        } else if (result == -EACCES) {
+                uint64_t delay = failures_add(failures_find(s, pc->operator_id, true, now), now);
+                o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%" PRIu64,
+                                            auth_reason_to_string(AUTH_PASSWORD_WRONG),
+                                            (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
+                session_record_then_answer(s, pc->call, &o, "auth.fail", pc->operator_id, card,
+                                           agent_data("reason", auth_reason_to_string(AUTH_PASSWORD_WRONG),
+                                                      "method", "password-change", NULL));
+        } else {
+                agent_log(LOG_ERR, "cannot store the password of %s: %s", pc->operator_id,
+                          strerror(-result));
+                o = session_outcome_failed(result);
+                session_answer(s, pc->call, &o);
+        }
+        free(pc);
+}
+
+void session_change_password(struct session *s, SessionCall *call, const char *old_password,
+                             const char *new_password)
+{
+        struct session_outcome o;
+        size_t n = strnlen(new_password, PASSWORD_MAX + 1);
+
+        if (s->state != SESSION_ACTIVE) {
+                o = session_outcome_refused(AUTH_NOT_ACTIVE, "no operator is logged in");
+                session_answer(s, call, &o);
+                return;
+        }
+        /* Only the operator who proved who they are right now: a card session that still holds its
+         * card, or a session opened with this very password (DESIGN.md §4). */
+        if (!session_holds_inserted_card(s) && !strstr(s->method, "password")) {
+                o = session_outcome_refused(
+                        AUTH_PERMISSION_DENIED,
+                        "the password can be set only in a session with its card inserted");
+                session_answer(s, call, &o);
+                return;
+        }
+        if (n > PASSWORD_MAX || strnlen(old_password, PASSWORD_MAX + 1) > PASSWORD_MAX) {
+                o = session_outcome_refused(AUTH_INVALID_ARGUMENT, "a password is at most %u bytes",
+                                            PASSWORD_MAX);
+                session_answer(s, call, &o);
+                return;
+        }
+        if (n < s->config->min_length) {
+                o = session_outcome_refused(AUTH_PASSWORD_TOO_SHORT, "%s min=%" PRIu32,
+                                            auth_reason_to_string(AUTH_PASSWORD_TOO_SHORT),
+                                            s->config->min_length);
+                session_answer(s, call, &o);
+                return;
+        }
+        if (old_password[0] && streq(old_password, new_password)) {
+                o = session_outcome_refused(AUTH_INVALID_ARGUMENT,
+                                            "the new password must differ from the current one");
+                session_answer(s, call, &o);
+                return;
+        }
+        uint64_t delay = session_password_delay_usec(s, s->operator_id);
+        if (delay > 0) {
+                o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%" PRIu64,
+                                            auth_reason_to_string(AUTH_PASSWORD_WRONG),
+                                            (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
+                session_answer(s, call, &o);
+                return;
+        }
+        struct password_change *pc = calloc(1, sizeof(*pc));
+        if (!pc) {
+                o = session_outcome_failed(-ENOMEM);
+                session_answer(s, call, &o);
+                return;
+        }
+        *pc = (struct password_change){.s = s, .call = call};
+        snprintf(pc->operator_id, sizeof(pc->operator_id), "%s", s->operator_id);
+        snprintf(pc->card_id, sizeof(pc->card_id), "%s", s->session_card);
+        snprintf(pc->method, sizeof(pc->method), "%s", s->method);
+        int r = s->ops->password_set(s->userdata, ++s->last_password_job, pc->operator_id, old_password,
+                                     new_password, on_password_set, pc);
+        if (r < 0) {
+                free(pc);
+                o = r == -EBUSY ? session_outcome_refused(AUTH_BUSY, "the password store is busy")
+                                : session_outcome_failed(r);
+                session_answer(s, call, &o);
+        }
+}
+
+void session_password_age(struct session *s, SessionCall *call)
+{
+        struct session_outcome o;
+        int64_t changed;
+        int r;
+
+        if (s->state != SESSION_ACTIVE) {
+                o = session_outcome_refused(AUTH_NOT_ACTIVE, "no operator is logged in");
+                session_answer(s, call, &o);
+                return;
+        }
+        o = session_outcome_ok();
+        o.pin_age_days = -1;
+        o.max_age_days = (int)s->config->max_age_days;
+        o.warn_days = (int)s->config->warn_days;
+        r = s->ops->password_changed(s->userdata, s->operator_id, &changed);
+        if (r >= 0) {
+                int64_t now = now_realtime_usec();
+                o.pin_age_days = now > changed ? (int)((now - changed) / USEC_PER_DAY) : 0;
+        } else if (r != -ENOENT)
+                agent_log(LOG_ERR, "cannot read when the password of %s was set: %s", s->operator_id,
+                          strerror(-r));
+        session_answer(s, call, &o);
+}
