@@ -33,8 +33,8 @@ static void refuse_login(struct session *s, SessionCall *call, enum auth_reason 
 
         snprintf(method, sizeof(method), "%s", s->login.method[0] ? s->login.method : "finger+password");
         session_record_then_answer(s, call, &o, "auth.fail", op, card,
-                           agent_data("reason", auth_reason_to_string(reason), "method", method,
-                                      "finger_operator", other, NULL));
+                                   agent_data("reason", auth_reason_to_string(reason), "method", method,
+                                              "finger_operator", other, NULL));
         session_login_failed(s);
 }
 
@@ -215,15 +215,16 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
         struct auth_context c = session_auth_context(s);
 
         if (!streq(modality, "finger")) {
-                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
-                                    "modality %s is not available here", modality);
+                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE
+                                                                    : AUTH_INVALID_ARGUMENT,
+                                            "modality %s is not available here", modality);
                 session_answer(s, call, &o);
                 return;
         }
         if (s->state != SESSION_LOCKED) {
                 o = session_outcome_refused(AUTH_BUSY, "%s",
-                                    s->state == SESSION_ACTIVE ? "a session is active: lock it first"
-                                                               : "another login is in progress");
+                                            s->state == SESSION_ACTIVE ? "a session is active: lock it first"
+                                                                       : "another login is in progress");
                 session_answer(s, call, &o);
                 return;
         }
@@ -231,7 +232,8 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
         if (held == AUTH_ALLOW && !s->ops->log_writable(s->userdata))
                 held = AUTH_LOG_UNWRITABLE;
         if (held != AUTH_ALLOW) {
-                o = session_outcome_refused(held, "%s: %s", auth_reason_to_string(held), auth_reason_to_words(held));
+                o = session_outcome_refused(held, "%s: %s", auth_reason_to_string(held),
+                                            auth_reason_to_words(held));
                 session_answer(s, call, &o);
                 return;
         }
@@ -278,14 +280,14 @@ void session_scan_finger(struct session *s, SessionCall *call, const char *modal
         struct session_outcome o;
 
         if (!streq(modality, "finger")) {
-                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE : AUTH_INVALID_ARGUMENT,
-                                    "modality %s is not available here", modality);
+                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE
+                                                                    : AUTH_INVALID_ARGUMENT,
+                                            "modality %s is not available here", modality);
                 session_answer(s, call, &o);
                 return;
         }
         if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.step != LOGIN_STEP_FINGER ||
-            s->login.finger_id || s->login.answer ||
-            !s->login.card_id[0]) {
+            s->login.finger_id || s->login.answer || !s->login.card_id[0]) {
                 o = session_outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a finger");
                 session_answer(s, call, &o);
                 return;
@@ -379,8 +381,8 @@ static void on_enrolled(void *userdata, const struct finger_event *ev)
         snprintf(card, sizeof(card), "%s", e->card_id);
         enrolment_clear(s);
         session_record_then_answer(s, call, &o, "enroll", op, card[0] ? card : NULL,
-                           agent_data("action", "enrolled", "modality", "finger", "slot", slot_s, "stages",
-                                      stages, NULL));
+                                   agent_data("action", "enrolled", "modality", "finger", "slot", slot_s,
+                                              "stages", stages, NULL));
 }
 
 void session_enroll_finger(struct session *s, SessionCall *call, const char *sender)
@@ -401,7 +403,8 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
                 return;
         }
         if (!have_sensor(s, &info) || !s->ops->finger_enroll) {
-                o = session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s", auth_reason_to_string(AUTH_BIO_UNAVAILABLE));
+                o = session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
+                                            auth_reason_to_string(AUTH_BIO_UNAVAILABLE));
                 session_answer(s, call, &o);
                 return;
         }
@@ -417,7 +420,7 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
                 enrolment_clear(s);
                 o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy")
                     : r == -ENODEV ? session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
-                                                     auth_reason_to_string(AUTH_BIO_UNAVAILABLE))
+                                                             auth_reason_to_string(AUTH_BIO_UNAVAILABLE))
                                    : session_outcome_failed(r);
                 session_answer(s, call, &o);
                 return;
@@ -453,8 +456,9 @@ static void delete_prints(struct session *s, SessionCall *call, const char *oper
                 return;
         }
         snprintf(count, sizeof(count), "#%u", n);
-        session_record_then_answer(s, call, &o, "enroll", operator_id, NULL,
-                           agent_data("action", action, "modality", "finger", "prints", count, NULL));
+        session_record_then_answer(
+                s, call, &o, "enroll", operator_id, NULL,
+                agent_data("action", action, "modality", "finger", "prints", count, NULL));
 }
 
 void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id)

@@ -142,8 +142,8 @@ struct pending_login {
         uint64_t password_job;      /* the password thread's check in flight (0: none) */
         struct password_wait *wait; /* a password answer held back for its delay */
         char user[OPERATOR_ID_MAX]; /* the operator id given to StartBioLogin (1:1 sensors) */
-        uint64_t finger_id;    /* the fingerprint thread's scan, while one runs */
-        uint64_t gallery_usec; /* deciding whose prints it compares with */
+        uint64_t finger_id;         /* the fingerprint thread's scan, while one runs */
+        uint64_t gallery_usec;      /* deciding whose prints it compares with */
 };
 
 /* An enrolment between EnrollFinger and its answer (session-bio.c). */
