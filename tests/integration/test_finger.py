@@ -4,7 +4,8 @@
 a private bus and the mock logind. Enrolment in a card session (mamorictl enroll finger), prints on
 disk, identify among several operators, match and no-match, retries, the sensor going away during a
 scan, a scan cancelled by a card pull, `mamorictl status` while a scan waits, the lending check,
-group card + member finger, prints of a retired operator deleted at the next policy load.
+group card + member finger, prints of a retired operator deleted at the next policy load; through
+pamtester (pam_wrapper): group card + member finger, group card + non-member, card of A + finger of B.
 
 The virtual device is driven through its socket, one ASCII command per connection (libfprint
 drivers/virtual-device.c): SCAN id, RETRY n, ERROR n, UNPLUG. A scan with nothing queued waits,
@@ -396,6 +397,89 @@ class FingerVerifyOnlyTest(unittest.TestCase):
         p = t.client(['StartBioLogin', '', 'finger'])
         res = t.results(p, timeout=20)
         self.assertEqual(res[0].get('error'), 'FingerNoMatch', res)
+
+
+class FingerPamTest(unittest.TestCase):
+    """Through pamtester (pam_wrapper, nss_wrapper, the built pam_mamori.so): group card + member
+    finger, group card + non-member, card of A + finger of B with RequireFingerWithCard=yes."""
+
+    def pam_setup(self, t):
+        import test_pam
+        self.tp = test_pam
+        d = os.path.join(t.tmp, 'pam.d')
+        os.makedirs(d, exist_ok=True)
+        mod = test_pam.pam_module()
+        with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
+            f.write(f'auth required {mod} debug timeout=10\naccount required pam_permit.so\n'
+                    f'session required pam_permit.so\n')
+        for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
+            with open(os.path.join(t.tmp, name), 'w', encoding='ascii') as f:
+                f.write(text)
+        env = dict(t.env())
+        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
+        asan = test_pam.asan_runtime()
+        if asan:
+            preload.insert(0, asan)
+        env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
+                    'NSS_WRAPPER_PASSWD': os.path.join(t.tmp, 'passwd'),
+                    'NSS_WRAPPER_GROUP': os.path.join(t.tmp, 'group'),
+                    'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0'})
+        return env
+
+    def pam_login(self, t, env, finger):
+        """pamtester authenticate: the PIN on stdin, then the finger when the agent waits for it."""
+        p = subprocess.Popen(['pamtester', '-v', self.tp.SERVICE, self.tp.USER, 'authenticate'], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p.stdin.write(PIN + '\n')
+        p.stdin.flush()
+        t.wait_step('finger', timeout=30)
+        t.fp(f'SCAN {finger}')
+        out, err = p.communicate(timeout=60)
+        self.assertNotIn('Sanitizer', err, err)
+        return p.returncode, out + err
+
+    def test_group_card_member_and_non_member_through_pam(self):
+        t = FingerTerminal(self, group=('G-1', ['OP0001', 'OP0002']))
+        agent = t.start_agent()
+        t.enroll('OP0002', 'finger-b')
+        t.enroll('OP0003', 'finger-c')
+        env = self.pam_setup(t)
+        g = t.insert('G1')
+        t.wait_card_seen(g)
+        rc, text = self.pam_login(t, env, 'finger-b')
+        self.assertEqual(rc, 0, text)
+        self.assertIn('Touch the fingerprint sensor', text)
+        self.assertEqual(t.prop('Operator'), 'OP0002')
+        self.assertEqual(t.prop('Method'), 'group-card+finger')
+        agent.wait_event('session.start', op='OP0002', method='group-card+finger')
+        t.iface().Lock()
+        rc, text = self.pam_login(t, env, 'finger-c')
+        self.assertNotEqual(rc, 0, text)
+        self.assertIn('not a member', text)
+        agent.wait_event('auth.fail', reason='not-group-member', op='OP0003')
+        self.assertEqual(t.prop('State'), 'locked')
+
+    def test_lending_suspected_through_pam(self):
+        t = FingerTerminal(self)
+        agent = t.start_agent()
+        t.enroll('OP0001', 'finger-a')
+        t.enroll('OP0002', 'finger-b')
+        agent.stop()
+        t.session_conf['RequireFingerWithCard'] = 'yes'
+        os.unlink(t.sock)
+        agent = t.start_agent()
+        t.fp('INSERT finger-a', 'INSERT finger-b')
+        env = self.pam_setup(t)
+        a = t.insert('OP0001')
+        t.wait_card_seen(a)
+        rc, text = self.pam_login(t, env, 'finger-b')
+        self.assertNotEqual(rc, 0, text)
+        self.assertIn('cards are personal', text)
+        ev = agent.wait_event('auth.fail', reason='lending-suspected')
+        self.assertEqual((ev['op'], ev['finger_operator']), ('OP0001', 'OP0002'))
+        rc, text = self.pam_login(t, env, 'finger-a')
+        self.assertEqual(rc, 0, text)
+        self.assertEqual(t.prop('Operator'), 'OP0001')
 
 
 if __name__ == '__main__':
