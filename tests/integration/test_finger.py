@@ -83,8 +83,9 @@ class FingerTerminal(Terminal):
     def start_agent(self):
         env = self.pcscd.client_env(self.bus.client_env())
         env.update(self.agent_env)
-        self.agent = agentproc.Mamorid(self.tmp, env, {'Session': self.session_conf,
-                                                       'Finger': {'PrintsDirectory': self.prints}})
+        self.agent = agentproc.Mamorid(self.tmp, env, {
+            'Session': self.session_conf, 'Finger': {'PrintsDirectory': self.prints},
+            'Secrets': {'PasswordDirectory': os.path.join(self.tmp, 'agent-state', 'passwords')}})
         self.agent.start()
         self.test.addCleanup(self.agent.stop)
         self.conn = self.bus.connect()
@@ -373,6 +374,36 @@ class FingerWithCardTest(unittest.TestCase):
         ev = agent.wait_event('session.start', op='OP0002')
         self.assertEqual(ev['card'], g.card_id)
         self.assertEqual(ev['method'], 'group-card+finger')
+
+
+
+class FingerPasswordTest(unittest.TestCase):
+    """finger+password: the touch names the operator, then that operator's password opens the session."""
+
+    def test_finger_then_password(self):
+        t = FingerTerminal(self)
+        agent = t.start_agent()
+        t.enroll('OP0001', 'finger-a')
+        card = t.insert('OP0001')  # the password is set in a card session
+        t.wait_card_seen(card)
+        self.assertEqual(t.login(), 'OP0001')
+        t.iface().ChangePassword('', 'finger-pass-1')
+        t.iface().Lock()
+        t.vcard.pull()
+        agent.wait_event('card.removed', card=card.card_id)
+        p = t.client(['StartBioLogin', '', 'finger'], ['AnswerPassword', '', 'finger-pass-1'])
+        t.wait_step('finger')
+        t.fp('SCAN finger-a')
+        res = t.results(p)
+        self.assertEqual(res[0]['ok'], ['OP0001', 'password'], res)
+        self.assertEqual(res[1]['ok'], 'OP0001', res)
+        self.assertEqual(t.prop('State'), 'active')
+        self.assertEqual(t.prop('Method'), 'finger+password')
+        agent.wait_event('session.start', op='OP0001', method='finger+password')
+        # A finger without a card session cannot enrol: the print is bound to a card-verified identity.
+        r = t.ctl('enroll', 'finger')
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('card session', r.stderr)
 
 
 class FingerVerifyOnlyTest(unittest.TestCase):
