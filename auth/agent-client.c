@@ -8,6 +8,7 @@
 #include "mamori/agent-client.h"
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
+#include "mamori/i18n.h"
 #include "mamori/parse-util.h"
 
 /* What a caller does about each of mamorid's refusals; the rest are AGENT_ERROR_REFUSED. */
@@ -48,14 +49,22 @@ static const struct bus_error_entry {
         const char *dbus_name;
         const char *sentence;
 } bus_unavailable_errors[] = {
-        {SD_BUS_ERROR_SERVICE_UNKNOWN, "The access-control agent is not running"},
-        {SD_BUS_ERROR_NAME_HAS_NO_OWNER, "The access-control agent is not running"},
-        {SD_BUS_ERROR_NO_REPLY, "The access-control agent did not answer"},
-        {SD_BUS_ERROR_TIMEOUT, "The access-control agent did not answer"},
-        {SD_BUS_ERROR_DISCONNECTED, "The access-control agent is not reachable"},
-        {SD_BUS_ERROR_UNKNOWN_OBJECT, "The access-control agent does not offer logins yet"},
-        {SD_BUS_ERROR_UNKNOWN_INTERFACE, "The access-control agent does not offer logins yet"},
-        {SD_BUS_ERROR_UNKNOWN_METHOD, "The access-control agent does not offer logins yet"},
+        {SD_BUS_ERROR_SERVICE_UNKNOWN,
+         N_("The access-control agent is not running — call your system administrator")},
+        {SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+         N_("The access-control agent is not running — call your system administrator")},
+        {SD_BUS_ERROR_NO_REPLY,
+         N_("The access-control agent did not answer — try again, then call your system administrator")},
+        {SD_BUS_ERROR_TIMEOUT,
+         N_("The access-control agent did not answer — try again, then call your system administrator")},
+        {SD_BUS_ERROR_DISCONNECTED,
+         N_("The access-control agent is not reachable — call your system administrator")},
+        {SD_BUS_ERROR_UNKNOWN_OBJECT,
+         N_("The access-control agent does not offer logins yet — call your system administrator")},
+        {SD_BUS_ERROR_UNKNOWN_INTERFACE,
+         N_("The access-control agent does not offer logins yet — call your system administrator")},
+        {SD_BUS_ERROR_UNKNOWN_METHOD,
+         N_("The access-control agent does not offer logins yet — call your system administrator")},
 };
 
 int agent_parse_tries(const char *message)
@@ -110,7 +119,8 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
         struct agent_error_info info = {
                 .class = AGENT_ERROR_PROTOCOL,
                 .name = "protocol-error",
-                .sentence = "The access-control agent gave an answer this program does not understand",
+                .sentence = N_("The access-control agent gave an answer this program does not understand — "
+                               "call your system administrator"),
                 .tries_left = -1,
                 .delay_sec = -1,
                 .min_length = -1,
@@ -148,7 +158,8 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
         if (transport_errno(r)) {
                 info.class = AGENT_ERROR_UNAVAILABLE;
                 info.name = "agent-unavailable";
-                info.sentence = "The access-control agent is not reachable";
+                info.sentence =
+                        N_("The access-control agent is not reachable — call your system administrator");
         }
         *ret = info;
 }
@@ -158,13 +169,16 @@ const char *agent_error_format(const struct agent_error_info *info, char *buf, s
         if (size == 0)
                 return buf;
         if (info->class == AGENT_ERROR_PIN_WRONG && info->tries_left >= 0)
-                snprintf(buf, size, "PIN wrong, %d %s left", info->tries_left,
-                         info->tries_left == 1 ? "try" : "tries");
+                snprintf(buf, size,
+                         P_("PIN wrong, %d try left", "PIN wrong, %d tries left", info->tries_left),
+                         info->tries_left);
         else if (info->class == AGENT_ERROR_PASSWORD_TOO_SHORT && info->min_length >= 0)
-                snprintf(buf, size, "The new password is too short — use at least %d characters",
+                snprintf(buf, size,
+                         P_("The new password is too short — use at least %d character",
+                            "The new password is too short — use at least %d characters", info->min_length),
                          info->min_length);
         else
-                snprintf(buf, size, "%s", info->sentence);
+                snprintf(buf, size, "%s", _(info->sentence));
         return buf;
 }
 

@@ -41,50 +41,57 @@ bool gid_list_contains(const gid_t *groups, size_t n, gid_t gid)
         return false;
 }
 
-/* getpwnam_r: 1 found (*ret_gid), 0 unknown, -errno. POSIX lets "not found" be 0 or one of
- * ENOENT, ESRCH, EBADF, EPERM; only 0 and ENOENT/ESRCH are taken as "no such user" here, which is
- * refused like every other lookup failure in the phases that could authenticate. */
-static int lookup_user(const struct nss_ops *ops, const char *user, gid_t *ret_gid)
-{
-        for (size_t size = NSS_BUFFER_START; size <= PAM_GOVERNED_NSS_BUFFER_MAX; size *= 2) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *found = NULL;
-                int r;
+/* One getpwnam_r or getgrnam_r with the buffer given: 0 found (*ret_gid), else the positive errno
+ * it answered, ENOENT for "no entry" without an error. */
+typedef int (*nss_getter)(const struct nss_ops *ops, const char *name, char *buf, size_t size,
+                          gid_t *ret_gid);
 
-                if (!buf)
-                        return -ENOMEM;
-                r = ops->getpwnam_r(user, &pw, buf, size, &found);
-                if (r == ERANGE)
-                        continue;
-                if (r == ENOENT || r == ESRCH || (r == 0 && !found))
-                        return 0;
-                if (r != 0)
-                        return r > 0 ? -r : -EIO;
+static int get_user(const struct nss_ops *ops, const char *name, char *buf, size_t size, gid_t *ret_gid)
+{
+        struct passwd pw, *found = NULL;
+        int r = ops->getpwnam_r(name, &pw, buf, size, &found);
+
+        if (r == 0 && !found)
+                return ENOENT;
+        if (r == 0)
                 *ret_gid = pw.pw_gid;
-                return 1;
-        }
-        return -E2BIG;
+        return r;
 }
 
-/* getgrnam_r: 1 found (*ret_gid), 0 no such group (0 with no entry, or ENOENT/ESRCH, which POSIX
- * also allows and nss_wrapper answers), -errno for any other error. */
-static int lookup_group(const struct nss_ops *ops, const char *group, gid_t *ret_gid)
+static int get_group(const struct nss_ops *ops, const char *name, char *buf, size_t size, gid_t *ret_gid)
+{
+        struct group gr, *found = NULL;
+        int r = ops->getgrnam_r(name, &gr, buf, size, &found);
+
+        if (r == 0 && !found)
+                return ENOENT;
+        if (r == 0)
+                *ret_gid = gr.gr_gid;
+        return r;
+}
+
+/* A user's primary group or a group's id by name, the buffer doubled on ERANGE up to the bound:
+ * 1 found (*ret_gid), 0 no such entry, -errno. POSIX lets "not found" be 0 or one of ENOENT,
+ * ESRCH, EBADF, EPERM; only 0 and ENOENT/ESRCH (which nss_wrapper answers) are taken as "no such
+ * entry" here; an unknown user is refused like every other lookup failure in the phases that
+ * could authenticate. */
+static int nss_lookup(const struct nss_ops *ops, nss_getter get, const char *name, gid_t *ret_gid)
 {
         for (size_t size = NSS_BUFFER_START; size <= PAM_GOVERNED_NSS_BUFFER_MAX; size *= 2) {
                 _cleanup_free_ char *buf = malloc(size);
-                struct group gr, *found = NULL;
+                gid_t gid = 0;
                 int r;
 
                 if (!buf)
                         return -ENOMEM;
-                r = ops->getgrnam_r(group, &gr, buf, size, &found);
+                r = get(ops, name, buf, size, &gid);
                 if (r == ERANGE)
                         continue;
-                if (r == ENOENT || r == ESRCH || (r == 0 && !found))
+                if (r == ENOENT || r == ESRCH)
                         return 0;
                 if (r != 0)
                         return r > 0 ? -r : -EIO;
-                *ret_gid = gr.gr_gid;
+                *ret_gid = gid;
                 return 1;
         }
         return -E2BIG;
@@ -129,14 +136,14 @@ int account_classify(const struct nss_ops *ops, const char *user, const char *gr
                 *ret_class = ACCOUNT_UNKNOWN_USER;
                 return 0;
         }
-        r = lookup_user(ops, user, &primary_gid);
+        r = nss_lookup(ops, get_user, user, &primary_gid);
         if (r < 0)
                 return r;
         if (r == 0) {
                 *ret_class = ACCOUNT_UNKNOWN_USER;
                 return 0;
         }
-        r = lookup_group(ops, group, &gid);
+        r = nss_lookup(ops, get_group, group, &gid);
         if (r < 0)
                 return r;
         if (r == 0) {

@@ -25,6 +25,12 @@
  * tries left only when the card reports fewer; it is also how many times a PIN of the wrong shape,
  * which the agent refuses without touching the card, is asked for again).
  *
+ * Language: every sentence the operator reads goes through gettext (domain "mamori", po/). The
+ * language is the conversation's: LC_ALL, LC_MESSAGES or LANG of the PAM environment (a display
+ * manager puts the language chosen at the greeter there), else of this process's environment; only
+ * this thread's messages switch, for the time of the call (mamori/i18n.h). A language without a
+ * catalogue, or whose locale is not installed, is English.
+ *
  * Return codes for a governed account: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no
  * card came within the timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN;
  * PAM_USER_UNKNOWN when the PAM user is not the card's operator; PAM_CONV_ERR when the application
@@ -51,6 +57,7 @@
 
 #include "mamori/agent-client.h"
 #include "mamori/dbus-api.h"
+#include "mamori/i18n.h"
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
@@ -103,6 +110,46 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
                         pam_syslog(pamh, LOG_WARNING, "ignoring unknown option '%s'", a);
         }
         *ret = o;
+}
+
+/* The conversation's locale value: the PAM environment first, then the process's; NULL when none. */
+static const char *conversation_locale(pam_handle_t *pamh)
+{
+        static const char *const names[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
+        const char *v;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                v = pam_getenv(pamh, names[i]);
+                if (v && v[0])
+                        return v;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                v = getenv(names[i]);
+                if (v && v[0])
+                        return v;
+        }
+        return NULL;
+}
+
+/* Switches this thread's messages to the conversation's language until scope is left. */
+static void speak_conversation_language(pam_handle_t *pamh, const struct pam_mamori_options *o,
+                                        I18nScope *scope)
+{
+        const char *locale = i18n_language_locale(conversation_locale(pamh));
+        int r;
+
+        i18n_init();
+        r = i18n_scope_enter(locale, scope);
+        if (r == -ENOENT)
+                pam_syslog(pamh, LOG_WARNING,
+                           "locale %s is not installed: the operator reads English; generate it "
+                           "(Debian: dpkg-reconfigure locales, or install locales-all)",
+                           locale);
+        else if (r < 0)
+                pam_syslog(pamh, LOG_WARNING, "cannot switch to locale %s: %s; the operator reads English",
+                           locale, strerror(-r));
+        else if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "messages in locale %s", locale);
 }
 
 /* A message without an answer; PAM_SILENT silences only the informational ones. */
@@ -379,7 +426,7 @@ static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struc
         int r;
 
         if (!known_operator) {
-                member = ask_visible(pamh, "Operator ID: ");
+                member = ask_visible(pamh, _("Operator ID: "));
                 if (!member) {
                         pam_syslog(pamh, LOG_NOTICE, "operator id prompt cancelled; cancelling the login");
                         cancel_login(bus);
@@ -388,7 +435,7 @@ static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struc
         }
         for (int asked = 1;; asked++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                _cleanup_secret_ char *password = ask_secret(pamh, "Password: ");
+                _cleanup_secret_ char *password = ask_secret(pamh, _("Password: "));
 
                 if (!password) {
                         pam_syslog(pamh, LOG_NOTICE, "password prompt cancelled; cancelling the login");
@@ -420,7 +467,7 @@ static int finger_step(pam_handle_t *pamh, int flags, sd_bus *bus, char **operat
         char text[256];
         int r;
 
-        say(pamh, flags, PAM_TEXT_INFO, "Touch the fingerprint sensor");
+        say(pamh, flags, PAM_TEXT_INFO, _("Touch the fingerprint sensor"));
         free(TAKE_PTR(*operator_id));
         r = agent_scan_finger(bus, &error, operator_id);
         if (r >= 0)
@@ -457,12 +504,13 @@ static int next_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pa
         if (streq(step, "password")) {
                 free(TAKE_PTR(*operator_id));
                 say(pamh, flags, PAM_TEXT_INFO,
-                    "Group card accepted — type your own operator ID and password");
+                    _("Group card accepted — type your own operator ID and password"));
                 return password_step(pamh, flags, bus, o, NULL, operator_id);
         }
         pam_syslog(pamh, LOG_ERR, "the login waits for step '%s', which this module cannot ask for", step);
         say(pamh, flags, PAM_ERROR_MSG,
-            "This terminal asks for a step this login screen cannot show — call your system administrator");
+            _("This terminal asks for a step this login screen cannot show — call your system "
+              "administrator"));
         cancel_login(bus);
         return PAM_AUTH_ERR;
 }
@@ -493,8 +541,9 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
         _cleanup_free_ char *operator_id = NULL;
         struct pam_mamori_options o;
         struct agent_error_info info;
+        _cleanup_(i18n_scope_leave) I18nScope lang = {};
         struct card_wait w = {};
-        char text[256], prompt[64];
+        char text[256], prompt[128];
         const char *user = NULL;
         bool asked_for_card = false;
         uint64_t deadline;
@@ -504,6 +553,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
         rc = governed_gate(pamh, &o, PAM_PHASE_AUTH, &user);
         if (rc != PAM_GOVERNED_PROCEED)
                 return rc;
+        speak_conversation_language(pamh, &o, &lang);
 
         rc = connect_agent(pamh, &o, &bus);
         if (rc != PAM_SUCCESS)
@@ -532,7 +582,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         return auth_pam_code(&info);
                 }
                 if (!asked_for_card) {
-                        say(pamh, flags, PAM_TEXT_INFO, info.sentence); /* no-card's words */
+                        /* no-card's words */
+                        say(pamh, flags, PAM_TEXT_INFO, agent_error_format(&info, text, sizeof(text)));
                         asked_for_card = true;
                 }
                 if (o.debug)
@@ -545,7 +596,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 }
                 if (r == 0) {
                         pam_syslog(pamh, LOG_NOTICE, "no card inserted within %u s", o.timeout_sec);
-                        say(pamh, flags, PAM_ERROR_MSG, "No card was inserted — try again");
+                        say(pamh, flags, PAM_ERROR_MSG, _("No card was inserted — try again"));
                         return PAM_AUTHINFO_UNAVAIL;
                 }
         }
@@ -555,9 +606,10 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                            tries);
 
         if (tries >= 0 && tries < o.max_tries)
-                snprintf(prompt, sizeof(prompt), "PIN (%d %s left): ", tries, tries == 1 ? "try" : "tries");
+                snprintf(prompt, sizeof(prompt), P_("PIN (%d try left): ", "PIN (%d tries left): ", tries),
+                         tries);
         else
-                snprintf(prompt, sizeof(prompt), "PIN: ");
+                snprintf(prompt, sizeof(prompt), "%s", _("PIN: "));
         /* A PIN of the wrong shape never reaches the card and costs no try: the agent keeps the
          * login waiting, so ask again, at most max_tries times in all. Any other refusal ends it. */
         for (int asked = 1;; asked++) {
@@ -666,7 +718,9 @@ static int password_account(pam_handle_t *pamh, int flags, sd_bus *bus, const st
         if (days < 0 || max_days <= 0)
                 return PAM_SUCCESS;
         if (days >= max_days) {
-                snprintf(text, sizeof(text), "Your password is older than %d days and must be changed now",
+                snprintf(text, sizeof(text),
+                         P_("Your password is older than %d day and must be changed now",
+                            "Your password is older than %d days and must be changed now", max_days),
                          max_days);
                 say(pamh, flags, PAM_ERROR_MSG, text);
                 (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)SECRET_PASSWORD,
@@ -676,8 +730,10 @@ static int password_account(pam_handle_t *pamh, int flags, sd_bus *bus, const st
         if (warn_days > 0 && days >= max_days - warn_days) {
                 int left = max_days - days;
                 snprintf(text, sizeof(text),
-                         "Your password expires in %d %s — change it with: mamorictl passwd --password",
-                         left, left == 1 ? "day" : "days");
+                         P_("Your password expires in %d day — change it with: mamorictl passwd --password",
+                            "Your password expires in %d days — change it with: mamorictl passwd --password",
+                            left),
+                         left);
                 say(pamh, flags, PAM_TEXT_INFO, text);
         }
         return PAM_SUCCESS;
@@ -691,15 +747,17 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct pam_mamori_options o;
         struct agent_error_info info;
+        _cleanup_(i18n_scope_leave) I18nScope lang = {};
         int32_t days, max_days;
         const char *user;
-        char text[160];
+        char text[256];
         int r, rc;
 
         parse_options(pamh, argc, argv, &o);
         rc = governed_gate(pamh, &o, PAM_PHASE_ACCOUNT, &user);
         if (rc != PAM_GOVERNED_PROCEED)
                 return rc;
+        speak_conversation_language(pamh, &o, &lang);
         rc = connect_agent(pamh, &o, &bus);
         if (rc != PAM_SUCCESS)
                 return rc;
@@ -728,7 +786,10 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d", days, max_days);
         if (days < 0 || max_days <= 0 || days < max_days)
                 return PAM_SUCCESS;
-        snprintf(text, sizeof(text), "Your PIN is older than %d days and must be changed", max_days);
+        snprintf(text, sizeof(text),
+                 P_("Your PIN is older than %d day and must be changed",
+                    "Your PIN is older than %d days and must be changed", max_days),
+                 max_days);
         say(pamh, flags, PAM_ERROR_MSG, text);
         (void)pam_set_data(pamh, PIN_CHANGE_PENDING, (void *)SECRET_PIN, pin_change_pending_cleanup);
         return PAM_NEW_AUTHTOK_REQD;
@@ -761,22 +822,23 @@ static int change_password(pam_handle_t *pamh, int flags, sd_bus *bus)
         char text[256];
         int r;
 
-        old_password = ask_secret(pamh, "Current password: ");
+        old_password = ask_secret(pamh, _("Current password: "));
         if (!old_password)
                 return PAM_CONV_ERR;
-        new_password = ask_secret(pamh, "New password: ");
+        new_password = ask_secret(pamh, _("New password: "));
         if (!new_password)
                 return PAM_CONV_ERR;
-        again = ask_secret(pamh, "Repeat new password: ");
+        again = ask_secret(pamh, _("Repeat new password: "));
         if (!again)
                 return PAM_CONV_ERR;
         if (!streq(new_password, again)) {
                 say(pamh, flags, PAM_ERROR_MSG,
-                    "The new passwords do not match — the password was not changed");
+                    _("The new passwords do not match — the password was not changed; try again"));
                 return PAM_AUTHTOK_ERR;
         }
         if (streq(new_password, old_password)) {
-                say(pamh, flags, PAM_ERROR_MSG, "The new password must differ from the current one");
+                say(pamh, flags, PAM_ERROR_MSG,
+                    _("The new password must differ from the current one — choose another and try again"));
                 return PAM_AUTHTOK_ERR;
         }
         r = agent_change_password(bus, old_password, new_password, &error);
@@ -798,7 +860,7 @@ static int change_password(pam_handle_t *pamh, int flags, sd_bus *bus)
         }
         pam_syslog(pamh, LOG_INFO, "operator password changed");
         (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);
-        say(pamh, flags, PAM_TEXT_INFO, "Password changed");
+        say(pamh, flags, PAM_TEXT_INFO, _("Password changed"));
         return PAM_SUCCESS;
 }
 
@@ -810,6 +872,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_secret_ char *old_pin = NULL, *new_pin = NULL, *again = NULL;
         struct pam_mamori_options o;
+        _cleanup_(i18n_scope_leave) I18nScope lang = {};
         struct agent_error_info info;
         const char *user;
         char text[256];
@@ -822,6 +885,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
                         read_new_password_for_next_module(pamh, flags);
                 return rc;
         }
+        speak_conversation_language(pamh, &o, &lang);
         rc = connect_agent(pamh, &o, &bus);
         if (flags & PAM_PRELIM_CHECK)
                 return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_TRY_AGAIN;
@@ -829,7 +893,8 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
                 return PAM_SERVICE_ERR;
         if (rc != PAM_SUCCESS) {
                 say(pamh, flags, PAM_ERROR_MSG,
-                    "The access-control agent is not running — the PIN was not changed");
+                    _("The access-control agent is not running — the PIN was not changed; call your system "
+                      "administrator"));
                 return PAM_TRY_AGAIN;
         }
         const void *pending = NULL;
@@ -838,21 +903,23 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         if (pending ? streq((const char *)pending, SECRET_PASSWORD) : session_uses_password(bus))
                 return change_password(pamh, flags, bus);
 
-        old_pin = ask_secret(pamh, "Current PIN: ");
+        old_pin = ask_secret(pamh, _("Current PIN: "));
         if (!old_pin)
                 return PAM_CONV_ERR;
-        new_pin = ask_secret(pamh, "New PIN (6–8 digits): ");
+        new_pin = ask_secret(pamh, _("New PIN (6–8 digits): "));
         if (!new_pin)
                 return PAM_CONV_ERR;
         if (!agent_pin_format_ok(new_pin)) {
-                say(pamh, flags, PAM_ERROR_MSG, "The new PIN must be 6 to 8 digits");
+                say(pamh, flags, PAM_ERROR_MSG,
+                    _("The new PIN must be 6 to 8 digits — the PIN was not changed; try again"));
                 return PAM_AUTHTOK_ERR;
         }
-        again = ask_secret(pamh, "Repeat new PIN: ");
+        again = ask_secret(pamh, _("Repeat new PIN: "));
         if (!again)
                 return PAM_CONV_ERR;
         if (!streq(new_pin, again)) {
-                say(pamh, flags, PAM_ERROR_MSG, "The new PINs do not match — the PIN was not changed");
+                say(pamh, flags, PAM_ERROR_MSG,
+                    _("The new PINs do not match — the PIN was not changed; try again"));
                 return PAM_AUTHTOK_ERR;
         }
 
@@ -876,6 +943,6 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         pam_syslog(pamh, LOG_INFO, "card PIN changed");
         /* Replacing the marker runs its cleanup with PAM_DATA_REPLACE: no Lock. */
         (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);
-        say(pamh, flags, PAM_TEXT_INFO, "PIN changed");
+        say(pamh, flags, PAM_TEXT_INFO, _("PIN changed"));
         return PAM_SUCCESS;
 }

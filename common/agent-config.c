@@ -101,6 +101,8 @@ static const struct conf_item agent_items[] = {
         {"Policy", "Directory", conf_parse_path, F(policy_directory)},
         {"Policy", "SignerKey", conf_parse_path, F(policy_signer_key)},
         {"Policy", "StalePolicy", parse_stale_policy, F(stale_policy)},
+        {"Biometric", "VeinPlugin", conf_parse_path, F(vein_plugin)},
+        {"Biometric", "VeinPluginOptions", conf_parse_string, F(vein_plugin_options)},
 };
 
 void agent_config_free(struct agent_config *c)
@@ -117,6 +119,9 @@ void agent_config_free(struct agent_config *c)
                 free(*strings[i]);
                 *strings[i] = NULL;
         }
+        free(c->vein_plugin);
+        free(c->vein_plugin_options);
+        c->vein_plugin = c->vein_plugin_options = NULL;
 }
 
 int agent_config_defaults(struct agent_config *c)

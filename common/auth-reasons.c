@@ -5,88 +5,98 @@
 
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
+#include "mamori/i18n.h"
 #include "mamori/macro.h"
 
 static const struct {
         const char *name;       /* auth.fail's reason, the D-Bus error message */
         const char *dbus_error; /* what mamorid answers */
-        const char *words;      /* what the operator reads: what happened, what to do next */
+        const char *words;      /* what the operator reads: what happened, what to do next (English
+                                 * msgid: clients show _(words), po/ holds the translations) */
 } reasons[_AUTH_REFUSAL_MAX] = {
         [AUTH_ALLOW] = {"allow", NULL, NULL},
-        [AUTH_NO_CARD] = {"no-card", MAMORI_ERROR_NO_CARD, "Insert your operator card"},
-        [AUTH_UNKNOWN_CARD] = {"unknown-card", MAMORI_ERROR_UNKNOWN_CARD, "This card is not registered"},
+        [AUTH_NO_CARD] = {"no-card", MAMORI_ERROR_NO_CARD, N_("Insert your operator card")},
+        [AUTH_UNKNOWN_CARD] = {"unknown-card", MAMORI_ERROR_UNKNOWN_CARD,
+                               N_("This card is not registered — call your security manager")},
         [AUTH_CARD_SUSPENDED] = {"card-suspended", MAMORI_ERROR_CARD_SUSPENDED,
-                                 "Card suspended — call your security manager"},
+                                 N_("Card suspended — call your security manager")},
         [AUTH_CARD_RETURNED] =
                 {"card-returned", MAMORI_ERROR_CARD_RETURNED,
-                 "This card was returned and is no longer valid — call your security manager"},
+                 N_("This card was returned and is no longer valid — call your security manager")},
         [AUTH_OPERATOR_SUSPENDED] = {"operator-suspended", MAMORI_ERROR_OPERATOR_SUSPENDED,
-                                     "Operator suspended — call your security manager"},
+                                     N_("Operator suspended — call your security manager")},
         [AUTH_OPERATOR_RETIRED] = {"operator-retired", MAMORI_ERROR_OPERATOR_RETIRED,
-                                   "This operator is no longer registered — call your security manager"},
+                                   N_("This operator is no longer registered — call your security manager")},
         [AUTH_WRONG_OFFICE] = {"wrong-office", MAMORI_ERROR_WRONG_OFFICE,
-                               "This card is not allowed at this office — call your security manager"},
+                               N_("This card is not allowed at this office — call your security manager")},
         [AUTH_CERT_UNTRUSTED] = {"cert-untrusted", MAMORI_ERROR_CERT_UNTRUSTED,
-                                 "Card certificate not trusted — call your security manager"},
+                                 N_("Card certificate not trusted — call your security manager")},
         [AUTH_CERT_EXPIRED] = {"cert-expired", MAMORI_ERROR_CERT_EXPIRED,
-                               "Certificate expired — call your security manager"},
+                               N_("Certificate expired — call your security manager")},
         [AUTH_PIN_WRONG] = {"pin-wrong", MAMORI_ERROR_PIN_WRONG,
-                            "PIN wrong"}, /* the client adds the tries */
+                            N_("PIN wrong")}, /* the client adds the tries */
         [AUTH_PIN_BLOCKED] = {"pin-blocked", MAMORI_ERROR_PIN_BLOCKED,
-                              "PIN blocked — call your security manager"},
+                              N_("PIN blocked — call your security manager")},
         [AUTH_SIGNATURE_INVALID] = {"signature-invalid", MAMORI_ERROR_SIGNATURE_INVALID,
-                                    "The card failed its identity check — call your security manager"},
+                                    N_("The card failed its identity check — call your security manager")},
         [AUTH_POLICY_STALE] =
                 {"policy-stale", MAMORI_ERROR_POLICY_STALE,
-                 "Access policy out of date — logins are suspended; call your system administrator"},
+                 N_("Access policy out of date — logins are suspended; call your system administrator")},
         [AUTH_EMERGENCY] = {"emergency", MAMORI_ERROR_EMERGENCY,
-                            "Emergency lock in force — logins are suspended"},
-        [AUTH_CARD_ERROR] = {"card-error", MAMORI_ERROR_CARD_ERROR, "Card could not be read — reinsert it"},
+                            N_("Emergency lock in force — logins are suspended until your system "
+                               "administrator lifts it")},
+        [AUTH_CARD_ERROR] = {"card-error", MAMORI_ERROR_CARD_ERROR,
+                             N_("Card could not be read — reinsert it")},
 
-        [AUTH_WRONG_USER] = {"wrong-user", MAMORI_ERROR_WRONG_USER, "This card belongs to another operator"},
+        [AUTH_WRONG_USER] = {"wrong-user", MAMORI_ERROR_WRONG_USER,
+                             N_("This card belongs to another operator — log in with your own card")},
         [AUTH_LOG_UNWRITABLE] =
                 {"log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE,
-                 "The operation log cannot be written — logins are suspended; call your system "
-                 "administrator"},
+                 N_("The operation log cannot be written — logins are suspended; call your system "
+                    "administrator")},
         [AUTH_BUSY] = {"busy", MAMORI_ERROR_BUSY,
-                       "Another login or session is in progress — remove your card and insert it again"},
+                       N_("Another login or session is in progress — remove your card and insert it again")},
         [AUTH_NOT_PENDING] = {"not-pending", MAMORI_ERROR_NOT_PENDING,
-                              "The login was cancelled — try again"},
-        [AUTH_NOT_ACTIVE] = {"not-active", MAMORI_ERROR_NOT_ACTIVE, "No operator is logged in"},
+                              N_("The login was cancelled — try again")},
+        [AUTH_NOT_ACTIVE] = {"not-active", MAMORI_ERROR_NOT_ACTIVE,
+                             N_("No operator is logged in — log in with your card first")},
         [AUTH_PERMISSION_DENIED] = {"permission-denied", MAMORI_ERROR_PERMISSION,
-                                    "Not allowed for this user — ask your system administrator"},
+                                    N_("Not allowed for this user — ask your system administrator")},
         [AUTH_INVALID_ARGUMENT] =
                 {"invalid-argument", MAMORI_ERROR_INVALID,
-                 "The request was refused as invalid — check what was typed and try again"},
+                 N_("The request was refused as invalid — check what was typed and try again")},
         [AUTH_PIN_FORMAT] = {"pin-format", MAMORI_ERROR_PIN_FORMAT,
-                             "The PIN is 6 to 8 digits — type it again"},
+                             N_("The PIN is 6 to 8 digits — type it again")},
         [AUTH_LOG_DAMAGED] = {"log-damaged", MAMORI_ERROR_LOG_DAMAGED,
-                              "The operation log is damaged — logins are suspended; call your system "
-                              "administrator"},
+                              N_("The operation log is damaged — logins are suspended; call your system "
+                                 "administrator")},
         [AUTH_TERMINAL_UNCONFIGURED] = {"terminal-unconfigured", MAMORI_ERROR_TERMINAL_UNCONFIGURED,
-                                        "This terminal is not enrolled yet — logins are suspended; call "
-                                        "your system administrator"},
+                                        N_("This terminal is not enrolled yet — logins are suspended; call "
+                                           "your system administrator")},
+        [AUTH_NOT_GROUP_MEMBER] =
+                {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
+                 N_("This operator is not a member of this card's group — use your own card "
+                    "or call your security manager")},
+        [AUTH_PASSWORD_WRONG] =
+                {"password-wrong", MAMORI_ERROR_PASSWORD_WRONG,
+                 N_("Password wrong — type it again (each wrong try makes the next answer wait "
+                    "longer)")},
+        [AUTH_PASSWORD_UNSET] =
+                {"password-unset", MAMORI_ERROR_PASSWORD_UNSET,
+                 N_("No password is set for this operator on this terminal — log in with your "
+                    "own card and set one with mamorictl passwd --password")},
         [AUTH_FINGER_NO_MATCH] = {"finger-no-match", MAMORI_ERROR_FINGER_NO_MATCH,
-                                  "Finger not recognised — touch the sensor again, or use your card"},
+                                  N_("Finger not recognised — touch the sensor again, or use your card")},
         [AUTH_FINGER_UNREADABLE] = {"finger-unreadable", MAMORI_ERROR_FINGER_UNREADABLE,
-                                    "The sensor could not read your finger — clean it and try again"},
+                                    N_("The sensor could not read your finger — clean it and try again")},
         [AUTH_BIO_UNAVAILABLE] = {"bio-unavailable", MAMORI_ERROR_BIO_UNAVAILABLE,
-                                  "The fingerprint sensor is not available — use your card, or call "
-                                  "your system administrator"},
+                                  N_("The fingerprint sensor is not available — use your card, or call "
+                                     "your system administrator")},
         [AUTH_LENDING_SUSPECTED] = {"lending-suspected", MAMORI_ERROR_LENDING_SUSPECTED,
-                                    "The finger is not the card holder's — cards are personal; use "
-                                    "your own card"},
-        [AUTH_NOT_GROUP_MEMBER] = {"not-group-member", MAMORI_ERROR_NOT_GROUP_MEMBER,
-                                   "This operator is not a member of this card's group — use your own card "
-                                   "or call your security manager"},
-        [AUTH_PASSWORD_WRONG] = {"password-wrong", MAMORI_ERROR_PASSWORD_WRONG,
-                                 "Password wrong — type it again (each wrong try makes the next answer wait "
-                                 "longer)"},
-        [AUTH_PASSWORD_UNSET] = {"password-unset", MAMORI_ERROR_PASSWORD_UNSET,
-                                 "No password is set for this operator on this terminal — log in with your "
-                                 "own card and set one with mamorictl passwd --password"},
+                                    N_("The finger is not the card holder's — cards are personal; use "
+                                       "your own card")},
         [AUTH_PASSWORD_TOO_SHORT] = {"password-too-short", MAMORI_ERROR_PASSWORD_TOO_SHORT,
-                                     "The new password is too short — choose a longer one"},
+                                     N_("The new password is too short — choose a longer one")},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

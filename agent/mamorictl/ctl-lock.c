@@ -7,6 +7,7 @@
 #include "ctl-verbs.h"
 #include "mamori/agent-client.h"
 #include "mamori/dbus-api.h"
+#include "mamori/i18n.h"
 #include "mamori/macro.h"
 
 int ctl_lock(int argc, char **argv)
@@ -44,10 +45,11 @@ int ctl_lock(int argc, char **argv)
         agent_error_classify(&error, r, &info);
         if (info.class == AGENT_ERROR_NOT_ACTIVE) {
                 /* Nothing to end: the terminal is already locked, which is what was asked for. */
-                printf("No active session; the terminal is locked.\n");
+                printf("%s\n", _("No active session; the terminal is locked."));
                 return 0;
         }
-        fprintf(stderr, "mamorictl: lock failed: %s (%s)\n", agent_error_format(&info, text, sizeof(text)),
+        fprintf(stderr, _("mamorictl: lock failed: %s (%s)\n"),
+                agent_error_format(&info, text, sizeof(text)),
                 sd_bus_error_is_set(&error) ? error.name : strerror(-r));
         return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
 }

@@ -11,6 +11,7 @@
 #include "ctl-verbs.h"
 #include "mamori/agent-client.h"
 #include "mamori/dbus-api.h"
+#include "mamori/i18n.h"
 #include "mamori/macro.h"
 
 #define PIN_LINE_MAX      64
@@ -85,29 +86,30 @@ static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
         char text[256];
         int r;
 
-        r = ask(tty, "Current PIN: ", old_pin, PIN_LINE_MAX);
+        r = ask(tty, _("Current PIN: "), old_pin, PIN_LINE_MAX);
         if (r >= 0)
-                r = ask(tty, "New PIN (6-8 digits): ", new_pin, PIN_LINE_MAX);
+                r = ask(tty, _("New PIN (6–8 digits): "), new_pin, PIN_LINE_MAX);
         if (r < 0) {
-                fprintf(stderr, "mamorictl: cannot read the PIN: %s\n",
-                        r == -ENODATA ? "end of input" : strerror(-r));
+                fprintf(stderr, _("mamorictl: cannot read the PIN: %s\n"),
+                        r == -ENODATA ? _("end of input") : strerror(-r));
                 return 2;
         }
         if (!agent_pin_format_ok(new_pin)) {
-                fprintf(stderr, "mamorictl: the new PIN must be 6 to 8 digits; the PIN was not changed\n");
+                fprintf(stderr, "%s\n",
+                        _("mamorictl: the new PIN must be 6 to 8 digits; the PIN was not changed"));
                 return 1;
         }
         /* The repetition is asked on a terminal; on a pipe it is optional (two or three lines). */
-        r = ask(tty, "Repeat new PIN: ", again, PIN_LINE_MAX);
+        r = ask(tty, _("Repeat new PIN: "), again, PIN_LINE_MAX);
         if (r == -ENODATA && !tty)
                 strcpy(again, new_pin);
         else if (r < 0) {
-                fprintf(stderr, "mamorictl: cannot read the PIN: %s\n",
-                        r == -ENODATA ? "end of input" : strerror(-r));
+                fprintf(stderr, _("mamorictl: cannot read the PIN: %s\n"),
+                        r == -ENODATA ? _("end of input") : strerror(-r));
                 return 2;
         }
         if (!streq(new_pin, again)) {
-                fprintf(stderr, "mamorictl: the new PINs do not match; the PIN was not changed\n");
+                fprintf(stderr, "%s\n", _("mamorictl: the new PINs do not match; the PIN was not changed"));
                 return 1;
         }
 
@@ -116,12 +118,12 @@ static int run_passwd(bool tty, char *old_pin, char *new_pin, char *again)
                 r = agent_change_pin(bus, old_pin, new_pin, &error);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
-                fprintf(stderr, "mamorictl: %s (%s); the PIN was not changed\n",
+                fprintf(stderr, _("mamorictl: %s (%s); the PIN was not changed\n"),
                         agent_error_format(&info, text, sizeof(text)),
                         sd_bus_error_is_set(&error) ? error.name : strerror(-r));
                 return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
         }
-        printf("PIN changed.\n");
+        printf("%s\n", _("PIN changed."));
         return 0;
 }
 
@@ -140,37 +142,38 @@ static int run_password(bool tty, char *old_pw, char *new_pw, char *again)
                 r = agent_password_age(bus, &error, &days, &max_days, &warn_days);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
-                fprintf(stderr, "mamorictl: %s (%s); the password was not changed\n",
+                fprintf(stderr, _("mamorictl: %s (%s); the password was not changed\n"),
                         info.class == AGENT_ERROR_NOT_ACTIVE
-                                ? "No operator is logged in — log in with your own card first"
+                                ? _("No operator is logged in — log in with your own card first")
                                 : agent_error_format(&info, text, sizeof(text)),
                         sd_bus_error_is_set(&error) ? error.name : strerror(-r));
                 return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
         }
         sd_bus_error_free(&error);
-        r = days >= 0 ? ask(tty, "Current password: ", old_pw, PASSWORD_LINE_MAX) : 0;
+        r = days >= 0 ? ask(tty, _("Current password: "), old_pw, PASSWORD_LINE_MAX) : 0;
         if (r >= 0)
-                r = ask(tty, "New password: ", new_pw, PASSWORD_LINE_MAX);
+                r = ask(tty, _("New password: "), new_pw, PASSWORD_LINE_MAX);
         if (r >= 0)
-                r = ask(tty, "Repeat new password: ", again, PASSWORD_LINE_MAX);
+                r = ask(tty, _("Repeat new password: "), again, PASSWORD_LINE_MAX);
         if (r < 0) {
-                fprintf(stderr, "mamorictl: cannot read the password: %s\n",
-                        r == -ENODATA ? "end of input" : strerror(-r));
+                fprintf(stderr, _("mamorictl: cannot read the password: %s\n"),
+                        r == -ENODATA ? _("end of input") : strerror(-r));
                 return 2;
         }
         if (!streq(new_pw, again)) {
-                fprintf(stderr, "mamorictl: the new passwords do not match; the password was not changed\n");
+                fprintf(stderr, "%s\n",
+                        _("mamorictl: the new passwords do not match; the password was not changed"));
                 return 1;
         }
         r = agent_change_password(bus, old_pw, new_pw, &error);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
-                fprintf(stderr, "mamorictl: %s (%s); the password was not changed\n",
+                fprintf(stderr, _("mamorictl: %s (%s); the password was not changed\n"),
                         agent_error_format(&info, text, sizeof(text)),
                         sd_bus_error_is_set(&error) ? error.name : strerror(-r));
                 return info.class == AGENT_ERROR_UNAVAILABLE ? 3 : 1;
         }
-        printf("Password changed.\n");
+        printf("%s\n", _("Password changed."));
         return 0;
 }
 

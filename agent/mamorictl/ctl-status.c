@@ -10,6 +10,7 @@
 
 #include "ctl-verbs.h"
 #include "mamori/agent-client.h"
+#include "mamori/i18n.h"
 #include "mamori/jcs.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
@@ -45,7 +46,7 @@ static void upload_info_read(const char *path, struct upload_info *ret)
 
 static const char *yes_no(bool b)
 {
-        return b ? "yes" : "no";
+        return b ? _("yes") : _("no");
 }
 
 static int print_json(const struct agent_status *st, const struct upload_info *up)
@@ -91,20 +92,22 @@ static int print_json(const struct agent_status *st, const struct upload_info *u
 
 static void print_text(const struct agent_status *st, const struct upload_info *up)
 {
-        char when[64] = "unknown";
+        char when[64];
 
-        printf("State: %s\n", st->state);
-        printf("Operator: %s\n", st->operator_id[0] ? st->operator_id : "-");
-        printf("Method: %s\n", st->method[0] ? st->method : "-");
-        printf("Card: %s\n", st->card[0] ? st->card : "-");
-        printf("Reader: %s\n", st->reader[0] ? st->reader : "-");
-        printf("Card present: %s\n", yes_no(st->card_present));
+        /* The labels are for the operator (translated); the values are the agent's words, as in --json. */
+        snprintf(when, sizeof(when), "%s", _("unknown"));
+        printf(_("State: %s\n"), st->state);
+        printf(_("Operator: %s\n"), st->operator_id[0] ? st->operator_id : "-");
+        printf(_("Method: %s\n"), st->method[0] ? st->method : "-");
+        printf(_("Card: %s\n"), st->card[0] ? st->card : "-");
+        printf(_("Reader: %s\n"), st->reader[0] ? st->reader : "-");
+        printf(_("Card present: %s\n"), yes_no(st->card_present));
         if (st->policy_serial >= 0)
-                printf("Policy serial: %lld\n", (long long)st->policy_serial);
+                printf(_("Policy serial: %lld\n"), (long long)st->policy_serial);
         else
-                printf("Policy serial: none\n");
-        printf("Emergency lock: %s\n", yes_no(st->emergency));
-        printf("Log writable: %s\n", yes_no(st->log_writable));
+                printf("%s", _("Policy serial: none\n"));
+        printf(_("Emergency lock: %s\n"), yes_no(st->emergency));
+        printf(_("Log writable: %s\n"), yes_no(st->log_writable));
         if (up->known) {
                 time_t t = (time_t)(up->mtime_usec / 1000000);
                 struct tm tm;
@@ -112,11 +115,15 @@ static void print_text(const struct agent_status *st, const struct upload_info *
                 if (localtime_r(&t, &tm))
                         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
         }
-        printf("Last upload: %s", when);
-        if (up->known && up->cursor[0])
-                printf(" (log %s acknowledged up to seq %" PRIu64 ", %s%s)", up->parsed.log,
-                       up->parsed.acked, up->parsed.has_receipt ? "receipt from " : "no receipt",
-                       up->parsed.has_receipt ? up->parsed.receipt.collector : "");
+        printf(_("Last upload: %s"), when);
+        if (up->known && up->cursor[0]) {
+                if (up->parsed.has_receipt)
+                        printf(_(" (log %s acknowledged up to seq %" PRIu64 ", receipt from %s)"),
+                               up->parsed.log, up->parsed.acked, up->parsed.receipt.collector);
+                else
+                        printf(_(" (log %s acknowledged up to seq %" PRIu64 ", no receipt)"), up->parsed.log,
+                               up->parsed.acked);
+        }
         printf("\n");
 }
 

@@ -1,8 +1,10 @@
 /* mamorictl: the terminal's command line (verb dispatcher; each verb lives in its own ctl-*.c). */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ctl-verbs.h"
+#include "mamori/i18n.h"
 #include "mamori/macro.h"
 
 static const struct ctl_verb verbs[] = {
@@ -28,6 +30,10 @@ int ctl_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* Messages and their charset follow the caller's locale; numbers, times and JSON stay "C". */
+        (void)setlocale(LC_MESSAGES, "");
+        (void)setlocale(LC_CTYPE, "");
+        i18n_init();
         if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h"))
                 return ctl_help(argc, argv) < 0 ? 1 : (argc < 2 ? 2 : 0);
         if (streq(argv[1], "--version")) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bio-plugin-load.h"
 #include "config-check.h"
 #include "mamori/agent-config.h"
 #include "mamori/cert-check.h"
@@ -45,6 +46,18 @@ int mamorid_check_config(const char *path)
                 problems++;
         }
         EVP_PKEY_free(signer);
+        if (c.vein_plugin) {
+                char why[BIO_PLUGIN_WHY_MAX];
+                BioPlugin *p = NULL;
+
+                /* The same checks and load as mamorid's (the plugin's constructors run here too). */
+                r = bio_plugin_load(c.vein_plugin, &p, why);
+                if (r < 0) {
+                        fprintf(stderr, "%s: error: [Biometric] VeinPlugin= refused: %s\n", path, why);
+                        problems++;
+                }
+                bio_plugin_unload(p);
+        }
         if (!c.terminal_id) {
                 fprintf(stderr,
                         "%s: warning: [Terminal] Id= is not set: records will name the terminal "

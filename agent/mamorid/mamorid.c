@@ -423,6 +423,19 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = password_worker_start(a->event, a->config.password_directory, &a->passwords);
         if (r < 0)
                 return r;
+        if (a->config.vein_plugin) {
+                char why[BIO_PLUGIN_WHY_MAX] = "";
+
+                /* A refused plugin costs vein logins only (bio-unavailable); cards keep working. */
+                r = vein_worker_start(a->event, a->config.vein_plugin, a->config.vein_plugin_options,
+                                      &a->vein, why);
+                if (r < 0)
+                        agent_log(LOG_ERR,
+                                  "[Biometric] VeinPlugin= refused: %s; vein logins are unavailable",
+                                  why[0] ? why : strerror(-r));
+                else
+                        agent_log(LOG_INFO, "vein plugin %s loaded", a->config.vein_plugin);
+        }
         /* After a package upgrade (the postinst leaves a flag), restart only once locked. */
         r = restart_at_lock_start(a->event, a->config.lock_verify_usec + USEC_PER_SEC, terminal_idle_locked,
                                   a, &a->restart);
@@ -474,6 +487,7 @@ int main(int argc, char **argv)
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
         a.passwords = password_worker_stop(a.passwords);
+        a.vein = vein_worker_stop(a.vein);
         session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
         a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */

@@ -21,6 +21,7 @@
 #include "record-limit.h"
 #include "restart-at-lock.h"
 #include "session-logic.h"
+#include "vein-worker.h"
 
 struct agent {
         struct agent_config config;
@@ -39,6 +40,7 @@ struct agent {
         sd_event_source *stale_timer;
         RecordLimit *limit;     /* auth.fail and policy.reject per cause (event.c), made at the first */
         RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
+        VeinWorker *vein;       /* NULL without [Biometric] VeinPlugin=, or when the plugin was refused */
 
         struct session session; /* the session logic (session-logic.h) */
         int64_t policy_serial;

@@ -41,7 +41,8 @@ enum agent_error_class {
 struct agent_error_info {
         enum agent_error_class class;
         const char *name; /* short static name: the refusal reason ("pin-wrong") or "agent-unavailable" … */
-        const char *sentence; /* static operator-facing text without tries ("Card suspended — call …") */
+        const char *sentence; /* static English msgid without tries ("Card suspended — call …"): show it
+                               * through agent_error_format(), which translates */
         int tries_left;       /* PinWrong: N of "pin-wrong tries=N"; otherwise -1 */
         int delay_sec;        /* PasswordWrong: N of "password-wrong delay=N"; otherwise -1 */
         int min_length;       /* PasswordTooShort: N of "password-too-short min=N"; otherwise -1 */
@@ -50,7 +51,8 @@ struct agent_error_info {
 /* Classify a failed call: r is the call's return (< 0), e its error (may be unset or NULL). */
 void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info *ret);
 
-/* The operator-facing message ("PIN wrong, 2 tries left"), NUL-terminated in buf; returns buf. */
+/* The operator-facing message ("PIN wrong, 2 tries left") in the current message language (mamori/i18n.h),
+ * NUL-terminated in buf; returns buf. */
 const char *agent_error_format(const struct agent_error_info *info, char *buf, size_t size);
 
 /* A new private connection to the system bus. -errno when the bus cannot be reached. */

@@ -56,6 +56,9 @@ struct agent_config {
         char *policy_directory;
         char *policy_signer_key;
         enum stale_policy stale_policy;
+        /* [Biometric] */
+        char *vein_plugin;         /* a plugin of auth/bio-plugin.h's ABI; NULL: no vein reader */
+        char *vein_plugin_options; /* passed to the plugin's open as it is; NULL: "" */
 };
 
 /* Fills every field with its default. Returns -ENOMEM on allocation failure. */

@@ -254,6 +254,27 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("TrustAnchors=", r.stderr)
         self.assertIn("every card would be refused", r.stderr)
 
+    def test_mamorid_vein_plugin_checked(self):
+        """[Biometric] VeinPlugin=: the simulated reader in a root-only place passes; the same file
+        writable by others is refused, naming the file and what to do."""
+        if os.geteuid() != 0:
+            self.skipTest("root-owned plugin files need root")
+        plugins = os.path.join(self.tmp, "plugins")
+        os.mkdir(plugins, 0o755)
+        os.chmod(self.tmp, 0o755)
+        plugin = os.path.join(plugins, "vein.so")
+        shutil.copy(os.path.join(BUILD, "tests", "bio", "mamori-vein-test.so"), plugin)
+        os.chmod(plugin, 0o644)
+        path = self.agent_conf(f"[Biometric]\nVeinPlugin={plugin}\nVeinPluginOptions={plugins}/vein.sock\n")
+        r = run([exe("mamorid"), "--config", path, "--check-config"])
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+        os.chmod(plugin, 0o666)
+        r = run([exe("mamorid"), "--config", path, "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{path}: error: [Biometric] VeinPlugin= refused: {plugin}: the file is writable by group or "
+                      "others (mode 0666)", r.stderr)
+        self.assertIn("chmod go-w", r.stderr)
+
     def collector_conf(self, extra=""):
         state = os.path.join(self.tmp, "state")
         os.makedirs(state, exist_ok=True)

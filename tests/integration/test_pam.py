@@ -11,13 +11,21 @@ Without a daemon: no bus at all, and a bus where nothing owns org.mamori.Agent1 
 With mamorid (private pcscd + virtual card, mock logind, signed policy, test PKI): right PIN, wrong PIN
 with the tries left in the message, suspended card, old PIN → PAM_NEW_AUTHTOK_REQD, chauthtok changes
 the PIN on the card, mamorictl status --json. Each of these fails when mamorid does not serve
-the org.mamori.Agent1 interface (found by introspection)."""
+the org.mamori.Agent1 interface (found by introspection).
 
+Language: the operator's words in Japanese and in English, chosen by the LANG of the PAM environment
+(pam_test_putenv.so puts it there, as a display manager does) or else of the process, from the
+catalogue built in build/po (MAMORI_LOCALEDIR); the ja_JP.UTF-8 locale is generated into the test's
+directory (LOCPATH) when the system has none."""
+
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +82,30 @@ except pypamtest.PamTestError as e:
 '''
 
 
+_JA_LOCPATH = {}
+
+
+def ja_locale_env(tmp):
+    """Environment that makes ja_JP.UTF-8 loadable: {} when the system has it, else LOCPATH of a copy
+    compiled by localedef (Debian package locales) once per run; None when neither is possible."""
+    out = subprocess.run(['locale', '-a'], stdout=subprocess.PIPE, text=True, check=False).stdout.split()
+    if any(name.lower().replace('-', '') == 'ja_jp.utf8' for name in out):
+        return {}
+    if 'dir' not in _JA_LOCPATH:
+        d = os.path.join(tmp, 'locale')
+        os.makedirs(d, exist_ok=True)
+        r = subprocess.run(['localedef', '-i', 'ja_JP', '-f', 'UTF-8', os.path.join(d, 'ja_JP.UTF-8')],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        _JA_LOCPATH['dir'] = d if r.returncode in (0, 1) and os.path.isdir(os.path.join(d, 'ja_JP.UTF-8')) else None
+    d = _JA_LOCPATH['dir']
+    return None if d is None else {'LOCPATH': d}
+
+
+def catalogue_env():
+    po = os.environ.get('MAMORI_BUILD_PO_DIR') or os.path.join(bench.build_dir(), 'po')
+    return {'MAMORI_LOCALEDIR': po}
+
+
 def pam_module():
     return os.path.join(bench.build_dir(), 'auth', 'pam_mamori.so')
 
@@ -106,6 +138,37 @@ class PamBase(unittest.TestCase):
                 f.write(text)
             os.chmod(path, 0o644)
         self.bus_address = 'unix:path=' + os.path.join(self.tmp, 'no-bus-here')
+        self.extra_env = {}  # more environment for the PAM application and mamorictl (language tests)
+
+    def use_japanese(self):
+        """The built catalogue and a loadable ja_JP.UTF-8 for the PAM application and mamorictl."""
+        if not os.path.exists(os.path.join(catalogue_env()['MAMORI_LOCALEDIR'], 'ja', 'LC_MESSAGES', 'mamori.mo')):
+            self.fail('po/ja.po was not built into build/po (meson i18n)')
+        loc = ja_locale_env(self.locale_tmp())
+        if loc is None:
+            self.skipTest('no ja_JP.UTF-8 locale and localedef cannot make one (Debian package locales)')
+        self.extra_env.update(catalogue_env())
+        self.extra_env.update(loc)
+
+    def locale_tmp(self):
+        # Shared by every test of the run (the locale is compiled once), removed when the run ends.
+        if 'tmp' not in _JA_LOCPATH:
+            _JA_LOCPATH['tmp'] = tempfile.mkdtemp(prefix='mamori-test-locale-')
+            atexit.register(shutil.rmtree, _JA_LOCPATH['tmp'], True)
+        return _JA_LOCPATH['tmp']
+
+    def write_language_service(self, pam_env_values, options='debug timeout=3'):
+        """pam_mamori after a module that puts pam_env_values ("LANG=…") into the PAM environment."""
+        mod = pam_module()
+        putenv = os.environ.get('MAMORI_PAM_TEST_PUTENV') or os.path.join(
+            bench.build_dir(), 'tests', 'integration', 'pam_test_putenv.so')
+        values = ' '.join(pam_env_values)
+        with open(os.path.join(self.service_dir, SERVICE), 'w', encoding='ascii') as f:
+            for phase in ('auth', 'account', 'password'):
+                if values:
+                    f.write(f'{phase} optional {putenv} {values}\n')
+                f.write(f'{phase} required {mod} {options}\n')
+            f.write('session required pam_permit.so\n')
 
     def enter(self, cm):
         value = cm.__enter__()
@@ -147,11 +210,13 @@ class PamBase(unittest.TestCase):
             'UBSAN_OPTIONS': 'print_stacktrace=1',
             'DBUS_SYSTEM_BUS_ADDRESS': self.bus_address,
         })
+        env.update(self.extra_env)
         return env
 
     def pamtester(self, *ops, stdin='', user=USER):
         p = subprocess.run(['pamtester', '-v', SERVICE, user] + list(ops), env=self.pam_env(), input=stdin,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding='utf-8',
+                           timeout=60, check=False)
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         return p
 
@@ -172,10 +237,12 @@ class PamBase(unittest.TestCase):
     def assertPam(self, res, msg=None):
         self.assertTrue(res['ok'], f"{res.get('error')}; {msg or ''}\n{res['log'][-3000:]}")
 
-    def ctl(self, *args, stdin=None):
+    def ctl(self, *args, stdin=None, env_extra=None):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        env.update(self.extra_env)
+        env.update(env_extra or {})
         p = subprocess.run([mamorictl_exe()] + list(args), env=env, input=stdin, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+                           stderr=subprocess.PIPE, text=True, encoding='utf-8', timeout=60, check=False)
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         return p
 
@@ -250,6 +317,30 @@ class PamWithoutAgent(PamBase):
             c = self.ctl('passwd', stdin=lines)
             self.assertNotEqual(c.returncode, 0, c)
             self.assertIn(msg, c.stderr)
+
+    def test_mamorictl_in_japanese_and_in_english(self):
+        self.use_japanese()
+        unset = {'LC_ALL': '', 'LC_MESSAGES': '', 'LANGUAGE': ''}
+        ja = dict(unset, LANG='ja_JP.UTF-8')
+        c = self.ctl('status', env_extra=ja)
+        self.assertEqual(c.returncode, 3, c)
+        self.assertIn('mamorictl: アクセス制御サービスに接続できません。システム管理者に連絡してください', c.stderr)
+        for lines, msg in ((f'{PIN}\n12a456\n', '新しい暗証番号は6〜8桁の数字にしてください。暗証番号は変更されていません'),
+                           (f'{PIN}\n{NEW_PIN}\n13572468\n', '新しい暗証番号が一致しません。暗証番号は変更されていません'),
+                           (f'{PIN}\n', '暗証番号を読み取れません: 入力が途中で終わりました')):
+            c = self.ctl('passwd', stdin=lines, env_extra=ja)
+            self.assertNotEqual(c.returncode, 0, c)
+            self.assertIn(msg, c.stderr)
+        # gettext's LANGUAGE on a C.UTF-8 terminal needs no Japanese locale at all.
+        c = self.ctl('status', env_extra=dict(unset, LANG='C.UTF-8', LANGUAGE='ja', LOCPATH=''))
+        self.assertIn('アクセス制御サービスに接続できません', c.stderr)
+        # C: the English words, and nothing else.
+        for lang in ('C', 'C.UTF-8', 'fr_FR.UTF-8'):
+            c = self.ctl('status', env_extra=dict(unset, LANG=lang))
+            self.assertIn('The access-control agent is not reachable — call your system administrator', c.stderr)
+            c = self.ctl('passwd', stdin=f'{PIN}\n12a456\n', env_extra=dict(unset, LANG=lang))
+            self.assertIn('the new PIN must be 6 to 8 digits; the PIN was not changed', c.stderr)
+            self.assertFalse(re.search('[\u3040-\u30ff\u4e00-\u9fff]', c.stderr), c.stderr)
 
 
 def agent_interface_exposed(bus_address, timeout=10.0):
@@ -573,6 +664,60 @@ class PamWithAgent(PamBase):
         res['log'] = err
         self.assertPam(res)
         self.assertIn('Insert your operator card', res['info'])
+
+    def test_conversation_in_the_language_of_the_pam_environment(self):
+        """The greeter's LANG in the PAM environment picks the words; else the process's LANG."""
+        card = self.pki.issue('OP0001', 'p256')
+        self.publish([(card.card_id, 'OP0001', 'active')])
+        self.start_agent()
+        self.use_japanese()
+        # The PAM application itself runs in C: only the PAM environment says Japanese.
+        self.extra_env.update({'LANG': 'C', 'LC_ALL': '', 'LC_MESSAGES': '', 'LANGUAGE': ''})
+        self.write_language_service(['LANG=ja_JP.UTF-8'], 'debug timeout=1')
+        res = self.pypamtest([[0, PAM_AUTHINFO_UNAVAIL]], [PIN])
+        self.assertPam(res)
+        self.assertIn('操作者カードをカードリーダーに挿入してください', res['info'])
+        self.assertIn('カードが挿入されませんでした。もう一度やり直してください', res['errors'])
+        self.assertIn('messages in locale ja_JP.UTF-8', res['log'])
+
+        self.insert(card)
+        self.wait_card_seen(True)
+        self.write_language_service(['LANG=ja_JP.UTF-8'])
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], ['暗証番号が違います（残り2回）'])
+        # The prompt counts down in Japanese too (pamtester shows it on stderr); the right PIN logs in.
+        p = self.pamtester('authenticate', stdin=PIN + '\n')
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn('暗証番号（残り2回）: ', p.stderr)
+        self.assertEqual(str(self.agent_property('State')), 'active')
+        # mamorictl status in the operator's language; the values stay the agent's words.
+        c = self.ctl('status', env_extra={'LANG': 'ja_JP.UTF-8'})
+        self.assertRegex(c.stdout, r'(?m)^状態: active$')
+        self.assertRegex(c.stdout, r'(?m)^操作者: OP0001$')
+        self.assertRegex(c.stdout, r'(?m)^カード挿入中: はい$')
+        c = self.ctl('status')
+        self.assertRegex(c.stdout, r'(?m)^State: active$')
+        self.assertRegex(c.stdout, r'(?m)^Card present: yes$')
+        self.assertEqual(self.ctl('lock').returncode, 0)
+
+        # C in the PAM environment wins over a Japanese process: English.
+        self.extra_env['LANG'] = 'ja_JP.UTF-8'
+        self.write_language_service(['LANG=C'])
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], ['PIN wrong, 2 tries left'])
+        # Nothing in the PAM environment: the process's own LANG.
+        self.write_language_service([])
+        res = self.pypamtest([[0, PAM_AUTH_ERR]], [WRONG])
+        self.assertPam(res)
+        self.assertEqual(res['errors'], ['暗証番号が違います（残り1回）'])
+        # A LANG that is not a locale name (a path) is English, never a file lookup.
+        self.write_language_service(['LANG=../../../../tmp/x'])
+        self.extra_env['LANG'] = 'C'
+        res = self.pypamtest([[0, PAM_SUCCESS]], [PIN])
+        self.assertPam(res)
+        self.assertIn('messages in locale C', res['log'])
 
     def test_no_card_times_out_unavailable(self):
         card = self.pki.issue('OP0001', 'p256')

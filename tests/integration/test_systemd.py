@@ -70,6 +70,14 @@ except OSError as e:
 '''
 
 
+def message_id(name):
+    """A MESSAGE_ID of include/mamori/message-ids.h (the ids the catalogue explains), by its macro name."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(HERE)), 'include', 'mamori', 'message-ids.h')) as f:
+        m = re.search(r'#define ' + re.escape(name) + r'\s+"([0-9a-f]{32})"', f.read())
+    assert m, f'{name} not in message-ids.h'
+    return m.group(1)
+
+
 def exposure(text, unit):
     m = re.search(r'Overall exposure level for ' + re.escape(unit) + r':\s*([0-9.]+)\s+(\S+)', text)
     return (float(m.group(1)), m.group(2)) if m else None
@@ -385,6 +393,29 @@ class SystemdContainer(unittest.TestCase):
         print(f'\nreal logind: {ev}')
         self.vcard.insert()
         self.card_seen()
+
+    def test_06a_lock_in_journal_with_catalogue(self):
+        """The pull's lock of test_06 is a real journal entry of mamorid.service carrying the catalogue's
+        MESSAGE_ID, and journalctl -x shows the catalogue's text for it (installed by the package)."""
+        c = self.c
+        lock_id = message_id('MAMORI_MESSAGE_LOCK')
+        p = c.run(['journalctl', '--no-pager', '-o', 'json', f'MESSAGE_ID={lock_id}'], check=True, timeout=30)
+        entries = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        pulls = [e for e in entries if e.get('MAMORI_REASON') == 'card-removed']
+        self.assertTrue(pulls, f'no journal entry MESSAGE_ID={lock_id} with MAMORI_REASON=card-removed:\n'
+                               f'{p.stdout[-2000:]}')
+        e = pulls[-1]
+        self.assertEqual(e.get('_SYSTEMD_UNIT'), 'mamorid.service')
+        self.assertEqual(e.get('MAMORI_EVENT'), 'lock')
+        self.assertEqual(e.get('MAMORI_SESSION'), self.session_id)
+        self.assertTrue(e.get('MESSAGE', '').startswith('lock '), e.get('MESSAGE'))
+        # journalctl -x: the catalogue entry, its Subject with the entry's own reason filled in.
+        x = c.run(['journalctl', '--no-pager', '-x', '-o', 'short', f'MESSAGE_ID={lock_id}',
+                   f'_PID={e["_PID"]}', 'MAMORI_REASON=card-removed'], check=True, timeout=30).stdout
+        self.assertIn('Subject: mamori locked the terminal (card-removed)', x)
+        self.assertIn('Defined-By: mamori', x)
+        self.assertIn('Nothing needs to be done for card-removed', x)
+        print(f'\njournal: MESSAGE_ID={lock_id} {e["MESSAGE"]}')
 
     def test_07_uploader_reaches_collector(self):
         """The uploader runs as mamori-upload with its key as a credential; the collector acknowledges."""

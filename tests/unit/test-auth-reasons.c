@@ -103,7 +103,7 @@ static void test_known_rows(void **state)
                 {AUTH_CARD_ERROR, "card-error", MAMORI_ERROR_CARD_ERROR,
                  "Card could not be read — reinsert it"},
                 {AUTH_WRONG_USER, "wrong-user", MAMORI_ERROR_WRONG_USER,
-                 "This card belongs to another operator"},
+                 "This card belongs to another operator — log in with your own card"},
                 {AUTH_LOG_UNWRITABLE, "log-unwritable", MAMORI_ERROR_LOG_UNWRITABLE, NULL},
                 {AUTH_PERMISSION_DENIED, "permission-denied", MAMORI_ERROR_PERMISSION, NULL},
                 {AUTH_INVALID_ARGUMENT, "invalid-argument", MAMORI_ERROR_INVALID, NULL},
