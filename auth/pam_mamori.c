@@ -1,4 +1,5 @@
-/* pam_mamori.so: operator card + PIN through mamorid's D-Bus API (a thin sd-bus client, like pam_fprintd).
+/* pam_mamori.so: operator card + PIN (and a group card's member password) through mamorid's D-Bus API, a
+ * thin sd-bus client.
  */
 
 /*
@@ -19,6 +20,12 @@
  * mamori and an operator card never authenticates root or anyone else. pam-governed.c holds that
  * decision and its table; an unknown user is PAM_USER_UNKNOWN, a user database that cannot answer
  * fails closed.
+ *
+ * Group cards (DESIGN.md §4): a group card's AnswerPin answers operator ""; the agent's Step property
+ * then says what comes next. For "password" the module asks the member's operator id and password
+ * (AnswerPassword); a wrong one keeps the login waiting and is asked again, and the agent answers
+ * each wrong one later than the last. In a session opened with a password, the account and password
+ * steps age and change that password instead of the PIN.
  *
  * Options: group=NAME, debug (log each step with pam_syslog), timeout=N (seconds to wait for a card,
  * 1–3600, default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the
@@ -748,7 +755,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         struct pam_mamori_options o;
         struct agent_error_info info;
         _cleanup_(i18n_scope_leave) I18nScope lang = {};
-        int32_t days, max_days;
+        int32_t days, max_days, warn_days;
         const char *user;
         char text[256];
         int r, rc;
@@ -766,7 +773,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         r = sd_bus_call_method(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "PinAgeDays",
                                &error, &reply, "");
         if (r >= 0)
-                r = sd_bus_message_read(reply, "ii", &days, &max_days);
+                r = sd_bus_message_read(reply, "iii", &days, &max_days, &warn_days);
         if (r < 0) {
                 agent_error_classify(&error, r, &info);
                 log_refusal(pamh, "PinAgeDays", &info, &error);
@@ -783,9 +790,25 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 }
         }
         if (o.debug)
-                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d", days, max_days);
-        if (days < 0 || max_days <= 0 || days < max_days)
+                pam_syslog(pamh, LOG_DEBUG, "PIN age %d days, maximum %d, warning %d days before", days,
+                           max_days, warn_days);
+        if (days < 0 || max_days <= 0)
                 return PAM_SUCCESS;
+        if (days < max_days) {
+                /* [Secrets] WarnDays: the last days before the change is forced, say so at every login. */
+                if (warn_days > 0 && days >= max_days - warn_days) {
+                        int left = max_days - days;
+                        snprintf(text, sizeof(text),
+                                 P_("Your PIN must be changed within %d day — change it now with `mamorictl "
+                                    "passwd` (your card stays in the reader)",
+                                    "Your PIN must be changed within %d days — change it now with `mamorictl "
+                                    "passwd` (your card stays in the reader)",
+                                    left),
+                                 left);
+                        say(pamh, flags, PAM_TEXT_INFO, text);
+                }
+                return PAM_SUCCESS;
+        }
         snprintf(text, sizeof(text),
                  P_("Your PIN is older than %d day and must be changed",
                     "Your PIN is older than %d days and must be changed", max_days),

@@ -65,6 +65,7 @@ static const struct conf_item collector_items[] = {
         {"Collector", "SilentSec", conf_parse_positive_seconds, F(silent_usec)},
         {"Collector", "SilentCheckSec", conf_parse_positive_seconds, F(silent_check_usec)},
         {"Policy", "ValiditySec", conf_parse_positive_seconds, F(policy_validity_usec)},
+        {"Cards", "OperatorCA", conf_parse_path, F(operator_ca)},
 };
 
 void collector_config_free(struct collector_config *c)
@@ -75,7 +76,8 @@ void collector_config_free(struct collector_config *c)
         free(c->database);
         free(c->state_directory);
         free(c->name);
-        c->listen = c->database = c->state_directory = c->name = NULL;
+        free(c->operator_ca);
+        c->listen = c->database = c->state_directory = c->name = c->operator_ca = NULL;
 }
 
 static int defaults(struct collector_config *c)
@@ -94,8 +96,9 @@ static int defaults(struct collector_config *c)
                 .silent_usec = SEC(3600),
                 .silent_check_usec = SEC(60),
                 .policy_validity_usec = SEC(7 * 24 * 3600),
+                .operator_ca = strdup("/etc/mamori/operator-ca.pem"),
         };
-        if (!c->listen || !c->database || !c->state_directory) {
+        if (!c->listen || !c->database || !c->state_directory || !c->operator_ca) {
                 collector_config_free(c);
                 return -ENOMEM;
         }

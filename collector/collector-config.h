@@ -20,6 +20,7 @@ struct collector_config {
         uint64_t silent_usec;       /* a terminal silent longer than this raises an alert */
         uint64_t silent_check_usec; /* how often that is checked */
         uint64_t policy_validity_usec;
+        char *operator_ca; /* [Cards] OperatorCA=: the CA card certificates must chain to (card issue) */
 };
 
 /* Defaults, then path (must exist) and path.d/ drop-ins. diag may be NULL. */

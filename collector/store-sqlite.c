@@ -12,6 +12,7 @@
 
 struct Store {
         sqlite3 *db;
+        char *actor, *reason; /* carried by every history row written (store_set_actor/reason) */
 };
 
 static const char schema[] =
@@ -36,13 +37,24 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS cards (id TEXT PRIMARY KEY, cert_pem TEXT NOT NULL,"
         "  operator TEXT, group_ TEXT, status TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
-        "  object TEXT NOT NULL, object_id TEXT NOT NULL, action TEXT NOT NULL, detail TEXT);"
+        "  object TEXT NOT NULL, object_id TEXT NOT NULL, action TEXT NOT NULL, detail TEXT,"
+        "  actor TEXT, reason TEXT, prev TEXT, hash TEXT);"
         "CREATE TABLE IF NOT EXISTS policies (serial INTEGER PRIMARY KEY, published INTEGER NOT NULL,"
         "  body BLOB NOT NULL);"
         /* Added for the audit: tables of their own, so an older database gains them as they are. */
         "CREATE TABLE IF NOT EXISTS operator_roles (id TEXT PRIMARY KEY, roles TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS anchors (log TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
-        "  key BLOB NOT NULL, epochs INTEGER NOT NULL);";
+        "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS secret_changes (operator TEXT PRIMARY KEY, ts INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
+        "  holidays TEXT NOT NULL);";
+
+/* After migrate(): the history is append-only. Rows chained by the migration had no hash before it. */
+static const char history_triggers[] =
+        "CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history WHEN OLD.hash IS NOT NULL"
+        " BEGIN SELECT RAISE(ABORT, 'the register history is append-only'); END;"
+        "CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history"
+        " BEGIN SELECT RAISE(ABORT, 'the register history is append-only'); END;";
 
 static int sq_err(int rc)
 {
@@ -175,19 +187,51 @@ static int has_column(Store *s, const char *table, const char *column)
         return r;
 }
 
+static int history_chain_rows(Store *s);
+
+/* 1 when the database has that table, 0 when not. */
+static int has_table(Store *s, const char *table)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", "s", table);
+        return r < 0 ? r : step_row(st);
+}
+
 /* Databases made before a column existed get it (CREATE TABLE IF NOT EXISTS adds none). */
 static int migrate(Store *s)
 {
         int r = has_column(s, "alerts", "count");
-        if (r != 0)
-                return r < 0 ? r : 0;
-        return exec(s, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
-                       "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = exec(s, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+                            "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+                if (r < 0)
+                        return r;
+        }
+        /* The register before its hash chain: the columns, then its rows chained as they are. */
+        r = exec(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        r = has_column(s, "history", "hash");
+        if (r == 0)
+                r = exec(s, "ALTER TABLE history ADD COLUMN actor TEXT;"
+                            "ALTER TABLE history ADD COLUMN reason TEXT;"
+                            "ALTER TABLE history ADD COLUMN prev TEXT;"
+                            "ALTER TABLE history ADD COLUMN hash TEXT;");
+        if (r >= 0)
+                r = history_chain_rows(s);
+        if (r < 0) {
+                store_rollback(s);
+                return r;
+        }
+        return exec(s, "COMMIT");
 }
 
 int store_open(const char *path, Store **ret)
 {
         _cleanup_store_ Store *s = NULL;
+        bool backfill;
         int r;
 
         if (!path || !ret)
@@ -209,10 +253,30 @@ int store_open(const char *path, Store **ret)
         r = exec(s, "PRAGMA synchronous=FULL");
         if (r < 0)
                 return r;
+        r = has_table(s, "secret_changes");
+        if (r < 0)
+                return r;
+        backfill = r == 0;
         r = exec(s, schema);
         if (r < 0)
                 return r;
         r = migrate(s);
+        if (r < 0)
+                return r;
+        if (backfill) {
+                /* A database from before pin_changed was kept: its stored changes count too. */
+                r = exec(s,
+                         "INSERT INTO secret_changes (operator, ts)"
+                         " SELECT json_extract(line, '$.op'), max(json_extract(line, '$.ts')) FROM records"
+                         " WHERE (instr(line, '\"ev\":\"pin.change\"') OR"
+                         " instr(line, '\"ev\":\"password.change\"'))"
+                         " AND json_extract(line, '$.ev') IN ('pin.change', 'password.change')"
+                         " AND json_extract(line, '$.op') IS NOT NULL GROUP BY 1"
+                         " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, excluded.ts)");
+                if (r < 0)
+                        return r;
+        }
+        r = exec(s, history_triggers);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -224,6 +288,8 @@ Store *store_close(Store *s)
         if (!s)
                 return NULL;
         sqlite3_close_v2(s->db);
+        free(s->actor);
+        free(s->reason);
         free(s);
         return NULL;
 }
@@ -247,14 +313,138 @@ void store_rollback(Store *s)
                 (void)exec(s, "ROLLBACK");
 }
 
+static int set_string(char **where, const char *v)
+{
+        char *c = NULL;
+        if (v && !(c = strdup(v)))
+                return -ENOMEM;
+        free(*where);
+        *where = c;
+        return 0;
+}
+
+int store_set_actor(Store *s, const char *actor)
+{
+        return set_string(&s->actor, actor);
+}
+
+int store_set_reason(Store *s, const char *reason)
+{
+        return set_string(&s->reason, reason);
+}
+
+/* The last row's id and hash (0 and REGISTER_PREV_FIRST for an empty history). */
+static int history_head(Store *s, int64_t *ret_id, char ret_hash[SHA256_HEX_MAX])
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, coalesce(hash, '') FROM history ORDER BY id DESC LIMIT 1", NULL);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                *ret_id = 0;
+                memcpy(ret_hash, REGISTER_PREV_FIRST, SHA256_HEX_MAX);
+                return 0;
+        }
+        const char *h = col_text(st, 1);
+        if (strlen(h) != SHA256_HEX_MAX - 1)
+                return -EIO; /* an unchained row at the head: migrate() chains every row */
+        *ret_id = sqlite3_column_int64(st, 0);
+        memcpy(ret_hash, h, SHA256_HEX_MAX);
+        return 0;
+}
+
+/* Rows written before the chain existed (hash NULL) are chained in id order, as they are. */
+static int history_chain_rows(Store *s)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char prev[SHA256_HEX_MAX] = REGISTER_PREV_FIRST;
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                " coalesce(reason, ''), coalesce(hash, '') FROM history ORDER BY id",
+                NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                const char *stored = col_text(st, 8);
+                if (stored[0]) {
+                        if (strlen(stored) != SHA256_HEX_MAX - 1)
+                                return -EIO;
+                        memcpy(prev, stored, SHA256_HEX_MAX);
+                        continue;
+                }
+                RegisterRow row = {
+                        .id = sqlite3_column_int64(st, 0),
+                        .ts = sqlite3_column_int64(st, 1),
+                        .object = col_text(st, 2),
+                        .object_id = col_text(st, 3),
+                        .action = col_text(st, 4),
+                        .detail = col_text(st, 5),
+                        .actor = col_text(st, 6),
+                        .reason = col_text(st, 7),
+                        .prev = prev,
+                };
+                char hash[SHA256_HEX_MAX];
+                _cleanup_stmt_ sqlite3_stmt *up = NULL;
+
+                r = register_row_hash(&row, hash);
+                if (r < 0)
+                        return r;
+                r = prepare(s, &up,
+                            "UPDATE history SET actor = ?, reason = ?, prev = ?, hash = ? WHERE id = ?",
+                            "ssssi", row.actor, row.reason, prev, hash, row.id);
+                if (r < 0)
+                        return r;
+                r = step_done(up);
+                if (r < 0)
+                        return r;
+                memcpy(prev, hash, SHA256_HEX_MAX);
+        }
+        return r;
+}
+
+/* One chained row: the next id after the head, its prev the head's hash. reason NULL: the connection's. */
+static int history_add_reason(Store *s, int64_t now, const char *object, const char *id, const char *action,
+                              const char *detail, const char *reason)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char prev[SHA256_HEX_MAX], hash[SHA256_HEX_MAX];
+        int64_t last;
+        int r;
+
+        r = history_head(s, &last, prev);
+        if (r < 0)
+                return r;
+        RegisterRow row = {
+                .id = last + 1,
+                .ts = now,
+                .object = object,
+                .object_id = id,
+                .action = action,
+                .detail = detail ?: "",
+                .actor = s->actor ?: "",
+                .reason = reason ?: s->reason ?: "",
+                .prev = prev,
+        };
+        r = register_row_hash(&row, hash);
+        if (r < 0)
+                return r;
+        r = prepare(
+                s, &st,
+                "INSERT INTO history (id, ts, object, object_id, action, detail, actor, reason, prev, hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "iissssssss", row.id, now, object, id, action, row.detail, row.actor, row.reason, prev,
+                hash);
+        return r < 0 ? r : step_done(st);
+}
+
 static int history_add(Store *s, int64_t now, const char *object, const char *id, const char *action,
                        const char *detail)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "INSERT INTO history (ts, object, object_id, action, detail) VALUES (?,?,?,?,?)",
-                        "issss", now, object, id, action, detail);
-        return r < 0 ? r : step_done(st);
+        return history_add_reason(s, now, object, id, action, detail, NULL);
 }
 
 int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
@@ -605,7 +795,24 @@ int store_operator_set_status(Store *s, int64_t now_usec, const char *id, const 
                 return r;
         if (sqlite3_changes(s->db) == 0)
                 return -ENOENT;
-        return history_add(s, now_usec, "operator", id, status, reason);
+        return history_add_reason(s, now_usec, "operator", id, status, NULL, reason);
+}
+
+int store_operator_get(Store *s, const char *id, StoreOperator *ret)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        StoreOperator o = {};
+        int r = prepare(s, &st, "SELECT status FROM operators WHERE id = ?", "s", id);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (strlen(col_text(st, 0)) >= sizeof(o.status))
+                return -EIO;
+        strcpy(o.status, col_text(st, 0));
+        *ret = o;
+        return 0;
 }
 
 int store_group_add(Store *s, int64_t now_usec, const char *id, const char *offices, const char *members)
@@ -670,21 +877,105 @@ int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const
                 return r;
         if (sqlite3_changes(s->db) == 0)
                 return -ENOENT;
-        return history_add(s, now_usec, "card", card_id, status, reason);
+        return history_add_reason(s, now_usec, "card", card_id, status, NULL, reason);
+}
+
+int store_card_get(Store *s, const char *card_id, StoreCard *ret)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        StoreCard c = {};
+        int r = prepare(
+                s, &st,
+                "SELECT coalesce(operator, ''), coalesce(group_, ''), status, coalesce((SELECT ts FROM"
+                " history WHERE object = 'card' AND object_id = cards.id AND action = 'issue'"
+                " ORDER BY id LIMIT 1), 0) FROM cards WHERE id = ?",
+                "s", card_id);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (strlen(col_text(st, 0)) >= sizeof(c.operator_id) ||
+            strlen(col_text(st, 1)) >= sizeof(c.group_id) || strlen(col_text(st, 2)) >= sizeof(c.status))
+                return -EIO;
+        strcpy(c.operator_id, col_text(st, 0));
+        strcpy(c.group_id, col_text(st, 1));
+        strcpy(c.status, col_text(st, 2));
+        c.issued = sqlite3_column_int64(st, 3);
+        *ret = c;
+        return 0;
+}
+
+/* ---- PIN/password age ---- */
+
+int store_secret_changed(Store *s, const char *operator_id, int64_t ts)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st,
+                        "INSERT INTO secret_changes (operator, ts) VALUES (?1, ?2)"
+                        " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, ?2)",
+                        "si", operator_id, ts);
+        return r < 0 ? r : step_done(st);
+}
+
+int store_secret_reset(Store *s, int64_t now_usec, const char *operator_id, int64_t ts)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char detail[64];
+        int r = row_exists(s, "operators", operator_id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = prepare(s, &st,
+                    "INSERT INTO secret_changes (operator, ts) VALUES (?1, ?2)"
+                    " ON CONFLICT(operator) DO UPDATE SET ts = ?2",
+                    "si", operator_id, ts);
+        if (r < 0)
+                return r;
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        snprintf(detail, sizeof(detail), "pin_changed=%" PRId64, ts);
+        return history_add(s, now_usec, "operator", operator_id, "pin-reset", detail);
+}
+
+int store_secret_get(Store *s, const char *operator_id, int64_t *ret_ts)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT ts FROM secret_changes WHERE operator = ?", "s", operator_id);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        *ret_ts = sqlite3_column_int64(st, 0);
+        return 0;
 }
 
 int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
 {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, &st,
-                        "SELECT ts, object, object_id, action, detail FROM history"
-                        " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
-                        "ss", object, id);
+        int r = prepare(
+                s, &st,
+                "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
+                " WHERE (?1 IS NULL OR object = ?1) AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
+                "ss", object, id);
         if (r < 0)
                 return r;
         while ((r = step_row(st)) > 0) {
-                r = cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-                       col_text(st, 4), userdata);
+                RegisterRow row = {
+                        .id = sqlite3_column_int64(st, 0),
+                        .ts = sqlite3_column_int64(st, 1),
+                        .object = col_text(st, 2),
+                        .object_id = col_text(st, 3),
+                        .action = col_text(st, 4),
+                        .detail = col_text(st, 5),
+                        .actor = col_text(st, 6),
+                        .reason = col_text(st, 7),
+                        .prev = col_text(st, 8),
+                        .hash = col_text(st, 9),
+                };
+                r = cb(&row, userdata);
                 if (r < 0)
                         return r;
         }
@@ -775,6 +1066,8 @@ static int operator_row(sqlite3_stmt *st, JsonValue *o)
                 r = json_object_set(o, "offices", offices);
         if (r >= 0)
                 r = json_object_set_string(o, "status", col_text(st, 3));
+        if (r >= 0 && sqlite3_column_type(st, 4) != SQLITE_NULL)
+                r = json_object_set_integer(o, "pin_changed", sqlite3_column_int64(st, 4));
         return r;
 }
 
@@ -816,8 +1109,9 @@ int store_registry_to_policy(Store *s, JsonValue *bundle)
             (r = add_list(s, bundle, "terminals", "SELECT id, office FROM terminals ORDER BY id",
                           terminal_row)) < 0 ||
             (r = add_list(s, bundle, "operators",
-                          "SELECT id, name, offices, status FROM operators ORDER BY id", operator_row)) <
-                    0 ||
+                          "SELECT o.id, o.name, o.offices, o.status, sc.ts FROM operators o"
+                          " LEFT JOIN secret_changes sc ON sc.operator = o.id ORDER BY o.id",
+                          operator_row)) < 0 ||
             (r = add_list(s, bundle, "groups", "SELECT id, offices, members FROM groups_ ORDER BY id",
                           group_row)) < 0 ||
             (r = add_list(s, bundle, "cards", "SELECT id, operator, group_, status FROM cards ORDER BY id",
@@ -953,6 +1247,46 @@ int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const cha
         if (sqlite3_changes(s->db) == 0)
                 return -ENOENT;
         return history_add(s, now_usec, "office", id, "hours", hours);
+}
+
+int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const char *days,
+                              const char *holidays)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = row_exists(s, "offices", id);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = prepare(s, &st,
+                    "INSERT INTO office_calendar (id, days, holidays) VALUES (?1, coalesce(?2, ?4), "
+                    "coalesce(?3, ''))"
+                    " ON CONFLICT(id) DO UPDATE SET days = coalesce(?2, days), holidays = coalesce(?3, "
+                    "holidays)",
+                    "ssss", id, days, holidays, STORE_DEFAULT_DAYS);
+        if (r < 0)
+                return r;
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        if (days) {
+                r = history_add(s, now_usec, "office", id, "days", days);
+                if (r < 0)
+                        return r;
+        }
+        return holidays ? history_add(s, now_usec, "office", id, "holidays", holidays) : 0;
+}
+
+int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT id, days, holidays FROM office_calendar ORDER BY id", NULL);
+        if (r < 0)
+                return r;
+        while ((r = step_row(st)) > 0) {
+                r = cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
 }
 
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)

@@ -9,6 +9,7 @@
 #include "mamori/encoding.h"
 #include "mamori/json.h"
 #include "mamori/macro.h"
+#include "register-chain.h"
 
 /*
  * One implementation per backend (store-sqlite.c today; a libpq one can follow with the same
@@ -77,24 +78,58 @@ int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata);
 int store_alert_silent(Store *s, int64_t now_usec, uint64_t silent_usec, unsigned *ret_n);
 
 /* ---- registry (mamori-admin); every change also appends a history row ---- */
+/*
+ * The register's history is append-only and hash-chained: each row carries the hash of the row before
+ * it and its own, both computed with register_row_hash() (register-chain.h, shared by all backends)
+ * when the row is written; rows are never updated or deleted (SQLite: triggers refuse it). Every row
+ * written on this connection after store_set_actor()/store_set_reason() carries that actor (who runs
+ * mamori-admin) and reason; NULL clears them. The strings are copied.
+ */
+int store_set_actor(Store *s, const char *actor);
+int store_set_reason(Store *s, const char *reason);
+
 int store_office_ensure(Store *s, const char *id);
 /* offices and members are space-separated id lists (ids never contain spaces). */
 int store_operator_add(Store *s, int64_t now_usec, const char *id, const char *name, const char *offices);
+/* reason: this row's reason (NULL: the connection's, see store_set_reason()). */
 int store_operator_set_status(Store *s, int64_t now_usec, const char *id, const char *status,
                               const char *reason);
+/* -ENOENT unknown operator. */
+typedef struct StoreOperator {
+        char status[16]; /* active | suspended | retired */
+} StoreOperator;
+int store_operator_get(Store *s, const char *id, StoreOperator *ret);
 int store_group_add(Store *s, int64_t now_usec, const char *id, const char *offices, const char *members);
 int store_card_issue(Store *s, int64_t now_usec, const char *card_id, const char *cert_pem,
                      const char *operator_id, const char *group_id);
-/* status: active | suspended | returned. -ENOENT unknown card. */
+/* status: active | suspended | returned. -ENOENT unknown card. reason as for operators. */
 int store_card_set_status(Store *s, int64_t now_usec, const char *card_id, const char *status,
                           const char *reason);
+/* -ENOENT unknown card. operator_id or group_id is "" (a card has exactly one of them). */
+typedef struct StoreCard {
+        char operator_id[65], group_id[65];
+        char status[16];
+        int64_t issued; /* µs, from its issue row */
+} StoreCard;
+int store_card_get(Store *s, const char *card_id, StoreCard *ret);
 /* One history row for a change that is not a registry row (the emergency flag). */
 int store_history_add(Store *s, int64_t now_usec, const char *object, const char *id, const char *action,
                       const char *detail);
-typedef int (*store_history_fn)(int64_t ts, const char *object, const char *id, const char *action,
-                                const char *detail, void *userdata);
-/* History rows, oldest first; object/id NULL = all. */
+typedef int (*store_history_fn)(const RegisterRow *row, void *userdata);
+/* History rows in the order written (ascending id); object/id NULL = all. */
 int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata);
+
+/*
+ * PIN/password age (DESIGN §8 pin_changed). store_secret_changed(): a stored, verified pin.change or
+ * password.change record of operator_id at ts (the collector's ingest): keeps the later of the stored
+ * time and ts, no history row. store_secret_reset(): a reset at the centre sets it to ts (even
+ * backwards: ts 0 makes the next login ask for a change) and writes a history row "operator ID
+ * pin-reset". store_registry_to_policy() puts it into each operator's "pin_changed" when known.
+ */
+int store_secret_changed(Store *s, const char *operator_id, int64_t ts);
+int store_secret_reset(Store *s, int64_t now_usec, const char *operator_id, int64_t ts);
+/* -ENOENT when nothing is known of that operator. */
+int store_secret_get(Store *s, const char *operator_id, int64_t *ret_ts);
 /* Adds the arrays "offices", "terminals", "operators", "groups", "cards" of §8 to bundle. */
 int store_registry_to_policy(Store *s, JsonValue *bundle);
 
@@ -117,6 +152,17 @@ int store_cards_foreach(Store *s, store_card_fn cb, void *userdata);
 /* Registry changes that the audit reads (with a history row each). -ENOENT unknown id. */
 int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours);
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles);
+/*
+ * An office's calendar, for outside-hours: working days (space-separated "mon" … "sun") and holidays
+ * (space-separated YYYY-MM-DD, local dates). NULL keeps what is set; an office never set has days
+ * "mon tue wed thu fri" and no holidays. -ENOENT unknown office.
+ */
+#define STORE_DEFAULT_DAYS "mon tue wed thu fri"
+int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const char *days,
+                              const char *holidays);
+/* Offices with a calendar set (the others have the defaults above). */
+typedef int (*store_calendar_fn)(const char *office, const char *days, const char *holidays, void *userdata);
+int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata);
 
 /* One log's records with seq > after_seq, ascending: a cursor holds one row at a time. */
 typedef struct StoreCursor StoreCursor;

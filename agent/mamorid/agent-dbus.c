@@ -303,7 +303,7 @@ static int reply_seq(sd_bus_message *m, const struct session_outcome *o)
 
 static int reply_pin_age(sd_bus_message *m, const struct session_outcome *o)
 {
-        return sd_bus_reply_method_return(m, "ii", o->pin_age_days, o->max_age_days);
+        return sd_bus_reply_method_return(m, "iii", o->pin_age_days, o->max_age_days, o->warn_days);
 }
 
 /* ---- who may call what: the one table, applied by dispatch() before any method runs ---- */
@@ -560,7 +560,7 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD("Lock", "", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ChangePin", "ss", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("RecordOperation", "ssa{ss}", "t", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("PinAgeDays", "", "ii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("PinAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("StartBioLogin", "ss", "ss", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ScanFinger", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("EnrollFinger", "", "su", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),

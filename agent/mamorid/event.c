@@ -112,6 +112,9 @@ static int record_now(struct agent *a, const char *ev, const char *op, const cha
                 return -ENOMEM;
         }
         log_line(ev, op, card, data);
+        /* A PIN or password changed here counts at once for its age (DESIGN §4, secret-age.h). */
+        if (op && a->secrets && (streq(ev, "pin.change") || streq(ev, "password.change")))
+                (void)secret_age_note(a->secrets, op, now_realtime_usec());
         if (!a->log) {
                 /* No operation log (it could not be opened): nothing can be committed. */
                 json_value_free(data);

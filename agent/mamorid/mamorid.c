@@ -55,6 +55,12 @@ static const Policy *ops_policy(void *userdata)
         return a->policy ? policy_watch_current(a->policy) : NULL;
 }
 
+static int64_t ops_secret_changed(void *userdata, const char *op)
+{
+        struct agent *a = userdata;
+        return secret_age_get(a->secrets, op);
+}
+
 static int ops_check_cert(void *userdata, const uint8_t *der, size_t der_len)
 {
         struct agent *a = userdata;
@@ -182,6 +188,7 @@ static const struct session_ops session_ops = {
         .log_writable = ops_log_writable,
         .held = ops_held,
         .policy = ops_policy,
+        .secret_changed = ops_secret_changed,
         .check_cert = ops_check_cert,
         .login_start = ops_login_start,
         .login_pin = ops_login_pin,
@@ -350,6 +357,24 @@ static void load_anchors(struct agent *a)
         }
 }
 
+/* PIN/password changes already in the own log count at once (DESIGN §4), also after a restart. */
+static void load_secret_changes(struct agent *a)
+{
+        unsigned n = 0;
+        int r;
+
+        r = secret_age_new(&a->secrets);
+        if (r >= 0 && a->log)
+                r = secret_age_scan_directory(a->secrets, a->config.log_directory, &n);
+        if (r < 0)
+                agent_log(LOG_WARNING,
+                          "cannot read the PIN/password changes of the operation log (%s): until the next "
+                          "bundle, PIN age comes from the policy alone",
+                          strerror(-r));
+        else if (n > 0)
+                agent_log(LOG_INFO, "%u PIN/password changes found in the operation log", n);
+}
+
 static int run(struct agent *a, AgentOplog **oplog)
 {
         sigset_t mask;
@@ -380,6 +405,7 @@ static int run(struct agent *a, AgentOplog **oplog)
         a->log = oplog_agent_log(*oplog);
         a->held = oplog_agent_held(*oplog);
         load_anchors(a);
+        load_secret_changes(a);
 
         r = agent_dbus_start(a);
         if (r < 0)
@@ -491,6 +517,7 @@ int main(int argc, char **argv)
         session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
         a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */
+        a.secrets = secret_age_free(a.secrets);
         a.logind = logind_free(a.logind);
         a.bus = sd_bus_flush_close_unref(a.bus);
         a.stale_timer = sd_event_source_disable_unref(a.stale_timer);

@@ -20,6 +20,7 @@
 #include "reader-watch.h"
 #include "record-limit.h"
 #include "restart-at-lock.h"
+#include "secret-age.h"
 #include "session-logic.h"
 #include "vein-worker.h"
 
@@ -40,6 +41,7 @@ struct agent {
         sd_event_source *stale_timer;
         RecordLimit *limit;     /* auth.fail and policy.reject per cause (event.c), made at the first */
         RestartAtLock *restart; /* NULL when not under systemd (no RuntimeDirectory=) */
+        SecretAge *secrets;     /* the newest PIN/password change per operator in the own log */
         VeinWorker *vein;       /* NULL without [Biometric] VeinPlugin=, or when the plugin was refused */
 
         struct session session; /* the session logic (session-logic.h) */

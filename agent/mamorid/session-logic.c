@@ -1,6 +1,7 @@
 /* mamorid's session behaviour: card events, logins, locking and idle through session.c; outcomes, no D-Bus.
  */
 #include <assert.h>
+#include <limits.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -761,6 +762,7 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         snprintf(s->login.reader, sizeof(s->login.reader), "%s", s->card.reader);
         snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", d.operator_id ?: "");
         snprintf(s->login.group_id, sizeof(s->login.group_id), "%s", d.group_id ?: "");
+        snprintf(s->login.user, sizeof(s->login.user), "%s", user ?: "");
         s->login.step = LOGIN_STEP_PIN;
         snprintf(s->login.method, sizeof(s->login.method), "%s",
                  !d.group_id                                      ? "card+pin"
@@ -1028,6 +1030,17 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
                 answer(s, call, &o);
                 return;
         }
+        /* [Secrets] MinLength: a PIV PIN has at most 8 digits, so more than 8 asks for 8. Refused
+         * before the card is touched, and on record (auth.fail reason pin-too-short). */
+        size_t min_length = s->config->min_length < 8 ? (size_t)s->config->min_length : 8;
+        if (strlen(new_pin) < min_length) {
+                o = outcome_refused(AUTH_INVALID_ARGUMENT,
+                                    "pin-too-short: the new PIN needs at least %zu digits", min_length);
+                record_then_answer(s, call, &o, "auth.fail", s->operator_id[0] ? s->operator_id : NULL,
+                                   s->card.card_id,
+                                   agent_data("reason", "pin-too-short", "method", "pin-change", NULL));
+                return;
+        }
         pc = calloc(1, sizeof(*pc));
         if (!pc) {
                 o = outcome_failed(-ENOMEM);
@@ -1066,6 +1079,7 @@ void session_pin_age(struct session *s, SessionCall *call)
         const Policy *p = s->ops->policy(s->userdata);
         const PolicyOperator *op;
         struct session_outcome o;
+        int64_t changed;
 
         if (s->state != SESSION_ACTIVE) {
                 o = outcome_refused(AUTH_NOT_ACTIVE, "no operator is logged in");
@@ -1075,12 +1089,20 @@ void session_pin_age(struct session *s, SessionCall *call)
         o = outcome_ok();
         o.pin_age_days = -1;
         o.max_age_days = (int)s->config->max_age_days;
+        o.warn_days = s->config->warn_days > INT_MAX ? INT_MAX : (int)s->config->warn_days;
         op = p ? policy_find_operator(p, s->operator_id) : NULL;
-        if (op && op->pin_changed >= 0) {
+        /* DESIGN §4: the bundle's pin_changed, unless this terminal's own log holds a newer change
+         * (made here since the bundle was signed: it counts at once). */
+        changed = op ? op->pin_changed : -1;
+        if (s->ops->secret_changed) {
+                int64_t here = s->ops->secret_changed(s->userdata, s->operator_id);
+                if (here > changed)
+                        changed = here;
+        }
+        if (changed >= 0) {
                 int64_t now = now_realtime_usec();
-                o.pin_age_days = now > op->pin_changed
-                                         ? (int)((now - op->pin_changed) / (INT64_C(86400) * 1000000))
-                                         : 0;
+                int64_t days = now > changed ? (now - changed) / (INT64_C(86400) * 1000000) : 0;
+                o.pin_age_days = days > INT_MAX ? INT_MAX : (int)days;
         }
         answer(s, call, &o);
 }

@@ -45,8 +45,7 @@ struct session_outcome {
         char card_id[CARD_ID_LEN + 1];     /* StartLogin */
         int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
         uint64_t seq;                      /* RecordOperation: the record's sequence number */
-        int pin_age_days, max_age_days;    /* PinAgeDays, PasswordAgeDays */
-        int warn_days;                     /* PasswordAgeDays */
+        int pin_age_days, max_age_days, warn_days; /* PinAgeDays, PasswordAgeDays */
 };
 
 /* The password thread's answer (password-worker.h): 0 match/stored, -EACCES wrong, -ENOENT unset. */
@@ -62,7 +61,10 @@ struct session_ops {
         /* Why the terminal refuses every login whatever the card (log-damaged,
          * terminal-unconfigured), AUTH_ALLOW when it does not. May be NULL. */
         enum auth_reason (*held)(void *userdata);
-        const Policy *(*policy)(void *userdata);                               /* NULL: none loaded */
+        const Policy *(*policy)(void *userdata); /* NULL: none loaded */
+        /* The newest pin.change/password.change of op in this terminal's own log (secret-age.h),
+         * µs; -1 when none. May be NULL. */
+        int64_t (*secret_changed)(void *userdata, const char *op);
         int (*check_cert)(void *userdata, const uint8_t *der, size_t der_len); /* CERT_CHECK_* */
         /* The card thread (card-worker.h): a login takes l (prechecked) on success, holds and
          * selects the card at once, and verifies when the PIN comes; done runs later on the event
@@ -137,11 +139,12 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX]; /* known so far: the card's, the bio match's; "" after a group
                                               card */
         char group_id[OPERATOR_ID_MAX];    /* a group card's group, once its PIN verified */
+        char user[OPERATOR_ID_MAX];        /* the PAM user (Accounts=per-operator: must be the operator); for
+                                              StartBioLogin also the id a 1:1 sensor compares with */
         uint64_t id;                       /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
         uint64_t password_job;      /* the password thread's check in flight (0: none) */
         struct password_wait *wait; /* a password answer held back for its delay */
-        char user[OPERATOR_ID_MAX]; /* the operator id given to StartBioLogin (1:1 sensors) */
         uint64_t finger_id;         /* the fingerprint thread's scan, while one runs */
         uint64_t gallery_usec;      /* deciding whose prints it compares with */
 };

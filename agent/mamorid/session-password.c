@@ -218,7 +218,8 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
                 uint64_t due = f->next_mono_usec;
                 *f = (struct password_failures){0};
                 if (due > now) {
-                        (void)wait_start(s, call, id, true, NULL, due);
+                        if (wait_start(s, call, id, true, NULL, due))
+                                wait_finish(s); /* due at once when no timer could be armed */
                         return;
                 }
                 session_grant(s, call, member, card, l->method,
@@ -311,6 +312,17 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
                                 s, call, &o, "auth.fail", member_of_policy ? operator_id : NULL, card,
                                 agent_data("reason", reason, "method", l->method, "group", l->group_id,
                                            "member", member_of_policy ? NULL : operator_id, NULL));
+                        session_login_failed(s);
+                        return;
+                }
+                if (s->config->accounts == ACCOUNTS_PER_OPERATOR && !streq(l->user, operator_id)) {
+                        o = session_outcome_refused(AUTH_WRONG_USER,
+                                                    "%s: this account is not that operator's",
+                                                    auth_reason_to_string(AUTH_WRONG_USER));
+                        session_record_then_answer(s, call, &o, "auth.fail", operator_id, card,
+                                                   agent_data("reason",
+                                                              auth_reason_to_string(AUTH_WRONG_USER),
+                                                              "method", l->method, "user", l->user, NULL));
                         session_login_failed(s);
                         return;
                 }

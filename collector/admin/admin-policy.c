@@ -50,19 +50,6 @@ int admin_policy_signer(AdminContext *ctx, int argc, char **argv)
         return 0;
 }
 
-/* Who runs this verb, for the register: the login name, and the sudo caller behind root. */
-static char *admin_actor(void)
-{
-        const struct passwd *pw = getpwuid(geteuid());
-        const char *sudo = secure_getenv("SUDO_USER");
-        char *a;
-
-        if (asprintf(&a, "%s%s%s%s", pw ? pw->pw_name : "uid", pw ? "" : "?", sudo ? " via sudo by " : "",
-                     sudo ?: "") < 0)
-                return NULL;
-        return a;
-}
-
 static void fmt_time(int64_t usec, char buf[32])
 {
         time_t t = (time_t)(usec / 1000000);
@@ -134,6 +121,42 @@ static int sign_and_store(AdminContext *ctx, Store *s, EVP_PKEY *key, JsonValue 
         return 0;
 }
 
+/* Sets each operator's pin_changed in a published bundle to what the store knows now (§8); *ret_n: how
+ * many changed. */
+static int update_pin_changed(Store *s, JsonValue *bundle, size_t *ret_n)
+{
+        const JsonValue *ops;
+        size_t n = 0;
+        int r;
+
+        r = json_object_get_array(bundle, "operators", &ops);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ops->array.n; i++) {
+                JsonValue *o = ops->array.items[i];
+                const char *id;
+                int64_t ts, have = -1;
+
+                if (json_object_get_string(o, "id", &id) < 0)
+                        return -EBADMSG;
+                r = store_secret_get(s, id, &ts);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                (void)json_object_get_integer(o, "pin_changed", &have);
+                if (have == ts)
+                        continue;
+                (void)json_object_remove(o, "pin_changed");
+                r = json_object_set_integer(o, "pin_changed", ts);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 /* A bundle from the registry as it is now. */
 static int registry_bundle(Store *s, bool emergency, JsonValue **ret)
 {
@@ -156,15 +179,6 @@ static int write_out(const char *out, const char *text, size_t len)
         return r;
 }
 
-/* A reason goes into one history row: one line, bounded. */
-static bool reason_valid(const char *reason)
-{
-        if (strlen(reason) <= 1024 && !strpbrk(reason, "\n\r\t"))
-                return true;
-        fprintf(stderr, "mamori-admin: the reason must be one line of at most 1024 bytes, without tabs\n");
-        return false;
-}
-
 /* A history detail "by=ACTOR serial=N[ reason=TEXT]". */
 static int emergency_history(Store *s, int64_t now, const char *action, int64_t serial, const char *reason)
 {
@@ -172,6 +186,8 @@ static int emergency_history(Store *s, int64_t now, const char *action, int64_t 
 
         if (!actor || asprintf(&detail, "by=%s serial=%" PRId64 "%s%s", actor, serial,
                                reason ? " reason=" : "", reason ?: "") < 0)
+                return -ENOMEM;
+        if (store_set_reason(s, reason) < 0)
                 return -ENOMEM;
         return store_history_add(s, now, "emergency", "policy", action, detail);
 }
@@ -215,7 +231,7 @@ int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
                         "usage: mamori-admin policy publish [--emergency [--reason TEXT]] [--out FILE]\n");
                 return 2;
         }
-        if (reason && !reason_valid(reason))
+        if (reason && !admin_reason_valid(reason))
                 return 2;
         if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
                 return 1;
@@ -267,8 +283,8 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
         _cleanup_policy_ Policy *latest = NULL, *check = NULL;
         const char *out = NULL;
         int64_t now = admin_now_usec(), due;
-        char when[32], until[32];
-        size_t old_len, len;
+        char when[32], until[32], aged_s[48];
+        size_t old_len, len, aged = 0;
         Store *s;
         int c, r;
 
@@ -298,9 +314,20 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
         }
         if (r < 0)
                 goto fail;
-        /* §8 lifecycle: re-sign once half the validity has passed, so no terminal ever goes stale. */
+        /* The same content, newly dated and signed — with the PIN ages the centre learnt since. */
+        r = json_parse(old, old_len,
+                       &(JsonLimits){.max_size = POLICY_FILE_MAX,
+                                     .max_depth = 8,
+                                     .max_members = POLICY_CARDS_MAX,
+                                     .max_string = 4096},
+                       JSON_PARSE_ALLOW_FINAL_NEWLINE, &bundle, NULL);
+        if (r < 0 || (r = update_pin_changed(s, bundle, &aged)) < 0)
+                goto fail;
+        /* §8 lifecycle: re-sign once half the validity has passed, so no terminal ever goes stale; and
+         * at once when an operator's pin_changed moved, so a PIN changed at one terminal is not asked
+         * for again at the others. */
         due = latest->issued + (latest->expires - latest->issued) / 2;
-        if (now < due) {
+        if (now < due && aged == 0) {
                 store_rollback(s);
                 fmt_time(due, when);
                 fmt_time(latest->expires, until);
@@ -308,15 +335,7 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
                        latest->serial, until, when);
                 return 0;
         }
-        /* The same content, newly dated and signed. */
-        r = json_parse(old, old_len,
-                       &(JsonLimits){.max_size = POLICY_FILE_MAX,
-                                     .max_depth = 8,
-                                     .max_members = POLICY_CARDS_MAX,
-                                     .max_string = 4096},
-                       JSON_PARSE_ALLOW_FINAL_NEWLINE, &bundle, NULL);
-        if (r < 0 ||
-            (r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0)
+        if ((r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0)
                 goto fail;
         r = store_commit(s);
         if (r < 0)
@@ -324,8 +343,11 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
         if (write_out(out, text, len) < 0)
                 return 1;
         fmt_time(check->expires, until);
-        printf("policy serial %" PRId64 " re-signed as serial %" PRId64 " (same content%s), expires %s\n",
-               latest->serial, check->serial, check->emergency ? ", emergency lock in force" : "", until);
+        snprintf(aged_s, sizeof(aged_s), "%zu operator%s updated", aged, aged == 1 ? "" : "s");
+        printf("policy serial %" PRId64 " re-signed as serial %" PRId64
+               " (same content%s%s%s), expires %s\n",
+               latest->serial, check->serial, aged ? ", PIN age of " : "", aged ? aged_s : "",
+               check->emergency ? ", emergency lock in force" : "", until);
         return 0;
 fail:
         store_rollback(s);
@@ -367,7 +389,7 @@ int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
                                 "(the reason is kept in the register history with who cleared it)\n");
                 return 2;
         }
-        if (!reason_valid(reason))
+        if (!admin_reason_valid(reason))
                 return 2;
         if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
                 return 1;

@@ -11,11 +11,13 @@
 
 static void print_text(const AuditRecord *r, const char *op)
 {
+        _cleanup_json_ JsonValue *data = NULL;
         char when[32];
         audit_format_time(r->ts, when, sizeof(when));
         printf("%s  %-10s %-16s %-10s %.12s", when, r->term, r->ev, op ?: "-", r->card ?: "-");
-        for (size_t i = 0; i < json_object_size(r->data); i++) {
-                const JsonMember *m = &r->data->object.members[i];
+        (void)audit_record_data(r, &data); /* the scanner checked its syntax; without it, no details */
+        for (size_t i = 0; i < json_object_size(data); i++) {
+                const JsonMember *m = &data->object.members[i];
                 if (m->value->type == JSON_STRING)
                         printf(" %s=%s", m->key, m->value->string.data);
                 else if (m->value->type == JSON_INTEGER)

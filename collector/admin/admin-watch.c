@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,9 @@
 #include "admin.h"
 #include "mamori/fileio.h"
 #include "mamori/parse-util.h"
+#include "watch-position.h"
 
-#define WARMUP         2000u
-#define POSITION_MAX   (4u * 1024u * 1024u)
-#define WATCH_LOGS_MAX 100000u
+#define WARMUP 2000u
 
 typedef struct Watch {
         AuditStreamStart *logs; /* after = last seq judged; log_index = index here */
@@ -45,7 +45,7 @@ static int watch_add_log(Watch *w, const char *log, uint64_t after)
         for (unsigned i = 0; i < w->n; i++)
                 if (streq(w->logs[i].log, log))
                         return 0;
-        if (w->n >= WATCH_LOGS_MAX)
+        if (w->n >= WATCH_POSITION_LOGS)
                 return -E2BIG;
         if (w->n == w->allocated) {
                 unsigned n = w->allocated ? w->allocated * 2 : 64;
@@ -68,50 +68,46 @@ static int watch_add_log(Watch *w, const char *log, uint64_t after)
         return 1;
 }
 
-/* {"alert":N,"logs":{"L":seq,…}} — bounded, strict. */
+/* The position file (watch-position.c). Its logs are unique, so they are taken as they are. */
 static int position_load(Watch *w, const char *path)
 {
         _cleanup_free_ char *text = NULL;
-        _cleanup_json_ JsonValue *v = NULL;
-        const JsonValue *logs;
+        WatchPosition p;
         size_t size;
         int r;
 
-        r = read_file_bounded(path, POSITION_MAX, &text, &size);
+        r = read_file_bounded(path, WATCH_POSITION_MAX, &text, &size);
         if (r < 0)
                 return r;
-        r = json_parse(text, size, NULL, JSON_PARSE_ALLOW_FINAL_NEWLINE, &v, NULL);
+        r = watch_position_parse(text, size, &p);
         if (r < 0)
                 return r;
-        if (json_object_get_integer(v, "alert", &w->alert) < 0 || w->alert < 0 ||
-            json_object_get_object(v, "logs", &logs) < 0)
-                return -EBADMSG;
-        for (size_t i = 0; i < logs->object.n; i++) {
-                int64_t seq;
-                if (json_get_integer(logs->object.members[i].value, &seq) < 0 || seq < 0 ||
-                    !hex_lower_valid(logs->object.members[i].key, 32))
-                        return -EBADMSG;
-                r = watch_add_log(w, logs->object.members[i].key, (uint64_t)seq);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        w->alert = p.alert;
+        for (unsigned i = 0; i < p.n && r >= 0; i++)
+                r = watch_add_log(w, p.logs[i].log, p.logs[i].after);
+        watch_position_done(&p);
+        return r < 0 ? r : 0;
 }
 
 static int position_save(const Watch *w, const char *path)
 {
         _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-        if (!f)
-                return -ENOMEM;
-        fprintf(f, "{\"alert\":%" PRId64 ",\"logs\":{", w->alert);
-        for (unsigned i = 0; i < w->n; i++)
-                fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "", w->logs[i].log, w->logs[i].after);
-        fputs("}}\n", f);
-        if (fclose(f) != 0)
-                return -ENOMEM;
+        size_t size;
+        int r = watch_position_format(w->alert, w->logs, w->n, &buf, &size);
+        if (r < 0)
+                return r;
         return write_file_atomic(path, buf, size, 0600);
+}
+
+/* Whether the position moved since it was saved (printed_after is what was saved). */
+static bool position_changed(const Watch *w, int64_t saved_alert, unsigned saved_n)
+{
+        if (w->alert != saved_alert || w->n != saved_n)
+                return true;
+        for (unsigned i = 0; i < w->n; i++)
+                if (w->logs[i].after != w->printed_after[i])
+                        return true;
+        return false;
 }
 
 static bool is_new(const Watch *w, const AuditFinding *f)
@@ -226,6 +222,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
         bool once = false, fresh = false;
         AuditContext a = {};
         Watch w = {};
+        int64_t saved_alert = -1; /* what the position file holds: nothing yet */
+        unsigned saved_n = UINT_MAX;
         AuditOptions o;
         int c, r;
 
@@ -312,8 +310,9 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                         r = -EIO;
                         break;
                 }
-                /* Saved only after the findings are out: never a record judged but unprinted. */
-                r = position_save(&w, position);
+                /* Saved only after the findings are out: never a record judged but unprinted. Only when it
+                 * moved: an idle watch does not rewrite (and sync) its file at every interval. */
+                r = position_changed(&w, saved_alert, saved_n) ? position_save(&w, position) : 0;
                 if (r < 0) {
                         fprintf(stderr, "mamori-admin: cannot save the watch position %s: %s\n", position,
                                 strerror(-r));
@@ -321,6 +320,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                 }
                 for (unsigned i = 0; i < w.n; i++)
                         w.printed_after[i] = w.logs[i].after;
+                saved_alert = w.alert;
+                saved_n = w.n;
                 if (once)
                         break;
                 struct timespec ts = {.tv_sec = (time_t)(interval / USEC_PER_SEC),

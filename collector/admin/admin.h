@@ -1,6 +1,7 @@
 /* mamori-admin verbs shared between its files: the context every verb gets. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "audit.h"
@@ -13,8 +14,15 @@ typedef struct AdminContext {
         Store *store; /* opened lazily by admin_store() */
 } AdminContext;
 
+/* Opens the store once; every history row written through it carries admin_actor(). */
 int admin_store(AdminContext *ctx, Store **ret);
 int64_t admin_now_usec(void);
+/* Who runs mamori-admin, for the register: SUDO_USER, else the login name of the uid. malloc'd. */
+char *admin_actor(void);
+/* A reason for the register: one line of UTF-8, 1..1024 bytes, no tabs. false: printed why. */
+bool admin_reason_valid(const char *reason);
+/* Ids as DESIGN §6/§8 allow them; false: printed why. */
+bool admin_check_id(const char *what, const char *s);
 
 /* Verbs: argc/argv start at the verb's own arguments (argv[0] = the verb name). Exit codes. */
 int admin_policy_publish(AdminContext *ctx, int argc, char **argv);
@@ -26,6 +34,22 @@ int admin_verify(AdminContext *ctx, int argc, char **argv);
 int admin_export(AdminContext *ctx, int argc, char **argv);
 int admin_alerts(AdminContext *ctx, int argc, char **argv);
 
+/* The register (admin-register.c): operators, cards, groups, history, register verify, card lists. */
+int admin_operator_add(AdminContext *ctx, int argc, char **argv);
+int admin_operator_suspend(AdminContext *ctx, int argc, char **argv);
+int admin_operator_retire(AdminContext *ctx, int argc, char **argv);
+int admin_operator_resume(AdminContext *ctx, int argc, char **argv);
+int admin_operator_pin_reset(AdminContext *ctx, int argc, char **argv);
+int admin_card_issue(AdminContext *ctx, int argc, char **argv);
+int admin_card_suspend(AdminContext *ctx, int argc, char **argv);
+int admin_card_return(AdminContext *ctx, int argc, char **argv);
+int admin_card_resume(AdminContext *ctx, int argc, char **argv);
+int admin_card_history(AdminContext *ctx, int argc, char **argv);
+int admin_group_add(AdminContext *ctx, int argc, char **argv);
+int admin_history(AdminContext *ctx, int argc, char **argv);
+int admin_register_verify(AdminContext *ctx, int argc, char **argv);
+int admin_cards(AdminContext *ctx, int argc, char **argv);
+
 /* The audit verbs (admin-findings.c, admin-ledger.c, admin-trace.c, admin-watch.c, admin-inspection.c,
  * admin-retention.c, admin-office.c). */
 int admin_audit(AdminContext *ctx, int argc, char **argv);
@@ -35,6 +59,8 @@ int admin_watch(AdminContext *ctx, int argc, char **argv);
 int admin_self_inspection(AdminContext *ctx, int argc, char **argv);
 int admin_retention(AdminContext *ctx, int argc, char **argv);
 int admin_office_hours(AdminContext *ctx, int argc, char **argv);
+int admin_office_days(AdminContext *ctx, int argc, char **argv);
+int admin_office_holidays(AdminContext *ctx, int argc, char **argv);
 int admin_operator_roles(AdminContext *ctx, int argc, char **argv);
 
 /* Shared by those verbs (admin-findings.c). Each prints what went wrong. */

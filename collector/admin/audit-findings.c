@@ -14,40 +14,58 @@
 #include "audit-map.h"
 #include "audit.h"
 
+/* Per log: the last look-ups, kept because a log's records name the same terminal, operator and card
+ * over and over (a hash or a registry search per record was a large part of the audit's time). */
 typedef struct LogInfo {
         bool init;
         const char *office; /* borrowed from the registry */
         uint64_t last_seq;
+        struct TermState *term_state; /* of term; owned by the terms map */
+        char term[AUDIT_ID_MAX];
+        struct OpState *op_state; /* of op; owned by the ops map */
+        char op[AUDIT_ID_MAX];
+        const char *card_op; /* operator of card (registry), NULL none; valid when card_cached */
+        char card[SHA256_HEX_MAX];
+        bool card_cached;
+        struct OpOffice *stats; /* statistics row of (stats_term's office, stats_op), NULL none */
+        char stats_term[AUDIT_ID_MAX], stats_op[AUDIT_ID_MAX];
+        bool stats_cached;
 } LogInfo;
 
-typedef struct TermState {
+typedef struct TermState TermState;
+typedef struct OpState OpState;
+
+struct TermState {
         bool any;
         unsigned last_log;
         AuditRef last;
         int64_t last_ts;
         char last_ev[32];
         bool silent_reported;
-} TermState;
+};
 
-typedef struct OpState {
+struct OpState {
         int64_t first_seen, last_change;
         bool overdue_reported;
-} OpState;
+};
 
 typedef struct Burst {
-        unsigned n;
+        uint64_t n; /* failures, a summary record's repeats included */
         int64_t first_ts, last_ts;
         AuditRef refs[AUDIT_REFS_MAX];
-        bool reported;
+        unsigned n_refs;
+        bool reported, folded;
 } Burst;
 
-typedef struct OpOffice {
+typedef struct OpOffice OpOffice;
+
+struct OpOffice {
         AuditOperatorStats st;
         char role[AUDIT_ID_MAX];
         AuditRef first_op, last_op;
         int64_t last_op_ts;
         char term[AUDIT_ID_MAX];
-} OpOffice;
+};
 
 struct AuditEngine {
         AuditOptions o;
@@ -86,6 +104,16 @@ static void copy(char *dst, size_t size, const char *src)
         if (n)
                 memcpy(dst, src, n);
         dst[n] = 0;
+}
+
+/* Keep key for a per-log cache; false (nothing cached) when it does not fit whole. */
+static bool cache_key(char *dst, size_t size, const char *key)
+{
+        size_t n = strlen(key);
+        if (n >= size)
+                return false;
+        memcpy(dst, key, n + 1);
+        return true;
 }
 
 static bool in_window(const AuditEngine *e, int64_t ts)
@@ -172,6 +200,23 @@ static OpOffice *stats_for(AuditEngine *e, const char *term, const char *op, int
         return op_office(e, office, op);
 }
 
+/* stats_for() of a record, through its log's cache (app.op records are most of the stream). */
+static OpOffice *record_stats(AuditEngine *e, const AuditRecord *r, const char *op)
+{
+        LogInfo *li = &e->logs[r->log_index];
+        if (!op || !*op || !in_window(e, r->ts))
+                return NULL;
+        if (li->stats_cached && streq(li->stats_op, op) && streq(li->stats_term, r->term))
+                return li->stats;
+        OpOffice *st = stats_for(e, r->term, op, r->ts);
+        if (e->error < 0)
+                return NULL;
+        li->stats = st;
+        li->stats_cached = cache_key(li->stats_op, sizeof(li->stats_op), op) &&
+                           cache_key(li->stats_term, sizeof(li->stats_term), r->term);
+        return st;
+}
+
 /* ---- at the start of a session ---- */
 
 static void on_opened(const AuditSession *s, void *userdata)
@@ -186,15 +231,29 @@ static void on_opened(const AuditSession *s, void *userdata)
                 st->st.sessions++;
 
         if (office && audit_registry_hours(e->reg, office, &open, &close)) {
-                int m = audit_local_minutes(s->start);
-                if (m < open || m >= close) {
-                        char when[32];
-                        audit_format_time(s->start, when, sizeof(when));
+                /* Outside hours: before opening or after closing, on a day the office does not work
+                 * (weekends unless office days says otherwise) or on one of its holidays. */
+                int m = audit_local_minutes(s->start), wday = audit_local_wday(s->start);
+                char when[32], date[16], days[32];
+                audit_format_time(s->start, when, sizeof(when));
+                audit_format_date(s->start, date, sizeof(date));
+                unsigned mask = audit_registry_days(e->reg, office);
+                bool closed_day = !(mask & (1u << wday)),
+                     holiday = audit_registry_holiday(e->reg, office, date);
+                if (m < open || m >= close || closed_day || holiday) {
                         finding_init(&f, AUDIT_OUTSIDE_HOURS, s->term, s->op, s->card, s->start);
                         ref_add(&f, s->log, s->start_seq);
                         f.session_id = s->id;
-                        why(&f, "session started %s, outside the office hours %02d:%02d-%02d:%02d of %s",
-                            when, open / 60, open % 60, close / 60, close % 60, office);
+                        if (holiday)
+                                why(&f, "session started %s, on a holiday of %s", when, office);
+                        else if (closed_day) {
+                                audit_format_days(mask, days, sizeof(days));
+                                why(&f, "session started %s (%s), a day %s does not work (its days: %s)",
+                                    when, audit_day_name(wday), office, days);
+                        } else
+                                why(&f,
+                                    "session started %s, outside the office hours %02d:%02d-%02d:%02d of %s",
+                                    when, open / 60, open % 60, close / 60, close % 60, office);
                         emit(e, &f, NULL);
                 }
         }
@@ -335,19 +394,25 @@ static void burst(AuditEngine *e, const AuditRecord *r, AuditKind kind, unsigned
         if (b->n == 0 || r->ts - b->last_ts > e->o.burst_usec)
                 *b = (Burst){.first_ts = r->ts};
         b->last_ts = r->ts;
-        if (b->n < AUDIT_REFS_MAX) {
-                copy(b->refs[b->n].log, sizeof(b->refs[0].log), r->log);
-                b->refs[b->n].seq = r->seq;
+        if (b->n_refs < AUDIT_REFS_MAX) {
+                copy(b->refs[b->n_refs].log, sizeof(b->refs[0].log), r->log);
+                b->refs[b->n_refs++].seq = r->seq;
         }
-        b->n++;
+        /* A record-limit summary stands for data.repeats failures (the first of its burst is a record of
+         * its own): a flood folded into one record still counts in full. */
+        uint64_t count = audit_record_count(r);
+        b->n = b->n > UINT64_MAX - count ? UINT64_MAX : b->n + count;
+        if (count > 1)
+                b->folded = true;
         if (b->n >= threshold && !b->reported) {
                 AuditFinding f;
                 finding_init(&f, kind, r->term, op, r->card, r->ts);
-                for (unsigned i = 0; i < b->n && i < AUDIT_REFS_MAX; i++)
+                for (unsigned i = 0; i < b->n_refs; i++)
                         ref_add(&f, b->refs[i].log, b->refs[i].seq);
-                why(&f, "%u failed %s on %s within %" PRId64 " s", b->n,
+                why(&f, "%" PRIu64 " failed %s on %s within %" PRId64 " s%s", b->n,
                     kind == AUDIT_PIN_FAILURES_BURST ? "PIN/password entries" : "fingerprint/vein checks",
-                    r->term, (b->last_ts - b->first_ts) / 1000000);
+                    r->term, (b->last_ts - b->first_ts) / 1000000,
+                    b->folded ? " (counting those the terminal folded into a summary record)" : "");
                 b->reported = true;
                 emit(e, &f, NULL);
         }
@@ -385,10 +450,14 @@ static void terminal_checks(AuditEngine *e, const AuditRecord *r)
         }
         li->last_seq = r->seq;
 
-        TermState *t = audit_map_get(e->terms, r->term, true);
-        if (!t) {
-                e->error = -ENOMEM;
-                return;
+        TermState *t = li->term_state;
+        if (!t || !streq(li->term, r->term)) {
+                t = audit_map_get(e->terms, r->term, true);
+                if (!t) {
+                        e->error = -ENOMEM;
+                        return;
+                }
+                li->term_state = cache_key(li->term, sizeof(li->term), r->term) ? t : NULL;
         }
         if (t->any && t->last_log != r->log_index && r->seq == 1 && !streq(t->last_ev, "agent.stop")) {
                 finding_init(&f, AUDIT_LOG_GAP, r->term, NULL, NULL, r->ts);
@@ -430,11 +499,23 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
         terminal_checks(e, r);
 
         /* The operator a record is about: its own, else the card's (auth.fail has no op). */
-        const char *op = r->op ?: (r->card ? audit_registry_card_operator(e->reg, r->card) : NULL);
+        LogInfo *li = &e->logs[r->log_index];
+        const char *op = r->op;
+        if (!op && r->card) {
+                if (!li->card_cached || !streq(li->card, r->card)) {
+                        li->card_op = audit_registry_card_operator(e->reg, r->card);
+                        li->card_cached = cache_key(li->card, sizeof(li->card), r->card);
+                }
+                op = li->card_op;
+        }
         if (op) {
-                OpState *os = audit_map_get(e->ops, op, true);
-                if (!os)
-                        return -ENOMEM;
+                OpState *os = li->op_state;
+                if (!os || !streq(li->op, op)) {
+                        os = audit_map_get(e->ops, op, true);
+                        if (!os)
+                                return -ENOMEM;
+                        li->op_state = cache_key(li->op, sizeof(li->op), op) ? os : NULL;
+                }
                 if (!os->first_seen)
                         os->first_seen = r->ts;
         }
@@ -444,11 +525,11 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
                 return rr;
 
         if (streq(ev, "auth.fail")) {
-                reason = audit_data_string(r, "reason");
-                const char *method = audit_data_string(r, "method");
+                reason = r->reason;
+                const char *method = r->method;
                 OpOffice *st = stats_for(e, r->term, op, r->ts);
                 if (st)
-                        st->st.auth_failures++;
+                        st->st.auth_failures += audit_record_count(r);
                 if (reason && streq(reason, "card-suspended"))
                         simple(e, r, AUDIT_SUSPENDED_CARD_USED, op, 0,
                                "a suspended card was presented and refused", reason);
@@ -469,17 +550,21 @@ int audit_engine_feed(AuditEngine *e, const AuditRecord *r)
                 if (st)
                         st->st.card_left++;
                 simple(e, r, AUDIT_CARD_LEFT, op ?: (same && s->op[0] ? s->op : NULL), same ? s->id : 0,
-                       "card left in the reader after the lock", audit_data_string(r, "reason"));
+                       "card left in the reader after the lock", r->reason);
         } else if (streq(ev, "lock")) {
-                reason = audit_data_string(r, "reason");
-                if (reason && streq(reason, "bypass"))
+                reason = r->reason;
+                if (reason && streq(reason, "bypass")) {
+                        char detail[64];
+                        snprintf(detail, sizeof(detail), "%" PRIu64 " times, folded into this record",
+                                 r->repeats);
                         simple(e, r, AUDIT_LOCK_BYPASSED, op, 0,
                                "the desktop was unlocked behind mamori's back and locked again",
-                               audit_data_string(r, "repeats") ? "repeated" : NULL);
+                               r->repeats ? detail : NULL);
+                }
         } else if (streq(ev, "emergency.lock")) {
                 simple(e, r, AUDIT_EMERGENCY, op, 0, "emergency lock by the policy bundle", r->term);
         } else if (streq(ev, "app.op")) {
-                OpOffice *st = stats_for(e, r->term, op, r->ts);
+                OpOffice *st = record_stats(e, r, op);
                 if (st) {
                         if (!st->st.app_ops) {
                                 copy(st->first_op.log, sizeof(st->first_op.log), r->log);

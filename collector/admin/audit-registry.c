@@ -20,6 +20,7 @@ typedef struct Table {
 
 struct AuditRegistry {
         Table terminals, offices, cards, groups, operators;
+        Table calendars; /* office: days (n = mask), holidays */
 };
 
 static int table_add(Table *t, const char *id, const char *a, const char *b, int64_t n)
@@ -96,6 +97,16 @@ static int on_operator(const char *id, const char *offices, const char *status, 
         return table_add(&reg->operators, id, roles, offices, 0);
 }
 
+static int on_calendar(const char *office, const char *days, const char *holidays, void *userdata)
+{
+        AuditRegistry *reg = userdata;
+        unsigned mask;
+        /* Written by mamori-admin office days (checked there); anything else would be a damaged store. */
+        if (audit_parse_days(days, &mask) < 0)
+                return -EBADMSG;
+        return table_add(&reg->calendars, office, days, holidays, mask);
+}
+
 int audit_registry_load(Store *s, AuditRegistry **ret)
 {
         _cleanup_audit_registry_ AuditRegistry *reg = calloc(1, sizeof(AuditRegistry));
@@ -107,10 +118,12 @@ int audit_registry_load(Store *s, AuditRegistry **ret)
             (r = store_offices_foreach(s, on_office, reg)) < 0 ||
             (r = store_cards_foreach(s, on_card, reg)) < 0 ||
             (r = store_groups_foreach(s, on_group, reg)) < 0 ||
-            (r = store_operators_foreach(s, on_operator, reg)) < 0)
+            (r = store_operators_foreach(s, on_operator, reg)) < 0 ||
+            (r = store_office_calendars_foreach(s, on_calendar, reg)) < 0)
                 return r;
         /* The store lists by id already; sort anyway so lookups never depend on the backend's order. */
-        Table *all[] = {&reg->terminals, &reg->offices, &reg->cards, &reg->groups, &reg->operators};
+        Table *all[] = {&reg->terminals, &reg->offices,   &reg->cards,
+                        &reg->groups,    &reg->operators, &reg->calendars};
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 if (all[i]->n)
                         qsort(all[i]->e, all[i]->n, sizeof(Entry), entry_cmp);
@@ -127,6 +140,7 @@ AuditRegistry *audit_registry_free(AuditRegistry *reg)
         table_free(&reg->cards);
         table_free(&reg->groups);
         table_free(&reg->operators);
+        table_free(&reg->calendars);
         free(reg);
         return NULL;
 }
@@ -135,6 +149,23 @@ const char *audit_registry_office(const AuditRegistry *reg, const char *term)
 {
         const Entry *e = table_find(&reg->terminals, term);
         return e ? e->a : NULL;
+}
+
+unsigned audit_registry_days(const AuditRegistry *reg, const char *office)
+{
+        const Entry *e = table_find(&reg->calendars, office);
+        unsigned mask = 0;
+        if (e)
+                return (unsigned)e->n;
+        (void)audit_parse_days(STORE_DEFAULT_DAYS, &mask);
+        return mask;
+}
+
+bool audit_registry_holiday(const AuditRegistry *reg, const char *office, const char *date)
+{
+        const Entry *e = table_find(&reg->calendars, office);
+        /* Holidays are whole 10-character tokens, and date holds no space: a hit is a whole token. */
+        return e && e->b && strlen(date) == 10 && strstr(e->b, date);
 }
 
 bool audit_registry_office_exists(const AuditRegistry *reg, const char *office)

@@ -86,13 +86,13 @@ int audit_sessions_feed(AuditSessions *t, const AuditRecord *r)
                 copy(l->s.term, sizeof(l->s.term), r->term);
                 copy(l->s.op, sizeof(l->s.op), r->op);
                 copy(l->s.card, sizeof(l->s.card), r->card);
-                copy(l->s.method, sizeof(l->s.method), audit_data_string(r, "method"));
+                copy(l->s.method, sizeof(l->s.method), r->method);
                 l->any = l->open = true;
                 if (t->opened)
                         t->opened(&l->s, t->userdata);
         } else if (streq(ev, "session.end")) {
                 if (l->open)
-                        close_session(t, l, r->ts, r->seq, audit_data_string(r, "reason") ?: "");
+                        close_session(t, l, r->ts, r->seq, r->reason ?: "");
         } else if (streq(ev, "agent.start") || streq(ev, "log.open")) {
                 if (l->open)
                         close_session(t, l, r->ts, 0, "agent-start");

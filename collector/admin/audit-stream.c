@@ -10,10 +10,9 @@
 typedef struct Head {
         char log[ID128_STRING_MAX];
         StoreCursor *cursor;
-        JsonValue *tree; /* the current record, NULL when the log is exhausted */
         AuditRecord rec;
-        char *line;
-        size_t line_size;
+        char *scratch; /* its decoded strings */
+        size_t scratch_size;
 } Head;
 
 struct AuditStream {
@@ -43,12 +42,6 @@ static bool wanted(const AuditStream *st, const char *line, size_t len)
         return false;
 }
 
-const char *audit_data_string(const AuditRecord *r, const char *key)
-{
-        const char *v;
-        return json_object_get_string(r->data, key, &v) >= 0 ? v : NULL;
-}
-
 /* The top-level "ts" of a JCS record line: after "term", before "v", so its last occurrence. */
 static int line_ts(const char *line, size_t len, int64_t *ret)
 {
@@ -73,56 +66,28 @@ static int line_ts(const char *line, size_t len, int64_t *ret)
         return 0;
 }
 
-static int get_nullable(const JsonValue *o, const char *key, const char **ret)
-{
-        const JsonValue *v = json_object_get(o, key);
-        if (!v)
-                return -EBADMSG;
-        if (json_is_null(v)) {
-                *ret = NULL;
-                return 0;
-        }
-        return json_get_string(v, ret, NULL);
-}
-
-/* Parse the head's current line into its record. Stored lines were verified at ingest: the audit only
- * needs their fields, so a plain bounded parse is enough (no canonical re-serialisation). */
+/* Scan the head's current line into its record. Stored lines were verified at ingest: the audit only
+ * needs their fields, so the bounded scanner of audit-record.c is enough (no tree, no canonical
+ * re-serialisation). The line stays the cursor's until the head advances again. */
 static int head_parse(Head *h, unsigned index, uint64_t seq, const char *line, size_t len)
 {
-        static const JsonLimits limits = {
-                .max_size = RECORD_LINE_MAX,
-                .max_depth = 16,
-                .max_members = 1024,
-                .max_string = RECORD_LINE_MAX,
-        };
-        JsonValue *tree = NULL;
-        int64_t iseq, ts;
         int r;
 
-        if (len + 1 > h->line_size) {
-                char *n = realloc(h->line, len + 1);
-                if (!n)
+        if (len + 1 > h->scratch_size) {
+                size_t n = len + 1 > 1024 ? len + 1 : 1024;
+                char *p = realloc(h->scratch, n);
+                if (!p)
                         return -ENOMEM;
-                h->line = n;
-                h->line_size = len + 1;
+                h->scratch = p;
+                h->scratch_size = n;
         }
-        memcpy(h->line, line, len);
-        h->line[len] = 0;
-        r = json_parse(h->line, len, &limits, 0, &tree, NULL);
+        r = audit_record_scan(line, len, h->scratch, h->scratch_size, &h->rec);
         if (r < 0)
                 return r;
-        json_value_free(h->tree);
-        h->tree = tree;
-        h->rec = (AuditRecord){.log_index = index, .log = h->log, .line = h->line, .len = len};
-        if (json_object_get_integer(tree, "seq", &iseq) < 0 || (uint64_t)iseq != seq ||
-            json_object_get_integer(tree, "ts", &ts) < 0 ||
-            json_object_get_string(tree, "term", &h->rec.term) < 0 ||
-            json_object_get_string(tree, "ev", &h->rec.ev) < 0 || get_nullable(tree, "op", &h->rec.op) < 0 ||
-            get_nullable(tree, "card", &h->rec.card) < 0 ||
-            json_object_get_object(tree, "data", &h->rec.data) < 0)
+        if (h->rec.seq != seq)
                 return -EBADMSG;
-        h->rec.seq = seq;
-        h->rec.ts = ts;
+        h->rec.log_index = index;
+        h->rec.log = h->log;
         return 0;
 }
 
@@ -138,10 +103,8 @@ static int head_advance(AuditStream *st, unsigned i)
         do
                 r = store_cursor_next(h->cursor, &seq, &line, &len);
         while (r > 0 && !wanted(st, line, len));
-        if (r <= 0) {
-                h->tree = json_value_free(h->tree);
+        if (r <= 0)
                 return r;
-        }
         r = head_parse(h, i, seq, line, len);
         return r < 0 ? r : 1;
 }
@@ -343,8 +306,7 @@ AuditStream *audit_stream_free(AuditStream *st)
                 return NULL;
         for (unsigned i = 0; i < st->n; i++) {
                 store_cursor_free(st->heads[i].cursor);
-                json_value_free(st->heads[i].tree);
-                free(st->heads[i].line);
+                free(st->heads[i].scratch);
         }
         free(st->heads);
         free(st->heap);

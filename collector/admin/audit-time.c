@@ -44,6 +44,72 @@ int audit_parse_date(const char *s, int64_t *ret)
         return 0;
 }
 
+static const char *const day_names[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+static int day_index(const char *s, size_t n)
+{
+        if (n != 3)
+                return -1;
+        for (int i = 0; i < 7; i++)
+                if (memcmp(s, day_names[i], 3) == 0)
+                        return i;
+        return -1;
+}
+
+int audit_parse_days(const char *s, unsigned *ret_mask)
+{
+        unsigned mask = 0;
+
+        if (!s)
+                return -EINVAL;
+        while (*s) {
+                size_t n = strcspn(s, " ,");
+                if (n == 0) {
+                        s++;
+                        continue;
+                }
+                const char *dash = memchr(s, '-', n);
+                int a = day_index(s, dash ? (size_t)(dash - s) : n);
+                int b = dash ? day_index(dash + 1, n - (size_t)(dash - s) - 1) : a;
+                if (a < 0 || b < 0)
+                        return -EINVAL;
+                /* "mon-fri"; "fri-mon" wraps over the weekend. */
+                for (int d = a;; d = (d + 1) % 7) {
+                        mask |= 1u << d;
+                        if (d == b)
+                                break;
+                }
+                s += n;
+        }
+        if (!mask)
+                return -EINVAL;
+        *ret_mask = mask;
+        return 0;
+}
+
+void audit_format_days(unsigned mask, char *buf, size_t size)
+{
+        size_t o = 0;
+        if (size == 0)
+                return;
+        buf[0] = 0;
+        /* Monday first, as offices write them. */
+        for (int k = 1; k <= 7; k++) {
+                int d = k % 7;
+                if (mask & (1u << d)) {
+                        int w = snprintf(buf + o, size - o, "%s%s", o ? " " : "", day_names[d]);
+                        if (w < 0 || (size_t)w >= size - o)
+                                return;
+                        o += (size_t)w;
+                }
+        }
+}
+
+const char *audit_day_name(int wday)
+{
+        return wday >= 0 && wday < 7 ? day_names[wday] : "?";
+}
+
 int audit_parse_hours(const char *s, int *ret_open, int *ret_close)
 {
         if (!s || strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':' || !digits(s, 2) ||
@@ -89,6 +155,13 @@ int audit_local_minutes(int64_t usec)
         struct tm tm;
         local(usec, &tm);
         return tm.tm_hour * 60 + tm.tm_min;
+}
+
+int audit_local_wday(int64_t usec)
+{
+        struct tm tm;
+        local(usec, &tm);
+        return tm.tm_wday;
 }
 
 int64_t audit_local_day(int64_t usec)

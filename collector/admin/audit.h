@@ -21,14 +21,29 @@ typedef struct AuditRecord {
         uint64_t seq;
         int64_t ts;
         const char *term, *ev;
-        const char *op, *card; /* NULL = null */
-        const JsonValue *data; /* object */
-        const char *line;      /* the stored line, for trace */
+        const char *op, *card;       /* NULL = null */
+        const char *reason, *method; /* data.reason, data.method when strings, else NULL */
+        uint64_t repeats;            /* data.repeats (a record-limit summary: occurrences counted), else 0 */
+        const char *data_json;       /* the data object as it stands in the line (audit_record_data) */
+        size_t data_len;
+        const char *line; /* the stored line, for trace */
         size_t len;
 } AuditRecord;
 
-/* A string member of data, or NULL. */
-const char *audit_data_string(const AuditRecord *r, const char *key);
+/*
+ * Scan one stored line (JCS, an optional final "\n") for the fields above (audit-record.c): bounded, no
+ * allocation; strings are decoded into scratch (scratch_size >= len + 1 always suffices), which with
+ * line must outlive *ret. -EBADMSG malformed or a field missing, -E2BIG too long or nested too deep,
+ * -ERANGE an integer beyond int64. log and log_index are left for the caller.
+ */
+int audit_record_scan(const char *line, size_t len, char *scratch, size_t scratch_size, AuditRecord *ret);
+/* The data object as a tree, for the few readers that print all of it (trace). */
+int audit_record_data(const AuditRecord *r, JsonValue **ret);
+/* How many occurrences a record stands for: data.repeats of a summary, else 1. */
+static inline uint64_t audit_record_count(const AuditRecord *r)
+{
+        return r->repeats > 0 ? r->repeats : 1;
+}
 
 /*
  * All stored logs merged into one stream in time order (ts, then log, then seq): one cursor per log,
@@ -67,6 +82,10 @@ const char *audit_registry_office(const AuditRegistry *reg, const char *term);
 bool audit_registry_office_exists(const AuditRegistry *reg, const char *office);
 /* Office hours in minutes after local midnight; false when the office has none. */
 bool audit_registry_hours(const AuditRegistry *reg, const char *office, int *ret_open, int *ret_close);
+/* An office's working days (bit per tm_wday; mon-fri unless set) and whether a local date (YYYY-MM-DD)
+ * is one of its holidays. */
+unsigned audit_registry_days(const AuditRegistry *reg, const char *office);
+bool audit_registry_holiday(const AuditRegistry *reg, const char *office, const char *date);
 /* Group of a group card, or NULL (individual or unknown card). */
 const char *audit_registry_card_group(const AuditRegistry *reg, const char *card);
 /* Operator of an individual card, or NULL. */
@@ -224,6 +243,13 @@ int audit_parse_date(const char *s, int64_t *ret);
 int audit_parse_window(const char *from_s, const char *to_s, int64_t *ret_from, int64_t *ret_to);
 /* "HH:MM-HH:MM" → minutes. */
 int audit_parse_hours(const char *s, int *ret_open, int *ret_close);
+/* Working days: "mon tue …", commas or spaces, ranges "mon-fri" → bit per tm_wday (bit 0 Sunday). */
+int audit_parse_days(const char *s, unsigned *ret_mask);
+/* The canonical list ("mon tue wed thu fri"; buf >= 28); the short name of a tm_wday. */
+void audit_format_days(unsigned mask, char *buf, size_t size);
+const char *audit_day_name(int wday);
+/* Local day of the week, 0 = Sunday. */
+int audit_local_wday(int64_t usec);
 /* Local "YYYY-MM-DD HH:MM:SS" (buf >= 20) and "YYYY-MM-DD" (buf >= 11). */
 void audit_format_time(int64_t usec, char *buf, size_t size);
 void audit_format_date(int64_t usec, char *buf, size_t size);

@@ -323,6 +323,13 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                                              log_verifier_last_hash(lv));
                         if (r < 0)
                                 goto fail;
+                        /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
+                         * in the next bundle the centre signs. */
+                        if (rec->op && (streq(rec->ev, "pin.change") || streq(rec->ev, "password.change"))) {
+                                r = store_secret_changed(s, rec->op, rec->ts);
+                                if (r < 0)
+                                        goto fail;
+                        }
                 }
                 r = log_verifier_save(lv, &st);
                 if (r < 0)

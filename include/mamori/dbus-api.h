@@ -83,8 +83,12 @@
  *   ListPrints() → (a(sux) prints)            root: (operator, slot, enrolled µs) of every print.
  *   DeletePrints(s operator) → (u deleted)    root: deletes an operator's prints, recorded as
  *                                             enroll {action: deleted}.
- *   PinAgeDays() → (i days, i max_days)       age of the active operator's PIN per the policy
- *                                             (pin_changed), -1 when unknown; for PAM's account step.
+ *   PinAgeDays() → (i days, i max_days, i warn_days)
+ *                                             age of the active operator's PIN or password: the
+ *                                             policy's pin_changed, or a newer pin.change/
+ *                                             password.change of that operator in this terminal's own
+ *                                             log; -1 when unknown. max_days/warn_days: [Secrets]
+ *                                             MaxAgeDays/WarnDays. For PAM's account step.
  *
  * Signals:
  *   StateChanged(s state, s operator, s reason)   reason: "login", "card-removed", "idle",

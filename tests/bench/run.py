@@ -637,6 +637,29 @@ def finger():
 BENCHES['finger'] = finger
 
 
+def password(samples=40):
+    """One password check (scrypt, EVP_KDF) at the chosen ln=15 (and 14, 16 for scale), beside
+    Python's hashlib.scrypt (OpenSSL's scrypt without mamori's code) with the same parameters."""
+    import hashlib
+    exe = os.path.join(bench.build_dir(), 'tests', 'bench', 'password-bench')
+    rows = []
+    for ln in (14, 15, 16):
+        out = subprocess.run([exe, str(ln), str(samples)], stdout=subprocess.PIPE, text=True, check=True).stdout
+        us = [float(m.group(1)) / 1000.0 for m in re.finditer(r'(?m)^us=(\d+)$', out)]
+        rows.append((f'mamori check, ln={ln} r=8 p=1 ({128 * 8 * 2 ** ln >> 20} MiB)', us))
+    base = []
+    for _ in range(samples):
+        t0 = time.monotonic()
+        hashlib.scrypt(b'correct horse battery staple', salt=b'0123456789abcdef', n=2 ** 15, r=8, p=1, dklen=32,
+                       maxmem=64 * 1024 * 1024)
+        base.append((time.monotonic() - t0) * 1000.0)
+    rows.append(('baseline: Python hashlib.scrypt, ln=15 r=8 p=1', base))
+    report('password check (scrypt)', 'ms', rows)
+
+
+BENCHES['password'] = password
+
+
 def main(argv):
     names = argv or list(BENCHES)
     for name in names:

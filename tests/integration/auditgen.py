@@ -155,7 +155,9 @@ class World:
         letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
         for o in range(offices):
             oid = 'office-%s' % letters[o % 26].lower() + ('' if o < 26 else str(o))
-            self.offices.append({'id': oid, 'hours': '08:30-17:15', 'terms': [], 'ops': []})
+            # days: working days (Python weekday numbers, 0 = Monday); holidays: day indexes of the year.
+            self.offices.append({'id': oid, 'hours': '08:30-17:15', 'terms': [], 'ops': [], 'days': set(range(5)),
+                                 'holidays': set()})
             for t in range(terms_per_office):
                 tid = 'T-%02d%02d' % (o + 1, t + 1)
                 identity = Ed25519PrivateKey.from_private_bytes(self.rng.getrandbits(256).to_bytes(32, 'big'))
@@ -179,13 +181,37 @@ class World:
 
     # ---- registry ----
 
+    def _operator_ca(self):
+        """The operator CA every card chains to (mamori-admin card issue checks it: [Cards] OperatorCA=)."""
+        if getattr(self, 'ca_key', None) is None:
+            # Not from self.rng: the world's plan must not depend on it.
+            self.ca_key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'auditgen operator CA')])
+            now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+            self.ca_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                            .public_key(self.ca_key.public_key()).serial_number(1).not_valid_before(now)
+                            .not_valid_after(now + datetime.timedelta(days=3650))
+                            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                                         key_encipherment=False, data_encipherment=False,
+                                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                                         encipher_only=False, decipher_only=False), critical=True)
+                            .sign(self.ca_key, hashes.SHA256()))
+        return self.ca_key, self.ca_cert
+
     def _card(self, operator=None, group=None, status='active'):
         key = ec.derive_private_key(self.rng.getrandbits(200) + 1, ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, operator or group)])
         now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        ca_key, ca_cert = self._operator_ca()
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
                 .serial_number(self.rng.getrandbits(64) + 1).not_valid_before(now)
-                .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
+                .not_valid_after(now + datetime.timedelta(days=3650))
+                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .sign(ca_key, hashes.SHA256()))
         der = cert.public_bytes(serialization.Encoding.DER)
         cid = hashlib.sha256(der).hexdigest()
         self.cards[cid] = {'pem': cert.public_bytes(serialization.Encoding.PEM).decode(), 'operator': operator,
@@ -198,7 +224,10 @@ class World:
         return self.ops[op]['cards'][0]
 
     def register(self, admin, tmp):
-        """Registers everything through mamori-admin (admin(*args) runs it)."""
+        """Registers everything through mamori-admin (admin(*args) runs it). The operator CA goes to
+        tmp/operator-ca.pem, where test_collector.Centre's collector.conf points [Cards] OperatorCA=."""
+        with open(os.path.join(tmp, 'operator-ca.pem'), 'wb') as f:
+            f.write(self._operator_ca()[1].public_bytes(serialization.Encoding.PEM))
         for o in self.offices:
             for tid in o['terms']:
                 pub = os.path.join(tmp, tid + '.pub')
@@ -208,6 +237,12 @@ class World:
                 admin('terminal', 'add', tid, '--office', o['id'], '--identity', pub, '--out',
                       os.path.join(tmp, tid))
             admin('office', 'hours', o['id'], o['hours'])
+            if o['days'] != set(range(5)):
+                names = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
+                admin('office', 'days', o['id'], *(names[d] for d in sorted(o['days'])))
+            if o['holidays']:
+                admin('office', 'holidays', o['id'],
+                      *((self.start_date + datetime.timedelta(days=d)).isoformat() for d in sorted(o['holidays'])))
             for op in o['ops']:
                 admin('operator', 'add', op, '--name', 'operator ' + op, '--office', o['id'])
                 admin('operator', 'roles', op, self.ops[op]['role'])
@@ -234,6 +269,10 @@ class World:
 
     def weekday(self, day):
         return (self.start_date + datetime.timedelta(days=day)).weekday() < 5
+
+    def works(self, o, day):
+        """Whether office o works on day: one of its days and none of its holidays."""
+        return (self.start_date + datetime.timedelta(days=day)).weekday() in o['days'] and day not in o['holidays']
 
     def free(self, key, a, b):
         return all(b + MIN <= s or a >= e + MIN for s, e in self.busy.get(key, ()))
@@ -336,6 +375,26 @@ class World:
             plants.setdefault(pick(frac), []).append(fn)
 
         if self.plant:
+            # Office c works on Saturdays too (its Saturday sessions are inside its hours); office a has a
+            # holiday on a weekday (no ordinary sessions then: the office is closed).
+            c['days'] = set(range(6))
+            holiday = pick(0.83)
+            a['holidays'].add(holiday)
+            saturday = next(d for d in range(pick(0.12), self.days)
+                            if (self.start_date + datetime.timedelta(days=d)).weekday() == 5)
+
+            def closed_day(day):
+                # Someone comes in on a day office a does not work, within the clock hours: outside hours.
+                tid, op = a['terms'][1], a['ops'][3]
+                s = self.at(day, 10, 15)
+
+                def run():
+                    r = self.session(tid, s, s + 25 * MIN, op, self.card_of(op))
+                    self.expect('outside-hours', tid, [r['start']], op=op)
+                return [(tid, s, run)], []
+            plants.setdefault(saturday, []).append(closed_day)
+            plants.setdefault(holiday, []).append(closed_day)
+
             def night(day):
                 tid, op = a['terms'][0], a['ops'][1]
                 s = self.at(day, 21, 30)
@@ -406,6 +465,26 @@ class World:
                 return [(tid, s, run)], [(tid, s - MIN, s + 2 * MIN)]
             plant(0.35, pin_burst)
 
+            def pin_burst_folded(day):
+                # mamorid's record limiter folds a flood into one summary (data.repeats): one refusal in full,
+                # then "4 more" — 5 failures in two records, which must count as 5, not 2.
+                tid, op = b['terms'][1], b['ops'][5]
+                cid = self.card_of(op)
+                s = self.at(day, 13, 40)
+
+                def run():
+                    lg = self.log(tid)
+                    lg.append(s, 'card.inserted', None, cid, {'reader': W})
+                    refs = [(lg.id, lg.append(s + 10 * SEC, 'auth.fail', None, cid,
+                                              {'method': 'card+pin', 'reason': 'pin-wrong', 'tries': '2'}))]
+                    refs.append((lg.id, lg.append(s + 15 * SEC, 'auth.fail', None, cid,
+                                                  {'method': 'card+pin', 'reason': 'pin-wrong', 'tries': '2',
+                                                   'repeats': 4, 'after_us': 400000, 'period_us': 3600000})))
+                    lg.append(s + 60 * SEC, 'card.removed', None, cid, {'reader': W, 'mono_us': '0'})
+                    self.expect('pin-failures-burst', tid, refs)
+                return [(tid, s, run)], [(tid, s - MIN, s + 2 * MIN)]
+            plant(0.78, pin_burst_folded)
+
             def finger_burst(day):
                 tid, op = c['terms'][1], c['ops'][3]
                 s = self.at(day, 14, 2)
@@ -469,7 +548,7 @@ class World:
             plant(0.65, bypass)
 
         for day in range(self.days):
-            if not self.weekday(day):
+            if not any(self.works(o, day) for o in offices) and day not in plants:
                 continue
             horizon = self.at(day, 0, 0) - 86400 * SEC  # what ended before yesterday can no longer clash
             for k in self.busy:
@@ -480,6 +559,8 @@ class World:
                 actions += acts
                 blocked += blk
             for o in offices:
+                if not self.works(o, day):
+                    continue
                 stop = self.at(day, 16, 50)
                 if self.plant and day == emergency_day and o is c:
                     stop = self.at(day, 14, 50)
@@ -537,6 +618,8 @@ class World:
                         new = self.log(tid)
                         self.expect('log-gap', tid, [(old.id, old.seq), (new.id, 1)])
                     mine = sorted((x for x in actions if x[0] == tid), key=lambda x: x[1])
+                    if not mine and not self.works(o, day):
+                        continue  # the office is closed: the terminal stays off
                     early = [x for x in mine if x[1] < self.at(day, 17, 0)]
                     late = [x for x in mine if x[1] >= self.at(day, 17, 0)]
                     self.boot(tid, self.at(day, 7, 55) + rng.randrange(5 * MIN))

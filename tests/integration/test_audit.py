@@ -92,6 +92,23 @@ class AuditTest(unittest.TestCase):
             matched.add(hits[0])
         stray = [f for i, f in enumerate(findings) if f['severity'] == 'high' and i not in matched]
         self.assertEqual(stray, [], 'high findings that were not planted')
+        # Outside hours exactly where planted: a night, a Saturday and a holiday of office a are found; office
+        # c's ordinary Saturday sessions (it works mon-sat) and everyone's weekday sessions are not.
+        outside = [f for f in findings if f['kind'] == 'outside-hours']
+        self.assertEqual(sorted(tuple(r.values()) for f in outside for r in f['records']),
+                         sorted(tuple(r) for e in self.world.expected if e['kind'] == 'outside-hours'
+                                for r in e['records']), outside)
+        whys = ' '.join(f['why'] for f in outside)
+        self.assertIn('(sat), a day office-a does not work (its days: mon tue wed thu fri)', whys)
+        self.assertIn('on a holiday of office-a', whys)
+        saturday_c = [r for r in self.world._all_records() if r['ev'] == 'session.start' and
+                      r['term'] in self.world.offices[2]['terms'] and
+                      datetime.datetime.fromtimestamp(r['ts'] / 1e6).weekday() == 5]
+        self.assertTrue(saturday_c, 'office c works on Saturdays')
+        # The folded PIN flood (one record in full + a summary with repeats 4) counts as 5 failures.
+        folded = [f for f in findings if f['kind'] == 'pin-failures-burst' and 'summary' in f['why']]
+        self.assertEqual(len(folded), 1, [f for f in findings if f['kind'] == 'pin-failures-burst'])
+        self.assertTrue(folded[0]['why'].startswith('5 failed PIN/password entries'), folded[0])
         # Each finding has the §12 shape.
         for f in findings:
             self.assertEqual(set(f), {'kind', 'severity', 'term', 'op', 'card', 'ts', 'records', 'why'})

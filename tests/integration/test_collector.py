@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -45,9 +46,50 @@ class Centre:
         with open(self.conf, 'w') as f:
             f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
                     f'StateDirectory={tmp}/state\n{extra_conf}')
+        # A drop-in, so that tests can keep appending [Collector] keys to the main file.
+        os.makedirs(self.conf + '.d', exist_ok=True)
+        with open(os.path.join(self.conf + '.d', 'operator-ca.conf'), 'w') as f:
+            f.write(f'[Cards]\nOperatorCA={tmp}/operator-ca.pem\n')
         self.proc = None
         self.port = None
         self.admin('init')
+
+    def operator_ca(self, src=None):
+        """The operator CA card certificates must chain to: src (a PEM file) copied, or a new one made here.
+        Returns (ca.pem, ca.key or None)."""
+        ca = os.path.join(self.tmp, 'operator-ca.pem')
+        if src:
+            shutil.copyfile(src, ca)
+            return ca, None
+        key = ca[:-4] + '.key'
+        if not os.path.exists(key):
+            r = bench.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                           '-subj', '/CN=test operator CA', '-days', '30', '-keyout', key, '-out', ca,
+                           '-addext', 'basicConstraints=critical,CA:TRUE',
+                           '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'])
+            assert r.returncode == 0, r.stderr
+        return ca, key
+
+    def card_cert(self, name, ca=True, days=2):
+        """A card certificate (PEM path) signed by operator_ca(), or self-signed when ca is False."""
+        p = os.path.join(self.tmp, f'{name}.pem')
+        if not ca:
+            r = bench.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                           '-subj', f'/CN={name}', '-days', str(days), '-keyout', p + '.key', '-out', p,
+                           '-addext', 'keyUsage=critical,digitalSignature'])
+            assert r.returncode == 0, r.stderr
+            return p
+        ca_pem, ca_key = self.operator_ca()
+        r = bench.run(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                       '-subj', f'/CN={name}', '-keyout', p + '.key', '-out', p + '.csr'])
+        assert r.returncode == 0, r.stderr
+        ext = p + '.ext'
+        with open(ext, 'w') as f:
+            f.write('keyUsage=critical,digitalSignature\n')
+        r = bench.run(['openssl', 'x509', '-req', '-in', p + '.csr', '-CA', ca_pem, '-CAkey', ca_key,
+                       '-CAcreateserial', '-days', str(days), '-extfile', ext, '-out', p])
+        assert r.returncode == 0, r.stderr
+        return p
 
     def admin(self, *args, check=True):
         p = bench.run([exe('collector', 'mamori-admin'), '--config', self.conf, *args], timeout=120)
@@ -428,13 +470,7 @@ class AdminPolicyTest(unittest.TestCase):
             c.admin('operator', 'add', 'OP0002', '--office', 'chuo')
             c.admin('operator', 'add', 'OP0003', '--office', 'funabashi-tax')
             c.admin('group', 'add', 'G-tax-1', '--office', 'funabashi-tax', '--member', 'OP0002', 'OP0003')
-            certs = []
-            for i in range(2):
-                p = os.path.join(tmp, f'card{i}.pem')
-                r = bench.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-                               '-nodes', '-subj', f'/CN=card{i}', '-days', '2', '-keyout', p + '.key', '-out', p])
-                self.assertEqual(r.returncode, 0, r.stderr)
-                certs.append(p)
+            certs = [c.card_cert(f'card{i}') for i in range(2)]
             card1 = c.admin('card', 'issue', '--cert', certs[0], '--operator', 'OP0001').stdout.strip()
             card2 = c.admin('card', 'issue', '--cert', certs[1], '--group', 'G-tax-1').stdout.strip()
             self.assertRegex(card1, r'^[0-9a-f]{64}$')
@@ -447,7 +483,7 @@ class AdminPolicyTest(unittest.TestCase):
             c.admin('policy', 'publish')
             c.admin('card', 'suspend', card1, '--reason', 'lost on the train')
             c.admin('card', 'return', card2)
-            c.admin('operator', 'retire', 'OP0003')
+            c.admin('operator', 'retire', 'OP0003', '--reason', 'moved to another city')
             out = os.path.join(tmp, 'policy.json')
             c.admin('policy', 'publish', '--out', out)
 

@@ -387,7 +387,7 @@ class PamWithAgent(PamBase):
         self.vcard = self.enter(bench.VCard(self.port, card.key, card.cert, PIN, tries=tries))
         self.pcscd.wait_card(True)
 
-    def start_agent(self, max_age_days=183):
+    def start_agent(self, max_age_days=183, secrets=None):
         env = self.pcscd.client_env(self.bus.client_env())
         conf = {
             'Terminal': {'Id': TERMINAL, 'Office': OFFICE,
@@ -395,7 +395,7 @@ class PamWithAgent(PamBase):
             'Card': {'TrustAnchors': self.pki.ca_path},
             'Policy': {'Directory': self.policy_dir, 'SignerKey': self.signer.pub_path, 'StalePolicy': 'deny'},
             'Log': {'Directory': os.path.join(self.state, 'log')},
-            'Secrets': {'MaxAgeDays': str(max_age_days)},
+            'Secrets': dict({'MaxAgeDays': str(max_age_days)}, **(secrets or {})),
         }
         self.agent = self.enter(agentproc.Mamorid(self.tmp, env, conf))
         if not agent_interface_exposed(self.bus.address):
@@ -427,7 +427,7 @@ class PamWithAgent(PamBase):
         bench.wait_until(lambda: bool(self.agent_property('CardPresent')) == present, timeout=10,
                          what=f'agent CardPresent={present}')
 
-    def card_session(self, status='active', operators=None, pin_changed=None, max_age_days=183):
+    def card_session(self, status='active', operators=None, pin_changed=None, max_age_days=183, secrets=None):
         card = self.pki.issue('OP0001', 'p256')
         ops = operators
         if ops is None:
@@ -437,7 +437,7 @@ class PamWithAgent(PamBase):
             ops = [op]
         self.publish([(card.card_id, 'OP0001', status)], operators=ops)
         self.insert(card)
-        self.start_agent(max_age_days=max_age_days)
+        self.start_agent(max_age_days=max_age_days, secrets=secrets)
         self.wait_card_seen(True)
         return card
 
@@ -571,6 +571,71 @@ class PamWithAgent(PamBase):
         self.assertTrue(any(e.startswith('PIN wrong') for e in res['errors']), res['errors'])
         self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [NEW_PIN]))
         self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def test_pin_changed_here_counts_at_once_and_after_a_restart(self):
+        """DESIGN §4: a pin.change in the terminal's own log is newer than the bundle's pin_changed: the
+        next login is not asked to change the PIN again, before any new bundle — and not after mamorid
+        restarts either (the change is read back from the log)."""
+        self.card_session(pin_changed=policytool.now_us() - 200 * DAY_US, max_age_days=183)
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_NEW_AUTHTOK_REQD], [5, PAM_SUCCESS]],
+                             [PIN, PIN, NEW_PIN, NEW_PIN])
+        self.assertPam(res)
+        self.agent.wait_event('pin.change', op='OP0001')
+        self.ctl('lock')
+        # The bundle still says 200 days; the terminal's own log says today.
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [NEW_PIN])
+        self.assertPam(res)
+        self.assertFalse(any('must be changed' in e for e in res['errors'] + res['info']), res)
+        self.ctl('lock')
+        self.agent.stop()
+        self.agent.start()
+        self.agent.events.wait(r'PIN/password changes found in the operation log', timeout=10)
+        self.assertTrue(agent_interface_exposed(self.bus.address), 'mamorid back on the bus')
+        self.wait_card_seen(True)
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [NEW_PIN])
+        self.assertPam(res)
+
+    def test_warn_days_warns_in_the_conversation(self):
+        self.card_session(pin_changed=policytool.now_us() - 175 * DAY_US, max_age_days=183,
+                          secrets={'WarnDays': '14'})
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [PIN])
+        self.assertPam(res)
+        self.assertIn('Your PIN must be changed within 8 days — change it now with `mamorictl passwd` '
+                      '(your card stays in the reader)', res['info'])
+        self.assertEqual(str(self.agent_property('State')), 'active')
+
+    def test_no_warning_before_warn_days(self):
+        self.card_session(pin_changed=policytool.now_us() - 100 * DAY_US, max_age_days=183,
+                          secrets={'WarnDays': '14'})
+        res = self.pypamtest([[0, PAM_SUCCESS], [2, PAM_SUCCESS]], [PIN])
+        self.assertPam(res)
+        self.assertFalse(any('must be changed' in m for m in res['info'] + res['errors']), res)
+
+    def test_min_length_refuses_a_short_new_pin(self):
+        self.card_session(secrets={'MinLength': '8'})
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN]))
+        res = self.pypamtest([[5, PAM_AUTHTOK_ERR]], [PIN, '135790', '135790'])  # 6 digits
+        self.assertPam(res)
+        self.assertTrue(res['errors'], res)
+        rec = self.agent.wait_event('auth.fail', reason='pin-too-short')
+        self.assertEqual(rec.get('method'), 'pin-change')
+        # Nothing reached the card: the PIN is unchanged; 8 digits are accepted.
+        self.ctl('lock')
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN]))
+        self.assertPam(self.pypamtest([[5, PAM_SUCCESS]], [PIN, NEW_PIN, NEW_PIN]))
+
+    def test_pin_age_is_checked_only_for_governed_accounts(self):
+        self.card_session(pin_changed=policytool.now_us() - 200 * DAY_US, max_age_days=183)
+        self.write_gate_service()
+        self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN]))
+        self.assertEqual(str(self.agent_property('State')), 'active')
+        # Another account's account step never asks about the operator's PIN.
+        res = self.pypamtest([[2, PAM_SUCCESS]], [], user=OTHER_USER)
+        self.assertPam(res)
+        self.assertFalse(any('PIN' in m for m in res['errors'] + res['info']), res)
+        # The counter account's does.
+        res = self.pypamtest([[2, PAM_NEW_AUTHTOK_REQD]], [])
+        self.assertPam(res)
 
     def test_expired_pin_not_changed_locks_again(self):
         """AnswerPin made the session active; a forced change that fails must not leave it open."""

@@ -157,6 +157,7 @@ class SuspendEndsLiveSessionTest(unittest.TestCase):
         cert_dir = os.path.join(ctmp, 'T-0001')
         centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
         centre.admin('operator', 'add', 'OP0001', '--office', 'chuo')
+        centre.operator_ca(t.pki.ca_path)
         card_id = centre.admin('card', 'issue', '--cert', a.cert, '--operator', 'OP0001').stdout.strip()
         centre.admin('policy', 'publish')
         centre.start()

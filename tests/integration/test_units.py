@@ -253,6 +253,7 @@ class SysusersTmpfiles(unittest.TestCase):
             "var/lib/mamori/log": (0o2750, 0, up_gid),
             "var/lib/mamori/keys": (0o700, 0, 0),
             "var/lib/mamori/prints": (0o700, 0, 0),
+            "var/lib/mamori/passwords": (0o700, 0, 0),
             "var/lib/mamori/policy": (0o755, up_uid, up_gid),
             "var/lib/mamori/upload": (0o755, up_uid, up_gid),
             "var/lib/mamori/cache": (0o700, 0, 0),

@@ -418,6 +418,7 @@ class PolicyEndToEndTest(unittest.TestCase):
                 cert_dir = os.path.join(tmp, 'T-0001')
                 centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
                 centre.admin('operator', 'add', 'OP0001', '--name', 'Test Operator', '--office', 'chuo')
+                centre.operator_ca(pki.ca_path)
                 card_id = centre.admin('card', 'issue', '--cert', card.cert, '--operator', 'OP0001').stdout.strip()
                 self.assertEqual(card_id, card.card_id)
                 centre.admin('policy', 'publish')

@@ -30,7 +30,13 @@
 static char *chuo[] = {"chuo"};
 static PolicyOperator operators[] = {
         {.id = "OP0001", .offices = chuo, .n_offices = 1, .status = POLICY_STATUS_ACTIVE, .pin_changed = -1},
+        {.id = "OP0002", .offices = chuo, .n_offices = 1, .status = POLICY_STATUS_ACTIVE, .pin_changed = -1},
+        {.id = "OP0003", .offices = chuo, .n_offices = 1, .status = POLICY_STATUS_ACTIVE, .pin_changed = -1},
 };
+/* The group card tests turn card A into a card of this group (members OP0001, OP0002; not OP0003). */
+static char *members[] = {"OP0001", "OP0002"};
+static PolicyGroup groups[] = {
+        {.id = "G-chuo", .offices = chuo, .n_offices = 1, .members = members, .n_members = 2}};
 static char card_a[CARD_ID_LEN + 1];
 static PolicyCard cards[] = {{"", POLICY_CARD_INDIVIDUAL, "OP0001", NULL, POLICY_STATUS_ACTIVE}};
 static PolicyOffice offices[] = {{.id = "chuo"}};
@@ -47,6 +53,8 @@ static Policy policy = {
         .n_operators = ELEMENTSOF(operators),
         .cards = cards,
         .n_cards = ELEMENTSOF(cards),
+        .groups = groups,
+        .n_groups = ELEMENTSOF(groups),
 };
 
 /* ---- the fakes: records wait in a queue until the test commits them ---- */
@@ -85,6 +93,11 @@ struct fake {
         unsigned locks, changes;
         bool lock_answers;         /* the fake logind answers LockSession (a `lock` record follows) */
         SessionCall *calls[CALLS]; /* the logic never looks inside a call: any distinct pointer does */
+        /* The fake password thread: one check or change waits here until the test says. */
+        session_password_done_fn pw_done;
+        void *pw_userdata;
+        uint64_t pw_id;
+        char pw_operator[OPERATOR_ID_MAX], pw_password[64];
         struct answer answers[CALLS];
 };
 
@@ -183,6 +196,31 @@ static int fake_change_pin(void *userdata, const char *reader, const char *old_p
         return 0;
 }
 
+static int fake_password_check(void *userdata, uint64_t id, const char *operator_id, const char *password,
+                               session_password_done_fn done, void *done_userdata)
+{
+        struct fake *f = userdata;
+
+        if (f->pw_done)
+                return -EBUSY;
+        f->pw_done = done;
+        f->pw_userdata = done_userdata;
+        f->pw_id = id;
+        snprintf(f->pw_operator, sizeof(f->pw_operator), "%s", operator_id);
+        snprintf(f->pw_password, sizeof(f->pw_password), "%s", password);
+        return 0;
+}
+
+/* The fake password thread answers the check it holds. */
+static void password_says(struct fake *f, int result)
+{
+        session_password_done_fn done = f->pw_done;
+
+        assert_non_null(done);
+        f->pw_done = NULL;
+        done(f->pw_userdata, f->pw_id, result);
+}
+
 static int fake_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
 {
         struct fake *f = userdata;
@@ -235,6 +273,7 @@ static const struct session_ops fake_ops = {
         .login_pin = fake_login_pin,
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
+        .password_check = fake_password_check,
         .lock_screen = fake_lock_screen,
         .watch_idle = fake_watch_idle,
         .answer = fake_answer,
@@ -711,6 +750,152 @@ static void test_calls_refused_by_state(void **state)
         assert_int_equal(f->answers[6].o.reason, AUTH_LOG_UNWRITABLE);
 }
 
+/* ---- group cards and the password step (session-password.c) ---- */
+
+static int setup_group(void **state)
+{
+        setup(state);
+        cards[0].kind = POLICY_CARD_GROUP;
+        cards[0].operator= NULL;
+        cards[0].group = "G-chuo";
+        return 0;
+}
+
+static int teardown_group(void **state)
+{
+        cards[0].kind = POLICY_CARD_INDIVIDUAL;
+        cards[0].operator= "OP0001";
+        cards[0].group = NULL;
+        return teardown(state);
+}
+
+/* A group card's PIN verified: answered at once with no operator, nothing granted or recorded, and
+ * the login waits for a member's password. */
+static void group_card_opens(struct fake *f)
+{
+        start_and_answer(f);
+        size_t before = f->n_recs;
+        card_says(f, 0, -1);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[1].o.operator_id, "");
+        assert_int_equal(f->s.state, SESSION_AUTHENTICATING);
+        assert_string_equal(session_step(&f->s), "password");
+        assert_int_equal(f->n_recs, before);
+        /* The PIN step is over. */
+        session_answer_pin(&f->s, f->calls[7], "123456");
+        assert_int_equal(f->answers[7].o.reason, AUTH_NOT_PENDING);
+        f->answers[7] = (struct answer){0};
+}
+
+static void test_group_card_member_password_grants_the_member(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
+        assert_string_equal(f->pw_operator, "OP0002");
+        assert_string_equal(f->pw_password, "kumo-no-ue");
+        /* One check at a time. */
+        session_answer_password(&f->s, f->calls[3], "OP0002", "again");
+        assert_int_equal(f->answers[3].o.reason, AUTH_BUSY);
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.operator_id, "OP0002");
+        assert_string_equal(f->s.method, "group-card+password");
+        assert_string_equal(f->s.session_card, CARD_A);
+        const struct rec *ok = find_rec(f, "auth.ok");
+        assert_non_null(ok);
+        assert_string_equal(ok->method, "group-card+password");
+        assert_false(f->answers[2].answered); /* after the records */
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[2].o.operator_id, "OP0002");
+        assert_true(session_holds_inserted_card(&f->s));
+}
+
+static void test_group_card_non_member_refused(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0003", "kumo-no-ue");
+        assert_null(f->pw_done); /* no password is checked for a non-member */
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, "not-group-member");
+        assert_string_equal(fail->method, "group-card+password");
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_false(f->answers[2].answered);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_NOT_GROUP_MEMBER);
+        assert_string_equal(auth_reason_to_dbus_error(f->answers[2].o.reason),
+                            MAMORI_ERROR_NOT_GROUP_MEMBER);
+}
+
+static void run_until_answered(struct fake *f, size_t i, uint64_t max_usec)
+{
+        uint64_t end = now_mono_usec() + max_usec;
+
+        while (!f->answers[i].answered && now_mono_usec() < end)
+                assert_true(sd_event_run(f->event, 100 * 1000) >= 0);
+        assert_true(f->answers[i].answered);
+}
+
+static void test_wrong_password_waits_doubling_and_pull_ends_it(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        uint64_t t0 = now_mono_usec();
+        password_says(f, -EACCES);
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, "password-wrong");
+        uint64_t delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+        commit_all(f, 0);
+        assert_false(f->answers[2].answered); /* recorded, but the delay has not passed */
+        run_until_answered(f, 2, 3 * USEC_PER_SEC);
+        assert_true(now_mono_usec() - t0 >= USEC_PER_SEC);
+        assert_int_equal(f->answers[2].o.reason, AUTH_PASSWORD_WRONG);
+        assert_string_equal(f->answers[2].o.message, "password-wrong delay=1");
+        /* The login still waits for the password. */
+        assert_int_equal(f->s.state, SESSION_AUTHENTICATING);
+        assert_string_equal(session_step(&f->s), "password");
+
+        /* The second failure doubles the wait; a pull answers the held call at once. */
+        session_answer_password(&f->s, f->calls[3], "OP0002", "wrong again");
+        password_says(f, -EACCES);
+        delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 1900 * 1000 && delay <= 2 * USEC_PER_SEC);
+        commit_all(f, 0);
+        assert_false(f->answers[3].answered);
+        pull_card(f);
+        assert_true(f->answers[3].answered);
+        assert_int_equal(f->answers[3].o.reason, AUTH_NO_CARD);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        /* The count outlives the login: the operator's next answer still waits. */
+        assert_true(session_password_delay_usec(&f->s, "OP0002") > 0);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0001"), 0);
+}
+
+static void test_password_refused_by_state(void **state)
+{
+        struct fake *f = *state;
+
+        session_answer_password(&f->s, f->calls[0], "OP0002", "pw");
+        assert_int_equal(f->answers[0].o.reason, AUTH_NOT_PENDING);
+        /* An individual card's login waits for a PIN, not a password. */
+        insert_card(f);
+        session_start_login(&f->s, f->calls[1], SENDER, "");
+        assert_string_equal(session_step(&f->s), "pin");
+        session_answer_password(&f->s, f->calls[2], "OP0001", "pw");
+        assert_int_equal(f->answers[2].o.reason, AUTH_NOT_PENDING);
+        assert_null(f->pw_done);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -726,6 +911,13 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_calls_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bypass_relocks_and_records_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unlock_after_login_is_no_bypass, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_card_member_password_grants_the_member,
+                                                setup_group, teardown_group),
+                cmocka_unit_test_setup_teardown(test_group_card_non_member_refused, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_wrong_password_waits_doubling_and_pull_ends_it,
+                                                setup_group, teardown_group),
+                cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
