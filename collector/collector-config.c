@@ -66,6 +66,7 @@ static const struct conf_item collector_items[] = {
         {"Collector", "SilentCheckSec", conf_parse_positive_seconds, F(silent_check_usec)},
         {"Policy", "ValiditySec", conf_parse_positive_seconds, F(policy_validity_usec)},
         {"Cards", "OperatorCA", conf_parse_path, F(operator_ca)},
+        {"Admin", "Directory", conf_parse_path, F(admin_directory)},
 };
 
 void collector_config_free(struct collector_config *c)
@@ -77,7 +78,8 @@ void collector_config_free(struct collector_config *c)
         free(c->state_directory);
         free(c->name);
         free(c->operator_ca);
-        c->listen = c->database = c->state_directory = c->name = c->operator_ca = NULL;
+        free(c->admin_directory);
+        c->listen = c->database = c->state_directory = c->name = c->operator_ca = c->admin_directory = NULL;
 }
 
 static int defaults(struct collector_config *c)
@@ -86,6 +88,7 @@ static int defaults(struct collector_config *c)
                 .listen = strdup("127.0.0.1:8443"),
                 .database = strdup("/var/lib/mamori-collector/collector.db"),
                 .state_directory = strdup("/var/lib/mamori-collector"),
+                .admin_directory = strdup(COLLECTOR_ADMIN_DIRECTORY),
                 .max_body_bytes = 8u * 1024u * 1024u,
                 .max_batch_records = 20000,
                 .idle_timeout_usec = SEC(30),
@@ -98,7 +101,7 @@ static int defaults(struct collector_config *c)
                 .policy_validity_usec = SEC(7 * 24 * 3600),
                 .operator_ca = strdup("/etc/mamori/operator-ca.pem"),
         };
-        if (!c->listen || !c->database || !c->state_directory || !c->operator_ca) {
+        if (!c->listen || !c->database || !c->state_directory || !c->operator_ca || !c->admin_directory) {
                 collector_config_free(c);
                 return -ENOMEM;
         }
@@ -169,6 +172,14 @@ char *collector_state_path(const struct collector_config *c, const char *name)
 {
         char *p;
         if (asprintf(&p, "%s/%s", c->state_directory, name) < 0)
+                return NULL;
+        return p;
+}
+
+char *collector_admin_path(const struct collector_config *c, const char *name)
+{
+        char *p;
+        if (asprintf(&p, "%s/%s", c->admin_directory, name) < 0)
                 return NULL;
         return p;
 }

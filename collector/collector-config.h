@@ -8,7 +8,8 @@
 struct collector_config {
         char *listen;          /* "ADDR:PORT" or "[V6ADDR]:PORT" */
         char *database;        /* SQLite file */
-        char *state_directory; /* keys and certificates */
+        char *state_directory; /* the collector's own: its TLS key and certificate, receipt key, trust */
+        char *admin_directory; /* [Admin] Directory=: mamori-admin's keys, root only (DESIGN §11) */
         char *name;            /* "collector" of its receipts; NULL = the host name */
         uint32_t max_body_bytes;
         uint32_t max_batch_records;
@@ -30,5 +31,9 @@ void collector_config_free(struct collector_config *c);
 /* Split "ADDR:PORT" / "[ADDR]:PORT" into a malloc'd numeric address and a port. */
 int collector_parse_listen(const char *listen, char **ret_address, uint16_t *ret_port);
 
+#define COLLECTOR_ADMIN_DIRECTORY "/var/lib/mamori-admin"
+
 /* "<state>/<name>" malloc'd. */
 char *collector_state_path(const struct collector_config *c, const char *name);
+/* "<admin directory>/<name>" malloc'd. */
+char *collector_admin_path(const struct collector_config *c, const char *name);

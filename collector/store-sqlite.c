@@ -47,7 +47,12 @@ static const char schema[] =
         "  key BLOB NOT NULL, epochs INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS secret_changes (operator TEXT PRIMARY KEY, ts INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS office_calendar (id TEXT PRIMARY KEY, days TEXT NOT NULL,"
-        "  holidays TEXT NOT NULL);";
+        "  holidays TEXT NOT NULL);"
+        /* Terminal lifecycle (enrolment by request): the one certificate the collector accepts for a
+         * terminal and whether it is retired. A terminal without a row (enrolled before) is active
+         * with any certificate of the terminal CA. */
+        "CREATE TABLE IF NOT EXISTS terminal_certs (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+        "  cert_sha256 TEXT, changed INTEGER NOT NULL);";
 
 /* After migrate(): the history is append-only. Rows chained by the migration had no hash before it. */
 static const char history_triggers[] =
@@ -472,6 +477,102 @@ int store_terminal_add(Store *s, int64_t now_usec, const char *id, const char *o
         if (r < 0)
                 return r;
         return history_add(s, now_usec, "terminal", id, "add", office);
+}
+
+static int terminal_cert_put(Store *s, int64_t now_usec, const char *id, const char *status,
+                             const char *cert_sha256)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(
+                s, &st,
+                "INSERT INTO terminal_certs (id, status, cert_sha256, changed) VALUES (?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+                " cert_sha256 = coalesce(excluded.cert_sha256, cert_sha256), changed = excluded.changed",
+                "sssi", id, status, cert_sha256, now_usec);
+        return r < 0 ? r : step_done(st);
+}
+
+int store_terminal_enrol(Store *s, int64_t now_usec, const char *id, const char *office,
+                         const char *identity_pem, const char *cert_sha256)
+{
+        int r = store_terminal_add(s, now_usec, id, office, identity_pem);
+        if (r < 0)
+                return r;
+        r = terminal_cert_put(s, now_usec, id, "active", cert_sha256);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "terminal", id, "certificate", cert_sha256);
+}
+
+int store_terminal_get(Store *s, const char *id, char **ret_office, char **ret_identity_pem,
+                       bool *ret_retired)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *office = NULL, *pem = NULL;
+        int r = prepare(s, &st,
+                        "SELECT t.office, t.identity_pem, coalesce(c.status, 'active') FROM terminals t"
+                        " LEFT JOIN terminal_certs c ON c.id = t.id WHERE t.id = ?",
+                        "s", id);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        office = strdup(col_text(st, 0));
+        pem = strdup(col_text(st, 1));
+        if (!office || !pem)
+                return -ENOMEM;
+        if (ret_office)
+                *ret_office = TAKE_PTR(office);
+        if (ret_identity_pem)
+                *ret_identity_pem = TAKE_PTR(pem);
+        if (ret_retired)
+                *ret_retired = streq(col_text(st, 2), "retired");
+        return 0;
+}
+
+int store_terminal_rekey(Store *s, int64_t now_usec, const char *id, const char *cert_sha256)
+{
+        bool retired;
+        int r = store_terminal_get(s, id, NULL, NULL, &retired);
+        if (r < 0)
+                return r;
+        if (retired)
+                return -EKEYREVOKED;
+        r = terminal_cert_put(s, now_usec, id, "active", cert_sha256);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "terminal", id, "rekey", cert_sha256);
+}
+
+int store_terminal_retire(Store *s, int64_t now_usec, const char *id, const char *reason)
+{
+        bool retired;
+        int r = store_terminal_get(s, id, NULL, NULL, &retired);
+        if (r < 0)
+                return r;
+        if (retired)
+                return -EALREADY;
+        r = terminal_cert_put(s, now_usec, id, "retired", NULL);
+        if (r < 0)
+                return r;
+        return history_add(s, now_usec, "terminal", id, "retire", reason);
+}
+
+int store_terminal_access(Store *s, const char *id, const char *cert_sha256)
+{
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, &st, "SELECT status, cert_sha256 FROM terminal_certs WHERE id = ?", "s", id);
+        if (r < 0)
+                return r;
+        r = step_row(st);
+        if (r <= 0)
+                return r; /* no row: enrolled before certificates were pinned, or unknown */
+        if (streq(col_text(st, 0), "retired"))
+                return -EKEYREVOKED;
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL && !streq(col_text(st, 1), cert_sha256))
+                return -EKEYREJECTED;
+        return 0;
 }
 
 int store_terminal_identity(Store *s, const char *id, char **ret_identity_pem)
@@ -1106,7 +1207,9 @@ int store_registry_to_policy(Store *s, JsonValue *bundle)
 
         if ((r = add_list(s, bundle, "offices", "SELECT id, hours FROM offices ORDER BY id", office_row)) <
                     0 ||
-            (r = add_list(s, bundle, "terminals", "SELECT id, office FROM terminals ORDER BY id",
+            (r = add_list(s, bundle, "terminals",
+                          "SELECT id, office FROM terminals WHERE id NOT IN"
+                          " (SELECT id FROM terminal_certs WHERE status = 'retired') ORDER BY id",
                           terminal_row)) < 0 ||
             (r = add_list(s, bundle, "operators",
                           "SELECT o.id, o.name, o.offices, o.status, sc.ts FROM operators o"

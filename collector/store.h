@@ -35,6 +35,24 @@ int store_terminal_add(Store *s, int64_t now_usec, const char *id, const char *o
 /* *ret_identity_pem malloc'd; -ENOENT for an unknown terminal. */
 int store_terminal_identity(Store *s, const char *id, char **ret_identity_pem);
 int store_terminal_touch(Store *s, const char *id, int64_t now_usec);
+/*
+ * Terminal lifecycle (DESIGN §11). enrol: store_terminal_add() plus the one certificate (hex SHA-256
+ * of its DER) the collector accepts for it. get: office, identity and whether it is retired (each
+ * ret_* may be NULL). rekey: that certificate replaces the previous one (-EKEYREVOKED retired).
+ * retire: -EALREADY when it is. Each is a history row. -ENOENT unknown terminal.
+ */
+int store_terminal_enrol(Store *s, int64_t now_usec, const char *id, const char *office,
+                         const char *identity_pem, const char *cert_sha256);
+int store_terminal_get(Store *s, const char *id, char **ret_office, char **ret_identity_pem,
+                       bool *ret_retired);
+int store_terminal_rekey(Store *s, int64_t now_usec, const char *id, const char *cert_sha256);
+int store_terminal_retire(Store *s, int64_t now_usec, const char *id, const char *reason);
+/*
+ * May the holder of the certificate with this SHA-256 (hex of the DER) act as terminal id? 0 yes
+ * (also for a terminal enrolled before certificates were pinned, and for an unknown id: ingest
+ * answers those), -EKEYREVOKED retired, -EKEYREJECTED a certificate that was replaced (rekey).
+ */
+int store_terminal_access(Store *s, const char *id, const char *cert_sha256);
 
 /* ---- logs and records ---- */
 typedef struct StoreLog {

@@ -14,6 +14,8 @@ int ctl_log_quarantine(int argc, char **argv); /* mamorictl log quarantine */
 struct log_verify_result;
 void ctl_log_quarantine_note(const char *dir, const struct log_verify_result *res);
 int ctl_identity(int argc, char **argv);
+int ctl_enroll_request(int argc, char **argv);
+int ctl_enroll_install(int argc, char **argv);
 int ctl_status(int argc, char **argv);
 int ctl_lock(int argc, char **argv);
 int ctl_passwd(int argc, char **argv);

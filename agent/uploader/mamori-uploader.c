@@ -518,9 +518,12 @@ static void poll_policy(struct uploader *u)
                 ulog(LOG_NOTICE, "policy installed serial=%" PRId64, res.serial);
                 break;
         case UPLOAD_POLICY_REFUSED:
-                problem(u, LOG_CRIT,
-                        "policy from the collector refused (status %ld, serial %" PRId64 "): %s", res.status,
-                        res.serial, res.reason ? res.reason : "?");
+                problem_id(
+                        u,
+                        res.reason && streq(res.reason, "terminal-retired") ? MAMORI_MESSAGE_TERMINAL_RETIRED
+                                                                            : NULL,
+                        LOG_CRIT, "policy from the collector refused (status %ld, serial %" PRId64 "): %s",
+                        res.status, res.serial, res.reason ? res.reason : "?");
                 break;
         case UPLOAD_POLICY_UNCHANGED:
         case UPLOAD_POLICY_NONE:

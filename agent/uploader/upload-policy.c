@@ -117,7 +117,12 @@ int upload_policy_poll(UploadPolicy *p, UploadHttp *h, struct upload_policy_resu
         }
         if (resp.status != 200 || !resp.body) {
                 res.outcome = UPLOAD_POLICY_REFUSED;
-                res.reason = "http-status";
+                /* The centre retired this terminal (DESIGN §11): said with its own MESSAGE_ID. */
+                res.reason = resp.status == 403 && resp.body &&
+                                             memmem(resp.body, resp.len, "\"terminal-retired\"",
+                                                    strlen("\"terminal-retired\""))
+                                     ? "terminal-retired"
+                                     : "http-status";
                 goto done;
         }
         /* Never install what mamorid would reject: a bundle that does not verify, or an older one. */

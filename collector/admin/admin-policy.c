@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin-keys.h"
 #include "admin.h"
 #include "mamori/crypto-util.h"
 #include "mamori/fileio.h"
@@ -19,10 +20,13 @@
 
 static int load_policy_key(AdminContext *ctx, EVP_PKEY **ret)
 {
-        _cleanup_free_ char *path = collector_state_path(&ctx->config, "policy.key");
+        _cleanup_free_ char *path = admin_key_path(ctx, ADMIN_POLICY_KEY);
         if (!path)
                 return -ENOMEM;
-        int r = pem_load_private_key(path, ret);
+        int r = admin_keys_prepare(ctx, false);
+        if (r < 0)
+                return r;
+        r = pem_load_private_key(path, ret);
         if (r < 0)
                 fprintf(stderr, "mamori-admin: cannot load %s: %s\n", path, strerror(-r));
         return r;
@@ -30,7 +34,8 @@ static int load_policy_key(AdminContext *ctx, EVP_PKEY **ret)
 
 int admin_policy_signer(AdminContext *ctx, int argc, char **argv)
 {
-        _cleanup_free_ char *path = collector_state_path(&ctx->config, "policy-signer.pub");
+        _cleanup_free_ char *path = admin_key_path(ctx, ADMIN_POLICY_PUB);
+        _cleanup_free_ char *copy = collector_state_path(&ctx->config, ADMIN_POLICY_PUB);
         _cleanup_free_ char *pem = NULL;
         size_t size;
         int r;
@@ -39,9 +44,12 @@ int admin_policy_signer(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "usage: mamori-admin policy signer\n");
                 return 2;
         }
-        if (!path)
+        if (!path || !copy)
                 return 1;
+        /* The public half: the collector's copy serves who may not read the admin directory. */
         r = read_file_bounded(path, PEM_FILE_MAX, &pem, &size);
+        if (r < 0 && read_file_bounded(copy, PEM_FILE_MAX, &pem, &size) >= 0)
+                r = 0;
         if (r < 0) {
                 fprintf(stderr, "mamori-admin: cannot read %s: %s\n", path, strerror(-r));
                 return 1;

@@ -11,7 +11,8 @@
 
 typedef struct AdminContext {
         struct collector_config config;
-        Store *store; /* opened lazily by admin_store() */
+        Store *store;    /* opened lazily by admin_store() */
+        bool keys_ready; /* admin_keys_prepare() ran */
 } AdminContext;
 
 /* Opens the store once; every history row written through it carries admin_actor(). */
@@ -49,6 +50,13 @@ int admin_group_add(AdminContext *ctx, int argc, char **argv);
 int admin_history(AdminContext *ctx, int argc, char **argv);
 int admin_register_verify(AdminContext *ctx, int argc, char **argv);
 int admin_cards(AdminContext *ctx, int argc, char **argv);
+
+/* The centre's keys and terminals (admin-centre.c, admin-terminal.c). */
+int admin_init(AdminContext *ctx, int argc, char **argv);
+int admin_collector_renew(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_add(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_rekey(AdminContext *ctx, int argc, char **argv);
+int admin_terminal_retire(AdminContext *ctx, int argc, char **argv);
 
 /* The audit verbs (admin-findings.c, admin-ledger.c, admin-trace.c, admin-watch.c, admin-inspection.c,
  * admin-retention.c, admin-office.c). */

@@ -63,215 +63,6 @@ bool admin_check_id(const char *what, const char *s)
         return check_id(what, s);
 }
 
-/* Run f inside one transaction; report err_what on failure. */
-static int in_transaction(Store *s, int r_of_work, const char *err_what)
-{
-        if (r_of_work < 0) {
-                store_rollback(s);
-                fprintf(stderr, "mamori-admin: %s: %s\n", err_what,
-                        r_of_work == -EEXIST   ? "already exists"
-                        : r_of_work == -ENOENT ? "not found"
-                                               : strerror(-r_of_work));
-                return 1;
-        }
-        r_of_work = store_commit(s);
-        if (r_of_work < 0) {
-                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", err_what, strerror(-r_of_work));
-                return 1;
-        }
-        return 0;
-}
-
-/* ---- init ---- */
-
-static int write_state_key(AdminContext *ctx, const char *name, EVP_PKEY *key)
-{
-        _cleanup_free_ char *p = collector_state_path(&ctx->config, name);
-        return p ? pki_write_key(p, key) : -ENOMEM;
-}
-
-static int write_state_cert(AdminContext *ctx, const char *name, X509 *cert)
-{
-        _cleanup_free_ char *p = collector_state_path(&ctx->config, name);
-        return p ? pki_write_cert(p, cert) : -ENOMEM;
-}
-
-static int verb_init(AdminContext *ctx, int argc, char **argv)
-{
-        _cleanup_pkey_ EVP_PKEY *policy = NULL, *tca_key = NULL, *cca_key = NULL, *srv_key = NULL;
-        _cleanup_x509_ X509 *tca = NULL, *cca = NULL, *srv = NULL;
-        _cleanup_free_ char *marker = collector_state_path(&ctx->config, "policy.key");
-        _cleanup_free_ char *pub = collector_state_path(&ctx->config, "policy-signer.pub");
-        struct stat st;
-        Store *s;
-        int r;
-
-        if (argc != 1) {
-                fprintf(stderr, "usage: mamori-admin init\n");
-                return 2;
-        }
-        if (!marker || !pub)
-                return 1;
-        if (mkdir(ctx->config.state_directory, 0700) < 0 && errno != EEXIST) {
-                fprintf(stderr, "mamori-admin: cannot create %s: %m\n", ctx->config.state_directory);
-                return 1;
-        }
-        if (stat(marker, &st) == 0) {
-                fprintf(stderr, "mamori-admin: %s exists: already initialised\n", marker);
-                return 1;
-        }
-        if (admin_store(ctx, &s) < 0)
-                return 1;
-        if ((r = ed25519_generate(&policy)) < 0 || (r = pki_ec_key(&tca_key)) < 0 ||
-            (r = pki_ec_key(&cca_key)) < 0 || (r = pki_ec_key(&srv_key)) < 0 ||
-            (r = pki_make_ca(tca_key, "mamori terminal CA", 7300, &tca)) < 0 ||
-            (r = pki_make_ca(cca_key, "mamori collector CA", 7300, &cca)) < 0 ||
-            (r = pki_issue(cca, cca_key, srv_key, "localhost", PKI_SERVER, 825, &srv)) < 0)
-                goto fail;
-        if ((r = write_state_key(ctx, "terminal-ca.key", tca_key)) < 0 ||
-            (r = write_state_cert(ctx, "terminal-ca.pem", tca)) < 0 ||
-            (r = write_state_key(ctx, "collector-ca.key", cca_key)) < 0 ||
-            (r = write_state_cert(ctx, "collector-ca.pem", cca)) < 0 ||
-            (r = write_state_key(ctx, "collector.key", srv_key)) < 0 ||
-            (r = write_state_cert(ctx, "collector.pem", srv)) < 0 ||
-            (r = pki_write_public_key(pub, policy)) < 0 ||
-            (r = pki_write_key(marker, policy)) < 0) /* last: it marks a finished init */
-                goto fail;
-        {
-                /* The collector's own receipt key, beside its TLS key (mamori-collector makes it at
-                 * its first start too): terminal add hands its public half to terminals. */
-                _cleanup_pkey_ EVP_PKEY *receipt = NULL;
-                r = collector_receipt_key(&ctx->config, true, &receipt, NULL);
-                if (r < 0)
-                        goto fail;
-        }
-        printf("initialised %s (database %s)\n", ctx->config.state_directory, ctx->config.database);
-        return 0;
-fail:
-        fprintf(stderr, "mamori-admin: init failed: %s\n", strerror(-r));
-        return 1;
-}
-
-/* ---- terminals ---- */
-
-static int load_state_pair(AdminContext *ctx, const char *cert_name, const char *key_name, X509 **ret_cert,
-                           EVP_PKEY **ret_key)
-{
-        _cleanup_free_ char *c = collector_state_path(&ctx->config, cert_name);
-        _cleanup_free_ char *k = collector_state_path(&ctx->config, key_name);
-        _cleanup_x509_ X509 *cert = NULL;
-        int r;
-
-        if (!c || !k)
-                return -ENOMEM;
-        r = pki_load_cert(c, &cert);
-        if (r >= 0)
-                r = pem_load_private_key(k, ret_key);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: cannot load %s / %s: %s\n", c, k, strerror(-r));
-                return r;
-        }
-        *ret_cert = TAKE_PTR(cert);
-        return 0;
-}
-
-static int verb_terminal_add(AdminContext *ctx, int argc, char **argv)
-{
-        static const struct option options[] = {
-                {"office", required_argument, NULL, 'o'},
-                {"identity", required_argument, NULL, 'i'},
-                {"out", required_argument, NULL, 'd'},
-                {},
-        };
-        const char *office = NULL, *identity = NULL, *out = NULL, *id;
-        _cleanup_pkey_ EVP_PKEY *idkey = NULL, *ca_key = NULL, *client_key = NULL;
-        _cleanup_x509_ X509 *ca = NULL, *client = NULL, *cca = NULL;
-        _cleanup_free_ char *pem = NULL, *p_cert = NULL, *p_key = NULL, *p_ca = NULL;
-        _cleanup_free_ char *cca_path = collector_state_path(&ctx->config, "collector-ca.pem");
-        _cleanup_free_ char *receipt_path = collector_state_path(&ctx->config, RECEIPT_PUB_FILE);
-        _cleanup_free_ char *receipt = NULL, *p_receipt = NULL;
-        size_t size, receipt_len = 0;
-        Store *s;
-        int c, r;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "o:i:d:", options, NULL)) >= 0)
-                switch (c) {
-                case 'o':
-                        office = optarg;
-                        break;
-                case 'i':
-                        identity = optarg;
-                        break;
-                case 'd':
-                        out = optarg;
-                        break;
-                default:
-                        return 2;
-                }
-        if (optind + 1 != argc || !office || !identity || !out) {
-                fprintf(stderr,
-                        "usage: mamori-admin terminal add ID --office O --identity PUB.pem --out DIR\n");
-                return 2;
-        }
-        id = argv[optind];
-        if (!check_id("terminal id", id) || !check_id("office", office))
-                return 2;
-        r = read_file_bounded(identity, PEM_FILE_MAX, &pem, &size);
-        if (r >= 0)
-                r = pem_parse_public_key(pem, size, &idkey);
-        if (r >= 0)
-                r = ed25519_check(idkey);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: %s is not an Ed25519 public key (PEM): %s\n", identity,
-                        strerror(-r));
-                return 1;
-        }
-        if (load_state_pair(ctx, "terminal-ca.pem", "terminal-ca.key", &ca, &ca_key) < 0 || !cca_path ||
-            pki_load_cert(cca_path, &cca) < 0)
-                return 1;
-        /* The collector's public receipt key goes with the certificates: terminals trust it as
-         * [Collector] ReceiptKey=. */
-        if (!receipt_path)
-                return 1;
-        r = read_file_bounded(receipt_path, PEM_FILE_MAX, &receipt, &receipt_len);
-        if (r < 0) {
-                fprintf(stderr,
-                        "mamori-admin: cannot read the collector's receipt key %s: %s (start "
-                        "mamori-collector "
-                        "once, or run mamori-collector --receipt-key)\n",
-                        receipt_path, strerror(-r));
-                return 1;
-        }
-        if ((r = pki_ec_key(&client_key)) < 0 ||
-            (r = pki_issue(ca, ca_key, client_key, id, PKI_CLIENT, 1825, &client)) < 0) {
-                fprintf(stderr, "mamori-admin: cannot issue the client certificate: %s\n", strerror(-r));
-                return 1;
-        }
-        if (admin_store(ctx, &s) < 0 || store_begin(s) < 0)
-                return 1;
-        if (in_transaction(s, store_terminal_add(s, admin_now_usec(), id, office, pem), "terminal add") != 0)
-                return 1;
-        if (mkdir(out, 0700) < 0 && errno != EEXIST) {
-                fprintf(stderr, "mamori-admin: cannot create %s: %m\n", out);
-                return 1;
-        }
-        if (asprintf(&p_cert, "%s/client.pem", out) < 0 || asprintf(&p_key, "%s/client.key", out) < 0 ||
-            asprintf(&p_ca, "%s/collector-ca.pem", out) < 0 ||
-            asprintf(&p_receipt, "%s/" RECEIPT_PUB_FILE, out) < 0)
-                return 1;
-        if ((r = pki_write_cert(p_cert, client)) < 0 || (r = pki_write_key(p_key, client_key)) < 0 ||
-            (r = pki_write_cert(p_ca, cca)) < 0 ||
-            (r = write_file_atomic(p_receipt, receipt, receipt_len, 0644)) < 0) {
-                fprintf(stderr, "mamori-admin: cannot write into %s: %s\n", out, strerror(-r));
-                return 1;
-        }
-        printf("terminal %s registered (office %s); client certificate, collector CA and receipt key in "
-               "%s\n",
-               id, office, out);
-        return 0;
-}
-
 /* ---- dispatch ---- */
 
 typedef struct Verb {
@@ -280,8 +71,11 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        {"init", NULL, verb_init},
-        {"terminal", "add", verb_terminal_add},
+        {"init", NULL, admin_init},
+        {"collector", "renew", admin_collector_renew},
+        {"terminal", "add", admin_terminal_add},
+        {"terminal", "rekey", admin_terminal_rekey},
+        {"terminal", "retire", admin_terminal_retire},
         {"operator", "add", admin_operator_add},
         {"operator", "suspend", admin_operator_suspend},
         {"operator", "retire", admin_operator_retire},
@@ -320,8 +114,11 @@ static const Verb verbs[] = {
 static const struct {
         const char *noun, *usage;
 } usages[] = {
-        {"init", "init"},
-        {"terminal", "terminal add ID --office O --identity PUB.pem --out DIR"},
+        {"init", "init [--name HOST]…"},
+        {"collector", "collector renew [--name HOST]…"},
+        {"terminal", "terminal add --request FILE --office O --out FILE [--url URL]"},
+        {"terminal", "terminal rekey --request FILE --out FILE [--url URL]"},
+        {"terminal", "terminal retire ID --reason TEXT"},
         {"operator", "operator add ID [--name N] --office O [--office O…] [--reason TEXT]"},
         {"operator", "operator suspend|retire|resume ID --reason TEXT"},
         {"operator", "operator pin-reset ID --reason TEXT [--expired]"},

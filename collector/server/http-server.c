@@ -86,8 +86,10 @@ static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_
         return 0;
 }
 
-/* Terminal id from the verified peer certificate; -EACCES when there is none or it does not verify. */
-static int peer_terminal_id(struct MHD_Connection *c, char *buf, size_t size)
+/* Terminal id from the verified peer certificate and the hex SHA-256 of its DER; -EACCES when there
+ * is none or it does not verify. */
+static int peer_terminal_id(struct MHD_Connection *c, char *buf, size_t size,
+                            char ret_sha256[SHA256_HEX_MAX])
 {
         const union MHD_ConnectionInfo *info =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -122,6 +124,8 @@ static int peer_terminal_id(struct MHD_Connection *c, char *buf, size_t size)
         }
         gnutls_x509_crt_deinit(crt);
         if (r < 0 || len == 0 || len >= size || strlen(buf) != len || len > RECORD_ID_MAX)
+                return -EACCES;
+        if (sha256_hex(certs[0].data, certs[0].size, ret_sha256) < 0)
                 return -EACCES;
         for (size_t i = 0; i < len; i++)
                 if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-", buf[i]))
@@ -244,7 +248,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
         HttpServer *s = cls;
         Request *req = *con_cls;
-        char cn[RECORD_ID_MAX + 2];
+        char cn[RECORD_ID_MAX + 2], cert_sha256[SHA256_HEX_MAX];
         IngestAnswer a = {};
         bool post = streq(method, MHD_HTTP_METHOD_POST);
         int r;
@@ -299,8 +303,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
 
         /* The whole request is in. */
-        if (peer_terminal_id(c, cn, sizeof(cn)) < 0)
+        if (peer_terminal_id(c, cn, sizeof(cn), cert_sha256) < 0)
                 return send_json(c, 403, "{\"error\":\"client-certificate\"}");
+        /* Retire and rekey take effect at once: the register is read at every request. */
+        r = store_terminal_access(s->config.store, cn, cert_sha256);
+        if (r == -EKEYREVOKED) {
+                fprintf(stderr, "mamori-collector: %s: 403 terminal-retired\n", cn);
+                return send_json(c, 403, "{\"error\":\"terminal-retired\"}");
+        }
+        if (r == -EKEYREJECTED) {
+                fprintf(stderr,
+                        "mamori-collector: %s: 403 certificate-replaced (the terminal was rekeyed)\n", cn);
+                return send_json(c, 403, "{\"error\":\"certificate-replaced\"}");
+        }
+        if (r < 0)
+                return send_json(c, 503, "{\"error\":\"store\"}");
 
         if (streq(url, "/v1/records")) {
                 const char *ct;

@@ -108,6 +108,37 @@ static int load_receipt_key(const struct collector_config *cfg, EVP_PKEY **ret)
         return r;
 }
 
+/* DESIGN §11: mamori-admin's keys are never the collector's. Those of an older centre in the state
+ * directory, or an admin directory this process can read, are reported (n of them). */
+static unsigned custody_problems(const struct collector_config *cfg, const char *prefix)
+{
+        static const char *const admin_keys[] = {"policy.key", "terminal-ca.key", "collector-ca.key"};
+        unsigned n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(admin_keys); i++) {
+                _cleanup_free_ char *in_state = collector_state_path(cfg, admin_keys[i]);
+                _cleanup_free_ char *in_admin = collector_admin_path(cfg, admin_keys[i]);
+                if (in_state && access(in_state, F_OK) == 0) {
+                        fprintf(stderr,
+                                "%s: error: %s is mamori-admin's key and must not be the collector's: run "
+                                "any "
+                                "mamori-admin key verb as root (e.g. mamori-admin policy refresh), which "
+                                "moves "
+                                "it to %s\n",
+                                prefix, in_state, cfg->admin_directory);
+                        n++;
+                } else if (in_admin && access(in_admin, R_OK) == 0 && geteuid() != 0) {
+                        fprintf(stderr,
+                                "%s: error: this process can read %s: the admin directory must be root's "
+                                "only "
+                                "(chmod 0700 %s) and inaccessible to the collector's unit\n",
+                                prefix, in_admin, cfg->admin_directory);
+                        n++;
+                }
+        }
+        return n;
+}
+
 /* --check-config, like sshd -t: every problem on stderr, exit 1 if there was any. */
 static int check_config(const char *path)
 {
@@ -130,6 +161,7 @@ static int check_config(const char *path)
                         problems++;
                 }
         }
+        problems += custody_problems(&cfg, path);
         collector_config_free(&cfg);
         return problems > 0 ? 1 : 0;
 }
@@ -186,6 +218,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mamori-collector: cannot load %s: %s\n", config_path, strerror(-r));
                 return 1;
         }
+        /* Loud, but no refusal: an older centre keeps serving its terminals until mamori-admin has
+         * moved the keys. */
+        (void)custody_problems(&cfg, "mamori-collector");
         r = load_receipt_key(&cfg, &receipt_key);
         if (r < 0)
                 goto out;

@@ -12,6 +12,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
+import enroltool  # noqa: E402
 import agentproc  # noqa: E402
 import bench  # noqa: E402
 
@@ -486,7 +487,7 @@ def upload(records=100000, batch=1000):
             conf = f.read()
         with open(c.conf, 'w') as f:
             f.write(conf.replace('Listen=127.0.0.1:0', f'Listen=127.0.0.1:{free_port()}'))
-        c.admin('terminal', 'add', 'T-CRASH', '--office', 'chuo', '--identity', pub, '--out', os.path.join(d, 'cert'))
+        enroltool.enrol(c.admin, 'T-CRASH', 'chuo', pub, os.path.join(d, 'cert'))
         c.start()
         return c
 

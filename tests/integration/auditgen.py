@@ -21,6 +21,7 @@ import os
 import random
 import sqlite3
 
+import enroltool
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -234,8 +235,7 @@ class World:
                 with open(pub, 'wb') as f:
                     f.write(self.terms[tid]['identity'].public_key().public_bytes(
                         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-                admin('terminal', 'add', tid, '--office', o['id'], '--identity', pub, '--out',
-                      os.path.join(tmp, tid))
+                enroltool.enrol(admin, tid, o['id'], pub, os.path.join(tmp, tid))
             admin('office', 'hours', o['id'], o['hours'])
             if o['days'] != set(range(5)):
                 names = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')

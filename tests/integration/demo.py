@@ -21,6 +21,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agentproc  # noqa: E402
 import bench  # noqa: E402
+import enroltool  # noqa: E402
 import indep_verify  # noqa: E402
 
 PIN = '123456'
@@ -224,7 +225,8 @@ class Demo:
         self.port = free_port()
         self.centre_conf = self.write(os.path.join(centre, 'collector.conf'),
                                       f'[Collector]\nListen=127.0.0.1:{self.port}\n'
-                                      f'Database={centre}/collector.db\nStateDirectory={centre}/state\n')
+                                      f'Database={centre}/collector.db\nStateDirectory={centre}/state\n'
+                                      f'[Admin]\nDirectory={centre}/admin\n')
         self.admin('init')
         self.collector = Daemon(self.tmp, 'mamori-collector',
                                 [exe('collector', 'mamori-collector'), '--config', self.centre_conf])
@@ -254,7 +256,8 @@ class Demo:
         self.identity_pub = self.write(os.path.join(self.tmp, f'{TERMINAL}.pub'),
                                        self.ctl('identity', '--config', self.agent.config).stdout)
         out = os.path.join(self.tmp, 'enrolment')
-        self.admin('terminal', 'add', TERMINAL, '--office', OFFICE, '--identity', self.identity_pub, '--out', out)
+        # Enrolment by request (DESIGN §11): the TLS key is made here, one file comes back.
+        enroltool.enrol(lambda *a: self.admin(*a), TERMINAL, OFFICE, self.identity_pub, out)
         self.enrolment = {n: os.path.join(out, n) for n in os.listdir(out)}
         for name in ('client.pem', 'client.key', 'collector-ca.pem', 'receipt.pub'):
             check(name in self.enrolment, f'mamori-admin terminal add wrote no {name}')

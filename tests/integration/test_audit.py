@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ['TZ'] = 'Asia/Tokyo'  # DESIGN §12: dates in the centre's local time zone
+import enroltool  # noqa: E402
 import auditgen  # noqa: E402
 import bench  # noqa: E402
 from test_collector import Centre, exe  # noqa: E402
@@ -282,8 +283,7 @@ class AuditTest(unittest.TestCase):
         with open(pub, 'wb') as f:
             f.write(identity.public_key().public_bytes(auditgen.serialization.Encoding.PEM,
                                                        auditgen.serialization.PublicFormat.SubjectPublicKeyInfo))
-        self.admin('terminal', 'add', tid, '--office', self.world.offices[0]['id'], '--identity', pub,
-                   '--out', os.path.join(self.tmp, tid))
+        enroltool.enrol(self.admin, tid, self.world.offices[0]['id'], pub, os.path.join(self.tmp, tid))
         lg = auditgen.Log(self.world.rng, tid, identity, rotate_every=4)
         now = int(time.time() * 1e6)
         year = 365 * 86400 * 10 ** 6

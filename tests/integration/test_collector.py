@@ -23,6 +23,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroltool  # noqa: E402
 import bench  # noqa: E402
 import indep_verify  # noqa: E402
 import policytool  # noqa: E402
@@ -39,12 +40,13 @@ def exe(*parts):
 class Centre:
     """A centre in a temp dir: collector.conf, mamori-admin init, registered terminals, one collector."""
 
-    def __init__(self, tmp, extra_conf=''):
+    def __init__(self, tmp, extra_conf='', init_args=()):
         self.tmp = tmp
         self.conf = os.path.join(tmp, 'collector.conf')
         self.db = os.path.join(tmp, 'collector.db')
         with open(self.conf, 'w') as f:
-            f.write(f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
+            f.write(f'[Admin]\nDirectory={tmp}/admin\n'
+                    f'[Collector]\nListen=127.0.0.1:0\nDatabase={self.db}\n'
                     f'StateDirectory={tmp}/state\n{extra_conf}')
         # A drop-in, so that tests can keep appending [Collector] keys to the main file.
         os.makedirs(self.conf + '.d', exist_ok=True)
@@ -52,7 +54,7 @@ class Centre:
             f.write(f'[Cards]\nOperatorCA={tmp}/operator-ca.pem\n')
         self.proc = None
         self.port = None
-        self.admin('init')
+        self.admin('init', *init_args)
 
     def operator_ca(self, src=None):
         """The operator CA card certificates must chain to: src (a PEM file) copied, or a new one made here.
@@ -114,7 +116,7 @@ class Centre:
         pub = os.path.join(self.tmp, f'{term}.pub')
         self.mklog(seed=seed, term=term, count=1, pub=pub)
         out = os.path.join(self.tmp, term)
-        self.admin('terminal', 'add', term, '--office', 'chuo', '--identity', pub, '--out', out)
+        enroltool.enrol(self.admin, term, 'chuo', pub, out)
         return out
 
     def start(self):

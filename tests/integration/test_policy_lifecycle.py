@@ -14,6 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroltool  # noqa: E402
 import bench  # noqa: E402
 import policytool  # noqa: E402
 import terminal  # noqa: E402
@@ -155,7 +156,7 @@ class SuspendEndsLiveSessionTest(unittest.TestCase):
         bench.wait_until(lambda: os.path.exists(identity), timeout=10, what='identity key')
         pub = test_upload.public_pem(identity, os.path.join(t.tmp, 'identity.pub'))
         cert_dir = os.path.join(ctmp, 'T-0001')
-        centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+        enroltool.enrol(centre.admin, 'T-0001', 'chuo', pub, cert_dir)
         centre.admin('operator', 'add', 'OP0001', '--office', 'chuo')
         centre.operator_ca(t.pki.ca_path)
         card_id = centre.admin('card', 'issue', '--cert', a.cert, '--operator', 'OP0001').stdout.strip()

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroltool  # noqa: E402
 import bench  # noqa: E402
 import indep_verify  # noqa: E402
 from test_collector import Centre, exe  # noqa: E402
@@ -117,8 +118,7 @@ class ReceiptTest(unittest.TestCase):
         self.term.append(300)  # ~20 segments of 32 KiB, key rotations every 200
         self.pub = public_pem(self.term.identity, os.path.join(self.tmp, 'term.pub'))
         self.cert_dir = os.path.join(self.tmp, TERM)
-        self.centre.admin('terminal', 'add', TERM, '--office', 'chuo', '--identity', self.pub, '--out',
-                          self.cert_dir)
+        enroltool.enrol(self.centre.admin, TERM, 'chuo', self.pub, self.cert_dir)
         self.fake = None
 
     def tearDown(self):

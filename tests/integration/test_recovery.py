@@ -17,6 +17,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import enroltool  # noqa: E402
 import agentproc  # noqa: E402
 import bench  # noqa: E402
 from terminal import Terminal  # noqa: E402
@@ -196,7 +197,7 @@ class RecoveryTest(unittest.TestCase):
             with open(pub, 'w') as f:
                 f.write(r.stdout)
             cert_dir = os.path.join(tmp, 'T-0001')
-            centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+            enroltool.enrol(centre.admin, 'T-0001', 'chuo', pub, cert_dir)
             centre.start()
             self.addCleanup(centre.stop)
             agent.sections['Terminal']['Id'] = 'T-0001'
@@ -230,7 +231,7 @@ class RecoveryTest(unittest.TestCase):
             ut.append(300)
             pub = public_pem(ut.identity, os.path.join(tmp, 'term.pub'))
             cert_dir = os.path.join(tmp, 'T-CRASH')
-            centre.admin('terminal', 'add', 'T-CRASH', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+            enroltool.enrol(centre.admin, 'T-CRASH', 'chuo', pub, cert_dir)
             centre.start()
             self.addCleanup(centre.stop)
             ut.configure(centre, cert_dir)

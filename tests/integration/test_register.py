@@ -21,6 +21,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import auditgen  # noqa: E402
 import bench  # noqa: E402
+import enroltool  # noqa: E402
 from test_collector import Centre, exe  # noqa: E402
 
 
@@ -233,7 +234,7 @@ class RegisterTest(unittest.TestCase):
         with open(pub, 'wb') as f:
             f.write(identity.public_key().public_bytes(auditgen.serialization.Encoding.PEM,
                                                        auditgen.serialization.PublicFormat.SubjectPublicKeyInfo))
-        c.admin('terminal', 'add', tid, '--office', 'chuo', '--identity', pub, '--out', os.path.join(self.tmp, tid))
+        enroltool.enrol(c.admin, tid, 'chuo', pub, os.path.join(self.tmp, tid))
         lg = auditgen.Log(random.Random(5), tid, identity)
         now = int(time.time() * 1e6)
         day = 86400 * 10 ** 6
@@ -296,8 +297,7 @@ class PinAgeAtCentreTest(unittest.TestCase):
         with open(pub, 'wb') as f:
             f.write(self.identity.public_key().public_bytes(auditgen.serialization.Encoding.PEM,
                                                             auditgen.serialization.PublicFormat.SubjectPublicKeyInfo))
-        c.admin('terminal', 'add', self.tid, '--office', 'chuo', '--identity', pub, '--out',
-                os.path.join(self.tmp, self.tid))
+        enroltool.enrol(c.admin, self.tid, 'chuo', pub, os.path.join(self.tmp, self.tid))
         self.log = auditgen.Log(random.Random(7), self.tid, self.identity)
 
     def post(self, *records, log=None):

@@ -178,11 +178,10 @@ class SystemdContainer(unittest.TestCase):
              timeout=120)
         c.wait_until(lambda: c.run(['test', '-s', '/var/lib/mamori/keys/identity.pem']).returncode == 0,
                      30, 'mamorid to create its identity key')
-        c.sh(f'mamorictl identity --config /etc/mamori/agent.conf > /root/T-0001.pub\n'
-             f'{admin} terminal add T-0001 --office chuo --identity /root/T-0001.pub --out /root/T-0001\n'
-             'install -m 0600 /root/T-0001/client.pem /root/T-0001/client.key /var/lib/mamori/keys/\n'
-             'install -m 0644 /root/T-0001/collector-ca.pem /etc/mamori/collector-ca.pem\n'
-             'install -m 0644 /root/T-0001/receipt.pub /etc/mamori/receipt.pub\n'
+        # Enrolment by request (DESIGN §11): the TLS key is made on the terminal, one file comes back.
+        c.sh('mamorictl enroll-request --id T-0001 --out /root/T-0001.req\n'
+             f'{admin} terminal add --request /root/T-0001.req --office chuo --out /root/T-0001.enrolment\n'
+             'mamorictl enroll-install /root/T-0001.enrolment\n'
              f'{admin} policy publish', timeout=120)
         # The collector's own unit creates its state directory's owner: files made by
         # mamori-admin as root are handed over to it (StateDirectory= chowns them).
@@ -440,6 +439,29 @@ class SystemdContainer(unittest.TestCase):
         self.assertEqual(policy, 'mamori-upload', 'the policy came through the uploader')
         print(f'\ncollector acknowledged {cursor}')
 
+    def test_07a_collector_cannot_read_admin_keys(self):
+        """DESIGN §11 under the shipped unit: mamori-admin's keys are in /var/lib/mamori-admin (root
+        only), which mamori-collector.service makes inaccessible; the collector's files hold neither."""
+        c = self.c
+        self.assertEqual(c.run(['stat', '-c', '%a %U', '/var/lib/mamori-admin'], check=True).stdout.strip(),
+                         '700 root')
+        for k in ('policy.key', 'terminal-ca.key', 'collector-ca.key'):
+            self.assertEqual(c.run(['test', '-s', f'/var/lib/mamori-admin/{k}']).returncode, 0, k)
+            self.assertNotEqual(c.run(['test', '-e', f'/var/lib/mamori-collector/{k}']).returncode, 0, k)
+        pid = c.run(['systemctl', 'show', '-p', 'MainPID', '--value', 'mamori-collector'], check=True).stdout.strip()
+        uid = c.run(['id', '-u', 'mamori-collector'], check=True).stdout.strip()
+        gid = c.run(['id', '-g', 'mamori-collector'], check=True).stdout.strip()
+        # In the running collector's own mount namespace, as its user — and even as root there.
+        for who in (['-S', uid, '-G', gid], []):
+            p = c.run(['nsenter', '-t', pid, '-m', *who, 'cat', '/var/lib/mamori-admin/policy.key'])
+            self.assertNotEqual(p.returncode, 0, f'read the policy key in the collector\'s namespace {who}')
+            self.assertNotIn('PRIVATE KEY', p.stdout)
+        # Its own key it can read there (the check above is not a broken nsenter).
+        p = c.run(['nsenter', '-t', pid, '-m', '-S', uid, '-G', gid, 'cat', '/var/lib/mamori-collector/receipt.key'])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(c.run(['mamori-collector', '--config', '/etc/mamori/collector.conf', '--check-config'])
+                         .returncode, 0)
+
     def test_08_upgrade_waits_for_lock(self):
         """An upgrade during a session: the session stays; the next lock restarts into the new binary."""
         c = self.c
@@ -506,6 +528,21 @@ class SystemdContainer(unittest.TestCase):
         for unit, v in figures.items():
             self.assertIsNotNone(v, f'no exposure for {unit}:\n{out}')
             self.assertLess(v[0], 2.0, unit)
+
+    def test_12_retired_terminal_refused_at_once(self):
+        """mamori-admin terminal retire: the running collector refuses the terminal at once (403
+        terminal-retired), and the uploader logs it with the catalogue's MESSAGE_ID."""
+        c = self.c
+        msgid = 'MESSAGE_ID=c5a7574914fb41ad8ce9c5502250cd43'  # include/mamori/message-ids.h
+        c.run(['mamori-admin', '--config', '/etc/mamori/collector.conf', 'terminal', 'retire', 'T-0001',
+               '--reason', 'test: taken out of service'], check=True)
+        t0 = time.monotonic()
+        m = c.wait_until(lambda: re.search(r'terminal-retired',
+                                           c.run(['journalctl', '--no-pager', '-o', 'cat', msgid]).stdout),
+                         30, 'the uploader to log terminal-retired with its MESSAGE_ID')
+        print(f'\nretired → uploader refused and logged it after {time.monotonic() - t0:.1f} s')
+        self.assertTrue(m)
+        self.assertIn('403 terminal-retired', c.journal('mamori-collector'))
 
 
 def _host_has_package(name):

@@ -151,6 +151,16 @@ class UnitFiles(unittest.TestCase):
         self.assertRegex(service, r"(?m)^ExecStart=\S+/mamori-admin --config /etc/mamori/collector.conf policy refresh$")
         self.assertRegex(service, r"(?m)^PrivateNetwork=yes$")
 
+    def test_collector_cannot_see_admin_keys(self):
+        """DESIGN §11: the collector's unit makes mamori-admin's directory inaccessible; the refresh
+        service (root) reads the policy key there and may move an older centre's keys into it."""
+        collector = read(os.path.join(self.unitdir, "mamori-collector.service"))
+        self.assertRegex(collector, r"(?m)^InaccessiblePaths=-?/var/lib/mamori-admin$")
+        refresh = read(os.path.join(self.unitdir, "mamori-policy-refresh.service"))
+        self.assertRegex(refresh, r"(?m)^StateDirectory=mamori-admin$")
+        self.assertRegex(refresh, r"(?m)^StateDirectoryMode=0700$")
+        self.assertRegex(refresh, r"(?m)^ConditionPathExists=\|/var/lib/mamori-admin/policy.key$")
+
     def security(self, unit):
         r = run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
                  os.path.join(self.unitdir, unit)], env=self.env)
@@ -541,6 +551,9 @@ class DebianPackages(unittest.TestCase):
         self.assertIn("/lib/systemd/system/mamori-policy-refresh.service", files)
         self.assertIn("/lib/systemd/system/mamori-policy-refresh.timer", files)
         self.assertNotIn("/usr/sbin/mamorid", files)
+        # A commented collector.conf that works as installed; the admin key directory, root only.
+        self.assertIn("/etc/mamori/collector.conf", files)
+        self.assertIn("/usr/lib/tmpfiles.d/mamori-collector.conf", files)
 
     def test_every_installed_file_is_packaged_once(self):
         """What `meson install` produces is exactly what the packages hold (man pages gzipped)."""

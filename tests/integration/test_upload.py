@@ -19,6 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroltool  # noqa: E402
 import agentproc  # noqa: E402
 import bench  # noqa: E402
 from test_collector import Centre, exe  # noqa: E402
@@ -196,7 +197,7 @@ class UploadTest(unittest.TestCase):
         self.term.append(5)  # creates the identity key and the log
         pub = public_pem(self.term.identity, os.path.join(self.tmp, 'term.pub'))
         self.cert_dir = os.path.join(self.tmp, TERM)
-        self.centre.admin('terminal', 'add', TERM, '--office', 'chuo', '--identity', pub, '--out', self.cert_dir)
+        enroltool.enrol(self.centre.admin, TERM, 'chuo', pub, self.cert_dir)
         self.centre.start()
         self.term.configure(self.centre, self.cert_dir)
 
@@ -416,7 +417,7 @@ class PolicyEndToEndTest(unittest.TestCase):
                 bench.wait_until(lambda: os.path.exists(term.identity), timeout=10, what='identity key')
                 pub = public_pem(term.identity, os.path.join(tmp, 'agent.pub'))
                 cert_dir = os.path.join(tmp, 'T-0001')
-                centre.admin('terminal', 'add', 'T-0001', '--office', 'chuo', '--identity', pub, '--out', cert_dir)
+                enroltool.enrol(centre.admin, 'T-0001', 'chuo', pub, cert_dir)
                 centre.admin('operator', 'add', 'OP0001', '--name', 'Test Operator', '--office', 'chuo')
                 centre.operator_ca(pki.ca_path)
                 card_id = centre.admin('card', 'issue', '--cert', card.cert, '--operator', 'OP0001').stdout.strip()
