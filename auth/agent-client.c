@@ -439,3 +439,27 @@ int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, cha
         return sd_bus_get_property_string(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
                                           property, error, ret);
 }
+
+int agent_scan_finger(sd_bus *bus, sd_bus_error *error, char **ret_operator)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *op;
+        char *copy;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "ScanFinger");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", "finger");
+        if (r >= 0)
+                r = sd_bus_call(bus, m, AGENT_SCAN_TIMEOUT_USEC, error, &reply);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "s", &op);
+        if (r < 0)
+                return r;
+        copy = strdup(op);
+        if (!copy)
+                return -ENOMEM;
+        *ret_operator = copy;
+        return 0;
+}

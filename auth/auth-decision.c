@@ -113,6 +113,30 @@ enum auth_reason auth_decide_session(const struct auth_context *c, const char *c
         return operator_verdict(policy_find_operator(c->policy, operator_id), terminal_office(c));
 }
 
+enum auth_reason auth_decide_operator(const struct auth_context *c, const char *operator_id, bool *ret_stale)
+{
+        bool stale = false;
+
+        if (!c->policy)
+                return AUTH_POLICY_STALE;
+        if (c->policy->emergency)
+                return AUTH_EMERGENCY;
+        if (policy_is_stale(c->policy, c->now_usec)) {
+                if (c->stale_policy == STALE_POLICY_DENY)
+                        return AUTH_POLICY_STALE;
+                stale = true;
+        }
+        if (operator_id) {
+                const PolicyOperator *op = policy_find_operator(c->policy, operator_id);
+                enum auth_reason r = op ? operator_verdict(op, terminal_office(c)) : AUTH_OPERATOR_RETIRED;
+                if (r != AUTH_ALLOW)
+                        return r;
+        }
+        if (ret_stale)
+                *ret_stale = stale;
+        return AUTH_ALLOW;
+}
+
 struct auth_decision auth_decide(const struct auth_card_facts *f, const struct auth_context *c)
 {
         struct auth_decision d = auth_decide_precheck(f, c);

@@ -465,7 +465,30 @@ static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struc
         }
 }
 
-/* After a card's PIN: what the login still waits for (a group card's member). */
+/* Step "finger" after a card's PIN: a group card's member, or the holder's own finger with
+ * RequireFingerWithCard=yes. The agent answers after the touch (or a pulled card, or a timeout). */
+static int finger_step(pam_handle_t *pamh, int flags, sd_bus *bus, char **operator_id)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct agent_error_info info;
+        char text[256];
+        int r;
+
+        say(pamh, flags, PAM_TEXT_INFO, _("Touch the fingerprint sensor"));
+        free(TAKE_PTR(*operator_id));
+        r = agent_scan_finger(bus, &error, operator_id);
+        if (r >= 0)
+                return PAM_SUCCESS;
+        agent_error_classify(&error, r, &info);
+        log_refusal(pamh, "ScanFinger", &info, &error);
+        say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+        if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL)
+                cancel_login(bus);
+        return auth_pam_code(&info);
+}
+
+/* After a card's PIN: what the login still waits for (a group card's member, the holder's finger),
+ * nothing when the session is open already. */
 static int next_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
                      char **operator_id)
 {
@@ -480,7 +503,11 @@ static int next_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pa
                 return PAM_AUTHINFO_UNAVAIL;
         }
         if (o->debug)
-                pam_syslog(pamh, LOG_DEBUG, "group card accepted; next step '%s'", step);
+                pam_syslog(pamh, LOG_DEBUG, "card accepted; next step '%s'", step);
+        if (!step[0] && (*operator_id)[0])
+                return PAM_SUCCESS; /* card and PIN were all it took */
+        if (streq(step, "finger"))
+                return finger_step(pamh, flags, bus, operator_id);
         if (streq(step, "password")) {
                 free(TAKE_PTR(*operator_id));
                 say(pamh, flags, PAM_TEXT_INFO,
@@ -616,12 +643,11 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         cancel_login(bus);
                 return auth_pam_code(&info);
         }
-        /* A group card answers no operator: a member identifies next. */
-        if (!operator_id[0]) {
-                rc = next_step(pamh, flags, bus, &o, &operator_id);
-                if (rc != PAM_SUCCESS)
-                        return rc;
-        }
+        /* A group card answers no operator (a member identifies next); a card under
+         * RequireFingerWithCard=yes answers its own but still waits for the finger (Step). */
+        rc = next_step(pamh, flags, bus, &o, &operator_id);
+        if (rc != PAM_SUCCESS)
+                return rc;
 
         pam_syslog(pamh, LOG_INFO, "operator %s logged in (PAM user '%s')", operator_id, user);
         /* For the session stack and the desktop: who is at the counter now. */

@@ -82,6 +82,8 @@ static const struct conf_item agent_items[] = {
         {"Session", "LockVerifySec", conf_parse_positive_seconds, F(lock_verify_usec)},
         {"Session", "LockFallback", parse_lock_fallback, F(lock_fallback)},
         {"Session", "GroupMember", parse_group_member, F(group_member)},
+        {"Session", "RequireFingerWithCard", conf_parse_bool, F(require_finger_with_card)},
+        {"Finger", "PrintsDirectory", conf_parse_path, F(prints_directory)},
         {"Secrets", "MaxAgeDays", conf_parse_positive_uint32, F(max_age_days)},
         {"Secrets", "WarnDays", conf_parse_uint32, F(warn_days)},
         {"Secrets", "MinLength", conf_parse_positive_uint32, F(min_length)},
@@ -111,7 +113,7 @@ void agent_config_free(struct agent_config *c)
                 &c->terminal_id,       &c->office,        &c->identity_key,       &c->trust_anchors,
                 &c->readers,           &c->log_directory, &c->input_directory,    &c->collector_url,
                 &c->collector_ca,      &c->client_cert,   &c->client_key,         &c->policy_directory,
-                &c->policy_signer_key, &c->receipt_key,   &c->password_directory,
+                &c->policy_signer_key, &c->receipt_key,   &c->password_directory, &c->prints_directory,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -138,6 +140,7 @@ int agent_config_defaults(struct agent_config *c)
                 {F(receipt_key), "/etc/mamori/receipt.pub"},
                 {F(policy_directory), "/var/lib/mamori/policy"},
                 {F(policy_signer_key), "/etc/mamori/policy-signer.pub"},
+                {F(prints_directory), "/var/lib/mamori/prints"},
                 {F(password_directory), "/var/lib/mamori/passwords"},
         };
 

@@ -85,6 +85,16 @@ static const struct {
                 {"password-unset", MAMORI_ERROR_PASSWORD_UNSET,
                  N_("No password is set for this operator on this terminal — log in with your "
                     "own card and set one with mamorictl passwd --password")},
+        [AUTH_FINGER_NO_MATCH] = {"finger-no-match", MAMORI_ERROR_FINGER_NO_MATCH,
+                                  N_("Finger not recognised — touch the sensor again, or use your card")},
+        [AUTH_FINGER_UNREADABLE] = {"finger-unreadable", MAMORI_ERROR_FINGER_UNREADABLE,
+                                    N_("The sensor could not read your finger — clean it and try again")},
+        [AUTH_BIO_UNAVAILABLE] = {"bio-unavailable", MAMORI_ERROR_BIO_UNAVAILABLE,
+                                  N_("The fingerprint sensor is not available — use your card, or call "
+                                     "your system administrator")},
+        [AUTH_LENDING_SUSPECTED] = {"lending-suspected", MAMORI_ERROR_LENDING_SUSPECTED,
+                                    N_("The finger is not the card holder's — cards are personal; use "
+                                       "your own card")},
         [AUTH_PASSWORD_TOO_SHORT] = {"password-too-short", MAMORI_ERROR_PASSWORD_TOO_SHORT,
                                      N_("The new password is too short — choose a longer one")},
 };

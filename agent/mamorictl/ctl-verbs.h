@@ -20,3 +20,5 @@ int ctl_status(int argc, char **argv);
 int ctl_lock(int argc, char **argv);
 int ctl_passwd(int argc, char **argv);
 int ctl_auth_test(int argc, char **argv);
+int ctl_enroll(int argc, char **argv);
+int ctl_prints(int argc, char **argv);

@@ -14,6 +14,7 @@
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "print-store.h"
 
 #define USER_MAX      64
 #define OP_KIND_MAX   64
@@ -180,6 +181,78 @@ static int run_record_operation(struct agent *a, sd_bus_message *m, sd_bus_error
         return 1;
 }
 
+static int run_start_bio_login(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *user, *modality;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &user, &modality);
+        if (r < 0)
+                return r;
+        if (strlen(user) > USER_MAX || !printable(user) || strlen(modality) > 16 || !printable(modality))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "user, modality: printable, bounded");
+        session_start_bio_login(&a->session, call_of(m), sd_bus_message_get_sender(m), user, modality);
+        return 1;
+}
+
+static int run_scan_finger(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *modality;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &modality);
+        if (r < 0)
+                return r;
+        if (strlen(modality) > 16 || !printable(modality))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "modality: finger or vein");
+        session_scan_finger(&a->session, call_of(m), modality);
+        return 1;
+}
+
+static int run_enroll_finger(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_enroll_finger(&a->session, call_of(m), sd_bus_message_get_sender(m));
+        return 1;
+}
+
+/* Read-only and local: answered here, from the print store. */
+static int run_list_prints(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct print_set set = {0};
+        int r;
+
+        r = print_store_list(a->config.prints_directory, 0, &set);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "cannot read %s", a->config.prints_directory);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sux)");
+        for (size_t i = 0; r >= 0 && i < set.n; i++)
+                r = sd_bus_message_append(reply, "(sux)", set.items[i].operator_id, set.items[i].slot,
+                                          set.items[i].mtime_usec);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        print_set_done(&set);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r < 0 ? r : 1;
+}
+
+static int run_delete_prints(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *op;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &op);
+        if (r < 0)
+                return r;
+        if (!print_store_id_ok(op))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "operator: an operator id");
+        session_delete_prints(&a->session, call_of(m), op);
+        return 1;
+}
+
 static int run_pin_age(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
         session_pin_age(&a->session, call_of(m));
@@ -201,6 +274,21 @@ static int reply_login_started(sd_bus_message *m, const struct session_outcome *
 static int reply_operator(sd_bus_message *m, const struct session_outcome *o)
 {
         return sd_bus_reply_method_return(m, "s", o->operator_id);
+}
+
+static int reply_operator_step(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "ss", o->operator_id, o->step);
+}
+
+static int reply_enrolled(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "su", o->operator_id, (uint32_t)o->tries);
+}
+
+static int reply_count(sd_bus_message *m, const struct session_outcome *o)
+{
+        return sd_bus_reply_method_return(m, "u", (uint32_t)o->tries);
 }
 
 static int reply_password_age(sd_bus_message *m, const struct session_outcome *o)
@@ -260,6 +348,19 @@ static const struct method {
          "only root and members of " APPS_GROUP " may record operations", NULL, run_record_operation,
          reply_seq},
         {"PinAgeDays", ANYONE, NULL, NULL, NULL, run_pin_age, reply_pin_age},
+        /* Fingerprints: a finger login drives the seat like a card login; ScanFinger goes on with
+         * the login of the client that started it. */
+        {"StartBioLogin", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, NULL, run_start_bio_login,
+         reply_operator_step},
+        {"ScanFinger", ROOT | SEAT, ACCESS_DENIED, NOT_SEAT, "no login of yours is waiting for a finger",
+         run_scan_finger, reply_operator},
+        /* A print is bound to the card-verified operator of the session that enrols it. */
+        {"EnrollFinger", ROOT | CARD_SESSION, MAMORI_ERROR_PERMISSION,
+         "a finger can be enrolled only in the card's own session", NULL, run_enroll_finger, reply_enrolled},
+        {"ListPrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may list the enrolled prints", NULL,
+         run_list_prints, reply_empty},
+        {"DeletePrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete prints", NULL,
+         run_delete_prints, reply_count},
         /* The active operator's own password: the logic also wants the session's card in, or a
          * session opened with a password, and the current password when one is set. */
         {"ChangePassword", ROOT | SEAT, MAMORI_ERROR_PERMISSION,
@@ -460,10 +561,16 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD("ChangePin", "ss", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("RecordOperation", "ssa{ss}", "t", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("PinAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("StartBioLogin", "ss", "ss", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ScanFinger", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("EnrollFinger", "", "su", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ListPrints", "", "a(sux)", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("DeletePrints", "s", "u", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ChangePassword", "ss", "", dispatch,
                       SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("PasswordAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("StateChanged", "sss", 0),
+        SD_BUS_SIGNAL("EnrollProgress", "siib", 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -492,7 +599,16 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
         if (*old_owner && !*new_owner && session_login_started_by(&a->session, name))
                 session_cancel_login(&a->session, NULL);
+        if (*old_owner && !*new_owner)
+                session_enroll_client_gone(&a->session, name);
         return 0;
+}
+
+void agent_dbus_enroll_progress(struct agent *a, const char *operator_id, int stage, int stages, bool retry)
+{
+        if (a->bus)
+                (void)sd_bus_emit_signal(a->bus, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE, "EnrollProgress",
+                                         "siib", operator_id, (int32_t)stage, (int32_t)stages, (int)retry);
 }
 
 int agent_dbus_start(struct agent *a)

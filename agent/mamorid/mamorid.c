@@ -95,6 +95,38 @@ static int ops_change_pin(void *userdata, const char *reader, const char *old_pi
         return card_worker_change_pin(a->worker, reader, old_pin, new_pin, done, done_userdata);
 }
 
+static void ops_finger_device(void *userdata, struct finger_device_info *ret)
+{
+        struct agent *a = userdata;
+        finger_worker_device(a->finger, ret);
+}
+
+static int ops_finger_match(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
+                            finger_event_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->finger ? finger_worker_match(a->finger, id, dir, allowed, n, done, done_userdata)
+                         : -ENODEV;
+}
+
+static int ops_finger_enroll(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
+                             void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->finger ? finger_worker_enroll(a->finger, id, operator_id, done, done_userdata) : -ENODEV;
+}
+
+static void ops_finger_cancel(void *userdata, uint64_t id)
+{
+        struct agent *a = userdata;
+        finger_worker_cancel(a->finger, id);
+}
+
+static void ops_enroll_progress(void *userdata, const char *operator_id, int stage, int stages, bool retry)
+{
+        agent_dbus_enroll_progress(userdata, operator_id, stage, stages, retry);
+}
+
 static int ops_password_check(void *userdata, uint64_t id, const char *operator_id, const char *password,
                               session_password_done_fn done, void *done_userdata)
 {
@@ -162,6 +194,11 @@ static const struct session_ops session_ops = {
         .login_pin = ops_login_pin,
         .login_cancel = ops_login_cancel,
         .change_pin = ops_change_pin,
+        .finger_device = ops_finger_device,
+        .finger_match = ops_finger_match,
+        .finger_enroll = ops_finger_enroll,
+        .finger_cancel = ops_finger_cancel,
+        .enroll_progress = ops_enroll_progress,
         .password_check = ops_password_check,
         .password_set = ops_password_set,
         .password_changed = ops_password_changed,
@@ -397,6 +434,11 @@ static int run(struct agent *a, AgentOplog **oplog)
         r = card_worker_start(a->event, &a->worker);
         if (r < 0)
                 return r;
+        /* libfprint on its own thread; without it every finger step is bio-unavailable. */
+        r = finger_worker_start(a->event, &a->finger);
+        if (r < 0)
+                agent_log(LOG_ERR, "cannot start the fingerprint thread (%s): finger logins are unavailable",
+                          strerror(-r));
         /* Passwords (DESIGN.md §4): a store others can enter is not used; its logins fail, loudly. */
         r = password_store_prepare(a->config.password_directory);
         if (r < 0)
@@ -472,7 +514,8 @@ int main(int argc, char **argv)
         a.worker = card_worker_stop(a.worker);
         a.passwords = password_worker_stop(a.passwords);
         a.vein = vein_worker_stop(a.vein);
-        session_done(&a.session);
+        session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
+        a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */
         a.secrets = secret_age_free(a.secrets);
         a.logind = logind_free(a.logind);

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "card-worker.h"
+#include "finger-worker.h"
 #include "event-data.h"
 #include "logind.h"
 #include "mamori/agent-config.h"
@@ -30,6 +31,7 @@ struct agent {
         ReaderWatch *watch;
         PolicyWatch *policy;
         CardWorker *worker;
+        FingerWorker *finger; /* NULL when the fingerprint thread could not start */
         PasswordWorker *passwords; /* scrypt checks and changes (password-worker.h) */
         Logind *logind;
         OpLog *log;
@@ -59,3 +61,5 @@ int agent_dbus_start(struct agent *a);
 void agent_dbus_answer(struct agent *a, SessionCall *call, const struct session_outcome *o);
 /* PropertiesChanged, and StateChanged when state_reason is set (session_ops.changed). */
 void agent_dbus_changed(struct agent *a, const char *state_reason);
+/* EnrollProgress(operator, stage, stages, retry) (session_ops.enroll_progress). */
+void agent_dbus_enroll_progress(struct agent *a, const char *operator_id, int stage, int stages, bool retry);

@@ -34,3 +34,15 @@ void session_grant(struct session *s, SessionCall *call, const char *operator_id
 void session_login_failed(struct session *s);
 /* The password step's own part of ending a login (session-password.c): frees a held answer. */
 void session_password_login_done(struct session *s, const char *why);
+
+/* The pending login has started (StartBioLogin): state "authenticating", the answer timer armed. */
+void session_login_begin(struct session *s);
+/* Something callers can see changed (the Step property). */
+void session_changed(struct session *s);
+
+/* session-bio.c: after a card's PIN with RequireFingerWithCard=yes, the holder's finger is next;
+ * call is the AnswerPin to answer with the card's operator (Step "finger"). */
+void session_bio_after_card(struct session *s, SessionCall *call, const struct auth_decision *d,
+                            const char *card_id);
+/* The session ended (or the agent stops): an enrolment of it is cancelled and answered. */
+void session_bio_session_ended(struct session *s);

@@ -370,6 +370,8 @@ static void login_clear(struct session *s)
         /* A login still waiting for its PIN lets go of the card. */
         if (s->login.id)
                 s->ops->login_cancel(s->userdata, s->login.id);
+        if (s->login.finger_id && s->ops->finger_cancel) /* a pending scan is cancelled, never left */
+                s->ops->finger_cancel(s->userdata, s->login.finger_id);
         free(s->login.sender);
         s->login = (struct pending_login){0};
 }
@@ -394,6 +396,7 @@ static void clear_session(struct session *s)
         s->method[0] = '\0';
         s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
         s->input = idle_input_free(s->input);
+        session_bio_session_ended(s); /* an enrolment belongs to its session */
 }
 
 /* Applies trigger; returns false when the table has no such transition (nothing happens). */
@@ -489,6 +492,7 @@ void session_done(struct session *s)
 {
         burst_done(&s->bypass); /* a count still pending is not lost at stop */
         abort_login(s, "cancelled");
+        session_bio_session_ended(s);
         free(s->card.der);
         s->card = (struct present_card){0};
         s->input = idle_input_free(s->input);
@@ -588,6 +592,8 @@ void session_on_policy(struct session *s, const Policy *current)
                         break;
                 }
         }
+        if (current)
+                session_bio_on_policy(s, current);
         changed(s, NULL);
 }
 
@@ -665,8 +671,8 @@ static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userda
 
         /* A client that started a login and never answers must not hold the terminal. */
         s->login_timer = sd_event_source_disable_unref(s->login_timer);
-        if (s->state == SESSION_AUTHENTICATING && !s->login.answer)
-                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec());
+        if (s->state == SESSION_AUTHENTICATING && (!s->login.answer || s->login.finger_id))
+                apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec()); /* a scan nobody touches, too */
         return 0;
 }
 
@@ -819,6 +825,12 @@ static void on_login_done(void *userdata, const struct card_job_result *res)
                 return;
         }
 
+        if (s->config->require_finger_with_card) {
+                /* The lending check: the card's operator's own finger, before the session opens. */
+                session_bio_after_card(s, call, &d, card_id);
+                return;
+        }
+
         char exchanges[24];
         fmt_int(exchanges, res->exchanges);
         session_grant(
@@ -862,6 +874,18 @@ void session_grant(struct session *s, SessionCall *call, const char *operator_id
         record(s, "session.start", s->operator_id, cid, agent_data("method", s->method, NULL), NULL, NULL);
         record(s, "unlock", s->operator_id, cid, NULL, p ? answer_after_commit : NULL, p);
         start_idle_watch(s);
+}
+
+void session_login_begin(struct session *s)
+{
+        apply(s, TRIGGER_LOGIN_START, now_mono_usec());
+        (void)sd_event_add_time_relative(s->event, &s->login_timer, CLOCK_MONOTONIC, LOGIN_ANSWER_USEC, 0,
+                                         on_login_timeout, s);
+}
+
+void session_changed(struct session *s)
+{
+        changed(s, NULL);
 }
 
 void session_login_failed(struct session *s)

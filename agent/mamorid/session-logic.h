@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "card-worker.h"
+#include "finger-worker.h"
 #include "idle-input.h"
 #include "logind-lock.h"
 #include "mamori/agent-config.h"
@@ -39,10 +40,11 @@ struct session_outcome {
         int error;
         enum auth_reason reason;
         char message[96];
-        char operator_id[OPERATOR_ID_MAX];         /* AnswerPin */
-        char card_id[CARD_ID_LEN + 1];             /* StartLogin */
-        int tries;                                 /* StartLogin: PIN tries the card reported, -1 unknown */
-        uint64_t seq;                              /* RecordOperation: the record's sequence number */
+        char operator_id[OPERATOR_ID_MAX]; /* AnswerPin, StartBioLogin, ScanFinger, EnrollFinger */
+        char step[16];                     /* StartBioLogin, AnswerPin: what the login waits for next */
+        char card_id[CARD_ID_LEN + 1];     /* StartLogin */
+        int tries;                         /* StartLogin: PIN tries the card reported, -1 unknown */
+        uint64_t seq;                      /* RecordOperation: the record's sequence number */
         int pin_age_days, max_age_days, warn_days; /* PinAgeDays, PasswordAgeDays */
 };
 
@@ -73,6 +75,16 @@ struct session_ops {
         void (*login_cancel)(void *userdata, uint64_t id); /* a login not past its PIN lets the card go */
         int (*change_pin)(void *userdata, const char *reader, const char *old_pin, const char *new_pin,
                           card_job_done_fn done, void *done_userdata);
+        /* The fingerprint thread (finger-worker.h); done runs on the event loop. May be NULL (no
+         * sensor support): every finger step is then bio-unavailable. */
+        void (*finger_device)(void *userdata, struct finger_device_info *ret);
+        int (*finger_match)(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
+                            finger_event_fn done, void *done_userdata);
+        int (*finger_enroll)(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
+                             void *done_userdata);
+        void (*finger_cancel)(void *userdata, uint64_t id);
+        /* An enrolment went one stage further (EnrollProgress); may be NULL. */
+        void (*enroll_progress)(void *userdata, const char *operator_id, int stage, int stages, bool retry);
         /* The password thread: check a password against operator_id's verifier, or store a new one
          * (old_password NULL: none to check). done runs later on the loop with id; -EBUSY when full. */
         int (*password_check)(void *userdata, uint64_t id, const char *operator_id, const char *password,
@@ -127,11 +139,25 @@ struct pending_login {
         char operator_id[OPERATOR_ID_MAX]; /* known so far: the card's, the bio match's; "" after a group
                                               card */
         char group_id[OPERATOR_ID_MAX];    /* a group card's group, once its PIN verified */
-        char user[OPERATOR_ID_MAX];        /* the PAM user (Accounts=per-operator: must be the operator) */
+        char user[OPERATOR_ID_MAX];        /* the PAM user (Accounts=per-operator: must be the operator); for
+                                              StartBioLogin also the id a 1:1 sensor compares with */
         uint64_t id;                       /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
         uint64_t password_job;      /* the password thread's check in flight (0: none) */
         struct password_wait *wait; /* a password answer held back for its delay */
+        uint64_t finger_id;         /* the fingerprint thread's scan, while one runs */
+        uint64_t gallery_usec;      /* deciding whose prints it compares with */
+};
+
+/* An enrolment between EnrollFinger and its answer (session-bio.c). */
+struct pending_enrolment {
+        bool active;
+        uint64_t id;
+        char *sender;
+        SessionCall *answer;
+        uint64_t session_gen; /* the session it belongs to: it ends with it */
+        char operator_id[OPERATOR_ID_MAX];
+        char card_id[CARD_ID_LEN + 1];
 };
 
 struct pending_answer;
@@ -167,6 +193,7 @@ struct session {
         struct password_failures password_failures[PASSWORD_FAILURES_MAX];
         struct present_card card;
         struct pending_login login;
+        struct pending_enrolment enrolment;
         bool readers_lost; /* pcscd gone: fail closed until it returns */
 
         IdleInput *input; /* IdleSource=input, while a session is active */
@@ -211,6 +238,21 @@ uint64_t session_password_delay_usec(const struct session *s, const char *operat
 const char *session_step(const struct session *s);
 const char *login_step_to_string(enum login_step step);
 
+/* Fingerprints (session-bio.c). StartBioLogin: no card; identifies (1:N, or 1:1 against user on a
+ * sensor that cannot identify) and answers after the touch with the operator and the next step. */
+void session_start_bio_login(struct session *s, SessionCall *call, const char *sender, const char *user,
+                             const char *modality);
+/* ScanFinger: after a group card's PIN (a member identifies) or a card+PIN with
+ * RequireFingerWithCard=yes (the card's operator's own finger). */
+void session_scan_finger(struct session *s, SessionCall *call, const char *modality);
+/* EnrollFinger: in an active card session, a print for that session's operator. */
+void session_enroll_finger(struct session *s, SessionCall *call, const char *sender);
+/* The enrolment's client went away: it is cancelled. */
+void session_enroll_client_gone(struct session *s, const char *sender);
+/* DeletePrints (root): every print of operator_id. */
+void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id);
+/* A bundle was loaded: the prints of operators it retires are deleted, and that is recorded. */
+void session_bio_on_policy(struct session *s, const Policy *current);
 /* Facts the permission table asks about. */
 bool session_login_pending(const struct session *s);
 bool session_login_started_by(const struct session *s, const char *sender);

@@ -102,6 +102,11 @@ int agent_change_password(sd_bus *bus, const char *old_password, const char *new
 int agent_password_age(sd_bus *bus, sd_bus_error *error, int *ret_days, int *ret_max_days,
                        int *ret_warn_days);
 /* A string property of the agent ("Step", "Method" …), malloc'd. */
+/* ScanFinger("finger") (a touch may take a while: AGENT_SCAN_TIMEOUT_USEC): the operator it opened
+ * the session for. */
+#define AGENT_SCAN_TIMEOUT_USEC (120ull * 1000000ull)
+int agent_scan_finger(sd_bus *bus, sd_bus_error *error, char **ret_operator);
+
 int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, char **ret);
 
 /* Strdup/free for secrets: the free wipes the whole string first. */

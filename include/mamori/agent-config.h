@@ -31,6 +31,9 @@ struct agent_config {
         uint64_t card_left_usec;
         uint64_t lock_verify_usec;
         enum lock_fallback lock_fallback;
+        bool require_finger_with_card; /* card+pin then the card's operator's finger (lending check) */
+        /* [Finger] */
+        char *prints_directory;         /* enrolled prints, one root-only directory per operator */
         enum group_member group_member; /* after a group card's PIN (default password) */
         /* [Secrets] */
         uint32_t max_age_days;

@@ -52,6 +52,13 @@ struct auth_decision auth_decide_precheck(const struct auth_card_facts *f, const
 enum auth_reason auth_decide_session(const struct auth_context *c, const char *card_id,
                                      const char *operator_id);
 
+/* Without a card of their own (finger+password, a group card's member): may operator_id log in at
+ * this terminal now? Policy present, no emergency, not stale (or StalePolicy=warn: *ret_stale set),
+ * operator known, active and allowed at this office. operator_id NULL: the terminal-wide checks
+ * only. An operator the bundle does not know is operator-retired. */
+enum auth_reason auth_decide_operator(const struct auth_context *c, const char *operator_id,
+                                      bool *ret_stale);
+
 /* The whole decision: precheck, then PIN, then the challenge signature. A step still NOT_DONE
  * refuses (as card-error), so a caller cannot allow by forgetting a step. */
 struct auth_decision auth_decide(const struct auth_card_facts *f, const struct auth_context *c);

@@ -42,6 +42,11 @@ enum auth_reason {
         AUTH_PIN_FORMAT,  /* "pin-format": not 6-8 digits; never sent to the card, login stays pending */
         AUTH_LOG_DAMAGED, /* "log-damaged": the log's last records do not verify; nothing is built on them */
         AUTH_TERMINAL_UNCONFIGURED, /* "terminal-unconfigured": no [Terminal] Id yet, nothing is recorded */
+        /* Fingerprint (DESIGN §4). */
+        AUTH_FINGER_NO_MATCH,   /* "finger-no-match": the touch matched no print that may log in here */
+        AUTH_FINGER_UNREADABLE, /* "finger-unreadable": no usable touch after the sensor's retries */
+        AUTH_BIO_UNAVAILABLE,   /* "bio-unavailable": no sensor, or it went away during the scan */
+        AUTH_LENDING_SUSPECTED, /* "lending-suspected": card of one operator, finger of another */
         AUTH_NOT_GROUP_MEMBER, /* "not-group-member": the operator named after a group card is not its member
                                 */
         AUTH_PASSWORD_WRONG,   /* "password-wrong": the login still waits; answered after a growing delay */

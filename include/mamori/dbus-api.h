@@ -17,6 +17,7 @@
  *   PolicySerial  x   serial of the bundle in force, -1 when none
  *   Emergency     b   emergency lock in force
  *   LogWritable   b   false while the operation log cannot be written (logins refused)
+ *   Step          s   what a pending login waits for: "" | "pin" | "finger" | "password"
  *
  * Methods:
  *   StartLogin(s user) → (s card_id, i tries_left)
@@ -25,7 +26,10 @@
  *       operator status, office) and, when they pass, moves to "authenticating" and returns the
  *       card id and the PIN tries the card reports (-1 unknown). Refusals are errors (below).
  *   AnswerPin(s pin) → (s operator)
- *       Only in "authenticating" and only from the caller that started it. Verifies the PIN on
+ *       Only in "authenticating" with Step "pin", and only from the caller that started it.
+ *       A group card's PIN answers operator "" and leaves Step "finger" or "password"; with
+ *       RequireFingerWithCard=yes an individual card's answers its operator and leaves Step
+ *       "finger" (ScanFinger). Verifies the PIN on
  *       the card and the challenge signature; on success the state becomes "active" and the
  *       session is recorded (answer sent after the records are committed). A PIN that is not 6-8
  *       digits is refused as PinFormat before any card exchange (auth.fail reason "pin-format",
@@ -57,6 +61,28 @@
  *   RecordOperation(s kind, s subject, a{ss} fields) → (t seq)
  *       Records an app.op for the current operator; caller uid 0 or in group mamori-apps; only
  *       while "active". kind/subject ≤ 64 bytes, ≤ 16 fields of ≤ 64-byte keys, ≤ 256-byte values.
+ *   StartBioLogin(s user, s modality) → (s operator, s step)
+ *       No card: modality "finger" ("vein": BioUnavailable until a plugin exists). Moves to
+ *       "authenticating" with Step "finger" and answers after the touch: where the sensor can
+ *       identify, 1:N among the prints of operators allowed at this office (user ignored), else
+ *       1:1 against the prints of operator `user`. Then Step is "password" (AnswerPassword).
+ *       Refusals: FingerNoMatch, FingerUnreadable (no usable touch after 3 retries),
+ *       BioUnavailable (no sensor, or it went away), and the operator's status (OperatorRetired …),
+ *       each recorded as auth.fail with method "finger+password". CancelLogin cancels the scan.
+ *   ScanFinger(s modality) → (s operator)
+ *       Step "finger" after a card's PIN, from the client that started the login: a group card
+ *       ([Session] GroupMember=finger): a member identifies, the session opens for the member
+ *       (method "group-card+finger"), a non-member is NotGroupMember; an individual card with
+ *       [Session] RequireFingerWithCard=yes: the card's operator's own finger opens the session
+ *       (method "card+pin"), another operator's is LendingSuspected (auth.fail names that
+ *       operator as finger_operator). Pulling the card cancels the scan (NoCard).
+ *   EnrollFinger() → (s operator, u finger)
+ *       Root or a process of the seat's active session holding the session's card; only in a
+ *       "card+pin" session: enrols a print for the session's operator (slot 1-5), recorded as
+ *       enroll {action: enrolled}. Signal EnrollProgress tells each stage. Ends with the session.
+ *   ListPrints() → (a(sux) prints)            root: (operator, slot, enrolled µs) of every print.
+ *   DeletePrints(s operator) → (u deleted)    root: deletes an operator's prints, recorded as
+ *                                             enroll {action: deleted}.
  *   PinAgeDays() → (i days, i max_days, i warn_days)
  *                                             age of the active operator's PIN or password: the
  *                                             policy's pin_changed, or a newer pin.change/
@@ -68,6 +94,8 @@
  *   StateChanged(s state, s operator, s reason)   reason: "login", "card-removed", "idle",
  *                                                 "manual", "reader-lost", "emergency", "log-unwritable",
  *                                                 "agent-start", "cancelled", or a refusal reason.
+ *   EnrollProgress(s operator, i stage, i stages, b retry)   stage 0 at the start; retry: the touch
+ *                                                 was not usable, touch again.
  *
  * Errors: org.mamori.Agent1.Error.<Name>, the message carrying the refusal reason string and, for
  * PinWrong, "pin-wrong tries=N". Names map 1:1 to the reasons of include/mamori/auth-reasons.h
@@ -110,7 +138,11 @@
         MAMORI_DBUS_ERROR_PREFIX "TerminalUnconfigured" /* no [Terminal] Id: enrol the terminal */
 #define MAMORI_ERROR_PIN_FORMAT \
         MAMORI_DBUS_ERROR_PREFIX "PinFormat" /* AnswerPin: not 6-8 digits; the login still waits */
-#define MAMORI_ERROR_NOT_GROUP_MEMBER MAMORI_DBUS_ERROR_PREFIX "NotGroupMember"
+#define MAMORI_ERROR_FINGER_NO_MATCH   MAMORI_DBUS_ERROR_PREFIX "FingerNoMatch"
+#define MAMORI_ERROR_FINGER_UNREADABLE MAMORI_DBUS_ERROR_PREFIX "FingerUnreadable"
+#define MAMORI_ERROR_BIO_UNAVAILABLE   MAMORI_DBUS_ERROR_PREFIX "BioUnavailable"
+#define MAMORI_ERROR_LENDING_SUSPECTED MAMORI_DBUS_ERROR_PREFIX "LendingSuspected"
+#define MAMORI_ERROR_NOT_GROUP_MEMBER  MAMORI_DBUS_ERROR_PREFIX "NotGroupMember"
 #define MAMORI_ERROR_PASSWORD_WRONG \
         MAMORI_DBUS_ERROR_PREFIX "PasswordWrong" /* "password-wrong delay=N": the login still waits */
 #define MAMORI_ERROR_PASSWORD_UNSET     MAMORI_DBUS_ERROR_PREFIX "PasswordUnset"

@@ -630,6 +630,14 @@ def audit():
 BENCHES['audit'] = audit
 
 
+def finger():
+    """Identify time with 10/100/1000 prints; touch → active for group-card+finger and finger+password."""
+    subprocess.run([sys.executable, os.path.join(HERE, 'finger-bench.py')], check=True)
+
+
+BENCHES['finger'] = finger
+
+
 def password(samples=40):
     """One password check (scrypt, EVP_KDF) at the chosen ln=15 (and 14, 16 for scale), beside
     Python's hashlib.scrypt (OpenSSL's scrypt without mamori's code) with the same parameters."""

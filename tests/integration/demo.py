@@ -134,6 +134,8 @@ class Demo:
             'Terminal': {'IdentityKey': os.path.join(state, 'keys', 'identity.pem')},
             'Card': {'TrustAnchors': self.pki.ca_path},
             'Session': {'LockVerifySec': '1'},
+            'Secrets': {'PasswordDirectory': os.path.join(state, 'passwords')},
+            'Finger': {'PrintsDirectory': os.path.join(state, 'prints')},
             'Log': {'Directory': os.path.join(state, 'log')},
             'Policy': {'Directory': os.path.join(state, 'policy'),
                        'SignerKey': os.path.join(state, 'policy-signer.pub')},
@@ -155,6 +157,10 @@ class Demo:
         agentproc.write_config(self.agent.config, self.agent.sections)
         for d in (self.agent.sections['Log']['Directory'], self.agent.sections['Policy']['Directory']):
             os.makedirs(d, exist_ok=True)  # what the package's tmpfiles.d makes
+        for d in (self.agent.sections['Secrets']['PasswordDirectory'],
+                  self.agent.sections['Finger']['PrintsDirectory']):
+            os.makedirs(d, mode=0o700, exist_ok=True)  # root-only, as tmpfiles.d makes them
+            os.chmod(d, 0o700)
         self.agent.start()
         self.logs['mamorid'] = self.agent.log_path
         self.later(self.agent.stop)
@@ -223,18 +229,20 @@ class Demo:
         centre = os.path.join(self.tmp, 'centre')
         os.makedirs(centre)
         self.port = free_port()
+        # The card issuer's CA (a test CA here): terminals trust the operator cards it signs, and
+        # `card issue` at the centre refuses a certificate that does not chain to it.
+        self.pki = bench.TestPKI(self.tmp)
         self.centre_conf = self.write(os.path.join(centre, 'collector.conf'),
                                       f'[Collector]\nListen=127.0.0.1:{self.port}\n'
                                       f'Database={centre}/collector.db\nStateDirectory={centre}/state\n'
-                                      f'[Admin]\nDirectory={centre}/admin\n')
+                                      f'[Admin]\nDirectory={centre}/admin\n'
+                                      f'[Cards]\nOperatorCA={self.pki.ca_path}\n')
         self.admin('init')
         self.collector = Daemon(self.tmp, 'mamori-collector',
                                 [exe('collector', 'mamori-collector'), '--config', self.centre_conf])
         self.logs['mamori-collector'] = self.collector.log_path
         self.later(self.collector.stop)
         self.collector.lines.wait(r'listening on 127\.0\.0\.1 port', timeout=30)
-        # The card issuer's CA (a test CA here): terminals trust the operator cards it signs.
-        self.pki = bench.TestPKI(self.tmp)
         return (f'mamori-admin init (database, policy signing key, terminal CA, collector certificate); '
                 f'mamori-collector serves https://127.0.0.1:{self.port}')
 
@@ -269,9 +277,9 @@ class Demo:
         self.logs['mamori-uploader'] = self.uploader.log_path
         self.later(self.uploader.stop)
         seq = self.wait_uploaded()
-        return (f'mamorid made its identity key; mamori-admin terminal add {TERMINAL} answered with its client '
-                f'certificate, the collector CA and the receipt key; the collector acknowledged its first '
-                f'{seq} records')
+        return (f'mamorid made its identity key, the terminal a TLS key and a request; mamori-admin terminal '
+                f'add --request answered {TERMINAL} with one file (its certificate, the collector CA, the '
+                f'receipt key, the policy signer key); the collector acknowledged its first {seq} records')
 
     def card_issued(self):
         """A virtual PIV card with a certificate of the issuer's CA, registered and published."""
