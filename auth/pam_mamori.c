@@ -798,13 +798,14 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 /* [Secrets] WarnDays: the last days before the change is forced, say so at every login. */
                 if (warn_days > 0 && days >= max_days - warn_days) {
                         int left = max_days - days;
-                        snprintf(text, sizeof(text),
-                                 P_("Your PIN must be changed within %d day — change it now with `mamorictl "
-                                    "passwd` (your card stays in the reader)",
-                                    "Your PIN must be changed within %d days — change it now with `mamorictl "
-                                    "passwd` (your card stays in the reader)",
-                                    left),
-                                 left);
+                        snprintf(
+                                text, sizeof(text),
+                                P_("Your PIN must be changed within %d day — change it now with `mamorictl "
+                                   "passwd` (your card stays in the reader)",
+                                   "Your PIN must be changed within %d days — change it now with `mamorictl "
+                                   "passwd` (your card stays in the reader)",
+                                   left),
+                                left);
                         say(pamh, flags, PAM_TEXT_INFO, text);
                 }
                 return PAM_SUCCESS;

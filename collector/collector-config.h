@@ -6,8 +6,8 @@
 #include "mamori/conf-parser.h"
 
 struct collector_config {
-        char *listen;          /* "ADDR:PORT" or "[V6ADDR]:PORT" */
-        char *database;        /* store URL ([Store] URL=, or the older [Collector] Database=): store_open() */
+        char *listen;   /* "ADDR:PORT" or "[V6ADDR]:PORT" */
+        char *database; /* store URL ([Store] URL=, or the older [Collector] Database=): store_open() */
         char *state_directory; /* the collector's own: its TLS key and certificate, receipt key, trust */
         char *admin_directory; /* [Admin] Directory=: mamori-admin's keys, root only (DESIGN §11) */
         char *name;            /* "collector" of its receipts; NULL = the host name */

@@ -124,7 +124,8 @@ int store_alert_silent(Store *s, int64_t now_usec, uint64_t silent_usec, unsigne
  * it and its own, both computed with register_row_hash() (register-chain.h, shared by all backends)
  * when the row is written; rows are never updated or deleted (SQLite: triggers refuse it; PostgreSQL:
  * not yet enforced by the database). Every row written on this connection after store_set_actor()/
- * store_set_reason() carries that actor (who runs mamori-admin) and reason; NULL clears them. The strings are copied.
+ * store_set_reason() carries that actor (who runs mamori-admin) and reason; NULL clears them. The strings
+ * are copied.
  */
 int store_set_actor(Store *s, const char *actor);
 int store_set_reason(Store *s, const char *reason);

@@ -31,7 +31,7 @@ struct agent {
         ReaderWatch *watch;
         PolicyWatch *policy;
         CardWorker *worker;
-        FingerWorker *finger; /* NULL when the fingerprint thread could not start */
+        FingerWorker *finger;      /* NULL when the fingerprint thread could not start */
         PasswordWorker *passwords; /* scrypt checks and changes (password-worker.h) */
         Logind *logind;
         OpLog *log;

@@ -1,4 +1,5 @@
-/* password-bench: the cost of one password check (scrypt through EVP_KDF) at given parameters, per sample. */
+/* password-bench: the cost of one password check (scrypt through EVP_KDF) at given parameters, per sample.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ int main(int argc, char **argv)
         for (uint64_t i = 0; i < samples; i++) {
                 double t0 = now_us();
                 r = password_verifier_check(verifier, strlen(verifier),
-                                            i % 2 ? "correct horse battery staple" : "wrong horse battery staple");
+                                            i % 2 ? "correct horse battery staple"
+                                                  : "wrong horse battery staple");
                 double t1 = now_us();
                 if (r != (i % 2 ? 0 : -EACCES)) {
                         fprintf(stderr, "password-bench: check %llu gave %d\n", (unsigned long long)i, r);
