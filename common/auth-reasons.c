@@ -90,13 +90,19 @@ static const struct {
         [AUTH_FINGER_UNREADABLE] = {"finger-unreadable", MAMORI_ERROR_FINGER_UNREADABLE,
                                     N_("The sensor could not read your finger — clean it and try again")},
         [AUTH_BIO_UNAVAILABLE] = {"bio-unavailable", MAMORI_ERROR_BIO_UNAVAILABLE,
-                                  N_("The fingerprint sensor is not available — use your card, or call "
-                                     "your system administrator")},
+                                  N_("The fingerprint or vein reader is not available — use your card, or "
+                                     "call your system administrator")},
         [AUTH_LENDING_SUSPECTED] = {"lending-suspected", MAMORI_ERROR_LENDING_SUSPECTED,
                                     N_("The finger is not the card holder's — cards are personal; use "
                                        "your own card")},
         [AUTH_PASSWORD_TOO_SHORT] = {"password-too-short", MAMORI_ERROR_PASSWORD_TOO_SHORT,
                                      N_("The new password is too short — choose a longer one")},
+        [AUTH_VEIN_NO_MATCH] = {"vein-no-match", MAMORI_ERROR_VEIN_NO_MATCH,
+                                N_("Hand not recognised — place your hand on the vein reader again, or use "
+                                   "your card")},
+        [AUTH_VEIN_UNREADABLE] = {"vein-unreadable", MAMORI_ERROR_VEIN_UNREADABLE,
+                                  N_("The vein reader could not read your hand — hold it flat and still, "
+                                     "and try again")},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -20,8 +20,10 @@ static const struct ctl_verb verbs[] = {
         {"status", "agent state, operator, card, reader, policy serial, last upload (--json)", ctl_status},
         {"lock", "end the active session and lock the screen now", ctl_lock},
         {"passwd", "change the inserted card's PIN", ctl_passwd},
-        {"enroll", "enrol a fingerprint for the operator of the active card session", ctl_enroll},
-        {"prints", "list or delete the fingerprints enrolled on this terminal (root)", ctl_prints},
+        {"enroll", "enrol a fingerprint or a vein pattern for the operator of the active card session",
+         ctl_enroll},
+        {"prints", "list or delete the fingerprints and vein patterns enrolled on this terminal (root)",
+         ctl_prints},
 };
 
 int ctl_help(int argc, char **argv)

@@ -215,14 +215,20 @@ static int run_enroll_finger(struct agent *a, sd_bus_message *m, sd_bus_error *e
         return 1;
 }
 
-/* Read-only and local: answered here, from the print store. */
+static int run_enroll_vein(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        session_enroll_vein(&a->session, call_of(m), sd_bus_message_get_sender(m));
+        return 1;
+}
+
+/* Read-only and local: answered here, from the template store (fingerprints only). */
 static int run_list_prints(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         struct print_set set = {0};
         int r;
 
-        r = print_store_list(a->config.prints_directory, 0, &set);
+        r = print_store_list(a->config.prints_directory, BIO_MODALITY_FINGER, &set);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "cannot read %s", a->config.prints_directory);
         r = sd_bus_message_new_method_return(m, &reply);
@@ -237,6 +243,52 @@ static int run_list_prints(struct agent *a, sd_bus_message *m, sd_bus_error *err
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         return r < 0 ? r : 1;
+}
+
+/* Every modality's templates: (modality, operator, slot, enrolled µs). */
+static int run_list_templates(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssux)");
+        for (unsigned mod = 0; r >= 0 && mod < _BIO_MODALITY_MAX; mod++) {
+                struct print_set set = {0};
+
+                r = print_store_list(a->config.prints_directory, (enum bio_modality)mod, &set);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, -r, "cannot read %s",
+                                                       a->config.prints_directory);
+                for (size_t i = 0; r >= 0 && i < set.n; i++)
+                        r = sd_bus_message_append(
+                                reply, "(ssux)", bio_modality_to_string(set.items[i].modality),
+                                set.items[i].operator_id, set.items[i].slot, set.items[i].mtime_usec);
+                print_set_done(&set);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r < 0 ? r : 1;
+}
+
+static int run_delete_templates(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        const char *op, *modality;
+        int r, mod;
+
+        r = sd_bus_message_read(m, "ss", &op, &modality);
+        if (r < 0)
+                return r;
+        if (!print_store_id_ok(op))
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "operator: an operator id");
+        mod = bio_modality_from_string(modality);
+        if (mod < 0)
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "modality: finger or vein");
+        session_delete_templates(&a->session, call_of(m), op, (enum bio_modality)mod);
+        return 1;
 }
 
 static int run_delete_prints(struct agent *a, sd_bus_message *m, sd_bus_error *error)
@@ -357,10 +409,16 @@ static const struct method {
         /* A print is bound to the card-verified operator of the session that enrols it. */
         {"EnrollFinger", ROOT | CARD_SESSION, MAMORI_ERROR_PERMISSION,
          "a finger can be enrolled only in the card's own session", NULL, run_enroll_finger, reply_enrolled},
+        {"EnrollVein", ROOT | CARD_SESSION, MAMORI_ERROR_PERMISSION,
+         "a hand can be enrolled only in the card's own session", NULL, run_enroll_vein, reply_enrolled},
         {"ListPrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may list the enrolled prints", NULL,
          run_list_prints, reply_empty},
         {"DeletePrints", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete prints", NULL,
          run_delete_prints, reply_count},
+        {"ListTemplates", ROOT, MAMORI_ERROR_PERMISSION, "only root may list the enrolled templates", NULL,
+         run_list_templates, reply_empty},
+        {"DeleteTemplates", ROOT, MAMORI_ERROR_PERMISSION, "only root may delete templates", NULL,
+         run_delete_templates, reply_count},
         /* The active operator's own password: the logic also wants the session's card in, or a
          * session opened with a password, and the current password when one is set. */
         {"ChangePassword", ROOT | SEAT, MAMORI_ERROR_PERMISSION,
@@ -566,6 +624,9 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD("EnrollFinger", "", "su", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ListPrints", "", "a(sux)", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("DeletePrints", "s", "u", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("EnrollVein", "", "su", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ListTemplates", "", "a(ssux)", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("DeleteTemplates", "ss", "u", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ChangePassword", "ss", "", dispatch,
                       SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("PasswordAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),

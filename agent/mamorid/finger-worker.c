@@ -270,7 +270,7 @@ static void on_enrolled(GObject *source, GAsyncResult *res, gpointer userdata)
 
         if (!print)
                 return fail(w, j, error_to_errno(error));
-        if (!fp_print_serialize(print, &data, &size, &error) || size == 0 || size > FINGER_PRINT_MAX)
+        if (!fp_print_serialize(print, &data, &size, &error) || size == 0 || size > PRINT_FINGER_MAX)
                 return fail(w, j, -EIO);
         ev.print = malloc(size);
         if (!ev.print)
@@ -378,7 +378,8 @@ static int load_gallery(FingerWorker *w, struct job *j)
         int r;
 
         j->prints = g_ptr_array_new_with_free_func(g_object_unref);
-        r = print_store_list(j->dir, 1, &set);
+        /* Only the allowed operators' files are opened (the store filters by directory). */
+        r = print_store_load(j->dir, BIO_MODALITY_FINGER, j->allowed, j->n_allowed, &set);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < set.n && !(one && j->prints->len > 0); i++) {
@@ -386,8 +387,6 @@ static int load_gallery(FingerWorker *w, struct job *j)
                 const char *op = set.items[i].operator_id, *user;
                 FpPrint *p;
 
-                if (!bsearch(&op, j->allowed, j->n_allowed, sizeof(char *), cmp_str))
-                        continue;
                 p = fp_print_deserialize(set.items[i].data, set.items[i].size, &error);
                 if (!p)
                         continue;

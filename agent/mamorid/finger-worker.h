@@ -15,9 +15,8 @@
  * finger_worker_stop() cancel, so a pending scan never outlives the login it belonged to.
  */
 
-#define FINGER_OPERATOR_MAX 65         /* operator id + NUL, as the session's */
-#define FINGER_PRINT_MAX    (1u << 20) /* a serialized print larger than this is refused */
-#define FINGER_RETRIES_MAX  3          /* "touch again" answers before a scan gives up (-EAGAIN) */
+#define FINGER_OPERATOR_MAX 65 /* operator id + NUL, as the session's */
+#define FINGER_RETRIES_MAX  3  /* "touch again" answers before a scan gives up (-EAGAIN) */
 
 typedef struct FingerWorker FingerWorker;
 

@@ -122,6 +122,36 @@ static void ops_finger_cancel(void *userdata, uint64_t id)
         finger_worker_cancel(a->finger, id);
 }
 
+static void ops_vein_device(void *userdata, struct vein_device_info *ret)
+{
+        struct agent *a = userdata;
+
+        *ret = (struct vein_device_info){0};
+        if (a->vein)
+                vein_worker_device(a->vein, ret);
+}
+
+static int ops_vein_match(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
+                          vein_event_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->vein ? vein_worker_match_stored(a->vein, id, dir, allowed, n, done, done_userdata)
+                       : -ENODEV;
+}
+
+static int ops_vein_enroll(void *userdata, uint64_t id, const char *operator_id, vein_event_fn done,
+                           void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->vein ? vein_worker_enroll(a->vein, id, operator_id, done, done_userdata) : -ENODEV;
+}
+
+static void ops_vein_cancel(void *userdata, uint64_t id)
+{
+        struct agent *a = userdata;
+        vein_worker_cancel(a->vein, id);
+}
+
 static void ops_enroll_progress(void *userdata, const char *operator_id, int stage, int stages, bool retry)
 {
         agent_dbus_enroll_progress(userdata, operator_id, stage, stages, retry);
@@ -198,6 +228,10 @@ static const struct session_ops session_ops = {
         .finger_match = ops_finger_match,
         .finger_enroll = ops_finger_enroll,
         .finger_cancel = ops_finger_cancel,
+        .vein_device = ops_vein_device,
+        .vein_match = ops_vein_match,
+        .vein_enroll = ops_vein_enroll,
+        .vein_cancel = ops_vein_cancel,
         .enroll_progress = ops_enroll_progress,
         .password_check = ops_password_check,
         .password_set = ops_password_set,
@@ -513,8 +547,8 @@ int main(int argc, char **argv)
         a.watch = reader_watch_stop(a.watch);
         a.worker = card_worker_stop(a.worker);
         a.passwords = password_worker_stop(a.passwords);
-        a.vein = vein_worker_stop(a.vein);
         session_done(&a.session); /* a pending scan is cancelled before the sensor closes */
+        a.vein = vein_worker_stop(a.vein);
         a.finger = finger_worker_stop(a.finger);
         a.limit = record_limit_free(a.limit); /* counts still pending are recorded before the log closes */
         a.secrets = secret_age_free(a.secrets);

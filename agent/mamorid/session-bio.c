@@ -1,5 +1,5 @@
-/* mamorid's fingerprint steps: finger logins without a card, a group card's member, the lending check,
- * enrolment and deletion of prints; outcomes and records, no D-Bus. */
+/* mamorid's biometric steps (fingerprint and vein): logins without a card, a group card's member, the
+ * lending check, enrolment and deletion of templates; outcomes and records, no D-Bus. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,12 +16,35 @@
 #include "print-store.h"
 #include "session-internal.h"
 
-static bool have_sensor(struct session *s, struct finger_device_info *ret)
+/* What a modality's reader can do now: false when there is none (or no thread to ask). */
+static bool have_reader(struct session *s, enum bio_modality m, bool *ret_can_identify, int *ret_stages)
 {
-        *ret = (struct finger_device_info){0};
+        *ret_can_identify = false;
+        *ret_stages = 0;
+        if (m == BIO_MODALITY_VEIN) {
+                struct vein_device_info v = {0};
+                if (s->ops->vein_device)
+                        s->ops->vein_device(s->userdata, &v);
+                *ret_can_identify = v.can_identify;
+                return v.present && s->ops->vein_match;
+        }
+        struct finger_device_info f = {0};
         if (s->ops->finger_device)
-                s->ops->finger_device(s->userdata, ret);
-        return ret->present && s->ops->finger_match;
+                s->ops->finger_device(s->userdata, &f);
+        *ret_can_identify = f.can_identify;
+        *ret_stages = f.enroll_stages;
+        return f.present && s->ops->finger_match;
+}
+
+/* The refusals that name the modality (the one reason table has a row for each). */
+static enum auth_reason no_match(enum bio_modality m)
+{
+        return m == BIO_MODALITY_VEIN ? AUTH_VEIN_NO_MATCH : AUTH_FINGER_NO_MATCH;
+}
+
+static enum auth_reason unreadable(enum bio_modality m)
+{
+        return m == BIO_MODALITY_VEIN ? AUTH_VEIN_UNREADABLE : AUTH_FINGER_UNREADABLE;
 }
 
 /* Records auth.fail with reason and answers call once it is durable; the login ends. */
@@ -49,10 +72,11 @@ static void open_session(struct session *s, SessionCall *call, const char *opera
 
 /* ---- the scan ---- */
 
-static void on_scanned(void *userdata, const struct finger_event *ev);
+static void on_finger_scanned(void *userdata, const struct finger_event *ev);
+static void on_vein_scanned(void *userdata, const struct vein_event *ev);
 
-/* Whose prints a touch is compared with: operators who may log in here now (1:N), or only the
- * operator named (1:1 on a sensor that cannot identify). The files are read on the finger thread. */
+/* Whose templates a touch is compared with: operators who may log in here now (1:N), or only the
+ * operator named (1:1 on a reader that cannot identify). The files are read on the reader's thread. */
 static int allowed_operators(struct session *s, const char *only, char ***ret, size_t *ret_n)
 {
         struct auth_context c = session_auth_context(s);
@@ -74,14 +98,30 @@ static int allowed_operators(struct session *s, const char *only, char ***ret, s
         return 0;
 }
 
-/* Starts the scan of the pending login (Step "finger"); call is answered after the touch. */
+void session_bio_cancel_scan(struct session *s)
+{
+        uint64_t id = s->login.scan_id;
+
+        if (!id)
+                return;
+        if (s->login.scan_modality == BIO_MODALITY_VEIN) {
+                if (s->ops->vein_cancel)
+                        s->ops->vein_cancel(s->userdata, id);
+        } else if (s->ops->finger_cancel)
+                s->ops->finger_cancel(s->userdata, id);
+}
+
+/* Starts the scan of the pending login (Step "finger" or "vein", by s->login.scan_modality); call
+ * is answered after the touch. */
 static void start_scan(struct session *s, SessionCall *call, const char *only)
 {
-        struct finger_device_info info;
+        enum bio_modality m = s->login.scan_modality;
+        bool can_identify;
+        int stages;
         uint64_t id;
         int r;
 
-        if (!have_sensor(s, &info)) {
+        if (!have_reader(s, m, &can_identify, &stages)) {
                 refuse_login(s, call, AUTH_BIO_UNAVAILABLE, only,
                              s->session_card[0] ? s->session_card : NULL, NULL);
                 return;
@@ -90,8 +130,8 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
         char **allowed = NULL;
         size_t n = 0;
         /* 1:1 needs the operator's id: without it there is nothing to compare with. */
-        r = allowed_operators(s, info.can_identify ? NULL : only, &allowed, &n);
-        if (r >= 0 && !info.can_identify && !only)
+        r = allowed_operators(s, can_identify ? NULL : only, &allowed, &n);
+        if (r >= 0 && !can_identify && !only)
                 n = 0;
         s->login.gallery_usec = now_mono_usec() - t0;
         if (r < 0) {
@@ -101,75 +141,85 @@ static void start_scan(struct session *s, SessionCall *call, const char *only)
                 return;
         }
         id = ++s->last_login_id;
-        r = s->ops->finger_match(s->userdata, id, s->config->prints_directory ?: "/nonexistent", allowed, n,
-                                 on_scanned, s);
+        const char *dir = s->config->prints_directory ?: "/nonexistent";
+        if (m == BIO_MODALITY_VEIN)
+                r = s->ops->vein_match(s->userdata, id, dir, allowed, n, on_vein_scanned, s);
+        else
+                r = s->ops->finger_match(s->userdata, id, dir, allowed, n, on_finger_scanned, s);
         free(allowed);
         if (r < 0) {
                 if (r == -EBUSY) {
-                        struct session_outcome o =
-                                session_outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy");
+                        struct session_outcome o = session_outcome_refused(
+                                AUTH_BUSY, m == BIO_MODALITY_VEIN ? "the vein reader is busy"
+                                                                  : "the fingerprint sensor is busy");
                         session_answer(s, call, &o);
                         session_login_failed(s);
                 } else
                         refuse_login(s, call, AUTH_BIO_UNAVAILABLE, only, NULL, NULL);
                 return;
         }
-        s->login.finger_id = id;
-        s->login.step = LOGIN_STEP_FINGER;
+        s->login.scan_id = id;
+        s->login.step = m == BIO_MODALITY_VEIN ? LOGIN_STEP_VEIN : LOGIN_STEP_FINGER;
         s->login.answer = call;
         session_changed(s);
 }
 
-static void on_scanned(void *userdata, const struct finger_event *ev)
+/* What a scan of either modality came back with. */
+struct scan_result {
+        uint64_t id;
+        int result;
+        bool matched;
+        const char *operator_id;
+        size_t gallery;
+        uint64_t prepare_usec, elapsed_usec;
+};
+
+static void scanned(struct session *s, enum bio_modality m, const struct scan_result *ev)
 {
-        struct session *s = userdata;
         struct auth_context c = session_auth_context(s);
         bool stale = false;
 
-        if (ev->kind != FINGER_EVENT_DONE) {
-                if (ev->retry)
-                        agent_log(LOG_INFO, "fingerprint not read (try %d): touch again", ev->stage);
-                return;
-        }
-        if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.finger_id != ev->id)
+        if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.scan_id != ev->id ||
+            s->login.scan_modality != m)
                 return; /* cancelled meanwhile (pull, CancelLogin, lock): already answered */
         SessionCall *call = TAKE_PTR(s->login.answer);
-        char card_id[CARD_ID_LEN + 1], scanned[FINGER_OPERATOR_MAX];
+        char card_id[CARD_ID_LEN + 1], scanned_op[OPERATOR_ID_MAX];
         snprintf(card_id, sizeof(card_id), "%s", s->login.card_id);
         const char *card = card_id[0] ? card_id : NULL;
         const char *named =
                 s->login.operator_id[0] ? s->login.operator_id : (s->login.user[0] ? s->login.user : NULL);
-        s->login.finger_id = 0;
-        snprintf(scanned, sizeof(scanned), "%s", ev->matched ? ev->operator_id : "");
+        s->login.scan_id = 0;
+        snprintf(scanned_op, sizeof(scanned_op), "%s", ev->matched ? ev->operator_id : "");
         agent_log(LOG_INFO,
-                  "finger scan: %zu prints compared, chosen in %" PRIu64
+                  "%s scan: %zu templates compared, chosen in %" PRIu64
                   " us, read and made ready in %" PRIu64 " us, %" PRIu64
                   " us from the scan's start to its answer",
-                  ev->gallery, s->login.gallery_usec, ev->prepare_usec, ev->elapsed_usec);
+                  bio_modality_to_string(m), ev->gallery, s->login.gallery_usec, ev->prepare_usec,
+                  ev->elapsed_usec);
 
         if (ev->result < 0) {
-                enum auth_reason why = ev->result == -EAGAIN ? AUTH_FINGER_UNREADABLE : AUTH_BIO_UNAVAILABLE;
+                enum auth_reason why = ev->result == -EAGAIN ? unreadable(m) : AUTH_BIO_UNAVAILABLE;
                 if (ev->result == -ECANCELED)
                         why = AUTH_NOT_PENDING;
                 refuse_login(s, call, why, named, card, NULL);
                 return;
         }
         if (!ev->matched) {
-                refuse_login(s, call, AUTH_FINGER_NO_MATCH, named, card, NULL);
+                refuse_login(s, call, no_match(m), named, card, NULL);
                 return;
         }
 
-        if (streq(s->login.method, "finger+password")) {
+        if (streq(s->login.method, "finger+password") || streq(s->login.method, "vein+password")) {
                 /* Decided again with the bundle as it is now. */
-                enum auth_reason r = auth_decide_operator(&c, scanned, &stale);
+                enum auth_reason r = auth_decide_operator(&c, scanned_op, &stale);
                 if (r != AUTH_ALLOW) {
-                        refuse_login(s, call, r, scanned, NULL, NULL);
+                        refuse_login(s, call, r, scanned_op, NULL, NULL);
                         return;
                 }
-                snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", scanned);
+                snprintf(s->login.operator_id, sizeof(s->login.operator_id), "%s", scanned_op);
                 s->login.step = LOGIN_STEP_PASSWORD;
                 struct session_outcome o = session_outcome_ok();
-                snprintf(o.operator_id, sizeof(o.operator_id), "%s", scanned);
+                snprintf(o.operator_id, sizeof(o.operator_id), "%s", scanned_op);
                 snprintf(o.step, sizeof(o.step), "%s", login_step_to_string(LOGIN_STEP_PASSWORD));
                 session_answer(s, call, &o);
                 session_changed(s);
@@ -177,33 +227,64 @@ static void on_scanned(void *userdata, const struct finger_event *ev)
         }
         if (streq(s->login.method, "group-card+finger")) {
                 const PolicyGroup *g = c.policy ? policy_find_group(c.policy, s->login.group_id) : NULL;
-                if (!g || !policy_group_has_member(g, scanned)) {
-                        refuse_login(s, call, AUTH_NOT_GROUP_MEMBER, scanned, card, NULL);
+                if (!g || !policy_group_has_member(g, scanned_op)) {
+                        refuse_login(s, call, AUTH_NOT_GROUP_MEMBER, scanned_op, card, NULL);
                         return;
                 }
-                enum auth_reason r = auth_decide_operator(&c, scanned, &stale);
+                enum auth_reason r = auth_decide_operator(&c, scanned_op, &stale);
                 if (r == AUTH_ALLOW)
-                        r = auth_decide_session(&c, card_id, scanned); /* the card, again, now */
+                        r = auth_decide_session(&c, card_id, scanned_op); /* the card, again, now */
                 if (r != AUTH_ALLOW) {
-                        refuse_login(s, call, r, scanned, card, NULL);
+                        refuse_login(s, call, r, scanned_op, card, NULL);
                         return;
                 }
-                open_session(s, call, scanned, card_id, "group-card+finger", stale);
+                open_session(s, call, scanned_op, card_id, "group-card+finger", stale);
                 return;
         }
         /* card+pin with RequireFingerWithCard=yes: only the card's operator's own finger. */
-        if (!streq(scanned, s->login.operator_id)) {
+        if (!streq(scanned_op, s->login.operator_id)) {
                 char op[OPERATOR_ID_MAX];
                 snprintf(op, sizeof(op), "%s", s->login.operator_id);
-                refuse_login(s, call, AUTH_LENDING_SUSPECTED, op, card, scanned);
+                refuse_login(s, call, AUTH_LENDING_SUSPECTED, op, card, scanned_op);
                 return;
         }
-        enum auth_reason r = auth_decide_session(&c, card_id, scanned);
+        enum auth_reason r = auth_decide_session(&c, card_id, scanned_op);
         if (r != AUTH_ALLOW) {
-                refuse_login(s, call, r, scanned, card, NULL);
+                refuse_login(s, call, r, scanned_op, card, NULL);
                 return;
         }
-        open_session(s, call, scanned, card_id, "card+pin", policy_is_stale(c.policy, c.now_usec));
+        open_session(s, call, scanned_op, card_id, "card+pin", policy_is_stale(c.policy, c.now_usec));
+}
+
+static void on_finger_scanned(void *userdata, const struct finger_event *ev)
+{
+        if (ev->kind != FINGER_EVENT_DONE) {
+                if (ev->retry)
+                        agent_log(LOG_INFO, "fingerprint not read (try %d): touch again", ev->stage);
+                return;
+        }
+        scanned(userdata, BIO_MODALITY_FINGER,
+                &(struct scan_result){.id = ev->id,
+                                      .result = ev->result,
+                                      .matched = ev->matched,
+                                      .operator_id = ev->operator_id,
+                                      .gallery = ev->gallery,
+                                      .prepare_usec = ev->prepare_usec,
+                                      .elapsed_usec = ev->elapsed_usec});
+}
+
+static void on_vein_scanned(void *userdata, const struct vein_event *ev)
+{
+        if (ev->kind != VEIN_EVENT_DONE)
+                return;
+        scanned(userdata, BIO_MODALITY_VEIN,
+                &(struct scan_result){.id = ev->id,
+                                      .result = ev->result,
+                                      .matched = ev->matched,
+                                      .operator_id = ev->operator_id,
+                                      .gallery = ev->gallery,
+                                      .prepare_usec = ev->prepare_usec,
+                                      .elapsed_usec = ev->elapsed_usec});
 }
 
 /* ---- the methods ---- */
@@ -213,14 +294,14 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
 {
         struct session_outcome o;
         struct auth_context c = session_auth_context(s);
+        int m = bio_modality_from_string(modality);
 
-        if (!streq(modality, "finger")) {
-                o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE
-                                                                    : AUTH_INVALID_ARGUMENT,
-                                            "modality %s is not available here", modality);
+        if (m < 0) {
+                o = session_outcome_refused(AUTH_INVALID_ARGUMENT, "modality %s: finger or vein", modality);
                 session_answer(s, call, &o);
                 return;
         }
+        const char *method = m == BIO_MODALITY_VEIN ? "vein+password" : "finger+password";
         if (s->state != SESSION_LOCKED) {
                 o = session_outcome_refused(AUTH_BUSY, "%s",
                                             s->state == SESSION_ACTIVE ? "a session is active: lock it first"
@@ -242,7 +323,7 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
                 o = session_outcome_refused(r, "%s", auth_reason_to_string(r));
                 session_record_then_answer(
                         s, call, &o, "auth.fail", NULL, NULL,
-                        agent_data("reason", auth_reason_to_string(r), "method", "finger+password", NULL));
+                        agent_data("reason", auth_reason_to_string(r), "method", method, NULL));
                 return;
         }
         char *login_sender = strdup(sender ?: "");
@@ -253,8 +334,9 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
         }
         s->login = (struct pending_login){.active = true, .started_mono_usec = now_mono_usec()};
         s->login.sender = login_sender;
-        s->login.step = LOGIN_STEP_FINGER;
-        snprintf(s->login.method, sizeof(s->login.method), "finger+password");
+        s->login.scan_modality = (enum bio_modality)m;
+        s->login.step = m == BIO_MODALITY_VEIN ? LOGIN_STEP_VEIN : LOGIN_STEP_FINGER;
+        snprintf(s->login.method, sizeof(s->login.method), "%s", method);
         if (user && print_store_id_ok(user))
                 snprintf(s->login.user, sizeof(s->login.user), "%s", user);
         session_login_begin(s);
@@ -279,21 +361,24 @@ void session_scan_finger(struct session *s, SessionCall *call, const char *modal
 {
         struct session_outcome o;
 
+        /* After a card: a group member's or the holder's finger (vein readers are for logins
+         * without a card in this version). */
         if (!streq(modality, "finger")) {
                 o = session_outcome_refused(streq(modality, "vein") ? AUTH_BIO_UNAVAILABLE
                                                                     : AUTH_INVALID_ARGUMENT,
-                                            "modality %s is not available here", modality);
+                                            "modality %s is not available after a card", modality);
                 session_answer(s, call, &o);
                 return;
         }
         if (s->state != SESSION_AUTHENTICATING || !s->login.active || s->login.step != LOGIN_STEP_FINGER ||
-            s->login.finger_id || s->login.answer || !s->login.card_id[0]) {
+            s->login.scan_id || s->login.answer || !s->login.card_id[0]) {
                 o = session_outcome_refused(AUTH_NOT_PENDING, "no login of yours is waiting for a finger");
                 session_answer(s, call, &o);
                 return;
         }
         /* A group's member identifies 1:N; the lending check compares with the card's operator
          * (1:N too where the sensor can, so another operator's finger is named). */
+        s->login.scan_modality = BIO_MODALITY_FINGER;
         start_scan(s, call, s->login.group_id[0] ? NULL : s->login.operator_id);
 }
 
@@ -303,8 +388,13 @@ static void enrolment_clear(struct session *s)
 {
         struct pending_enrolment *e = &s->enrolment;
 
-        if (e->id && s->ops->finger_cancel)
-                s->ops->finger_cancel(s->userdata, e->id);
+        if (e->id) {
+                if (e->modality == BIO_MODALITY_VEIN) {
+                        if (s->ops->vein_cancel)
+                                s->ops->vein_cancel(s->userdata, e->id);
+                } else if (s->ops->finger_cancel)
+                        s->ops->finger_cancel(s->userdata, e->id);
+        }
         free(e->sender);
         *e = (struct pending_enrolment){0};
 }
@@ -330,48 +420,43 @@ void session_enroll_client_gone(struct session *s, const char *sender)
                 enrolment_abort(s, AUTH_NOT_PENDING, "cancelled");
 }
 
-static void on_enrolled(void *userdata, const struct finger_event *ev)
+/* An enrolment of either modality ended on its thread: the template is stored and recorded. */
+static void enrolled(struct session *s, enum bio_modality m, uint64_t id, int result, const uint8_t *data,
+                     size_t size, int stages)
 {
-        struct session *s = userdata;
         struct pending_enrolment *e = &s->enrolment;
         unsigned slot = 0;
         int r;
 
-        if (!e->active || e->id != ev->id)
+        if (!e->active || e->id != id || e->modality != m)
                 return; /* cancelled: already answered */
-        if (ev->kind == FINGER_EVENT_PROGRESS) {
-                if (s->ops->enroll_progress)
-                        s->ops->enroll_progress(s->userdata, e->operator_id, ev->stage, ev->stages,
-                                                ev->retry);
-                return;
-        }
         e->id = 0;
-        if (ev->result < 0 || !ev->print) {
-                enum auth_reason why = ev->result == -ECANCELED ? AUTH_NOT_PENDING
-                                       : ev->result == -EEXIST  ? AUTH_INVALID_ARGUMENT
-                                       : ev->result == -EAGAIN  ? AUTH_FINGER_UNREADABLE
-                                                                : AUTH_BIO_UNAVAILABLE;
+        if (result < 0 || !data) {
+                enum auth_reason why = result == -ECANCELED ? AUTH_NOT_PENDING
+                                       : result == -EEXIST  ? AUTH_INVALID_ARGUMENT
+                                       : result == -EAGAIN  ? unreadable(m)
+                                                            : AUTH_BIO_UNAVAILABLE;
                 enrolment_abort(s, why,
-                                ev->result == -EEXIST ? "this finger is already enrolled: use another finger"
-                                                      : auth_reason_to_string(why));
+                                result == -EEXIST ? "this finger is already enrolled: use another finger"
+                                                  : auth_reason_to_string(why));
                 return;
         }
         if (!(s->state == SESSION_ACTIVE && s->session_gen == e->session_gen)) {
                 enrolment_abort(s, AUTH_NOT_ACTIVE, "the session ended: enrolment cancelled");
                 return;
         }
-        r = print_store_save(s->config->prints_directory, e->operator_id, ev->print, ev->print_size, &slot);
+        r = print_store_save(s->config->prints_directory, m, e->operator_id, data, size, &slot);
         if (r < 0) {
-                agent_log(LOG_ERR, "cannot store the print of %s in %s: %s", e->operator_id,
-                          s->config->prints_directory, strerror(-r));
+                agent_log(LOG_ERR, "cannot store the %s template of %s in %s: %s", bio_modality_to_string(m),
+                          e->operator_id, s->config->prints_directory, strerror(-r));
                 enrolment_abort(s, r == -ENOSPC ? AUTH_INVALID_ARGUMENT : AUTH_BIO_UNAVAILABLE,
-                                r == -ENOSPC ? "every finger slot is used: delete the prints first"
-                                             : "the print could not be stored");
+                                r == -ENOSPC ? "every slot is used: delete the operator's templates first"
+                                             : "the template could not be stored");
                 return;
         }
-        char slot_s[24], stages[24];
+        char slot_s[24], stages_s[24];
         snprintf(slot_s, sizeof(slot_s), "#%u", slot);
-        snprintf(stages, sizeof(stages), "#%d", ev->stages);
+        snprintf(stages_s, sizeof(stages_s), "#%d", stages);
         SessionCall *call = TAKE_PTR(e->answer);
         struct session_outcome o = session_outcome_ok();
         snprintf(o.operator_id, sizeof(o.operator_id), "%s", e->operator_id);
@@ -381,17 +466,48 @@ static void on_enrolled(void *userdata, const struct finger_event *ev)
         snprintf(card, sizeof(card), "%s", e->card_id);
         enrolment_clear(s);
         session_record_then_answer(s, call, &o, "enroll", op, card[0] ? card : NULL,
-                                   agent_data("action", "enrolled", "modality", "finger", "slot", slot_s,
-                                              "stages", stages, NULL));
+                                   agent_data("action", "enrolled", "modality", bio_modality_to_string(m),
+                                              "slot", slot_s, "stages", stages_s, NULL));
 }
 
-void session_enroll_finger(struct session *s, SessionCall *call, const char *sender)
+static void on_finger_enrolled(void *userdata, const struct finger_event *ev)
 {
-        struct finger_device_info info;
-        struct session_outcome o;
-        int r;
+        struct session *s = userdata;
+        struct pending_enrolment *e = &s->enrolment;
 
-        /* A print is always bound to a card-verified identity: only in a card session. */
+        if (ev->kind == FINGER_EVENT_PROGRESS) {
+                if (e->active && e->id == ev->id && s->ops->enroll_progress)
+                        s->ops->enroll_progress(s->userdata, e->operator_id, ev->stage, ev->stages,
+                                                ev->retry);
+                return;
+        }
+        enrolled(s, BIO_MODALITY_FINGER, ev->id, ev->result, ev->print, ev->print_size, ev->stages);
+}
+
+static void on_vein_enrolled(void *userdata, const struct vein_event *ev)
+{
+        struct session *s = userdata;
+        struct pending_enrolment *e = &s->enrolment;
+
+        if (ev->kind == VEIN_EVENT_PROGRESS) {
+                if (e->active && e->id == ev->id) {
+                        e->stages = ev->stages;
+                        if (s->ops->enroll_progress)
+                                s->ops->enroll_progress(s->userdata, e->operator_id, ev->stage, ev->stages,
+                                                        false);
+                }
+                return;
+        }
+        enrolled(s, BIO_MODALITY_VEIN, ev->id, ev->result, ev->template, ev->template_size, e->stages);
+}
+
+static void enroll_start(struct session *s, SessionCall *call, const char *sender, enum bio_modality m)
+{
+        struct session_outcome o;
+        bool can_identify;
+        int stages, r;
+
+        /* A template is always bound to a card-verified identity: only in a card session. */
         if (s->state != SESSION_ACTIVE || !s->session_card[0] || !streq(s->method, "card+pin")) {
                 o = session_outcome_refused(AUTH_NOT_ACTIVE, "enrolment needs an active card session");
                 session_answer(s, call, &o);
@@ -402,23 +518,29 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
                 session_answer(s, call, &o);
                 return;
         }
-        if (!have_sensor(s, &info) || !s->ops->finger_enroll) {
+        if (!have_reader(s, m, &can_identify, &stages) ||
+            !(m == BIO_MODALITY_VEIN ? !!s->ops->vein_enroll : !!s->ops->finger_enroll)) {
                 o = session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
                                             auth_reason_to_string(AUTH_BIO_UNAVAILABLE));
                 session_answer(s, call, &o);
                 return;
         }
         uint64_t id = ++s->last_login_id;
-        s->enrolment = (struct pending_enrolment){.active = true, .id = id, .session_gen = s->session_gen};
+        s->enrolment = (struct pending_enrolment){
+                .active = true, .modality = m, .id = id, .session_gen = s->session_gen};
         snprintf(s->enrolment.operator_id, sizeof(s->enrolment.operator_id), "%s", s->operator_id);
         snprintf(s->enrolment.card_id, sizeof(s->enrolment.card_id), "%s", s->session_card);
         s->enrolment.sender = strdup(sender ?: "");
-        r = s->enrolment.sender ? s->ops->finger_enroll(s->userdata, id, s->operator_id, on_enrolled, s)
-                                : -ENOMEM;
+        if (!s->enrolment.sender)
+                r = -ENOMEM;
+        else if (m == BIO_MODALITY_VEIN)
+                r = s->ops->vein_enroll(s->userdata, id, s->operator_id, on_vein_enrolled, s);
+        else
+                r = s->ops->finger_enroll(s->userdata, id, s->operator_id, on_finger_enrolled, s);
         if (r < 0) {
                 s->enrolment.id = 0;
                 enrolment_clear(s);
-                o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the fingerprint sensor is busy")
+                o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the reader is busy")
                     : r == -ENODEV ? session_outcome_refused(AUTH_BIO_UNAVAILABLE, "%s",
                                                              auth_reason_to_string(AUTH_BIO_UNAVAILABLE))
                                    : session_outcome_failed(r);
@@ -426,24 +548,37 @@ void session_enroll_finger(struct session *s, SessionCall *call, const char *sen
                 return;
         }
         s->enrolment.answer = call;
+        /* Stage 0: what to do first (a vein reader tells its number of captures with the first). */
         if (s->ops->enroll_progress)
-                s->ops->enroll_progress(s->userdata, s->operator_id, 0, info.enroll_stages, false);
+                s->ops->enroll_progress(s->userdata, s->operator_id, 0, stages, false);
+}
+
+void session_enroll_finger(struct session *s, SessionCall *call, const char *sender)
+{
+        enroll_start(s, call, sender, BIO_MODALITY_FINGER);
+}
+
+void session_enroll_vein(struct session *s, SessionCall *call, const char *sender)
+{
+        enroll_start(s, call, sender, BIO_MODALITY_VEIN);
 }
 
 /* ---- deletion ---- */
 
-/* Deletes operator_id's prints and records it; call (may be NULL) hears back after the record. */
-static void delete_prints(struct session *s, SessionCall *call, const char *operator_id, const char *action)
+/* Deletes operator_id's templates of m and records it; call (may be NULL) hears back after the
+ * record. */
+static void delete_templates(struct session *s, SessionCall *call, const char *operator_id,
+                             enum bio_modality m, const char *action)
 {
         struct session_outcome o;
         unsigned n = 0;
         char count[24];
         int r;
 
-        r = print_store_delete(s->config->prints_directory, operator_id, &n);
+        r = print_store_delete(s->config->prints_directory, m, operator_id, &n);
         if (r < 0) {
-                agent_log(LOG_ERR, "cannot delete the prints of %s in %s: %s", operator_id,
-                          s->config->prints_directory, strerror(-r));
+                agent_log(LOG_ERR, "cannot delete the %s templates of %s in %s: %s",
+                          bio_modality_to_string(m), operator_id, s->config->prints_directory, strerror(-r));
                 o = r == -EINVAL ? session_outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
                                  : session_outcome_failed(r);
                 session_answer(s, call, &o);
@@ -458,12 +593,18 @@ static void delete_prints(struct session *s, SessionCall *call, const char *oper
         snprintf(count, sizeof(count), "#%u", n);
         session_record_then_answer(
                 s, call, &o, "enroll", operator_id, NULL,
-                agent_data("action", action, "modality", "finger", "prints", count, NULL));
+                agent_data("action", action, "modality", bio_modality_to_string(m), "prints", count, NULL));
 }
 
 void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id)
 {
-        delete_prints(s, call, operator_id, "deleted");
+        delete_templates(s, call, operator_id, BIO_MODALITY_FINGER, "deleted");
+}
+
+void session_delete_templates(struct session *s, SessionCall *call, const char *operator_id,
+                              enum bio_modality m)
+{
+        delete_templates(s, call, operator_id, m, "deleted");
 }
 
 void session_bio_on_policy(struct session *s, const Policy *current)
@@ -476,7 +617,8 @@ void session_bio_on_policy(struct session *s, const Policy *current)
         for (size_t i = 0; i < n; i++) {
                 const PolicyOperator *op = policy_find_operator(current, ids[i]);
                 if (op && op->status == POLICY_STATUS_RETIRED)
-                        delete_prints(s, NULL, ids[i], "retired-deleted");
+                        for (unsigned m = 0; m < _BIO_MODALITY_MAX; m++)
+                                delete_templates(s, NULL, ids[i], (enum bio_modality)m, "retired-deleted");
                 free(ids[i]);
         }
         free(ids);

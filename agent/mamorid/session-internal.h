@@ -44,5 +44,7 @@ void session_changed(struct session *s);
  * call is the AnswerPin to answer with the card's operator (Step "finger"). */
 void session_bio_after_card(struct session *s, SessionCall *call, const struct auth_decision *d,
                             const char *card_id);
+/* The pending login's scan (finger or vein), if one runs, is cancelled on its thread. */
+void session_bio_cancel_scan(struct session *s);
 /* The session ended (or the agent stops): an enrolment of it is cancelled and answered. */
 void session_bio_session_ended(struct session *s);

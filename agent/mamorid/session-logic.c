@@ -370,8 +370,7 @@ static void login_clear(struct session *s)
         /* A login still waiting for its PIN lets go of the card. */
         if (s->login.id)
                 s->ops->login_cancel(s->userdata, s->login.id);
-        if (s->login.finger_id && s->ops->finger_cancel) /* a pending scan is cancelled, never left */
-                s->ops->finger_cancel(s->userdata, s->login.finger_id);
+        session_bio_cancel_scan(s); /* a pending scan is cancelled, never left */
         free(s->login.sender);
         s->login = (struct pending_login){0};
 }
@@ -549,6 +548,18 @@ void session_on_reader_event(struct session *s, const struct reader_event *ev)
                                   ev->error < 0 ? card_strerror(ev->error) : NULL, "mono_us", mono, NULL),
                        NULL, NULL);
                 changed(s, NULL);
+                /* A card inserted while a login without a card waits for its touch: the operator
+                 * chose the card. The scan is cancelled and its caller told so (not a failure, no
+                 * auth.fail), after CardPresent changed, so the login screen sees the card first
+                 * and goes on with StartLogin. */
+                if (s->state == SESSION_AUTHENTICATING && s->login.active && s->login.scan_id &&
+                    !s->login.card_id[0] && s->login.answer) {
+                        SessionCall *call = TAKE_PTR(s->login.answer);
+                        struct session_outcome o = outcome_refused(
+                                AUTH_NOT_PENDING, "cancelled: a card was inserted; log in with the card");
+                        answer(s, call, &o);
+                        apply(s, TRIGGER_LOGIN_CANCEL, ev->mono_usec);
+                }
                 break;
         case READER_EVENT_REMOVED: {
                 bool ours = (s->state == SESSION_ACTIVE && streq(s->session_card, ev->card_id)) ||
@@ -671,7 +682,7 @@ static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userda
 
         /* A client that started a login and never answers must not hold the terminal. */
         s->login_timer = sd_event_source_disable_unref(s->login_timer);
-        if (s->state == SESSION_AUTHENTICATING && (!s->login.answer || s->login.finger_id))
+        if (s->state == SESSION_AUTHENTICATING && (!s->login.answer || s->login.scan_id))
                 apply(s, TRIGGER_LOGIN_CANCEL, now_mono_usec()); /* a scan nobody touches, too */
         return 0;
 }

@@ -24,9 +24,11 @@
 #include "mamori/json.h"
 #include "mamori/policy.h"
 #include "oplog-writer.h"
+#include "print-store.h"
 #include "reader-watch.h"
 #include "record-limit.h"
 #include "session.h"
+#include "vein-worker.h"
 
 #define OPERATOR_ID_MAX 65
 #define METHOD_MAX      24 /* "group-card+password" and its kin, with the NUL */
@@ -83,6 +85,14 @@ struct session_ops {
         int (*finger_enroll)(void *userdata, uint64_t id, const char *operator_id, finger_event_fn done,
                              void *done_userdata);
         void (*finger_cancel)(void *userdata, uint64_t id);
+        /* The vein thread (vein-worker.h), the same way; NULL or no plugin loaded: every vein step
+         * is bio-unavailable. vein_match reads the templates of dir on its thread. */
+        void (*vein_device)(void *userdata, struct vein_device_info *ret);
+        int (*vein_match)(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
+                          vein_event_fn done, void *done_userdata);
+        int (*vein_enroll)(void *userdata, uint64_t id, const char *operator_id, vein_event_fn done,
+                           void *done_userdata);
+        void (*vein_cancel)(void *userdata, uint64_t id);
         /* An enrolment went one stage further (EnrollProgress); may be NULL. */
         void (*enroll_progress)(void *userdata, const char *operator_id, int stage, int stages, bool retry);
         /* The password thread: check a password against operator_id's verifier, or store a new one
@@ -143,19 +153,22 @@ struct pending_login {
                                               StartBioLogin also the id a 1:1 sensor compares with */
         uint64_t id;                       /* the card thread's login, which holds the card for the PIN */
         uint64_t started_mono_usec;
-        uint64_t password_job;      /* the password thread's check in flight (0: none) */
-        struct password_wait *wait; /* a password answer held back for its delay */
-        uint64_t finger_id;         /* the fingerprint thread's scan, while one runs */
-        uint64_t gallery_usec;      /* deciding whose prints it compares with */
+        uint64_t password_job;           /* the password thread's check in flight (0: none) */
+        struct password_wait *wait;      /* a password answer held back for its delay */
+        uint64_t scan_id;                /* the fingerprint or vein thread's scan, while one runs */
+        enum bio_modality scan_modality; /* whose thread runs it */
+        uint64_t gallery_usec;           /* deciding whose prints it compares with */
 };
 
-/* An enrolment between EnrollFinger and its answer (session-bio.c). */
+/* An enrolment between EnrollFinger (EnrollVein) and its answer (session-bio.c). */
 struct pending_enrolment {
         bool active;
+        enum bio_modality modality;
         uint64_t id;
         char *sender;
         SessionCall *answer;
         uint64_t session_gen; /* the session it belongs to: it ends with it */
+        int stages;           /* captures needed, as the reader last said (vein) */
         char operator_id[OPERATOR_ID_MAX];
         char card_id[CARD_ID_LEN + 1];
 };
@@ -238,20 +251,26 @@ uint64_t session_password_delay_usec(const struct session *s, const char *operat
 const char *session_step(const struct session *s);
 const char *login_step_to_string(enum login_step step);
 
-/* Fingerprints (session-bio.c). StartBioLogin: no card; identifies (1:N, or 1:1 against user on a
- * sensor that cannot identify) and answers after the touch with the operator and the next step. */
+/* Fingerprints and vein (session-bio.c). StartBioLogin: no card; modality "finger" or "vein";
+ * identifies (1:N, or 1:1 against user on a reader that cannot identify) and answers after the touch
+ * with the operator and the next step. */
 void session_start_bio_login(struct session *s, SessionCall *call, const char *sender, const char *user,
                              const char *modality);
 /* ScanFinger: after a group card's PIN (a member identifies) or a card+PIN with
  * RequireFingerWithCard=yes (the card's operator's own finger). */
 void session_scan_finger(struct session *s, SessionCall *call, const char *modality);
-/* EnrollFinger: in an active card session, a print for that session's operator. */
+/* EnrollFinger, EnrollVein: in an active card session, a template for that session's operator. */
 void session_enroll_finger(struct session *s, SessionCall *call, const char *sender);
+void session_enroll_vein(struct session *s, SessionCall *call, const char *sender);
 /* The enrolment's client went away: it is cancelled. */
 void session_enroll_client_gone(struct session *s, const char *sender);
 /* DeletePrints (root): every print of operator_id. */
 void session_delete_prints(struct session *s, SessionCall *call, const char *operator_id);
-/* A bundle was loaded: the prints of operators it retires are deleted, and that is recorded. */
+/* DeleteTemplates (root): every template of modality m of operator_id. */
+void session_delete_templates(struct session *s, SessionCall *call, const char *operator_id,
+                              enum bio_modality m);
+/* A bundle was loaded: the templates (both modalities) of operators it retires are deleted, and
+ * that is recorded, once per modality. */
 void session_bio_on_policy(struct session *s, const Policy *current);
 /* Facts the permission table asks about. */
 bool session_login_pending(const struct session *s);

@@ -10,8 +10,13 @@
 #include "mamori/macro.h"
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
+#include "print-store.h"
 #include "thread-mailbox.h"
 #include "vein-worker.h"
+
+/* The store's bound is the ABI's: a template the plugin may write is one the store keeps. */
+_Static_assert(PRINT_VEIN_MAX == MAMORI_BIO_TEMPLATE_MAX, "vein template bound");
+_Static_assert(VEIN_OPERATOR_MAX == PRINT_OPERATOR_MAX, "operator id bound");
 
 enum job_kind { JOB_ENROLL, JOB_MATCH };
 
@@ -27,6 +32,9 @@ struct job {
         char operator_id[VEIN_OPERATOR_MAX]; /* enroll */
         struct gallery_item *gallery;        /* match (owned) */
         size_t n;
+        char *dir;      /* match from the store: read on the thread (owned) */
+        char **allowed; /* … of these operators, sorted (owned) */
+        size_t n_allowed;
         bool cancelled; /* under the lock */
 };
 
@@ -62,6 +70,10 @@ static void job_free(struct job *j)
                 free(j->gallery[i].data);
         }
         free(j->gallery);
+        for (size_t i = 0; i < j->n_allowed; i++)
+                free(j->allowed[i]);
+        free(j->allowed);
+        free(j->dir);
         free(j);
 }
 
@@ -181,6 +193,36 @@ static int run_job(VeinWorker *w, struct job *j, struct vein_event *ev)
         return r == 0 ? 0 : (r < 0 ? r : -EIO);
 }
 
+/* A match from the store: the allowed operators' templates, read here (blocking I/O stays off the
+ * event loop) into j's gallery. A reader that only verifies gets the first template of the one
+ * operator it compares with. Worker thread. */
+static int load_gallery(VeinWorker *w, struct job *j)
+{
+        struct print_set set = {0};
+        bool one = !(w->flags & MAMORI_BIO_CAN_IDENTIFY);
+        int r;
+
+        r = print_store_load(j->dir, BIO_MODALITY_VEIN, j->allowed, j->n_allowed, &set);
+        if (r < 0)
+                return r;
+        size_t n = set.n < VEIN_GALLERY_MAX ? set.n : VEIN_GALLERY_MAX;
+        if (one && n > 1)
+                n = 1;
+        j->gallery = calloc(n ? n : 1, sizeof(*j->gallery));
+        if (!j->gallery) {
+                print_set_done(&set);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                snprintf(j->gallery[i].operator_id, VEIN_OPERATOR_MAX, "%s", set.items[i].operator_id);
+                j->gallery[i].data = TAKE_PTR(set.items[i].data);
+                j->gallery[i].size = set.items[i].size;
+                j->n = i + 1;
+        }
+        print_set_done(&set);
+        return 0;
+}
+
 /* Opens the reader if it is not open: true when it is. Worker thread. */
 static bool ensure_open(VeinWorker *w)
 {
@@ -230,6 +272,13 @@ static void *worker_main(void *userdata)
                         r = -ECANCELED;
                 else if (!ensure_open(w))
                         r = -ENODEV;
+                else if (j->dir) {
+                        r = load_gallery(w, j);
+                        ev.prepare_usec = now_mono_usec() - t0;
+                } else
+                        r = 0;
+                if (r < 0 || (j->kind == JOB_MATCH && j->n == 0))
+                        ; /* failed, or nothing to compare with: no hand could match, none is asked for */
                 else {
                         r = run_job(w, j, &ev);
                         /* A cancel meant for the previous job may have reached the plugin after that
@@ -252,6 +301,7 @@ static void *worker_main(void *userdata)
                         ev.operator_id[0] = '\0';
                 }
                 ev.result = r < 0 ? r : 0;
+                ev.gallery = j->n;
                 ev.elapsed_usec = now_mono_usec() - t0;
                 job_free(j);
                 if (thread_mailbox_post(w->mailbox, &ev) < 0)
@@ -414,6 +464,43 @@ int vein_worker_match(VeinWorker *w, uint64_t id, const struct vein_template_ref
                 j->gallery[i].size = gallery[i].size;
                 snprintf(j->gallery[i].operator_id, VEIN_OPERATOR_MAX, "%s", gallery[i].operator_id);
         }
+        return submit(w, j, cb, userdata);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vein_worker_match_stored(VeinWorker *w, uint64_t id, const char *dir, char *const *allowed,
+                             size_t n_allowed, vein_event_fn cb, void *userdata)
+{
+        struct job *j;
+
+        if (!w || !dir || (n_allowed > 0 && !allowed) || n_allowed > VEIN_GALLERY_MAX)
+                return -EINVAL;
+        if (w->active)
+                return -EBUSY;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->id = id;
+        j->kind = JOB_MATCH;
+        j->dir = strdup(dir);
+        j->allowed = calloc(n_allowed ? n_allowed : 1, sizeof(char *));
+        if (!j->dir || !j->allowed) {
+                job_free(j);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_allowed; i++) {
+                if (!operator_ok(allowed[i]) || !(j->allowed[i] = strdup(allowed[i]))) {
+                        int r = operator_ok(allowed[i]) ? -ENOMEM : -EINVAL;
+                        job_free(j);
+                        return r;
+                }
+                j->n_allowed++;
+        }
+        qsort(j->allowed, j->n_allowed, sizeof(char *), cmp_str);
         return submit(w, j, cb, userdata);
 }
 

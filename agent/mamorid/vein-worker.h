@@ -51,6 +51,8 @@ struct vein_event {
         uint8_t *template;                   /* enroll DONE: the template (owned by the worker) */
         size_t template_size;
         uint64_t elapsed_usec; /* DONE: from the job's start on the thread to its end */
+        uint64_t prepare_usec; /* DONE, match from the store: reading the templates */
+        size_t gallery;        /* DONE, match: templates compared with */
 };
 
 typedef void (*vein_event_fn)(void *userdata, const struct vein_event *ev);
@@ -74,6 +76,12 @@ int vein_worker_enroll(VeinWorker *w, uint64_t id, const char *operator_id, vein
  * another job runs, -EINVAL for an empty or oversized gallery. */
 int vein_worker_match(VeinWorker *w, uint64_t id, const struct vein_template_ref *gallery, size_t n,
                       vein_event_fn cb, void *userdata);
+/* One scan against the vein templates stored in dir (print-store.h) of the operators in allowed
+ * (copied): read on the thread, not on the event loop; 1:N where the reader can identify, else 1:1
+ * against the first template of the first operator allowed. No template to compare with is no
+ * match, without a capture. -EBUSY while another job runs, -EINVAL for a bad id. */
+int vein_worker_match_stored(VeinWorker *w, uint64_t id, const char *dir, char *const *allowed,
+                             size_t n_allowed, vein_event_fn cb, void *userdata);
 /* Cancels job id if it still runs: its DONE then says -ECANCELED. Unknown ids are ignored. */
 void vein_worker_cancel(VeinWorker *w, uint64_t id);
 /* Whether job id still runs (its DONE not yet delivered to the loop). */

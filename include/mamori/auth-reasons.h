@@ -45,13 +45,17 @@ enum auth_reason {
         /* Fingerprint (DESIGN §4). */
         AUTH_FINGER_NO_MATCH,   /* "finger-no-match": the touch matched no print that may log in here */
         AUTH_FINGER_UNREADABLE, /* "finger-unreadable": no usable touch after the sensor's retries */
-        AUTH_BIO_UNAVAILABLE,   /* "bio-unavailable": no sensor, or it went away during the scan */
+        AUTH_BIO_UNAVAILABLE,   /* "bio-unavailable": no sensor (or vein reader), or it went away during the
+                                   scan */
         AUTH_LENDING_SUSPECTED, /* "lending-suspected": card of one operator, finger of another */
         AUTH_NOT_GROUP_MEMBER, /* "not-group-member": the operator named after a group card is not its member
                                 */
         AUTH_PASSWORD_WRONG,   /* "password-wrong": the login still waits; answered after a growing delay */
         AUTH_PASSWORD_UNSET,   /* "password-unset": the operator has no password on this terminal */
         AUTH_PASSWORD_TOO_SHORT, /* "password-too-short": a new password under [Secrets] MinLength */
+        /* Vein (DESIGN §4, a plugin of auth/bio-plugin.h). */
+        AUTH_VEIN_NO_MATCH,   /* "vein-no-match": the hand matched no template that may log in here */
+        AUTH_VEIN_UNREADABLE, /* "vein-unreadable": the reader took no usable capture */
         _AUTH_REFUSAL_MAX,
 };
 

@@ -147,3 +147,5 @@
         MAMORI_DBUS_ERROR_PREFIX "PasswordWrong" /* "password-wrong delay=N": the login still waits */
 #define MAMORI_ERROR_PASSWORD_UNSET     MAMORI_DBUS_ERROR_PREFIX "PasswordUnset"
 #define MAMORI_ERROR_PASSWORD_TOO_SHORT MAMORI_DBUS_ERROR_PREFIX "PasswordTooShort" /* "… min=N" */
+#define MAMORI_ERROR_VEIN_NO_MATCH      MAMORI_DBUS_ERROR_PREFIX "VeinNoMatch"
+#define MAMORI_ERROR_VEIN_UNREADABLE    MAMORI_DBUS_ERROR_PREFIX "VeinUnreadable"
