@@ -437,7 +437,8 @@ static bool apply(struct session *s, enum session_trigger trigger, uint64_t trig
                 struct pending_answer *p = TAKE_PTR(s->end_answer);
                 clear_session(s);
                 /* A Lock call hears back once the session.end it caused is durable. */
-                record(s, "session.end", op, card, agent_data("reason", t.end_reason, NULL),
+                /* A session without a card (finger/vein + password) has no card field. */
+                record(s, "session.end", op, card[0] ? card : NULL, agent_data("reason", t.end_reason, NULL),
                        p ? answer_after_commit : NULL, p);
                 /* The operator walked away from an idle screen with the card in the reader. */
                 if (trigger == TRIGGER_IDLE && s->card.present)

@@ -18,6 +18,8 @@
 _Static_assert(PRINT_VEIN_MAX == MAMORI_BIO_TEMPLATE_MAX, "vein template bound");
 _Static_assert(VEIN_OPERATOR_MAX == PRINT_OPERATOR_MAX, "operator id bound");
 
+#define VEIN_REOPEN_SEC 2 /* how often a missing reader is opened again */
+
 enum job_kind { JOB_ENROLL, JOB_MATCH };
 
 struct gallery_item {
@@ -256,8 +258,23 @@ static void *worker_main(void *userdata)
                 int r;
 
                 pthread_mutex_lock(&w->lock);
-                while (!w->stopping && !w->queued)
-                        pthread_cond_wait(&w->wake, &w->lock);
+                while (!w->stopping && !w->queued) {
+                        if (w->device) {
+                                pthread_cond_wait(&w->wake, &w->lock);
+                                continue;
+                        }
+                        /* No reader (never opened, or it went away): try again every few seconds,
+                         * so it is back (and in Sensors) without waiting for a login to ask. */
+                        struct timespec at;
+                        clock_gettime(CLOCK_MONOTONIC, &at);
+                        at.tv_sec += VEIN_REOPEN_SEC;
+                        if (pthread_cond_timedwait(&w->wake, &w->lock, &at) == ETIMEDOUT && !w->stopping &&
+                            !w->queued) {
+                                pthread_mutex_unlock(&w->lock);
+                                (void)ensure_open(w);
+                                pthread_mutex_lock(&w->lock);
+                        }
+                }
                 if (w->stopping) {
                         pthread_mutex_unlock(&w->lock);
                         break;
@@ -325,7 +342,11 @@ int vein_worker_start(sd_event *e, const char *plugin_path, const char *options,
         if (!w)
                 return -ENOMEM;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->wake, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->wake, &attr);
+        pthread_condattr_destroy(&attr);
         r = bio_plugin_load(plugin_path, &w->plugin, why);
         if (r < 0)
                 goto fail;

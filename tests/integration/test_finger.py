@@ -404,6 +404,11 @@ class FingerPasswordTest(unittest.TestCase):
         r = t.ctl('enroll', 'finger')
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('card session', r.stderr)
+        # A session without a card ends on record (no card field) and the log stays writable.
+        t.iface().Lock()
+        ev = agent.wait_event('session.end', op='OP0001', reason='manual')
+        self.assertNotIn('card', ev)
+        self.assertTrue(t.prop('LogWritable'))
 
 
 class FingerVerifyOnlyTest(unittest.TestCase):
