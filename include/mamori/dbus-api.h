@@ -62,13 +62,17 @@
  *       Records an app.op for the current operator; caller uid 0 or in group mamori-apps; only
  *       while "active". kind/subject ≤ 64 bytes, ≤ 16 fields of ≤ 64-byte keys, ≤ 256-byte values.
  *   StartBioLogin(s user, s modality) → (s operator, s step)
- *       No card: modality "finger" ("vein": BioUnavailable until a plugin exists). Moves to
- *       "authenticating" with Step "finger" and answers after the touch: where the sensor can
- *       identify, 1:N among the prints of operators allowed at this office (user ignored), else
- *       1:1 against the prints of operator `user`. Then Step is "password" (AnswerPassword).
- *       Refusals: FingerNoMatch, FingerUnreadable (no usable touch after 3 retries),
- *       BioUnavailable (no sensor, or it went away), and the operator's status (OperatorRetired …),
- *       each recorded as auth.fail with method "finger+password". CancelLogin cancels the scan.
+ *       No card: modality "finger" (the libfprint sensor) or "vein" (the [Biometric] VeinPlugin=
+ *       reader). Moves to "authenticating" with Step "finger" or "vein" and answers after the
+ *       touch: where the reader can identify, 1:N among the templates of operators allowed at
+ *       this office (user ignored), else 1:1 against the templates of operator `user`. Then Step
+ *       is "password" (AnswerPassword; the session's Method is "finger+password" or
+ *       "vein+password"). Refusals: FingerNoMatch / VeinNoMatch, FingerUnreadable (no usable
+ *       touch after 3 retries) / VeinUnreadable (no usable capture), BioUnavailable (no reader, or
+ *       it went away), and the operator's status (OperatorRetired …), each recorded as auth.fail
+ *       with that method. CancelLogin, a lock, the agent stopping or the client going away cancel
+ *       the scan; so does a card inserted meanwhile: the call then answers NotPending
+ *       "cancelled: a card was inserted; …" (after CardPresent changed; no auth.fail).
  *   ScanFinger(s modality) → (s operator)
  *       Step "finger" after a card's PIN, from the client that started the login: a group card
  *       ([Session] GroupMember=finger): a member identifies, the session opens for the member
@@ -79,10 +83,22 @@
  *   EnrollFinger() → (s operator, u finger)
  *       Root or a process of the seat's active session holding the session's card; only in a
  *       "card+pin" session: enrols a print for the session's operator (slot 1-5), recorded as
- *       enroll {action: enrolled}. Signal EnrollProgress tells each stage. Ends with the session.
+ *       enroll {action: enrolled, modality: finger}. Signal EnrollProgress tells each stage. Ends
+ *       with the session.
+ *   EnrollVein() → (s operator, u slot)
+ *       The same for the vein reader: a hand's template (slot 1-5), recorded as enroll {action:
+ *       enrolled, modality: vein}. EnrollProgress: stage 0 with stages 0 first (the reader tells
+ *       how many captures it needs with the first one), then one per capture.
  *   ListPrints() → (a(sux) prints)            root: (operator, slot, enrolled µs) of every print.
  *   DeletePrints(s operator) → (u deleted)    root: deletes an operator's prints, recorded as
- *                                             enroll {action: deleted}.
+ *                                             enroll {action: deleted, modality: finger}.
+ *   ListTemplates() → (a(ssux) templates)     root: (modality, operator, slot, enrolled µs) of
+ *                                             every fingerprint and vein template.
+ *   DeleteTemplates(s operator, s modality) → (u deleted)
+ *                                             root: deletes an operator's templates of one modality
+ *                                             ("finger", "vein"), recorded as enroll {action:
+ *                                             deleted, modality}. A policy that retires an operator
+ *                                             deletes both (action: retired-deleted).
  *   PinAgeDays() → (i days, i max_days, i warn_days)
  *                                             age of the active operator's PIN or password: the
  *                                             policy's pin_changed, or a newer pin.change/

@@ -638,6 +638,14 @@ def finger():
 BENCHES['finger'] = finger
 
 
+def vein():
+    """Touch → active for vein+password; identify time with 10/100/1000 vein templates."""
+    subprocess.run([sys.executable, os.path.join(HERE, 'vein-bench.py')], check=True)
+
+
+BENCHES['vein'] = vein
+
+
 def password(samples=40):
     """One password check (scrypt, EVP_KDF) at the chosen ln=15 (and 14, 16 for scale), beside
     Python's hashlib.scrypt (OpenSSL's scrypt without mamori's code) with the same parameters."""
