@@ -18,10 +18,18 @@ typedef struct AdminContext {
 /* Opens the store once; every history row written through it carries admin_actor(). */
 int admin_store(AdminContext *ctx, Store **ret);
 int64_t admin_now_usec(void);
+
+/* admin-change.c: every change of the store goes admin_change_begin() → store calls → admin_change_end(). */
 /* Who runs mamori-admin, for the register: SUDO_USER, else the login name of the uid. malloc'd. */
 char *admin_actor(void);
 /* A reason for the register: one line of UTF-8, 1..1024 bytes, no tabs. false: printed why. */
 bool admin_reason_valid(const char *reason);
+bool admin_utf8_ok(const char *s);
+/* Checks the reason (NULL: none), opens the store, sets the reason of its history rows, begins.
+ * Returns an exit code: 0 = in a transaction, 2 = bad reason, 1 = store failure (printed why). */
+int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret);
+/* r < 0: rolls back and prints "WHAT[ ID]: why"; else commits. Returns an exit code (0 or 1). */
+int admin_change_end(Store *s, int r, const char *what, const char *id);
 /* Ids as DESIGN §6/§8 allow them; false: printed why. */
 bool admin_check_id(const char *what, const char *s);
 
