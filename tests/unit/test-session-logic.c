@@ -64,6 +64,8 @@ struct rec {
         char reason[32];
         char tries[8];
         char method[32], session[16], repeats[16];
+        char op[OPERATOR_ID_MAX];
+        bool has_card;
         bool latency; /* has latency_us */
         oplog_done_fn done;
         void *userdata;
@@ -98,6 +100,12 @@ struct fake {
         void *pw_userdata;
         uint64_t pw_id;
         char pw_operator[OPERATOR_ID_MAX], pw_password[64];
+        /* The fake vein thread: one job waits here until the test says; cancels are counted. */
+        bool vein_present, vein_can_identify;
+        vein_event_fn vein_done;
+        void *vein_userdata;
+        uint64_t vein_id, vein_cancelled;
+        size_t vein_allowed;
         struct answer answers[CALLS];
 };
 
@@ -108,8 +116,9 @@ static int fake_record(void *userdata, const char *ev, const char *op, const cha
         struct rec *r = &f->recs[f->n_recs++];
 
         assert_true(f->n_recs <= RECS_MAX);
-        *r = (struct rec){.done = done, .userdata = done_userdata};
+        *r = (struct rec){.done = done, .userdata = done_userdata, .has_card = card != NULL};
         snprintf(r->ev, sizeof(r->ev), "%s", ev);
+        snprintf(r->op, sizeof(r->op), "%s", op ?: "");
         for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n; i++) {
                 const JsonMember *m = &data->object.members[i];
                 if (streq(m->key, "reason") && m->value->type == JSON_STRING)
@@ -264,6 +273,51 @@ static void fake_changed(void *userdata, const char *state_reason)
         ((struct fake *)userdata)->changes++;
 }
 
+static void fake_vein_device(void *userdata, struct vein_device_info *ret)
+{
+        struct fake *f = userdata;
+
+        *ret = (struct vein_device_info){.present = f->vein_present, .can_identify = f->vein_can_identify};
+}
+
+static int fake_vein_match(void *userdata, uint64_t id, const char *dir, char *const *allowed, size_t n,
+                           vein_event_fn done, void *done_userdata)
+{
+        struct fake *f = userdata;
+
+        if (f->vein_done)
+                return -EBUSY;
+        f->vein_done = done;
+        f->vein_userdata = done_userdata;
+        f->vein_id = id;
+        f->vein_allowed = n;
+        return 0;
+}
+
+static void fake_vein_cancel(void *userdata, uint64_t id)
+{
+        struct fake *f = userdata;
+
+        /* As the vein thread: the job ends; its late -ECANCELED is for nobody any more. */
+        if (f->vein_done && id == f->vein_id) {
+                f->vein_cancelled = id;
+                f->vein_done = NULL;
+        }
+}
+
+/* The fake vein thread ends the job it holds: result, and whose template matched ("" none). */
+static void vein_says(struct fake *f, int result, const char *matched)
+{
+        struct vein_event ev = {.id = f->vein_id, .kind = VEIN_EVENT_DONE, .result = result};
+        vein_event_fn done = f->vein_done;
+
+        assert_non_null(done);
+        f->vein_done = NULL;
+        ev.matched = matched && matched[0];
+        snprintf(ev.operator_id, sizeof(ev.operator_id), "%s", matched ?: "");
+        done(f->vein_userdata, &ev);
+}
+
 static const struct session_ops fake_ops = {
         .record = fake_record,
         .log_writable = fake_log_writable,
@@ -274,6 +328,26 @@ static const struct session_ops fake_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .lock_screen = fake_lock_screen,
+        .watch_idle = fake_watch_idle,
+        .answer = fake_answer,
+        .changed = fake_changed,
+};
+
+/* The same with a vein reader behind the plugin ABI. */
+static const struct session_ops fake_vein_ops = {
+        .record = fake_record,
+        .log_writable = fake_log_writable,
+        .policy = fake_policy,
+        .check_cert = fake_check_cert,
+        .login_start = fake_login_start,
+        .login_pin = fake_login_pin,
+        .login_cancel = fake_login_cancel,
+        .change_pin = fake_change_pin,
+        .password_check = fake_password_check,
+        .vein_device = fake_vein_device,
+        .vein_match = fake_vein_match,
+        .vein_cancel = fake_vein_cancel,
         .lock_screen = fake_lock_screen,
         .watch_idle = fake_watch_idle,
         .answer = fake_answer,
@@ -331,6 +405,17 @@ static int setup(void **state)
         memcpy(cards[0].id, card_a, sizeof(card_a));
         session_init(&f->s, &fake_ops, f, &f->config, f->event);
         *state = f;
+        return 0;
+}
+
+static int setup_vein(void **state)
+{
+        struct fake *f;
+
+        setup(state);
+        f = *state;
+        f->vein_present = f->vein_can_identify = true;
+        session_init(&f->s, &fake_vein_ops, f, &f->config, f->event);
         return 0;
 }
 
@@ -896,6 +981,141 @@ static void test_password_refused_by_state(void **state)
         assert_null(f->pw_done);
 }
 
+/* ---- vein + password (session-bio.c through the vein ops) ---- */
+
+/* StartBioLogin(vein) (call 0): Step vein, a 1:N match among the operators allowed here. */
+static void vein_login_waits(struct fake *f)
+{
+        session_start_bio_login(&f->s, f->calls[0], SENDER, "", "vein");
+        assert_false(f->answers[0].answered); /* answered after the hand */
+        assert_non_null(f->vein_done);
+        assert_int_equal(f->vein_allowed, ELEMENTSOF(operators));
+        assert_int_equal(f->s.state, SESSION_AUTHENTICATING);
+        assert_string_equal(session_step(&f->s), "vein");
+        assert_true(session_login_started_by(&f->s, SENDER));
+}
+
+static void test_vein_password_grants_vein_password(void **state)
+{
+        struct fake *f = *state;
+
+        vein_login_waits(f);
+        vein_says(f, 0, "OP0002");
+        assert_int_equal(f->answers[0].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[0].o.operator_id, "OP0002");
+        assert_string_equal(f->answers[0].o.step, "password");
+        assert_string_equal(session_step(&f->s), "password");
+        /* "" = the operator the hand named; another id is not waited for. */
+        session_answer_password(&f->s, f->calls[1], "OP0001", "pw");
+        assert_int_equal(f->answers[1].o.reason, AUTH_NOT_PENDING);
+        session_answer_password(&f->s, f->calls[2], "", "kumo-no-ue");
+        assert_string_equal(f->pw_operator, "OP0002");
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.method, "vein+password");
+        assert_string_equal(f->s.session_card, "");
+        const struct rec *ok = find_rec(f, "auth.ok");
+        assert_non_null(ok);
+        assert_string_equal(ok->method, "vein+password");
+        assert_string_equal(ok->op, "OP0002");
+        assert_false(ok->has_card);
+        assert_false(f->answers[2].answered); /* after the records */
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_false(session_holds_inserted_card(&f->s));
+        /* The session ends on record without a card field, and the log stays writable. */
+        session_lock(&f->s, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        const struct rec *end = find_rec(f, "session.end");
+        assert_non_null(end);
+        assert_string_equal(end->op, "OP0002");
+        assert_false(end->has_card);
+}
+
+static void test_vein_refusals_recorded(void **state)
+{
+        struct fake *f = *state;
+
+        /* A hand nobody enrolled. */
+        vein_login_waits(f);
+        vein_says(f, 0, NULL);
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, "vein-no-match");
+        assert_string_equal(fail->method, "vein+password");
+        assert_false(f->answers[0].answered);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[0].o.reason, AUTH_VEIN_NO_MATCH);
+        assert_string_equal(auth_reason_to_dbus_error(AUTH_VEIN_NO_MATCH), MAMORI_ERROR_VEIN_NO_MATCH);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+
+        /* An unusable capture. */
+        size_t before = f->n_recs;
+        f->answers[0] = (struct answer){0};
+        vein_login_waits(f);
+        vein_says(f, -EAGAIN, NULL);
+        assert_string_equal(f->recs[before].reason, "vein-unreadable");
+        commit_all(f, 0);
+        assert_int_equal(f->answers[0].o.reason, AUTH_VEIN_UNREADABLE);
+
+        /* No reader: refused at once, recorded, nothing started. */
+        before = f->n_recs;
+        f->vein_present = false;
+        session_start_bio_login(&f->s, f->calls[1], SENDER, "", "vein");
+        assert_null(f->vein_done);
+        assert_string_equal(f->recs[before].reason, "bio-unavailable");
+        assert_string_equal(f->recs[before].method, "vein+password");
+        commit_all(f, 0);
+        assert_int_equal(f->answers[1].o.reason, AUTH_BIO_UNAVAILABLE);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+
+        /* Not a modality. */
+        session_start_bio_login(&f->s, f->calls[2], SENDER, "", "face");
+        assert_int_equal(f->answers[2].o.reason, AUTH_INVALID_ARGUMENT);
+}
+
+/* A card inserted while a login without a card waits for the hand: the scan is cancelled on the
+ * vein thread, the caller hears NotPending at once, nothing is recorded as a failure; the card can
+ * log in next. CancelLogin and a lock cancel the scan the same way. */
+static void test_vein_scan_cancelled(void **state)
+{
+        struct fake *f = *state;
+
+        vein_login_waits(f);
+        uint64_t id = f->vein_id;
+        insert_card(f);
+        assert_int_equal(f->vein_cancelled, id);
+        assert_true(f->answers[0].answered);
+        assert_int_equal(f->answers[0].o.reason, AUTH_NOT_PENDING);
+        assert_non_null(strstr(f->answers[0].o.message, "card was inserted"));
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_null(find_rec(f, "auth.fail"));
+        commit_all(f, 0);
+        session_start_login(&f->s, f->calls[1], SENDER, "");
+        assert_int_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        session_cancel_login(&f->s, f->calls[2]);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        pull_card(f);
+
+        /* CancelLogin by its client. */
+        f->answers[0] = (struct answer){0};
+        vein_login_waits(f);
+        id = f->vein_id;
+        session_cancel_login(&f->s, f->calls[3]);
+        assert_int_equal(f->vein_cancelled, id);
+        assert_true(f->answers[0].answered);
+        assert_int_equal(f->answers[3].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+
+        /* A lock. */
+        f->answers[0] = (struct answer){0};
+        vein_login_waits(f);
+        id = f->vein_id;
+        session_lock(&f->s, TRIGGER_MANUAL_LOCK, now_mono_usec());
+        assert_int_equal(f->vein_cancelled, id);
+        assert_true(f->answers[0].answered);
+        assert_null(find_rec(f, "auth.fail"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -918,6 +1138,10 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_wrong_password_waits_doubling_and_pull_ends_it,
                                                 setup_group, teardown_group),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_vein_refusals_recorded, setup_vein, teardown),
+                cmocka_unit_test_setup_teardown(test_vein_scan_cancelled, setup_vein, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
