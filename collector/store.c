@@ -136,6 +136,11 @@ void store_rollback(Store *s)
         s->be->rollback(s->conn);
 }
 
+int store_maintain(Store *s, int64_t now_usec)
+{
+        return s->be->maintain ? s->be->maintain(s->conn, now_usec) : 0;
+}
+
 int store_size(Store *s, uint64_t *ret)
 {
         return s->be->size(s->conn, ret);
@@ -575,6 +580,7 @@ static int log_from_row(Q *q, StoreLog *l)
         *l = (StoreLog){
                 .last_seq = (uint64_t)col_int64(q, 2),
                 .epochs = (uint32_t)col_int64(q, 5),
+                .last_ts = col_int64(q, 6),
         };
         strcpy(l->log, id);
         strcpy(l->term, term);
@@ -589,7 +595,7 @@ int store_log_get(Store *s, const char *log, StoreLog *ret)
         StoreLog l;
         int r;
 
-        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs WHERE id = ?", "s",
+        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs WHERE id = ?", "s",
                   log);
         if (r < 0)
                 return r;
@@ -612,11 +618,11 @@ int store_log_get_locked(Store *s, const char *log, StoreLog *ret)
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec)
 {
         return EXEC(s,
-                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen)"
-                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7) ON CONFLICT(id) DO UPDATE SET"
-                    " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7",
-                    "ssusbui", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
-                    (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec);
+                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen, last_ts)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7,?8) ON CONFLICT(id) DO UPDATE SET"
+                    " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7, last_ts = ?8",
+                    "ssusbuii", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
+                    (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec, l->last_ts);
 }
 
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
@@ -648,10 +654,10 @@ int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_H
         return 0;
 }
 
-int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len, const char *hash)
+static int record_put(Store *s, const char *log, const StoreRecord *v)
 {
-        return EXEC(s, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", "sust", log, seq, hash,
-                    line, len);
+        return EXEC(s, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)", "suist", log, v->seq,
+                    v->ts, v->hash, v->line, v->len);
 }
 
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
@@ -663,7 +669,7 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
         if (s->be->put_records)
                 return s->be->put_records(s->conn, log, v, n);
         for (size_t i = 0; i < n; i++) {
-                r = store_record_put(s, log, v[i].seq, v[i].line, v[i].len, v[i].hash);
+                r = record_put(s, log, &v[i]);
                 if (r < 0)
                         return r;
         }
@@ -673,7 +679,7 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
 int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
 {
         _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs ORDER BY id",
+        int r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
                       NULL);
         if (r < 0)
                 return r;

@@ -36,6 +36,13 @@ const char *store_backend_name(Store *s);
 /* Bytes the centre's data takes on disk; -EOPNOTSUPP for an in-memory database. */
 int store_size(Store *s, uint64_t *ret);
 
+/*
+ * Housekeeping a backend needs now and then (PostgreSQL: the month partitions of records for this month
+ * and the next two, and records that arrived for a month without a partition, which wait in the default
+ * partition, moved into theirs). Runs in a transaction of its own. SQLite: nothing.
+ */
+int store_maintain(Store *s, int64_t now_usec);
+
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);
@@ -73,6 +80,7 @@ typedef struct StoreLog {
         char last_hash[SHA256_HEX_MAX];
         uint8_t key[ED25519_KEY_SIZE]; /* current epoch key */
         uint32_t epochs;
+        int64_t last_ts; /* the time (StoreRecord.ts) of its last stored record, 0 before any */
 } StoreLog;
 
 int store_log_get(Store *s, const char *log, StoreLog *ret);
@@ -84,16 +92,25 @@ int store_log_put(Store *s, const StoreLog *l, int64_t now_usec);
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);
 /* Line hash of a stored record; -ENOENT if not stored. */
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX]);
-int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len,
-                     const char *hash);
-/* Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+/*
+ * Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+ * ts is the record's time as the store files it (PostgreSQL partitions records by its month): the record's
+ * own ts, but never earlier than the ts of the record before it in the log (the running maximum), so
+ * every month holds a seq range of each log and retention deletes a prefix of the chain (a record written
+ * after a clock jump back is filed, and kept, with the younger record before it).
  */
 typedef struct StoreRecord {
         uint64_t seq;
+        int64_t ts;
         const char *line;
         size_t len;
         char hash[SHA256_HEX_MAX];
 } StoreRecord;
+/* The time to file a record at: the running maximum described above. */
+static inline int64_t store_record_time(int64_t previous, int64_t record_ts)
+{
+        return record_ts > previous ? record_ts : previous;
+}
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n);
 
 /* Every log (ordered by log id) and every record of one log (ascending seq). cb < 0 stops. */

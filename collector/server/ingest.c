@@ -327,8 +327,11 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                         }
                         if (r < 0)
                                 goto fail;
-                        rows[i - first] = (StoreRecord){
-                                .seq = rec->seq, .line = b.items[i].line, .len = b.items[i].len};
+                        l.last_ts = store_record_time(l.last_ts, rec->ts);
+                        rows[i - first] = (StoreRecord){.seq = rec->seq,
+                                                        .ts = l.last_ts,
+                                                        .line = b.items[i].line,
+                                                        .len = b.items[i].len};
                         memcpy(rows[i - first].hash, log_verifier_last_hash(lv), SHA256_HEX_MAX);
                         /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
                          * in the next bundle the centre signs. */
