@@ -53,6 +53,8 @@ typedef struct StoreBackend {
         int (*put_records)(void *conn, const char *log, const StoreRecord *v, size_t n);
         /* Bytes the centre's data takes on disk (records included); -EOPNOTSUPP when unknown. */
         int (*size)(void *conn, uint64_t *ret);
+        /* store_records_drop_month(); NULL: -EOPNOTSUPP. */
+        int (*drop_month)(void *conn, int64_t month_usec, uint64_t expected);
         /* store_maintain(); NULL: nothing to do. */
         int (*maintain)(void *conn, int64_t now_usec);
 } StoreBackend;

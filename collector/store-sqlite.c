@@ -180,8 +180,8 @@ static int sq_put_records(void *conn, const char *log, const StoreRecord *v, siz
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)", -1,
-                                &st, NULL);
+        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)",
+                                -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
                 sqlite3_reset(st);
                 if ((rc = sqlite3_bind_text(st, 1, log, -1, SQLITE_STATIC)) != SQLITE_OK ||

@@ -595,8 +595,8 @@ int store_log_get(Store *s, const char *log, StoreLog *ret)
         StoreLog l;
         int r;
 
-        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs WHERE id = ?", "s",
-                  log);
+        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs WHERE id = ?",
+                  "s", log);
         if (r < 0)
                 return r;
         r = step_row(&q);
@@ -618,7 +618,8 @@ int store_log_get_locked(Store *s, const char *log, StoreLog *ret)
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec)
 {
         return EXEC(s,
-                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen, last_ts)"
+                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen, "
+                    "last_ts)"
                     " VALUES (?1,?2,?3,?4,?5,?6,?7,?7,?8) ON CONFLICT(id) DO UPDATE SET"
                     " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7, last_ts = ?8",
                     "ssusbuii", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
@@ -656,8 +657,8 @@ int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_H
 
 static int record_put(Store *s, const char *log, const StoreRecord *v)
 {
-        return EXEC(s, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)", "suist", log, v->seq,
-                    v->ts, v->hash, v->line, v->len);
+        return EXEC(s, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)", "suist", log,
+                    v->seq, v->ts, v->hash, v->line, v->len);
 }
 
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
@@ -679,7 +680,8 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
 int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
 {
         _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
+        int r = query(s, &q,
+                      "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
                       NULL);
         if (r < 0)
                 return r;
@@ -1407,8 +1409,8 @@ static int cursor_page(StoreCursor *c)
         q_done(&c->q);
         c->in_page = 0;
         return query(c->store, &c->q,
-                     "SELECT seq, line FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?", "sui",
-                     c->log, c->last_seq, (int64_t)CURSOR_PAGE);
+                     "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     "sui", c->log, c->last_seq, (int64_t)CURSOR_PAGE);
 }
 
 int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
@@ -1456,6 +1458,12 @@ int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, 
         *ret_line = col_text(&c->q, 1);
         *ret_len = col_len(&c->q, 1);
         return 1;
+}
+
+int64_t store_cursor_ts(const StoreCursor *c)
+{
+        Q q = c->q;
+        return c->in_page > 0 && !c->end ? col_int64(&q, 2) : 0;
 }
 
 StoreCursor *store_cursor_free(StoreCursor *c)
@@ -1509,15 +1517,28 @@ int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, 
 /* ---- retention ---- */
 
 int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
-                               uint64_t *ret_n)
+                               const char *note, uint64_t *ret_n)
 {
-        _cleanup_free_ char *detail = NULL;
         uint64_t n = 0;
         int r;
 
         r = EXEC_CHANGES(s, &n, "DELETE FROM records WHERE log = ? AND seq <= ?", "su", log, anchor->seq);
         if (r < 0)
                 return r;
+        r = store_log_anchor_set(s, now_usec, log, anchor, n, note);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor, uint64_t n,
+                         const char *note)
+{
+        _cleanup_free_ char *detail = NULL;
+        int r;
+
         r = EXEC(s,
                  "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
                  " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
@@ -1525,15 +1546,15 @@ int store_records_delete_below(Store *s, int64_t now_usec, const char *log, cons
                  (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
         if (r < 0)
                 return r;
-        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s", n,
-                     anchor->seq, anchor->hash) < 0)
+        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s%s%s", n,
+                     anchor->seq, anchor->hash, note ? "; " : "", note ?: "") < 0)
                 return -ENOMEM;
-        r = history_add(s, now_usec, "log", log, "retention", detail);
-        if (r < 0)
-                return r;
-        if (ret_n)
-                *ret_n = n;
-        return 0;
+        return history_add(s, now_usec, "log", log, "retention", detail);
+}
+
+int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected)
+{
+        return s->be->drop_month ? s->be->drop_month(s->conn, month_usec, expected) : -EOPNOTSUPP;
 }
 
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)

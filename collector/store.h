@@ -228,6 +228,8 @@ typedef struct StoreCursor StoreCursor;
 int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret);
 /* 1 with the next row (*ret_line borrowed until the next call), 0 at the end, < 0 error. */
 int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len);
+/* The filing time (StoreRecord.ts) of the row store_cursor_next() gave last; 0 for rows stored before it. */
+int64_t store_cursor_ts(const StoreCursor *c);
 StoreCursor *store_cursor_free(StoreCursor *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StoreCursor *, store_cursor_free);
 #define _cleanup_store_cursor_ _cleanup_(store_cursor_freep)
@@ -240,9 +242,10 @@ int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *user
 
 /* ---- retention ---- */
 /*
- * Delete the records of log with seq < below_seq and record the deletion in the history, with the
- * verifier state at the cut (anchor: hex hash of record below_seq - 1, the epoch key that signs
- * below_seq, the epoch count) so that the rest of the log still verifies. *ret_n: records deleted.
+ * Delete the records of log with seq <= anchor->seq and record the deletion in the history (with note,
+ * when not NULL), with the verifier state at the cut (anchor: hex hash of record anchor->seq, the epoch
+ * key that signs the next, the epoch count) so that the rest of the log still verifies. *ret_n: records
+ * deleted.
  */
 typedef struct StoreAnchor {
         uint64_t seq; /* last deleted seq: records > seq remain */
@@ -251,7 +254,18 @@ typedef struct StoreAnchor {
         uint32_t epochs;
 } StoreAnchor;
 int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
-                               uint64_t *ret_n);
+                               const char *note, uint64_t *ret_n);
+/* The anchor and history row of store_records_delete_below() alone, for n records deleted otherwise
+ * (a whole month at once, store_records_drop_month()); note is added to the history row. */
+int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor, uint64_t n,
+                         const char *note);
+/*
+ * Inside a transaction: delete every record filed (StoreRecord.ts) in the UTC month that starts at
+ * month_usec at once, when there are exactly `expected` of them (the caller has anchored each log's part
+ * of it). PostgreSQL drops the month's partition; -EOPNOTSUPP where records are not partitioned (SQLite:
+ * delete them by rows), -ENOENT no such partition, -ESTALE another number of records.
+ */
+int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
 /* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
 

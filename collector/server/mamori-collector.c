@@ -309,7 +309,8 @@ int main(int argc, char **argv)
                         r = store_maintain(scan_store, now_realtime_usec());
                         if (r < 0)
                                 fprintf(stderr,
-                                        "mamori-collector: store maintenance failed: %s (records still go to "
+                                        "mamori-collector: store maintenance failed: %s (records still go "
+                                        "to "
                                         "the default partition; check the database's log)\n",
                                         strerror(-r));
                 }

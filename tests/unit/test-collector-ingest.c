@@ -236,7 +236,8 @@ static void test_resend_in_later_month_stored_once(void **state)
         assert_int_equal(store_maintain(f->store, T_2026_03 + 3 * MONTH_USEC), 0);
         char *b = join(f, 1, 12);
         IngestAnswer a = {};
-        assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 100, T_2026_03 + 5 * MONTH_USEC, &a), 0);
+        assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 100, T_2026_03 + 5 * MONTH_USEC, &a),
+                         0);
         assert_int_equal(a.status, 200);
         assert_string_equal(a.body, ACK(12));
         ingest_answer_done(&a);
@@ -245,7 +246,8 @@ static void test_resend_in_later_month_stored_once(void **state)
         if (!store_url())
                 return;
         /* The rows sit in the partitions of their months, made ahead or moved out of the default one. */
-        char *v = pg_value("SELECT string_agg(tableoid::regclass || ':' || n, ' ' ORDER BY tableoid::regclass::text) FROM"
+        char *v = pg_value("SELECT string_agg(tableoid::regclass || ':' || n, ' ' ORDER BY "
+                           "tableoid::regclass::text) FROM"
                            " (SELECT tableoid, count(*) AS n FROM records GROUP BY 1) x");
         assert_string_equal(v, "records_202603:8 records_202604:4");
         free(v);
@@ -277,8 +279,9 @@ static void test_clock_back_files_with_previous(void **state)
         assert_int_equal(l.last_ts, f->ts[6]);
         if (!store_url())
                 return;
-        char *v = pg_value("SELECT string_agg(seq || '@' || to_char(to_timestamp(ts / 1000000) AT TIME ZONE 'UTC',"
-                           " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5");
+        char *v = pg_value(
+                "SELECT string_agg(seq || '@' || to_char(to_timestamp(ts / 1000000) AT TIME ZONE 'UTC',"
+                " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5");
         assert_string_equal(v, "5@03 6@05 7@05 8@05 9@05 10@05 11@05 12@05");
         free(v);
 }
@@ -288,7 +291,8 @@ static void test_history_append_only(void **state)
 {
         Fixture *f = *state;
         char *err = NULL;
-        const char *refused[] = {"UPDATE history SET reason = 'x'", "DELETE FROM history", "TRUNCATE history"};
+        const char *refused[] = {"UPDATE history SET reason = 'x'", "DELETE FROM history",
+                                 "TRUNCATE history"};
         if (!store_url()) {
                 /* SQLite: a database file, the same statements (it has no TRUNCATE) through sqlite3. */
                 char path[] = "/tmp/mamori-history-XXXXXX";
