@@ -28,6 +28,7 @@ static const char schema[] =
         "  last_seq bigint NOT NULL, last_hash " TEXT " NOT NULL, key bytea NOT NULL,"
         "  epochs bigint NOT NULL, first_seen bigint NOT NULL, last_seen bigint NOT NULL,"
         "  last_ts bigint NOT NULL DEFAULT 0);"
+        "ALTER TABLE logs ADD COLUMN IF NOT EXISTS last_ts bigint NOT NULL DEFAULT 0;"
         "CREATE INDEX IF NOT EXISTS logs_term ON logs(term);"
         /*
          * Records by month of their filing time ts (store.h StoreRecord): partitions records_YYYYMM
@@ -117,6 +118,29 @@ static const char schema[] =
         "  LOOP PERFORM mamori_records_partition(m, 0); END LOOP;"
         "  FOR k IN 0..2 LOOP PERFORM mamori_records_partition(now_us, k); END LOOP;"
         " END $$;";
+
+/*
+ * A database made before records were partitioned: its table is set aside before the schema is made and
+ * its rows filed into the new one after (filing time: the running maximum of the lines' ts per log,
+ * store.h), into the default partition, from which mamori_records_maintain() files them by month.
+ */
+static const char unpartitioned_aside[] =
+        "DO $$ BEGIN"
+        " IF EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('records') AND relkind = 'r') THEN"
+        "  ALTER TABLE records RENAME TO records_unpartitioned;"
+        "  ALTER INDEX IF EXISTS records_pkey RENAME TO records_unpartitioned_pkey;"
+        " END IF;"
+        " END $$";
+static const char unpartitioned_file[] =
+        "DO $$ BEGIN"
+        " IF to_regclass('records_unpartitioned') IS NOT NULL THEN"
+        "  INSERT INTO records (seq, ts, log, hash, line) SELECT seq,"
+        "   max((line::json->>'ts')::bigint) OVER (PARTITION BY log ORDER BY seq), log, hash, line"
+        "   FROM records_unpartitioned;"
+        "  UPDATE logs SET last_ts = coalesce((SELECT max(ts) FROM records WHERE records.log = logs.id), 0);"
+        "  DROP TABLE records_unpartitioned;"
+        " END IF;"
+        " END $$";
 
 /* A statement prepared on this connection, by its SQL text (store.c's queries are a fixed set). */
 typedef struct Prepared {
@@ -208,7 +232,11 @@ static int session_setup(PgConn *c)
         r = pg_exec(c, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")");
         if (r < 0)
                 return r;
-        r = pg_exec(c, schema);
+        r = pg_exec(c, unpartitioned_aside);
+        if (r >= 0)
+                r = pg_exec(c, schema);
+        if (r >= 0)
+                r = pg_exec(c, unpartitioned_file);
         int k = pg_exec(c, "SELECT pg_advisory_unlock(" SCHEMA_LOCK_KEY ")");
         return r < 0 ? r : k;
 }

@@ -729,6 +729,22 @@ int store_record_count(Store *s, uint64_t *ret)
         return 0;
 }
 
+int store_record_total(Store *s, uint64_t *ret)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q,
+                      "SELECT coalesce(sum(l.last_seq - coalesce(a.seq, 0)), 0) FROM logs l"
+                      " LEFT JOIN anchors a ON a.log = l.id",
+                      NULL);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = (uint64_t)col_int64(&q, 0);
+        return 0;
+}
+
 /* ---- alerts ---- */
 
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,

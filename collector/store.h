@@ -119,6 +119,8 @@ int store_logs_foreach(Store *s, store_log_fn cb, void *userdata);
 typedef int (*store_record_fn)(uint64_t seq, const char *line, size_t len, void *userdata);
 int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *userdata);
 int store_record_count(Store *s, uint64_t *ret);
+/* The records the logs hold by their state (last seq less what retention deleted): no table scan. */
+int store_record_total(Store *s, uint64_t *ret);
 
 /* ---- alerts ---- */
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,

@@ -55,14 +55,14 @@ static int64_t month_start(int64_t usec, int next)
         return (int64_t)timegm(&tm) * 1000000;
 }
 
-static void month_name(int64_t month, char buf[static 16])
+static void month_name(int64_t month, char buf[static 32])
 {
         time_t t = (time_t)(month / 1000000);
         struct tm tm;
         if (gmtime_r(&t, &tm))
-                snprintf(buf, 16, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+                snprintf(buf, 32, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
         else
-                snprintf(buf, 16, "?");
+                snprintf(buf, 32, "?");
 }
 
 /* The verifier for a log as the store holds it: from seq 1, or from its anchor after an earlier deletion. */
@@ -211,7 +211,7 @@ static int retain_log(const StoreLog *l, void *userdata)
 /* Apply the steps of one month by rows: one transaction per step. */
 static int delete_month_rows(Retention *t, int64_t month, uint64_t *ret_n)
 {
-        char name[16], note[40];
+        char name[32], note[40];
         uint64_t total = 0;
         int r;
 
@@ -248,7 +248,7 @@ static int delete_month_rows(Retention *t, int64_t month, uint64_t *ret_n)
 /* One line per log of a month: what the steps of that log in it delete. */
 static void print_steps(const Retention *t, int64_t month, const char *verb)
 {
-        char name[16];
+        char name[32];
 
         month_name(month, name);
         for (size_t i = 0; i < t->n_steps; i++) {
@@ -270,7 +270,7 @@ static void print_steps(const Retention *t, int64_t month, const char *verb)
  */
 static int drop_month(Retention *t, int64_t month, uint64_t *ret_n)
 {
-        char name[16], note[64];
+        char name[32], note[64];
         uint64_t expected = 0;
         int r;
 
@@ -329,7 +329,7 @@ static int apply(Retention *t)
         for (size_t i = 0; i < n_months; i++) {
                 uint64_t n = 0, logs = 0, records = 0;
                 const char *how = "by rows";
-                char name[16];
+                char name[32];
 
                 if (i > 0 && months[i] == months[i - 1])
                         continue;

@@ -286,6 +286,63 @@ static void test_clock_back_files_with_previous(void **state)
         free(v);
 }
 
+/*
+ * A store made before records had a filing time (SQLite: no ts column; PostgreSQL: one unpartitioned
+ * table): opened again, its records are kept and filed, and the log goes on where it was.
+ */
+static void test_store_from_before_partitions(void **state)
+{
+        Fixture *f = *state;
+        char path[] = "/tmp/mamori-before-XXXXXX";
+        const char *url = store_url();
+        Store *s = NULL;
+        StoreLog l;
+
+        if (!url) {
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+                char *pem = identity_pem(f);
+                assert_int_equal(store_open(path, &s), 0);
+                assert_int_equal(store_terminal_add(s, 0, "T-1", "chuo", pem), 0);
+                free(pem);
+                store_close(f->store);
+                f->store = s;
+        }
+        post(f, "T-1", 1, 4, 200, ACK(4));
+        store_close(f->store);
+        f->store = NULL;
+        if (url)
+                PQclear(pg_sql(url,
+                               "CREATE TABLE old AS SELECT log, seq, hash, line FROM records;"
+                               " DROP TABLE records; ALTER TABLE old RENAME TO records;"
+                               " ALTER TABLE records ADD PRIMARY KEY (log, seq);"
+                               " ALTER TABLE logs DROP COLUMN last_ts",
+                               NULL));
+        else {
+                sqlite3 *db = NULL;
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(db,
+                                              "ALTER TABLE records DROP COLUMN ts;"
+                                              " ALTER TABLE logs DROP COLUMN last_ts",
+                                              NULL, NULL, NULL),
+                                 SQLITE_OK);
+                sqlite3_close(db);
+        }
+        assert_int_equal(store_open(url ?: path, &f->store), 0);
+        assert_int_equal(stored(f), 4);
+        post(f, "T-1", 1, 12, 200, ACK(12));
+        assert_int_equal(stored(f), 12);
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
+        assert_int_equal(l.last_ts, 1012);
+        if (url) {
+                char *v = pg_value("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM records");
+                assert_string_equal(v, "records_197001");
+                free(v);
+        } else
+                unlink(path);
+}
+
 /* The register history refuses UPDATE, DELETE and TRUNCATE on PostgreSQL as on SQLite (test_register). */
 static void test_history_append_only(void **state)
 {
@@ -665,6 +722,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_resend_in_later_month_stored_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_back_files_with_previous, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_append_only, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_store_from_before_partitions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_signature_stores_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_identity_and_term, setup, teardown),
