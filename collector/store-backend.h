@@ -28,7 +28,8 @@ typedef struct StoreArg {
 typedef struct StoreQuery StoreQuery;
 
 typedef struct StoreBackend {
-        const char *name; /* "sqlite", "postgresql" */
+        const char *name;    /* "sqlite", "postgresql" */
+        bool filed_by_month; /* records partitioned by StoreRecord.ts: a range of it reads only its months */
         /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. */
         int (*open)(const char *target, void **ret_conn);
         void (*close)(void *conn);

@@ -688,6 +688,7 @@ static int pgc_maintain(void *conn, int64_t now_usec)
 
 const StoreBackend store_backend_postgresql = {
         .name = "postgresql",
+        .filed_by_month = true,
         .open = pgc_open,
         .close = pgc_close,
         .begin = pgc_begin,

@@ -1492,6 +1492,24 @@ StoreCursor *store_cursor_free(StoreCursor *c)
         return NULL;
 }
 
+int store_log_seq_filed_before(Store *s, const char *log, int64_t ts, uint64_t *ret_seq)
+{
+        _cleanup_q_ Q q = {};
+        int r;
+
+        if (!s->be->filed_by_month)
+                return -EOPNOTSUPP;
+        r = query(s, &q, "SELECT coalesce(max(seq), 0) FROM records WHERE log = ? AND ts < ?", "si", log,
+                  ts);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret_seq = (uint64_t)col_int64(&q, 0);
+        return 0;
+}
+
 int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last)
 {
         _cleanup_q_ Q q = {};

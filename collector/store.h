@@ -235,6 +235,12 @@ int64_t store_cursor_ts(const StoreCursor *c);
 StoreCursor *store_cursor_free(StoreCursor *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StoreCursor *, store_cursor_free);
 #define _cleanup_store_cursor_ _cleanup_(store_cursor_freep)
+/*
+ * The highest seq of log filed (StoreRecord.ts) before ts, 0 when none: every later record is filed at
+ * or after ts. Where records are filed by month (PostgreSQL) this reads only the months before ts;
+ * elsewhere -EOPNOTSUPP (SQLite has no index on the time: search by seq instead).
+ */
+int store_log_seq_filed_before(Store *s, const char *log, int64_t ts, uint64_t *ret_seq);
 /* Lowest and highest stored seq of a log; -ENOENT when it has none. */
 int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last);
 /* The line of one record, malloc'd and NUL-terminated; -ENOENT if not stored. */

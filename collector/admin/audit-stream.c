@@ -148,6 +148,10 @@ static int seek_seq(Store *s, const char *log, int64_t since, uint64_t *ret_afte
         uint64_t first, last, lo, hi;
         int r;
 
+        /* Filed by month: the months before since - one day alone say where to start. */
+        r = store_log_seq_filed_before(s, log, since - AUDIT_DAY, ret_after);
+        if (r != -EOPNOTSUPP)
+                return r;
         r = store_log_seq_range(s, log, &first, &last);
         if (r == -ENOENT) {
                 *ret_after = 0;

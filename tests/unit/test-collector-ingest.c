@@ -1,4 +1,5 @@
 /* Unit tests of the collector's batch ingestion over the store (DESIGN §7 answers), on either backend. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -277,8 +278,19 @@ static void test_clock_back_files_with_previous(void **state)
         post(f, "T-1", 7, 12, 200, ACK(12));
         assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
         assert_int_equal(l.last_ts, f->ts[6]);
-        if (!store_url())
+        uint64_t seq = 99;
+        if (!store_url()) {
+                assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, f->ts[6], &seq), -EOPNOTSUPP);
                 return;
+        }
+        /* Where the audit starts reading for a window from May: after seq 5, the clock-back record included.
+         */
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, f->ts[6], &seq), 0);
+        assert_int_equal(seq, 5);
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, T_2026_03, &seq), 0);
+        assert_int_equal(seq, 0);
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, INT64_MAX, &seq), 0);
+        assert_int_equal(seq, 12);
         char *v = pg_value(
                 "SELECT string_agg(seq || '@' || to_char(to_timestamp(ts / 1000000) AT TIME ZONE 'UTC',"
                 " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5");
