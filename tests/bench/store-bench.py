@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Store bench: one year of 50 terminals in SQLite and in PostgreSQL side by side: bytes per million records, year-audit of one office.
-"""Usage: MAMORI_BUILD_DIR=BUILD store-bench.py [RECORDS_MILLIONS (1)] [TIME_LIMIT_S (1200)]
+"""Usage: [MAMORI_STORE_BENCH_BASELINE_ADMIN=ADMIN] MAMORI_BUILD_DIR=BUILD store-bench.py [RECORDS_MILLIONS (1)] [TIME_LIMIT_S (1200)]
 
 The same records (tests/integration/auditgen.py: JCS records chained by prev, realistic sessions of 10
 offices × 5 terminals on every weekday of a year, a fixed dummy signature as in audit-bench.py: the audit
@@ -10,6 +10,7 @@ partitions on PostgreSQL). Prints per backend: records, bytes of the records tab
 TOAST) and of the whole database per million records; on PostgreSQL also the same rows in the layout
 before partitioning (one table, (log, seq) key, no compression) for comparison; then `mamori-admin audit
 --office` of one office over the year (median of 3, page cache warm) and a year's ledger of that office."""
+import datetime
 import os
 import sqlite3
 import statistics
@@ -168,7 +169,8 @@ def main():
         pgc.pg.psql(pgc.pg_db, 'CREATE TABLE records_before (log text COLLATE "C" NOT NULL, seq bigint NOT NULL,'
                                ' hash text COLLATE "C" NOT NULL, line text COLLATE "C" NOT NULL,'
                                ' PRIMARY KEY (log, seq)); INSERT INTO records_before SELECT log, seq, hash, line'
-                               ' FROM records ORDER BY log, seq; VACUUM ANALYZE records_before')
+                               ' FROM records ORDER BY log, seq')
+        pgc.pg.psql(pgc.pg_db, 'VACUUM ANALYZE records_before')
         before = int(pgc.sql("SELECT pg_total_relation_size('records_before')")[0][0])
         pgc.pg.psql(pgc.pg_db, 'DROP TABLE records_before')
         print(f'postgresql: database_mb_per_million={per_m(pg_db - empty):.0f} (above an empty database) '
@@ -176,15 +178,27 @@ def main():
               f'{per_m(before):.0f}', flush=True)
         office = w.offices[0]['id']
         start, end = w.start_date.isoformat(), w.end_date.isoformat()
+        base = os.environ.get('MAMORI_STORE_BENCH_BASELINE_ADMIN')  # another build's mamori-admin, same stores
         for name, c in (('sqlite', sq), ('postgresql', pgc)):
             args = [admin, '--config', c.conf, 'audit', '--office', office, '--from', start, '--to', end,
                     '--format', 'json']
             timed(args)  # warm
+            if base:
+                runs = [timed([base] + args[1:]) for _ in range(3)]
+                print(f'{name}: baseline_audit_office_year_median_s={statistics.median(runs):.2f} '
+                      f'load={os.getloadavg()[0]:.1f}', flush=True)
             runs = [timed(args) for _ in range(3)]
             la = os.getloadavg()[0]
             led = [timed([admin, '--config', c.conf, 'ledger', '--office', office, '--from', start, '--to', end,
                           '--format', 'csv']) for _ in range(3)]
+            # The last quarter only: where each log's window starts is found first (the seek).
+            q = (w.end_date - datetime.timedelta(days=91)).isoformat()
+            quarter = [timed(args[:7] + [q] + args[8:]) for _ in range(3)]
+            if base:
+                bq = [timed([base] + args[1:7] + [q] + args[8:]) for _ in range(3)]
+                print(f'{name}: baseline_audit_office_last_quarter_median_s={statistics.median(bq):.2f}', flush=True)
             print(f'{name}: audit_office_year_median_s={statistics.median(runs):.2f} '
+                  f'audit_office_last_quarter_median_s={statistics.median(quarter):.2f} '
                   f'ledger_office_year_median_s={statistics.median(led):.2f} load={la:.1f}', flush=True)
 
 
