@@ -20,7 +20,7 @@ static const char schema[] =
         "  last_ts INTEGER NOT NULL DEFAULT 0);"
         "CREATE INDEX IF NOT EXISTS logs_term ON logs(term);"
         "CREATE TABLE IF NOT EXISTS records (log TEXT NOT NULL, seq INTEGER NOT NULL,"
-        "  hash TEXT NOT NULL, line TEXT NOT NULL, ts INTEGER NOT NULL DEFAULT 0,"
+        "  line TEXT NOT NULL, ts INTEGER NOT NULL DEFAULT 0,"
         "  PRIMARY KEY (log, seq)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
         "  kind TEXT NOT NULL, term TEXT, log TEXT, seq INTEGER, detail TEXT,"
@@ -180,15 +180,14 @@ static int sq_put_records(void *conn, const char *log, const StoreRecord *v, siz
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)", -1, &st,
+                                NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
                 sqlite3_reset(st);
                 if ((rc = sqlite3_bind_text(st, 1, log, -1, SQLITE_STATIC)) != SQLITE_OK ||
                     (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)v[i].seq)) != SQLITE_OK ||
                     (rc = sqlite3_bind_int64(st, 3, v[i].ts)) != SQLITE_OK ||
-                    (rc = sqlite3_bind_text(st, 4, v[i].hash, -1, SQLITE_STATIC)) != SQLITE_OK ||
-                    (rc = sqlite3_bind_text64(st, 5, v[i].line, v[i].len, SQLITE_STATIC, SQLITE_UTF8)) !=
+                    (rc = sqlite3_bind_text64(st, 4, v[i].line, v[i].len, SQLITE_STATIC, SQLITE_UTF8)) !=
                             SQLITE_OK)
                         break;
                 rc = sqlite3_step(st);
@@ -243,6 +242,16 @@ static int migrate(sqlite3 *db)
         if (r == 0) {
                 r = exec(db, "ALTER TABLE records ADD COLUMN ts INTEGER NOT NULL DEFAULT 0;"
                              "ALTER TABLE logs ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0;");
+                if (r < 0)
+                        return r;
+        }
+        /* Records were stored with their line hash (65 bytes a record, ~10 %): the column goes, once (SQLite
+         * rewrites the table; the hash is made from the line when a record is sent again). */
+        r = has_column(db, "records", "hash");
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = exec(db, "ALTER TABLE records DROP COLUMN hash");
                 if (r < 0)
                         return r;
         }

@@ -642,23 +642,22 @@ int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX])
 {
         _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT hash FROM records WHERE log = ? AND seq = ?", "su", log, seq);
+        size_t len;
+        /* Only a resent record is compared, so the hash is made from the line, not stored beside it. */
+        int r = query(s, &q, "SELECT line FROM records WHERE log = ? AND seq = ?", "su", log, seq);
         if (r < 0)
                 return r;
         r = step_row(&q);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        const char *h = col_text(&q, 0);
-        if (strlen(h) != SHA256_HEX_MAX - 1)
-                return -EIO;
-        memcpy(ret, h, SHA256_HEX_MAX);
-        return 0;
+        const void *line = col_blob(&q, 0, &len);
+        return sha256_hex(line, len, ret);
 }
 
 static int record_put(Store *s, const char *log, const StoreRecord *v)
 {
-        return EXEC(s, "INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)", "suist", log,
-                    v->seq, v->ts, v->hash, v->line, v->len);
+        return EXEC(s, "INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)", "suit", log, v->seq,
+                    v->ts, v->line, v->len);
 }
 
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)

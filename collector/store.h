@@ -90,7 +90,8 @@ int store_log_get_locked(Store *s, const char *log, StoreLog *ret);
 /* Insert or update. */
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec);
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);
-/* Line hash of a stored record; -ENOENT if not stored. */
+/* Line hash of a stored record (made from its line: records are stored without it); -ENOENT if not stored.
+ */
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX]);
 /*
  * Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
@@ -104,7 +105,6 @@ typedef struct StoreRecord {
         int64_t ts;
         const char *line;
         size_t len;
-        char hash[SHA256_HEX_MAX];
 } StoreRecord;
 /* The time to file a record at: the running maximum described above. */
 static inline int64_t store_record_time(int64_t previous, int64_t record_ts)

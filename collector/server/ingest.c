@@ -332,7 +332,6 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                                                         .ts = l.last_ts,
                                                         .line = b.items[i].line,
                                                         .len = b.items[i].len};
-                        memcpy(rows[i - first].hash, log_verifier_last_hash(lv), SHA256_HEX_MAX);
                         /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
                          * in the next bundle the centre signs. */
                         if (rec->op && (streq(rec->ev, "pin.change") || streq(rec->ev, "password.change"))) {

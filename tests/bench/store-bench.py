@@ -7,10 +7,11 @@ offices × 5 terminals on every weekday of a year, a fixed dummy signature as in
 does not re-verify stored records) go straight into a SQLite store and into a PostgreSQL store (a private
 cluster, pgcluster.py, fsync on), with the registry, as the collector would have filed them (monthly
 partitions on PostgreSQL). Prints per backend: records, bytes of the records table (with its indexes and
-TOAST) and of the whole database per million records; on PostgreSQL also the same rows in the layout
-before partitioning (one table, (log, seq) key, no compression) for comparison; then `mamori-admin audit
+TOAST) and of the whole database per million records, and the same rows in the layout before this
+change (a line-hash column; PostgreSQL: one table with a (log, seq) key) inserted in filing order; then `mamori-admin audit
 --office` of one office over the year (median of 3, page cache warm) and a year's ledger of that office."""
 import datetime
+import hashlib
 import os
 import sqlite3
 import statistics
@@ -100,22 +101,22 @@ def fill(w, sq_db, pg, pg_db, limit_s):
     # The months of the year exist before the rows come, as the collector's maintenance makes them.
     start_us = int(time.mktime(w.start_date.timetuple()) * 1e6)
     pg.psql(pg_db, f'SELECT mamori_records_partition({start_us}, k) FROM generate_series(-1, 13) k')
-    cp = PgCopy(pg, pg_db, 'records (log, seq, ts, hash, line)')
+    cp = PgCopy(pg, pg_db, 'records (log, seq, ts, line)')
     pending = []
     started = time.monotonic()
 
     def sink(lg, seq, h, line):
         text = line.decode()
-        pending.append((lg.id, seq, lg.last_ts, h, text))
-        cp.row((lg.id, seq, lg.last_ts, h, text))
+        pending.append((lg.id, seq, lg.last_ts, text))
+        cp.row((lg.id, seq, lg.last_ts, text))
         if len(pending) >= 20000:
-            c.executemany('INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)', pending)
+            c.executemany('INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)', pending)
             pending.clear()
             if time.monotonic() - started > limit_s:
                 raise SystemExit(f'generation exceeded {limit_s} s: lower RECORDS_MILLIONS')
     w.sink = sink
     w.generate()
-    c.executemany('INSERT INTO records (log, seq, ts, hash, line) VALUES (?,?,?,?,?)', pending)
+    c.executemany('INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)', pending)
     cp.close()
     now = int(time.time() * 1e6)
     n = 0
@@ -160,7 +161,26 @@ def main():
         per_m = lambda b: b / n * 1e6 / 1e6  # MB per million records
         sq_file = sum(os.path.getsize(os.path.join(sq.tmp, f)) for f in os.listdir(sq.tmp)
                       if f.startswith('collector.db'))
-        print(f'sqlite: database_mb_per_million={per_m(sq_file):.0f}', flush=True)
+        # The same rows in the layout before this change (a hash column, no ts), in another file, in filing order.
+        before_db = os.path.join(tmp, 'before.db')
+        b = sqlite3.connect(before_db)
+        b.execute('PRAGMA synchronous=OFF')
+        b.execute('CREATE TABLE records (log TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,'
+                  ' line TEXT NOT NULL, PRIMARY KEY (log, seq)) WITHOUT ROWID')
+        src = sqlite3.connect(sq.db)
+        rows = src.execute('SELECT log, seq, line FROM records ORDER BY ts, log, seq')
+        while True:
+            chunk = rows.fetchmany(20000)
+            if not chunk:
+                break
+            b.executemany('INSERT INTO records VALUES (?,?,?,?)',
+                          [(lg, seq, hashlib.sha256(line.encode()).hexdigest(), line) for lg, seq, line in chunk])
+        b.commit()
+        b.close()
+        src.close()
+        print(f'sqlite: database_mb_per_million={per_m(sq_file):.0f} '
+              f'records_before_mb_per_million={per_m(os.path.getsize(before_db)):.0f}', flush=True)
+        os.unlink(before_db)
         rel = "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'records'::regclass)"
         pg_records = int(pgc.sql(f'SELECT sum(pg_total_relation_size(inhrelid)) FROM {rel} x')[0][0])
         pg_db = int(pgc.sql('SELECT pg_database_size(current_database())')[0][0])
@@ -168,8 +188,8 @@ def main():
         # The rows as main stored them before this change: one table, (log, seq) key, columns in that order.
         pgc.pg.psql(pgc.pg_db, 'CREATE TABLE records_before (log text COLLATE "C" NOT NULL, seq bigint NOT NULL,'
                                ' hash text COLLATE "C" NOT NULL, line text COLLATE "C" NOT NULL,'
-                               ' PRIMARY KEY (log, seq)); INSERT INTO records_before SELECT log, seq, hash, line'
-                               ' FROM records ORDER BY log, seq')
+                               ' PRIMARY KEY (log, seq)); INSERT INTO records_before SELECT log, seq,'
+                               " encode(sha256(convert_to(line, 'UTF8')), 'hex'), line FROM records ORDER BY ts, log, seq")
         pgc.pg.psql(pgc.pg_db, 'VACUUM ANALYZE records_before')
         before = int(pgc.sql("SELECT pg_total_relation_size('records_before')")[0][0])
         pgc.pg.psql(pgc.pg_db, 'DROP TABLE records_before')

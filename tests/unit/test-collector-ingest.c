@@ -257,7 +257,7 @@ static void test_resend_in_later_month_stored_once(void **state)
         free(v);
         char *err = NULL;
         assert_null(pg_sql(store_url(),
-                           "INSERT INTO records (log, seq, ts, hash, line) SELECT log, seq, ts, hash, line"
+                           "INSERT INTO records (log, seq, ts, line) SELECT log, seq, ts, line"
                            " FROM records WHERE seq = 5",
                            &err));
         assert_non_null(strstr(err, "duplicate key"));
@@ -326,7 +326,8 @@ static void test_store_from_before_partitions(void **state)
         f->store = NULL;
         if (url)
                 PQclear(pg_sql(url,
-                               "CREATE TABLE old AS SELECT log, seq, hash, line FROM records;"
+                               "CREATE TABLE old AS SELECT log, seq,"
+                               " encode(sha256(convert_to(line, 'UTF8')), 'hex') AS hash, line FROM records;"
                                " DROP TABLE records; ALTER TABLE old RENAME TO records;"
                                " ALTER TABLE records ADD PRIMARY KEY (log, seq);"
                                " ALTER TABLE logs DROP COLUMN last_ts",
@@ -334,11 +335,13 @@ static void test_store_from_before_partitions(void **state)
         else {
                 sqlite3 *db = NULL;
                 assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-                assert_int_equal(sqlite3_exec(db,
-                                              "ALTER TABLE records DROP COLUMN ts;"
-                                              " ALTER TABLE logs DROP COLUMN last_ts",
-                                              NULL, NULL, NULL),
-                                 SQLITE_OK);
+                assert_int_equal(
+                        sqlite3_exec(db,
+                                     "ALTER TABLE records DROP COLUMN ts;"
+                                     " ALTER TABLE records ADD COLUMN hash TEXT NOT NULL DEFAULT '';"
+                                     " ALTER TABLE logs DROP COLUMN last_ts",
+                                     NULL, NULL, NULL),
+                        SQLITE_OK);
                 sqlite3_close(db);
         }
         assert_int_equal(store_open(url ?: path, &f->store), 0);
