@@ -24,7 +24,6 @@ sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 os.environ['TZ'] = 'Asia/Tokyo'
 import auditgen  # noqa: E402
 import bench  # noqa: E402
-import pgcluster  # noqa: E402
 from test_collector import Centre, exe  # noqa: E402
 
 os.environ.setdefault('MAMORI_TEST_PG_FSYNC', 'on')
