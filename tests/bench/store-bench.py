@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Store bench: one year of 50 terminals in SQLite and in PostgreSQL side by side: bytes per million records, year-audit of one office.
-"""Usage: [MAMORI_STORE_BENCH_BASELINE_ADMIN=ADMIN] MAMORI_BUILD_DIR=BUILD store-bench.py [RECORDS_MILLIONS (1)] [TIME_LIMIT_S (1200)]
+"""Usage: [MAMORI_STORE_BENCH_BASELINE_ADMIN=ADMIN] MAMORI_BUILD_DIR=BUILD store-bench.py [RECORDS_MILLIONS (1)] [TIME_LIMIT_S (1200)] [sizes]
 
 The same records (tests/integration/auditgen.py: JCS records chained by prev, realistic sessions of 10
 offices × 5 terminals on every weekday of a year, a fixed dummy signature as in audit-bench.py: the audit
@@ -195,6 +195,8 @@ def main():
         print(f'postgresql: database_mb_per_million={per_m(pg_db - empty):.0f} (above an empty database) '
               f'records_mb_per_million={per_m(pg_records):.0f} records_before_partitioning_mb_per_million='
               f'{per_m(before):.0f}', flush=True)
+        if 'sizes' in sys.argv[3:]:
+            return
         office = w.offices[0]['id']
         start, end = w.start_date.isoformat(), w.end_date.isoformat()
         base = os.environ.get('MAMORI_STORE_BENCH_BASELINE_ADMIN')  # another build's mamori-admin, same stores
