@@ -259,6 +259,17 @@ class PamStackBio(unittest.TestCase):
         acct = self.pam_finish(self.pam_start([], op='acct_mgmt'))
         self.assertEqual(acct.returncode, 0, acct.stderr)
         self.assertIn('account management done', acct.stdout)
+        # The card-less session ends like any other: session.end on record without a card, the log
+        # still writable, and the next operator's finger logs in.
+        mark = self.agent.events.mark()
+        t.iface().Lock()
+        end = self.agent.wait_event('session.end', op='OP0002', reason='manual', after=mark)
+        self.assertNotIn('card', end)
+        self.assertTrue(bool(t.prop('LogWritable')))
+        self.set_password('OP0001', PASSWORD + ' too')
+        tr = self.finger_login('finger-a', [PASSWORD + ' too'])
+        self.assertAuthenticated(tr, 'the next operator after a finger session was locked')
+        self.assertEqual(str(t.prop('Operator')), 'OP0001')
 
     def test_wrong_finger_is_refused_in_words_and_no_password_is_asked(self):
         t = self.terminal()
