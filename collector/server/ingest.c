@@ -69,7 +69,12 @@ static void batch_done(Batch *b)
 static void raise_alert(Store *s, int64_t now, const char *kind, const char *term, const char *log,
                         uint64_t seq, const char *detail)
 {
-        (void)store_alert_add(s, now, kind, term, log, seq, detail);
+        if (store_begin(s) < 0)
+                return;
+        if (store_alert_add(s, now, kind, term, log, seq, detail) < 0)
+                store_rollback(s);
+        else
+                (void)store_commit(s); /* a failed commit rolls back */
 }
 
 /* Split and parse. 0 ok; > 0 the 1-based line that failed, with *ret_why set. */

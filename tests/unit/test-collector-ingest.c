@@ -724,6 +724,64 @@ static void test_concurrent_terminals_stored_once(void **state)
         close_pair(path, admin, NULL);
 }
 
+typedef struct AlertWriter {
+        Store *store;
+        int r;
+        volatile bool done;
+} AlertWriter;
+
+static void *write_alert(void *p)
+{
+        AlertWriter *w = p;
+        w->r = store_begin(w->store);
+        if (w->r >= 0)
+                w->r = store_alert_add(w->store, 2, "bad-signature", "T-2", NULL, 0, "second");
+        if (w->r >= 0)
+                w->r = store_commit(w->store);
+        w->done = true;
+        return NULL;
+}
+
+static int collect_alert_id(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                            uint64_t seq, const char *detail, uint64_t count, int64_t last_seen,
+                            void *userdata)
+{
+        int64_t *ids = userdata;
+        (void)ts, (void)kind, (void)term, (void)log, (void)seq, (void)count, (void)last_seen;
+        ids[streq(detail, "first") ? 0 : 1] = id;
+        return 0;
+}
+
+/*
+ * Alert ids become visible in id order (mamori-admin watch follows them): while one collector's
+ * transaction holds an uncommitted alert, another collector's alert waits for it, and gets the
+ * higher id. Outside a transaction an alert is refused.
+ */
+static void test_alerts_visible_in_id_order(void **state)
+{
+        char path[64] = "";
+        Store *a, *b;
+        pthread_t tb;
+        AlertWriter wb = {};
+        int64_t ids[2] = {-1, -1};
+
+        open_pair(*state, path, &a, &b);
+        wb.store = b;
+        assert_int_equal(store_alert_add(a, 1, "fork", "T-1", NULL, 0, "outside"), -EINVAL);
+        assert_int_equal(store_begin(a), 0);
+        assert_int_equal(store_alert_add(a, 1, "fork", "T-1", NULL, 0, "first"), 0);
+        assert_int_equal(pthread_create(&tb, NULL, write_alert, &wb), 0);
+        usleep(300 * 1000);
+        assert_false(wb.done);
+        assert_int_equal(store_commit(a), 0);
+        pthread_join(tb, NULL);
+        assert_int_equal(wb.r, 0);
+        assert_int_equal(store_alerts_foreach(a, collect_alert_id, ids), 0);
+        assert_true(ids[0] > 0);
+        assert_true(ids[1] > ids[0]);
+        close_pair(path, a, b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -739,6 +797,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_log_lock_makes_writers_wait, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parallel_bad_signature_in_middle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_terminals_stored_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
