@@ -82,6 +82,36 @@ def load_terminal(out, tid, day_seconds, cur):
     return Terminal(tid, os.path.join(out, tid + '.pem'), [l + b'\n' for l in lines], due, cur)
 
 
+def store_size(centre, tmp):
+    if centre.pg:
+        return int(centre.pg.psql(centre.pg_db, 'SELECT pg_database_size(current_database())').strip())
+    return sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp) if f.startswith('collector.db'))
+
+
+def cpu_seconds(pid, children=False):
+    """utime + stime of pid (and of its reaped children), from /proc."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf('SC_CLK_TCK')
+
+
+def pg_cpu_seconds(cluster):
+    """CPU of the PostgreSQL cluster so far: the postmaster, its reaped backends and the live ones."""
+    with open(os.path.join(cluster.dir, 'data', 'postmaster.pid')) as f:
+        pm = int(f.readline())
+    total = cpu_seconds(pm, children=True)
+    try:
+        with open(f'/proc/{pm}/task/{pm}/children') as f:
+            total += sum(cpu_seconds(int(c)) for c in f.read().split())
+    except OSError:
+        pass
+    return total
+
+
 def error_kind(e):
     if isinstance(e, ConnectionRefusedError):
         return 'connection-refused'
@@ -178,9 +208,13 @@ def worker(w, nworkers, names, args, out, ca, ports, t0, deadline, progress, res
         return now + 1.0
 
     def run():
-        while not stop.is_set():
+        while True:
             with heap_lock:
                 while True:
+                    if stop.is_set() or time.monotonic() > deadline:
+                        stop.set()
+                        heap_lock.notify_all()
+                        return
                     if not heap:
                         if left[0] == 0:
                             return
@@ -192,12 +226,6 @@ def worker(w, nworkers, names, args, out, ca, ports, t0, deadline, progress, res
                         heapq.heappop(heap)
                         break
                     heap_lock.wait(min(wait, 0.5))
-                    if time.monotonic() > deadline:
-                        stop.set()
-                        return
-            if time.monotonic() > deadline:
-                stop.set()
-                return
             nxt = turn(terms[i])
             progress[w * 3] = posted[1]
             progress[w * 3 + 1] = posted[0]
@@ -214,7 +242,7 @@ def worker(w, nworkers, names, args, out, ca, ports, t0, deadline, progress, res
     for th in threads:
         th.join()
     results.put({'lat': lat, 'hs': hs, 'wait': wait, 'errors': dict(errors), 'status': dict(status), 'posts': posted[0],
-                 'acked': {t.id: t.acked for t in terms}, 'lines': {t.id: len(t.lines) for t in terms},
+                 'acked': {t.id: t.acked for t in terms},
                  'finished': time.monotonic() - start})
 
 
@@ -267,11 +295,25 @@ def main():
                  os.path.join(admin, 'terminal-ca.key'), '--store', centre.url, '--out', out,
                  '--first', str(first), '--count', str(count), '--records', str(args.records),
                  '--day-start', str(DAY0)]))
-        for p in procs:
-            if p.wait(max(1, deadline - time.monotonic())) != 0:
-                raise SystemExit('loadsim: loadsim-gen failed')
+        try:
+            for p in procs:
+                if p.wait(max(1, deadline - time.monotonic())) != 0:
+                    raise SystemExit('loadsim: loadsim-gen failed')
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f'loadsim: CAP HIT after {args.cap_seconds:g} s while making the terminals')
+        finally:
+            for p in procs:
+                bench.stop_process(p)
         names = sorted(n[:-4] for n in os.listdir(out) if n.endswith('.log'))
+        expect = {}
+        for n in names:
+            with open(os.path.join(out, n + '.log'), 'rb') as f:
+                expect[n] = f.read().count(b'\n')
         t_setup = time.monotonic() - t_begin
+        size0 = store_size(centre, tmp)
+        pg0 = pg_cpu_seconds(centre.pg) if centre.pg else 0.0
+        col_cpu = [0.0]
+        load0 = os.getloadavg()[0]
         for c in cols:
             c.start()
         ports = multiprocessing.Array('i', [c.port for c in cols], lock=False)
@@ -296,6 +338,7 @@ def main():
                 el = time.monotonic() - t0.value
                 if not args.no_restart and len(cols) > 1:
                     if phase == 0 and el >= 0.4 * args.day_seconds:
+                        col_cpu[0] += cpu_seconds(last.proc.pid)
                         last.stop()
                         ports[len(cols) - 1] = 1  # nothing listens there: a refused connection
                         restarted.append(el)
@@ -314,7 +357,15 @@ def main():
         finally:
             if phase == 1:
                 last.start()
-        res = [results.get(timeout=60) for _ in ws]
+        res = []
+        for _ in ws:
+            try:
+                res.append(results.get(timeout=TIMEOUT + 30))
+            except Exception:  # a client process died: what it played counts as not acknowledged
+                pass
+        if len(res) < len(ws):
+            print('loadsim: a client process ended without its figures', file=sys.stderr)
+            ok = False
         for p in ws:
             p.join()
         say('')
@@ -325,33 +376,34 @@ def main():
         hs = [x for r in res for x in r['hs']]
         wait = [x for r in res for x in r['wait']]
         errors, status = collections.Counter(), collections.Counter()
-        acked, lines = {}, {}
+        acked = {}
         for r in res:
             errors.update(r['errors'])
             status.update(r['status'])
             acked.update(r['acked'])
-            lines.update(r['lines'])
-        total = sum(lines.values())
+        total = sum(expect.values())
         done = sum(acked.values())
         posts = sum(r['posts'] for r in res)
         for c in cols:
+            col_cpu[0] += cpu_seconds(c.proc.pid) if c.proc else 0.0
+        pg_cpu = pg_cpu_seconds(centre.pg) - pg0 if centre.pg else 0.0
+        for c in cols:
             c.stop()
         # Every record stored exactly once: per log, rows = distinct seqs = highest seq = lines posted.
+        load1 = os.getloadavg()[0]
         rows = centre.sql('SELECT l.term, count(*), count(DISTINCT r.seq), max(r.seq) FROM records r '
                           'JOIN logs l ON l.id = r.log GROUP BY l.term')
-        if centre.pg:
-            size = int(centre.pg.psql(centre.pg_db, 'SELECT pg_database_size(current_database())').strip())
-        else:
-            size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp) if f.startswith('collector.db'))
+        size = store_size(centre, tmp) - size0
         stored = {r[0]: tuple(int(x) for x in r[1:]) for r in rows}
-        bad = [t for t in names if stored.get(t) != (lines[t],) * 3]
+        bad = [t for t in names if stored.get(t) != (expect[t],) * 3]
         alerts = collections.Counter(a[0] for a in centre.alerts())
     cap_hit = done < total
-    ok = not bad and not cap_hit and not alerts
+    ok = ok and not bad and not cap_hit and not alerts
     kinds = ', '.join(f'{k}={v}' for k, v in sorted(errors.items())) or 'none'
     print(f'loadsim: store={args.store} collectors={args.collectors} terminals={len(names)} '
           f'records={total} records_per_terminal={total / max(1, len(names)):.0f} '
           f'day_seconds={args.day_seconds:g} (08:00-18:00 compressed x{DAY_LEN / 1e6 / args.day_seconds:.0f})'
+          f' load_average={load0:.1f}->{load1:.1f} cores={os.cpu_count()}'
           f'{" restart=%.0fs-%.0fs" % tuple(restarted[:2]) if len(restarted) >= 2 else ""}')
     print(f'  setup_s={t_setup:.1f} (keys, certificates, registry rows, signed logs)  day_wall_s={t_day:.1f}  '
           f'records_acked={done} records_per_s={done / max(t_day, 0.001):.0f}  posts={posts} '
@@ -359,13 +411,16 @@ def main():
     print(f'  post_latency_ms p50={1000 * percentile(lat, 50):.1f} p99={1000 * percentile(lat, 99):.1f} '
           f'max={1000 * max(lat or [0]):.1f} (new TLS connection + POST + answer after COMMIT); of which '
           f'connect+handshake p50={1000 * percentile(hs, 50):.1f} p99={1000 * percentile(hs, 99):.1f}')
+    print(f'  cpu_s collectors={col_cpu[0]:.1f} postgresql={pg_cpu:.1f}  per POST: collector '
+          f'{1000 * col_cpu[0] / max(1, posts):.2f} ms + postgresql {1000 * pg_cpu / max(1, posts):.2f} ms; '
+          f'per 1,000 records: {1000 * col_cpu[0] / max(1, done):.2f} + {1000 * pg_cpu / max(1, done):.2f} s')
     print(f'  upload_delay_s (due on the compressed clock → stored) p50={percentile(wait, 50):.1f} '
           f'p99={percentile(wait, 99):.1f} max={max(wait or [0]):.1f}')
     print(f'  http_status={dict(sorted(status.items()))}  errors: {kinds}')
-    print(f'  store_bytes={size} bytes_per_record={size / max(1, total):.0f}  alerts: '
+    print(f'  store_grew_bytes={size} mb_per_million_records={size / max(1, total):.0f}  alerts: '
           f'{", ".join(f"{k}={v}" for k, v in sorted(alerts.items())) or "none"}')
     print(f'  check: {len(names) - len(bad)}/{len(names)} logs hold exactly the records posted, each seq once'
-          + (f'; WRONG: {", ".join(bad[:5])} {[stored.get(t) for t in bad[:5]]} want {[lines[t] for t in bad[:5]]}'
+          + (f'; WRONG: {", ".join(bad[:5])} {[stored.get(t) for t in bad[:5]]} want {[expect[t] for t in bad[:5]]}'
              if bad else '')
           + (f'; CAP HIT after {args.cap_seconds:g} s: {total - done} records not acknowledged' if cap_hit else ''))
     if pgcluster._shared:
