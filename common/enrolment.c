@@ -176,19 +176,11 @@ static int parse_object(const void *data, size_t size, const char *type, const c
         _cleanup_json_ JsonValue *o = NULL;
         const char *t;
         int64_t v;
+        int r;
 
-        if (!data && size > 0)
-                return -EINVAL;
-        if (json_parse(data, size, &limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL) < 0 ||
-            o->type != JSON_OBJECT)
-                return -EBADMSG;
-        for (size_t i = 0; i < o->object.n; i++) {
-                bool known = false;
-                for (size_t j = 0; j < n && !known; j++)
-                        known = streq(o->object.members[i].key, keys[j]);
-                if (!known)
-                        return -EBADMSG;
-        }
+        r = json_parse_flat_object(data, size, &limits, keys, n, &o);
+        if (r < 0)
+                return r;
         if (json_object_get_integer(o, "v", &v) < 0 || v != 1 || json_object_get_string(o, "type", &t) < 0 ||
             !streq(t, type))
                 return -EBADMSG;
@@ -211,17 +203,6 @@ static int dup_string(const JsonValue *o, const char *key, char **ret)
         return 0;
 }
 
-static int copy_id(const JsonValue *o, const char *key, char buf[RECORD_ID_MAX + 1])
-{
-        const JsonValue *v = json_object_get(o, key);
-        if (!v || v->type != JSON_STRING || v->string.len > RECORD_ID_MAX ||
-            memchr(v->string.data, '\0', v->string.len))
-                return -EBADMSG;
-        memcpy(buf, v->string.data, v->string.len);
-        buf[v->string.len] = '\0';
-        return 0;
-}
-
 int enrolment_request_parse(const void *data, size_t size, struct enrolment_request *ret)
 {
         static const char *const keys[] = {"v", "type", "terminal", "identity", "csr"};
@@ -234,7 +215,7 @@ int enrolment_request_parse(const void *data, size_t size, struct enrolment_requ
         k = parse_object(data, size, REQUEST_TYPE, keys, ELEMENTSOF(keys), &o);
         if (k < 0)
                 return k;
-        if ((k = copy_id(o, "terminal", r.terminal)) < 0 ||
+        if ((k = json_object_copy_string(o, "terminal", r.terminal, sizeof(r.terminal))) < 0 ||
             (k = dup_string(o, "identity", &r.identity_pem)) < 0 ||
             (k = dup_string(o, "csr", &r.csr_pem)) < 0)
                 goto fail;
@@ -263,7 +244,8 @@ int enrolment_parse(const void *data, size_t size, struct enrolment *ret)
         k = parse_object(data, size, ENROLMENT_TYPE, keys, ELEMENTSOF(keys), &o);
         if (k < 0)
                 return k;
-        if ((k = copy_id(o, "terminal", e.terminal)) < 0 || (k = copy_id(o, "office", e.office)) < 0 ||
+        if ((k = json_object_copy_string(o, "terminal", e.terminal, sizeof(e.terminal))) < 0 ||
+            (k = json_object_copy_string(o, "office", e.office, sizeof(e.office))) < 0 ||
             (json_object_get(o, "url") && (k = dup_string(o, "url", &e.url)) < 0) ||
             (k = dup_string(o, "certificate", &e.certificate_pem)) < 0 ||
             (k = dup_string(o, "collector_ca", &e.collector_ca_pem)) < 0 ||

@@ -622,6 +622,39 @@ int json_object_get_string(const JsonValue *v, const char *key, const char **ret
         return json_get_string(m, ret, NULL);
 }
 
+int json_object_copy_string(const JsonValue *v, const char *key, char *buf, size_t size)
+{
+        const char *str;
+        size_t len;
+
+        if (object_get_typed(v, key, JSON_STRING, &v) < 0 || json_get_string(v, &str, &len) < 0 ||
+            len >= size)
+                return -EBADMSG;
+        memcpy(buf, str, len + 1);
+        return 0;
+}
+
+int json_parse_flat_object(const void *data, size_t size, const JsonLimits *limits, const char *const *keys,
+                           size_t n_keys, JsonValue **ret)
+{
+        _cleanup_json_ JsonValue *o = NULL;
+
+        if (!data && size > 0)
+                return -EINVAL;
+        if (json_parse(data, size, limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL) < 0 ||
+            o->type != JSON_OBJECT)
+                return -EBADMSG;
+        for (size_t i = 0; i < o->object.n; i++) {
+                bool known = false;
+                for (size_t j = 0; j < n_keys && !known; j++)
+                        known = streq(o->object.members[i].key, keys[j]);
+                if (!known)
+                        return -EBADMSG;
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
 int json_object_get_array(const JsonValue *v, const char *key, const JsonValue **ret)
 {
         return object_get_typed(v, key, JSON_ARRAY, ret);

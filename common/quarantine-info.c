@@ -72,17 +72,6 @@ int quarantine_info_format(const struct quarantine_info *q, char **ret, size_t *
         return jcs_serialize(o, NULL, ret, ret_len);
 }
 
-static int get_string(const JsonValue *o, const char *key, char *buf, size_t size)
-{
-        const JsonValue *v = json_object_get(o, key);
-        if (!v || v->type != JSON_STRING || v->string.len >= size ||
-            memchr(v->string.data, '\0', v->string.len))
-                return -EBADMSG;
-        memcpy(buf, v->string.data, v->string.len);
-        buf[v->string.len] = '\0';
-        return 0;
-}
-
 static int get_uint(const JsonValue *o, const char *key, uint64_t *ret)
 {
         int64_t i;
@@ -101,26 +90,24 @@ int quarantine_info_parse(const void *data, size_t size, struct quarantine_info 
         _cleanup_json_ JsonValue *o = NULL;
         struct quarantine_info q = {0};
         uint64_t v, ts;
+        int r;
 
-        if ((!data && size > 0) || !ret)
+        if (!ret)
                 return -EINVAL;
-        if (json_parse(data, size, &limits, JSON_PARSE_ALLOW_FINAL_NEWLINE, &o, NULL) < 0 ||
-            o->type != JSON_OBJECT)
-                return -EBADMSG;
-        for (size_t i = 0; i < o->object.n; i++) {
-                bool known = false;
-                for (size_t j = 0; j < ELEMENTSOF(keys) && !known; j++)
-                        known = streq(o->object.members[i].key, keys[j]);
-                if (!known)
-                        return -EBADMSG;
-        }
-        if (get_uint(o, "v", &v) < 0 || v != 1 || get_string(o, "log", q.log, sizeof(q.log)) < 0 ||
-            get_string(o, "term", q.term, sizeof(q.term)) < 0 ||
-            get_string(o, "file", q.file, sizeof(q.file)) < 0 || get_uint(o, "line", &q.line) < 0 ||
-            get_string(o, "reason", q.reason, sizeof(q.reason)) < 0 || get_uint(o, "seq", &q.seq) < 0 ||
-            get_string(o, "hash", q.hash, sizeof(q.hash)) < 0 || get_uint(o, "ts", &ts) < 0 ||
-            get_string(o, "dir", q.dir, sizeof(q.dir)) < 0 ||
-            (json_object_get(o, "new_log") && get_string(o, "new_log", q.new_log, sizeof(q.new_log)) < 0))
+        r = json_parse_flat_object(data, size, &limits, keys, ELEMENTSOF(keys), &o);
+        if (r < 0)
+                return r;
+        if (get_uint(o, "v", &v) < 0 || v != 1 ||
+            json_object_copy_string(o, "log", q.log, sizeof(q.log)) < 0 ||
+            json_object_copy_string(o, "term", q.term, sizeof(q.term)) < 0 ||
+            json_object_copy_string(o, "file", q.file, sizeof(q.file)) < 0 ||
+            get_uint(o, "line", &q.line) < 0 ||
+            json_object_copy_string(o, "reason", q.reason, sizeof(q.reason)) < 0 ||
+            get_uint(o, "seq", &q.seq) < 0 ||
+            json_object_copy_string(o, "hash", q.hash, sizeof(q.hash)) < 0 || get_uint(o, "ts", &ts) < 0 ||
+            json_object_copy_string(o, "dir", q.dir, sizeof(q.dir)) < 0 ||
+            (json_object_get(o, "new_log") &&
+             json_object_copy_string(o, "new_log", q.new_log, sizeof(q.new_log)) < 0))
                 return -EBADMSG;
         if (ts > (uint64_t)RECORD_INT_MAX)
                 return -EBADMSG;

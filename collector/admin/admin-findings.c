@@ -77,6 +77,72 @@ void admin_audit_done(AuditContext *a)
         *a = (AuditContext){};
 }
 
+bool admin_report_option(int c, const char *arg, AuditOptions *o, ReportArgs *args)
+{
+        switch (c) {
+        case 'o':
+                o->office = arg;
+                return true;
+        case 'f':
+                args->from = arg;
+                return true;
+        case 't':
+                args->to = arg;
+                return true;
+        case 'F':
+                args->format = arg;
+                return true;
+        default:
+                return false;
+        }
+}
+
+int admin_report_start(AuditReport *rep, AuditOptions *o, const ReportArgs *args, const char *formats,
+                       const char *title_ja, const char *title_en)
+{
+        if (admin_check_format(args->format, formats) < 0 || admin_parse_window(args->from, args->to, o) < 0)
+                return 2;
+        o->now = admin_now_usec();
+        if (audit_report_init(rep) < 0)
+                return 1;
+        rep->from_s = args->from;
+        rep->to_s = args->to;
+        rep->office = o->office;
+        rep->from = o->from;
+        rep->to = o->to;
+        if (title_ja)
+                rep->title_ja = title_ja;
+        if (title_en)
+                rep->title_en = title_en;
+        return 0;
+}
+
+int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, AuditReport *rep,
+                     audit_finding_fn found, audit_session_fn session, void *userdata, const char *what)
+{
+        int r = admin_audit_setup(a, ctx, o, found, session, userdata);
+
+        if (r >= 0)
+                r = audit_run_stream(a->store, a->stream, a->engine, what);
+        if (r >= 0)
+                r = audit_report_error(rep);
+        if (r < 0) {
+                if (r != -ENOENT && r != -EIO) /* those were explained already */
+                        fprintf(stderr, "mamori-admin: %s failed: %s\n", what, strerror(-r));
+                return r;
+        }
+        rep->n_stats = audit_engine_operator_stats(a->engine, &rep->stats);
+        return 0;
+}
+
+int admin_report_written(void)
+{
+        if (fflush(stdout) == 0)
+                return 0;
+        fprintf(stderr, "mamori-admin: cannot write the report: %m\n");
+        return 1;
+}
+
 int admin_audit(AdminContext *ctx, int argc, char **argv)
 {
         static const struct option options[] = {
@@ -88,7 +154,7 @@ int admin_audit(AdminContext *ctx, int argc, char **argv)
                 {"max-age-days", required_argument, NULL, 'm'},
                 {},
         };
-        const char *from = NULL, *to = NULL, *format = "json";
+        ReportArgs args = {.format = "json"};
         AuditContext a = {};
         AuditReport rep;
         AuditOptions o;
@@ -96,72 +162,37 @@ int admin_audit(AdminContext *ctx, int argc, char **argv)
 
         audit_options_default(&o);
         optind = 0;
-        while ((c = getopt_long(argc, argv, "f:t:o:F:s:m:", options, NULL)) >= 0)
-                switch (c) {
-                case 'f':
-                        from = optarg;
-                        break;
-                case 't':
-                        to = optarg;
-                        break;
-                case 'o':
-                        o.office = optarg;
-                        break;
-                case 'F':
-                        format = optarg;
-                        break;
-                case 's':
-                        if (admin_parse_days("--silent-days", optarg, &o.silent_usec) < 0)
-                                return 2;
-                        break;
-                case 'm':
-                        if (admin_parse_days("--max-age-days", optarg, &o.max_age_usec) < 0)
-                                return 2;
-                        break;
-                default:
-                        return 2;
-                }
-        if (optind != argc || !from || !to) {
+        while ((c = getopt_long(argc, argv, "f:t:o:F:s:m:", options, NULL)) >= 0) {
+                if (admin_report_option(c, optarg, &o, &args))
+                        continue;
+                if (c == 's' && admin_parse_days("--silent-days", optarg, &o.silent_usec) >= 0)
+                        continue;
+                if (c == 'm' && admin_parse_days("--max-age-days", optarg, &o.max_age_usec) >= 0)
+                        continue;
+                return 2;
+        }
+        if (optind != argc || !args.from || !args.to) {
                 fprintf(stderr, "usage: mamori-admin audit --from DATE --to DATE [--office ID] "
                                 "[--format json|html|csv] [--silent-days N] [--max-age-days N]\n");
                 return 2;
         }
-        if (admin_check_format(format, "json|html|csv") < 0 || admin_parse_window(from, to, &o) < 0)
-                return 2;
-        o.now = admin_now_usec();
-        if (audit_report_init(&rep) < 0)
-                return 1;
-        rep.from_s = from;
-        rep.to_s = to;
-        rep.office = o.office;
-        rep.from = o.from;
-        rep.to = o.to;
-        rep.title_ja = "操作履歴の監査";
-        rep.title_en = "Audit of the operation history";
-        r = admin_audit_setup(&a, ctx, &o, audit_report_on_finding, audit_report_on_session, &rep);
-        if (r >= 0)
-                r = audit_run_stream(a.store, a.stream, a.engine, "audit");
-        if (r >= 0)
-                r = audit_report_error(&rep);
-        if (r < 0) {
-                if (r != -ENOENT && r != -EIO)
-                        fprintf(stderr, "mamori-admin: audit failed: %s\n", strerror(-r));
-                admin_audit_done(&a);
-                audit_report_done(&rep);
-                return 1;
+        r = admin_report_start(&rep, &o, &args, "json|html|csv", "操作履歴の監査",
+                               "Audit of the operation history");
+        if (r != 0)
+                return r;
+        r = admin_report_run(&a, ctx, &o, &rep, audit_report_on_finding, audit_report_on_session, &rep,
+                             "audit");
+        if (r >= 0) {
+                audit_report_sort(&rep);
+                if (streq(args.format, "json"))
+                        audit_report_json(stdout, &rep);
+                else if (streq(args.format, "csv"))
+                        audit_report_csv(stdout, &rep);
+                else
+                        audit_report_html(stdout, &rep);
+                r = admin_report_written();
         }
-        rep.n_stats = audit_engine_operator_stats(a.engine, &rep.stats);
-        audit_report_sort(&rep);
-        if (streq(format, "json"))
-                audit_report_json(stdout, &rep);
-        else if (streq(format, "csv"))
-                audit_report_csv(stdout, &rep);
-        else
-                audit_report_html(stdout, &rep);
-        r = fflush(stdout) == 0 ? 0 : 1;
-        if (r)
-                fprintf(stderr, "mamori-admin: cannot write the report: %m\n");
         admin_audit_done(&a);
         audit_report_done(&rep);
-        return r;
+        return r < 0 ? 1 : r;
 }

@@ -291,7 +291,7 @@ int admin_self_inspection(AdminContext *ctx, int argc, char **argv)
                 {"format", required_argument, NULL, 'F'},
                 {},
         };
-        const char *format = "html";
+        ReportArgs args = {.format = "html"};
         char from[16], to[16];
         uint64_t year = 0;
         AuditContext a = {};
@@ -301,66 +301,41 @@ int admin_self_inspection(AdminContext *ctx, int argc, char **argv)
 
         audit_options_default(&o);
         optind = 0;
-        while ((c = getopt_long(argc, argv, "o:y:F:", options, NULL)) >= 0)
-                switch (c) {
-                case 'o':
-                        o.office = optarg;
-                        break;
-                case 'y':
-                        if (parse_uint64(optarg, 9999, &year) < 0 || year < 1970) {
-                                fprintf(stderr, "mamori-admin: --year wants a year such as 2026\n");
-                                return 2;
-                        }
-                        break;
-                case 'F':
-                        format = optarg;
-                        break;
-                default:
+        while ((c = getopt_long(argc, argv, "o:y:F:", options, NULL)) >= 0) {
+                if (c != 'y' && admin_report_option(c, optarg, &o, &args))
+                        continue;
+                if (c != 'y')
+                        return 2;
+                if (parse_uint64(optarg, 9999, &year) < 0 || year < 1970) {
+                        fprintf(stderr, "mamori-admin: --year wants a year such as 2026\n");
                         return 2;
                 }
+        }
         if (optind != argc || !o.office || !year) {
                 fprintf(stderr, "usage: mamori-admin self-inspection --office ID --year YYYY [--format "
                                 "html|json]\n");
                 return 2;
         }
-        if (admin_check_format(format, "html|json") < 0)
-                return 2;
         snprintf(from, sizeof(from), "%04d-01-01", (int)year);
         snprintf(to, sizeof(to), "%04d-12-31", (int)year);
-        if (admin_parse_window(from, to, &o) < 0)
-                return 2;
-        o.now = admin_now_usec();
-        if (audit_report_init(&rep) < 0)
-                return 1;
-        rep.from_s = from;
-        rep.to_s = to;
-        rep.office = o.office;
-        rep.from = o.from;
-        rep.to = o.to;
-        r = admin_audit_setup(&a, ctx, &o, audit_report_on_finding, audit_report_on_session, &rep);
-        if (r >= 0)
-                r = audit_run_stream(a.store, a.stream, a.engine, "self-inspection");
-        if (r >= 0)
-                r = audit_report_error(&rep);
-        if (r < 0) {
-                if (r != -ENOENT && r != -EIO)
-                        fprintf(stderr, "mamori-admin: self-inspection failed: %s\n", strerror(-r));
-                admin_audit_done(&a);
-                audit_report_done(&rep);
-                return 1;
+        args.from = from;
+        args.to = to;
+        r = admin_report_start(&rep, &o, &args, "html|json", NULL, NULL);
+        if (r != 0)
+                return r;
+        r = admin_report_run(&a, ctx, &o, &rep, audit_report_on_finding, audit_report_on_session, &rep,
+                             "self-inspection");
+        if (r >= 0) {
+                if (rep.n_stats)
+                        qsort((void *)rep.stats, rep.n_stats, sizeof(AuditOperatorStats), cmp_stats);
+                audit_report_sort(&rep);
+                if (streq(args.format, "json"))
+                        json_out(stdout, &rep, (int)year);
+                else
+                        html_out(stdout, &rep, (int)year);
+                r = admin_report_written();
         }
-        rep.n_stats = audit_engine_operator_stats(a.engine, &rep.stats);
-        if (rep.n_stats)
-                qsort((void *)rep.stats, rep.n_stats, sizeof(AuditOperatorStats), cmp_stats);
-        audit_report_sort(&rep);
-        if (streq(format, "json"))
-                json_out(stdout, &rep, (int)year);
-        else
-                html_out(stdout, &rep, (int)year);
-        r = fflush(stdout) == 0 ? 0 : 1;
-        if (r)
-                fprintf(stderr, "mamori-admin: cannot write the report: %m\n");
         admin_audit_done(&a);
         audit_report_done(&rep);
-        return r;
+        return r < 0 ? 1 : r;
 }

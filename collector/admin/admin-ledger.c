@@ -17,7 +17,7 @@ int admin_ledger(AdminContext *ctx, int argc, char **argv)
                 {"format", required_argument, NULL, 'F'},
                 {},
         };
-        const char *from = NULL, *to = NULL, *format = "csv";
+        ReportArgs args = {.format = "csv"};
         AuditContext a = {};
         Ledger l = {};
         AuditOptions o;
@@ -26,65 +26,33 @@ int admin_ledger(AdminContext *ctx, int argc, char **argv)
         audit_options_default(&o);
         optind = 0;
         while ((c = getopt_long(argc, argv, "o:f:t:F:", options, NULL)) >= 0)
-                switch (c) {
-                case 'o':
-                        o.office = optarg;
-                        break;
-                case 'f':
-                        from = optarg;
-                        break;
-                case 't':
-                        to = optarg;
-                        break;
-                case 'F':
-                        format = optarg;
-                        break;
-                default:
+                if (!admin_report_option(c, optarg, &o, &args))
                         return 2;
-                }
-        if (optind != argc || !o.office || !from || !to) {
+        if (optind != argc || !o.office || !args.from || !args.to) {
                 fprintf(stderr, "usage: mamori-admin ledger --office ID --from DATE --to DATE "
                                 "[--format csv|html|json]\n");
                 return 2;
         }
-        if (admin_check_format(format, "csv|html|json") < 0 || admin_parse_window(from, to, &o) < 0)
-                return 2;
-        o.now = admin_now_usec();
-        if (audit_report_init(&l.rep) < 0)
-                return 1;
-        l.rep.from_s = from;
-        l.rep.to_s = to;
-        l.rep.office = o.office;
-        l.rep.from = o.from;
-        l.rep.to = o.to;
-        l.rep.title_ja = "端末使用簿";
-        l.rep.title_en = "Terminal usage ledger";
-        r = admin_audit_setup(&a, ctx, &o, ledger_on_finding, ledger_on_session, &l);
-        if (r >= 0)
-                r = audit_run_stream(a.store, a.stream, a.engine, "ledger");
-        if (r >= 0)
-                r = l.error ?: audit_report_error(&l.rep);
-        if (r < 0) {
-                if (r != -ENOENT && r != -EIO)
-                        fprintf(stderr, "mamori-admin: ledger failed: %s\n", strerror(-r));
-                admin_audit_done(&a);
-                audit_report_done(&l.rep);
-                free(l.rows);
-                return 1;
+        r = admin_report_start(&l.rep, &o, &args, "csv|html|json", "端末使用簿", "Terminal usage ledger");
+        if (r != 0)
+                return r;
+        r = admin_report_run(&a, ctx, &o, &l.rep, ledger_on_finding, ledger_on_session, &l, "ledger");
+        if (r >= 0 && l.error < 0) {
+                fprintf(stderr, "mamori-admin: ledger failed: %s\n", strerror(-l.error));
+                r = l.error;
         }
-        l.rep.n_stats = audit_engine_operator_stats(a.engine, &l.rep.stats);
-        ledger_finish(&l);
-        if (streq(format, "csv"))
-                ledger_csv(stdout, &l);
-        else if (streq(format, "json"))
-                ledger_json(stdout, &l);
-        else
-                ledger_html(stdout, &l);
-        r = fflush(stdout) == 0 ? 0 : 1;
-        if (r)
-                fprintf(stderr, "mamori-admin: cannot write the ledger: %m\n");
+        if (r >= 0) {
+                ledger_finish(&l);
+                if (streq(args.format, "csv"))
+                        ledger_csv(stdout, &l);
+                else if (streq(args.format, "json"))
+                        ledger_json(stdout, &l);
+                else
+                        ledger_html(stdout, &l);
+                r = admin_report_written();
+        }
         admin_audit_done(&a);
         audit_report_done(&l.rep);
         free(l.rows);
-        return r;
+        return r < 0 ? 1 : r;
 }

@@ -6,22 +6,6 @@
 
 #include "admin.h"
 
-static int commit_or_report(Store *s, int r, const char *what, const char *id)
-{
-        if (r < 0) {
-                store_rollback(s);
-                fprintf(stderr, "mamori-admin: %s %s: %s\n", what, id,
-                        r == -ENOENT ? "not registered" : strerror(-r));
-                return 1;
-        }
-        r = store_commit(s);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", what, strerror(-r));
-                return 1;
-        }
-        return 0;
-}
-
 int admin_office_hours(AdminContext *ctx, int argc, char **argv)
 {
         int open, close;
@@ -33,9 +17,9 @@ int admin_office_hours(AdminContext *ctx, int argc, char **argv)
                         "time; audit flags sessions that start outside them)\n");
                 return 2;
         }
-        if (admin_store(ctx, &s) < 0 || store_begin(s) < 0)
+        if (admin_change_begin(ctx, NULL, &s) != 0)
                 return 1;
-        if (commit_or_report(s, store_office_set_hours(s, admin_now_usec(), argv[1], argv[2]), "office",
+        if (admin_change_end(s, store_office_set_hours(s, admin_now_usec(), argv[1], argv[2]), "office",
                              argv[1]))
                 return 1;
         printf("office %s: hours %s\n", argv[1], argv[2]);
@@ -68,9 +52,9 @@ int admin_office_days(AdminContext *ctx, int argc, char **argv)
                 return 2;
         }
         audit_format_days(mask, days, sizeof(days));
-        if (admin_store(ctx, &s) < 0 || store_begin(s) < 0)
+        if (admin_change_begin(ctx, NULL, &s) != 0)
                 return 1;
-        if (commit_or_report(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL),
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL),
                              "office", argv[1]))
                 return 1;
         printf("office %s: working days %s\n", argv[1], days);
@@ -113,9 +97,9 @@ int admin_office_holidays(AdminContext *ctx, int argc, char **argv)
                         continue;
                 len += (size_t)sprintf(list + len, "%s%s", len ? " " : "", argv[2 + i]);
         }
-        if (admin_store(ctx, &s) < 0 || store_begin(s) < 0)
+        if (admin_change_begin(ctx, NULL, &s) != 0)
                 return 1;
-        if (commit_or_report(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list),
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list),
                              "office", argv[1]))
                 return 1;
         printf("office %s: holidays %s\n", argv[1], len ? list : "(none)");
@@ -151,9 +135,9 @@ int admin_operator_roles(AdminContext *ctx, int argc, char **argv)
                 memcpy(roles + len, argv[i], n + 1);
                 len += n;
         }
-        if (admin_store(ctx, &s) < 0 || store_begin(s) < 0)
+        if (admin_change_begin(ctx, NULL, &s) != 0)
                 return 1;
-        if (commit_or_report(s, store_operator_set_roles(s, admin_now_usec(), argv[1], roles), "operator",
+        if (admin_change_end(s, store_operator_set_roles(s, admin_now_usec(), argv[1], roles), "operator",
                              argv[1]))
                 return 1;
         printf("operator %s: roles %s\n", argv[1], roles);

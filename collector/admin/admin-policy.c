@@ -200,6 +200,81 @@ static int emergency_history(Store *s, int64_t now, const char *action, int64_t 
         return store_history_add(s, now, "emergency", "policy", action, detail);
 }
 
+/* One change of the published policy: store, key and the newest bundle, read inside a transaction that
+ * change_publish() commits (with the new bundle signed and stored) and change_fail() rolls back. */
+struct policy_change {
+        Store *s;
+        EVP_PKEY *key;
+        Policy *latest; /* NULL: nothing published yet */
+        char *latest_text;
+        size_t latest_len;
+        char *text; /* the new bundle, after change_publish() */
+        size_t len;
+        Policy *check;
+};
+
+static void change_done(struct policy_change *c)
+{
+        EVP_PKEY_free(c->key);
+        policy_free(c->latest);
+        policy_free(c->check);
+        free(c->latest_text);
+        free(c->text);
+}
+
+static int change_fail(struct policy_change *c, int r, const char *verb)
+{
+        store_rollback(c->s);
+        fprintf(stderr, "mamori-admin: %s failed: %s\n", verb, strerror(-r));
+        return 1;
+}
+
+/* Exit code: 0 = in a transaction with c->latest read, 1 = failed (printed why). */
+static int change_begin(AdminContext *ctx, struct policy_change *c, const char *verb)
+{
+        int r;
+
+        if (admin_store(ctx, &c->s) < 0 || load_policy_key(ctx, &c->key) < 0)
+                return 1;
+        r = store_begin(c->s);
+        if (r < 0) {
+                fprintf(stderr, "mamori-admin: %s failed: %s\n", verb, strerror(-r));
+                return 1;
+        }
+        r = latest_bundle(c->s, c->key, &c->latest_text, &c->latest_len, &c->latest);
+        if (r < 0 && r != -ENOENT)
+                return change_fail(c, r, verb);
+        return 0;
+}
+
+/* Signs bundle as serial, stores it, commits, writes --out. Exit code (0, or 1 printed why). */
+static int change_publish(AdminContext *ctx, struct policy_change *c, JsonValue *bundle, int64_t serial,
+                          int64_t now, int (*also)(struct policy_change *c, void *userdata), void *userdata,
+                          const char *out, const char *verb)
+{
+        int r = sign_and_store(ctx, c->s, c->key, bundle, serial, now, &c->text, &c->len, &c->check);
+        if (r >= 0 && also)
+                r = also(c, userdata);
+        if (r >= 0)
+                r = store_commit(c->s);
+        if (r < 0)
+                return change_fail(c, r, verb);
+        return write_out(out, c->text, c->len) < 0 ? 1 : 0;
+}
+
+/* The emergency's history row, written in the publishing transaction. */
+struct emergency_row {
+        const char *action;
+        int64_t now;
+        const char *reason;
+};
+
+static int add_emergency_row(struct policy_change *c, void *userdata)
+{
+        const struct emergency_row *e = userdata;
+        return emergency_history(c->s, e->now, e->action, c->check->serial, e->reason);
+}
+
 int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
 {
         static const struct option options[] = {
@@ -208,20 +283,16 @@ int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
                 {"out", required_argument, NULL, 'o'},
                 {},
         };
-        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        _cleanup_(change_done) struct policy_change c = {};
         _cleanup_json_ JsonValue *bundle = NULL;
-        _cleanup_free_ char *text = NULL;
-        _cleanup_policy_ Policy *check = NULL, *latest = NULL;
         const char *out = NULL, *reason = NULL;
         bool emergency = false, sticky = false;
         int64_t serial = 1, now = admin_now_usec();
-        size_t len;
-        Store *s;
-        int c, r;
+        int k, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "er:o:", options, NULL)) >= 0)
-                switch (c) {
+        while ((k = getopt_long(argc, argv, "er:o:", options, NULL)) >= 0)
+                switch (k) {
                 case 'e':
                         emergency = true;
                         break;
@@ -241,42 +312,29 @@ int admin_policy_publish(AdminContext *ctx, int argc, char **argv)
         }
         if (reason && !admin_reason_valid(reason))
                 return 2;
-        if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
+        if (change_begin(ctx, &c, "policy publish") != 0)
                 return 1;
-
-        r = store_begin(s);
-        if (r < 0)
-                goto fail;
-        r = latest_bundle(s, key, NULL, NULL, &latest);
-        if (r < 0 && r != -ENOENT)
-                goto fail;
-        if (latest) {
-                serial = latest->serial + 1;
+        if (c.latest) {
+                serial = c.latest->serial + 1;
                 /* §8: an emergency stays until `emergency clear`; an ordinary publish never lifts it. */
-                sticky = latest->emergency && !emergency;
+                sticky = c.latest->emergency && !emergency;
         }
-        if ((r = registry_bundle(s, emergency || sticky, &bundle)) < 0 ||
-            (r = sign_and_store(ctx, s, key, bundle, serial, now, &text, &len, &check)) < 0)
-                goto fail;
-        if (emergency && !(latest && latest->emergency) &&
-            (r = emergency_history(s, now, "set", serial, reason)) < 0)
-                goto fail;
-        r = store_commit(s);
+        r = registry_bundle(c.s, emergency || sticky, &bundle);
         if (r < 0)
-                goto fail;
-        if (write_out(out, text, len) < 0)
+                return change_fail(&c, r, "policy publish");
+        /* A new emergency is a history row; one already in force is not set again. */
+        bool new_emergency = emergency && !(c.latest && c.latest->emergency);
+        if (change_publish(ctx, &c, bundle, serial, now, new_emergency ? add_emergency_row : NULL,
+                           &(struct emergency_row){"set", now, reason}, out, "policy publish") != 0)
                 return 1;
         printf("published policy serial %" PRId64 " (%zu operators, %zu cards)%s\n", serial,
-               check->n_operators, check->n_cards, check->emergency ? ", emergency lock in force" : "");
+               c.check->n_operators, c.check->n_cards,
+               c.check->emergency ? ", emergency lock in force" : "");
         if (sticky)
                 printf("the emergency of serial %" PRId64
                        " stays set; lift it with: mamori-admin emergency clear --reason TEXT\n",
-                       latest->serial);
+                       c.latest->serial);
         return 0;
-fail:
-        store_rollback(s);
-        fprintf(stderr, "mamori-admin: policy publish failed: %s\n", strerror(-r));
-        return 1;
 }
 
 int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
@@ -285,20 +343,17 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
                 {"out", required_argument, NULL, 'o'},
                 {},
         };
-        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        _cleanup_(change_done) struct policy_change c = {};
         _cleanup_json_ JsonValue *bundle = NULL;
-        _cleanup_free_ char *old = NULL, *text = NULL;
-        _cleanup_policy_ Policy *latest = NULL, *check = NULL;
         const char *out = NULL;
         int64_t now = admin_now_usec(), due;
         char when[32], until[32], aged_s[48];
-        size_t old_len, len, aged = 0;
-        Store *s;
-        int c, r;
+        size_t aged = 0;
+        int k, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "o:", options, NULL)) >= 0)
-                switch (c) {
+        while ((k = getopt_long(argc, argv, "o:", options, NULL)) >= 0)
+                switch (k) {
                 case 'o':
                         out = optarg;
                         break;
@@ -309,58 +364,44 @@ int admin_policy_refresh(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "usage: mamori-admin policy refresh [--out FILE]\n");
                 return 2;
         }
-        if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
+        if (change_begin(ctx, &c, "policy refresh") != 0)
                 return 1;
-        r = store_begin(s);
-        if (r < 0)
-                goto fail;
-        r = latest_bundle(s, key, &old, &old_len, &latest);
-        if (r == -ENOENT) {
-                store_rollback(s);
+        if (!c.latest) {
+                store_rollback(c.s);
                 fprintf(stderr, "mamori-admin: no policy published yet: run mamori-admin policy publish\n");
                 return 1;
         }
-        if (r < 0)
-                goto fail;
         /* The same content, newly dated and signed — with the PIN ages the centre learnt since. */
-        r = json_parse(old, old_len,
+        r = json_parse(c.latest_text, c.latest_len,
                        &(JsonLimits){.max_size = POLICY_FILE_MAX,
                                      .max_depth = 8,
                                      .max_members = POLICY_CARDS_MAX,
                                      .max_string = 4096},
                        JSON_PARSE_ALLOW_FINAL_NEWLINE, &bundle, NULL);
-        if (r < 0 || (r = update_pin_changed(s, bundle, &aged)) < 0)
-                goto fail;
+        if (r < 0 || (r = update_pin_changed(c.s, bundle, &aged)) < 0)
+                return change_fail(&c, r, "policy refresh");
         /* §8 lifecycle: re-sign once half the validity has passed, so no terminal ever goes stale; and
          * at once when an operator's pin_changed moved, so a PIN changed at one terminal is not asked
          * for again at the others. */
-        due = latest->issued + (latest->expires - latest->issued) / 2;
+        due = c.latest->issued + (c.latest->expires - c.latest->issued) / 2;
         if (now < due && aged == 0) {
-                store_rollback(s);
+                store_rollback(c.s);
                 fmt_time(due, when);
-                fmt_time(latest->expires, until);
+                fmt_time(c.latest->expires, until);
                 printf("policy serial %" PRId64 " is fresh (expires %s): nothing to do before %s\n",
-                       latest->serial, until, when);
+                       c.latest->serial, until, when);
                 return 0;
         }
-        if ((r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0)
-                goto fail;
-        r = store_commit(s);
-        if (r < 0)
-                goto fail;
-        if (write_out(out, text, len) < 0)
+        if (change_publish(ctx, &c, bundle, c.latest->serial + 1, now, NULL, NULL, out, "policy refresh") !=
+            0)
                 return 1;
-        fmt_time(check->expires, until);
+        fmt_time(c.check->expires, until);
         snprintf(aged_s, sizeof(aged_s), "%zu operator%s updated", aged, aged == 1 ? "" : "s");
         printf("policy serial %" PRId64 " re-signed as serial %" PRId64
                " (same content%s%s%s), expires %s\n",
-               latest->serial, check->serial, aged ? ", PIN age of " : "", aged ? aged_s : "",
-               check->emergency ? ", emergency lock in force" : "", until);
+               c.latest->serial, c.check->serial, aged ? ", PIN age of " : "", aged ? aged_s : "",
+               c.check->emergency ? ", emergency lock in force" : "", until);
         return 0;
-fail:
-        store_rollback(s);
-        fprintf(stderr, "mamori-admin: policy refresh failed: %s\n", strerror(-r));
-        return 1;
 }
 
 int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
@@ -370,19 +411,15 @@ int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
                 {"out", required_argument, NULL, 'o'},
                 {},
         };
-        _cleanup_pkey_ EVP_PKEY *key = NULL;
+        _cleanup_(change_done) struct policy_change c = {};
         _cleanup_json_ JsonValue *bundle = NULL;
-        _cleanup_free_ char *text = NULL;
-        _cleanup_policy_ Policy *latest = NULL, *check = NULL;
         const char *out = NULL, *reason = NULL;
         int64_t now = admin_now_usec();
-        size_t len;
-        Store *s;
-        int c, r;
+        int k, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "r:o:", options, NULL)) >= 0)
-                switch (c) {
+        while ((k = getopt_long(argc, argv, "r:o:", options, NULL)) >= 0)
+                switch (k) {
                 case 'r':
                         reason = optarg;
                         break;
@@ -399,38 +436,24 @@ int admin_emergency_clear(AdminContext *ctx, int argc, char **argv)
         }
         if (!admin_reason_valid(reason))
                 return 2;
-        if (admin_store(ctx, &s) < 0 || load_policy_key(ctx, &key) < 0)
+        if (change_begin(ctx, &c, "emergency clear") != 0)
                 return 1;
-        r = store_begin(s);
-        if (r < 0)
-                goto fail;
-        r = latest_bundle(s, key, NULL, NULL, &latest);
-        if (r < 0 && r != -ENOENT)
-                goto fail;
-        if (!latest || !latest->emergency) {
-                store_rollback(s);
+        if (!c.latest || !c.latest->emergency) {
+                store_rollback(c.s);
                 fprintf(stderr, "mamori-admin: no emergency is in force%s: nothing to clear\n",
-                        latest ? " in the published policy" : " (no policy published yet)");
+                        c.latest ? " in the published policy" : " (no policy published yet)");
                 return 1;
         }
-        if ((r = registry_bundle(s, false, &bundle)) < 0 ||
-            (r = sign_and_store(ctx, s, key, bundle, latest->serial + 1, now, &text, &len, &check)) < 0 ||
-            (r = emergency_history(s, now, "clear", latest->serial + 1, reason)) < 0)
-                goto fail;
-        r = store_commit(s);
+        r = registry_bundle(c.s, false, &bundle);
         if (r < 0)
-                goto fail;
-        if (write_out(out, text, len) < 0)
+                return change_fail(&c, r, "emergency clear");
+        if (change_publish(ctx, &c, bundle, c.latest->serial + 1, now, add_emergency_row,
+                           &(struct emergency_row){"clear", now, reason}, out, "emergency clear") != 0)
                 return 1;
         printf("emergency cleared: policy serial %" PRId64
-               " published; terminals unlock for logins at their next "
-               "poll\n",
-               check->serial);
+               " published; terminals unlock for logins at their next poll\n",
+               c.check->serial);
         return 0;
-fail:
-        store_rollback(s);
-        fprintf(stderr, "mamori-admin: emergency clear failed: %s\n", strerror(-r));
-        return 1;
 }
 
 int admin_policy_show(AdminContext *ctx, int argc, char **argv)

@@ -18,53 +18,6 @@
 #include "mamori/json.h"
 #include "register-rules.h"
 
-/* Valid UTF-8 (what a history row's JCS bytes can hold). */
-static bool utf8_ok(const char *s)
-{
-        _cleanup_json_ JsonValue *v = NULL;
-        return json_new_string(s, &v) >= 0;
-}
-
-char *admin_actor(void)
-{
-        /* The person behind sudo, else the login name of the uid (DESIGN §11: who made the change). */
-        const char *sudo = secure_getenv("SUDO_USER");
-        const struct passwd *pw;
-        char *a;
-
-        if (sudo && sudo[0] && strlen(sudo) <= 64 && !strpbrk(sudo, " \t\n\r"))
-                return strdup(sudo);
-        pw = getpwuid(geteuid());
-        if (pw && pw->pw_name[0])
-                return strdup(pw->pw_name);
-        if (asprintf(&a, "uid:%u", (unsigned)geteuid()) < 0)
-                return NULL;
-        return a;
-}
-
-bool admin_reason_valid(const char *reason)
-{
-        if (reason[0] && strlen(reason) <= 1024 && !strpbrk(reason, "\n\r\t") && utf8_ok(reason))
-                return true;
-        fprintf(stderr,
-                "mamori-admin: the reason must be one line of 1 to 1024 bytes of UTF-8, without tabs\n");
-        return false;
-}
-
-/* The reason of this run goes into every history row it writes. */
-static int set_reason(AdminContext *ctx, const char *reason, Store **ret)
-{
-        Store *s;
-        if (reason && !admin_reason_valid(reason))
-                return -EINVAL;
-        if (admin_store(ctx, &s) < 0)
-                return -EIO;
-        if (store_set_reason(s, reason) < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
 static void fmt_time(int64_t usec, char buf[32])
 {
         time_t t = (time_t)(usec / 1000000);
@@ -85,24 +38,6 @@ static int list_append(char **list, const char *id)
         return 0;
 }
 
-static int in_transaction(Store *s, int r, const char *what)
-{
-        if (r < 0) {
-                store_rollback(s);
-                fprintf(stderr, "mamori-admin: %s: %s\n", what,
-                        r == -EEXIST   ? "already exists"
-                        : r == -ENOENT ? "not found"
-                                       : strerror(-r));
-                return 1;
-        }
-        r = store_commit(s);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", what, strerror(-r));
-                return 1;
-        }
-        return 0;
-}
-
 /* ---- operators ---- */
 
 int admin_operator_add(AdminContext *ctx, int argc, char **argv)
@@ -116,7 +51,7 @@ int admin_operator_add(AdminContext *ctx, int argc, char **argv)
         _cleanup_free_ char *offices = NULL;
         const char *name = NULL, *reason = NULL;
         Store *s;
-        int c;
+        int c, r;
 
         optind = 0;
         while ((c = getopt_long(argc, argv, "n:o:r:", options, NULL)) >= 0)
@@ -141,16 +76,15 @@ int admin_operator_add(AdminContext *ctx, int argc, char **argv)
         }
         if (!admin_check_id("operator id", argv[optind]))
                 return 2;
-        if (name && (strlen(name) > 256 || !utf8_ok(name))) {
+        if (name && (strlen(name) > 256 || !admin_utf8_ok(name))) {
                 fprintf(stderr, "mamori-admin: the name must be at most 256 bytes of UTF-8\n");
                 return 2;
         }
-        if (set_reason(ctx, reason, &s) < 0)
-                return reason ? 2 : 1;
-        if (store_begin(s) < 0)
-                return 1;
-        if (in_transaction(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices),
-                           "operator add"))
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
+        if (admin_change_end(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices),
+                             "operator add", NULL))
                 return 1;
         printf("operator %s added\n", argv[optind]);
         return 0;
@@ -224,16 +158,15 @@ static int card_status(AdminContext *ctx, int argc, char **argv, const char *to,
                 fprintf(stderr, "mamori-admin: invalid card id (64 lowercase hex) '%s'\n", id);
                 return 2;
         }
-        if (set_reason(ctx, reason, &s) < 0)
-                return 2;
-        if (store_begin(s) < 0)
-                return 1;
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
         r = card_move(s, admin_now_usec(), id, to, NULL);
         if (r == -EPERM || r == -ENOENT) {
                 store_rollback(s);
                 return 1;
         }
-        if (in_transaction(s, r, "card"))
+        if (admin_change_end(s, r, "card", NULL))
                 return 1;
         printf("card %s is now %s; publish it with: mamori-admin policy publish\n", id, to);
         return 0;
@@ -294,10 +227,9 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                 return r;
         if (!admin_check_id("operator id", id))
                 return 2;
-        if (set_reason(ctx, reason, &s) < 0)
-                return 2;
-        if (store_begin(s) < 0)
-                return 1;
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
         r = store_operator_get(s, id, &op);
         if (r == -ENOENT) {
                 store_rollback(s);
@@ -305,7 +237,7 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                 return 1;
         }
         if (r < 0)
-                return in_transaction(s, r, "operator");
+                return admin_change_end(s, r, "operator", NULL);
         why = register_move_refusal("operator", op.status, to);
         if (why) {
                 store_rollback(s);
@@ -327,7 +259,7 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                                 r = store_card_set_status(s, now, oc.ids[i], "suspended", card_reason);
                 }
         }
-        if (in_transaction(s, r, "operator")) {
+        if (admin_change_end(s, r, "operator", NULL)) {
                 free(oc.ids);
                 return 1;
         }
@@ -390,10 +322,9 @@ int admin_operator_pin_reset(AdminContext *ctx, int argc, char **argv)
         }
         if (!admin_check_id("operator id", argv[optind]))
                 return 2;
-        if (set_reason(ctx, reason, &s) < 0)
-                return 2;
-        if (store_begin(s) < 0)
-                return 1;
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
         /* --expired: a PIN the administrator set must be changed by its operator at the next login. */
         r = store_secret_reset(s, now, argv[optind], expired ? 0 : now);
         if (r == -ENOENT) {
@@ -401,7 +332,7 @@ int admin_operator_pin_reset(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: operator %s is not in the register\n", argv[optind]);
                 return 1;
         }
-        if (in_transaction(s, r, "operator pin-reset"))
+        if (admin_change_end(s, r, "operator pin-reset", NULL))
                 return 1;
         printf("operator %s: PIN %s; publish it with: mamori-admin policy publish\n", argv[optind],
                expired ? "reset, to be changed at the next login" : "reset, its age counts from now");
@@ -504,10 +435,9 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
         }
         if (check_card_cert(ctx, cert) < 0)
                 return 1;
-        if (set_reason(ctx, reason, &s) < 0)
-                return 2;
-        if (store_begin(s) < 0)
-                return 1;
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
         r = store_card_get(s, card_id, &existing);
         if (r >= 0) {
                 store_rollback(s);
@@ -521,7 +451,7 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
                 return 1;
         }
         if (r != -ENOENT)
-                return in_transaction(s, r, "card issue");
+                return admin_change_end(s, r, "card issue", NULL);
         r = 0;
         if (op) {
                 StoreOperator o;
@@ -541,7 +471,7 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
                         op ?: group);
                 return 1;
         }
-        if (in_transaction(s, r, "card issue"))
+        if (admin_change_end(s, r, "card issue", NULL))
                 return 1;
         printf("%s\n", card_id);
         return 0;
@@ -595,13 +525,13 @@ int admin_group_add(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: a group needs at least one --member\n");
                 return 2;
         }
-        if (set_reason(ctx, reason, &s) < 0)
-                return 2;
-        if (store_begin(s) < 0)
-                return 1;
+        r = admin_change_begin(ctx, reason, &s);
+        if (r != 0)
+                return r;
         r = store_group_add(s, admin_now_usec(), id, offices, members);
-        if (in_transaction(s, r,
-                           r == -ENOENT ? "group add: a member is not a registered operator" : "group add"))
+        if (admin_change_end(s, r,
+                             r == -ENOENT ? "group add: a member is not a registered operator" : "group add",
+                             NULL))
                 return 1;
         printf("group %s added\n", id);
         return 0;

@@ -18,10 +18,18 @@ typedef struct AdminContext {
 /* Opens the store once; every history row written through it carries admin_actor(). */
 int admin_store(AdminContext *ctx, Store **ret);
 int64_t admin_now_usec(void);
+
+/* admin-change.c: every change of the store goes admin_change_begin() → store calls → admin_change_end(). */
 /* Who runs mamori-admin, for the register: SUDO_USER, else the login name of the uid. malloc'd. */
 char *admin_actor(void);
 /* A reason for the register: one line of UTF-8, 1..1024 bytes, no tabs. false: printed why. */
 bool admin_reason_valid(const char *reason);
+bool admin_utf8_ok(const char *s);
+/* Checks the reason (NULL: none), opens the store, sets the reason of its history rows, begins.
+ * Returns an exit code: 0 = in a transaction, 2 = bad reason, 1 = store failure (printed why). */
+int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret);
+/* r < 0: rolls back and prints "WHAT[ ID]: why"; else commits. Returns an exit code (0 or 1). */
+int admin_change_end(Store *s, int r, const char *what, const char *id);
 /* Ids as DESIGN §6/§8 allow them; false: printed why. */
 bool admin_check_id(const char *what, const char *s);
 
@@ -85,6 +93,25 @@ int admin_parse_window(const char *from_s, const char *to_s, AuditOptions *o);
 int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o, audit_finding_fn found,
                       audit_session_fn session, void *userdata);
 void admin_audit_done(AuditContext *a);
+
+/* What the report verbs (audit, ledger, self-inspection) share (admin-findings.c): their common
+ * options, the report set up for the window, the run, and the write-out. */
+struct AuditReport;
+typedef struct ReportArgs {
+        const char *from, *to, *format;
+} ReportArgs;
+/* getopt's c for --office (o), --from (f), --to (t), --format (F): taken into o/args (true), else false. */
+bool admin_report_option(int c, const char *arg, AuditOptions *o, ReportArgs *args);
+/* Checks args->format against formats ("csv|html|json") and the window, then sets up rep (titles
+ * NULL: none): 0, or the exit status after saying why. */
+int admin_report_start(struct AuditReport *rep, AuditOptions *o, const ReportArgs *args, const char *formats,
+                       const char *title_ja, const char *title_en);
+/* Every stored record through an engine made for o into the callbacks, then the operator figures
+ * into rep: 0, or -errno after saying why (what: the verb). */
+int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, struct AuditReport *rep,
+                     audit_finding_fn found, audit_session_fn session, void *userdata, const char *what);
+/* After the report is printed: 0, or 1 when stdout could not take it. */
+int admin_report_written(void);
 /* A chain verifier for a stored log: from seq 1, or from its retention anchor (admin-retention.c).
  * -EBADMSG with *ret_why when the log cannot be checked. */
 

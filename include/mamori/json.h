@@ -112,6 +112,14 @@ int json_object_get_integer(const JsonValue *v, const char *key, int64_t *ret);
 int json_object_get_string(const JsonValue *v, const char *key, const char **ret);
 int json_object_get_array(const JsonValue *v, const char *key, const JsonValue **ret);
 int json_object_get_object(const JsonValue *v, const char *key, const JsonValue **ret);
+/* A string member without NUL bytes copied into buf (with its NUL); -EBADMSG when missing, of another
+ * type, or size bytes or longer. */
+int json_object_copy_string(const JsonValue *v, const char *key, char *buf, size_t size);
+
+/* A small file of one flat object (a final newline allowed) whose members are all among keys[n_keys]:
+ * parsed within limits, else -EBADMSG. */
+int json_parse_flat_object(const void *data, size_t size, const JsonLimits *limits, const char *const *keys,
+                           size_t n_keys, JsonValue **ret);
 
 /* Builders. Strings must be valid UTF-8 (-EINVAL otherwise); keys must not contain NUL. */
 int json_new_null(JsonValue **ret);

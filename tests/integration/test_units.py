@@ -555,6 +555,35 @@ class DebianPackages(unittest.TestCase):
         self.assertIn("/etc/mamori/collector.conf", files)
         self.assertIn("/usr/lib/tmpfiles.d/mamori-collector.conf", files)
 
+    # Every file in systemd/, by name: which package ships it and where. A file added to systemd/ without
+    # a row here, or a row whose file the package lost, fails naming the file.
+    SHIPPED = {
+        "mamorid.service.in": ("mamori-agent", "/lib/systemd/system/mamorid.service"),
+        "mamori-uploader.service.in": ("mamori-agent", "/lib/systemd/system/mamori-uploader.service"),
+        "agent.conf": ("mamori-agent", "/etc/mamori/agent.conf"),
+        "org.mamori.Agent1.conf": ("mamori-agent", "/usr/share/dbus-1/system.d/org.mamori.Agent1.conf"),
+        "sysusers-mamori.conf": ("mamori-agent", "/usr/lib/sysusers.d/mamori.conf"),
+        "tmpfiles-mamori.conf": ("mamori-agent", "/usr/lib/tmpfiles.d/mamori.conf"),
+        "mamori.catalog": ("mamori-agent", "/usr/lib/systemd/catalog/mamori.catalog"),
+        "mamori-collector.service.in": ("mamori-collector", "/lib/systemd/system/mamori-collector.service"),
+        "mamori-policy-refresh.service.in": ("mamori-collector",
+                                             "/lib/systemd/system/mamori-policy-refresh.service"),
+        "mamori-policy-refresh.timer": ("mamori-collector", "/lib/systemd/system/mamori-policy-refresh.timer"),
+        "mamori-retention.service.in": ("mamori-collector", "/lib/systemd/system/mamori-retention.service"),
+        "mamori-retention.timer": ("mamori-collector", "/lib/systemd/system/mamori-retention.timer"),
+        "collector.conf": ("mamori-collector", "/etc/mamori/collector.conf"),
+        "sysusers-mamori-collector.conf": ("mamori-collector", "/usr/lib/sysusers.d/mamori-collector.conf"),
+        "tmpfiles-mamori-collector.conf": ("mamori-collector", "/usr/lib/tmpfiles.d/mamori-collector.conf"),
+    }
+
+    def test_every_systemd_source_is_shipped(self):
+        sources = sorted(n for n in os.listdir(os.path.join(SOURCE, "systemd")) if n != "meson.build")
+        self.assertEqual(sources, sorted(self.SHIPPED),
+                         "systemd/ and SHIPPED differ: add the new file to SHIPPED with its package and path")
+        for source, (pkg, path) in sorted(self.SHIPPED.items()):
+            with self.subTest(source=f"systemd/{source}"):
+                self.assertIn(path, self.contents(pkg), f"systemd/{source} is not in {pkg} as {path}")
+
     def test_every_installed_file_is_packaged_once(self):
         """What `meson install` produces is exactly what the packages hold (man pages gzipped)."""
         root = Installed.get()

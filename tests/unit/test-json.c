@@ -208,6 +208,36 @@ static void test_many_members_duplicates(void **state)
         assert_int_equal(json_parse(buf, n, NULL, 0, &v, NULL), -EBADMSG);
 }
 
+/* The small-file reader both codecs (enrolment, quarantine info) use: only known keys, one object. */
+static void test_flat_object(void **state)
+{
+        static const char *const keys[] = {"v", "name"};
+        static const char ok[] = "{\"v\":1,\"name\":\"abc\"}\n";
+        JsonValue *o = NULL;
+        char buf[4];
+
+        assert_int_equal(json_parse_flat_object(ok, strlen(ok), NULL, keys, 2, &o), 0);
+        assert_int_equal(json_object_copy_string(o, "name", buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "abc");
+        /* No room for the NUL: refused. */
+        assert_int_equal(json_object_copy_string(o, "name", buf, 3), -EBADMSG);
+        assert_int_equal(json_object_copy_string(o, "v", buf, sizeof(buf)), -EBADMSG);
+        assert_int_equal(json_object_copy_string(o, "missing", buf, sizeof(buf)), -EBADMSG);
+        json_value_free(o);
+
+        static const char *const bad[] = {"{\"v\":1,\"other\":2}", "[1]", "{\"v\":1",
+                                          "{\"name\":\"a\\u0000b\"}"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                o = NULL;
+                int r = json_parse_flat_object(bad[i], strlen(bad[i]), NULL, keys, 2, &o);
+                if (r == 0) { /* the NUL case parses; copying it must refuse */
+                        assert_int_equal(json_object_copy_string(o, "name", buf, sizeof(buf)), -EBADMSG);
+                        json_value_free(o);
+                } else
+                        assert_int_equal(r, -EBADMSG);
+        }
+}
+
 static void test_builders(void **state)
 {
         _cleanup_json_ JsonValue *o = NULL, *copy = NULL, *parsed = NULL;
@@ -246,7 +276,7 @@ int main(void)
                 cmocka_unit_test(test_rejects),       cmocka_unit_test(test_accepts),
                 cmocka_unit_test(test_final_newline), cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_error_offset),  cmocka_unit_test(test_many_members_duplicates),
-                cmocka_unit_test(test_builders),
+                cmocka_unit_test(test_builders),      cmocka_unit_test(test_flat_object),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

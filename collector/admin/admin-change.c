@@ -1,0 +1,76 @@
+/* mamori-admin's one way to change the centre's store: who, why, begin, commit or roll back and say why. */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "mamori/json.h"
+
+bool admin_utf8_ok(const char *s)
+{
+        _cleanup_json_ JsonValue *v = NULL;
+        return json_new_string(s, &v) >= 0;
+}
+
+char *admin_actor(void)
+{
+        /* The person behind sudo, else the login name of the uid (DESIGN §11: who made the change). */
+        const char *sudo = secure_getenv("SUDO_USER");
+        const struct passwd *pw;
+        char *a;
+
+        if (sudo && sudo[0] && strlen(sudo) <= 64 && !strpbrk(sudo, " \t\n\r"))
+                return strdup(sudo);
+        pw = getpwuid(geteuid());
+        if (pw && pw->pw_name[0])
+                return strdup(pw->pw_name);
+        if (asprintf(&a, "uid:%u", (unsigned)geteuid()) < 0)
+                return NULL;
+        return a;
+}
+
+bool admin_reason_valid(const char *reason)
+{
+        if (reason[0] && strlen(reason) <= 1024 && !strpbrk(reason, "\n\r\t") && admin_utf8_ok(reason))
+                return true;
+        fprintf(stderr,
+                "mamori-admin: the reason must be one line of 1 to 1024 bytes of UTF-8, without tabs\n");
+        return false;
+}
+
+int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret)
+{
+        Store *s;
+
+        if (reason && !admin_reason_valid(reason))
+                return 2;
+        if (admin_store(ctx, &s) < 0)
+                return 1;
+        if (store_set_reason(s, reason) < 0 || store_begin(s) < 0) {
+                fprintf(stderr, "mamori-admin: cannot start a change of the store; see the message above\n");
+                return 1;
+        }
+        *ret = s;
+        return 0;
+}
+
+int admin_change_end(Store *s, int r, const char *what, const char *id)
+{
+        if (r < 0) {
+                store_rollback(s);
+                fprintf(stderr, "mamori-admin: %s%s%s: %s\n", what, id ? " " : "", id ?: "",
+                        r == -EEXIST   ? "already exists"
+                        : r == -ENOENT ? "not registered"
+                                       : strerror(-r));
+                return 1;
+        }
+        r = store_commit(s);
+        if (r < 0) {
+                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", what, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
