@@ -112,6 +112,18 @@ def pg_cpu_seconds(cluster):
     return total
 
 
+def start(collector, tries=3):
+    """Starts a collector; on a machine under heavy load its first line may take longer than
+    Centre.start() waits (30 s), so it is tried again."""
+    for k in range(tries):
+        try:
+            return collector.start()
+        except TimeoutError:
+            collector.stop()
+            if k == tries - 1:
+                raise
+
+
 def error_kind(e):
     if isinstance(e, ConnectionRefusedError):
         return 'connection-refused'
@@ -315,7 +327,7 @@ def main():
         col_cpu = [0.0]
         load0 = os.getloadavg()[0]
         for c in cols:
-            c.start()
+            start(c)
         ports = multiprocessing.Array('i', [c.port for c in cols], lock=False)
         progress = multiprocessing.Array('q', 3 * args.workers, lock=False)
         t0 = multiprocessing.Value('d', 0.0, lock=False)
@@ -333,8 +345,14 @@ def main():
         restarted = []
         last = cols[-1]
         phase = 0
+        res = []
         try:
-            while any(p.is_alive() for p in ws):
+            # A client's figures are read as they come: a process does not end before its queue is read.
+            while len(res) < len(ws) and (any(p.is_alive() for p in ws) or not results.empty()):
+                try:
+                    res.append(results.get(timeout=0.5 if tty else 0.2))
+                except Exception:
+                    pass
                 el = time.monotonic() - t0.value
                 if not args.no_restart and len(cols) > 1:
                     if phase == 0 and el >= 0.4 * args.day_seconds:
@@ -344,7 +362,7 @@ def main():
                         restarted.append(el)
                         phase = 1
                     elif phase == 1 and el >= 0.5 * args.day_seconds:
-                        last.start()
+                        start(last)
                         ports[len(cols) - 1] = last.port
                         restarted.append(time.monotonic() - t0.value)
                         phase = 2
@@ -353,17 +371,10 @@ def main():
                 say(f'day {min(100, 100 * el / args.day_seconds):3.0f} %  t={el:6.1f} s  records acked {acked:,}  '
                     f'posts {posts:,}  {acked / max(el, 0.001):,.0f} records/s'
                     + ('  (collector %d down)' % len(cols) if phase == 1 else ''))
-                time.sleep(0.5 if tty else 0.2)
         finally:
             if phase == 1:
                 last.start()
-        res = []
-        for _ in ws:
-            try:
-                res.append(results.get(timeout=TIMEOUT + 30))
-            except Exception:  # a client process died: what it played counts as not acknowledged
-                pass
-        if len(res) < len(ws):
+        if len(res) < len(ws):  # a client process died: what it played counts as not acknowledged
             print('loadsim: a client process ended without its figures', file=sys.stderr)
             ok = False
         for p in ws:
