@@ -723,12 +723,28 @@ int store_record_count(Store *s, uint64_t *ret)
 
 /* ---- alerts ---- */
 
+/*
+ * Writers of alerts take one lock until their transaction ends, before their row takes its id: so
+ * alert ids become visible in id order even with several collectors on one PostgreSQL, and a reader
+ * that follows ids (mamori-admin watch) never steps over a row still to be committed. The name cannot
+ * be a log id (DESIGN §6: 32 hex characters), so no log writer shares the lock. Alerts are rare.
+ */
+#define ALERTS_LOCK "#alerts"
+
+static int lock_alerts(Store *s)
+{
+        return s->be->lock_log(s->conn, ALERTS_LOCK);
+}
+
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
                     uint64_t seq, const char *detail)
 {
         uint64_t n = 0;
         int r;
 
+        r = lock_alerts(s);
+        if (r < 0)
+                return r;
         /* A terminal retrying the same refused batch raises the same alert each time: fold it into
          * the first row (count, last_seen) instead of a new row per retry. */
         r = EXEC_CHANGES(
@@ -818,6 +834,8 @@ int store_alert_silent(Store *s, int64_t now_usec, uint64_t silent_usec, unsigne
                         n++;
                 }
         }
+        if (r >= 0 && n > 0)
+                r = lock_alerts(s);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 char detail[64];
                 snprintf(detail, sizeof(detail), "no post since %" PRIi64, v[i].last_seen);

@@ -104,6 +104,7 @@ int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *u
 int store_record_count(Store *s, uint64_t *ret);
 
 /* ---- alerts ---- */
+/* Inside a transaction (-EINVAL outside): alert ids become visible in id order (see store.c). */
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
                     uint64_t seq, const char *detail);
 /* Identical alerts (kind, term, log, seq, detail) are folded into one row: ts is the first time,

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,8 +370,44 @@ static const char *parse_error(int k)
         }
 }
 
-/* The chain rules for one parsed record r of line/len; the state moves on only on success. */
-static int verify_record(LogVerifier *v, const Record *r, const void *line, size_t len)
+/*
+ * How verify_record() treats a record's signature. SIG_NOW checks it there; SIG_DEFER leaves the check
+ * to the caller and hands out the key that must verify it (a reference in *ret_signer), so the chain
+ * rules run in order and the costly signature checks later, on several threads; SIG_GOOD and SIG_BAD
+ * replay a record whose signature was checked that way.
+ */
+typedef enum SigCheck {
+        SIG_NOW,
+        SIG_DEFER,
+        SIG_GOOD,
+        SIG_BAD,
+} SigCheck;
+
+static int check_signature(const Record *r, EVP_PKEY *key, SigCheck how, EVP_PKEY **ret_signer)
+{
+        switch (how) {
+        case SIG_NOW:
+                return record_verify(r, key);
+        case SIG_DEFER:
+                if (!key)
+                        return -EINVAL; /* as record_verify() without a key: refused */
+                if (EVP_PKEY_up_ref(key) != 1)
+                        return -EIO;
+                EVP_PKEY_free(*ret_signer);
+                *ret_signer = key;
+                return 0;
+        case SIG_GOOD:
+                return 0;
+        case SIG_BAD:
+                return -EBADMSG;
+        }
+        return -EINVAL;
+}
+
+/* The chain rules for one parsed record r of line/len; the state moves on only on success. The
+ * signature is checked as how says (ret_signer: SIG_DEFER only). */
+static int verify_record(LogVerifier *v, const Record *r, const void *line, size_t len, SigCheck how,
+                         EVP_PKEY **ret_signer)
 {
         LogVerifierState *s = &v->state;
         _cleanup_pkey_ EVP_PKEY *next_key = NULL;
@@ -395,7 +432,7 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
         if (r->seq == 1) {
                 if (!open)
                         return fail(v, LOG_VERIFY_OPEN, r->seq, "seq 1 is \"%s\", not log.open", r->ev);
-                k = record_verify(r, v->identity);
+                k = check_signature(r, v->identity, how, ret_signer);
                 if (k == -ENOMEM || k == -EIO)
                         return k;
                 if (k < 0)
@@ -410,7 +447,7 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
                 if (open)
                         return fail(v, LOG_VERIFY_OPEN, r->seq, "seq %" PRIu64 ": log.open after seq 1",
                                     r->seq);
-                k = record_verify(r, v->current);
+                k = check_signature(r, v->current, how, ret_signer);
                 if (k == -ENOMEM || k == -EIO)
                         return k;
                 if (k < 0)
@@ -465,7 +502,127 @@ int log_verifier_push_record(LogVerifier *v, const Record *r, const void *line, 
                 return -EINVAL;
         if (v->error != LOG_VERIFY_OK)
                 return -EBADMSG;
-        return verify_record(v, r, line, len);
+        return verify_record(v, r, line, len, SIG_NOW, NULL);
+}
+
+/* The signature checks of one log_verifier_push_batch(), run by par's threads. */
+typedef struct SigJobs {
+        const LogBatchLine *lines;
+        EVP_PKEY **signers; /* NULL: nothing to check (a pruned log before its anchor) */
+        int *results;
+        atomic_size_t first_bad; /* lowest index known bad: later ones need no check */
+} SigJobs;
+
+static void check_one(size_t i, void *userdata)
+{
+        SigJobs *j = userdata;
+        size_t bad;
+        int k;
+
+        if (!j->signers[i] || i > atomic_load(&j->first_bad))
+                return;
+        k = record_verify(j->lines[i].record, j->signers[i]);
+        j->results[i] = k;
+        if (k >= 0)
+                return;
+        bad = atomic_load(&j->first_bad);
+        while (i < bad && !atomic_compare_exchange_weak(&j->first_bad, &bad, i))
+                ;
+}
+
+static void run_serial(size_t n, log_job_fn job, void *job_userdata, void *userdata)
+{
+        for (size_t i = 0; i < n; i++)
+                job(i, job_userdata);
+}
+
+/* Back to the state before the batch, with no error. */
+static void rewind_to(LogVerifier *v, const LogVerifierState *start, EVP_PKEY *start_key)
+{
+        EVP_PKEY_free(v->current);
+        v->current = start_key;
+        v->state = *start;
+        v->error = LOG_VERIFY_OK;
+        v->bad_seq = 0;
+        v->reason[0] = '\0';
+}
+
+int log_verifier_push_batch(LogVerifier *v, LogBatchLine *lines, size_t n, const LogParallel *par)
+{
+        _cleanup_free_ EVP_PKEY **signers = NULL;
+        _cleanup_free_ int *results = NULL;
+        _cleanup_pkey_ EVP_PKEY *start_key = NULL;
+        LogVerifierState start;
+        SigJobs jobs;
+        size_t reached = 0, checked;
+        int chain = 0, k;
+
+        if (!v || (!lines && n > 0))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!lines[i].record || (!lines[i].line && lines[i].len > 0))
+                        return -EINVAL;
+        if (v->error != LOG_VERIFY_OK)
+                return -EBADMSG;
+        if (n == 0)
+                return 0;
+        signers = calloc(n, sizeof(EVP_PKEY *));
+        results = calloc(n, sizeof(int));
+        if (!signers || !results)
+                return -ENOMEM;
+        if (v->current && EVP_PKEY_up_ref(v->current) != 1)
+                return -EIO;
+        start_key = v->current;
+        start = v->state;
+
+        /* 1. The chain rules, in order: seq, prev, log id, log.open, which key signs which record. */
+        for (; reached < n; reached++) {
+                chain = verify_record(v, lines[reached].record, lines[reached].line, lines[reached].len,
+                                      SIG_DEFER, &signers[reached]);
+                if (chain < 0)
+                        break;
+                memcpy(lines[reached].hash, v->state.last_hash, SHA256_HEX_MAX);
+        }
+        if (chain < 0 && chain != -EBADMSG) {
+                k = chain;
+                goto undo;
+        }
+        /* The refused record itself counts when its signature came before the rule it broke. */
+        checked = reached < n ? reached + 1 : n;
+
+        /* 2. The signatures, on par's threads. */
+        jobs = (SigJobs){.lines = lines, .signers = signers, .results = results};
+        atomic_init(&jobs.first_bad, SIZE_MAX);
+        if (par && par->run)
+                par->run(checked, check_one, &jobs, par->userdata);
+        else
+                run_serial(checked, check_one, &jobs, NULL);
+
+        /* 3. The first refusal in order wins, as if the records had been pushed one by one. */
+        for (size_t i = 0; i < checked; i++) {
+                if (!signers[i] || results[i] >= 0)
+                        continue;
+                if (results[i] == -ENOMEM || results[i] == -EIO) {
+                        k = results[i];
+                        goto undo;
+                }
+                rewind_to(v, &start, TAKE_PTR(start_key));
+                for (size_t j = 0; j < i; j++) {
+                        k = verify_record(v, lines[j].record, lines[j].line, lines[j].len, SIG_GOOD, NULL);
+                        if (k < 0)
+                                goto free_signers;
+                }
+                k = verify_record(v, lines[i].record, lines[i].line, lines[i].len, SIG_BAD, NULL);
+                goto free_signers;
+        }
+        k = chain;
+        goto free_signers;
+undo:
+        rewind_to(v, &start, TAKE_PTR(start_key));
+free_signers:
+        for (size_t i = 0; i < n; i++)
+                EVP_PKEY_free(signers[i]);
+        return k;
 }
 
 int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record)
@@ -484,7 +641,7 @@ int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record
         if (k < 0)
                 return fail(v, LOG_VERIFY_MALFORMED, v->state.last_seq + 1, "seq %" PRIu64 " expected: %s",
                             v->state.last_seq + 1, parse_error(k));
-        k = verify_record(v, r, line, len);
+        k = verify_record(v, r, line, len, SIG_NOW, NULL);
         if (k < 0)
                 return k;
         record_free(v->parsed);

@@ -308,6 +308,10 @@ static int reply_pin_age(sd_bus_message *m, const struct session_outcome *o)
 
 /* ---- who may call what: the one table, applied by dispatch() before any method runs ---- */
 
+/* Properties (State, Operator, Method, Step, Card, Reader, CardPresent, PolicySerial, Emergency,
+ * LogWritable, Sensors) are status that holds no secret: ANYONE may read them (Get, GetAll), as the
+ * bus policy lets everybody; only root may Set, and none is writable. */
+
 enum caller_kind {
         ANYONE = 1 << 0,       /* any process on the system bus */
         ROOT = 1 << 1,         /* effective uid 0 */
@@ -539,6 +543,26 @@ static int prop_serial(sd_bus *bus, const char *path, const char *interface, con
         return sd_bus_message_append(reply, "x", (int64_t)a->policy_serial);
 }
 
+/* Sensors: what a login without a card can use now, in the order a login screen should offer them. */
+static int prop_sensors(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        struct agent *a = userdata;
+        struct finger_device_info finger;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        finger_worker_device(a->finger, &finger);
+        if (finger.present) {
+                r = sd_bus_message_append(reply, "s", "finger");
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
 static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -551,6 +575,8 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_PROPERTY("Emergency", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LogWritable", "b", prop_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Step", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* A sensor opens in the background and may go away: read when needed, not signalled. */
+        SD_BUS_PROPERTY("Sensors", "as", prop_sensors, 0, 0),
         /* Every method goes through dispatch(), so none runs before the permission table. */
         SD_BUS_METHOD("StartLogin", "s", "si", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AnswerPin", "s", "s", dispatch, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+#include <limits.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -25,6 +27,41 @@
 #include "mamori/oplog-record.h"
 #include "mamori/parse-util.h"
 #include "mamori/receipt.h"
+#include "verify-pool.h"
+
+/* A request's answer, made by a worker and sent by the server thread. */
+typedef struct Answer {
+        unsigned status;
+        char *body; /* malloc'd; NULL: empty */
+        size_t len;
+        bool json;                     /* Content-Type: application/json */
+        char etag[SHA256_HEX_MAX + 2]; /* "" none */
+} Answer;
+
+/* Per-request state, freed by request_completed(). */
+typedef struct Request {
+        char *body;
+        size_t len, cap;
+        bool too_big;
+        uint64_t started_usec;
+        /* Once the request is in, the server thread fills these, suspends the connection and queues
+         * the request; a worker answers it and resumes the connection. */
+        struct MHD_Connection *connection;
+        char cn[RECORD_ID_MAX + 2], cert_sha256[SHA256_HEX_MAX];
+        char *url, *content_type, *if_none_match;
+        bool post, get;
+        bool handed_off, answered;
+        Answer answer;
+        struct Request *next;
+} Request;
+
+/* A worker thread and its own store connection. */
+typedef struct Worker {
+        HttpServer *server;
+        Store *store;
+        pthread_t thread;
+        bool have_thread;
+} Worker;
 
 struct HttpServer {
         struct MHD_Daemon *daemon;
@@ -33,11 +70,23 @@ struct HttpServer {
         bool have_pcert;
         gnutls_privkey_t pkey;
         uint16_t port;
-        /* One thread runs MHD (external epoll loop) and the guard, so both see the same state. */
+        /* One thread runs MHD (external epoll loop: TLS, reading requests, sending answers) and the
+         * guard, so both see the same state; no other thread touches either. */
         ConnGuard *guard;
         pthread_t thread;
         bool have_thread;
         atomic_bool stop;
+        /* Workers answer complete requests (store, verification, receipt), several at once. */
+        Worker *workers;
+        unsigned n_workers;
+        pthread_mutex_t queue_mutex;
+        pthread_cond_t queue_cond;
+        Request *queue_head, *queue_tail;
+        bool queue_stop;
+        bool have_queue;
+        VerifyPool *verify;
+        pthread_mutex_t write_lock; /* SQLite: one writer of this process at a time */
+        IngestOptions ingest;
 };
 
 /* What the guard keeps per connection (its userdata). */
@@ -48,14 +97,6 @@ typedef struct GuardedConn {
 } GuardedConn;
 
 #define LOOP_TICK_MSEC 100 /* how often deadlines are checked: their precision */
-
-/* Per-request state, freed by request_completed(). */
-typedef struct Request {
-        char *body;
-        size_t len, cap;
-        bool too_big;
-        uint64_t started_usec;
-} Request;
 
 static uint64_t now_usec(clock_t clock)
 {
@@ -147,6 +188,46 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
         return ret;
 }
 
+/* On the server thread: the worker's answer, as MHD wants it. */
+static enum MHD_Result send_answer(struct MHD_Connection *c, Answer *a)
+{
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        if (a->body) {
+                resp = MHD_create_response_from_buffer(a->len, a->body, MHD_RESPMEM_MUST_FREE);
+                if (resp)
+                        a->body = NULL;
+        } else
+                resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        if (a->json)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (a->etag[0])
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
+        ret = MHD_queue_response(c, a->status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static void answer_done(Answer *a)
+{
+        free(a->body);
+        *a = (Answer){};
+}
+
+/* A JSON answer (body copied); without memory, a bare 503. Returns 0, for the callers' tail calls. */
+static int answer_json(Answer *a, unsigned status, const char *body)
+{
+        answer_done(a);
+        a->body = strdup(body);
+        a->len = a->body ? strlen(body) : 0;
+        a->status = a->body ? status : 503;
+        a->json = a->body != NULL;
+        return 0;
+}
+
 /* {"acked":N,"log":L,"receipt":{…}}: the acknowledgement with the signed receipt of DESIGN.md §7. */
 static int receipt_body(HttpServer *s, const IngestAck *ack, char **ret)
 {
@@ -166,14 +247,14 @@ static int receipt_body(HttpServer *s, const IngestAck *ack, char **ret)
         return 0;
 }
 
-static enum MHD_Result send_answer(HttpServer *s, struct MHD_Connection *c, int r, IngestAnswer *a)
+/* What ingest answered (r < 0: the store failed), with the receipt of a 200. */
+static int answer_ingest(HttpServer *s, int r, IngestAnswer *a, Answer *ret)
 {
         _cleanup_free_ char *body = NULL;
-        enum MHD_Result ret;
 
         if (r < 0) {
                 fprintf(stderr, "mamori-collector: store failure: %s\n", strerror(-r));
-                return send_json(c, 503, "{\"error\":\"store\"}");
+                return answer_json(ret, 503, "{\"error\":\"store\"}");
         }
         if (a->status == 200 && a->ack.valid) {
                 /* No acknowledgement without its receipt. */
@@ -181,51 +262,38 @@ static enum MHD_Result send_answer(HttpServer *s, struct MHD_Connection *c, int 
                 if (r < 0) {
                         fprintf(stderr, "mamori-collector: cannot sign a receipt: %s\n", strerror(-r));
                         ingest_answer_done(a);
-                        return send_json(c, 503, "{\"error\":\"receipt\"}");
+                        return answer_json(ret, 503, "{\"error\":\"receipt\"}");
                 }
         }
-        ret = send_json(c, a->status, body ? body : a->body);
+        (void)answer_json(ret, a->status, body ? body : a->body);
         ingest_answer_done(a);
-        return ret;
+        return 0;
 }
 
-static enum MHD_Result serve_policy(HttpServer *s, struct MHD_Connection *c)
+static int serve_policy(Store *store, const Request *req, Answer *ret)
 {
         _cleanup_free_ char *body = NULL;
-        char etag[SHA256_HEX_MAX + 2];
         char hex[SHA256_HEX_MAX];
-        struct MHD_Response *resp;
-        enum MHD_Result ret;
-        const char *inm;
         size_t len;
         int64_t serial;
         int r;
 
-        r = store_policy_latest(s->config.store, &serial, &body, &len);
+        r = store_policy_latest(store, &serial, &body, &len);
         if (r == -ENOENT)
-                return send_json(c, 404, "{\"error\":\"no-policy\"}");
+                return answer_json(ret, 404, "{\"error\":\"no-policy\"}");
         if (r < 0 || sha256_hex(body, len, hex) < 0)
-                return send_json(c, 503, "{\"error\":\"store\"}");
-        snprintf(etag, sizeof(etag), "\"%s\"", hex);
-        inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-        if (inm && (streq(inm, etag) || streq(inm, "*"))) {
-                resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-                if (!resp)
-                        return MHD_NO;
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-                ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, resp);
-                MHD_destroy_response(resp);
-                return ret;
+                return answer_json(ret, 503, "{\"error\":\"store\"}");
+        answer_done(ret);
+        snprintf(ret->etag, sizeof(ret->etag), "\"%s\"", hex);
+        if (req->if_none_match && (streq(req->if_none_match, ret->etag) || streq(req->if_none_match, "*"))) {
+                ret->status = MHD_HTTP_NOT_MODIFIED;
+                return 0;
         }
-        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-                return MHD_NO;
-        body = NULL;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-        ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        ret->status = MHD_HTTP_OK;
+        ret->json = true;
+        ret->body = TAKE_PTR(body);
+        ret->len = len;
+        return 0;
 }
 
 /* "/v1/logs/{L}/acked" → L (32 chars) into buf; false when url has another shape. */
@@ -242,16 +310,115 @@ static bool parse_acked_url(const char *url, char buf[ID128_STRING_MAX])
         return true;
 }
 
+/* On a worker: the answer to a complete request, from the terminal register on. */
+static int serve(Worker *w, Request *req)
+{
+        HttpServer *s = w->server;
+        IngestAnswer a = {};
+        char log[ID128_STRING_MAX];
+        Answer *ret = &req->answer;
+        int r;
+
+        /* Retire and rekey take effect at once: the register is read at every request. */
+        r = store_terminal_access(w->store, req->cn, req->cert_sha256);
+        if (r == -EKEYREVOKED) {
+                fprintf(stderr, "mamori-collector: %s: 403 terminal-retired\n", req->cn);
+                return answer_json(ret, 403, "{\"error\":\"terminal-retired\"}");
+        }
+        if (r == -EKEYREJECTED) {
+                fprintf(stderr,
+                        "mamori-collector: %s: 403 certificate-replaced (the terminal was rekeyed)\n",
+                        req->cn);
+                return answer_json(ret, 403, "{\"error\":\"certificate-replaced\"}");
+        }
+        if (r < 0)
+                return answer_json(ret, 503, "{\"error\":\"store\"}");
+
+        if (streq(req->url, "/v1/records")) {
+                if (!req->post)
+                        return answer_json(ret, 405, "{\"error\":\"method\"}");
+                if (req->too_big)
+                        return answer_json(ret, 413, "{\"error\":\"body-too-large\"}");
+                if (!req->content_type ||
+                    !strneq(req->content_type, "application/x-ndjson", strlen("application/x-ndjson")))
+                        return answer_json(ret, 415, "{\"error\":\"content-type\"}");
+                r = ingest_batch(w->store, &s->ingest, req->cn, req->body, req->len, s->config.max_records,
+                                 (int64_t)now_usec(CLOCK_REALTIME), &a);
+                if (r >= 0 && a.status != 200)
+                        fprintf(stderr, "mamori-collector: %s: %u %s\n", req->cn, a.status, a.body);
+                return answer_ingest(s, r, &a, ret);
+        }
+        if (!req->get || req->len > 0 || req->too_big)
+                return answer_json(ret, 405, "{\"error\":\"method\"}");
+        if (streq(req->url, "/v1/policy"))
+                return serve_policy(w->store, req, ret);
+        if (parse_acked_url(req->url, log)) {
+                r = ingest_acked(w->store, req->cn, log, &a);
+                return answer_ingest(s, r, &a, ret);
+        }
+        return answer_json(ret, 404, "{\"error\":\"not-found\"}");
+}
+
+static void *worker_loop(void *userdata)
+{
+        Worker *w = userdata;
+        HttpServer *s = w->server;
+
+        for (;;) {
+                Request *req;
+                struct MHD_Connection *c;
+
+                pthread_mutex_lock(&s->queue_mutex);
+                while (!s->queue_stop && !s->queue_head)
+                        pthread_cond_wait(&s->queue_cond, &s->queue_mutex);
+                if (s->queue_stop) {
+                        /* What is still queued is answered by http_server_stop(). */
+                        pthread_mutex_unlock(&s->queue_mutex);
+                        return NULL;
+                }
+                req = s->queue_head;
+                s->queue_head = req->next;
+                if (!s->queue_head)
+                        s->queue_tail = NULL;
+                req->next = NULL;
+                pthread_mutex_unlock(&s->queue_mutex);
+
+                (void)serve(w, req);
+                req->answered = true;
+                /* The last touch of req here: once resumed, the server thread sends the answer and
+                 * may free req. */
+                c = req->connection;
+                MHD_resume_connection(c);
+        }
+}
+
+/* On the server thread: the request is in; a worker takes it from here. */
+static enum MHD_Result hand_off(HttpServer *s, struct MHD_Connection *c, Request *req)
+{
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        if ((ct && !(req->content_type = strdup(ct))) || (inm && !(req->if_none_match = strdup(inm))))
+                return MHD_NO;
+        req->connection = c;
+        req->handed_off = true;
+        MHD_suspend_connection(c);
+        pthread_mutex_lock(&s->queue_mutex);
+        if (s->queue_tail)
+                s->queue_tail->next = req;
+        else
+                s->queue_head = req;
+        s->queue_tail = req;
+        pthread_cond_signal(&s->queue_cond);
+        pthread_mutex_unlock(&s->queue_mutex);
+        return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_data_size,
                               void **con_cls)
 {
         HttpServer *s = cls;
         Request *req = *con_cls;
-        char cn[RECORD_ID_MAX + 2], cert_sha256[SHA256_HEX_MAX];
-        IngestAnswer a = {};
-        bool post = streq(method, MHD_HTTP_METHOD_POST);
-        int r;
 
         if (!req) {
                 const char *cl;
@@ -271,6 +438,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return MHD_YES;
         }
 
+        /* Back from a worker (resumed): its answer, whatever time it took (it may have stored). */
+        if (req->answered)
+                return send_answer(c, &req->answer);
+        if (req->handed_off)
+                return MHD_YES;
+
         if (s->config.request_timeout_sec > 0 && now_usec(CLOCK_MONOTONIC) - req->started_usec >
                                                          (uint64_t)s->config.request_timeout_sec * 1000000u)
                 return MHD_NO; /* a slow sender: drop the connection */
@@ -278,7 +451,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
-                if (!post || req->too_big || n > s->config.max_body - req->len) {
+                if (!streq(method, MHD_HTTP_METHOD_POST) || req->too_big ||
+                    n > s->config.max_body - req->len) {
                         req->too_big = true;
                         free(req->body);
                         req->body = NULL;
@@ -302,48 +476,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return MHD_YES;
         }
 
-        /* The whole request is in. */
-        if (peer_terminal_id(c, cn, sizeof(cn), cert_sha256) < 0)
+        /* The whole request is in. The certificate is read here, on the thread that owns the TLS
+         * session; everything that needs the store runs on a worker. */
+        if (peer_terminal_id(c, req->cn, sizeof(req->cn), req->cert_sha256) < 0)
                 return send_json(c, 403, "{\"error\":\"client-certificate\"}");
-        /* Retire and rekey take effect at once: the register is read at every request. */
-        r = store_terminal_access(s->config.store, cn, cert_sha256);
-        if (r == -EKEYREVOKED) {
-                fprintf(stderr, "mamori-collector: %s: 403 terminal-retired\n", cn);
-                return send_json(c, 403, "{\"error\":\"terminal-retired\"}");
-        }
-        if (r == -EKEYREJECTED) {
-                fprintf(stderr,
-                        "mamori-collector: %s: 403 certificate-replaced (the terminal was rekeyed)\n", cn);
-                return send_json(c, 403, "{\"error\":\"certificate-replaced\"}");
-        }
-        if (r < 0)
-                return send_json(c, 503, "{\"error\":\"store\"}");
-
-        if (streq(url, "/v1/records")) {
-                const char *ct;
-                if (!post)
-                        return send_json(c, 405, "{\"error\":\"method\"}");
-                if (req->too_big)
-                        return send_json(c, 413, "{\"error\":\"body-too-large\"}");
-                ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-                if (!ct || !strneq(ct, "application/x-ndjson", strlen("application/x-ndjson")))
-                        return send_json(c, 415, "{\"error\":\"content-type\"}");
-                r = ingest_batch(s->config.store, cn, req->body, req->len, s->config.max_records,
-                                 (int64_t)now_usec(CLOCK_REALTIME), &a);
-                if (r >= 0 && a.status != 200)
-                        fprintf(stderr, "mamori-collector: %s: %u %s\n", cn, a.status, a.body);
-                return send_answer(s, c, r, &a);
-        }
-        if (!streq(method, MHD_HTTP_METHOD_GET) || req->len > 0 || req->too_big)
-                return send_json(c, 405, "{\"error\":\"method\"}");
-        if (streq(url, "/v1/policy"))
-                return serve_policy(s, c);
-        char log[ID128_STRING_MAX];
-        if (parse_acked_url(url, log)) {
-                r = ingest_acked(s->config.store, cn, log, &a);
-                return send_answer(s, c, r, &a);
-        }
-        return send_json(c, 404, "{\"error\":\"not-found\"}");
+        req->url = strdup(url);
+        if (!req->url)
+                return MHD_NO;
+        req->post = streq(method, MHD_HTTP_METHOD_POST);
+        req->get = streq(method, MHD_HTTP_METHOD_GET);
+        return hand_off(s, c, req);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -361,6 +503,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
         if (!req)
                 return;
         free(req->body);
+        free(req->url);
+        free(req->content_type);
+        free(req->if_none_match);
+        answer_done(&req->answer);
         free(req);
         *con_cls = NULL;
 }
@@ -479,6 +625,83 @@ static int load_server_key(HttpServer *s)
         return 0;
 }
 
+unsigned http_server_default_workers(void)
+{
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        /* Enough to keep every core verifying while others wait for a commit. */
+        return n > 1 ? (unsigned)(n > 64 ? 128 : 2 * n) : 2;
+}
+
+/* The workers, each with its store connection (opened one after the other: the schema is made once),
+ * the verify pool they share and, for SQLite, their write lock. */
+static int start_workers(HttpServer *s)
+{
+        unsigned n = s->config.workers ?: http_server_default_workers();
+        int r;
+
+        pthread_mutex_init(&s->queue_mutex, NULL);
+        pthread_cond_init(&s->queue_cond, NULL);
+        pthread_mutex_init(&s->write_lock, NULL);
+        s->have_queue = true;
+        r = verify_pool_new(s->config.verify_threads == UINT_MAX ? verify_pool_default_threads()
+                                                                 : s->config.verify_threads,
+                            &s->verify);
+        if (r < 0)
+                return r;
+        s->ingest.parallel = verify_pool_parallel(s->verify);
+        s->workers = calloc(n, sizeof(Worker));
+        if (!s->workers)
+                return -ENOMEM;
+        for (; s->n_workers < n; s->n_workers++) {
+                Worker *w = &s->workers[s->n_workers];
+                w->server = s;
+                r = store_open(s->config.store_url, &w->store);
+                if (r < 0)
+                        return r;
+        }
+        /* PostgreSQL orders writers of one log itself (a lock per log); SQLite has one write lock for
+         * the database, which its writers here take in turn without polling. */
+        if (streq(store_backend_name(s->workers[0].store), "sqlite"))
+                s->ingest.write_lock = &s->write_lock;
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                r = -pthread_create(&s->workers[i].thread, NULL, worker_loop, &s->workers[i]);
+                if (r < 0)
+                        return r;
+                s->workers[i].have_thread = true;
+        }
+        return 0;
+}
+
+/* After the server thread: the workers finish what they hold, queued requests get a 503. */
+static void stop_workers(HttpServer *s)
+{
+        Request *req;
+
+        if (!s->have_queue)
+                return;
+        pthread_mutex_lock(&s->queue_mutex);
+        s->queue_stop = true;
+        pthread_cond_broadcast(&s->queue_cond);
+        pthread_mutex_unlock(&s->queue_mutex);
+        for (unsigned i = 0; i < s->n_workers; i++)
+                if (s->workers[i].have_thread)
+                        pthread_join(s->workers[i].thread, NULL);
+        while ((req = s->queue_head)) {
+                s->queue_head = req->next;
+                req->next = NULL;
+                (void)answer_json(&req->answer, 503, "{\"error\":\"stopping\"}");
+                req->answered = true;
+                MHD_resume_connection(req->connection);
+        }
+        s->queue_tail = NULL;
+        for (unsigned i = 0; i < s->n_workers; i++)
+                store_close(s->workers[i].store);
+        free(s->workers);
+        s->workers = NULL;
+        s->n_workers = 0;
+        s->verify = verify_pool_free(s->verify);
+}
+
 int http_server_start(const HttpServerConfig *c, HttpServer **ret)
 {
         HttpServer *s;
@@ -486,7 +709,7 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
         const union MHD_DaemonInfo *info;
         int r;
 
-        if (!c || !c->address || !c->cert_pem || !c->key_pem || !c->trust_pem || !c->store ||
+        if (!c || !c->address || !c->cert_pem || !c->key_pem || !c->trust_pem || !c->store_url ||
             !c->receipt_key || !c->name || !ret || cert_cb_server)
                 return -EINVAL;
         s = calloc(1, sizeof(HttpServer));
@@ -494,6 +717,8 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
                 return -ENOMEM;
         s->config = *c;
         r = load_server_key(s);
+        if (r >= 0)
+                r = start_workers(s);
         if (r < 0) {
                 http_server_stop(s);
                 return r;
@@ -502,7 +727,7 @@ int http_server_start(const HttpServerConfig *c, HttpServer **ret)
         struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
         /* No MHD thread: server_loop() runs MHD and the guard in one thread of ours. */
-        unsigned flags = MHD_USE_TLS | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_TLS | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         if (inet_pton(AF_INET, c->address, &in4->sin_addr) == 1) {
                 in4->sin_family = AF_INET;
                 in4->sin_port = htons(c->port);
@@ -562,6 +787,7 @@ HttpServer *http_server_stop(HttpServer *s)
                 atomic_store(&s->stop, true);
                 pthread_join(s->thread, NULL);
         }
+        stop_workers(s); /* resumes every suspended connection, as MHD_stop_daemon() requires */
         if (s->daemon)
                 MHD_stop_daemon(s->daemon); /* closes every connection: CLOSED notifications */
         conn_guard_free(s->guard);
@@ -571,6 +797,11 @@ HttpServer *http_server_stop(HttpServer *s)
                 gnutls_privkey_deinit(s->pkey);
         if (cert_cb_server == s)
                 cert_cb_server = NULL;
+        if (s->have_queue) {
+                pthread_mutex_destroy(&s->queue_mutex);
+                pthread_cond_destroy(&s->queue_cond);
+                pthread_mutex_destroy(&s->write_lock);
+        }
         free(s);
         return NULL;
 }

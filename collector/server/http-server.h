@@ -20,15 +20,22 @@ typedef struct HttpServerConfig {
         unsigned max_connections;       /* all connections */
         unsigned max_unauthenticated;   /* without a finished client-certificate handshake ... */
         unsigned max_per_ip;            /* ... and of those from one address; the oldest goes first */
-        Store *store;                   /* used only from the server thread; owned by the caller */
+        const char *store_url;          /* store_open(): one connection per worker */
+        unsigned workers;               /* threads answering requests; 0: http_server_default_workers() */
+        unsigned verify_threads;        /* verify pool (verify-pool.h); UINT_MAX: one per core */
         EVP_PKEY *receipt_key; /* signs the receipt of every 200 acknowledgement; owned by the caller */
         const char *name;      /* "collector" of the receipts */
 } HttpServerConfig;
 
 typedef struct HttpServer HttpServer;
 
-/* Starts the server thread (MHD and the connection guard, conn-guard.h). -EINVAL bad config/PEM,
- * -EADDRINUSE, -EIO. */
+/*
+ * Starts the server thread (MHD: TLS, reading requests, sending answers; the connection guard,
+ * conn-guard.h) and the workers that answer complete requests, several at once, each on its own store
+ * connection, verifying with a shared pool. -EINVAL bad config/PEM, -EADDRINUSE, -EIO, a store error.
+ */
 int http_server_start(const HttpServerConfig *c, HttpServer **ret);
 uint16_t http_server_port(const HttpServer *s);
+/* 2 × the online CPUs. */
+unsigned http_server_default_workers(void);
 HttpServer *http_server_stop(HttpServer *s);

@@ -1,6 +1,7 @@
-/* Batch ingestion: parse every line, check term and order, resume the shared chain verifier
- * (oplog-verify) from the stored log state, then store the batch in one transaction (see ingest.h). */
+/* Batch ingestion: parse every line, check term and order, verify the new records with the shared chain
+ * verifier (oplog-verify) before any lock, then store the batch in one transaction (see ingest.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,24 +50,18 @@ static void ack_from_log(IngestAck *a, const StoreLog *l)
         memcpy(a->key, l->key, sizeof(a->key));
 }
 
-/* One parsed line of the batch. */
-typedef struct Item {
-        const char *line;
-        size_t len;
-        Record *rec;
-} Item;
-
+/* The parsed lines of the batch: record i is lines[i].record, owned here. */
 typedef struct Batch {
-        Item *items;
+        LogBatchLine *lines;
         size_t n;
 } Batch;
 
 static void batch_done(Batch *b)
 {
         for (size_t i = 0; i < b->n; i++)
-                record_free(b->items[i].rec);
-        free(b->items);
-        b->items = NULL;
+                record_free((Record *)b->lines[i].record);
+        free(b->lines);
+        b->lines = NULL;
         b->n = 0;
 }
 
@@ -74,7 +69,12 @@ static void batch_done(Batch *b)
 static void raise_alert(Store *s, int64_t now, const char *kind, const char *term, const char *log,
                         uint64_t seq, const char *detail)
 {
-        (void)store_alert_add(s, now, kind, term, log, seq, detail);
+        if (store_begin(s) < 0)
+                return;
+        if (store_alert_add(s, now, kind, term, log, seq, detail) < 0)
+                store_rollback(s);
+        else
+                (void)store_commit(s); /* a failed commit rolls back */
 }
 
 /* Split and parse. 0 ok; > 0 the 1-based line that failed, with *ret_why set. */
@@ -110,15 +110,15 @@ static int batch_parse(const char *body, size_t len, size_t max_records, Batch *
                 }
                 if (n == cap) {
                         size_t nc = cap ? cap * 2 : 64;
-                        Item *ni = realloc(b->items, nc * sizeof(Item));
-                        if (!ni) {
+                        LogBatchLine *nl_ = realloc(b->lines, nc * sizeof(LogBatchLine));
+                        if (!nl_) {
                                 record_free(r);
                                 return -ENOMEM;
                         }
-                        b->items = ni;
+                        b->lines = nl_;
                         cap = nc;
                 }
-                b->items[n++] = (Item){.line = p, .len = l, .rec = r};
+                b->lines[n++] = (LogBatchLine){.record = r, .line = p, .len = l};
                 b->n = n;
                 p = nl ? nl + 1 : end;
         }
@@ -200,12 +200,89 @@ static enum verdict verdict_of(const LogVerifier *lv, uint64_t stored_seq, uint6
         }
 }
 
-int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t max_records,
-                 int64_t now_usec, IngestAnswer *ret)
+/* A log's state as read before any lock was taken: what the new records were verified against. */
+typedef struct Verified {
+        LogVerifier *lv;   /* after the new records; broken when one was refused */
+        int r;             /* 0, or -EBADMSG: refused */
+        size_t first;      /* index of the first new record in the batch */
+        uint64_t from_seq; /* the stored state it started from */
+        char from_hash[SHA256_HEX_MAX];
+} Verified;
+
+static void verified_done(Verified *v)
+{
+        v->lv = log_verifier_free(v->lv);
+}
+
+/* The records of b from index first on, verified from the stored state l. */
+static int verify_new(const StoreLog *l, EVP_PKEY *identity, Batch *b, size_t first, const IngestOptions *o,
+                      Verified *ret)
+{
+        _cleanup_log_verifier_ LogVerifier *lv = NULL;
+        int r;
+
+        r = verifier_for_log(l, identity, &lv);
+        if (r < 0)
+                return r;
+        r = log_verifier_push_batch(lv, b->lines + first, b->n - first, o ? &o->parallel : NULL);
+        if (r < 0 && r != -EBADMSG)
+                return r;
+        verified_done(ret);
+        *ret = (Verified){.lv = TAKE_PTR(lv), .r = r, .first = first, .from_seq = l->last_seq};
+        memcpy(ret->from_hash, l->last_hash, sizeof(ret->from_hash));
+        return 0;
+}
+
+/* Index of the record of seq in b, when b holds it (its seqs ascend by one). */
+static bool batch_index(const Batch *b, uint64_t seq, size_t *ret)
+{
+        uint64_t first = b->lines[0].record->seq;
+
+        if (seq < first || seq - first >= b->n)
+                return false;
+        *ret = (size_t)(seq - first);
+        return true;
+}
+
+/*
+ * Before any lock: the batch's new records verified from the log's state as stored now, so the
+ * signature checks (nearly all the cost) of different terminals' batches run at the same time and
+ * outside the database's write lock. Whether this state is still the stored one is checked again
+ * under the lock (a batch of the same log stored meanwhile: verified again there). Nothing to do
+ * (0, ret untouched) for a log of another terminal, a gap, or records all stored.
+ */
+static int verify_ahead(Store *s, const char *cn, const char *log, EVP_PKEY *identity, Batch *b,
+                        const IngestOptions *o, Verified *ret)
+{
+        StoreLog l;
+        size_t first;
+        int r;
+
+        r = store_log_get(s, log, &l);
+        if (r == -ENOENT) {
+                l = (StoreLog){.last_seq = 0};
+                memcpy(l.log, log, sizeof(l.log));
+                snprintf(l.term, sizeof(l.term), "%s", cn);
+                memcpy(l.last_hash, RECORD_PREV_FIRST, sizeof(l.last_hash));
+        } else if (r < 0)
+                return r;
+        if (!streq(l.term, cn) || !batch_index(b, l.last_seq + 1, &first))
+                return 0;
+        return verify_new(&l, identity, b, first, o, ret);
+}
+
+static void write_unlock(const IngestOptions *o)
+{
+        if (o && o->write_lock)
+                pthread_mutex_unlock(o->write_lock);
+}
+
+int ingest_batch(Store *s, const IngestOptions *o, const char *cn, const char *body, size_t len,
+                 size_t max_records, int64_t now_usec, IngestAnswer *ret)
 {
         _cleanup_pkey_ EVP_PKEY *identity = NULL;
-        _cleanup_log_verifier_ LogVerifier *lv = NULL;
         _cleanup_free_ StoreRecord *rows = NULL;
+        Verified ver = {};
         Batch b = {};
         const char *why = NULL;
         enum verdict v = V_OK;
@@ -239,23 +316,33 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
 
         /* Batch-internal rules: one log, this terminal, consecutive ascending seq. */
         char log[ID128_STRING_MAX];
-        memcpy(log, b.items[0].rec->log, sizeof(log));
+        memcpy(log, b.lines[0].record->log, sizeof(log));
         for (size_t i = 0; i < b.n; i++) {
-                const Record *rec = b.items[i].rec;
+                const Record *rec = b.lines[i].record;
                 if (!streq(rec->term, cn)) {
                         raise_alert(s, now_usec, "wrong-term", cn, rec->log, rec->seq,
                                     "record term differs from the certificate CN");
                         batch_done(&b);
                         return answer(ret, 422, "{\"error\":\"term\",\"line\":%zu}", i + 1);
                 }
-                if (!streq(rec->log, log) || (i > 0 && rec->seq != b.items[i - 1].rec->seq + 1)) {
+                if (!streq(rec->log, log) || (i > 0 && rec->seq != b.lines[i - 1].record->seq + 1)) {
                         batch_done(&b);
                         return answer(ret, 422, "{\"error\":\"order\",\"line\":%zu}", i + 1);
                 }
         }
 
+        r = verify_ahead(s, cn, log, identity, &b, o, &ver);
+        if (r < 0) {
+                batch_done(&b);
+                return r;
+        }
+
+        if (o && o->write_lock)
+                pthread_mutex_lock(o->write_lock);
         r = store_begin(s);
         if (r < 0) {
+                write_unlock(o);
+                verified_done(&ver);
                 batch_done(&b);
                 return r;
         }
@@ -282,21 +369,21 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
 
         size_t i = 0;
         /* Already stored: must be byte-identical (compared by line hash). */
-        for (; i < b.n && b.items[i].rec->seq <= l.last_seq; i++) {
+        for (; i < b.n && b.lines[i].record->seq <= l.last_seq; i++) {
                 char have[SHA256_HEX_MAX], got[SHA256_HEX_MAX];
-                r = store_record_hash(s, log, b.items[i].rec->seq, have);
+                r = store_record_hash(s, log, b.lines[i].record->seq, have);
                 if (r < 0)
                         goto fail;
-                r = record_line_hash(b.items[i].line, b.items[i].len, got);
+                r = record_line_hash(b.lines[i].line, b.lines[i].len, got);
                 if (r < 0)
                         goto fail;
                 if (!streq(have, got)) {
                         v = V_FORK;
-                        bad_seq = b.items[i].rec->seq;
+                        bad_seq = b.lines[i].record->seq;
                         goto reject;
                 }
         }
-        if (i < b.n && b.items[i].rec->seq != l.last_seq + 1) {
+        if (i < b.n && b.lines[i].record->seq != l.last_seq + 1) {
                 v = V_GAP;
                 goto reject;
         }
@@ -304,32 +391,32 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
         if (i < b.n) {
                 /* New records: the §6 chain rules are the verifier's; storing them is ours. */
                 LogVerifierState st;
-                uint64_t stored_seq = l.last_seq;
-
                 size_t first = i;
 
-                r = verifier_for_log(&l, identity, &lv);
-                if (r < 0)
-                        goto fail;
+                if (!ver.lv || ver.first != first || ver.from_seq != l.last_seq ||
+                    !streq(ver.from_hash, l.last_hash)) {
+                        /* The log moved since it was read (its other batch stored meanwhile, maybe by
+                         * another collector): verified again from what is stored now. */
+                        r = verify_new(&l, identity, &b, first, o, &ver);
+                        if (r < 0)
+                                goto fail;
+                }
+                if (ver.r == -EBADMSG) {
+                        bad_seq = log_verifier_bad_seq(ver.lv);
+                        v = verdict_of(ver.lv, l.last_seq, bad_seq);
+                        goto reject;
+                }
                 rows = calloc(b.n - first, sizeof(StoreRecord));
                 if (!rows) {
                         r = -ENOMEM;
                         goto fail;
                 }
                 for (; i < b.n; i++) {
-                        const Record *rec = b.items[i].rec;
+                        const Record *rec = b.lines[i].record;
 
-                        r = log_verifier_push_record(lv, rec, b.items[i].line, b.items[i].len);
-                        if (r == -EBADMSG) {
-                                bad_seq = rec->seq;
-                                v = verdict_of(lv, stored_seq, bad_seq);
-                                goto reject;
-                        }
-                        if (r < 0)
-                                goto fail;
                         rows[i - first] = (StoreRecord){
-                                .seq = rec->seq, .line = b.items[i].line, .len = b.items[i].len};
-                        memcpy(rows[i - first].hash, log_verifier_last_hash(lv), SHA256_HEX_MAX);
+                                .seq = rec->seq, .line = b.lines[i].line, .len = b.lines[i].len};
+                        memcpy(rows[i - first].hash, b.lines[i].hash, SHA256_HEX_MAX);
                         /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
                          * in the next bundle the centre signs. */
                         if (rec->op && (streq(rec->ev, "pin.change") || streq(rec->ev, "password.change"))) {
@@ -342,7 +429,7 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
                 r = store_records_put(s, log, rows, b.n - first);
                 if (r < 0)
                         goto fail;
-                r = log_verifier_save(lv, &st);
+                r = log_verifier_save(ver.lv, &st);
                 if (r < 0)
                         goto fail;
                 log_from_state(&st, &l);
@@ -369,11 +456,11 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
         if (r < 0)
                 goto fail;
         r = store_commit(s);
-        if (r < 0) {
-                batch_done(&b);
-                return r;
-        }
+        write_unlock(o);
+        verified_done(&ver);
         batch_done(&b);
+        if (r < 0)
+                return r;
         r = answer_acked(ret, 200, log, l.last_seq);
         if (r >= 0)
                 ack_from_log(&ret->ack, &l);
@@ -381,41 +468,49 @@ int ingest_batch(Store *s, const char *cn, const char *body, size_t len, size_t 
 
 reject:
         store_rollback(s);
+        verified_done(&ver);
+        batch_done(&b);
         {
                 const char *logid = log;
                 uint64_t acked = v == V_LOG_OWNER ? 0 : l.last_seq;
-                batch_done(&b);
                 switch (v) {
                 case V_GAP:
-                        return answer_acked(ret, 409, logid, acked);
+                        r = answer_acked(ret, 409, logid, acked);
+                        break;
                 case V_FORK:
                         raise_alert(s, now_usec, "fork", cn, logid, bad_seq,
                                     "a record differs from the stored record of the same seq");
-                        return answer(ret, 409,
-                                      "{\"acked\":%" PRIu64
-                                      ",\"error\":\"fork\",\"log\":\"%s\",\"seq\":%" PRIu64 "}",
-                                      acked, logid, bad_seq);
+                        r = answer(ret, 409,
+                                   "{\"acked\":%" PRIu64
+                                   ",\"error\":\"fork\",\"log\":\"%s\",\"seq\":%" PRIu64 "}",
+                                   acked, logid, bad_seq);
+                        break;
                 case V_BAD_SIGNATURE:
                         raise_alert(s, now_usec, "bad-signature", cn, logid, bad_seq,
                                     "a record signature does not verify");
-                        return answer(ret, 422, "{\"error\":\"bad-signature\",\"seq\":%" PRIu64 "}",
-                                      bad_seq);
+                        r = answer(ret, 422, "{\"error\":\"bad-signature\",\"seq\":%" PRIu64 "}", bad_seq);
+                        break;
                 case V_BAD_CHAIN:
                         raise_alert(s, now_usec, "bad-chain", cn, logid, bad_seq,
                                     "a record does not continue the chain");
-                        return answer(ret, 422, "{\"error\":\"chain\",\"seq\":%" PRIu64 "}", bad_seq);
+                        r = answer(ret, 422, "{\"error\":\"chain\",\"seq\":%" PRIu64 "}", bad_seq);
+                        break;
                 case V_LOG_OWNER:
                         raise_alert(s, now_usec, "log-owner", cn, logid, 0,
                                     "records of a log that belongs to another terminal");
-                        return answer(ret, 422, "{\"error\":\"log-owner\"}");
-                case V_OK:
+                        r = answer(ret, 422, "{\"error\":\"log-owner\"}");
                         break;
+                default:
+                        r = -EINVAL;
                 }
-                return -EINVAL;
+                write_unlock(o);
+                return r;
         }
 
 fail:
         store_rollback(s);
+        write_unlock(o);
+        verified_done(&ver);
         batch_done(&b);
         return r;
 }

@@ -1,6 +1,7 @@
 /* mamori-collector: the central HTTPS service that verifies and durably stores terminal logs. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
         const char *config_path = "/etc/mamori/collector.conf";
         struct collector_config cfg = {};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL;
-        _cleanup_store_ Store *store = NULL, *scan_store = NULL;
+        _cleanup_store_ Store *scan_store = NULL;
         _cleanup_pkey_ EVP_PKEY *receipt_key = NULL;
         HttpServer *server = NULL;
         bool print_receipt_key = false;
@@ -245,9 +246,7 @@ int main(int argc, char **argv)
             (r = read_state_file(&cfg, "collector.key", &key)) < 0 ||
             (r = read_state_file(&cfg, "terminal-ca.pem", &trust)) < 0)
                 goto out;
-        r = store_open(cfg.database, &store);
-        if (r >= 0)
-                r = store_open(cfg.database, &scan_store);
+        r = store_open(cfg.database, &scan_store);
         if (r < 0) {
                 _cleanup_free_ char *shown = store_url_display(cfg.database);
                 fprintf(stderr,
@@ -276,13 +275,18 @@ int main(int argc, char **argv)
                 .max_connections = cfg.max_connections,
                 .max_unauthenticated = cfg.max_unauthenticated,
                 .max_per_ip = cfg.max_connections_per_ip,
-                .store = store,
+                .store_url = cfg.database,
+                .workers = 0,
+                .verify_threads = UINT_MAX,
                 .receipt_key = receipt_key,
                 .name = name,
         };
         r = http_server_start(&hc, &server);
         if (r < 0) {
-                fprintf(stderr, "mamori-collector: cannot listen on %s: %s\n", cfg.listen, strerror(-r));
+                fprintf(stderr,
+                        "mamori-collector: cannot start on %s: %s (is the address free and the store "
+                        "reachable?)\n",
+                        cfg.listen, strerror(-r));
                 goto out;
         }
         if (key)

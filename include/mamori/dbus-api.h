@@ -17,7 +17,11 @@
  *   PolicySerial  x   serial of the bundle in force, -1 when none
  *   Emergency     b   emergency lock in force
  *   LogWritable   b   false while the operation log cannot be written (logins refused)
- *   Step          s   what a pending login waits for: "" | "pin" | "finger" | "password"
+ *   Sensors       as  the modalities a login WITHOUT a card can use now, in preference order:
+ *                     "finger" while the libfprint sensor is open, "vein" while a vein plugin is
+ *                     loaded and its reader open; empty: none (a card is the only way in). Not
+ *                     signalled (a sensor opens in the background): read it when a login starts.
+ *                     pam_mamori, with no card in the reader, starts StartBioLogin(user, Sensors[0]).
  *
  * Methods:
  *   StartLogin(s user) → (s card_id, i tries_left)

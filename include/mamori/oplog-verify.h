@@ -132,6 +132,34 @@ int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record
  * exactly line/len (the collector parses a whole batch first). r stays the caller's.
  */
 int log_verifier_push_record(LogVerifier *v, const Record *r, const void *line, size_t len);
+/*
+ * Runs job(i, job_userdata) once for every i in [0, n), possibly on several threads at once, and
+ * returns when all have run (the collector's verify pool; NULL where a LogParallel is optional: one
+ * after the other, on the calling thread).
+ */
+typedef void (*log_job_fn)(size_t i, void *job_userdata);
+typedef struct LogParallel {
+        void (*run)(size_t n, log_job_fn job, void *job_userdata, void *userdata);
+        void *userdata;
+} LogParallel;
+
+/* One line of a batch for log_verifier_push_batch(). */
+typedef struct LogBatchLine {
+        const Record *record; /* what record_parse_line() made of line/len; the caller's */
+        const void *line;
+        size_t len;
+        char hash[SHA256_HEX_MAX]; /* set: the line hash, for every record that continues the chain */
+} LogBatchLine;
+
+/*
+ * n lines at once, with the verdict, reason and state that n log_verifier_push_record() calls would
+ * give — but only the chain rules (seq, prev, log id, log.open, which epoch key signs which record)
+ * run in order here; the signature checks, nearly all the cost, are spread over par (NULL: here).
+ * 0 when all continue the chain; -EBADMSG for the first refused one (log_verifier_bad_seq(); the
+ * records before it are in the state and have their hash); -ENOMEM/-EIO when a check could not run
+ * (not sticky: the state is as before the call).
+ */
+int log_verifier_push_batch(LogVerifier *v, LogBatchLine *lines, size_t n, const LogParallel *par);
 /* Why the chain broke ("" while intact); the string lives as long as v. */
 const char *log_verifier_reason(const LogVerifier *v);
 /* The rule the refused record broke (LOG_VERIFY_OK while intact). */

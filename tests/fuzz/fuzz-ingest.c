@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         /* Twice: the second pass meets the state the first one stored (resend, fork and gap paths). */
         for (int i = 0; i < 2; i++) {
-                r = ingest_batch(s, "T-0001", (const char *)data, size, 1000, 1, &a);
+                r = ingest_batch(s, NULL, "T-0001", (const char *)data, size, 1000, 1, &a);
                 if (r < 0)
                         abort(); /* the store must not fail on any body */
                 if (a.status == 0 || !a.body || a.body[0] != '{')

@@ -19,6 +19,7 @@
 #include "mamori/oplog-record.h"
 #include "record-fixture.h"
 #include "store.h"
+#include "verify-pool.h"
 
 #define LOG_ID  "00112233445566778899aabbccddeeff"
 #define N_LINES 12
@@ -30,8 +31,10 @@ typedef struct Fixture {
         uint64_t bad_prev_at;     /* make_log: this seq gets a wrong prev (validly signed) */
 } Fixture;
 
-/* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1. */
-static void make_log(Fixture *f, const char *term, const char *variant, uint64_t variant_from)
+/* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1; into out[1..N_LINES],
+ * each malloc'd and ending with "\n". */
+static void make_lines(Fixture *f, const char *term, const char *log_id, const char *variant,
+                       uint64_t variant_from, char *out[N_LINES + 1])
 {
         char prev[SHA256_HEX_MAX] = RECORD_PREV_FIRST;
         for (uint64_t seq = 1; seq <= N_LINES; seq++) {
@@ -41,7 +44,7 @@ static void make_log(Fixture *f, const char *term, const char *variant, uint64_t
                 size_t len;
 
                 assert_int_equal(record_new(&r), 0);
-                strcpy(r->log, LOG_ID);
+                strcpy(r->log, log_id);
                 strcpy(r->boot, LOG_ID);
                 r->seq = seq;
                 r->ts = 1000 + (int64_t)seq;
@@ -59,11 +62,16 @@ static void make_log(Fixture *f, const char *term, const char *variant, uint64_t
                         assert_int_equal(json_object_set_string(r->data, "x", variant), 0);
                 assert_int_equal(record_sign(r, signer, &line, &len), 0);
                 assert_int_equal(record_line_hash(line, len, prev), 0);
-                free(f->lines[seq]);
-                assert_true(asprintf(&f->lines[seq], "%s\n", line) > 0);
+                free(out[seq]);
+                assert_true(asprintf(&out[seq], "%s\n", line) > 0);
                 free(line);
                 record_free(r);
         }
+}
+
+static void make_log(Fixture *f, const char *term, const char *variant, uint64_t variant_from)
+{
+        make_lines(f, term, LOG_ID, variant, variant_from, f->lines);
 }
 
 static char *join(Fixture *f, unsigned from, unsigned to)
@@ -164,7 +172,7 @@ static void post(Fixture *f, const char *cn, unsigned from, unsigned to, unsigne
 {
         char *b = join(f, from, to);
         IngestAnswer a = {};
-        assert_int_equal(ingest_batch(f->store, cn, b, strlen(b), 100, 42, &a), 0);
+        assert_int_equal(ingest_batch(f->store, NULL, cn, b, strlen(b), 100, 42, &a), 0);
         if (a.status != status || (body && strcmp(a.body, body) != 0))
                 fail_msg("lines %u..%u: got %u %s, want %u %s", from, to, a.status, a.body, status,
                          body ? body : "");
@@ -240,7 +248,8 @@ static void test_malformed(void **state)
         static const char *const bodies[] = {"", "\n", "{}\n", "null\n", "{\"v\":1}\n", "\xff\xfe\n"};
         for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
                 IngestAnswer a = {};
-                assert_int_equal(ingest_batch(f->store, "T-1", bodies[i], strlen(bodies[i]), 100, 1, &a), 0);
+                assert_int_equal(
+                        ingest_batch(f->store, NULL, "T-1", bodies[i], strlen(bodies[i]), 100, 1, &a), 0);
                 assert_int_equal(a.status, 422);
                 ingest_answer_done(&a);
         }
@@ -248,14 +257,14 @@ static void test_malformed(void **state)
         char *b = join(f, 1, 2), *c;
         assert_true(asprintf(&c, "%s%s", b, f->lines[4]) > 0);
         IngestAnswer a = {};
-        assert_int_equal(ingest_batch(f->store, "T-1", c, strlen(c), 100, 1, &a), 0);
+        assert_int_equal(ingest_batch(f->store, NULL, "T-1", c, strlen(c), 100, 1, &a), 0);
         assert_int_equal(a.status, 422);
         ingest_answer_done(&a);
         free(b);
         free(c);
         /* Too many records. */
         b = join(f, 1, 12);
-        assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 5, 1, &a), 0);
+        assert_int_equal(ingest_batch(f->store, NULL, "T-1", b, strlen(b), 5, 1, &a), 0);
         assert_int_equal(a.status, 413);
         ingest_answer_done(&a);
         free(b);
@@ -294,7 +303,7 @@ static void post_split(Fixture *f, unsigned split, unsigned bad, unsigned *ret_s
                 if (from[p] > to[p])
                         continue;
                 b = join(f, from[p], to[p]);
-                assert_int_equal(ingest_batch(f->store, "T-1", b, strlen(b), 100, 42, &a), 0);
+                assert_int_equal(ingest_batch(f->store, NULL, "T-1", b, strlen(b), 100, 42, &a), 0);
                 free(b);
                 if (bad ? bad >= from[p] && bad <= to[p] : to[p] == N_LINES) {
                         *ret_status = a.status;
@@ -422,7 +431,7 @@ static void *race(void *p)
         Racer *x = p;
         if (x->go)
                 pthread_barrier_wait(x->go);
-        x->r = ingest_batch(x->store, "T-1", x->body, strlen(x->body), 100, 42, &x->a);
+        x->r = ingest_batch(x->store, NULL, "T-1", x->body, strlen(x->body), 100, 42, &x->a);
         x->done = true;
         return NULL;
 }
@@ -521,6 +530,258 @@ static void test_log_lock_makes_writers_wait(void **state)
         close_pair(path, a, b);
 }
 
+/* ---- Verification on several threads (the collector's verify pool and workers) ---- */
+
+typedef struct Chunk {
+        size_t from, to;
+        log_job_fn job;
+        void *userdata;
+} Chunk;
+
+static void *run_chunk(void *p)
+{
+        Chunk *c = p;
+        for (size_t i = c->from; i < c->to; i++)
+                c->job(i, c->userdata);
+        return NULL;
+}
+
+/* Three threads, each a third of the records in order: the last third is the third thread's. */
+static void run_thirds(size_t n, log_job_fn job, void *job_userdata, void *userdata)
+{
+        pthread_t t[3];
+        Chunk c[3];
+
+        for (size_t k = 0; k < 3; k++) {
+                c[k] = (Chunk){
+                        .from = n * k / 3, .to = n * (k + 1) / 3, .job = job, .userdata = job_userdata};
+                assert_int_equal(pthread_create(&t[k], NULL, run_chunk, &c[k]), 0);
+        }
+        for (size_t k = 0; k < 3; k++)
+                pthread_join(t[k], NULL);
+}
+
+static int find_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                      uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
+{
+        if (streq(kind, "bad-signature") && seq == 10)
+                (*(unsigned *)userdata)++;
+        return 0;
+}
+
+/*
+ * One bad signature in the middle of a batch whose signatures are checked on several threads (seq 10
+ * of 1..12: the third thread's share): 422 bad-signature with its seq, its alert, nothing of the batch
+ * stored — with the collector's pool and with threads that each take a fixed third.
+ */
+static void test_parallel_bad_signature_in_middle(void **state)
+{
+        Fixture *f = *state;
+        VerifyPool *pool = NULL;
+        char *sig = strstr(f->lines[10], "\"sig\":\"") + 7;
+
+        *sig = *sig == 'A' ? 'B' : 'A';
+        assert_int_equal(verify_pool_new(3, &pool), 0);
+        for (int round = 0; round < 20; round++) {
+                IngestOptions o = {.parallel = round % 2 ? verify_pool_parallel(pool)
+                                                         : (LogParallel){run_thirds, NULL}};
+                char *b = join(f, 1, N_LINES);
+                IngestAnswer a = {};
+                unsigned alerts = 0;
+                StoreLog l;
+
+                assert_int_equal(ingest_batch(f->store, &o, "T-1", b, strlen(b), 100, 42, &a), 0);
+                assert_int_equal(a.status, 422);
+                assert_string_equal(a.body, "{\"error\":\"bad-signature\",\"seq\":10}");
+                ingest_answer_done(&a);
+                assert_int_equal(stored(f), 0);
+                assert_int_equal(store_log_get(f->store, LOG_ID, &l), -ENOENT);
+                assert_int_equal(store_alerts_foreach(f->store, find_alert, &alerts), 0);
+                assert_int_equal(alerts, 1); /* folded: one row however often */
+                /* The good part alone is stored, verified the same way. */
+                free(b);
+                b = join(f, 1, 9);
+                assert_int_equal(ingest_batch(f->store, &o, "T-1", b, strlen(b), 100, 42, &a), 0);
+                assert_int_equal(a.status, 200);
+                assert_string_equal(a.body, ACK(9));
+                ingest_answer_done(&a);
+                assert_int_equal(stored(f), 9);
+                free(b);
+                store_close(f->store);
+                f->store = new_store(f);
+        }
+        verify_pool_free(pool);
+}
+
+#define N_TERMINALS 8
+
+typedef struct Terminal {
+        Store *store; /* this thread's connection, as each collector worker has its own */
+        const IngestOptions *o;
+        char id[16], log[ID128_STRING_MAX];
+        char *lines[N_LINES + 1];
+        pthread_barrier_t *go;
+        unsigned failures;
+} Terminal;
+
+/* Overlapping batches, resent: every answer 200 with the highest seq stored. */
+static void *terminal_posts(void *p)
+{
+        static const unsigned batches[][3] = {{1, 6, 6}, {4, 9, 9}, {1, 12, 12}, {10, 12, 12}, {12, 12, 12}};
+        Terminal *t = p;
+
+        pthread_barrier_wait(t->go);
+        for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
+                IngestAnswer a = {};
+                char want[128], *b;
+                size_t n = 0;
+
+                for (unsigned i = batches[k][0]; i <= batches[k][1]; i++)
+                        n += strlen(t->lines[i]);
+                b = calloc(1, n + 1);
+                for (unsigned i = batches[k][0]; i <= batches[k][1]; i++)
+                        strcat(b, t->lines[i]);
+                snprintf(want, sizeof(want), "{\"acked\":%u,\"log\":\"%s\"}", batches[k][2], t->log);
+                if (ingest_batch(t->store, t->o, t->id, b, n, 100, 42, &a) < 0 || a.status != 200 ||
+                    !streq(a.body, want))
+                        t->failures++;
+                ingest_answer_done(&a);
+                free(b);
+        }
+        return NULL;
+}
+
+/*
+ * Terminals posting at once, each on its own store connection, sharing one verify pool (and, for
+ * SQLite, the write lock the collector's workers share): every record of every log stored exactly
+ * once, every answer right, no alert.
+ */
+static void test_concurrent_terminals_stored_once(void **state)
+{
+        Fixture *f = *state;
+        const char *url = store_url();
+        char path[64] = "", *pem = identity_pem(f);
+        pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+        VerifyPool *pool = NULL;
+        Terminal t[N_TERMINALS] = {};
+        pthread_t th[N_TERMINALS];
+        pthread_barrier_t go;
+        Store *admin = NULL;
+        unsigned alerts = 0;
+        uint64_t n = 0;
+
+        if (url)
+                pg_reset(url);
+        else {
+                strcpy(path, "/tmp/mamori-ingest-XXXXXX");
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+                url = path;
+        }
+        assert_int_equal(store_open(url, &admin), 0);
+        assert_int_equal(verify_pool_new(2, &pool), 0);
+        IngestOptions o = {.parallel = verify_pool_parallel(pool),
+                           .write_lock = streq(store_backend_name(admin), "sqlite") ? &write_lock : NULL};
+        assert_int_equal(pthread_barrier_init(&go, NULL, N_TERMINALS), 0);
+        for (int i = 0; i < N_TERMINALS; i++) {
+                snprintf(t[i].id, sizeof(t[i].id), "T-%d", 100 + i);
+                snprintf(t[i].log, sizeof(t[i].log), "%032x", 0xa0 + i);
+                assert_int_equal(store_terminal_add(admin, 0, t[i].id, "chuo", pem), 0);
+                make_lines(f, t[i].id, t[i].log, NULL, 0, t[i].lines);
+                assert_int_equal(store_open(url, &t[i].store), 0);
+                t[i].o = &o;
+                t[i].go = &go;
+        }
+        for (int i = 0; i < N_TERMINALS; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, terminal_posts, &t[i]), 0);
+        for (int i = 0; i < N_TERMINALS; i++)
+                pthread_join(th[i], NULL);
+
+        assert_int_equal(store_record_count(admin, &n), 0);
+        assert_int_equal(n, (uint64_t)N_TERMINALS * N_LINES);
+        for (int i = 0; i < N_TERMINALS; i++) {
+                StoreLog l;
+                assert_int_equal(t[i].failures, 0);
+                assert_int_equal(store_log_get(admin, t[i].log, &l), 0);
+                assert_int_equal(l.last_seq, N_LINES);
+                assert_string_equal(l.term, t[i].id);
+                for (unsigned seq = 1; seq <= N_LINES; seq++) {
+                        char have[SHA256_HEX_MAX], want[SHA256_HEX_MAX];
+                        assert_int_equal(store_record_hash(admin, t[i].log, seq, have), 0);
+                        assert_int_equal(record_line_hash(t[i].lines[seq], strlen(t[i].lines[seq]), want),
+                                         0);
+                        assert_string_equal(have, want);
+                        free(t[i].lines[seq]);
+                }
+                store_close(t[i].store);
+        }
+        assert_int_equal(store_alerts_foreach(admin, count_alert, &alerts), 0);
+        assert_int_equal(alerts, 0);
+        pthread_barrier_destroy(&go);
+        verify_pool_free(pool);
+        free(pem);
+        close_pair(path, admin, NULL);
+}
+
+typedef struct AlertWriter {
+        Store *store;
+        int r;
+        volatile bool done;
+} AlertWriter;
+
+static void *write_alert(void *p)
+{
+        AlertWriter *w = p;
+        w->r = store_begin(w->store);
+        if (w->r >= 0)
+                w->r = store_alert_add(w->store, 2, "bad-signature", "T-2", NULL, 0, "second");
+        if (w->r >= 0)
+                w->r = store_commit(w->store);
+        w->done = true;
+        return NULL;
+}
+
+static int collect_alert_id(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                            uint64_t seq, const char *detail, uint64_t count, int64_t last_seen,
+                            void *userdata)
+{
+        int64_t *ids = userdata;
+        (void)ts, (void)kind, (void)term, (void)log, (void)seq, (void)count, (void)last_seen;
+        ids[streq(detail, "first") ? 0 : 1] = id;
+        return 0;
+}
+
+/*
+ * Alert ids become visible in id order (mamori-admin watch follows them): while one collector's
+ * transaction holds an uncommitted alert, another collector's alert waits for it, and gets the
+ * higher id. Outside a transaction an alert is refused.
+ */
+static void test_alerts_visible_in_id_order(void **state)
+{
+        char path[64] = "";
+        Store *a, *b;
+        pthread_t tb;
+        AlertWriter wb = {};
+        int64_t ids[2] = {-1, -1};
+
+        open_pair(*state, path, &a, &b);
+        wb.store = b;
+        assert_int_equal(store_alert_add(a, 1, "fork", "T-1", NULL, 0, "outside"), -EINVAL);
+        assert_int_equal(store_begin(a), 0);
+        assert_int_equal(store_alert_add(a, 1, "fork", "T-1", NULL, 0, "first"), 0);
+        assert_int_equal(pthread_create(&tb, NULL, write_alert, &wb), 0);
+        usleep(300 * 1000);
+        assert_false(wb.done);
+        assert_int_equal(store_commit(a), 0);
+        pthread_join(tb, NULL);
+        assert_int_equal(wb.r, 0);
+        assert_int_equal(store_alerts_foreach(a, collect_alert_id, ids), 0);
+        assert_true(ids[0] > 0);
+        assert_true(ids[1] > ids[0]);
+        close_pair(path, a, b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -534,6 +795,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_resume_break_after_split, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_writers_race_one_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_lock_makes_writers_wait, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_parallel_bad_signature_in_middle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_terminals_stored_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,6 +570,165 @@ static void test_restore_rejects_inconsistent(void **state)
         resume_log_done(&l);
 }
 
+/* ---- Batches: the chain rules in order, the signatures by a runner, the one-pass verdict. ---- */
+
+/* Runs the jobs from the last to the first: a later bad signature is seen before an earlier one. */
+static void run_backwards(size_t n, log_job_fn job, void *job_userdata, void *userdata)
+{
+        for (size_t i = n; i-- > 0;)
+                job(i, job_userdata);
+}
+
+typedef struct Chunk {
+        size_t from, to;
+        log_job_fn job;
+        void *userdata;
+} Chunk;
+
+static void *run_chunk(void *p)
+{
+        Chunk *c = p;
+        for (size_t i = c->to; i-- > c->from;)
+                c->job(i, c->userdata);
+        return NULL;
+}
+
+/* Three threads, each a third of the jobs: the record refused may be a non-first thread's. */
+static void run_threads(size_t n, log_job_fn job, void *job_userdata, void *userdata)
+{
+        pthread_t t[3];
+        Chunk c[3];
+
+        for (size_t k = 0; k < 3; k++) {
+                c[k] = (Chunk){
+                        .from = n * k / 3, .to = n * (k + 1) / 3, .job = job, .userdata = job_userdata};
+                assert_int_equal(pthread_create(&t[k], NULL, run_chunk, &c[k]), 0);
+        }
+        for (size_t k = 0; k < 3; k++)
+                pthread_join(t[k], NULL);
+}
+
+static const LogParallel runners[] = {
+        {NULL, NULL},
+        {run_backwards, NULL},
+        {run_threads, NULL},
+};
+
+/*
+ * Verify l in batches (a new batch before every line whose bit is set in splits), each batch through
+ * log_verifier_push_batch() with runner par; a line that does not parse ends its batch and goes
+ * through log_verifier_push(), as the collector refuses it while parsing.
+ */
+static void verify_batches(EVP_PKEY *id, const ResumeLog *l, uint32_t splits, const LogParallel *par,
+                           Verdict *ret)
+{
+        LogVerifier *v = NULL;
+        LogBatchLine b[R_LINES];
+        Record *recs[R_LINES] = {};
+        size_t start = 0;
+
+        *ret = (Verdict){.bad_line = -1};
+        assert_int_equal(log_verifier_new(id, &v), 0);
+        for (size_t i = 0; i <= l->n; i++) {
+                bool parsed = i < l->n && record_parse_line(l->lines[i], l->lens[i], &recs[i]) == 0;
+                int k;
+
+                if (i < l->n && parsed && !(splits & (UINT32_C(1) << i) && i > start)) {
+                        b[i] = (LogBatchLine){.record = recs[i], .line = l->lines[i], .len = l->lens[i]};
+                        continue;
+                }
+                /* Lines start..i-1 are one batch. */
+                k = log_verifier_push_batch(v, b + start, i - start, par);
+                if (k < 0) {
+                        assert_int_equal(k, -EBADMSG);
+                        break;
+                }
+                for (size_t j = start; j < i; j++) {
+                        char hash[SHA256_HEX_MAX];
+                        assert_int_equal(record_line_hash(l->lines[j], l->lens[j], hash), 0);
+                        assert_string_equal(b[j].hash, hash);
+                }
+                if (i == l->n)
+                        break;
+                if (!parsed) {
+                        assert_int_equal(log_verifier_push(v, l->lines[i], l->lens[i], NULL), -EBADMSG);
+                        break;
+                }
+                b[i] = (LogBatchLine){.record = recs[i], .line = l->lines[i], .len = l->lens[i]};
+                start = i;
+        }
+        ret->error = log_verifier_error(v);
+        if (ret->error != LOG_VERIFY_OK)
+                ret->bad_line = (int)log_verifier_last_seq(v); /* the lines before it are seq 1.. */
+        snprintf(ret->reason, sizeof(ret->reason), "%s", log_verifier_reason(v));
+        ret->bad_seq = log_verifier_bad_seq(v);
+        assert_int_equal(log_verifier_save(v, &ret->state), 0);
+        /* Sticky, as for single pushes. */
+        if (ret->error != LOG_VERIFY_OK && l->n > 0)
+                assert_int_equal(log_verifier_push_batch(v, b, 1, par), -EBADMSG);
+        log_verifier_free(v);
+        for (size_t i = 0; i < l->n; i++)
+                record_free(recs[i]);
+}
+
+/* Every case, as one batch and split into two batches at every point, with every runner: always the
+ * one-pass verdict (rule, reason, seq, state). */
+static void test_batch_same_verdict(void **state)
+{
+        for (size_t c = 0; c < sizeof(resume_cases) / sizeof(resume_cases[0]); c++) {
+                const ResumeCase *rc = &resume_cases[c];
+                ResumeLog l;
+                Verdict one, batch;
+
+                make_resume_log(resume_keys, rc, &l);
+                verify_split(resume_keys[0], &l, 0, &one);
+                for (size_t r = 0; r < sizeof(runners) / sizeof(runners[0]); r++)
+                        for (size_t i = 0; i <= l.n; i++) {
+                                uint32_t splits = i == 0 ? 0 : UINT32_C(1) << i;
+                                verify_batches(resume_keys[0], &l, splits, &runners[r], &batch);
+                                assert_same_verdict(&batch, &one, rc->name, splits | (uint32_t)r << 24);
+                        }
+                resume_log_done(&l);
+        }
+}
+
+/* Two faults in one batch: the earlier one is the verdict, whichever the runner checks first — a bad
+ * signature before a broken chain, and a broken chain before a bad signature. */
+static void test_batch_first_fault_wins(void **state)
+{
+        static const struct {
+                size_t tamper_case; /* index in resume_cases */
+                size_t sig_line;    /* and this line's signature spoiled too */
+                int bad_line;
+                LogVerifyError error;
+        } t[] = {
+                {4, 2, 2, LOG_VERIFY_SIGNATURE},  /* bad sig at seq 3, wrong prev at seq 6 */
+                {4, 9, 5, LOG_VERIFY_PREV},       /* wrong prev at seq 6, bad sig at seq 10 */
+                {7, 10, 7, LOG_VERIFY_KEY},       /* malformed rotation key at seq 8, bad sig at 11 */
+                {7, 7, 7, LOG_VERIFY_SIGNATURE},  /* both on seq 8: its signature is checked first */
+                {1, 10, 5, LOG_VERIFY_SIGNATURE}, /* bad sigs at seq 6 and 11 */
+                /* seq 5 signed by the old key (chain intact), bad sig at seq 11: both are checked */
+                {6, 10, 4, LOG_VERIFY_SIGNATURE},
+        };
+        for (size_t n = 0; n < sizeof(t) / sizeof(t[0]); n++) {
+                ResumeLog l;
+                Verdict one, batch;
+                char *sig;
+
+                make_resume_log(resume_keys, &resume_cases[t[n].tamper_case], &l);
+                sig = strstr(l.lines[t[n].sig_line], "\"sig\":\"") + 7;
+                *sig = *sig == 'A' ? 'B' : 'A';
+                verify_split(resume_keys[0], &l, 0, &one);
+                assert_int_equal(one.bad_line, t[n].bad_line);
+                assert_int_equal(one.error, t[n].error);
+                for (size_t r = 0; r < sizeof(runners) / sizeof(runners[0]); r++) {
+                        verify_batches(resume_keys[0], &l, 0, &runners[r], &batch);
+                        assert_same_verdict(&batch, &one, "two faults", (uint32_t)(n << 8 | r));
+                }
+                resume_log_done(&l);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -587,6 +747,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_resume_after_refusal, resume_setup, resume_teardown),
                 cmocka_unit_test_setup_teardown(test_restore_rejects_inconsistent, resume_setup,
                                                 resume_teardown),
+                cmocka_unit_test_setup_teardown(test_batch_same_verdict, resume_setup, resume_teardown),
+                cmocka_unit_test_setup_teardown(test_batch_first_fault_wins, resume_setup, resume_teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

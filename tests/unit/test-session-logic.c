@@ -108,6 +108,7 @@ static int fake_record(void *userdata, const char *ev, const char *op, const cha
         struct rec *r = &f->recs[f->n_recs++];
 
         assert_true(f->n_recs <= RECS_MAX);
+        assert_true(!card || card[0]); /* no card is NULL: the log refuses an empty one */
         *r = (struct rec){.done = done, .userdata = done_userdata};
         snprintf(r->ev, sizeof(r->ev), "%s", ev);
         for (size_t i = 0; data && data->type == JSON_OBJECT && i < data->object.n; i++) {
