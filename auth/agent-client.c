@@ -1,6 +1,7 @@
 /* Thin sd-bus client of org.mamori.Agent1 for pam_mamori.so and mamorictl: errors in words, properties. */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,26 +364,32 @@ int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_b
         return sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, NULL);
 }
 
-int agent_answer_password(sd_bus *bus, const char *operator_id, const char *password, sd_bus_error *error,
-                          char **ret_operator)
+/* A method call whose reply is one operator id: AnswerPin, AnswerPassword, ScanFinger. A sensitive
+ * one is wiped by sd-bus when freed (the secret it carries with it). */
+static int call_for_operator(sd_bus *bus, const char *method, bool sensitive, uint64_t timeout_usec,
+                             sd_bus_error *error, char **ret_operator, const char *types, ...)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *op;
+        va_list ap;
         char *copy;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
-                                           MAMORI_DBUS_INTERFACE, "AnswerPassword");
+                                           MAMORI_DBUS_INTERFACE, method);
         if (r < 0)
                 return r;
-        r = sd_bus_message_sensitive(m);
+        if (sensitive) {
+                r = sd_bus_message_sensitive(m);
+                if (r < 0)
+                        return r;
+        }
+        va_start(ap, types);
+        r = sd_bus_message_appendv(m, types, ap);
+        va_end(ap);
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(m, "ss", operator_id, password);
-        if (r < 0)
-                return r;
-        /* The answer to a wrong password comes after its delay (up to 32 s) plus the check. */
-        r = sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC + 40ull * 1000000ull, error, &reply);
+        r = sd_bus_call(bus, m, timeout_usec, error, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "s", &op);
@@ -393,6 +400,20 @@ int agent_answer_password(sd_bus *bus, const char *operator_id, const char *pass
                 return -ENOMEM;
         *ret_operator = copy;
         return 0;
+}
+
+int agent_answer_pin(sd_bus *bus, const char *pin, sd_bus_error *error, char **ret_operator)
+{
+        return call_for_operator(bus, "AnswerPin", true, AGENT_CALL_TIMEOUT_USEC, error, ret_operator, "s",
+                                 pin);
+}
+
+int agent_answer_password(sd_bus *bus, const char *operator_id, const char *password, sd_bus_error *error,
+                          char **ret_operator)
+{
+        /* The answer to a wrong password comes after its delay (up to 32 s) plus the check. */
+        return call_for_operator(bus, "AnswerPassword", true, AGENT_CALL_TIMEOUT_USEC + 40ull * 1000000ull,
+                                 error, ret_operator, "ss", operator_id, password);
 }
 
 int agent_change_password(sd_bus *bus, const char *old_password, const char *new_password,
@@ -442,24 +463,19 @@ int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, cha
 
 int agent_scan_finger(sd_bus *bus, sd_bus_error *error, char **ret_operator)
 {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *op;
-        char *copy;
-        int r;
+        return call_for_operator(bus, "ScanFinger", false, AGENT_SCAN_TIMEOUT_USEC, error, ret_operator, "s",
+                                 "finger");
+}
 
-        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
-                                           MAMORI_DBUS_INTERFACE, "ScanFinger");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", "finger");
-        if (r >= 0)
-                r = sd_bus_call(bus, m, AGENT_SCAN_TIMEOUT_USEC, error, &reply);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "s", &op);
-        if (r < 0)
-                return r;
-        copy = strdup(op);
-        if (!copy)
-                return -ENOMEM;
-        *ret_operator = copy;
-        return 0;
+int agent_get_sensors(sd_bus *bus, sd_bus_error *error, char ***ret)
+{
+        return sd_bus_get_property_strv(bus, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH, MAMORI_DBUS_INTERFACE,
+                                        "Sensors", error, ret);
+}
+
+void agent_strv_free(char **l)
+{
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
 }

@@ -1,5 +1,5 @@
-/* pam_mamori.so: operator card + PIN (and a group card's member password) through mamorid's D-Bus API, a
- * thin sd-bus client.
+/* pam_mamori.so: operator card + PIN, a group card's member, or a finger/vein + password without a card,
+ * through mamorid's D-Bus API; a thin sd-bus client.
  */
 
 /*
@@ -27,8 +27,17 @@
  * each wrong one later than the last. In a session opened with a password, the account and password
  * steps age and change that password instead of the PIN.
  *
- * Options: group=NAME, debug (log each step with pam_syslog), timeout=N (seconds to wait for a card,
- * 1–3600, default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the
+ * Without a card (DESIGN.md §4, finger+password, vein+password): when no card is in the reader and the
+ * agent's Sensors property offers a modality, the operator is invited to use it or insert a card
+ * ("Touch the fingerprint sensor, or insert your card"), StartBioLogin(user, that modality) waits for
+ * the touch, and the identified operator's password is asked like a group card member's (same retries,
+ * the agent answering each wrong one later). A card inserted before the agent answered takes over: the
+ * bio login is cancelled (CancelLogin) and the card login starts, its PIN prompt saying what to do next;
+ * a sensor the agent calls unavailable is said in words and a card is waited for. Empty Sensors: the
+ * card is asked for, as ever. One deadline (timeout=) covers the touch and the card.
+ *
+ * Options: group=NAME, debug (log each step with pam_syslog), timeout=N (seconds to wait for a card or
+ * a touch, 1–3600, default 60), max_tries=N (the cards' PIN retry limit, default 3: the prompt mentions the
  * tries left only when the card reports fewer; it is also how many times a PIN of the wrong shape,
  * which the agent refuses without touching the card, is asked for again).
  *
@@ -39,7 +48,7 @@
  * catalogue, or whose locale is not installed, is English.
  *
  * Return codes for a governed account: PAM_AUTHINFO_UNAVAIL when the agent is not on the bus or no
- * card came within the timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN;
+ * card (nor touch) came within the timeout; PAM_AUTH_ERR for every refusal; PAM_MAXTRIES for a blocked PIN;
  * PAM_USER_UNKNOWN when the PAM user is not the card's operator; PAM_CONV_ERR when the application
  * cancelled the prompt. The shipped profile ([success=end ignore=ignore default=die]) makes each of
  * them the end of the stack: no password module is asked after a refused card.
@@ -332,9 +341,10 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
-/* Waits until the agent reports a card, at most until deadline: 1 card, 0 timeout, < 0 bus failure.
- * Besides the signal, the property is read once a second, so a missed signal costs a second. */
-static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
+/* Waits until the agent reports a card, at most until deadline, or (done not NULL) until *done turns
+ * true: 1 card, 2 done, 0 timeout, < 0 bus failure. Besides the signal, the property is read once a
+ * second, so a missed signal costs a second. */
+static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline, const bool *done)
 {
         uint64_t next_poll = now_mono_usec() + USEC_PER_SEC;
         int r;
@@ -349,6 +359,8 @@ static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
                         return r;
                 if (w->present)
                         return 1;
+                if (done && *done)
+                        return 2;
                 if (r > 0)
                         continue;
                 if (w->refetch || t >= next_poll) {
@@ -359,6 +371,8 @@ static int wait_for_card(sd_bus *bus, struct card_wait *w, uint64_t deadline)
                                 return r;
                         if (present)
                                 return 1;
+                        if (done && *done) /* answered while the property was read */
+                                return 2;
                 }
                 if (t >= deadline)
                         return 0;
@@ -375,37 +389,6 @@ static void cancel_login(sd_bus *bus)
                                  "CancelLogin", NULL, NULL, "");
 }
 
-/* AnswerPin with a message marked sensitive, so sd-bus wipes its copy of the PIN when freeing it. */
-static int answer_pin(sd_bus *bus, const char *pin, sd_bus_error *error, char **ret_operator)
-{
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *op;
-        char *copy;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
-                                           MAMORI_DBUS_INTERFACE, "AnswerPin");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_sensitive(m);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "s", pin);
-        if (r < 0)
-                return r;
-        r = sd_bus_call(bus, m, AGENT_CALL_TIMEOUT_USEC, error, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &op);
-        if (r < 0)
-                return r;
-        copy = strdup(op);
-        if (!copy)
-                return -ENOMEM;
-        *ret_operator = copy;
-        return 0;
-}
-
 /* A visible answer (an operator id); NULL when the application cancelled or has no conversation. */
 static char *ask_visible(pam_handle_t *pamh, const char *prompt)
 {
@@ -418,19 +401,81 @@ static char *ask_visible(pam_handle_t *pamh, const char *prompt)
         return answer;
 }
 
-/*
- * The password step of a login whose Step is "password": after a group card (known_operator NULL:
- * the member types their operator id first) or after a finger/vein identified known_operator.
- * A wrong password keeps the login waiting in the agent, which answers each wrong one later than
- * the one before: ask again, at most max_tries passwords in all. PAM_SUCCESS with *ret_operator.
- */
-static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
-                         const char *known_operator, char **ret_operator)
+/* A secret step of a login: how it is answered, and which refusal leaves the login waiting for another
+ * try (the agent keeps it pending: a PIN of the wrong shape never reaches the card; a wrong password
+ * is answered later each time). */
+struct secret_step {
+        const char *method; /* for the journal */
+        const char *what;
+        enum agent_error_class again;
+        int (*answer)(sd_bus *bus, const char *secret, const char *operator_id, sd_bus_error *error,
+                      char **ret_operator);
+};
+
+static int answer_pin(sd_bus *bus, const char *pin, const char *operator_id, sd_bus_error *error,
+                      char **ret_operator)
 {
-        _cleanup_free_ char *member = NULL;
+        return agent_answer_pin(bus, pin, error, ret_operator);
+}
+
+static int answer_password(sd_bus *bus, const char *password, const char *operator_id, sd_bus_error *error,
+                           char **ret_operator)
+{
+        return agent_answer_password(bus, operator_id, password, error, ret_operator);
+}
+
+static const struct secret_step pin_step = {"AnswerPin", "PIN", AGENT_ERROR_PIN_FORMAT, answer_pin};
+static const struct secret_step password_answer = {"AnswerPassword", "password", AGENT_ERROR_PASSWORD_WRONG,
+                                                   answer_password};
+
+/*
+ * Ask, call, say the refusal in words; ask again after a refusal that leaves the login waiting, at most
+ * max_tries secrets in all. Any other refusal, or the last one, ends the login: one the agent may
+ * still hold (a refusal that leaves it waiting, or a call whose fate is unknown) is cancelled.
+ * PAM_SUCCESS with *ret_operator.
+ */
+static int ask_until_answered(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                              const struct secret_step *step, const char *prompt, const char *operator_id,
+                              char **ret_operator)
+{
         struct agent_error_info info;
         char text[256];
         int r;
+
+        for (int asked = 1;; asked++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_secret_ char *secret = ask_secret(pamh, prompt);
+
+                if (!secret) {
+                        pam_syslog(pamh, LOG_NOTICE, "%s prompt cancelled; cancelling the login",
+                                   step->what);
+                        cancel_login(bus);
+                        return PAM_CONV_ERR;
+                }
+                r = step->answer(bus, secret, operator_id, &error, ret_operator);
+                if (r >= 0)
+                        return PAM_SUCCESS;
+                agent_error_classify(&error, r, &info);
+                log_refusal(pamh, step->method, &info, &error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                if (info.class == step->again && asked < o->max_tries)
+                        continue;
+                if (info.class == step->again || info.class == AGENT_ERROR_UNAVAILABLE ||
+                    info.class == AGENT_ERROR_PROTOCOL || info.class == AGENT_ERROR_INVALID)
+                        cancel_login(bus);
+                return auth_pam_code(&info);
+        }
+}
+
+/*
+ * The password step of a login whose Step is "password": after a group card (known_operator NULL:
+ * the member types their operator id first) or after a finger/vein identified the operator
+ * (AnswerPassword's "" then means that one). PAM_SUCCESS with *ret_operator.
+ */
+static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                         bool known_operator, char **ret_operator)
+{
+        _cleanup_free_ char *member = NULL;
 
         if (!known_operator) {
                 member = ask_visible(pamh, _("Operator ID: "));
@@ -440,29 +485,8 @@ static int password_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struc
                         return PAM_CONV_ERR;
                 }
         }
-        for (int asked = 1;; asked++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                _cleanup_secret_ char *password = ask_secret(pamh, _("Password: "));
-
-                if (!password) {
-                        pam_syslog(pamh, LOG_NOTICE, "password prompt cancelled; cancelling the login");
-                        cancel_login(bus);
-                        return PAM_CONV_ERR;
-                }
-                r = agent_answer_password(bus, member ? member : "", password, &error, ret_operator);
-                if (r >= 0)
-                        return PAM_SUCCESS;
-                agent_error_classify(&error, r, &info);
-                log_refusal(pamh, "AnswerPassword", &info, &error);
-                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
-                if (info.class == AGENT_ERROR_PASSWORD_WRONG && asked < o->max_tries)
-                        continue;
-                /* A wrong password or a call that failed leaves the login waiting: end it. */
-                if (info.class == AGENT_ERROR_PASSWORD_WRONG || info.class == AGENT_ERROR_UNAVAILABLE ||
-                    info.class == AGENT_ERROR_PROTOCOL || info.class == AGENT_ERROR_INVALID)
-                        cancel_login(bus);
-                return auth_pam_code(&info);
-        }
+        return ask_until_answered(pamh, flags, bus, o, &password_answer, _("Password: "),
+                                  member ? member : "", ret_operator);
 }
 
 /* Step "finger" after a card's PIN: a group card's member, or the holder's own finger with
@@ -512,7 +536,7 @@ static int next_step(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pa
                 free(TAKE_PTR(*operator_id));
                 say(pamh, flags, PAM_TEXT_INFO,
                     _("Group card accepted — type your own operator ID and password"));
-                return password_step(pamh, flags, bus, o, NULL, operator_id);
+                return password_step(pamh, flags, bus, o, false, operator_id);
         }
         pam_syslog(pamh, LOG_ERR, "the login waits for step '%s', which this module cannot ask for", step);
         say(pamh, flags, PAM_ERROR_MSG,
@@ -540,19 +564,218 @@ static int start_login(sd_bus *bus, const char *user, sd_bus_error *error, int *
         return 0;
 }
 
+/* A card login StartLogin has begun: the PIN (the prompt mentions the tries left only when the card
+ * reports fewer than max_tries), then whatever the login still waits for. */
+static int card_login(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                      int tries, char **ret_operator)
+{
+        _cleanup_free_ char *operator_id = NULL;
+        char prompt[128];
+        int rc;
+
+        if (tries >= 0 && tries < o->max_tries)
+                snprintf(prompt, sizeof(prompt), P_("PIN (%d try left): ", "PIN (%d tries left): ", tries),
+                         tries);
+        else
+                snprintf(prompt, sizeof(prompt), "%s", _("PIN: "));
+        rc = ask_until_answered(pamh, flags, bus, o, &pin_step, prompt, NULL, &operator_id);
+        if (rc != PAM_SUCCESS)
+                return rc;
+        /* A group card answers no operator (a member identifies next); a card under
+         * RequireFingerWithCard=yes answers its own but still waits for the finger (Step). */
+        rc = next_step(pamh, flags, bus, o, &operator_id);
+        if (rc != PAM_SUCCESS)
+                return rc;
+        *ret_operator = TAKE_PTR(operator_id);
+        return PAM_SUCCESS;
+}
+
+/*
+ * A login without a card (DESIGN.md §4, finger+password and vein+password): the modalities the agent
+ * offers (its Sensors property), each with the words that invite the operator and those that say
+ * nothing came. Only the first one this module knows is used.
+ */
+static const struct bio_modality {
+        const char *name;    /* in Sensors; StartBioLogin's modality */
+        const char *invite;  /* msgid */
+        const char *nothing; /* msgid: neither a touch nor a card before the timeout */
+} bio_modalities[] = {
+        {"finger", N_("Touch the fingerprint sensor, or insert your card"),
+         N_("No finger touched the sensor and no card was inserted — try again")},
+        {"vein", N_("Place your hand on the vein reader, or insert your card"),
+         N_("No hand was placed on the vein reader and no card was inserted — try again")},
+};
+
+static const struct bio_modality *pick_sensor(pam_handle_t *pamh, sd_bus *bus,
+                                              const struct pam_mamori_options *o)
+{
+        _cleanup_(agent_strv_freep) char **sensors = NULL;
+        int r;
+
+        r = agent_get_sensors(bus, NULL, &sensors);
+        if (r < 0) {
+                /* An agent without the property, or a bus hiccup: a card still works. */
+                pam_syslog(pamh, LOG_WARNING,
+                           "cannot read the agent's Sensors (%s): waiting for a card only", strerror(-r));
+                return NULL;
+        }
+        for (char **s = sensors; s && *s; s++)
+                for (size_t i = 0; i < ELEMENTSOF(bio_modalities); i++)
+                        if (streq(*s, bio_modalities[i].name))
+                                return &bio_modalities[i];
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "no sensor for a login without a card: waiting for a card");
+        return NULL;
+}
+
+/* StartBioLogin's answer, which comes after the touch: read asynchronously, so that a card inserted
+ * meanwhile is seen. */
+struct bio_answer {
+        bool done;
+        int r; /* < 0: the call failed; error says how */
+        sd_bus_error error;
+        char *operator_id;
+        char *step;
+};
+
+static int on_bio_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        struct bio_answer *b = userdata;
+        const char *op, *step;
+        int r;
+
+        b->done = true;
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                r = sd_bus_error_copy(&b->error, sd_bus_message_get_error(m));
+                b->r = r < 0 ? r : -EIO;
+                return 0;
+        }
+        r = sd_bus_message_read(m, "ss", &op, &step);
+        if (r >= 0) {
+                b->operator_id = strdup(op);
+                b->step = strdup(step);
+                if (!b->operator_id || !b->step)
+                        r = -ENOMEM;
+        }
+        b->r = r < 0 ? r : 0;
+        return 0;
+}
+
+static void bio_answer_done(struct bio_answer *b)
+{
+        sd_bus_error_free(&b->error);
+        free(b->operator_id);
+        free(b->step);
+}
+
+/* Ends the pending bio login and waits (bounded) for its call to be answered, so the agent is locked
+ * and the connection free again when this returns. */
+static void bio_cancel(sd_bus *bus, struct bio_answer *b)
+{
+        uint64_t until = now_mono_usec() + 5 * USEC_PER_SEC;
+
+        cancel_login(bus);
+        while (!b->done && now_mono_usec() < until) {
+                if (sd_bus_process(bus, NULL) > 0)
+                        continue;
+                (void)sd_bus_wait(bus, 100 * 1000);
+        }
+}
+
+#define BIO_WAIT_CARD (-1) /* bio_login(): go on with the card (one came, or the sensor is gone) */
+
+/*
+ * No card in the reader, a sensor offered: invite, StartBioLogin(user, modality), then the identified
+ * operator's password. A card inserted before the agent answered takes over: the bio login is
+ * cancelled and BIO_WAIT_CARD makes the caller start the card login, whose PIN prompt says what to do
+ * next. A sensor the agent says is unavailable is said in words and BIO_WAIT_CARD waits for a card.
+ * Any other refusal ends the login. PAM_SUCCESS with *ret_operator.
+ */
+static int bio_login(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
+                     const char *user, const struct bio_modality *mod, struct card_wait *w,
+                     uint64_t deadline, char **ret_operator)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(bio_answer_done) struct bio_answer b = {.error = SD_BUS_ERROR_NULL};
+        struct agent_error_info info;
+        uint64_t now = now_mono_usec();
+        char text[256];
+        int r;
+
+        say(pamh, flags, PAM_TEXT_INFO, _(mod->invite));
+        r = sd_bus_message_new_method_call(bus, &m, MAMORI_DBUS_NAME, MAMORI_DBUS_PATH,
+                                           MAMORI_DBUS_INTERFACE, "StartBioLogin");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", user, mod->name);
+        /* The deadline is this module's own; the call's timeout only backs it up. */
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &slot, m, on_bio_answer, &b,
+                                      (deadline > now ? deadline - now : 0) + 10 * USEC_PER_SEC);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot call StartBioLogin: %s", strerror(-r));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "no card; %s login started, waiting up to %u s for it or a card",
+                           mod->name, o->timeout_sec);
+        r = wait_for_card(bus, w, deadline, &b.done);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "lost the agent while waiting for a %s or a card: %s", mod->name,
+                           strerror(-r));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (r == 1) {
+                pam_syslog(pamh, LOG_NOTICE,
+                           "a card came while the %s login waited: the card login takes over", mod->name);
+                bio_cancel(bus, &b);
+                return BIO_WAIT_CARD;
+        }
+        if (r == 0) {
+                pam_syslog(pamh, LOG_NOTICE, "neither a %s nor a card within %u s", mod->name,
+                           o->timeout_sec);
+                bio_cancel(bus, &b);
+                say(pamh, flags, PAM_ERROR_MSG, _(mod->nothing));
+                return PAM_AUTHINFO_UNAVAIL;
+        }
+        if (b.r < 0) {
+                agent_error_classify(&b.error, b.r, &info);
+                log_refusal(pamh, "StartBioLogin", &info, &b.error);
+                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+                if (sd_bus_error_has_name(&b.error, MAMORI_ERROR_BIO_UNAVAILABLE))
+                        return BIO_WAIT_CARD; /* its words: "use your card" */
+                if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL)
+                        cancel_login(bus);
+                return auth_pam_code(&info);
+        }
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "%s identified operator %s; next step '%s'", mod->name,
+                           b.operator_id, b.step);
+        if (!streq(b.step, "password")) {
+                pam_syslog(pamh, LOG_ERR,
+                           "the %s login waits for step '%s', which this module cannot ask for", mod->name,
+                           b.step);
+                say(pamh, flags, PAM_ERROR_MSG,
+                    _("This terminal asks for a step this login screen cannot show — call your system "
+                      "administrator"));
+                cancel_login(bus);
+                return PAM_AUTH_ERR;
+        }
+        return password_step(pamh, flags, bus, o, true, ret_operator);
+}
+
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        _cleanup_secret_ char *pin = NULL;
         _cleanup_free_ char *operator_id = NULL;
         struct pam_mamori_options o;
         struct agent_error_info info;
         _cleanup_(i18n_scope_leave) I18nScope lang = {};
         struct card_wait w = {};
-        char text[256], prompt[128];
+        char text[256];
         const char *user = NULL;
-        bool asked_for_card = false;
+        bool asked_for_card = false, offered_sensor = false;
         uint64_t deadline;
         int tries = -1, r, rc;
 
@@ -575,18 +798,38 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 return PAM_AUTHINFO_UNAVAIL;
         }
 
+        /* No card: a sensor the agent offers is tried once (a card inserted meanwhile takes over);
+         * without one, or after it, wait for a card. One deadline for all of it. */
         deadline = now_mono_usec() + (uint64_t)o.timeout_sec * USEC_PER_SEC;
         for (;;) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
                 r = start_login(bus, user, &error, &tries);
-                if (r >= 0)
+                if (r >= 0) {
+                        if (o.debug)
+                                pam_syslog(pamh, LOG_DEBUG,
+                                           "card login started for user '%s' (card tries left %d)", user,
+                                           tries);
+                        rc = card_login(pamh, flags, bus, &o, tries, &operator_id);
                         break;
+                }
                 agent_error_classify(&error, r, &info);
                 if (info.class != AGENT_ERROR_NO_CARD) {
                         log_refusal(pamh, "StartLogin", &info, &error);
                         say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
                         return auth_pam_code(&info);
+                }
+                if (!offered_sensor) {
+                        const struct bio_modality *mod = pick_sensor(pamh, bus, &o);
+
+                        offered_sensor = true;
+                        if (mod) {
+                                asked_for_card = true; /* the invitation named the card too */
+                                rc = bio_login(pamh, flags, bus, &o, user, mod, &w, deadline, &operator_id);
+                                if (rc != BIO_WAIT_CARD)
+                                        break;
+                                continue; /* a card: StartLogin again */
+                        }
                 }
                 if (!asked_for_card) {
                         /* no-card's words */
@@ -595,7 +838,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                 }
                 if (o.debug)
                         pam_syslog(pamh, LOG_DEBUG, "no card; waiting up to %u s", o.timeout_sec);
-                r = wait_for_card(bus, &w, deadline);
+                r = wait_for_card(bus, &w, deadline, NULL);
                 if (r < 0) {
                         pam_syslog(pamh, LOG_ERR, "lost the agent while waiting for a card: %s",
                                    strerror(-r));
@@ -607,45 +850,6 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         return PAM_AUTHINFO_UNAVAIL;
                 }
         }
-        slot = sd_bus_slot_unref(slot);
-        if (o.debug)
-                pam_syslog(pamh, LOG_DEBUG, "card login started for user '%s' (card tries left %d)", user,
-                           tries);
-
-        if (tries >= 0 && tries < o.max_tries)
-                snprintf(prompt, sizeof(prompt), P_("PIN (%d try left): ", "PIN (%d tries left): ", tries),
-                         tries);
-        else
-                snprintf(prompt, sizeof(prompt), "%s", _("PIN: "));
-        /* A PIN of the wrong shape never reaches the card and costs no try: the agent keeps the
-         * login waiting, so ask again, at most max_tries times in all. Any other refusal ends it. */
-        for (int asked = 1;; asked++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-
-                pin = ask_secret(pamh, prompt);
-                if (!pin) {
-                        pam_syslog(pamh, LOG_NOTICE, "PIN prompt cancelled; cancelling the card login");
-                        cancel_login(bus);
-                        return PAM_CONV_ERR;
-                }
-                r = answer_pin(bus, pin, &error, &operator_id);
-                agent_secret_free(TAKE_PTR(pin));
-                if (r >= 0)
-                        break;
-                agent_error_classify(&error, r, &info);
-                log_refusal(pamh, "AnswerPin", &info, &error);
-                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
-                if (info.class == AGENT_ERROR_PIN_FORMAT && asked < o.max_tries)
-                        continue;
-                /* A refusal ends the login in the agent; anything else may leave it pending. */
-                if (info.class == AGENT_ERROR_UNAVAILABLE || info.class == AGENT_ERROR_PROTOCOL ||
-                    info.class == AGENT_ERROR_PIN_FORMAT)
-                        cancel_login(bus);
-                return auth_pam_code(&info);
-        }
-        /* A group card answers no operator (a member identifies next); a card under
-         * RequireFingerWithCard=yes answers its own but still waits for the finger (Step). */
-        rc = next_step(pamh, flags, bus, &o, &operator_id);
         if (rc != PAM_SUCCESS)
                 return rc;
 
@@ -837,13 +1041,35 @@ static void read_new_password_for_next_module(pam_handle_t *pamh, int flags)
         (void)pam_get_authtok(pamh, PAM_AUTHTOK, &token, NULL);
 }
 
+/* A refused ChangePin or ChangePassword: logged, said in words, and its PAM code (wrong_old: the
+ * refusal of a wrong current secret). */
+static int change_refused(pam_handle_t *pamh, int flags, const char *method,
+                          enum agent_error_class wrong_old, int r, const sd_bus_error *error)
+{
+        struct agent_error_info info;
+        char text[256];
+
+        agent_error_classify(error, r, &info);
+        log_refusal(pamh, method, &info, error);
+        say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
+        if (info.class == wrong_old)
+                return PAM_AUTHTOK_RECOVERY_ERR;
+        switch (info.class) {
+        case AGENT_ERROR_PERMISSION:
+        case AGENT_ERROR_NOT_ACTIVE:
+                return PAM_PERM_DENIED;
+        case AGENT_ERROR_UNAVAILABLE:
+                return PAM_TRY_AGAIN;
+        default:
+                return PAM_AUTHTOK_ERR;
+        }
+}
+
 /* A password session's password step: the operator's own password on this terminal. */
 static int change_password(pam_handle_t *pamh, int flags, sd_bus *bus)
 {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_secret_ char *old_password = NULL, *new_password = NULL, *again = NULL;
-        struct agent_error_info info;
-        char text[256];
         int r;
 
         old_password = ask_secret(pamh, _("Current password: "));
@@ -866,22 +1092,8 @@ static int change_password(pam_handle_t *pamh, int flags, sd_bus *bus)
                 return PAM_AUTHTOK_ERR;
         }
         r = agent_change_password(bus, old_password, new_password, &error);
-        if (r < 0) {
-                agent_error_classify(&error, r, &info);
-                log_refusal(pamh, "ChangePassword", &info, &error);
-                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
-                switch (info.class) {
-                case AGENT_ERROR_PASSWORD_WRONG:
-                        return PAM_AUTHTOK_RECOVERY_ERR;
-                case AGENT_ERROR_PERMISSION:
-                case AGENT_ERROR_NOT_ACTIVE:
-                        return PAM_PERM_DENIED;
-                case AGENT_ERROR_UNAVAILABLE:
-                        return PAM_TRY_AGAIN;
-                default:
-                        return PAM_AUTHTOK_ERR;
-                }
-        }
+        if (r < 0)
+                return change_refused(pamh, flags, "ChangePassword", AGENT_ERROR_PASSWORD_WRONG, r, &error);
         pam_syslog(pamh, LOG_INFO, "operator password changed");
         (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);
         say(pamh, flags, PAM_TEXT_INFO, _("Password changed"));
@@ -897,9 +1109,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         _cleanup_secret_ char *old_pin = NULL, *new_pin = NULL, *again = NULL;
         struct pam_mamori_options o;
         _cleanup_(i18n_scope_leave) I18nScope lang = {};
-        struct agent_error_info info;
         const char *user;
-        char text[256];
         int r, rc;
 
         parse_options(pamh, argc, argv, &o);
@@ -948,22 +1158,8 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         }
 
         r = agent_change_pin(bus, old_pin, new_pin, &error);
-        if (r < 0) {
-                agent_error_classify(&error, r, &info);
-                log_refusal(pamh, "ChangePin", &info, &error);
-                say(pamh, flags, PAM_ERROR_MSG, agent_error_format(&info, text, sizeof(text)));
-                switch (info.class) {
-                case AGENT_ERROR_PIN_WRONG:
-                        return PAM_AUTHTOK_RECOVERY_ERR;
-                case AGENT_ERROR_PERMISSION:
-                case AGENT_ERROR_NOT_ACTIVE:
-                        return PAM_PERM_DENIED;
-                case AGENT_ERROR_UNAVAILABLE:
-                        return PAM_TRY_AGAIN;
-                default:
-                        return PAM_AUTHTOK_ERR;
-                }
-        }
+        if (r < 0)
+                return change_refused(pamh, flags, "ChangePin", AGENT_ERROR_PIN_WRONG, r, &error);
         pam_syslog(pamh, LOG_INFO, "card PIN changed");
         /* Replacing the marker runs its cleanup with PAM_DATA_REPLACE: no Lock. */
         (void)pam_set_data(pamh, PIN_CHANGE_PENDING, NULL, NULL);

@@ -28,7 +28,8 @@ typedef struct StoreArg {
 typedef struct StoreQuery StoreQuery;
 
 typedef struct StoreBackend {
-        const char *name; /* "sqlite", "postgresql" */
+        const char *name;    /* "sqlite", "postgresql" */
+        bool filed_by_month; /* records partitioned by StoreRecord.ts: a range of it reads only its months */
         /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. */
         int (*open)(const char *target, void **ret_conn);
         void (*close)(void *conn);
@@ -53,6 +54,10 @@ typedef struct StoreBackend {
         int (*put_records)(void *conn, const char *log, const StoreRecord *v, size_t n);
         /* Bytes the centre's data takes on disk (records included); -EOPNOTSUPP when unknown. */
         int (*size)(void *conn, uint64_t *ret);
+        /* store_records_drop_month(); NULL: -EOPNOTSUPP. */
+        int (*drop_month)(void *conn, int64_t month_usec, uint64_t expected);
+        /* store_maintain(); NULL: nothing to do. */
+        int (*maintain)(void *conn, int64_t now_usec);
 } StoreBackend;
 
 struct Store {

@@ -16,10 +16,12 @@ static const char schema[] =
         "  silent_alerted INTEGER NOT NULL DEFAULT 0);"
         "CREATE TABLE IF NOT EXISTS logs (id TEXT PRIMARY KEY, term TEXT NOT NULL,"
         "  last_seq INTEGER NOT NULL, last_hash TEXT NOT NULL, key BLOB NOT NULL,"
-        "  epochs INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+        "  epochs INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+        "  last_ts INTEGER NOT NULL DEFAULT 0);"
         "CREATE INDEX IF NOT EXISTS logs_term ON logs(term);"
         "CREATE TABLE IF NOT EXISTS records (log TEXT NOT NULL, seq INTEGER NOT NULL,"
-        "  hash TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (log, seq)) WITHOUT ROWID;"
+        "  line TEXT NOT NULL, ts INTEGER NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (log, seq)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
         "  kind TEXT NOT NULL, term TEXT, log TEXT, seq INTEGER, detail TEXT,"
         "  count INTEGER NOT NULL DEFAULT 1, last_seen INTEGER);"
@@ -178,13 +180,13 @@ static int sq_put_records(void *conn, const char *log, const StoreRecord *v, siz
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", -1, &st,
+        rc = sqlite3_prepare_v2(conn, "INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)", -1, &st,
                                 NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
                 sqlite3_reset(st);
                 if ((rc = sqlite3_bind_text(st, 1, log, -1, SQLITE_STATIC)) != SQLITE_OK ||
                     (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)v[i].seq)) != SQLITE_OK ||
-                    (rc = sqlite3_bind_text(st, 3, v[i].hash, -1, SQLITE_STATIC)) != SQLITE_OK ||
+                    (rc = sqlite3_bind_int64(st, 3, v[i].ts)) != SQLITE_OK ||
                     (rc = sqlite3_bind_text64(st, 4, v[i].line, v[i].len, SQLITE_STATIC, SQLITE_UTF8)) !=
                             SQLITE_OK)
                         break;
@@ -229,6 +231,27 @@ static int migrate(sqlite3 *db)
         if (r == 0) {
                 r = exec(db, "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
                              "ALTER TABLE alerts ADD COLUMN last_seen INTEGER;");
+                if (r < 0)
+                        return r;
+        }
+        /* The filing time of records (StoreRecord.ts): rows stored before it have 0, and retention
+         * reads the time of those from their lines. */
+        r = has_column(db, "records", "ts");
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = exec(db, "ALTER TABLE records ADD COLUMN ts INTEGER NOT NULL DEFAULT 0;"
+                             "ALTER TABLE logs ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0;");
+                if (r < 0)
+                        return r;
+        }
+        /* Records were stored with their line hash (65 bytes a record, ~10 %): the column goes, once (SQLite
+         * rewrites the table; the hash is made from the line when a record is sent again). */
+        r = has_column(db, "records", "hash");
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = exec(db, "ALTER TABLE records DROP COLUMN hash");
                 if (r < 0)
                         return r;
         }

@@ -136,6 +136,11 @@ void store_rollback(Store *s)
         s->be->rollback(s->conn);
 }
 
+int store_maintain(Store *s, int64_t now_usec)
+{
+        return s->be->maintain ? s->be->maintain(s->conn, now_usec) : 0;
+}
+
 int store_size(Store *s, uint64_t *ret)
 {
         return s->be->size(s->conn, ret);
@@ -575,6 +580,7 @@ static int log_from_row(Q *q, StoreLog *l)
         *l = (StoreLog){
                 .last_seq = (uint64_t)col_int64(q, 2),
                 .epochs = (uint32_t)col_int64(q, 5),
+                .last_ts = col_int64(q, 6),
         };
         strcpy(l->log, id);
         strcpy(l->term, term);
@@ -589,8 +595,8 @@ int store_log_get(Store *s, const char *log, StoreLog *ret)
         StoreLog l;
         int r;
 
-        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs WHERE id = ?", "s",
-                  log);
+        r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs WHERE id = ?",
+                  "s", log);
         if (r < 0)
                 return r;
         r = step_row(&q);
@@ -612,11 +618,12 @@ int store_log_get_locked(Store *s, const char *log, StoreLog *ret)
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec)
 {
         return EXEC(s,
-                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen)"
-                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7) ON CONFLICT(id) DO UPDATE SET"
-                    " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7",
-                    "ssusbui", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
-                    (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec);
+                    "INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen, "
+                    "last_ts)"
+                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7,?8) ON CONFLICT(id) DO UPDATE SET"
+                    " last_seq = ?3, last_hash = ?4, key = ?5, epochs = ?6, last_seen = ?7, last_ts = ?8",
+                    "ssusbuii", l->log, l->term, l->last_seq, l->last_hash, (const void *)l->key,
+                    (size_t)ED25519_KEY_SIZE, (uint64_t)l->epochs, now_usec, l->last_ts);
 }
 
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
@@ -635,23 +642,22 @@ int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret)
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX])
 {
         _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT hash FROM records WHERE log = ? AND seq = ?", "su", log, seq);
+        size_t len;
+        /* Only a resent record is compared, so the hash is made from the line, not stored beside it. */
+        int r = query(s, &q, "SELECT line FROM records WHERE log = ? AND seq = ?", "su", log, seq);
         if (r < 0)
                 return r;
         r = step_row(&q);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        const char *h = col_text(&q, 0);
-        if (strlen(h) != SHA256_HEX_MAX - 1)
-                return -EIO;
-        memcpy(ret, h, SHA256_HEX_MAX);
-        return 0;
+        const void *line = col_blob(&q, 0, &len);
+        return sha256_hex(line, len, ret);
 }
 
-int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len, const char *hash)
+static int record_put(Store *s, const char *log, const StoreRecord *v)
 {
-        return EXEC(s, "INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)", "sust", log, seq, hash,
-                    line, len);
+        return EXEC(s, "INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)", "suit", log, v->seq,
+                    v->ts, v->line, v->len);
 }
 
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
@@ -663,7 +669,7 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
         if (s->be->put_records)
                 return s->be->put_records(s->conn, log, v, n);
         for (size_t i = 0; i < n; i++) {
-                r = store_record_put(s, log, v[i].seq, v[i].line, v[i].len, v[i].hash);
+                r = record_put(s, log, &v[i]);
                 if (r < 0)
                         return r;
         }
@@ -673,7 +679,8 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
 int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
 {
         _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, term, last_seq, last_hash, key, epochs FROM logs ORDER BY id",
+        int r = query(s, &q,
+                      "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
                       NULL);
         if (r < 0)
                 return r;
@@ -712,6 +719,22 @@ int store_record_count(Store *s, uint64_t *ret)
 {
         _cleanup_q_ Q q = {};
         int r = query(s, &q, "SELECT count(*) FROM records", NULL);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = (uint64_t)col_int64(&q, 0);
+        return 0;
+}
+
+int store_record_total(Store *s, uint64_t *ret)
+{
+        _cleanup_q_ Q q = {};
+        int r = query(s, &q,
+                      "SELECT coalesce(sum(l.last_seq - coalesce(a.seq, 0)), 0) FROM logs l"
+                      " LEFT JOIN anchors a ON a.log = l.id",
+                      NULL);
         if (r < 0)
                 return r;
         r = step_row(&q);
@@ -1419,8 +1442,8 @@ static int cursor_page(StoreCursor *c)
         q_done(&c->q);
         c->in_page = 0;
         return query(c->store, &c->q,
-                     "SELECT seq, line FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?", "sui",
-                     c->log, c->last_seq, (int64_t)CURSOR_PAGE);
+                     "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     "sui", c->log, c->last_seq, (int64_t)CURSOR_PAGE);
 }
 
 int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
@@ -1470,6 +1493,12 @@ int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, 
         return 1;
 }
 
+int64_t store_cursor_ts(const StoreCursor *c)
+{
+        Q q = c->q;
+        return c->in_page > 0 && !c->end ? col_int64(&q, 2) : 0;
+}
+
 StoreCursor *store_cursor_free(StoreCursor *c)
 {
         if (!c)
@@ -1478,6 +1507,24 @@ StoreCursor *store_cursor_free(StoreCursor *c)
         free(c->log);
         free(c);
         return NULL;
+}
+
+int store_log_seq_filed_before(Store *s, const char *log, int64_t ts, uint64_t *ret_seq)
+{
+        _cleanup_q_ Q q = {};
+        int r;
+
+        if (!s->be->filed_by_month)
+                return -EOPNOTSUPP;
+        r = query(s, &q, "SELECT coalesce(max(seq), 0) FROM records WHERE log = ? AND ts < ?", "si", log,
+                  ts);
+        if (r < 0)
+                return r;
+        r = step_row(&q);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret_seq = (uint64_t)col_int64(&q, 0);
+        return 0;
 }
 
 int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last)
@@ -1521,15 +1568,28 @@ int store_record_line(Store *s, const char *log, uint64_t seq, char **ret_line, 
 /* ---- retention ---- */
 
 int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
-                               uint64_t *ret_n)
+                               const char *note, uint64_t *ret_n)
 {
-        _cleanup_free_ char *detail = NULL;
         uint64_t n = 0;
         int r;
 
         r = EXEC_CHANGES(s, &n, "DELETE FROM records WHERE log = ? AND seq <= ?", "su", log, anchor->seq);
         if (r < 0)
                 return r;
+        r = store_log_anchor_set(s, now_usec, log, anchor, n, note);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor, uint64_t n,
+                         const char *note)
+{
+        _cleanup_free_ char *detail = NULL;
+        int r;
+
         r = EXEC(s,
                  "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
                  " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
@@ -1537,15 +1597,15 @@ int store_records_delete_below(Store *s, int64_t now_usec, const char *log, cons
                  (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
         if (r < 0)
                 return r;
-        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s", n,
-                     anchor->seq, anchor->hash) < 0)
+        if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s%s%s", n,
+                     anchor->seq, anchor->hash, note ? "; " : "", note ?: "") < 0)
                 return -ENOMEM;
-        r = history_add(s, now_usec, "log", log, "retention", detail);
-        if (r < 0)
-                return r;
-        if (ret_n)
-                *ret_n = n;
-        return 0;
+        return history_add(s, now_usec, "log", log, "retention", detail);
+}
+
+int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected)
+{
+        return s->be->drop_month ? s->be->drop_month(s->conn, month_usec, expected) : -EOPNOTSUPP;
 }
 
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)

@@ -36,6 +36,13 @@ const char *store_backend_name(Store *s);
 /* Bytes the centre's data takes on disk; -EOPNOTSUPP for an in-memory database. */
 int store_size(Store *s, uint64_t *ret);
 
+/*
+ * Housekeeping a backend needs now and then (PostgreSQL: the month partitions of records for this month
+ * and the next two, and records that arrived for a month without a partition, which wait in the default
+ * partition, moved into theirs). Runs in a transaction of its own. SQLite: nothing.
+ */
+int store_maintain(Store *s, int64_t now_usec);
+
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);
@@ -73,6 +80,7 @@ typedef struct StoreLog {
         char last_hash[SHA256_HEX_MAX];
         uint8_t key[ED25519_KEY_SIZE]; /* current epoch key */
         uint32_t epochs;
+        int64_t last_ts; /* the time (StoreRecord.ts) of its last stored record, 0 before any */
 } StoreLog;
 
 int store_log_get(Store *s, const char *log, StoreLog *ret);
@@ -82,18 +90,27 @@ int store_log_get_locked(Store *s, const char *log, StoreLog *ret);
 /* Insert or update. */
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec);
 int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);
-/* Line hash of a stored record; -ENOENT if not stored. */
+/* Line hash of a stored record (made from its line: records are stored without it); -ENOENT if not stored.
+ */
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX]);
-int store_record_put(Store *s, const char *log, uint64_t seq, const char *line, size_t len,
-                     const char *hash);
-/* Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+/*
+ * Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+ * ts is the record's time as the store files it (PostgreSQL partitions records by its month): the record's
+ * own ts, but never earlier than the ts of the record before it in the log (the running maximum), so
+ * every month holds a seq range of each log and retention deletes a prefix of the chain (a record written
+ * after a clock jump back is filed, and kept, with the younger record before it).
  */
 typedef struct StoreRecord {
         uint64_t seq;
+        int64_t ts;
         const char *line;
         size_t len;
-        char hash[SHA256_HEX_MAX];
 } StoreRecord;
+/* The time to file a record at: the running maximum described above. */
+static inline int64_t store_record_time(int64_t previous, int64_t record_ts)
+{
+        return record_ts > previous ? record_ts : previous;
+}
 int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n);
 
 /* Every log (ordered by log id) and every record of one log (ascending seq). cb < 0 stops. */
@@ -102,6 +119,8 @@ int store_logs_foreach(Store *s, store_log_fn cb, void *userdata);
 typedef int (*store_record_fn)(uint64_t seq, const char *line, size_t len, void *userdata);
 int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *userdata);
 int store_record_count(Store *s, uint64_t *ret);
+/* The records the logs hold by their state (last seq less what retention deleted): no table scan. */
+int store_record_total(Store *s, uint64_t *ret);
 
 /* ---- alerts ---- */
 /* Inside a transaction (-EINVAL outside): alert ids become visible in id order (see store.c). */
@@ -212,9 +231,17 @@ typedef struct StoreCursor StoreCursor;
 int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret);
 /* 1 with the next row (*ret_line borrowed until the next call), 0 at the end, < 0 error. */
 int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len);
+/* The filing time (StoreRecord.ts) of the row store_cursor_next() gave last; 0 for rows stored before it. */
+int64_t store_cursor_ts(const StoreCursor *c);
 StoreCursor *store_cursor_free(StoreCursor *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StoreCursor *, store_cursor_free);
 #define _cleanup_store_cursor_ _cleanup_(store_cursor_freep)
+/*
+ * The highest seq of log filed (StoreRecord.ts) before ts, 0 when none: every later record is filed at
+ * or after ts. Where records are filed by month (PostgreSQL) this reads only the months before ts;
+ * elsewhere -EOPNOTSUPP (SQLite has no index on the time: search by seq instead).
+ */
+int store_log_seq_filed_before(Store *s, const char *log, int64_t ts, uint64_t *ret_seq);
 /* Lowest and highest stored seq of a log; -ENOENT when it has none. */
 int store_log_seq_range(Store *s, const char *log, uint64_t *ret_first, uint64_t *ret_last);
 /* The line of one record, malloc'd and NUL-terminated; -ENOENT if not stored. */
@@ -224,9 +251,10 @@ int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *user
 
 /* ---- retention ---- */
 /*
- * Delete the records of log with seq < below_seq and record the deletion in the history, with the
- * verifier state at the cut (anchor: hex hash of record below_seq - 1, the epoch key that signs
- * below_seq, the epoch count) so that the rest of the log still verifies. *ret_n: records deleted.
+ * Delete the records of log with seq <= anchor->seq and record the deletion in the history (with note,
+ * when not NULL), with the verifier state at the cut (anchor: hex hash of record anchor->seq, the epoch
+ * key that signs the next, the epoch count) so that the rest of the log still verifies. *ret_n: records
+ * deleted.
  */
 typedef struct StoreAnchor {
         uint64_t seq; /* last deleted seq: records > seq remain */
@@ -235,7 +263,18 @@ typedef struct StoreAnchor {
         uint32_t epochs;
 } StoreAnchor;
 int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
-                               uint64_t *ret_n);
+                               const char *note, uint64_t *ret_n);
+/* The anchor and history row of store_records_delete_below() alone, for n records deleted otherwise
+ * (a whole month at once, store_records_drop_month()); note is added to the history row. */
+int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor, uint64_t n,
+                         const char *note);
+/*
+ * Inside a transaction: delete every record filed (StoreRecord.ts) in the UTC month that starts at
+ * month_usec at once, when there are exactly `expected` of them (the caller has anchored each log's part
+ * of it). PostgreSQL drops the month's partition; -EOPNOTSUPP where records are not partitioned (SQLite:
+ * delete them by rows), -ENOENT no such partition, -ESTALE another number of records.
+ */
+int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
 /* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
 

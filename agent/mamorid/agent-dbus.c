@@ -360,6 +360,10 @@ static int reply_pin_age(sd_bus_message *m, const struct session_outcome *o)
 
 /* ---- who may call what: the one table, applied by dispatch() before any method runs ---- */
 
+/* Properties (State, Operator, Method, Step, Card, Reader, CardPresent, PolicySerial, Emergency,
+ * LogWritable, Sensors) are status that holds no secret: ANYONE may read them (Get, GetAll), as the
+ * bus policy lets everybody; only root may Set, and none is writable. */
+
 enum caller_kind {
         ANYONE = 1 << 0,       /* any process on the system bus */
         ROOT = 1 << 1,         /* effective uid 0 */

@@ -35,7 +35,9 @@ static void fmt_int(char buf[24], int64_t v)
 static int record(struct session *s, const char *ev, const char *op, const char *card, JsonValue *data,
                   oplog_done_fn done, void *userdata)
 {
-        return s->ops->record(s->userdata, ev, op, card, data, done, userdata);
+        /* A session opened without a card (finger/vein + password) has session_card "": its records
+         * carry no card field. An empty one is refused by the log, which then stops every login. */
+        return s->ops->record(s->userdata, ev, op, card && card[0] ? card : NULL, data, done, userdata);
 }
 
 static void changed(struct session *s, const char *state_reason)

@@ -1,9 +1,13 @@
 /*
- * mamori-admin retention: deletes records older than RetentionYears (7) at the centre. Per log it deletes
- * only a prefix whose every record is older than the cut-off (a record after a clock jump back stops it:
- * nothing younger is ever deleted), after checking that prefix with the chain verifier; the verifier's
- * state at the cut (hash of the last deleted line, the epoch key that signs the next record) is kept as the
- * log's anchor, so `mamori-admin verify` goes on verifying what remains, and the deletion is a history row.
+ * mamori-admin retention: deletes the months of records that lie wholly before RetentionYears (7) at the
+ * centre. Per log it deletes only a prefix whose every record is filed (store.h StoreRecord.ts) before the
+ * cut-off (a record after a clock jump back is filed with the younger one before it: nothing younger is
+ * ever deleted), after checking that prefix with the chain verifier; the verifier's state at each cut
+ * (hash of the last deleted line, the epoch key that signs the next record) is kept as the log's anchor,
+ * so `mamori-admin verify` goes on verifying what remains, and each deletion is a history row. Month by
+ * month, oldest first: PostgreSQL drops the month's partition in one transaction with every log's anchor;
+ * where it cannot (SQLite, or a month that keeps a record that does not verify) rows are deleted in
+ * transactions of at most --batch records.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,19 +15,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin.h"
 #include "mamori/crypto-util.h"
 #include "mamori/oplog-verify.h"
 #include "mamori/parse-util.h"
 
+/* One deletion: records of one log after the previous step up to anchor.seq, all filed in one month. */
+typedef struct Step {
+        char log[ID128_STRING_MAX];
+        char term[65];
+        int64_t month; /* µs of the UTC month's first instant */
+        uint64_t n;
+        StoreAnchor anchor;
+} Step;
+
 typedef struct Retention {
         Store *store;
-        int64_t cutoff;
+        int64_t cutoff; /* a month's first instant: records filed before it go */
+        uint64_t batch; /* records per transaction when deleting by rows */
         bool dry_run;
         uint64_t deleted, logs;
+        int64_t blocked; /* the first month that holds a record kept for a reason other than its age */
+        Step *steps;
+        size_t n_steps, allocated;
         int failed;
 } Retention;
+
+/* The first instant (µs, UTC) of the month of usec, and of the month after it. */
+static int64_t month_start(int64_t usec, int next)
+{
+        time_t t = (time_t)(usec >= 0 ? usec / 1000000 : (usec - 999999) / 1000000);
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm))
+                return usec;
+        tm = (struct tm){.tm_year = tm.tm_year, .tm_mon = tm.tm_mon + next, .tm_mday = 1};
+        return (int64_t)timegm(&tm) * 1000000;
+}
+
+static void month_name(int64_t month, char buf[static 32])
+{
+        time_t t = (time_t)(month / 1000000);
+        struct tm tm;
+        if (gmtime_r(&t, &tm))
+                snprintf(buf, 32, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        else
+                snprintf(buf, 32, "?");
+}
 
 /* The verifier for a log as the store holds it: from seq 1, or from its anchor after an earlier deletion. */
 int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const char **ret_why)
@@ -62,93 +102,269 @@ int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const cha
         return r;
 }
 
+static void block_month(Retention *t, int64_t filed)
+{
+        int64_t m = month_start(filed, 0);
+        if (m < t->blocked)
+                t->blocked = m;
+}
+
+static int step_add(Retention *t, const StoreLog *l, int64_t month, uint64_t n, const LogVerifierState *st)
+{
+        if (t->n_steps == t->allocated) {
+                size_t na = t->allocated ? t->allocated * 2 : 64;
+                Step *ns = realloc(t->steps, na * sizeof(Step));
+                if (!ns)
+                        return -ENOMEM;
+                t->steps = ns;
+                t->allocated = na;
+        }
+        Step *p = &t->steps[t->n_steps++];
+        *p = (Step){.month = month, .n = n};
+        memcpy(p->log, l->log, sizeof(p->log));
+        snprintf(p->term, sizeof(p->term), "%s", l->term);
+        p->anchor.seq = st->last_seq;
+        memcpy(p->anchor.hash, st->last_hash, sizeof(p->anchor.hash));
+        memcpy(p->anchor.key, st->key, sizeof(p->anchor.key));
+        p->anchor.epochs = st->epochs;
+        return 0;
+}
+
+/*
+ * Walk one log from its start (or anchor) with the chain verifier, up to the first record filed at or
+ * after the cut-off, and note the steps that delete what lies before: one per month (and at most `batch`
+ * records each), each with the verifier state after its last record (the anchor).
+ */
 static int retain_log(const StoreLog *l, void *userdata)
 {
         Retention *t = userdata;
         _cleanup_log_verifier_ LogVerifier *lv = NULL;
         _cleanup_store_cursor_ StoreCursor *c = NULL;
         const char *why = NULL, *line;
-        uint64_t seq, cut = 0, n = 0;
-        StoreAnchor anchor = {};
+        LogVerifierState prev = {};
+        int64_t filed = 0, month = 0;
+        uint64_t seq, n = 0, total = 0;
         size_t len;
         int r;
 
-        r = admin_log_verifier(t->store, l, &lv, &why);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: log %s: cannot check before deleting: %s\n", l->log,
-                        why ?: strerror(-r));
-                t->failed = 1;
-                return r == -ENOMEM ? r : 0;
-        }
         r = store_cursor_open(t->store, l->log, 0, &c);
         if (r < 0)
                 return r;
+        r = admin_log_verifier(t->store, l, &lv, &why);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        return r;
+                /* Nothing of it can be checked, so nothing of it is deleted. */
+                if (store_cursor_next(c, &seq, &line, &len) > 0 && store_cursor_ts(c) < t->cutoff) {
+                        fprintf(stderr, "mamori-admin: log %s: cannot check before deleting: %s; kept\n",
+                                l->log, why ?: strerror(-r));
+                        block_month(t, store_cursor_ts(c));
+                        t->failed = 1;
+                }
+                return 0;
+        }
         while ((r = store_cursor_next(c, &seq, &line, &len)) > 0) {
                 const Record *rec;
                 if (log_verifier_push(lv, line, len, &rec) < 0 || rec->seq != seq) {
-                        fprintf(stderr,
-                                "mamori-admin: log %s: record %" PRIu64 " does not verify (%s): kept; run "
-                                "mamori-admin verify\n",
-                                l->log, seq, log_verifier_reason(lv));
-                        t->failed = 1;
+                        filed = store_record_time(filed, store_cursor_ts(c));
+                        if (filed < t->cutoff) {
+                                fprintf(stderr,
+                                        "mamori-admin: log %s: record %" PRIu64
+                                        " does not verify (%s): it and "
+                                        "what follows are kept; run mamori-admin verify\n",
+                                        l->log, seq, log_verifier_reason(lv));
+                                block_month(t, filed);
+                                t->failed = 1;
+                        }
                         break;
                 }
-                if (rec->ts >= t->cutoff)
+                /* The filing time: stored, or for rows stored before it was, the running maximum. */
+                filed = store_record_time(store_record_time(filed, rec->ts), store_cursor_ts(c));
+                if (filed >= t->cutoff)
                         break; /* the first younger record: it and everything after it stay */
-                cut = seq;
+                int64_t m = month_start(filed, 0);
+                if (n > 0 && (m != month || n >= t->batch)) {
+                        r = step_add(t, l, month, n, &prev);
+                        if (r < 0)
+                                return r;
+                        n = 0;
+                }
+                month = m;
                 n++;
+                total++;
+                r = log_verifier_save(lv, &prev);
+                if (r < 0)
+                        return r;
         }
         if (r < 0)
                 return r;
-        c = store_cursor_free(c);
-        if (cut == 0)
-                return 0;
-        /* The verifier has taken one record past the cut (or stopped at the end): its state is that of the
-         * last pushed record, so rebuild the anchor from a verifier that stops at the cut. */
-        lv = log_verifier_free(lv);
-        r = admin_log_verifier(t->store, l, &lv, &why);
-        if (r < 0)
-                return r;
-        r = store_cursor_open(t->store, l->log, 0, &c);
-        if (r < 0)
-                return r;
-        while ((r = store_cursor_next(c, &seq, &line, &len)) > 0 && seq <= cut)
-                if (log_verifier_push(lv, line, len, NULL) < 0)
-                        return -EBADMSG;
-        if (r < 0)
-                return r;
-        c = store_cursor_free(c);
-        LogVerifierState st;
-        r = log_verifier_save(lv, &st);
-        if (r < 0)
-                return r;
-        anchor.seq = st.last_seq;
-        memcpy(anchor.hash, st.last_hash, sizeof(anchor.hash));
-        memcpy(anchor.key, st.key, sizeof(anchor.key));
-        anchor.epochs = st.epochs;
-        if (anchor.seq != cut)
-                return -EBADMSG;
-        t->logs++;
-        if (t->dry_run) {
-                printf("log %s (terminal %s): would delete %" PRIu64 " records up to seq %" PRIu64 "\n",
-                       l->log, l->term, n, cut);
-                t->deleted += n;
-                return 0;
+        if (n > 0) {
+                r = step_add(t, l, month, n, &prev);
+                if (r < 0)
+                        return r;
         }
+        if (total > 0)
+                t->logs++;
+        return 0;
+}
+
+/* Apply the steps of one month by rows: one transaction per step. */
+static int delete_month_rows(Retention *t, int64_t month, uint64_t *ret_n)
+{
+        char name[32], note[40];
+        uint64_t total = 0;
+        int r;
+
+        month_name(month, name);
+        snprintf(note, sizeof(note), "month %s", name);
+        for (size_t i = 0; i < t->n_steps; i++) {
+                Step *p = &t->steps[i];
+                uint64_t n = 0;
+                if (p->month != month)
+                        continue;
+                r = store_begin(t->store);
+                if (r < 0)
+                        return r;
+                r = store_records_delete_below(t->store, admin_now_usec(), p->log, &p->anchor, note, &n);
+                if (r >= 0)
+                        r = store_commit(t->store);
+                else
+                        store_rollback(t->store);
+                if (r < 0)
+                        return r;
+                printf("log %s (terminal %s): deleted %" PRIu64 " records up to seq %" PRIu64 " (%s)\n",
+                       p->log, p->term, n, p->anchor.seq, name);
+                if (n != p->n)
+                        fprintf(stderr,
+                                "mamori-admin: log %s: deleted %" PRIu64 " records up to seq %" PRIu64
+                                ", %" PRIu64 " expected (records changed while retention ran)\n",
+                                p->log, n, p->anchor.seq, p->n);
+                total += n;
+        }
+        *ret_n = total;
+        return 0;
+}
+
+/* One line per log of a month: what the steps of that log in it delete. */
+static void print_steps(const Retention *t, int64_t month, const char *verb)
+{
+        char name[32];
+
+        month_name(month, name);
+        for (size_t i = 0; i < t->n_steps; i++) {
+                const Step *p = &t->steps[i];
+                uint64_t n = p->n;
+                if (p->month != month)
+                        continue;
+                while (i + 1 < t->n_steps && t->steps[i + 1].month == month &&
+                       streq(t->steps[i + 1].log, p->log))
+                        n += t->steps[++i].n;
+                printf("log %s (terminal %s): %s %" PRIu64 " records up to seq %" PRIu64 " (%s)\n", p->log,
+                       p->term, verb, n, t->steps[i].anchor.seq, name);
+        }
+}
+
+/*
+ * A month at once (PostgreSQL: its partition dropped), in one transaction with the anchor and history
+ * row of every log it held. 0 done, -EOPNOTSUPP / -ENOENT / -ESTALE: delete by rows instead.
+ */
+static int drop_month(Retention *t, int64_t month, uint64_t *ret_n)
+{
+        char name[32], note[64];
+        uint64_t expected = 0;
+        int r;
+
+        month_name(month, name);
+        snprintf(note, sizeof(note), "month %s dropped whole", name);
         r = store_begin(t->store);
         if (r < 0)
                 return r;
-        r = store_records_delete_below(t->store, admin_now_usec(), l->log, &anchor, &n);
-        if (r < 0) {
-                store_rollback(t->store);
-                return r;
+        for (size_t i = 0; i < t->n_steps; i++) {
+                Step *p = &t->steps[i];
+                uint64_t n = p->n;
+                if (p->month != month)
+                        continue;
+                /* The last step of this log in this month carries the anchor; the count is the month's. */
+                size_t j = i + 1;
+                for (; j < t->n_steps && t->steps[j].month == month && streq(t->steps[j].log, p->log); j++)
+                        n += t->steps[j].n;
+                p = &t->steps[j - 1];
+                r = store_log_anchor_set(t->store, admin_now_usec(), p->log, &p->anchor, n, note);
+                if (r < 0)
+                        goto fail;
+                expected += n;
+                i = j - 1;
         }
+        r = store_records_drop_month(t->store, month, expected);
+        if (r < 0)
+                goto fail;
         r = store_commit(t->store);
         if (r < 0)
                 return r;
-        printf("log %s (terminal %s): deleted %" PRIu64 " records up to seq %" PRIu64 "\n", l->log, l->term,
-               n, cut);
-        t->deleted += n;
+        print_steps(t, month, "deleted");
+        *ret_n = expected;
+        return 0;
+fail:
+        store_rollback(t->store);
+        return r;
+}
+
+static int cmp_month(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static int apply(Retention *t)
+{
+        _cleanup_free_ int64_t *months = calloc(t->n_steps ?: 1, sizeof(int64_t));
+        size_t n_months = 0;
+        int r;
+
+        if (!months)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_steps; i++)
+                months[n_months++] = t->steps[i].month;
+        qsort(months, n_months, sizeof(int64_t), cmp_month);
+        for (size_t i = 0; i < n_months; i++) {
+                uint64_t n = 0, logs = 0, records = 0;
+                const char *how = "by rows";
+                char name[32];
+
+                if (i > 0 && months[i] == months[i - 1])
+                        continue;
+                month_name(months[i], name);
+                for (size_t k = 0; k < t->n_steps; k++)
+                        if (t->steps[k].month == months[i]) {
+                                records += t->steps[k].n;
+                                logs += k == 0 || t->steps[k - 1].month != months[i] ||
+                                        !streq(t->steps[k - 1].log, t->steps[k].log);
+                        }
+                if (t->dry_run) {
+                        print_steps(t, months[i], "would delete");
+                        printf("month %s: would delete %" PRIu64 " records of %" PRIu64 " logs\n", name,
+                               records, logs);
+                        t->deleted += records;
+                        continue;
+                }
+                /* Whole only when no record of it is kept (one that does not verify, say). */
+                r = months[i] < t->blocked ? drop_month(t, months[i], &n) : -EOPNOTSUPP;
+                if (r >= 0)
+                        how = "whole month dropped";
+                else if (r == -EOPNOTSUPP || r == -ENOENT || r == -ESTALE) {
+                        if (r == -ESTALE)
+                                fprintf(stderr,
+                                        "mamori-admin: month %s changed while retention ran: deleting "
+                                        "it by rows\n",
+                                        name);
+                        r = delete_month_rows(t, months[i], &n);
+                }
+                if (r < 0)
+                        return r;
+                printf("month %s: deleted %" PRIu64 " records of %" PRIu64 " logs (%s)\n", name, n, logs,
+                       how);
+                t->deleted += n;
+        }
         return 0;
 }
 
@@ -157,15 +373,23 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         static const struct option options[] = {
                 {"years", required_argument, NULL, 'y'},
                 {"dry-run", no_argument, NULL, 'n'},
+                {"batch", required_argument, NULL, 'b'},
                 {},
         };
-        Retention t = {};
+        Retention t = {.batch = 10000, .blocked = INT64_MAX};
         uint64_t years = 7;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "y:n", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "y:nb:", options, NULL)) >= 0)
                 switch (c) {
+                case 'b':
+                        if (parse_uint64(optarg, 1000000, &t.batch) < 0 || t.batch < 1) {
+                                fprintf(stderr, "mamori-admin: --batch wants 1..1000000 records per "
+                                                "transaction (default 10000)\n");
+                                return 2;
+                        }
+                        break;
                 case 'y':
                         if (parse_uint64(optarg, 100, &years) < 0 || years < 1) {
                                 fprintf(stderr,
@@ -180,16 +404,27 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                         return 2;
                 }
         if (optind != argc) {
-                fprintf(stderr, "usage: mamori-admin retention [--years N (7)] [--dry-run]\n");
+                fprintf(stderr,
+                        "usage: mamori-admin retention [--years N (7)] [--dry-run] [--batch N (10000)]\n");
                 return 2;
         }
-        /* N years of 365.25 days before now: a calendar-exact cut-off would differ by at most a day. */
-        t.cutoff = admin_now_usec() - (int64_t)years * (AUDIT_DAY * 36525 / 100);
+        /* N years of 365.25 days before now, rounded down to the start of its month (UTC): only whole
+         * months go, never part of one that reaches into the retention period. */
+        t.cutoff = month_start(admin_now_usec() - (int64_t)years * (AUDIT_DAY * 36525 / 100), 0);
         if (admin_store(ctx, &t.store) < 0)
                 return 1;
-        r = store_logs_foreach(t.store, retain_log, &t);
+        /* PostgreSQL: records waiting in the default partition filed into their months first. */
+        r = store_maintain(t.store, admin_now_usec());
+        if (r >= 0)
+                r = store_logs_foreach(t.store, retain_log, &t);
+        if (r >= 0)
+                r = apply(&t);
+        free(t.steps);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: retention failed: %s\n", strerror(-r));
+                fprintf(stderr,
+                        "mamori-admin: retention failed: %s (what was deleted before is anchored and "
+                        "recorded; run it again)\n",
+                        strerror(-r));
                 return 1;
         }
         char when[32];

@@ -414,9 +414,11 @@ int ingest_batch(Store *s, const IngestOptions *o, const char *cn, const char *b
                 for (; i < b.n; i++) {
                         const Record *rec = b.lines[i].record;
 
-                        rows[i - first] = (StoreRecord){
-                                .seq = rec->seq, .line = b.lines[i].line, .len = b.lines[i].len};
-                        memcpy(rows[i - first].hash, b.lines[i].hash, SHA256_HEX_MAX);
+                        l.last_ts = store_record_time(l.last_ts, rec->ts);
+                        rows[i - first] = (StoreRecord){.seq = rec->seq,
+                                                        .ts = l.last_ts,
+                                                        .line = b.lines[i].line,
+                                                        .len = b.lines[i].len};
                         /* DESIGN §8: a verified PIN/password change sets the operator's pin_changed
                          * in the next bundle the centre signs. */
                         if (rec->op && (streq(rec->ev, "pin.change") || streq(rec->ev, "password.change"))) {

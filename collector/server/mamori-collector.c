@@ -293,7 +293,7 @@ int main(int argc, char **argv)
                 explicit_bzero(key, strlen(key));
         fprintf(stderr, "mamori-collector: listening on %s port %u\n", address, http_server_port(server));
 
-        /* Main thread: signals, and the silent-terminal check on its own database connection. */
+        /* Main thread: signals, the silent-terminal check and store maintenance on its own connection. */
         for (;;) {
                 struct timespec ts = {.tv_sec = (time_t)(cfg.silent_check_usec / USEC_PER_SEC),
                                       .tv_nsec = (long)(cfg.silent_check_usec % USEC_PER_SEC) * 1000};
@@ -309,6 +309,14 @@ int main(int argc, char **argv)
                         else if (n > 0)
                                 fprintf(stderr, "mamori-collector: %u terminal(s) silent, alert raised\n",
                                         n);
+                        /* PostgreSQL: next months' partitions of records made ahead, strays filed. */
+                        r = store_maintain(scan_store, now_realtime_usec());
+                        if (r < 0)
+                                fprintf(stderr,
+                                        "mamori-collector: store maintenance failed: %s (records still go "
+                                        "to "
+                                        "the default partition; check the database's log)\n",
+                                        strerror(-r));
                 }
         }
         fprintf(stderr, "mamori-collector: stopping (signal %d)\n", sig);

@@ -92,6 +92,8 @@ bool agent_pin_format_ok(const char *pin);
 /* ChangePin(old, new) on the agent, in a message sd-bus wipes when it frees it. */
 int agent_change_pin(sd_bus *bus, const char *old_pin, const char *new_pin, sd_bus_error *error);
 
+/* AnswerPin(pin) in a message sd-bus wipes: the card's operator ("" for a group card). */
+int agent_answer_pin(sd_bus *bus, const char *pin, sd_bus_error *error, char **ret_operator);
 /* AnswerPassword(operator_id, password) in a message sd-bus wipes: the session's operator. */
 int agent_answer_password(sd_bus *bus, const char *operator_id, const char *password, sd_bus_error *error,
                           char **ret_operator);
@@ -101,13 +103,21 @@ int agent_change_password(sd_bus *bus, const char *old_password, const char *new
 /* PasswordAgeDays: the active operator's password age (-1: none set), MaxAgeDays and WarnDays. */
 int agent_password_age(sd_bus *bus, sd_bus_error *error, int *ret_days, int *ret_max_days,
                        int *ret_warn_days);
-/* A string property of the agent ("Step", "Method" …), malloc'd. */
 /* ScanFinger("finger") (a touch may take a while: AGENT_SCAN_TIMEOUT_USEC): the operator it opened
  * the session for. */
 #define AGENT_SCAN_TIMEOUT_USEC (120ull * 1000000ull)
 int agent_scan_finger(sd_bus *bus, sd_bus_error *error, char **ret_operator);
 
+/* A string property of the agent ("Step", "Method" …), malloc'd. */
 int agent_get_string(sd_bus *bus, const char *property, sd_bus_error *error, char **ret);
+
+/* The Sensors property: NULL-terminated, malloc'd (free with agent_strv_free); may be empty. */
+int agent_get_sensors(sd_bus *bus, sd_bus_error *error, char ***ret);
+void agent_strv_free(char **l);
+static inline void agent_strv_freep(char ***l)
+{
+        agent_strv_free(*l);
+}
 
 /* Strdup/free for secrets: the free wipes the whole string first. */
 void agent_secret_free(char *s);

@@ -99,20 +99,21 @@ def fill_store(db, world, limit_s):
     started = time.monotonic()
 
     def sink(lg, seq, h, line):
-        pending.append((lg.id, seq, h, line.decode()))
+        pending.append((lg.id, seq, lg.last_ts, line.decode()))  # filed at the log's running maximum of ts
         if len(pending) >= 20000:
-            c.executemany('INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)', pending)
+            c.executemany('INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)', pending)
             pending.clear()
             if time.monotonic() - started > limit_s:
                 raise SystemExit(f'generation exceeded {limit_s} s: lower RECORDS_MILLIONS')
     world.sink = sink
     world.generate()
-    c.executemany('INSERT INTO records (log, seq, hash, line) VALUES (?,?,?,?)', pending)
+    c.executemany('INSERT INTO records (log, seq, ts, line) VALUES (?,?,?,?)', pending)
     n = 0
     for tid, t in world.terms.items():
         for lg in t['logs']:
-            c.execute('INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen)'
-                      ' VALUES (?,?,?,?,?,?,?,?)', (lg.id, tid, lg.seq, lg.prev, lg.pub, lg.epochs, now, now))
+            c.execute('INSERT INTO logs (id, term, last_seq, last_hash, key, epochs, first_seen, last_seen, last_ts)'
+                      ' VALUES (?,?,?,?,?,?,?,?,?)', (lg.id, tid, lg.seq, lg.prev, lg.pub, lg.epochs, now, now,
+                                                      lg.last_ts))
             n += lg.seq
     c.commit()
     c.close()

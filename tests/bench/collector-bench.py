@@ -1,18 +1,30 @@
 #!/usr/bin/python3
 # Collector ingest bench: SQLite and PostgreSQL, 1 and 2 collectors, beside cores × openssl verify/s.
-"""Usage: MAMORI_BUILD_DIR=BUILD collector-bench.py [RECORDS] [BATCH] [TERMINALS] [STORES] [COLLECTORS]
+"""Usage: MAMORI_BUILD_DIR=BUILD collector-bench.py [RECORDS] [BATCH] [TERMINALS] [STORES] [COLLECTORS] [REPEAT]
 
 RECORDS (100000) signed records (tests/integration/mklog) of TERMINALS (4) terminals, one log each,
 posted in batches of BATCH (1000) over one keep-alive TLS connection per terminal, all terminals at
-once; terminal i posts to collector i mod C. Runs every STORE in STORES ("sqlite,postgresql") with
-every C in COLLECTORS ("1,2"); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync
-on). Prints per run the ingest rate (records/s: verification + durable commit, answers after COMMIT)
-and the bytes the store grew by per million records, then `openssl speed ed25519` verify/s of one
-core measured in the same run and cores × that. Use a build without sanitizers for figures."""
+once; terminal i posts to collector i mod C. Every STORE in STORES ("sqlite,postgresql") with every C
+in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new centre (an empty store, the same
+records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on). Use a build
+without sanitizers for figures.
+
+The baseline is measured in the same run, right before each repetition:
+- `openssl speed ed25519` verify/s of one core (OpenSSL divides by the CPU time it used), × cores:
+  the goal's yardstick (ingest >= 80 % of it);
+- `openssl speed -elapsed -multi CORES ed25519`: verify/s the whole machine gave OpenSSL in wall time
+  at that moment — on a VM shared with other work, what was actually there to be had.
+Per configuration it prints records/s (median, min, max over the repetitions), both ratios, and where
+the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes) against
+`verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
+much of the centre's work is signature checking, which no load on the machine changes; and
+`cores_used` (centre CPU seconds / wall seconds). Also the bytes the store grew by per million
+records."""
 import copy
 import http.client
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -23,6 +35,8 @@ import bench  # noqa: E402
 import pgcluster  # noqa: E402
 from test_collector import Centre  # noqa: E402
 
+TICK = os.sysconf('SC_CLK_TCK')
+
 
 def store_bytes(c):
     if c.pg:
@@ -30,16 +44,54 @@ def store_bytes(c):
     return sum(os.path.getsize(os.path.join(c.tmp, f)) for f in os.listdir(c.tmp) if f.startswith('collector.db'))
 
 
-def run(store, collectors, n, batch, terms):
+def openssl_verify(elapsed_multi=0):
+    """verify/s: of one core by CPU time, or (elapsed_multi = N) of N processes by wall time."""
+    args = ['openssl', 'speed', '-seconds', '2']
+    if elapsed_multi:
+        args += ['-elapsed', '-multi', str(elapsed_multi)]
+    out = subprocess.run(args + ['ed25519'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    m = re.search(r'Ed25519\)\s+\S+\s+\S+\s+(\S+)\s+(\S+)', out)
+    return float(m.group(2)) if m else 0.0
+
+
+def cpu_ticks(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def centre_pids(collectors, pg):
+    """The collectors' pids and, for PostgreSQL, the postmaster and its children (backends, writers)."""
+    pids = [x.proc.pid for x in collectors]
+    if pg:
+        with open(os.path.join(pg.dir, 'data', 'postmaster.pid')) as f:
+            master = int(f.readline())
+        pids.append(master)
+        for d in os.listdir('/proc'):
+            if d.isdigit():
+                try:
+                    with open(f'/proc/{d}/stat') as f:
+                        if int(f.read().rsplit(')', 1)[1].split()[1]) == master:
+                            pids.append(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
+    return pids
+
+
+def make_logs(n, terms):
+    """The records of every terminal once: (term, seed, lines); each centre enrols the same seeds."""
+    per = n // terms
+    return [(f'T-{t + 1:04d}', f's{t}', Centre.mklog(None, seed=f's{t}', log=f'{t + 1:032x}', term=f'T-{t + 1:04d}',
+                                                     count=per, rotate=1000)) for t in range(terms)]
+
+
+def run_once(store, collectors, logs, batch):
     with bench.TempDir('mamori-collector-bench-') as tmp:
         c = Centre(tmp, extra_conf='MaxBatchRecords=20000\n', store=store)
-        per = n // terms
-        logs = []
-        for t in range(terms):
-            term = f'T-{t + 1:04d}'
-            cert = c.add_terminal(term, f's{t}')
-            lines = c.mklog(seed=f's{t}', log=f'{t + 1:032x}', term=term, count=per, rotate=1000)
-            logs.append((cert, lines))
+        certs = [c.add_terminal(term, seed) for term, seed, _ in logs]
         cs = [c] + [copy.copy(c) for _ in range(collectors - 1)]
         for x in cs:
             x.start()
@@ -62,26 +114,27 @@ def run(store, collectors, n, batch, terms):
                 conn.close()
 
         try:
-            threads = [threading.Thread(target=post, args=(i, cert, lines)) for i, (cert, lines) in enumerate(logs)]
+            pids = centre_pids(cs, c.pg)
+            cpu0 = {p: cpu_ticks(p) for p in pids}
+            threads = [threading.Thread(target=post, args=(i, cert, lines))
+                       for i, (cert, (_, _, lines)) in enumerate(zip(certs, logs))]
             t0 = time.monotonic()
             for th in threads:
                 th.start()
             for th in threads:
                 th.join()
             dt = time.monotonic() - t0
+            cpu = sum(cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)) / TICK
         finally:
             for x in cs:
                 x.stop()
+        total = sum(len(lines) for _, _, lines in logs)
         if errors:
             raise SystemExit(f'{store} x{collectors}: {errors[0]}')
         stored = c.stored()
-        if stored != per * terms:
-            raise SystemExit(f'{store} x{collectors}: {stored} stored, {per * terms} posted')
-        grown = store_bytes(c) - before
-        total = per * terms
-        print(f'store={store} collectors={collectors} terminals={terms} records={total} batch={batch} '
-              f'seconds={dt:.2f} records_per_s={total / dt:.0f} '
-              f'store_bytes_grown={grown} mb_per_million={grown / total:.0f}', flush=True)
+        if stored != total:
+            raise SystemExit(f'{store} x{collectors}: {stored} stored, {total} posted')
+        return total / dt, dt, cpu, store_bytes(c) - before, total
 
 
 def main():
@@ -91,15 +144,38 @@ def main():
     terms = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     stores = (sys.argv[4] if len(sys.argv) > 4 else 'sqlite,postgresql').split(',')
     counts = [int(x) for x in (sys.argv[5] if len(sys.argv) > 5 else '1,2').split(',')]
+    repeat = int(sys.argv[6]) if len(sys.argv) > 6 else 3
+    cores = os.cpu_count()
+    logs = make_logs(n, terms)
+    one_core = openssl_verify()
+    print(f'cores={cores} openssl_ed25519_verify_per_s={one_core:.0f} (one core, CPU time) '
+          f'cores_x_verify={cores * one_core:.0f}', flush=True)
     for store in stores:
         for k in counts:
-            run(store, k, n, batch, terms)
-    speed = subprocess.run(['openssl', 'speed', '-seconds', '3', 'ed25519'], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True).stdout
-    m = re.search(r'Ed25519\)\s+\S+\s+\S+\s+(\S+)\s+(\S+)', speed)
-    cores = os.cpu_count()
-    verify = float(m.group(2)) if m else 0
-    print(f'openssl_ed25519_verify_per_s={verify:.0f} cores={cores} cores_x_verify={cores * verify:.0f}')
+            rates, goal, avail, cpu_us, used = [], [], [], [], []
+            for rep in range(repeat):
+                v1 = openssl_verify()
+                vm = openssl_verify(cores)
+                rate, dt, cpu, grown, total = run_once(store, k, logs, batch)
+                rates.append(rate)
+                goal.append(cores * v1)
+                avail.append(vm)
+                cpu_us.append(cpu * 1e6 / total)
+                used.append(cpu / dt)
+                print(f'  store={store} collectors={k} run={rep + 1} records={total} seconds={dt:.2f} '
+                      f'records_per_s={rate:.0f} cores_x_verify={cores * v1:.0f} '
+                      f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} '
+                      f'mb_per_million={grown / total:.0f}', flush=True)
+            med = statistics.median(rates)
+            verify_us = 1e6 * cores / statistics.median(goal)  # one verification, this configuration's baseline
+            share = verify_us / statistics.median(cpu_us)
+            print(f'store={store} collectors={k} terminals={terms} records={n // terms * terms} batch={batch} '
+                  f'records_per_s median={med:.0f} min={min(rates):.0f} max={max(rates):.0f} (n={repeat}) '
+                  f'cores_x_verify={statistics.median(goal):.0f} ratio={med / statistics.median(goal):.0%} '
+                  f'machine_verify_elapsed={statistics.median(avail):.0f} '
+                  f'ratio_elapsed={med / statistics.median(avail):.0%} '
+                  f'cpu_per_record_us={statistics.median(cpu_us):.1f} verify_cpu_us={verify_us:.1f} '
+                  f'verify_share={share:.0%} cores_used={statistics.median(used):.2f}', flush=True)
     if pgcluster._shared:
         pgcluster._shared.stop()
 

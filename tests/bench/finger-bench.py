@@ -2,7 +2,8 @@
 """Fingerprint benchmarks on libfprint's virtual_device_storage (it identifies): identify time with
 10, 100 and 1,000 enrolled prints (touch → StartBioLogin's answer), and touch → session active for
 group-card+finger (the ScanFinger answer is sent after auth.ok, session.start and unlock are durable)
-and for finger+password (touch → identified, then AnswerPassword at once: no typing).
+and for finger+password (touch → identified, then AnswerPassword at once: no typing), also through
+pam_mamori.so under pamtester (no card in the reader: the module starts StartBioLogin itself).
 
 Prints for the galleries are made here with libfprint itself (python3-gi, FPrint): a print of the
 virtual device is its driver, device id and the scanned id; the agent's sensor learns each id with
@@ -200,14 +201,80 @@ def finger_password(rounds=20, password='correct horse 1'):
         cleanups.close()
 
 
+def pam_env(t):
+    """pamtester through pam_wrapper on a service of pam_mamori alone (test_finger.FingerPamTest's)."""
+    import test_pam
+    d = os.path.join(t.tmp, 'pam.d')
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
+        f.write(f'auth required {test_pam.pam_module()}\naccount required pam_permit.so\n'
+                f'session required pam_permit.so\n')
+    for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
+        with open(os.path.join(t.tmp, name), 'w', encoding='ascii') as f:
+            f.write(text)
+    env = dict(t.env())
+    preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
+    asan = test_pam.asan_runtime()
+    if asan:
+        preload.insert(0, asan)
+    env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
+                'NSS_WRAPPER_PASSWD': os.path.join(t.tmp, 'passwd'), 'NSS_WRAPPER_GROUP': os.path.join(t.tmp, 'group'),
+                'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0', 'LANG': 'C', 'LC_ALL': 'C'})
+    return env
+
+
+def finger_password_pam(rounds=20, password='correct horse 1'):
+    print('\nfinger+password through PAM: pamtester (no card: pam_mamori invites, StartBioLogin) — touch → '
+          'pamtester authenticated (AnswerPassword answered: session active), the password already on stdin')
+    import subprocess
+    import test_pam
+    cleanups = terminal.Cleanups()
+    try:
+        t = BenchTerminal(cleanups, operators=('OP0001',))
+        make_prints(t.prints, ['OP0001'])
+        t.start_agent()
+        t.insert_ids(['fid-OP0001'])
+        card = t.insert('OP0001')
+        t.wait_card_seen(card)
+        t.login()
+        t.iface().ChangePassword('', password)
+        t.iface().Lock()
+        t.vcard.pull()
+        t.agent.wait_event('card.removed', card=card.card_id)
+        env = pam_env(t)
+        samples = []
+        for _ in range(rounds):
+            p = subprocess.Popen(['pamtester', test_pam.SERVICE, test_pam.USER, 'authenticate'], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            p.stdin.write(password + '\n')
+            p.stdin.close()
+            t.wait_step('finger', timeout=30)
+            t0 = time.monotonic()
+            t.fp_fast('SCAN fid-OP0001')
+            p.wait(timeout=60)
+            t1 = time.monotonic()
+            out, err = p.stdout.read(), p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+            assert p.returncode == 0, out + err
+            assert str(t.prop('Method')) == 'finger+password', t.prop('Method')
+            t.iface().Lock()
+            samples.append((t1 - t0) * 1000)
+        line('finger + password via PAM: touch → authenticated', samples)
+    finally:
+        cleanups.close()
+
+
 def main(argv):
-    which = argv[1:] or ['identify', 'group', 'password']
+    which = argv[1:] or ['identify', 'group', 'password', 'pam']
     if 'identify' in which:
         identify()
     if 'group' in which:
         group_card_finger()
     if 'password' in which:
         finger_password()
+    if 'pam' in which:
+        finger_password_pam()
 
 
 if __name__ == '__main__':

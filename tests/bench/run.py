@@ -630,6 +630,15 @@ def audit():
 BENCHES['audit'] = audit
 
 
+def store():
+    # SQLite and PostgreSQL side by side: MB per million records, year-audit of one office (tests/bench/store-bench.py).
+    subprocess.run([bench.PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'store-bench.py'), '0.4'],
+                   check=True)
+
+
+BENCHES['store'] = store
+
+
 def finger():
     """Identify time with 10/100/1000 prints; touch → active for group-card+finger and finger+password."""
     subprocess.run([sys.executable, os.path.join(HERE, 'finger-bench.py')], check=True)

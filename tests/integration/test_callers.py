@@ -165,7 +165,7 @@ class CallersTest(unittest.TestCase):
         out = call_as(t, [(props, 'Get', [AGENT, 'State']), (props, 'GetAll', [AGENT]),
                           ('org.freedesktop.DBus.Introspectable', 'Introspect', []),
                           (AGENT, 'PinAgeDays', []),
-                          (props, 'Set', [AGENT, 'State', 'active'])])
+                          (props, 'Set', [AGENT, 'State', 'active']), (props, 'Get', [AGENT, 'Sensors'])])
         self.assertEqual(out[0], {'ok': 'locked'})
         self.assertEqual(out[1]['ok']['State'], 'locked')
         self.assertIn('StartLogin', out[2]['ok'])
@@ -174,6 +174,9 @@ class CallersTest(unittest.TestCase):
         # Set is not in the policy for anyone but root: the bus itself refuses it.
         self.assertDenied(out[4], 'Properties.Set')
         self.assertIn('Rejected send message', out[4]['message'])
+        # Sensors, like every status property, is open to all: no sensor on this terminal.
+        self.assertEqual(out[5], {'ok': []}, out[5])
+        self.assertIn('Sensors', out[1]['ok'])
         # Nobody but root may own the name, and the bus denies by default (logind's name here).
         own = call_as(t, [('org.freedesktop.DBus', 'RequestName', [AGENT, 4])], name='org.freedesktop.DBus',
                       path='/org/freedesktop/DBus')

@@ -1,4 +1,5 @@
 /* Unit tests of the collector's batch ingestion over the store (DESIGN §7 answers), on either backend. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <libpq-fe.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "ingest.h"
@@ -29,6 +31,7 @@ typedef struct Fixture {
         EVP_PKEY *identity, *epoch0, *epoch1;
         char *lines[N_LINES + 1]; /* 1-based, each with "\n" */
         uint64_t bad_prev_at;     /* make_log: this seq gets a wrong prev (validly signed) */
+        int64_t ts[N_LINES + 1];  /* make_log: record times (0: 1000 + seq µs) */
 } Fixture;
 
 /* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1; into out[1..N_LINES],
@@ -47,7 +50,7 @@ static void make_lines(Fixture *f, const char *term, const char *log_id, const c
                 strcpy(r->log, log_id);
                 strcpy(r->boot, LOG_ID);
                 r->seq = seq;
-                r->ts = 1000 + (int64_t)seq;
+                r->ts = f->ts[seq] ?: 1000 + (int64_t)seq;
                 r->mono = (int64_t)seq;
                 r->term = strdup(term);
                 memcpy(r->prev, prev, sizeof(prev));
@@ -95,21 +98,34 @@ static const char *store_url(void)
         return u && *u ? u : NULL;
 }
 
-/* An empty PostgreSQL database: every table of the previous case emptied (faster than dropping). */
-static void pg_reset(const char *url)
+static void quiet(void *arg, const char *message)
+{
+        (void)arg, (void)message;
+}
+
+/* Run sql on the test database (PostgreSQL); the result, or NULL with *ret_error set. */
+static PGresult *pg_sql(const char *url, const char *sql, char **ret_error)
 {
         PGconn *c = PQconnectdb(url);
         assert_int_equal(PQstatus(c), CONNECTION_OK);
-        PGresult *r =
-                PQexec(c, "DO $$DECLARE t text; BEGIN"
-                          " SELECT string_agg(quote_ident(tablename), ',') INTO t FROM pg_tables"
-                          " WHERE schemaname = 'public';"
-                          " IF t IS NOT NULL THEN EXECUTE 'TRUNCATE ' || t || ' RESTART IDENTITY'; END IF;"
-                          " END$$");
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-                fail_msg("reset: %s", PQerrorMessage(c));
-        PQclear(r);
+        PQsetNoticeProcessor(c, quiet, NULL);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+                if (ret_error)
+                        *ret_error = strdup(PQerrorMessage(c));
+                else
+                        fail_msg("%s: %s", sql, PQerrorMessage(c));
+                PQclear(r);
+                r = NULL;
+        }
         PQfinish(c);
+        return r;
+}
+
+/* An empty PostgreSQL database: the schema of the previous case dropped (the register refuses TRUNCATE). */
+static void pg_reset(const char *url)
+{
+        PQclear(pg_sql(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public", NULL));
 }
 
 static char *identity_pem(Fixture *f)
@@ -199,6 +215,198 @@ static void test_store_resend_gap(void **state)
         post(f, "T-1", 3, 12, 200, ACK(12)); /* overlap, crosses the key rotation */
         assert_int_equal(stored(f), 12);
         post(f, "T-1", 12, 12, 200, ACK(12));
+}
+
+#define MONTH_USEC (31LL * 24 * 3600 * 1000000)
+#define T_2026_03  1772323200000000LL /* 2026-03-01T00:00:00Z */
+
+/* The single value of a one-row, one-column query (PostgreSQL), malloc'd. */
+static char *pg_value(const char *sql)
+{
+        PGresult *r = pg_sql(store_url(), sql, NULL);
+        assert_int_equal(PQntuples(r), 1);
+        char *v = strdup(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return v;
+}
+
+/*
+ * Exactly once across months: a batch sent again months later (its records filed in a partition made
+ * since, the resend answered at another month's time) is acknowledged and stored once; on PostgreSQL a
+ * second row of the same record is refused by the key (log, seq, ts) too.
+ */
+static void test_resend_in_later_month_stored_once(void **state)
+{
+        Fixture *f = *state;
+        for (unsigned i = 1; i <= N_LINES; i++)
+                f->ts[i] = T_2026_03 + (int64_t)i * 1000000 + (i > 8 ? 40 * 24 * 3600 * 1000000LL : 0);
+        make_log(f, "T-1", NULL, 0);
+        post(f, "T-1", 1, 10, 200, ACK(10)); /* 1..8 in March, 9..10 in April */
+        assert_int_equal(store_maintain(f->store, T_2026_03 + 3 * MONTH_USEC), 0);
+        char *b = join(f, 1, 12);
+        IngestAnswer a = {};
+        assert_int_equal(
+                ingest_batch(f->store, NULL, "T-1", b, strlen(b), 100, T_2026_03 + 5 * MONTH_USEC, &a), 0);
+        assert_int_equal(a.status, 200);
+        assert_string_equal(a.body, ACK(12));
+        ingest_answer_done(&a);
+        free(b);
+        assert_int_equal(stored(f), 12);
+        if (!store_url())
+                return;
+        /* The rows sit in the partitions of their months, made ahead or moved out of the default one. */
+        char *v = pg_value("SELECT string_agg(tableoid::regclass || ':' || n, ' ' ORDER BY "
+                           "tableoid::regclass::text) FROM"
+                           " (SELECT tableoid, count(*) AS n FROM records GROUP BY 1) x");
+        assert_string_equal(v, "records_202603:8 records_202604:4");
+        free(v);
+        v = pg_value("SELECT count(*) FROM records_default");
+        assert_string_equal(v, "0");
+        free(v);
+        char *err = NULL;
+        assert_null(pg_sql(store_url(),
+                           "INSERT INTO records (log, seq, ts, line) SELECT log, seq, ts, line"
+                           " FROM records WHERE seq = 5",
+                           &err));
+        assert_non_null(strstr(err, "duplicate key"));
+        free(err);
+}
+
+/* A record written after the terminal's clock went back is filed at the time of the record before it. */
+static void test_clock_back_files_with_previous(void **state)
+{
+        Fixture *f = *state;
+        StoreLog l;
+        for (unsigned i = 1; i <= N_LINES; i++)
+                f->ts[i] = T_2026_03 + (int64_t)i * 1000000;
+        f->ts[6] = T_2026_03 + 2 * MONTH_USEC; /* May */
+        f->ts[7] = T_2026_03 + MONTH_USEC;     /* April: the clock went back */
+        make_log(f, "T-1", NULL, 0);
+        post(f, "T-1", 1, 6, 200, ACK(6));
+        post(f, "T-1", 7, 12, 200, ACK(12));
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
+        assert_int_equal(l.last_ts, f->ts[6]);
+        uint64_t seq = 99;
+        if (!store_url()) {
+                assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, f->ts[6], &seq), -EOPNOTSUPP);
+                return;
+        }
+        /* Where the audit starts reading for a window from May: after seq 5, the clock-back record included.
+         */
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, f->ts[6], &seq), 0);
+        assert_int_equal(seq, 5);
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, T_2026_03, &seq), 0);
+        assert_int_equal(seq, 0);
+        assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, INT64_MAX, &seq), 0);
+        assert_int_equal(seq, 12);
+        char *v = pg_value(
+                "SELECT string_agg(seq || '@' || to_char(to_timestamp(ts / 1000000) AT TIME ZONE 'UTC',"
+                " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5");
+        assert_string_equal(v, "5@03 6@05 7@05 8@05 9@05 10@05 11@05 12@05");
+        free(v);
+}
+
+/*
+ * A store made before records had a filing time (SQLite: no ts column; PostgreSQL: one unpartitioned
+ * table): opened again, its records are kept and filed, and the log goes on where it was.
+ */
+static void test_store_from_before_partitions(void **state)
+{
+        Fixture *f = *state;
+        char path[] = "/tmp/mamori-before-XXXXXX";
+        const char *url = store_url();
+        Store *s = NULL;
+        StoreLog l;
+
+        if (!url) {
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+                char *pem = identity_pem(f);
+                assert_int_equal(store_open(path, &s), 0);
+                assert_int_equal(store_terminal_add(s, 0, "T-1", "chuo", pem), 0);
+                free(pem);
+                store_close(f->store);
+                f->store = s;
+        }
+        post(f, "T-1", 1, 4, 200, ACK(4));
+        store_close(f->store);
+        f->store = NULL;
+        if (url)
+                PQclear(pg_sql(url,
+                               "CREATE TABLE old AS SELECT log, seq,"
+                               " encode(sha256(convert_to(line, 'UTF8')), 'hex') AS hash, line FROM records;"
+                               " DROP TABLE records; ALTER TABLE old RENAME TO records;"
+                               " ALTER TABLE records ADD PRIMARY KEY (log, seq);"
+                               " ALTER TABLE logs DROP COLUMN last_ts",
+                               NULL));
+        else {
+                sqlite3 *db = NULL;
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(
+                        sqlite3_exec(db,
+                                     "ALTER TABLE records DROP COLUMN ts;"
+                                     " ALTER TABLE records ADD COLUMN hash TEXT NOT NULL DEFAULT '';"
+                                     " ALTER TABLE logs DROP COLUMN last_ts",
+                                     NULL, NULL, NULL),
+                        SQLITE_OK);
+                sqlite3_close(db);
+        }
+        assert_int_equal(store_open(url ?: path, &f->store), 0);
+        assert_int_equal(stored(f), 4);
+        post(f, "T-1", 1, 12, 200, ACK(12));
+        assert_int_equal(stored(f), 12);
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
+        assert_int_equal(l.last_ts, 1012);
+        if (url) {
+                char *v = pg_value("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM records");
+                assert_string_equal(v, "records_197001");
+                free(v);
+        } else
+                unlink(path);
+}
+
+/* The register history refuses UPDATE, DELETE and TRUNCATE on PostgreSQL as on SQLite (test_register). */
+static void test_history_append_only(void **state)
+{
+        Fixture *f = *state;
+        char *err = NULL;
+        const char *refused[] = {"UPDATE history SET reason = 'x'", "DELETE FROM history",
+                                 "TRUNCATE history"};
+        if (!store_url()) {
+                /* SQLite: a database file, the same statements (it has no TRUNCATE) through sqlite3. */
+                char path[] = "/tmp/mamori-history-XXXXXX";
+                int fd = mkstemp(path);
+                Store *s = NULL;
+                sqlite3 *db = NULL;
+                char *pem = identity_pem(f);
+                assert_true(fd >= 0);
+                close(fd);
+                assert_int_equal(store_open(path, &s), 0);
+                assert_int_equal(store_terminal_add(s, 0, "T-1", "chuo", pem), 0);
+                free(pem);
+                store_close(s);
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                for (size_t i = 0; i < 2; i++) {
+                        assert_int_not_equal(sqlite3_exec(db, refused[i], NULL, NULL, &err), SQLITE_OK);
+                        if (!err || !strstr(err, "append-only"))
+                                fail_msg("%s: %s", refused[i], err ? err : "no error");
+                        sqlite3_free(err);
+                }
+                sqlite3_close(db);
+                unlink(path);
+                return;
+        }
+        assert_int_equal(store_operator_add(f->store, 0, "OP1", "Op One", "chuo"), 0);
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                assert_null(pg_sql(store_url(), refused[i], &err));
+                if (!strstr(err, "append-only"))
+                        fail_msg("%s: %s", refused[i], err);
+                free(err);
+        }
+        char *v = pg_value("SELECT count(*) FROM history");
+        assert_string_equal(v, "2"); /* terminal T-1 add, operator OP1 add */
+        free(v);
 }
 
 static void test_first_batch_must_start_at_one(void **state)
@@ -787,6 +995,10 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_store_resend_gap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_first_batch_must_start_at_one, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resend_in_later_month_stored_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clock_back_files_with_previous, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_history_append_only, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_store_from_before_partitions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_signature_stores_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_identity_and_term, setup, teardown),

@@ -85,6 +85,38 @@ static void test_ed25519_generate_and_wrong_key(void **state)
         assert_int_equal(ed25519_sign(ec, "hello", 5, sig), -EINVAL);
 }
 
+/* ed25519_verify() keeps a context per thread for the public key it verified last: runs of one key,
+ * alternating keys, a bad signature in a run and the good one after it, another message — each gets the
+ * verdict a fresh context gives. */
+static void test_ed25519_verify_repeated(void **state)
+{
+        _cleanup_pkey_ EVP_PKEY *a = NULL, *b = NULL, *pa = NULL, *pb = NULL;
+        uint8_t raw[ED25519_KEY_SIZE], sa[64], sb[64], sa2[64], bad[64];
+
+        assert_int_equal(ed25519_generate(&a), 0);
+        assert_int_equal(ed25519_generate(&b), 0);
+        assert_int_equal(ed25519_public_to_raw(a, raw), 0);
+        assert_int_equal(ed25519_public_from_raw(raw, &pa), 0);
+        assert_int_equal(ed25519_public_to_raw(b, raw), 0);
+        assert_int_equal(ed25519_public_from_raw(raw, &pb), 0);
+        assert_int_equal(ed25519_sign(a, "hello", 5, sa), 0);
+        assert_int_equal(ed25519_sign(a, "other", 5, sa2), 0);
+        assert_int_equal(ed25519_sign(b, "hello", 5, sb), 0);
+        memcpy(bad, sa, sizeof(bad));
+        bad[10] ^= 0x01;
+        for (int i = 0; i < 50; i++) {
+                assert_int_equal(ed25519_verify(pa, "hello", 5, sa), 0);
+                assert_int_equal(ed25519_verify(pa, "other", 5, sa2), 0);
+                assert_int_equal(ed25519_verify(pa, "hello", 5, bad), -EKEYREJECTED);
+                assert_int_equal(ed25519_verify(pa, "other", 5, sa), -EKEYREJECTED);
+                assert_int_equal(ed25519_verify(pa, "hello", 5, sa), 0);
+                assert_int_equal(ed25519_verify(pb, "hello", 5, sa), -EKEYREJECTED);
+                assert_int_equal(ed25519_verify(pb, "hello", 5, sb), 0);
+                if (i % 2)
+                        assert_int_equal(ed25519_verify(a, "hello", 5, sa), 0); /* a private key: no cache */
+        }
+}
+
 static void test_pem_roundtrip(void **state)
 {
         _cleanup_pkey_ EVP_PKEY *k = NULL, *priv = NULL, *pub = NULL;
@@ -247,6 +279,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ed25519_rfc8032),
                 cmocka_unit_test(test_ed25519_generate_and_wrong_key),
+                cmocka_unit_test(test_ed25519_verify_repeated),
                 cmocka_unit_test(test_pem_roundtrip),
                 cmocka_unit_test(test_read_file_bounded),
                 cmocka_unit_test(test_sha256),

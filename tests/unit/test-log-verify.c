@@ -707,6 +707,8 @@ static void test_batch_first_fault_wins(void **state)
                 {7, 10, 7, LOG_VERIFY_KEY},       /* malformed rotation key at seq 8, bad sig at 11 */
                 {7, 7, 7, LOG_VERIFY_SIGNATURE},  /* both on seq 8: its signature is checked first */
                 {1, 10, 5, LOG_VERIFY_SIGNATURE}, /* bad sigs at seq 6 and 11 */
+                /* seq 5 signed by the old key (chain intact), bad sig at seq 11: both are checked */
+                {6, 10, 4, LOG_VERIFY_SIGNATURE},
         };
         for (size_t n = 0; n < sizeof(t) / sizeof(t[0]); n++) {
                 ResumeLog l;

@@ -116,6 +116,7 @@ static int fake_record(void *userdata, const char *ev, const char *op, const cha
         struct rec *r = &f->recs[f->n_recs++];
 
         assert_true(f->n_recs <= RECS_MAX);
+        assert_true(!card || card[0]); /* no card is NULL: the log refuses an empty one */
         *r = (struct rec){.done = done, .userdata = done_userdata, .has_card = card != NULL};
         snprintf(r->ev, sizeof(r->ev), "%s", ev);
         snprintf(r->op, sizeof(r->op), "%s", op ?: "");

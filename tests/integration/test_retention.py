@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+# Integration test of mamori-admin retention: whole months past RetentionYears go, on SQLite and PostgreSQL.
+"""Three terminals post signed records (tests/integration/auditgen.py) spread over nine years through the
+real collector; retention --years 7 must delete exactly the months that end before the cut-off (the start
+of the month seven years of 365.25 days ago, UTC), month by month with the counts it reports, anchor and
+record each deletion so that what remains still verifies, keep a record written after a clock jump back
+with the younger record before it, and keep a month that holds a record that does not verify. On
+PostgreSQL (MAMORI_TEST_STORE=postgresql) each fully deletable month is a partition dropped whole; on
+SQLite rows go in transactions of at most --batch records."""
+import calendar
+import datetime
+import json
+import os
+import random
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import auditgen  # noqa: E402
+import bench  # noqa: E402
+import enroltool  # noqa: E402
+from test_collector import Centre  # noqa: E402
+
+SEC = 10 ** 6
+DAY = 86400 * SEC
+
+
+def month_start(us, ahead=0):
+    d = datetime.datetime.fromtimestamp(us // SEC, datetime.timezone.utc)
+    m = d.year * 12 + d.month - 1 + ahead
+    return calendar.timegm((m // 12, m % 12 + 1, 1, 0, 0, 0)) * SEC
+
+
+def month_name(us):
+    return datetime.datetime.fromtimestamp(us // SEC, datetime.timezone.utc).strftime('%Y-%m')
+
+
+class RetentionTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = bench.TempDir('mamori-retention-')
+        self.tmp = self._tmp.__enter__()
+        self.c = Centre(self.tmp, extra_conf='SilentSec=3650d\n')
+        self.rng = random.Random(3)
+        self.c.start()
+
+    def tearDown(self):
+        self.c.stop()
+        self._tmp.__exit__(None, None, None)
+
+    def terminal(self, tid):
+        identity = auditgen.Ed25519PrivateKey.generate()
+        pub = os.path.join(self.tmp, tid + '.pub')
+        with open(pub, 'wb') as f:
+            f.write(identity.public_key().public_bytes(auditgen.serialization.Encoding.PEM,
+                                                       auditgen.serialization.PublicFormat.SubjectPublicKeyInfo))
+        enroltool.enrol(self.c.admin, tid, 'chuo', pub, os.path.join(self.tmp, tid))
+        return auditgen.Log(self.rng, tid, identity, rotate_every=5)
+
+    def post(self, lg, lines=None):
+        status, body = self.c.post(os.path.join(self.tmp, lg.term), [l + b'\n' for l in (lines or lg.lines)])
+        self.assertEqual(status, 200, body)
+
+    def test_whole_old_months_go_and_nothing_younger(self):
+        c = self.c
+        now = int(time.time() * SEC)
+        cutoff = month_start(now - 7 * 36525 * DAY // 100)
+        first = month_start(now, -9 * 12 - 2)  # 9 years and 2 months ago
+        # A: three records in every month for 9 years (and key rotations: record 1 + every 5th are other events).
+        a = self.terminal('T-A')
+        filed = {}  # seq → filing time (the running maximum of ts)
+        m = first
+        while m < now - DAY:
+            for k in range(3):
+                a.append(m + (k + 1) * DAY + 3600 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+            m = month_start(m, 1)
+        for i, line in enumerate(a.lines):
+            filed[i + 1] = json.loads(line)['ts']
+        self.post(a)
+        # B: 8.5 years old, then 6 years old, then a record written with the clock 8.5 years back (filed with
+        # the 6-year-old one before it: kept), then today.
+        b = self.terminal('T-B')
+        old = month_start(now - 8 * 365 * DAY - 180 * DAY) + 5 * DAY
+        for i in range(4):
+            b.append(old + i * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+        b_old = b.seq
+        b.append(now - 6 * 365 * DAY, 'app.op', 'OP1', None, {'action': 'lookup'})
+        b.last_ts = 0  # the generator keeps a log's clock monotonic: let it go back once
+        b.append(old + 10 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+        b.append(now - DAY, 'app.op', 'OP1', None, {'action': 'lookup'})
+        self.post(b)
+        total_before = c.stored()
+
+        expect = {}  # month → records deleted
+        for seq, ts in filed.items():
+            if ts < cutoff:
+                expect[month_start(ts)] = expect.get(month_start(ts), 0) + 1
+        expect[month_start(old)] = expect.get(month_start(old), 0) + b_old
+        n_old = sum(expect.values())
+        self.assertGreater(len(expect), 12, 'at least a year of old months')
+
+        dry = c.admin('retention', '--years', '7', '--dry-run').stdout
+        self.assertIn(f'would delete {n_old} records older than', dry)
+        self.assertEqual(c.stored(), total_before, 'a dry run deletes nothing')
+        p = c.admin('retention', '--years', '7', '--batch', '2')
+        out = p.stdout
+        got = {m.group(1): int(m.group(2)) for m in re.finditer(r'^month (\d{4}-\d\d): deleted (\d+) records', out,
+                                                                 re.M)}
+        self.assertEqual(got, {month_name(k): v for k, v in expect.items()}, out)
+        self.assertIn(f'deleted {n_old} records older than', out)
+        if c.pg:
+            self.assertEqual(out.count('(whole month dropped)'), len(expect), out)
+        else:
+            self.assertNotIn('whole month dropped', out)
+
+        a_left = [r[0] for r in c.sql(f"SELECT seq FROM records WHERE log = '{a.id}' ORDER BY seq")]
+        self.assertEqual(a_left, [s for s, ts in sorted(filed.items()) if ts >= cutoff], 'exactly the old months')
+        b_left = [r[0] for r in c.sql(f"SELECT seq FROM records WHERE log = '{b.id}' ORDER BY seq")]
+        self.assertEqual(b_left, list(range(b_old + 1, b.seq + 1)), 'the clock-back record stays')
+        self.assertEqual(c.stored(), total_before - n_old)
+        if c.pg:
+            parts = {r[0] for r in c.sql("SELECT relname FROM pg_class WHERE relname ~ '^records_[0-9]{6}$'")}
+            self.assertFalse({'records_' + month_name(k).replace('-', '') for k in expect} & parts)
+            self.assertIn('records_' + month_name(cutoff).replace('-', ''), parts, 'the cut-off month stays')
+        # Each deletion is anchored and recorded: what remains verifies, the terminals go on posting.
+        v = c.admin('verify', check=False).stdout
+        self.assertIn(f'log {a.id} (terminal T-A): {a.seq} records, intact', v)
+        self.assertIn(f'log {b.id} (terminal T-B): {b.seq} records, intact', v)
+        self.assertIn('retention', c.admin('history', a.id).stdout)
+        a.append(now, 'app.op', 'OP1', None, {'action': 'lookup'})
+        self.post(a, [a.lines[-1]])
+        self.assertIn('deleted 0 records', c.admin('retention', '--years', '7').stdout)
+
+    def test_month_with_a_bad_record_is_kept(self):
+        c = self.c
+        now = int(time.time() * SEC)
+        good, bad = self.terminal('T-G'), self.terminal('T-X')
+        m9 = month_start(now, -9 * 12) + 2 * DAY
+        m8 = month_start(now, -8 * 12) + 2 * DAY
+        for lg in (good, bad):
+            for ts in (m9, m9 + SEC, m8, m8 + SEC):
+                lg.append(ts, 'app.op', 'OP1', None, {'action': 'lookup'})
+            lg.append(now, 'app.op', 'OP1', None, {'action': 'lookup'})
+            self.post(lg)
+        # Someone with the database edits X's record of 8 years ago: it no longer verifies.
+        c.sql(f"UPDATE records SET line = replace(line, 'lookup', 'LOOKUP') WHERE log = '{bad.id}' AND seq = 4")
+        p = c.admin('retention', '--years', '7', check=False)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn('does not verify', p.stderr)
+        self.assertIn('run mamori-admin verify', p.stderr)
+        # G loses both old months; X only what lies before its bad record (seq 1..3: log.open + the 9-year month).
+        self.assertEqual([r[0] for r in c.sql(f"SELECT seq FROM records WHERE log = '{good.id}' ORDER BY seq")],
+                         [6])
+        self.assertEqual([r[0] for r in c.sql(f"SELECT seq FROM records WHERE log = '{bad.id}' ORDER BY seq")],
+                         [4, 5, 6])
+        if c.pg:
+            self.assertIn(f'month {month_name(m9)}: deleted 6 records of 2 logs (whole month dropped)', p.stdout)
+            self.assertIn(f'month {month_name(m8)}: deleted 2 records of 1 logs (by rows)', p.stdout)
+            parts = {r[0] for r in c.sql("SELECT relname FROM pg_class WHERE relname ~ '^records_[0-9]{6}$'")}
+            self.assertIn('records_' + month_name(m8).replace('-', ''), parts, 'the month with the bad record stays')
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
