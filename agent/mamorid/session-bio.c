@@ -209,6 +209,14 @@ static void scanned(struct session *s, enum bio_modality m, const struct scan_re
                 return;
         }
 
+        /* Accounts=per-operator: whoever the touch identified must be the account's own operator. A
+         * card+pin login checked its card's operator at StartLogin; the finger must be that one. */
+        if (s->login.group_id[0] || !s->login.card_id[0]) {
+                if (!session_account_is(s, s->login.user, scanned_op)) {
+                        refuse_login(s, call, AUTH_WRONG_USER, scanned_op, card, NULL);
+                        return;
+                }
+        }
         if (streq(s->login.method, "finger+password") || streq(s->login.method, "vein+password")) {
                 /* Decided again with the bundle as it is now. */
                 enum auth_reason r = auth_decide_operator(&c, scanned_op, &stale);

@@ -32,6 +32,9 @@ void session_grant(struct session *s, SessionCall *call, const char *operator_id
                    const char *method, JsonValue *extra);
 /* Ends the pending login as refused (the caller has answered or will answer its call). */
 void session_login_failed(struct session *s);
+/* Accounts=per-operator: the PAM account (user, "" or NULL = none given) must be the operator's own;
+ * Accounts=shared: any account. The one place of that rule, for every login method. */
+bool session_account_is(const struct session *s, const char *user, const char *operator_id);
 /* The password step's own part of ending a login (session-password.c): frees a held answer. */
 void session_password_login_done(struct session *s, const char *why);
 

@@ -745,8 +745,7 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         }
         /* A group card's operator is the member who identifies after its PIN: the account is checked then.
          */
-        if (s->config->accounts == ACCOUNTS_PER_OPERATOR && !d.group_id &&
-            (!user || !streq(user, d.operator_id))) {
+        if (!d.group_id && !session_account_is(s, user, d.operator_id)) {
                 o = outcome_refused(AUTH_WRONG_USER, "%s: this card is not this account's",
                                     auth_reason_to_string(AUTH_WRONG_USER));
                 record_then_answer(s, call, &o, "auth.fail", d.operator_id, card_id,
@@ -900,6 +899,11 @@ void session_login_begin(struct session *s)
 void session_changed(struct session *s)
 {
         changed(s, NULL);
+}
+
+bool session_account_is(const struct session *s, const char *user, const char *operator_id)
+{
+        return s->config->accounts != ACCOUNTS_PER_OPERATOR || (user && streq(user, operator_id));
 }
 
 void session_login_failed(struct session *s)

@@ -315,7 +315,7 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
                         session_login_failed(s);
                         return;
                 }
-                if (s->config->accounts == ACCOUNTS_PER_OPERATOR && !streq(l->user, operator_id)) {
+                if (!session_account_is(s, l->user, operator_id)) {
                         o = session_outcome_refused(AUTH_WRONG_USER,
                                                     "%s: this account is not that operator's",
                                                     auth_reason_to_string(AUTH_WRONG_USER));

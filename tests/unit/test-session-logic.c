@@ -1074,6 +1074,38 @@ static void test_vein_refusals_recorded(void **state)
         assert_int_equal(f->answers[2].o.reason, AUTH_INVALID_ARGUMENT);
 }
 
+/* Accounts=per-operator: a hand that identifies another operator than the account's is refused as
+ * wrong-user before any password is asked; the account's own operator goes on to the password. */
+static void test_vein_per_operator_account(void **state)
+{
+        struct fake *f = *state;
+
+        f->config.accounts = ACCOUNTS_PER_OPERATOR;
+        session_start_bio_login(&f->s, f->calls[0], SENDER, "OP0001", "vein");
+        assert_non_null(f->vein_done);
+        vein_says(f, 0, "OP0002");
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, "wrong-user");
+        assert_string_equal(fail->op, "OP0002");
+        commit_all(f, 0);
+        assert_int_equal(f->answers[0].o.reason, AUTH_WRONG_USER);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+
+        session_start_bio_login(&f->s, f->calls[1], SENDER, "OP0001", "vein");
+        vein_says(f, 0, "OP0001");
+        assert_int_equal(f->answers[1].o.reason, AUTH_ALLOW);
+        assert_string_equal(f->answers[1].o.step, "password");
+
+        /* No account named: nothing can match it. */
+        session_cancel_login(&f->s, f->calls[2]);
+        session_start_bio_login(&f->s, f->calls[3], SENDER, "", "vein");
+        if (f->vein_done)
+                vein_says(f, 0, "OP0001");
+        commit_all(f, 0);
+        assert_int_equal(f->answers[3].o.reason, AUTH_WRONG_USER);
+}
+
 /* A card inserted while a login without a card waits for the hand: the scan is cancelled on the
  * vein thread, the caller hears NotPending at once, nothing is recorded as a failure; the card can
  * log in next. CancelLogin and a lock cancel the scan the same way. */
@@ -1142,6 +1174,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_vein_refusals_recorded, setup_vein, teardown),
+                cmocka_unit_test_setup_teardown(test_vein_per_operator_account, setup_vein, teardown),
                 cmocka_unit_test_setup_teardown(test_vein_scan_cancelled, setup_vein, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
