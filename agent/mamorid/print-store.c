@@ -237,7 +237,10 @@ static int list_operator(int opfd, const char *operator_id, enum bio_modality m,
                 _cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0 || fstat(fd, &st) < 0 || !ours(&st, false))
                         continue; /* not ours: never compared with */
-                snprintf(p.operator_id, sizeof(p.operator_id), "%s", operator_id);
+                size_t id_len = strnlen(operator_id, sizeof(p.operator_id));
+                if (id_len == sizeof(p.operator_id))
+                        continue; /* print_store_id_ok() bounds it; a longer name is not ours */
+                memcpy(p.operator_id, operator_id, id_len + 1);
                 p.size = (size_t)st.st_size;
                 p.mtime_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
                 if (budget) {
