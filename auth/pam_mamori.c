@@ -689,10 +689,12 @@ static void bio_cancel(sd_bus *bus, struct bio_answer *b)
  * operator's password. A card inserted before the agent answered takes over: the bio login is
  * cancelled and BIO_WAIT_CARD makes the caller start the card login, whose PIN prompt says what to do
  * next. A sensor the agent says is unavailable is said in words and BIO_WAIT_CARD waits for a card.
- * Any other refusal ends the login. PAM_SUCCESS with *ret_operator.
+ * Any other refusal ends the login. A reader that can only verify answers Step "operator-id" at once
+ * when user is no operator (a shared counter account): the operator id is asked (asked_id) and the
+ * login starts again with it. PAM_SUCCESS with *ret_operator.
  */
 static int bio_login(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pam_mamori_options *o,
-                     const char *user, const struct bio_modality *mod, struct card_wait *w,
+                     const char *user, bool asked_id, const struct bio_modality *mod, struct card_wait *w,
                      uint64_t deadline, char **ret_operator)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
@@ -751,6 +753,15 @@ static int bio_login(pam_handle_t *pamh, int flags, sd_bus *bus, const struct pa
         if (o->debug)
                 pam_syslog(pamh, LOG_DEBUG, "%s identified operator %s; next step '%s'", mod->name,
                            b.operator_id, b.step);
+        if (streq(b.step, "operator-id") && !asked_id) {
+                /* A reader that can only verify: it needs to know whose templates to compare with. */
+                _cleanup_free_ char *id = ask_visible(pamh, _("Operator ID: "));
+                if (!id || !id[0]) {
+                        pam_syslog(pamh, LOG_NOTICE, "operator id prompt cancelled or empty");
+                        return PAM_CONV_ERR;
+                }
+                return bio_login(pamh, flags, bus, o, id, true, mod, w, deadline, ret_operator);
+        }
         if (!streq(b.step, "password")) {
                 pam_syslog(pamh, LOG_ERR,
                            "the %s login waits for step '%s', which this module cannot ask for", mod->name,
@@ -825,7 +836,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                         offered_sensor = true;
                         if (mod) {
                                 asked_for_card = true; /* the invitation named the card too */
-                                rc = bio_login(pamh, flags, bus, &o, user, mod, &w, deadline, &operator_id);
+                                rc = bio_login(pamh, flags, bus, &o, user, false, mod, &w, deadline,
+                                               &operator_id);
                                 if (rc != BIO_WAIT_CARD)
                                         break;
                                 continue; /* a card: StartLogin again */

@@ -334,6 +334,19 @@ void session_start_bio_login(struct session *s, SessionCall *call, const char *s
                         agent_data("reason", auth_reason_to_string(r), "method", method, NULL));
                 return;
         }
+        /* A reader that can only verify compares with one operator's templates: when user names no
+         * operator of this bundle (a shared counter account, or nothing), the caller is told to ask the
+         * operator id (Step "operator-id") and to call again with it; nothing starts, nothing is
+         * recorded. */
+        bool can_identify;
+        int stages;
+        if (have_reader(s, (enum bio_modality)m, &can_identify, &stages) && !can_identify &&
+            !(user && user[0] && c.policy && policy_find_operator(c.policy, user))) {
+                o = session_outcome_ok();
+                snprintf(o.step, sizeof(o.step), "%s", login_step_to_string(LOGIN_STEP_OPERATOR_ID));
+                session_answer(s, call, &o);
+                return;
+        }
         char *login_sender = strdup(sender ?: "");
         if (!login_sender) {
                 o = session_outcome_failed(-ENOMEM);

@@ -69,7 +69,11 @@
  *       No card: modality "finger" (the libfprint sensor) or "vein" (the [Biometric] VeinPlugin=
  *       reader). Moves to "authenticating" with Step "finger" or "vein" and answers after the
  *       touch: where the reader can identify, 1:N among the templates of operators allowed at
- *       this office (user ignored), else 1:1 against the templates of operator `user`. Then Step
+ *       this office (user ignored; with Accounts=per-operator the identified operator must be
+ *       `user`, else WrongUser), else 1:1 against the templates of operator `user`. A reader that
+ *       can only verify, with a `user` that names no operator of the bundle (a shared account):
+ *       answers ("", "operator-id") at once, nothing started or recorded: ask the operator id and
+ *       call again with it. After the touch Step
  *       is "password" (AnswerPassword; the session's Method is "finger+password" or
  *       "vein+password"). Refusals: FingerNoMatch / VeinNoMatch, FingerUnreadable (no usable
  *       touch after 3 retries) / VeinUnreadable (no usable capture), BioUnavailable (no reader, or

@@ -429,10 +429,15 @@ class FingerVerifyOnlyTest(unittest.TestCase):
         self.assertEqual(res[0].get('error'), 'FingerNoMatch', res)
         ev = agent.wait_event('auth.fail', reason='finger-no-match')
         self.assertEqual(ev['op'], 'OP0001')
-        # Without an id there is nothing to verify against: refused at once, no touch needed.
-        p = t.client(['StartBioLogin', '', 'finger'])
-        res = t.results(p, timeout=20)
-        self.assertEqual(res[0].get('error'), 'FingerNoMatch', res)
+        # Without an operator's id there is nothing to verify against: the caller is told to ask it
+        # (Step "operator-id"), nothing starts and nothing is recorded.
+        mark = agent.events.mark()
+        for user in ('', 'counter'):
+            p = t.client(['StartBioLogin', user, 'finger'])
+            res = t.results(p, timeout=20)
+            self.assertEqual(res[0].get('ok'), ['', 'operator-id'], res)
+        self.assertEqual(str(t.prop('State')), 'locked')
+        self.assertEqual([l for l in list(agent.events.lines)[mark:] if l.startswith('auth.')], [])
 
 
 class FingerPamTest(unittest.TestCase):

@@ -271,6 +271,33 @@ class PamStackBio(unittest.TestCase):
         self.assertAuthenticated(tr, 'the next operator after a finger session was locked')
         self.assertEqual(str(t.prop('Operator')), 'OP0001')
 
+    def test_verify_only_sensor_asks_the_operator_id(self):
+        """A sensor that cannot identify (libfprint's virtual_device): the shared counter account names
+        no operator, so the module asks the operator id, the touch is verified 1:1 against that
+        operator's prints, then the password. Another operator's finger under that id is refused."""
+        t = self.terminal(storage=False)
+        self.enroll(('OP0001', 'finger-a'), ('OP0002', 'finger-b'))
+        self.set_password('OP0002', PASSWORD)
+        tr = self.pam_start(['OP0002', PASSWORD])
+        self.wait_step_or_say(tr, 'finger')
+        t.fp('SCAN finger-b')
+        tr = self.pam_finish(tr)
+        self.assertAuthenticated(tr, 'operator id, 1:1 finger, password')
+        self.assertIn('Operator ID:', tr.stdout + tr.stderr)
+        self.assertEqual(str(t.prop('Operator')), 'OP0002')
+        self.assertEqual(str(t.prop('Method')), 'finger+password')
+        mark = self.agent.events.mark()
+        t.iface().Lock()
+        self.agent.wait_event('session.end', op='OP0002', after=mark)
+        # OP0001's finger under OP0002's id: no match, recorded against the id given.
+        tr = self.pam_start(['OP0002', PASSWORD])
+        self.wait_step_or_say(tr, 'finger')
+        t.fp('SCAN finger-a')
+        tr = self.pam_finish(tr)
+        self.assertRefused(tr, "another operator's finger under OP0002's id")
+        self.agent.wait_event('auth.fail', reason='finger-no-match', op='OP0002', after=mark)
+        self.assertEqual(self.state(), 'locked')
+
     def test_wrong_finger_is_refused_in_words_and_no_password_is_asked(self):
         t = self.terminal()
         self.enroll(('OP0001', 'finger-a'))

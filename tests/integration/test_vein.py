@@ -379,9 +379,11 @@ class VeinVerifyOnlyTest(unittest.TestCase):
         self.assertEqual(res[0].get('error'), 'VeinNoMatch', res)
         ev = agent.wait_event('auth.fail', reason='vein-no-match')
         self.assertEqual(ev['op'], 'OP0001')
-        # Without an id there is nothing to verify against: refused at once, no capture asked for.
+        # Without an operator's id there is nothing to verify against: the caller is told to ask it
+        # (Step "operator-id"), no capture is asked for and nothing starts.
         p = t.client(['StartBioLogin', '', 'vein'])
-        self.assertEqual(t.results(p, timeout=20)[0].get('error'), 'VeinNoMatch')
+        self.assertEqual(t.results(p, timeout=20)[0].get('ok'), ['', 'operator-id'])
+        self.assertEqual(str(t.prop('State')), 'locked')
 
 
 class VeinLanguageTest(unittest.TestCase):
