@@ -186,8 +186,11 @@ static void scanned(struct session *s, enum bio_modality m, const struct scan_re
         char card_id[CARD_ID_LEN + 1], scanned_op[OPERATOR_ID_MAX];
         snprintf(card_id, sizeof(card_id), "%s", s->login.card_id);
         const char *card = card_id[0] ? card_id : NULL;
-        const char *named =
-                s->login.operator_id[0] ? s->login.operator_id : (s->login.user[0] ? s->login.user : NULL);
+        /* Whom a refusal is recorded against: the operator named, never a shared account's name. */
+        const char *named = s->login.operator_id[0] ? s->login.operator_id
+                            : (s->login.user[0] && c.policy && policy_find_operator(c.policy, s->login.user))
+                                    ? s->login.user
+                                    : NULL;
         s->login.scan_id = 0;
         snprintf(scanned_op, sizeof(scanned_op), "%s", ev->matched ? ev->operator_id : "");
         agent_log(LOG_INFO,
