@@ -98,6 +98,10 @@ static const char schema[] =
         "  IF to_regclass(name) IS NOT NULL THEN RETURN; END IF;"
         "  PERFORM pg_advisory_xact_lock(" PARTITION_LOCK_KEY ");"
         "  IF to_regclass(name) IS NOT NULL THEN RETURN; END IF;"
+        /* Rows of this month still arriving in the default partition while they are moved would make
+         * ATTACH fail (23514) — a collector could then not even start: inserts into the default one wait
+         * until the month is attached (ATTACH takes this lock on it anyway). */
+        "  LOCK TABLE records_default IN ACCESS EXCLUSIVE MODE;"
         "  EXECUTE format('CREATE TABLE %I (LIKE records INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);"
         "  EXECUTE format('WITH moved AS (DELETE FROM records_default WHERE ts >= %s AND ts < %s RETURNING "
         "*)"

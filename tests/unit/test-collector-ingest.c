@@ -990,6 +990,122 @@ static void test_alerts_visible_in_id_order(void **state)
         close_pair(path, a, b);
 }
 
+typedef struct Opener {
+        const char *url;
+        pthread_barrier_t *go;
+        int r;
+} Opener;
+
+static void *open_store(void *p)
+{
+        Opener *o = p;
+        Store *s = NULL;
+
+        pthread_barrier_wait(o->go);
+        o->r = store_open(o->url, &s);
+        store_close(s);
+        return NULL;
+}
+
+/*
+ * A collector's workers (one connection each) and a second collector opening one new database at once,
+ * each making the schema and this month's partitions: every open succeeds. SQLite: one new file.
+ */
+static void test_many_open_one_new_store_at_once(void **state)
+{
+        enum { N = 8 };
+        const char *url = store_url();
+        char path[64] = "/tmp/mamori-open-XXXXXX";
+        pthread_barrier_t go;
+        pthread_t t[N];
+        Opener o[N];
+
+        (void)state;
+        if (url)
+                pg_reset(url);
+        else {
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+                unlink(path);
+                url = path;
+        }
+        for (int round = 0; round < 3; round++) {
+                if (store_url())
+                        pg_reset(url);
+                assert_int_equal(pthread_barrier_init(&go, NULL, N), 0);
+                for (int i = 0; i < N; i++) {
+                        o[i] = (Opener){.url = url, .go = &go};
+                        assert_int_equal(pthread_create(&t[i], NULL, open_store, &o[i]), 0);
+                }
+                for (int i = 0; i < N; i++) {
+                        pthread_join(t[i], NULL);
+                        assert_int_equal(o[i].r, 0);
+                }
+                pthread_barrier_destroy(&go);
+        }
+        if (!store_url()) {
+                char wal[80];
+                unlink(path);
+                snprintf(wal, sizeof(wal), "%s-wal", path);
+                unlink(wal);
+                snprintf(wal, sizeof(wal), "%s-shm", path);
+                unlink(wal);
+        }
+}
+
+typedef struct Maintainer {
+        Store *store;
+        int r;
+        volatile bool done;
+} Maintainer;
+
+static void *maintain_store(void *p)
+{
+        Maintainer *m = p;
+        m->r = store_maintain(m->store, T_2026_03);
+        m->done = true;
+        return NULL;
+}
+
+/*
+ * Records of a month without a partition (a terminal's backlog, a clock far off) wait in the default
+ * partition; making their month while another collector is still inserting more of them there waits
+ * for that insert instead of failing ("would be violated" made store_open() fail: a collector could
+ * not start while old records were being uploaded).
+ */
+static void test_partition_made_while_old_records_arrive(void **state)
+{
+        Fixture *f = *state;
+        Maintainer m = {.store = f->store};
+        pthread_t t;
+
+        if (!store_url())
+                return;
+        post(f, "T-1", 1, 4, 200, ACK(4)); /* 1970-01: no partition, filed in the default one */
+        PGconn *other = PQconnectdb(store_url());
+        assert_int_equal(PQstatus(other), CONNECTION_OK);
+        PQclear(PQexec(other, "BEGIN"));
+        PGresult *r =
+                PQexec(other, "INSERT INTO records (log, seq, ts, line) SELECT log, seq + 100, ts + 1, line"
+                              " FROM records WHERE seq = 4");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
+        usleep(300 * 1000);
+        assert_false(m.done); /* waits for the insert */
+        PQclear(PQexec(other, "COMMIT"));
+        pthread_join(t, NULL);
+        PQfinish(other);
+        assert_int_equal(m.r, 0);
+        char *v = pg_value("SELECT count(*) FROM records_197001");
+        assert_string_equal(v, "5");
+        free(v);
+        v = pg_value("SELECT count(*) FROM records_default");
+        assert_string_equal(v, "0");
+        free(v);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1010,6 +1126,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_parallel_bad_signature_in_middle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_terminals_stored_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_partition_made_while_old_records_arrive, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
