@@ -1044,14 +1044,7 @@ static void test_many_open_one_new_store_at_once(void **state)
                 }
                 pthread_barrier_destroy(&go);
         }
-        if (!store_url()) {
-                char wal[80];
-                unlink(path);
-                snprintf(wal, sizeof(wal), "%s-wal", path);
-                unlink(wal);
-                snprintf(wal, sizeof(wal), "%s-shm", path);
-                unlink(wal);
-        }
+        close_pair(path, NULL, NULL); /* the SQLite file and its WAL */
 }
 
 typedef struct Maintainer {
