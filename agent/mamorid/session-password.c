@@ -110,9 +110,7 @@ void session_password_login_done(struct session *s, const char *why)
         s->login.password_job = 0; /* a check still running is answered by nobody */
         if (!w)
                 return;
-        int r = auth_reason_from_string(why);
-        struct session_outcome o =
-                session_outcome_refused(r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR, "%s", why);
+        struct session_outcome o = session_abort_outcome(why);
         session_answer(s, w->call, &o);
         wait_free(w);
 }
@@ -304,14 +302,14 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
                 struct auth_context c = session_auth_context(s);
                 enum auth_reason why = auth_decide_session(&c, l->card_id, operator_id);
                 if (why != AUTH_ALLOW) {
-                        const char *reason = auth_reason_to_string(why);
                         bool member_of_policy = c.policy && policy_find_operator(c.policy, operator_id);
-                        o = session_outcome_refused(why, "%s", reason);
+                        o = session_outcome_refused(why, "%s", auth_reason_to_string(why));
                         /* op only for an operator the register knows; what was typed goes in data. */
-                        session_record_then_answer(
-                                s, call, &o, "auth.fail", member_of_policy ? operator_id : NULL, card,
-                                agent_data("reason", reason, "method", l->method, "group", l->group_id,
-                                           "member", member_of_policy ? NULL : operator_id, NULL));
+                        session_record_then_answer(s, call, &o, "auth.fail",
+                                                   member_of_policy ? operator_id : NULL, card,
+                                                   agent_data("reason", auth_reason_to_string(why), "method",
+                                                              l->method, "group", l->group_id, "member",
+                                                              member_of_policy ? NULL : operator_id, NULL));
                         session_login_failed(s);
                         return;
                 }

@@ -17,6 +17,7 @@
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "piv-sim.h"
+#include "session-internal.h"
 #include "session-logic.h"
 
 #define CARD_A   card_a /* OP0001: the id of the software card's certificate, set up per test */
@@ -650,8 +651,8 @@ static void test_lock_during_login(void **state)
         /* The PIN check in flight is answered as refused, the Lock at once (no session to end). */
         assert_int_equal(f->s.state, SESSION_LOCKED);
         assert_true(f->answers[1].answered);
-        assert_int_equal(f->answers[1].o.reason, AUTH_CARD_ERROR);
-        assert_string_equal(f->answers[1].o.message, "manual");
+        assert_int_equal(f->answers[1].o.reason, AUTH_CANCELLED);
+        assert_string_equal(f->answers[1].o.message, "cancelled: manual");
         assert_true(f->answers[2].answered);
         assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
         assert_int_equal(f->locks, locks + 1);
@@ -662,6 +663,56 @@ static void test_lock_during_login(void **state)
         assert_int_equal(f->s.state, SESSION_LOCKED);
         assert_null(find_rec(f, "auth.ok"));
         commit_all(f, 0);
+}
+
+/* CancelLogin while the PIN is being checked: the waiting AnswerPin hears Cancelled with words that
+ * say to start again (not "card could not be read"), nothing is recorded as a failure. */
+static void test_cancel_answers_the_waiting_call_cancelled(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        session_cancel_login(&f->s, f->calls[2]);
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.reason, AUTH_CANCELLED);
+        assert_string_equal(f->answers[1].o.message, "cancelled");
+        assert_string_equal(auth_reason_to_dbus_error(f->answers[1].o.reason), MAMORI_ERROR_CANCELLED);
+        assert_string_equal(auth_reason_to_words(f->answers[1].o.reason),
+                            "The login was stopped before it finished — start it again");
+        assert_null(find_rec(f, "auth.fail"));
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        card_says(f, 0, -1); /* late: nothing granted */
+        assert_null(find_rec(f, "auth.ok"));
+        commit_all(f, 0);
+}
+
+/* Every trigger that aborts a login answers a reason of the table, named first in the message. */
+static void test_every_abort_answers_a_reason(void **state)
+{
+        for (int t = 0; t < _SESSION_TRIGGER_MAX; t++) {
+                struct session_transition tr;
+                if (!session_transition(SESSION_AUTHENTICATING, t, &tr) ||
+                    !(tr.actions & ACTION_ABORT_LOGIN))
+                        continue;
+                const char *why = t == TRIGGER_CARD_REMOVED ? "no-card" : session_trigger_to_string(t);
+                struct session_outcome o = session_abort_outcome(why);
+                const char *name = auth_reason_to_string(o.reason);
+
+                assert_int_not_equal(o.reason, AUTH_ALLOW);
+                assert_int_equal(auth_reason_from_string(name), o.reason);
+                assert_non_null(auth_reason_to_words(o.reason));
+                if (strncmp(o.message, name, strlen(name)) != 0)
+                        fail_msg("trigger %s answers \"%s\", which does not start with its reason %s", why,
+                                 o.message, name);
+                /* Only a failing reader is the card's failure; the others have their own words. */
+                if (o.reason == AUTH_CARD_ERROR && t != TRIGGER_READER_LOST)
+                        fail_msg("trigger %s answers card-error", why);
+        }
+        assert_int_equal(session_abort_outcome("cancelled").reason, AUTH_CANCELLED);
+        assert_int_equal(session_abort_outcome("agent-stop").reason, AUTH_CANCELLED);
+        assert_int_equal(session_abort_outcome("emergency").reason, AUTH_EMERGENCY);
 }
 
 static void test_lock_answers_after_session_end(void **state)
@@ -1160,6 +1211,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_log_failure_during_commit_grants_nothing, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_lock_during_login, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cancel_answers_the_waiting_call_cancelled, setup,
+                                                teardown),
+                cmocka_unit_test(test_every_abort_answers_a_reason),
                 cmocka_unit_test_setup_teardown(test_lock_answers_after_session_end, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_calls_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bypass_relocks_and_records_bounded, setup, teardown),
