@@ -24,10 +24,17 @@
 
 /* ---- wrong passwords per operator ---- */
 
+/* An hour without a failure (and the delay passed) starts f's count again. */
+static void failures_forget(struct password_failures *f, uint64_t now)
+{
+        if (f->count && now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec)
+                *f = (struct password_failures){.operator_id = {0}};
+}
+
 static struct password_failures *failures_find(struct session *s, const char *operator_id, bool create,
                                                uint64_t now)
 {
-        struct password_failures *free_slot = NULL, *oldest = NULL;
+        struct password_failures *free_slot = NULL, *oldest = NULL, *floor = &s->password_failures_floor;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 struct password_failures *f = &s->password_failures[i];
@@ -48,9 +55,27 @@ static struct password_failures *failures_find(struct session *s, const char *op
         /* Full: the operator whose last failure is oldest gives way (its delay has long passed in
          * practice; 64 operators failing at once at one counter is not a counter). */
         struct password_failures *f = free_slot ?: oldest;
-        *f = (struct password_failures){0};
+        /* An operator without a slot starts from the floor (zero unless a failure file could not be
+         * trusted). */
+        failures_forget(floor, now);
+        *f = (struct password_failures){.count = floor->count,
+                                        .next_mono_usec = floor->next_mono_usec,
+                                        .last_mono_usec = floor->last_mono_usec};
         snprintf(f->operator_id, sizeof(f->operator_id), "%s", operator_id);
         return f;
+}
+
+/* A right password: the operator's count starts again. The slot stays while a floor is in force,
+ * or the floor would count for them again. */
+static void failures_clear(struct session *s, struct password_failures *f, uint64_t now)
+{
+        char id[OPERATOR_ID_MAX];
+
+        failures_forget(&s->password_failures_floor, now);
+        snprintf(id, sizeof(id), "%s", f->operator_id);
+        *f = (struct password_failures){.last_mono_usec = now};
+        if (s->password_failures_floor.count)
+                snprintf(f->operator_id, sizeof(f->operator_id), "%s", id);
 }
 
 /* One more failure: returns the delay before the next answer for this operator. */
@@ -58,7 +83,7 @@ static uint64_t failures_add(struct password_failures *f, uint64_t now)
 {
         uint64_t delay = DELAY_FIRST_USEC;
 
-        if (f->count < 32)
+        if (f->count < PASSWORD_FAILURE_COUNT_MAX)
                 f->count++;
         for (unsigned i = 1; i < f->count && delay < DELAY_MAX_USEC; i++)
                 delay *= 2;
@@ -72,14 +97,112 @@ static uint64_t failures_add(struct password_failures *f, uint64_t now)
 
 uint64_t session_password_delay_usec(const struct session *s, const char *operator_id)
 {
-        uint64_t now = now_mono_usec();
+        uint64_t now = now_mono_usec(), next = s->password_failures_floor.next_mono_usec;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 const struct password_failures *f = &s->password_failures[i];
-                if (f->operator_id[0] && streq(f->operator_id, operator_id))
-                        return f->next_mono_usec > now ? f->next_mono_usec - now : 0;
+                if (f->operator_id[0] && streq(f->operator_id, operator_id)) {
+                        next = f->next_mono_usec;
+                        break;
+                }
         }
-        return 0;
+        return next > now ? next - now : 0;
+}
+
+/* ---- the counts across restarts (kept by password-failures.c; the rule is here) ---- */
+
+/* CLOCK_MONOTONIC µs of this boot ↔ CLOCK_REALTIME µs, through the two clocks read now. 0 stays 0. */
+static int64_t mono_to_real(uint64_t mono, uint64_t now_mono, int64_t now_real)
+{
+        if (mono == 0)
+                return 0;
+        int64_t real = mono >= now_mono ? now_real + (int64_t)(mono - now_mono)
+                                        : now_real - (int64_t)(now_mono - mono);
+        return real > 0 ? real : 1;
+}
+
+static uint64_t real_to_mono(int64_t real, uint64_t now_mono, int64_t now_real, uint64_t wait_max)
+{
+        if (real <= 0)
+                return 0;
+        if (real >= now_real) {
+                /* Still to wait: never longer than the rule's longest delay (a clock set back). */
+                uint64_t wait = (uint64_t)(real - now_real);
+                return now_mono + (wait < wait_max ? wait : wait_max);
+        }
+        uint64_t ago = (uint64_t)(now_real - real);
+        return now_mono > ago ? now_mono - ago : 1;
+}
+
+static void entry_from(struct password_failure_entry *e, const struct password_failures *f,
+                       uint64_t now_mono, int64_t now_real)
+{
+        snprintf(e->operator_id, sizeof(e->operator_id), "%s", f->operator_id);
+        e->count = f->count < PASSWORD_FAILURE_COUNT_MAX ? f->count : PASSWORD_FAILURE_COUNT_MAX;
+        e->last_usec = mono_to_real(f->last_mono_usec, now_mono, now_real);
+        e->next_usec = mono_to_real(f->next_mono_usec, now_mono, now_real);
+}
+
+static void entry_to(struct password_failures *f, const struct password_failure_entry *e, uint64_t now_mono,
+                     int64_t now_real)
+{
+        *f = (struct password_failures){
+                .count = e->count < PASSWORD_FAILURE_COUNT_MAX ? e->count : PASSWORD_FAILURE_COUNT_MAX};
+        snprintf(f->operator_id, sizeof(f->operator_id), "%s", e->operator_id);
+        f->last_mono_usec = real_to_mono(e->last_usec, now_mono, now_real, DELAY_MAX_USEC);
+        f->next_mono_usec = real_to_mono(e->next_usec, now_mono, now_real, DELAY_MAX_USEC);
+}
+
+/* After every change of a count: the file says what memory says. */
+static void failures_save(struct session *s)
+{
+        _cleanup_free_ struct password_failure_file *file = calloc(1, sizeof(*file));
+        uint64_t now_mono = now_mono_usec();
+        int64_t now_real = now_realtime_usec();
+
+        if (!s->ops->password_failures_save)
+                return;
+        if (!file) {
+                agent_log(LOG_ERR, "out of memory: the password failure counts are not saved");
+                return;
+        }
+        entry_from(&file->floor, &s->password_failures_floor, now_mono, now_real);
+        file->floor.operator_id[0] = '\0';
+        for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
+                const struct password_failures *f = &s->password_failures[i];
+                /* A slot at zero says nothing unless a floor is in force. */
+                if (f->operator_id[0] &&
+                    (f->count || f->next_mono_usec > now_mono || s->password_failures_floor.count))
+                        entry_from(&file->entries[file->n++], f, now_mono, now_real);
+        }
+        s->ops->password_failures_save(s->userdata, file);
+}
+
+void session_password_failures_restore(struct session *s, const struct password_failure_file *file)
+{
+        uint64_t now_mono = now_mono_usec();
+        int64_t now_real = now_realtime_usec();
+        size_t n = file->n < PASSWORD_FAILURES_MAX ? file->n : PASSWORD_FAILURES_MAX;
+
+        memset(s->password_failures, 0, sizeof(s->password_failures));
+        entry_to(&s->password_failures_floor, &file->floor, now_mono, now_real);
+        s->password_failures_floor.operator_id[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                entry_to(&s->password_failures[i], &file->entries[i], now_mono, now_real);
+}
+
+void session_password_failures_fail_closed(struct session *s)
+{
+        uint64_t now = now_mono_usec();
+        unsigned count = 1;
+
+        /* The count whose delay is the longest: as if each operator had just failed that often. */
+        for (uint64_t d = DELAY_FIRST_USEC; d < DELAY_MAX_USEC; d *= 2)
+                count++;
+        memset(s->password_failures, 0, sizeof(s->password_failures));
+        s->password_failures_floor = (struct password_failures){
+                .count = count, .last_mono_usec = now, .next_mono_usec = now + DELAY_MAX_USEC};
+        failures_save(s);
 }
 
 /* ---- an answer held back until the operator's delay has passed ---- */
@@ -214,7 +337,8 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         case 0: {
                 /* Right: the count starts again, but an answer still waits out the last failure's delay. */
                 uint64_t due = f->next_mono_usec;
-                *f = (struct password_failures){0};
+                failures_clear(s, f, now);
+                failures_save(s);
                 if (due > now) {
                         if (wait_start(s, call, id, true, NULL, due))
                                 wait_finish(s); /* due at once when no timer could be armed */
@@ -226,6 +350,7 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         }
         case -EACCES: {
                 uint64_t delay = failures_add(f, now);
+                failures_save(s); /* before the answer: a restart meanwhile does not forget it */
                 struct wait_commit *c = malloc(sizeof(*c));
 
                 snprintf(delay_s, sizeof(delay_s), "%" PRIu64, (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
@@ -370,13 +495,16 @@ static void on_password_set(void *userdata, uint64_t id, int result)
 
         if (result == 0) {
                 struct password_failures *f = failures_find(s, pc->operator_id, false, now);
-                if (f)
+                if (f && f->count) {
                         f->count = 0;
+                        failures_save(s);
+                }
                 o = session_outcome_ok();
                 session_record_then_answer(s, pc->call, &o, "password.change", pc->operator_id, card,
                                            agent_data("session_method", pc->method, NULL));
         } else if (result == -EACCES) {
                 uint64_t delay = failures_add(failures_find(s, pc->operator_id, true, now), now);
+                failures_save(s);
                 o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%" PRIu64,
                                             auth_reason_to_string(AUTH_PASSWORD_WRONG),
                                             (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);

@@ -48,6 +48,7 @@
  *       "password-wrong delay=S" only after a delay that doubles per failure of that operator
  *       (1 s … 32 s, reset by a right password), and the login keeps waiting for the next try;
  *       no answer for that operator is given before the delay of its last failure has passed.
+ *       The counts survive a restart of mamorid (PasswordDirectory/.failures).
  *       Success: session operator = that operator, Method "group-card+password" (or the bio
  *       method), records as AnswerPin's. Same callers as AnswerPin; SENSITIVE.
  *   ChangePassword(s old_password, s new_password) → ()

@@ -223,6 +223,83 @@ class GroupCardPassword(test_pam.PamBase):
                 self.assertEqual(f.get('op'), MEMBER)
                 self.assertEqual(f.get('method'), 'group-card+password')
 
+    def agent_iface(self):
+        import dbus
+        conn = self.bus.connect()
+        self.addCleanup(conn.close)
+        return dbus.Interface(conn.get_object(test_pam.AGENT_NAME, test_pam.AGENT_PATH), test_pam.AGENT_NAME)
+
+    def wrong_password(self, agent, expect_delay):
+        """One wrong password on a login at Step password: its answer's delay and how long it took."""
+        import dbus
+        t0 = time.monotonic()
+        with self.assertRaises(dbus.DBusException) as cm:
+            agent.AnswerPassword(MEMBER, 'not the password', timeout=120)
+        took = time.monotonic() - t0
+        self.assertEqual(cm.exception.get_dbus_name(), 'org.mamori.Agent1.Error.PasswordWrong')
+        self.assertEqual(cm.exception.get_dbus_message(), f'password-wrong delay={expect_delay}')
+        return took
+
+    def restart_agent(self):
+        self.agent.stop()
+        self.agent.start()
+        self.assertTrue(test_pam.agent_interface_exposed(self.bus.address), 'mamorid back on the bus')
+        self.wait_card_seen(True)
+
+    def test_failure_delay_survives_a_restart(self):
+        """The counts are in a root-only file: restarting mamorid does not start them at zero."""
+        self.group_session()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.wrong_password(agent, 1)
+        self.wrong_password(agent, 2)
+        agent.CancelLogin()
+        path = os.path.join(self.pw_dir, '.failures')
+        st = os.lstat(path)
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(st.st_uid, os.geteuid())
+        with open(path, encoding='ascii') as f:
+            self.assertIn(f'op {MEMBER} 2 ', f.read())
+
+        self.restart_agent()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        # The third failure waits 4 s: the count went on (a reset count would say delay=1).
+        took = self.wrong_password(agent, 4)
+        self.assertGreaterEqual(took, 3.5)
+        agent.CancelLogin()
+
+    def test_untrusted_failure_file_locks_out_and_says_so(self):
+        """A failure file that cannot be read counts as locked out, not as zero: the journal says so,
+        the next answer waits the longest delay (32 s), then the right password still logs in."""
+        self.group_session()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.wrong_password(agent, 1)
+        agent.CancelLogin()
+        path = os.path.join(self.pw_dir, '.failures')
+        self.agent.stop()
+        with open(path, 'w', encoding='ascii') as f:
+            f.write('mamori-password-failures 1\nfloor 0 0 0\nop OP0002 1 garbage\n')
+        t0 = time.monotonic()
+        self.agent.start()
+        self.agent.events.wait(r'password failure counts in .* cannot be trusted .* every operator counts as '
+                               r'locked out', timeout=10)
+        self.assertTrue(test_pam.agent_interface_exposed(self.bus.address))
+        self.wait_card_seen(True)
+        with open(path, encoding='ascii') as f:
+            self.assertIn('\nfloor 6 ', f.read())  # rewritten, sound, with the lock-out in it
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.assertEqual(str(agent.AnswerPassword(MEMBER, PASSWORD, timeout=120)), MEMBER)
+        self.assertGreaterEqual(time.monotonic() - t0, 31.0)
+        self.assertEqual(str(self.agent_property('Operator')), MEMBER)
+
     def test_wrong_then_right_in_one_login(self):
         """max_tries passwords in one conversation: the login keeps waiting after a wrong one."""
         self.group_session()
