@@ -175,6 +175,14 @@ static int ops_password_set(void *userdata, uint64_t id, const char *operator_id
                             : -ENODEV;
 }
 
+static int ops_password_remove(void *userdata, uint64_t id, const char *operator_id,
+                               session_password_done_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->passwords ? password_worker_remove(a->passwords, id, operator_id, done, done_userdata)
+                            : -ENODEV;
+}
+
 static int ops_password_changed(void *userdata, const char *operator_id, int64_t *ret_usec)
 {
         struct agent *a = userdata;
@@ -281,6 +289,7 @@ static const struct session_ops session_ops = {
         .password_check = ops_password_check,
         .password_set = ops_password_set,
         .password_changed = ops_password_changed,
+        .password_remove = ops_password_remove,
         .password_failures_save = ops_password_failures_save,
         .lock_screen = ops_lock_screen,
         .watch_idle = ops_watch_idle,

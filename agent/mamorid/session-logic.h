@@ -104,6 +104,9 @@ struct session_ops {
                             const char *new_password, session_password_done_fn done, void *done_userdata);
         /* When operator_id's password was set (µs since the epoch); -ENOENT when none is. */
         int (*password_changed)(void *userdata, const char *operator_id, int64_t *ret_usec);
+        /* Removes operator_id's verifier, in order with the checks and sets (0, -ENOENT none set). */
+        int (*password_remove)(void *userdata, uint64_t id, const char *operator_id,
+                               session_password_done_fn done, void *done_userdata);
         /* The failure counts changed: keep them across a restart (password-failures.h). May be NULL. */
         void (*password_failures_save)(void *userdata, const struct password_failure_file *file);
         /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be
@@ -250,6 +253,12 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
 void session_change_password(struct session *s, SessionCall *call, const char *old_password,
                              const char *new_password);
 void session_password_age(struct session *s, SessionCall *call);
+/* ResetPassword (root): removes operator_id's password on this terminal, so their next login is refused
+ * password-unset until they set one in a card session (as the first time); recorded as enroll
+ * {action: reset, modality: password, login_uid}. login_uid: the administrator behind the call, -1
+ * unknown. */
+void session_reset_password(struct session *s, SessionCall *call, const char *operator_id,
+                            int64_t login_uid);
 /* How long the next answer for operator_id waits (0 when none), for tests and the bench. */
 uint64_t session_password_delay_usec(const struct session *s, const char *operator_id);
 /* At start: the counts of the failure file (CLOCK_REALTIME) as they stand now. */

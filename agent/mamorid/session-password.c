@@ -611,3 +611,87 @@ void session_password_age(struct session *s, SessionCall *call)
                           strerror(-r));
         session_answer(s, call, &o);
 }
+
+/* ---- an administrator's reset ---- */
+
+struct password_reset {
+        struct session *s;
+        SessionCall *call;
+        char operator_id[OPERATOR_ID_MAX];
+        int64_t login_uid;
+};
+
+static void on_password_removed(void *userdata, uint64_t id, int result)
+{
+        struct password_reset *pr = userdata;
+        struct session *s = pr->s;
+        struct session_outcome o;
+        uint64_t now = now_mono_usec();
+        char login_uid[24];
+
+        if (result == 0) {
+                /* A new password starts a new count. */
+                struct password_failures *f = failures_find(s, pr->operator_id, false, now);
+                if (f && (f->count || f->next_mono_usec > now)) {
+                        failures_clear(s, f, now);
+                        failures_save(s);
+                }
+                agent_log(LOG_NOTICE,
+                          "the password of %s on this terminal was reset: their next login needs "
+                          "their card, to set a new one",
+                          pr->operator_id);
+                snprintf(login_uid, sizeof(login_uid), "#%" PRId64, pr->login_uid);
+                o = session_outcome_ok();
+                session_record_then_answer(s, pr->call, &o, "enroll", pr->operator_id, NULL,
+                                           agent_data("action", "reset", "modality", "password", "login_uid",
+                                                      pr->login_uid >= 0 ? login_uid : NULL, NULL));
+        } else if (result == -ENOENT) {
+                o = session_outcome_refused(AUTH_PASSWORD_UNSET, "%s: %s has no password on this terminal",
+                                            auth_reason_to_string(AUTH_PASSWORD_UNSET), pr->operator_id);
+                session_answer(s, pr->call, &o);
+        } else {
+                agent_log(LOG_ERR,
+                          "cannot reset the password of %s: %s (check [Secrets] PasswordDirectory: a "
+                          "directory of root's, mode 0700, files 0600)",
+                          pr->operator_id, strerror(-result));
+                o = session_outcome_failed(result);
+                session_answer(s, pr->call, &o);
+        }
+        free(pr);
+}
+
+void session_reset_password(struct session *s, SessionCall *call, const char *operator_id, int64_t login_uid)
+{
+        struct session_outcome o;
+        int r;
+
+        /* Nothing changes off the record. */
+        if (!s->ops->log_writable(s->userdata)) {
+                o = session_outcome_refused(AUTH_LOG_UNWRITABLE, "%s: the reset could not be recorded",
+                                            auth_reason_to_string(AUTH_LOG_UNWRITABLE));
+                session_answer(s, call, &o);
+                return;
+        }
+        if (!s->ops->password_remove) {
+                o = session_outcome_failed(-EOPNOTSUPP);
+                session_answer(s, call, &o);
+                return;
+        }
+        struct password_reset *pr = calloc(1, sizeof(*pr));
+        if (!pr) {
+                o = session_outcome_failed(-ENOMEM);
+                session_answer(s, call, &o);
+                return;
+        }
+        *pr = (struct password_reset){.s = s, .call = call, .login_uid = login_uid};
+        snprintf(pr->operator_id, sizeof(pr->operator_id), "%s", operator_id);
+        r = s->ops->password_remove(s->userdata, ++s->last_password_job, pr->operator_id,
+                                    on_password_removed, pr);
+        if (r < 0) {
+                free(pr);
+                o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the password store is busy")
+                    : r == -EINVAL ? session_outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
+                                   : session_outcome_failed(r);
+                session_answer(s, call, &o);
+        }
+}

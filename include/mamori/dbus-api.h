@@ -59,6 +59,13 @@
  *       and the seat's active session. SENSITIVE.
  *   PasswordAgeDays() → (i days, i max_days, i warn_days)
  *       age of the active operator's password on this terminal, -1 when none is set.
+ *   ResetPassword(s operator) → ()
+ *       Root only (PermissionDenied otherwise): removes operator's password on this terminal (they
+ *       forgot it); their failure count starts again; their next password login is PasswordUnset
+ *       until they set one in a card session (ChangePassword with old ""), as the first time.
+ *       Recorded as enroll {action: reset, modality: password, login_uid: the caller's audit login
+ *       uid when known}, answered after the record. PasswordUnset when none is set; LogUnwritable
+ *       (nothing removed) when it could not be recorded.
  *   CancelLogin() → ()
  *       Ends the caller's login. A call of that login still waiting (StartBioLogin, AnswerPin,
  *       AnswerPassword, ScanFinger) is answered Cancelled "cancelled"; a Lock or the agent stopping

@@ -407,5 +407,74 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertEqual(str(self.agent_property('Method')), 'group-card+password')
 
 
+    def test_admin_resets_a_forgotten_password(self):
+        """`mamorictl password reset OP` (root only, through the bus and its policy): the verifier goes, on
+        record; the old password no longer logs in; the operator sets a new one with their own card, as
+        the first time, and it logs in after the group card."""
+        self.publish_group()
+        self.set_password(OTHER_MEMBER, PASSWORD)
+        self.set_password(MEMBER, PASSWORD)
+        self.insert(self.group_card)
+        self.start_agent()
+        self.wait_card_seen(True)
+        path = os.path.join(self.pw_dir, OTHER_MEMBER)
+
+        # Not root: refused by the permission table before anything happens, nothing recorded.
+        os.chmod(self.tmp, 0o711)  # let uid 65534 reach the private bus socket
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        r = bench.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busctl', '--system', 'call',
+                       test_pam.AGENT_NAME, test_pam.AGENT_PATH, test_pam.AGENT_NAME, 'ResetPassword', 's',
+                       OTHER_MEMBER], env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('only root may reset a password', r.stderr + r.stdout)
+        self.assertTrue(os.path.exists(path))
+        # Not an operator id: refused.
+        c = self.ctl('password', 'reset', '../etc')
+        self.assertEqual(c.returncode, 1, c)
+        self.assertTrue(os.path.exists(path))
+
+        c = self.ctl('password', 'reset', OTHER_MEMBER)
+        self.assertEqual(c.returncode, 0, c)
+        self.assertIn(f'The password of operator {OTHER_MEMBER} on this terminal is removed (recorded)', c.stdout)
+        self.assertFalse(os.path.exists(path))
+        self.assertTrue(os.path.exists(os.path.join(self.pw_dir, MEMBER)))  # only that operator's
+        rec = self.agent.wait_event('enroll', op=OTHER_MEMBER, action='reset', modality='password')
+        self.assertIsNone(rec.get('card'))
+        c = self.ctl('password', 'reset', OTHER_MEMBER)
+        self.assertEqual(c.returncode, 1, c)
+        self.assertIn(f'operator {OTHER_MEMBER} has no password on this terminal', c.stderr)
+        c = self.ctl('password')
+        self.assertEqual(c.returncode, 2, c)
+
+        # The forgotten password no longer logs in: the words say how to set a new one.
+        res = self.pam([[0, PAM_AUTH_ERR]], [PIN, PASSWORD], [OTHER_MEMBER])
+        self.assertPam(res)
+        self.assertTrue(any('No password is set for this operator on this terminal' in e for e in res['errors']),
+                        res['errors'])
+        self.agent.wait_event('auth.fail', op=OTHER_MEMBER, reason='password-unset')
+        self.assertEqual(str(self.agent_property('State')), 'locked')
+
+        # The first-login flow: their own card, a new password, then the group card and that password.
+        self.vcard.pull()
+        self.vcard.stop()
+        self.wait_card_seen(False)
+        self.insert(self.op1_card)
+        self.wait_card_seen(True)
+        self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN]))
+        self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
+        c = self.ctl('passwd', '--password', stdin=f'{NEW_PASSWORD}\n{NEW_PASSWORD}\n')
+        self.assertEqual(c.returncode, 0, c)
+        self.agent.wait_event('password.change', op=OTHER_MEMBER)
+        self.ctl('lock')
+        self.vcard.pull()
+        self.vcard.stop()
+        self.wait_card_seen(False)
+        self.insert(self.group_card)
+        self.wait_card_seen(True)
+        res = self.pam([[0, PAM_SUCCESS]], [PIN, NEW_PASSWORD], [OTHER_MEMBER])
+        self.assertPam(res)
+        self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

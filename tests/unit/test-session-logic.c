@@ -225,6 +225,12 @@ static int fake_password_check(void *userdata, uint64_t id, const char *operator
         return 0;
 }
 
+static int fake_password_remove(void *userdata, uint64_t id, const char *operator_id,
+                                session_password_done_fn done, void *done_userdata)
+{
+        return fake_password_check(userdata, id, operator_id, "", done, done_userdata);
+}
+
 /* The fake password thread answers the check it holds. */
 static void password_says(struct fake *f, int result)
 {
@@ -340,6 +346,7 @@ static const struct session_ops fake_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .password_remove = fake_password_remove,
         .password_failures_save = fake_password_failures_save,
         .lock_screen = fake_lock_screen,
         .watch_idle = fake_watch_idle,
@@ -1144,6 +1151,51 @@ static void test_untrusted_failure_file_locks_out(void **state)
         pull_card(f);
 }
 
+/* ResetPassword: refused off the record; the verifier goes through the password thread, the reset is
+ * recorded (enroll, no card) before the answer and the operator's count starts again. */
+static void test_reset_password(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        password_says(f, -EACCES);
+        commit_all(f, 0);
+        run_until_answered(f, 2, 3 * USEC_PER_SEC);
+        pull_card(f);
+        commit_all(f, 0);
+        assert_true(saved_entry(f, "OP0002") != NULL);
+
+        f->log_writable = false;
+        session_reset_password(&f->s, f->calls[3], "OP0002", 1000);
+        assert_true(f->answers[3].answered);
+        assert_int_equal(f->answers[3].o.reason, AUTH_LOG_UNWRITABLE);
+        assert_null(f->pw_done); /* nothing removed */
+        f->log_writable = true;
+
+        size_t n = f->n_recs;
+        session_reset_password(&f->s, f->calls[4], "OP0002", 1000);
+        assert_string_equal(f->pw_operator, "OP0002");
+        password_says(f, 0);
+        assert_int_equal(f->n_recs, n + 1);
+        assert_string_equal(f->recs[n].ev, "enroll");
+        assert_string_equal(f->recs[n].op, "OP0002");
+        assert_false(f->recs[n].has_card);
+        assert_false(f->answers[4].answered); /* after the record */
+        commit_all(f, 0);
+        assert_true(f->answers[4].answered);
+        assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0002"), 0);
+        assert_null(saved_entry(f, "OP0002"));
+
+        /* None set: said so, nothing recorded. */
+        n = f->n_recs;
+        session_reset_password(&f->s, f->calls[5], "OP0002", -1);
+        password_says(f, -ENOENT);
+        assert_int_equal(f->answers[5].o.reason, AUTH_PASSWORD_UNSET);
+        assert_int_equal(f->n_recs, n);
+}
+
 static void test_password_refused_by_state(void **state)
 {
         struct fake *f = *state;
@@ -1354,6 +1406,7 @@ int main(void)
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_untrusted_failure_file_locks_out, setup_group,
                                                 teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password, setup_group, teardown_group),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
                                                 teardown),
