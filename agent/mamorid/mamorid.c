@@ -228,7 +228,8 @@ static void load_password_failures(struct agent *a)
                   "password failure counts in %s/" PASSWORD_FAILURES_FILE_NAME
                   " cannot be trusted (%s): every operator counts as locked out — the next password "
                   "answer waits the longest delay, and a wrong one keeps it — until that operator's "
-                  "right password; the file was rewritten in that state. If this repeats, check the "
+                  "right password or an hour without a failure; the file was rewritten in that state. If "
+                  "this repeats, check the "
                   "disk and that nothing but mamorid writes PasswordDirectory=",
                   a->config.password_directory,
                   r == -EPERM ? "not a regular file of root's with mode 0600" : strerror(-r));

@@ -264,8 +264,9 @@ uint64_t session_password_delay_usec(const struct session *s, const char *operat
 /* At start: the counts of the failure file (CLOCK_REALTIME) as they stand now. */
 void session_password_failures_restore(struct session *s, const struct password_failure_file *file);
 /* At start, when the failure file exists but cannot be trusted (corrupt, not root's 0600): every
- * operator counts as locked out (the longest delay, from now) rather than as never wrong; saved at
- * once, so the file is sound again and the lock-out survives another restart. */
+ * operator counts as locked out (the longest delay, from now) rather than as never wrong, until their
+ * own right password or an hour without a failure (as any count); saved at once, so the file is sound
+ * again and the lock-out survives another restart. */
 void session_password_failures_fail_closed(struct session *s);
 
 /* The Step property: "" unless a login is pending. */

@@ -337,8 +337,10 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         case 0: {
                 /* Right: the count starts again, but an answer still waits out the last failure's delay. */
                 uint64_t due = f->next_mono_usec;
+                bool counted = f->count || due > now || s->password_failures_floor.count;
                 failures_clear(s, f, now);
-                failures_save(s);
+                if (counted)
+                        failures_save(s); /* an operator who never failed costs no write */
                 if (due > now) {
                         if (wait_start(s, call, id, true, NULL, due))
                                 wait_finish(s); /* due at once when no timer could be armed */
