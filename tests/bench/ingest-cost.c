@@ -1,0 +1,280 @@
+/* ingest-cost: the collector's CPU per record, stage by stage, against one Ed25519 verification. */
+#include <errno.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "ingest.h"
+#include "mamori/crypto-util.h"
+#include "mamori/encoding.h"
+#include "mamori/oplog-record.h"
+#include "mamori/oplog-verify.h"
+#include "store.h"
+
+/*
+ * Usage: ingest-cost [RECORDS] [BATCH] [ROUNDS] [STORE-URL]
+ *
+ * One thread, CPU time of this thread (a busy machine slows it little). RECORDS (20000) records of one
+ * log, as a terminal signs them (log.open by the identity key, then an epoch key, app.op lookups with
+ * their data), are timed through each stage the collector runs on a batch, and through ingest_batch()
+ * itself into STORE-URL (default: a new SQLite file in /tmp each round; a URL allows one round) in
+ * batches of BATCH (1000), ROUNDS (5) times; each figure is the median over the rounds. The baseline,
+ * measured in the same run over the same records: ed25519_verify() of each record's signed bytes —
+ * the operation `openssl speed ed25519` counts. ingest / verify is the collector's cost per record in
+ * verifications: on C cores its ingest can reach at most C × verify/s divided by it.
+ */
+
+typedef struct Log {
+        EVP_PKEY *identity, *epoch;
+        char **lines; /* each ends with "\n" */
+        size_t *lens;
+        size_t n;
+} Log;
+
+static int64_t cpu_ns(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void die(const char *what, int r)
+{
+        fprintf(stderr, "ingest-cost: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        exit(1);
+}
+
+static void set_key(Record *r, EVP_PKEY *k)
+{
+        uint8_t raw[ED25519_KEY_SIZE];
+        char *b64 = NULL;
+
+        if (ed25519_public_to_raw(k, raw) < 0 || base64_encode(raw, sizeof(raw), &b64) < 0 ||
+            json_object_set_string(r->data, "key", b64) < 0)
+                die("data.key", EINVAL);
+        free(b64);
+}
+
+static void make_log(size_t n, Log *ret)
+{
+        char prev[SHA256_HEX_MAX] = RECORD_PREV_FIRST;
+        Log l = {.n = n, .lines = calloc(n, sizeof(char *)), .lens = calloc(n, sizeof(size_t))};
+
+        if (!l.lines || !l.lens || ed25519_generate(&l.identity) < 0 || ed25519_generate(&l.epoch) < 0)
+                die("keys", ENOMEM);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t seq = i + 1;
+                Record *r = NULL;
+                char *line, target[SHA256_HEX_MAX];
+                size_t len;
+
+                if (record_new(&r) < 0)
+                        die("record", ENOMEM);
+                strcpy(r->log, "5eed0000000000000000000000000001");
+                strcpy(r->boot, "b0070000000000000000000000000001");
+                r->seq = seq;
+                r->ts = 1763880000000000 + (int64_t)seq * 2000000;
+                r->mono = 5000000 + (int64_t)seq * 2000000;
+                r->term = strdup("T-0001");
+                memcpy(r->prev, prev, sizeof(prev));
+                if (seq == 1) {
+                        r->ev = strdup("log.open");
+                        set_key(r, l.epoch);
+                } else {
+                        /* A resident lookup, the commonest record of a working day. */
+                        r->ev = strdup("app.op");
+                        r->op = strdup("OP-000123");
+                        r->card = strdup("3f6c0b0e2f4d5a69788796a5b4c3d2e1f00112233445566778899aabbccddeef");
+                        if (sha256_hex(&seq, sizeof(seq), target) < 0 ||
+                            json_object_set_string(r->data, "app", "juki-counter") < 0 ||
+                            json_object_set_string(r->data, "action", "lookup") < 0 ||
+                            json_object_set_string(r->data, "subject", target) < 0)
+                                die("data", ENOMEM);
+                }
+                if (record_sign(r, seq == 1 ? l.identity : l.epoch, &line, &len) < 0 ||
+                    record_line_hash(line, len, prev) < 0)
+                        die("sign", EINVAL);
+                if (asprintf(&l.lines[i], "%s\n", line) < 0)
+                        die("line", ENOMEM);
+                l.lens[i] = len + 1;
+                free(line);
+                record_free(r);
+        }
+        *ret = l;
+}
+
+static char *pem_of(EVP_PKEY *k)
+{
+        BIO *b = BIO_new(BIO_s_mem());
+        char *p, *out;
+        long n;
+
+        if (!b || PEM_write_bio_PUBKEY(b, k) != 1)
+                die("pem", EIO);
+        n = BIO_get_mem_data(b, &p);
+        out = strndup(p, (size_t)n);
+        BIO_free(b);
+        return out;
+}
+
+/* µs per record of one stage. */
+static double per_record(int64_t t0, size_t n)
+{
+        return (double)(cpu_ns() - t0) / 1000.0 / (double)n;
+}
+
+typedef struct Stages {
+        double verify, parse, sbytes, batch, ingest;
+} Stages;
+
+/* Each stage once over all records of l; a new SQLite file (or the empty store at store_url) per round. */
+static void one_round(const Log *l, size_t batch, const char *store_url, Stages *ret)
+{
+        size_t n = l->n;
+        Record **recs = calloc(n, sizeof(Record *));
+        char **bytes = calloc(n, sizeof(char *));
+        size_t *blen = calloc(n, sizeof(size_t));
+        LogBatchLine *bl = calloc(n, sizeof(LogBatchLine));
+        char path[64] = "/tmp/ingest-cost-XXXXXX";
+        LogVerifier *v = NULL;
+        Store *s = NULL;
+        int64_t t0;
+        int r;
+
+        if (!recs || !bytes || !blen || !bl)
+                die("alloc", ENOMEM);
+
+        /* Parse: each line to a Record (JSON, field rules). */
+        t0 = cpu_ns();
+        for (size_t i = 0; i < n; i++)
+                if ((r = record_parse_line(l->lines[i], l->lens[i] - 1, &recs[i])) < 0)
+                        die("parse", r);
+        ret->parse = per_record(t0, n);
+
+        /* The bytes a signature covers, rebuilt from the record (JCS without "sig"). */
+        t0 = cpu_ns();
+        for (size_t i = 0; i < n; i++)
+                if ((r = record_signed_bytes(recs[i], &bytes[i], &blen[i])) < 0)
+                        die("signed bytes", r);
+        ret->sbytes = per_record(t0, n);
+
+        /* Baseline: the verification alone, as openssl speed counts it. */
+        t0 = cpu_ns();
+        for (size_t i = 1; i < n; i++)
+                if ((r = ed25519_verify(l->epoch, bytes[i], blen[i], recs[i]->sig)) < 0)
+                        die("verify", r);
+        ret->verify = per_record(t0, n - 1);
+
+        /* The verifier's whole batch path, one thread: chain rules + signed bytes + verification. */
+        if (log_verifier_new(l->identity, &v) < 0)
+                die("verifier", ENOMEM);
+        for (size_t i = 0; i < n; i++)
+                bl[i] = (LogBatchLine){.record = recs[i], .line = l->lines[i], .len = l->lens[i] - 1};
+        t0 = cpu_ns();
+        for (size_t i = 0; i < n; i += batch)
+                if ((r = log_verifier_push_batch(v, bl + i, i + batch < n ? batch : n - i, NULL)) < 0)
+                        die("push batch", r);
+        ret->batch = per_record(t0, n);
+        log_verifier_free(v);
+
+        /* ingest_batch() into a store, one thread: everything above plus the database. */
+        if (!store_url) {
+                int fd = mkstemp(path);
+                if (fd < 0)
+                        die("mkstemp", errno);
+                close(fd);
+                unlink(path);
+        }
+        if ((r = store_open(store_url ?: path, &s)) < 0)
+                die("store", r);
+        {
+                char *pem = pem_of(l->identity);
+                if ((r = store_terminal_add(s, 0, "T-0001", "chuo", pem)) < 0)
+                        die("terminal add", r);
+                free(pem);
+        }
+        t0 = cpu_ns();
+        for (size_t i = 0; i < n; i += batch) {
+                size_t k = i + batch < n ? batch : n - i, len = 0;
+                IngestAnswer a = {};
+                char *body, *p;
+
+                for (size_t j = i; j < i + k; j++)
+                        len += l->lens[j];
+                body = p = malloc(len);
+                if (!body)
+                        die("alloc", ENOMEM);
+                for (size_t j = i; j < i + k; j++)
+                        p = mempcpy(p, l->lines[j], l->lens[j]);
+                if ((r = ingest_batch(s, NULL, "T-0001", body, len, batch, 0, &a)) < 0 || a.status != 200)
+                        die("ingest", r < 0 ? r : EBADMSG);
+                ingest_answer_done(&a);
+                free(body);
+        }
+        ret->ingest = per_record(t0, n);
+        store_close(s);
+        if (!store_url) {
+                char f[80];
+                unlink(path);
+                snprintf(f, sizeof(f), "%s-wal", path), unlink(f);
+                snprintf(f, sizeof(f), "%s-shm", path), unlink(f);
+        }
+        for (size_t i = 0; i < n; i++) {
+                record_free(recs[i]);
+                free(bytes[i]);
+        }
+        free(recs), free(bytes), free(blen), free(bl);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+static double median_of(const Stages *st, size_t rounds, size_t field)
+{
+        double v[64];
+        for (size_t i = 0; i < rounds; i++)
+                v[i] = ((const double *)&st[i])[field];
+        qsort(v, rounds, sizeof(double), cmp_double);
+        return v[rounds / 2];
+}
+
+int main(int argc, char **argv)
+{
+        size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000;
+        size_t batch = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000;
+        size_t rounds = argc > 3 ? strtoull(argv[3], NULL, 10) : 5;
+        const char *store_url = argc > 4 ? argv[4] : NULL;
+        double verify, parse, sbytes, chain, ingest;
+        Stages st[64];
+        Log l;
+
+        if (n < 2 || batch < 1 || rounds < 1 || rounds > 64 || (store_url && rounds != 1))
+                return 2;
+        make_log(n, &l);
+        for (size_t i = 0; i < rounds; i++)
+                one_round(&l, batch, store_url, &st[i]);
+        verify = median_of(st, rounds, offsetof(Stages, verify) / sizeof(double));
+        parse = median_of(st, rounds, offsetof(Stages, parse) / sizeof(double));
+        sbytes = median_of(st, rounds, offsetof(Stages, sbytes) / sizeof(double));
+        chain = median_of(st, rounds, offsetof(Stages, batch) / sizeof(double)) - sbytes - verify;
+        ingest = median_of(st, rounds, offsetof(Stages, ingest) / sizeof(double));
+
+        printf("records=%zu batch=%zu rounds=%zu line_bytes=%zu (medians over the rounds)\n", n, batch,
+               rounds, l.lens[n / 2]);
+        printf("us_per_record verify=%.1f (baseline, = %.0f verify/s) parse=%.1f signed_bytes=%.1f "
+               "chain=%.1f "
+               "store_and_rest=%.1f ingest=%.1f\n",
+               verify, 1e6 / verify, parse, sbytes, chain, ingest - parse - sbytes - chain - verify, ingest);
+        printf("ingest_cost_in_verifications=%.2f ceiling_ratio=%.0f%%\n", ingest / verify,
+               100.0 * verify / ingest);
+        return 0;
+}
