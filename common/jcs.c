@@ -58,7 +58,13 @@ int jcs_key_compare(const char *a, size_t a_len, const char *b, size_t b_len)
         uint16_t ux[2], uy[2];
         unsigned nx = 0, ny = 0, ix = 0, iy = 0;
 
-        /* Walk both strings one UTF-16 code unit at a time. Invalid UTF-8 sorts bytewise. */
+        /* ASCII on both sides: a code unit per byte. */
+        while (a_len > 0 && b_len > 0 && *x < 0x80 && *y < 0x80) {
+                if (*x != *y)
+                        return *x < *y ? -1 : 1;
+                x++, y++, a_len--, b_len--;
+        }
+        /* Then one UTF-16 code unit at a time. Invalid UTF-8 sorts bytewise. */
         for (;;) {
                 if (ix == nx) {
                         uint32_t cp;
@@ -114,6 +120,8 @@ static int put_string(Buf *b, const char *s, size_t len)
                 const char *esc = NULL;
                 char tmp[7];
 
+                if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
+                        continue; /* as it stands: the commonest case */
                 switch (p[i]) {
                 case '\b':
                         esc = "\\b";
@@ -165,7 +173,9 @@ static int sort_cmp(const void *a, const void *b)
         return jcs_key_compare(x->key, x->key_len, y->key, y->key_len);
 }
 
-static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
+/* skip_key: a member of that name left out of this object (not of nested ones); *skip_at, when not NULL,
+ * gets the offset where it belongs (before the comma that would precede it). */
+static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *skip_at)
 {
         int r;
 
@@ -189,7 +199,7 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
                         if (i > 0)
                                 r = buf_putc(b, ',');
                         if (r >= 0)
-                                r = put_value(b, v->array.items[i], NULL);
+                                r = put_value(b, v->array.items[i], NULL, NULL);
                 }
                 return r < 0 ? r : buf_putc(b, ']');
         case JSON_OBJECT: {
@@ -202,16 +212,18 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
                         if (!sorted)
                                 return -ENOMEM;
                 }
-                for (size_t i = 0; i < v->object.n; i++) {
-                        if (skip_key && streq(v->object.members[i].key, skip_key))
-                                continue;
+                for (size_t i = 0; i < v->object.n; i++)
                         sorted[n++] = &v->object.members[i];
-                }
                 if (n > 1)
                         qsort(sorted, n, sizeof(JsonMember *), sort_cmp);
 
                 r = buf_putc(b, '{');
                 for (size_t i = 0; r >= 0 && i < n; i++) {
+                        if (skip_key && streq(sorted[i]->key, skip_key)) {
+                                if (skip_at)
+                                        *skip_at = b->len;
+                                continue;
+                        }
                         if (!first)
                                 r = buf_putc(b, ',');
                         first = false;
@@ -220,7 +232,7 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
                         if (r >= 0)
                                 r = buf_putc(b, ':');
                         if (r >= 0)
-                                r = put_value(b, sorted[i]->value, NULL);
+                                r = put_value(b, sorted[i]->value, NULL, NULL);
                 }
                 return r < 0 ? r : buf_putc(b, '}');
         }
@@ -228,14 +240,18 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
         return -EINVAL;
 }
 
-int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len)
+int jcs_serialize_split(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len,
+                        size_t *ret_at)
 {
+        size_t at = SIZE_MAX;
         Buf b = {};
         int r;
 
-        if (!v || !ret)
+        if (!v || !ret || (ret_at && !skip_key))
                 return -EINVAL;
-        r = put_value(&b, v, skip_key);
+        r = put_value(&b, v, skip_key, &at);
+        if (r >= 0 && ret_at && at == SIZE_MAX)
+                r = -ENOENT;
         if (r < 0) {
                 free(b.data);
                 return r;
@@ -243,5 +259,12 @@ int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *
         *ret = b.data;
         if (ret_len)
                 *ret_len = b.len;
+        if (ret_at)
+                *ret_at = at;
         return 0;
+}
+
+int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len)
+{
+        return jcs_serialize_split(v, skip_key, ret, ret_len, NULL);
 }

@@ -115,6 +115,11 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
 
                 if (c < 0x20)
                         return -EBADMSG;
+                if (c < 0x80 && c != '\\') { /* ASCII: as it stands */
+                        out[n++] = (char)c;
+                        p->pos++;
+                        continue;
+                }
                 if (c != '\\') {
                         uint32_t cp;
                         int r = utf8_decode(p->buf + p->pos, raw_end - p->pos, &cp);

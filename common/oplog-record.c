@@ -220,6 +220,17 @@ int record_sign(Record *r, EVP_PKEY *key, char **ret_line, size_t *ret_len)
         return 0;
 }
 
+int record_verify_signed(const Record *r, const char *signed_bytes, size_t signed_len, EVP_PKEY *key)
+{
+        if (!signed_bytes)
+                return record_verify(r, key);
+        if (!r || !key)
+                return -EINVAL;
+        if (!r->has_sig)
+                return -EBADMSG;
+        return ed25519_verify(key, signed_bytes, signed_len, r->sig);
+}
+
 int record_verify(const Record *r, EVP_PKEY *key)
 {
         _cleanup_free_ char *bytes = NULL;
@@ -278,7 +289,23 @@ static int get_int(const JsonValue *o, const char *key, int64_t min, int64_t *re
         return 0;
 }
 
-int record_parse_line(const void *line, size_t len, Record **ret)
+/* line[0..body) is canon (the signed bytes) with ,"sig":"<sig>" spliced in at at. */
+static bool line_is_canon_with_sig(const char *line, size_t body, const char *canon, size_t canon_len,
+                                   size_t at, const JsonValue *sig)
+{
+        static const char member[] = ",\"sig\":\"";
+        size_t m = strlen(member), s = sig->string.len;
+
+        /* "sig" sorts after the required "boot": never the first member. Base64 needs no escaping. */
+        if (at <= 1 || at > canon_len || body != canon_len + m + s + 1)
+                return false;
+        return memcmp(line, canon, at) == 0 && memcmp(line + at, member, m) == 0 &&
+               memcmp(line + at + m, sig->string.data, s) == 0 && line[at + m + s] == '"' &&
+               memcmp(line + at + m + s + 1, canon + at, canon_len - at) == 0;
+}
+
+int record_parse_line_signed(const void *line, size_t len, Record **ret, char **ret_signed,
+                             size_t *ret_signed_len)
 {
         static const char *const keys[] = {"v",  "log", "seq",  "ts",   "boot", "mono", "term",
                                            "ev", "op",  "card", "data", "prev", "sig"};
@@ -292,7 +319,7 @@ int record_parse_line(const void *line, size_t len, Record **ret)
         _cleanup_record_ Record *r = NULL;
         _cleanup_free_ char *canon = NULL;
         const JsonValue *sig, *data;
-        size_t canon_len, body = len;
+        size_t canon_len, at, body = len;
         int64_t v, seq;
         int k;
 
@@ -312,16 +339,23 @@ int record_parse_line(const void *line, size_t len, Record **ret)
                 if (!json_object_get(o, keys[i]))
                         return -EBADMSG; /* 13 distinct known keys present, so no unknown ones */
 
-        /* The line must be canonical: otherwise two spellings of one record hash differently. */
-        k = jcs_serialize(o, NULL, &canon, &canon_len);
-        if (k < 0)
-                return k == -ERANGE ? -EBADMSG : k;
-        if (canon_len != body || memcmp(canon, line, body) != 0)
-                return -EBADMSG;
-
         r = calloc(1, sizeof(Record));
         if (!r)
                 return -ENOMEM;
+        sig = json_object_get(o, "sig");
+        if (sig->type != JSON_STRING ||
+            base64_decode_exact(sig->string.data, sig->string.len, r->sig, sizeof(r->sig)) < 0)
+                return -EBADMSG;
+        r->has_sig = true;
+
+        /* The line must be canonical: otherwise two spellings of one record hash differently. One
+         * serialisation without "sig" gives the signed bytes and, with the signature spliced in, the
+         * canonical line. */
+        k = jcs_serialize_split(o, "sig", &canon, &canon_len, &at);
+        if (k < 0)
+                return k == -ERANGE ? -EBADMSG : k;
+        if (!line_is_canon_with_sig(line, body, canon, canon_len, at, sig))
+                return -EBADMSG;
         if (json_object_get_integer(o, "v", &v) < 0 || v != RECORD_VERSION)
                 return -EBADMSG;
         if ((k = get_fixed_string(o, "log", r->log, 32)) < 0 ||
@@ -341,17 +375,20 @@ int record_parse_line(const void *line, size_t len, Record **ret)
         if (k < 0)
                 return k;
 
-        sig = json_object_get(o, "sig");
-        if (sig->type != JSON_STRING ||
-            base64_decode_exact(sig->string.data, sig->string.len, r->sig, sizeof(r->sig)) < 0)
-                return -EBADMSG;
-        r->has_sig = true;
-
         k = record_validate(r);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
+        if (ret_signed) {
+                *ret_signed = TAKE_PTR(canon);
+                *ret_signed_len = canon_len;
+        }
         return 0;
+}
+
+int record_parse_line(const void *line, size_t len, Record **ret)
+{
+        return record_parse_line_signed(line, len, ret, NULL, NULL);
 }
 
 int record_line_hash(const void *line, size_t len, char ret[SHA256_HEX_MAX])
