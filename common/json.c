@@ -842,6 +842,34 @@ int json_object_remove(JsonValue *object, const char *key)
         return 0;
 }
 
+int json_object_take(JsonValue *object, const char *key, JsonValue **ret)
+{
+        JsonMember *m = object_find(object, key);
+        size_t i;
+
+        if (!m || !ret)
+                return m ? -EINVAL : -ENOENT;
+        i = (size_t)(m - object->object.members);
+        *ret = m->value;
+        free(m->key);
+        memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
+        object->object.n--;
+        return 0;
+}
+
+int json_string_take(JsonValue *v, char **ret)
+{
+        int r = json_get_string(v, NULL, NULL);
+
+        if (r < 0)
+                return r;
+        if (!ret)
+                return -EINVAL;
+        *ret = v->string.data;
+        v->type = JSON_NULL;
+        return 0;
+}
+
 int json_value_copy(const JsonValue *v, JsonValue **ret)
 {
         _cleanup_json_ JsonValue *c = NULL;

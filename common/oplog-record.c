@@ -259,11 +259,10 @@ static int get_fixed_string(const JsonValue *o, const char *key, char *buf, size
         return 0;
 }
 
-static int get_dup_string(const JsonValue *o, const char *key, bool nullable, char **ret)
+/* The string of key, taken out of the parsed tree o (which is thrown away after): no copy. */
+static int take_string(JsonValue *o, const char *key, bool nullable, char **ret)
 {
-        const JsonValue *m = json_object_get(o, key);
-        const char *s;
-        char *d;
+        JsonValue *m = (JsonValue *)json_object_get(o, key);
 
         if (!m)
                 return -EBADMSG;
@@ -271,13 +270,7 @@ static int get_dup_string(const JsonValue *o, const char *key, bool nullable, ch
                 *ret = NULL;
                 return 0;
         }
-        if (json_get_string(m, &s, NULL) < 0)
-                return -EBADMSG;
-        d = strdup(s);
-        if (!d)
-                return -ENOMEM;
-        *ret = d;
-        return 0;
+        return json_string_take(m, ret) < 0 ? -EBADMSG : 0;
 }
 
 static int get_int(const JsonValue *o, const char *key, int64_t min, int64_t *ret)
@@ -362,16 +355,15 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
             (k = get_fixed_string(o, "boot", r->boot, 32)) < 0 ||
             (k = get_fixed_string(o, "prev", r->prev, 64)) < 0 || (k = get_int(o, "seq", 1, &seq)) < 0 ||
             (k = get_int(o, "ts", 0, &r->ts)) < 0 || (k = get_int(o, "mono", 0, &r->mono)) < 0 ||
-            (k = get_dup_string(o, "term", false, &r->term)) < 0 ||
-            (k = get_dup_string(o, "ev", false, &r->ev)) < 0 ||
-            (k = get_dup_string(o, "op", true, &r->op)) < 0 ||
-            (k = get_dup_string(o, "card", true, &r->card)) < 0)
+            (k = take_string(o, "term", false, &r->term)) < 0 ||
+            (k = take_string(o, "ev", false, &r->ev)) < 0 || (k = take_string(o, "op", true, &r->op)) < 0 ||
+            (k = take_string(o, "card", true, &r->card)) < 0)
                 return k;
         r->seq = (uint64_t)seq;
 
         if (json_object_get_object(o, "data", &data) < 0)
                 return -EBADMSG;
-        k = json_value_copy(data, &r->data);
+        k = json_object_take(o, "data", &r->data);
         if (k < 0)
                 return k;
 

@@ -142,3 +142,8 @@ int json_object_set_boolean(JsonValue *object, const char *key, bool b);
 int json_object_set_null(JsonValue *object, const char *key);
 /* Remove and free a member; -ENOENT if absent. */
 int json_object_remove(JsonValue *object, const char *key);
+/* Removes key's member and hands its value to the caller (-ENOENT without one): no copy. */
+int json_object_take(JsonValue *object, const char *key, JsonValue **ret);
+/* As json_get_string() (no NUL inside), and hands the string's buffer to the caller, who frees it;
+ * v becomes null. */
+int json_string_take(JsonValue *v, char **ret);

@@ -1,4 +1,5 @@
 /* ingest-cost: the collector's CPU per record, stage by stage, against one Ed25519 verification. */
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -23,14 +24,17 @@
  * One thread, CPU time of this thread (a busy machine slows it little). RECORDS (20000) records of one
  * log, as a terminal signs them (log.open by the identity key, then an epoch key, app.op lookups with
  * their data), are timed through each stage the collector runs on a batch, and through ingest_batch()
- * itself into STORE-URL (default: a new SQLite file in /tmp each round; a URL allows one round) in
- * batches of BATCH (1000), ROUNDS (5) times; each figure is the median over the rounds. The baseline,
+ * itself into STORE-URL (default: a new SQLite file in /tmp) in batches of BATCH (1000), ROUNDS (5)
+ * times, each round a new terminal and log; each figure is the median over the rounds. The baseline,
  * measured in the same run over the same records: ed25519_verify() of each record's signed bytes —
- * the operation `openssl speed ed25519` counts. ingest / verify is the collector's cost per record in
- * verifications: on C cores its ingest can reach at most C × verify/s divided by it.
+ * the operation `openssl speed ed25519` counts. With MAMORI_BENCH_PG_DATA (the cluster's data directory)
+ * the CPU its processes spent during ingest_batch() counts too (ticks of 1/CLK_TCK s). (ingest +
+ * postgresql) / verify is the centre's cost per record in verifications: on C cores its ingest can
+ * reach at most C × verify/s divided by it.
  */
 
 typedef struct Log {
+        char term[16];
         EVP_PKEY *identity, *epoch;
         EVP_PKEY *identity_pub, *epoch_pub; /* public halves, as a verifier holds them */
         char **lines;                       /* each ends with "\n" */
@@ -62,10 +66,13 @@ static void set_key(Record *r, EVP_PKEY *k)
         free(b64);
 }
 
-static void make_log(size_t n, Log *ret)
+/* Terminal T-<k> and its log <k>: a new one each round, so that every round stores new records. */
+static void make_log(size_t n, unsigned k, Log *ret)
 {
         char prev[SHA256_HEX_MAX] = RECORD_PREV_FIRST;
         Log l = {.n = n, .lines = calloc(n, sizeof(char *)), .lens = calloc(n, sizeof(size_t))};
+
+        snprintf(l.term, sizeof(l.term), "T-%04u", k);
 
         if (!l.lines || !l.lens || ed25519_generate(&l.identity) < 0 || ed25519_generate(&l.epoch) < 0)
                 die("keys", ENOMEM);
@@ -77,12 +84,12 @@ static void make_log(size_t n, Log *ret)
 
                 if (record_new(&r) < 0)
                         die("record", ENOMEM);
-                strcpy(r->log, "5eed0000000000000000000000000001");
+                snprintf(r->log, sizeof(r->log), "5eed%028x", k);
                 strcpy(r->boot, "b0070000000000000000000000000001");
                 r->seq = seq;
                 r->ts = 1763880000000000 + (int64_t)seq * 2000000;
                 r->mono = 5000000 + (int64_t)seq * 2000000;
-                r->term = strdup("T-0001");
+                r->term = strdup(l.term);
                 memcpy(r->prev, prev, sizeof(prev));
                 if (seq == 1) {
                         r->ev = strdup("log.open");
@@ -132,46 +139,83 @@ static char *pem_of(EVP_PKEY *k)
         return out;
 }
 
+/* CPU ticks of a PostgreSQL cluster: its postmaster (pid in DATA/postmaster.pid) and every child of it
+ * (backends, WAL writer, checkpointer); 0 without MAMORI_BENCH_PG_DATA. */
+static int64_t pg_ticks(void)
+{
+        const char *data = getenv("MAMORI_BENCH_PG_DATA");
+        char path[4096], buf[1024];
+        long master = 0, total = 0;
+        struct dirent *de;
+        FILE *f;
+        DIR *d;
+
+        if (!data)
+                return 0;
+        snprintf(path, sizeof(path), "%s/postmaster.pid", data);
+        f = fopen(path, "re");
+        if (!f || fscanf(f, "%ld", &master) != 1)
+                die("postmaster.pid", ENOENT);
+        fclose(f);
+        d = opendir("/proc");
+        if (!d)
+                die("/proc", errno);
+        while ((de = readdir(d))) {
+                long pid = strtol(de->d_name, NULL, 10), ppid;
+                unsigned long ut, st;
+                char *close_paren;
+                size_t n;
+
+                if (pid <= 0)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+                close_paren = strrchr(buf, ')');
+                /* fields after the name: state ppid ... utime (14th of the line) stime */
+                if (!close_paren ||
+                    sscanf(close_paren + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid,
+                           &ut, &st) != 3)
+                        continue;
+                if (pid == master || ppid == master)
+                        total += (long)(ut + st);
+        }
+        closedir(d);
+        return total;
+}
+
 static double elapsed_us(int64_t t0)
 {
         return (double)(cpu_ns() - t0) / 1000.0;
 }
 
 typedef struct Stages {
-        double verify, parse, batch, ingest;
+        double verify, parse, batch, ingest, pg;
 } Stages;
 
-/* Each stage once over all records of l; a new SQLite file (or the empty store at store_url) per round. */
-static void one_round(const Log *l, size_t batch, const char *store_url, Stages *ret)
+/* Each stage once over all records of l, into the store s. */
+static void one_round(const Log *l, size_t batch, Store *s, Stages *ret)
 {
         size_t n = l->n;
         Record **recs = calloc(n, sizeof(Record *));
         char **bytes = calloc(n, sizeof(char *));
         size_t *blen = calloc(n, sizeof(size_t));
         LogBatchLine *bl = calloc(n, sizeof(LogBatchLine));
-        char path[64] = "/tmp/ingest-cost-XXXXXX";
         LogVerifier *v = NULL;
-        Store *s = NULL;
-        int64_t t0;
+        int64_t t0, pg0;
         int r;
 
         if (!recs || !bytes || !blen || !bl)
                 die("alloc", ENOMEM);
-
         if (log_verifier_new(l->identity, &v) < 0)
                 die("verifier", ENOMEM);
-        if (!store_url) {
-                int fd = mkstemp(path);
-                if (fd < 0)
-                        die("mkstemp", errno);
-                close(fd);
-                unlink(path);
-        }
-        if ((r = store_open(store_url ?: path, &s)) < 0)
-                die("store", r);
         {
                 char *pem = pem_of(l->identity);
-                if ((r = store_terminal_add(s, 0, "T-0001", "chuo", pem)) < 0)
+                if ((r = store_terminal_add(s, 0, l->term, "chuo", pem)) < 0)
                         die("terminal add", r);
                 free(pem);
         }
@@ -220,22 +264,18 @@ static void one_round(const Log *l, size_t batch, const char *store_url, Stages 
                         die("alloc", ENOMEM);
                 for (size_t j = i; j < i + k; j++)
                         p = mempcpy(p, l->lines[j], l->lens[j]);
+                pg0 = pg_ticks();
                 t0 = cpu_ns();
-                if ((r = ingest_batch(s, NULL, "T-0001", body, len, batch, 0, &a)) < 0 || a.status != 200)
+                if ((r = ingest_batch(s, NULL, l->term, body, len, batch, 0, &a)) < 0 || a.status != 200)
                         die("ingest", r < 0 ? r : EBADMSG);
                 ret->ingest += elapsed_us(t0);
+                ret->pg += (double)(pg_ticks() - pg0) * 1e6 / (double)sysconf(_SC_CLK_TCK);
                 ingest_answer_done(&a);
                 free(body);
         }
         ret->parse /= (double)n, ret->verify /= (double)n, ret->batch /= (double)n, ret->ingest /= (double)n;
+        ret->pg /= (double)n;
         log_verifier_free(v);
-        store_close(s);
-        if (!store_url) {
-                char f[80];
-                unlink(path);
-                snprintf(f, sizeof(f), "%s-wal", path), unlink(f);
-                snprintf(f, sizeof(f), "%s-shm", path), unlink(f);
-        }
         for (size_t i = 0; i < n; i++) {
                 record_free(recs[i]);
                 free(bytes[i]);
@@ -264,27 +304,51 @@ int main(int argc, char **argv)
         size_t batch = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000;
         size_t rounds = argc > 3 ? strtoull(argv[3], NULL, 10) : 5;
         const char *store_url = argc > 4 ? argv[4] : NULL;
-        double verify, parse, chain, ingest;
+        char path[64] = "/tmp/ingest-cost-XXXXXX";
+        double verify, parse, chain, ingest, pg, centre;
         Stages st[64];
-        Log l;
+        Store *s = NULL;
+        size_t line_bytes = 0;
+        int r;
 
-        if (n < 2 || batch < 1 || rounds < 1 || rounds > 64 || (store_url && rounds != 1))
+        if (n < 2 || batch < 1 || rounds < 1 || rounds > 64)
                 return 2;
-        make_log(n, &l);
-        for (size_t i = 0; i < rounds; i++)
-                one_round(&l, batch, store_url, &st[i]);
+        if (!store_url) {
+                int fd = mkstemp(path);
+                if (fd < 0)
+                        die("mkstemp", errno);
+                close(fd);
+                unlink(path);
+        }
+        if ((r = store_open(store_url ?: path, &s)) < 0)
+                die("store", r);
+        for (size_t i = 0; i < rounds; i++) {
+                Log l;
+                make_log(n, (unsigned)i + 1, &l);
+                line_bytes = l.lens[n / 2];
+                one_round(&l, batch, s, &st[i]);
+        }
+        store_close(s);
+        if (!store_url) {
+                char f[80];
+                unlink(path);
+                snprintf(f, sizeof(f), "%s-wal", path), unlink(f);
+                snprintf(f, sizeof(f), "%s-shm", path), unlink(f);
+        }
         verify = median_of(st, rounds, offsetof(Stages, verify) / sizeof(double));
         parse = median_of(st, rounds, offsetof(Stages, parse) / sizeof(double));
         chain = median_of(st, rounds, offsetof(Stages, batch) / sizeof(double)) - verify;
         ingest = median_of(st, rounds, offsetof(Stages, ingest) / sizeof(double));
+        pg = median_of(st, rounds, offsetof(Stages, pg) / sizeof(double));
+        centre = ingest + pg;
 
-        printf("records=%zu batch=%zu rounds=%zu line_bytes=%zu (medians over the rounds)\n", n, batch,
-               rounds, l.lens[n / 2]);
+        printf("records=%zu batch=%zu rounds=%zu line_bytes=%zu store=%s (medians over the rounds)\n", n,
+               batch, rounds, line_bytes, store_url ? "url" : "sqlite-file");
         printf("us_per_record verify=%.1f (baseline, = %.0f verify/s) parse=%.1f chain=%.1f "
                "store_and_rest=%.1f "
-               "ingest=%.1f\n",
-               verify, 1e6 / verify, parse, chain, ingest - parse - chain - verify, ingest);
-        printf("ingest_cost_in_verifications=%.2f ceiling_ratio=%.0f%%\n", ingest / verify,
-               100.0 * verify / ingest);
+               "ingest=%.1f postgresql=%.1f\n",
+               verify, 1e6 / verify, parse, chain, ingest - parse - chain - verify, ingest, pg);
+        printf("centre_cost_in_verifications=%.2f ceiling_ratio=%.0f%%\n", centre / verify,
+               100.0 * verify / centre);
         return 0;
 }
