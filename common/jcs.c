@@ -173,9 +173,7 @@ static int sort_cmp(const void *a, const void *b)
         return jcs_key_compare(x->key, x->key_len, y->key, y->key_len);
 }
 
-/* skip_key: a member of that name left out of this object (not of nested ones); *skip_at, when not NULL,
- * gets the offset where it belongs (before the comma that would precede it). */
-static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *skip_at)
+static int put_value(Buf *b, const JsonValue *v, const char *skip_key)
 {
         int r;
 
@@ -199,7 +197,7 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *s
                         if (i > 0)
                                 r = buf_putc(b, ',');
                         if (r >= 0)
-                                r = put_value(b, v->array.items[i], NULL, NULL);
+                                r = put_value(b, v->array.items[i], NULL);
                 }
                 return r < 0 ? r : buf_putc(b, ']');
         case JSON_OBJECT: {
@@ -212,18 +210,16 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *s
                         if (!sorted)
                                 return -ENOMEM;
                 }
-                for (size_t i = 0; i < v->object.n; i++)
+                for (size_t i = 0; i < v->object.n; i++) {
+                        if (skip_key && streq(v->object.members[i].key, skip_key))
+                                continue;
                         sorted[n++] = &v->object.members[i];
+                }
                 if (n > 1)
                         qsort(sorted, n, sizeof(JsonMember *), sort_cmp);
 
                 r = buf_putc(b, '{');
                 for (size_t i = 0; r >= 0 && i < n; i++) {
-                        if (skip_key && streq(sorted[i]->key, skip_key)) {
-                                if (skip_at)
-                                        *skip_at = b->len;
-                                continue;
-                        }
                         if (!first)
                                 r = buf_putc(b, ',');
                         first = false;
@@ -232,7 +228,7 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *s
                         if (r >= 0)
                                 r = buf_putc(b, ':');
                         if (r >= 0)
-                                r = put_value(b, sorted[i]->value, NULL, NULL);
+                                r = put_value(b, sorted[i]->value, NULL);
                 }
                 return r < 0 ? r : buf_putc(b, '}');
         }
@@ -240,18 +236,14 @@ static int put_value(Buf *b, const JsonValue *v, const char *skip_key, size_t *s
         return -EINVAL;
 }
 
-int jcs_serialize_split(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len,
-                        size_t *ret_at)
+int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len)
 {
-        size_t at = SIZE_MAX;
         Buf b = {};
         int r;
 
-        if (!v || !ret || (ret_at && !skip_key))
+        if (!v || !ret)
                 return -EINVAL;
-        r = put_value(&b, v, skip_key, &at);
-        if (r >= 0 && ret_at && at == SIZE_MAX)
-                r = -ENOENT;
+        r = put_value(&b, v, skip_key);
         if (r < 0) {
                 free(b.data);
                 return r;
@@ -259,12 +251,5 @@ int jcs_serialize_split(const JsonValue *v, const char *skip_key, char **ret, si
         *ret = b.data;
         if (ret_len)
                 *ret_len = b.len;
-        if (ret_at)
-                *ret_at = at;
         return 0;
-}
-
-int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len)
-{
-        return jcs_serialize_split(v, skip_key, ret, ret_len, NULL);
 }

@@ -282,19 +282,37 @@ static int get_int(const JsonValue *o, const char *key, int64_t min, int64_t *re
         return 0;
 }
 
-/* line[0..body) is canon (the signed bytes) with ,"sig":"<sig>" spliced in at at. */
-static bool line_is_canon_with_sig(const char *line, size_t body, const char *canon, size_t canon_len,
-                                   size_t at, const JsonValue *sig)
+/*
+ * The bytes the signature of a canonical line covers: the line without its ,"sig":"…" member. In
+ * canonical key order "sig" is followed by "term", then only the integers "ts" and "v"; a raw quote
+ * cannot stand inside a string, so the last ,"term":" of the line is that member's start.
+ */
+static int signed_bytes_of(const char *line, size_t body, const JsonValue *sig, char **ret, size_t *ret_len)
 {
-        static const char member[] = ",\"sig\":\"";
-        size_t m = strlen(member), s = sig->string.len;
+        static const char before[] = ",\"sig\":\"", after[] = ",\"term\":\"";
+        size_t nb = strlen(before), na = strlen(after), member = nb + sig->string.len + 1, at = SIZE_MAX;
+        char *out;
 
-        /* "sig" sorts after the required "boot": never the first member. Base64 needs no escaping. */
-        if (at <= 1 || at > canon_len || body != canon_len + m + s + 1)
-                return false;
-        return memcmp(line, canon, at) == 0 && memcmp(line + at, member, m) == 0 &&
-               memcmp(line + at + m, sig->string.data, s) == 0 && line[at + m + s] == '"' &&
-               memcmp(line + at + m + s + 1, canon + at, canon_len - at) == 0;
+        for (size_t i = body >= na ? body - na + 1 : 0; i-- > 0;)
+                if (memcmp(line + i, after, na) == 0) {
+                        at = i;
+                        break;
+                }
+        if (at == SIZE_MAX || at < member)
+                return -EBADMSG;
+        at -= member; /* where ,"sig":"…" starts */
+        if (memcmp(line + at, before, nb) != 0 ||
+            memcmp(line + at + nb, sig->string.data, sig->string.len) != 0 || line[at + member - 1] != '"')
+                return -EBADMSG;
+        out = malloc(body - member + 1);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, line, at);
+        memcpy(out + at, line + at + member, body - at - member);
+        out[body - member] = '\0';
+        *ret = out;
+        *ret_len = body - member;
+        return 0;
 }
 
 int record_parse_line_signed(const void *line, size_t len, Record **ret, char **ret_signed,
@@ -312,7 +330,7 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
         _cleanup_record_ Record *r = NULL;
         _cleanup_free_ char *canon = NULL;
         const JsonValue *sig, *data;
-        size_t canon_len, at, body = len;
+        size_t canon_len, body = len;
         int64_t v, seq;
         int k;
 
@@ -323,9 +341,10 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
         if (body > RECORD_LINE_MAX)
                 return -E2BIG;
 
-        k = json_parse(line, body, &limits, 0, &o, NULL);
+        /* The line must be canonical: otherwise two spellings of one record hash differently. */
+        k = json_parse(line, body, &limits, JSON_PARSE_CANONICAL, &o, NULL);
         if (k < 0)
-                return k;
+                return k == -ERANGE ? -EBADMSG : k;
         if (o->type != JSON_OBJECT || json_object_size(o) != ELEMENTSOF(keys))
                 return -EBADMSG;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
@@ -341,14 +360,9 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
                 return -EBADMSG;
         r->has_sig = true;
 
-        /* The line must be canonical: otherwise two spellings of one record hash differently. One
-         * serialisation without "sig" gives the signed bytes and, with the signature spliced in, the
-         * canonical line. */
-        k = jcs_serialize_split(o, "sig", &canon, &canon_len, &at);
+        k = signed_bytes_of(line, body, sig, &canon, &canon_len);
         if (k < 0)
-                return k == -ERANGE ? -EBADMSG : k;
-        if (!line_is_canon_with_sig(line, body, canon, canon_len, at, sig))
-                return -EBADMSG;
+                return k;
         if (json_object_get_integer(o, "v", &v) < 0 || v != RECORD_VERSION)
                 return -EBADMSG;
         if ((k = get_fixed_string(o, "log", r->log, 32)) < 0 ||

@@ -21,14 +21,5 @@
  */
 int jcs_serialize(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len);
 
-/*
- * As jcs_serialize() without skip_key's member (which v must have, else -ENOENT), and in *ret_at the
- * offset where that member belongs in *ret: the full serialisation is the output with ",\"key\":value"
- * inserted at *ret_at (or "\"key\":value," when *ret_at is 1, the member sorting first). One pass
- * gives both the bytes a signature covers and, with the signature spliced in, the canonical line.
- */
-int jcs_serialize_split(const JsonValue *v, const char *skip_key, char **ret, size_t *ret_len,
-                        size_t *ret_at);
-
 /* Compare two UTF-8 strings by UTF-16 code units as RFC 8785 §3.2.3 orders keys; <0, 0, >0. */
 int jcs_key_compare(const char *a, size_t a_len, const char *b, size_t b_len);

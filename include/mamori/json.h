@@ -69,6 +69,11 @@ typedef struct JsonLimits {
 
 typedef enum JsonParseFlags {
         JSON_PARSE_ALLOW_FINAL_NEWLINE = 1 << 0, /* accept exactly one "\n" after the value (log lines) */
+        /* Accept only bytes that are the RFC 8785 (JCS) serialisation of what they parse to, as
+         * jcs_serialize() writes it: no whitespace, members in ascending UTF-16 key order, escapes only
+         * where JCS escapes (\uXXXX lowercase, for control characters without a short form),
+         * integers within ±JCS_MAX_SAFE_INTEGER. Checked while parsing: nothing is serialised again. */
+        JSON_PARSE_CANONICAL = 1 << 1,
 } JsonParseFlags;
 
 /*
