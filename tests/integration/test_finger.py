@@ -20,51 +20,28 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import agentproc  # noqa: E402
 import bench  # noqa: E402
 import policytool  # noqa: E402
-from terminal import PIN, Terminal  # noqa: E402
-
-# A D-Bus client in its own process: runs the steps on one connection (a login belongs to the
-# connection that started it) and prints one JSON line per step.
-CLIENT = r'''
-import dbus, json, sys
-bus = dbus.bus.BusConnection(sys.argv[1])
-obj = dbus.Interface(bus.get_object('org.mamori.Agent1', '/org/mamori/Agent1'), 'org.mamori.Agent1')
-for method, *args in json.loads(sys.argv[2]):
-    try:
-        r = getattr(obj, method)(*args, timeout=120)
-        out = {'method': method, 'ok': json.loads(json.dumps(r, default=str)) if r is not None else None}
-    except dbus.exceptions.DBusException as e:
-        out = {'method': method, 'error': e.get_dbus_name().rsplit('.', 1)[-1], 'message': e.get_dbus_message()}
-    print(json.dumps(out), flush=True)
-    if 'error' in out:
-        break
-'''
+from terminal import PIN, BioTerminal  # noqa: E402
 
 ERR = 'org.mamori.Agent1.Error.'
 
 
-def mamorictl():
-    return os.path.join(bench.build_dir(), 'agent', 'mamorictl')
-
-
-class FingerTerminal(Terminal):
+class FingerTerminal(BioTerminal):
     """A terminal with a virtual fingerprint sensor and, optionally, a group card."""
+
+    SENSOR_WHAT = 'the virtual sensor open'
 
     def __init__(self, test, storage=True, operators=('OP0001', 'OP0002', 'OP0003'), group=None, session=None,
                  group_member='finger'):
         self.group = group  # (group id, [members]) → a group card 'G1'
         self.op_status = {}
-        super().__init__(test, cards=tuple(operators) + (('G1',) if group else ()),
+        super().__init__(test, 'fp.sock', cards=tuple(operators) + (('G1',) if group else ()),
                          session=dict({'GroupMember': group_member}, **(session or {})))
-        self.sock = os.path.join(self.tmp, 'fp.sock')
-        self.prints = os.path.join(self.tmp, 'agent-state', 'prints')
         if storage:
             self.agent_env = {'FP_VIRTUAL_DEVICE_STORAGE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device_storage'}
         else:
             self.agent_env = {'FP_VIRTUAL_DEVICE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device'}
-        self.clients = []
 
     def publish(self, serial, card_status=None, emergency=False, op_status=None, op_offices=None):
         op_status = dict(getattr(self, 'op_status', {}), **(op_status or {}))
@@ -80,19 +57,6 @@ class FingerTerminal(Terminal):
                               cards, groups=groups)
         policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
 
-    def start_agent(self):
-        env = self.pcscd.client_env(self.bus.client_env())
-        env.update(self.agent_env)
-        self.agent = agentproc.Mamorid(self.tmp, env, {
-            'Session': self.session_conf, 'Finger': {'PrintsDirectory': self.prints},
-            'Secrets': {'PasswordDirectory': os.path.join(self.tmp, 'agent-state', 'passwords')}})
-        self.agent.start()
-        self.test.addCleanup(self.agent.stop)
-        self.conn = self.bus.connect()
-        bench.wait_until(lambda: self.conn.name_has_owner('org.mamori.Agent1'), timeout=10, what='mamorid on the bus')
-        bench.wait_until(lambda: os.path.exists(self.sock), timeout=20, what='the virtual sensor open')
-        return self.agent
-
     def fp(self, *commands):
         """Sends each command to the virtual sensor, one connection each."""
         for cmd in commands:
@@ -102,59 +66,17 @@ class FingerTerminal(Terminal):
             s.close()
             time.sleep(0.05)
 
-    def env(self):
-        return self.bus.client_env()
-
-    def client(self, *steps):
-        """Runs the steps in a client process; returns it (read its lines with result())."""
-        p = subprocess.Popen(['/usr/bin/python3', '-c', CLIENT, self.bus.address, json.dumps(steps)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
-        self.clients.append(p)
-        self.test.addCleanup(self.reap, p)
-        return p
-
-    def reap(self, p):
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        p.stdout.close()
-        p.stderr.close()
-
-    def results(self, p, timeout=60):
-        out, err = p.communicate(timeout=timeout)
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def ctl(self, *args, timeout=60):
-        return subprocess.run([mamorictl(), *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
-
     def enroll(self, op, finger_id):
         """Card session of op, `mamorictl enroll finger`, five touches; locks and pulls after."""
-        card = self.insert(op)
-        self.wait_card_seen(card)
-        self.test.assertEqual(self.login(), op)
-        p = subprocess.Popen([mamorictl(), 'enroll', 'finger'], env=self.env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self.test.addCleanup(self.reap, p)
-        first = p.stdout.readline()
-        self.test.assertIn('Touch the sensor (1 of 5)', first)
-        lines = [first]
-        for i in range(5):
-            self.fp(f'SCAN {finger_id}')
-            lines.append(p.stdout.readline())
-        out, err = p.communicate(timeout=30)
-        lines.append(out)
-        self.test.assertEqual(p.returncode, 0, ''.join(lines) + err)
+        card = self.card_session(op)
+        lines = self.enroll_captures('finger', 5, lambda i: self.fp(f'SCAN {finger_id}'))
+        self.test.assertIn('Touch the sensor (1 of 5)', lines[0])
         text = ''.join(lines)
         self.test.assertIn('Touch again, 2 of 5', text)
         self.test.assertIn(f'Enrolled: finger 1 of operator {op}', text)
         self.agent.wait_event('enroll', op=op, action='enrolled', modality='finger')
-        self.iface().Lock()
-        self.vcard.pull()
-        self.agent.wait_event('card.removed', card=card.card_id)
+        self.end_card_session(card)
         return card
-
-    def wait_step(self, step, timeout=10):
-        bench.wait_until(lambda: self.prop('Step') == step, timeout=timeout, what=f'Step {step}')
 
 
 class FingerIdentifyTest(unittest.TestCase):
