@@ -123,7 +123,7 @@ def identify(sizes=(10, 100, 1000), rounds=20):
                 p.wait()
                 samples.append((t2 - t1) * 1000)
                 prep.append((t1 - t0) * 1000)
-                m = t.agent.events.wait(r'finger scan: (\d+) prints compared, chosen in (\d+) us, read and made ready in (\d+) us',
+                m = t.agent.events.wait(r'finger scan: (\d+) templates compared, chosen in (\d+) us, read and made ready in (\d+) us',
                                         after=mark)
                 assert int(m.group(1)) == n, m.string
                 read_us.append(int(m.group(2)) / 1000)
