@@ -1,6 +1,8 @@
 # One counter terminal on the integration bench: bus, mock logind, pcscd, virtual cards, policy, mamorid.
 """Shared by the session tests and the benchmarks. ``test`` is anything with addCleanup(fn, *args)
-(a unittest.TestCase, or a contextlib.ExitStack wrapped by Cleanups below)."""
+(a unittest.TestCase, or a contextlib.ExitStack wrapped by Cleanups below). BioTerminal adds a
+biometric reader driven through a socket and logins run in client processes (CLIENT): the base of
+test_finger.FingerTerminal and test_vein.VeinTerminal."""
 import json
 import os
 import subprocess
@@ -12,21 +14,32 @@ import policytool
 PIN = '123456'
 AGENT = 'org.mamori.Agent1'
 PATH = '/org/mamori/Agent1'
+GROUP_CARD = 'G1'  # the key of Terminal(group=…)'s group card in Terminal.cards
 
 # A D-Bus client in its own process, one connection for all its steps (a login belongs to the
 # connection that started it); one JSON line per step. ["async", METHOD, ARGS…] sends a call without
 # waiting (its answer is printed at the end), ["wait_step", STEP] waits until the agent's Step is STEP.
+# GLib's main loop is loaded only for a client with an async step: the others start as fast as a bare
+# dbus client (the finger benchmark times client start → Step finger).
 CLIENT = r'''
 import dbus, json, sys, time
-from dbus.mainloop.glib import DBusGMainLoop
-from gi.repository import GLib
-DBusGMainLoop(set_as_default=True)
+steps = json.loads(sys.argv[2])
+ctx = None
+if any(step[0] == 'async' for step in steps):
+    from dbus.mainloop.glib import DBusGMainLoop
+    from gi.repository import GLib
+    DBusGMainLoop(set_as_default=True)
+    ctx = GLib.MainContext.default()
 bus = dbus.bus.BusConnection(sys.argv[1])
 obj = bus.get_object('org.mamori.Agent1', '/org/mamori/Agent1')
 iface = dbus.Interface(obj, 'org.mamori.Agent1')
 props = dbus.Interface(obj, dbus.PROPERTIES_IFACE)
-ctx = GLib.MainContext.default()
 pending = []
+
+def pump(seconds):
+    if ctx:
+        ctx.iteration(False)
+    time.sleep(seconds)
 
 def plain(r):
     return json.loads(json.dumps(r, default=str))
@@ -34,7 +47,7 @@ def plain(r):
 def error(e):
     return {'error': e.get_dbus_name().rsplit('.', 1)[-1], 'message': e.get_dbus_message()}
 
-for method, *args in json.loads(sys.argv[2]):
+for method, *args in steps:
     if method == 'async':
         box = {'method': args[0]}
         pending.append(box)
@@ -45,8 +58,7 @@ for method, *args in json.loads(sys.argv[2]):
     if method == 'wait_step':
         deadline = time.monotonic() + 20
         while str(props.Get('org.mamori.Agent1', 'Step')) != args[0] and time.monotonic() < deadline:
-            ctx.iteration(False)
-            time.sleep(0.02)
+            pump(0.02)
         print(json.dumps({'method': method, 'ok': str(props.Get('org.mamori.Agent1', 'Step'))}), flush=True)
         continue
     try:
@@ -59,8 +71,7 @@ for method, *args in json.loads(sys.argv[2]):
         break
 deadline = time.monotonic() + 60
 while any(len(b) == 1 for b in pending) and time.monotonic() < deadline:
-    ctx.iteration(False)
-    time.sleep(0.01)
+    pump(0.01)
 for b in pending:
     print(json.dumps(b), flush=True)
 '''
@@ -91,15 +102,20 @@ class Cleanups:
 class Terminal:
     """One counter terminal on the bench: bus + logind + pcscd + card + signed policy + mamorid."""
 
-    def __init__(self, test, desktop_locks=True, session=None, cards=('OP0001',), card_status=None, kind='p256'):
+    def __init__(self, test, desktop_locks=True, session=None, cards=('OP0001',), card_status=None, kind='p256',
+                 group=None, extra_ops=()):
+        """cards: the operators with a card here; group: (group id, [members]) adds a group card,
+        GROUP_CARD; extra_ops: operators in the policy without a card here (a benchmark's gallery)."""
         import dbus
         self.dbus = dbus
         self.test = test
+        self.group = group
+        self.extra_ops = list(extra_ops)
         self.tmpdir = bench.TempDir()
         self.tmp = self.tmpdir.__enter__()
         test.addCleanup(self.tmpdir.__exit__, None, None, None)
         self.pki = bench.TestPKI(self.tmp)
-        self.cards = {op: self.pki.issue(op, kind) for op in cards}
+        self.cards = {op: self.pki.issue(op, kind) for op in tuple(cards) + ((GROUP_CARD,) if group else ())}
         self.signer = policytool.Signer.generate(self.tmp)
         self.bus = self.enter(bench.SystemBus(self.tmp))
         self.logind = self.enter(bench.MockLogind(self.bus, desktop_locks=desktop_locks))
@@ -121,12 +137,19 @@ class Terminal:
         card_status = card_status or {}
         op_status = op_status or {}
         op_offices = op_offices or {}
+        ops = [op for op in self.cards if op != GROUP_CARD] + self.extra_ops
+        cards = [policytool.card(c.card_id, op, card_status.get(op, 'active'))
+                 for op, c in self.cards.items() if op != GROUP_CARD]
+        groups = []
+        if self.group:
+            gid, members = self.group
+            groups = [{'id': gid, 'offices': ['chuo'], 'members': members}]
+            cards.append({'id': self.cards[GROUP_CARD].card_id, 'kind': 'group', 'group': gid,
+                          'status': card_status.get(GROUP_CARD, 'active')})
         b = policytool.bundle(serial, 'chuo', 'T-0001',
                               [policytool.operator(op, op_offices.get(op, ['chuo']), op_status.get(op, 'active'))
-                               for op in self.cards],
-                              [policytool.card(c.card_id, op, card_status.get(op, 'active'))
-                               for op, c in self.cards.items()], emergency=emergency,
-                              offices=sorted({'chuo'}.union(*op_offices.values())))
+                               for op in ops], cards, emergency=emergency,
+                              offices=sorted({'chuo'}.union(*op_offices.values())), groups=groups)
         policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
 
     def insert(self, op):

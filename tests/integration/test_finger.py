@@ -21,7 +21,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
-import policytool  # noqa: E402
 from terminal import PIN, BioTerminal  # noqa: E402
 
 ERR = 'org.mamori.Agent1.Error.'
@@ -33,38 +32,46 @@ class FingerTerminal(BioTerminal):
     SENSOR_WHAT = 'the virtual sensor open'
 
     def __init__(self, test, storage=True, operators=('OP0001', 'OP0002', 'OP0003'), group=None, session=None,
-                 group_member='finger'):
-        self.group = group  # (group id, [members]) → a group card 'G1'
-        self.op_status = {}
-        super().__init__(test, 'fp.sock', cards=tuple(operators) + (('G1',) if group else ()),
+                 group_member='finger', extra_ops=()):
+        super().__init__(test, 'fp.sock', cards=operators, group=group, extra_ops=extra_ops,
                          session=dict({'GroupMember': group_member}, **(session or {})))
         if storage:
             self.agent_env = {'FP_VIRTUAL_DEVICE_STORAGE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device_storage'}
         else:
             self.agent_env = {'FP_VIRTUAL_DEVICE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device'}
 
-    def publish(self, serial, card_status=None, emergency=False, op_status=None, op_offices=None):
-        op_status = dict(getattr(self, 'op_status', {}), **(op_status or {}))
-        ops = [op for op in self.cards if op != 'G1']
-        cards = [policytool.card(c.card_id, op) for op, c in self.cards.items() if op != 'G1']
-        groups = []
-        if getattr(self, 'group', None):
-            gid, members = self.group
-            groups = [{'id': gid, 'offices': ['chuo'], 'members': members}]
-            cards.append({'id': self.cards['G1'].card_id, 'kind': 'group', 'group': gid, 'status': 'active'})
-        b = policytool.bundle(serial, 'chuo', 'T-0001',
-                              [policytool.operator(op, ['chuo'], op_status.get(op, 'active')) for op in ops],
-                              cards, groups=groups)
-        policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
-
-    def fp(self, *commands):
-        """Sends each command to the virtual sensor, one connection each."""
+    def fp(self, *commands, pause=0.05):
+        """Sends each command to the virtual sensor, one connection each, pause seconds apart: the
+        device drops a connection that comes while it still reads the previous one ("old connection")."""
         for cmd in commands:
             s = socket.socket(socket.AF_UNIX)
             s.connect(self.sock)
             s.sendall(cmd.encode())
             s.close()
-            time.sleep(0.05)
+            time.sleep(pause)
+
+    def pam_wrapper_env(self, module_args='', **extra):
+        """The environment of a pamtester run through pam_wrapper and nss_wrapper, on a service of the built
+        pam_mamori.so (with module_args) alone, against this terminal's bus; extra: more variables."""
+        import test_pam
+        d = os.path.join(self.tmp, 'pam.d')
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
+            f.write(f'auth required {test_pam.pam_module()} {module_args}'.rstrip() + '\n'
+                    'account required pam_permit.so\nsession required pam_permit.so\n')
+        for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
+            with open(os.path.join(self.tmp, name), 'w', encoding='ascii') as f:
+                f.write(text)
+        env = dict(self.env())
+        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
+        asan = test_pam.asan_runtime()
+        if asan:
+            preload.insert(0, asan)
+        env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
+                    'NSS_WRAPPER_PASSWD': os.path.join(self.tmp, 'passwd'),
+                    'NSS_WRAPPER_GROUP': os.path.join(self.tmp, 'group'),
+                    'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0'}, **extra)
+        return env
 
     def enroll(self, op, finger_id):
         """Card session of op, `mamorictl enroll finger`, five touches; locks and pulls after."""
@@ -369,25 +376,7 @@ class FingerPamTest(unittest.TestCase):
     def pam_setup(self, t):
         import test_pam
         self.tp = test_pam
-        d = os.path.join(t.tmp, 'pam.d')
-        os.makedirs(d, exist_ok=True)
-        mod = test_pam.pam_module()
-        with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
-            f.write(f'auth required {mod} debug timeout=10\naccount required pam_permit.so\n'
-                    f'session required pam_permit.so\n')
-        for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
-            with open(os.path.join(t.tmp, name), 'w', encoding='ascii') as f:
-                f.write(text)
-        env = dict(t.env())
-        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
-        asan = test_pam.asan_runtime()
-        if asan:
-            preload.insert(0, asan)
-        env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
-                    'NSS_WRAPPER_PASSWD': os.path.join(t.tmp, 'passwd'),
-                    'NSS_WRAPPER_GROUP': os.path.join(t.tmp, 'group'),
-                    'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0'})
-        return env
+        return t.pam_wrapper_env('debug timeout=10')
 
     def pam_login(self, t, env, finger):
         """pamtester authenticate: the PIN on stdin, then the finger when the agent waits for it."""

@@ -33,8 +33,8 @@ class VeinTerminal(BioTerminal):
 
     SENSOR_WHAT = 'the vein reader open'
 
-    def __init__(self, test, verify_only=False, operators=('OP0001', 'OP0002', 'OP0003')):
-        super().__init__(test, 'vein.sock', cards=tuple(operators))
+    def __init__(self, test, verify_only=False, operators=('OP0001', 'OP0002', 'OP0003'), extra_ops=()):
+        super().__init__(test, 'vein.sock', cards=operators, extra_ops=extra_ops)
         # Root-only, as the loader demands: the plugin's directory 0755 root, the file 0644 root.
         self.plugins = os.path.join(self.tmp, 'plugins')
         os.mkdir(self.plugins, 0o755)
