@@ -49,6 +49,36 @@ static int parse_name(const char *v, void *data, const char **why)
         return 0;
 }
 
+/* "auto", or an integer in [min, max]; auto stores auto_value. */
+static int parse_count(const char *v, void *data, const char **why, uint32_t min, uint32_t max,
+                       uint32_t auto_value, const char *expected)
+{
+        uint32_t n;
+
+        if (streq(v, "auto")) {
+                *(uint32_t *)data = auto_value;
+                return 0;
+        }
+        if (conf_parse_uint32(v, &n, why) < 0 || n < min || n > max) {
+                *why = expected;
+                return -EINVAL;
+        }
+        *(uint32_t *)data = n;
+        return 0;
+}
+
+static int parse_workers(const char *v, void *data, const char **why)
+{
+        return parse_count(v, data, why, 1, 1024, 0, "expected auto (2 per core) or 1..1024");
+}
+
+static int parse_verify_threads(const char *v, void *data, const char **why)
+{
+        return parse_count(
+                v, data, why, 0, 255, UINT32_MAX,
+                "expected auto (one per core but one) or 0..255 (0: each request checks its own)");
+}
+
 /* [Store] URL=: "sqlite:/ABS/PATH", "postgresql://…" or a libpq conninfo (store_open()). */
 static int parse_store_url(const char *v, void *data, const char **why)
 {
@@ -75,6 +105,8 @@ static const struct conf_item collector_items[] = {
         {"Collector", "MaxBatchRecords", conf_parse_positive_uint32, F(max_batch_records)},
         {"Collector", "IdleTimeoutSec", conf_parse_positive_seconds, F(idle_timeout_usec)},
         {"Collector", "RequestTimeoutSec", conf_parse_positive_seconds, F(request_timeout_usec)},
+        {"Collector", "Workers", parse_workers, F(workers)},
+        {"Collector", "VerifyThreads", parse_verify_threads, F(verify_threads)},
         {"Collector", "MaxConnections", conf_parse_positive_uint32, F(max_connections)},
         {"Collector", "MaxConnectionsPerIP", conf_parse_positive_uint32, F(max_connections_per_ip)},
         {"Collector", "MaxUnauthenticated", conf_parse_positive_uint32, F(max_unauthenticated)},
@@ -107,6 +139,8 @@ static int defaults(struct collector_config *c)
                 .admin_directory = strdup(COLLECTOR_ADMIN_DIRECTORY),
                 .max_body_bytes = 8u * 1024u * 1024u,
                 .max_batch_records = 20000,
+                .workers = 0,
+                .verify_threads = UINT32_MAX,
                 .idle_timeout_usec = SEC(30),
                 .request_timeout_usec = SEC(120),
                 .max_connections = 1000,

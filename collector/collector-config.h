@@ -21,6 +21,8 @@ struct collector_config {
         uint64_t silent_usec;       /* a terminal silent longer than this raises an alert */
         uint64_t silent_check_usec; /* how often that is checked */
         uint64_t policy_validity_usec;
+        uint32_t workers;        /* [Collector] Workers=: request threads; 0 = automatic (2 × cores) */
+        uint32_t verify_threads; /* VerifyThreads=: signature threads beside them; UINT32_MAX = automatic */
         char *operator_ca; /* [Cards] OperatorCA=: the CA card certificates must chain to (card issue) */
 };
 

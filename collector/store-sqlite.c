@@ -308,7 +308,10 @@ static int sq_open(const char *path, void **ret_conn)
         }
         sqlite3_extended_result_codes(db, 0);
         sqlite3_busy_timeout(db, 10000);
-        if ((r = exec(db, "PRAGMA journal_mode=WAL")) < 0 || (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
+        /* 16 KiB pages for a new file (an existing one keeps its own): records are ~0.5 kB lines, and
+         * with 4 KiB pages a batch's commit wrote about 3 µs a record more (tests/bench/ingest-cost). */
+        if ((r = exec(db, "PRAGMA page_size=16384")) < 0 || (r = exec(db, "PRAGMA journal_mode=WAL")) < 0 ||
+            (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
             (r = backfill = has_table(db, "secret_changes")) < 0 || (r = exec(db, schema)) < 0 ||
             (r = migrate(db)) < 0 || (backfill == 0 && (r = exec(db, secret_backfill)) < 0) ||
             (r = exec(db, history_triggers)) < 0) {

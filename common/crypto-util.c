@@ -99,7 +99,7 @@ static VerifyCache *verify_cache_get(EVP_PKEY *key)
         c = pthread_getspecific(verify_cache_key);
         if (c && c->key == key && c->ctx)
                 return c;
-        if (has_private_key(key))
+        if (ed25519_check(key) < 0 || has_private_key(key))
                 return NULL;
         if (!c) {
                 c = calloc(1, sizeof(*c));
@@ -127,9 +127,11 @@ int ed25519_verify(EVP_PKEY *key, const void *msg, size_t size, const uint8_t si
         VerifyCache *c;
         int r;
 
-        if (ed25519_check(key) < 0 || (!msg && size > 0) || !sig)
+        if (!key || (!msg && size > 0) || !sig)
                 return -EINVAL;
-        c = verify_cache_get(key);
+        c = verify_cache_get(key); /* a key is cached only after the check below: no name lookup again */
+        if (!c && ed25519_check(key) < 0)
+                return -EINVAL;
         if (c) {
                 if (EVP_DigestVerify(c->ctx, sig, ED25519_SIG_SIZE, msg ? msg : (const void *)"", size) == 1)
                         return 0;

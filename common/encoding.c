@@ -117,13 +117,14 @@ int base64_decode_exact(const char *s, size_t len, void *buf, size_t size)
         if (len != BASE64_LEN(size))
                 return -EBADMSG;
         n = b64_decode_into(s, len, tmp);
-        if (n < 0)
+        if (n < 0) {
+                explicit_bzero(tmp, sizeof(tmp));
                 return (int)n;
-        if ((size_t)n != size)
-                return -EBADMSG;
-        memcpy(buf, tmp, size);
-        explicit_bzero(tmp, sizeof(tmp)); /* may have carried key material */
-        return 0;
+        }
+        if ((size_t)n == size)
+                memcpy(buf, tmp, size);
+        explicit_bzero(tmp, (size_t)n); /* may have carried key material */
+        return (size_t)n == size ? 0 : -EBADMSG;
 }
 
 void hex_encode(const void *data, size_t size, char *out)

@@ -58,7 +58,13 @@ int jcs_key_compare(const char *a, size_t a_len, const char *b, size_t b_len)
         uint16_t ux[2], uy[2];
         unsigned nx = 0, ny = 0, ix = 0, iy = 0;
 
-        /* Walk both strings one UTF-16 code unit at a time. Invalid UTF-8 sorts bytewise. */
+        /* ASCII on both sides: a code unit per byte. */
+        while (a_len > 0 && b_len > 0 && *x < 0x80 && *y < 0x80) {
+                if (*x != *y)
+                        return *x < *y ? -1 : 1;
+                x++, y++, a_len--, b_len--;
+        }
+        /* Then one UTF-16 code unit at a time. Invalid UTF-8 sorts bytewise. */
         for (;;) {
                 if (ix == nx) {
                         uint32_t cp;
@@ -114,6 +120,8 @@ static int put_string(Buf *b, const char *s, size_t len)
                 const char *esc = NULL;
                 char tmp[7];
 
+                if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
+                        continue; /* as it stands: the commonest case */
                 switch (p[i]) {
                 case '\b':
                         esc = "\\b";

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mamori/jcs.h"
 #include "mamori/json.h"
 #include "utf8.h"
 
@@ -10,6 +11,7 @@ typedef struct Parser {
         const uint8_t *buf;
         size_t pos, end;
         JsonLimits limits;
+        bool canonical; /* JSON_PARSE_CANONICAL */
 } Parser;
 
 static int parse_value(Parser *p, unsigned depth, JsonValue **ret);
@@ -49,8 +51,11 @@ JsonValue *json_value_free(JsonValue *v)
         return NULL;
 }
 
+/* Canonical input has none: left in place, whitespace then fails as the token it is not. */
 static void skip_ws(Parser *p)
 {
+        if (p->canonical)
+                return;
         while (p->pos < p->end) {
                 uint8_t c = p->buf[p->pos];
                 if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
@@ -87,6 +92,18 @@ static int parse_u4(Parser *p, uint32_t *ret)
         return 0;
 }
 
+/* Whether \u<hex> for cp is how JCS writes cp: only control characters without a short form
+ * (\b \t \n \f \r), in lowercase hex. */
+static bool canonical_u_escape(const uint8_t hex[4], uint32_t cp)
+{
+        if (cp >= 0x20 || cp == '\b' || cp == '\t' || cp == '\n' || cp == '\f' || cp == '\r')
+                return false;
+        for (size_t i = 0; i < 4; i++)
+                if (hex[i] >= 'A' && hex[i] <= 'F')
+                        return false;
+        return true;
+}
+
 /* p->pos is at the opening quote. The decoded string is never longer than its raw form. */
 static int parse_string(Parser *p, char **ret, size_t *ret_len)
 {
@@ -115,6 +132,11 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
 
                 if (c < 0x20)
                         return -EBADMSG;
+                if (c < 0x80 && c != '\\') { /* ASCII: as it stands */
+                        out[n++] = (char)c;
+                        p->pos++;
+                        continue;
+                }
                 if (c != '\\') {
                         uint32_t cp;
                         int r = utf8_decode(p->buf + p->pos, raw_end - p->pos, &cp);
@@ -128,6 +150,10 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
 
                 p->pos++; /* backslash; the scan above guarantees one more byte before raw_end */
                 c = p->buf[p->pos++];
+                if (p->canonical && c == '/') {
+                        p->pos--;
+                        return -EBADMSG; /* JCS writes "/" as it stands */
+                }
                 switch (c) {
                 case '"':
                 case '\\':
@@ -151,8 +177,13 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
                         break;
                 case 'u': {
                         uint32_t cp, lo;
+                        size_t hex = p->pos;
                         if (parse_u4(p, &cp) < 0 || p->pos > raw_end)
                                 return -EBADMSG;
+                        if (p->canonical && !canonical_u_escape(p->buf + hex, cp)) {
+                                p->pos = hex;
+                                return -EBADMSG;
+                        }
                         if (cp >= 0xdc00 && cp <= 0xdfff)
                                 return -EBADMSG; /* lone low surrogate */
                         if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -214,6 +245,8 @@ static int parse_number(Parser *p, JsonValue **ret)
         if (p->pos < p->end && (p->buf[p->pos] == '.' || p->buf[p->pos] == 'e' || p->buf[p->pos] == 'E'))
                 return -EBADMSG; /* mamori's formats carry integers only */
 
+        if (p->canonical && mag > (uint64_t)JCS_MAX_SAFE_INTEGER)
+                return -ERANGE; /* JCS cannot carry it */
         JsonValue *v = value_alloc(JSON_INTEGER);
         if (!v)
                 return -ENOMEM;
@@ -386,6 +419,13 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
                         p->pos = key_pos;
                         return -EBADMSG; /* keys are used as C strings */
                 }
+                if (p->canonical && v->object.n > 0) {
+                        const JsonMember *last = &v->object.members[v->object.n - 1];
+                        if (jcs_key_compare(last->key, last->key_len, key, key_len) >= 0) {
+                                p->pos = key_pos;
+                                return -EBADMSG; /* out of order, or the same key again */
+                        }
+                }
                 skip_ws(p);
                 if (p->pos >= p->end || p->buf[p->pos] != ':')
                         return -EBADMSG;
@@ -417,9 +457,11 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
                 p->pos++;
                 skip_ws(p);
         }
-        r = check_duplicates(v);
-        if (r < 0)
-                return r;
+        if (!p->canonical) { /* canonical: keys ascend strictly, so none repeats */
+                r = check_duplicates(v);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(v);
         return 0;
 }
@@ -481,6 +523,7 @@ int json_parse(const void *data, size_t size, const JsonLimits *limits, JsonPars
                 return -EINVAL;
         if (limits)
                 p.limits = *limits;
+        p.canonical = flags & JSON_PARSE_CANONICAL;
 
         if (size > p.limits.max_size) {
                 r = -E2BIG;
@@ -834,6 +877,34 @@ int json_object_remove(JsonValue *object, const char *key)
         json_value_free(m->value);
         memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
         object->object.n--;
+        return 0;
+}
+
+int json_object_take(JsonValue *object, const char *key, JsonValue **ret)
+{
+        JsonMember *m = object_find(object, key);
+        size_t i;
+
+        if (!m || !ret)
+                return m ? -EINVAL : -ENOENT;
+        i = (size_t)(m - object->object.members);
+        *ret = m->value;
+        free(m->key);
+        memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
+        object->object.n--;
+        return 0;
+}
+
+int json_string_take(JsonValue *v, char **ret)
+{
+        int r = json_get_string(v, NULL, NULL);
+
+        if (r < 0)
+                return r;
+        if (!ret)
+                return -EINVAL;
+        *ret = v->string.data;
+        v->type = JSON_NULL;
         return 0;
 }
 

@@ -220,6 +220,17 @@ int record_sign(Record *r, EVP_PKEY *key, char **ret_line, size_t *ret_len)
         return 0;
 }
 
+int record_verify_signed(const Record *r, const char *signed_bytes, size_t signed_len, EVP_PKEY *key)
+{
+        if (!signed_bytes)
+                return record_verify(r, key);
+        if (!r || !key)
+                return -EINVAL;
+        if (!r->has_sig)
+                return -EBADMSG;
+        return ed25519_verify(key, signed_bytes, signed_len, r->sig);
+}
+
 int record_verify(const Record *r, EVP_PKEY *key)
 {
         _cleanup_free_ char *bytes = NULL;
@@ -248,11 +259,10 @@ static int get_fixed_string(const JsonValue *o, const char *key, char *buf, size
         return 0;
 }
 
-static int get_dup_string(const JsonValue *o, const char *key, bool nullable, char **ret)
+/* The string of key, taken out of the parsed tree o (which is thrown away after): no copy. */
+static int take_string(JsonValue *o, const char *key, bool nullable, char **ret)
 {
-        const JsonValue *m = json_object_get(o, key);
-        const char *s;
-        char *d;
+        JsonValue *m = (JsonValue *)json_object_get(o, key);
 
         if (!m)
                 return -EBADMSG;
@@ -260,13 +270,7 @@ static int get_dup_string(const JsonValue *o, const char *key, bool nullable, ch
                 *ret = NULL;
                 return 0;
         }
-        if (json_get_string(m, &s, NULL) < 0)
-                return -EBADMSG;
-        d = strdup(s);
-        if (!d)
-                return -ENOMEM;
-        *ret = d;
-        return 0;
+        return json_string_take(m, ret) < 0 ? -EBADMSG : 0;
 }
 
 static int get_int(const JsonValue *o, const char *key, int64_t min, int64_t *ret)
@@ -278,7 +282,41 @@ static int get_int(const JsonValue *o, const char *key, int64_t min, int64_t *re
         return 0;
 }
 
-int record_parse_line(const void *line, size_t len, Record **ret)
+/*
+ * The bytes the signature of a canonical line covers: the line without its ,"sig":"…" member. In
+ * canonical key order "sig" is followed by "term", then only the integers "ts" and "v"; a raw quote
+ * cannot stand inside a string, so the last ,"term":" of the line is that member's start.
+ */
+static int signed_bytes_of(const char *line, size_t body, const JsonValue *sig, char **ret, size_t *ret_len)
+{
+        static const char before[] = ",\"sig\":\"", after[] = ",\"term\":\"";
+        size_t nb = strlen(before), na = strlen(after), member = nb + sig->string.len + 1, at = SIZE_MAX;
+        char *out;
+
+        for (size_t i = body >= na ? body - na + 1 : 0; i-- > 0;)
+                if (memcmp(line + i, after, na) == 0) {
+                        at = i;
+                        break;
+                }
+        if (at == SIZE_MAX || at < member)
+                return -EBADMSG;
+        at -= member; /* where ,"sig":"…" starts */
+        if (memcmp(line + at, before, nb) != 0 ||
+            memcmp(line + at + nb, sig->string.data, sig->string.len) != 0 || line[at + member - 1] != '"')
+                return -EBADMSG;
+        out = malloc(body - member + 1);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, line, at);
+        memcpy(out + at, line + at + member, body - at - member);
+        out[body - member] = '\0';
+        *ret = out;
+        *ret_len = body - member;
+        return 0;
+}
+
+int record_parse_line_signed(const void *line, size_t len, Record **ret, char **ret_signed,
+                             size_t *ret_signed_len)
 {
         static const char *const keys[] = {"v",  "log", "seq",  "ts",   "boot", "mono", "term",
                                            "ev", "op",  "card", "data", "prev", "sig"};
@@ -303,55 +341,60 @@ int record_parse_line(const void *line, size_t len, Record **ret)
         if (body > RECORD_LINE_MAX)
                 return -E2BIG;
 
-        k = json_parse(line, body, &limits, 0, &o, NULL);
+        /* The line must be canonical: otherwise two spellings of one record hash differently. */
+        k = json_parse(line, body, &limits, JSON_PARSE_CANONICAL, &o, NULL);
         if (k < 0)
-                return k;
+                return k == -ERANGE ? -EBADMSG : k;
         if (o->type != JSON_OBJECT || json_object_size(o) != ELEMENTSOF(keys))
                 return -EBADMSG;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 if (!json_object_get(o, keys[i]))
                         return -EBADMSG; /* 13 distinct known keys present, so no unknown ones */
 
-        /* The line must be canonical: otherwise two spellings of one record hash differently. */
-        k = jcs_serialize(o, NULL, &canon, &canon_len);
-        if (k < 0)
-                return k == -ERANGE ? -EBADMSG : k;
-        if (canon_len != body || memcmp(canon, line, body) != 0)
-                return -EBADMSG;
-
         r = calloc(1, sizeof(Record));
         if (!r)
                 return -ENOMEM;
-        if (json_object_get_integer(o, "v", &v) < 0 || v != RECORD_VERSION)
-                return -EBADMSG;
-        if ((k = get_fixed_string(o, "log", r->log, 32)) < 0 ||
-            (k = get_fixed_string(o, "boot", r->boot, 32)) < 0 ||
-            (k = get_fixed_string(o, "prev", r->prev, 64)) < 0 || (k = get_int(o, "seq", 1, &seq)) < 0 ||
-            (k = get_int(o, "ts", 0, &r->ts)) < 0 || (k = get_int(o, "mono", 0, &r->mono)) < 0 ||
-            (k = get_dup_string(o, "term", false, &r->term)) < 0 ||
-            (k = get_dup_string(o, "ev", false, &r->ev)) < 0 ||
-            (k = get_dup_string(o, "op", true, &r->op)) < 0 ||
-            (k = get_dup_string(o, "card", true, &r->card)) < 0)
-                return k;
-        r->seq = (uint64_t)seq;
-
-        if (json_object_get_object(o, "data", &data) < 0)
-                return -EBADMSG;
-        k = json_value_copy(data, &r->data);
-        if (k < 0)
-                return k;
-
         sig = json_object_get(o, "sig");
         if (sig->type != JSON_STRING ||
             base64_decode_exact(sig->string.data, sig->string.len, r->sig, sizeof(r->sig)) < 0)
                 return -EBADMSG;
         r->has_sig = true;
 
+        k = signed_bytes_of(line, body, sig, &canon, &canon_len);
+        if (k < 0)
+                return k;
+        if (json_object_get_integer(o, "v", &v) < 0 || v != RECORD_VERSION)
+                return -EBADMSG;
+        if ((k = get_fixed_string(o, "log", r->log, 32)) < 0 ||
+            (k = get_fixed_string(o, "boot", r->boot, 32)) < 0 ||
+            (k = get_fixed_string(o, "prev", r->prev, 64)) < 0 || (k = get_int(o, "seq", 1, &seq)) < 0 ||
+            (k = get_int(o, "ts", 0, &r->ts)) < 0 || (k = get_int(o, "mono", 0, &r->mono)) < 0 ||
+            (k = take_string(o, "term", false, &r->term)) < 0 ||
+            (k = take_string(o, "ev", false, &r->ev)) < 0 || (k = take_string(o, "op", true, &r->op)) < 0 ||
+            (k = take_string(o, "card", true, &r->card)) < 0)
+                return k;
+        r->seq = (uint64_t)seq;
+
+        if (json_object_get_object(o, "data", &data) < 0)
+                return -EBADMSG;
+        k = json_object_take(o, "data", &r->data);
+        if (k < 0)
+                return k;
+
         k = record_validate(r);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
+        if (ret_signed) {
+                *ret_signed = TAKE_PTR(canon);
+                *ret_signed_len = canon_len;
+        }
         return 0;
+}
+
+int record_parse_line(const void *line, size_t len, Record **ret)
+{
+        return record_parse_line_signed(line, len, ret, NULL, NULL);
 }
 
 int record_line_hash(const void *line, size_t len, char ret[SHA256_HEX_MAX])

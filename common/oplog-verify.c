@@ -383,11 +383,11 @@ typedef enum SigCheck {
         SIG_BAD,
 } SigCheck;
 
-static int check_signature(const Record *r, EVP_PKEY *key, SigCheck how, EVP_PKEY **ret_signer)
+static int check_signature(const LogBatchLine *l, EVP_PKEY *key, SigCheck how, EVP_PKEY **ret_signer)
 {
         switch (how) {
         case SIG_NOW:
-                return record_verify(r, key);
+                return record_verify_signed(l->record, l->signed_bytes, l->signed_len, key);
         case SIG_DEFER:
                 if (!key)
                         return -EINVAL; /* as record_verify() without a key: refused */
@@ -404,11 +404,11 @@ static int check_signature(const Record *r, EVP_PKEY *key, SigCheck how, EVP_PKE
         return -EINVAL;
 }
 
-/* The chain rules for one parsed record r of line/len; the state moves on only on success. The
+/* The chain rules for the parsed record of one line; the state moves on only on success. The
  * signature is checked as how says (ret_signer: SIG_DEFER only). */
-static int verify_record(LogVerifier *v, const Record *r, const void *line, size_t len, SigCheck how,
-                         EVP_PKEY **ret_signer)
+static int verify_record(LogVerifier *v, const LogBatchLine *l, SigCheck how, EVP_PKEY **ret_signer)
 {
+        const Record *r = l->record;
         LogVerifierState *s = &v->state;
         _cleanup_pkey_ EVP_PKEY *next_key = NULL;
         uint8_t raw[ED25519_KEY_SIZE];
@@ -432,7 +432,7 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
         if (r->seq == 1) {
                 if (!open)
                         return fail(v, LOG_VERIFY_OPEN, r->seq, "seq 1 is \"%s\", not log.open", r->ev);
-                k = check_signature(r, v->identity, how, ret_signer);
+                k = check_signature(l, v->identity, how, ret_signer);
                 if (k == -ENOMEM || k == -EIO)
                         return k;
                 if (k < 0)
@@ -447,7 +447,7 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
                 if (open)
                         return fail(v, LOG_VERIFY_OPEN, r->seq, "seq %" PRIu64 ": log.open after seq 1",
                                     r->seq);
-                k = check_signature(r, v->current, how, ret_signer);
+                k = check_signature(l, v->current, how, ret_signer);
                 if (k == -ENOMEM || k == -EIO)
                         return k;
                 if (k < 0)
@@ -470,7 +470,7 @@ static int verify_record(LogVerifier *v, const Record *r, const void *line, size
                                     "seq %" PRIu64 " (%s): data.key is not an Ed25519 key", r->seq, r->ev);
         }
 
-        k = record_line_hash(line, len, hash);
+        k = record_line_hash(l->line, l->len, hash);
         if (k < 0)
                 return k;
         if (s->anchor.seq > 0 && r->seq == s->anchor.seq && !streq(hash, s->anchor.hash))
@@ -502,7 +502,7 @@ int log_verifier_push_record(LogVerifier *v, const Record *r, const void *line, 
                 return -EINVAL;
         if (v->error != LOG_VERIFY_OK)
                 return -EBADMSG;
-        return verify_record(v, r, line, len, SIG_NOW, NULL);
+        return verify_record(v, &(LogBatchLine){.record = r, .line = line, .len = len}, SIG_NOW, NULL);
 }
 
 /* The signature checks of one log_verifier_push_batch(), run by par's threads. */
@@ -521,7 +521,8 @@ static void check_one(size_t i, void *userdata)
 
         if (!j->signers[i] || i > atomic_load(&j->first_bad))
                 return;
-        k = record_verify(j->lines[i].record, j->signers[i]);
+        k = record_verify_signed(j->lines[i].record, j->lines[i].signed_bytes, j->lines[i].signed_len,
+                                 j->signers[i]);
         j->results[i] = k;
         if (k >= 0)
                 return;
@@ -577,8 +578,7 @@ int log_verifier_push_batch(LogVerifier *v, LogBatchLine *lines, size_t n, const
 
         /* 1. The chain rules, in order: seq, prev, log id, log.open, which key signs which record. */
         for (; reached < n; reached++) {
-                chain = verify_record(v, lines[reached].record, lines[reached].line, lines[reached].len,
-                                      SIG_DEFER, &signers[reached]);
+                chain = verify_record(v, &lines[reached], SIG_DEFER, &signers[reached]);
                 if (chain < 0)
                         break;
                 memcpy(lines[reached].hash, v->state.last_hash, SHA256_HEX_MAX);
@@ -608,11 +608,11 @@ int log_verifier_push_batch(LogVerifier *v, LogBatchLine *lines, size_t n, const
                 }
                 rewind_to(v, &start, TAKE_PTR(start_key));
                 for (size_t j = 0; j < i; j++) {
-                        k = verify_record(v, lines[j].record, lines[j].line, lines[j].len, SIG_GOOD, NULL);
+                        k = verify_record(v, &lines[j], SIG_GOOD, NULL);
                         if (k < 0)
                                 goto free_signers;
                 }
-                k = verify_record(v, lines[i].record, lines[i].line, lines[i].len, SIG_BAD, NULL);
+                k = verify_record(v, &lines[i], SIG_BAD, NULL);
                 goto free_signers;
         }
         k = chain;
@@ -628,6 +628,8 @@ free_signers:
 int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record **ret_record)
 {
         _cleanup_record_ Record *r = NULL;
+        _cleanup_free_ char *signed_bytes = NULL;
+        size_t signed_len = 0;
         int k;
 
         if (!v || (!line && len > 0))
@@ -635,13 +637,19 @@ int log_verifier_push(LogVerifier *v, const void *line, size_t len, const Record
         if (v->error != LOG_VERIFY_OK)
                 return -EBADMSG;
 
-        k = record_parse_line(line, len, &r);
+        k = record_parse_line_signed(line, len, &r, &signed_bytes, &signed_len);
         if (k == -ENOMEM)
                 return k;
         if (k < 0)
                 return fail(v, LOG_VERIFY_MALFORMED, v->state.last_seq + 1, "seq %" PRIu64 " expected: %s",
                             v->state.last_seq + 1, parse_error(k));
-        k = verify_record(v, r, line, len, SIG_NOW, NULL);
+        k = verify_record(v,
+                          &(LogBatchLine){.record = r,
+                                          .line = line,
+                                          .len = len,
+                                          .signed_bytes = signed_bytes,
+                                          .signed_len = signed_len},
+                          SIG_NOW, NULL);
         if (k < 0)
                 return k;
         record_free(v->parsed);

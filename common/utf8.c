@@ -68,7 +68,13 @@ bool utf8_is_valid(const char *s, size_t len)
 
         while (len > 0) {
                 uint32_t cp;
-                int r = utf8_decode(p, len, &cp);
+                int r;
+
+                if (*p < 0x80) { /* ASCII, nearly every byte of a record: no decoding */
+                        p++, len--;
+                        continue;
+                }
+                r = utf8_decode(p, len, &cp);
                 if (r < 0)
                         return false;
                 p += r;

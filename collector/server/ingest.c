@@ -58,8 +58,10 @@ typedef struct Batch {
 
 static void batch_done(Batch *b)
 {
-        for (size_t i = 0; i < b->n; i++)
+        for (size_t i = 0; i < b->n; i++) {
                 record_free((Record *)b->lines[i].record);
+                free((char *)b->lines[i].signed_bytes);
+        }
         free(b->lines);
         b->lines = NULL;
         b->n = 0;
@@ -87,6 +89,8 @@ static int batch_parse(const char *body, size_t len, size_t max_records, Batch *
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
                 size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
                 Record *r = NULL;
+                char *sb = NULL;
+                size_t sb_len = 0;
                 int k;
 
                 if (n >= max_records) {
@@ -101,7 +105,7 @@ static int batch_parse(const char *body, size_t len, size_t max_records, Batch *
                         *ret_why = "line-too-long";
                         return (int)(n + 1);
                 }
-                k = record_parse_line(p, l, &r);
+                k = record_parse_line_signed(p, l, &r, &sb, &sb_len);
                 if (k == -ENOMEM)
                         return -ENOMEM;
                 if (k < 0) {
@@ -113,12 +117,14 @@ static int batch_parse(const char *body, size_t len, size_t max_records, Batch *
                         LogBatchLine *nl_ = realloc(b->lines, nc * sizeof(LogBatchLine));
                         if (!nl_) {
                                 record_free(r);
+                                free(sb);
                                 return -ENOMEM;
                         }
                         b->lines = nl_;
                         cap = nc;
                 }
-                b->lines[n++] = (LogBatchLine){.record = r, .line = p, .len = l};
+                b->lines[n++] = (LogBatchLine){
+                        .record = r, .line = p, .len = l, .signed_bytes = sb, .signed_len = sb_len};
                 b->n = n;
                 p = nl ? nl + 1 : end;
         }

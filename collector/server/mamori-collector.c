@@ -276,8 +276,8 @@ int main(int argc, char **argv)
                 .max_unauthenticated = cfg.max_unauthenticated,
                 .max_per_ip = cfg.max_connections_per_ip,
                 .store_url = cfg.database,
-                .workers = 0,
-                .verify_threads = UINT_MAX,
+                .workers = cfg.workers,
+                .verify_threads = cfg.verify_threads == UINT32_MAX ? UINT_MAX : cfg.verify_threads,
                 .receipt_key = receipt_key,
                 .name = name,
         };

@@ -69,6 +69,11 @@ typedef struct JsonLimits {
 
 typedef enum JsonParseFlags {
         JSON_PARSE_ALLOW_FINAL_NEWLINE = 1 << 0, /* accept exactly one "\n" after the value (log lines) */
+        /* Accept only bytes that are the RFC 8785 (JCS) serialisation of what they parse to, as
+         * jcs_serialize() writes it: no whitespace, members in ascending UTF-16 key order, escapes only
+         * where JCS escapes (\uXXXX lowercase, for control characters without a short form),
+         * integers within ±JCS_MAX_SAFE_INTEGER. Checked while parsing: nothing is serialised again. */
+        JSON_PARSE_CANONICAL = 1 << 1,
 } JsonParseFlags;
 
 /*
@@ -142,3 +147,8 @@ int json_object_set_boolean(JsonValue *object, const char *key, bool b);
 int json_object_set_null(JsonValue *object, const char *key);
 /* Remove and free a member; -ENOENT if absent. */
 int json_object_remove(JsonValue *object, const char *key);
+/* Removes key's member and hands its value to the caller (-ENOENT without one): no copy. */
+int json_object_take(JsonValue *object, const char *key, JsonValue **ret);
+/* As json_get_string() (no NUL inside), and hands the string's buffer to the caller, who frees it;
+ * v becomes null. */
+int json_string_take(JsonValue *v, char **ret);

@@ -71,9 +71,15 @@ int record_format_line(const Record *r, char **ret, size_t *ret_len);
  * The signature is NOT checked here: see record_verify().
  */
 int record_parse_line(const void *line, size_t len, Record **ret);
+/* The same, and the bytes its signature covers (the line without "sig", malloc'd) as the parse saw
+ * them: what record_signed_bytes() would rebuild from the record, without building it again. */
+int record_parse_line_signed(const void *line, size_t len, Record **ret, char **ret_signed,
+                             size_t *ret_signed_len);
 
 /* 0 if r->sig is valid for key, -EKEYREJECTED if not, -EBADMSG if r has no signature. */
 int record_verify(const Record *r, EVP_PKEY *key);
+/* The same over signed_bytes, which record_parse_line_signed() gave with r (NULL: record_verify()). */
+int record_verify_signed(const Record *r, const char *signed_bytes, size_t signed_len, EVP_PKEY *key);
 
 /* Lowercase hex SHA-256 of a line, a single trailing "\n" excluded: the next record's "prev". */
 int record_line_hash(const void *line, size_t len, char ret[SHA256_HEX_MAX]);

@@ -148,6 +148,8 @@ typedef struct LogBatchLine {
         const Record *record; /* what record_parse_line() made of line/len; the caller's */
         const void *line;
         size_t len;
+        const char *signed_bytes; /* NULL, or what record_parse_line_signed() gave with record */
+        size_t signed_len;
         char hash[SHA256_HEX_MAX]; /* set: the line hash, for every record that continues the chain */
 } LogBatchLine;
 

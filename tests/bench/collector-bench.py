@@ -19,7 +19,9 @@ the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes) ag
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
 `cores_used` (centre CPU seconds / wall seconds). Also the bytes the store grew by per million
-records."""
+records. Before each store's configurations, `stage_costs` (tests/bench/ingest-cost.c): the same
+centre cost on one thread, stage by stage, beside one verification measured batch by batch in
+between — a figure a busy machine hardly moves."""
 import copy
 import http.client
 import os
@@ -79,6 +81,25 @@ def centre_pids(collectors, pg):
                 except (OSError, ValueError, IndexError):
                     pass
     return pids
+
+
+_cost_dbs = 0
+
+
+def stage_costs(store):
+    """tests/bench/ingest-cost on this store: the centre's CPU per record stage by stage against one
+    verification, on one thread (CPU time, medians of 5 rounds of 10,000 records): what the collector
+    can reach at most, whatever else the machine is doing. Its two figure lines."""
+    global _cost_dbs
+    args = [os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '10000', '1000', '5']
+    env = dict(os.environ)
+    if store == 'postgresql':
+        cluster = pgcluster.shared()
+        _cost_dbs += 1
+        args.append(cluster.create_db(f'cost{_cost_dbs}'))
+        env['MAMORI_BENCH_PG_DATA'] = os.path.join(cluster.dir, 'data')
+    out = subprocess.run(args, stdout=subprocess.PIPE, text=True, env=env, check=True).stdout
+    return [line for line in out.splitlines() if line.startswith(('us_per_record', 'centre_cost'))]
 
 
 def make_logs(n, terms):
@@ -151,6 +172,8 @@ def main():
     print(f'cores={cores} openssl_ed25519_verify_per_s={one_core:.0f} (one core, CPU time) '
           f'cores_x_verify={cores * one_core:.0f}', flush=True)
     for store in stores:
+        for line in stage_costs(store):
+            print(f'  stage_costs store={store} {line}', flush=True)
         for k in counts:
             rates, goal, avail, cpu_us, used = [], [], [], [], []
             for rep in range(repeat):

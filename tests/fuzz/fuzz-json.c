@@ -1,4 +1,5 @@
-/* Fuzz target: arbitrary bytes through the JSON parser; anything accepted must survive a JCS round trip. */
+/* Fuzz target: arbitrary bytes through the JSON parser; anything accepted must survive a JCS round trip, and
+ * the canonical mode must accept exactly the inputs that are their own JCS serialisation. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +36,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t la, lb, off;
         JsonLimits lim = {.max_size = 1u << 20, .max_depth = 32, .max_members = 4096, .max_string = 65536};
         int r;
+
+        {
+                /* canonical mode == parse, serialise, compare (the way it was checked before the mode) */
+                _cleanup_json_ JsonValue *c = NULL, *plain = NULL;
+                _cleanup_free_ char *jcs = NULL;
+                size_t jl = 0;
+                bool canonical = json_parse(data, size, &lim, JSON_PARSE_CANONICAL, &c, NULL) >= 0;
+                bool same = json_parse(data, size, &lim, 0, &plain, NULL) >= 0 &&
+                            jcs_serialize(plain, NULL, &jcs, &jl) >= 0 && jl == size &&
+                            memcmp(jcs, data, size) == 0;
+                if (canonical != same)
+                        abort();
+                if (canonical && !json_value_equal(c, plain))
+                        abort();
+        }
 
         r = json_parse(data, size, &lim, JSON_PARSE_ALLOW_FINAL_NEWLINE, &v, &off);
         if (r < 0) {

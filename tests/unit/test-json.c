@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "mamori/jcs.h"
 #include "mamori/json.h"
 
 static int parse(const char *s, JsonValue **ret)
@@ -270,6 +271,54 @@ static void test_builders(void **state)
         assert_true(json_value_equal(o, parsed));
 }
 
+static void test_canonical(void **state)
+{
+        static const char *const good[] = {
+                "{}",
+                "[]",
+                "0",
+                "-1",
+                "\"a\"",
+                "{\"a\":1,\"b\":[true,false,null]}",
+                "\"\\u0000\\u001f\\b\\t\\n\\f\\r\\\"\\\\/\u00e9\"", /* JCS's own escapes, raw / and é */
+                "{\"\u20ac\":1,\"\xf0\x9f\x98\x80\":2}", /* U+20AC before U+1F600 in UTF-16 order */
+                "9007199254740991",
+        };
+        static const char *const bad[] = {
+                " {}",
+                "{} ",
+                "{\"a\": 1}",
+                "[1, 2]",
+                "{\"b\":1,\"a\":2}",
+                "{\"a\":1,\"a\":1}",
+                "\"\\/\"",
+                "\"\\u0041\"",
+                "\"\\u001F\"",
+                "\"\\u000a\"",
+                "\"\\u00e9\"",
+                "{\"\xf0\x9f\x98\x80\":2,\"\u20ac\":1}", /* code point order, not UTF-16 order */
+                "9007199254740992",
+                "-9007199254740992",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_json_ JsonValue *v = NULL;
+                _cleanup_free_ char *out = NULL;
+                size_t len;
+                assert_int_equal(json_parse(good[i], strlen(good[i]), NULL, JSON_PARSE_CANONICAL, &v, NULL),
+                                 0);
+                /* what the mode accepts is exactly what JCS writes */
+                assert_int_equal(jcs_serialize(v, NULL, &out, &len), 0);
+                assert_int_equal(len, strlen(good[i]));
+                assert_memory_equal(out, good[i], len);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_json_ JsonValue *v = NULL;
+                assert_true(json_parse(bad[i], strlen(bad[i]), NULL, JSON_PARSE_CANONICAL, &v, NULL) < 0);
+                assert_null(v);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -277,6 +326,7 @@ int main(void)
                 cmocka_unit_test(test_final_newline), cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_error_offset),  cmocka_unit_test(test_many_members_duplicates),
                 cmocka_unit_test(test_builders),      cmocka_unit_test(test_flat_object),
+                cmocka_unit_test(test_canonical),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

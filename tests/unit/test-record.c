@@ -220,6 +220,19 @@ static void test_verify_chain(void **state)
                 } else
                         assert_int_equal(record_data_key(r, raw), -ENOENT);
 
+                /* the signed bytes the parse gives are those rebuilt from the record, and verify */
+                _cleanup_record_ Record *r2 = NULL;
+                _cleanup_free_ char *sb = NULL, *rebuilt = NULL;
+                size_t sb_len, rebuilt_len;
+                assert_int_equal(record_parse_line_signed(lines.line[i], lines.len[i], &r2, &sb, &sb_len),
+                                 0);
+                assert_int_equal(record_signed_bytes(r, &rebuilt, &rebuilt_len), 0);
+                assert_int_equal(sb_len, rebuilt_len);
+                assert_memory_equal(sb, rebuilt, sb_len);
+                assert_int_equal(record_verify_signed(r2, sb, sb_len, signer), 0);
+                if (r->seq > 1)
+                        assert_int_equal(record_verify_signed(r2, sb, sb_len, identity), -EKEYREJECTED);
+
                 /* re-serialising the parsed record gives the same line */
                 _cleanup_free_ char *again = NULL;
                 size_t again_len;
@@ -307,6 +320,14 @@ static void test_reject_malformed(void **state)
                 {"\"term\":\"T\"", "\"term\":\"\\u0054\""},                        /* needless escape */
                 {"\"ts\":1,", "\"ts\":1,\"ts\":1,"},                               /* duplicate */
                 {"\"v\":1}", "\"v\":1}\n\n"},
+                /* sig out of its sorted place, whole or in part */
+                {"\"seq\":1,\"sig\":"
+                 "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+                 "\",\"term\":\"T\"",
+                 "\"seq\":1,\"term\":\"T\",\"sig\":"
+                 "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+                 "\""},
+                {"\"sig\":\"AAAA", "\"sig\":\"\\u0041AAA"}, /* needless escape in sig */
         };
         const char *good_tmpl =
                 "{\"boot\":\"c0ffee0012345678c0ffee0012345678\",\"card\":null,\"data\":{},\"ev\":"

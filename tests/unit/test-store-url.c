@@ -98,6 +98,31 @@ static void test_config_store_url(void **state)
         assert_int_equal(load("[Store]\nURL=sqlite:\n", &c), -EINVAL);
 }
 
+/* Workers= and VerifyThreads=: automatic by default and with "auto", bounded otherwise. */
+static void test_config_threads(void **state)
+{
+        struct collector_config c;
+
+        (void)state;
+        assert_int_equal(load("", &c), 0);
+        assert_int_equal(c.workers, 0);
+        assert_int_equal(c.verify_threads, UINT32_MAX);
+        collector_config_free(&c);
+        assert_int_equal(load("[Collector]\nWorkers=6\nVerifyThreads=0\n", &c), 0);
+        assert_int_equal(c.workers, 6);
+        assert_int_equal(c.verify_threads, 0);
+        collector_config_free(&c);
+        assert_int_equal(
+                load("[Collector]\nWorkers=6\nWorkers=auto\nVerifyThreads=3\nVerifyThreads=auto\n", &c), 0);
+        assert_int_equal(c.workers, 0);
+        assert_int_equal(c.verify_threads, UINT32_MAX);
+        collector_config_free(&c);
+        assert_int_equal(load("[Collector]\nWorkers=0\n", &c), -EINVAL);
+        assert_int_equal(load("[Collector]\nWorkers=1025\n", &c), -EINVAL);
+        assert_int_equal(load("[Collector]\nVerifyThreads=256\n", &c), -EINVAL);
+        assert_int_equal(load("[Collector]\nVerifyThreads=-1\n", &c), -EINVAL);
+}
+
 /* Opening names the backend; a PostgreSQL server that is not there is refused, not waited for. */
 static void test_open(void **state)
 {
@@ -119,6 +144,7 @@ int main(void)
                 cmocka_unit_test(test_backend_of_url),
                 cmocka_unit_test(test_display_hides_passwords),
                 cmocka_unit_test(test_config_store_url),
+                cmocka_unit_test(test_config_threads),
                 cmocka_unit_test(test_open),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
