@@ -39,6 +39,8 @@ static enum agent_error_class reason_class(enum auth_reason r)
         case AUTH_BUSY:
                 return AGENT_ERROR_BUSY;
         case AUTH_INVALID_ARGUMENT:
+        case AUTH_PIN_TOO_SHORT: /* a new PIN the agent or the card refused: type another */
+        case AUTH_PIN_INVALID:
                 return AGENT_ERROR_INVALID;
         default:
                 return AGENT_ERROR_REFUSED;
@@ -140,7 +142,7 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
                                 info.tries_left = agent_parse_tries(e->message);
                         if (info.class == AGENT_ERROR_PASSWORD_WRONG)
                                 info.delay_sec = agent_parse_count(e->message, "delay");
-                        if (info.class == AGENT_ERROR_PASSWORD_TOO_SHORT)
+                        if (info.class == AGENT_ERROR_PASSWORD_TOO_SHORT || reason == AUTH_PIN_TOO_SHORT)
                                 info.min_length = agent_parse_count(e->message, "min");
                         *ret = info;
                         return;
@@ -173,6 +175,12 @@ const char *agent_error_format(const struct agent_error_info *info, char *buf, s
                 snprintf(buf, size,
                          P_("PIN wrong, %d try left", "PIN wrong, %d tries left", info->tries_left),
                          info->tries_left);
+        else if (info->name && streq(info->name, auth_reason_to_string(AUTH_PIN_TOO_SHORT)) &&
+                 info->min_length >= 0)
+                snprintf(buf, size,
+                         P_("The new PIN is too short — use at least %d digit",
+                            "The new PIN is too short — use at least %d digits", info->min_length),
+                         info->min_length);
         else if (info->class == AGENT_ERROR_PASSWORD_TOO_SHORT && info->min_length >= 0)
                 snprintf(buf, size,
                          P_("The new password is too short — use at least %d character",

@@ -103,6 +103,12 @@ static const struct {
         [AUTH_VEIN_UNREADABLE] = {"vein-unreadable", MAMORI_ERROR_VEIN_UNREADABLE,
                                   N_("The vein reader could not read your hand — hold it flat and still, "
                                      "and try again")},
+        [AUTH_CANCELLED] = {"cancelled", MAMORI_ERROR_CANCELLED,
+                            N_("The login was stopped before it finished — start it again")},
+        [AUTH_PIN_TOO_SHORT] = {"pin-too-short", MAMORI_ERROR_PIN_TOO_SHORT,
+                                N_("The new PIN is too short — choose a longer one")}, /* client adds min */
+        [AUTH_PIN_INVALID] = {"pin-invalid", MAMORI_ERROR_PIN_INVALID,
+                              N_("The card refused the new PIN — use 6 to 8 digits and try again")},
 };
 
 /* _AUTH_REASON_MAX is a gap in the enum: its row is empty, like any value that is not a reason. */

@@ -22,3 +22,4 @@ int ctl_passwd(int argc, char **argv);
 int ctl_auth_test(int argc, char **argv);
 int ctl_enroll(int argc, char **argv);
 int ctl_prints(int argc, char **argv);
+int ctl_password(int argc, char **argv); /* mamorictl password reset */

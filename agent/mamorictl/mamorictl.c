@@ -24,6 +24,7 @@ static const struct ctl_verb verbs[] = {
          ctl_enroll},
         {"prints", "list or delete the fingerprints and vein patterns enrolled on this terminal (root)",
          ctl_prints},
+        {"password", "reset an operator's forgotten password on this terminal (root)", ctl_password},
 };
 
 int ctl_help(int argc, char **argv)

@@ -14,6 +14,7 @@
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
+#include "password-store.h"
 #include "print-store.h"
 
 #define USER_MAX      64
@@ -305,6 +306,27 @@ static int run_delete_prints(struct agent *a, sd_bus_message *m, sd_bus_error *e
         return 1;
 }
 
+static int run_reset_password(struct agent *a, sd_bus_message *m, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *op;
+        uid_t login_uid;
+        int64_t who = -1;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &op);
+        if (r < 0)
+                return r;
+        if (password_store_check_id(op) < 0)
+                return sd_bus_error_set(error, MAMORI_ERROR_INVALID, "operator: an operator id");
+        /* Who ran it behind sudo (the audit login uid), for the record: root is many people. */
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_AUDIT_LOGIN_UID | SD_BUS_CREDS_AUGMENT, &creds) >= 0 &&
+            sd_bus_creds_get_audit_login_uid(creds, &login_uid) >= 0 && login_uid != (uid_t)-1)
+                who = (int64_t)login_uid;
+        session_reset_password(&a->session, call_of(m), op, who);
+        return 1;
+}
+
 static int run_pin_age(struct agent *a, sd_bus_message *m, sd_bus_error *error)
 {
         session_pin_age(&a->session, call_of(m));
@@ -429,6 +451,9 @@ static const struct method {
          "the password can be changed only from the seat's active session", NULL, run_change_password,
          reply_empty},
         {"PasswordAgeDays", ANYONE, NULL, NULL, NULL, run_password_age, reply_password_age},
+        /* An administrator's reset of a forgotten password (mamorictl password reset). */
+        {"ResetPassword", ROOT, MAMORI_ERROR_PERMISSION, "only root may reset a password", NULL,
+         run_reset_password, reply_empty},
 };
 
 static const struct method *method_find(const char *name)
@@ -666,6 +691,7 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD("ChangePassword", "ss", "", dispatch,
                       SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD("PasswordAgeDays", "", "iii", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ResetPassword", "s", "", dispatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("StateChanged", "sss", 0),
         SD_BUS_SIGNAL("EnrollProgress", "siib", 0),
         SD_BUS_VTABLE_END,

@@ -175,10 +175,64 @@ static int ops_password_set(void *userdata, uint64_t id, const char *operator_id
                             : -ENODEV;
 }
 
+static int ops_password_remove(void *userdata, uint64_t id, const char *operator_id,
+                               session_password_done_fn done, void *done_userdata)
+{
+        struct agent *a = userdata;
+        return a->passwords ? password_worker_remove(a->passwords, id, operator_id, done, done_userdata)
+                            : -ENODEV;
+}
+
 static int ops_password_changed(void *userdata, const char *operator_id, int64_t *ret_usec)
 {
         struct agent *a = userdata;
         return password_store_changed(a->config.password_directory, operator_id, ret_usec);
+}
+
+static void ops_password_failures_save(void *userdata, const struct password_failure_file *file)
+{
+        struct agent *a = userdata;
+        char path[4096];
+        int r;
+
+        r = password_failure_file_path(a->config.password_directory, path, sizeof(path));
+        if (r >= 0)
+                r = password_failure_file_save(path, file);
+        if (r < 0)
+                agent_log(LOG_ERR,
+                          "cannot save the password failure counts to %s/" PASSWORD_FAILURES_FILE_NAME
+                          " (%s): a restart now would forget them; check that PasswordDirectory= is "
+                          "root's, mode 0700, on a writable file system",
+                          a->config.password_directory, strerror(-r));
+}
+
+/* The failure counts of the last run, so that restarting mamorid does not reset the delays. */
+static void load_password_failures(struct agent *a)
+{
+        _cleanup_free_ struct password_failure_file *file = calloc(1, sizeof(*file));
+        char path[4096];
+        int r;
+
+        r = file ? password_failure_file_path(a->config.password_directory, path, sizeof(path)) : -ENOMEM;
+        if (r >= 0)
+                r = password_failure_file_load(path, file);
+        if (r >= 0) {
+                session_password_failures_restore(&a->session, file);
+                return;
+        }
+        if (r == -ENOENT)
+                return; /* nothing counted yet */
+        /* Fail closed: counts that cannot be read are not zero. */
+        session_password_failures_fail_closed(&a->session);
+        agent_log(LOG_ERR,
+                  "password failure counts in %s/" PASSWORD_FAILURES_FILE_NAME
+                  " cannot be trusted (%s): every operator counts as locked out — the next password "
+                  "answer waits the longest delay, and a wrong one keeps it — until that operator's "
+                  "right password or an hour without a failure; the file was rewritten in that state. If "
+                  "this repeats, check the "
+                  "disk and that nothing but mamorid writes PasswordDirectory=",
+                  a->config.password_directory,
+                  r == -EPERM ? "not a regular file of root's with mode 0600" : strerror(-r));
 }
 
 static int ops_lock_screen(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata)
@@ -236,6 +290,8 @@ static const struct session_ops session_ops = {
         .password_check = ops_password_check,
         .password_set = ops_password_set,
         .password_changed = ops_password_changed,
+        .password_remove = ops_password_remove,
+        .password_failures_save = ops_password_failures_save,
         .lock_screen = ops_lock_screen,
         .watch_idle = ops_watch_idle,
         .answer = ops_answer,
@@ -480,6 +536,7 @@ static int run(struct agent *a, AgentOplog **oplog)
                           "cannot use PasswordDirectory=%s (%s): password logins will fail; it must be a "
                           "directory of root's with mode 0700",
                           a->config.password_directory, strerror(-r));
+        load_password_failures(a);
         r = password_worker_start(a->event, a->config.password_directory, &a->passwords);
         if (r < 0)
                 return r;

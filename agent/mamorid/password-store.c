@@ -135,3 +135,26 @@ int password_store_write(const char *directory, const char *operator_id, const c
                 return -ENOMEM;
         return write_file_atomic(path, line, strlen(line), 0600);
 }
+
+int password_store_remove(const char *directory, const char *operator_id)
+{
+        char path[4096];
+        struct stat st;
+        int r;
+
+        r = path_of(directory, operator_id, path, sizeof(path));
+        if (r < 0)
+                return r;
+        r = password_store_prepare(directory);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) < 0)
+                return negative_errno();
+        if (unlink(path) < 0)
+                return negative_errno();
+        /* The removal itself durable: a crash must not bring the old password back. */
+        _cleanup_close_ int dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return negative_errno();
+        return 0;
+}

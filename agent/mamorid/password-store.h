@@ -29,3 +29,7 @@ int password_store_changed(const char *directory, const char *operator_id, int64
 
 /* Replaces operator_id's verifier durably (temp file 0600, fsync, rename, fsync directory). */
 int password_store_write(const char *directory, const char *operator_id, const char *verifier);
+
+/* Removes operator_id's verifier durably (unlink, fsync directory): their next login has no password
+ * until they set one, as on their first login here. -ENOENT when none is set. */
+int password_store_remove(const char *directory, const char *operator_id);

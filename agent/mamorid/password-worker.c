@@ -1,4 +1,4 @@
-/* The password thread: one queue of scrypt jobs (check, set) against the store; results via the mailbox. */
+/* The password thread: one queue of jobs (check, set, remove) against the store; results via the mailbox. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,9 +15,15 @@
 
 #define QUEUE_MAX 4
 
+enum job_kind {
+        JOB_CHECK,
+        JOB_SET,
+        JOB_REMOVE,
+};
+
 struct job {
         struct job *next;
-        bool set;
+        enum job_kind kind;
         uint64_t id;
         char operator_id[65];
         char *password, *new_password; /* wiped and freed with the job */
@@ -114,7 +120,9 @@ static void *worker_thread(void *userdata)
                 w->queued--;
                 pthread_mutex_unlock(&w->lock);
 
-                j->result = j->set ? run_set(w, j) : run_check(w, j);
+                j->result = j->kind == JOB_SET      ? run_set(w, j)
+                            : j->kind == JOB_REMOVE ? password_store_remove(w->directory, j->operator_id)
+                                                    : run_check(w, j);
                 secret_free(TAKE_PTR(j->password));
                 secret_free(TAKE_PTR(j->new_password));
                 if (thread_mailbox_post(w->finished, &j) < 0)
@@ -136,8 +144,8 @@ static void free_finished(void *item)
         job_free(*(struct job **)item);
 }
 
-static int submit(PasswordWorker *w, bool set, uint64_t id, const char *operator_id, const char *password,
-                  const char *new_password, password_done_fn done, void *userdata)
+static int submit(PasswordWorker *w, enum job_kind kind, uint64_t id, const char *operator_id,
+                  const char *password, const char *new_password, password_done_fn done, void *userdata)
 {
         struct job *j;
 
@@ -146,7 +154,7 @@ static int submit(PasswordWorker *w, bool set, uint64_t id, const char *operator
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        *j = (struct job){.set = set, .id = id, .done = done, .userdata = userdata};
+        *j = (struct job){.kind = kind, .id = id, .done = done, .userdata = userdata};
         strcpy(j->operator_id, operator_id);
         if ((password && !(j->password = strdup(password))) ||
             (new_password && !(j->new_password = strdup(new_password)))) {
@@ -172,13 +180,19 @@ static int submit(PasswordWorker *w, bool set, uint64_t id, const char *operator
 int password_worker_check(PasswordWorker *w, uint64_t id, const char *operator_id, const char *password,
                           password_done_fn done, void *userdata)
 {
-        return submit(w, false, id, operator_id, password, NULL, done, userdata);
+        return submit(w, JOB_CHECK, id, operator_id, password, NULL, done, userdata);
 }
 
 int password_worker_set(PasswordWorker *w, uint64_t id, const char *operator_id, const char *old_password,
                         const char *new_password, password_done_fn done, void *userdata)
 {
-        return submit(w, true, id, operator_id, old_password, new_password, done, userdata);
+        return submit(w, JOB_SET, id, operator_id, old_password, new_password, done, userdata);
+}
+
+int password_worker_remove(PasswordWorker *w, uint64_t id, const char *operator_id, password_done_fn done,
+                           void *userdata)
+{
+        return submit(w, JOB_REMOVE, id, operator_id, NULL, NULL, done, userdata);
 }
 
 int password_worker_start(sd_event *e, const char *directory, PasswordWorker **ret)

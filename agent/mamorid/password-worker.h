@@ -28,3 +28,7 @@ int password_worker_check(PasswordWorker *w, uint64_t id, const char *operator_i
  * must match first (-EACCES otherwise, nothing changed). */
 int password_worker_set(PasswordWorker *w, uint64_t id, const char *operator_id, const char *old_password,
                         const char *new_password, password_done_fn done, void *userdata);
+/* Removes operator_id's verifier (an administrator's reset), in order with the checks and sets queued
+ * before it. result: 0 removed, -ENOENT none was set. */
+int password_worker_remove(PasswordWorker *w, uint64_t id, const char *operator_id, password_done_fn done,
+                           void *userdata);

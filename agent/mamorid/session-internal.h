@@ -13,6 +13,8 @@
 struct session_outcome session_outcome_ok(void);
 _printf_(2, 3) struct session_outcome session_outcome_refused(enum auth_reason reason, const char *fmt, ...);
 struct session_outcome session_outcome_failed(int error);
+/* The refusal of a login ended by a state-machine word (a trigger's name): a reason of the table. */
+struct session_outcome session_abort_outcome(const char *why);
 /* Answers call at once (call NULL: nothing). */
 void session_answer(struct session *s, SessionCall *call, const struct session_outcome *o);
 /* One record (session_ops.record). */

@@ -75,12 +75,19 @@ static void answer(struct session *s, SessionCall *call, const struct session_ou
                 s->ops->answer(s->userdata, call, o);
 }
 
-/* A refusal named by a word of the state machine ("cancelled", "manual") is a card-error unless
- * the word is a reason of the table ("no-card", "emergency", "log-unwritable"). */
-static enum auth_reason reason_of(const char *word)
+/* How a login ended by a word of the state machine is answered: a word that is a reason of the table
+ * stands for itself ("no-card", "emergency", "log-unwritable"); a lost reader is the card's failure;
+ * every other end (CancelLogin, a lock, a bypass, the agent stopping) cancelled it. */
+struct session_outcome session_abort_outcome(const char *why)
 {
-        int r = auth_reason_from_string(word);
-        return r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR;
+        int r = auth_reason_from_string(why);
+
+        if (r > AUTH_ALLOW)
+                return outcome_refused((enum auth_reason)r, "%s", why);
+        if (streq(why, "reader-lost"))
+                return outcome_refused(AUTH_CARD_ERROR, "%s: %s", auth_reason_to_string(AUTH_CARD_ERROR),
+                                       why);
+        return outcome_refused(AUTH_CANCELLED, "%s: %s", auth_reason_to_string(AUTH_CANCELLED), why);
 }
 
 struct pending_answer {
@@ -382,7 +389,7 @@ static void abort_login(struct session *s, const char *why)
         struct pending_login *l = &s->login;
 
         if (l->answer) {
-                struct session_outcome o = outcome_refused(reason_of(why), "%s", why);
+                struct session_outcome o = session_abort_outcome(why);
                 SessionCall *call = TAKE_PTR(l->answer);
                 answer(s, call, &o);
         }
@@ -675,8 +682,8 @@ static void refuse_after_record(struct session *s, SessionCall *call, const stru
         if (d->reason == AUTH_PIN_BLOCKED)
                 record(s, "pin.blocked", NULL, card_id, NULL, NULL, NULL);
         record_then_answer(s, call, &o, "auth.fail", NULL, card_id,
-                           agent_data("reason", reason, "method", "card+pin", "tries",
-                                      tries ? tries_left : NULL, NULL));
+                           agent_data("reason", auth_reason_to_string(d->reason), "method", "card+pin",
+                                      "tries", tries ? tries_left : NULL, NULL));
 }
 
 static int on_login_timeout(sd_event_source *source, uint64_t usec, void *userdata)
@@ -737,10 +744,10 @@ void session_start_login(struct session *s, SessionCall *call, const char *sende
         if (s->card.pin_tries == 0) {
                 /* Blocked, as the card said at insertion or at its last VERIFY: refused without
                  * touching the card again (pin.blocked was recorded when it happened). */
-                const char *reason = auth_reason_to_string(AUTH_PIN_BLOCKED);
-                o = outcome_refused(AUTH_PIN_BLOCKED, "%s", reason);
+                o = outcome_refused(AUTH_PIN_BLOCKED, "%s", auth_reason_to_string(AUTH_PIN_BLOCKED));
                 record_then_answer(s, call, &o, "auth.fail", NULL, card_id,
-                                   agent_data("reason", reason, "method", "card+pin", NULL));
+                                   agent_data("reason", auth_reason_to_string(AUTH_PIN_BLOCKED), "method",
+                                              "card+pin", NULL));
                 return;
         }
         /* A group card's operator is the member who identifies after its PIN: the account is checked then.
@@ -935,11 +942,11 @@ void session_answer_pin(struct session *s, SessionCall *call, const char *pin)
         if (pin_check_format(pin, PIN_DIGITS_MIN, PIN_DIGITS_MAX) < 0) {
                 /* A mistyped PIN never reaches the card and costs no try: the login keeps waiting
                  * for the next AnswerPin, and the caller hears back once the refusal is on record. */
-                const char *reason = auth_reason_to_string(AUTH_PIN_FORMAT);
-                o = outcome_refused(AUTH_PIN_FORMAT, "%s", reason);
+                o = outcome_refused(AUTH_PIN_FORMAT, "%s", auth_reason_to_string(AUTH_PIN_FORMAT));
                 record_then_answer(s, call, &o, "auth.fail", NULL,
                                    s->login.card_id[0] ? s->login.card_id : NULL,
-                                   agent_data("reason", reason, "method", "card+pin", NULL));
+                                   agent_data("reason", auth_reason_to_string(AUTH_PIN_FORMAT), "method",
+                                              "card+pin", NULL));
                 return;
         }
         r = s->ops->login_pin(s->userdata, s->login.id, pin);
@@ -1014,17 +1021,16 @@ static void on_pin_changed(void *userdata, const struct card_job_result *res)
         if (res->result < 0) {
                 enum auth_reason why = res->result == CARD_E_PIN_WRONG     ? AUTH_PIN_WRONG
                                        : res->result == CARD_E_PIN_BLOCKED ? AUTH_PIN_BLOCKED
-                                       : res->result == CARD_E_BAD_PIN     ? AUTH_INVALID_ARGUMENT
+                                       : res->result == CARD_E_BAD_PIN     ? AUTH_PIN_INVALID
                                                                            : AUTH_CARD_ERROR;
-                /* A malformed new PIN is answered as InvalidArgument but keeps its own name on record. */
-                const char *reason =
-                        why == AUTH_INVALID_ARGUMENT ? "pin-invalid" : auth_reason_to_string(why);
                 struct session_outcome o =
                         why == AUTH_PIN_WRONG && res->tries_left >= 0
-                                ? outcome_refused(why, "%s tries=%d", reason, res->tries_left)
-                                : outcome_refused(why, "%s", reason);
-                record_then_answer(s, pc->call, &o, "auth.fail", op, pc->card_id,
-                                   agent_data("reason", reason, "method", "pin-change", NULL));
+                                ? outcome_refused(why, "%s tries=%d", auth_reason_to_string(why),
+                                                  res->tries_left)
+                                : outcome_refused(why, "%s", auth_reason_to_string(why));
+                record_then_answer(
+                        s, pc->call, &o, "auth.fail", op, pc->card_id,
+                        agent_data("reason", auth_reason_to_string(why), "method", "pin-change", NULL));
         } else {
                 struct session_outcome o = outcome_ok();
                 record_then_answer(s, pc->call, &o, "pin.change", op, pc->card_id, NULL);
@@ -1052,11 +1058,12 @@ void session_change_pin(struct session *s, SessionCall *call, const char *old_pi
          * before the card is touched, and on record (auth.fail reason pin-too-short). */
         size_t min_length = s->config->min_length < 8 ? (size_t)s->config->min_length : 8;
         if (strlen(new_pin) < min_length) {
-                o = outcome_refused(AUTH_INVALID_ARGUMENT,
-                                    "pin-too-short: the new PIN needs at least %zu digits", min_length);
+                o = outcome_refused(AUTH_PIN_TOO_SHORT, "%s min=%zu",
+                                    auth_reason_to_string(AUTH_PIN_TOO_SHORT), min_length);
                 record_then_answer(s, call, &o, "auth.fail", s->operator_id[0] ? s->operator_id : NULL,
                                    s->card.card_id,
-                                   agent_data("reason", "pin-too-short", "method", "pin-change", NULL));
+                                   agent_data("reason", auth_reason_to_string(AUTH_PIN_TOO_SHORT), "method",
+                                              "pin-change", NULL));
                 return;
         }
         pc = calloc(1, sizeof(*pc));

@@ -24,6 +24,7 @@
 #include "mamori/json.h"
 #include "mamori/policy.h"
 #include "oplog-writer.h"
+#include "password-failures.h"
 #include "print-store.h"
 #include "reader-watch.h"
 #include "record-limit.h"
@@ -103,6 +104,11 @@ struct session_ops {
                             const char *new_password, session_password_done_fn done, void *done_userdata);
         /* When operator_id's password was set (µs since the epoch); -ENOENT when none is. */
         int (*password_changed)(void *userdata, const char *operator_id, int64_t *ret_usec);
+        /* Removes operator_id's verifier, in order with the checks and sets (0, -ENOENT none set). */
+        int (*password_remove)(void *userdata, uint64_t id, const char *operator_id,
+                               session_password_done_fn done, void *done_userdata);
+        /* The failure counts changed: keep them across a restart (password-failures.h). May be NULL. */
+        void (*password_failures_save)(void *userdata, const struct password_failure_file *file);
         /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be
          * called as logind_lock() says. */
         int (*lock_screen)(void *userdata, uint64_t trigger_mono_usec, logind_lock_fn cb, void *cb_userdata);
@@ -176,7 +182,7 @@ struct pending_enrolment {
 struct pending_answer;
 
 /* Wrong passwords per operator: each failure doubles the time before the next answer for them. */
-#define PASSWORD_FAILURES_MAX 64
+#define PASSWORD_FAILURES_MAX PASSWORD_FAILURE_ENTRIES_MAX
 struct password_failures {
         char operator_id[OPERATOR_ID_MAX]; /* "" = free slot */
         unsigned count;
@@ -204,6 +210,9 @@ struct session {
         uint64_t last_login_id;
         uint64_t last_password_job;
         struct password_failures password_failures[PASSWORD_FAILURES_MAX];
+        /* The count of every operator without a slot: zero, or what a failure file that could not be
+         * trusted left behind (session_password_failures_fail_closed). */
+        struct password_failures password_failures_floor;
         struct present_card card;
         struct pending_login login;
         struct pending_enrolment enrolment;
@@ -244,8 +253,21 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
 void session_change_password(struct session *s, SessionCall *call, const char *old_password,
                              const char *new_password);
 void session_password_age(struct session *s, SessionCall *call);
+/* ResetPassword (root): removes operator_id's password on this terminal, so their next login is refused
+ * password-unset until they set one in a card session (as the first time); recorded as enroll
+ * {action: reset, modality: password, login_uid}. login_uid: the administrator behind the call, -1
+ * unknown. */
+void session_reset_password(struct session *s, SessionCall *call, const char *operator_id,
+                            int64_t login_uid);
 /* How long the next answer for operator_id waits (0 when none), for tests and the bench. */
 uint64_t session_password_delay_usec(const struct session *s, const char *operator_id);
+/* At start: the counts of the failure file (CLOCK_REALTIME) as they stand now. */
+void session_password_failures_restore(struct session *s, const struct password_failure_file *file);
+/* At start, when the failure file exists but cannot be trusted (corrupt, not root's 0600): every
+ * operator counts as locked out (the longest delay, from now) rather than as never wrong, until their
+ * own right password or an hour without a failure (as any count); saved at once, so the file is sound
+ * again and the lock-out survives another restart. */
+void session_password_failures_fail_closed(struct session *s);
 
 /* The Step property: "" unless a login is pending. */
 const char *session_step(const struct session *s);

@@ -24,10 +24,17 @@
 
 /* ---- wrong passwords per operator ---- */
 
+/* An hour without a failure (and the delay passed) starts f's count again. */
+static void failures_forget(struct password_failures *f, uint64_t now)
+{
+        if (f->count && now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec)
+                *f = (struct password_failures){.operator_id = {0}};
+}
+
 static struct password_failures *failures_find(struct session *s, const char *operator_id, bool create,
                                                uint64_t now)
 {
-        struct password_failures *free_slot = NULL, *oldest = NULL;
+        struct password_failures *free_slot = NULL, *oldest = NULL, *floor = &s->password_failures_floor;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 struct password_failures *f = &s->password_failures[i];
@@ -48,9 +55,27 @@ static struct password_failures *failures_find(struct session *s, const char *op
         /* Full: the operator whose last failure is oldest gives way (its delay has long passed in
          * practice; 64 operators failing at once at one counter is not a counter). */
         struct password_failures *f = free_slot ?: oldest;
-        *f = (struct password_failures){0};
+        /* An operator without a slot starts from the floor (zero unless a failure file could not be
+         * trusted). */
+        failures_forget(floor, now);
+        *f = (struct password_failures){.count = floor->count,
+                                        .next_mono_usec = floor->next_mono_usec,
+                                        .last_mono_usec = floor->last_mono_usec};
         snprintf(f->operator_id, sizeof(f->operator_id), "%s", operator_id);
         return f;
+}
+
+/* A right password: the operator's count starts again. The slot stays while a floor is in force,
+ * or the floor would count for them again. */
+static void failures_clear(struct session *s, struct password_failures *f, uint64_t now)
+{
+        char id[OPERATOR_ID_MAX];
+
+        failures_forget(&s->password_failures_floor, now);
+        snprintf(id, sizeof(id), "%s", f->operator_id);
+        *f = (struct password_failures){.last_mono_usec = now};
+        if (s->password_failures_floor.count)
+                snprintf(f->operator_id, sizeof(f->operator_id), "%s", id);
 }
 
 /* One more failure: returns the delay before the next answer for this operator. */
@@ -58,7 +83,7 @@ static uint64_t failures_add(struct password_failures *f, uint64_t now)
 {
         uint64_t delay = DELAY_FIRST_USEC;
 
-        if (f->count < 32)
+        if (f->count < PASSWORD_FAILURE_COUNT_MAX)
                 f->count++;
         for (unsigned i = 1; i < f->count && delay < DELAY_MAX_USEC; i++)
                 delay *= 2;
@@ -72,14 +97,112 @@ static uint64_t failures_add(struct password_failures *f, uint64_t now)
 
 uint64_t session_password_delay_usec(const struct session *s, const char *operator_id)
 {
-        uint64_t now = now_mono_usec();
+        uint64_t now = now_mono_usec(), next = s->password_failures_floor.next_mono_usec;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 const struct password_failures *f = &s->password_failures[i];
-                if (f->operator_id[0] && streq(f->operator_id, operator_id))
-                        return f->next_mono_usec > now ? f->next_mono_usec - now : 0;
+                if (f->operator_id[0] && streq(f->operator_id, operator_id)) {
+                        next = f->next_mono_usec;
+                        break;
+                }
         }
-        return 0;
+        return next > now ? next - now : 0;
+}
+
+/* ---- the counts across restarts (kept by password-failures.c; the rule is here) ---- */
+
+/* CLOCK_MONOTONIC µs of this boot ↔ CLOCK_REALTIME µs, through the two clocks read now. 0 stays 0. */
+static int64_t mono_to_real(uint64_t mono, uint64_t now_mono, int64_t now_real)
+{
+        if (mono == 0)
+                return 0;
+        int64_t real = mono >= now_mono ? now_real + (int64_t)(mono - now_mono)
+                                        : now_real - (int64_t)(now_mono - mono);
+        return real > 0 ? real : 1;
+}
+
+static uint64_t real_to_mono(int64_t real, uint64_t now_mono, int64_t now_real, uint64_t wait_max)
+{
+        if (real <= 0)
+                return 0;
+        if (real >= now_real) {
+                /* Still to wait: never longer than the rule's longest delay (a clock set back). */
+                uint64_t wait = (uint64_t)(real - now_real);
+                return now_mono + (wait < wait_max ? wait : wait_max);
+        }
+        uint64_t ago = (uint64_t)(now_real - real);
+        return now_mono > ago ? now_mono - ago : 1;
+}
+
+static void entry_from(struct password_failure_entry *e, const struct password_failures *f,
+                       uint64_t now_mono, int64_t now_real)
+{
+        snprintf(e->operator_id, sizeof(e->operator_id), "%s", f->operator_id);
+        e->count = f->count < PASSWORD_FAILURE_COUNT_MAX ? f->count : PASSWORD_FAILURE_COUNT_MAX;
+        e->last_usec = mono_to_real(f->last_mono_usec, now_mono, now_real);
+        e->next_usec = mono_to_real(f->next_mono_usec, now_mono, now_real);
+}
+
+static void entry_to(struct password_failures *f, const struct password_failure_entry *e, uint64_t now_mono,
+                     int64_t now_real)
+{
+        *f = (struct password_failures){
+                .count = e->count < PASSWORD_FAILURE_COUNT_MAX ? e->count : PASSWORD_FAILURE_COUNT_MAX};
+        snprintf(f->operator_id, sizeof(f->operator_id), "%s", e->operator_id);
+        f->last_mono_usec = real_to_mono(e->last_usec, now_mono, now_real, DELAY_MAX_USEC);
+        f->next_mono_usec = real_to_mono(e->next_usec, now_mono, now_real, DELAY_MAX_USEC);
+}
+
+/* After every change of a count: the file says what memory says. */
+static void failures_save(struct session *s)
+{
+        _cleanup_free_ struct password_failure_file *file = calloc(1, sizeof(*file));
+        uint64_t now_mono = now_mono_usec();
+        int64_t now_real = now_realtime_usec();
+
+        if (!s->ops->password_failures_save)
+                return;
+        if (!file) {
+                agent_log(LOG_ERR, "out of memory: the password failure counts are not saved");
+                return;
+        }
+        entry_from(&file->floor, &s->password_failures_floor, now_mono, now_real);
+        file->floor.operator_id[0] = '\0';
+        for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
+                const struct password_failures *f = &s->password_failures[i];
+                /* A slot at zero says nothing unless a floor is in force. */
+                if (f->operator_id[0] &&
+                    (f->count || f->next_mono_usec > now_mono || s->password_failures_floor.count))
+                        entry_from(&file->entries[file->n++], f, now_mono, now_real);
+        }
+        s->ops->password_failures_save(s->userdata, file);
+}
+
+void session_password_failures_restore(struct session *s, const struct password_failure_file *file)
+{
+        uint64_t now_mono = now_mono_usec();
+        int64_t now_real = now_realtime_usec();
+        size_t n = file->n < PASSWORD_FAILURES_MAX ? file->n : PASSWORD_FAILURES_MAX;
+
+        memset(s->password_failures, 0, sizeof(s->password_failures));
+        entry_to(&s->password_failures_floor, &file->floor, now_mono, now_real);
+        s->password_failures_floor.operator_id[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                entry_to(&s->password_failures[i], &file->entries[i], now_mono, now_real);
+}
+
+void session_password_failures_fail_closed(struct session *s)
+{
+        uint64_t now = now_mono_usec();
+        unsigned count = 1;
+
+        /* The count whose delay is the longest: as if each operator had just failed that often. */
+        for (uint64_t d = DELAY_FIRST_USEC; d < DELAY_MAX_USEC; d *= 2)
+                count++;
+        memset(s->password_failures, 0, sizeof(s->password_failures));
+        s->password_failures_floor = (struct password_failures){
+                .count = count, .last_mono_usec = now, .next_mono_usec = now + DELAY_MAX_USEC};
+        failures_save(s);
 }
 
 /* ---- an answer held back until the operator's delay has passed ---- */
@@ -110,9 +233,7 @@ void session_password_login_done(struct session *s, const char *why)
         s->login.password_job = 0; /* a check still running is answered by nobody */
         if (!w)
                 return;
-        int r = auth_reason_from_string(why);
-        struct session_outcome o =
-                session_outcome_refused(r > AUTH_ALLOW ? (enum auth_reason)r : AUTH_CARD_ERROR, "%s", why);
+        struct session_outcome o = session_abort_outcome(why);
         session_answer(s, w->call, &o);
         wait_free(w);
 }
@@ -216,7 +337,10 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         case 0: {
                 /* Right: the count starts again, but an answer still waits out the last failure's delay. */
                 uint64_t due = f->next_mono_usec;
-                *f = (struct password_failures){0};
+                bool counted = f->count || due > now || s->password_failures_floor.count;
+                failures_clear(s, f, now);
+                if (counted)
+                        failures_save(s); /* an operator who never failed costs no write */
                 if (due > now) {
                         if (wait_start(s, call, id, true, NULL, due))
                                 wait_finish(s); /* due at once when no timer could be armed */
@@ -228,6 +352,7 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         }
         case -EACCES: {
                 uint64_t delay = failures_add(f, now);
+                failures_save(s); /* before the answer: a restart meanwhile does not forget it */
                 struct wait_commit *c = malloc(sizeof(*c));
 
                 snprintf(delay_s, sizeof(delay_s), "%" PRIu64, (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
@@ -304,14 +429,14 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
                 struct auth_context c = session_auth_context(s);
                 enum auth_reason why = auth_decide_session(&c, l->card_id, operator_id);
                 if (why != AUTH_ALLOW) {
-                        const char *reason = auth_reason_to_string(why);
                         bool member_of_policy = c.policy && policy_find_operator(c.policy, operator_id);
-                        o = session_outcome_refused(why, "%s", reason);
+                        o = session_outcome_refused(why, "%s", auth_reason_to_string(why));
                         /* op only for an operator the register knows; what was typed goes in data. */
-                        session_record_then_answer(
-                                s, call, &o, "auth.fail", member_of_policy ? operator_id : NULL, card,
-                                agent_data("reason", reason, "method", l->method, "group", l->group_id,
-                                           "member", member_of_policy ? NULL : operator_id, NULL));
+                        session_record_then_answer(s, call, &o, "auth.fail",
+                                                   member_of_policy ? operator_id : NULL, card,
+                                                   agent_data("reason", auth_reason_to_string(why), "method",
+                                                              l->method, "group", l->group_id, "member",
+                                                              member_of_policy ? NULL : operator_id, NULL));
                         session_login_failed(s);
                         return;
                 }
@@ -372,13 +497,16 @@ static void on_password_set(void *userdata, uint64_t id, int result)
 
         if (result == 0) {
                 struct password_failures *f = failures_find(s, pc->operator_id, false, now);
-                if (f)
+                if (f && f->count) {
                         f->count = 0;
+                        failures_save(s);
+                }
                 o = session_outcome_ok();
                 session_record_then_answer(s, pc->call, &o, "password.change", pc->operator_id, card,
                                            agent_data("session_method", pc->method, NULL));
         } else if (result == -EACCES) {
                 uint64_t delay = failures_add(failures_find(s, pc->operator_id, true, now), now);
+                failures_save(s);
                 o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%" PRIu64,
                                             auth_reason_to_string(AUTH_PASSWORD_WRONG),
                                             (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
@@ -484,4 +612,88 @@ void session_password_age(struct session *s, SessionCall *call)
                 agent_log(LOG_ERR, "cannot read when the password of %s was set: %s", s->operator_id,
                           strerror(-r));
         session_answer(s, call, &o);
+}
+
+/* ---- an administrator's reset ---- */
+
+struct password_reset {
+        struct session *s;
+        SessionCall *call;
+        char operator_id[OPERATOR_ID_MAX];
+        int64_t login_uid;
+};
+
+static void on_password_removed(void *userdata, uint64_t id, int result)
+{
+        struct password_reset *pr = userdata;
+        struct session *s = pr->s;
+        struct session_outcome o;
+        uint64_t now = now_mono_usec();
+        char login_uid[24];
+
+        if (result == 0) {
+                /* A new password starts a new count. */
+                struct password_failures *f = failures_find(s, pr->operator_id, false, now);
+                if (f && (f->count || f->next_mono_usec > now)) {
+                        failures_clear(s, f, now);
+                        failures_save(s);
+                }
+                agent_log(LOG_NOTICE,
+                          "the password of %s on this terminal was reset: their next login needs "
+                          "their card, to set a new one",
+                          pr->operator_id);
+                snprintf(login_uid, sizeof(login_uid), "#%" PRId64, pr->login_uid);
+                o = session_outcome_ok();
+                session_record_then_answer(s, pr->call, &o, "enroll", pr->operator_id, NULL,
+                                           agent_data("action", "reset", "modality", "password", "login_uid",
+                                                      pr->login_uid >= 0 ? login_uid : NULL, NULL));
+        } else if (result == -ENOENT) {
+                o = session_outcome_refused(AUTH_PASSWORD_UNSET, "%s: %s has no password on this terminal",
+                                            auth_reason_to_string(AUTH_PASSWORD_UNSET), pr->operator_id);
+                session_answer(s, pr->call, &o);
+        } else {
+                agent_log(LOG_ERR,
+                          "cannot reset the password of %s: %s (check [Secrets] PasswordDirectory: a "
+                          "directory of root's, mode 0700, files 0600)",
+                          pr->operator_id, strerror(-result));
+                o = session_outcome_failed(result);
+                session_answer(s, pr->call, &o);
+        }
+        free(pr);
+}
+
+void session_reset_password(struct session *s, SessionCall *call, const char *operator_id, int64_t login_uid)
+{
+        struct session_outcome o;
+        int r;
+
+        /* Nothing changes off the record. */
+        if (!s->ops->log_writable(s->userdata)) {
+                o = session_outcome_refused(AUTH_LOG_UNWRITABLE, "%s: the reset could not be recorded",
+                                            auth_reason_to_string(AUTH_LOG_UNWRITABLE));
+                session_answer(s, call, &o);
+                return;
+        }
+        if (!s->ops->password_remove) {
+                o = session_outcome_failed(-EOPNOTSUPP);
+                session_answer(s, call, &o);
+                return;
+        }
+        struct password_reset *pr = calloc(1, sizeof(*pr));
+        if (!pr) {
+                o = session_outcome_failed(-ENOMEM);
+                session_answer(s, call, &o);
+                return;
+        }
+        *pr = (struct password_reset){.s = s, .call = call, .login_uid = login_uid};
+        snprintf(pr->operator_id, sizeof(pr->operator_id), "%s", operator_id);
+        r = s->ops->password_remove(s->userdata, ++s->last_password_job, pr->operator_id,
+                                    on_password_removed, pr);
+        if (r < 0) {
+                free(pr);
+                o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the password store is busy")
+                    : r == -EINVAL ? session_outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
+                                   : session_outcome_failed(r);
+                session_answer(s, call, &o);
+        }
 }

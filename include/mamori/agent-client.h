@@ -45,7 +45,7 @@ struct agent_error_info {
                                * through agent_error_format(), which translates */
         int tries_left;       /* PinWrong: N of "pin-wrong tries=N"; otherwise -1 */
         int delay_sec;        /* PasswordWrong: N of "password-wrong delay=N"; otherwise -1 */
-        int min_length;       /* PasswordTooShort: N of "password-too-short min=N"; otherwise -1 */
+        int min_length;       /* PasswordTooShort / PinTooShort: N of "…-too-short min=N"; otherwise -1 */
 };
 
 /* Classify a failed call: r is the call's return (< 0), e its error (may be unset or NULL). */

@@ -56,6 +56,11 @@ enum auth_reason {
         /* Vein (DESIGN §4, a plugin of auth/bio-plugin.h). */
         AUTH_VEIN_NO_MATCH,   /* "vein-no-match": the hand matched no template that may log in here */
         AUTH_VEIN_UNREADABLE, /* "vein-unreadable": the reader took no usable capture */
+        /* Ends of a login or a PIN change that are not about the card or the operator. */
+        AUTH_CANCELLED,     /* "cancelled": CancelLogin, a lock or the agent stopping ended the login */
+        AUTH_PIN_TOO_SHORT, /* "pin-too-short": a new PIN under [Secrets] MinLength, never sent to the card
+                             */
+        AUTH_PIN_INVALID,   /* "pin-invalid": the card refused the new PIN's format */
         _AUTH_REFUSAL_MAX,
 };
 

@@ -48,6 +48,7 @@
  *       "password-wrong delay=S" only after a delay that doubles per failure of that operator
  *       (1 s … 32 s, reset by a right password), and the login keeps waiting for the next try;
  *       no answer for that operator is given before the delay of its last failure has passed.
+ *       The counts survive a restart of mamorid (PasswordDirectory/.failures).
  *       Success: session operator = that operator, Method "group-card+password" (or the bio
  *       method), records as AnswerPin's. Same callers as AnswerPin; SENSITIVE.
  *   ChangePassword(s old_password, s new_password) → ()
@@ -58,10 +59,24 @@
  *       and the seat's active session. SENSITIVE.
  *   PasswordAgeDays() → (i days, i max_days, i warn_days)
  *       age of the active operator's password on this terminal, -1 when none is set.
+ *   ResetPassword(s operator) → ()
+ *       Root only (PermissionDenied otherwise): removes operator's password on this terminal (they
+ *       forgot it); their failure count starts again; their next password login is PasswordUnset
+ *       until they set one in a card session (ChangePassword with old ""), as the first time.
+ *       Recorded as enroll {action: reset, modality: password, login_uid: the caller's audit login
+ *       uid when known}, answered after the record. PasswordUnset when none is set; LogUnwritable
+ *       (nothing removed) when it could not be recorded.
  *   CancelLogin() → ()
+ *       Ends the caller's login. A call of that login still waiting (StartBioLogin, AnswerPin,
+ *       AnswerPassword, ScanFinger) is answered Cancelled "cancelled"; a Lock or the agent stopping
+ *       during a login answers it the same way, "cancelled: manual" / "cancelled: agent-stop".
  *   Lock() → ()                               ends the active session (reason "manual") and locks.
  *   ChangePin(s old_pin, s new_pin) → ()      on the inserted card; caller must be root, or the
- *                                             active session must hold that card.
+ *                                             active session must hold that card. A new PIN
+ *                                             under [Secrets] MinLength: PinTooShort
+ *                                             "pin-too-short min=N" (never sent to the card); a
+ *                                             new PIN the card refuses: PinInvalid. Both recorded
+ *                                             as auth.fail with method "pin-change".
  *   RecordOperation(s kind, s subject, a{ss} fields) → (t seq)
  *       Records an app.op for the current operator; caller uid 0 or in group mamori-apps; only
  *       while "active". kind/subject ≤ 64 bytes, ≤ 16 fields of ≤ 64-byte keys, ≤ 256-byte values.
@@ -173,3 +188,7 @@
 #define MAMORI_ERROR_PASSWORD_TOO_SHORT MAMORI_DBUS_ERROR_PREFIX "PasswordTooShort" /* "… min=N" */
 #define MAMORI_ERROR_VEIN_NO_MATCH      MAMORI_DBUS_ERROR_PREFIX "VeinNoMatch"
 #define MAMORI_ERROR_VEIN_UNREADABLE    MAMORI_DBUS_ERROR_PREFIX "VeinUnreadable"
+#define MAMORI_ERROR_CANCELLED \
+        MAMORI_DBUS_ERROR_PREFIX "Cancelled" /* "cancelled[: why]": CancelLogin, a lock, agent stop */
+#define MAMORI_ERROR_PIN_TOO_SHORT MAMORI_DBUS_ERROR_PREFIX "PinTooShort" /* ChangePin: "… min=N" */
+#define MAMORI_ERROR_PIN_INVALID   MAMORI_DBUS_ERROR_PREFIX "PinInvalid" /* ChangePin: the card refused it */

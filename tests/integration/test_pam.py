@@ -616,7 +616,8 @@ class PamWithAgent(PamBase):
         self.assertPam(self.pypamtest([[0, PAM_SUCCESS]], [PIN]))
         res = self.pypamtest([[5, PAM_AUTHTOK_ERR]], [PIN, '135790', '135790'])  # 6 digits
         self.assertPam(res)
-        self.assertTrue(res['errors'], res)
+        # Words that say what to do (it was "The request was refused as invalid").
+        self.assertIn('The new PIN is too short — use at least 8 digits', res['errors'], res)
         rec = self.agent.wait_event('auth.fail', reason='pin-too-short')
         self.assertEqual(rec.get('method'), 'pin-change')
         # Nothing reached the card: the PIN is unchanged; 8 digits are accepted.

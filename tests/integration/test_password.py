@@ -223,6 +223,83 @@ class GroupCardPassword(test_pam.PamBase):
                 self.assertEqual(f.get('op'), MEMBER)
                 self.assertEqual(f.get('method'), 'group-card+password')
 
+    def agent_iface(self):
+        import dbus
+        conn = self.bus.connect()
+        self.addCleanup(conn.close)
+        return dbus.Interface(conn.get_object(test_pam.AGENT_NAME, test_pam.AGENT_PATH), test_pam.AGENT_NAME)
+
+    def wrong_password(self, agent, expect_delay):
+        """One wrong password on a login at Step password: its answer's delay and how long it took."""
+        import dbus
+        t0 = time.monotonic()
+        with self.assertRaises(dbus.DBusException) as cm:
+            agent.AnswerPassword(MEMBER, 'not the password', timeout=120)
+        took = time.monotonic() - t0
+        self.assertEqual(cm.exception.get_dbus_name(), 'org.mamori.Agent1.Error.PasswordWrong')
+        self.assertEqual(cm.exception.get_dbus_message(), f'password-wrong delay={expect_delay}')
+        return took
+
+    def restart_agent(self):
+        self.agent.stop()
+        self.agent.start()
+        self.assertTrue(test_pam.agent_interface_exposed(self.bus.address), 'mamorid back on the bus')
+        self.wait_card_seen(True)
+
+    def test_failure_delay_survives_a_restart(self):
+        """The counts are in a root-only file: restarting mamorid does not start them at zero."""
+        self.group_session()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.wrong_password(agent, 1)
+        self.wrong_password(agent, 2)
+        agent.CancelLogin()
+        path = os.path.join(self.pw_dir, '.failures')
+        st = os.lstat(path)
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(st.st_uid, os.geteuid())
+        with open(path, encoding='ascii') as f:
+            self.assertIn(f'op {MEMBER} 2 ', f.read())
+
+        self.restart_agent()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        # The third failure waits 4 s: the count went on (a reset count would say delay=1).
+        took = self.wrong_password(agent, 4)
+        self.assertGreaterEqual(took, 3.5)
+        agent.CancelLogin()
+
+    def test_untrusted_failure_file_locks_out_and_says_so(self):
+        """A failure file that cannot be read counts as locked out, not as zero: the journal says so,
+        the next answer waits the longest delay (32 s), then the right password still logs in."""
+        self.group_session()
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.wrong_password(agent, 1)
+        agent.CancelLogin()
+        path = os.path.join(self.pw_dir, '.failures')
+        self.agent.stop()
+        with open(path, 'w', encoding='ascii') as f:
+            f.write('mamori-password-failures 1\nfloor 0 0 0\nop OP0002 1 garbage\n')
+        t0 = time.monotonic()
+        self.agent.start()
+        self.agent.events.wait(r'password failure counts in .* cannot be trusted .* every operator counts as '
+                               r'locked out', timeout=10)
+        self.assertTrue(test_pam.agent_interface_exposed(self.bus.address))
+        self.wait_card_seen(True)
+        with open(path, encoding='ascii') as f:
+            self.assertIn('\nfloor 6 ', f.read())  # rewritten, sound, with the lock-out in it
+        agent = self.agent_iface()
+        agent.StartLogin(USER)
+        agent.AnswerPin(PIN)
+        self.assertEqual(str(agent.AnswerPassword(MEMBER, PASSWORD, timeout=120)), MEMBER)
+        self.assertGreaterEqual(time.monotonic() - t0, 31.0)
+        self.assertEqual(str(self.agent_property('Operator')), MEMBER)
+
     def test_wrong_then_right_in_one_login(self):
         """max_tries passwords in one conversation: the login keeps waiting after a wrong one."""
         self.group_session()
@@ -328,6 +405,75 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertPam(res)
         self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
         self.assertEqual(str(self.agent_property('Method')), 'group-card+password')
+
+
+    def test_admin_resets_a_forgotten_password(self):
+        """`mamorictl password reset OP` (root only, through the bus and its policy): the verifier goes, on
+        record; the old password no longer logs in; the operator sets a new one with their own card, as
+        the first time, and it logs in after the group card."""
+        self.publish_group()
+        self.set_password(OTHER_MEMBER, PASSWORD)
+        self.set_password(MEMBER, PASSWORD)
+        self.insert(self.group_card)
+        self.start_agent()
+        self.wait_card_seen(True)
+        path = os.path.join(self.pw_dir, OTHER_MEMBER)
+
+        # Not root: refused by the permission table before anything happens, nothing recorded.
+        os.chmod(self.tmp, 0o711)  # let uid 65534 reach the private bus socket
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        r = bench.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busctl', '--system', 'call',
+                       test_pam.AGENT_NAME, test_pam.AGENT_PATH, test_pam.AGENT_NAME, 'ResetPassword', 's',
+                       OTHER_MEMBER], env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('only root may reset a password', r.stderr + r.stdout)
+        self.assertTrue(os.path.exists(path))
+        # Not an operator id: refused.
+        c = self.ctl('password', 'reset', '../etc')
+        self.assertEqual(c.returncode, 1, c)
+        self.assertTrue(os.path.exists(path))
+
+        c = self.ctl('password', 'reset', OTHER_MEMBER)
+        self.assertEqual(c.returncode, 0, c)
+        self.assertIn(f'The password of operator {OTHER_MEMBER} on this terminal is removed (recorded)', c.stdout)
+        self.assertFalse(os.path.exists(path))
+        self.assertTrue(os.path.exists(os.path.join(self.pw_dir, MEMBER)))  # only that operator's
+        rec = self.agent.wait_event('enroll', op=OTHER_MEMBER, action='reset', modality='password')
+        self.assertIsNone(rec.get('card'))
+        c = self.ctl('password', 'reset', OTHER_MEMBER)
+        self.assertEqual(c.returncode, 1, c)
+        self.assertIn(f'operator {OTHER_MEMBER} has no password on this terminal', c.stderr)
+        c = self.ctl('password')
+        self.assertEqual(c.returncode, 2, c)
+
+        # The forgotten password no longer logs in: the words say how to set a new one.
+        res = self.pam([[0, PAM_AUTH_ERR]], [PIN, PASSWORD], [OTHER_MEMBER])
+        self.assertPam(res)
+        self.assertTrue(any('No password is set for this operator on this terminal' in e for e in res['errors']),
+                        res['errors'])
+        self.agent.wait_event('auth.fail', op=OTHER_MEMBER, reason='password-unset')
+        self.assertEqual(str(self.agent_property('State')), 'locked')
+
+        # The first-login flow: their own card, a new password, then the group card and that password.
+        self.vcard.pull()
+        self.vcard.stop()
+        self.wait_card_seen(False)
+        self.insert(self.op1_card)
+        self.wait_card_seen(True)
+        self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN]))
+        self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
+        c = self.ctl('passwd', '--password', stdin=f'{NEW_PASSWORD}\n{NEW_PASSWORD}\n')
+        self.assertEqual(c.returncode, 0, c)
+        self.agent.wait_event('password.change', op=OTHER_MEMBER)
+        self.ctl('lock')
+        self.vcard.pull()
+        self.vcard.stop()
+        self.wait_card_seen(False)
+        self.insert(self.group_card)
+        self.wait_card_seen(True)
+        res = self.pam([[0, PAM_SUCCESS]], [PIN, NEW_PASSWORD], [OTHER_MEMBER])
+        self.assertPam(res)
+        self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
 
 
 if __name__ == '__main__':

@@ -165,7 +165,10 @@ class VeinLoginTest(unittest.TestCase):
         res = t.results(p)
         self.assertEqual(res[1]['ok'], None, res)  # CancelLogin answered
         self.assertEqual(res[2]['method'], 'StartBioLogin')
-        self.assertIn('error', res[2], res)
+        # Cancelled, a reason of the table with its own words (it was CardError "cancelled": the
+        # operator read "Card could not be read").
+        self.assertEqual(res[2].get('error'), 'Cancelled', res)
+        self.assertEqual(res[2].get('message'), 'cancelled', res)
         self.assertEqual(t.prop('State'), 'locked')
         self.assertEqual(t.prop('Step'), '')
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <ctype.h>
+#include <dirent.h>
 
 #include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
@@ -80,7 +82,7 @@ static void test_round_trip(void **state)
         assert_null(auth_reason_to_words(_AUTH_REFUSAL_MAX));
         assert_int_equal(auth_reason_from_string(NULL), -EINVAL);
         assert_int_equal(auth_reason_from_string(""), -EINVAL);
-        assert_int_equal(auth_reason_from_string("pin-invalid"), -EINVAL);
+        assert_int_equal(auth_reason_from_string("pin-wrong-format"), -EINVAL);
         assert_int_equal(auth_reason_from_string("Pin-Wrong"), -EINVAL);
         assert_int_equal(auth_reason_from_dbus_error(NULL), -EINVAL);
         assert_int_equal(auth_reason_from_dbus_error("org.example.PinWrong"), -EINVAL);
@@ -109,6 +111,13 @@ static void test_known_rows(void **state)
                 {AUTH_INVALID_ARGUMENT, "invalid-argument", MAMORI_ERROR_INVALID, NULL},
                 {AUTH_PIN_FORMAT, "pin-format", "org.mamori.Agent1.Error.PinFormat",
                  "The PIN is 6 to 8 digits — type it again"},
+                /* The words of the ends that had none (a cancelled login answered "card-error",
+                 * a short new PIN "invalid-argument"). */
+                {AUTH_CANCELLED, "cancelled", "org.mamori.Agent1.Error.Cancelled",
+                 "The login was stopped before it finished — start it again"},
+                {AUTH_PIN_TOO_SHORT, "pin-too-short", "org.mamori.Agent1.Error.PinTooShort",
+                 "The new PIN is too short — choose a longer one"},
+                {AUTH_PIN_INVALID, "pin-invalid", "org.mamori.Agent1.Error.PinInvalid", NULL},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
@@ -150,6 +159,118 @@ static void test_every_api_error_has_a_row(void **state)
         assert_int_equal(seen, rows);
 }
 
+/* ---- the places that produce reasons: every auth.fail takes its reason from the table ---- */
+
+#define SOURCE_MAX (1024 * 1024)
+
+/* s with every run of white space made one space, in buf. */
+static void squeeze(const char *s, size_t n, char *buf, size_t size)
+{
+        size_t o = 0;
+        bool space = false;
+
+        for (size_t i = 0; i < n && o + 2 < size; i++) {
+                if (strchr(" \t\n", s[i])) {
+                        space = true;
+                        continue;
+                }
+                if (space && o > 0)
+                        buf[o++] = ' ';
+                space = false;
+                buf[o++] = s[i];
+        }
+        buf[o] = '\0';
+}
+
+/* Counts the statements of path that write an auth.fail record (the event name as an argument:
+ * "auth.fail" followed by a comma) and fails on one whose reason is not auth_reason_to_string(…) —
+ * a literal or a variable could name a reason the table does not hold, which clients cannot put in
+ * words and auditors cannot count. */
+static unsigned check_file(const char *path)
+{
+        static char text[SOURCE_MAX + 1], statement[8192];
+        FILE *f = fopen(path, "re");
+        unsigned sites = 0;
+        size_t n;
+
+        assert_non_null(f);
+        n = fread(text, 1, SOURCE_MAX, f);
+        assert_false(ferror(f));
+        assert_true(feof(f)); /* the whole file */
+        fclose(f);
+        text[n] = '\0';
+        for (const char *p = text, *end; (end = strchr(p, ';')); p = end + 1) {
+                const char *ev, *open;
+                size_t id;
+
+                squeeze(p, (size_t)(end - p), statement, sizeof(statement));
+                ev = strstr(statement, "\"auth.fail\",");
+                if (!ev)
+                        continue;
+                /* Only a call of a record function: "…record(" or "…record_then_answer(" before it. */
+                for (open = ev; open > statement && *open != '('; open--)
+                        ;
+                for (id = 0; open - id > statement &&
+                             (isalnum((unsigned char)open[-id - 1]) || open[-id - 1] == '_');
+                     id++)
+                        ;
+                if (!(id >= 6 && (strneq(open - 6, "record", 6) ||
+                                  (id >= 18 && strneq(open - 18, "record_then_answer", 18)))))
+                        continue;
+                sites++;
+                if (!strstr(statement, "\"reason\", auth_reason_to_string("))
+                        fail_msg("%s: an auth.fail whose reason is not auth_reason_to_string(…) of the "
+                                 "table: %.300s",
+                                 path, statement);
+        }
+        return sites;
+}
+
+static void test_every_recorded_reason_is_in_the_table(void **state)
+{
+        static const char *const dirs[] = {"agent/mamorid", "agent/mamorictl", "auth", "common"};
+        unsigned sites = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                char dir[4096];
+                DIR *d;
+                struct dirent *de;
+
+                snprintf(dir, sizeof(dir), "%s/%s", SOURCE_ROOT, dirs[i]);
+                d = opendir(dir);
+                assert_non_null(d);
+                while ((de = readdir(d))) {
+                        size_t len = strlen(de->d_name);
+                        char path[8192];
+
+                        if (len < 3 || !streq(de->d_name + len - 2, ".c"))
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                        sites += check_file(path);
+                }
+                closedir(d);
+        }
+        /* The walk found the login, PIN, password, group and biometric refusals (not nothing). */
+        if (sites < 13) /* the 13 of November 2026 */
+                fail_msg("only %u auth.fail sites found under %s: the walk is broken", sites, SOURCE_ROOT);
+}
+
+/* The names auditors and tests look for in auth.fail records resolve to their rows. */
+static void test_recorded_names_resolve(void **state)
+{
+        static const char *const names[] = {
+                "pin-wrong",         "pin-blocked",     "pin-format",        "pin-too-short",
+                "pin-invalid",       "password-wrong",  "password-unset",    "not-group-member",
+                "lending-suspected", "finger-no-match", "finger-unreadable", "vein-no-match",
+                "vein-unreadable",   "bio-unavailable", "wrong-user",        "cancelled",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (auth_reason_from_string(names[i]) <= AUTH_ALLOW)
+                        fail_msg("%s is recorded or answered but has no row in common/auth-reasons.c",
+                                 names[i]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -158,6 +279,8 @@ int main(void)
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_known_rows),
                 cmocka_unit_test(test_every_api_error_has_a_row),
+                cmocka_unit_test(test_every_recorded_reason_is_in_the_table),
+                cmocka_unit_test(test_recorded_names_resolve),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

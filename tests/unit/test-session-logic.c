@@ -17,6 +17,7 @@
 #include "mamori/parse-util.h"
 #include "mamori/time-util.h"
 #include "piv-sim.h"
+#include "session-internal.h"
 #include "session-logic.h"
 
 #define CARD_A   card_a /* OP0001: the id of the software card's certificate, set up per test */
@@ -107,6 +108,9 @@ struct fake {
         uint64_t vein_id, vein_cancelled;
         size_t vein_allowed;
         struct answer answers[CALLS];
+        /* What the session last asked to keep across a restart (password-failures.h). */
+        struct password_failure_file saved;
+        unsigned saves;
 };
 
 static int fake_record(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
@@ -221,6 +225,12 @@ static int fake_password_check(void *userdata, uint64_t id, const char *operator
         return 0;
 }
 
+static int fake_password_remove(void *userdata, uint64_t id, const char *operator_id,
+                                session_password_done_fn done, void *done_userdata)
+{
+        return fake_password_check(userdata, id, operator_id, "", done, done_userdata);
+}
+
 /* The fake password thread answers the check it holds. */
 static void password_says(struct fake *f, int result)
 {
@@ -319,6 +329,13 @@ static void vein_says(struct fake *f, int result, const char *matched)
         done(f->vein_userdata, &ev);
 }
 
+static void fake_password_failures_save(void *userdata, const struct password_failure_file *file)
+{
+        struct fake *f = userdata;
+        f->saved = *file;
+        f->saves++;
+}
+
 static const struct session_ops fake_ops = {
         .record = fake_record,
         .log_writable = fake_log_writable,
@@ -329,6 +346,8 @@ static const struct session_ops fake_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .password_remove = fake_password_remove,
+        .password_failures_save = fake_password_failures_save,
         .lock_screen = fake_lock_screen,
         .watch_idle = fake_watch_idle,
         .answer = fake_answer,
@@ -346,6 +365,7 @@ static const struct session_ops fake_vein_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .password_failures_save = fake_password_failures_save,
         .vein_device = fake_vein_device,
         .vein_match = fake_vein_match,
         .vein_cancel = fake_vein_cancel,
@@ -650,8 +670,8 @@ static void test_lock_during_login(void **state)
         /* The PIN check in flight is answered as refused, the Lock at once (no session to end). */
         assert_int_equal(f->s.state, SESSION_LOCKED);
         assert_true(f->answers[1].answered);
-        assert_int_equal(f->answers[1].o.reason, AUTH_CARD_ERROR);
-        assert_string_equal(f->answers[1].o.message, "manual");
+        assert_int_equal(f->answers[1].o.reason, AUTH_CANCELLED);
+        assert_string_equal(f->answers[1].o.message, "cancelled: manual");
         assert_true(f->answers[2].answered);
         assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
         assert_int_equal(f->locks, locks + 1);
@@ -662,6 +682,56 @@ static void test_lock_during_login(void **state)
         assert_int_equal(f->s.state, SESSION_LOCKED);
         assert_null(find_rec(f, "auth.ok"));
         commit_all(f, 0);
+}
+
+/* CancelLogin while the PIN is being checked: the waiting AnswerPin hears Cancelled with words that
+ * say to start again (not "card could not be read"), nothing is recorded as a failure. */
+static void test_cancel_answers_the_waiting_call_cancelled(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        session_cancel_login(&f->s, f->calls[2]);
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_true(f->answers[1].answered);
+        assert_int_equal(f->answers[1].o.reason, AUTH_CANCELLED);
+        assert_string_equal(f->answers[1].o.message, "cancelled");
+        assert_string_equal(auth_reason_to_dbus_error(f->answers[1].o.reason), MAMORI_ERROR_CANCELLED);
+        assert_string_equal(auth_reason_to_words(f->answers[1].o.reason),
+                            "The login was stopped before it finished — start it again");
+        assert_null(find_rec(f, "auth.fail"));
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        card_says(f, 0, -1); /* late: nothing granted */
+        assert_null(find_rec(f, "auth.ok"));
+        commit_all(f, 0);
+}
+
+/* Every trigger that aborts a login answers a reason of the table, named first in the message. */
+static void test_every_abort_answers_a_reason(void **state)
+{
+        for (int t = 0; t < _SESSION_TRIGGER_MAX; t++) {
+                struct session_transition tr;
+                if (!session_transition(SESSION_AUTHENTICATING, t, &tr) ||
+                    !(tr.actions & ACTION_ABORT_LOGIN))
+                        continue;
+                const char *why = t == TRIGGER_CARD_REMOVED ? "no-card" : session_trigger_to_string(t);
+                struct session_outcome o = session_abort_outcome(why);
+                const char *name = auth_reason_to_string(o.reason);
+
+                assert_int_not_equal(o.reason, AUTH_ALLOW);
+                assert_int_equal(auth_reason_from_string(name), o.reason);
+                assert_non_null(auth_reason_to_words(o.reason));
+                if (strncmp(o.message, name, strlen(name)) != 0)
+                        fail_msg("trigger %s answers \"%s\", which does not start with its reason %s", why,
+                                 o.message, name);
+                /* Only a failing reader is the card's failure; the others have their own words. */
+                if (o.reason == AUTH_CARD_ERROR && t != TRIGGER_READER_LOST)
+                        fail_msg("trigger %s answers card-error", why);
+        }
+        assert_int_equal(session_abort_outcome("cancelled").reason, AUTH_CANCELLED);
+        assert_int_equal(session_abort_outcome("agent-stop").reason, AUTH_CANCELLED);
+        assert_int_equal(session_abort_outcome("emergency").reason, AUTH_EMERGENCY);
 }
 
 static void test_lock_answers_after_session_end(void **state)
@@ -967,6 +1037,165 @@ static void test_wrong_password_waits_doubling_and_pull_ends_it(void **state)
         assert_int_equal(session_password_delay_usec(&f->s, "OP0001"), 0);
 }
 
+static const struct password_failure_entry *saved_entry(struct fake *f, const char *operator_id)
+{
+        for (size_t i = 0; i < f->saved.n; i++)
+                if (streq(f->saved.entries[i].operator_id, operator_id))
+                        return &f->saved.entries[i];
+        return NULL;
+}
+
+/* mamorid restarting: a new session, with the failure counts the old one saved. */
+static void restart_with_saved_counts(struct fake *f)
+{
+        session_done(&f->s);
+        commit_all(f, 0);
+        card_login_free(f->login);
+        f->login = NULL;
+        f->job_done = NULL;
+        f->pw_done = NULL;
+        memset(f->answers, 0, sizeof(f->answers));
+        session_init(&f->s, &fake_ops, f, &f->config, f->event);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0002"), 0); /* memory alone forgets */
+        session_password_failures_restore(&f->s, &f->saved);
+}
+
+/* A wrong password is saved before its answer, in wall-clock time; after a restart the operator's
+ * delay still runs and the next failure doubles it again (it started at 1 s before). */
+static void test_failure_counts_survive_a_restart(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        int64_t t0 = now_realtime_usec();
+        password_says(f, -EACCES);
+        assert_int_equal(f->saves, 1);
+        const struct password_failure_entry *e = saved_entry(f, "OP0002");
+        assert_non_null(e);
+        assert_int_equal(e->count, 1);
+        assert_true(e->next_usec >= t0 + 900 * 1000 && e->next_usec <= t0 + 1100 * 1000);
+        assert_true(e->last_usec >= t0 - 100 * 1000 && e->last_usec <= t0 + 100 * 1000);
+        assert_int_equal(f->saved.floor.count, 0);
+        commit_all(f, 0);
+        run_until_answered(f, 2, 3 * USEC_PER_SEC);
+        session_answer_password(&f->s, f->calls[3], "OP0002", "wrong again");
+        password_says(f, -EACCES);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 2);
+        commit_all(f, 0);
+
+        restart_with_saved_counts(f);
+        uint64_t delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 1500 * 1000 && delay <= 2 * USEC_PER_SEC);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0001"), 0);
+
+        /* The third failure, in the new run: 4 s, not the 1 s of a fresh count. */
+        f->pin[0] = '\0';
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "still wrong");
+        password_says(f, -EACCES);
+        delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 3900 * 1000 && delay <= 4 * USEC_PER_SEC);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 3);
+        commit_all(f, 0);
+        pull_card(f);
+}
+
+/* A failure file that cannot be trusted: every operator is locked out (32 s), saved as a floor that
+ * survives another restart; a right password after the wait clears only that operator. */
+static void test_untrusted_failure_file_locks_out(void **state)
+{
+        struct fake *f = *state;
+
+        session_password_failures_fail_closed(&f->s);
+        assert_int_equal(f->saves, 1);
+        assert_int_equal(f->saved.floor.count, 6);
+        assert_int_equal(f->saved.n, 0);
+        for (const char *op = "OP0001"; op; op = streq(op, "OP0001") ? "OP0003" : NULL) {
+                uint64_t delay = session_password_delay_usec(&f->s, op);
+                assert_true(delay > 31 * USEC_PER_SEC && delay <= 32 * USEC_PER_SEC);
+        }
+        /* Another restart keeps the lock-out (it is in the file now, not only in memory). */
+        restart_with_saved_counts(f);
+        assert_true(session_password_delay_usec(&f->s, "OP0003") > 31 * USEC_PER_SEC);
+
+        /* Later: the lock-out's wait has passed, its count has not. */
+        int64_t now = now_realtime_usec();
+        f->saved.floor.last_usec = now - 40 * USEC_PER_SEC;
+        f->saved.floor.next_usec = now - 8 * USEC_PER_SEC;
+        restart_with_saved_counts(f);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0002"), 0);
+        f->pin[0] = '\0';
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "right");
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        /* OP0002 starts again at zero, and stays so after a restart; the others stay locked out. */
+        const struct password_failure_entry *e = saved_entry(f, "OP0002");
+        assert_non_null(e);
+        assert_int_equal(e->count, 0);
+        assert_int_equal(f->saved.floor.count, 6);
+        commit_all(f, 0);
+        pull_card(f);
+        commit_all(f, 0);
+        restart_with_saved_counts(f);
+        f->pin[0] = '\0';
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0001", "wrong");
+        password_says(f, -EACCES);
+        uint64_t delay = session_password_delay_usec(&f->s, "OP0001");
+        assert_true(delay > 31 * USEC_PER_SEC && delay <= 32 * USEC_PER_SEC); /* not 1 s */
+        assert_int_equal(saved_entry(f, "OP0001")->count, 7);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 0);
+        commit_all(f, 0);
+        pull_card(f);
+}
+
+/* ResetPassword: refused off the record; the verifier goes through the password thread, the reset is
+ * recorded (enroll, no card) before the answer and the operator's count starts again. */
+static void test_reset_password(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        password_says(f, -EACCES);
+        commit_all(f, 0);
+        run_until_answered(f, 2, 3 * USEC_PER_SEC);
+        pull_card(f);
+        commit_all(f, 0);
+        assert_true(saved_entry(f, "OP0002") != NULL);
+
+        f->log_writable = false;
+        session_reset_password(&f->s, f->calls[3], "OP0002", 1000);
+        assert_true(f->answers[3].answered);
+        assert_int_equal(f->answers[3].o.reason, AUTH_LOG_UNWRITABLE);
+        assert_null(f->pw_done); /* nothing removed */
+        f->log_writable = true;
+
+        size_t n = f->n_recs;
+        session_reset_password(&f->s, f->calls[4], "OP0002", 1000);
+        assert_string_equal(f->pw_operator, "OP0002");
+        password_says(f, 0);
+        assert_int_equal(f->n_recs, n + 1);
+        assert_string_equal(f->recs[n].ev, "enroll");
+        assert_string_equal(f->recs[n].op, "OP0002");
+        assert_false(f->recs[n].has_card);
+        assert_false(f->answers[4].answered); /* after the record */
+        commit_all(f, 0);
+        assert_true(f->answers[4].answered);
+        assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0002"), 0);
+        assert_null(saved_entry(f, "OP0002"));
+
+        /* None set: said so, nothing recorded. */
+        n = f->n_recs;
+        session_reset_password(&f->s, f->calls[5], "OP0002", -1);
+        password_says(f, -ENOENT);
+        assert_int_equal(f->answers[5].o.reason, AUTH_PASSWORD_UNSET);
+        assert_int_equal(f->n_recs, n);
+}
+
 static void test_password_refused_by_state(void **state)
 {
         struct fake *f = *state;
@@ -1160,6 +1389,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_log_failure_during_commit_grants_nothing, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_lock_during_login, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cancel_answers_the_waiting_call_cancelled, setup,
+                                                teardown),
+                cmocka_unit_test(test_every_abort_answers_a_reason),
                 cmocka_unit_test_setup_teardown(test_lock_answers_after_session_end, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_calls_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bypass_relocks_and_records_bounded, setup, teardown),
@@ -1170,6 +1402,11 @@ int main(void)
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_wrong_password_waits_doubling_and_pull_ends_it,
                                                 setup_group, teardown_group),
+                cmocka_unit_test_setup_teardown(test_failure_counts_survive_a_restart, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_untrusted_failure_file_locks_out, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password, setup_group, teardown_group),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
                                                 teardown),
