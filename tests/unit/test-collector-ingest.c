@@ -22,6 +22,7 @@
 #include "mamori/oplog-record.h"
 #include "record-fixture.h"
 #include "store.h"
+#include "thirds-runner.h"
 #include "verify-pool.h"
 
 #define LOG_ID  "00112233445566778899aabbccddeeff"
@@ -740,35 +741,6 @@ static void test_log_lock_makes_writers_wait(void **state)
 }
 
 /* ---- Verification on several threads (the collector's verify pool and workers) ---- */
-
-typedef struct Chunk {
-        size_t from, to;
-        log_job_fn job;
-        void *userdata;
-} Chunk;
-
-static void *run_chunk(void *p)
-{
-        Chunk *c = p;
-        for (size_t i = c->from; i < c->to; i++)
-                c->job(i, c->userdata);
-        return NULL;
-}
-
-/* Three threads, each a third of the records in order: the last third is the third thread's. */
-static void run_thirds(size_t n, log_job_fn job, void *job_userdata, void *userdata)
-{
-        pthread_t t[3];
-        Chunk c[3];
-
-        for (size_t k = 0; k < 3; k++) {
-                c[k] = (Chunk){
-                        .from = n * k / 3, .to = n * (k + 1) / 3, .job = job, .userdata = job_userdata};
-                assert_int_equal(pthread_create(&t[k], NULL, run_chunk, &c[k]), 0);
-        }
-        for (size_t k = 0; k < 3; k++)
-                pthread_join(t[k], NULL);
-}
 
 static int find_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
                       uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
