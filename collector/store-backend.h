@@ -27,6 +27,12 @@ typedef struct StoreArg {
 /* A running query: rows are read with step(); column pointers stay valid until the next step. */
 typedef struct StoreQuery StoreQuery;
 
+/*
+ * Months made ahead of this one (PostgreSQL partitions of records); a record filed after them (a clock far
+ * ahead) raises a clock-ahead alert at store_maintain(), and PostgreSQL keeps it in the default partition.
+ */
+#define STORE_MONTHS_AHEAD 2
+
 typedef struct StoreBackend {
         const char *name;    /* "sqlite", "postgresql" */
         bool filed_by_month; /* records partitioned by StoreRecord.ts: a range of it reads only its months */

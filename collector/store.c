@@ -136,11 +136,6 @@ void store_rollback(Store *s)
         s->be->rollback(s->conn);
 }
 
-int store_maintain(Store *s, int64_t now_usec)
-{
-        return s->be->maintain ? s->be->maintain(s->conn, now_usec) : 0;
-}
-
 int store_size(Store *s, uint64_t *ret)
 {
         return s->be->size(s->conn, ret);
@@ -785,6 +780,94 @@ int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *te
                     "isssus", now_usec, kind, term, log, seq, detail);
 }
 
+/* The start of the UTC month `ahead` months after the one that holds usec. */
+static int64_t month_start(int64_t usec, int ahead)
+{
+        time_t t = (time_t)(usec / 1000000);
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm))
+                return INT64_MAX;
+        tm = (struct tm){.tm_year = tm.tm_year, .tm_mon = tm.tm_mon + ahead, .tm_mday = 1};
+        return (int64_t)timegm(&tm) * 1000000;
+}
+
+#define CLOCK_AHEAD_MAX 64 /* logs alerted in one run; the next run takes the rest */
+
+/*
+ * A log whose records are filed after the months the store makes ahead (its terminal's clock is far
+ * ahead: every later record of it is filed there too) raises one clock-ahead alert, from its first such
+ * record. Its filing time (logs.last_ts) finds it without reading records.
+ */
+static int alert_clock_ahead(Store *s, int64_t now_usec)
+{
+        const int64_t after = month_start(now_usec, STORE_MONTHS_AHEAD + 1);
+        char *logs[CLOCK_AHEAD_MAX] = {}, *terms[CLOCK_AHEAD_MAX] = {};
+        size_t n = 0;
+        int r;
+
+        {
+                _cleanup_q_ Q q = {};
+                r = query(s, &q,
+                          "SELECT id, term FROM logs WHERE last_ts >= ? AND NOT EXISTS (SELECT 1 FROM alerts"
+                          " WHERE kind = 'clock-ahead' AND alerts.log = logs.id) ORDER BY id LIMIT ?",
+                          "ii", after, (int64_t)CLOCK_AHEAD_MAX);
+                while (r >= 0 && n < CLOCK_AHEAD_MAX && (r = step_row(&q)) > 0) {
+                        logs[n] = strdup(col_text(&q, 0));
+                        terms[n] = strdup(col_text(&q, 1));
+                        if (!logs[n++] || !terms[n - 1])
+                                r = -ENOMEM;
+                }
+        }
+        if (r >= 0 && n > 0)
+                r = store_begin(s);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_q_ Q q = {};
+                _cleanup_free_ char *detail = NULL;
+                time_t t = (time_t)(after / 1000000);
+                char month[16] = "";
+                struct tm tm;
+                uint64_t seq, count;
+
+                r = query(s, &q, "SELECT min(seq), count(*) FROM records WHERE log = ? AND ts >= ?", "si",
+                          logs[i], after);
+                if (r >= 0)
+                        r = step_row(&q);
+                if (r <= 0 || col_null(&q, 0)) /* none left (deleted meanwhile) */
+                        continue;
+                seq = (uint64_t)col_int64(&q, 0);
+                count = (uint64_t)col_int64(&q, 1);
+                if (gmtime_r(&t, &tm))
+                        (void)strftime(month, sizeof(month), "%Y-%m", &tm);
+                if (asprintf(&detail,
+                             "%" PRIu64 " records from seq %" PRIu64 " on filed in %s or later, beyond"
+                             " the months the store makes ahead: the terminal's clock is ahead; kept"
+                             " (PostgreSQL: in records_default until their month); set the terminal's"
+                             " time and check these records' times",
+                             count, seq, month) < 0)
+                        r = -ENOMEM;
+                else
+                        r = store_alert_add(s, now_usec, "clock-ahead", terms[i], logs[i], seq, detail);
+        }
+        if (n > 0) {
+                if (r >= 0)
+                        r = store_commit(s);
+                else
+                        store_rollback(s);
+        }
+        for (size_t i = 0; i < n; i++) {
+                free(logs[i]);
+                free(terms[i]);
+        }
+        return r < 0 ? r : 0;
+}
+
+int store_maintain(Store *s, int64_t now_usec)
+{
+        int r = s->be->maintain ? s->be->maintain(s->conn, now_usec) : 0;
+        return r < 0 ? r : alert_clock_ahead(s, now_usec);
+}
+
 static int alerts_rows(Q *q, store_alert_fn cb, void *userdata)
 {
         int r;
@@ -1425,22 +1508,40 @@ int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const c
  * A cursor reads one page of rows at a time and asks for the next page after the last seq it gave
  * out (the primary key's order), so it holds no statement open between pages and other queries on
  * the same connection may run while it is open, on every backend.
+ *
+ * Filed by month (PostgreSQL): a log's filing time never decreases along its seqs (store.h), so the page
+ * after a record filed at ts lies at ts or later, and a page asks only for [ts, ts + CURSOR_WINDOW): the
+ * executor then reads the index of one or two monthly partitions instead of every month kept (7 years:
+ * 85). Such a page is trusted only while its seqs follow each other from the last one given out; a gap, or
+ * a page that ends short (the log's end, or a log silent longer than the window), is asked again without
+ * the range, so a record is never skipped even if its filing time broke the rule.
  */
-#define CURSOR_PAGE 512
+#define CURSOR_PAGE   512
+#define CURSOR_WINDOW (31 * 24 * 3600 * INT64_C(1000000))
 
 struct StoreCursor {
         Store *store;
         char *log;
         Q q;
         uint64_t last_seq;
+        int64_t last_ts; /* filing time of last_seq; 0 before the first record */
         unsigned in_page;
+        bool in_range; /* the page was asked for ts in [last_ts, last_ts + CURSOR_WINDOW) */
         bool end;
 };
 
-static int cursor_page(StoreCursor *c)
+static int cursor_page(StoreCursor *c, bool in_range)
 {
         q_done(&c->q);
         c->in_page = 0;
+        c->in_range = in_range;
+        if (in_range)
+                return query(
+                        c->store, &c->q,
+                        "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? AND ts >= ? AND ts < ?"
+                        " ORDER BY seq LIMIT ?",
+                        "suiii", c->log, c->last_seq, c->last_ts, c->last_ts + CURSOR_WINDOW,
+                        (int64_t)CURSOR_PAGE);
         return query(c->store, &c->q,
                      "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
                      "sui", c->log, c->last_seq, (int64_t)CURSOR_PAGE);
@@ -1459,7 +1560,7 @@ int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor
                 free(c);
                 return -ENOMEM;
         }
-        r = cursor_page(c);
+        r = cursor_page(c, false);
         if (r < 0) {
                 store_cursor_free(c);
                 return r;
@@ -1470,24 +1571,41 @@ int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor
 
 int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, size_t *ret_len)
 {
+        uint64_t seq;
         int r;
 
         if (c->end)
                 return 0;
-        r = step_row(&c->q);
-        if (r == 0 && c->in_page == CURSOR_PAGE) {
-                r = cursor_page(c);
-                if (r >= 0)
-                        r = step_row(&c->q);
-        }
-        if (r <= 0) {
-                if (r == 0)
-                        c->end = true;
-                return r;
+        for (;;) {
+                r = step_row(&c->q);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        bool full = c->in_page == CURSOR_PAGE;
+                        if (!full && !c->in_range) {
+                                c->end = true;
+                                return 0;
+                        }
+                        /* The next page: in range after a full one, else once more without the range. */
+                        r = cursor_page(c, full && c->store->be->filed_by_month && c->last_ts > 0 &&
+                                                   c->last_ts < INT64_MAX - CURSOR_WINDOW);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                seq = (uint64_t)col_int64(&c->q, 0);
+                if (c->in_range && seq != c->last_seq + 1) {
+                        r = cursor_page(c, false);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                break;
         }
         c->in_page++;
-        c->last_seq = (uint64_t)col_int64(&c->q, 0);
-        *ret_seq = c->last_seq;
+        c->last_seq = seq;
+        c->last_ts = col_int64(&c->q, 2);
+        *ret_seq = seq;
         *ret_line = col_text(&c->q, 1);
         *ret_len = col_len(&c->q, 1);
         return 1;
@@ -1495,8 +1613,7 @@ int store_cursor_next(StoreCursor *c, uint64_t *ret_seq, const char **ret_line, 
 
 int64_t store_cursor_ts(const StoreCursor *c)
 {
-        Q q = c->q;
-        return c->in_page > 0 && !c->end ? col_int64(&q, 2) : 0;
+        return c->end ? 0 : c->last_ts;
 }
 
 StoreCursor *store_cursor_free(StoreCursor *c)

@@ -38,8 +38,9 @@ int store_size(Store *s, uint64_t *ret);
 
 /*
  * Housekeeping a backend needs now and then (PostgreSQL: the month partitions of records for this month
- * and the next two, and records that arrived for a month without a partition, which wait in the default
- * partition, moved into theirs). Runs in a transaction of its own. SQLite: nothing.
+ * and the next two, and records that arrived for a month up to then without a partition, which wait in the
+ * default partition, moved into theirs; later months get none), and one clock-ahead alert per log with
+ * records filed after those months (both backends). Runs in transactions of its own.
  */
 int store_maintain(Store *s, int64_t now_usec);
 

@@ -8,30 +8,19 @@ pam_mamori.so under pamtester (no card in the reader: the module starts StartBio
 Prints for the galleries are made here with libfprint itself (python3-gi, FPrint): a print of the
 virtual device is its driver, device id and the scanned id; the agent's sensor learns each id with
 INSERT (the virtual storage device keeps its list in memory)."""
-import json
 import os
-import socket
 import statistics
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
-import bench  # noqa: E402
-import policytool  # noqa: E402
 import terminal  # noqa: E402
+from biobench import identify_rounds, password_rounds, set_password  # noqa: E402
+from figures import line, wait_line  # noqa: E402
 from test_finger import FingerTerminal  # noqa: E402
 
-
-def percentile(values, p):
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
-def line(label, samples):
-    print(f'  {label:<52} n={len(samples):<3} median={statistics.median(samples):8.1f} ms  '
-          f'p99={percentile(samples, 99):8.1f} ms  min={min(samples):7.1f}  max={max(samples):7.1f}', flush=True)
+FAST = 0.015  # seconds between sensor commands: the least the virtual device takes (FingerTerminal.fp)
 
 
 def make_prints(prints_dir, ops):
@@ -58,43 +47,6 @@ def make_prints(prints_dir, ops):
         os.close(fd)
 
 
-class BenchTerminal(FingerTerminal):
-    def __init__(self, test, extra_ops=(), **kw):
-        self.extra_ops = list(extra_ops)
-        super().__init__(test, **kw)
-
-    def publish(self, serial, card_status=None, emergency=False, op_status=None, op_offices=None):
-        ops = [op for op in self.cards if op != 'G1'] + self.extra_ops
-        cards = [policytool.card(c.card_id, op) for op, c in self.cards.items() if op != 'G1']
-        groups = []
-        if self.group:
-            gid, members = self.group
-            groups = [{'id': gid, 'offices': ['chuo'], 'members': members}]
-            cards.append({'id': self.cards['G1'].card_id, 'kind': 'group', 'group': gid, 'status': 'active'})
-        b = policytool.bundle(serial, 'chuo', 'T-0001', [policytool.operator(op, ['chuo']) for op in ops], cards,
-                              groups=groups)
-        policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
-
-    def fp_fast(self, cmd):
-        # One command per connection, and the next only once the device has read this one (it
-        # drops a connection that arrives while it still reads the previous: "old connection").
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(self.sock)
-        s.sendall(cmd.encode())
-        s.close()
-        time.sleep(0.015)
-
-    def insert_ids(self, ids):
-        """The virtual storage sensor queues INSERTs and applies them at its next scan."""
-        for i in ids:
-            self.fp_fast(f'INSERT {i}')
-
-
-def wait_line(p):
-    out = p.stdout.readline()
-    return json.loads(out) if out.strip() else None
-
-
 def identify(sizes=(10, 100, 1000), rounds=20):
     print('\nidentify: touch (SCAN sent) → StartBioLogin answered, virtual_device_storage, ASan build '
           'unless MAMORI_BUILD_DIR says otherwise')
@@ -103,31 +55,13 @@ def identify(sizes=(10, 100, 1000), rounds=20):
         cleanups = terminal.Cleanups()
         try:
             ops = [f'OP{i:05d}' for i in range(n)]
-            t = BenchTerminal(cleanups, operators=('OP0001',), extra_ops=ops, group=None)
+            t = FingerTerminal(cleanups, operators=('OP0001',), extra_ops=ops)
             make_prints(t.prints, ops)
             t.start_agent()
-            t.insert_ids([f'fid-{op}' for op in ops])
-            samples, prep, read_us, ready_us = [], [], [], []
-            for i in range(rounds):
-                mark = t.agent.events.mark()
-                who = ops[(i * 7919) % n]
-                t0 = time.monotonic()
-                p = t.client(['StartBioLogin', '', 'finger'], ['CancelLogin'])
-                t.wait_step('finger')
-                t1 = time.monotonic()
-                t.fp_fast(f'SCAN fid-{who}')
-                res = wait_line(p)
-                t2 = time.monotonic()
-                assert res and res.get('ok') == [who, 'password'], res
-                wait_line(p)
-                p.wait()
-                samples.append((t2 - t1) * 1000)
-                prep.append((t1 - t0) * 1000)
-                m = t.agent.events.wait(r'finger scan: (\d+) prints compared, chosen in (\d+) us, read and made ready in (\d+) us',
-                                        after=mark)
-                assert int(m.group(1)) == n, m.string
-                read_us.append(int(m.group(2)) / 1000)
-                ready_us.append(int(m.group(3)) / 1000)
+            # The virtual storage sensor queues INSERTs and applies them at its next scan.
+            t.fp(*[f'INSERT fid-{op}' for op in ops], pause=FAST)
+            samples, prep, read_us, ready_us = identify_rounds(
+                t, 'finger', lambda who: t.fp(f'SCAN fid-{who}', pause=FAST), ops, rounds)
             line(f'{n} prints: touch → identified', samples)
             line(f'{n} prints: whose prints (policy, mamorid loop)', read_us)
             line(f'{n} prints: read + deserialized (finger thread)', ready_us)
@@ -142,10 +76,10 @@ def group_card_finger(rounds=20):
     print('\ngroup-card+finger: touch → ScanFinger answered (session active, records durable)')
     cleanups = terminal.Cleanups()
     try:
-        t = BenchTerminal(cleanups, operators=('OP0001', 'OP0002'), group=('G-1', ['OP0001', 'OP0002']))
+        t = FingerTerminal(cleanups, operators=('OP0001', 'OP0002'), group=('G-1', ['OP0001', 'OP0002']))
         make_prints(t.prints, ['OP0002'])
         t.start_agent()
-        t.insert_ids(['fid-OP0002'])
+        t.fp('INSERT fid-OP0002', pause=FAST)
         g = t.insert('G1')
         t.wait_card_seen(g)
         samples = []
@@ -153,7 +87,7 @@ def group_card_finger(rounds=20):
             p = t.client(['StartLogin', 'counter'], ['AnswerPin', terminal.PIN], ['ScanFinger', 'finger'], ['Lock'])
             t.wait_step('finger')
             t0 = time.monotonic()
-            t.fp_fast('SCAN fid-OP0002')
+            t.fp('SCAN fid-OP0002', pause=FAST)
             res = [wait_line(p) for _ in range(3)]
             t1 = time.monotonic()
             assert res[2] and res[2].get('ok') == 'OP0002', res
@@ -165,62 +99,27 @@ def group_card_finger(rounds=20):
         cleanups.close()
 
 
+def one_operator(cleanups, password):
+    """A terminal whose one operator, OP0001, has a print (finger id fid-OP0001) and the password."""
+    t = FingerTerminal(cleanups, operators=('OP0001',))
+    make_prints(t.prints, ['OP0001'])
+    t.start_agent()
+    t.fp('INSERT fid-OP0001', pause=FAST)
+    set_password(t, 'OP0001', password)
+    return t
+
+
 def finger_password(rounds=20, password='correct horse 1'):
     print('\nfinger+password: touch → identified → AnswerPassword answered (session active), no typing')
     cleanups = terminal.Cleanups()
     try:
-        t = BenchTerminal(cleanups, operators=('OP0001',))
-        make_prints(t.prints, ['OP0001'])
-        t.start_agent()
-        t.insert_ids(['fid-OP0001'])
-        # The operator's password, set in a card session (helper `password`'s verb).
-        card = t.insert('OP0001')
-        t.wait_card_seen(card)
-        t.login()
-        p = t.client(['ChangePassword', '', password])
-        res = wait_line(p)
-        if not res or 'error' in res:
-            print(f'  (skipped: cannot set a password through ChangePassword: {res})')
-            return
-        t.iface().Lock()
-        t.vcard.pull()
-        samples = []
-        for _ in range(rounds):
-            p = t.client(['StartBioLogin', '', 'finger'], ['AnswerPassword', '', password], ['Lock'])
-            t.wait_step('finger')
-            t0 = time.monotonic()
-            t.fp_fast('SCAN fid-OP0001')
-            res = [wait_line(p) for _ in range(2)]
-            t1 = time.monotonic()
-            assert res[1] and res[1].get('ok') == 'OP0001', res
-            wait_line(p)
-            p.wait()
-            samples.append((t1 - t0) * 1000)
-        line('finger + password: touch → active (scrypt check included)', samples)
+        t = one_operator(cleanups, password)
+        identified, total = password_rounds(t, 'finger', lambda who: t.fp(f'SCAN fid-{who}', pause=FAST), 'OP0001',
+                                            password, rounds)
+        line('finger + password: touch → active (scrypt check included)', total)
+        line('finger + password: touch → identified (Step password)', identified)
     finally:
         cleanups.close()
-
-
-def pam_env(t):
-    """pamtester through pam_wrapper on a service of pam_mamori alone (test_finger.FingerPamTest's)."""
-    import test_pam
-    d = os.path.join(t.tmp, 'pam.d')
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
-        f.write(f'auth required {test_pam.pam_module()}\naccount required pam_permit.so\n'
-                f'session required pam_permit.so\n')
-    for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
-        with open(os.path.join(t.tmp, name), 'w', encoding='ascii') as f:
-            f.write(text)
-    env = dict(t.env())
-    preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
-    asan = test_pam.asan_runtime()
-    if asan:
-        preload.insert(0, asan)
-    env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
-                'NSS_WRAPPER_PASSWD': os.path.join(t.tmp, 'passwd'), 'NSS_WRAPPER_GROUP': os.path.join(t.tmp, 'group'),
-                'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0', 'LANG': 'C', 'LC_ALL': 'C'})
-    return env
 
 
 def finger_password_pam(rounds=20, password='correct horse 1'):
@@ -230,18 +129,8 @@ def finger_password_pam(rounds=20, password='correct horse 1'):
     import test_pam
     cleanups = terminal.Cleanups()
     try:
-        t = BenchTerminal(cleanups, operators=('OP0001',))
-        make_prints(t.prints, ['OP0001'])
-        t.start_agent()
-        t.insert_ids(['fid-OP0001'])
-        card = t.insert('OP0001')
-        t.wait_card_seen(card)
-        t.login()
-        t.iface().ChangePassword('', password)
-        t.iface().Lock()
-        t.vcard.pull()
-        t.agent.wait_event('card.removed', card=card.card_id)
-        env = pam_env(t)
+        t = one_operator(cleanups, password)
+        env = t.pam_wrapper_env(LANG='C', LC_ALL='C')
         samples = []
         for _ in range(rounds):
             p = subprocess.Popen(['pamtester', test_pam.SERVICE, test_pam.USER, 'authenticate'], env=env,
@@ -250,7 +139,7 @@ def finger_password_pam(rounds=20, password='correct horse 1'):
             p.stdin.close()
             t.wait_step('finger', timeout=30)
             t0 = time.monotonic()
-            t.fp_fast('SCAN fid-OP0001')
+            t.fp('SCAN fid-OP0001', pause=FAST)
             p.wait(timeout=60)
             t1 = time.monotonic()
             out, err = p.stdout.read(), p.stderr.read()

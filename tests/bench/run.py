@@ -15,13 +15,7 @@ sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 import enroltool  # noqa: E402
 import agentproc  # noqa: E402
 import bench  # noqa: E402
-
-
-def percentile(values, p):
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
+from figures import percentile  # noqa: E402
 
 
 def report(title, unit, rows):

@@ -20,141 +20,70 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import agentproc  # noqa: E402
 import bench  # noqa: E402
-import policytool  # noqa: E402
-from terminal import PIN, Terminal  # noqa: E402
-
-# A D-Bus client in its own process: runs the steps on one connection (a login belongs to the
-# connection that started it) and prints one JSON line per step.
-CLIENT = r'''
-import dbus, json, sys
-bus = dbus.bus.BusConnection(sys.argv[1])
-obj = dbus.Interface(bus.get_object('org.mamori.Agent1', '/org/mamori/Agent1'), 'org.mamori.Agent1')
-for method, *args in json.loads(sys.argv[2]):
-    try:
-        r = getattr(obj, method)(*args, timeout=120)
-        out = {'method': method, 'ok': json.loads(json.dumps(r, default=str)) if r is not None else None}
-    except dbus.exceptions.DBusException as e:
-        out = {'method': method, 'error': e.get_dbus_name().rsplit('.', 1)[-1], 'message': e.get_dbus_message()}
-    print(json.dumps(out), flush=True)
-    if 'error' in out:
-        break
-'''
+from terminal import PIN, BioTerminal  # noqa: E402
 
 ERR = 'org.mamori.Agent1.Error.'
 
 
-def mamorictl():
-    return os.path.join(bench.build_dir(), 'agent', 'mamorictl')
-
-
-class FingerTerminal(Terminal):
+class FingerTerminal(BioTerminal):
     """A terminal with a virtual fingerprint sensor and, optionally, a group card."""
 
+    SENSOR_WHAT = 'the virtual sensor open'
+
     def __init__(self, test, storage=True, operators=('OP0001', 'OP0002', 'OP0003'), group=None, session=None,
-                 group_member='finger'):
-        self.group = group  # (group id, [members]) → a group card 'G1'
-        self.op_status = {}
-        super().__init__(test, cards=tuple(operators) + (('G1',) if group else ()),
+                 group_member='finger', extra_ops=()):
+        super().__init__(test, 'fp.sock', cards=operators, group=group, extra_ops=extra_ops,
                          session=dict({'GroupMember': group_member}, **(session or {})))
-        self.sock = os.path.join(self.tmp, 'fp.sock')
-        self.prints = os.path.join(self.tmp, 'agent-state', 'prints')
         if storage:
             self.agent_env = {'FP_VIRTUAL_DEVICE_STORAGE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device_storage'}
         else:
             self.agent_env = {'FP_VIRTUAL_DEVICE': self.sock, 'FP_DRIVERS_WHITELIST': 'virtual_device'}
-        self.clients = []
 
-    def publish(self, serial, card_status=None, emergency=False, op_status=None, op_offices=None):
-        op_status = dict(getattr(self, 'op_status', {}), **(op_status or {}))
-        ops = [op for op in self.cards if op != 'G1']
-        cards = [policytool.card(c.card_id, op) for op, c in self.cards.items() if op != 'G1']
-        groups = []
-        if getattr(self, 'group', None):
-            gid, members = self.group
-            groups = [{'id': gid, 'offices': ['chuo'], 'members': members}]
-            cards.append({'id': self.cards['G1'].card_id, 'kind': 'group', 'group': gid, 'status': 'active'})
-        b = policytool.bundle(serial, 'chuo', 'T-0001',
-                              [policytool.operator(op, ['chuo'], op_status.get(op, 'active')) for op in ops],
-                              cards, groups=groups)
-        policytool.install(os.path.join(self.tmp, 'agent-state', 'policy'), self.signer.sign(b))
-
-    def start_agent(self):
-        env = self.pcscd.client_env(self.bus.client_env())
-        env.update(self.agent_env)
-        self.agent = agentproc.Mamorid(self.tmp, env, {
-            'Session': self.session_conf, 'Finger': {'PrintsDirectory': self.prints},
-            'Secrets': {'PasswordDirectory': os.path.join(self.tmp, 'agent-state', 'passwords')}})
-        self.agent.start()
-        self.test.addCleanup(self.agent.stop)
-        self.conn = self.bus.connect()
-        bench.wait_until(lambda: self.conn.name_has_owner('org.mamori.Agent1'), timeout=10, what='mamorid on the bus')
-        bench.wait_until(lambda: os.path.exists(self.sock), timeout=20, what='the virtual sensor open')
-        return self.agent
-
-    def fp(self, *commands):
-        """Sends each command to the virtual sensor, one connection each."""
+    def fp(self, *commands, pause=0.05):
+        """Sends each command to the virtual sensor, one connection each, pause seconds apart: the
+        device drops a connection that comes while it still reads the previous one ("old connection")."""
         for cmd in commands:
             s = socket.socket(socket.AF_UNIX)
             s.connect(self.sock)
             s.sendall(cmd.encode())
             s.close()
-            time.sleep(0.05)
+            time.sleep(pause)
 
-    def env(self):
-        return self.bus.client_env()
-
-    def client(self, *steps):
-        """Runs the steps in a client process; returns it (read its lines with result())."""
-        p = subprocess.Popen(['/usr/bin/python3', '-c', CLIENT, self.bus.address, json.dumps(steps)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
-        self.clients.append(p)
-        self.test.addCleanup(self.reap, p)
-        return p
-
-    def reap(self, p):
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        p.stdout.close()
-        p.stderr.close()
-
-    def results(self, p, timeout=60):
-        out, err = p.communicate(timeout=timeout)
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def ctl(self, *args, timeout=60):
-        return subprocess.run([mamorictl(), *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
+    def pam_wrapper_env(self, module_args='', **extra):
+        """The environment of a pamtester run through pam_wrapper and nss_wrapper, on a service of the built
+        pam_mamori.so (with module_args) alone, against this terminal's bus; extra: more variables."""
+        import test_pam
+        d = os.path.join(self.tmp, 'pam.d')
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
+            f.write(f'auth required {test_pam.pam_module()} {module_args}'.rstrip() + '\n'
+                    'account required pam_permit.so\nsession required pam_permit.so\n')
+        for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
+            with open(os.path.join(self.tmp, name), 'w', encoding='ascii') as f:
+                f.write(text)
+        env = dict(self.env())
+        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
+        asan = test_pam.asan_runtime()
+        if asan:
+            preload.insert(0, asan)
+        env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
+                    'NSS_WRAPPER_PASSWD': os.path.join(self.tmp, 'passwd'),
+                    'NSS_WRAPPER_GROUP': os.path.join(self.tmp, 'group'),
+                    'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0'}, **extra)
+        return env
 
     def enroll(self, op, finger_id):
         """Card session of op, `mamorictl enroll finger`, five touches; locks and pulls after."""
-        card = self.insert(op)
-        self.wait_card_seen(card)
-        self.test.assertEqual(self.login(), op)
-        p = subprocess.Popen([mamorictl(), 'enroll', 'finger'], env=self.env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self.test.addCleanup(self.reap, p)
-        first = p.stdout.readline()
-        self.test.assertIn('Touch the sensor (1 of 5)', first)
-        lines = [first]
-        for i in range(5):
-            self.fp(f'SCAN {finger_id}')
-            lines.append(p.stdout.readline())
-        out, err = p.communicate(timeout=30)
-        lines.append(out)
-        self.test.assertEqual(p.returncode, 0, ''.join(lines) + err)
+        card = self.card_session(op)
+        lines = self.enroll_captures('finger', 5, lambda i: self.fp(f'SCAN {finger_id}'))
+        self.test.assertIn('Touch the sensor (1 of 5)', lines[0])
         text = ''.join(lines)
         self.test.assertIn('Touch again, 2 of 5', text)
         self.test.assertIn(f'Enrolled: finger 1 of operator {op}', text)
         self.agent.wait_event('enroll', op=op, action='enrolled', modality='finger')
-        self.iface().Lock()
-        self.vcard.pull()
-        self.agent.wait_event('card.removed', card=card.card_id)
+        self.end_card_session(card)
         return card
-
-    def wait_step(self, step, timeout=10):
-        bench.wait_until(lambda: self.prop('Step') == step, timeout=timeout, what=f'Step {step}')
 
 
 class FingerIdentifyTest(unittest.TestCase):
@@ -447,25 +376,7 @@ class FingerPamTest(unittest.TestCase):
     def pam_setup(self, t):
         import test_pam
         self.tp = test_pam
-        d = os.path.join(t.tmp, 'pam.d')
-        os.makedirs(d, exist_ok=True)
-        mod = test_pam.pam_module()
-        with open(os.path.join(d, test_pam.SERVICE), 'w', encoding='ascii') as f:
-            f.write(f'auth required {mod} debug timeout=10\naccount required pam_permit.so\n'
-                    f'session required pam_permit.so\n')
-        for name, text in (('passwd', test_pam.NSS_PASSWD), ('group', test_pam.NSS_GROUP)):
-            with open(os.path.join(t.tmp, name), 'w', encoding='ascii') as f:
-                f.write(text)
-        env = dict(t.env())
-        preload = ['libpam_wrapper.so', 'libnss_wrapper.so']
-        asan = test_pam.asan_runtime()
-        if asan:
-            preload.insert(0, asan)
-        env.update({'LD_PRELOAD': ':'.join(preload), 'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': d,
-                    'NSS_WRAPPER_PASSWD': os.path.join(t.tmp, 'passwd'),
-                    'NSS_WRAPPER_GROUP': os.path.join(t.tmp, 'group'),
-                    'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=0'})
-        return env
+        return t.pam_wrapper_env('debug timeout=10')
 
     def pam_login(self, t, env, finger):
         """pamtester authenticate: the PIN on stdin, then the finger when the agent waits for it."""

@@ -27,7 +27,7 @@ import bench  # noqa: E402
 import test_pam  # noqa: E402
 import test_pamstack  # noqa: E402
 from test_finger import FingerTerminal  # noqa: E402
-from test_pamstack import GREETER, ThrowawayRoot, enter_private_mount_namespace, must, preload_libs  # noqa: E402
+from test_pamstack import GREETER  # noqa: E402
 
 PIN = test_pamstack.PIN
 PASSWORD = 'yubi-to-kagi 2026'
@@ -77,43 +77,15 @@ class Transcript:
 
 
 @unittest.skipUnless(os.geteuid() == 0, 'needs root (mount namespace, overlays, useradd)')
-class PamStackBio(unittest.TestCase):
+class PamStackBio(test_pamstack.RootCase):
     """Each test: one counter terminal with a virtual fingerprint sensor, the shipped PAM stack."""
 
-    @classmethod
-    def setUpClass(cls):
-        missing = [t for t in ('mount', 'pam-auth-update', 'pamtester', 'useradd', 'systemd-sysusers', 'openssl')
-                   if not shutil_which(t)]
-        if missing:
-            raise AssertionError(f'missing tools (tools/dev deps): {missing}')
-        host_ns = enter_private_mount_namespace()
-        cls.tmpdir = bench.TempDir(prefix='mamori-pambio-')
-        cls.tmp = cls.tmpdir.__enter__()
-        cls.root = ThrowawayRoot(cls.tmp, host_ns)
-        try:
-            cls.root.mount_overlays()
-            cls.root.install()
-            cls.root.accounts()
-        except BaseException:
-            cls.root.unmount()
-            cls.tmpdir.__exit__(None, None, None)
-            raise
-        cls.preload_libs = preload_libs()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.root.preload([])
-        cls.root.unmount()
-        cls.tmpdir.__exit__(None, None, None)
+    TMP_PREFIX = 'mamori-pambio-'
 
     # --- the terminal -------------------------------------------------------------------------
 
     def terminal(self, **kw):
-        t = FingerTerminal(self, **kw)
-        os.chmod(t.tmp, 0o755)
-        self.root.system_bus(t.bus.address)
-        self.addCleanup(self.root.system_bus, None)
-        self.term = t
+        t = self.use_terminal(FingerTerminal(self, **kw))
         self.agent = t.start_agent()
         return t
 
@@ -167,17 +139,14 @@ class PamStackBio(unittest.TestCase):
     def pam_start(self, answers, lang='C', user='counter', op='authenticate'):
         """pamtester GREETER USER OP (as root, as a display manager runs it) with answers on stdin, read
         as it runs. lang: the conversation's language (LANG/LC_ALL of the application)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(('LD_PRELOAD', 'PAM_WRAPPER', 'LC_', 'LANG'))}
-        env.update({'ASAN_OPTIONS': 'detect_leaks=0', 'LANG': lang, 'LC_ALL': lang,
-                    'DBUS_SYSTEM_BUS_ADDRESS': self.term.bus.address})
+        env = self.pamtester_env(lang)
         if lang != 'C':
             env.update(test_pam.catalogue_env())
             loc = test_pam.ja_locale_env(self.tmp)
             if loc is None:
                 self.skipTest('no ja_JP.UTF-8 locale and localedef cannot make one (Debian package locales)')
             env.update(loc)
-        self.root.preload(self.preload_libs)
-        try:
+        with self.preloaded():
             p = subprocess.Popen(['pamtester', '-v', GREETER, user, op], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             self.addCleanup(self.reap, p)
@@ -188,8 +157,6 @@ class PamStackBio(unittest.TestCase):
                 # so nothing else started meanwhile (a virtual card) gets it.
                 bench.wait_until(lambda: p.poll() is not None or 'libasan' in read_text(f'/proc/{p.pid}/maps'),
                                  timeout=20, what='pamtester started')
-        finally:
-            self.root.preload([])
         return Transcript(p)
 
     def reap(self, p):
@@ -203,13 +170,6 @@ class PamStackBio(unittest.TestCase):
         tr.wait(timeout)
         self.assertNotIn('Sanitizer', tr.stderr, tr.stderr)
         return tr
-
-    def assertAuthenticated(self, tr, msg=''):
-        self.assertEqual(tr.returncode, 0, f'{msg}\nstdout: {tr.stdout}\nstderr: {tr.stderr}')
-        self.assertIn('successfully authenticated', tr.stdout)
-
-    def assertRefused(self, tr, msg=''):
-        self.assertNotEqual(tr.returncode, 0, f'{msg}: authenticated!\nstdout: {tr.stdout}\nstderr: {tr.stderr}')
 
     def finger_login(self, finger, answers, lang='C'):
         """No card: pamtester waits at the invitation, the finger touches when the agent scans."""
@@ -439,11 +399,6 @@ def read_text(path):
             return f.read()
     except OSError:
         return ''
-
-
-def shutil_which(name):
-    import shutil
-    return shutil.which(name)
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ for the pamtester runs only (LD_PRELOAD is ignored for set-uid-like credentials)
 MAMORI_PAMSTACK_MODULE, MAMORI_PAMSTACK_PROFILE and MAMORI_PAMSTACK_SYSUSERS replace the module,
 profile and sysusers file under test (to run these assertions against another version)."""
 
+import contextlib
 import ctypes
 import glob
 import os
@@ -210,18 +211,21 @@ class ThrowawayRoot:
             os.unlink(path)
 
 
-@unittest.skipUnless(os.geteuid() == 0, 'needs root (mount namespace, overlays, useradd)')
-class PamStack(unittest.TestCase):
-    """Each test: one counter terminal (private bus, mock logind, pcscd, virtual card, mamorid)."""
+class RootCase(unittest.TestCase):
+    """What the PAM stack suites share (this one and test_pambio.py): the throwaway root, made once for
+    the class; a terminal whose bus is the system bus in there; pamtester's environment and verdicts.
+    Holds no tests itself."""
+
+    TMP_PREFIX = 'mamori-pamstack-'
+    TOOLS = ('mount', 'pam-auth-update', 'pamtester', 'useradd', 'systemd-sysusers', 'openssl')
 
     @classmethod
     def setUpClass(cls):
-        missing = [t for t in ('mount', 'pam-auth-update', 'pamtester', 'setpriv', 'useradd', 'systemd-sysusers',
-                               'openssl') if not shutil.which(t)]
+        missing = [t for t in cls.TOOLS if not shutil.which(t)]
         if missing:
             raise AssertionError(f'missing tools (tools/dev deps): {missing}')
         host_ns = enter_private_mount_namespace()
-        cls.tmpdir = bench.TempDir(prefix='mamori-pamstack-')
+        cls.tmpdir = bench.TempDir(prefix=cls.TMP_PREFIX)
         cls.tmp = cls.tmpdir.__enter__()
         cls.root = ThrowawayRoot(cls.tmp, host_ns)
         try:
@@ -233,10 +237,6 @@ class PamStack(unittest.TestCase):
             cls.tmpdir.__exit__(None, None, None)
             raise
         cls.preload_libs = preload_libs()
-        cls.uids = {u: int(must(['id', '-u', u]).stdout) for u in ('alice', 'admin', 'counter')}
-        cls.gids = {u: int(must(['id', '-g', u]).stdout) for u in ('alice', 'admin', 'counter')}
-        for name in ('common-auth', 'common-account', 'common-password'):
-            print(f'--- {name} as pam-auth-update wrote it', *cls.root.stack(name), sep='\n    ', file=sys.stderr)
 
     @classmethod
     def tearDownClass(cls):
@@ -244,15 +244,58 @@ class PamStack(unittest.TestCase):
         cls.root.unmount()
         cls.tmpdir.__exit__(None, None, None)
 
-    # --- the terminal -------------------------------------------------------------------------
-
-    def terminal(self, card=True, agent=True):
-        t = terminal.Terminal(self)
-        # The bus socket must be reachable by alice, as the system bus is, and at its path.
+    def use_terminal(self, t):
+        """t's bus becomes the system bus of the root (reachable by alice, as the system bus is)."""
         os.chmod(t.tmp, 0o755)
         self.root.system_bus(t.bus.address)
         self.addCleanup(self.root.system_bus, None)
         self.term = t
+        return t
+
+    def pamtester_env(self, lang='C'):
+        """The environment of a pamtester run: no wrappers, the conversation in lang, the terminal's bus
+        (when there is none, a bus that is not there)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(('LD_PRELOAD', 'PAM_WRAPPER', 'LC_', 'LANG'))}
+        env.update({'ASAN_OPTIONS': 'detect_leaks=0', 'LANG': lang, 'LC_ALL': lang,
+                    'DBUS_SYSTEM_BUS_ADDRESS': self.term.bus.address if getattr(self, 'term', None) else
+                    'unix:path=/nonexistent'})
+        return env
+
+    @contextlib.contextmanager
+    def preloaded(self):
+        """/etc/ld.so.preload holds what the module under test needs (ASan) while the block runs."""
+        self.root.preload(self.preload_libs)
+        try:
+            yield
+        finally:
+            self.root.preload([])
+
+    def assertAuthenticated(self, p, msg=''):
+        self.assertEqual(p.returncode, 0, f'{msg}\nstdout: {p.stdout}\nstderr: {p.stderr}')
+        self.assertIn('successfully authenticated', p.stdout)
+
+    def assertRefused(self, p, msg=''):
+        self.assertNotEqual(p.returncode, 0, f'{msg}: authenticated!\nstdout: {p.stdout}\nstderr: {p.stderr}')
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'needs root (mount namespace, overlays, useradd)')
+class PamStack(RootCase):
+    """Each test: one counter terminal (private bus, mock logind, pcscd, virtual card, mamorid)."""
+
+    TOOLS = RootCase.TOOLS + ('setpriv',)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.uids = {u: int(must(['id', '-u', u]).stdout) for u in ('alice', 'admin', 'counter')}
+        cls.gids = {u: int(must(['id', '-g', u]).stdout) for u in ('alice', 'admin', 'counter')}
+        for name in ('common-auth', 'common-account', 'common-password'):
+            print(f'--- {name} as pam-auth-update wrote it', *cls.root.stack(name), sep='\n    ', file=sys.stderr)
+
+    # --- the terminal -------------------------------------------------------------------------
+
+    def terminal(self, card=True, agent=True):
+        t = self.use_terminal(terminal.Terminal(self))
         if card:
             c = t.insert('OP0001')
         if agent:
@@ -274,29 +317,15 @@ class PamStack(unittest.TestCase):
         prefix = []
         if as_user:
             prefix = ['setpriv', f'--ruid={self.uids[as_user]}', f'--rgid={self.gids[as_user]}', '--init-groups']
-        env = {k: v for k, v in os.environ.items() if not k.startswith(('LD_PRELOAD', 'PAM_WRAPPER'))}
-        env.update({'ASAN_OPTIONS': 'detect_leaks=0', 'LANG': 'C', 'LC_ALL': 'C',
-                    'DBUS_SYSTEM_BUS_ADDRESS': self.term.bus.address if getattr(self, 'term', None) else
-                    'unix:path=/nonexistent'})
-        self.root.preload(self.preload_libs)
-        try:
+        with self.preloaded():
             p = run(prefix + ['pamtester', '-v', service, user, op], input=''.join(a + '\n' for a in answers),
-                    env=env, timeout=120)
-        finally:
-            self.root.preload([])
+                    env=self.pamtester_env(), timeout=120)
         self.assertNotIn('Sanitizer', p.stderr, p.stderr)
         return p
-
-    def assertAuthenticated(self, p, msg=''):
-        self.assertEqual(p.returncode, 0, f'{msg}\nstdout: {p.stdout}\nstderr: {p.stderr}')
-        self.assertIn('successfully authenticated', p.stdout)
 
     def assertAccountOk(self, p, msg=''):
         self.assertEqual(p.returncode, 0, f'{msg}\nstdout: {p.stdout}\nstderr: {p.stderr}')
         self.assertIn('account management done', p.stdout)
-
-    def assertRefused(self, p, msg=''):
-        self.assertNotEqual(p.returncode, 0, f'{msg}: authenticated!\nstdout: {p.stdout}\nstderr: {p.stderr}')
 
     # --- the stack pam-auth-update wrote -----------------------------------------------------
 

@@ -161,5 +161,39 @@ class RetentionTest(unittest.TestCase):
             self.assertIn('records_' + month_name(m8).replace('-', ''), parts, 'the month with the bad record stays')
 
 
+    def test_clock_far_ahead_makes_no_partition(self):
+        """A terminal whose clock is decades ahead: its records are all stored, no partition is made for their
+        months (only this month and the next two), the auditor sees one clock-ahead alert naming the first
+        of them, and when their month comes they are filed into it."""
+        c = self.c
+        now = int(time.time() * SEC)
+        f = self.terminal('T-F')
+        f.append(now - 3600 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+        first_ahead = f.seq + 1
+        for years in (40, 40, 75, 120):
+            f.append(now + years * 365 * DAY, 'app.op', 'OP1', None, {'action': 'lookup'})
+        self.post(f)
+        self.assertEqual(c.stored(), f.seq, 'every record stored')
+        for _ in range(2):  # retention runs the maintenance first; a second run raises nothing new
+            c.admin('retention', '--years', '7')
+        self.assertEqual(c.stored(), f.seq, 'nothing deleted')
+        alerts = [a for a in c.alerts('clock-ahead')]
+        self.assertEqual(alerts, [('clock-ahead', 'T-F', f.id, first_ahead)])
+        shown = c.admin('alerts').stdout
+        self.assertIn('clock-ahead', shown)
+        self.assertIn("the terminal's clock is ahead", shown)
+        if c.pg:
+            parts = {r[0] for r in c.sql("SELECT relname FROM pg_class WHERE relname ~ '^records_[0-9]{6}$'")}
+            allowed = {'records_' + month_name(month_start(now, k)).replace('-', '') for k in range(-1, 3)}
+            self.assertEqual(parts - allowed, set(), 'no partition beyond this month and the next two')
+            self.assertEqual(c.sql('SELECT count(*) FROM records_default')[0][0], f.seq - first_ahead + 1)
+            # Forty years on, the maintenance of that day gives their month its partition.
+            later = now + 40 * 365 * DAY
+            c.sql(f'SELECT mamori_records_maintain({later})')
+            parts = {r[0] for r in c.sql("SELECT relname FROM pg_class WHERE relname ~ '^records_[0-9]{6}$'")}
+            self.assertIn('records_' + month_name(later).replace('-', ''), parts)
+            self.assertEqual(c.sql('SELECT count(*) FROM records_default')[0][0], 2)
+        self.assertEqual(c.stored(), f.seq)
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -16,83 +16,25 @@ import os
 import shutil
 import socket
 import stat
-import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
-import policytool  # noqa: E402
-from terminal import PIN, Terminal  # noqa: E402
-import agentproc  # noqa: E402
-
-# A D-Bus client in its own process, one connection for all its steps (a login belongs to the
-# connection that started it); one JSON line per step. ["async", METHOD, ARGS…] sends a call without
-# waiting (its answer is printed at the end), ["wait_step", STEP] waits until the agent's Step is STEP.
-CLIENT = r'''
-import dbus, json, sys, time
-from dbus.mainloop.glib import DBusGMainLoop
-from gi.repository import GLib
-DBusGMainLoop(set_as_default=True)
-bus = dbus.bus.BusConnection(sys.argv[1])
-obj = bus.get_object('org.mamori.Agent1', '/org/mamori/Agent1')
-iface = dbus.Interface(obj, 'org.mamori.Agent1')
-props = dbus.Interface(obj, dbus.PROPERTIES_IFACE)
-ctx = GLib.MainContext.default()
-pending = []
-
-def plain(r):
-    return json.loads(json.dumps(r, default=str))
-
-def error(e):
-    return {'error': e.get_dbus_name().rsplit('.', 1)[-1], 'message': e.get_dbus_message()}
-
-for method, *args in json.loads(sys.argv[2]):
-    if method == 'async':
-        box = {'method': args[0]}
-        pending.append(box)
-        getattr(iface, args[0])(*args[1:], timeout=120,
-                                reply_handler=lambda *r, box=box: box.update(ok=plain(list(r) if len(r) != 1 else r[0])),
-                                error_handler=lambda e, box=box: box.update(error(e)))
-        continue
-    if method == 'wait_step':
-        deadline = time.monotonic() + 20
-        while str(props.Get('org.mamori.Agent1', 'Step')) != args[0] and time.monotonic() < deadline:
-            ctx.iteration(False)
-            time.sleep(0.02)
-        print(json.dumps({'method': method, 'ok': str(props.Get('org.mamori.Agent1', 'Step'))}), flush=True)
-        continue
-    try:
-        r = getattr(iface, method)(*args, timeout=120)
-        out = {'method': method, 'ok': plain(r) if r is not None else None}
-    except dbus.exceptions.DBusException as e:
-        out = dict({'method': method}, **error(e))
-    print(json.dumps(out), flush=True)
-    if 'error' in out:
-        break
-deadline = time.monotonic() + 60
-while any(len(b) == 1 for b in pending) and time.monotonic() < deadline:
-    ctx.iteration(False)
-    time.sleep(0.01)
-for b in pending:
-    print(json.dumps(b), flush=True)
-'''
+from terminal import BioTerminal  # noqa: E402
 
 PLUGIN = 'mamori-vein-test.so'
 
 
-def mamorictl():
-    return os.path.join(bench.build_dir(), 'agent', 'mamorictl')
-
-
-class VeinTerminal(Terminal):
+class VeinTerminal(BioTerminal):
     """A terminal with the simulated vein reader behind [Biometric] VeinPlugin= (and no fingerprint
     sensor)."""
 
-    def __init__(self, test, verify_only=False, operators=('OP0001', 'OP0002', 'OP0003')):
-        super().__init__(test, cards=tuple(operators))
-        self.op_status = {}
+    SENSOR_WHAT = 'the vein reader open'
+
+    def __init__(self, test, verify_only=False, operators=('OP0001', 'OP0002', 'OP0003'), extra_ops=()):
+        super().__init__(test, 'vein.sock', cards=operators, extra_ops=extra_ops)
         # Root-only, as the loader demands: the plugin's directory 0755 root, the file 0644 root.
         self.plugins = os.path.join(self.tmp, 'plugins')
         os.mkdir(self.plugins, 0o755)
@@ -100,28 +42,17 @@ class VeinTerminal(Terminal):
         self.plugin = os.path.join(self.plugins, 'vein.so')
         shutil.copy(os.path.join(bench.build_dir(), 'tests', 'bio', PLUGIN), self.plugin)
         os.chmod(self.plugin, 0o644)
-        self.sock = os.path.join(self.tmp, 'vein.sock')
         self.options = self.sock + (' verify-only' if verify_only else '')
-        self.prints = os.path.join(self.tmp, 'agent-state', 'prints')
         # No fingerprint sensor: libfprint's virtual driver without its socket finds nothing.
         self.agent_env = {'FP_DRIVERS_WHITELIST': 'virtual_device'}
-        self.clients = []
+
+    def agent_config(self):
+        return dict(super().agent_config(), Biometric={'VeinPlugin': self.plugin, 'VeinPluginOptions': self.options})
 
     def start_agent(self):
         if geteuid() != 0:
             self.test.skipTest('a root-owned plugin file needs root')
-        env = self.pcscd.client_env(self.bus.client_env())
-        env.update(self.agent_env)
-        self.agent = agentproc.Mamorid(self.tmp, env, {
-            'Session': self.session_conf, 'Finger': {'PrintsDirectory': self.prints},
-            'Secrets': {'PasswordDirectory': os.path.join(self.tmp, 'agent-state', 'passwords')},
-            'Biometric': {'VeinPlugin': self.plugin, 'VeinPluginOptions': self.options}})
-        self.agent.start()
-        self.test.addCleanup(self.agent.stop)
-        self.conn = self.bus.connect()
-        bench.wait_until(lambda: self.conn.name_has_owner('org.mamori.Agent1'), timeout=10, what='mamorid on the bus')
-        bench.wait_until(lambda: os.path.exists(self.sock), timeout=20, what='the vein reader open')
-        return self.agent
+        return super().start_agent()
 
     def vein(self, cmd, wait=True):
         """One command to the simulated reader; with wait, until a capture took it ("ok")."""
@@ -133,68 +64,16 @@ class VeinTerminal(Terminal):
             self.test.assertEqual(s.recv(16), b'ok\n', f'the reader did not take {cmd}')
         s.close()
 
-    def env(self):
-        return self.bus.client_env()
-
-    def client(self, *steps):
-        p = subprocess.Popen(['/usr/bin/python3', '-c', CLIENT, self.bus.address, json.dumps(steps)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
-        self.clients.append(p)
-        self.test.addCleanup(self.reap, p)
-        return p
-
-    def reap(self, p):
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        p.stdout.close()
-        p.stderr.close()
-
-    def results(self, p, timeout=60):
-        out, err = p.communicate(timeout=timeout)
-        res = [json.loads(line) for line in out.splitlines() if line.strip()]
-        self.test.assertTrue(res, err)
-        return res
-
-    def ctl(self, *args, env=None, timeout=60):
-        return subprocess.run([mamorictl(), *args], env=dict(self.env(), **(env or {})), capture_output=True,
-                              text=True, timeout=timeout)
-
-    def card_session(self, op):
-        card = self.insert(op)
-        self.wait_card_seen(card)
-        self.test.assertEqual(self.login(), op)
-        return card
-
-    def end_card_session(self, card):
-        self.iface().Lock()
-        self.vcard.pull()
-        self.agent.wait_event('card.removed', card=card.card_id)
-
     def enroll(self, op, hand, password=None, env=None):
         """Card session of op, `mamorictl enroll vein`, three captures; the password too when given.
         Returns mamorictl's output."""
         card = self.card_session(op)
-        p = subprocess.Popen([mamorictl(), 'enroll', 'vein'], env=dict(self.env(), **(env or {})),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.test.addCleanup(self.reap, p)
-        lines = [p.stdout.readline()]
-        for i in range(3):
-            self.vein(f'SCAN {hand}')
-            if i < 2:
-                lines.append(p.stdout.readline())
-        out, err = p.communicate(timeout=30)
-        lines.append(out)
-        text = ''.join(lines)
-        self.test.assertEqual(p.returncode, 0, text + err)
+        text = ''.join(self.enroll_captures('vein', 3, lambda i: self.vein(f'SCAN {hand}'), env=env))
         self.agent.wait_event('enroll', op=op, action='enrolled', modality='vein')
         if password:
             self.iface().ChangePassword('', password)
         self.end_card_session(card)
         return text
-
-    def wait_step(self, step, timeout=10):
-        bench.wait_until(lambda: self.prop('Step') == step, timeout=timeout, what=f'Step {step}')
 
 
 def geteuid():

@@ -1,5 +1,6 @@
 /* Unit tests of the collector's batch ingestion over the store (DESIGN §7 answers), on either backend. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "mamori/oplog-record.h"
 #include "record-fixture.h"
 #include "store.h"
+#include "thirds-runner.h"
 #include "verify-pool.h"
 
 #define LOG_ID  "00112233445566778899aabbccddeeff"
@@ -740,35 +742,6 @@ static void test_log_lock_makes_writers_wait(void **state)
 
 /* ---- Verification on several threads (the collector's verify pool and workers) ---- */
 
-typedef struct Chunk {
-        size_t from, to;
-        log_job_fn job;
-        void *userdata;
-} Chunk;
-
-static void *run_chunk(void *p)
-{
-        Chunk *c = p;
-        for (size_t i = c->from; i < c->to; i++)
-                c->job(i, c->userdata);
-        return NULL;
-}
-
-/* Three threads, each a third of the records in order: the last third is the third thread's. */
-static void run_thirds(size_t n, log_job_fn job, void *job_userdata, void *userdata)
-{
-        pthread_t t[3];
-        Chunk c[3];
-
-        for (size_t k = 0; k < 3; k++) {
-                c[k] = (Chunk){
-                        .from = n * k / 3, .to = n * (k + 1) / 3, .job = job, .userdata = job_userdata};
-                assert_int_equal(pthread_create(&t[k], NULL, run_chunk, &c[k]), 0);
-        }
-        for (size_t k = 0; k < 3; k++)
-                pthread_join(t[k], NULL);
-}
-
 static int find_alert(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
                       uint64_t seq, const char *detail, uint64_t count, int64_t last_seen, void *userdata)
 {
@@ -1061,6 +1034,77 @@ static void *maintain_store(void *p)
         return NULL;
 }
 
+/* A cursor on log after after_seq gives exactly seq after_seq+1..last, in order, each with its line and
+ * (want_ts not NULL) its filing time want_ts[seq]. */
+static void assert_cursor_reads(Store *s, const char *log, uint64_t after_seq, uint64_t last,
+                                const int64_t *want_ts)
+{
+        StoreCursor *c = NULL;
+        const char *line;
+        uint64_t seq, expect = after_seq + 1;
+        size_t len;
+        int r;
+
+        assert_int_equal(store_cursor_open(s, log, after_seq, &c), 0);
+        while ((r = store_cursor_next(c, &seq, &line, &len)) > 0) {
+                assert_int_equal(seq, expect);
+                char want[32];
+                snprintf(want, sizeof(want), "r%" PRIu64, seq);
+                assert_int_equal(len, strlen(want));
+                assert_memory_equal(line, want, len);
+                if (want_ts)
+                        assert_int_equal(store_cursor_ts(c), want_ts[seq]);
+                /* Another query on the same connection between two rows (the audit's seek does). */
+                if (seq % 300 == 0) {
+                        uint64_t first, l;
+                        assert_int_equal(store_log_seq_range(s, log, &first, &l), 0);
+                }
+                expect++;
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(expect, last + 1);
+        store_cursor_free(c);
+}
+
+/*
+ * A cursor gives every record of a log once, in seq order, across pages and months: a log silent for two
+ * months between two pages, a log whose filing time went back (a row stored against the rule: PostgreSQL
+ * reads a page only in a range of filing times after the first), and a start in the middle.
+ */
+static void test_cursor_reads_every_record(void **state)
+{
+        Fixture *f = *state;
+        const uint64_t n = 1500;
+        StoreRecord *v = calloc(n + 1, sizeof(StoreRecord));
+        int64_t *ts = calloc(n + 1, sizeof(int64_t));
+        char(*lines)[32] = calloc(n + 1, sizeof(*lines));
+        const char *logs[] = {"aa000000000000000000000000000001", "aa000000000000000000000000000002"};
+
+        for (unsigned k = 0; k < ELEMENTSOF(logs); k++) {
+                for (uint64_t seq = 1; seq <= n; seq++) {
+                        /* A record an hour; after seq 700 two months of silence. */
+                        ts[seq] =
+                                T_2026_03 + (int64_t)seq * 3600 * 1000000 + (seq > 700 ? 2 * MONTH_USEC : 0);
+                        if (k == 1 && (seq == 513 || seq == 1000 || seq == n))
+                                ts[seq] = T_2026_03 - MONTH_USEC; /* filed against the rule: back a month */
+                        snprintf(lines[seq], sizeof(lines[seq]), "r%" PRIu64, seq);
+                        v[seq - 1] = (StoreRecord){
+                                .seq = seq, .ts = ts[seq], .line = lines[seq], .len = strlen(lines[seq])};
+                }
+                assert_int_equal(store_begin(f->store), 0);
+                assert_int_equal(store_records_put(f->store, logs[k], v, n), 0);
+                assert_int_equal(store_commit(f->store), 0);
+                assert_int_equal(store_maintain(f->store, T_2026_03 + 4 * MONTH_USEC), 0);
+                assert_cursor_reads(f->store, logs[k], 0, n, ts);
+                assert_cursor_reads(f->store, logs[k], 600, n, ts);
+                assert_cursor_reads(f->store, logs[k], n - 1, n, ts);
+                assert_cursor_reads(f->store, logs[k], n, n, NULL);
+        }
+        free(v);
+        free(ts);
+        free(lines);
+}
+
 /*
  * Records of a month without a partition (a terminal's backlog, a clock far off) wait in the default
  * partition; making their month while another collector is still inserting more of them there waits
@@ -1119,6 +1163,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_parallel_bad_signature_in_middle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_terminals_stored_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cursor_reads_every_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_partition_made_while_old_records_arrive, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),

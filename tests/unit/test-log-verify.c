@@ -7,7 +7,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "mamori/fileio.h"
 #include "mamori/oplog-verify.h"
 #include "record-fixture.h"
+#include "thirds-runner.h"
 
 #define N_LINES 5
 
@@ -579,39 +579,10 @@ static void run_backwards(size_t n, log_job_fn job, void *job_userdata, void *us
                 job(i, job_userdata);
 }
 
-typedef struct Chunk {
-        size_t from, to;
-        log_job_fn job;
-        void *userdata;
-} Chunk;
-
-static void *run_chunk(void *p)
-{
-        Chunk *c = p;
-        for (size_t i = c->to; i-- > c->from;)
-                c->job(i, c->userdata);
-        return NULL;
-}
-
-/* Three threads, each a third of the jobs: the record refused may be a non-first thread's. */
-static void run_threads(size_t n, log_job_fn job, void *job_userdata, void *userdata)
-{
-        pthread_t t[3];
-        Chunk c[3];
-
-        for (size_t k = 0; k < 3; k++) {
-                c[k] = (Chunk){
-                        .from = n * k / 3, .to = n * (k + 1) / 3, .job = job, .userdata = job_userdata};
-                assert_int_equal(pthread_create(&t[k], NULL, run_chunk, &c[k]), 0);
-        }
-        for (size_t k = 0; k < 3; k++)
-                pthread_join(t[k], NULL);
-}
-
 static const LogParallel runners[] = {
         {NULL, NULL},
         {run_backwards, NULL},
-        {run_threads, NULL},
+        {run_thirds_backwards, NULL}, /* the record refused may be a non-first thread's */
 };
 
 /*
