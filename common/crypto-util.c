@@ -129,7 +129,7 @@ int ed25519_verify(EVP_PKEY *key, const void *msg, size_t size, const uint8_t si
 
         if (!key || (!msg && size > 0) || !sig)
                 return -EINVAL;
-        c = verify_cache_get(key); /* a key is cached only after the check below: no name lookup again */
+        c = verify_cache_get(key); /* a key enters the cache only after ed25519_check(): a hit skips it */
         if (!c && ed25519_check(key) < 0)
                 return -EINVAL;
         if (c) {
