@@ -360,9 +360,6 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
                 return -EBADMSG;
         r->has_sig = true;
 
-        k = signed_bytes_of(line, body, sig, &canon, &canon_len);
-        if (k < 0)
-                return k;
         if (json_object_get_integer(o, "v", &v) < 0 || v != RECORD_VERSION)
                 return -EBADMSG;
         if ((k = get_fixed_string(o, "log", r->log, 32)) < 0 ||
@@ -384,6 +381,12 @@ int record_parse_line_signed(const void *line, size_t len, Record **ret, char **
         k = record_validate(r);
         if (k < 0)
                 return k;
+        /* After the field checks: term a string, ts and v integers, as signed_bytes_of() relies on. */
+        if (ret_signed) {
+                k = signed_bytes_of(line, body, sig, &canon, &canon_len);
+                if (k < 0)
+                        return k;
+        }
         *ret = TAKE_PTR(r);
         if (ret_signed) {
                 *ret_signed = TAKE_PTR(canon);

@@ -161,7 +161,8 @@ int password_failure_file_load(const char *path, struct password_failure_file *r
         size_t size;
         int r;
 
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO put there must not hold mamorid's start; it is refused below. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return errno == ELOOP ? -EPERM : negative_errno();
         if (fstat(fd, &st) < 0)

@@ -1,12 +1,13 @@
 # The benchmarks' figures: nearest-rank percentiles, one summary line per series, a client's next answer.
 import json
+import math
 import statistics
 
 
 def percentile(values, p):
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))  # rank ceil(p·n), 1-based
     return s[k]
 
 

@@ -166,6 +166,11 @@ static void test_load_believes_only_a_root_only_file(void **state)
         assert_int_equal(symlink(path, link), 0);
         assert_int_equal(password_failure_file_load(link, &back), -EPERM);
         unlink(link);
+        /* A FIFO: refused at once, never waited on (mamorid's start would hang on it). */
+        snprintf(link, sizeof(link), "%s/fifo", dir);
+        assert_int_equal(mkfifo(link, 0600), 0);
+        assert_int_equal(password_failure_file_load(link, &back), -EPERM);
+        unlink(link);
         /* Garbage: the parser's error, for the caller to fail closed on. */
         int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         assert_true(fd >= 0);
