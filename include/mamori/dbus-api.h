@@ -65,7 +65,8 @@
  *       until they set one in a card session (ChangePassword with old ""), as the first time.
  *       Recorded as enroll {action: reset, modality: password, login_uid: the caller's audit login
  *       uid when known}, answered after the record. PasswordUnset when none is set; LogUnwritable
- *       (nothing removed) when it could not be recorded.
+ *       (nothing removed) when the log is not writable at the call — checked before the removal: should
+ *       the record itself then fail, the password is gone already and the answer is the log's error.
  *   CancelLogin() → ()
  *       Ends the caller's login. A call of that login still waiting (StartBioLogin, AnswerPin,
  *       AnswerPassword, ScanFinger) is answered Cancelled "cancelled"; a Lock or the agent stopping
