@@ -119,16 +119,22 @@ int password_store_changed(const char *directory, const char *operator_id, int64
         return 0;
 }
 
+/* The verifier file's path, in a directory made ready (root's, 0700) for writing or removing it. */
+static int path_prepared(const char *directory, const char *operator_id, char *path, size_t size)
+{
+        int r = path_of(directory, operator_id, path, size);
+        if (r < 0)
+                return r;
+        return password_store_prepare(directory);
+}
+
 int password_store_write(const char *directory, const char *operator_id, const char *verifier)
 {
         char path[4096];
         _cleanup_free_ char *line = NULL;
         int r;
 
-        r = path_of(directory, operator_id, path, sizeof(path));
-        if (r < 0)
-                return r;
-        r = password_store_prepare(directory);
+        r = path_prepared(directory, operator_id, path, sizeof(path));
         if (r < 0)
                 return r;
         if (asprintf(&line, "%s\n", verifier) < 0)
@@ -139,17 +145,11 @@ int password_store_write(const char *directory, const char *operator_id, const c
 int password_store_remove(const char *directory, const char *operator_id)
 {
         char path[4096];
-        struct stat st;
         int r;
 
-        r = path_of(directory, operator_id, path, sizeof(path));
+        r = path_prepared(directory, operator_id, path, sizeof(path));
         if (r < 0)
                 return r;
-        r = password_store_prepare(directory);
-        if (r < 0)
-                return r;
-        if (lstat(path, &st) < 0)
-                return negative_errno();
         if (unlink(path) < 0)
                 return negative_errno();
         /* The removal itself durable: a crash must not bring the old password back. */

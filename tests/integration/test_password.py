@@ -126,6 +126,16 @@ class GroupCardPassword(test_pam.PamBase):
         self.start_agent(**kw)
         self.wait_card_seen(True)
 
+    def swap_card(self, card, lock=True):
+        """Lock the screen (unless told not to), pull the card in the reader, insert card."""
+        if lock:
+            self.ctl('lock')
+        self.vcard.pull()
+        self.vcard.stop()
+        self.wait_card_seen(False)
+        self.insert(card)
+        self.wait_card_seen(True)
+
     def pam(self, cases, echo_off=(), echo_on=()):
         req = {'user': USER, 'service': test_pam.SERVICE, 'cases': cases, 'echo_off': list(echo_off),
                'echo_on': list(echo_on)}
@@ -395,12 +405,7 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertIn('Password wrong', c.stderr)
 
         # Swap cards: the group card, then OP0001's new password.
-        self.ctl('lock')
-        self.vcard.pull()
-        self.vcard.stop()
-        self.wait_card_seen(False)
-        self.insert(self.group_card)
-        self.wait_card_seen(True)
+        self.swap_card(self.group_card, lock=True)
         res = self.pam([[0, PAM_SUCCESS]], [PIN, NEW_PASSWORD], [OTHER_MEMBER])
         self.assertPam(res)
         self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
@@ -455,22 +460,13 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertEqual(str(self.agent_property('State')), 'locked')
 
         # The first-login flow: their own card, a new password, then the group card and that password.
-        self.vcard.pull()
-        self.vcard.stop()
-        self.wait_card_seen(False)
-        self.insert(self.op1_card)
-        self.wait_card_seen(True)
+        self.swap_card(self.op1_card, lock=False)
         self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN]))
         self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
         c = self.ctl('passwd', '--password', stdin=f'{NEW_PASSWORD}\n{NEW_PASSWORD}\n')
         self.assertEqual(c.returncode, 0, c)
         self.agent.wait_event('password.change', op=OTHER_MEMBER)
-        self.ctl('lock')
-        self.vcard.pull()
-        self.vcard.stop()
-        self.wait_card_seen(False)
-        self.insert(self.group_card)
-        self.wait_card_seen(True)
+        self.swap_card(self.group_card, lock=True)
         res = self.pam([[0, PAM_SUCCESS]], [PIN, NEW_PASSWORD], [OTHER_MEMBER])
         self.assertPam(res)
         self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
