@@ -867,16 +867,12 @@ int json_object_set_null(JsonValue *object, const char *key)
 
 int json_object_remove(JsonValue *object, const char *key)
 {
-        JsonMember *m = object_find(object, key);
-        size_t i;
+        JsonValue *v;
+        int r = json_object_take(object, key, &v);
 
-        if (!m)
-                return -ENOENT;
-        i = (size_t)(m - object->object.members);
-        free(m->key);
-        json_value_free(m->value);
-        memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
-        object->object.n--;
+        if (r < 0)
+                return r;
+        json_value_free(v);
         return 0;
 }
 

@@ -222,29 +222,25 @@ int record_sign(Record *r, EVP_PKEY *key, char **ret_line, size_t *ret_len)
 
 int record_verify_signed(const Record *r, const char *signed_bytes, size_t signed_len, EVP_PKEY *key)
 {
-        if (!signed_bytes)
-                return record_verify(r, key);
-        if (!r || !key)
-                return -EINVAL;
-        if (!r->has_sig)
-                return -EBADMSG;
-        return ed25519_verify(key, signed_bytes, signed_len, r->sig);
-}
-
-int record_verify(const Record *r, EVP_PKEY *key)
-{
-        _cleanup_free_ char *bytes = NULL;
-        size_t len;
+        _cleanup_free_ char *rebuilt = NULL;
         int k;
 
         if (!r || !key)
                 return -EINVAL;
         if (!r->has_sig)
                 return -EBADMSG;
-        k = record_signed_bytes(r, &bytes, &len);
-        if (k < 0)
-                return k;
-        return ed25519_verify(key, bytes, len, r->sig);
+        if (!signed_bytes) {
+                k = record_signed_bytes(r, &rebuilt, &signed_len);
+                if (k < 0)
+                        return k;
+                signed_bytes = rebuilt;
+        }
+        return ed25519_verify(key, signed_bytes, signed_len, r->sig);
+}
+
+int record_verify(const Record *r, EVP_PKEY *key)
+{
+        return record_verify_signed(r, NULL, 0, key);
 }
 
 static int get_fixed_string(const JsonValue *o, const char *key, char *buf, size_t n_chars)
