@@ -81,8 +81,7 @@ int admin_operator_roles(AdminContext *ctx, int argc, char **argv);
 
 /* Shared by those verbs (admin-findings.c). Each prints what went wrong. */
 typedef struct AuditContext {
-        Store *store;  /* borrowed from AdminContext */
-        int64_t since; /* stream from here (0: everything) */
+        Store *store; /* borrowed from AdminContext */
         AuditRegistry *reg;
         AuditStream *stream;
         AuditEngine *engine;
