@@ -161,14 +161,12 @@ static void q_done(Q *q)
  * Run sql with the arguments described by fmt: 's' string (NULL = SQL NULL), 'i' int64, 'u' uint64,
  * 'b' blob (pointer, size_t), 't' text (pointer, size_t).
  */
-static int query(Store *s, Q *ret, const char *sql, const char *fmt, ...)
+static int vquery(Store *s, Q *ret, const char *sql, const char *fmt, va_list ap)
 {
         StoreArg args[STORE_ARGS_MAX];
         size_t n = 0;
-        va_list ap;
         int r;
 
-        va_start(ap, fmt);
         for (; fmt && *fmt; fmt++) {
                 StoreArg *a = &args[n];
                 assert(n < STORE_ARGS_MAX);
@@ -191,20 +189,54 @@ static int query(Store *s, Q *ret, const char *sql, const char *fmt, ...)
                         a->len = va_arg(ap, size_t);
                         break;
                 default:
-                        va_end(ap);
                         return -EINVAL;
                 }
                 n++;
         }
-        va_end(ap);
         *ret = (Q){.be = s->be};
         r = s->be->query(s->conn, sql, args, n, &ret->q);
         return r < 0 ? r : 0;
 }
 
+static int query(Store *s, Q *ret, const char *sql, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vquery(s, ret, sql, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 static int step_row(Q *q)
 {
         return q->be->step(q->q);
+}
+
+/*
+ * The foreach loop of every listing: run sql (arguments as for query()) and hand each row to row(), which
+ * reads its columns and calls cb (the caller's store_*_fn, cast back by row()) with userdata; the first
+ * error (or cb's < 0) stops it. The row's columns are valid only during the call.
+ */
+typedef void (*any_fn)(void);
+typedef int (*row_fn)(Q *q, any_fn cb, void *userdata);
+
+static int query_each(Store *s, row_fn row, any_fn cb, void *userdata, const char *sql, const char *fmt, ...)
+{
+        _cleanup_q_ Q q = {};
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vquery(s, &q, sql, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        while ((r = step_row(&q)) > 0) {
+                r = row(&q, cb, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return r;
 }
 
 /* Run a statement that returns no rows. */
@@ -671,24 +703,18 @@ int store_records_put(Store *s, const char *log, const StoreRecord *v, size_t n)
         return 0;
 }
 
+static int each_log(Q *q, any_fn cb, void *userdata)
+{
+        StoreLog l;
+        int r = log_from_row(q, &l);
+        return r < 0 ? r : ((store_log_fn)cb)(&l, userdata);
+}
+
 int store_logs_foreach(Store *s, store_log_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q,
-                      "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
-                      NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                StoreLog l;
-                r = log_from_row(&q, &l);
-                if (r < 0)
-                        return r;
-                r = cb(&l, userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_log, (any_fn)cb, userdata,
+                          "SELECT id, term, last_seq, last_hash, key, epochs, last_ts FROM logs ORDER BY id",
+                          NULL);
 }
 
 int store_records_foreach(Store *s, const char *log, store_record_fn cb, void *userdata)
@@ -868,17 +894,11 @@ int store_maintain(Store *s, int64_t now_usec)
         return r < 0 ? r : alert_clock_ahead(s, now_usec);
 }
 
-static int alerts_rows(Q *q, store_alert_fn cb, void *userdata)
+static int each_alert(Q *q, any_fn cb, void *userdata)
 {
-        int r;
-        while ((r = step_row(q)) > 0) {
-                r = cb(col_int64(q, 0), col_int64(q, 1), col_text(q, 2), col_text(q, 3), col_text(q, 4),
-                       (uint64_t)col_int64(q, 5), col_text(q, 6), (uint64_t)col_int64(q, 7), col_int64(q, 8),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return ((store_alert_fn)cb)(col_int64(q, 0), col_int64(q, 1), col_text(q, 2), col_text(q, 3),
+                                    col_text(q, 4), (uint64_t)col_int64(q, 5), col_text(q, 6),
+                                    (uint64_t)col_int64(q, 7), col_int64(q, 8), userdata);
 }
 
 int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata)
@@ -888,13 +908,11 @@ int store_alerts_foreach(Store *s, store_alert_fn cb, void *userdata)
 
 int store_alerts_after(Store *s, int64_t after_id, store_alert_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(
-                s, &q,
+        return query_each(
+                s, each_alert, (any_fn)cb, userdata,
                 "SELECT id, ts, kind, term, log, seq, detail, count, coalesce(last_seen, ts) FROM alerts"
                 " WHERE id > ? ORDER BY id",
                 "i", after_id);
-        return r < 0 ? r : alerts_rows(&q, cb, userdata);
 }
 
 typedef struct Silent {
@@ -1160,35 +1178,32 @@ int store_secret_get(Store *s, const char *operator_id, int64_t *ret_ts)
         return 0;
 }
 
+static int each_history(Q *q, any_fn cb, void *userdata)
+{
+        RegisterRow row = {
+                .id = col_int64(q, 0),
+                .ts = col_int64(q, 1),
+                .object = col_text(q, 2),
+                .object_id = col_text(q, 3),
+                .action = col_text(q, 4),
+                .detail = col_text(q, 5),
+                .actor = col_text(q, 6),
+                .reason = col_text(q, 7),
+                .prev = col_text(q, 8),
+                .hash = col_text(q, 9),
+        };
+        return ((store_history_fn)cb)(&row, userdata);
+}
+
 int store_history_foreach(Store *s, const char *object, const char *id, store_history_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q,
-                      "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
-                      " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
-                      " WHERE (CAST(?1 AS TEXT) IS NULL OR object = ?1)"
-                      " AND (CAST(?2 AS TEXT) IS NULL OR object_id = ?2) ORDER BY id",
-                      "ss", object, id);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                RegisterRow row = {
-                        .id = col_int64(&q, 0),
-                        .ts = col_int64(&q, 1),
-                        .object = col_text(&q, 2),
-                        .object_id = col_text(&q, 3),
-                        .action = col_text(&q, 4),
-                        .detail = col_text(&q, 5),
-                        .actor = col_text(&q, 6),
-                        .reason = col_text(&q, 7),
-                        .prev = col_text(&q, 8),
-                        .hash = col_text(&q, 9),
-                };
-                r = cb(&row, userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(
+                s, each_history, (any_fn)cb, userdata,
+                "SELECT id, ts, object, object_id, action, coalesce(detail, ''), coalesce(actor, ''),"
+                " coalesce(reason, ''), coalesce(prev, ''), coalesce(hash, '') FROM history"
+                " WHERE (CAST(?1 AS TEXT) IS NULL OR object = ?1)"
+                " AND (CAST(?2 AS TEXT) IS NULL OR object_id = ?2) ORDER BY id",
+                "ss", object, id);
 }
 
 /* A JSON array of the ids of a space-separated list. */
@@ -1220,30 +1235,27 @@ static int id_list_to_json(const char *list, JsonValue **ret)
 /* Run a query and turn every row into an object with build(); append to a new array at key. */
 typedef int (*row_to_json_fn)(Q *q, JsonValue *o);
 
+static int each_json_object(Q *q, any_fn cb, void *userdata)
+{
+        _cleanup_json_ JsonValue *o = NULL;
+        int r = json_new_object(&o);
+        if (r < 0)
+                return r;
+        r = ((row_to_json_fn)cb)(q, o);
+        if (r < 0)
+                return r;
+        return json_array_append(userdata, TAKE_PTR(o));
+}
+
 static int add_list(Store *s, JsonValue *bundle, const char *key, const char *sql, row_to_json_fn build)
 {
-        _cleanup_q_ Q q = {};
         _cleanup_json_ JsonValue *a = NULL;
         int r;
 
         r = json_new_array(&a);
         if (r < 0)
                 return r;
-        r = query(s, &q, sql, NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                _cleanup_json_ JsonValue *o = NULL;
-                r = json_new_object(&o);
-                if (r < 0)
-                        return r;
-                r = build(&q, o);
-                if (r < 0)
-                        return r;
-                r = json_array_append(a, TAKE_PTR(o));
-                if (r < 0)
-                        return r;
-        }
+        r = query_each(s, each_json_object, (any_fn)build, a, sql, NULL);
         if (r < 0)
                 return r;
         return json_object_set(bundle, key, TAKE_PTR(a));
@@ -1368,78 +1380,63 @@ int store_policy_latest(Store *s, int64_t *ret_serial, char **ret_body, size_t *
 
 /* ---- reading for the audit ---- */
 
+static int each_terminal(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_terminal_fn)cb)(col_text(q, 0), col_text(q, 1), col_int64(q, 2), userdata);
+}
+
 int store_terminals_foreach(Store *s, store_terminal_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, office, coalesce(last_seen, 0) FROM terminals ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text(&q, 1), col_int64(&q, 2), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_terminal, (any_fn)cb, userdata,
+                          "SELECT id, office, coalesce(last_seen, 0) FROM terminals ORDER BY id", NULL);
+}
+
+static int each_office(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_office_fn)cb)(col_text(q, 0), col_text_or_null(q, 1), userdata);
 }
 
 int store_offices_foreach(Store *s, store_office_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, hours FROM offices ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text_or_null(&q, 1), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_office, (any_fn)cb, userdata, "SELECT id, hours FROM offices ORDER BY id",
+                          NULL);
+}
+
+static int each_operator(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_operator_fn)cb)(col_text(q, 0), col_text(q, 1), col_text(q, 2), col_text(q, 3),
+                                       userdata);
 }
 
 int store_operators_foreach(Store *s, store_operator_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q,
-                      "SELECT o.id, o.offices, o.status, coalesce(r.roles, '') FROM operators o"
-                      " LEFT JOIN operator_roles r ON r.id = o.id ORDER BY o.id",
-                      NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), col_text(&q, 3), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_operator, (any_fn)cb, userdata,
+                          "SELECT o.id, o.offices, o.status, coalesce(r.roles, '') FROM operators o"
+                          " LEFT JOIN operator_roles r ON r.id = o.id ORDER BY o.id",
+                          NULL);
+}
+
+static int each_group(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_group_fn)cb)(col_text(q, 0), col_text(q, 1), col_text(q, 2), userdata);
 }
 
 int store_groups_foreach(Store *s, store_group_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, offices, members FROM groups_ ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_group, (any_fn)cb, userdata,
+                          "SELECT id, offices, members FROM groups_ ORDER BY id", NULL);
+}
+
+static int each_card(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_card_fn)cb)(col_text(q, 0), col_text_or_null(q, 1), col_text_or_null(q, 2),
+                                   col_text(q, 3), userdata);
 }
 
 int store_cards_foreach(Store *s, store_card_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, operator, group_, status FROM cards ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text_or_null(&q, 1), col_text_or_null(&q, 2), col_text(&q, 3),
-                       userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_card, (any_fn)cb, userdata,
+                          "SELECT id, operator, group_, status FROM cards ORDER BY id", NULL);
 }
 
 int store_office_set_hours(Store *s, int64_t now_usec, const char *id, const char *hours)
@@ -1476,18 +1473,15 @@ int store_office_set_calendar(Store *s, int64_t now_usec, const char *id, const 
         return holidays ? history_add(s, now_usec, "office", id, "holidays", holidays) : 0;
 }
 
+static int each_calendar(Q *q, any_fn cb, void *userdata)
+{
+        return ((store_calendar_fn)cb)(col_text(q, 0), col_text(q, 1), col_text(q, 2), userdata);
+}
+
 int store_office_calendars_foreach(Store *s, store_calendar_fn cb, void *userdata)
 {
-        _cleanup_q_ Q q = {};
-        int r = query(s, &q, "SELECT id, days, holidays FROM office_calendar ORDER BY id", NULL);
-        if (r < 0)
-                return r;
-        while ((r = step_row(&q)) > 0) {
-                r = cb(col_text(&q, 0), col_text(&q, 1), col_text(&q, 2), userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        return query_each(s, each_calendar, (any_fn)cb, userdata,
+                          "SELECT id, days, holidays FROM office_calendar ORDER BY id", NULL);
 }
 
 int store_operator_set_roles(Store *s, int64_t now_usec, const char *id, const char *roles)
@@ -1535,16 +1529,14 @@ static int cursor_page(StoreCursor *c, bool in_range)
         q_done(&c->q);
         c->in_page = 0;
         c->in_range = in_range;
-        if (in_range)
-                return query(
-                        c->store, &c->q,
-                        "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? AND ts >= ? AND ts < ?"
-                        " ORDER BY seq LIMIT ?",
-                        "suiii", c->log, c->last_seq, c->last_ts, c->last_ts + CURSOR_WINDOW,
-                        (int64_t)CURSOR_PAGE);
+        /* One statement with or without the range (then the whole int64 line): with generic plans
+         * PostgreSQL prunes the months outside the range at execution, and reads every month's index
+         * as before without it; SQLite searches its (log, seq) key either way. */
         return query(c->store, &c->q,
-                     "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
-                     "sui", c->log, c->last_seq, (int64_t)CURSOR_PAGE);
+                     "SELECT seq, line, ts FROM records WHERE log = ? AND seq > ? AND ts >= ? AND ts <= ?"
+                     " ORDER BY seq LIMIT ?",
+                     "suiii", c->log, c->last_seq, in_range ? c->last_ts : INT64_MIN,
+                     in_range ? c->last_ts + CURSOR_WINDOW - 1 : INT64_MAX, (int64_t)CURSOR_PAGE);
 }
 
 int store_cursor_open(Store *s, const char *log, uint64_t after_seq, StoreCursor **ret)
