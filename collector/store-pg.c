@@ -1,8 +1,6 @@
 /* PostgreSQL backend of the centre store (libpq): connection, schema, prepared queries (store-backend.h). */
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +19,8 @@
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x)  STRINGIFY_(x)
+/* store-backend.h's STORE_MONTHS_AHEAD as SQL text: mamori_records_maintain() takes it as a constant. */
+#define MONTHS_AHEAD_SQL STRINGIFY(STORE_MONTHS_AHEAD)
 
 /* Every text column sorts bytewise ("C"), as SQLite does, whatever the database's locale. */
 #define TEXT "text COLLATE \"C\""
@@ -121,26 +121,19 @@ static const char schema[] =
          * clock-ahead alert). The index on ts finds those months without reading what waits there.
          */
         "CREATE INDEX IF NOT EXISTS records_default_ts ON records_default (ts);"
-        "CREATE OR REPLACE FUNCTION mamori_records_maintain(now_us bigint) RETURNS void LANGUAGE plpgsql AS "
-        "$$"
+        "CREATE OR REPLACE FUNCTION mamori_records_maintain(now_us bigint) RETURNS void"
+        " LANGUAGE plpgsql AS $$"
         " DECLARE"
+        "  ahead constant integer := " MONTHS_AHEAD_SQL ";"
+        "  upto bigint := extract(epoch FROM date_trunc('month', to_timestamp(now_us / 1000000.0)"
+        "                 AT TIME ZONE 'UTC') + (ahead + 1) * interval '1 month')::bigint * 1000000;"
         "  m bigint;"
-        "  upto bigint := extract(epoch FROM date_trunc('month', to_timestamp(now_us / 1000000.0) AT TIME "
-        "ZONE"
-        "   'UTC') + (" STRINGIFY(
-                STORE_MONTHS_AHEAD) " + 1) * interval '1 month')::bigint * 1000000;"
-                                    " BEGIN"
-                                    "  FOR m IN SELECT DISTINCT ts FROM (SELECT extract(epoch FROM "
-                                    "date_trunc('month',"
-                                    "   to_timestamp(ts / 1000000.0) AT TIME ZONE 'UTC'))::bigint * 1000000 "
-                                    "AS ts FROM records_default"
-                                    "   WHERE ts < upto) d"
-                                    "  LOOP PERFORM mamori_records_partition(m, 0); END LOOP;"
-                                    "  FOR k IN 0.." STRINGIFY(
-                                            STORE_MONTHS_AHEAD) " LOOP PERFORM "
-                                                                "mamori_records_partition(now_us, k); END "
-                                                                "LOOP;"
-                                                                " END $$;";
+        " BEGIN"
+        "  FOR m IN SELECT DISTINCT extract(epoch FROM date_trunc('month', to_timestamp(ts / 1000000.0)"
+        "            AT TIME ZONE 'UTC'))::bigint * 1000000 FROM records_default WHERE ts < upto"
+        "  LOOP PERFORM mamori_records_partition(m, 0); END LOOP;"
+        "  FOR k IN 0..ahead LOOP PERFORM mamori_records_partition(now_us, k); END LOOP;"
+        " END $$;";
 
 /*
  * A database made before records were partitioned: its table is set aside before the schema is made and
@@ -288,24 +281,11 @@ static void pgc_close(void *conn)
         free(c);
 }
 
-/*
- * libpq holds a page of a cursor (store.c: 512 records, ~250 kB) in 2 kB blocks that PQclear() frees all at
- * once; glibc then gives the top of the heap back to the kernel, and the next page faults it in again: 2.5
- * µs of the 3 µs a record cost this process on this machine (a year's audit reads millions of records).
- * Keeping up to 64 MB of freed memory at the top of the heap costs nothing when it is not used.
- */
-static void keep_freed_memory(void)
-{
-        (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
-}
-
 static int pgc_open(const char *target, void **ret_conn)
 {
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
         PgConn *c;
         int r;
 
-        (void)pthread_once(&once, keep_freed_memory);
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
