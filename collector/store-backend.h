@@ -64,6 +64,8 @@ typedef struct StoreBackend {
         int (*drop_month)(void *conn, int64_t month_usec, uint64_t expected);
         /* store_maintain(); NULL: nothing to do. */
         int (*maintain)(void *conn, int64_t now_usec);
+        /* store_records_compact(); NULL: -EOPNOTSUPP. */
+        int (*compact)(void *conn, int64_t now_usec, store_compact_fn cb, void *userdata);
 } StoreBackend;
 
 struct Store {

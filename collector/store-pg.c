@@ -121,6 +121,8 @@ static const char schema[] =
          * clock-ahead alert). The index on ts finds those months without reading what waits there.
          */
         "CREATE INDEX IF NOT EXISTS records_default_ts ON records_default (ts);"
+        /* The closed months whose key store_records_compact() rebuilt (so that it does each once). */
+        "CREATE TABLE IF NOT EXISTS records_rebuilt (part " TEXT " PRIMARY KEY, rebuilt bigint NOT NULL);"
         "CREATE OR REPLACE FUNCTION mamori_records_maintain(now_us bigint) RETURNS void"
         " LANGUAGE plpgsql AS $$"
         " DECLARE"
@@ -656,22 +658,33 @@ static int pgc_size(void *conn, uint64_t *ret)
         return r;
 }
 
+/* The partition name of the UTC month that starts at month_usec (records_YYYYMM); -EINVAL not a month's
+ * first instant. */
+static int month_partition(int64_t month_usec, char name[static 32])
+{
+        time_t t = (time_t)(month_usec / 1000000);
+        struct tm tm;
+
+        if (month_usec % 1000000 != 0 || !gmtime_r(&t, &tm) || tm.tm_mday != 1 || tm.tm_hour != 0 ||
+            tm.tm_min != 0 || tm.tm_sec != 0 || tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999)
+                return -EINVAL;
+        snprintf(name, 32, "records_%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        return 0;
+}
+
 /* A month's partition dropped at once, after checking it holds what the caller anchored. */
 static int pgc_drop_month(void *conn, int64_t month_usec, uint64_t expected)
 {
         PgConn *c = conn;
-        time_t t = (time_t)(month_usec / 1000000);
         char name[32], sql[160];
-        struct tm tm;
         uint64_t n;
         int r;
 
         if (PQtransactionStatus(c->pg) != PQTRANS_INTRANS)
                 return -EINVAL;
-        if (month_usec % 1000000 != 0 || !gmtime_r(&t, &tm) || tm.tm_mday != 1 || tm.tm_hour != 0 ||
-            tm.tm_min != 0 || tm.tm_sec != 0 || tm.tm_year + 1900 > 9999)
-                return -EINVAL;
-        snprintf(name, sizeof(name), "records_%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        r = month_partition(month_usec, name);
+        if (r < 0)
+                return r;
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_class WHERE relname = '%s'", name);
         r = pg_count(c, sql, &n);
         if (r < 0)
@@ -691,8 +704,139 @@ static int pgc_drop_month(void *conn, int64_t month_usec, uint64_t expected)
                 return r;
         if (n != expected)
                 return -ESTALE;
-        snprintf(sql, sizeof(sql), "DROP TABLE %s", name);
+        snprintf(sql, sizeof(sql), "DROP TABLE %s; DELETE FROM records_rebuilt WHERE part = '%s'", name,
+                 name);
         return pg_exec(c, sql);
+}
+
+/* The one number of a query with one text parameter. */
+static int pg_count_of(PgConn *c, const char *sql, const char *param, uint64_t *ret)
+{
+        PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+        if (r >= 0 && parse_uint64(PQgetvalue(res, 0, 0), UINT64_MAX, ret) < 0)
+                r = -EIO;
+        PQclear(res);
+        return r;
+}
+
+/* The first column of every row of sql (one text parameter), malloc'd; *ret_n rows. */
+static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret, size_t *ret_n)
+{
+        PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_err(res);
+        size_t n = r >= 0 ? (size_t)PQntuples(res) : 0;
+        char **v = r >= 0 ? calloc(n + 1, sizeof(char *)) : NULL;
+
+        if (r >= 0 && !v)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (!(v[i] = strdup(PQgetvalue(res, (int)i, 0))))
+                        r = -ENOMEM;
+        PQclear(res);
+        if (r < 0) {
+                for (size_t i = 0; v && i < n; i++)
+                        free(v[i]);
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static void strv_free_n(char **v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+/*
+ * One closed month's key rebuilt: REINDEX … CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on the
+ * partition, so ingest (a late record of that month) and readers go on; it cannot run in a transaction.
+ * An index left invalid by an interrupted earlier rebuild (…_ccnew) is dropped first, as PostgreSQL's
+ * documentation asks. Noted in records_rebuilt once done.
+ */
+static int rebuild_month(PgConn *c, const char *name, int64_t now_usec, uint64_t *ret_before,
+                         uint64_t *ret_after)
+{
+        static const char size_sql[] = "SELECT pg_indexes_size($1::regclass)";
+        char **invalid = NULL;
+        size_t n_invalid = 0;
+        char sql[192];
+        int r;
+
+        r = pg_count_of(c, size_sql, name, ret_before);
+        if (r < 0)
+                return r;
+        r = pg_column(c,
+                      "SELECT indexrelid::regclass::text FROM pg_index"
+                      " WHERE indrelid = $1::regclass AND NOT indisvalid",
+                      name, &invalid, &n_invalid);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n_invalid; i++) {
+                snprintf(sql, sizeof(sql), "DROP INDEX CONCURRENTLY IF EXISTS %s", invalid[i]);
+                r = pg_exec(c, sql);
+        }
+        strv_free_n(invalid, n_invalid);
+        if (r < 0)
+                return r;
+        snprintf(sql, sizeof(sql), "REINDEX TABLE CONCURRENTLY %s", name);
+        r = pg_exec(c, sql);
+        if (r < 0)
+                return r;
+        r = pg_count_of(c, size_sql, name, ret_after);
+        if (r < 0)
+                return r;
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO records_rebuilt (part, rebuilt) VALUES ('%s', %" PRIi64
+                 ") ON CONFLICT DO NOTHING",
+                 name, now_usec);
+        return pg_exec(c, sql);
+}
+
+/* Every month partition before the month of now_usec not rebuilt yet, oldest first. */
+static int pgc_compact(void *conn, int64_t now_usec, store_compact_fn cb, void *userdata)
+{
+        PgConn *c = conn;
+        char open_month[32], **names = NULL;
+        size_t n = 0;
+        int r;
+
+        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                return -EBUSY;
+        r = ensure_connected(c);
+        if (r < 0)
+                return r;
+        time_t t = (time_t)(now_usec / 1000000);
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
+                return -EINVAL;
+        snprintf(open_month, sizeof(open_month), "records_%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        r = pg_column(c,
+                      "SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid"
+                      " WHERE i.inhparent = 'records'::regclass AND p.relname ~ '^records_[0-9]{6}$'"
+                      " AND p.relname < $1"
+                      " AND NOT EXISTS (SELECT 1 FROM records_rebuilt b WHERE b.part = p.relname)"
+                      " ORDER BY p.relname",
+                      open_month, &names, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct tm m = {.tm_mday = 1};
+                uint64_t before = 0, after = 0;
+                if (sscanf(names[i], "records_%4d%2d", &m.tm_year, &m.tm_mon) != 2)
+                        continue;
+                m.tm_year -= 1900;
+                m.tm_mon -= 1;
+                r = rebuild_month(c, names[i], now_usec, &before, &after);
+                if (r >= 0)
+                        r = cb((int64_t)timegm(&m) * 1000000, before, after, userdata);
+        }
+        strv_free_n(names, n);
+        return r;
 }
 
 /* In a transaction of its own: the partitions it makes are there for every connection at once. */
@@ -727,4 +871,5 @@ const StoreBackend store_backend_postgresql = {
         .size = pgc_size,
         .drop_month = pgc_drop_month,
         .maintain = pgc_maintain,
+        .compact = pgc_compact,
 };

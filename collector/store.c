@@ -888,6 +888,11 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
         return r < 0 ? r : 0;
 }
 
+int store_records_compact(Store *s, int64_t now_usec, store_compact_fn cb, void *userdata)
+{
+        return s->be->compact ? s->be->compact(s->conn, now_usec, cb, userdata) : -EOPNOTSUPP;
+}
+
 int store_maintain(Store *s, int64_t now_usec)
 {
         int r = s->be->maintain ? s->be->maintain(s->conn, now_usec) : 0;

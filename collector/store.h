@@ -276,6 +276,17 @@ int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const Stor
  * delete them by rows), -ENOENT no such partition, -ESTALE another number of records.
  */
 int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
+/*
+ * Outside a transaction: rebuild, one after the other, the key of every closed month (records filed before
+ * the UTC month of now_usec) that was not rebuilt yet, without stopping ingest. Each log inserts into the
+ * middle of a month's key, which leaves its pages about half full; a closed month gets few records more, so
+ * its key, rebuilt once, stays dense. PostgreSQL: REINDEX TABLE CONCURRENTLY of the month's partition,
+ * noted so that each month is rebuilt once. cb (< 0 stops) gets each month (its first instant) and the bytes
+ * of its indexes before and after. -EOPNOTSUPP where records are not kept by month (SQLite).
+ */
+typedef int (*store_compact_fn)(int64_t month_usec, uint64_t bytes_before, uint64_t bytes_after,
+                                void *userdata);
+int store_records_compact(Store *s, int64_t now_usec, store_compact_fn cb, void *userdata);
 /* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
 

@@ -194,6 +194,62 @@ class RetentionTest(unittest.TestCase):
             self.assertIn('records_' + month_name(later).replace('-', ''), parts)
             self.assertEqual(c.sql('SELECT count(*) FROM records_default')[0][0], 2)
         self.assertEqual(c.stored(), f.seq)
+    def test_closed_month_key_rebuilt_once(self):
+        """Eight terminals post a past month's records in turns, so each batch lands in the middle of the month's
+        key (as ingest does), in a partition made ahead as the collector makes them. On PostgreSQL retention
+        rebuilds that closed month's key once: its indexes shrink, every record is still there byte for byte and
+        verifies; the next run rebuilds nothing, and the open month is left alone. SQLite keeps no months:
+        retention rebuilds nothing there and deletes nothing young."""
+        c = self.c
+        now = int(time.time() * SEC)
+        month = month_start(now, -2)
+        part = 'records_' + month_name(month).replace('-', '')
+        if c.pg:
+            c.sql(f'SELECT mamori_records_partition({month}, 0)')
+        logs = [self.terminal(f'T-{i}') for i in range(8)]
+        for rnd in range(12):
+            for i, lg in enumerate(logs):
+                start = len(lg.lines)
+                for k in range(60):
+                    ts = month + (rnd * 2 + 1) * DAY + (k * 8 + i) * 60 * SEC
+                    lg.append(ts, 'app.op', 'OP1', None, {'action': 'lookup', 'resident': f'{rnd}-{k}'})
+                self.post(lg, lg.lines[start:])
+        for lg in logs:  # and one record of this month each: the open month
+            start = len(lg.lines)
+            lg.append(now - 60 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+            self.post(lg, lg.lines[start:])
+        total = sum(lg.seq for lg in logs)
+        self.assertEqual(c.stored(), total)
+        content = 'SELECT log, seq, md5(line) FROM records ORDER BY log, seq' if c.pg else \
+            'SELECT log, seq, line FROM records ORDER BY log, seq'
+        rows_before = c.sql(content)
+        size = f"SELECT pg_indexes_size('{part}'::regclass)"
+        before = c.sql(size)[0][0] if c.pg else None
+
+        out = c.admin('retention', '--years', '7').stdout
+        self.assertIn('deleted 0 records', out)
+        self.assertEqual(c.sql(content), rows_before, 'every record still there, byte for byte')
+        if not c.pg:
+            self.assertNotIn('key rebuilt', out)
+            return
+        self.assertIn(f'month {month_name(month)}: key rebuilt', out)
+        self.assertNotIn(f'month {month_name(now)}: key rebuilt', out, 'the open month is left alone')
+        after = c.sql(size)[0][0]
+        print(f'\n{part}: {total} records, indexes {before} -> {after} bytes', file=sys.stderr)
+        self.assertLess(after, before * 0.75, 'the rebuilt key is denser')
+        self.assertEqual(c.sql("SELECT count(*) FROM pg_index WHERE NOT indisvalid")[0][0], 0)
+        v = c.admin('verify').stdout
+        self.assertIn(f'8 logs, {total} records verified, 0 broken', v)
+        again = c.admin('retention', '--years', '7').stdout
+        self.assertNotIn('key rebuilt', again, 'each closed month once')
+        self.assertEqual(c.sql(size)[0][0], after)
+        # Ingest goes on into the rebuilt month (a terminal back from offline).
+        in_month = c.sql(f'SELECT count(*) FROM {part}')[0][0]
+        late = self.terminal('T-late')
+        late.append(month + 27 * DAY, 'app.op', 'OP1', None, {'action': 'lookup'})
+        self.post(late)
+        self.assertEqual(c.sql(f'SELECT count(*) FROM {part}')[0][0], in_month + late.seq)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
