@@ -823,7 +823,9 @@ static int64_t month_start(int64_t usec, int ahead)
 /*
  * A log whose records are filed after the months the store makes ahead (its terminal's clock is far
  * ahead: every later record of it is filed there too) raises one clock-ahead alert, from its first such
- * record. Its filing time (logs.last_ts) finds it without reading records.
+ * record. Its filing time (logs.last_ts) finds it without reading records. Several collectors maintain
+ * at once: each checks again, holding the alerts' lock until its commit, that no clock-ahead alert of the
+ * log is there (the detail counts records, so a second alert would not fold into the first).
  */
 static int alert_clock_ahead(Store *s, int64_t now_usec)
 {
@@ -845,8 +847,11 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
                                 r = -ENOMEM;
                 }
         }
-        if (r >= 0 && n > 0)
+        if (r >= 0 && n > 0) {
                 r = store_begin(s);
+                if (r >= 0)
+                        r = lock_alerts(s);
+        }
         for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_q_ Q q = {};
                 _cleanup_free_ char *detail = NULL;
@@ -855,11 +860,13 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
                 struct tm tm;
                 uint64_t seq, count;
 
-                r = query(s, &q, "SELECT min(seq), count(*) FROM records WHERE log = ? AND ts >= ?", "si",
-                          logs[i], after);
+                r = query(s, &q,
+                          "SELECT min(seq), count(*) FROM records WHERE log = ?1 AND ts >= ?2 AND NOT EXISTS"
+                          " (SELECT 1 FROM alerts WHERE kind = 'clock-ahead' AND alerts.log = ?1)",
+                          "si", logs[i], after);
                 if (r >= 0)
                         r = step_row(&q);
-                if (r <= 0 || col_null(&q, 0)) /* none left (deleted meanwhile) */
+                if (r <= 0 || col_null(&q, 0)) /* alerted by another collector, or none left */
                         continue;
                 seq = (uint64_t)col_int64(&q, 0);
                 count = (uint64_t)col_int64(&q, 1);

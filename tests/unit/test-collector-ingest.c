@@ -1143,6 +1143,95 @@ static void test_partition_made_while_old_records_arrive(void **state)
         free(v);
 }
 
+static int count_clock_ahead(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
+                             uint64_t seq, const char *detail, uint64_t count, int64_t last_seen,
+                             void *userdata)
+{
+        uint64_t *seen = userdata;
+        (void)id, (void)ts, (void)term, (void)log, (void)seq, (void)detail, (void)last_seen;
+        if (streq(kind, "clock-ahead")) {
+                seen[0]++;
+                seen[1] = count;
+        }
+        return 0;
+}
+
+/*
+ * Two collectors maintaining at once, both past their look for logs filed beyond the months made ahead
+ * before either has alerted: one clock-ahead alert, raised once (count 1, not a second row or a count of
+ * 2). The moment is forced: a third connection holds the alerts' lock (PostgreSQL) or the write lock
+ * (SQLite) until both maintainers wait for it.
+ */
+static void test_clock_ahead_alerted_once_by_two(void **state)
+{
+        Fixture *f = *state;
+        char path[64] = "";
+        Maintainer ma = {}, mb = {};
+        uint64_t seen[2] = {};
+        IngestAnswer ans = {};
+        PGconn *pg = NULL;
+        sqlite3 *db = NULL;
+        pthread_t ta, tb;
+        Store *a, *b;
+
+        for (unsigned i = 1; i <= N_LINES; i++)
+                f->ts[i] = T_2026_03 + 20 * 365 * 24 * 3600 * 1000000LL + (int64_t)i;
+        make_log(f, "T-1", NULL, 0);
+        open_pair(f, path, &a, &b);
+        char *body = join(f, 1, N_LINES);
+        assert_int_equal(ingest_batch(a, NULL, "T-1", body, strlen(body), 100, T_2026_03, &ans), 0);
+        assert_int_equal(ans.status, 200);
+        ingest_answer_done(&ans);
+        free(body);
+        if (store_url()) {
+                pg = PQconnectdb(store_url());
+                assert_int_equal(PQstatus(pg), CONNECTION_OK);
+                PQclear(PQexec(pg, "BEGIN"));
+                PGresult *r = PQexec(pg, "SELECT pg_advisory_xact_lock(hashtextextended('#alerts', 0))");
+                assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+                PQclear(r);
+        } else {
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        }
+        ma.store = a;
+        mb.store = b;
+        assert_int_equal(pthread_create(&ta, NULL, maintain_store, &ma), 0);
+        assert_int_equal(pthread_create(&tb, NULL, maintain_store, &mb), 0);
+        if (pg)
+                for (int i = 0;; i++) {
+                        char *v = pg_value(
+                                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                " AND ((classid::bigint << 32) | objid::bigint)"
+                                " = hashtextextended('#alerts', 0)");
+                        bool both = streq(v, "2");
+                        free(v);
+                        if (both)
+                                break;
+                        assert_true(i < 1000); /* 10 s */
+                        usleep(10 * 1000);
+                }
+        else
+                usleep(500 * 1000); /* both wait in BEGIN IMMEDIATE (the busy timeout is 10 s) */
+        assert_false(ma.done);
+        assert_false(mb.done);
+        if (pg) {
+                PQclear(PQexec(pg, "COMMIT"));
+                PQfinish(pg);
+        } else {
+                assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+                sqlite3_close(db);
+        }
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        assert_int_equal(ma.r, 0);
+        assert_int_equal(mb.r, 0);
+        assert_int_equal(store_alerts_foreach(a, count_clock_ahead, seen), 0);
+        assert_int_equal(seen[0], 1);
+        assert_int_equal(seen[1], 1);
+        close_pair(path, a, b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1167,6 +1256,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_partition_made_while_old_records_arrive, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clock_ahead_alerted_once_by_two, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
