@@ -24,11 +24,20 @@
 
 /* ---- wrong passwords per operator ---- */
 
-/* An hour without a failure (and the delay passed) starts f's count again. */
-static void failures_forget(struct password_failures *f, uint64_t now)
+/* An hour without a failure, and its delay passed: f's count is due to start again. */
+static bool failures_expired(const struct password_failures *f, uint64_t now)
 {
-        if (f->count && now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec)
-                *f = (struct password_failures){.operator_id = {0}};
+        return f->count && now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec;
+}
+
+/* The one way a count starts again (a right password, a new or removed one, an hour without a
+ * failure): nothing left to wait for. A slot keeps its operator, or the floor would count for them. */
+static void failures_reset(struct password_failures *f, uint64_t now)
+{
+        struct password_failures fresh = {.last_mono_usec = now};
+
+        memcpy(fresh.operator_id, f->operator_id, sizeof(fresh.operator_id));
+        *f = fresh;
 }
 
 static struct password_failures *failures_find(struct session *s, const char *operator_id, bool create,
@@ -43,8 +52,8 @@ static struct password_failures *failures_find(struct session *s, const char *op
                         continue;
                 }
                 if (streq(f->operator_id, operator_id)) {
-                        if (now > f->last_mono_usec + FAILURES_FORGET && now >= f->next_mono_usec)
-                                f->count = 0;
+                        if (failures_expired(f, now))
+                                failures_reset(f, now);
                         return f;
                 }
                 if (!oldest || f->last_mono_usec < oldest->last_mono_usec)
@@ -57,25 +66,13 @@ static struct password_failures *failures_find(struct session *s, const char *op
         struct password_failures *f = free_slot ?: oldest;
         /* An operator without a slot starts from the floor (zero unless a failure file could not be
          * trusted). */
-        failures_forget(floor, now);
+        if (failures_expired(floor, now))
+                failures_reset(floor, now);
         *f = (struct password_failures){.count = floor->count,
                                         .next_mono_usec = floor->next_mono_usec,
                                         .last_mono_usec = floor->last_mono_usec};
         snprintf(f->operator_id, sizeof(f->operator_id), "%s", operator_id);
         return f;
-}
-
-/* A right password: the operator's count starts again. The slot stays while a floor is in force,
- * or the floor would count for them again. */
-static void failures_clear(struct session *s, struct password_failures *f, uint64_t now)
-{
-        char id[OPERATOR_ID_MAX];
-
-        failures_forget(&s->password_failures_floor, now);
-        snprintf(id, sizeof(id), "%s", f->operator_id);
-        *f = (struct password_failures){.last_mono_usec = now};
-        if (s->password_failures_floor.count)
-                snprintf(f->operator_id, sizeof(f->operator_id), "%s", id);
 }
 
 /* One more failure: returns the delay before the next answer for this operator. */
@@ -176,6 +173,18 @@ static void failures_save(struct session *s)
                         entry_from(&file->entries[file->n++], f, now_mono, now_real);
         }
         s->ops->password_failures_save(s->userdata, file);
+}
+
+/* operator_id's password was set anew or removed: their count starts again, on disk too. */
+static void failures_reset_operator(struct session *s, const char *operator_id)
+{
+        uint64_t now = now_mono_usec();
+        struct password_failures *f = failures_find(s, operator_id, false, now);
+
+        if (f && (f->count || f->next_mono_usec > now)) {
+                failures_reset(f, now);
+                failures_save(s);
+        }
 }
 
 void session_password_failures_restore(struct session *s, const struct password_failure_file *file)
@@ -338,7 +347,7 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
                 /* Right: the count starts again, but an answer still waits out the last failure's delay. */
                 uint64_t due = f->next_mono_usec;
                 bool counted = f->count || due > now || s->password_failures_floor.count;
-                failures_clear(s, f, now);
+                failures_reset(f, now);
                 if (counted)
                         failures_save(s); /* an operator who never failed costs no write */
                 if (due > now) {
@@ -496,11 +505,7 @@ static void on_password_set(void *userdata, uint64_t id, int result)
         uint64_t now = now_mono_usec();
 
         if (result == 0) {
-                struct password_failures *f = failures_find(s, pc->operator_id, false, now);
-                if (f && f->count) {
-                        f->count = 0;
-                        failures_save(s);
-                }
+                failures_reset_operator(s, pc->operator_id);
                 o = session_outcome_ok();
                 session_record_then_answer(s, pc->call, &o, "password.change", pc->operator_id, card,
                                            agent_data("session_method", pc->method, NULL));
@@ -628,16 +633,10 @@ static void on_password_removed(void *userdata, uint64_t id, int result)
         struct password_reset *pr = userdata;
         struct session *s = pr->s;
         struct session_outcome o;
-        uint64_t now = now_mono_usec();
         char login_uid[24];
 
         if (result == 0) {
-                /* A new password starts a new count. */
-                struct password_failures *f = failures_find(s, pr->operator_id, false, now);
-                if (f && (f->count || f->next_mono_usec > now)) {
-                        failures_clear(s, f, now);
-                        failures_save(s);
-                }
+                failures_reset_operator(s, pr->operator_id); /* a new password, a new count */
                 agent_log(LOG_NOTICE,
                           "the password of %s on this terminal was reset: their next login needs "
                           "their card, to set a new one",
