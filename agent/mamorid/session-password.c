@@ -488,6 +488,12 @@ void session_answer_password(struct session *s, SessionCall *call, const char *o
 
 /* ---- the active operator's password ---- */
 
+/* The active session was opened with its operator's password (after a finger, a hand or a group card). */
+static bool opened_with_password(const struct session *s)
+{
+        return s->state == SESSION_ACTIVE && strstr(s->method, "password");
+}
+
 struct password_change {
         struct session *s;
         SessionCall *call;
@@ -540,7 +546,7 @@ void session_change_password(struct session *s, SessionCall *call, const char *o
         }
         /* Only the operator who proved who they are right now: a card session that still holds its
          * card, or a session opened with this very password (DESIGN.md §4). */
-        if (!session_holds_inserted_card(s) && !strstr(s->method, "password")) {
+        if (!session_holds_inserted_card(s) && !opened_with_password(s)) {
                 o = session_outcome_refused(
                         AUTH_PERMISSION_DENIED,
                         "the password can be set only in a session with its card inserted");
@@ -646,6 +652,10 @@ static void on_password_removed(void *userdata, uint64_t id, int result)
                 session_record_then_answer(s, pr->call, &o, "enroll", pr->operator_id, NULL,
                                            agent_data("action", "reset", "modality", "password", "login_uid",
                                                       pr->login_uid >= 0 ? login_uid : NULL, NULL));
+                /* A password reset as compromised must not keep open what it opened (as a suspended
+                 * card ends its session, DESIGN §5): that session ends, after the reset's record. */
+                if (opened_with_password(s) && streq(s->operator_id, pr->operator_id))
+                        session_lock(s, TRIGGER_PASSWORD_RESET, now_mono_usec());
         } else if (result == -ENOENT) {
                 o = session_outcome_refused(AUTH_PASSWORD_UNSET, "%s: %s has no password on this terminal",
                                             auth_reason_to_string(AUTH_PASSWORD_UNSET), pr->operator_id);

@@ -1278,6 +1278,57 @@ static void test_changed_password_starts_the_count_again(void **state)
         pull_card(f);
 }
 
+/* A reset ends the active session that was opened with that password, after the reset's record; a reset
+ * of another operator's password leaves it. */
+static void test_reset_password_ends_the_session_it_opened(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+
+        session_reset_password(&f->s, f->calls[3], "OP0001", 0);
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[3].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_null(find_rec(f, "session.end"));
+
+        size_t n = f->n_recs;
+        unsigned locks = f->locks;
+        session_reset_password(&f->s, f->calls[4], "OP0002", 0);
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_string_equal(f->recs[n].ev, "enroll");
+        assert_string_equal(f->recs[n + 1].ev, "session.end");
+        assert_string_equal(f->recs[n + 1].reason, "password-reset");
+        assert_string_equal(f->recs[n + 1].op, "OP0002");
+        assert_int_equal(f->locks, locks + 1);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
+}
+
+/* A card+PIN session was not opened with a password: resetting its operator's password leaves it. */
+static void test_reset_password_leaves_a_card_session(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.operator_id, "OP0001");
+        session_reset_password(&f->s, f->calls[2], "OP0001", 0);
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_null(find_rec(f, "session.end"));
+}
+
 static void test_password_refused_by_state(void **state)
 {
         struct fake *f = *state;
@@ -1493,6 +1544,9 @@ int main(void)
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_changed_password_starts_the_count_again, setup_group,
                                                 teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password_ends_the_session_it_opened, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password_leaves_a_card_session, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
                                                 teardown),
