@@ -415,16 +415,20 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertEqual(str(self.agent_property('Method')), 'group-card+password')
 
 
+    def both_members_with_password(self, card):
+        """Both members have PASSWORD; card in the reader, the agent started."""
+        self.publish_group()
+        self.set_password(OTHER_MEMBER, PASSWORD)
+        self.set_password(MEMBER, PASSWORD)
+        self.insert(card)
+        self.start_agent()
+        self.wait_card_seen(True)
+
     def test_admin_resets_a_forgotten_password(self):
         """`mamorictl password reset OP` (root only, through the bus and its policy): the verifier goes, on
         record; the old password no longer logs in; the operator sets a new one with their own card, as
         the first time, and it logs in after the group card."""
-        self.publish_group()
-        self.set_password(OTHER_MEMBER, PASSWORD)
-        self.set_password(MEMBER, PASSWORD)
-        self.insert(self.group_card)
-        self.start_agent()
-        self.wait_card_seen(True)
+        self.both_members_with_password(self.group_card)
         path = os.path.join(self.pw_dir, OTHER_MEMBER)
 
         # Not root: refused by the permission table before anything happens, nothing recorded.
@@ -479,12 +483,7 @@ class GroupCardPassword(test_pam.PamBase):
         """An administrator who resets a (compromised) password locks the live session that password
         opened: session.end reason password-reset after the reset's record, the screen locked. A card+PIN
         session of the same operator was not opened with it and stays."""
-        self.publish_group()
-        self.set_password(OTHER_MEMBER, PASSWORD)
-        self.set_password(MEMBER, PASSWORD)
-        self.insert(self.op1_card)
-        self.start_agent()
-        self.wait_card_seen(True)
+        self.both_members_with_password(self.op1_card)
 
         # OP0001 with their own card and PIN: their password's reset leaves that session.
         self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN]))

@@ -1203,6 +1203,17 @@ static void test_reset_password(void **state)
         assert_int_equal(f->n_recs, n);
 }
 
+/* The group card opens, OP0002's right password (call 2): a group-card+password session of OP0002. */
+static void member_session(struct fake *f)
+{
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.method, "group-card+password");
+}
+
 /* An hour without a failure starts a count again, an operator's and the floor a file that could not be
  * trusted left: the next failure waits 1 s, not the doubled or the longest delay. */
 static void test_failure_counts_forgotten_after_an_hour(void **state)
@@ -1246,11 +1257,7 @@ static void test_changed_password_starts_the_count_again(void **state)
 {
         struct fake *f = *state;
 
-        group_card_opens(f);
-        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
-        password_says(f, 0);
-        commit_all(f, 0);
-        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        member_session(f);
         assert_null(saved_entry(f, "OP0002")); /* never failed: nothing on disk */
 
         session_change_password(&f->s, f->calls[3], "not the current one", "hoshi-zora 2027");
@@ -1278,24 +1285,26 @@ static void test_changed_password_starts_the_count_again(void **state)
         pull_card(f);
 }
 
+/* ResetPassword of operator_id (call i) is done and on record, and the active session stays. */
+static void reset_leaves_the_session(struct fake *f, size_t i, const char *operator_id)
+{
+        session_reset_password(&f->s, f->calls[i], operator_id, 0);
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[i].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_null(find_rec(f, "session.end"));
+}
+
 /* A reset ends the active session that was opened with that password, after the reset's record; a reset
  * of another operator's password leaves it. */
 static void test_reset_password_ends_the_session_it_opened(void **state)
 {
         struct fake *f = *state;
 
-        group_card_opens(f);
-        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
-        password_says(f, 0);
-        commit_all(f, 0);
-        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        member_session(f);
 
-        session_reset_password(&f->s, f->calls[3], "OP0001", 0);
-        password_says(f, 0);
-        commit_all(f, 0);
-        assert_int_equal(f->answers[3].o.reason, AUTH_ALLOW);
-        assert_int_equal(f->s.state, SESSION_ACTIVE);
-        assert_null(find_rec(f, "session.end"));
+        reset_leaves_the_session(f, 3, "OP0001");
 
         size_t n = f->n_recs;
         unsigned locks = f->locks;
@@ -1321,12 +1330,7 @@ static void test_reset_password_leaves_a_card_session(void **state)
         commit_all(f, 0);
         assert_int_equal(f->s.state, SESSION_ACTIVE);
         assert_string_equal(f->s.operator_id, "OP0001");
-        session_reset_password(&f->s, f->calls[2], "OP0001", 0);
-        password_says(f, 0);
-        commit_all(f, 0);
-        assert_int_equal(f->answers[2].o.reason, AUTH_ALLOW);
-        assert_int_equal(f->s.state, SESSION_ACTIVE);
-        assert_null(find_rec(f, "session.end"));
+        reset_leaves_the_session(f, 2, "OP0001");
 }
 
 static void test_password_refused_by_state(void **state)
