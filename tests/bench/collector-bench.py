@@ -3,8 +3,9 @@
 """Usage: MAMORI_BUILD_DIR=BUILD collector-bench.py [RECORDS] [BATCH] [TERMINALS] [STORES] [COLLECTORS] [REPEAT]
 
 RECORDS (100000) signed records (tests/integration/mklog) of TERMINALS (4) terminals, one log each,
-posted in batches of BATCH (1000) over one keep-alive TLS connection per terminal, all terminals at
-once; terminal i posts to collector i mod C. Every STORE in STORES ("sqlite,postgresql") with every C
+posted by tests/bench/ingest-client (C, libcurl: terminals cost the machine ~1 µs a record) in batches
+of BATCH (1000) over one keep-alive TLS connection per terminal, all terminals at once; terminal i
+posts to collector i mod C. Every STORE in STORES ("sqlite,postgresql") with every C
 in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new centre (an empty store, the same
 records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on). Use a build
 without sanitizers for figures.
@@ -14,22 +15,24 @@ The baseline is measured in the same run, right before each repetition:
   the goal's yardstick (ingest >= 80 % of it);
 - `openssl speed -elapsed -multi CORES ed25519`: verify/s the whole machine gave OpenSSL in wall time
   at that moment — on a VM shared with other work, what was actually there to be had.
-Per configuration it prints records/s (median, min, max over the repetitions), both ratios, and where
+Per configuration it prints records/s (median, min, max over the repetitions) while every terminal
+was posting (from the last terminal's first answer to the first terminal's last: the rate under
+continuous load, which a finite run's start and ragged end would understate; `whole_run` is records /
+the whole run's wall time), both ratios, and where
 the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes) against
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
-`cores_used` (centre CPU seconds / wall seconds). Also the bytes the store grew by per million
+`cores_used` (centre CPU seconds / wall seconds of the whole run); `client_cpu_per_record_us` (the
+terminals' own cost, on the same cores). Also the bytes the store grew by per million
 records. Before each store's configurations, `stage_costs` (tests/bench/ingest-cost.c): the same
 centre cost on one thread, stage by stage, beside one verification measured batch by batch in
 between — a figure a busy machine hardly moves."""
 import copy
-import http.client
 import os
 import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
@@ -117,45 +120,34 @@ def run_once(store, collectors, logs, batch):
         for x in cs:
             x.start()
         before = store_bytes(c)
-        errors = []
-
-        def post(i, cert, lines):
-            col = cs[i % len(cs)]
-            conn = http.client.HTTPSConnection('127.0.0.1', col.port, context=col.context(cert), timeout=300)
-            try:
-                for k in range(0, len(lines), batch):
-                    conn.request('POST', '/v1/records', body=b''.join(lines[k:k + batch]),
-                                 headers={'Content-Type': 'application/x-ndjson'})
-                    r = conn.getresponse()
-                    body = r.read()
-                    if r.status != 200:
-                        errors.append(f'batch at {k}: {r.status} {body}')
-                        return
-            finally:
-                conn.close()
-
+        jobs = []
+        for i, (cert, (term, _, lines)) in enumerate(zip(certs, logs)):
+            path = os.path.join(tmp, f'{term}.ndjson')
+            with open(path, 'wb') as f:
+                f.write(b''.join(lines))
+            jobs.append(f'https://127.0.0.1:{cs[i % len(cs)].port}/v1/records,{cert}/client.pem,{cert}/client.key,{path}')
         try:
             pids = centre_pids(cs, c.pg)
             cpu0 = {p: cpu_ticks(p) for p in pids}
-            threads = [threading.Thread(target=post, args=(i, cert, lines))
-                       for i, (cert, (_, _, lines)) in enumerate(zip(certs, logs))]
-            t0 = time.monotonic()
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            dt = time.monotonic() - t0
+            out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
+                                  os.path.join(tmp, 'state', 'collector-ca.pem'), str(batch)] + jobs,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             cpu = sum(cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)) / TICK
         finally:
             for x in cs:
                 x.stop()
+        if out.returncode != 0:
+            raise SystemExit(f'{store} x{collectors}: {out.stderr.strip()}')
+        got = dict(kv.split('=') for kv in out.stdout.split())
+        dt, client = float(got['seconds']), float(got['cpu_seconds'])
+        steady = int(got['steady_records']) / float(got['steady_seconds']) if float(got['steady_seconds']) else 0.0
         total = sum(len(lines) for _, _, lines in logs)
-        if errors:
-            raise SystemExit(f'{store} x{collectors}: {errors[0]}')
+        if int(got['records']) != total:
+            raise SystemExit(f'{store} x{collectors}: {got["records"]} posted, {total} made')
         stored = c.stored()
         if stored != total:
             raise SystemExit(f'{store} x{collectors}: {stored} stored, {total} posted')
-        return total / dt, dt, cpu, store_bytes(c) - before, total
+        return steady, total / dt, dt, cpu, store_bytes(c) - before, total, client
 
 
 def main():
@@ -175,30 +167,34 @@ def main():
         for line in stage_costs(store):
             print(f'  stage_costs store={store} {line}', flush=True)
         for k in counts:
-            rates, goal, avail, cpu_us, used = [], [], [], [], []
+            rates, whole, goal, avail, cpu_us, used, client_us = [], [], [], [], [], [], []
             for rep in range(repeat):
                 v1 = openssl_verify()
                 vm = openssl_verify(cores)
-                rate, dt, cpu, grown, total = run_once(store, k, logs, batch)
+                rate, whole_rate, dt, cpu, grown, total, client = run_once(store, k, logs, batch)
                 rates.append(rate)
+                whole.append(whole_rate)
                 goal.append(cores * v1)
                 avail.append(vm)
                 cpu_us.append(cpu * 1e6 / total)
                 used.append(cpu / dt)
+                client_us.append(client * 1e6 / total)
                 print(f'  store={store} collectors={k} run={rep + 1} records={total} seconds={dt:.2f} '
-                      f'records_per_s={rate:.0f} cores_x_verify={cores * v1:.0f} '
+                      f'records_per_s={rate:.0f} whole_run_records_per_s={whole_rate:.0f} cores_x_verify={cores * v1:.0f} '
                       f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} '
-                      f'mb_per_million={grown / total:.0f}', flush=True)
+                      f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
             med = statistics.median(rates)
             verify_us = 1e6 * cores / statistics.median(goal)  # one verification, this configuration's baseline
             share = verify_us / statistics.median(cpu_us)
             print(f'store={store} collectors={k} terminals={terms} records={n // terms * terms} batch={batch} '
                   f'records_per_s median={med:.0f} min={min(rates):.0f} max={max(rates):.0f} (n={repeat}) '
+                  f'whole_run_median={statistics.median(whole):.0f} '
                   f'cores_x_verify={statistics.median(goal):.0f} ratio={med / statistics.median(goal):.0%} '
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
                   f'cpu_per_record_us={statistics.median(cpu_us):.1f} verify_cpu_us={verify_us:.1f} '
-                  f'verify_share={share:.0%} cores_used={statistics.median(used):.2f}', flush=True)
+                  f'verify_share={share:.0%} cores_used={statistics.median(used):.2f} '
+                  f'client_cpu_per_record_us={statistics.median(client_us):.1f}', flush=True)
     if pgcluster._shared:
         pgcluster._shared.stop()
 
