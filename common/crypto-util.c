@@ -291,15 +291,77 @@ int pem_load_public_key(const char *path, EVP_PKEY **ret)
         return pem_load(path, false, ret);
 }
 
+/*
+ * SHA-256 with a context and algorithm kept per thread: a chain check hashes every record line, and
+ * EVP_Digest()'s own set-up (context allocation, algorithm fetch) is half its cost on a ~0.5 kB line
+ * (0.77 against 0.39 µs here).
+ */
+typedef struct DigestCache {
+        EVP_MD *sha256;
+        EVP_MD_CTX *ctx;
+} DigestCache;
+
+static pthread_key_t digest_cache_key;
+static pthread_once_t digest_cache_once = PTHREAD_ONCE_INIT;
+static bool digest_cache_ok;
+
+static void digest_cache_free(void *p)
+{
+        DigestCache *c = p;
+
+        if (!c)
+                return;
+        EVP_MD_CTX_free(c->ctx);
+        EVP_MD_free(c->sha256);
+        free(c);
+}
+
+static void digest_cache_init(void)
+{
+        digest_cache_ok = pthread_key_create(&digest_cache_key, digest_cache_free) == 0;
+}
+
+/* This thread's SHA-256 context; NULL: hash without one. */
+static DigestCache *digest_cache_get(void)
+{
+        DigestCache *c;
+
+        if (pthread_once(&digest_cache_once, digest_cache_init) != 0 || !digest_cache_ok)
+                return NULL;
+        c = pthread_getspecific(digest_cache_key);
+        if (c)
+                return c;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+        c->ctx = EVP_MD_CTX_new();
+        if (!c->sha256 || !c->ctx || pthread_setspecific(digest_cache_key, c) != 0) {
+                digest_cache_free(c);
+                ERR_clear_error();
+                return NULL;
+        }
+        return c;
+}
+
 int sha256(const void *data, size_t size, uint8_t ret[SHA256_SIZE])
 {
         uint8_t md[EVP_MAX_MD_SIZE];
         unsigned len = 0;
+        DigestCache *c;
+        bool ok;
 
         if ((!data && size > 0) || !ret)
                 return -EINVAL;
-        if (EVP_Digest(data ? data : (const void *)"", size, md, &len, EVP_sha256(), NULL) != 1 ||
-            len != SHA256_SIZE)
+        if (!data)
+                data = "";
+        c = digest_cache_get();
+        if (c)
+                ok = EVP_DigestInit_ex2(c->ctx, c->sha256, NULL) == 1 &&
+                     EVP_DigestUpdate(c->ctx, data, size) == 1 && EVP_DigestFinal_ex(c->ctx, md, &len) == 1;
+        else
+                ok = EVP_Digest(data, size, md, &len, EVP_sha256(), NULL) == 1;
+        if (!ok || len != SHA256_SIZE)
                 return -EIO;
         memcpy(ret, md, SHA256_SIZE);
         return 0;
