@@ -121,6 +121,7 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
 {
         struct agent_error_info info = {
                 .class = AGENT_ERROR_PROTOCOL,
+                .reason = -1,
                 .name = "protocol-error",
                 .sentence = N_("The access-control agent gave an answer this program does not understand — "
                                "call your system administrator"),
@@ -136,13 +137,14 @@ void agent_error_classify(const sd_bus_error *e, int r, struct agent_error_info 
                                      : auth_reason_from_dbus_error(e->name);
                 if (reason >= 0) {
                         info.class = reason_class(reason);
+                        info.reason = reason;
                         info.name = auth_reason_to_string(reason);
                         info.sentence = auth_reason_to_words(reason);
-                        if (info.class == AGENT_ERROR_PIN_WRONG)
+                        if (reason == AUTH_PIN_WRONG)
                                 info.tries_left = agent_parse_tries(e->message);
-                        if (info.class == AGENT_ERROR_PASSWORD_WRONG)
+                        if (reason == AUTH_PASSWORD_WRONG)
                                 info.delay_sec = agent_parse_count(e->message, "delay");
-                        if (info.class == AGENT_ERROR_PASSWORD_TOO_SHORT || reason == AUTH_PIN_TOO_SHORT)
+                        if (reason == AUTH_PASSWORD_TOO_SHORT || reason == AUTH_PIN_TOO_SHORT)
                                 info.min_length = agent_parse_count(e->message, "min");
                         *ret = info;
                         return;
@@ -171,17 +173,16 @@ const char *agent_error_format(const struct agent_error_info *info, char *buf, s
 {
         if (size == 0)
                 return buf;
-        if (info->class == AGENT_ERROR_PIN_WRONG && info->tries_left >= 0)
+        if (info->reason == AUTH_PIN_WRONG && info->tries_left >= 0)
                 snprintf(buf, size,
                          P_("PIN wrong, %d try left", "PIN wrong, %d tries left", info->tries_left),
                          info->tries_left);
-        else if (info->name && streq(info->name, auth_reason_to_string(AUTH_PIN_TOO_SHORT)) &&
-                 info->min_length >= 0)
+        else if (info->reason == AUTH_PIN_TOO_SHORT && info->min_length >= 0)
                 snprintf(buf, size,
                          P_("The new PIN is too short — use at least %d digit",
                             "The new PIN is too short — use at least %d digits", info->min_length),
                          info->min_length);
-        else if (info->class == AGENT_ERROR_PASSWORD_TOO_SHORT && info->min_length >= 0)
+        else if (info->reason == AUTH_PASSWORD_TOO_SHORT && info->min_length >= 0)
                 snprintf(buf, size,
                          P_("The new password is too short — use at least %d character",
                             "The new password is too short — use at least %d characters", info->min_length),

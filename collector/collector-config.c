@@ -75,7 +75,7 @@ static int parse_workers(const char *v, void *data, const char **why)
 static int parse_verify_threads(const char *v, void *data, const char **why)
 {
         return parse_count(
-                v, data, why, 0, 255, UINT32_MAX,
+                v, data, why, 0, 255, COLLECTOR_VERIFY_THREADS_AUTO,
                 "expected auto (one per core but one) or 0..255 (0: each request checks its own)");
 }
 
@@ -140,7 +140,7 @@ static int defaults(struct collector_config *c)
                 .max_body_bytes = 8u * 1024u * 1024u,
                 .max_batch_records = 20000,
                 .workers = 0,
-                .verify_threads = UINT32_MAX,
+                .verify_threads = COLLECTOR_VERIFY_THREADS_AUTO,
                 .idle_timeout_usec = SEC(30),
                 .request_timeout_usec = SEC(120),
                 .max_connections = 1000,

@@ -22,9 +22,14 @@ struct collector_config {
         uint64_t silent_check_usec; /* how often that is checked */
         uint64_t policy_validity_usec;
         uint32_t workers;        /* [Collector] Workers=: request threads; 0 = automatic (2 × cores) */
-        uint32_t verify_threads; /* VerifyThreads=: signature threads beside them; UINT32_MAX = automatic */
+        uint32_t verify_threads; /* VerifyThreads=: signature threads beside them, or
+                                    COLLECTOR_VERIFY_THREADS_AUTO */
         char *operator_ca; /* [Cards] OperatorCA=: the CA card certificates must chain to (card issue) */
 };
+
+/* VerifyThreads=auto (the default): one per core but one (verify_pool_default_threads()). The server
+ * takes the value as it is (HttpServerConfig.verify_threads). */
+#define COLLECTOR_VERIFY_THREADS_AUTO UINT32_MAX
 
 /* Defaults, then path (must exist) and path.d/ drop-ins. diag may be NULL. */
 int collector_config_load(const char *path, conf_diag_fn diag, void *userdata, struct collector_config *ret);

@@ -1,4 +1,5 @@
-/* Bounded whole-file reads (no devices or FIFOs, hard size cap) and atomic durable replacement. */
+/* Bounded whole-file reads (no devices or FIFOs, hard size cap), private-file opens, atomic durable
+ * replacement. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -62,7 +63,43 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
         return read_fd_bounded(fd, max, ret, ret_size);
 }
 
-static int fsync_parent_dir(const char *path)
+int private_file_check(const struct stat *st)
+{
+        if (!S_ISREG(st->st_mode))
+                return -EBADFD;
+        if (st->st_uid != geteuid() || (st->st_mode & 077))
+                return -EPERM;
+        return 0;
+}
+
+int open_private_file(const char *path, int *ret_fd, struct stat *ret_st)
+{
+        struct stat st;
+        int r;
+
+        /* O_NONBLOCK: a FIFO put there is refused below, never waited on. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ELOOP ? -EPERM : negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        r = private_file_check(&st);
+        if (r < 0)
+                return r;
+        *ret_st = st;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int fsync_directory(const char *dir)
+{
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        return fsync(fd) < 0 ? negative_errno() : 0;
+}
+
+int fsync_parent_dir(const char *path)
 {
         _cleanup_free_ char *dir = strdup(path);
         if (!dir)
@@ -74,10 +111,7 @@ static int fsync_parent_dir(const char *path)
                 dir[1] = '\0';
         else
                 *slash = '\0';
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        return fsync(fd) < 0 ? negative_errno() : 0;
+        return fsync_directory(dir);
 }
 
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode)

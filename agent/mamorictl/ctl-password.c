@@ -35,7 +35,7 @@ static int reset(const char *op)
         if (info.class == AGENT_ERROR_PERMISSION)
                 fprintf(stderr, "mamorictl: password reset: only root may reset a password — run it with "
                                 "sudo\n");
-        else if (streq(info.name, auth_reason_to_string(AUTH_PASSWORD_UNSET)))
+        else if (info.reason == AUTH_PASSWORD_UNSET)
                 fprintf(stderr,
                         "mamorictl: password reset: operator %s has no password on this terminal; "
                         "nothing to reset\n",

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 
 #include "mamori/encoding.h"
+#include "mamori/fileio.h"
 #include "mamori/macro.h"
 #include "oplog-keys.h"
 
@@ -34,16 +35,6 @@ int oplog_write_full(int fd, const void *buf, size_t n)
                 p += w;
                 n -= (size_t)w;
         }
-        return 0;
-}
-
-int oplog_fsync_dir(const char *dir)
-{
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        if (fsync(fd) < 0)
-                return negative_errno();
         return 0;
 }
 
@@ -154,7 +145,7 @@ int oplog_identity_load_or_create(const char *path, EVP_PKEY **ret, bool *ret_cr
                 return oplog_identity_load_or_create(path, ret, ret_created);
         if (k < 0)
                 return k;
-        k = oplog_fsync_dir(dir);
+        k = fsync_directory(dir);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(key);
@@ -232,7 +223,7 @@ int oplog_epoch_key_store(const char *dir, EVP_PKEY *key)
         if (k >= 0 && fsync(fd) < 0)
                 k = negative_errno();
         if (k >= 0)
-                k = oplog_fsync_dir(dir);
+                k = fsync_directory(dir);
         if (k < 0) {
                 (void)unlink(path);
                 return k;
@@ -308,7 +299,7 @@ static int destroy_file(const char *dir, const char *name)
         if (unlink(path) < 0 && k >= 0)
                 k = negative_errno();
         if (k >= 0)
-                k = oplog_fsync_dir(dir);
+                k = fsync_directory(dir);
         return k;
 }
 

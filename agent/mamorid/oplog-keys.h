@@ -40,8 +40,7 @@ void oplog_epoch_key_name(const uint8_t pub[ED25519_KEY_SIZE], char buf[OPLOG_EP
  * /var/lib/mamori/log → /var/lib/mamori/keys). *ret is malloc'd. */
 int oplog_keys_directory(const char *log_dir, char **ret);
 
-/* Small durable-file helpers shared by the oplog files. */
-int oplog_fsync_dir(const char *dir);
+/* Small durable-file helpers shared by the oplog files (a directory's fsync: mamori/fileio.h). */
 int oplog_write_full(int fd, const void *buf, size_t n);
 /* mkdir -p with mode for the created components. */
 int oplog_mkdir_p(const char *path, mode_t mode);

@@ -147,9 +147,9 @@ static int move_segments(const char *dir, const char *target, const char *log, u
         log_segments_free(names, n);
         if (k < 0)
                 return k;
-        k = oplog_fsync_dir(target);
+        k = fsync_directory(target);
         if (k >= 0)
-                k = oplog_fsync_dir(dir);
+                k = fsync_directory(dir);
         if (k < 0)
                 return k;
         *ret_moved = moved;
@@ -226,9 +226,9 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
                 _cleanup_free_ char *parent = NULL;
                 if (asprintf(&parent, "%s/" QUARANTINE_DIR, p->directory) < 0)
                         return -ENOMEM;
-                k = oplog_fsync_dir(parent);
+                k = fsync_directory(parent);
                 if (k >= 0)
-                        k = oplog_fsync_dir(p->directory);
+                        k = fsync_directory(p->directory);
         }
         if (k >= 0)
                 k = move_segments(p->directory, target, r.damage.log_id, &r.segments, &successor);
@@ -280,7 +280,7 @@ int oplog_quarantine(const struct oplog_params *p, struct oplog_quarantine_resul
                 return k;
         if (unlink(marker) < 0)
                 return negative_errno();
-        k = oplog_fsync_dir(p->directory);
+        k = fsync_directory(p->directory);
         if (k < 0)
                 return k;
         snprintf(r.path, sizeof(r.path), "%s", target);

@@ -247,7 +247,7 @@ static int segment_create_locked(OpLog *l, uint64_t first_seq, int *ret_fd)
         if (fd < 0)
                 return negative_errno();
         /* The new name must be durable before any record in it counts as committed. */
-        k = oplog_fsync_dir(l->dir);
+        k = fsync_directory(l->dir);
         if (k < 0) {
                 safe_close(fd);
                 (void)unlink(path);
@@ -719,7 +719,7 @@ int oplog_prune(OpLog *l, uint64_t now)
         pthread_mutex_unlock(&l->lock);
         log_segments_free(names, n);
         if (deleted > 0)
-                (void)oplog_fsync_dir(l->dir);
+                (void)fsync_directory(l->dir);
         return deleted;
 }
 
@@ -804,7 +804,7 @@ static int drop_empty_segments(OpLog *l, const char *last, struct oplog_recovery
         }
         log_segments_free(names, n);
         if (k >= 0)
-                k = oplog_fsync_dir(l->dir);
+                k = fsync_directory(l->dir);
         return k;
 }
 
@@ -1074,7 +1074,7 @@ OpLog *oplog_close(OpLog *l)
                         _cleanup_free_ char *path = NULL;
                         log_segment_name(l->seg_first, name);
                         if (asprintf(&path, "%s/%s", l->dir, name) >= 0 && unlink(path) >= 0)
-                                (void)oplog_fsync_dir(l->dir);
+                                (void)fsync_directory(l->dir);
                 }
                 pthread_mutex_unlock(&l->lock);
         }

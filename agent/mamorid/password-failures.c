@@ -1,13 +1,11 @@
 /* The password failure counts kept across restarts: one root-only file, its bounded codec, load and save. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "mamori/fileio.h"
 #include "mamori/macro.h"
@@ -161,15 +159,11 @@ int password_failure_file_load(const char *path, struct password_failure_file *r
         size_t size;
         int r;
 
-        /* O_NONBLOCK: a FIFO put there must not hold mamorid's start; it is refused below. */
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return errno == ELOOP ? -EPERM : negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        /* Only a file that only we could have written counts. */
-        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-                return -EPERM;
+        /* Only a file that only we could have written counts; a FIFO there does not hold mamorid's start. */
+        _cleanup_close_ int fd = -EBADF;
+        r = open_private_file(path, &fd, &st);
+        if (r < 0)
+                return r == -EBADFD ? -EPERM : r;
         r = read_fd_bounded(fd, PASSWORD_FAILURES_FILE_MAX, &data, &size);
         if (r < 0)
                 return r;

@@ -1,6 +1,5 @@
 /* The root-only password store: one verifier file per operator, read bounded, replaced atomically. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +54,6 @@ int password_store_prepare(const char *directory)
         return 0;
 }
 
-/* The file's own checks: a regular file of ours that nobody else can read. */
-static int check_file(const struct stat *st)
-{
-        if (!S_ISREG(st->st_mode))
-                return -EBADFD;
-        if (st->st_uid != geteuid() || (st->st_mode & 077))
-                return -EPERM;
-        return 0;
-}
-
 int password_store_read(const char *directory, const char *operator_id, char **ret_verifier,
                         int64_t *ret_changed_usec)
 {
@@ -77,12 +66,8 @@ int password_store_read(const char *directory, const char *operator_id, char **r
         r = path_of(directory, operator_id, path, sizeof(path));
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return errno == ELOOP ? -EPERM : negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        r = check_file(&st);
+        _cleanup_close_ int fd = -EBADF;
+        r = open_private_file(path, &fd, &st);
         if (r < 0)
                 return r;
         r = read_fd_bounded(fd, PASSWORD_VERIFIER_MAX + 1, &data, &size);
@@ -112,7 +97,7 @@ int password_store_changed(const char *directory, const char *operator_id, int64
                 return r;
         if (lstat(path, &st) < 0)
                 return negative_errno();
-        r = check_file(&st);
+        r = private_file_check(&st);
         if (r < 0)
                 return r;
         *ret_changed_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
@@ -153,8 +138,5 @@ int password_store_remove(const char *directory, const char *operator_id)
         if (unlink(path) < 0)
                 return negative_errno();
         /* The removal itself durable: a crash must not bring the old password back. */
-        _cleanup_close_ int dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0)
-                return negative_errno();
-        return 0;
+        return fsync_parent_dir(path);
 }

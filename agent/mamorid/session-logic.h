@@ -255,8 +255,8 @@ void session_change_password(struct session *s, SessionCall *call, const char *o
 void session_password_age(struct session *s, SessionCall *call);
 /* ResetPassword (root): removes operator_id's password on this terminal, so their next login is refused
  * password-unset until they set one in a card session (as the first time); recorded as enroll
- * {action: reset, modality: password, login_uid}. login_uid: the administrator behind the call, -1
- * unknown. */
+ * {action: reset, modality: password, login_uid}; an active session of theirs opened with that password
+ * then ends (TRIGGER_PASSWORD_RESET). login_uid: the administrator behind the call, -1 unknown. */
 void session_reset_password(struct session *s, SessionCall *call, const char *operator_id,
                             int64_t login_uid);
 /* How long the next answer for operator_id waits (0 when none), for tests and the bench. */

@@ -60,6 +60,10 @@ static const struct {
           "card-suspended"),
         T(SESSION_ACTIVE, TRIGGER_OPERATOR_RETIRED, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
           "operator-retired"),
+        /* The same for a secret taken away at the terminal: a reset password no longer opens what it opened.
+         */
+        T(SESSION_ACTIVE, TRIGGER_PASSWORD_RESET, SESSION_LOCKED, ACTION_END_SESSION | ACTION_LOCK_SCREEN,
+          "password-reset"),
 };
 
 bool session_transition(enum session_state state, enum session_trigger trigger,
@@ -81,9 +85,10 @@ const char *session_state_to_string(enum session_state s)
 const char *session_trigger_to_string(enum session_trigger t)
 {
         static const char *const names[] = {
-                "login-start",    "login-ok",   "login-fail",  "cancelled",      "card-removed",
-                "idle",           "manual",     "reader-lost", "emergency",      "log-unwritable",
-                "desktop-locked", "agent-stop", "bypass",      "card-suspended", "operator-retired",
+                "login-start",  "login-ok",       "login-fail",       "cancelled",
+                "card-removed", "idle",           "manual",           "reader-lost",
+                "emergency",    "log-unwritable", "desktop-locked",   "agent-stop",
+                "bypass",       "card-suspended", "operator-retired", "password-reset",
         };
         return (unsigned)t < ELEMENTSOF(names) ? names[t] : "unknown";
 }

@@ -26,6 +26,7 @@ enum session_trigger {
         TRIGGER_BYPASS, /* the desktop unlocked (LockedHint true→false) while no session is active */
         TRIGGER_CARD_SUSPENDED,   /* a loaded bundle suspends or returns the session's card */
         TRIGGER_OPERATOR_RETIRED, /* a loaded bundle retires (suspends) its operator or drops this office */
+        TRIGGER_PASSWORD_RESET,   /* ResetPassword removed the password the session was opened with */
         _SESSION_TRIGGER_MAX,
 };
 

@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <limits.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -643,8 +642,9 @@ static int start_workers(HttpServer *s)
         pthread_cond_init(&s->queue_cond, NULL);
         pthread_mutex_init(&s->write_lock, NULL);
         s->have_queue = true;
-        r = verify_pool_new(s->config.verify_threads == UINT_MAX ? verify_pool_default_threads()
-                                                                 : s->config.verify_threads,
+        r = verify_pool_new(s->config.verify_threads == COLLECTOR_VERIFY_THREADS_AUTO
+                                    ? verify_pool_default_threads()
+                                    : s->config.verify_threads,
                             &s->verify);
         if (r < 0)
                 return r;

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "collector-config.h"
 #include "store.h"
 
 typedef struct HttpServerConfig {
@@ -22,7 +23,7 @@ typedef struct HttpServerConfig {
         unsigned max_per_ip;            /* ... and of those from one address; the oldest goes first */
         const char *store_url;          /* store_open(): one connection per worker */
         unsigned workers;               /* threads answering requests; 0: http_server_default_workers() */
-        unsigned verify_threads;        /* verify pool (verify-pool.h); UINT_MAX: one per core */
+        uint32_t verify_threads;        /* verify pool (verify-pool.h); COLLECTOR_VERIFY_THREADS_AUTO */
         EVP_PKEY *receipt_key; /* signs the receipt of every 200 acknowledgement; owned by the caller */
         const char *name;      /* "collector" of the receipts */
 } HttpServerConfig;

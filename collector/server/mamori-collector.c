@@ -1,7 +1,6 @@
 /* mamori-collector: the central HTTPS service that verifies and durably stores terminal logs. */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -277,7 +276,7 @@ int main(int argc, char **argv)
                 .max_per_ip = cfg.max_connections_per_ip,
                 .store_url = cfg.database,
                 .workers = cfg.workers,
-                .verify_threads = cfg.verify_threads == UINT32_MAX ? UINT_MAX : cfg.verify_threads,
+                .verify_threads = cfg.verify_threads,
                 .receipt_key = receipt_key,
                 .name = name,
         };

@@ -40,6 +40,7 @@ enum agent_error_class {
 
 struct agent_error_info {
         enum agent_error_class class;
+        int reason;       /* the agent's refusal (enum auth_reason, mamori/auth-reasons.h); -1 when none */
         const char *name; /* short static name: the refusal reason ("pin-wrong") or "agent-unavailable" … */
         const char *sentence; /* static English msgid without tries ("Card suspended — call …"): show it
                                * through agent_error_format(), which translates */

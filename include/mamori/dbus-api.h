@@ -67,6 +67,8 @@
  *       uid when known}, answered after the record. PasswordUnset when none is set; LogUnwritable
  *       (nothing removed) when the log is not writable at the call — checked before the removal: should
  *       the record itself then fail, the password is gone already and the answer is the log's error.
+ *       An active session of that operator opened with that password (finger, vein or group card +
+ *       password) ends after the record: session.end reason password-reset, lock.
  *   CancelLogin() → ()
  *       Ends the caller's login. A call of that login still waiting (StartBioLogin, AnswerPin,
  *       AnswerPassword, ScanFinger) is answered Cancelled "cancelled"; a Lock or the agent stopping

@@ -35,11 +35,8 @@ def identify_rounds(t, modality, touch, ops, rounds):
 
 
 def set_password(t, op, password):
-    """op's password, set in op's card session; the card is pulled after (no TestCase here: plain asserts)."""
-    card = t.insert(op)
-    t.wait_card_seen(card)
-    who = t.login()
-    assert who == op, who
+    """op's password, set in op's card session (terminal.py card_session()); the card is pulled after."""
+    card = t.card_session(op)
     t.iface().ChangePassword('', password)
     t.end_card_session(card)
 

@@ -1,6 +1,6 @@
 # One counter terminal on the integration bench: bus, mock logind, pcscd, virtual cards, policy, mamorid.
-"""Shared by the session tests and the benchmarks. ``test`` is anything with addCleanup(fn, *args)
-(a unittest.TestCase, or a contextlib.ExitStack wrapped by Cleanups below). BioTerminal adds a
+"""Shared by the session tests and the benchmarks. ``test`` is a unittest.TestCase, or for a script
+Cleanups below (addCleanup(fn, *args) and the asserts used here). BioTerminal adds a
 biometric reader driven through a socket and logins run in client processes (CLIENT): the base of
 test_finger.FingerTerminal and test_vein.VeinTerminal."""
 import json
@@ -82,13 +82,22 @@ def mamorictl():
 
 
 class Cleanups:
-    """addCleanup() for scripts: runs the callbacks in reverse order on close()."""
+    """What a Terminal needs of a TestCase, for scripts (the benchmarks): addCleanup() (the callbacks run
+    in reverse order on close()) and the asserts the Terminal makes, which raise AssertionError."""
 
     def __init__(self):
         self._callbacks = []
 
     def addCleanup(self, fn, *args):
         self._callbacks.append((fn, args))
+
+    def assertEqual(self, first, second, msg=None):
+        if first != second:
+            raise AssertionError(f'{first!r} != {second!r}' + (f': {msg}' if msg else ''))
+
+    def assertTrue(self, expr, msg=None):
+        if not expr:
+            raise AssertionError(msg or f'{expr!r} is not true')
 
     def close(self):
         while self._callbacks:

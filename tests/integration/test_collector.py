@@ -428,6 +428,28 @@ class CollectorTest(unittest.TestCase):
         bench.wait_until(lambda: c.alerts('silent'), timeout=10, what='silent alert')
         self.assertEqual([a[1] for a in c.alerts('silent')], ['T-0001'])
 
+    def test_verify_threads(self):
+        """VerifyThreads=: auto (the default) starts one signature thread per core but one, a number starts
+        that many, 0 none; the records are stored either way."""
+        c = self.centre
+
+        def threads():
+            with open(f'/proc/{c.proc.pid}/status') as f:
+                return int(re.search(r'Threads:\s+(\d+)', f.read()).group(1))
+
+        auto = threads()
+        counts = {}
+        for n in (0, 3):
+            c.stop()
+            with open(c.conf, 'a') as f:
+                f.write(f'VerifyThreads={n}\n')
+            c.start()
+            counts[n] = threads()
+        self.assertEqual(counts[3] - counts[0], 3)
+        self.assertEqual(auto - counts[0], max((os.cpu_count() or 1) - 1, 0))
+        self.assertEqual(c.post(self.t1, c.mklog(count=20))[0], 200)
+        self.assertEqual(c.acked(self.t1), 20)
+
     def test_kill9_during_stream(self):
         """≥ 100 kill -9 of the collector while a client streams batches; every acknowledged record
         survives and the store verifies."""

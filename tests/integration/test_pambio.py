@@ -111,9 +111,7 @@ class PamStackBio(test_pamstack.RootCase):
         """In op's card session, as the operator would with mamorictl passwd --password; the card is
         pulled after."""
         t = self.term
-        card = t.insert(op)
-        t.wait_card_seen(card)
-        self.assertEqual(t.login(), op)
+        t.card_session(op)
         t.iface().ChangePassword('', password)
         t.iface().Lock()
         self.pull()

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -251,13 +252,15 @@ class GroupCardPassword(test_pam.PamBase):
         return took
 
     def restart_agent(self):
-        self.agent.stop()
+        """kill -9 and start again: the counts were durable before the answer, not saved at stop."""
+        self.agent.stop(sig=signal.SIGKILL)
         self.agent.start()
         self.assertTrue(test_pam.agent_interface_exposed(self.bus.address), 'mamorid back on the bus')
         self.wait_card_seen(True)
 
     def test_failure_delay_survives_a_restart(self):
-        """The counts are in a root-only file: restarting mamorid does not start them at zero."""
+        """The counts are in a root-only file: restarting mamorid (even by kill -9) does not start them at
+        zero."""
         self.group_session()
         agent = self.agent_iface()
         agent.StartLogin(USER)
@@ -412,16 +415,20 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertEqual(str(self.agent_property('Method')), 'group-card+password')
 
 
+    def both_members_with_password(self, card):
+        """Both members have PASSWORD; card in the reader, the agent started."""
+        self.publish_group()
+        self.set_password(OTHER_MEMBER, PASSWORD)
+        self.set_password(MEMBER, PASSWORD)
+        self.insert(card)
+        self.start_agent()
+        self.wait_card_seen(True)
+
     def test_admin_resets_a_forgotten_password(self):
         """`mamorictl password reset OP` (root only, through the bus and its policy): the verifier goes, on
         record; the old password no longer logs in; the operator sets a new one with their own card, as
         the first time, and it logs in after the group card."""
-        self.publish_group()
-        self.set_password(OTHER_MEMBER, PASSWORD)
-        self.set_password(MEMBER, PASSWORD)
-        self.insert(self.group_card)
-        self.start_agent()
-        self.wait_card_seen(True)
+        self.both_members_with_password(self.group_card)
         path = os.path.join(self.pw_dir, OTHER_MEMBER)
 
         # Not root: refused by the permission table before anything happens, nothing recorded.
@@ -471,6 +478,42 @@ class GroupCardPassword(test_pam.PamBase):
         self.assertPam(res)
         self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
 
+
+    def test_reset_ends_the_session_opened_with_that_password(self):
+        """An administrator who resets a (compromised) password locks the live session that password
+        opened: session.end reason password-reset after the reset's record, the screen locked. A card+PIN
+        session of the same operator was not opened with it and stays."""
+        self.both_members_with_password(self.op1_card)
+
+        # OP0001 with their own card and PIN: their password's reset leaves that session.
+        self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN]))
+        self.assertEqual(str(self.agent_property('Method')), 'card+pin')
+        c = self.ctl('password', 'reset', OTHER_MEMBER)
+        self.assertEqual(c.returncode, 0, c)
+        self.agent.wait_event('enroll', op=OTHER_MEMBER, action='reset', modality='password')
+        self.assertEqual(str(self.agent_property('State')), 'active')
+        self.assertEqual(str(self.agent_property('Operator')), OTHER_MEMBER)
+
+        # OP0002 after the group card, with the password: its reset ends that session at once.
+        self.swap_card(self.group_card, lock=True)
+        self.assertPam(self.pam([[0, PAM_SUCCESS]], [PIN, PASSWORD], [MEMBER]))
+        self.assertEqual(str(self.agent_property('Operator')), MEMBER)
+        c = self.ctl('password', 'reset', MEMBER)
+        self.assertEqual(c.returncode, 0, c)
+        self.agent.wait_event('session.end', op=MEMBER, reason='password-reset')
+        self.agent.wait_event('lock', reason='password-reset')
+        bench.wait_until(lambda: str(self.agent_property('State')) == 'locked', timeout=10, what='State locked')
+        self.assertEqual(str(self.agent_property('Operator')), '')
+        names = [agentproc.parse_event(line)[0] for line in list(self.agent.events.lines)
+                 if line.startswith(('enroll ', 'session.end '))]
+        self.assertEqual(names[-2:], ['enroll', 'session.end'])  # the reset on record first
+        # The first session ended when the screen was locked for the swap, not by its operator's reset.
+        self.assertEqual([e.get('reason') for e in self.events('session.end') if e.get('op') == OTHER_MEMBER],
+                         ['manual'])
+        # And the reset password no longer opens anything.
+        res = self.pam([[0, PAM_AUTH_ERR]], [PIN, PASSWORD], [MEMBER])
+        self.assertTrue(any('No password is set for this operator on this terminal' in e for e in res['errors']),
+                        res['errors'])
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

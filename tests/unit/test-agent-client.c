@@ -5,9 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "mamori/agent-client.h"
+#include "mamori/auth-reasons.h"
 #include "mamori/dbus-api.h"
 #include "mamori/macro.h"
 
@@ -55,6 +57,16 @@ static void test_classify_and_format(void **state)
                 {"System.Error.ECONNREFUSED", "Connection refused", -ECONNREFUSED, AGENT_ERROR_UNAVAILABLE,
                  -1, "The access-control agent is not reachable — call your system administrator"},
                 {"org.example.Unheard.Of", "?", -EIO, AGENT_ERROR_PROTOCOL, -1, NULL},
+                /* Too short: the minimum the agent named, in the words of the secret it was. */
+                {MAMORI_ERROR_PIN_TOO_SHORT, "pin-too-short min=8", -EINVAL, AGENT_ERROR_INVALID, -1,
+                 "The new PIN is too short — use at least 8 digits"},
+                {MAMORI_ERROR_PIN_TOO_SHORT, "pin-too-short", -EINVAL, AGENT_ERROR_INVALID, -1,
+                 "The new PIN is too short — choose a longer one"},
+                {MAMORI_ERROR_PASSWORD_TOO_SHORT, "password-too-short min=10", -EINVAL,
+                 AGENT_ERROR_PASSWORD_TOO_SHORT, -1,
+                 "The new password is too short — use at least 10 characters"},
+                /* Another refusal of the same class with a "min=" in its message: no minimum is shown. */
+                {MAMORI_ERROR_PIN_INVALID, "pin-invalid min=8", -EINVAL, AGENT_ERROR_INVALID, -1, NULL},
                 /* A PIN-wrong look-alike from another service is not a PIN refusal. */
                 {"org.example.PinWrong", "pin-wrong tries=2", -EIO, AGENT_ERROR_PROTOCOL, -1, NULL},
                 {NULL, NULL, -ECONNREFUSED, AGENT_ERROR_UNAVAILABLE, -1, NULL},
@@ -73,11 +85,18 @@ static void test_classify_and_format(void **state)
                 assert_int_equal(info.class, cases[i].class);
                 assert_int_equal(info.tries_left, cases[i].tries);
                 assert_non_null(info.name);
+                /* The reason is the table's, looked up by the error's name; none without one of ours. */
+                assert_int_equal(info.reason, cases[i].class == AGENT_ERROR_UNAVAILABLE ||
+                                                              cases[i].class == AGENT_ERROR_PROTOCOL
+                                                      ? -1
+                                                      : auth_reason_from_dbus_error(cases[i].name));
+                if (info.reason >= 0)
+                        assert_string_equal(info.name, auth_reason_to_string(info.reason));
                 agent_error_format(&info, buf, sizeof(buf));
                 if (cases[i].text)
                         assert_string_equal(buf, cases[i].text);
                 else
-                        assert_true(buf[0] != '\0');
+                        assert_true(buf[0] != '\0' && !strstr(buf, "at least"));
                 sd_bus_error_free(&e);
         }
 }

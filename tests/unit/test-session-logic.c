@@ -225,6 +225,12 @@ static int fake_password_check(void *userdata, uint64_t id, const char *operator
         return 0;
 }
 
+static int fake_password_set(void *userdata, uint64_t id, const char *operator_id, const char *old_password,
+                             const char *new_password, session_password_done_fn done, void *done_userdata)
+{
+        return fake_password_check(userdata, id, operator_id, new_password, done, done_userdata);
+}
+
 static int fake_password_remove(void *userdata, uint64_t id, const char *operator_id,
                                 session_password_done_fn done, void *done_userdata)
 {
@@ -346,6 +352,7 @@ static const struct session_ops fake_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .password_set = fake_password_set,
         .password_remove = fake_password_remove,
         .password_failures_save = fake_password_failures_save,
         .lock_screen = fake_lock_screen,
@@ -1196,6 +1203,136 @@ static void test_reset_password(void **state)
         assert_int_equal(f->n_recs, n);
 }
 
+/* The group card opens, OP0002's right password (call 2): a group-card+password session of OP0002. */
+static void member_session(struct fake *f)
+{
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "kumo-no-ue");
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.method, "group-card+password");
+}
+
+/* An hour without a failure starts a count again, an operator's and the floor a file that could not be
+ * trusted left: the next failure waits 1 s, not the doubled or the longest delay. */
+static void test_failure_counts_forgotten_after_an_hour(void **state)
+{
+        struct fake *f = *state;
+        int64_t now = now_realtime_usec();
+
+        if (now_mono_usec() < 2 * 3600 * USEC_PER_SEC)
+                skip(); /* a count two hours old cannot be placed in this boot's monotonic clock yet */
+        f->saved = (struct password_failure_file){.floor = {.count = 6,
+                                                            .last_usec = now - 7200 * USEC_PER_SEC,
+                                                            .next_usec = now - 7168 * USEC_PER_SEC},
+                                                  .n = 1,
+                                                  .entries = {{.operator_id = "OP0002",
+                                                               .count = 5,
+                                                               .last_usec = now - 7200 * USEC_PER_SEC,
+                                                               .next_usec = now - 7184 * USEC_PER_SEC}}};
+        restart_with_saved_counts(f);
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        password_says(f, -EACCES);
+        uint64_t delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC); /* 1 s: not 32 s after 5 */
+        assert_int_equal(saved_entry(f, "OP0002")->count, 1);
+        commit_all(f, 0);
+        run_until_answered(f, 2, 3 * USEC_PER_SEC);
+        /* An operator without a slot of their own starts from the floor, which is forgotten too. */
+        session_answer_password(&f->s, f->calls[3], "OP0001", "wrong");
+        password_says(f, -EACCES);
+        delay = session_password_delay_usec(&f->s, "OP0001");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+        assert_int_equal(saved_entry(f, "OP0001")->count, 1);
+        assert_int_equal(f->saved.floor.count, 0);
+        commit_all(f, 0);
+        pull_card(f);
+}
+
+/* A new password set in the session (ChangePassword) starts the operator's count again: the failure of a
+ * wrong current password is forgotten, on disk too, and the next one waits 1 s, not 2 s. */
+static void test_changed_password_starts_the_count_again(void **state)
+{
+        struct fake *f = *state;
+
+        member_session(f);
+        assert_null(saved_entry(f, "OP0002")); /* never failed: nothing on disk */
+
+        session_change_password(&f->s, f->calls[3], "not the current one", "hoshi-zora 2027");
+        password_says(f, -EACCES);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[3].o.reason, AUTH_PASSWORD_WRONG);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 1);
+        uint64_t end = now_mono_usec() + 3 * USEC_PER_SEC;
+        while (session_password_delay_usec(&f->s, "OP0002") > 0 && now_mono_usec() < end)
+                assert_true(sd_event_run(f->event, 100 * 1000) >= 0);
+
+        unsigned saves = f->saves;
+        session_change_password(&f->s, f->calls[4], "kumo-no-ue", "hoshi-zora 2027");
+        assert_string_equal(f->pw_password, "hoshi-zora 2027");
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->saves, saves + 1);
+        assert_null(saved_entry(f, "OP0002"));
+        session_change_password(&f->s, f->calls[5], "wrong again", "mizu-no-oto 2028");
+        password_says(f, -EACCES);
+        commit_all(f, 0);
+        assert_string_equal(f->answers[5].o.message, "password-wrong delay=1");
+        assert_int_equal(saved_entry(f, "OP0002")->count, 1);
+        pull_card(f);
+}
+
+/* ResetPassword of operator_id (call i) is done and on record, and the active session stays. */
+static void reset_leaves_the_session(struct fake *f, size_t i, const char *operator_id)
+{
+        session_reset_password(&f->s, f->calls[i], operator_id, 0);
+        password_says(f, 0);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[i].o.reason, AUTH_ALLOW);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_null(find_rec(f, "session.end"));
+}
+
+/* A reset ends the active session that was opened with that password, after the reset's record; a reset
+ * of another operator's password leaves it. */
+static void test_reset_password_ends_the_session_it_opened(void **state)
+{
+        struct fake *f = *state;
+
+        member_session(f);
+
+        reset_leaves_the_session(f, 3, "OP0001");
+
+        size_t n = f->n_recs;
+        unsigned locks = f->locks;
+        session_reset_password(&f->s, f->calls[4], "OP0002", 0);
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_string_equal(f->recs[n].ev, "enroll");
+        assert_string_equal(f->recs[n + 1].ev, "session.end");
+        assert_string_equal(f->recs[n + 1].reason, "password-reset");
+        assert_string_equal(f->recs[n + 1].op, "OP0002");
+        assert_int_equal(f->locks, locks + 1);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
+}
+
+/* A card+PIN session was not opened with a password: resetting its operator's password leaves it. */
+static void test_reset_password_leaves_a_card_session(void **state)
+{
+        struct fake *f = *state;
+
+        start_and_answer(f);
+        card_says(f, 0, -1);
+        commit_all(f, 0);
+        assert_int_equal(f->s.state, SESSION_ACTIVE);
+        assert_string_equal(f->s.operator_id, "OP0001");
+        reset_leaves_the_session(f, 2, "OP0001");
+}
+
 static void test_password_refused_by_state(void **state)
 {
         struct fake *f = *state;
@@ -1407,6 +1544,13 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_untrusted_failure_file_locks_out, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password, setup_group, teardown_group),
+                cmocka_unit_test_setup_teardown(test_failure_counts_forgotten_after_an_hour, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_changed_password_starts_the_count_again, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password_ends_the_session_it_opened, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_reset_password_leaves_a_card_session, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vein_password_grants_vein_password, setup_vein,
                                                 teardown),

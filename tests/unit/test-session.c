@@ -35,6 +35,9 @@ static void test_design_rows(void **state)
                  ACTION_END_SESSION | ACTION_LOCK_SCREEN, "card-suspended"},
                 {SESSION_ACTIVE, TRIGGER_OPERATOR_RETIRED, SESSION_LOCKED,
                  ACTION_END_SESSION | ACTION_LOCK_SCREEN, "operator-retired"},
+                /* The same for the password a session was opened with, reset by an administrator. */
+                {SESSION_ACTIVE, TRIGGER_PASSWORD_RESET, SESSION_LOCKED,
+                 ACTION_END_SESSION | ACTION_LOCK_SCREEN, "password-reset"},
                 {SESSION_LOCKED, TRIGGER_LOGIN_START, SESSION_AUTHENTICATING, ACTION_NONE, NULL},
                 {SESSION_AUTHENTICATING, TRIGGER_LOGIN_OK, SESSION_ACTIVE, ACTION_START_SESSION, NULL},
                 {SESSION_AUTHENTICATING, TRIGGER_LOGIN_FAIL, SESSION_LOCKED, ACTION_NONE, NULL},
@@ -96,6 +99,7 @@ static void test_names(void **state)
         assert_string_equal(session_state_to_string(SESSION_AUTHENTICATING), "authenticating");
         assert_string_equal(session_trigger_to_string(TRIGGER_LOG_FAILED), "log-unwritable");
         assert_string_equal(session_trigger_to_string(TRIGGER_OPERATOR_RETIRED), "operator-retired");
+        assert_string_equal(session_trigger_to_string(TRIGGER_PASSWORD_RESET), "password-reset");
         assert_string_equal(session_trigger_to_string(_SESSION_TRIGGER_MAX), "unknown");
         /* Every trigger has its own name. */
         for (int g = 0; g < _SESSION_TRIGGER_MAX; g++)

@@ -106,7 +106,7 @@ static void test_config_threads(void **state)
         (void)state;
         assert_int_equal(load("", &c), 0);
         assert_int_equal(c.workers, 0);
-        assert_int_equal(c.verify_threads, UINT32_MAX);
+        assert_int_equal(c.verify_threads, COLLECTOR_VERIFY_THREADS_AUTO);
         collector_config_free(&c);
         assert_int_equal(load("[Collector]\nWorkers=6\nVerifyThreads=0\n", &c), 0);
         assert_int_equal(c.workers, 6);
@@ -115,7 +115,7 @@ static void test_config_threads(void **state)
         assert_int_equal(
                 load("[Collector]\nWorkers=6\nWorkers=auto\nVerifyThreads=3\nVerifyThreads=auto\n", &c), 0);
         assert_int_equal(c.workers, 0);
-        assert_int_equal(c.verify_threads, UINT32_MAX);
+        assert_int_equal(c.verify_threads, COLLECTOR_VERIFY_THREADS_AUTO);
         collector_config_free(&c);
         assert_int_equal(load("[Collector]\nWorkers=0\n", &c), -EINVAL);
         assert_int_equal(load("[Collector]\nWorkers=1025\n", &c), -EINVAL);
