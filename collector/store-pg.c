@@ -221,6 +221,17 @@ static int pg_count(PgConn *c, const char *sql, uint64_t *ret)
         return r;
 }
 
+/* The one number of a query with one text parameter. */
+static int pg_count_of(PgConn *c, const char *sql, const char *param, uint64_t *ret)
+{
+        PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+        if (r >= 0 && parse_uint64(PQgetvalue(res, 0, 0), UINT64_MAX, ret) < 0)
+                r = -EIO;
+        PQclear(res);
+        return r;
+}
+
 static void forget_prepared(PgConn *c)
 {
         for (size_t i = 0; i < c->n_prepared; i++)
@@ -235,6 +246,47 @@ static void quiet(void *arg, const char *message)
         /* NOTICEs ("relation already exists, skipping") are not an operator's business. */
         (void)arg;
         (void)message;
+}
+
+/* FNV-1a (64 bits, hex) of the schema's texts: mamori_schema holds it once they are made. */
+static void schema_mark(char ret[static 17])
+{
+        const char *const texts[] = {unpartitioned_aside, schema, unpartitioned_file};
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++)
+                for (const char *p = texts[i]; *p; p++)
+                        h = (h ^ (uint8_t)*p) * UINT64_C(0x100000001b3);
+        snprintf(ret, 17, "%016" PRIx64, h);
+}
+
+/*
+ * The schema, unless this text of it was made already. Its DDL locks what it names even when there is
+ * nothing to do: ALTER TABLE … IF [NOT] EXISTS takes ACCESS EXCLUSIVE on logs and on records (every
+ * partition), CREATE INDEX IF NOT EXISTS a SHARE lock on logs. At every open (a collector's worker, each
+ * mamori-admin command) that waited for any transaction on those tables and, waiting, held up every
+ * ingest queued behind it.
+ */
+static int schema_make(PgConn *c)
+{
+        char mark[17], sql[96];
+        uint64_t n = 0;
+        int r;
+
+        schema_mark(mark);
+        r = pg_exec(c, "CREATE TABLE IF NOT EXISTS mamori_schema (mark text NOT NULL)");
+        if (r >= 0)
+                r = pg_count_of(c, "SELECT count(*) FROM mamori_schema WHERE mark = $1", mark, &n);
+        if (r < 0 || n > 0)
+                return r;
+        r = pg_exec(c, unpartitioned_aside);
+        if (r >= 0)
+                r = pg_exec(c, schema);
+        if (r >= 0)
+                r = pg_exec(c, unpartitioned_file);
+        snprintf(sql, sizeof(sql), "DELETE FROM mamori_schema; INSERT INTO mamori_schema VALUES ('%s')",
+                 mark);
+        return r < 0 ? r : pg_exec(c, sql);
 }
 
 /* A new session: durable commits whatever the server's default, and the schema. */
@@ -257,11 +309,7 @@ static int session_setup(PgConn *c)
         r = pg_exec(c, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")");
         if (r < 0)
                 return r;
-        r = pg_exec(c, unpartitioned_aside);
-        if (r >= 0)
-                r = pg_exec(c, schema);
-        if (r >= 0)
-                r = pg_exec(c, unpartitioned_file);
+        r = schema_make(c);
         int k = pg_exec(c, "SELECT pg_advisory_unlock(" SCHEMA_LOCK_KEY ")");
         return r < 0 ? r : k;
 }
@@ -707,17 +755,6 @@ static int pgc_drop_month(void *conn, int64_t month_usec, uint64_t expected)
         snprintf(sql, sizeof(sql), "DROP TABLE %s; DELETE FROM records_rebuilt WHERE part = '%s'", name,
                  name);
         return pg_exec(c, sql);
-}
-
-/* The one number of a query with one text parameter. */
-static int pg_count_of(PgConn *c, const char *sql, const char *param, uint64_t *ret)
-{
-        PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
-        if (r >= 0 && parse_uint64(PQgetvalue(res, 0, 0), UINT64_MAX, ret) < 0)
-                r = -EIO;
-        PQclear(res);
-        return r;
 }
 
 /* The first column of every row of sql (one text parameter), malloc'd; *ret_n rows. */

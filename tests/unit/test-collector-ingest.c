@@ -340,7 +340,7 @@ static void test_store_from_before_partitions(void **state)
                                " encode(sha256(convert_to(line, 'UTF8')), 'hex') AS hash, line FROM records;"
                                " DROP TABLE records; ALTER TABLE old RENAME TO records;"
                                " ALTER TABLE records ADD PRIMARY KEY (log, seq);"
-                               " ALTER TABLE logs DROP COLUMN last_ts",
+                               " ALTER TABLE logs DROP COLUMN last_ts; DROP TABLE mamori_schema",
                                NULL));
         else {
                 sqlite3 *db = NULL;
@@ -1232,6 +1232,80 @@ static void test_clock_ahead_alerted_once_by_two(void **state)
         close_pair(path, a, b);
 }
 
+static void *open_one(void *p)
+{
+        Opener *o = p;
+        Store *s = NULL;
+
+        o->r = store_open(o->url, &s);
+        store_close(s);
+        return NULL;
+}
+
+/*
+ * A store opened (a collector's worker connecting, any mamori-admin command) while another connection's
+ * transaction holds rows of logs and records does not wait for it. PostgreSQL: an ingest transaction; the
+ * schema, made once, is not made again (its ALTER TABLE and CREATE INDEX wanted locks that wait for such a
+ * transaction, and held up every ingest behind them). SQLite: a reader's transaction (WAL; its one writer
+ * at a time is by design).
+ */
+static void test_open_does_not_wait_for_ingest(void **state)
+{
+        char path[] = "/tmp/mamori-open-XXXXXX";
+        const char *url = store_url();
+        Opener o = {.url = url};
+        PGconn *ingest = NULL;
+        sqlite3 *reader = NULL;
+        Store *s = NULL;
+        pthread_t t;
+
+        (void)state;
+        if (url) {
+                ingest = PQconnectdb(url);
+                assert_int_equal(PQstatus(ingest), CONNECTION_OK);
+                PQclear(PQexec(ingest, "BEGIN"));
+                PGresult *r = PQexec(ingest, "UPDATE logs SET last_seen = last_seen WHERE id = 'none';"
+                                             " SELECT count(*) FROM records WHERE log = 'none'");
+                assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+                PQclear(r);
+        } else {
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+                assert_int_equal(store_open(path, &s), 0);
+                store_close(s);
+                o.url = path;
+                assert_int_equal(sqlite3_open(path, &reader), SQLITE_OK);
+                assert_int_equal(
+                        sqlite3_exec(reader,
+                                     "BEGIN; SELECT count(*) FROM logs; SELECT count(*) FROM records", NULL,
+                                     NULL, NULL),
+                        SQLITE_OK);
+        }
+        assert_int_equal(pthread_create(&t, NULL, open_one, &o), 0);
+        int i = 0;
+        for (; i < 500 && pthread_tryjoin_np(t, NULL) != 0; i++) /* 5 s */
+                usleep(10 * 1000);
+        if (ingest) {
+                PQclear(PQexec(ingest, "ROLLBACK"));
+                PQfinish(ingest);
+        } else {
+                sqlite3_exec(reader, "ROLLBACK", NULL, NULL, NULL);
+                sqlite3_close(reader);
+                char side[64];
+                unlink(path);
+                snprintf(side, sizeof(side), "%s-wal", path);
+                unlink(side);
+                snprintf(side, sizeof(side), "%s-shm", path);
+                unlink(side);
+        }
+        if (i == 500) {
+                pthread_join(t, NULL);
+                fail_msg("store_open() waited for another connection's open transaction");
+        }
+        assert_int_equal(o.r, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1257,6 +1331,7 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_ahead_alerted_once_by_two, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_ingest, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
