@@ -12,13 +12,16 @@ without sanitizers for figures.
 
 The baseline is measured in the same run, right before each repetition:
 - `openssl speed ed25519` verify/s of one core (OpenSSL divides by the CPU time it used), × cores:
-  the goal's yardstick (ingest >= 80 % of it);
+  the goal's yardstick (ingest >= 80 % of it); measured again right after the repetition and the two
+  averaged, since what a core of this shared VM gives drifts by tens of percent within minutes;
 - `openssl speed -elapsed -multi CORES ed25519`: verify/s the whole machine gave OpenSSL in wall time
   at that moment — on a VM shared with other work, what was actually there to be had.
 Per configuration it prints records/s (median, min, max over the repetitions) while every terminal
 was posting (from the last terminal's first answer to the first terminal's last: the rate under
 continuous load, which a finite run's start and ragged end would understate; `whole_run` is records /
-the whole run's wall time), both ratios, and where
+the whole run's wall time), both ratios (`ratio`: median records/s over median baseline;
+`ratio_per_run`: each repetition against its own baseline, median and range — the steadier figure
+when the machine's speed drifts), and where
 the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes) against
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
@@ -172,6 +175,7 @@ def main():
                 v1 = openssl_verify()
                 vm = openssl_verify(cores)
                 rate, whole_rate, dt, cpu, grown, total, client = run_once(store, k, logs, batch)
+                v1 = (v1 + openssl_verify()) / 2  # the machine's speed drifts: before and after, averaged
                 rates.append(rate)
                 whole.append(whole_rate)
                 goal.append(cores * v1)
@@ -181,6 +185,7 @@ def main():
                 client_us.append(client * 1e6 / total)
                 print(f'  store={store} collectors={k} run={rep + 1} records={total} seconds={dt:.2f} '
                       f'records_per_s={rate:.0f} whole_run_records_per_s={whole_rate:.0f} cores_x_verify={cores * v1:.0f} '
+                      f'ratio={rate / (cores * v1):.0%} '
                       f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} '
                       f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
             med = statistics.median(rates)
@@ -190,6 +195,8 @@ def main():
                   f'records_per_s median={med:.0f} min={min(rates):.0f} max={max(rates):.0f} (n={repeat}) '
                   f'whole_run_median={statistics.median(whole):.0f} '
                   f'cores_x_verify={statistics.median(goal):.0f} ratio={med / statistics.median(goal):.0%} '
+                  f'ratio_per_run median={statistics.median(r / g for r, g in zip(rates, goal)):.0%} '
+                  f'min={min(r / g for r, g in zip(rates, goal)):.0%} max={max(r / g for r, g in zip(rates, goal)):.0%} '
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
                   f'cpu_per_record_us={statistics.median(cpu_us):.1f} verify_cpu_us={verify_us:.1f} '
