@@ -209,6 +209,9 @@ struct session {
         char method[METHOD_MAX];
         uint64_t last_login_id;
         uint64_t last_password_job;
+        /* ResetPassword jobs not answered yet: a ChangePassword queued behind one would write a password
+         * back after the removal, so it is refused until they are. */
+        unsigned password_resets_pending;
         struct password_failures password_failures[PASSWORD_FAILURES_MAX];
         /* The count of every operator without a slot: zero, or what a failure file that could not be
          * trusted left behind (session_password_failures_fail_closed). */

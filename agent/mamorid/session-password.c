@@ -556,6 +556,12 @@ void session_change_password(struct session *s, SessionCall *call, const char *o
                 session_answer(s, call, &o);
                 return;
         }
+        if (s->password_resets_pending > 0) {
+                o = session_outcome_refused(AUTH_BUSY,
+                                            "a password reset is under way: try again in a moment");
+                session_answer(s, call, &o);
+                return;
+        }
         if (n > PASSWORD_MAX || strnlen(old_password, PASSWORD_MAX + 1) > PASSWORD_MAX) {
                 o = session_outcome_refused(AUTH_INVALID_ARGUMENT, "a password is at most %u bytes",
                                             PASSWORD_MAX);
@@ -644,6 +650,8 @@ static void on_password_removed(void *userdata, uint64_t id, int result)
         struct session_outcome o;
         char login_uid[24];
 
+        if (s->password_resets_pending > 0)
+                s->password_resets_pending--;
         if (result == 0) {
                 failures_reset_operator(s, pr->operator_id); /* a new password, a new count */
                 agent_log(LOG_NOTICE,
@@ -701,6 +709,8 @@ void session_reset_password(struct session *s, SessionCall *call, const char *op
         snprintf(pr->operator_id, sizeof(pr->operator_id), "%s", operator_id);
         r = s->ops->password_remove(s->userdata, ++s->last_password_job, pr->operator_id,
                                     on_password_removed, pr);
+        if (r >= 0)
+                s->password_resets_pending++;
         if (r < 0) {
                 free(pr);
                 o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the password store is busy")

@@ -3,7 +3,7 @@
 """Usage: MAMORI_BUILD_DIR=BUILD collector-bench.py [RECORDS] [BATCH] [TERMINALS] [STORES] [COLLECTORS] [REPEAT]
 
 RECORDS (100000) signed records (tests/integration/mklog) of TERMINALS (8) terminals, one log each,
-posted by tests/bench/ingest-client (C, libcurl: terminals cost the machine ~1 µs a record) in batches
+posted by tests/bench/ingest-client (C, libcurl: terminals cost the machine ~1.5 µs a record) in batches
 of BATCH (1000) over one keep-alive TLS connection per terminal, all terminals at once; terminal i
 posts to collector i mod C. Each terminal waits for a batch's answer before it sends the next, so
 with 4 of them there were moments with fewer than two batches left to verify and a core idle (on
@@ -146,7 +146,9 @@ def run_once(store, collectors, logs, batch):
             raise SystemExit(f'{store} x{collectors}: {out.stderr.strip()}')
         got = dict(kv.split('=') for kv in out.stdout.split())
         dt, client = float(got['seconds']), float(got['cpu_seconds'])
-        steady = int(got['steady_records']) / float(got['steady_seconds']) if float(got['steady_seconds']) else 0.0
+        if float(got['steady_seconds']) <= 0:
+            raise SystemExit(f'{store} x{collectors}: no window with every terminal posting; give more records')
+        steady = int(got['steady_records']) / float(got['steady_seconds'])
         total = sum(len(lines) for _, _, lines in logs)
         if int(got['records']) != total:
             raise SystemExit(f'{store} x{collectors}: {got["records"]} posted, {total} made')

@@ -1320,6 +1320,22 @@ static void test_reset_password_ends_the_session_it_opened(void **state)
         assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
 }
 
+/* A ChangePassword sent while a reset is queued is refused, not written back after the removal. */
+static void test_change_refused_while_a_reset_is_pending(void **state)
+{
+        struct fake *f = *state;
+
+        member_session(f);
+        session_reset_password(&f->s, f->calls[3], "OP0002", 0);
+        session_change_password(&f->s, f->calls[4], "", "mizu-no-oto 2028");
+        assert_int_equal(f->answers[4].o.reason, AUTH_BUSY);
+        assert_string_equal(f->answers[4].o.message, "a password reset is under way: try again in a moment");
+        assert_string_equal(f->pw_operator, "OP0002"); /* the reset's job is the one held */
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_int_equal(f->s.password_resets_pending, 0);
+}
+
 /* A card+PIN session was not opened with a password: resetting its operator's password leaves it. */
 static void test_reset_password_leaves_a_card_session(void **state)
 {
@@ -1549,6 +1565,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_changed_password_starts_the_count_again, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password_ends_the_session_it_opened, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_change_refused_while_a_reset_is_pending, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password_leaves_a_card_session, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_password_refused_by_state, setup, teardown),
