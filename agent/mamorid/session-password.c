@@ -43,7 +43,8 @@ static void failures_reset(struct password_failures *f, uint64_t now)
 static struct password_failures *failures_find(struct session *s, const char *operator_id, bool create,
                                                uint64_t now)
 {
-        struct password_failures *free_slot = NULL, *oldest = NULL, *floor = &s->password_failures_floor;
+        struct password_failures *free_slot = NULL, *oldest = NULL, *oldest_idle = NULL,
+                                 *floor = &s->password_failures_floor;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 struct password_failures *f = &s->password_failures[i];
@@ -58,12 +59,16 @@ static struct password_failures *failures_find(struct session *s, const char *op
                 }
                 if (!oldest || f->last_mono_usec < oldest->last_mono_usec)
                         oldest = f;
+                if (f->count == 0 && f->next_mono_usec <= now &&
+                    (!oldest_idle || f->last_mono_usec < oldest_idle->last_mono_usec))
+                        oldest_idle = f;
         }
         if (!create)
                 return NULL;
-        /* Full: the operator whose last failure is oldest gives way (its delay has long passed in
-         * practice; 64 operators failing at once at one counter is not a counter). */
-        struct password_failures *f = free_slot ?: oldest;
+        /* Full: a slot with nothing to wait for gives way first (its operator starts from the floor
+         * again, never from less), then the operator whose last failure is oldest (its delay has long
+         * passed in practice; 64 operators failing at once at one counter is not a counter). */
+        struct password_failures *f = free_slot ?: oldest_idle ?: oldest;
         /* An operator without a slot starts from the floor (zero unless a failure file could not be
          * trusted). */
         if (failures_expired(floor, now))

@@ -1320,6 +1320,35 @@ static void test_reset_password_ends_the_session_it_opened(void **state)
         assert_int_equal(f->answers[4].o.reason, AUTH_ALLOW);
 }
 
+/* Every slot taken: a new operator's failure takes a slot with nothing to wait for, not the one of an
+ * operator whose count is live (who would otherwise start again from zero). */
+static void test_full_table_keeps_live_counts(void **state)
+{
+        struct fake *f = *state;
+        uint64_t now;
+
+        member_session(f);
+        now = now_mono_usec();
+        for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
+                struct password_failures *p = &f->s.password_failures[i];
+                *p = (struct password_failures){.last_mono_usec = now - (60 * USEC_PER_SEC)};
+                snprintf(p->operator_id, sizeof(p->operator_id), "OP9%03zu", i);
+        }
+        /* The live one's last failure is the oldest of all. */
+        f->s.password_failures[7].count = 3;
+        f->s.password_failures[7].next_mono_usec = now + (3600 * USEC_PER_SEC);
+        f->s.password_failures[7].last_mono_usec = now - 10 * (60 * USEC_PER_SEC);
+
+        session_change_password(&f->s, f->calls[3], "wrong", "mizu-no-oto 2028");
+        password_says(f, -EACCES);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[3].o.reason, AUTH_PASSWORD_WRONG);
+        assert_string_equal(f->s.password_failures[7].operator_id, "OP9007");
+        assert_int_equal(f->s.password_failures[7].count, 3);
+        assert_true(session_password_delay_usec(&f->s, "OP9007") > 0);
+        assert_true(session_password_delay_usec(&f->s, "OP0002") > 0);
+}
+
 /* A ChangePassword sent while a reset is queued is refused, not written back after the removal. */
 static void test_change_refused_while_a_reset_is_pending(void **state)
 {
@@ -1565,6 +1594,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_changed_password_starts_the_count_again, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password_ends_the_session_it_opened, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_full_table_keeps_live_counts, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_change_refused_while_a_reset_is_pending, setup_group,
                                                 teardown_group),
