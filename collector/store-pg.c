@@ -757,6 +757,13 @@ static int pgc_drop_month(void *conn, int64_t month_usec, uint64_t expected)
         return pg_exec(c, sql);
 }
 
+static void strv_free_n(char **v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
 /* The first column of every row of sql (one text parameter), malloc'd; *ret_n rows. */
 static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret, size_t *ret_n)
 {
@@ -772,21 +779,12 @@ static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret,
                         r = -ENOMEM;
         PQclear(res);
         if (r < 0) {
-                for (size_t i = 0; v && i < n; i++)
-                        free(v[i]);
-                free(v);
+                strv_free_n(v, n);
                 return r;
         }
         *ret = v;
         *ret_n = n;
         return 0;
-}
-
-static void strv_free_n(char **v, size_t n)
-{
-        for (size_t i = 0; v && i < n; i++)
-                free(v[i]);
-        free(v);
 }
 
 /*
@@ -849,9 +847,12 @@ static int pgc_compact(void *conn, int64_t now_usec, store_compact_fn cb, void *
                 return r;
         time_t t = (time_t)(now_usec / 1000000);
         struct tm tm;
-        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
+        if (!gmtime_r(&t, &tm))
                 return -EINVAL;
-        snprintf(open_month, sizeof(open_month), "records_%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        tm.tm_mday = 1, tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        r = month_partition((int64_t)timegm(&tm) * 1000000, open_month); /* the month still open */
+        if (r < 0)
+                return r;
         r = pg_column(c,
                       "SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid"
                       " WHERE i.inhparent = 'records'::regclass AND p.relname ~ '^records_[0-9]{6}$'"
