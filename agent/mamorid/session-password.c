@@ -714,13 +714,13 @@ void session_reset_password(struct session *s, SessionCall *call, const char *op
         snprintf(pr->operator_id, sizeof(pr->operator_id), "%s", operator_id);
         r = s->ops->password_remove(s->userdata, ++s->last_password_job, pr->operator_id,
                                     on_password_removed, pr);
-        if (r >= 0)
-                s->password_resets_pending++;
         if (r < 0) {
                 free(pr);
                 o = r == -EBUSY    ? session_outcome_refused(AUTH_BUSY, "the password store is busy")
                     : r == -EINVAL ? session_outcome_refused(AUTH_INVALID_ARGUMENT, "not an operator id")
                                    : session_outcome_failed(r);
                 session_answer(s, call, &o);
+                return;
         }
+        s->password_resets_pending++;
 }
