@@ -65,7 +65,9 @@ typedef struct StoreBackend {
         /* store_maintain(); NULL: nothing to do. */
         int (*maintain)(void *conn, int64_t now_usec);
         /* store_records_compact(); NULL: -EOPNOTSUPP. */
-        int (*compact)(void *conn, int64_t now_usec, store_compact_fn cb, void *userdata);
+        int (*compact)(void *conn, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata);
+        /* store_run_lock(); NULL: -EOPNOTSUPP. */
+        int (*run_lock)(void *conn, const char *name);
 } StoreBackend;
 
 struct Store {

@@ -131,6 +131,11 @@ static const char schema[] =
         "                 AT TIME ZONE 'UTC') + (ahead + 1) * interval '1 month')::bigint * 1000000;"
         "  m bigint;"
         " BEGIN"
+        /* The partition maker's lock before the scan of records_default below: taken after it, two
+         * maintainers deadlocked (one read records_default, ACCESS SHARE until its commit, then waited in
+         * mamori_records_partition() for this lock, held by the other waiting for ACCESS EXCLUSIVE on
+         * records_default: PostgreSQL aborted one, -EBUSY). */
+        "  PERFORM pg_advisory_xact_lock(" PARTITION_LOCK_KEY ");"
         "  FOR m IN SELECT DISTINCT extract(epoch FROM date_trunc('month', to_timestamp(ts / 1000000.0)"
         "            AT TIME ZONE 'UTC'))::bigint * 1000000 FROM records_default WHERE ts < upto"
         "  LOOP PERFORM mamori_records_partition(m, 0); END LOOP;"
@@ -170,6 +175,7 @@ typedef struct PgConn {
         PGconn *pg;
         Prepared *prepared;
         size_t n_prepared;
+        char *run_lock; /* the name of the session lock store_run_lock() took, or NULL */
 } PgConn;
 
 #define COLS_MAX 16
@@ -328,6 +334,7 @@ static void pgc_close(void *conn)
                 return;
         PQfinish(c->pg);
         forget_prepared(c);
+        free(c->run_lock);
         free(c);
 }
 
@@ -365,15 +372,23 @@ static int pgc_open(const char *target, void **ret_conn)
 }
 
 /* A connection the server dropped (restart, failover) is made again between transactions. */
+static int run_lock_take(PgConn *c, const char *name);
+
 static int ensure_connected(PgConn *c)
 {
+        int r;
+
         if (PQstatus(c->pg) == CONNECTION_OK)
                 return 0;
         forget_prepared(c);
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK)
                 return -ECONNREFUSED;
-        return session_setup(c);
+        r = session_setup(c);
+        /* The session lock went with the old session: another may have taken it since. */
+        if (r >= 0 && c->run_lock)
+                r = run_lock_take(c, c->run_lock);
+        return r;
 }
 
 static int pgc_begin(void *conn)
@@ -787,14 +802,30 @@ static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret,
         return 0;
 }
 
+/* The invalid indexes of partition name: REINDEX … CONCURRENTLY's leftovers (…_ccnew, …_ccold, with
+ * optional digits) or (others) every other one. */
+static int invalid_indexes(PgConn *c, const char *name, bool others, char ***ret, size_t *ret_n)
+{
+        return pg_column(c,
+                         others ? "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class x"
+                                  " ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT"
+                                  " i.indisvalid AND x.relname !~ '_cc(new|old)[0-9]*$' ORDER BY 1"
+                                : "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class x"
+                                  " ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT"
+                                  " i.indisvalid AND x.relname ~ '_cc(new|old)[0-9]*$' ORDER BY 1",
+                         name, ret, ret_n);
+}
+
 /*
  * One closed month's key rebuilt: REINDEX … CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on the
  * partition, so ingest (a late record of that month) and readers go on; it cannot run in a transaction.
- * An index left invalid by an interrupted earlier rebuild (…_ccnew) is dropped first, as PostgreSQL's
- * documentation asks. Noted in records_rebuilt once done.
+ * An index left invalid by an interrupted earlier rebuild (…_ccnew, …_ccold) is dropped first, as
+ * PostgreSQL's documentation asks. Any other invalid index is someone else's (a CREATE INDEX CONCURRENTLY
+ * that failed, or one still running): the month is left as it is and *ret_kept names it. Noted in
+ * records_rebuilt once done. dry_run: only the size and *ret_kept.
  */
-static int rebuild_month(PgConn *c, const char *name, int64_t now_usec, uint64_t *ret_before,
-                         uint64_t *ret_after)
+static int rebuild_month(PgConn *c, const char *name, int64_t now_usec, bool dry_run, uint64_t *ret_before,
+                         uint64_t *ret_after, char **ret_kept)
 {
         static const char size_sql[] = "SELECT pg_indexes_size($1::regclass)";
         char **invalid = NULL;
@@ -805,10 +836,21 @@ static int rebuild_month(PgConn *c, const char *name, int64_t now_usec, uint64_t
         r = pg_count_of(c, size_sql, name, ret_before);
         if (r < 0)
                 return r;
-        r = pg_column(c,
-                      "SELECT indexrelid::regclass::text FROM pg_index"
-                      " WHERE indrelid = $1::regclass AND NOT indisvalid",
-                      name, &invalid, &n_invalid);
+        r = invalid_indexes(c, name, true, &invalid, &n_invalid);
+        if (r < 0)
+                return r;
+        if (n_invalid > 0) {
+                *ret_kept = TAKE_PTR(invalid[0]);
+                strv_free_n(invalid, n_invalid);
+                *ret_after = *ret_before;
+                return 0;
+        }
+        strv_free_n(invalid, n_invalid);
+        if (dry_run) {
+                *ret_after = 0;
+                return 0;
+        }
+        r = invalid_indexes(c, name, false, &invalid, &n_invalid);
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < n_invalid; i++) {
@@ -833,7 +875,7 @@ static int rebuild_month(PgConn *c, const char *name, int64_t now_usec, uint64_t
 }
 
 /* Every month partition before the month of now_usec not rebuilt yet, oldest first. */
-static int pgc_compact(void *conn, int64_t now_usec, store_compact_fn cb, void *userdata)
+static int pgc_compact(void *conn, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata)
 {
         PgConn *c = conn;
         char open_month[32], **names = NULL;
@@ -863,18 +905,57 @@ static int pgc_compact(void *conn, int64_t now_usec, store_compact_fn cb, void *
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_free_ char *kept = NULL;
                 struct tm m = {.tm_mday = 1};
                 uint64_t before = 0, after = 0;
                 if (sscanf(names[i], "records_%4d%2d", &m.tm_year, &m.tm_mon) != 2)
                         continue;
                 m.tm_year -= 1900;
                 m.tm_mon -= 1;
-                r = rebuild_month(c, names[i], now_usec, &before, &after);
+                r = rebuild_month(c, names[i], now_usec, dry_run, &before, &after, &kept);
                 if (r >= 0)
-                        r = cb((int64_t)timegm(&m) * 1000000, before, after, userdata);
+                        r = cb((int64_t)timegm(&m) * 1000000, before, after, kept, userdata);
         }
         strv_free_n(names, n);
         return r;
+}
+
+/* A session advisory lock on name's hash, without waiting (store_run_lock()). */
+static int run_lock_take(PgConn *c, const char *name)
+{
+        PGresult *res = PQexecParams(c->pg, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", 1, NULL,
+                                     &name, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+
+        if (r >= 0 && !streq(PQgetvalue(res, 0, 0), "t"))
+                r = -EBUSY;
+        PQclear(res);
+        return r;
+}
+
+static int pgc_run_lock(void *conn, const char *name)
+{
+        PgConn *c = conn;
+        char *copy;
+        int r;
+
+        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                return -EBUSY;
+        if (c->run_lock)
+                return -EINVAL; /* one a connection */
+        r = ensure_connected(c);
+        if (r < 0)
+                return r;
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        r = run_lock_take(c, name);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        c->run_lock = copy;
+        return 0;
 }
 
 /* In a transaction of its own: the partitions it makes are there for every connection at once. */
@@ -910,4 +991,5 @@ const StoreBackend store_backend_postgresql = {
         .drop_month = pgc_drop_month,
         .maintain = pgc_maintain,
         .compact = pgc_compact,
+        .run_lock = pgc_run_lock,
 };

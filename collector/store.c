@@ -825,12 +825,17 @@ static int64_t month_start(int64_t usec, int ahead)
  * ahead: every later record of it is filed there too) raises one clock-ahead alert, from its first such
  * record. Its filing time (logs.last_ts) finds it without reading records. Several collectors maintain
  * at once: each checks again, holding the alerts' lock until its commit, that no clock-ahead alert of the
- * log is there (the detail counts records, so a second alert would not fold into the first).
+ * log is there (the detail counts records, so a second alert would not fold into the first). Its records
+ * are read before that lock is taken: a transaction holding the alerts' lock touches no records partition,
+ * so it never waits for a partition maker (ACCESS EXCLUSIVE on records_default) while an ingest holding
+ * records_default waits for the alerts' lock (a new log's alert) — the one lock order is records, then
+ * alerts.
  */
 static int alert_clock_ahead(Store *s, int64_t now_usec)
 {
         const int64_t after = month_start(now_usec, STORE_MONTHS_AHEAD + 1);
         char *logs[CLOCK_AHEAD_MAX] = {}, *terms[CLOCK_AHEAD_MAX] = {};
+        uint64_t seqs[CLOCK_AHEAD_MAX] = {}, counts[CLOCK_AHEAD_MAX] = {};
         size_t n = 0;
         int r;
 
@@ -847,6 +852,17 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
                                 r = -ENOMEM;
                 }
         }
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_q_ Q q = {};
+                r = query(s, &q, "SELECT min(seq), count(*) FROM records WHERE log = ? AND ts >= ?", "si",
+                          logs[i], after);
+                if (r >= 0)
+                        r = step_row(&q);
+                if (r > 0 && !col_null(&q, 0)) {
+                        seqs[i] = (uint64_t)col_int64(&q, 0);
+                        counts[i] = (uint64_t)col_int64(&q, 1);
+                }
+        }
         if (r >= 0 && n > 0) {
                 r = store_begin(s);
                 if (r >= 0)
@@ -858,18 +874,15 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
                 time_t t = (time_t)(after / 1000000);
                 char month[16] = "";
                 struct tm tm;
-                uint64_t seq, count;
 
-                r = query(s, &q,
-                          "SELECT min(seq), count(*) FROM records WHERE log = ?1 AND ts >= ?2 AND NOT EXISTS"
-                          " (SELECT 1 FROM alerts WHERE kind = 'clock-ahead' AND alerts.log = ?1)",
-                          "si", logs[i], after);
+                if (counts[i] == 0) /* none left */
+                        continue;
+                r = query(s, &q, "SELECT count(*) FROM alerts WHERE kind = 'clock-ahead' AND log = ?", "s",
+                          logs[i]);
                 if (r >= 0)
                         r = step_row(&q);
-                if (r <= 0 || col_null(&q, 0)) /* alerted by another collector, or none left */
+                if (r <= 0 || col_int64(&q, 0) > 0) /* alerted by another collector */
                         continue;
-                seq = (uint64_t)col_int64(&q, 0);
-                count = (uint64_t)col_int64(&q, 1);
                 if (gmtime_r(&t, &tm))
                         (void)strftime(month, sizeof(month), "%Y-%m", &tm);
                 if (asprintf(&detail,
@@ -877,10 +890,10 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
                              " the months the store makes ahead: the terminal's clock is ahead; kept"
                              " (PostgreSQL: in records_default until their month); set the terminal's"
                              " time and check these records' times",
-                             count, seq, month) < 0)
+                             counts[i], seqs[i], month) < 0)
                         r = -ENOMEM;
                 else
-                        r = store_alert_add(s, now_usec, "clock-ahead", terms[i], logs[i], seq, detail);
+                        r = store_alert_add(s, now_usec, "clock-ahead", terms[i], logs[i], seqs[i], detail);
         }
         if (n > 0) {
                 if (r >= 0)
@@ -895,9 +908,14 @@ static int alert_clock_ahead(Store *s, int64_t now_usec)
         return r < 0 ? r : 0;
 }
 
-int store_records_compact(Store *s, int64_t now_usec, store_compact_fn cb, void *userdata)
+int store_records_compact(Store *s, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata)
 {
-        return s->be->compact ? s->be->compact(s->conn, now_usec, cb, userdata) : -EOPNOTSUPP;
+        return s->be->compact ? s->be->compact(s->conn, now_usec, dry_run, cb, userdata) : -EOPNOTSUPP;
+}
+
+int store_run_lock(Store *s, const char *name)
+{
+        return s->be->run_lock ? s->be->run_lock(s->conn, name) : -EOPNOTSUPP;
 }
 
 int store_maintain(Store *s, int64_t now_usec)

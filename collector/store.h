@@ -43,6 +43,13 @@ int store_size(Store *s, uint64_t *ret);
  * records filed after those months (both backends). Runs in transactions of its own.
  */
 int store_maintain(Store *s, int64_t now_usec);
+/*
+ * Outside a transaction: take the lock `name` (not a log id: "#retention") for as long as this store stays
+ * open, without waiting. -EBUSY: another open store holds it, in any process on any host of the deployment
+ * (PostgreSQL: a session advisory lock; lost with the connection, so a reconnect takes it again or fails
+ * with -EBUSY); -EOPNOTSUPP: the backend has none (SQLite).
+ */
+int store_run_lock(Store *s, const char *name);
 
 int store_begin(Store *s);
 int store_commit(Store *s);
@@ -281,12 +288,16 @@ int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
  * the UTC month of now_usec) that was not rebuilt yet, without stopping ingest. Each log inserts into the
  * middle of a month's key, which leaves its pages about half full; a closed month gets few records more, so
  * its key, rebuilt once, stays dense. PostgreSQL: REINDEX TABLE CONCURRENTLY of the month's partition,
- * noted so that each month is rebuilt once. cb (< 0 stops) gets each month (its first instant) and the bytes
- * of its indexes before and after. -EOPNOTSUPP where records are not kept by month (SQLite).
+ * noted so that each month is rebuilt once; an invalid index that an interrupted REINDEX … CONCURRENTLY
+ * left (…_ccnew, …_ccold) is dropped first. cb (< 0 stops) gets each month (its first instant), the bytes
+ * of its indexes before and after, and kept_invalid: NULL, or an invalid index of the month that is not
+ * such a leftover (a CREATE INDEX CONCURRENTLY that failed or still runs): left alone, and the month not
+ * rebuilt (after == before; the next run tries again). dry_run: nothing is rebuilt or dropped, cb gets the
+ * months it would rebuild (after 0). -EOPNOTSUPP where records are not kept by month (SQLite).
  */
 typedef int (*store_compact_fn)(int64_t month_usec, uint64_t bytes_before, uint64_t bytes_after,
-                                void *userdata);
-int store_records_compact(Store *s, int64_t now_usec, store_compact_fn cb, void *userdata);
+                                const char *kept_invalid, void *userdata);
+int store_records_compact(Store *s, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata);
 /* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
 

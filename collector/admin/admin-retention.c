@@ -23,6 +23,11 @@
 #include "mamori/oplog-verify.h"
 #include "mamori/parse-util.h"
 
+/* The store's lock for a retention run (store_run_lock(): not a log id). */
+#define RETENTION_LOCK "#retention"
+/* Exit status when another run holds it: EX_TEMPFAIL (sysexits.h), "try again later". */
+#define EXIT_BUSY 75
+
 /* One deletion: records of one log after the previous step up to anchor.seq, all filed in one month. */
 typedef struct Step {
         char log[ID128_STRING_MAX];
@@ -310,13 +315,43 @@ fail:
         return r;
 }
 
-static int print_compacted(int64_t month, uint64_t before, uint64_t after, void *userdata)
+/* A month its steps would drop whole (PostgreSQL) rather than delete by rows: no key of it is left to
+ * rebuild. */
+static bool drops_whole(const Retention *t, int64_t month)
 {
+        if (month >= t->blocked)
+                return false;
+        for (size_t i = 0; i < t->n_steps; i++)
+                if (t->steps[i].month == month)
+                        return true;
+        return false;
+}
+
+static int print_compacted(int64_t month, uint64_t before, uint64_t after, const char *kept_invalid,
+                           void *userdata)
+{
+        Retention *t = userdata;
         char name[32];
 
         month_name(month, name);
-        printf("month %s: key rebuilt, indexes %.1f MB (were %.1f MB)\n", name, (double)after / 1e6,
-               (double)before / 1e6);
+        if (t->dry_run && drops_whole(t, month))
+                return 0;
+        if (kept_invalid) {
+                fprintf(stderr,
+                        "mamori-admin: month %s: key not rebuilt: index %s is invalid and not a leftover of "
+                        "an interrupted rebuild, so it is left alone (a CREATE INDEX CONCURRENTLY that "
+                        "failed "
+                        "or still runs?); when nothing builds it any more, DROP INDEX CONCURRENTLY %s (or "
+                        "REINDEX INDEX CONCURRENTLY %s to keep it), then run retention again\n",
+                        name, kept_invalid, kept_invalid, kept_invalid);
+                t->failed = 1;
+                return 0;
+        }
+        if (t->dry_run)
+                printf("month %s: would rebuild its key, indexes %.1f MB\n", name, (double)before / 1e6);
+        else
+                printf("month %s: key rebuilt, indexes %.1f MB (were %.1f MB)\n", name, (double)after / 1e6,
+                       (double)before / 1e6);
         return 0;
 }
 
@@ -424,22 +459,39 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         t.cutoff = month_start(admin_now_usec() - (int64_t)years * (AUDIT_DAY * 36525 / 100), 0);
         if (admin_store(ctx, &t.store) < 0)
                 return 1;
+        /* One run at a time (PostgreSQL: a session lock, held until we exit): two would check and drop the
+         * same months, and one rebuild would drop the index the other is building. */
+        r = store_run_lock(t.store, RETENTION_LOCK);
+        if (r == -EBUSY) {
+                fprintf(stderr,
+                        "mamori-admin: another retention run is in progress on this store; nothing was "
+                        "done: wait for it to end (its output says what it deleted), then run "
+                        "retention again if needed\n");
+                return EXIT_BUSY;
+        }
+        if (r < 0 && r != -EOPNOTSUPP) {
+                fprintf(stderr,
+                        "mamori-admin: retention: cannot take the store's retention lock: %s; nothing "
+                        "was done: check the database, then run it again\n",
+                        strerror(-r));
+                return 1;
+        }
         /* PostgreSQL: records waiting in the default partition filed into their months first. */
         r = store_maintain(t.store, admin_now_usec());
         if (r >= 0)
                 r = store_logs_foreach(t.store, retain_log, &t);
         if (r >= 0)
                 r = apply(&t);
-        free(t.steps);
         if (r < 0) {
                 fprintf(stderr,
                         "mamori-admin: retention failed: %s (what was deleted before is anchored and "
                         "recorded; run it again)\n",
                         strerror(-r));
+                free(t.steps);
                 return 1;
         }
         /* Closed months' keys made dense once (PostgreSQL); a failure leaves the records as they are. */
-        r = t.dry_run ? 0 : store_records_compact(t.store, admin_now_usec(), print_compacted, NULL);
+        r = store_records_compact(t.store, admin_now_usec(), t.dry_run, print_compacted, &t);
         if (r < 0 && r != -EOPNOTSUPP) {
                 fprintf(stderr,
                         "mamori-admin: rebuilding the key of a closed month failed: %s (nothing is lost; "
@@ -447,6 +499,7 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                         strerror(-r));
                 t.failed = 1;
         }
+        free(t.steps);
         char when[32];
         audit_format_time(t.cutoff, when, sizeof(when));
         printf("%s%" PRIu64 " records older than %s (%" PRIu64 " years) in %" PRIu64 " logs\n",

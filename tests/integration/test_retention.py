@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import time
 import unittest
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import auditgen  # noqa: E402
 import bench  # noqa: E402
 import enroltool  # noqa: E402
-from test_collector import Centre  # noqa: E402
+from test_collector import Centre, exe  # noqa: E402
 
 SEC = 10 ** 6
 DAY = 86400 * SEC
@@ -250,6 +251,127 @@ class RetentionTest(unittest.TestCase):
         self.post(late)
         self.assertEqual(c.sql(f'SELECT count(*) FROM {part}')[0][0], in_month + late.seq)
 
+
+    def old_and_closed_months(self, n_logs=2):
+        """Logs with records 9 years ago (a month retention drops whole), two months ago (a closed month, its
+        partition made ahead as the collector makes them) and now. Returns (logs, 9-year month, records in it,
+        closed month)."""
+        c = self.c
+        now = int(time.time() * SEC)
+        old, closed = month_start(now, -9 * 12), month_start(now, -2)
+        if c.pg:
+            c.sql(f'SELECT mamori_records_partition({closed}, 0)')
+        logs = [self.terminal(f'T-{i}') for i in range(n_logs)]
+        for lg in logs:
+            for k in range(3):
+                lg.append(old + (k + 1) * DAY, 'app.op', 'OP1', None, {'action': 'lookup'})
+            for k in range(40):
+                lg.append(closed + DAY + k * 60 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+            lg.append(now - 60 * SEC, 'app.op', 'OP1', None, {'action': 'lookup'})
+            self.post(lg)
+        n_old = sum(json.loads(line)['ts'] < month_start(old, 1) for lg in logs for line in lg.lines)
+        return logs, old, n_old, closed
+
+    def test_one_run_at_a_time(self):
+        """A second retention run (and a dry one) while one runs does nothing and says so, exit status 75; the
+        first goes on and deletes exactly the old month; once it has ended, a run works again."""
+        c = self.c
+        if not c.pg:
+            self.skipTest('PostgreSQL only: SQLite has no retention lock')
+        logs, old, n_old, closed = self.old_and_closed_months()
+        total = c.stored()
+        old_part = 'records_' + month_name(old).replace('-', '')
+        # A reader of the old month holds the first run at its drop (it waits for the partition's lock).
+        c.admin('retention', '--years', '7', '--dry-run')  # files the old month into its partition
+        first = None
+        reader = subprocess.Popen([os.path.join(c.pg.bin, 'psql'), '-X', '-q', '-At', '-d', c.url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            reader.stdin.write(f'BEGIN; SELECT count(*) FROM {old_part};\n')
+            reader.stdin.flush()
+            self.assertEqual(reader.stdout.readline().strip(), str(n_old))
+            first = subprocess.Popen([exe('collector', 'mamori-admin'), '--config', c.conf, 'retention', '--years',
+                                      '7'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = f"SELECT count(*) FROM pg_locks l JOIN pg_class r ON r.oid = l.relation" \
+                      f" WHERE NOT l.granted AND r.relname = '{old_part}'"
+            deadline = time.time() + 20
+            while c.sql(waiting)[0][0] == 0:
+                self.assertIsNone(first.poll(), 'the first run waits for the reader')
+                self.assertLess(time.time(), deadline, 'the first run never reached the old month')
+                time.sleep(0.05)
+            for args in (('retention', '--years', '7'), ('retention', '--years', '7', '--dry-run')):
+                p = c.admin(*args, check=False)
+                self.assertEqual(p.returncode, 75, (p.stdout, p.stderr))
+                self.assertIn('another retention run is in progress', p.stderr)
+                self.assertIn('run retention again', p.stderr)
+                self.assertNotIn('delete', p.stdout)
+            # (Not counted in records: a reader of the month would queue behind the first run's lock.)
+            self.assertEqual(c.sql('SELECT count(*) FROM anchors')[0][0], 0, 'nothing deleted yet')
+            reader.communicate('COMMIT;\n', timeout=30)
+            out, err = first.communicate(timeout=60)
+        finally:
+            for p in (reader, first):
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+        self.assertEqual(first.returncode, 0, (out, err))
+        self.assertIn(f'month {month_name(old)}: deleted {n_old} records of 2 logs (whole month dropped)', out)
+        self.assertEqual(c.stored(), total - n_old, 'the old month, once')
+        v = c.admin('verify').stdout
+        for lg in logs:
+            self.assertIn(f'log {lg.id} (terminal {lg.term}): {lg.seq} records, intact', v)
+        again = c.admin('retention', '--years', '7')
+        self.assertIn('deleted 0 records', again.stdout)
+
+    def test_foreign_invalid_index_left_alone(self):
+        """Rebuilding a closed month's key drops only what an interrupted REINDEX … CONCURRENTLY leaves (…_ccnew,
+        …_ccold with digits). An invalid index of someone else (a CREATE INDEX CONCURRENTLY that failed) is left
+        alone, with the month's key: a warning says what to do, exit status 1; once it is dealt with, the next run
+        rebuilds the month and drops the leftover."""
+        c = self.c
+        if not c.pg:
+            self.skipTest('PostgreSQL only: SQLite keeps no months')
+        logs, old, n_old, closed = self.old_and_closed_months()
+        part = 'records_' + month_name(closed).replace('-', '')
+        invalid = f'SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid' \
+                  f" WHERE i.indrelid = '{part}'::regclass AND NOT i.indisvalid ORDER BY 1"
+        # Unique on log: the records of one log repeat it, so each build fails and leaves its index invalid.
+        for name in (f'{part}_pkey_ccnew1', f'{part}_by_log'):
+            with self.assertRaises(RuntimeError):
+                c.sql(f'CREATE UNIQUE INDEX CONCURRENTLY {name} ON {part} (log)')
+        self.assertEqual(c.sql(invalid), [(f'{part}_by_log',), (f'{part}_pkey_ccnew1',)])
+        p = c.admin('retention', '--years', '7', check=False)
+        self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
+        self.assertIn(f'month {month_name(closed)}: key not rebuilt: index {part}_by_log is invalid', p.stderr)
+        self.assertIn(f'DROP INDEX CONCURRENTLY {part}_by_log', p.stderr)
+        self.assertNotIn(f'month {month_name(closed)}: key rebuilt', p.stdout)
+        self.assertIn(f'month {month_name(old)}: deleted {n_old} records', p.stdout, 'the rest of the run goes on')
+        self.assertEqual(c.sql(invalid), [(f'{part}_by_log',), (f'{part}_pkey_ccnew1',)], 'nothing dropped')
+        self.assertEqual(c.sql(f"SELECT count(*) FROM records_rebuilt WHERE part = '{part}'")[0][0], 0)
+        # The administrator drops it; the next run rebuilds the month and drops the rebuild's leftover.
+        c.sql(f'DROP INDEX CONCURRENTLY {part}_by_log')
+        p = c.admin('retention', '--years', '7')
+        self.assertIn(f'month {month_name(closed)}: key rebuilt', p.stdout)
+        self.assertEqual(c.sql(invalid), [])
+        self.assertEqual(c.sql(f"SELECT count(*) FROM records_rebuilt WHERE part = '{part}'")[0][0], 1)
+
+    def test_dry_run_lists_key_rebuilds(self):
+        """--dry-run lists the closed months whose key the run would rebuild, as it lists the months it would
+        delete, and rebuilds nothing; not the month it would drop, nor the open one. The run then does that."""
+        c = self.c
+        logs, old, n_old, closed = self.old_and_closed_months()
+        dry = c.admin('retention', '--years', '7', '--dry-run').stdout
+        self.assertIn(f'month {month_name(old)}: would delete {n_old} records of 2 logs', dry)
+        if not c.pg:
+            self.assertNotIn('rebuild', dry, 'SQLite keeps no months')
+            return
+        self.assertEqual(re.findall(r'^month (\d{4}-\d\d): would rebuild its key, indexes [\d.]+ MB$', dry, re.M),
+                         [month_name(closed)], dry)
+        self.assertEqual(c.sql('SELECT count(*) FROM records_rebuilt')[0][0], 0, 'a dry run rebuilds nothing')
+        out = c.admin('retention', '--years', '7').stdout
+        self.assertEqual(re.findall(r'^month (\d{4}-\d\d): key rebuilt', out, re.M), [month_name(closed)], out)
+        self.assertNotIn('would rebuild', c.admin('retention', '--years', '7', '--dry-run').stdout,
+                         'nothing left to rebuild')
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
