@@ -173,8 +173,9 @@ static void entry_to(struct password_failures *f, const struct password_failure_
 
 /* After every change of a count: the file says what memory says, durably before the answer (file and
  * directory fsync'd: without the directory's, a power cut right after a wrong answer could bring the old,
- * lower count back). On the loop: ~12 ms on this bench's disk (test-password-failures prints it), at most
- * once per password check, which scrypt holds to ~1 a second. */
+ * lower count back). On the loop: ~12 ms median, ~20 ms p99 on the development VM's disk (`tools/dev bench
+ * failures`; ~8 ms without the directory fsync), at most once per password check, which scrypt holds to
+ * ~1 a second. */
 static void failures_save(struct session *s)
 {
         _cleanup_free_ struct password_failure_file *file = calloc(1, sizeof(*file));
