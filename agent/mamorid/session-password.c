@@ -32,7 +32,8 @@
  * reboot, so the file keeps wall-clock times, and placing them back on this boot's clock fails closed
  * (real_to_mono): a failure from before this boot counts as made at its start, so a count is forgotten
  * no sooner than an hour into the boot (a wait still to come is cut to the longest delay: a wall clock set
- * back must not lock anyone out for good).
+ * back must not lock anyone out for good). Across a restart the wall clock is all that links the two
+ * runs: set forward in between, it still shortens that count's hour.
  * A held answer's timer runs on the event loop's CLOCK_MONOTONIC (wait_start places it there).
  */
 static uint64_t failures_now(const struct session *s)
