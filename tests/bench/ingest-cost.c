@@ -69,6 +69,11 @@ static void set_key(Record *r, EVP_PKEY *k)
 /* Terminal T-<k> and its log <k>: a new one each round, so that every round stores new records. */
 static void make_log(size_t n, unsigned k, Log *ret)
 {
+        /* Times 1 ms apart ending a minute ago, as a terminal's would be: PostgreSQL files them in this
+         * month's partition (older ones would go to the default partition, which has an index more). */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t start = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - 60000000 - (int64_t)n * 1000;
         char prev[SHA256_HEX_MAX] = RECORD_PREV_FIRST;
         Log l = {.n = n, .lines = calloc(n, sizeof(char *)), .lens = calloc(n, sizeof(size_t))};
 
@@ -87,8 +92,8 @@ static void make_log(size_t n, unsigned k, Log *ret)
                 snprintf(r->log, sizeof(r->log), "5eed%028x", k);
                 strcpy(r->boot, "b0070000000000000000000000000001");
                 r->seq = seq;
-                r->ts = 1763880000000000 + (int64_t)seq * 2000000;
-                r->mono = 5000000 + (int64_t)seq * 2000000;
+                r->ts = start + (int64_t)seq * 1000;
+                r->mono = 5000000 + (int64_t)seq * 1000;
                 r->term = strdup(l.term);
                 memcpy(r->prev, prev, sizeof(prev));
                 if (seq == 1) {
@@ -322,9 +327,12 @@ int main(int argc, char **argv)
         }
         if ((r = store_open(store_url ?: path, &s)) < 0)
                 die("store", r);
+        /* Terminal numbers from the process id: a later run into the same store (one that made its schema
+         * first, say) meets none of an earlier one's terminals. */
+        unsigned base = (unsigned)getpid() * 64;
         for (size_t i = 0; i < rounds; i++) {
                 Log l;
-                make_log(n, (unsigned)i + 1, &l);
+                make_log(n, base + (unsigned)i + 1, &l);
                 line_bytes = l.lens[n / 2];
                 one_round(&l, batch, s, &st[i]);
         }

@@ -633,6 +633,14 @@ def store():
 BENCHES['store'] = store
 
 
+def pgfloor():
+    # PostgreSQL's own CPU a record by table layout, beside one verification (tests/bench/pg-floor.py).
+    subprocess.run([bench.PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pg-floor.py')], check=True)
+
+
+BENCHES['pgfloor'] = pgfloor
+
+
 def finger():
     """Identify time with 10/100/1000 prints; touch → active for group-card+finger and finger+password."""
     subprocess.run([sys.executable, os.path.join(HERE, 'finger-bench.py')], check=True)

@@ -112,13 +112,15 @@ class Centre:
         return p
 
     def mklog(self, seed='a', log=LOG_A, term='T-0001', count=50, rotate=7, variant=None, fork_at=None,
-              pub=None):
+              pub=None, start=None):
         args = [exe('tests', 'integration', 'mklog'), '--seed', seed, '--log', log, '--term', term,
                 '--count', str(count), '--rotate', str(rotate)]
         if pub:
             args += ['--identity-pub', pub]
         if variant:
             args += ['--variant', variant, '--fork-at', str(fork_at)]
+        if start is not None:
+            args += ['--start', str(start)]
         out = subprocess.run(args, stdout=subprocess.PIPE, check=True, timeout=300).stdout
         lines = out.split(b'\n')
         assert lines[-1] == b''
