@@ -189,6 +189,11 @@ static int ops_password_changed(void *userdata, const char *operator_id, int64_t
         return password_store_changed(a->config.password_directory, operator_id, ret_usec);
 }
 
+static uint64_t ops_password_clock(void *userdata)
+{
+        return now_mono_usec();
+}
+
 static void ops_password_failures_save(void *userdata, const struct password_failure_file *file)
 {
         struct agent *a = userdata;
@@ -291,6 +296,7 @@ static const struct session_ops session_ops = {
         .password_set = ops_password_set,
         .password_changed = ops_password_changed,
         .password_remove = ops_password_remove,
+        .password_clock = ops_password_clock,
         .password_failures_save = ops_password_failures_save,
         .lock_screen = ops_lock_screen,
         .watch_idle = ops_watch_idle,

@@ -487,6 +487,7 @@ void session_lock_call(struct session *s, SessionCall *call)
 void session_init(struct session *s, const struct session_ops *ops, void *userdata,
                   const struct agent_config *config, sd_event *event)
 {
+        assert(ops->password_clock);
         *s = (struct session){
                 .ops = ops,
                 .userdata = userdata,

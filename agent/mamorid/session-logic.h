@@ -107,6 +107,9 @@ struct session_ops {
         /* Removes operator_id's verifier, in order with the checks and sets (0, -ENOENT none set). */
         int (*password_remove)(void *userdata, uint64_t id, const char *operator_id,
                                session_password_done_fn done, void *done_userdata);
+        /* The clock the password failure counts are measured on, µs: CLOCK_MONOTONIC in mamorid (why:
+         * session-password.c); the unit tests move it on by the hour. */
+        uint64_t (*password_clock)(void *userdata);
         /* The failure counts changed: keep them across a restart (password-failures.h). May be NULL. */
         void (*password_failures_save)(void *userdata, const struct password_failure_file *file);
         /* logind: -ENODEV when there is no system bus; -ENOMEM (cb never called); 0: cb will be

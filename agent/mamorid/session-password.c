@@ -24,6 +24,23 @@
 
 /* ---- wrong passwords per operator ---- */
 
+/*
+ * Every time of the counts (*_mono_usec) is read from one clock, session_ops.password_clock: in mamorid
+ * CLOCK_MONOTONIC, in the unit tests the same moved an hour on. Monotonic, because nobody can set it: a
+ * wall clock moved an hour forward (by hand, by a forged NTP answer) would forget every count; and it
+ * stands still while the terminal sleeps, so a suspend never shortens the hour. It does not survive a
+ * reboot, so the file keeps wall-clock times, and placing them back on this boot's clock fails closed
+ * (real_to_mono): a failure from before this boot counts as made at its start, so a count is forgotten
+ * no sooner than an hour into the boot (a wait still to come is cut to the longest delay: a wall clock set
+ * back must not lock anyone out for good). Across a restart the wall clock is all that links the two
+ * runs: set forward in between, it still shortens that count's hour.
+ * A held answer's timer runs on the event loop's CLOCK_MONOTONIC (wait_start places it there).
+ */
+static uint64_t failures_now(const struct session *s)
+{
+        return s->ops->password_clock(s->userdata);
+}
+
 /* An hour without a failure, and its delay passed: f's count is due to start again. */
 static bool failures_expired(const struct password_failures *f, uint64_t now)
 {
@@ -99,7 +116,7 @@ static uint64_t failures_add(struct password_failures *f, uint64_t now)
 
 uint64_t session_password_delay_usec(const struct session *s, const char *operator_id)
 {
-        uint64_t now = now_mono_usec(), next = s->password_failures_floor.next_mono_usec;
+        uint64_t now = failures_now(s), next = s->password_failures_floor.next_mono_usec;
 
         for (size_t i = 0; i < PASSWORD_FAILURES_MAX; i++) {
                 const struct password_failures *f = &s->password_failures[i];
@@ -113,7 +130,7 @@ uint64_t session_password_delay_usec(const struct session *s, const char *operat
 
 /* ---- the counts across restarts (kept by password-failures.c; the rule is here) ---- */
 
-/* CLOCK_MONOTONIC µs of this boot ↔ CLOCK_REALTIME µs, through the two clocks read now. 0 stays 0. */
+/* The counts' clock (µs of this boot) ↔ CLOCK_REALTIME µs, through the two clocks read now. 0 stays 0. */
 static int64_t mono_to_real(uint64_t mono, uint64_t now_mono, int64_t now_real)
 {
         if (mono == 0)
@@ -157,12 +174,13 @@ static void entry_to(struct password_failures *f, const struct password_failure_
 
 /* After every change of a count: the file says what memory says, durably before the answer (file and
  * directory fsync'd: without the directory's, a power cut right after a wrong answer could bring the old,
- * lower count back). On the loop: ~12 ms on this bench's disk (test-password-failures prints it), at most
- * once per password check, which scrypt holds to ~1 a second. */
+ * lower count back). On the loop: ~12 ms median, ~20 ms p99 on the development VM's disk (`tools/dev bench
+ * failures`; ~8 ms without the directory fsync), at most once per password check, which scrypt holds to
+ * ~1 a second. */
 static void failures_save(struct session *s)
 {
         _cleanup_free_ struct password_failure_file *file = calloc(1, sizeof(*file));
-        uint64_t now_mono = now_mono_usec();
+        uint64_t now_mono = failures_now(s);
         int64_t now_real = now_realtime_usec();
 
         if (!s->ops->password_failures_save)
@@ -186,7 +204,7 @@ static void failures_save(struct session *s)
 /* operator_id's password was set anew or removed: their count starts again, on disk too. */
 static void failures_reset_operator(struct session *s, const char *operator_id)
 {
-        uint64_t now = now_mono_usec();
+        uint64_t now = failures_now(s);
         struct password_failures *f = failures_find(s, operator_id, false, now);
 
         if (f && (f->count || f->next_mono_usec > now)) {
@@ -197,7 +215,7 @@ static void failures_reset_operator(struct session *s, const char *operator_id)
 
 void session_password_failures_restore(struct session *s, const struct password_failure_file *file)
 {
-        uint64_t now_mono = now_mono_usec();
+        uint64_t now_mono = failures_now(s);
         int64_t now_real = now_realtime_usec();
         size_t n = file->n < PASSWORD_FAILURES_MAX ? file->n : PASSWORD_FAILURES_MAX;
 
@@ -210,7 +228,7 @@ void session_password_failures_restore(struct session *s, const struct password_
 
 void session_password_failures_fail_closed(struct session *s)
 {
-        uint64_t now = now_mono_usec();
+        uint64_t now = failures_now(s);
         unsigned count = 1;
 
         /* The count whose delay is the longest: as if each operator had just failed that often. */
@@ -312,10 +330,10 @@ static void on_failure_committed(int result, uint64_t seq, void *userdata)
         }
 }
 
-/* Holds call until due_mono_usec (and, for a failure, its record). Takes call; answers it with an
- * error at once when out of memory. */
+/* Holds call until due (the counts' clock) and, for a failure, its record. Takes call; answers it with
+ * an error at once when out of memory. */
 static struct password_wait *wait_start(struct session *s, SessionCall *call, uint64_t gen, bool grant,
-                                        const struct session_outcome *o, uint64_t due_mono_usec)
+                                        const struct session_outcome *o, uint64_t due)
 {
         struct password_wait *w = calloc(1, sizeof(*w));
         struct session_outcome failed = session_outcome_failed(-ENOMEM);
@@ -327,7 +345,11 @@ static struct password_wait *wait_start(struct session *s, SessionCall *call, ui
         *w = (struct password_wait){.call = call, .grant = grant, .gen = gen, .committed = grant};
         if (o)
                 w->o = *o;
-        if (sd_event_add_time(s->event, &w->timer, CLOCK_MONOTONIC, due_mono_usec, 0, on_wait_due, s) < 0)
+        /* The timer runs on the loop's clock: due is placed on it through both clocks read now (the same
+         * instant in mamorid, whose counts' clock is the loop's). */
+        uint64_t now = failures_now(s), loop_now = now_mono_usec();
+        if (sd_event_add_time(s->event, &w->timer, CLOCK_MONOTONIC, loop_now + (due > now ? due - now : 0),
+                              0, on_wait_due, s) < 0)
                 w->due = true; /* no timer: answer without the delay rather than never */
         s->login.wait = w;
         return w;
@@ -347,7 +369,7 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
         l->password_job = 0;
         SessionCall *call = TAKE_PTR(l->answer);
         const char *member = l->operator_id, *card = l->card_id[0] ? l->card_id : NULL;
-        uint64_t now = now_mono_usec();
+        uint64_t now = failures_now(s);
         struct password_failures *f = failures_find(s, member, true, now);
 
         switch (result) {
@@ -516,7 +538,7 @@ static void on_password_set(void *userdata, uint64_t id, int result)
         struct session *s = pc->s;
         const char *card = pc->card_id[0] ? pc->card_id : NULL;
         struct session_outcome o;
-        uint64_t now = now_mono_usec();
+        uint64_t now = failures_now(s);
 
         if (result == 0) {
                 failures_reset_operator(s, pc->operator_id);

@@ -157,12 +157,13 @@ _printf_(2, 3) static void why(AuditFinding *f, const char *fmt, ...)
 }
 
 /* Emit when in the window and the office; also_office: a second terminal's office that qualifies too. */
-static void emit(AuditEngine *e, AuditFinding *f, const char *also_office)
+/* The finding to the caller if it lies in the window and one of its offices is audited; false if not. */
+static bool emit(AuditEngine *e, AuditFinding *f, const char *also_office)
 {
         const char *office = term_office(e, f->term);
         copy(f->office, sizeof(f->office), office);
         if (!in_window(e, f->ts) || !(office_ok(e, office) || (also_office && office_ok(e, also_office))))
-                return;
+                return false;
         if (f->session_id)
                 for (unsigned i = 0; i < e->n_logs; i++) {
                         AuditSession *s = audit_sessions_last(e->sessions, i);
@@ -172,6 +173,7 @@ static void emit(AuditEngine *e, AuditFinding *f, const char *also_office)
                         }
                 }
         e->found(f, e->userdata);
+        return true;
 }
 
 static OpOffice *op_office(AuditEngine *e, const char *office, const char *op)
@@ -310,8 +312,10 @@ static void on_opened(const AuditSession *s, void *userdata)
                             " days, limit %" PRId64 ")",
                             s->op, op->last_change ? "" : "at least ", when, (s->start - since) / AUDIT_DAY,
                             e->o.max_age_usec / AUDIT_DAY);
-                        op->overdue_reported = true;
-                        emit(e, &f, NULL);
+                        /* Once per overdue period in what is audited: a login before the window
+                         * (or at an office not audited) does not use it up, so an audit of a later
+                         * year still shows an operator who has not changed the secret for years. */
+                        op->overdue_reported = emit(e, &f, NULL);
                 }
         }
 }

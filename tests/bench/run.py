@@ -633,6 +633,14 @@ def store():
 BENCHES['store'] = store
 
 
+def pgfloor():
+    # PostgreSQL's own CPU a record by table layout, beside one verification (tests/bench/pg-floor.py).
+    subprocess.run([bench.PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pg-floor.py')], check=True)
+
+
+BENCHES['pgfloor'] = pgfloor
+
+
 def finger():
     """Identify time with 10/100/1000 prints; touch → active for group-card+finger and finger+password."""
     subprocess.run([sys.executable, os.path.join(HERE, 'finger-bench.py')], check=True)
@@ -670,6 +678,26 @@ def password(samples=40):
 
 
 BENCHES['password'] = password
+
+
+def failures(samples=200, parent='/var/tmp'):
+    """One save of the password failure counts (a full file, 64 operators: temporary file, fsync, rename,
+    directory fsync), which mamorid makes on its loop before answering a wrong password; beside, in the
+    same run and directory, the save without the directory fsync and a bare write+fsync of the same bytes."""
+    exe = os.path.join(bench.build_dir(), 'tests', 'bench', 'password-failures-bench')
+    out = subprocess.run([exe, parent, str(samples)], stdout=subprocess.PIPE, text=True, check=True).stdout
+    head = re.search(r'(?m)^bytes=(\d+) f_type=(0x[0-9a-f]+) dir=(\S+)$', out)
+    cols = {k: [int(v) / 1000.0 for v in re.findall(rf'(?m)\b{k}_us=(\d+)', out)]
+            for k in ('save', 'nodir', 'fsync')}
+    report(f'password failure counts: one save of {head.group(1)} bytes in {os.path.dirname(head.group(3))} '
+           f'(f_type {head.group(2)}), {samples} samples, interleaved', 'ms', [
+               ('save (fsync, rename, directory fsync)', cols['save']),
+               ('baseline: same save, no directory fsync', cols['nodir']),
+               ('baseline: bare write+fsync, same bytes', cols['fsync']),
+           ])
+
+
+BENCHES['failures'] = failures
 
 
 def main(argv):

@@ -275,6 +275,27 @@ class AuditTest(unittest.TestCase):
         self.assertIn('自己点検', html)
         self.render('self-inspection', html)
 
+    def test_6b_secret_overdue_again_in_a_later_window(self):
+        """An operator who never changes the PIN is overdue in the audit of a later period too (its first
+        overdue login in that period), not only in the audit that holds their first overdue login."""
+        w = self.world
+        p = w.never_changes
+        first = [e for e in w.expected if e['kind'] == 'secret-overdue'][0]
+        by_ref = {(r['log'], r['seq']): r for r in w._all_records()}
+        first_ts = by_ref[tuple(first['records'][0])]['ts']
+        day = (datetime.datetime.fromtimestamp(first_ts / 1e6, tz=w.tz).date() - w.start_date).days + 30
+        since = w.at(day, 0, 0)
+        owner = {cid: c['operator'] for cid, c in w.cards.items()}
+        logins = sorted((r for r in w._all_records() if r['ev'] == 'session.start' and r['ts'] >= since and
+                         (r['op'] == p or owner.get(r['card']) == p)), key=lambda r: (r['ts'], r['log'], r['seq']))
+        self.assertTrue(logins, f'{p} logs in after day {day}')
+        out = self.admin('audit', '--from', (w.start_date + datetime.timedelta(days=day)).isoformat(), '--to',
+                         self.today, '--format', 'json')
+        found = [f for f in json.loads(out.stdout)['findings'] if f['kind'] == 'secret-overdue']
+        self.assertEqual([(f['op'], [(r['log'], r['seq']) for r in f['records']]) for f in found],
+                         [(p, [(logins[0]['log'], logins[0]['seq'])])], found)
+        self.assertIn('unchanged since at least', found[0]['why'])
+
     def test_7_retention_deletes_only_older_records(self):
         c = self.centre
         tid = 'T-OLD1'

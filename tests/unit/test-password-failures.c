@@ -1,18 +1,16 @@
 /* Unit tests for the password failure file (agent/mamorid/password-failures.c): the codec's bounds and
  * refusals, the round trip, and that only a root-only regular file is believed. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -186,85 +184,64 @@ static void test_load_believes_only_a_root_only_file(void **state)
         rmdir(dir);
 }
 
-static uint64_t now_usec(void)
+/* The entries of name in dir other than "." and "..". */
+static size_t dir_entries(const char *dir)
 {
-        struct timespec ts;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        size_t n = 0;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+                        n++;
+        closedir(d);
+        return n;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* What a save leaves: the file as last saved and nothing else (a full one of 64 operators replaced by a
+ * shorter one, not appended to; no temporary file), 0600 even over a file someone made readable, so the
+ * next start believes it; a save the codec refuses leaves the last one in place. */
+static void test_save_replaces_the_file(void **state)
 {
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return x < y ? -1 : x > y;
-}
-
-/* What password_failure_file_save() must not be cut to: the temporary file made durable and renamed
- * over, without the directory's fsync (a power cut can then bring the old, lower count back). Here
- * only to show beside the real save what that fsync costs. */
-static int save_without_dir_fsync(const char *path, const char *text, size_t size)
-{
-        char tmp[300];
-
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, text, size) != (ssize_t)size || fsync(fd) < 0) {
-                close(fd);
-                return -EIO;
-        }
-        close(fd);
-        return rename(tmp, path) < 0 ? -errno : 0;
-}
-
-/* What a wrong password costs mamorid's event loop: the save of a full file (64 operators), timed
- * (printed for the test log, never asserted), beside the same without the directory's fsync. Every
- * save reads back as written. */
-static void test_save_cost(void **state)
-{
-        enum { ROUNDS = 15 };
-        char dir[] = "/var/tmp/test-password-failures-XXXXXX", path[256], other[256];
-        struct password_failure_file f = {0}, back;
-        uint64_t full[ROUNDS], light[ROUNDS];
-        struct statfs sfs;
-        char *text;
-        size_t size;
+        char dir[] = "/tmp/test-password-failures-XXXXXX", path[256];
+        struct password_failure_file full = {.floor = {.count = 6, .last_usec = 1, .next_usec = 2}}, one,
+                                     back;
+        struct stat st;
 
         assert_non_null(mkdtemp(dir));
         assert_int_equal(password_failure_file_path(dir, path, sizeof(path)), 0);
-        snprintf(other, sizeof(other), "%s/light", dir);
-        f.n = PASSWORD_FAILURE_ENTRIES_MAX;
-        for (size_t i = 0; i < f.n; i++) {
-                f.entries[i] = (struct password_failure_entry){.count = 5,
-                                                               .last_usec = INT64_C(1764370000000000),
-                                                               .next_usec = INT64_C(1764370016000000)};
-                snprintf(f.entries[i].operator_id, sizeof(f.entries[i].operator_id), "OP%05zu", i);
+        full.n = PASSWORD_FAILURE_ENTRIES_MAX;
+        for (size_t i = 0; i < full.n; i++) {
+                full.entries[i] = (struct password_failure_entry){.count = 5,
+                                                                  .last_usec = INT64_C(1764370000000000),
+                                                                  .next_usec = INT64_C(1764370016000000)};
+                snprintf(full.entries[i].operator_id, sizeof(full.entries[i].operator_id), "OP%05zu", i);
         }
-        assert_int_equal(password_failure_file_format(&f, &text, &size), 0);
-        for (int i = 0; i < ROUNDS; i++) {
-                f.entries[0].count = (uint32_t)(i % PASSWORD_FAILURE_COUNT_MAX) + 1;
-                uint64_t t0 = now_usec();
-                assert_int_equal(password_failure_file_save(path, &f), 0);
-                uint64_t t1 = now_usec();
-                assert_int_equal(save_without_dir_fsync(other, text, size), 0);
-                light[i] = now_usec() - t1;
-                full[i] = t1 - t0;
-                assert_int_equal(password_failure_file_load(path, &back), 0);
-                assert_int_equal(back.entries[0].count, f.entries[0].count);
-        }
-        qsort(full, ROUNDS, sizeof(full[0]), cmp_u64);
-        qsort(light, ROUNDS, sizeof(light[0]), cmp_u64);
-        assert_int_equal(statfs(dir, &sfs), 0);
-        print_message("save of %zu bytes in %s (f_type 0x%lx), %d rounds: median %" PRIu64
-                      " us, max %" PRIu64 " us; without the directory fsync: median %" PRIu64
-                      " us, max %" PRIu64 " us\n",
-                      size, dir, (unsigned long)sfs.f_type, ROUNDS, full[ROUNDS / 2], full[ROUNDS - 1],
-                      light[ROUNDS / 2], light[ROUNDS - 1]);
-        free(text);
+        assert_int_equal(password_failure_file_save(path, &full), 0);
+        assert_int_equal(password_failure_file_load(path, &back), 0);
+        assert_memory_equal(&back, &full, sizeof(full));
+
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(parse(GOOD, &one), 0);
+        one.n = 1;
+        one.entries[0].count = 7;
+        assert_int_equal(password_failure_file_save(path, &one), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(password_failure_file_load(path, &back), 0);
+        memset(&one.entries[1], 0, sizeof(one.entries[1])); /* what the parser leaves past n */
+        assert_memory_equal(&back, &one, sizeof(one));
+        assert_int_equal(dir_entries(dir), 1);
+
+        /* Refused by the codec: nothing written, the last save stands. */
+        full.entries[3].count = PASSWORD_FAILURE_COUNT_MAX + 1;
+        assert_int_equal(password_failure_file_save(path, &full), -EINVAL);
+        assert_int_equal(password_failure_file_load(path, &back), 0);
+        assert_memory_equal(&back, &one, sizeof(one));
+        assert_int_equal(dir_entries(dir), 1);
+
         unlink(path);
-        unlink(other);
         rmdir(dir);
 }
 
@@ -276,7 +253,7 @@ int main(void)
                 cmocka_unit_test(test_parse_bounds),
                 cmocka_unit_test(test_format_round_trip),
                 cmocka_unit_test(test_load_believes_only_a_root_only_file),
-                cmocka_unit_test(test_save_cost),
+                cmocka_unit_test(test_save_replaces_the_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

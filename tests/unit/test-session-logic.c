@@ -111,6 +111,8 @@ struct fake {
         /* What the session last asked to keep across a restart (password-failures.h). */
         struct password_failure_file saved;
         unsigned saves;
+        /* How far the password failure counts' clock is ahead of CLOCK_MONOTONIC: an hour passes at once. */
+        uint64_t clock_ahead_usec;
 };
 
 static int fake_record(void *userdata, const char *ev, const char *op, const char *card, JsonValue *data,
@@ -342,6 +344,12 @@ static void fake_password_failures_save(void *userdata, const struct password_fa
         f->saves++;
 }
 
+static uint64_t fake_password_clock(void *userdata)
+{
+        struct fake *f = userdata;
+        return now_mono_usec() + f->clock_ahead_usec;
+}
+
 static const struct session_ops fake_ops = {
         .record = fake_record,
         .log_writable = fake_log_writable,
@@ -354,6 +362,7 @@ static const struct session_ops fake_ops = {
         .password_check = fake_password_check,
         .password_set = fake_password_set,
         .password_remove = fake_password_remove,
+        .password_clock = fake_password_clock,
         .password_failures_save = fake_password_failures_save,
         .lock_screen = fake_lock_screen,
         .watch_idle = fake_watch_idle,
@@ -372,6 +381,7 @@ static const struct session_ops fake_vein_ops = {
         .login_cancel = fake_login_cancel,
         .change_pin = fake_change_pin,
         .password_check = fake_password_check,
+        .password_clock = fake_password_clock,
         .password_failures_save = fake_password_failures_save,
         .vein_device = fake_vein_device,
         .vein_match = fake_vein_match,
@@ -1214,15 +1224,82 @@ static void member_session(struct fake *f)
         assert_string_equal(f->s.method, "group-card+password");
 }
 
-/* An hour without a failure starts a count again, an operator's and the floor a file that could not be
- * trusted left: the next failure waits 1 s, not the doubled or the longest delay. */
-static void test_failure_counts_forgotten_after_an_hour(void **state)
+/* A login of the group card in which operator_id's password is wrong; the card is pulled at once (which
+ * answers the call held for the delay), ready for the next login. Returns the delay the failure set. */
+static uint64_t password_fails(struct fake *f, const char *operator_id)
+{
+        f->pin[0] = '\0';
+        memset(f->answers, 0, sizeof(f->answers));
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], operator_id, "wrong");
+        password_says(f, -EACCES);
+        uint64_t delay = session_password_delay_usec(&f->s, operator_id);
+        commit_all(f, 0);
+        assert_false(f->answers[2].answered); /* held for the delay */
+        pull_card(f);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_NO_CARD);
+        return delay;
+}
+
+/* An hour without a failure starts a count again: OP0001 and OP0002 fail at t; at t+59 min OP0002's
+ * count still holds (2 s), at t+61 min OP0001's is forgotten (1 s). The hour passes on the counts'
+ * clock (session_ops.password_clock), however long this machine has been up. */
+static void test_failure_count_forgotten_after_an_hour(void **state)
+{
+        struct fake *f = *state;
+        uint64_t delay;
+
+        delay = password_fails(f, "OP0001");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+        delay = password_fails(f, "OP0002");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+
+        f->clock_ahead_usec += 59 * 60 * USEC_PER_SEC;
+        assert_int_equal(session_password_delay_usec(&f->s, "OP0002"), 0); /* the delay is long over */
+        delay = password_fails(f, "OP0002");
+        assert_true(delay > 1900 * 1000 && delay <= 2 * USEC_PER_SEC); /* still counted: the second */
+        assert_int_equal(saved_entry(f, "OP0002")->count, 2);
+
+        f->clock_ahead_usec += 2 * 60 * USEC_PER_SEC;
+        delay = password_fails(f, "OP0001");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC); /* forgotten: a first again */
+        assert_int_equal(saved_entry(f, "OP0001")->count, 1);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 2); /* its failure was 2 min ago */
+}
+
+/* The floor a failure file that could not be trusted left (count 6, 32 s) is forgotten the same way:
+ * at t+59 min an operator without a slot still starts from it, at t+61 min from zero. */
+static void test_untrusted_floor_forgotten_after_an_hour(void **state)
+{
+        struct fake *f = *state;
+        uint64_t delay;
+
+        session_password_failures_fail_closed(&f->s);
+        assert_int_equal(f->saved.floor.count, 6);
+
+        f->clock_ahead_usec += 59 * 60 * USEC_PER_SEC;
+        delay = password_fails(f, "OP0002");
+        assert_true(delay > 31 * USEC_PER_SEC && delay <= 32 * USEC_PER_SEC);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 7);
+        assert_int_equal(f->saved.floor.count, 6);
+
+        f->clock_ahead_usec += 2 * 60 * USEC_PER_SEC;
+        delay = password_fails(f, "OP0001");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+        assert_int_equal(saved_entry(f, "OP0001")->count, 1);
+        assert_int_equal(f->saved.floor.count, 0);
+}
+
+/* Counts saved two hours ago and read back by a restarted mamorid are forgotten too, an operator's and
+ * the floor: the next failure waits 1 s, not the doubled or the longest delay. The counts' clock is
+ * three hours on, so that two hours ago lies within it whenever this machine started. */
+static void test_failure_counts_forgotten_after_a_restart(void **state)
 {
         struct fake *f = *state;
         int64_t now = now_realtime_usec();
 
-        if (now_mono_usec() < 2 * 3600 * USEC_PER_SEC)
-                skip(); /* a count two hours old cannot be placed in this boot's monotonic clock yet */
+        f->clock_ahead_usec = 3 * 3600 * USEC_PER_SEC;
         f->saved = (struct password_failure_file){.floor = {.count = 6,
                                                             .last_usec = now - 7200 * USEC_PER_SEC,
                                                             .next_usec = now - 7168 * USEC_PER_SEC},
@@ -1589,7 +1666,11 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_untrusted_failure_file_locks_out, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password, setup_group, teardown_group),
-                cmocka_unit_test_setup_teardown(test_failure_counts_forgotten_after_an_hour, setup_group,
+                cmocka_unit_test_setup_teardown(test_failure_count_forgotten_after_an_hour, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_untrusted_floor_forgotten_after_an_hour, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_failure_counts_forgotten_after_a_restart, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_changed_password_starts_the_count_again, setup_group,
                                                 teardown_group),

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+# PostgreSQL's own CPU a record when a batch is stored, by table layout, beside one Ed25519 verification.
+"""Usage: MAMORI_BUILD_DIR=BUILD pg-floor.py [RECORDS (30000)] [BATCH (1000)] [REPEAT (3)]
+
+What PostgreSQL itself costs the machine for each record the collector stores, without the collector:
+RECORDS signed lines of one terminal (tests/integration/mklog, times ending a minute ago so that they
+fall in this month's partition) are sent with psql's \\copy, one COPY and one commit per BATCH records,
+into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on). Layouts:
+
+- `store`: the store's own `records` table (its schema made by tests/bench/ingest-cost in a warm-up),
+  one row a record, the same COPY text the collector sends;
+- `store-short`: the same with each line cut to 40 bytes: what a row costs whatever its size;
+- `batch-row`: one row a batch (the batch's lines as one text value, STORAGE EXTERNAL: TOAST chunks,
+  no compression), the layout the last session proposed to cut PostgreSQL's per-record work;
+- `batch-row-lz4`: the same value compressed with lz4.
+
+The CPU is that of the postmaster and all its children (their ticks, 1/CLK_TCK s), in µs a record,
+median and max over REPEAT runs, each into a new database. The baseline, measured in the same run
+before and after: one Ed25519 verification (`openssl speed ed25519`, one core, CPU time). PostgreSQL's
+cost in verifications is what it adds to each record on a machine whose cores it shares with the
+collector: with the collector's own ~0.15 (ingest-cost's stage_costs), ingest can reach at most
+1 / (1.15 + that) of cores × verify/s."""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
+import bench  # noqa: E402
+import pgcluster  # noqa: E402
+
+LOG = '0123456789abcdef0123456789abcdef'
+BATCH_DDL = ('CREATE TABLE batches (log text NOT NULL, first_seq bigint NOT NULL, ts bigint NOT NULL,'
+             ' lines text NOT NULL, PRIMARY KEY (log, first_seq));')
+LAYOUTS = {
+    'store': None,
+    'store-short': None,
+    'batch-row': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET STORAGE EXTERNAL',
+    'batch-row-lz4': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET COMPRESSION lz4',
+}
+
+
+def verify_us():
+    out = subprocess.run(['openssl', 'speed', '-seconds', '2', 'ed25519'], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True).stdout
+    m = re.search(r'Ed25519\)\s+\S+\s+\S+\s+(\S+)\s+(\S+)', out)
+    if not m:
+        raise RuntimeError('openssl speed ed25519 gave no verify figure')
+    return 1e6 / float(m.group(2))
+
+
+def copy_escape(b):
+    """COPY's text format: backslash, tab, newline and CR escaped (as the collector's copy_append())."""
+    return b.replace(b'\\', b'\\\\').replace(b'\t', b'\\t').replace(b'\n', b'\\n').replace(b'\r', b'\\r')
+
+
+def write_batches(tmp, lines, batch):
+    """One COPY file a batch for each layout kind: rows (full and short lines) and one row a batch."""
+    import json
+    files = {'store': [], 'store-short': [], 'batch': []}
+    for k in range(0, len(lines), batch):
+        chunk = lines[k:k + batch]
+        for kind, cut in (('store', None), ('store-short', 40)):
+            path = os.path.join(tmp, f'{kind}-{k}.tsv')
+            with open(path, 'wb') as f:
+                for i, line in enumerate(chunk):
+                    ts = json.loads(line)['ts']
+                    f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + i + 1, ts, copy_escape(line[:cut] if cut else line)))
+            files[kind].append(path)
+        path = os.path.join(tmp, f'batch-{k}.tsv')
+        with open(path, 'wb') as f:
+            f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + 1, json.loads(chunk[-1])['ts'],
+                                           copy_escape(b'\n'.join(chunk) + b'\n')))
+        files['batch'].append(path)
+    return files
+
+
+def cluster_ticks(cluster):
+    """CPU ticks of the postmaster (with its reaped children) and of its live children."""
+    with open(os.path.join(cluster.dir, 'data', 'postmaster.pid')) as f:
+        master = f.readline().strip()
+
+    def stat(pid):
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()
+    total = sum(int(x) for x in stat(master)[11:15])  # utime stime cutime cstime
+    for d in os.listdir('/proc'):
+        if d.isdigit() and d != master:
+            try:
+                s = stat(d)
+                if s[1] == master:
+                    total += int(s[11]) + int(s[12])
+            except (OSError, IndexError, ValueError):
+                pass
+    return total
+
+
+def one_run(cluster, name, files, n, db):
+    conn = cluster.create_db(db)
+    if LAYOUTS[name] is None:
+        # The store's schema, as the collector makes it (this month's partition included).
+        subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '2', '1', '1', conn],
+                       stdout=subprocess.DEVNULL, check=True)
+        table, paths = 'records (log, seq, ts, line)', files[name]
+    else:
+        cluster.psql(db, LAYOUTS[name])
+        table, paths = 'batches', files['batch']
+    script = ''.join(f"\\copy {table} FROM '{p}'\n" for p in paths)
+    before = cluster_ticks(cluster)
+    subprocess.run([os.path.join(cluster.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', conn],
+                   input=script, text=True, check=True, timeout=600)
+    time.sleep(0.2)  # the backend reaped, its ticks in the postmaster's cutime
+    after = cluster_ticks(cluster)
+    return (after - before) / os.sysconf('SC_CLK_TCK') / n * 1e6
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 30000
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    start = time.time_ns() // 1000 - 60_000_000 - n * 1000
+    out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'integration', 'mklog'), '--seed', 'floor',
+                          '--log', LOG, '--term', 'T-0001', '--count', str(n), '--rotate', str(batch),
+                          '--start', str(start)], stdout=subprocess.PIPE, check=True).stdout
+    lines = out.split(b'\n')[:-1]
+    v_before = verify_us()
+    cluster = pgcluster.Cluster(fsync=True).start()
+    figures = {name: [] for name in LAYOUTS}
+    try:
+        with tempfile.TemporaryDirectory(prefix='mamori-pg-floor-') as tmp:
+            files = write_batches(tmp, lines, batch)
+            k = 0
+            for r in range(repeat):
+                for name in LAYOUTS:  # interleaved, so that every layout meets the same drift
+                    k += 1
+                    figures[name].append(one_run(cluster, name, files, n, f'floor{k}'))
+                    if sys.stderr.isatty():
+                        print(f'\r  run {r + 1}/{repeat} {name:14s}', end='', file=sys.stderr, flush=True)
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+    finally:
+        cluster.stop()
+    v = (v_before + verify_us()) / 2
+    print(f'pg_floor records={n} batch={batch} repeat={repeat} mean_line_bytes={sum(map(len, lines)) / n:.0f}')
+    print(f'  baseline one Ed25519 verification (openssl speed, one core, before and after): {v:.1f} us')
+    for name, xs in figures.items():
+        med = statistics.median(xs)
+        print(f'  {name:14s} postgresql_us_per_record median={med:.1f} max={max(xs):.1f}'
+              f'  = {med / v:.3f} verifications; ceiling with the collector\'s 1.15: {100 / (1.15 + med / v):.0f} %')
+
+
+if __name__ == '__main__':
+    main()
