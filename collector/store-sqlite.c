@@ -1,10 +1,13 @@
 /* SQLite backend of the centre store (WAL, synchronous=FULL): connection, schema, queries (store-backend.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -367,6 +370,62 @@ static int sq_size(void *conn, uint64_t *ret)
         return 0;
 }
 
+static void run_lock_release(void *p)
+{
+        int *fd = p;
+        if (fd) {
+                (void)close(*fd);
+                free(fd);
+        }
+}
+
+static void run_lock_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+        (void)argc, (void)argv;
+        sqlite3_result_int(ctx, 1);
+}
+
+/*
+ * store_run_lock(): flock() on a file beside the database, "DATABASE-NAME.lock" (name without its '#'),
+ * not on the database itself (closing a second descriptor of it would drop SQLite's own POSIX locks). Held
+ * as long as the connection: the descriptor belongs to a function registered on it, whose destructor
+ * closes it when the connection closes.
+ */
+static int sq_run_lock(void *conn, const char *name)
+{
+        sqlite3 *db = conn;
+        const char *file = sqlite3_db_filename(db, "main");
+        char path[4096];
+        int fd, *held, r;
+
+        if (!file || !*file)
+                return -EOPNOTSUPP; /* in memory: no other process shares it */
+        name += name[0] == '#';
+        if (!*name || strchr(name, '/'))
+                return -EINVAL;
+        if (exec(db, "SELECT mamori_run_lock()") == 0)
+                return -EINVAL; /* one a connection */
+        if ((size_t)snprintf(path, sizeof(path), "%s-%s.lock", file, name) >= sizeof(path))
+                return -ENAMETOOLONG;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                (void)close(fd);
+                return r;
+        }
+        held = malloc(sizeof(int));
+        if (!held) {
+                (void)close(fd);
+                return -ENOMEM;
+        }
+        *held = fd;
+        /* On failure SQLite calls the destructor itself: the lock goes. */
+        return sq_err(sqlite3_create_function_v2(db, "mamori_run_lock", 0, SQLITE_UTF8, held, run_lock_fn,
+                                                 NULL, NULL, run_lock_release));
+}
+
 const StoreBackend store_backend_sqlite = {
         .name = "sqlite",
         .open = sq_open,
@@ -384,4 +443,5 @@ const StoreBackend store_backend_sqlite = {
         .free = sq_free,
         .put_records = sq_put_records,
         .size = sq_size,
+        .run_lock = sq_run_lock,
 };

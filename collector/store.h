@@ -47,7 +47,8 @@ int store_maintain(Store *s, int64_t now_usec);
  * Outside a transaction: take the lock `name` (not a log id: "#retention") for as long as this store stays
  * open, without waiting. -EBUSY: another open store holds it, in any process on any host of the deployment
  * (PostgreSQL: a session advisory lock; lost with the connection, so a reconnect takes it again or fails
- * with -EBUSY); -EOPNOTSUPP: the backend has none (SQLite).
+ * with -EBUSY. SQLite: flock() on DATABASE-NAME.lock beside the database); -EOPNOTSUPP: a database in
+ * memory.
  */
 int store_run_lock(Store *s, const char *name);
 

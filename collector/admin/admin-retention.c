@@ -459,8 +459,9 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         t.cutoff = month_start(admin_now_usec() - (int64_t)years * (AUDIT_DAY * 36525 / 100), 0);
         if (admin_store(ctx, &t.store) < 0)
                 return 1;
-        /* One run at a time (PostgreSQL: a session lock, held until we exit): two would check and drop the
-         * same months, and one rebuild would drop the index the other is building. */
+        /* One run at a time (held until we exit): a run behind another would set a log's anchor back
+         * behind what the other deleted (its steps were walked before), and drop the index the other's
+         * rebuild is building. */
         r = store_run_lock(t.store, RETENTION_LOCK);
         if (r == -EBUSY) {
                 fprintf(stderr,
