@@ -371,24 +371,23 @@ static int pgc_open(const char *target, void **ret_conn)
         return 0;
 }
 
-/* A connection the server dropped (restart, failover) is made again between transactions. */
-static int run_lock_take(PgConn *c, const char *name);
-
+/*
+ * A connection the server dropped (restart, failover) is made again between transactions — unless it held
+ * a run lock (store_run_lock()): that went with the old session, another run may have taken it and done
+ * work meanwhile, and taking it back would let this run go on with a plan made before that work. -ENOLCK
+ * then, and at every later call: the run ends and is started again.
+ */
 static int ensure_connected(PgConn *c)
 {
-        int r;
-
         if (PQstatus(c->pg) == CONNECTION_OK)
                 return 0;
+        if (c->run_lock)
+                return -ENOLCK;
         forget_prepared(c);
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK)
                 return -ECONNREFUSED;
-        r = session_setup(c);
-        /* The session lock went with the old session: another may have taken it since. */
-        if (r >= 0 && c->run_lock)
-                r = run_lock_take(c, c->run_lock);
-        return r;
+        return session_setup(c);
 }
 
 static int pgc_begin(void *conn)
@@ -939,11 +938,13 @@ static int pgc_run_lock(void *conn, const char *name)
         char *copy;
         int r;
 
-        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-                return -EBUSY;
         if (c->run_lock)
                 return -EINVAL; /* one a connection */
+        /* -EBUSY is kept for "another holds it": a dead connection reconnects first, an open transaction
+         * is the caller's mistake. */
         r = ensure_connected(c);
+        if (r >= 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                r = -EINVAL;
         if (r < 0)
                 return r;
         copy = strdup(name);

@@ -46,9 +46,9 @@ int store_maintain(Store *s, int64_t now_usec);
 /*
  * Outside a transaction: take the lock `name` (not a log id: "#retention") for as long as this store stays
  * open, without waiting. -EBUSY: another open store holds it, in any process on any host of the deployment
- * (PostgreSQL: a session advisory lock; lost with the connection, so a reconnect takes it again or fails
- * with -EBUSY. SQLite: flock() on DATABASE-NAME.lock beside the database); -EOPNOTSUPP: a database in
- * memory.
+ * (PostgreSQL: a session advisory lock, lost with the connection: every call after the connection dropped
+ * fails with -ENOLCK instead of reconnecting, since another run may have held the lock meanwhile. SQLite:
+ * flock() on DATABASE-NAME.lock beside the database); -EOPNOTSUPP: a database in memory.
  */
 int store_run_lock(Store *s, const char *name);
 

@@ -483,11 +483,18 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                 r = store_logs_foreach(t.store, retain_log, &t);
         if (r >= 0)
                 r = apply(&t);
-        if (r < 0) {
+        if (r == -ENOLCK)
+                fprintf(stderr,
+                        "mamori-admin: retention stopped: the connection to the store was lost mid-run and "
+                        "the retention lock with it, so another run may have changed what this one "
+                        "planned; what was deleted before is anchored and recorded: run retention "
+                        "again\n");
+        else if (r < 0)
                 fprintf(stderr,
                         "mamori-admin: retention failed: %s (what was deleted before is anchored and "
                         "recorded; run it again)\n",
                         strerror(-r));
+        if (r < 0) {
                 free(t.steps);
                 return 1;
         }

@@ -156,8 +156,8 @@ _printf_(2, 3) static void why(AuditFinding *f, const char *fmt, ...)
         va_end(ap);
 }
 
-/* Emit when in the window and the office; also_office: a second terminal's office that qualifies too. */
-/* The finding to the caller if it lies in the window and one of its offices is audited; false if not. */
+/* The finding to the caller if it lies in the window and its office (or also_office: a second terminal's
+ * office, which qualifies too) is audited; false if it was not passed on. */
 static bool emit(AuditEngine *e, AuditFinding *f, const char *also_office)
 {
         const char *office = term_office(e, f->term);

@@ -1361,6 +1361,64 @@ static void test_open_does_not_wait_for_ingest(void **state)
         assert_int_equal(o.r, 0);
 }
 
+/*
+ * store_run_lock(): one holder at a time across stores (both backends); on PostgreSQL a holder whose
+ * connection dropped does not reconnect and take the lock back (another run may have held it and worked
+ * meanwhile): every later call fails with -ENOLCK, while a new store can take the lock.
+ */
+static void test_run_lock_one_holder_and_not_retaken(void **state)
+{
+        char path[] = "/tmp/mamori-runlock-XXXXXX";
+        const char *url = store_url();
+        Store *a = NULL, *b = NULL, *c = NULL;
+
+        (void)state;
+        if (!url) {
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                close(fd);
+        }
+        assert_int_equal(store_open(url ?: path, &a), 0);
+        assert_int_equal(store_open(url ?: path, &b), 0);
+        assert_int_equal(store_run_lock(a, "#retention"), 0);
+        assert_int_equal(store_run_lock(a, "#retention"), -EINVAL); /* one a store */
+        assert_int_equal(store_run_lock(b, "#retention"), -EBUSY);
+        assert_int_equal(store_run_lock(b, "#other"), 0); /* another name is another lock */
+        store_close(b);
+
+        if (url) {
+                /* a's session ends under it, as in a server restart. */
+                free(pg_value("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                              " AND granted AND objid = (hashtextextended('#retention', 0) & 4294967295)"
+                              "::bigint::oid"));
+                assert_int_equal(store_open(url, &c), 0);
+                uint64_t n = 0;
+                for (int i = 0; i < 500; i++) { /* the server notices the end within 5 s */
+                        if (store_run_lock(c, "#retention") == 0)
+                                break;
+                        assert_true(i < 499);
+                        usleep(10 * 1000);
+                }
+                assert_true(store_record_count(a, &n) < 0); /* its session is gone */
+                assert_int_equal(store_begin(a), -ENOLCK);  /* and it does not come back */
+                assert_int_equal(store_begin(a), -ENOLCK);
+                store_close(c);
+        } else {
+                store_close(a);
+                a = NULL;
+                assert_int_equal(store_open(path, &c), 0);
+                assert_int_equal(store_run_lock(c, "#retention"), 0); /* released with its store */
+                store_close(c);
+                unlink_sqlite_store(path);
+                char lock[64];
+                snprintf(lock, sizeof(lock), "%s-retention.lock", path);
+                unlink(lock);
+                snprintf(lock, sizeof(lock), "%s-other.lock", path);
+                unlink(lock);
+        }
+        store_close(a);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1388,6 +1446,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_clock_ahead_alerted_once_by_two, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_maintainers_lock_in_one_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_ingest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_run_lock_one_holder_and_not_retaken, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
