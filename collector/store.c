@@ -1727,15 +1727,21 @@ int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const Stor
                          const char *note)
 {
         _cleanup_free_ char *detail = NULL;
+        uint64_t changed = 0;
         int r;
 
-        r = EXEC(s,
-                 "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
-                 " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5",
-                 "susbu", log, anchor->seq, anchor->hash, (const void *)anchor->key,
-                 (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
+        /* An anchor only moves forward: one behind the stored one would hide what was deleted up to it
+         * (a run working from a stale plan); -ESTALE, and the caller's transaction rolls back. */
+        r = EXEC_CHANGES(s, &changed,
+                         "INSERT INTO anchors (log, seq, hash, key, epochs) VALUES (?1,?2,?3,?4,?5)"
+                         " ON CONFLICT(log) DO UPDATE SET seq = ?2, hash = ?3, key = ?4, epochs = ?5"
+                         " WHERE anchors.seq <= ?2",
+                         "susbu", log, anchor->seq, anchor->hash, (const void *)anchor->key,
+                         (size_t)ED25519_KEY_SIZE, (uint64_t)anchor->epochs);
         if (r < 0)
                 return r;
+        if (changed == 0)
+                return -ESTALE;
         if (asprintf(&detail, "deleted %" PRIu64 " records, seq <= %" PRIu64 ", last hash %s%s%s", n,
                      anchor->seq, anchor->hash, note ? "; " : "", note ?: "") < 0)
                 return -ENOMEM;

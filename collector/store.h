@@ -274,7 +274,8 @@ typedef struct StoreAnchor {
 int store_records_delete_below(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor,
                                const char *note, uint64_t *ret_n);
 /* The anchor and history row of store_records_delete_below() alone, for n records deleted otherwise
- * (a whole month at once, store_records_drop_month()); note is added to the history row. */
+ * (a whole month at once, store_records_drop_month()); note is added to the history row. Both: -ESTALE
+ * when the log's stored anchor is further on (an anchor never moves back). */
 int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const StoreAnchor *anchor, uint64_t n,
                          const char *note);
 /*

@@ -489,6 +489,11 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                         "the retention lock with it, so another run may have changed what this one "
                         "planned; what was deleted before is anchored and recorded: run retention "
                         "again\n");
+        else if (r == -ESTALE)
+                fprintf(stderr,
+                        "mamori-admin: retention stopped: a log's records were deleted further than this "
+                        "run "
+                        "planned (by another run); nothing of this step was changed: run retention again\n");
         else if (r < 0)
                 fprintf(stderr,
                         "mamori-admin: retention failed: %s (what was deleted before is anchored and "

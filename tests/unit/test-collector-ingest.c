@@ -1361,6 +1361,34 @@ static void test_open_does_not_wait_for_ingest(void **state)
         assert_int_equal(o.r, 0);
 }
 
+/* Retention's anchor of a log only moves forward: one behind the stored one (a run working from a stale
+ * plan) is refused with -ESTALE and changes nothing; the same one again is accepted. Both backends. */
+static void test_anchor_never_moves_back(void **state)
+{
+        Fixture *f = *state;
+        const char *log = "0123456789abcdef0123456789abcdef";
+        StoreAnchor a = {.seq = 30, .epochs = 2}, got;
+        uint64_t n = 0;
+
+        memset(a.hash, 'a', SHA256_HEX_MAX - 1);
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_records_delete_below(f->store, 1, log, &a, NULL, &n), 0);
+        assert_int_equal(store_commit(f->store), 0);
+        a.seq = 29;
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_records_delete_below(f->store, 2, log, &a, NULL, &n), -ESTALE);
+        store_rollback(f->store);
+        assert_int_equal(store_log_anchor_set(f->store, 3, log, &a, 0, NULL), -ESTALE);
+        assert_int_equal(store_log_anchor(f->store, log, &got), 0);
+        assert_int_equal(got.seq, 30);
+        a.seq = 30;
+        assert_int_equal(store_log_anchor_set(f->store, 4, log, &a, 0, "again"), 0);
+        a.seq = 31;
+        assert_int_equal(store_log_anchor_set(f->store, 5, log, &a, 0, NULL), 0);
+        assert_int_equal(store_log_anchor(f->store, log, &got), 0);
+        assert_int_equal(got.seq, 31);
+}
+
 /*
  * store_run_lock(): one holder at a time across stores (both backends); on PostgreSQL a holder whose
  * connection dropped does not reconnect and take the lock back (another run may have held it and worked
@@ -1447,6 +1475,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_maintainers_lock_in_one_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_ingest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_run_lock_one_holder_and_not_retaken, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_never_moves_back, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
