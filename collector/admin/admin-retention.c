@@ -473,7 +473,8 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         if (r < 0 && r != -EOPNOTSUPP) {
                 fprintf(stderr,
                         "mamori-admin: retention: cannot take the store's retention lock: %s; nothing "
-                        "was done: check the database, then run it again\n",
+                        "was done: check the database (SQLite: that the file DATABASE-retention.lock can "
+                        "be made beside it, by this user), then run it again\n",
                         strerror(-r));
                 return 1;
         }
