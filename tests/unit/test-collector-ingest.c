@@ -232,6 +232,20 @@ static char *pg_value(const char *sql)
         return v;
 }
 
+/* Wait (10 s at most) until sql's one value is want: another connection reached a lock wait. */
+static void pg_wait_for(const char *sql, const char *want)
+{
+        for (int i = 0;; i++) {
+                char *v = pg_value(sql);
+                bool there = streq(v, want);
+                free(v);
+                if (there)
+                        return;
+                assert_true(i < 1000);
+                usleep(10 * 1000);
+        }
+}
+
 /*
  * Exactly once across months: a batch sent again months later (its records filed in a partition made
  * since, the resend answered at another month's time) is acknowledged and stored once; on PostgreSQL a
@@ -1205,20 +1219,12 @@ static void test_clock_ahead_alerted_once_by_two(void **state)
         assert_int_equal(pthread_create(&ta, NULL, maintain_store, &ma), 0);
         assert_int_equal(pthread_create(&tb, NULL, maintain_store, &mb), 0);
         if (pg)
-                for (int i = 0;; i++) {
-                        /* Both maintainers wait for the alerts' lock, each past its partitions (one
-                         * makes them, the other waits for it and finds them made) and its look. */
-                        char *v = pg_value("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
-                                           " AND locktype = 'advisory' AND objsubid = 1"
-                                           " AND (classid::bigint << 32 | objid::bigint)"
-                                           " = hashtextextended('#alerts', 0)");
-                        bool both = streq(v, "2");
-                        free(v);
-                        if (both)
-                                break;
-                        assert_true(i < 1000); /* 10 s */
-                        usleep(10 * 1000);
-                }
+                /* Both maintainers wait for the alerts' lock, each past its partitions (one makes
+                 * them, the other waits for it and finds them made) and its look. */
+                pg_wait_for("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+                            " AND locktype = 'advisory' AND objsubid = 1"
+                            " AND (classid::bigint << 32 | objid::bigint) = hashtextextended('#alerts', 0)",
+                            "2");
         else
                 usleep(500 * 1000); /* both wait in BEGIN IMMEDIATE (the busy timeout is 10 s) */
         assert_false(ma.done);
@@ -1267,17 +1273,9 @@ static void test_maintainers_lock_in_one_order(void **state)
         PQclear(r);
         /* March 2026 and the two months after it have no partitions yet: the maintainer must make them. */
         assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
-        for (int i = 0;; i++) {
-                char *v =
-                        pg_value("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
-                                 " AND objid = 120265215275626 % 4294967296");
-                bool waits = streq(v, "1");
-                free(v);
-                if (waits)
-                        break;
-                assert_true(i < 1000); /* 10 s */
-                usleep(10 * 1000);
-        }
+        pg_wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+                    " AND objid = 120265215275626 % 4294967296",
+                    "1");
         r = PQexec(other, "SET lock_timeout = '10s'; LOCK TABLE records_default IN ACCESS EXCLUSIVE MODE");
         assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
         PQclear(r);
