@@ -805,14 +805,12 @@ static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret,
  * optional digits) or (others) every other one. */
 static int invalid_indexes(PgConn *c, const char *name, bool others, char ***ret, size_t *ret_n)
 {
-        return pg_column(c,
-                         others ? "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class x"
-                                  " ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT"
-                                  " i.indisvalid AND x.relname !~ '_cc(new|old)[0-9]*$' ORDER BY 1"
-                                : "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class x"
-                                  " ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND NOT"
-                                  " i.indisvalid AND x.relname ~ '_cc(new|old)[0-9]*$' ORDER BY 1",
-                         name, ret, ret_n);
+#define INVALID_INDEXES_SQL(match)                                                                    \
+        "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid" \
+        " WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND x.relname " match                  \
+        " '_cc(new|old)[0-9]*$' ORDER BY 1"
+        return pg_column(c, others ? INVALID_INDEXES_SQL("!~") : INVALID_INDEXES_SQL("~"), name, ret, ret_n);
+#undef INVALID_INDEXES_SQL
 }
 
 /*
