@@ -49,16 +49,11 @@ static int set_key(Record *rec, EVP_PKEY *key)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"seed", required_argument, NULL, 's'},
-                {"log", required_argument, NULL, 'l'},
-                {"term", required_argument, NULL, 't'},
-                {"count", required_argument, NULL, 'n'},
-                {"rotate", required_argument, NULL, 'r'},
-                {"identity-pub", required_argument, NULL, 'p'},
-                {"variant", required_argument, NULL, 'v'},
-                {"fork-at", required_argument, NULL, 'f'},
-                {"start", required_argument, NULL, 'S'},
-                {},
+                {"seed", required_argument, NULL, 's'},    {"log", required_argument, NULL, 'l'},
+                {"term", required_argument, NULL, 't'},    {"count", required_argument, NULL, 'n'},
+                {"rotate", required_argument, NULL, 'r'},  {"identity-pub", required_argument, NULL, 'p'},
+                {"variant", required_argument, NULL, 'v'}, {"fork-at", required_argument, NULL, 'f'},
+                {"start", required_argument, NULL, 'S'},   {},
         };
         const char *seed = "test", *log = "0123456789abcdef0123456789abcdef", *term = "T-0001", *pub = NULL;
         const char *variant = NULL;
