@@ -373,10 +373,15 @@ static int pgc_open(const char *target, void **ret_conn)
 }
 
 /*
- * A connection the server dropped (restart, failover) is made again between transactions — unless it held
- * a run lock (store_run_lock()): that went with the old session, another run may have taken it and done
- * work meanwhile, and taking it back would let this run go on with a plan made before that work. -ENOLCK
- * then, and at every later call: the run ends and is started again.
+ * Before every call: a connection the server dropped (restart, failover) is made again between the
+ * caller's transactions — unless it held a run lock (store_run_lock()): that went with the old session,
+ * another run may have taken it and done work meanwhile, and taking it back would let this run go on with
+ * a plan made before that work. -ENOLCK then, and at every later call: the run ends and is started again.
+ * Never inside the caller's transaction (begun, not yet committed or rolled back): made again there, its
+ * later statements would each run on their own and its COMMIT would answer "COMMIT" for a transaction that
+ * is not there. -ECONNRESET then, until the caller rolls back. libpq learns that the session is gone only
+ * from the statement that fails: that call answers the error, the next one reconnects (the failed statement
+ * is not sent again: outside a transaction, a write may have been done before the session ended).
  */
 static int ensure_connected(PgConn *c)
 {
@@ -384,6 +389,8 @@ static int ensure_connected(PgConn *c)
                 return 0;
         if (c->run_lock)
                 return -ENOLCK;
+        if (c->in_transaction)
+                return -ECONNRESET;
         forget_prepared(c);
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK)
@@ -425,18 +432,37 @@ static void pgc_rollback(void *conn)
 {
         PgConn *c = conn;
         c->in_transaction = false;
-        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
                 (void)pg_exec(c, "ROLLBACK");
 }
 
+/*
+ * Commits the transaction pgc_begin() opened, or fails: the collector acknowledges records only after it.
+ * A COMMIT with no transaction open (a connection made again, or a commit without begin) only warns and
+ * answers "COMMIT": so COMMIT is sent only in a transaction of pgc_begin()'s that is still open; one whose
+ * session ended is -ECONNRESET, a failed one -EIO (rolled back).
+ */
 static int pgc_commit(void *conn)
 {
         PgConn *c = conn;
-        PGresult *res = PQexec(c->pg, "COMMIT");
+        bool begun = c->in_transaction;
+        PGresult *res;
         int r;
 
         c->in_transaction = false;
+        if (!begun)
+                return -EINVAL;
+        switch (PQtransactionStatus(c->pg)) {
+        case PQTRANS_INTRANS:
+                break;
+        case PQTRANS_UNKNOWN: /* the connection is gone, and the transaction with it */
+                return -ECONNRESET;
+        default: /* INERROR: a statement failed; IDLE, ACTIVE: not the transaction begun */
+                pgc_rollback(c);
+                return -EIO;
+        }
 
+        res = PQexec(c->pg, "COMMIT");
         /* COMMIT of a failed transaction "succeeds" as ROLLBACK: only "COMMIT" means stored. */
         if (PQresultStatus(res) == PGRES_COMMAND_OK && streq(PQcmdStatus(res), "COMMIT"))
                 r = 0;
@@ -531,11 +557,9 @@ static int pgc_query(void *conn, const char *sql, const StoreArg *args, size_t n
 
         if (n_args > STORE_ARGS_MAX)
                 return -EINVAL;
-        if (PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
-                r = ensure_connected(c);
-                if (r < 0)
-                        return r;
-        }
+        r = ensure_connected(c); /* libpq says PQTRANS_UNKNOWN for a dead connection, not IDLE */
+        if (r < 0)
+                return r;
         r = prepared_name(c, sql, n_args, &name);
         if (r < 0)
                 return r;
@@ -961,8 +985,10 @@ static int pgc_run_lock(void *conn, const char *name)
         char *copy;
         int r;
 
-        if (c->run_lock)
-                return -EINVAL; /* one a connection */
+        /* One a connection; not under the caller's transaction (not even one whose connection died): the
+         * lock would be taken on a session made again under it. */
+        if (c->run_lock || c->in_transaction)
+                return -EINVAL;
         /* -EBUSY is kept for "another holds it": a dead connection reconnects first, an open transaction
          * is the caller's mistake. */
         r = ensure_connected(c);

@@ -1566,6 +1566,134 @@ static void test_maintain_and_compact_reconnect(void **state)
         store_close(held);
 }
 
+/*
+ * PostgreSQL: a call made outside a transaction on a store whose session the server ended (a restart, a
+ * failover) works again at the second try, as store_begin() did: the first call is the one from which libpq
+ * learns that the session is gone (its statement fails; it is not sent again, as a write may have been done
+ * before the session ended), the second makes the connection again. Such calls only failed until something
+ * called store_begin(): a collector's worker checks the terminal register outside a transaction before each
+ * batch, so it answered 503 to every request for ever.
+ */
+static void test_call_outside_transaction_reconnects(void **state)
+{
+        Fixture *f = *state;
+        char *pem = NULL;
+        unsigned n = 0;
+
+        pg_end_sessions();
+        assert_true(store_terminal_access(f->store, "T-1", "aa") < 0);
+        assert_int_equal(store_terminal_access(f->store, "T-1", "aa"), 0);
+
+        pg_end_sessions();
+        assert_true(store_terminal_touch(f->store, "T-1", 5000) < 0);
+        assert_int_equal(store_terminal_touch(f->store, "T-1", 5000), 0);
+        char *v = pg_value("SELECT last_seen FROM terminals WHERE id = 'T-1'");
+        assert_string_equal(v, "5000");
+        free(v);
+
+        pg_end_sessions();
+        assert_true(store_terminal_identity(f->store, "T-1", &pem) < 0);
+        assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), 0);
+        assert_non_null(strstr(pem, "PUBLIC KEY"));
+        free(pem);
+
+        /* The collector's silent check (a transaction of its own) after the same. */
+        pg_end_sessions();
+        assert_true(store_alert_silent(f->store, 10000, 1000, &n) < 0);
+        assert_int_equal(store_alert_silent(f->store, 10000, 1000, &n), 0);
+        assert_int_equal(n, 1);
+}
+
+static void put_records(Store *s, uint64_t from, uint64_t to)
+{
+        StoreRecord v[16];
+        char lines[16][16];
+        size_t n = 0;
+
+        assert_true(to - from < ELEMENTSOF(v));
+        for (uint64_t seq = from; seq <= to; seq++, n++) {
+                snprintf(lines[n], sizeof(lines[n]), "r%" PRIu64, seq);
+                v[n] = (StoreRecord){.seq = seq, .ts = T_2026_03, .line = lines[n], .len = strlen(lines[n])};
+        }
+        assert_int_equal(store_records_put(s, LOG_ID, v, n), 0);
+}
+
+/* Records of LOG_ID in the database, from a connection of its own: "rows distinct-seqs". */
+static char *pg_records(void)
+{
+        return pg_value("SELECT count(*) || ' ' || count(DISTINCT seq) FROM records WHERE log = '" LOG_ID
+                        "'");
+}
+
+/*
+ * PostgreSQL: a session that ended inside the caller's transaction is not made again under it — its later
+ * statements would each run on their own and COMMIT would answer "COMMIT" (a warning: no transaction in
+ * progress) for a transaction that is not there. Every call answers an error until the caller rolls back,
+ * and store_commit() fails: the collector acknowledges records only after it. Nothing of the transaction
+ * is stored; the batch sent again is stored once.
+ */
+static void test_commit_after_session_ended_fails(void **state)
+{
+        Fixture *f = *state;
+        uint64_t n = 0;
+
+        assert_int_equal(store_begin(f->store), 0);
+        put_records(f->store, 1, 3);
+        pg_end_sessions();
+        assert_true(store_record_count(f->store, &n) < 0);               /* libpq learns it here */
+        assert_int_equal(store_record_count(f->store, &n), -ECONNRESET); /* and does not reconnect */
+        assert_int_equal(store_terminal_touch(f->store, "T-1", 7000), -ECONNRESET); /* not on its own */
+        assert_true(store_commit(f->store) < 0);
+        char *v = pg_records();
+        assert_string_equal(v, "0 0");
+        free(v);
+        v = pg_value("SELECT coalesce(last_seen, 0) FROM terminals WHERE id = 'T-1'");
+        assert_string_equal(v, "0");
+        free(v);
+
+        /* The failed commit ended the transaction: the next one reconnects and stores the batch once. */
+        assert_int_equal(store_begin(f->store), 0);
+        put_records(f->store, 1, 6);
+        assert_int_equal(store_commit(f->store), 0);
+        v = pg_records();
+        assert_string_equal(v, "6 6");
+        free(v);
+        assert_int_equal(store_record_count(f->store, &n), 0);
+        assert_int_equal(n, 6);
+}
+
+/*
+ * PostgreSQL: nothing else makes the connection again under the caller's transaction either —
+ * store_run_lock() (-EINVAL: an open transaction is the caller's mistake, dead connection or not) and a
+ * store_begin() inside it (-ECONNRESET) — so store_commit() never sends a COMMIT on a session made since
+ * store_begin(), and a commit without a transaction is an error (-EINVAL), not a warning.
+ */
+static void test_nothing_reconnects_under_transaction(void **state)
+{
+        Fixture *f = *state;
+        uint64_t n = 0;
+
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_run_lock(f->store, "#retention"), -EINVAL); /* live connection */
+        put_records(f->store, 1, 3);
+        pg_end_sessions();
+        assert_true(store_record_count(f->store, &n) < 0); /* libpq learns it here */
+        assert_int_equal(store_run_lock(f->store, "#retention"), -EINVAL);
+        assert_int_equal(store_begin(f->store), -ECONNRESET);
+        assert_true(store_commit(f->store) < 0);
+        char *v = pg_records();
+        assert_string_equal(v, "0 0");
+        free(v);
+        assert_int_equal(store_commit(f->store), -EINVAL); /* none begun: not a warning's "COMMIT" */
+
+        /* Between transactions the lock is taken on the connection made again. */
+        assert_int_equal(store_run_lock(f->store, "#retention"), 0);
+        v = pg_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                     " AND objid = (hashtextextended('#retention', 0) & 4294967295)::bigint::oid");
+        assert_string_equal(v, "1");
+        free(v);
+}
+
 int main(void)
 {
         const struct CMUnitTest both[] = {
@@ -1602,6 +1730,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_clock_ahead_alert_locks_records_then_alerts, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_maintain_and_compact_reconnect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_call_outside_transaction_reconnects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
         };
         struct CMUnitTest all[ELEMENTSOF(both) + ELEMENTSOF(pg_only)];
         size_t n = 0;
