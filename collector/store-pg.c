@@ -176,7 +176,8 @@ typedef struct PgConn {
         PGconn *pg;
         Prepared *prepared;
         size_t n_prepared;
-        char *run_lock; /* the name of the session lock store_run_lock() took, or NULL */
+        char *run_lock;      /* the name of the session lock store_run_lock() took, or NULL */
+        bool in_transaction; /* from pgc_begin() to its commit or rollback, even if the connection died */
 } PgConn;
 
 #define COLS_MAX 16
@@ -391,16 +392,40 @@ static int ensure_connected(PgConn *c)
         return session_setup(c);
 }
 
+/*
+ * For the calls that run in transactions of their own (store_maintain(), store_records_compact()): a dead
+ * connection is made again as by ensure_connected(), but not one that died inside the caller's transaction
+ * (libpq then says PQTRANS_UNKNOWN, as for any dead connection): made again, the caller's later statements
+ * would each run on their own and its COMMIT would answer "COMMIT" for them. -EBUSY then, as for an open
+ * transaction on a live connection.
+ */
+static int ensure_connected_idle(PgConn *c)
+{
+        int r;
+
+        if (c->in_transaction)
+                return -EBUSY;
+        r = ensure_connected(c);
+        if (r >= 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                r = -EBUSY;
+        return r;
+}
+
 static int pgc_begin(void *conn)
 {
         PgConn *c = conn;
         int r = ensure_connected(c);
-        return r < 0 ? r : pg_exec(c, "BEGIN");
+        if (r >= 0)
+                r = pg_exec(c, "BEGIN");
+        if (r >= 0)
+                c->in_transaction = true;
+        return r;
 }
 
 static void pgc_rollback(void *conn)
 {
         PgConn *c = conn;
+        c->in_transaction = false;
         if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
                 (void)pg_exec(c, "ROLLBACK");
 }
@@ -410,6 +435,8 @@ static int pgc_commit(void *conn)
         PgConn *c = conn;
         PGresult *res = PQexec(c->pg, "COMMIT");
         int r;
+
+        c->in_transaction = false;
 
         /* COMMIT of a failed transaction "succeeds" as ROLLBACK: only "COMMIT" means stored. */
         if (PQresultStatus(res) == PGRES_COMMAND_OK && streq(PQcmdStatus(res), "COMMIT"))
@@ -874,9 +901,7 @@ static int pgc_compact(void *conn, int64_t now_usec, bool dry_run, store_compact
         size_t n = 0;
         int r;
 
-        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-                return -EBUSY;
-        r = ensure_connected(c);
+        r = ensure_connected_idle(c);
         if (r < 0)
                 return r;
         time_t t = (time_t)(now_usec / 1000000);
@@ -956,11 +981,7 @@ static int pgc_run_lock(void *conn, const char *name)
 static int pgc_maintain(void *conn, int64_t now_usec)
 {
         PgConn *c = conn;
-        int r;
-
-        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-                return -EBUSY;
-        r = ensure_connected(c);
+        int r = ensure_connected_idle(c);
         return r < 0 ? r : maintain(c, now_usec);
 }
 

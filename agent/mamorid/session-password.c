@@ -330,29 +330,51 @@ static void on_failure_committed(int result, uint64_t seq, void *userdata)
         }
 }
 
-/* Holds call until due (the counts' clock) and, for a failure, its record. Takes call; answers it with
- * an error at once when out of memory. */
-static struct password_wait *wait_start(struct session *s, SessionCall *call, uint64_t gen, bool grant,
-                                        const struct session_outcome *o, uint64_t due)
+/* Holds call until due (the counts' clock) and, for a failure, its record: s->login.wait answers it then.
+ * -errno (out of memory for the wait or its timer): call is not taken, the caller answers it
+ * (refuse_unheld()). */
+static int wait_start(struct session *s, SessionCall *call, uint64_t gen, bool grant,
+                      const struct session_outcome *o, uint64_t due)
 {
-        struct password_wait *w = calloc(1, sizeof(*w));
-        struct session_outcome failed = session_outcome_failed(-ENOMEM);
+        _cleanup_free_ struct password_wait *w = calloc(1, sizeof(*w));
+        int r;
 
-        if (!w) {
-                session_answer(s, call, &failed);
-                return NULL;
-        }
+        if (!w)
+                return -ENOMEM;
         *w = (struct password_wait){.call = call, .grant = grant, .gen = gen, .committed = grant};
         if (o)
                 w->o = *o;
         /* The timer runs on the loop's clock: due is placed on it through both clocks read now (the same
          * instant in mamorid, whose counts' clock is the loop's). */
         uint64_t now = failures_now(s), loop_now = now_mono_usec();
-        if (sd_event_add_time(s->event, &w->timer, CLOCK_MONOTONIC, loop_now + (due > now ? due - now : 0),
-                              0, on_wait_due, s) < 0)
-                w->due = true; /* no timer: answer without the delay rather than never */
-        s->login.wait = w;
-        return w;
+        r = sd_event_add_time(s->event, &w->timer, CLOCK_MONOTONIC, loop_now + (due > now ? due - now : 0),
+                              0, on_wait_due, s);
+        if (r < 0)
+                return r;
+        s->login.wait = TAKE_PTR(w);
+        return 0;
+}
+
+/*
+ * An answer that cannot be held for its delay (wait_start() failed: out of memory) fails closed. Given at
+ * once, a wrong password's refusal or a right one's grant would let a guesser try faster than the delays
+ * allow; held for ever, the caller would hang. So the login ends, and the caller hears at once that it was
+ * cancelled and is to be started again — the same answer at the same moment whether the password was right
+ * or wrong, which tells a guesser nothing. The count stays as it is (a wrong password's was raised and
+ * saved already; a right one's is not started again), so the next login's answer waits out the delay.
+ */
+static void refuse_unheld(struct session *s, SessionCall *call, int error)
+{
+        struct session_outcome o = session_outcome_refused(
+                AUTH_CANCELLED, "%s: the password's answer could not be held for its delay (%s)",
+                auth_reason_to_string(AUTH_CANCELLED), strerror(-error));
+
+        agent_log(LOG_ERR,
+                  "cannot hold a password answer for its delay: %s; the login was cancelled, the operator "
+                  "starts it again (if this repeats, check mamorid's memory)",
+                  strerror(-error));
+        session_answer(s, call, &o);
+        session_login_failed(s);
 }
 
 /* ---- AnswerPassword ---- */
@@ -377,14 +399,18 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
                 /* Right: the count starts again, but an answer still waits out the last failure's delay. */
                 uint64_t due = f->next_mono_usec;
                 bool counted = f->count || due > now || s->password_failures_floor.count;
+                if (due > now) {
+                        int r = wait_start(s, call, id, true, NULL, due);
+                        if (r < 0) {
+                                refuse_unheld(s, call, r); /* the count is kept: no grant before due */
+                                return;
+                        }
+                }
                 failures_reset(f, now);
                 if (counted)
                         failures_save(s); /* an operator who never failed costs no write */
-                if (due > now) {
-                        if (wait_start(s, call, id, true, NULL, due))
-                                wait_finish(s); /* due at once when no timer could be armed */
-                        return;
-                }
+                if (due > now)
+                        return; /* granted by the wait when due */
                 session_grant(s, call, member, card, l->method,
                               agent_data("group", l->group_id[0] ? l->group_id : NULL, NULL));
                 return;
@@ -397,18 +423,21 @@ static void on_password_checked(void *userdata, uint64_t id, int result)
                 snprintf(delay_s, sizeof(delay_s), "%" PRIu64, (delay + USEC_PER_SEC - 1) / USEC_PER_SEC);
                 o = session_outcome_refused(AUTH_PASSWORD_WRONG, "%s delay=%s",
                                             auth_reason_to_string(AUTH_PASSWORD_WRONG), delay_s);
-                struct password_wait *w = wait_start(s, call, id, false, &o, now + delay);
-                if (w && c)
+                int r = wait_start(s, call, id, false, &o, now + delay);
+                bool tracked = r >= 0 && c;
+                if (tracked)
                         *c = (struct wait_commit){.s = s, .gen = id};
-                else if (w)
-                        w->committed = true; /* out of memory for the tracker: the record still goes */
+                else if (r >= 0) /* out of memory for the tracker: the record still goes */
+                        s->login.wait->committed = true;
                 /* Every failure is on record (a burst of them in one summary: record-limit.h). */
                 session_record(s, "auth.fail", member, card,
                                agent_data("reason", auth_reason_to_string(AUTH_PASSWORD_WRONG), "method",
                                           l->method, "group", l->group_id[0] ? l->group_id : NULL, NULL),
-                               w && c ? on_failure_committed : NULL, w && c ? c : NULL);
-                if (!(w && c))
+                               tracked ? on_failure_committed : NULL, tracked ? c : NULL);
+                if (!tracked)
                         free(c);
+                if (r < 0)
+                        refuse_unheld(s, call, r); /* after the record: it ends the login */
                 return;
         }
         case -ENOENT:

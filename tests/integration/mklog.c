@@ -11,6 +11,30 @@
 #include "mamori/crypto-util.h"
 #include "mamori/encoding.h"
 #include "mamori/oplog-record.h"
+#include "mamori/parse-util.h"
+
+/* Records a run writes at most (1 ms apart: some 11 days of a terminal's log). */
+#define COUNT_MAX UINT64_C(1000000000)
+
+/* A bad option: what was wrong and what to give instead, on stderr, and exit status 2 (usage). */
+_noreturn_ static void usage_error(const char *option, const char *value, const char *want)
+{
+        fprintf(stderr, "mklog: --%s \"%s\": give %s\n", option, value, want);
+        exit(2);
+}
+
+/* The number an option gives: decimal digits only (no sign, no junk after them), at most max. */
+static uint64_t number_option(const char *option, const char *value, uint64_t max)
+{
+        char want[80];
+        uint64_t v;
+
+        if (parse_uint64(value, max, &v) < 0) {
+                snprintf(want, sizeof(want), "a whole number from 0 to %" PRIu64, max);
+                usage_error(option, value, want);
+        }
+        return v;
+}
 
 /*
  * Keys: identity = SHA-256("mklog identity " + seed), epoch e = SHA-256("mklog epoch <e> " + seed), so
@@ -72,16 +96,18 @@ int main(int argc, char **argv)
                         seed = optarg;
                         break;
                 case 'l':
+                        if (!hex_lower_valid(optarg, ID128_STRING_MAX - 1))
+                                usage_error("log", optarg, "a log id: 32 lowercase hex digits");
                         log = optarg;
                         break;
                 case 't':
                         term = optarg;
                         break;
                 case 'n':
-                        count = strtoull(optarg, NULL, 10);
+                        count = number_option("count", optarg, COUNT_MAX);
                         break;
                 case 'r':
-                        rotate = strtoull(optarg, NULL, 10);
+                        rotate = number_option("rotate", optarg, UINT64_MAX);
                         break;
                 case 'p':
                         pub = optarg;
@@ -90,14 +116,27 @@ int main(int argc, char **argv)
                         variant = optarg;
                         break;
                 case 'f':
-                        fork_at = strtoull(optarg, NULL, 10);
+                        fork_at = number_option("fork-at", optarg, UINT64_MAX);
                         break;
                 case 'S':
-                        start = strtoll(optarg, NULL, 10);
+                        start = (int64_t)number_option("start", optarg, INT64_MAX);
                         break;
                 default:
                         return 2;
                 }
+        if (optind < argc) {
+                fprintf(stderr, "mklog: \"%s\": give options only (--count N …), no other arguments\n",
+                        argv[optind]);
+                return 2;
+        }
+        /* Record seq has the time start + seq ms, which must stay an int64. */
+        if (count > (uint64_t)(INT64_MAX - start) / 1000) {
+                fprintf(stderr,
+                        "mklog: --start %" PRIi64 " with --count %" PRIu64
+                        ": the last record's time would overflow; give a smaller --start or --count\n",
+                        start, count);
+                return 2;
+        }
         if (derive("mklog identity", seed, &identity) < 0)
                 return 1;
         if (pub) {

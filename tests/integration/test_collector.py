@@ -579,5 +579,41 @@ class AdminPolicyTest(unittest.TestCase):
                 c.stop()
 
 
+class MklogOptionsTest(unittest.TestCase):
+    """mklog, the test logs' writer, refuses a bad option (exit status 2, the option named, what to give
+    instead) rather than writing a log other than the one asked for (it read "12x" as 12 and "-1" as
+    2^64 - 1 records)."""
+
+    def test_bad_options_refused(self):
+        mklog = exe('tests', 'integration', 'mklog')
+        bad = [(['--count', '12x'], '--count "12x": give a whole number from 0 to'),
+               (['--count', '-1'], '--count "-1"'),
+               (['--count', ''], '--count ""'),
+               (['--count', '1000000001'], 'from 0 to 1000000000'),
+               (['--rotate', '0x10'], '--rotate "0x10"'),
+               (['--fork-at', ' 3'], '--fork-at " 3"'),
+               (['--start', '-5'], '--start "-5"'),
+               (['--start', '99999999999999999999'], '--start "99999999999999999999"'),
+               (['--start', '9223372036854775000', '--count', '2'], 'give a smaller --start or --count'),
+               (['--log', LOG_A.upper()], 'give a log id: 32 lowercase hex digits'),
+               (['--log', LOG_A + '0'], 'give a log id'),
+               (['--count', '3', 'extra'], '"extra": give options only')]
+        for args, message in bad:
+            with self.subTest(args=args):
+                p = subprocess.run([mklog, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=60)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(p.stdout, '', 'no log written')
+        p = subprocess.run([mklog, '--count', '3', '--start', '007', '--fork-at', '2', '--variant', 'v'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([json.loads(l)['ts'] for l in p.stdout.splitlines()], [1007, 2007, 3007])
+
+
+# mklog uses no store: its case is one of the SQLite run only, not run again on PostgreSQL.
+if os.environ.get('MAMORI_TEST_STORE', 'sqlite') == 'postgresql':
+    del MklogOptionsTest
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

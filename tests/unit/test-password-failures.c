@@ -27,6 +27,24 @@ static int parse(const char *text, struct password_failure_file *f)
         return password_failure_file_parse(text, strlen(text), f);
 }
 
+/* Field by field (a whole-struct compare would read the padding after operator_id, which nothing sets). */
+static void assert_entry_equal(const struct password_failure_entry *a,
+                               const struct password_failure_entry *b)
+{
+        assert_string_equal(a->operator_id, b->operator_id);
+        assert_int_equal(a->count, b->count);
+        assert_int_equal(a->last_usec, b->last_usec);
+        assert_int_equal(a->next_usec, b->next_usec);
+}
+
+static void assert_file_equal(const struct password_failure_file *a, const struct password_failure_file *b)
+{
+        assert_entry_equal(&a->floor, &b->floor);
+        assert_int_equal(a->n, b->n);
+        for (size_t i = 0; i < a->n; i++)
+                assert_entry_equal(&a->entries[i], &b->entries[i]);
+}
+
 static void test_parse_good(void **state)
 {
         struct password_failure_file f;
@@ -123,7 +141,7 @@ static void test_format_round_trip(void **state)
         assert_int_equal(n, strlen(GOOD));
         assert_string_equal(text, GOOD);
         assert_int_equal(password_failure_file_parse(text, n, &back), 0);
-        assert_memory_equal(&back, &f, sizeof(f));
+        assert_file_equal(&back, &f);
         free(text);
 
         /* What the parser would refuse is not written either. */
@@ -220,7 +238,7 @@ static void test_save_replaces_the_file(void **state)
         }
         assert_int_equal(password_failure_file_save(path, &full), 0);
         assert_int_equal(password_failure_file_load(path, &back), 0);
-        assert_memory_equal(&back, &full, sizeof(full));
+        assert_file_equal(&back, &full);
 
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(parse(GOOD, &one), 0);
@@ -230,15 +248,14 @@ static void test_save_replaces_the_file(void **state)
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
         assert_int_equal(password_failure_file_load(path, &back), 0);
-        memset(&one.entries[1], 0, sizeof(one.entries[1])); /* what the parser leaves past n */
-        assert_memory_equal(&back, &one, sizeof(one));
+        assert_file_equal(&back, &one);
         assert_int_equal(dir_entries(dir), 1);
 
         /* Refused by the codec: nothing written, the last save stands. */
         full.entries[3].count = PASSWORD_FAILURE_COUNT_MAX + 1;
         assert_int_equal(password_failure_file_save(path, &full), -EINVAL);
         assert_int_equal(password_failure_file_load(path, &back), 0);
-        assert_memory_equal(&back, &one, sizeof(one));
+        assert_file_equal(&back, &one);
         assert_int_equal(dir_entries(dir), 1);
 
         unlink(path);

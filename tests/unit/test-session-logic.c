@@ -1062,6 +1062,62 @@ static const struct password_failure_entry *saved_entry(struct fake *f, const ch
         return NULL;
 }
 
+/* The event loop finished (as at mamorid's stop): sd-event refuses every new source (-ESTALE), so a held
+ * password answer gets no timer — the real library failing, as it does out of memory. */
+static void finish_event_loop(struct fake *f)
+{
+        assert_int_equal(sd_event_exit(f->event, 0), 0);
+        assert_true(sd_event_run(f->event, 0) >= 0);
+        assert_int_equal(sd_event_get_state(f->event), SD_EVENT_FINISHED);
+}
+
+/* A wrong password whose answer cannot be held for its delay is not refused early (it was, once the
+ * failure was on record, without the delay): the login is cancelled at once, the failure still
+ * recorded and counted, so the operator starts again and the next answer waits out the delay. */
+static void test_wrong_password_unheld_not_answered_early(void **state)
+{
+        struct fake *f = *state;
+
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "wrong");
+        finish_event_loop(f);
+        password_says(f, -EACCES);
+        const struct rec *fail = find_rec(f, "auth.fail");
+        assert_non_null(fail);
+        assert_string_equal(fail->reason, "password-wrong");
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_CANCELLED);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_CANCELLED); /* not a refusal without the delay */
+        uint64_t delay = session_password_delay_usec(&f->s, "OP0002");
+        assert_true(delay > 900 * 1000 && delay <= USEC_PER_SEC);
+        assert_int_equal(saved_entry(f, "OP0002")->count, 1);
+}
+
+/* A right password given while the operator's delay still runs, its answer unable to be held: not
+ * granted before the delay (it was, at once), the login cancelled as for a wrong one (the same answer,
+ * so a guesser learns nothing), and the count kept, so the next login still waits. */
+static void test_right_password_unheld_not_granted_early(void **state)
+{
+        struct fake *f = *state;
+
+        session_password_failures_fail_closed(&f->s); /* every operator waits 32 s */
+        group_card_opens(f);
+        session_answer_password(&f->s, f->calls[2], "OP0002", "right");
+        finish_event_loop(f);
+        password_says(f, 0);
+        assert_int_equal(f->s.state, SESSION_LOCKED);
+        assert_null(find_rec(f, "auth.ok"));
+        assert_true(f->answers[2].answered);
+        assert_int_equal(f->answers[2].o.reason, AUTH_CANCELLED);
+        commit_all(f, 0);
+        assert_int_equal(f->answers[2].o.reason, AUTH_CANCELLED);
+        assert_true(session_password_delay_usec(&f->s, "OP0002") > 31 * USEC_PER_SEC);
+        assert_null(saved_entry(f, "OP0002")); /* not started again */
+        assert_int_equal(f->saved.floor.count, 6);
+}
+
 /* mamorid restarting: a new session, with the failure counts the old one saved. */
 static void restart_with_saved_counts(struct fake *f)
 {
@@ -1664,6 +1720,10 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_failure_counts_survive_a_restart, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_untrusted_failure_file_locks_out, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_wrong_password_unheld_not_answered_early, setup_group,
+                                                teardown_group),
+                cmocka_unit_test_setup_teardown(test_right_password_unheld_not_granted_early, setup_group,
                                                 teardown_group),
                 cmocka_unit_test_setup_teardown(test_reset_password, setup_group, teardown_group),
                 cmocka_unit_test_setup_teardown(test_failure_count_forgotten_after_an_hour, setup_group,
