@@ -104,19 +104,29 @@ static bool canonical_u_escape(const uint8_t hex[4], uint32_t cp)
         return true;
 }
 
+/* A byte that stands for itself inside a string in every mode: printable ASCII but '"' and '\\'. */
+static inline bool plain_byte(uint8_t c)
+{
+        return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* p->pos is at the opening quote. The decoded string is never longer than its raw form. */
 static int parse_string(Parser *p, char **ret, size_t *ret_len)
 {
         size_t start = ++p->pos, raw_end = start;
+        bool plain = true; /* printable ASCII only, no escape: the string is its raw bytes */
 
         /* Find the closing quote first so that the buffer is bounded by the raw length. */
         for (;;) {
+                while (raw_end < p->end && plain_byte(p->buf[raw_end]))
+                        raw_end++;
                 if (raw_end >= p->end) {
                         p->pos = p->end; /* a final backslash would otherwise point past the input */
                         return -EBADMSG;
                 }
                 if (p->buf[raw_end] == '"')
                         break;
+                plain = false;
                 if (p->buf[raw_end] == '\\')
                         raw_end++;
                 raw_end++;
@@ -127,6 +137,11 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
                 return -ENOMEM;
         size_t n = 0;
 
+        if (plain) {
+                n = raw_end - start;
+                memcpy(out, p->buf + start, n);
+                p->pos = raw_end;
+        }
         while (p->pos < raw_end) {
                 uint8_t c = p->buf[p->pos];
 

@@ -8,7 +8,7 @@ fall in this month's partition) are sent with psql's \\copy, one COPY and one co
 into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on). Layouts:
 
 - `store`: the store's own `records` table (its schema made by tests/bench/ingest-cost in a warm-up),
-  one row a record, the same COPY text the collector sends;
+  one row a record, in COPY's binary format as the collector sends them;
 - `store-short`: the same with each line cut to 40 bytes: what a row costs whatever its size;
 - `batch-row`: one row a batch (the batch's lines as one text value, STORAGE EXTERNAL: TOAST chunks,
   no compression), the layout the last session proposed to cut PostgreSQL's per-record work;
@@ -23,6 +23,7 @@ collector: with the collector's own ~0.15 (ingest-cost's stage_costs), ingest ca
 import os
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import bench  # noqa: E402
 import pgcluster  # noqa: E402
 
 LOG = '0123456789abcdef0123456789abcdef'
+COPY_BINARY_HEADER = b'PGCOPY\n\xff\r\n\x00' + struct.pack('>ii', 0, 0)  # signature, flags, no extension
 BATCH_DDL = ('CREATE TABLE batches (log text NOT NULL, first_seq bigint NOT NULL, ts bigint NOT NULL,'
              ' lines text NOT NULL, PRIMARY KEY (log, first_seq));')
 LAYOUTS = {
@@ -58,18 +60,26 @@ def copy_escape(b):
     return b.replace(b'\\', b'\\\\').replace(b'\t', b'\\t').replace(b'\n', b'\\n').replace(b'\r', b'\\r')
 
 
+def copy_binary_row(seq, ts, line):
+    """One row of COPY's binary format (log, seq, ts, line), as the collector's pgc_put_records() writes it."""
+    log = LOG.encode()
+    return (struct.pack('>hi', 4, len(log)) + log + struct.pack('>iqiq', 8, seq, 8, ts)
+            + struct.pack('>i', len(line)) + line)
+
+
 def write_batches(tmp, lines, batch):
-    """One COPY file a batch for each layout kind: rows (full and short lines) and one row a batch."""
+    """One COPY file a batch for each layout kind: rows (full and short lines, binary) and one row a batch (text)."""
     import json
     files = {'store': [], 'store-short': [], 'batch': []}
     for k in range(0, len(lines), batch):
         chunk = lines[k:k + batch]
         for kind, cut in (('store', None), ('store-short', 40)):
-            path = os.path.join(tmp, f'{kind}-{k}.tsv')
+            path = os.path.join(tmp, f'{kind}-{k}.copy')
             with open(path, 'wb') as f:
+                f.write(COPY_BINARY_HEADER)
                 for i, line in enumerate(chunk):
-                    ts = json.loads(line)['ts']
-                    f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + i + 1, ts, copy_escape(line[:cut] if cut else line)))
+                    f.write(copy_binary_row(k + i + 1, json.loads(line)['ts'], line[:cut] if cut else line))
+                f.write(struct.pack('>h', -1))
             files[kind].append(path)
         path = os.path.join(tmp, f'batch-{k}.tsv')
         with open(path, 'wb') as f:
@@ -105,11 +115,11 @@ def one_run(cluster, name, files, n, db):
         # The store's schema, as the collector makes it (this month's partition included).
         subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '2', '1', '1', conn],
                        stdout=subprocess.DEVNULL, check=True)
-        table, paths = 'records (log, seq, ts, line)', files[name]
+        table, paths, form = 'records (log, seq, ts, line)', files[name], ' WITH (FORMAT binary)'
     else:
         cluster.psql(db, LAYOUTS[name])
-        table, paths = 'batches', files['batch']
-    script = ''.join(f"\\copy {table} FROM '{p}'\n" for p in paths)
+        table, paths, form = 'batches', files['batch'], ''
+    script = ''.join(f"\\copy {table} FROM '{p}'{form}\n" for p in paths)
     before = cluster_ticks(cluster)
     subprocess.run([os.path.join(cluster.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', conn],
                    input=script, text=True, check=True, timeout=600)

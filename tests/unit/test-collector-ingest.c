@@ -1126,6 +1126,39 @@ static void test_cursor_reads_every_record(void **state)
 }
 
 /*
+ * A stored line comes back byte for byte: backslashes, tabs, CR and LF (which COPY's text form would
+ * have to escape), multibyte UTF-8 and a line of the longest length a record may have.
+ */
+static void test_lines_stored_byte_for_byte(void **state)
+{
+        Fixture *f = *state;
+        const char *log = "aa000000000000000000000000000003";
+        static const char *const odd[] = {
+                "{\"a\":\"x\\\\y\\\"z\"}", "tab\there", "cr\rlf\nend", "\\", "東京都千代田区 \u2028", "\\N",
+        };
+        StoreRecord v[ELEMENTSOF(odd) + 1];
+        _cleanup_free_ char *longest = malloc(RECORD_LINE_MAX);
+
+        assert_non_null(longest);
+        for (size_t i = 0; i < RECORD_LINE_MAX; i++)
+                longest[i] = "\\\t{}x"[i % 5];
+        for (size_t i = 0; i < ELEMENTSOF(odd); i++)
+                v[i] = (StoreRecord){.seq = i + 1, .ts = T_2026_03, .line = odd[i], .len = strlen(odd[i])};
+        v[ELEMENTSOF(odd)] = (StoreRecord){
+                .seq = ELEMENTSOF(odd) + 1, .ts = T_2026_03, .line = longest, .len = RECORD_LINE_MAX};
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_records_put(f->store, log, v, ELEMENTSOF(v)), 0);
+        assert_int_equal(store_commit(f->store), 0);
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                _cleanup_free_ char *line = NULL;
+                size_t len = 0;
+                assert_int_equal(store_record_line(f->store, log, v[i].seq, &line, &len), 0);
+                assert_int_equal(len, v[i].len);
+                assert_memory_equal(line, v[i].line, len);
+        }
+}
+
+/*
  * Records of a month without a partition (a terminal's backlog, a clock far off) wait in the default
  * partition; making their month while another collector is still inserting more of them there waits
  * for that insert instead of failing ("would be violated" made store_open() fail: a collector could
@@ -1716,6 +1749,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_concurrent_terminals_stored_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cursor_reads_every_record, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lines_stored_byte_for_byte, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_ahead_alerted_once_by_two, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_ingest, setup, teardown),
