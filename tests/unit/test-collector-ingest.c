@@ -232,6 +232,18 @@ static char *pg_value(const char *sql)
         return v;
 }
 
+/* A second connection inside a transaction that has run sql (a lock or rows it holds until COMMIT). */
+static PGconn *pg_holding(const char *sql)
+{
+        PGconn *other = PQconnectdb(store_url());
+        assert_int_equal(PQstatus(other), CONNECTION_OK);
+        PQclear(PQexec(other, "BEGIN"));
+        PGresult *r = PQexec(other, sql);
+        assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+        PQclear(r);
+        return other;
+}
+
 /* Wait (10 s at most) until sql's one value is want: another connection reached a lock wait. */
 static void pg_wait_for(const char *sql, const char *want)
 {
@@ -1171,14 +1183,8 @@ static void test_partition_made_while_old_records_arrive(void **state)
         pthread_t t;
 
         post(f, "T-1", 1, 4, 200, ACK(4)); /* 1970-01: no partition, filed in the default one */
-        PGconn *other = PQconnectdb(store_url());
-        assert_int_equal(PQstatus(other), CONNECTION_OK);
-        PQclear(PQexec(other, "BEGIN"));
-        PGresult *r =
-                PQexec(other, "INSERT INTO records (log, seq, ts, line) SELECT log, seq + 100, ts + 1, line"
-                              " FROM records WHERE seq = 4");
-        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-        PQclear(r);
+        PGconn *other = pg_holding("INSERT INTO records (log, seq, ts, line) SELECT log, seq + 100, ts + 1,"
+                                   " line FROM records WHERE seq = 4");
         assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
         usleep(300 * 1000);
         assert_false(m.done); /* waits for the insert */
@@ -1292,13 +1298,9 @@ static void test_maintainers_lock_in_one_order(void **state)
         Maintainer m = {.store = f->store};
         pthread_t t;
 
-        PGconn *other = PQconnectdb(store_url());
-        assert_int_equal(PQstatus(other), CONNECTION_OK);
-        PQclear(PQexec(other, "BEGIN"));
         /* store-pg.c's PARTITION_LOCK_KEY: this connection is the maintainer making a month. */
-        PGresult *r = PQexec(other, "SELECT pg_advisory_xact_lock(120265215275626)");
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        PQclear(r);
+        PGconn *other = pg_holding("SELECT pg_advisory_xact_lock(120265215275626)");
+        PGresult *r;
         /* March 2026 and the two months after it have no partitions yet: the maintainer must make them. */
         assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
         pg_wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
@@ -1348,12 +1350,8 @@ static void test_clock_ahead_alert_locks_records_then_alerts(void **state)
         assert_int_equal(seen[0], 1);
         PQclear(pg_sql(store_url(), "DELETE FROM alerts WHERE kind = 'clock-ahead'", NULL));
 
-        PGconn *other = PQconnectdb(store_url());
-        assert_int_equal(PQstatus(other), CONNECTION_OK);
-        PQclear(PQexec(other, "BEGIN"));
-        PGresult *r = PQexec(other, "LOCK TABLE ONLY records IN ACCESS EXCLUSIVE MODE");
-        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-        PQclear(r);
+        PGconn *other = pg_holding("LOCK TABLE ONLY records IN ACCESS EXCLUSIVE MODE");
+        PGresult *r;
         assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
         pg_wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
                     " AND relation = 'records'::regclass",
