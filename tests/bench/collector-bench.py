@@ -25,7 +25,7 @@ continuous load, which a finite run's start and ragged end would understate; `wh
 the whole run's wall time), both ratios (`ratio`: median records/s over median baseline;
 `ratio_per_run`: each repetition against its own baseline, median and range — the steadier figure
 when the machine's speed drifts), and where
-the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes) against
+the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes; PostgreSQL's share in brackets) against
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
 `cores_used` (centre CPU seconds / wall seconds of the whole run); `client_cpu_per_record_us` (the
@@ -141,7 +141,9 @@ def run_once(store, collectors, logs, batch):
             out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
                                   os.path.join(tmp, 'state', 'collector-ca.pem'), str(batch)] + jobs,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            cpu = sum(cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)) / TICK
+            used = {p: cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)}
+            cpu = sum(used.values()) / TICK
+            pg_cpu = sum(t for p, t in used.items() if p not in {x.proc.pid for x in cs}) / TICK
         finally:
             for x in cs:
                 x.stop()
@@ -158,7 +160,7 @@ def run_once(store, collectors, logs, batch):
         stored = c.stored()
         if stored != total:
             raise SystemExit(f'{store} x{collectors}: {stored} stored, {total} posted')
-        return steady, total / dt, dt, cpu, store_bytes(c) - before, total, client
+        return steady, total / dt, dt, cpu, pg_cpu, store_bytes(c) - before, total, client
 
 
 def main():
@@ -178,23 +180,24 @@ def main():
         for line in stage_costs(store):
             print(f'  stage_costs store={store} {line}', flush=True)
         for k in counts:
-            rates, whole, goal, avail, cpu_us, used, client_us = [], [], [], [], [], [], []
+            rates, whole, goal, avail, cpu_us, pg_us, used, client_us = [], [], [], [], [], [], [], []
             for rep in range(repeat):
                 v1 = openssl_verify()
                 vm = openssl_verify(cores)
-                rate, whole_rate, dt, cpu, grown, total, client = run_once(store, k, logs, batch)
+                rate, whole_rate, dt, cpu, pg_cpu, grown, total, client = run_once(store, k, logs, batch)
                 v1 = (v1 + openssl_verify()) / 2  # the machine's speed drifts: before and after, averaged
                 rates.append(rate)
                 whole.append(whole_rate)
                 goal.append(cores * v1)
                 avail.append(vm)
                 cpu_us.append(cpu * 1e6 / total)
+                pg_us.append(pg_cpu * 1e6 / total)
                 used.append(cpu / dt)
                 client_us.append(client * 1e6 / total)
                 print(f'  store={store} collectors={k} run={rep + 1} records={total} seconds={dt:.2f} '
                       f'records_per_s={rate:.0f} whole_run_records_per_s={whole_rate:.0f} cores_x_verify={cores * v1:.0f} '
                       f'ratio={rate / (cores * v1):.0%} '
-                      f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} '
+                      f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} postgresql_cpu_s={pg_cpu:.1f} '
                       f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
             med = statistics.median(rates)
             verify_us = 1e6 * cores / statistics.median(goal)  # one verification, this configuration's baseline
@@ -207,7 +210,8 @@ def main():
                   f'min={min(r / g for r, g in zip(rates, goal)):.0%} max={max(r / g for r, g in zip(rates, goal)):.0%} '
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
-                  f'cpu_per_record_us={statistics.median(cpu_us):.1f} verify_cpu_us={verify_us:.1f} '
+                  f'cpu_per_record_us={statistics.median(cpu_us):.1f} (postgresql {statistics.median(pg_us):.1f}) '
+                  f'verify_cpu_us={verify_us:.1f} '
                   f'verify_share={share:.0%} cores_used={statistics.median(used):.2f} '
                   f'client_cpu_per_record_us={statistics.median(client_us):.1f}', flush=True)
     if pgcluster._shared:
