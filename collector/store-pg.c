@@ -689,10 +689,11 @@ static char *put_be(char *o, uint64_t v, size_t bytes)
 
 /*
  * One COPY at a time from this process: PostgreSQL spends ~45 % more CPU a record when several sessions
- * COPY into the same month at once (4 sessions: 13.7 µs against 9.3 from one, pg-conc in tests/bench) —
- * they contend for the partition's last pages and its extension. Only the COPY is taken in turn: the
- * COMMITs (the fsync wait) of the workers still overlap. No deadlock through PostgreSQL: a holder waits
- * there only for other processes (the writers of this one hold their own logs' locks, never its log).
+ * COPY into one month at once (tests/bench/pg-floor.py: 13.7 µs with 4 sessions, 9.3 with one) — they
+ * contend for the partition's last pages and their extension. Only the COPY goes in turn: the workers'
+ * COMMITs (the fsync wait) still overlap. No deadlock: while a COPY waits in PostgreSQL, the writers of
+ * this process waiting here hold only their own logs' locks and rows, which a COPY of another log never
+ * needs, and the partition maker runs on a connection of its own that never waits here.
  */
 static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -10,6 +10,8 @@ into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on).
 - `store`: the store's own `records` table (its schema made by tests/bench/ingest-cost in a warm-up),
   one row a record, in COPY's binary format as the collector sends them;
 - `store-short`: the same with each line cut to 40 bytes: what a row costs whatever its size;
+- `store-4-sessions`: the store's rows dealt out batch by batch to 4 logs, each sent by its own session, all
+  four at once: what a collector's 4 workers copying at the same moment cost PostgreSQL;
 - `batch-row`: one row a batch (the batch's lines as one text value, STORAGE EXTERNAL: TOAST chunks,
   no compression), the layout the last session proposed to cut PostgreSQL's per-record work;
 - `batch-row-lz4`: the same value compressed with lz4.
@@ -35,12 +37,14 @@ import bench  # noqa: E402
 import pgcluster  # noqa: E402
 
 LOG = '0123456789abcdef0123456789abcdef'
+SESSIONS = 4  # store-4-sessions: the collector's default workers on 2 cores, each its own COPY
 COPY_BINARY_HEADER = b'PGCOPY\n\xff\r\n\x00' + struct.pack('>ii', 0, 0)  # signature, flags, no extension
 BATCH_DDL = ('CREATE TABLE batches (log text NOT NULL, first_seq bigint NOT NULL, ts bigint NOT NULL,'
              ' lines text NOT NULL, PRIMARY KEY (log, first_seq));')
 LAYOUTS = {
     'store': None,
     'store-short': None,
+    'store-4-sessions': None,
     'batch-row': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET STORAGE EXTERNAL',
     'batch-row-lz4': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET COMPRESSION lz4',
 }
@@ -60,9 +64,9 @@ def copy_escape(b):
     return b.replace(b'\\', b'\\\\').replace(b'\t', b'\\t').replace(b'\n', b'\\n').replace(b'\r', b'\\r')
 
 
-def copy_binary_row(seq, ts, line):
+def copy_binary_row(seq, ts, line, log=LOG):
     """One row of COPY's binary format (log, seq, ts, line), as the collector's pgc_put_records() writes it."""
-    log = LOG.encode()
+    log = log.encode()
     return (struct.pack('>hi', 4, len(log)) + log + struct.pack('>iqiq', 8, seq, 8, ts)
             + struct.pack('>i', len(line)) + line)
 
@@ -70,7 +74,7 @@ def copy_binary_row(seq, ts, line):
 def write_batches(tmp, lines, batch):
     """One COPY file a batch for each layout kind: rows (full and short lines, binary) and one row a batch (text)."""
     import json
-    files = {'store': [], 'store-short': [], 'batch': []}
+    files = {'store': [], 'store-short': [], 'batch': [], 'store-4-sessions': [[] for _ in range(SESSIONS)]}
     for k in range(0, len(lines), batch):
         chunk = lines[k:k + batch]
         for kind, cut in (('store', None), ('store-short', 40)):
@@ -81,6 +85,15 @@ def write_batches(tmp, lines, batch):
                     f.write(copy_binary_row(k + i + 1, json.loads(line)['ts'], line[:cut] if cut else line))
                 f.write(struct.pack('>h', -1))
             files[kind].append(path)
+        # The same rows dealt out batch by batch to SESSIONS logs, one session each.
+        j, first = (k // batch) % SESSIONS, (k // batch) // SESSIONS * batch
+        path = os.path.join(tmp, f'session{j}-{k}.copy')
+        with open(path, 'wb') as f:
+            f.write(COPY_BINARY_HEADER)
+            for i, line in enumerate(chunk):
+                f.write(copy_binary_row(first + i + 1, json.loads(line)['ts'], line, log=f'{j + 1:032x}'))
+            f.write(struct.pack('>h', -1))
+        files['store-4-sessions'][j].append(path)
         path = os.path.join(tmp, f'batch-{k}.tsv')
         with open(path, 'wb') as f:
             f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + 1, json.loads(chunk[-1])['ts'],
@@ -119,10 +132,15 @@ def one_run(cluster, name, files, n, db):
     else:
         cluster.psql(db, LAYOUTS[name])
         table, paths, form = 'batches', files['batch'], ''
-    script = ''.join(f"\\copy {table} FROM '{p}'{form}\n" for p in paths)
+    sessions = paths if name == 'store-4-sessions' else [paths]
     before = cluster_ticks(cluster)
-    subprocess.run([os.path.join(cluster.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', conn],
-                   input=script, text=True, check=True, timeout=600)
+    psqls = [subprocess.Popen([os.path.join(cluster.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', conn],
+                              stdin=subprocess.PIPE, text=True) for _ in sessions]
+    for p, mine in zip(psqls, sessions):  # all sessions at once, each its own log's batches in turn
+        p.stdin.write(''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in mine))
+        p.stdin.close()
+    if any(p.wait(timeout=600) != 0 for p in psqls):
+        raise RuntimeError(f'{name}: psql failed')
     time.sleep(0.2)  # the backend reaped, its ticks in the postmaster's cutime
     after = cluster_ticks(cluster)
     return (after - before) / os.sysconf('SC_CLK_TCK') / n * 1e6
