@@ -2,7 +2,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -687,16 +686,6 @@ static char *put_be(char *o, uint64_t v, size_t bytes)
         return o;
 }
 
-/*
- * One COPY at a time from this process: PostgreSQL spends ~45 % more CPU a record when several sessions
- * COPY into one month at once (tests/bench/pg-floor.py: 13.7 µs with 4 sessions, 9.3 with one) — they
- * contend for the partition's last pages and their extension. Only the COPY goes in turn: the workers'
- * COMMITs (the fsync wait) still overlap. No deadlock: while a COPY waits in PostgreSQL, the writers of
- * this process waiting here hold only their own logs' locks and rows, which a COPY of another log never
- * needs, and the partition maker runs on a connection of its own that never waits here.
- */
-static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* A batch in one binary COPY: one round trip, and no escaping of the lines (they go as they are). */
 static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, size_t n)
 {
@@ -731,24 +720,22 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         o = put_be(o, UINT16_MAX, 2); /* the trailer: a field count of -1 */
         assert(o == buf + len);
 
-        pthread_mutex_lock(&copy_lock);
         res = PQexec(c->pg, "COPY records (log, seq, ts, line) FROM STDIN (FORMAT binary)");
         r = PQresultStatus(res) == PGRES_COPY_IN ? 0 : pg_err(res);
         PQclear(res);
-        if (r >= 0) {
-                if (PQputCopyData(c->pg, buf, (int)len) != 1) {
-                        (void)PQputCopyEnd(c->pg, "mamori: sending the batch failed");
-                        r = -EIO;
-                } else if (PQputCopyEnd(c->pg, NULL) != 1)
-                        r = -EIO;
-                /* The COPY's outcome, then whatever follows until the connection is free again. */
-                while ((res = PQgetResult(c->pg))) {
-                        if (r >= 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
-                                r = pg_err(res);
-                        PQclear(res);
-                }
+        if (r < 0)
+                return r;
+        if (PQputCopyData(c->pg, buf, (int)len) != 1) {
+                (void)PQputCopyEnd(c->pg, "mamori: sending the batch failed");
+                r = -EIO;
+        } else if (PQputCopyEnd(c->pg, NULL) != 1)
+                r = -EIO;
+        /* The COPY's outcome, then whatever follows until the connection is free again. */
+        while ((res = PQgetResult(c->pg))) {
+                if (r >= 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+                        r = pg_err(res);
+                PQclear(res);
         }
-        pthread_mutex_unlock(&copy_lock);
         return r;
 }
 
