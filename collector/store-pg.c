@@ -400,21 +400,21 @@ static int ensure_connected(PgConn *c)
 }
 
 /*
- * For the calls that run in transactions of their own (store_maintain(), store_records_compact()): a dead
- * connection is made again as by ensure_connected(), but not one that died inside the caller's transaction
- * (libpq then says PQTRANS_UNKNOWN, as for any dead connection): made again, the caller's later statements
- * would each run on their own and its COMMIT would answer "COMMIT" for them. -EBUSY then, as for an open
- * transaction on a live connection.
+ * For the calls that run in transactions of their own (store_maintain(), store_records_compact(),
+ * store_run_lock()): a dead connection is made again as by ensure_connected(), but not one that died inside
+ * the caller's transaction (libpq then says PQTRANS_UNKNOWN, as for any dead connection): made again, the
+ * caller's later statements would each run on their own and its COMMIT would answer "COMMIT" for them.
+ * in_transaction (negative errno) then, as for an open transaction on a live connection.
  */
-static int ensure_connected_idle(PgConn *c)
+static int ensure_connected_idle(PgConn *c, int in_transaction)
 {
         int r;
 
         if (c->in_transaction)
-                return -EBUSY;
+                return in_transaction;
         r = ensure_connected(c);
         if (r >= 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-                r = -EBUSY;
+                r = in_transaction;
         return r;
 }
 
@@ -925,7 +925,7 @@ static int pgc_compact(void *conn, int64_t now_usec, bool dry_run, store_compact
         size_t n = 0;
         int r;
 
-        r = ensure_connected_idle(c);
+        r = ensure_connected_idle(c, -EBUSY);
         if (r < 0)
                 return r;
         time_t t = (time_t)(now_usec / 1000000);
@@ -981,14 +981,11 @@ static int pgc_run_lock(void *conn, const char *name)
         int r;
 
         /* One a connection; not under the caller's transaction (not even one whose connection died): the
-         * lock would be taken on a session made again under it. */
-        if (c->run_lock || c->in_transaction)
+         * lock would be taken on a session made again under it. -EBUSY is kept for "another holds it": a
+         * dead connection reconnects first, an open transaction is the caller's mistake. */
+        if (c->run_lock)
                 return -EINVAL;
-        /* -EBUSY is kept for "another holds it": a dead connection reconnects first, an open transaction
-         * is the caller's mistake. */
-        r = ensure_connected(c);
-        if (r >= 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-                r = -EINVAL;
+        r = ensure_connected_idle(c, -EINVAL);
         if (r < 0)
                 return r;
         copy = strdup(name);
@@ -1007,7 +1004,7 @@ static int pgc_run_lock(void *conn, const char *name)
 static int pgc_maintain(void *conn, int64_t now_usec)
 {
         PgConn *c = conn;
-        int r = ensure_connected_idle(c);
+        int r = ensure_connected_idle(c, -EBUSY);
         return r < 0 ? r : maintain(c, now_usec);
 }
 
