@@ -244,6 +244,14 @@ static PGconn *pg_holding(const char *sql)
         return other;
 }
 
+/* sql's single value (PostgreSQL) is want. */
+static void assert_pg_value(const char *sql, const char *want)
+{
+        char *v = pg_value(sql);
+        assert_string_equal(v, want);
+        free(v);
+}
+
 /* Wait (10 s at most) until sql's one value is want: another connection reached a lock wait. */
 static void pg_wait_for(const char *sql, const char *want)
 {
@@ -283,14 +291,11 @@ static void test_resend_in_later_month_stored_once(void **state)
         if (!store_url())
                 return;
         /* The rows sit in the partitions of their months, made ahead or moved out of the default one. */
-        char *v = pg_value("SELECT string_agg(tableoid::regclass || ':' || n, ' ' ORDER BY "
-                           "tableoid::regclass::text) FROM"
-                           " (SELECT tableoid, count(*) AS n FROM records GROUP BY 1) x");
-        assert_string_equal(v, "records_202603:8 records_202604:4");
-        free(v);
-        v = pg_value("SELECT count(*) FROM records_default");
-        assert_string_equal(v, "0");
-        free(v);
+        assert_pg_value("SELECT string_agg(tableoid::regclass || ':' || n, ' ' ORDER BY "
+                        "tableoid::regclass::text) FROM"
+                        " (SELECT tableoid, count(*) AS n FROM records GROUP BY 1) x",
+                        "records_202603:8 records_202604:4");
+        assert_pg_value("SELECT count(*) FROM records_default", "0");
         char *err = NULL;
         assert_null(pg_sql(store_url(),
                            "INSERT INTO records (log, seq, ts, line) SELECT log, seq, ts, line"
@@ -327,11 +332,10 @@ static void test_clock_back_files_with_previous(void **state)
         assert_int_equal(seq, 0);
         assert_int_equal(store_log_seq_filed_before(f->store, LOG_ID, INT64_MAX, &seq), 0);
         assert_int_equal(seq, 12);
-        char *v = pg_value(
+        assert_pg_value(
                 "SELECT string_agg(seq || '@' || to_char(to_timestamp(ts / 1000000) AT TIME ZONE 'UTC',"
-                " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5");
-        assert_string_equal(v, "5@03 6@05 7@05 8@05 9@05 10@05 11@05 12@05");
-        free(v);
+                " 'MM'), ' ' ORDER BY seq) FROM records WHERE seq >= 5",
+                "5@03 6@05 7@05 8@05 9@05 10@05 11@05 12@05");
 }
 
 /*
@@ -387,9 +391,8 @@ static void test_store_from_before_partitions(void **state)
         assert_int_equal(store_log_get(f->store, LOG_ID, &l), 0);
         assert_int_equal(l.last_ts, 1012);
         if (url) {
-                char *v = pg_value("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM records");
-                assert_string_equal(v, "records_197001");
-                free(v);
+                assert_pg_value("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM records",
+                                "records_197001");
         } else
                 unlink(path);
 }
@@ -432,9 +435,7 @@ static void test_history_append_only(void **state)
                         fail_msg("%s: %s", refused[i], err);
                 free(err);
         }
-        char *v = pg_value("SELECT count(*) FROM history");
-        assert_string_equal(v, "2"); /* terminal T-1 add, operator OP1 add */
-        free(v);
+        assert_pg_value("SELECT count(*) FROM history", "2"); /* terminal T-1 add, operator OP1 add */
 }
 
 static void test_first_batch_must_start_at_one(void **state)
@@ -1192,12 +1193,8 @@ static void test_partition_made_while_old_records_arrive(void **state)
         pthread_join(t, NULL);
         PQfinish(other);
         assert_int_equal(m.r, 0);
-        char *v = pg_value("SELECT count(*) FROM records_197001");
-        assert_string_equal(v, "5");
-        free(v);
-        v = pg_value("SELECT count(*) FROM records_default");
-        assert_string_equal(v, "0");
-        free(v);
+        assert_pg_value("SELECT count(*) FROM records_197001", "5");
+        assert_pg_value("SELECT count(*) FROM records_default", "0");
 }
 
 static int count_clock_ahead(int64_t id, int64_t ts, const char *kind, const char *term, const char *log,
@@ -1314,10 +1311,9 @@ static void test_maintainers_lock_in_one_order(void **state)
         PQfinish(other);
         pthread_join(t, NULL);
         assert_int_equal(m.r, 0);
-        char *v = pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
-                           " ('records_202603', 'records_202604', 'records_202605')");
-        assert_string_equal(v, "3");
-        free(v);
+        assert_pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
+                        " ('records_202603', 'records_202604', 'records_202605')",
+                        "3");
 }
 
 /*
@@ -1531,11 +1527,10 @@ static void test_run_lock_one_holder_and_not_retaken(void **state)
  * until its process is gone (so that the next statement on it fails, not races the ending). */
 static void pg_end_sessions(void)
 {
-        char *v = pg_value("SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
-                           " pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                           " AND backend_type = 'client backend'");
-        assert_string_equal(v, "0");
-        free(v);
+        assert_pg_value("SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
+                        " pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend'",
+                        "0");
 }
 
 static int count_compacted(int64_t month_usec, uint64_t bytes_before, uint64_t bytes_after,
@@ -1564,18 +1559,16 @@ static void test_maintain_and_compact_reconnect(void **state)
         pg_end_sessions();
         assert_true(store_maintain(f->store, T_2026_03) < 0); /* libpq learns here that it is gone */
         assert_int_equal(store_maintain(f->store, T_2026_03), 0);
-        char *v = pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
-                           " ('records_202603', 'records_202604', 'records_202605')");
-        assert_string_equal(v, "3");
-        free(v);
+        assert_pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
+                        " ('records_202603', 'records_202604', 'records_202605')",
+                        "3");
 
         pg_end_sessions();
         assert_true(store_records_compact(f->store, may, false, count_compacted, &months) < 0);
         assert_int_equal(store_records_compact(f->store, may, false, count_compacted, &months), 0);
         assert_int_equal(months, 2); /* March and April: closed in May */
-        v = pg_value("SELECT string_agg(part, ' ' ORDER BY part) FROM records_rebuilt");
-        assert_string_equal(v, "records_202603 records_202604");
-        free(v);
+        assert_pg_value("SELECT string_agg(part, ' ' ORDER BY part) FROM records_rebuilt",
+                        "records_202603 records_202604");
 
         /* Ended inside the caller's transaction: not made again under it (its later statements would each
          * run on their own), until the caller ends the transaction. */
@@ -1618,9 +1611,7 @@ static void test_call_outside_transaction_reconnects(void **state)
         pg_end_sessions();
         assert_true(store_terminal_touch(f->store, "T-1", 5000) < 0);
         assert_int_equal(store_terminal_touch(f->store, "T-1", 5000), 0);
-        char *v = pg_value("SELECT last_seen FROM terminals WHERE id = 'T-1'");
-        assert_string_equal(v, "5000");
-        free(v);
+        assert_pg_value("SELECT last_seen FROM terminals WHERE id = 'T-1'", "5000");
 
         pg_end_sessions();
         assert_true(store_terminal_identity(f->store, "T-1", &pem) < 0);
@@ -1678,9 +1669,7 @@ static void test_commit_after_session_ended_fails(void **state)
         char *v = pg_records();
         assert_string_equal(v, "0 0");
         free(v);
-        v = pg_value("SELECT coalesce(last_seen, 0) FROM terminals WHERE id = 'T-1'");
-        assert_string_equal(v, "0");
-        free(v);
+        assert_pg_value("SELECT coalesce(last_seen, 0) FROM terminals WHERE id = 'T-1'", "0");
 
         /* The failed commit ended the transaction: the next one reconnects and stores the batch once. */
         assert_int_equal(store_begin(f->store), 0);
@@ -1718,10 +1707,9 @@ static void test_nothing_reconnects_under_transaction(void **state)
 
         /* Between transactions the lock is taken on the connection made again. */
         assert_int_equal(store_run_lock(f->store, "#retention"), 0);
-        v = pg_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                     " AND objid = (hashtextextended('#retention', 0) & 4294967295)::bigint::oid");
-        assert_string_equal(v, "1");
-        free(v);
+        assert_pg_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND objid = (hashtextextended('#retention', 0) & 4294967295)::bigint::oid",
+                        "1");
         /* A commit with no transaction begun is an error, not a warning's "COMMIT". */
         assert_int_equal(store_commit(f->store), -EINVAL);
 }
