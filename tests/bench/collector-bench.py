@@ -143,7 +143,7 @@ def run_once(store, collectors, logs, batch):
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             used = {p: cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)}
             cpu = sum(used.values()) / TICK
-            pg_cpu = sum(t for p, t in used.items() if p not in {x.proc.pid for x in cs}) / TICK
+            pg_cpu = cpu - sum(used.get(x.proc.pid, 0) for x in cs) / TICK
         finally:
             for x in cs:
                 x.stop()

@@ -71,32 +71,35 @@ def copy_binary_row(seq, ts, line, log=LOG):
             + struct.pack('>i', len(line)) + line)
 
 
+def write_copy_binary(path, rows):
+    """A COPY file in the binary format of rows (seq, ts, line, log); its path."""
+    with open(path, 'wb') as f:
+        f.write(COPY_BINARY_HEADER)
+        for row in rows:
+            f.write(copy_binary_row(*row))
+        f.write(struct.pack('>h', -1))
+    return path
+
+
 def write_batches(tmp, lines, batch):
     """One COPY file a batch for each layout kind: rows (full and short lines, binary) and one row a batch (text)."""
     import json
     files = {'store': [], 'store-short': [], 'batch': [], 'store-4-sessions': [[] for _ in range(SESSIONS)]}
     for k in range(0, len(lines), batch):
         chunk = lines[k:k + batch]
+        ts = [json.loads(line)['ts'] for line in chunk]
         for kind, cut in (('store', None), ('store-short', 40)):
-            path = os.path.join(tmp, f'{kind}-{k}.copy')
-            with open(path, 'wb') as f:
-                f.write(COPY_BINARY_HEADER)
-                for i, line in enumerate(chunk):
-                    f.write(copy_binary_row(k + i + 1, json.loads(line)['ts'], line[:cut] if cut else line))
-                f.write(struct.pack('>h', -1))
-            files[kind].append(path)
+            files[kind].append(write_copy_binary(os.path.join(tmp, f'{kind}-{k}.copy'),
+                                                 [(k + i + 1, ts[i], line[:cut] if cut else line, LOG)
+                                                  for i, line in enumerate(chunk)]))
         # The same rows dealt out batch by batch to SESSIONS logs, one session each.
         j, first = (k // batch) % SESSIONS, (k // batch) // SESSIONS * batch
-        path = os.path.join(tmp, f'session{j}-{k}.copy')
-        with open(path, 'wb') as f:
-            f.write(COPY_BINARY_HEADER)
-            for i, line in enumerate(chunk):
-                f.write(copy_binary_row(first + i + 1, json.loads(line)['ts'], line, log=f'{j + 1:032x}'))
-            f.write(struct.pack('>h', -1))
-        files['store-4-sessions'][j].append(path)
+        files['store-4-sessions'][j].append(write_copy_binary(os.path.join(tmp, f'session{j}-{k}.copy'),
+                                                              [(first + i + 1, ts[i], line, f'{j + 1:032x}')
+                                                               for i, line in enumerate(chunk)]))
         path = os.path.join(tmp, f'batch-{k}.tsv')
         with open(path, 'wb') as f:
-            f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + 1, json.loads(chunk[-1])['ts'],
+            f.write(b'%s\t%d\t%d\t%s\n' % (LOG.encode(), k + 1, ts[-1],
                                            copy_escape(b'\n'.join(chunk) + b'\n')))
         files['batch'].append(path)
     return files
@@ -139,7 +142,7 @@ def one_run(cluster, name, files, n, db):
     for p, mine in zip(psqls, sessions):  # all sessions at once, each its own log's batches in turn
         p.stdin.write(''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in mine))
         p.stdin.close()
-    if any(p.wait(timeout=600) != 0 for p in psqls):
+    if any([p.wait(timeout=600) != 0 for p in psqls]):  # every session waited for, failed or not
         raise RuntimeError(f'{name}: psql failed')
     time.sleep(0.2)  # the backend reaped, its ticks in the postmaster's cutime
     after = cluster_ticks(cluster)
