@@ -1067,6 +1067,27 @@ static void *maintain_store(void *p)
         return NULL;
 }
 
+/* One lock order: other holds a lock m's maintainer needs; the maintainer starts and waits for it (until
+ * waiting_sql's value is 1); then other takes then_sql's lock (within 10 s, want its status), which must not
+ * wait for the maintainer, and commits; the maintainer then finishes. */
+static void maintainer_waits_while(Maintainer *m, PGconn *other, const char *waiting_sql,
+                                   const char *then_sql, ExecStatusType want)
+{
+        pthread_t t;
+        PGresult *r;
+
+        assert_int_equal(pthread_create(&t, NULL, maintain_store, m), 0);
+        pg_wait_for(waiting_sql, "1");
+        r = PQexec(other, then_sql);
+        if (PQresultStatus(r) != want)
+                fail_msg("%s, taken while the maintainer waits: %s", then_sql, PQerrorMessage(other));
+        PQclear(r);
+        assert_false(m->done);
+        PQclear(PQexec(other, "COMMIT"));
+        PQfinish(other);
+        pthread_join(t, NULL);
+}
+
 /* A cursor on log after after_seq gives exactly seq after_seq+1..last, in order, each with its line and
  * (want_ts not NULL) its filing time want_ts[seq]. */
 static void assert_cursor_reads(Store *s, const char *log, uint64_t after_seq, uint64_t last,
@@ -1293,23 +1314,16 @@ static void test_maintainers_lock_in_one_order(void **state)
 {
         Fixture *f = *state;
         Maintainer m = {.store = f->store};
-        pthread_t t;
 
         /* store-pg.c's PARTITION_LOCK_KEY: this connection is the maintainer making a month. */
         PGconn *other = pg_holding("SELECT pg_advisory_xact_lock(120265215275626)");
-        PGresult *r;
         /* March 2026 and the two months after it have no partitions yet: the maintainer must make them. */
-        assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
-        pg_wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
-                    " AND objid = 120265215275626 % 4294967296",
-                    "1");
-        r = PQexec(other, "SET lock_timeout = '10s'; LOCK TABLE records_default IN ACCESS EXCLUSIVE MODE");
-        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-        PQclear(r);
-        assert_false(m.done);
-        PQclear(PQexec(other, "COMMIT"));
-        PQfinish(other);
-        pthread_join(t, NULL);
+        maintainer_waits_while(
+                &m, other,
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+                " AND objid = 120265215275626 % 4294967296",
+                "SET lock_timeout = '10s'; LOCK TABLE records_default IN ACCESS EXCLUSIVE MODE",
+                PGRES_COMMAND_OK);
         assert_int_equal(m.r, 0);
         assert_pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
                         " ('records_202603', 'records_202604', 'records_202605')",
@@ -1329,7 +1343,6 @@ static void test_clock_ahead_alert_locks_records_then_alerts(void **state)
         Maintainer m = {.store = f->store};
         IngestAnswer ans = {};
         uint64_t seen[2] = {};
-        pthread_t t;
 
         for (unsigned i = 1; i <= N_LINES; i++)
                 f->ts[i] = T_2026_03 + 20 * 365 * 24 * 3600 * 1000000LL + (int64_t)i;
@@ -1347,21 +1360,12 @@ static void test_clock_ahead_alert_locks_records_then_alerts(void **state)
         PQclear(pg_sql(store_url(), "DELETE FROM alerts WHERE kind = 'clock-ahead'", NULL));
 
         PGconn *other = pg_holding("LOCK TABLE ONLY records IN ACCESS EXCLUSIVE MODE");
-        PGresult *r;
-        assert_int_equal(pthread_create(&t, NULL, maintain_store, &m), 0);
-        pg_wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
-                    " AND relation = 'records'::regclass",
-                    "1");
-        r = PQexec(other, "SET lock_timeout = '10s';"
-                          " SELECT pg_advisory_xact_lock(hashtextextended('#alerts', 0))");
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-                fail_msg("the alerts' lock, taken while the maintainer waits for records: %s",
-                         PQerrorMessage(other));
-        PQclear(r);
-        assert_false(m.done);
-        PQclear(PQexec(other, "COMMIT"));
-        PQfinish(other);
-        pthread_join(t, NULL);
+        maintainer_waits_while(
+                &m, other,
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
+                " AND relation = 'records'::regclass",
+                "SET lock_timeout = '10s'; SELECT pg_advisory_xact_lock(hashtextextended('#alerts', 0))",
+                PGRES_TUPLES_OK);
         assert_int_equal(m.r, 0);
         seen[0] = seen[1] = 0;
         assert_int_equal(store_alerts_foreach(f->store, count_clock_ahead, seen), 0);
