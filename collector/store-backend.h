@@ -11,7 +11,8 @@
  * store.c holds every query of the centre once, in the SQL that SQLite and PostgreSQL share:
  * parameters are "?" (numbered in order) or "?N"; the PostgreSQL backend turns them into "$N".
  * A backend makes its own schema (types differ) and maps its errors to the -errno of store.h:
- * a unique-key violation is -EEXIST, a lock or serialisation timeout -EBUSY, the rest -EIO.
+ * a unique-key violation is -EEXIST, a lock or serialisation timeout -EBUSY, a session the server ended
+ * or a connection lost -ECONNRESET (store.h), the rest -EIO.
  */
 
 /* One query parameter: 's' text (p NULL = SQL NULL), 't' text of len bytes, 'b' blob, 'i' int64. */

@@ -189,11 +189,25 @@ struct StoreQuery {
         size_t decoded_len[COLS_MAX];
 };
 
-/* -errno for a failed result (NULL: the connection failed). */
-static int pg_err(const PGresult *res)
+/* The server ended the session, or could not hold it: connection exception (class 08), admin shutdown
+ * (57P01: pg_terminate_backend(), a fast shutdown), crash shutdown (57P02), cannot connect now (57P03). */
+static bool state_ends_session(const char *state)
+{
+        return strncmp(state, "08", 2) == 0 || streq(state, "57P01") || streq(state, "57P02") ||
+               streq(state, "57P03");
+}
+
+/*
+ * -errno for a failed result of c (NULL: libpq made none). A session that is gone — the server said so, or
+ * libpq now finds the connection dead (NULL, or "server closed the connection unexpectedly", which has no
+ * SQLSTATE) — is -ECONNRESET whatever the statement's own error: its transaction went with it (store.h).
+ */
+static int pg_err(PgConn *c, const PGresult *res)
 {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+        if (!res || PQstatus(c->pg) != CONNECTION_OK || (state && state_ends_session(state)))
+                return -ECONNRESET;
         if (!state)
                 return -EIO;
         if (strncmp(state, "23", 2) == 0) /* integrity constraint violation: unique key and friends */
@@ -213,7 +227,7 @@ static int pg_exec(PgConn *c, const char *sql)
         PGresult *res = PQexec(c->pg, sql);
         int r = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK
                         ? 0
-                        : pg_err(res);
+                        : pg_err(c, res);
         PQclear(res);
         return r;
 }
@@ -222,7 +236,7 @@ static int pg_exec(PgConn *c, const char *sql)
 static int pg_count(PgConn *c, const char *sql, uint64_t *ret)
 {
         PGresult *res = PQexec(c->pg, sql);
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(c, res);
         if (r >= 0 && parse_uint64(PQgetvalue(res, 0, 0), UINT64_MAX, ret) < 0)
                 r = -EIO;
         PQclear(res);
@@ -233,7 +247,7 @@ static int pg_count(PgConn *c, const char *sql, uint64_t *ret)
 static int pg_count_of(PgConn *c, const char *sql, const char *param, uint64_t *ret)
 {
         PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(c, res);
         if (r >= 0 && parse_uint64(PQgetvalue(res, 0, 0), UINT64_MAX, ret) < 0)
                 r = -EIO;
         PQclear(res);
@@ -468,7 +482,7 @@ static int pgc_commit(void *conn)
         if (PQresultStatus(res) == PGRES_COMMAND_OK && streq(PQcmdStatus(res), "COMMIT"))
                 r = 0;
         else
-                r = PQresultStatus(res) == PGRES_COMMAND_OK ? -EIO : pg_err(res);
+                r = PQresultStatus(res) == PGRES_COMMAND_OK ? -EIO : pg_err(c, res);
         PQclear(res);
         if (r < 0)
                 pgc_rollback(c);
@@ -534,7 +548,7 @@ static int prepared_name(PgConn *c, const char *sql, size_t n_args, const char *
                 return -ENOMEM;
         snprintf(np->name, sizeof(np->name), "m%zu", c->n_prepared);
         res = PQprepare(c->pg, np->name, text, (int)n_args, NULL);
-        r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_err(res);
+        r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_err(c, res);
         PQclear(res);
         if (r < 0) {
                 free(np->sql);
@@ -583,7 +597,7 @@ static int pgc_query(void *conn, const char *sql, const StoreArg *args, size_t n
         }
         res = PQexecPrepared(c->pg, name, (int)n_args, values, lengths, formats, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = pg_err(res);
+                r = pg_err(c, res);
                 PQclear(res);
                 return r;
         }
@@ -721,19 +735,19 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         assert(o == buf + len);
 
         res = PQexec(c->pg, "COPY records (log, seq, ts, line) FROM STDIN (FORMAT binary)");
-        r = PQresultStatus(res) == PGRES_COPY_IN ? 0 : pg_err(res);
+        r = PQresultStatus(res) == PGRES_COPY_IN ? 0 : pg_err(c, res);
         PQclear(res);
         if (r < 0)
                 return r;
         if (PQputCopyData(c->pg, buf, (int)len) != 1) {
                 (void)PQputCopyEnd(c->pg, "mamori: sending the batch failed");
-                r = -EIO;
+                r = PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
         } else if (PQputCopyEnd(c->pg, NULL) != 1)
-                r = -EIO;
+                r = PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
         /* The COPY's outcome, then whatever follows until the connection is free again. */
         while ((res = PQgetResult(c->pg))) {
                 if (r >= 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
-                        r = pg_err(res);
+                        r = pg_err(c, res);
                 PQclear(res);
         }
         return r;
@@ -828,7 +842,7 @@ static void strv_free_n(char **v, size_t n)
 static int pg_column(PgConn *c, const char *sql, const char *param, char ***ret, size_t *ret_n)
 {
         PGresult *res = PQexecParams(c->pg, sql, 1, NULL, &param, NULL, NULL, 0);
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_err(res);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_err(c, res);
         size_t n = r >= 0 ? (size_t)PQntuples(res) : 0;
         char **v = r >= 0 ? calloc(n + 1, sizeof(char *)) : NULL;
 
@@ -966,7 +980,7 @@ static int run_lock_take(PgConn *c, const char *name)
 {
         PGresult *res = PQexecParams(c->pg, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", 1, NULL,
                                      &name, NULL, NULL, 0);
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(res);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : pg_err(c, res);
 
         if (r >= 0 && !streq(PQgetvalue(res, 0, 0), "t"))
                 r = -EBUSY;

@@ -17,6 +17,15 @@
  * used by one thread at a time; several processes may open the same database. Errors: -ENOENT not
  * found, -EEXIST already there, -EBUSY locked for too long, -EIO backend failure, -ENOMEM. Writes
  * made between store_begin() and store_commit() are durable when store_commit() returns 0.
+ *
+ * PostgreSQL: any call may also answer -ECONNRESET, the session with the server lost (a restart, a
+ * failover, pg_terminate_backend()). Transient, as -EBUSY: the caller tries again later, and a server
+ * answers 503 "try again", never 4xx, and acknowledges nothing the call was to store. Inside the caller's
+ * transaction (store_begin() until store_commit() or store_rollback()) every later call answers it too,
+ * until the caller rolls back: the transaction is gone, nothing of it stored (store_commit() failing so
+ * may have stored it: see there); run it again whole. Outside one, the next call makes the connection
+ * again (-ECONNREFUSED when it cannot); a write that failed as the session ended may have been done. A
+ * store that holds a run lock is not made again: -ENOLCK (store_run_lock()).
  */
 typedef struct Store Store;
 
@@ -53,6 +62,9 @@ int store_maintain(Store *s, int64_t now_usec);
 int store_run_lock(Store *s, const char *name);
 
 int store_begin(Store *s);
+/* -ECONNRESET (PostgreSQL): the session ended before or during COMMIT; if during, the transaction may be
+ * stored. Acknowledge nothing (the collector answers 503): what a terminal sends again is compared with what
+ * is stored, and stored once. */
 int store_commit(Store *s);
 void store_rollback(Store *s);
 
