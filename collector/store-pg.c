@@ -753,6 +753,19 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         return r;
 }
 
+/*
+ * For the calls made only inside the caller's transaction (lock_log, drop_month): -EINVAL for one made
+ * outside it on a live connection (the caller's mistake); a connection already known dead (libpq says
+ * PQTRANS_UNKNOWN) is -ECONNRESET, as every other call answers then, not -EINVAL: the caller rolls back and
+ * tries again, as for any lost session.
+ */
+static int check_in_transaction(PgConn *c)
+{
+        if (PQstatus(c->pg) != CONNECTION_OK)
+                return -ECONNRESET;
+        return PQtransactionStatus(c->pg) == PQTRANS_INTRANS ? 0 : -EINVAL;
+}
+
 /* Writers of one log queue here until the holder's transaction ends (commit or rollback). */
 static int pgc_lock_log(void *conn, const char *log)
 {
@@ -761,8 +774,9 @@ static int pgc_lock_log(void *conn, const char *log)
         StoreQuery *q = NULL;
         int r;
 
-        if (PQtransactionStatus(c->pg) != PQTRANS_INTRANS)
-                return -EINVAL;
+        r = check_in_transaction(c);
+        if (r < 0)
+                return r;
         r = pgc_query(c, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", &a, 1, &q);
         pgc_free(q);
         return r;
@@ -802,8 +816,9 @@ static int pgc_drop_month(void *conn, int64_t month_usec, uint64_t expected)
         uint64_t n;
         int r;
 
-        if (PQtransactionStatus(c->pg) != PQTRANS_INTRANS)
-                return -EINVAL;
+        r = check_in_transaction(c);
+        if (r < 0)
+                return r;
         r = month_partition(month_usec, name);
         if (r < 0)
                 return r;

@@ -1720,6 +1720,39 @@ static void test_nothing_reconnects_under_transaction(void **state)
         assert_int_equal(store_commit(f->store), -EINVAL);
 }
 
+/*
+ * PostgreSQL: the calls made only inside a transaction (store_log_get_locked(), store_alert_add(),
+ * store_records_drop_month()) on a session already found gone answer -ECONNRESET, as every other call does
+ * then: they answered -EINVAL ("called outside a transaction", the caller's mistake), so a retention run
+ * or an ingest told the operator of a bug, not of a lost session. -EINVAL stays for a call outside a
+ * transaction on a live connection.
+ */
+static void test_transaction_calls_after_session_ended(void **state)
+{
+        Fixture *f = *state;
+        StoreLog l;
+        uint64_t n = 0;
+
+        assert_int_equal(store_log_get_locked(f->store, LOG_ID, &l), -EINVAL);
+        assert_int_equal(store_alert_add(f->store, 1, "fork", "T-1", LOG_ID, 1, "x"), -EINVAL);
+        assert_int_equal(store_records_drop_month(f->store, T_2026_03, 0), -EINVAL);
+
+        assert_int_equal(store_begin(f->store), 0);
+        pg_end_sessions();
+        assert_int_equal(store_record_count(f->store, &n), -ECONNRESET); /* libpq learns it here */
+        assert_int_equal(store_log_get_locked(f->store, LOG_ID, &l), -ECONNRESET);
+        assert_int_equal(store_alert_add(f->store, 1, "fork", "T-1", LOG_ID, 1, "x"), -ECONNRESET);
+        assert_int_equal(store_records_drop_month(f->store, T_2026_03, 0), -ECONNRESET);
+        assert_true(store_commit(f->store) < 0);
+
+        /* The next transaction is on a connection made again. */
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_log_get_locked(f->store, LOG_ID, &l), -ENOENT);
+        assert_int_equal(store_records_drop_month(f->store, T_2026_03, 0), -ENOENT);
+        store_rollback(f->store);
+        assert_pg_value("SELECT count(*) FROM alerts", "0");
+}
+
 int main(void)
 {
         const struct CMUnitTest both[] = {
@@ -1760,6 +1793,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_call_outside_transaction_reconnects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_transaction_calls_after_session_ended, setup, teardown),
         };
         struct CMUnitTest all[ELEMENTSOF(both) + ELEMENTSOF(pg_only)];
         size_t n = 0;
