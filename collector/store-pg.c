@@ -178,6 +178,7 @@ typedef struct PgConn {
         size_t n_prepared;
         char *run_lock;      /* the name of the session lock store_run_lock() took, or NULL */
         bool in_transaction; /* from pgc_begin() to its commit or rollback, even if the connection died */
+        bool ended;          /* the server said it ends the session, read while idle (ensure_session()) */
 } PgConn;
 
 #define COLS_MAX 16
@@ -263,11 +264,18 @@ static void forget_prepared(PgConn *c)
         c->n_prepared = 0;
 }
 
-static void quiet(void *arg, const char *message)
+/*
+ * NOTICEs ("relation already exists, skipping") are not an operator's business. The error a server sends
+ * as it ends an idle session (57P01 …) comes here too (libpq reads it with nothing sent): noted for
+ * ensure_session().
+ */
+static void notice(void *arg, const PGresult *res)
 {
-        /* NOTICEs ("relation already exists, skipping") are not an operator's business. */
-        (void)arg;
-        (void)message;
+        PgConn *c = arg;
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        if (state && state_ends_session(state))
+                c->ended = true;
 }
 
 /* FNV-1a (64 bits, hex) of the schema's texts: mamori_schema holds it once they are made. */
@@ -316,7 +324,7 @@ static int session_setup(PgConn *c)
 {
         int r;
 
-        PQsetNoticeProcessor(c->pg, quiet, NULL);
+        PQsetNoticeReceiver(c->pg, notice, c);
         /*
          * Generic plans: store.c's queries are a fixed set of key lookups, and a custom plan is made again
          * at every run of a statement on records (planning every month's partition: ~0.5 µs a row of a
@@ -394,28 +402,83 @@ static int pgc_open(const char *target, void **ret_conn)
  * a plan made before that work. -ENOLCK then, and at every later call: the run ends and is started again.
  * Never inside the caller's transaction (begun, not yet committed or rolled back): made again there, its
  * later statements would each run on their own and its COMMIT would answer "COMMIT" for a transaction that
- * is not there. -ECONNRESET then, until the caller rolls back. libpq learns that the session is gone only
- * from the statement that fails: that call answers the error, the next one reconnects (the failed statement
- * is not sent again: outside a transaction, a write may have been done before the session ended).
+ * is not there. -ECONNRESET then, until the caller rolls back. When the failed statement is sent again at
+ * once: send_again().
  */
-static int ensure_connected(PgConn *c)
+static int reconnect(PgConn *c)
 {
-        if (PQstatus(c->pg) == CONNECTION_OK)
-                return 0;
         if (c->run_lock)
                 return -ENOLCK;
         if (c->in_transaction)
                 return -ECONNRESET;
         forget_prepared(c);
+        c->ended = false;
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK)
                 return -ECONNREFUSED;
         return session_setup(c);
 }
 
+static int ensure_connected(PgConn *c)
+{
+        return PQstatus(c->pg) == CONNECTION_OK ? 0 : reconnect(c);
+}
+
+/*
+ * The first statement after the server ended a session. libpq learns that a session is gone only when it
+ * reads from it: the statement sent on it fails. Outside the caller's transaction (never inside it: made
+ * again there, its COMMIT would answer for a transaction that is not there, see reconnect()), and not on a
+ * store that held a run lock (-ENOLCK: reconnect()), such a statement still does not fail when it cannot
+ * do twice what was done once:
+ *   - a read (read_only(): a SELECT without a locking clause or a function that writes; or BEGIN, which
+ *     does nothing by itself) that failed with the connection now dead (-ECONNRESET, CONNECTION_BAD) is sent
+ *     once more on a connection made again (send_again());
+ *   - any other statement (a write) is sent only after ensure_session() read what the idle connection
+ *     holds: when the server already said it ended the session (57P01 pg_terminate_backend() or a fast
+ *     shutdown, 57P02, 57P03, class 08: notice()) or closed it, the statement never reached a session and
+ *     goes to one made again. A write that failed as the session ended (terminated or crashed while it
+ *     ran, or told after ensure_session() looked) is not sent again: it may have been done (a COMMIT the
+ *     server made and could not answer; synchronous replication's 57P01 warning after a local commit).
+ *     -ECONNRESET then; the next call makes the connection again.
+ * The look costs a read(2) that finds nothing: writes outside a transaction are rare (ingest writes inside
+ * one; it reads outside); reads pay nothing until one fails.
+ */
+static int ensure_session(PgConn *c)
+{
+        int r = ensure_connected(c);
+
+        if (r < 0 || c->in_transaction || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                return r;
+        c->ended = false;
+        /* Reads what arrived, then parses it (PQisBusy()): the server's error on an idle connection goes to
+         * notice(). */
+        if (PQconsumeInput(c->pg) && !PQisBusy(c->pg) && !c->ended && PQstatus(c->pg) == CONNECTION_OK)
+                return 0;
+        return reconnect(c);
+}
+
+/* Whether a statement that failed with r is sent again (see ensure_session()); *tries: once only. */
+static bool send_again(PgConn *c, int r, bool read_only, unsigned *tries)
+{
+        if (r != -ECONNRESET || !read_only || c->in_transaction || c->run_lock ||
+            PQstatus(c->pg) == CONNECTION_OK || *tries > 0)
+                return false;
+        (*tries)++;
+        return true;
+}
+
+/* store.c's reads, by their text (ensure_session()): a SELECT that locks no rows (FOR UPDATE/SHARE), takes
+ * no advisory lock and calls none of the functions that write (ours, mamori_*; sequences). */
+static bool read_only(const char *sql)
+{
+        return strncmp(sql, "SELECT ", strlen("SELECT ")) == 0 && !strstr(sql, " FOR ") &&
+               !strstr(sql, "pg_advisory") && !strstr(sql, "mamori_") && !strstr(sql, "nextval(") &&
+               !strstr(sql, "setval(");
+}
+
 /*
  * For the calls that run in transactions of their own (store_maintain(), store_records_compact(),
- * store_run_lock()): a dead connection is made again as by ensure_connected(), but not one that died inside
+ * store_run_lock()): a dead connection is made again as by ensure_session(), but not one that died inside
  * the caller's transaction (libpq then says PQTRANS_UNKNOWN, as for any dead connection): made again, the
  * caller's later statements would each run on their own and its COMMIT would answer "COMMIT" for them.
  * in_transaction (negative errno) then, as for an open transaction on a live connection.
@@ -426,7 +489,7 @@ static int ensure_connected_idle(PgConn *c, int in_transaction)
 
         if (c->in_transaction)
                 return in_transaction;
-        r = ensure_connected(c);
+        r = ensure_session(c);
         if (r >= 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
                 r = in_transaction;
         return r;
@@ -435,9 +498,14 @@ static int ensure_connected_idle(PgConn *c, int in_transaction)
 static int pgc_begin(void *conn)
 {
         PgConn *c = conn;
-        int r = ensure_connected(c);
-        if (r >= 0)
-                r = pg_exec(c, "BEGIN");
+        unsigned tries = 0;
+        int r;
+
+        do { /* BEGIN alone does nothing: sent again as a read (ensure_session()) */
+                r = ensure_connected(c);
+                if (r >= 0)
+                        r = pg_exec(c, "BEGIN");
+        } while (r < 0 && send_again(c, r, true, &tries));
         if (r >= 0)
                 c->in_transaction = true;
         return r;
@@ -565,19 +633,15 @@ static int pgc_query(void *conn, const char *sql, const StoreArg *args, size_t n
         const char *values[STORE_ARGS_MAX];
         int lengths[STORE_ARGS_MAX], formats[STORE_ARGS_MAX];
         char ints[STORE_ARGS_MAX][24];
+        const bool reads = !c->in_transaction && read_only(sql); /* only outside it does it matter */
+        unsigned tries = 0;
         const char *name;
         StoreQuery *q;
-        PGresult *res;
+        PGresult *res = NULL;
         int r;
 
         if (n_args > STORE_ARGS_MAX)
                 return -EINVAL;
-        r = ensure_connected(c); /* libpq says PQTRANS_UNKNOWN for a dead connection, not IDLE */
-        if (r < 0)
-                return r;
-        r = prepared_name(c, sql, n_args, &name);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n_args; i++) {
                 const StoreArg *a = &args[i];
                 if (a->type == 'i') {
@@ -595,12 +659,20 @@ static int pgc_query(void *conn, const char *sql, const StoreArg *args, size_t n
                         formats[i] = 1;
                 }
         }
-        res = PQexecPrepared(c->pg, name, (int)n_args, values, lengths, formats, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = pg_err(c, res);
-                PQclear(res);
+        do {
+                r = reads ? ensure_connected(c) : ensure_session(c);
+                if (r >= 0)
+                        r = prepared_name(c, sql, n_args, &name);
+                if (r < 0)
+                        continue;
+                res = PQexecPrepared(c->pg, name, (int)n_args, values, lengths, formats, 0);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        r = pg_err(c, res);
+                        PQclear(res);
+                }
+        } while (r < 0 && send_again(c, r, reads, &tries));
+        if (r < 0)
                 return r;
-        }
         q = calloc(1, sizeof(*q));
         if (!q) {
                 PQclear(res);
@@ -734,6 +806,9 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         o = put_be(o, UINT16_MAX, 2); /* the trailer: a field count of -1 */
         assert(o == buf + len);
 
+        r = ensure_session(c);
+        if (r < 0)
+                return r;
         res = PQexec(c->pg, "COPY records (log, seq, ts, line) FROM STDIN (FORMAT binary)");
         r = PQresultStatus(res) == PGRES_COPY_IN ? 0 : pg_err(c, res);
         PQclear(res);

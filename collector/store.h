@@ -23,9 +23,11 @@
  * answers 503 "try again", never 4xx, and acknowledges nothing the call was to store. Inside the caller's
  * transaction (store_begin() until store_commit() or store_rollback()) every later call answers it too,
  * until the caller rolls back: the transaction is gone, nothing of it stored (store_commit() failing so
- * may have stored it: see there); run it again whole. Outside one, the next call makes the connection
- * again (-ECONNREFUSED when it cannot); a write that failed as the session ended may have been done. A
- * store that holds a run lock is not made again: -ENOLCK (store_run_lock()).
+ * may have stored it: see there); run it again whole. Outside one, a read, and any call whose session the
+ * server had ended while the connection was idle, goes to a connection made again and does not fail
+ * (store-pg.c ensure_session()); a write that failed as its session ended answers -ECONNRESET (it may
+ * have been done) and the next call makes the connection again (-ECONNREFUSED when it cannot). A store
+ * that holds a run lock is not made again: -ENOLCK (store_run_lock()).
  */
 typedef struct Store Store;
 

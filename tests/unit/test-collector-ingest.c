@@ -1548,10 +1548,10 @@ static int count_compacted(int64_t month_usec, uint64_t bytes_before, uint64_t b
 
 /*
  * PostgreSQL: store_maintain() and store_records_compact() on a store whose session the server ended (a
- * restart, a failover) make the connection again, as every other call does: the first call finds the
- * session gone, the next one works (they answered -EBUSY for ever, and a collector made no partitions
- * again). Not under a transaction of the caller's (-EBUSY); a store that held a run lock does not come
- * back: -ENOLCK.
+ * restart, a failover) make the connection again, as every other call does (they answered -EBUSY for ever,
+ * and a collector made no partitions again): at once, since the server said it ended the session before
+ * they sent anything (they failed once). Not under a transaction of the caller's (-EBUSY); a store that held
+ * a run lock does not come back: -ENOLCK.
  */
 static void test_maintain_and_compact_reconnect(void **state)
 {
@@ -1561,14 +1561,12 @@ static void test_maintain_and_compact_reconnect(void **state)
         Store *held = NULL;
 
         pg_end_sessions();
-        assert_true(store_maintain(f->store, T_2026_03) < 0); /* libpq learns here that it is gone */
         assert_int_equal(store_maintain(f->store, T_2026_03), 0);
         assert_pg_value("SELECT count(*) FROM pg_class WHERE relname IN"
                         " ('records_202603', 'records_202604', 'records_202605')",
                         "3");
 
         pg_end_sessions();
-        assert_true(store_records_compact(f->store, may, false, count_compacted, &months) < 0);
         assert_int_equal(store_records_compact(f->store, may, false, count_compacted, &months), 0);
         assert_int_equal(months, 2); /* March and April: closed in May */
         assert_pg_value("SELECT string_agg(part, ' ' ORDER BY part) FROM records_rebuilt",
@@ -1588,7 +1586,7 @@ static void test_maintain_and_compact_reconnect(void **state)
         assert_int_equal(store_open(store_url(), &held), 0);
         assert_int_equal(store_run_lock(held, "#retention"), 0);
         pg_end_sessions();
-        assert_true(store_maintain(held, T_2026_03) < 0);
+        assert_int_equal(store_maintain(held, T_2026_03), -ENOLCK);
         assert_int_equal(store_maintain(held, T_2026_03), -ENOLCK);
         assert_int_equal(store_records_compact(held, may, false, count_compacted, &months), -ENOLCK);
         store_close(held);
@@ -1596,38 +1594,111 @@ static void test_maintain_and_compact_reconnect(void **state)
 
 /*
  * PostgreSQL: a call made outside a transaction on a store whose session the server ended (a restart, a
- * failover) works again at the second try, as store_begin() did: the first call is the one from which libpq
- * learns that the session is gone (its statement fails; it is not sent again, as a write may have been done
- * before the session ended), the second makes the connection again. Such calls only failed until something
- * called store_begin(): a collector's worker checks the terminal register outside a transaction before each
- * batch, so it answered 503 to every request for ever.
+ * failover) works at once. libpq learns that a session is gone only from a statement sent on it, and such a
+ * first call failed (the next one made the connection again): a read is sent again on a connection made
+ * again; a write (store_terminal_touch()), and BEGIN, go to a new connection before they are sent, as the
+ * server said it ended the session while the connection was idle (store-pg.c ensure_session()). Before that,
+ * such calls failed until something called store_begin(): a collector's worker checks the terminal register
+ * outside a transaction before each batch, so it answered 503 to every request for ever.
  */
 static void test_call_outside_transaction_reconnects(void **state)
 {
         Fixture *f = *state;
+        StoreLog l;
         char *pem = NULL;
         unsigned n = 0;
 
         pg_end_sessions();
-        assert_true(store_terminal_access(f->store, "T-1", "aa") < 0);
         assert_int_equal(store_terminal_access(f->store, "T-1", "aa"), 0);
 
         pg_end_sessions();
-        assert_true(store_terminal_touch(f->store, "T-1", 5000) < 0);
         assert_int_equal(store_terminal_touch(f->store, "T-1", 5000), 0);
         assert_pg_value("SELECT last_seen FROM terminals WHERE id = 'T-1'", "5000");
 
         pg_end_sessions();
-        assert_true(store_terminal_identity(f->store, "T-1", &pem) < 0);
         assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), 0);
         assert_non_null(strstr(pem, "PUBLIC KEY"));
         free(pem);
 
+        pg_end_sessions();
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), -ENOENT);
+
         /* The collector's silent check (a transaction of its own) after the same. */
         pg_end_sessions();
-        assert_true(store_alert_silent(f->store, 10000, 1000, &n) < 0);
         assert_int_equal(store_alert_silent(f->store, 10000, 1000, &n), 0);
         assert_int_equal(n, 1);
+}
+
+/*
+ * PostgreSQL: a terminal's batch right after the server ended its worker's session is stored and answered
+ * 200, not 503: the register and the log's state are read outside the transaction (sent again), then BEGIN.
+ */
+static void test_post_after_session_ended(void **state)
+{
+        Fixture *f = *state;
+
+        post(f, "T-1", 1, 4, 200, ACK(4));
+        pg_end_sessions();
+        post(f, "T-1", 5, 8, 200, ACK(8));
+        pg_end_sessions();
+        post(f, "T-1", 5, 12, 200, ACK(12)); /* 5..8 compared with what is stored */
+        assert_int_equal(stored(f), 12);
+}
+
+typedef struct Toucher {
+        Store *store;
+        int r;
+} Toucher;
+
+static void *touch_terminal(void *p)
+{
+        Toucher *t = p;
+        t->r = store_terminal_touch(t->store, "T-1", 9000);
+        return NULL;
+}
+
+/*
+ * PostgreSQL: what is not sent again. A write outside a transaction whose session ends while it runs (here:
+ * terminated while it waits for a row lock) answers -ECONNRESET: it may have been done (a COMMIT the server
+ * made and could not answer), so it is not sent on a new connection; the next call makes one. Inside the
+ * caller's transaction neither a write nor a read is sent again: -ECONNRESET until the rollback, nothing of
+ * the transaction stored.
+ */
+static void test_write_not_sent_again(void **state)
+{
+        Fixture *f = *state;
+        Toucher t = {.store = f->store};
+        StoreLog l = {.log = LOG_ID, .term = "T-1", .last_seq = 3, .epochs = 1};
+        pthread_t th;
+        uint64_t n = 0;
+
+        PGconn *other = pg_holding("UPDATE terminals SET last_seen = 1 WHERE id = 'T-1'");
+        assert_int_equal(pthread_create(&th, NULL, touch_terminal, &t), 0);
+        pg_wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'UPDATE terminals SET last_seen = $1%'",
+                    "1");
+        assert_pg_value("SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
+                        " pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE 'UPDATE terminals SET last_seen = $1%'",
+                        "0");
+        /* Sent again, it would wait for other's lock until this rollback, then be done. */
+        PQclear(PQexec(other, "ROLLBACK"));
+        PQfinish(other);
+        pthread_join(th, NULL);
+        assert_int_equal(t.r, -ECONNRESET);
+        assert_pg_value("SELECT coalesce(last_seen, 0) FROM terminals WHERE id = 'T-1'", "0");
+        assert_int_equal(store_terminal_touch(f->store, "T-1", 9000), 0); /* on a connection made again */
+        assert_pg_value("SELECT last_seen FROM terminals WHERE id = 'T-1'", "9000");
+
+        memset(l.last_hash, 'a', SHA256_HEX_MAX - 1);
+        assert_int_equal(store_begin(f->store), 0);
+        pg_end_sessions();
+        assert_int_equal(store_log_put(f->store, &l, 7000), -ECONNRESET);
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), -ECONNRESET);
+        assert_int_equal(store_record_count(f->store, &n), -ECONNRESET);
+        store_rollback(f->store);
+        assert_int_equal(store_log_get(f->store, LOG_ID, &l), -ENOENT);
+        assert_pg_value("SELECT count(*) FROM logs", "0");
 }
 
 static void put_records(Store *s, uint64_t from, uint64_t to)
@@ -1791,6 +1862,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_maintain_and_compact_reconnect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_call_outside_transaction_reconnects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_post_after_session_ended, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_not_sent_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_transaction_calls_after_session_ended, setup, teardown),
