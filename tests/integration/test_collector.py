@@ -611,9 +611,41 @@ class MklogOptionsTest(unittest.TestCase):
         self.assertEqual([json.loads(l)['ts'] for l in p.stdout.splitlines()], [1007, 2007, 3007])
 
 
+class SessionEndedTest(unittest.TestCase):
+    """PostgreSQL: the server ends every session of the collector (a restart, a failover, here
+    pg_terminate_backend()). A terminal's next POST is answered 200, not 503: its worker's first statements
+    (the register, the log's state: reads) are sent again on a new connection, then BEGIN. They failed once,
+    and the terminal waited for its next try."""
+
+    setUp = CollectorTest.setUp
+    tearDown = CollectorTest.tearDown
+
+    def end_sessions(self):
+        """Every other client session of the collector's database ended, each waited for; how many."""
+        (n, alive), = self.centre.sql(
+            'SELECT count(*), count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM pg_stat_activity'
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        self.assertEqual(alive, 0)
+        return n
+
+    def test_post_after_sessions_ended(self):
+        c = self.centre
+        lines = c.mklog(count=40)
+        self.assertEqual(c.post(self.t1, lines[:10]), (200, {'log': LOG_A, 'acked': 10}))
+        for k in range(1, 4):
+            self.assertGreaterEqual(self.end_sessions(), 1)  # at least the worker that answered
+            batch = lines[10 * k:10 * k + 10]
+            self.assertEqual(c.post(self.t1, batch), (200, {'log': LOG_A, 'acked': 10 * k + 10}))
+        self.end_sessions()
+        self.assertEqual(c.acked(self.t1), 40)
+        self.assertEqual(c.stored(), 40)
+
+
 # mklog uses no store: its case is one of the SQLite run only, not run again on PostgreSQL.
 if os.environ.get('MAMORI_TEST_STORE', 'sqlite') == 'postgresql':
     del MklogOptionsTest
+else:  # and the sessions of a PostgreSQL server are PostgreSQL's alone
+    del SessionEndedTest
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
