@@ -8,10 +8,12 @@ of BATCH (1000) over one keep-alive TLS connection per terminal, all terminals a
 posts to collector i mod C. Each terminal waits for a batch's answer before it sends the next, so
 with 4 of them there were moments with fewer than two batches left to verify and a core idle (on
 this 2-core VM: ~19,000 records/s with 4, ~22,400 with 8, same build and hour); a centre's fleet
-keeps far more than 8 batches in flight. Every STORE in STORES ("sqlite,postgresql") with every C
-in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new centre (an empty store, the same
-records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on). Use a build
-without sanitizers for figures.
+keeps far more than 8 batches in flight. Every STORE in STORES ("sqlite,postgresql-tuned,postgresql")
+with every C in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new centre (an empty
+store, the same records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on):
+`postgresql` with PostgreSQL's defaults, `postgresql-tuned` as the capacity plan deploys it (huge
+pages, reserved for the run when run as root, and glibc keeping the server's heap between statements;
+`huge_pages=` says whether the pages were there). Use a build without sanitizers for figures.
 
 The baseline is measured in the same run, right before each repetition:
 - `openssl speed ed25519` verify/s of one core (OpenSSL divides by the CPU time it used), × cores:
@@ -25,7 +27,9 @@ continuous load, which a finite run's start and ragged end would understate; `wh
 the whole run's wall time), both ratios (`ratio`: median records/s over median baseline;
 `ratio_per_run`: each repetition against its own baseline, median and range — the steadier figure
 when the machine's speed drifts), and where
-the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes; PostgreSQL's share in brackets) against
+the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes; PostgreSQL's share in brackets,
+and `postgresql_page_faults_per_record`, the pages its processes had to be given: each costs this VM
+microseconds) against
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
 `cores_used` (centre CPU seconds / wall seconds of the whole run); `client_cpu_per_record_us` (the
@@ -66,12 +70,13 @@ def openssl_verify(elapsed_multi=0):
 
 
 def cpu_ticks(pid):
+    """(CPU ticks, page faults) of a process so far."""
     try:
         with open(f'/proc/{pid}/stat') as f:
             fields = f.read().rsplit(')', 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime
+        return int(fields[11]) + int(fields[12]), int(fields[7])  # utime + stime, minflt
     except (OSError, IndexError, ValueError):
-        return 0
+        return 0, 0
 
 
 def centre_pids(collectors, pg):
@@ -102,8 +107,8 @@ def stage_costs(store):
     global _cost_dbs
     args = [os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '10000', '1000', '5']
     env = dict(os.environ)
-    if store == 'postgresql':
-        cluster = pgcluster.shared()
+    if store.startswith('postgresql'):
+        cluster = pgcluster.shared(tuned=store == 'postgresql-tuned')
         _cost_dbs += 1
         args.append(cluster.create_db(f'cost{_cost_dbs}'))
         env['MAMORI_BENCH_PG_DATA'] = os.path.join(cluster.dir, 'data')
@@ -141,9 +146,12 @@ def run_once(store, collectors, logs, batch):
             out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
                                   os.path.join(tmp, 'state', 'collector-ca.pem'), str(batch)] + jobs,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            used = {p: cpu_ticks(p) - cpu0.get(p, 0) for p in centre_pids(cs, c.pg)}
+            after = {p: cpu_ticks(p) for p in centre_pids(cs, c.pg)}
+            used = {p: after[p][0] - cpu0.get(p, (0, 0))[0] for p in after}
+            faults = {p: after[p][1] - cpu0.get(p, (0, 0))[1] for p in after}
             cpu = sum(used.values()) / TICK
             pg_cpu = cpu - sum(used.get(x.proc.pid, 0) for x in cs) / TICK
+            pg_faults = sum(faults.values()) - sum(faults.get(x.proc.pid, 0) for x in cs)
         finally:
             for x in cs:
                 x.stop()
@@ -160,7 +168,7 @@ def run_once(store, collectors, logs, batch):
         stored = c.stored()
         if stored != total:
             raise SystemExit(f'{store} x{collectors}: {stored} stored, {total} posted')
-        return steady, total / dt, dt, cpu, pg_cpu, store_bytes(c) - before, total, client
+        return steady, total / dt, dt, cpu, pg_cpu, store_bytes(c) - before, total, client, pg_faults
 
 
 def main():
@@ -168,7 +176,10 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     terms = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-    stores = (sys.argv[4] if len(sys.argv) > 4 else 'sqlite,postgresql').split(',')
+    stores = (sys.argv[4] if len(sys.argv) > 4 else 'sqlite,postgresql-tuned,postgresql').split(',')
+    for store in stores:
+        if store not in ('sqlite', 'postgresql', 'postgresql-tuned'):
+            raise SystemExit(f'collector-bench: unknown store {store!r} (sqlite, postgresql, postgresql-tuned)')
     counts = [int(x) for x in (sys.argv[5] if len(sys.argv) > 5 else '1,2').split(',')]
     repeat = int(sys.argv[6]) if len(sys.argv) > 6 else 3
     cores = os.cpu_count()
@@ -180,11 +191,11 @@ def main():
         for line in stage_costs(store):
             print(f'  stage_costs store={store} {line}', flush=True)
         for k in counts:
-            rates, whole, goal, avail, cpu_us, pg_us, used, client_us = [], [], [], [], [], [], [], []
+            rates, whole, goal, avail, cpu_us, pg_us, used, client_us, pg_faults_r = [], [], [], [], [], [], [], [], []
             for rep in range(repeat):
                 v1 = openssl_verify()
                 vm = openssl_verify(cores)
-                rate, whole_rate, dt, cpu, pg_cpu, grown, total, client = run_once(store, k, logs, batch)
+                rate, whole_rate, dt, cpu, pg_cpu, grown, total, client, pg_faults = run_once(store, k, logs, batch)
                 v1 = (v1 + openssl_verify()) / 2  # the machine's speed drifts: before and after, averaged
                 rates.append(rate)
                 whole.append(whole_rate)
@@ -194,10 +205,12 @@ def main():
                 pg_us.append(pg_cpu * 1e6 / total)
                 used.append(cpu / dt)
                 client_us.append(client * 1e6 / total)
+                pg_faults_r.append(pg_faults / total)
                 print(f'  store={store} collectors={k} run={rep + 1} records={total} seconds={dt:.2f} '
                       f'records_per_s={rate:.0f} whole_run_records_per_s={whole_rate:.0f} cores_x_verify={cores * v1:.0f} '
                       f'ratio={rate / (cores * v1):.0%} '
                       f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} postgresql_cpu_s={pg_cpu:.1f} '
+                      f'postgresql_page_faults_per_record={pg_faults / total:.2f} '
                       f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
             med = statistics.median(rates)
             verify_us = 1e6 * cores / statistics.median(goal)  # one verification, this configuration's baseline
@@ -211,11 +224,13 @@ def main():
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
                   f'cpu_per_record_us={statistics.median(cpu_us):.1f} (postgresql {statistics.median(pg_us):.1f}) '
+                  f'postgresql_page_faults_per_record={statistics.median(pg_faults_r):.2f} '
                   f'verify_cpu_us={verify_us:.1f} '
                   f'verify_share={share:.0%} cores_used={statistics.median(used):.2f} '
-                  f'client_cpu_per_record_us={statistics.median(client_us):.1f}', flush=True)
-    if pgcluster._shared:
-        pgcluster._shared.stop()
+                  f'client_cpu_per_record_us={statistics.median(client_us):.1f}'
+                  + (f' huge_pages={"yes" if pgcluster.shared(tuned=True).huge_pages else "no"}'
+                     if store == 'postgresql-tuned' else ''), flush=True)
+    pgcluster.stop_shared()
 
 
 if __name__ == '__main__':

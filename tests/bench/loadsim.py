@@ -434,8 +434,7 @@ def main():
           + (f'; WRONG: {", ".join(bad[:5])} {[stored.get(t) for t in bad[:5]]} want {[expect[t] for t in bad[:5]]}'
              if bad else '')
           + (f'; CAP HIT after {args.cap_seconds:g} s: {total - done} records not acknowledged' if cap_hit else ''))
-    if pgcluster._shared:
-        pgcluster._shared.stop()
+    pgcluster.stop_shared()
     sys.exit(0 if ok else 1)
 
 

@@ -9,7 +9,14 @@ The server runs as an unprivileged user (the Debian package's `postgres` when th
 root: PostgreSQL refuses root), listens on no TCP address (`listen_addresses=''`) and only on a
 socket in the cluster's directory; clients authenticate with `trust`, as user `mamori`. Tests run
 it with fsync off (speed: no test pulls the power); MAMORI_TEST_PG_FSYNC=on (the benches) keeps
-PostgreSQL's default, so that a COMMIT costs what it costs in production."""
+PostgreSQL's default, so that a COMMIT costs what it costs in production.
+
+Cluster(tuned=True) runs the server as the capacity plan (README) deploys the centre's PostgreSQL,
+beyond its defaults: shared memory in huge pages (reserved here for the cluster's life when run as
+root, `vm.nr_hugepages`; PostgreSQL's documentation recommends them) and glibc keeping the server's
+heap between statements (CENTRE_MALLOC_ENV, in the server's environment: Debian's
+/etc/postgresql/15/main/environment). Without them, each batch's COPY costs PostgreSQL its memory
+anew: freed to the kernel after the statement and paged in again by the next one."""
 import glob
 import os
 import pwd
@@ -19,6 +26,11 @@ import sys
 import tempfile
 
 SUPERUSER = 'mamori'
+# glibc's malloc for the server (mallopt(3)): at most 64 MiB of free heap kept rather than 128 KiB, blocks
+# of up to 32 MiB from the heap rather than their own mappings, and the heap grown 8 MiB at a time.
+CENTRE_MALLOC_ENV = {'MALLOC_TRIM_THRESHOLD_': str(64 << 20), 'MALLOC_MMAP_THRESHOLD_': str(32 << 20),
+                     'MALLOC_TOP_PAD_': str(8 << 20)}
+NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
 
 
 def bindir():
@@ -27,8 +39,11 @@ def bindir():
 
 
 class Cluster:
-    def __init__(self, fsync=None):
+    def __init__(self, fsync=None, tuned=False):
         self.fsync = fsync if fsync is not None else os.environ.get('MAMORI_TEST_PG_FSYNC') == 'on'
+        self.tuned = tuned
+        self.huge_pages = False  # tuned: whether the server's shared memory is in huge pages
+        self._hugepages_before = None
         self.bin = bindir()
         self.dir = None
         self.running = False
@@ -54,16 +69,48 @@ class Cluster:
                        '--locale=C', '-E', 'UTF8', '--no-sync'])
         if p.returncode != 0:
             raise RuntimeError(f'initdb failed: {p.stderr}')
+        settings = ['-c', 'max_connections=200'] + ([] if self.fsync else ['-c', 'fsync=off'])
+        options = f"-k {self.dir} -c listen_addresses='' " + ' '.join(settings)
+        env = None
+        if self.tuned:
+            env = dict(os.environ, **CENTRE_MALLOC_ENV)
+            self.huge_pages = self._reserve_huge_pages(data, settings)
+            options += ' -c huge_pages=' + ('on' if self.huge_pages else 'off')
         p = self._run([os.path.join(self.bin, 'pg_ctl'), 'start', '-w', '-D', data, '-l',
-                       os.path.join(self.dir, 'server.log'),
-                       '-o', f"-k {self.dir} -c listen_addresses='' -c max_connections=200"
-                       + ('' if self.fsync else ' -c fsync=off')])
+                       os.path.join(self.dir, 'server.log'), '-o', options], env=env)
         if p.returncode != 0:
+            self._give_back_huge_pages()
             log = open(os.path.join(self.dir, 'server.log')).read() if os.path.exists(
                 os.path.join(self.dir, 'server.log')) else ''
             raise RuntimeError(f'pg_ctl start failed: {p.stderr} {log}')
         self.running = True
         return self
+
+    def _reserve_huge_pages(self, data, settings):
+        """As root: vm.nr_hugepages raised by what the server needs with settings (given back at stop).
+        Whether it was."""
+        p = self._run([os.path.join(self.bin, 'postgres'), '-D', data] + settings
+                      + ['-C', 'shared_memory_size_in_huge_pages'])
+        try:
+            need = int(p.stdout.strip())
+            with open(NR_HUGEPAGES) as f:
+                before = int(f.read())
+            with open(NR_HUGEPAGES, 'w') as f:
+                f.write(str(before + need))
+            with open(NR_HUGEPAGES) as f:
+                if int(f.read()) < before + need:  # the kernel found fewer free 2 MiB blocks
+                    raise OSError('not enough contiguous memory')
+        except (ValueError, OSError):
+            self._give_back_huge_pages()
+            return False
+        self._hugepages_before = before
+        return True
+
+    def _give_back_huge_pages(self):
+        if self._hugepages_before is not None:
+            with open(NR_HUGEPAGES, 'w') as f:
+                f.write(str(self._hugepages_before))
+            self._hugepages_before = None
 
     def conninfo(self, db):
         return f'host={self.dir} user={SUPERUSER} dbname={db}'
@@ -90,6 +137,7 @@ class Cluster:
             self._run([os.path.join(self.bin, 'pg_ctl'), 'stop', '-w', '-m', 'fast', '-D',
                        os.path.join(self.dir, 'data')])
             self.running = False
+        self._give_back_huge_pages()
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
@@ -102,17 +150,21 @@ class Cluster:
         return False
 
 
-_shared = None
+_shared = {}
 
 
-def shared():
-    """One cluster for the whole test process, stopped when the process exits."""
-    global _shared
-    if _shared is None:
+def shared(tuned=False):
+    """One cluster (of each kind) for the whole test process, stopped when the process exits."""
+    if tuned not in _shared:
         import atexit
-        _shared = Cluster().start()
-        atexit.register(_shared.stop)
-    return _shared
+        _shared[tuned] = Cluster(tuned=tuned).start()
+        atexit.register(_shared[tuned].stop)
+    return _shared[tuned]
+
+
+def stop_shared():
+    for c in _shared.values():
+        c.stop()
 
 
 def main():

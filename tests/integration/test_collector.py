@@ -46,11 +46,13 @@ class Centre:
         self.conf = os.path.join(tmp, 'collector.conf')
         self.db = os.path.join(tmp, 'collector.db')
         # MAMORI_TEST_STORE=postgresql: the same tests on a database of a private PostgreSQL cluster
-        # (pgcluster.py, one per test process), named by [Store] URL=.
+        # (pgcluster.py, one per test process), named by [Store] URL=. store='postgresql-tuned' (the
+        # benches): PostgreSQL run as the capacity plan deploys it (pgcluster.Cluster(tuned=True)).
         self.store = store or os.environ.get('MAMORI_TEST_STORE', 'sqlite')
         self.pg = self.pg_db = None
-        if self.store == 'postgresql':
-            self.pg = pgcluster.shared()
+        if self.store in ('postgresql', 'postgresql-tuned'):
+            self.pg = pgcluster.shared(tuned=self.store == 'postgresql-tuned')
+            self.store = 'postgresql'
             self.pg_db = 'c' + os.urandom(6).hex()
             self.url = self.pg.create_db(self.pg_db)
             where = f'[Store]\nURL={self.url}\n'
