@@ -179,6 +179,7 @@ typedef struct PgConn {
         char *run_lock;      /* the name of the session lock store_run_lock() took, or NULL */
         bool in_transaction; /* from pgc_begin() to its commit or rollback, even if the connection died */
         bool ended;          /* the server said it ends the session, read while idle (ensure_session()) */
+        bool set_up;         /* session_setup() done on this session: one that is not is never used */
 } PgConn;
 
 #define COLS_MAX 16
@@ -319,11 +320,17 @@ static int schema_make(PgConn *c)
         return r < 0 ? r : pg_exec(c, sql);
 }
 
-/* A new session: durable commits whatever the server's default, and the schema. */
+/*
+ * A new session's settings (synchronous_commit on whatever the server's default: the collector
+ * acknowledges after COMMIT) and the schema. A session where they failed (a lock timeout on the schema
+ * lock, say) is not used: reconnect() makes another at the next call, rather than that call running on
+ * the server's defaults.
+ */
 static int session_setup(PgConn *c)
 {
         int r;
 
+        c->set_up = false;
         PQsetNoticeReceiver(c->pg, notice, c);
         /*
          * Generic plans: store.c's queries are a fixed set of key lookups, and a custom plan is made again
@@ -341,7 +348,10 @@ static int session_setup(PgConn *c)
                 return r;
         r = schema_make(c);
         int k = pg_exec(c, "SELECT pg_advisory_unlock(" SCHEMA_LOCK_KEY ")");
-        return r < 0 ? r : k;
+        if (r < 0)
+                return r;
+        c->set_up = k >= 0;
+        return k;
 }
 
 static int maintain(PgConn *c, int64_t now_usec)
@@ -421,7 +431,7 @@ static int reconnect(PgConn *c)
 
 static int ensure_connected(PgConn *c)
 {
-        return PQstatus(c->pg) == CONNECTION_OK ? 0 : reconnect(c);
+        return PQstatus(c->pg) == CONNECTION_OK && c->set_up ? 0 : reconnect(c);
 }
 
 /*

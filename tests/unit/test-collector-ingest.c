@@ -205,6 +205,9 @@ static uint64_t stored(Fixture *f)
         return n;
 }
 
+/* store-pg.c's SCHEMA_LOCK_KEY: the advisory lock a new session takes to make the schema. */
+#define SCHEMA_LOCK_KEY_TEXT "120265215275625"
+
 #define ACK(n) "{\"acked\":" #n ",\"log\":\"" LOG_ID "\"}"
 
 static void test_store_resend_gap(void **state)
@@ -1645,6 +1648,38 @@ static void test_post_after_session_ended(void **state)
         assert_int_equal(stored(f), 12);
 }
 
+/*
+ * PostgreSQL: a session whose setup failed (here the schema lock timed out: the database's lock_timeout,
+ * another session holding the lock) is not used: each call makes one again until the setup is done, and
+ * none runs on a session without the store's settings (synchronous_commit on).
+ */
+static void test_session_not_set_up_not_used(void **state)
+{
+        Fixture *f = *state;
+        char *pem = NULL;
+
+        PQclear(pg_sql(store_url(),
+                       "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = 200',"
+                       " current_database()); END $$",
+                       NULL));
+        pg_end_sessions();
+        PGconn *holder = PQconnectdb(store_url());
+        assert_int_equal(PQstatus(holder), CONNECTION_OK);
+        PQclear(PQexec(holder, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY_TEXT ")"));
+
+        assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), -EBUSY);
+        assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), -EBUSY); /* not the half-made one */
+
+        PQfinish(holder); /* the lock goes with its session */
+        assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), 0);
+        assert_non_null(strstr(pem, "PUBLIC KEY"));
+        free(pem);
+        PQclear(pg_sql(store_url(),
+                       "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET lock_timeout',"
+                       " current_database()); END $$",
+                       NULL));
+}
+
 typedef struct Toucher {
         Store *store;
         int r;
@@ -1863,6 +1898,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_maintain_and_compact_reconnect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_call_outside_transaction_reconnects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_post_after_session_ended, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_session_not_set_up_not_used, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_not_sent_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
