@@ -1530,14 +1530,27 @@ static void test_run_lock_one_holder_and_not_retaken(void **state)
         store_close(a);
 }
 
-/* Every other client session of the test database ended, as a server restart ends them, each waited for
- * until its process is gone (so that the next statement on it fails, not races the ending). */
+/* The other client sessions of the test database for which cond (SQL on pg_stat_activity) holds ended, as a
+ * server restart ends them, each waited for until its process is gone (so that the next statement on it
+ * fails, not races the ending). */
+static void pg_end_sessions_where(const char *cond)
+{
+        char *sql;
+
+        assert_true(
+                asprintf(&sql,
+                         "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
+                         " pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                         " AND backend_type = 'client backend' AND (%s)",
+                         cond) > 0);
+        assert_pg_value(sql, "0");
+        free(sql);
+}
+
+/* Every other client session of the test database ended. */
 static void pg_end_sessions(void)
 {
-        assert_pg_value("SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
-                        " pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                        " AND backend_type = 'client backend'",
-                        "0");
+        pg_end_sessions_where("true");
 }
 
 static int count_compacted(int64_t month_usec, uint64_t bytes_before, uint64_t bytes_after,
@@ -1692,6 +1705,9 @@ static void *touch_terminal(void *p)
         return NULL;
 }
 
+/* A session of pg_stat_activity: store_terminal_touch()'s UPDATE waiting for a row lock. */
+#define TOUCH_WAITING "wait_event_type = 'Lock' AND query LIKE 'UPDATE terminals SET last_seen = $1%'"
+
 /*
  * PostgreSQL: what is not sent again. A write outside a transaction whose session ends while it runs (here:
  * terminated while it waits for a row lock) answers -ECONNRESET: it may have been done (a COMMIT the server
@@ -1709,13 +1725,8 @@ static void test_write_not_sent_again(void **state)
 
         PGconn *other = pg_holding("UPDATE terminals SET last_seen = 1 WHERE id = 'T-1'");
         assert_int_equal(pthread_create(&th, NULL, touch_terminal, &t), 0);
-        pg_wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE 'UPDATE terminals SET last_seen = $1%'",
-                    "1");
-        assert_pg_value("SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) FROM"
-                        " pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE 'UPDATE terminals SET last_seen = $1%'",
-                        "0");
+        pg_wait_for("SELECT count(*) FROM pg_stat_activity WHERE " TOUCH_WAITING, "1");
+        pg_end_sessions_where(TOUCH_WAITING);
         /* Sent again, it would wait for other's lock until this rollback, then be done. */
         PQclear(PQexec(other, "ROLLBACK"));
         PQfinish(other);
