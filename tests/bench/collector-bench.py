@@ -69,7 +69,7 @@ def openssl_verify(elapsed_multi=0):
     return float(m.group(2)) if m else 0.0
 
 
-def cpu_ticks(pid):
+def cpu_and_faults(pid):
     """(CPU ticks, page faults) of a process so far."""
     try:
         with open(f'/proc/{pid}/stat') as f:
@@ -142,11 +142,11 @@ def run_once(store, collectors, logs, batch):
             jobs.append(f'https://127.0.0.1:{cs[i % len(cs)].port}/v1/records,{cert}/client.pem,{cert}/client.key,{path}')
         try:
             pids = centre_pids(cs, c.pg)
-            cpu0 = {p: cpu_ticks(p) for p in pids}
+            cpu0 = {p: cpu_and_faults(p) for p in pids}
             out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
                                   os.path.join(tmp, 'state', 'collector-ca.pem'), str(batch)] + jobs,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            after = {p: cpu_ticks(p) for p in centre_pids(cs, c.pg)}
+            after = {p: cpu_and_faults(p) for p in centre_pids(cs, c.pg)}
             used = {p: after[p][0] - cpu0.get(p, (0, 0))[0] for p in after}
             faults = {p: after[p][1] - cpu0.get(p, (0, 0))[1] for p in after}
             cpu = sum(used.values()) / TICK
