@@ -782,6 +782,13 @@ static char *put_be(char *o, uint64_t v, size_t bytes)
         return o;
 }
 
+/* -errno for data libpq could not send (PQputCopyData(), PQputCopyEnd()): it made no result to give to
+ * pg_err(). A connection now dead is -ECONNRESET (store.h), a live one that refused the data -EIO. */
+static int send_err(PgConn *c)
+{
+        return PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
+}
+
 /* A batch in one binary COPY: one round trip, and no escaping of the lines (they go as they are). */
 static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, size_t n)
 {
@@ -826,9 +833,9 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
                 return r;
         if (PQputCopyData(c->pg, buf, (int)len) != 1) {
                 (void)PQputCopyEnd(c->pg, "mamori: sending the batch failed");
-                r = PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
+                r = send_err(c);
         } else if (PQputCopyEnd(c->pg, NULL) != 1)
-                r = PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
+                r = send_err(c);
         /* The COPY's outcome, then whatever follows until the connection is free again. */
         while ((res = PQgetResult(c->pg))) {
                 if (r >= 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -839,16 +846,25 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
 }
 
 /*
- * For the calls made only inside the caller's transaction (lock_log, drop_month): -EINVAL for one made
- * outside it on a live connection (the caller's mistake); a connection already known dead (libpq says
- * PQTRANS_UNKNOWN) is -ECONNRESET, as every other call answers then, not -EINVAL: the caller rolls back and
- * tries again, as for any lost session.
+ * For the calls made only inside the caller's transaction (lock_log, drop_month): -EINVAL only for one made
+ * outside it on a live connection (the caller's mistake). Inside a transaction that already failed (a
+ * statement of it did: libpq says PQTRANS_INERROR, and the server refuses every statement until the
+ * rollback) -EIO, as every other call answers then; a connection already known dead (PQTRANS_UNKNOWN)
+ * -ECONNRESET, as every other call answers then. Neither is the caller's mistake: it rolls back, and runs
+ * the transaction again (a lost session) or reports the failed statement.
  */
 static int check_in_transaction(PgConn *c)
 {
         if (PQstatus(c->pg) != CONNECTION_OK)
                 return -ECONNRESET;
-        return PQtransactionStatus(c->pg) == PQTRANS_INTRANS ? 0 : -EINVAL;
+        switch (PQtransactionStatus(c->pg)) {
+        case PQTRANS_INTRANS:
+                return 0;
+        case PQTRANS_INERROR:
+                return -EIO;
+        default: /* IDLE: no transaction; ACTIVE: never between our calls */
+                return -EINVAL;
+        }
 }
 
 /* Writers of one log queue here until the holder's transaction ends (commit or rollback). */

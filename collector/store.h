@@ -109,7 +109,8 @@ typedef struct StoreLog {
 int store_log_get(Store *s, const char *log, StoreLog *ret);
 /* The same inside a transaction, and every other writer of this log waits until it ends: what the
  * ingest of one batch reads before it decides (two collectors racing one log store it once). -EINVAL
- * outside a transaction; -ECONNRESET when the transaction's session is gone (PostgreSQL). */
+ * outside a transaction; PostgreSQL: -EIO when a statement of the transaction already failed, -ECONNRESET
+ * when its session is gone (both: roll back). */
 int store_log_get_locked(Store *s, const char *log, StoreLog *ret);
 /* Insert or update. */
 int store_log_put(Store *s, const StoreLog *l, int64_t now_usec);
@@ -147,8 +148,8 @@ int store_record_count(Store *s, uint64_t *ret);
 int store_record_total(Store *s, uint64_t *ret);
 
 /* ---- alerts ---- */
-/* Inside a transaction (-EINVAL outside; -ECONNRESET its session gone): alert ids become visible in id
- * order (see store.c). */
+/* Inside a transaction (-EINVAL outside; PostgreSQL: -EIO a statement of it already failed, -ECONNRESET its
+ * session gone): alert ids become visible in id order (see store.c). */
 int store_alert_add(Store *s, int64_t now_usec, const char *kind, const char *term, const char *log,
                     uint64_t seq, const char *detail);
 /* Identical alerts (kind, term, log, seq, detail) are folded into one row: ts is the first time,
@@ -299,7 +300,8 @@ int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const Stor
  * month_usec at once, when there are exactly `expected` of them (the caller has anchored each log's part
  * of it). PostgreSQL drops the month's partition; -EOPNOTSUPP where records are not partitioned (SQLite:
  * delete them by rows), -ENOENT no such partition, -ESTALE another number of records, -EINVAL outside a
- * transaction, -ECONNRESET the transaction's session gone (roll back; nothing was dropped).
+ * transaction, -EIO a statement of the transaction already failed or -ECONNRESET its session gone (both:
+ * roll back; nothing was dropped).
  */
 int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
 /*

@@ -1870,6 +1870,37 @@ static void test_transaction_calls_after_session_ended(void **state)
         assert_pg_value("SELECT count(*) FROM alerts", "0");
 }
 
+/*
+ * PostgreSQL: the same calls inside a transaction a statement of which already failed (here a record stored
+ * twice: -EEXIST), which the server refuses every statement of until the rollback, answer -EIO, as every
+ * other call does then: they answered -EINVAL ("called outside a transaction", the caller's mistake).
+ */
+static void test_transaction_calls_after_statement_failed(void **state)
+{
+        Fixture *f = *state;
+        const StoreRecord again = {.seq = 1, .ts = T_2026_03, .line = "r1", .len = 2};
+        StoreLog l;
+        uint64_t n = 0;
+
+        assert_int_equal(store_begin(f->store), 0);
+        put_records(f->store, 1, 3);
+        assert_int_equal(store_records_put(f->store, LOG_ID, &again, 1), -EEXIST);
+        assert_int_equal(store_record_count(f->store, &n), -EIO); /* the transaction failed */
+        assert_int_equal(store_log_get_locked(f->store, LOG_ID, &l), -EIO);
+        assert_int_equal(store_alert_add(f->store, 1, "fork", "T-1", LOG_ID, 1, "x"), -EIO);
+        assert_int_equal(store_records_drop_month(f->store, T_2026_03, 3), -EIO);
+        assert_int_equal(store_commit(f->store), -EIO);
+        char *v = pg_records();
+        assert_string_equal(v, "0 0");
+        free(v);
+        assert_pg_value("SELECT count(*) FROM alerts", "0");
+
+        /* Rolled back, the store works again. */
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_log_get_locked(f->store, LOG_ID, &l), -ENOENT);
+        store_rollback(f->store);
+}
+
 int main(void)
 {
         const struct CMUnitTest both[] = {
@@ -1914,6 +1945,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_transaction_calls_after_session_ended, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_transaction_calls_after_statement_failed, setup,
+                                                teardown),
         };
         struct CMUnitTest all[ELEMENTSOF(both) + ELEMENTSOF(pg_only)];
         size_t n = 0;
