@@ -34,6 +34,7 @@ typedef struct Fixture {
         char *lines[N_LINES + 1]; /* 1-based, each with "\n" */
         uint64_t bad_prev_at;     /* make_log: this seq gets a wrong prev (validly signed) */
         int64_t ts[N_LINES + 1];  /* make_log: record times (0: 1000 + seq µs) */
+        PGconn *holder;           /* PostgreSQL: a session of the case's own, ended by teardown() */
 } Fixture;
 
 /* seq 1 log.open (identity), 2..5 epoch 0, 6 key.rotate → epoch 1, 7..12 epoch 1; into out[1..N_LINES],
@@ -175,6 +176,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         Fixture *f = *state;
+        PQfinish(f->holder); /* and the locks it holds */
         store_close(f->store);
         EVP_PKEY_free(f->identity);
         EVP_PKEY_free(f->epoch0);
@@ -1662,9 +1664,24 @@ static void test_post_after_session_ended(void **state)
 }
 
 /*
+ * test_session_not_set_up_not_used's teardown: the database's lock_timeout is reset even when the case
+ * failed midway (cmocka runs the teardown after a failed assertion; teardown() ends its holder session and
+ * the schema lock with it). Left set, every later case's store_open() would time out on the schema lock.
+ */
+static int teardown_lock_timeout(void **state)
+{
+        PQclear(pg_sql(store_url(),
+                       "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET lock_timeout',"
+                       " current_database()); END $$",
+                       NULL));
+        return teardown(state);
+}
+
+/*
  * PostgreSQL: a session whose setup failed (here the schema lock timed out: the database's lock_timeout,
  * another session holding the lock) is not used: each call makes one again until the setup is done, and
- * none runs on a session without the store's settings (synchronous_commit on).
+ * none runs on a session without the store's settings (synchronous_commit on). The setting and the lock are
+ * undone by teardown_lock_timeout(), however the case ends.
  */
 static void test_session_not_set_up_not_used(void **state)
 {
@@ -1676,21 +1693,18 @@ static void test_session_not_set_up_not_used(void **state)
                        " current_database()); END $$",
                        NULL));
         pg_end_sessions();
-        PGconn *holder = PQconnectdb(store_url());
-        assert_int_equal(PQstatus(holder), CONNECTION_OK);
-        PQclear(PQexec(holder, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY_TEXT ")"));
+        f->holder = PQconnectdb(store_url());
+        assert_int_equal(PQstatus(f->holder), CONNECTION_OK);
+        PQclear(PQexec(f->holder, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY_TEXT ")"));
 
         assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), -EBUSY);
         assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), -EBUSY); /* not the half-made one */
 
-        PQfinish(holder); /* the lock goes with its session */
+        PQfinish(f->holder); /* the lock goes with its session */
+        f->holder = NULL;
         assert_int_equal(store_terminal_identity(f->store, "T-1", &pem), 0);
         assert_non_null(strstr(pem, "PUBLIC KEY"));
         free(pem);
-        PQclear(pg_sql(store_url(),
-                       "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET lock_timeout',"
-                       " current_database()); END $$",
-                       NULL));
 }
 
 typedef struct Toucher {
@@ -1940,7 +1954,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_maintain_and_compact_reconnect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_call_outside_transaction_reconnects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_post_after_session_ended, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_session_not_set_up_not_used, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_session_not_set_up_not_used, setup,
+                                                teardown_lock_timeout),
                 cmocka_unit_test_setup_teardown(test_write_not_sent_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_commit_after_session_ended_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_reconnects_under_transaction, setup, teardown),
