@@ -151,11 +151,21 @@ static int print_alert(int64_t id, int64_t ts, const char *kind, const char *ter
 int admin_alerts(AdminContext *ctx, int argc, char **argv)
 {
         Store *s;
+        int r;
+
         if (argc != 1) {
                 fprintf(stderr, "usage: mamori-admin alerts\n");
                 return 2;
         }
         if (admin_store(ctx, &s) < 0)
                 return 1;
-        return store_alerts_foreach(s, print_alert, NULL) < 0 ? 1 : 0;
+        r = store_alerts_foreach(s, print_alert, NULL);
+        if (r < 0) {
+                fprintf(stderr,
+                        "mamori-admin: alerts failed reading the store: %s. Check the store (mamori-admin "
+                        "verify, the database's log) and run it again\n",
+                        strerror(-r));
+                return 1;
+        }
+        return 0;
 }

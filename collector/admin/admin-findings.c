@@ -74,7 +74,10 @@ int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o,
                 r = audit_engine_new(o, a->reg, audit_stream_n_logs(a->stream), found, session, userdata,
                                      &a->engine);
         if (r < 0)
-                fprintf(stderr, "mamori-admin: cannot read the store: %s\n", strerror(-r));
+                fprintf(stderr,
+                        "mamori-admin: cannot read the store: %s (check the store: mamori-admin verify, the "
+                        "database's log; then run this again)\n",
+                        strerror(-r));
         return r;
 }
 
@@ -126,18 +129,48 @@ int admin_report_start(AuditReport *rep, AuditOptions *o, const ReportArgs *args
         return 0;
 }
 
+/*
+ * Says why a run (what: the verb) failed with r, once: the store's reads, the scan of a stored line, the
+ * engine's memory. No report is written then: a partial one would read as the whole window.
+ */
+static void report_run_failed(const char *what, int r)
+{
+        switch (r) {
+        case -ENOMEM:
+                fprintf(stderr,
+                        "mamori-admin: %s failed: out of memory; no report written. Free memory on this "
+                        "machine and run the %s again\n",
+                        what, what);
+                break;
+        case -EBADMSG:
+        case -ERANGE:
+        case -E2BIG: /* audit-record.c's scanner refused a stored line */
+                fprintf(stderr,
+                        "mamori-admin: %s failed: a stored record could not be read (%s); no report "
+                        "written. Run mamori-admin verify to find a broken record; if it finds none, report "
+                        "this as a bug\n",
+                        what, strerror(-r));
+                break;
+        default: /* a read of the store: the database failed or went away mid-run */
+                fprintf(stderr,
+                        "mamori-admin: %s failed reading the store: %s; no report written. Check the store "
+                        "(mamori-admin verify, the database's log) and run the %s again\n",
+                        what, strerror(-r), what);
+        }
+}
+
 int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, AuditReport *rep,
                      audit_finding_fn found, audit_session_fn session, void *userdata, const char *what)
 {
         int r = admin_audit_setup(a, ctx, o, found, session, userdata);
 
-        if (r >= 0)
-                r = audit_run_stream(a->store, a->stream, a->engine, what);
+        if (r < 0)
+                return r; /* admin_audit_setup() said why */
+        r = audit_run_stream(a->store, a->stream, a->engine, what);
         if (r >= 0)
                 r = audit_report_error(rep);
         if (r < 0) {
-                if (r != -ENOENT && r != -EIO) /* those were explained already */
-                        fprintf(stderr, "mamori-admin: %s failed: %s\n", what, strerror(-r));
+                report_run_failed(what, r);
                 return r;
         }
         rep->n_stats = audit_engine_operator_stats(a->engine, &rep->stats);

@@ -37,8 +37,11 @@ int admin_store(AdminContext *ctx, Store **ret)
                 }
                 /* Every register change made through this run names who made it. */
                 r = actor ? store_set_actor(ctx->store, actor) : -ENOMEM;
-                if (r < 0)
+                if (r < 0) {
+                        fprintf(stderr, "mamori-admin: cannot name who runs this: %s; run it again\n",
+                                strerror(-r));
                         return r;
+                }
         }
         *ret = ctx->store;
         return 0;

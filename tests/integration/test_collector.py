@@ -643,9 +643,67 @@ class SessionEndedTest(unittest.TestCase):
         self.assertEqual(c.stored(), 40)
 
 
+class AdminStoreFailsTest(unittest.TestCase):
+    """SQLite: mamori-admin's reports (audit, ledger, self-inspection) and alerts on a store that fails while
+    they read it (a page of a table overwritten once the collector stored it: SQLite reads it back as
+    corrupt, the store answers -EIO): each says once on stderr what failed and what to do next, writes no
+    report and exits 1. They exited 1 saying nothing: -EIO was taken for "explained already"."""
+
+    setUp = CollectorTest.setUp
+    tearDown = CollectorTest.tearDown
+
+    VERBS = {'audit': ['--from', '1970-01-01', '--to', '2030-12-31'],
+             'ledger': ['--office', 'chuo', '--from', '1970-01-01', '--to', '2030-12-31'],
+             'self-inspection': ['--office', 'chuo', '--year', '2026']}
+
+    def corrupt(self, pristine, page_sql):
+        """The store as stored, then the first 64 bytes of the page page_sql names overwritten."""
+        shutil.copyfile(pristine, self.centre.db)
+        with sqlite3.connect(self.centre.db) as db:
+            size = db.execute('PRAGMA page_size').fetchone()[0]
+            page = db.execute(page_sql).fetchone()[0]
+        db.close()
+        with open(self.centre.db, 'r+b') as f:
+            f.seek((page - 1) * size)
+            f.write(b'\xff' * 64)
+
+    def assert_fails_once(self, verb, args, said):
+        p = self.centre.admin(verb, *args, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stdout, '', 'no report')
+        self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
+        self.assertIn(said, p.stderr)
+        self.assertIn('Check the store (mamori-admin verify', p.stderr)
+
+    def test_reports_say_the_store_failed(self):
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=200))[0], 200)
+        c.stop()
+        with sqlite3.connect(c.db) as db:
+            db.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        db.close()
+        pristine = c.db + '.pristine'
+        shutil.copyfile(c.db, pristine)
+        for verb, args in self.VERBS.items():
+            self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
+
+        # Mid-stream: the last page of the records (the highest seqs), after the reports read the others.
+        self.corrupt(pristine, "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
+                               ' ORDER BY path DESC LIMIT 1')
+        for verb, args in self.VERBS.items():
+            with self.subTest(verb=verb, table='records'):
+                self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error')
+        # The alerts, which each run reads first.
+        self.corrupt(pristine, "SELECT rootpage FROM sqlite_master WHERE name = 'alerts'")
+        for verb, args in dict(self.VERBS, alerts=[]).items():
+            with self.subTest(verb=verb, table='alerts'):
+                self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error')
+
+
 # mklog uses no store: its case is one of the SQLite run only, not run again on PostgreSQL.
 if os.environ.get('MAMORI_TEST_STORE', 'sqlite') == 'postgresql':
     del MklogOptionsTest
+    del AdminStoreFailsTest  # and the pages of SQLite's file are SQLite's alone
 else:  # and the sessions of a PostgreSQL server are PostgreSQL's alone
     del SessionEndedTest
 
