@@ -143,7 +143,9 @@ def run_once(store, collectors, logs, batch):
         try:
             pids = centre_pids(cs, c.pg)
             cpu0 = {p: cpu_and_faults(p) for p in pids}
-            out = subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
+            perf = os.environ.get('MAMORI_BENCH_PERF')  # a file: the whole machine sampled while terminals post
+            wrap = ['perf', 'record', '-a', '-g', '-F', '999', '-o', perf, '--'] if perf else []
+            out = subprocess.run(wrap + [os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-client'),
                                   os.path.join(tmp, 'state', 'collector-ca.pem'), str(batch)] + jobs,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             after = {p: cpu_and_faults(p) for p in centre_pids(cs, c.pg)}
@@ -151,7 +153,8 @@ def run_once(store, collectors, logs, batch):
             faults = {p: after[p][1] - cpu0.get(p, (0, 0))[1] for p in after}
             cpu = sum(used.values()) / TICK
             pg_cpu = cpu - sum(used.get(x.proc.pid, 0) for x in cs) / TICK
-            pg_faults = sum(faults.values()) - sum(faults.get(x.proc.pid, 0) for x in cs)
+            collector_faults = sum(faults.get(x.proc.pid, 0) for x in cs)
+            pg_faults = sum(faults.values()) - collector_faults
         finally:
             for x in cs:
                 x.stop()
@@ -168,7 +171,8 @@ def run_once(store, collectors, logs, batch):
         stored = c.stored()
         if stored != total:
             raise SystemExit(f'{store} x{collectors}: {stored} stored, {total} posted')
-        return steady, total / dt, dt, cpu, pg_cpu, store_bytes(c) - before, total, client, pg_faults
+        return (steady, total / dt, dt, cpu, pg_cpu, store_bytes(c) - before, total, client, pg_faults,
+                collector_faults)
 
 
 def main():
@@ -195,7 +199,8 @@ def main():
             for rep in range(repeat):
                 v1 = openssl_verify()
                 vm = openssl_verify(cores)
-                rate, whole_rate, dt, cpu, pg_cpu, grown, total, client, pg_faults = run_once(store, k, logs, batch)
+                (rate, whole_rate, dt, cpu, pg_cpu, grown, total, client, pg_faults,
+                 collector_faults) = run_once(store, k, logs, batch)
                 v1 = (v1 + openssl_verify()) / 2  # the machine's speed drifts: before and after, averaged
                 rates.append(rate)
                 whole.append(whole_rate)
@@ -211,6 +216,7 @@ def main():
                       f'ratio={rate / (cores * v1):.0%} '
                       f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} postgresql_cpu_s={pg_cpu:.1f} '
                       f'postgresql_page_faults_per_record={pg_faults / total:.2f} '
+                      f'collector_page_faults_per_record={collector_faults / total:.2f} '
                       f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
             med = statistics.median(rates)
             verify_us = 1e6 * cores / statistics.median(goal)  # one verification, this configuration's baseline
