@@ -119,7 +119,8 @@ int store_log_count_for_terminal(Store *s, const char *term, uint64_t *ret);
  */
 int store_record_hash(Store *s, const char *log, uint64_t seq, char ret[SHA256_HEX_MAX]);
 /*
- * Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: one COPY).
+ * Records of one log (ascending seq) in one go: ingest stores a batch with one call (PostgreSQL: a COPY per
+ * 250 rows), inside its transaction, which makes the call all or nothing.
  * ts is the record's time as the store files it (PostgreSQL partitions records by its month): the record's
  * own ts, but never earlier than the ts of the record before it in the log (the running maximum), so
  * every month holds a seq range of each log and retention deletes a prefix of the chain (a record written

@@ -433,7 +433,7 @@ int ingest_batch(Store *s, const IngestOptions *o, const char *cn, const char *b
                                         goto fail;
                         }
                 }
-                /* The whole batch verified: stored in one call (one COPY on PostgreSQL). */
+                /* The whole batch verified: stored in one call (PostgreSQL: a COPY per 250 rows). */
                 r = store_records_put(s, log, rows, b.n - first);
                 if (r < 0)
                         goto fail;

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 # Load simulation: N terminals post a working day, compressed into minutes, to 2 collectors on one PostgreSQL.
 """Usage: MAMORI_BUILD_DIR=BUILD loadsim.py [--quick] [--terminals N] [--records R] [--day-seconds D]
-                                    [--cap-seconds C] [--collectors K] [--store postgresql|sqlite]
+                                    [--cap-seconds C] [--collectors K]
+                                    [--store postgresql-tuned|postgresql|sqlite]
                                     [--workers W] [--threads T] [--no-restart]
 
 A centre as deployed (mamori-admin init, K mamori-collector processes sharing one database: a private
-PostgreSQL 15 cluster, tests/integration/pgcluster.py, fsync on, Unix socket; collectors on 127.0.0.1
-only). loadsim-gen makes N terminals — each a P-256 TLS key with a certificate of the centre's terminal
+PostgreSQL 15 cluster, tests/integration/pgcluster.py, fsync on, Unix socket, set up as the capacity
+plan deploys it — huge pages when run as root, glibc keeping the server's heap; `--store postgresql`:
+PostgreSQL's defaults; collectors on 127.0.0.1 only). loadsim-gen makes N terminals — each a P-256 TLS key with a certificate of the centre's terminal
 CA and the registry row that `mamori-admin terminal add` writes, an Ed25519 identity, and one signed,
 chained working day of about R records (boot, card+PIN sessions, resident lookups as app.op, idle and
 card-pull locks, rare PIN failures, key.rotate every 1000) — then the day (08:00-18:00) is replayed in D
@@ -266,7 +268,7 @@ def main():
     ap.add_argument('--day-seconds', type=float, help='the working day 08:00-18:00 lasts this long')
     ap.add_argument('--cap-seconds', type=float, help='wall-clock bound of the whole run')
     ap.add_argument('--collectors', type=int, default=2)
-    ap.add_argument('--store', default='postgresql', choices=('postgresql', 'sqlite'))
+    ap.add_argument('--store', default='postgresql-tuned', choices=('postgresql-tuned', 'postgresql', 'sqlite'))
     ap.add_argument('--workers', type=int, default=os.cpu_count() or 2, help='client processes')
     ap.add_argument('--threads', type=int, default=32, help='connections at once per client process')
     ap.add_argument('--no-restart', action='store_true', help='do not restart a collector mid-day')
@@ -285,7 +287,7 @@ def main():
             print(f'\r\033[K{msg}', end='', file=sys.stderr, flush=True)
 
     os.environ['MAMORI_TEST_PG_FSYNC'] = 'on'
-    if args.store == 'postgresql' and not pgcluster.Cluster().available():
+    if args.store.startswith('postgresql') and not pgcluster.Cluster().available():
         print('loadsim: PostgreSQL is not installed (Debian postgresql-15): skipped', file=sys.stderr)
         sys.exit(77)
     ok = True

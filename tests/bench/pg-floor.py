@@ -5,10 +5,14 @@
 What PostgreSQL itself costs the machine for each record the collector stores, without the collector:
 RECORDS signed lines of one terminal (tests/integration/mklog, times ending a minute ago so that they
 fall in this month's partition) are sent with psql's \\copy, one COPY and one commit per BATCH records,
-into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on). Layouts:
+into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on) set up as the capacity
+plan deploys it (`tuned`: huge pages when run as root, glibc keeping the server's heap). Layouts:
 
 - `store`: the store's own `records` table (its schema made by tests/bench/ingest-cost in a warm-up),
-  one row a record, in COPY's binary format as the collector sends them;
+  one row a record, in COPY's binary format, the whole batch in one COPY;
+- `store-copy-250`: the same rows as the collector sends them: a COPY per 250 rows, one transaction a
+  batch (PostgreSQL 15 notes a hold on the row type per row a COPY buffers, and that bookkeeping slows
+  with each one: store-pg.c COPY_ROWS_MAX);
 - `store-short`: the same with each line cut to 40 bytes: what a row costs whatever its size;
 - `store-4-sessions`: the store's rows dealt out batch by batch to 4 logs, each sent by its own session, all
   four at once: what a collector's 4 workers copying at the same moment cost PostgreSQL;
@@ -37,12 +41,14 @@ import bench  # noqa: E402
 import pgcluster  # noqa: E402
 
 LOG = '0123456789abcdef0123456789abcdef'
+COPY_ROWS = 250  # store-copy-250: collector/store-pg.c COPY_ROWS_MAX
 SESSIONS = 4  # store-4-sessions: the collector's default workers on 2 cores, each its own COPY
 COPY_BINARY_HEADER = b'PGCOPY\n\xff\r\n\x00' + struct.pack('>ii', 0, 0)  # signature, flags, no extension
 BATCH_DDL = ('CREATE TABLE batches (log text NOT NULL, first_seq bigint NOT NULL, ts bigint NOT NULL,'
              ' lines text NOT NULL, PRIMARY KEY (log, first_seq));')
 LAYOUTS = {
     'store': None,
+    'store-copy-250': None,
     'store-short': None,
     'store-4-sessions': None,
     'batch-row': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET STORAGE EXTERNAL',
@@ -84,7 +90,8 @@ def write_copy_binary(path, rows):
 def write_batches(tmp, lines, batch):
     """One COPY file a batch for each layout kind: rows (full and short lines, binary) and one row a batch (text)."""
     import json
-    files = {'store': [], 'store-short': [], 'batch': [], 'store-4-sessions': [[] for _ in range(SESSIONS)]}
+    files = {'store': [], 'store-copy-250': [], 'store-short': [], 'batch': [],
+             'store-4-sessions': [[] for _ in range(SESSIONS)]}
     for k in range(0, len(lines), batch):
         chunk = lines[k:k + batch]
         ts = [json.loads(line)['ts'] for line in chunk]
@@ -92,6 +99,10 @@ def write_batches(tmp, lines, batch):
             files[kind].append(write_copy_binary(os.path.join(tmp, f'{kind}-{k}.copy'),
                                                  [(k + i + 1, ts[i], line[:cut] if cut else line, LOG)
                                                   for i, line in enumerate(chunk)]))
+        files['store-copy-250'].append([write_copy_binary(os.path.join(tmp, f'store-copy-250-{k}-{j}.copy'),
+                                                          [(k + j + i + 1, ts[j + i], line, LOG)
+                                                           for i, line in enumerate(chunk[j:j + COPY_ROWS])])
+                                        for j in range(0, len(chunk), COPY_ROWS)])
         # The same rows dealt out batch by batch to SESSIONS logs, one session each.
         j, first = (k // batch) % SESSIONS, (k // batch) // SESSIONS * batch
         files['store-4-sessions'][j].append(write_copy_binary(os.path.join(tmp, f'session{j}-{k}.copy'),
@@ -140,6 +151,10 @@ def one_run(cluster, name, files, n, db):
     psqls = [subprocess.Popen([os.path.join(cluster.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', conn],
                               stdin=subprocess.PIPE, text=True) for _ in sessions]
     for p, mine in zip(psqls, sessions):  # all sessions at once, each its own log's batches in turn
+        if name == 'store-copy-250':  # a batch: its COPYs in one transaction
+            p.stdin.write(''.join('BEGIN;\n' + ''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in batch) + 'COMMIT;\n'
+                                  for batch in mine))
+            continue
         p.stdin.write(''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in mine))
         p.stdin.close()
     if any([p.wait(timeout=600) != 0 for p in psqls]):  # every session waited for, failed or not
@@ -159,7 +174,7 @@ def main():
                           '--start', str(start)], stdout=subprocess.PIPE, check=True).stdout
     lines = out.split(b'\n')[:-1]
     v_before = verify_us()
-    cluster = pgcluster.Cluster(fsync=True).start()
+    cluster = pgcluster.Cluster(fsync=True, tuned=True).start()
     figures = {name: [] for name in LAYOUTS}
     try:
         with tempfile.TemporaryDirectory(prefix='mamori-pg-floor-') as tmp:

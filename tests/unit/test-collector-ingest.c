@@ -1198,6 +1198,40 @@ static void test_lines_stored_byte_for_byte(void **state)
 }
 
 /*
+ * A batch is stored whole or not at all, also when the store sends it in several statements (PostgreSQL:
+ * a COPY per 250 rows): a row far into the batch that the store refuses (its seq already stored) fails
+ * the call, and rolling back leaves none of the rows before it.
+ */
+static void test_batch_refused_late_stores_nothing(void **state)
+{
+        Fixture *f = *state;
+        const char *log = "aa000000000000000000000000000004";
+        const uint64_t n = 700, clash = 650;
+        StoreRecord *v = calloc(n, sizeof(StoreRecord));
+        char(*lines)[32] = calloc(n, sizeof(*lines));
+        char hash[SHA256_HEX_MAX];
+
+        assert_non_null(v);
+        assert_non_null(lines);
+        for (uint64_t i = 0; i < n; i++) {
+                snprintf(lines[i], sizeof(lines[i]), "r%" PRIu64, i + 1);
+                v[i] = (StoreRecord){
+                        .seq = i + 1, .ts = T_2026_03, .line = lines[i], .len = strlen(lines[i])};
+        }
+        assert_int_equal(store_begin(f->store), 0);
+        assert_int_equal(store_records_put(f->store, log, &v[clash - 1], 1), 0);
+        assert_int_equal(store_commit(f->store), 0);
+
+        assert_int_equal(store_begin(f->store), 0);
+        assert_true(store_records_put(f->store, log, v, n) < 0);
+        store_rollback(f->store);
+        for (uint64_t seq = 1; seq <= n; seq++)
+                assert_int_equal(store_record_hash(f->store, log, seq, hash), seq == clash ? 0 : -ENOENT);
+        free(v);
+        free(lines);
+}
+
+/*
  * Records of a month without a partition (a terminal's backlog, a clock far off) wait in the default
  * partition; making their month while another collector is still inserting more of them there waits
  * for that insert instead of failing ("would be violated" made store_open() fail: a collector could
@@ -1937,6 +1971,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_alerts_visible_in_id_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cursor_reads_every_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lines_stored_byte_for_byte, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch_refused_late_stores_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_open_one_new_store_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_ahead_alerted_once_by_two, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_ingest, setup, teardown),
