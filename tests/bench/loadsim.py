@@ -8,8 +8,9 @@
 A centre as deployed (mamori-admin init, K mamori-collector processes sharing one database: a private
 PostgreSQL 15 cluster, tests/integration/pgcluster.py, fsync on, Unix socket, set up as the capacity
 plan deploys it — huge pages when run as root, glibc keeping the server's heap; `--store postgresql`:
-PostgreSQL's defaults; collectors on 127.0.0.1 only). loadsim-gen makes N terminals — each a P-256 TLS key with a certificate of the centre's terminal
-CA and the registry row that `mamori-admin terminal add` writes, an Ed25519 identity, and one signed,
+PostgreSQL's defaults; collectors on 127.0.0.1 only). loadsim-gen makes N terminals — each a P-256 TLS
+key with a certificate of the centre's terminal CA and the registry row that `mamori-admin terminal add`
+writes, an Ed25519 identity, and one signed,
 chained working day of about R records (boot, card+PIN sessions, resident lookups as app.op, idle and
 card-pull locks, rare PIN failures, key.rotate every 1000) — then the day (08:00-18:00) is replayed in D
 seconds: a record becomes due at its time on the compressed clock, and each terminal behaves like
