@@ -152,10 +152,10 @@ def one_run(cluster, name, files, n, db):
                               stdin=subprocess.PIPE, text=True) for _ in sessions]
     for p, mine in zip(psqls, sessions):  # all sessions at once, each its own log's batches in turn
         if name == 'store-copy-250':  # a batch: its COPYs in one transaction
-            p.stdin.write(''.join('BEGIN;\n' + ''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in batch) + 'COMMIT;\n'
-                                  for batch in mine))
-            continue
-        p.stdin.write(''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in mine))
+            p.stdin.write(''.join('BEGIN;\n' + ''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in batch)
+                                  + 'COMMIT;\n' for batch in mine))
+        else:
+            p.stdin.write(''.join(f"\\copy {table} FROM '{f}'{form}\n" for f in mine))
         p.stdin.close()
     if any([p.wait(timeout=600) != 0 for p in psqls]):  # every session waited for, failed or not
         raise RuntimeError(f'{name}: psql failed')
