@@ -15,6 +15,7 @@ typedef struct VerifyState {
         LogVerifier *verifier;
         uint64_t expect_seq;
         uint64_t records, logs, bad;
+        bool refused; /* verify_line() refused a record: the chain is at fault, not the store's read */
 } VerifyState;
 
 static int verify_line(uint64_t seq, const char *line, size_t len, void *userdata)
@@ -24,8 +25,10 @@ static int verify_line(uint64_t seq, const char *line, size_t len, void *userdat
         int r = log_verifier_push(v->verifier, line, len, &rec);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 || rec->seq != seq)
+        if (r < 0 || rec->seq != seq) {
+                v->refused = true;
                 return -EBADMSG;
+        }
         v->records++;
         return 0;
 }
@@ -62,10 +65,11 @@ static int verify_log(const StoreLog *l, void *userdata)
                 why = "cannot start the verifier";
         if (!why) {
                 v->verifier = lv;
+                v->refused = false;
                 r = store_records_foreach(v->store, l->log, verify_line, v);
                 v->verifier = NULL;
-                if (r == -ENOMEM)
-                        return r;
+                if (r == -ENOMEM || (r < 0 && !v->refused))
+                        return r; /* the store's read failed: no verdict on this log */
                 if (r < 0)
                         why = *log_verifier_reason(lv) ? log_verifier_reason(lv) : "stored seq differs";
                 else
@@ -95,7 +99,7 @@ int admin_verify(AdminContext *ctx, int argc, char **argv)
         if (r >= 0)
                 r = store_record_count(v.store, &total);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: verify failed: %s\n", strerror(-r));
+                admin_run_failed(ctx, "verify", "the logs above were checked, the others were not", r);
                 return 1;
         }
         if (total != v.records) {
@@ -107,34 +111,52 @@ int admin_verify(AdminContext *ctx, int argc, char **argv)
         return v.bad ? 1 : 0;
 }
 
+typedef struct ExportState {
+        Store *store;
+        bool write_failed; /* stdout refused a line: the store is not at fault */
+} ExportState;
+
 static int export_line(uint64_t seq, const char *line, size_t len, void *userdata)
 {
-        if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF)
+        ExportState *e = userdata;
+
+        if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF) {
+                e->write_failed = true;
                 return -EIO;
+        }
         return 0;
 }
 
 static int export_log(const StoreLog *l, void *userdata)
 {
-        return store_records_foreach(userdata, l->log, export_line, NULL);
+        ExportState *e = userdata;
+
+        return store_records_foreach(e->store, l->log, export_line, e);
 }
 
 int admin_export(AdminContext *ctx, int argc, char **argv)
 {
-        Store *s;
+        ExportState e = {};
         int r;
 
         if (argc != 1) {
                 fprintf(stderr, "usage: mamori-admin export\n");
                 return 2;
         }
-        if (admin_store(ctx, &s) < 0)
+        if (admin_store(ctx, &e.store) < 0)
                 return 1;
-        r = store_logs_foreach(s, export_log, s);
+        r = store_logs_foreach(e.store, export_log, &e);
         if (r >= 0 && fflush(stdout) != 0)
-                r = -EIO;
+                e.write_failed = true;
+        if (e.write_failed) {
+                fprintf(stderr,
+                        "mamori-admin: cannot write the export: %s; it is incomplete. Check where it goes "
+                        "(disk space, the pipe's reader) and run the export again\n",
+                        strerror(errno ?: EIO));
+                return 1;
+        }
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: export failed: %s\n", strerror(-r));
+                admin_run_failed(ctx, "export", "what was written is incomplete", r);
                 return 1;
         }
         return 0;
@@ -161,10 +183,7 @@ int admin_alerts(AdminContext *ctx, int argc, char **argv)
                 return 1;
         r = store_alerts_foreach(s, print_alert, NULL);
         if (r < 0) {
-                fprintf(stderr,
-                        "mamori-admin: alerts failed reading the store: %s. Check the store (mamori-admin "
-                        "verify, the database's log) and run it again\n",
-                        strerror(-r));
+                admin_run_failed(ctx, "alerts", "what was printed is incomplete", r);
                 return 1;
         }
         return 0;

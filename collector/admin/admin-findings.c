@@ -47,7 +47,7 @@ int admin_parse_window(const char *from_s, const char *to_s, AuditOptions *o)
 
 /* Open the registry and the stream, check the office, and make an engine for them. */
 int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o, audit_finding_fn found,
-                      audit_session_fn session, void *userdata)
+                      audit_session_fn session, void *userdata, const char *what)
 {
         int r;
 
@@ -74,10 +74,7 @@ int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o,
                 r = audit_engine_new(o, a->reg, audit_stream_n_logs(a->stream), found, session, userdata,
                                      &a->engine);
         if (r < 0)
-                fprintf(stderr,
-                        "mamori-admin: cannot read the store: %s (check the store: mamori-admin verify, the "
-                        "database's log; then run this again)\n",
-                        strerror(-r));
+                admin_run_failed(ctx, what, "no report written", r);
         return r;
 }
 
@@ -130,39 +127,51 @@ int admin_report_start(AuditReport *rep, AuditOptions *o, const ReportArgs *args
 }
 
 /*
- * Says why a run (what: the verb) failed with r, once: the store's reads, the scan of a stored line, the
- * engine's memory. No report is written then: a partial one would read as the whole window.
+ * Says once why a run (what: the verb) failed with r and what it leaves (left: "no report written"…):
+ * the store's reads, the scan of a stored line, memory. A read that fails is the database's fault
+ * (a corrupt page, a server gone), not a chain's: mamori-admin verify checks the chains only, so the
+ * database's own check is named.
  */
-static void report_run_failed(const char *what, int r)
+void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int r)
 {
+        const char *backend = NULL, *target = NULL;
+
         switch (r) {
         case -ENOMEM:
                 fprintf(stderr,
-                        "mamori-admin: %s failed: out of memory; no report written. Free memory on this "
-                        "machine and run the %s again\n",
-                        what, what);
-                break;
+                        "mamori-admin: %s failed: out of memory; %s. Free memory on this machine and run "
+                        "the %s again\n",
+                        what, left, what);
+                return;
         case -EBADMSG:
         case -ERANGE:
         case -E2BIG: /* audit-record.c's scanner refused a stored line */
                 fprintf(stderr,
-                        "mamori-admin: %s failed: a stored record could not be read (%s); no report "
-                        "written. Run mamori-admin verify to find a broken record; if it finds none, report "
-                        "this as a bug\n",
-                        what, strerror(-r));
-                break;
-        default: /* a read of the store: the database failed or went away mid-run */
-                fprintf(stderr,
-                        "mamori-admin: %s failed reading the store: %s; no report written. Check the store "
-                        "(mamori-admin verify, the database's log) and run the %s again\n",
-                        what, strerror(-r), what);
+                        "mamori-admin: %s failed: a stored record could not be read (%s); %s. Run "
+                        "mamori-admin verify to find a broken record; if it finds none, report this as "
+                        "a bug\n",
+                        what, strerror(-r), left);
+                return;
         }
+        /* a read of the store: the database failed or went away mid-run */
+        (void)store_url_backend(ctx->config.database, &backend, &target);
+        if (backend && streq(backend, "sqlite"))
+                fprintf(stderr,
+                        "mamori-admin: %s failed reading the store: %s; %s. Check the database file "
+                        "(sqlite3 %s 'PRAGMA integrity_check'; restore it from a backup if that reports "
+                        "errors) and run the %s again\n",
+                        what, strerror(-r), left, target, what);
+        else
+                fprintf(stderr,
+                        "mamori-admin: %s failed reading the store: %s; %s. Check the database (the "
+                        "PostgreSQL server's log, and that it is reachable) and run the %s again\n",
+                        what, strerror(-r), left, what);
 }
 
 int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, AuditReport *rep,
                      audit_finding_fn found, audit_session_fn session, void *userdata, const char *what)
 {
-        int r = admin_audit_setup(a, ctx, o, found, session, userdata);
+        int r = admin_audit_setup(a, ctx, o, found, session, userdata, what);
 
         if (r < 0)
                 return r; /* admin_audit_setup() said why */
@@ -170,7 +179,7 @@ int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, 
         if (r >= 0)
                 r = audit_report_error(rep);
         if (r < 0) {
-                report_run_failed(what, r);
+                admin_run_failed(ctx, what, "no report written", r);
                 return r;
         }
         rep->n_stats = audit_engine_operator_stats(a->engine, &rep->stats);

@@ -85,7 +85,7 @@ int admin_trace(AdminContext *ctx, int argc, char **argv)
         if (r >= 0)
                 r = audit_stream_open(s, since, &st);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: cannot read the store: %s\n", strerror(-r));
+                admin_run_failed(ctx, "trace", "nothing printed", r);
                 return 1;
         }
         /* Only lines that name the card, the operator or one of the operator's cards are parsed. */
@@ -111,9 +111,9 @@ int admin_trace(AdminContext *ctx, int argc, char **argv)
                 } else
                         print_text(&rec, who);
         }
-        audit_progress_end(&p);
+        audit_progress_end(&p, r);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: trace failed: %s\n", strerror(-r));
+                admin_run_failed(ctx, "trace", "what was printed is incomplete", r);
                 return 1;
         }
         if (fflush(stdout) != 0) {

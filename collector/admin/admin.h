@@ -90,7 +90,11 @@ int admin_parse_days(const char *what, const char *s, int64_t *ret);
 int admin_check_format(const char *format, const char *allowed);
 int admin_parse_window(const char *from_s, const char *to_s, AuditOptions *o);
 int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o, audit_finding_fn found,
-                      audit_session_fn session, void *userdata);
+                      audit_session_fn session, void *userdata, const char *what);
+/* Says once on stderr why the run of what (the verb) failed with r, what that leaves (left, e.g. "no
+ * report written") and what to do next: free memory, mamori-admin verify for a record that cannot be
+ * read, the database's own check for a read that failed. */
+void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int r);
 void admin_audit_done(AuditContext *a);
 
 /* What the report verbs (audit, ledger, self-inspection) share (admin-findings.c): their common

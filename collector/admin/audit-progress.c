@@ -28,8 +28,9 @@ void audit_progress_step(AuditProgress *p)
                 fprintf(stderr, "\r%s: %" PRIu64 " records", p->what, p->done);
 }
 
-void audit_progress_end(AuditProgress *p)
+void audit_progress_end(AuditProgress *p, int r)
 {
         if (p->enabled && p->last_print)
-                fprintf(stderr, "\r%s: %" PRIu64 " records, done%20s\n", p->what, p->done, "");
+                fprintf(stderr, "\r%s: %" PRIu64 " records, %s%20s\n", p->what, p->done,
+                        r < 0 ? "failed" : "done", "");
 }

@@ -27,7 +27,7 @@ int audit_run_stream(Store *s, AuditStream *st, AuditEngine *e, const char *prog
                         break;
                 audit_progress_step(&p);
         }
-        audit_progress_end(&p);
+        audit_progress_end(&p, r);
         if (r < 0)
                 return r;
         return audit_engine_finish(e);

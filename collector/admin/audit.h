@@ -269,7 +269,8 @@ typedef struct AuditProgress {
 } AuditProgress;
 void audit_progress_init(AuditProgress *p, const char *what, uint64_t total);
 void audit_progress_step(AuditProgress *p);
-void audit_progress_end(AuditProgress *p);
+/* Ends the line after a run that returned r: "done", or "failed" when r < 0. */
+void audit_progress_end(AuditProgress *p, int r);
 
 /* ---- output helpers (audit-output.c) ---- */
 

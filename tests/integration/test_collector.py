@@ -149,12 +149,14 @@ class Centre:
         if self.proc:
             bench.stop_process(self.proc)
             self.watch.join()
+            self.proc.stderr.close()
             self.proc = None
 
     def kill9(self):
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self.watch.join()
+        self.proc.stderr.close()
         self.proc = None
 
     def context(self, cert_dir):
@@ -667,23 +669,52 @@ class AdminStoreFailsTest(unittest.TestCase):
             f.seek((page - 1) * size)
             f.write(b'\xff' * 64)
 
-    def assert_fails_once(self, verb, args, said):
+    def assert_fails_once(self, verb, args, said, report=True):
+        """One line on stderr: what failed, the database's own check (not mamori-admin verify, which reads
+        the chains only and cannot find a corrupt page), and to run the verb again."""
         p = self.centre.admin(verb, *args, check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertEqual(p.stdout, '', 'no report')
+        if report:
+            self.assertEqual(p.stdout, '', 'no report')
         self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
         self.assertIn(said, p.stderr)
-        self.assertIn('Check the store (mamori-admin verify', p.stderr)
+        self.assertIn(f"Check the database file (sqlite3 {self.centre.db} 'PRAGMA integrity_check'", p.stderr)
+        self.assertIn(f'run the {verb} again', p.stderr)
+        self.assertNotIn('mamori-admin verify', p.stderr)
 
-    def test_reports_say_the_store_failed(self):
+    def stored(self):
+        """The store as the collector left it (WAL folded into the file), and a copy of it."""
         c = self.centre
         self.assertEqual(c.post(self.t1, c.mklog(count=200))[0], 200)
+        proc = c.proc
         c.stop()
+        self.assertTrue(proc.stderr.closed, 'stop() closes the collector\'s stderr pipe')
         with sqlite3.connect(c.db) as db:
             db.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         db.close()
         pristine = c.db + '.pristine'
         shutil.copyfile(c.db, pristine)
+        return pristine
+
+    def test_reads_say_the_store_failed(self):
+        """verify, export and trace read the records too: the same one message when a read fails. verify
+        said "BROKEN: stored seq differs" of the log (a read is not a chain's fault), export and trace
+        "X failed: Input/output error" with no next step."""
+        c = self.centre
+        pristine = self.stored()
+        reads = {'verify': [], 'export': [], 'trace': ['--operator', 'OP1', '--since', '1970-01-01']}
+        for verb, args in reads.items():
+            self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
+        self.corrupt(pristine, "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
+                               ' ORDER BY path DESC LIMIT 1')
+        for verb, args in reads.items():
+            with self.subTest(verb=verb):
+                self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error',
+                                       report=False)
+
+    def test_reports_say_the_store_failed(self):
+        c = self.centre
+        pristine = self.stored()
         for verb, args in self.VERBS.items():
             self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
 
