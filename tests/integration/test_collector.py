@@ -676,6 +676,7 @@ class AdminStoreFailsTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         if report:
             self.assertEqual(p.stdout, '', 'no report')
+        self.assertNotIn('BROKEN', p.stdout, 'a read that failed is no verdict on a chain')
         self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
         self.assertIn(said, p.stderr)
         self.assertIn(f"Check the database file (sqlite3 {self.centre.db} 'PRAGMA integrity_check'", p.stderr)
