@@ -38,7 +38,7 @@ int admin_ledger(AdminContext *ctx, int argc, char **argv)
                 return r;
         r = admin_report_run(&a, ctx, &o, &l.rep, ledger_on_finding, ledger_on_session, &l, "ledger");
         if (r >= 0 && l.error < 0) {
-                fprintf(stderr, "mamori-admin: ledger failed: %s\n", strerror(-l.error));
+                admin_run_failed(ctx, "ledger", "no report written", l.error);
                 r = l.error;
         }
         if (r >= 0) {

@@ -289,7 +289,7 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
         if (r >= 0)
                 r = audit_engine_new(&o, a.reg, w.n, on_finding, NULL, &w, &a.engine);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: cannot read the store: %s\n", strerror(-r));
+                admin_run_failed(ctx, "watch", "nothing watched", r);
                 admin_audit_done(&a);
                 return 1;
         }
@@ -302,7 +302,7 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
         for (bool first = true; !stop; first = false) {
                 r = cycle(&w, &a, first);
                 if (r < 0) {
-                        fprintf(stderr, "mamori-admin: watch failed: %s\n", strerror(-r));
+                        admin_run_failed(ctx, "watch", "its position stays where the last pass left it", r);
                         break;
                 }
                 if (fflush(stdout) != 0) {

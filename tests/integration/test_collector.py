@@ -698,14 +698,17 @@ class AdminStoreFailsTest(unittest.TestCase):
         return pristine
 
     def test_reads_say_the_store_failed(self):
-        """verify, export and trace read the records too: the same one message when a read fails. verify
-        said "BROKEN: stored seq differs" of the log (a read is not a chain's fault), export and trace
+        """verify, export, trace and watch read the records too: the same one message when a read fails.
+        verify said "BROKEN: stored seq differs" of the log (a read is not a chain's fault), the others
         "X failed: Input/output error" with no next step."""
         c = self.centre
         pristine = self.stored()
-        reads = {'verify': [], 'export': [], 'trace': ['--operator', 'OP1', '--since', '1970-01-01']}
+        position = os.path.join(c.tmp, 'watch.position')
+        reads = {'verify': [], 'export': [], 'trace': ['--operator', 'OP1', '--since', '1970-01-01'],
+                 'watch': ['--once', '--position', position]}
         for verb, args in reads.items():
             self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
+        os.unlink(position)  # a new watch: from now, but its first pass reads the last records again
         self.corrupt(pristine, "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
                                ' ORDER BY path DESC LIMIT 1')
         for verb, args in reads.items():
