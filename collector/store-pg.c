@@ -789,13 +789,29 @@ static int send_err(PgConn *c)
         return PQstatus(c->pg) == CONNECTION_OK ? -EIO : -ECONNRESET;
 }
 
-/* One binary COPY of rows v[0..n) of log, built in buf (big enough for them): one round trip, and no
+/* The bytes of one binary COPY of rows v[0..n) of log; -E2BIG past what a COPY message may carry. */
+static int copy_size(size_t log_len, const StoreRecord *v, size_t n, size_t *ret)
+{
+        size_t len = sizeof(copy_header) + 2;
+
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].len > INT32_MAX || v[i].seq > INT64_MAX)
+                        return -E2BIG;
+                len += COPY_ROW_FIXED + log_len + v[i].len;
+                if (len > INT32_MAX)
+                        return -E2BIG;
+        }
+        *ret = len;
+        return 0;
+}
+
+/* One binary COPY of rows v[0..n) of log, built in buf (len bytes: copy_size()): one round trip, and no
  * escaping of the lines (they go as they are). */
-static int copy_rows(PgConn *c, const char *log, size_t log_len, const StoreRecord *v, size_t n, char *buf)
+static int copy_rows(PgConn *c, const char *log, size_t log_len, const StoreRecord *v, size_t n, char *buf,
+                     size_t len)
 {
         PGresult *res;
         char *o = mempcpy(buf, copy_header, sizeof(copy_header));
-        size_t len;
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -808,7 +824,7 @@ static int copy_rows(PgConn *c, const char *log, size_t log_len, const StoreReco
                 o = mempcpy(o, v[i].line, v[i].len);
         }
         o = put_be(o, UINT16_MAX, 2); /* the trailer: a field count of -1 */
-        len = (size_t)(o - buf);
+        assert(o == buf + len);
 
         res = PQexec(c->pg, "COPY records (log, seq, ts, line) FROM STDIN (FORMAT binary)");
         r = PQresultStatus(res) == PGRES_COPY_IN ? 0 : pg_err(c, res);
@@ -849,14 +865,10 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         int r;
 
         for (size_t i = 0; i < n; i += per) {
-                size_t len = sizeof(copy_header) + 2;
-                for (size_t j = i; j < n && j < i + per; j++) {
-                        if (v[j].len > INT32_MAX || v[j].seq > INT64_MAX)
-                                return -E2BIG;
-                        len += COPY_ROW_FIXED + log_len + v[j].len;
-                        if (len > INT32_MAX)
-                                return -E2BIG;
-                }
+                size_t len;
+                r = copy_size(log_len, v + i, n - i < per ? n - i : per, &len);
+                if (r < 0)
+                        return r;
                 if (len > most)
                         most = len;
         }
@@ -867,7 +879,10 @@ static int pgc_put_records(void *conn, const char *log, const StoreRecord *v, si
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i += per) {
-                r = copy_rows(c, log, log_len, v + i, n - i < per ? n - i : per, buf);
+                size_t k = n - i < per ? n - i : per, len;
+                r = copy_size(log_len, v + i, k, &len); /* fits buf: measured above */
+                if (r >= 0)
+                        r = copy_rows(c, log, log_len, v + i, k, buf, len);
                 if (r < 0)
                         return r;
         }
