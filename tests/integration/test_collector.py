@@ -657,6 +657,9 @@ class AdminStoreFailsTest(unittest.TestCase):
     VERBS = {'audit': ['--from', '1970-01-01', '--to', '2030-12-31'],
              'ledger': ['--office', 'chuo', '--from', '1970-01-01', '--to', '2030-12-31'],
              'self-inspection': ['--office', 'chuo', '--year', '2026']}
+    # The last leaf page of the records (the highest seqs): a read fails mid-stream, after the others.
+    LAST_RECORDS_PAGE = ("SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
+                         ' ORDER BY path DESC LIMIT 1')
 
     def corrupt(self, pristine, page_sql):
         """The store as stored, then the first 64 bytes of the page page_sql names overwritten."""
@@ -709,8 +712,7 @@ class AdminStoreFailsTest(unittest.TestCase):
         for verb, args in reads.items():
             self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
         os.unlink(position)  # a new watch: from now, but its first pass reads the last records again
-        self.corrupt(pristine, "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
-                               ' ORDER BY path DESC LIMIT 1')
+        self.corrupt(pristine, self.LAST_RECORDS_PAGE)
         for verb, args in reads.items():
             with self.subTest(verb=verb):
                 self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error',
@@ -723,8 +725,7 @@ class AdminStoreFailsTest(unittest.TestCase):
             self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
 
         # Mid-stream: the last page of the records (the highest seqs), after the reports read the others.
-        self.corrupt(pristine, "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'"
-                               ' ORDER BY path DESC LIMIT 1')
+        self.corrupt(pristine, self.LAST_RECORDS_PAGE)
         for verb, args in self.VERBS.items():
             with self.subTest(verb=verb, table='records'):
                 self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error')

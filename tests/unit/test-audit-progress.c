@@ -48,25 +48,27 @@ static void progress_on_pty(uint64_t n, int r, char *buf, size_t size)
         close(master);
 }
 
+/* A long run's line counts its way up and ends with word, never with other. */
+static void assert_line_ends(int r, const char *word, const char *other)
+{
+        char out[4096], last[64];
+
+        progress_on_pty(5000, r, out, sizeof(out));
+        snprintf(last, sizeof(last), "audit: 5000 records, %s", word);
+        assert_non_null(strstr(out, "audit: 4096 / 5000 records"));
+        assert_non_null(strstr(out, last));
+        assert_null(strstr(out, other));
+}
+
 static void test_done(void **state)
 {
-        char out[4096];
-
-        progress_on_pty(5000, 0, out, sizeof(out));
-        assert_non_null(strstr(out, "audit: 4096 / 5000 records"));
-        assert_non_null(strstr(out, "audit: 5000 records, done"));
-        assert_null(strstr(out, "failed"));
+        assert_line_ends(0, "done", "failed");
 }
 
 /* A run that failed does not end its line with "done". */
 static void test_failed(void **state)
 {
-        char out[4096];
-
-        progress_on_pty(5000, -EIO, out, sizeof(out));
-        assert_non_null(strstr(out, "audit: 4096 / 5000 records"));
-        assert_non_null(strstr(out, "audit: 5000 records, failed"));
-        assert_null(strstr(out, "done"));
+        assert_line_ends(-EIO, "failed", "done");
 }
 
 /* Short runs print no line at all. */
