@@ -34,56 +34,66 @@ int base64_encode(const void *data, size_t size, char **ret)
         return 0;
 }
 
-static int b64_value(char c)
+/* A base64 digit's value, or -1: without branches, since the digits of a signature come in no order a
+ * branch predictor could learn (a record's "sig" is decoded for every record a collector takes). */
+static int b64_value(uint8_t c)
 {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
+        int v = -1;
+
+        v = (unsigned)(c - 'A') < 26 ? c - 'A' : v;
+        v = (unsigned)(c - 'a') < 26 ? c - 'a' + 26 : v;
+        v = (unsigned)(c - '0') < 10 ? c - '0' + 52 : v;
+        v = c == '+' ? 62 : v;
+        v = c == '/' ? 63 : v;
+        return v;
 }
 
 /* Decode into out (room for len/4*3 bytes); returns the decoded size or -EBADMSG. */
 static ssize_t b64_decode_into(const char *s, size_t len, uint8_t *out)
 {
-        size_t n = 0;
+        const uint8_t *u = (const uint8_t *)s;
+        size_t n = 0, i = 0;
 
         if (len % 4 != 0)
                 return -EBADMSG;
-        for (size_t i = 0; i < len; i += 4) {
-                int v[4];
-                size_t pad = 0;
-                bool last = i + 4 == len;
-
-                for (size_t j = 0; j < 4; j++) {
-                        if (s[i + j] == '=' && last && j >= 2) {
-                                v[j] = 0;
-                                pad++;
-                                continue;
-                        }
-                        if (pad > 0) /* data after '=' */
-                                return -EBADMSG;
-                        v[j] = b64_value(s[i + j]);
-                        if (v[j] < 0)
-                                return -EBADMSG;
-                }
-                uint32_t w =
-                        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-                /* non-zero leftover bits would give a second spelling of the same bytes */
-                if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+        /* Every quad but the last has no padding: four digits, checked together. */
+        for (; len > 4 && i < len - 4; i += 4) {
+                int v0 = b64_value(u[i]), v1 = b64_value(u[i + 1]), v2 = b64_value(u[i + 2]),
+                    v3 = b64_value(u[i + 3]);
+                if ((v0 | v1 | v2 | v3) < 0)
                         return -EBADMSG;
+                uint32_t w = (uint32_t)v0 << 18 | (uint32_t)v1 << 12 | (uint32_t)v2 << 6 | (uint32_t)v3;
                 out[n++] = (uint8_t)(w >> 16);
-                if (pad < 2)
-                        out[n++] = (uint8_t)(w >> 8);
-                if (pad < 1)
-                        out[n++] = (uint8_t)w;
+                out[n++] = (uint8_t)(w >> 8);
+                out[n++] = (uint8_t)w;
         }
+        if (i == len)
+                return 0;
+
+        /* The last quad: '=' may end it. */
+        int v[4];
+        size_t pad = 0;
+        for (size_t j = 0; j < 4; j++) {
+                if (u[i + j] == '=' && j >= 2) {
+                        v[j] = 0;
+                        pad++;
+                        continue;
+                }
+                if (pad > 0) /* data after '=' */
+                        return -EBADMSG;
+                v[j] = b64_value(u[i + j]);
+                if (v[j] < 0)
+                        return -EBADMSG;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        /* non-zero leftover bits would give a second spelling of the same bytes */
+        if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+                return -EBADMSG;
+        out[n++] = (uint8_t)(w >> 16);
+        if (pad < 2)
+                out[n++] = (uint8_t)(w >> 8);
+        if (pad < 1)
+                out[n++] = (uint8_t)w;
         return (ssize_t)n;
 }
 
@@ -168,12 +178,15 @@ int hex_decode_exact(const char *s, size_t len, void *buf, size_t size)
 
 bool hex_lower_valid(const char *s, size_t n)
 {
-        if (!s)
+        const uint8_t *u = (const uint8_t *)s;
+        unsigned bad = 0;
+
+        if (!s || strnlen(s, n + 1) != n)
                 return false;
+        /* Without a branch a character: digits and letters of a hash come in no learnable order. */
         for (size_t i = 0; i < n; i++)
-                if (lower_hex_value(s[i]) < 0) /* also stops at the NUL */
-                        return false;
-        return s[n] == '\0';
+                bad |= ((unsigned)(u[i] - '0') >= 10) & ((unsigned)(u[i] - 'a') >= 6);
+        return !bad;
 }
 
 int id128_from_string(const char *s, uint8_t ret[16])

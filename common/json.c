@@ -110,6 +110,34 @@ static inline bool plain_byte(uint8_t c)
         return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
+/* Whether a byte of the 8 in x is zero (exact: never a false "no"). */
+static inline uint64_t word_has_zero(uint64_t x)
+{
+        return (x - UINT64_C(0x0101010101010101)) & ~x & UINT64_C(0x8080808080808080);
+}
+
+/* Whether any of the 8 bytes in x is not plain_byte(): below 0x20, above 0x7f, '"' or '\\'. */
+static inline bool word_has_special(uint64_t x)
+{
+        const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+
+        return ((x - ones * 0x20) & ~x & highs) | (x & highs) | word_has_zero(x ^ (ones * '"')) |
+               word_has_zero(x ^ (ones * '\\'));
+}
+
+/* The first position from i on (up to end) whose 8-byte word holds a byte that is not plain. */
+static inline size_t skip_plain(const uint8_t *buf, size_t i, size_t end)
+{
+        while (i <= end && end - i >= 8) { /* i may be end + 1, after a final backslash */
+                uint64_t x;
+                memcpy(&x, buf + i, sizeof(x));
+                if (word_has_special(x))
+                        break;
+                i += 8;
+        }
+        return i;
+}
+
 /* p->pos is at the opening quote. The decoded string is never longer than its raw form. */
 static int parse_string(Parser *p, char **ret, size_t *ret_len)
 {
@@ -118,6 +146,7 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
 
         /* Find the closing quote first so that the buffer is bounded by the raw length. */
         for (;;) {
+                raw_end = skip_plain(p->buf, raw_end, p->end);
                 while (raw_end < p->end && plain_byte(p->buf[raw_end]))
                         raw_end++;
                 if (raw_end >= p->end) {

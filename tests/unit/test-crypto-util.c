@@ -252,6 +252,37 @@ static void test_base64_strict(void **state)
         assert_int_equal(base64_decode_exact("Zm9v", 4, key, 4), -EBADMSG);
 }
 
+/* A wrong character anywhere in a long string (every quad checked, not only the last) is refused; each
+ * of the 64 digits is taken anywhere (66 bytes: no padding, no unused bits). */
+static void test_base64_every_position(void **state)
+{
+        static const uint8_t data[66] = {0xfb, 0xff, 0x00, 0x3e, 0x3f, 0x80};
+        _cleanup_free_ char *enc = NULL;
+        char s[89];
+        size_t alphabet = 0;
+
+        assert_int_equal(base64_encode(data, sizeof(data), &enc), 0);
+        assert_int_equal(strlen(enc), 88);
+        for (size_t pos = 0; pos < 88; pos++)
+                for (unsigned c = 1; c < 256; c++) {
+                        void *dec = NULL;
+                        size_t n;
+                        bool digit = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                     (c >= '0' && c <= '9') || c == '+' || c == '/';
+                        memcpy(s, enc, sizeof(s));
+                        s[pos] = (char)c;
+                        int r = base64_decode(s, 88, &dec, &n);
+                        if (c == '=' && pos >= 86)
+                                assert_int_equal(r,
+                                                 pos == 87 ? 0 : -EBADMSG); /* padding ends the last quad */
+                        else
+                                assert_int_equal(r, digit ? 0 : -EBADMSG);
+                        alphabet += pos == 0 && r == 0;
+                        free(dec);
+                }
+        assert_int_equal(alphabet, 64);
+}
+
 static void test_hex_and_id128(void **state)
 {
         uint8_t id[16], buf[2];
@@ -268,6 +299,18 @@ static void test_hex_and_id128(void **state)
         assert_true(hex_lower_valid("ab", 2));
         assert_false(hex_lower_valid("ab", 1));
         assert_false(hex_lower_valid("a", 2));
+        /* every byte value but 0-9a-f refused at every place of a 64-character hash */
+        for (size_t pos = 0; pos < 64; pos++)
+                for (unsigned c = 1; c < 256; c++) {
+                        char h[65];
+                        memset(h, 'a', 64);
+                        h[64] = '\0';
+                        h[pos] = (char)c;
+                        assert_int_equal(hex_lower_valid(h, 64),
+                                         (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+                        h[pos] = '\0'; /* shorter than asked */
+                        assert_false(hex_lower_valid(h, 64));
+                }
         assert_int_equal(hex_decode_exact("0aFf", 4, buf, 2), -EBADMSG);
         assert_int_equal(hex_decode_exact("0aff", 4, buf, 2), 0);
         assert_int_equal(buf[0], 0x0a);
@@ -285,6 +328,7 @@ int main(void)
                 cmocka_unit_test(test_sha256),
                 cmocka_unit_test(test_base64_rfc4648),
                 cmocka_unit_test(test_base64_strict),
+                cmocka_unit_test(test_base64_every_position),
                 cmocka_unit_test(test_hex_and_id128),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,61 @@ static void test_rejects(void **state)
         }
 }
 
+/* A string's bytes are scanned 8 at a time: a byte that ends, escapes or breaks the string is seen at
+ * every place of a word, in strings shorter and longer than one. */
+static void test_string_bytes_every_position(void **state)
+{
+        static const struct {
+                const char *at;  /* put at the place */
+                int err;         /* 0: accepted */
+                const char *dec; /* what it decodes to */
+        } cases[] = {
+                {"\x01", -EBADMSG, NULL},
+                {"\x1f", -EBADMSG, NULL},
+                {"\x80", -EBADMSG, NULL},
+                {"\xff", -EBADMSG, NULL},
+                {"\"", -EBADMSG, NULL},
+                {"\\", -EBADMSG, NULL},
+                {" ", 0, " "},
+                {"\x7f", 0, "\x7f"},
+                {"\\n", 0, "\n"},
+                {"\\\"", 0, "\""},
+                {"\xc3\xa9", 0, "\xc3\xa9"},
+                {"\\u0041", 0, "A"},
+        };
+
+        for (size_t len = 1; len <= 24; len++)
+                for (size_t pos = 0; pos < len; pos++)
+                        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                                char in[64], want[64];
+                                JsonValue *v = NULL;
+                                const char *got;
+                                size_t got_len;
+
+                                memset(want, 'x', len);
+                                memcpy(want + pos, cases[i].dec ? cases[i].dec : "",
+                                       cases[i].dec ? strlen(cases[i].dec) : 0);
+                                want[pos + (cases[i].dec ? strlen(cases[i].dec) : 0)] = '\0';
+                                snprintf(in, sizeof(in), "\"%.*s%s%.*s\"", (int)pos,
+                                         "xxxxxxxxxxxxxxxxxxxxxxxx", cases[i].at, (int)(len - pos - 1),
+                                         "xxxxxxxxxxxxxxxxxxxxxxxx");
+                                if (cases[i].dec) {
+                                        size_t head = strlen(want);
+                                        memset(want + head, 'x', len - pos - 1);
+                                        want[head + len - pos - 1] = '\0';
+                                }
+                                int r = parse(in, &v);
+                                if (r != cases[i].err)
+                                        print_error("'%s': %d\n", in, r);
+                                assert_int_equal(r, cases[i].err);
+                                if (r == 0) {
+                                        assert_int_equal(json_get_string(v, &got, &got_len), 0);
+                                        assert_string_equal(got, want);
+                                }
+                                json_value_free(v);
+                        }
+}
+
 static void test_accepts(void **state)
 {
         _cleanup_json_ JsonValue *v = NULL;
@@ -322,10 +377,15 @@ static void test_canonical(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_rejects),       cmocka_unit_test(test_accepts),
-                cmocka_unit_test(test_final_newline), cmocka_unit_test(test_bounds),
-                cmocka_unit_test(test_error_offset),  cmocka_unit_test(test_many_members_duplicates),
-                cmocka_unit_test(test_builders),      cmocka_unit_test(test_flat_object),
+                cmocka_unit_test(test_rejects),
+                cmocka_unit_test(test_accepts),
+                cmocka_unit_test(test_string_bytes_every_position),
+                cmocka_unit_test(test_final_newline),
+                cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_error_offset),
+                cmocka_unit_test(test_many_members_duplicates),
+                cmocka_unit_test(test_builders),
+                cmocka_unit_test(test_flat_object),
                 cmocka_unit_test(test_canonical),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
