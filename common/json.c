@@ -7,6 +7,8 @@
 #include "mamori/json.h"
 #include "utf8.h"
 
+typedef struct Key Key;
+
 typedef struct Parser {
         const uint8_t *buf;
         size_t pos, end;
@@ -14,7 +16,7 @@ typedef struct Parser {
         bool canonical; /* JSON_PARSE_CANONICAL */
 } Parser;
 
-static int parse_value(Parser *p, unsigned depth, JsonValue **ret);
+static int parse_value(Parser *p, unsigned depth, const Key *key, JsonValue **ret, char **ret_key);
 
 static JsonValue *value_alloc(JsonType type)
 {
@@ -24,13 +26,46 @@ static JsonValue *value_alloc(JsonType type)
         return v;
 }
 
+/* A member's key while its value is parsed: the input's own bytes when it has no escape. */
+struct Key {
+        const char *s;
+        size_t len;
+};
+
+/*
+ * A parsed value's node, with room after it for `data` bytes (a string's) and for the key of the member
+ * it is the value of: one allocation where there were up to three (the parse of every record a collector
+ * takes makes ~40 of them).
+ */
+static JsonValue *node_alloc(JsonType type, size_t data, const Key *key)
+{
+        JsonValue *v = calloc(1, sizeof(JsonValue) + data + (key ? key->len + 1 : 0));
+        if (v)
+                v->type = type;
+        return v;
+}
+
+/* Copies key after the node's first `used` tail bytes; the member's key is then this copy. */
+static char *node_put_key(JsonValue *v, size_t used, const Key *key)
+{
+        char *k;
+
+        if (!key)
+                return NULL;
+        k = (char *)(v + 1) + used;
+        memcpy(k, key->s, key->len);
+        k[key->len] = '\0';
+        return k;
+}
+
 JsonValue *json_value_free(JsonValue *v)
 {
         if (!v)
                 return NULL;
         switch (v->type) {
         case JSON_STRING:
-                free(v->string.data);
+                if (!v->data_inline)
+                        free(v->string.data);
                 break;
         case JSON_ARRAY:
                 for (size_t i = 0; i < v->array.n; i++)
@@ -39,7 +74,8 @@ JsonValue *json_value_free(JsonValue *v)
                 break;
         case JSON_OBJECT:
                 for (size_t i = 0; i < v->object.n; i++) {
-                        free(v->object.members[i].key);
+                        if (!v->object.members[i].key_in_value)
+                                free(v->object.members[i].key);
                         json_value_free(v->object.members[i].value);
                 }
                 free(v->object.members);
@@ -138,13 +174,19 @@ static inline size_t skip_plain(const uint8_t *buf, size_t i, size_t end)
         return i;
 }
 
-/* p->pos is at the opening quote. The decoded string is never longer than its raw form. */
-static int parse_string(Parser *p, char **ret, size_t *ret_len)
+/* Where a string's raw bytes end (its closing quote) and whether they are its decoded bytes. */
+typedef struct Span {
+        size_t start, raw_end;
+        bool plain; /* printable ASCII only, no escape: the string is its raw bytes */
+} Span;
+
+/* p->pos is at the opening quote; it is left after it. */
+static int scan_string(Parser *p, Span *ret)
 {
         size_t start = ++p->pos, raw_end = start;
-        bool plain = true; /* printable ASCII only, no escape: the string is its raw bytes */
+        bool plain = true;
 
-        /* Find the closing quote first so that the buffer is bounded by the raw length. */
+        /* Find the closing quote first so that the decoded string is bounded by the raw length. */
         for (;;) {
                 raw_end = skip_plain(p->buf, raw_end, p->end);
                 while (raw_end < p->end && plain_byte(p->buf[raw_end]))
@@ -160,15 +202,19 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
                         raw_end++;
                 raw_end++;
         }
+        *ret = (Span){.start = start, .raw_end = raw_end, .plain = plain};
+        return 0;
+}
 
-        _cleanup_free_ char *out = malloc(raw_end - start + 1);
-        if (!out)
-                return -ENOMEM;
-        size_t n = 0;
+/* Decodes the string scan_string() found into out (room for its raw length + 1, NUL-terminated);
+ * p->pos is left after its closing quote. The decoded string is never longer than its raw form. */
+static int decode_string(Parser *p, const Span *sp, char *out, size_t *ret_len)
+{
+        size_t raw_end = sp->raw_end, n = 0;
 
-        if (plain) {
-                n = raw_end - start;
-                memcpy(out, p->buf + start, n);
+        if (sp->plain) {
+                n = raw_end - sp->start;
+                memcpy(out, p->buf + sp->start, n);
                 p->pos = raw_end;
         }
         while (p->pos < raw_end) {
@@ -253,12 +299,36 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len)
 
         out[n] = '\0';
         p->pos = raw_end + 1;
-        *ret = TAKE_PTR(out);
         *ret_len = n;
         return 0;
 }
 
-static int parse_number(Parser *p, JsonValue **ret)
+/* A string value, decoded into its node (which also holds key, when it is a member's value). */
+static int parse_string_value(Parser *p, const Key *key, JsonValue **ret, char **ret_key)
+{
+        _cleanup_json_ JsonValue *v = NULL;
+        size_t n;
+        Span sp;
+        int r;
+
+        r = scan_string(p, &sp);
+        if (r < 0)
+                return r;
+        v = node_alloc(JSON_STRING, sp.raw_end - sp.start + 1, key);
+        if (!v)
+                return -ENOMEM;
+        v->string.data = (char *)(v + 1);
+        v->data_inline = true;
+        r = decode_string(p, &sp, v->string.data, &n);
+        if (r < 0)
+                return r;
+        v->string.len = n;
+        *ret_key = node_put_key(v, n + 1, key);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static int parse_number(Parser *p, const Key *key, JsonValue **ret, char **ret_key)
 {
         bool neg = false;
         uint64_t mag = 0, limit;
@@ -291,9 +361,10 @@ static int parse_number(Parser *p, JsonValue **ret)
 
         if (p->canonical && mag > (uint64_t)JCS_MAX_SAFE_INTEGER)
                 return -ERANGE; /* JCS cannot carry it */
-        JsonValue *v = value_alloc(JSON_INTEGER);
+        JsonValue *v = node_alloc(JSON_INTEGER, 0, key);
         if (!v)
                 return -ENOMEM;
+        *ret_key = node_put_key(v, 0, key);
         if (neg)
                 v->integer = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
         else
@@ -302,7 +373,7 @@ static int parse_number(Parser *p, JsonValue **ret)
         return 0;
 }
 
-static int parse_literal(Parser *p, JsonValue **ret)
+static int parse_literal(Parser *p, const Key *key, JsonValue **ret, char **ret_key)
 {
         static const struct {
                 const char *word;
@@ -318,9 +389,10 @@ static int parse_literal(Parser *p, JsonValue **ret)
                 size_t l = strlen(table[i].word);
                 if (p->end - p->pos < l || memcmp(p->buf + p->pos, table[i].word, l) != 0)
                         continue;
-                JsonValue *v = value_alloc(table[i].type);
+                JsonValue *v = node_alloc(table[i].type, 0, key);
                 if (!v)
                         return -ENOMEM;
+                *ret_key = node_put_key(v, 0, key);
                 v->boolean = table[i].b;
                 p->pos += l;
                 *ret = v;
@@ -344,16 +416,17 @@ static int grow(void **array, size_t *allocated, size_t need, size_t elem)
         return 0;
 }
 
-static int parse_array(Parser *p, unsigned depth, JsonValue **ret)
+static int parse_array(Parser *p, unsigned depth, const Key *key, JsonValue **ret, char **ret_key)
 {
         _cleanup_json_ JsonValue *v = NULL;
         int r;
 
         if (depth + 1 > p->limits.max_depth)
                 return -E2BIG;
-        v = value_alloc(JSON_ARRAY);
+        v = node_alloc(JSON_ARRAY, 0, key);
         if (!v)
                 return -ENOMEM;
+        *ret_key = node_put_key(v, 0, key);
 
         p->pos++;
         skip_ws(p);
@@ -364,10 +437,11 @@ static int parse_array(Parser *p, unsigned depth, JsonValue **ret)
         }
         for (;;) {
                 JsonValue *item = NULL;
+                char *no_key;
 
                 if (v->array.n >= p->limits.max_members)
                         return -E2BIG;
-                r = parse_value(p, depth + 1, &item);
+                r = parse_value(p, depth + 1, NULL, &item, &no_key);
                 if (r < 0)
                         return r;
                 r = grow((void **)&v->array.items, &v->array.allocated, v->array.n + 1, sizeof(JsonValue *));
@@ -428,16 +502,17 @@ static int check_duplicates(const JsonValue *v)
         return 0;
 }
 
-static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
+static int parse_object(Parser *p, unsigned depth, const Key *key, JsonValue **ret, char **ret_key)
 {
         _cleanup_json_ JsonValue *v = NULL;
         int r;
 
         if (depth + 1 > p->limits.max_depth)
                 return -E2BIG;
-        v = value_alloc(JSON_OBJECT);
+        v = node_alloc(JSON_OBJECT, 0, key);
         if (!v)
                 return -ENOMEM;
+        *ret_key = node_put_key(v, 0, key);
 
         p->pos++;
         skip_ws(p);
@@ -447,25 +522,42 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
                 return 0;
         }
         for (;;) {
-                _cleanup_free_ char *key = NULL;
-                size_t key_len;
+                _cleanup_free_ char *decoded = NULL; /* a key with escapes */
                 JsonValue *item = NULL;
+                char *item_key;
+                Key k;
+                Span sp;
 
                 if (v->object.n >= p->limits.max_members)
                         return -E2BIG;
                 if (p->pos >= p->end || p->buf[p->pos] != '"')
                         return -EBADMSG;
                 size_t key_pos = p->pos;
-                r = parse_string(p, &key, &key_len);
+                r = scan_string(p, &sp);
                 if (r < 0)
                         return r;
-                if (memchr(key, 0, key_len)) {
+                if (sp.plain) {
+                        k = (Key){.s = (const char *)p->buf + sp.start, .len = sp.raw_end - sp.start};
+                        p->pos = sp.raw_end;
+                        if (k.len > p->limits.max_string)
+                                return -E2BIG;
+                        p->pos = sp.raw_end + 1;
+                } else {
+                        decoded = malloc(sp.raw_end - sp.start + 1);
+                        if (!decoded)
+                                return -ENOMEM;
+                        r = decode_string(p, &sp, decoded, &k.len);
+                        if (r < 0)
+                                return r;
+                        k.s = decoded;
+                }
+                if (memchr(k.s, 0, k.len)) {
                         p->pos = key_pos;
                         return -EBADMSG; /* keys are used as C strings */
                 }
                 if (p->canonical && v->object.n > 0) {
                         const JsonMember *last = &v->object.members[v->object.n - 1];
-                        if (jcs_key_compare(last->key, last->key_len, key, key_len) >= 0) {
+                        if (jcs_key_compare(last->key, last->key_len, k.s, k.len) >= 0) {
                                 p->pos = key_pos;
                                 return -EBADMSG; /* out of order, or the same key again */
                         }
@@ -474,7 +566,7 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
                 if (p->pos >= p->end || p->buf[p->pos] != ':')
                         return -EBADMSG;
                 p->pos++;
-                r = parse_value(p, depth + 1, &item);
+                r = parse_value(p, depth + 1, &k, &item, &item_key);
                 if (r < 0)
                         return r;
                 r = grow((void **)&v->object.members, &v->object.allocated, v->object.n + 1,
@@ -484,9 +576,10 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
                         return r;
                 }
                 v->object.members[v->object.n++] = (JsonMember){
-                        .key = TAKE_PTR(key),
-                        .key_len = key_len,
+                        .key = item_key,
+                        .key_len = k.len,
                         .value = item,
+                        .key_in_value = true,
                 };
 
                 skip_ws(p);
@@ -510,7 +603,7 @@ static int parse_object(Parser *p, unsigned depth, JsonValue **ret)
         return 0;
 }
 
-static int parse_value(Parser *p, unsigned depth, JsonValue **ret)
+static int parse_value(Parser *p, unsigned depth, const Key *key, JsonValue **ret, char **ret_key)
 {
         skip_ws(p);
         if (p->pos >= p->end)
@@ -518,30 +611,18 @@ static int parse_value(Parser *p, unsigned depth, JsonValue **ret)
 
         switch (p->buf[p->pos]) {
         case '{':
-                return parse_object(p, depth, ret);
+                return parse_object(p, depth, key, ret, ret_key);
         case '[':
-                return parse_array(p, depth, ret);
-        case '"': {
-                _cleanup_free_ char *s = NULL;
-                size_t len;
-                int r = parse_string(p, &s, &len);
-                if (r < 0)
-                        return r;
-                JsonValue *v = value_alloc(JSON_STRING);
-                if (!v)
-                        return -ENOMEM;
-                v->string.data = TAKE_PTR(s);
-                v->string.len = len;
-                *ret = v;
-                return 0;
-        }
+                return parse_array(p, depth, key, ret, ret_key);
+        case '"':
+                return parse_string_value(p, key, ret, ret_key);
         case 't':
         case 'f':
         case 'n':
-                return parse_literal(p, ret);
+                return parse_literal(p, key, ret, ret_key);
         default:
                 if (p->buf[p->pos] == '-' || (p->buf[p->pos] >= '0' && p->buf[p->pos] <= '9'))
-                        return parse_number(p, ret);
+                        return parse_number(p, key, ret, ret_key);
                 return -EBADMSG;
         }
 }
@@ -582,7 +663,8 @@ int json_parse(const void *data, size_t size, const JsonLimits *limits, JsonPars
                 r = -EBADMSG;
                 goto fail;
         }
-        r = parse_value(&p, 0, &v);
+        char *no_key;
+        r = parse_value(&p, 0, NULL, &v, &no_key);
         if (r < 0)
                 goto fail;
         if (p.pos != p.end) {
@@ -929,7 +1011,8 @@ int json_object_take(JsonValue *object, const char *key, JsonValue **ret)
                 return m ? -EINVAL : -ENOENT;
         i = (size_t)(m - object->object.members);
         *ret = m->value;
-        free(m->key);
+        if (!m->key_in_value) /* else its bytes stay in the value's node, unused */
+                free(m->key);
         memmove(m, m + 1, (object->object.n - i - 1) * sizeof(JsonMember));
         object->object.n--;
         return 0;
@@ -943,7 +1026,14 @@ int json_string_take(JsonValue *v, char **ret)
                 return r;
         if (!ret)
                 return -EINVAL;
-        *ret = v->string.data;
+        if (v->data_inline) { /* parsed into the node: the caller gets a copy it can free */
+                char *d = malloc(v->string.len + 1);
+                if (!d)
+                        return -ENOMEM;
+                memcpy(d, v->string.data, v->string.len + 1);
+                *ret = d;
+        } else
+                *ret = v->string.data;
         v->type = JSON_NULL;
         return 0;
 }

@@ -33,10 +33,12 @@ typedef struct JsonMember {
         char *key; /* UTF-8, NUL-terminated, never contains NUL */
         size_t key_len;
         JsonValue *value;
+        bool key_in_value; /* parsed: key's bytes are in value's allocation, and go with it (json.c) */
 } JsonMember;
 
 struct JsonValue {
         JsonType type;
+        bool data_inline; /* a parsed string: its bytes are in this node's allocation (json.c) */
         union {
                 bool boolean;
                 int64_t integer;
