@@ -10,6 +10,7 @@
 
 #include "mamori/jcs.h"
 #include "mamori/json.h"
+#include "mamori/macro.h"
 
 static int parse(const char *s, JsonValue **ret)
 {
@@ -134,6 +135,39 @@ static void test_string_bytes_every_position(void **state)
                                 }
                                 json_value_free(v);
                         }
+}
+
+/* A parsed tree keeps strings and member keys in its values' nodes: taking values and strings out of it,
+ * moving them into built trees and freeing all in any order leaves nothing behind and nothing freed
+ * twice (ASan checks both). */
+static void test_parsed_values_taken_and_moved(void **state)
+{
+        static const char in[] =
+                "{\"a\":\"one\",\"b\":{\"c\":[1,\"two\"]},\"d\\u0041\":true,\"e\":\"x\\ny\"}";
+        JsonValue *v = NULL, *b = NULL, *built = NULL, *e = NULL;
+        const JsonValue *got;
+        bool t = false;
+        char *s = NULL;
+
+        assert_int_equal(parse(in, &v), 0);
+        assert_string_equal(v->object.members[2].key, "dA");
+        assert_int_equal(json_string_take((JsonValue *)json_object_get(v, "a"), &s), 0);
+        assert_string_equal(s, "one");
+        free(s);
+        assert_int_equal(json_object_take(v, "b", &b), 0); /* its key's bytes go with it */
+        assert_int_equal(json_new_object(&built), 0);
+        assert_int_equal(json_object_set(built, "moved", b), 0);
+        /* a member's value taken straight out of the array, as a caller copying members does */
+        assert_string_equal(v->object.members[1].key, "dA");
+        e = TAKE_PTR(v->object.members[1].value);
+        assert_int_equal(json_object_set(built, v->object.members[1].key, e), 0);
+        json_value_free(v);
+        assert_int_equal(json_object_get_boolean(built, "dA", &t), 0);
+        assert_true(t);
+        assert_int_equal(json_object_get_array(json_object_get(built, "moved"), "c", &got), 0);
+        assert_int_equal(json_array_size(got), 2);
+        assert_non_null(json_object_get(built, "moved"));
+        json_value_free(built);
 }
 
 static void test_accepts(void **state)
@@ -380,6 +414,7 @@ int main(void)
                 cmocka_unit_test(test_rejects),
                 cmocka_unit_test(test_accepts),
                 cmocka_unit_test(test_string_bytes_every_position),
+                cmocka_unit_test(test_parsed_values_taken_and_moved),
                 cmocka_unit_test(test_final_newline),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_error_offset),
