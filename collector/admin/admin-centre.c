@@ -2,6 +2,7 @@
  * the collector's TLS certificate for the host names terminals use. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,10 @@ static void print_until(X509 *cert)
 }
 
 /* The collector's TLS key and certificate for names, signed by the collector CA, written into its
- * state directory (owned by whoever owns that directory). */
+ * state directory (owned by whoever owns that directory). *reterr_key_written: set when it failed after
+ * the new key replaced the old one (the certificate there is then the old one, for another key). */
 static int issue_collector_cert(AdminContext *ctx, X509 *cca, EVP_PKEY *cca_key, char *const *names,
-                                size_t n, X509 **ret)
+                                size_t n, X509 **ret, bool *reterr_key_written)
 {
         _cleanup_free_ char *san = NULL, *key_path = collector_state_path(&ctx->config, COLLECTOR_TLS_KEY);
         _cleanup_free_ char *cert_path = collector_state_path(&ctx->config, COLLECTOR_TLS_CERT);
@@ -73,9 +75,14 @@ static int issue_collector_cert(AdminContext *ctx, X509 *cca, EVP_PKEY *cca_key,
             (r = pki_issue(cca, cca_key, key, names[0], PKI_SERVER, san, COLLECTOR_DAYS, &cert)) < 0)
                 return r;
         /* The key first: a certificate never names a key that is not there yet. */
-        if ((r = pki_write_key(key_path, key)) < 0 || (r = admin_give_to_collector(ctx, key_path)) < 0 ||
-            (r = pki_write_cert(cert_path, cert)) < 0 || (r = admin_give_to_collector(ctx, cert_path)) < 0)
+        r = pki_write_key(key_path, key);
+        if (r < 0)
                 return r;
+        if ((r = admin_give_to_collector(ctx, key_path)) < 0 || (r = pki_write_cert(cert_path, cert)) < 0 ||
+            (r = admin_give_to_collector(ctx, cert_path)) < 0) {
+                *reterr_key_written = true;
+                return r;
+        }
         *ret = TAKE_PTR(cert);
         return 0;
 }
@@ -117,6 +124,66 @@ static int parse_names(int argc, char **argv, const char *usage, char **names, s
         return 0;
 }
 
+/* Every file init writes: the admin directory's (the CAs, the policy key: last, it marks a finished
+ * init), then the collector's. */
+static const struct {
+        bool admin; /* in the admin directory, else the collector's state directory */
+        const char *name;
+} init_files[] = {
+        {true, ADMIN_TERMINAL_CA_KEY}, {true, ADMIN_TERMINAL_CA},   {true, ADMIN_COLLECTOR_CA_KEY},
+        {true, ADMIN_COLLECTOR_CA},    {true, ADMIN_POLICY_PUB},    {true, ADMIN_POLICY_KEY},
+        {false, COLLECTOR_TLS_KEY},    {false, COLLECTOR_TLS_CERT}, {false, ADMIN_TERMINAL_CA},
+        {false, ADMIN_COLLECTOR_CA},   {false, ADMIN_POLICY_PUB},   {false, RECEIPT_KEY_FILE},
+        {false, RECEIPT_PUB_FILE},
+};
+_Static_assert(ELEMENTSOF(init_files) <= 32, "a bit each in a uint32_t");
+
+static char *init_file_path(AdminContext *ctx, size_t i)
+{
+        return init_files[i].admin ? admin_key_path(ctx, init_files[i].name)
+                                   : collector_state_path(&ctx->config, init_files[i].name);
+}
+
+/* Which of init's files exist (bit i: init_files[i]). */
+static uint32_t init_files_present(AdminContext *ctx)
+{
+        uint32_t present = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(init_files); i++) {
+                _cleanup_free_ char *p = init_file_path(ctx, i);
+                if (p && access(p, F_OK) == 0)
+                        present |= UINT32_C(1) << i;
+        }
+        return present;
+}
+
+/* A failed init: what it made (the files that were not there before it), that nothing uses them yet, and
+ * how to try again. A second init refuses to run while the admin directory's keys are there. */
+static int init_failed(AdminContext *ctx, int r, uint32_t before)
+{
+        uint32_t made = init_files_present(ctx) & ~before;
+
+        fprintf(stderr, "mamori-admin: init failed: %s; the centre is not initialised", strerror(-r));
+        if (!made) {
+                fprintf(stderr,
+                        " and no key or certificate was made. Check that %s and %s are writable and their "
+                        "disk not full, then run mamori-admin init again\n",
+                        ctx->config.admin_directory, ctx->config.state_directory);
+                return 1;
+        }
+        fputs(". It made these files, which nothing uses yet:\n", stderr);
+        for (size_t i = 0; i < ELEMENTSOF(init_files); i++)
+                if (made & (UINT32_C(1) << i)) {
+                        _cleanup_free_ char *p = init_file_path(ctx, i);
+                        fprintf(stderr, "  %s\n", p ?: init_files[i].name);
+                }
+        fprintf(stderr,
+                "Remove them, check that %s and %s are writable and their disk not full, then run "
+                "mamori-admin init again (while they are there, init refuses to run)\n",
+                ctx->config.admin_directory, ctx->config.state_directory);
+        return 1;
+}
+
 /* What an initialised centre has, and what to do instead of a second init. */
 static int already_initialised(AdminContext *ctx)
 {
@@ -155,6 +222,8 @@ int admin_init(AdminContext *ctx, int argc, char **argv)
         _cleanup_free_ char *p_cca_key = admin_key_path(ctx, ADMIN_COLLECTOR_CA_KEY);
         _cleanup_free_ char *p_cca = admin_key_path(ctx, ADMIN_COLLECTOR_CA);
         char *names[NAMES_MAX];
+        bool key_written = false;
+        uint32_t before;
         size_t n = 0;
         Store *s;
         int r;
@@ -175,6 +244,7 @@ int admin_init(AdminContext *ctx, int argc, char **argv)
                         names[n++] = (char *)default_names[i];
         if (admin_store(ctx, &s) < 0)
                 return 1;
+        before = init_files_present(ctx);
         if ((r = ed25519_generate(&policy)) < 0 || (r = pki_ec_key(&tca_key)) < 0 ||
             (r = pki_ec_key(&cca_key)) < 0 ||
             (r = pki_make_ca(tca_key, "mamori terminal CA", CA_DAYS, &tca)) < 0 ||
@@ -186,7 +256,7 @@ int admin_init(AdminContext *ctx, int argc, char **argv)
             (r = pki_write_public_key(p_pub, policy)) < 0 || (r = pki_write_key(p_policy, policy)) < 0)
                 goto fail;
         /* The collector's: its TLS pair, its receipt key, and copies of what it trusts or hands out. */
-        if ((r = issue_collector_cert(ctx, cca, cca_key, names, n, &srv)) < 0 ||
+        if ((r = issue_collector_cert(ctx, cca, cca_key, names, n, &srv, &key_written)) < 0 ||
             (r = publish_copy(ctx, ADMIN_TERMINAL_CA, tca, NULL)) < 0 ||
             (r = publish_copy(ctx, ADMIN_COLLECTOR_CA, cca, NULL)) < 0 ||
             (r = publish_copy(ctx, ADMIN_POLICY_PUB, NULL, policy)) < 0 ||
@@ -221,8 +291,7 @@ int admin_init(AdminContext *ctx, int argc, char **argv)
                "mamori-admin terminal add --request FILE --office OFFICE --out FILE\n");
         return 0;
 fail:
-        fprintf(stderr, "mamori-admin: init failed: %s\n", strerror(-r));
-        return 1;
+        return init_failed(ctx, r, before);
 }
 
 int admin_collector_renew(AdminContext *ctx, int argc, char **argv)
@@ -234,6 +303,7 @@ int admin_collector_renew(AdminContext *ctx, int argc, char **argv)
         _cleanup_x509_ X509 *cca = NULL, *old = NULL, *srv = NULL;
         char *names[NAMES_MAX], **old_names = NULL;
         size_t n = 0, n_old = 0;
+        bool key_written = false;
         int r;
 
         r = parse_names(argc, argv, "collector renew [--name HOST]…", names, &n);
@@ -264,7 +334,7 @@ int admin_collector_renew(AdminContext *ctx, int argc, char **argv)
                 for (size_t i = 0; i < n_old && i < NAMES_MAX; i++)
                         names[n++] = old_names[i];
         }
-        r = issue_collector_cert(ctx, cca, cca_key, names, n, &srv);
+        r = issue_collector_cert(ctx, cca, cca_key, names, n, &srv, &key_written);
         if (r >= 0) {
                 printf("renewed the collector certificate (same collector CA) for");
                 for (size_t i = 0; i < n; i++)
@@ -272,8 +342,21 @@ int admin_collector_renew(AdminContext *ctx, int argc, char **argv)
                 printf(", ");
                 print_until(srv);
                 printf("Next: systemctl restart mamori-collector (it reads its certificate at start)\n");
+        } else if (key_written) {
+                _cleanup_free_ char *key_path = collector_state_path(&ctx->config, COLLECTOR_TLS_KEY);
+                fprintf(stderr,
+                        "mamori-admin: collector renew failed: %s; the new key %s is written but not its "
+                        "certificate: %s is still the old one, for the old key, and they do not match. The "
+                        "running collector goes on with the pair it loaded: do not restart it until "
+                        "mamori-admin collector renew (with the same --name) has succeeded; check that %s "
+                        "is writable and its disk not full\n",
+                        strerror(-r), key_path ?: COLLECTOR_TLS_KEY, p_old, ctx->config.state_directory);
         } else
-                fprintf(stderr, "mamori-admin: collector renew failed: %s\n", strerror(-r));
+                fprintf(stderr,
+                        "mamori-admin: collector renew failed: %s; nothing was changed, the collector's key "
+                        "and certificate in %s are as they were. Check that %s is writable and its disk not "
+                        "full, then run mamori-admin collector renew again\n",
+                        strerror(-r), ctx->config.state_directory, ctx->config.state_directory);
         pki_names_free(old_names);
         return r < 0 ? 1 : 0;
 }

@@ -69,8 +69,35 @@ int admin_change_end(Store *s, int r, const char *what, const char *id)
         }
         r = store_commit(s);
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: %s: commit failed: %s\n", what, strerror(-r));
+                admin_commit_failed(s, r, what, id);
                 return 1;
         }
         return 0;
+}
+
+const char *admin_store_why(Store *s, int r)
+{
+        if (r == -EBUSY)
+                return "see what else holds the database that long (a retention run, another mamori-admin)";
+        if (r == -ENOSPC)
+                return "free space on the database's disk";
+        if (streq(store_backend_name(s), "postgresql"))
+                return "the PostgreSQL server's log says why";
+        return "check the disk that holds the database file (free space, I/O errors in the kernel log)";
+}
+
+void admin_commit_failed(Store *s, int r, const char *what, const char *id)
+{
+        if (r == -ECONNRESET) /* store.h: the server may have committed before the session went */
+                fprintf(stderr,
+                        "mamori-admin: %s%s%s: the connection to the database was lost as the change was "
+                        "committed: it may or may not be stored. See mamori-admin history%s%s before making "
+                        "it again\n",
+                        what, id ? " " : "", id ?: "", id ? " " : "", id ?: "");
+        else
+                fprintf(stderr,
+                        "mamori-admin: %s%s%s: the change was not stored: the database refused to commit it "
+                        "(%s) and it was rolled back, the register is as it was. Run the same command "
+                        "again; if it fails the same way, %s\n",
+                        what, id ? " " : "", id ?: "", strerror(-r), admin_store_why(s, r));
 }

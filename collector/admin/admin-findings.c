@@ -53,8 +53,10 @@ int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o,
 
         if (admin_store(ctx, &a->store) < 0)
                 return -EIO;
-        r = audit_registry_load(a->store, &a->reg);
-        if (r >= 0 && o->office && !audit_registry_office_exists(a->reg, o->office)) {
+        r = admin_registry_load(ctx, a->store, what, "no report written", &a->reg);
+        if (r < 0)
+                return r;
+        if (o->office && !audit_registry_office_exists(a->reg, o->office)) {
                 fprintf(stderr, "mamori-admin: unknown office '%s' (see mamori-admin policy show)\n",
                         o->office);
                 return -ENOENT;
@@ -68,8 +70,7 @@ int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o,
          * or no secret-overdue for windows that begin after an operator's first 183 days (measured on
          * test_audit's world): a bounded read needs that state kept, not re-read.
          */
-        if (r >= 0)
-                r = audit_stream_open(a->store, 0, &a->stream);
+        r = audit_stream_open(a->store, 0, &a->stream);
         if (r >= 0)
                 r = audit_engine_new(o, a->reg, audit_stream_n_logs(a->stream), found, session, userdata,
                                      &a->engine);
@@ -126,16 +127,52 @@ int admin_report_start(AuditReport *rep, AuditOptions *o, const ReportArgs *args
         return 0;
 }
 
+char *admin_shell_quote(const char *s)
+{
+        static const char safe[] =
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_";
+        size_t n = 2;
+        char *q, *o;
+
+        if (*s && strspn(s, safe) == strlen(s))
+                return strdup(s);
+        for (const char *p = s; *p; p++)
+                n += *p == '\'' ? 5 : 1;
+        q = o = malloc(n + 1);
+        if (!q)
+                return NULL;
+        *o++ = '\'';
+        for (const char *p = s; *p; p++)
+                if (*p == '\'')
+                        o = stpcpy(o, "'\"'\"'");
+                else
+                        *o++ = *p;
+        *o++ = '\'';
+        *o = '\0';
+        return q;
+}
+
 /*
  * Says once why a run (what: the verb) failed with r and what it leaves (left: "no report written"…):
- * the store's reads, the scan of a stored line, memory. A read that fails is the database's fault
- * (a corrupt page, a server gone), not a chain's: mamori-admin verify checks the chains only, so the
- * database's own check is named.
+ * the store's reads, the scan of a stored line or of the register, memory. A read that fails is the
+ * database's fault (a corrupt page, a server gone), not a chain's: mamori-admin verify checks the chains
+ * only, so the database's own check is named. bad_office: the register was being read, and r is
+ * -EBADMSG for that office's working days (the one entry of the register that is parsed).
  */
-void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int r)
+static void run_failed(AdminContext *ctx, const char *what, const char *left, int r, const char *bad_office)
 {
         const char *backend = NULL, *target = NULL;
 
+        if (r == -EBADMSG && bad_office) {
+                /* Written by mamori-admin office days, which checks them: only a damaged store or a row
+                 * made by hand holds anything else. */
+                fprintf(stderr,
+                        "mamori-admin: %s failed: the register's working days of office %s cannot be read; "
+                        "%s. Set them again (mamori-admin office days %s DAY…, e.g. mon-fri; mamori-admin "
+                        "history %s shows what was set) and run the %s again\n",
+                        what, bad_office, left, bad_office, bad_office, what);
+                return;
+        }
         switch (r) {
         case -ENOMEM:
                 fprintf(stderr,
@@ -155,17 +192,33 @@ void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int
         }
         /* a read of the store: the database failed or went away mid-run */
         (void)store_url_backend(ctx->config.database, &backend, &target);
-        if (backend && streq(backend, "sqlite"))
+        if (backend && streq(backend, "sqlite")) {
+                _cleanup_free_ char *quoted = admin_shell_quote(target);
                 fprintf(stderr,
                         "mamori-admin: %s failed reading the store: %s; %s. Check the database file "
                         "(sqlite3 %s 'PRAGMA integrity_check'; restore it from a backup if that reports "
                         "errors) and run the %s again\n",
-                        what, strerror(-r), left, target, what);
-        else
+                        what, strerror(-r), left, quoted ?: target, what);
+        } else
                 fprintf(stderr,
                         "mamori-admin: %s failed reading the store: %s; %s. Check the database (the "
                         "PostgreSQL server's log, and that it is reachable) and run the %s again\n",
                         what, strerror(-r), left, what);
+}
+
+void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int r)
+{
+        run_failed(ctx, what, left, r, NULL);
+}
+
+int admin_registry_load(AdminContext *ctx, Store *s, const char *what, const char *left, AuditRegistry **ret)
+{
+        _cleanup_free_ char *bad_office = NULL;
+        int r = audit_registry_load(s, ret, &bad_office);
+
+        if (r < 0)
+                run_failed(ctx, what, left, r, bad_office);
+        return r;
 }
 
 int admin_report_run(AuditContext *a, AdminContext *ctx, const AuditOptions *o, AuditReport *rep,

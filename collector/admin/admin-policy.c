@@ -67,8 +67,10 @@ static void fmt_time(int64_t usec, char buf[32])
         strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The newest published bundle as stored, verified with our key; -ENOENT when none was published. */
-static int latest_bundle(Store *s, EVP_PKEY *key, char **ret_text, size_t *ret_len, Policy **ret_policy)
+/* The newest published bundle as stored, verified with our key; -ENOENT when none was published.
+ * *reterr_said: set when it printed why it failed (the bundle does not verify). */
+static int latest_bundle(Store *s, EVP_PKEY *key, char **ret_text, size_t *ret_len, Policy **ret_policy,
+                         bool *reterr_said)
 {
         _cleanup_free_ char *text = NULL;
         _cleanup_policy_ Policy *p = NULL;
@@ -82,6 +84,7 @@ static int latest_bundle(Store *s, EVP_PKEY *key, char **ret_text, size_t *ret_l
         if (r < 0) {
                 fprintf(stderr, "mamori-admin: the stored bundle does not verify: %s\n",
                         policy_error_reason(r));
+                *reterr_said = true;
                 return r;
         }
         if (ret_text)
@@ -93,9 +96,10 @@ static int latest_bundle(Store *s, EVP_PKEY *key, char **ret_text, size_t *ret_l
 }
 
 /* Sets serial, issued, expires and sig on bundle, checks it with the terminals' codec and stores it
- * (inside the caller's transaction). */
+ * (inside the caller's transaction). *reterr_said: set when it printed why it failed (the codec). */
 static int sign_and_store(AdminContext *ctx, Store *s, EVP_PKEY *key, JsonValue *bundle, int64_t serial,
-                          int64_t now, char **ret_text, size_t *ret_len, Policy **ret_check)
+                          int64_t now, char **ret_text, size_t *ret_len, Policy **ret_check,
+                          bool *reterr_said)
 {
         _cleanup_free_ char *text = NULL;
         _cleanup_policy_ Policy *check = NULL;
@@ -118,6 +122,7 @@ static int sign_and_store(AdminContext *ctx, Store *s, EVP_PKEY *key, JsonValue 
         if (r < 0) {
                 fprintf(stderr, "mamori-admin: the bundle does not pass the policy codec: %s\n",
                         policy_error_reason(r));
+                *reterr_said = true;
                 return r;
         }
         r = store_policy_add(s, serial, now, text, len);
@@ -211,6 +216,9 @@ struct policy_change {
         char *text; /* the new bundle, after change_publish() */
         size_t len;
         Policy *check;
+        bool read;       /* latest is what is published (NULL: nothing yet) */
+        bool said;       /* the failure's cause was printed already (a bundle that does not verify) */
+        bool committing; /* the failure is the commit's */
 };
 
 static void change_done(struct policy_change *c)
@@ -222,10 +230,38 @@ static void change_done(struct policy_change *c)
         free(c->text);
 }
 
+/*
+ * Rolls a failed change back and says what it leaves: nothing published, the collector keeps serving the
+ * bundle it served (its serial, and whether it locks terminals: what an emergency publish or clear did
+ * not change) — or, when the connection was lost as it committed, maybe published. Then what to do.
+ * Exit code 1.
+ */
 static int change_fail(struct policy_change *c, int r, const char *verb)
 {
+        char kept[96] = "the collector serves the policy it served before";
+
         store_rollback(c->s);
-        fprintf(stderr, "mamori-admin: %s failed: %s\n", verb, strerror(-r));
+        if (c->committing && r == -ECONNRESET) { /* store.h: the server may have committed it */
+                fprintf(stderr,
+                        "mamori-admin: %s: the connection to the database was lost as the new policy was "
+                        "committed: it may or may not be published. See mamori-admin policy show (its "
+                        "serial) before running it again\n",
+                        verb);
+                return 1;
+        }
+        if (c->read && c->latest)
+                snprintf(kept, sizeof(kept), "the collector keeps serving policy serial %" PRId64 "%s",
+                         c->latest->serial,
+                         c->latest->emergency ? " (emergency lock in force)" : " (no emergency lock)");
+        else if (c->read)
+                snprintf(kept, sizeof(kept), "no policy is published yet");
+        if (c->said)
+                fprintf(stderr, "mamori-admin: %s failed (above); nothing was published: %s\n", verb, kept);
+        else
+                fprintf(stderr,
+                        "mamori-admin: %s failed: %s; nothing was published: %s. Run the same command "
+                        "again; if it fails the same way, %s\n",
+                        verb, strerror(-r), kept, admin_store_why(c->s, r));
         return 1;
 }
 
@@ -237,13 +273,12 @@ static int change_begin(AdminContext *ctx, struct policy_change *c, const char *
         if (admin_store(ctx, &c->s) < 0 || load_policy_key(ctx, &c->key) < 0)
                 return 1;
         r = store_begin(c->s);
-        if (r < 0) {
-                fprintf(stderr, "mamori-admin: %s failed: %s\n", verb, strerror(-r));
-                return 1;
-        }
-        r = latest_bundle(c->s, c->key, &c->latest_text, &c->latest_len, &c->latest);
+        if (r < 0)
+                return change_fail(c, r, verb);
+        r = latest_bundle(c->s, c->key, &c->latest_text, &c->latest_len, &c->latest, &c->said);
         if (r < 0 && r != -ENOENT)
                 return change_fail(c, r, verb);
+        c->read = true;
         return 0;
 }
 
@@ -252,11 +287,14 @@ static int change_publish(AdminContext *ctx, struct policy_change *c, JsonValue 
                           int64_t now, int (*also)(struct policy_change *c, void *userdata), void *userdata,
                           const char *out, const char *verb)
 {
-        int r = sign_and_store(ctx, c->s, c->key, bundle, serial, now, &c->text, &c->len, &c->check);
+        int r = sign_and_store(ctx, c->s, c->key, bundle, serial, now, &c->text, &c->len, &c->check,
+                               &c->said);
         if (r >= 0 && also)
                 r = also(c, userdata);
-        if (r >= 0)
+        if (r >= 0) {
+                c->committing = true;
                 r = store_commit(c->s);
+        }
         if (r < 0)
                 return change_fail(c, r, verb);
         return write_out(out, c->text, c->len) < 0 ? 1 : 0;

@@ -81,9 +81,9 @@ int admin_trace(AdminContext *ctx, int argc, char **argv)
         }
         if (admin_store(ctx, &s) < 0)
                 return 1;
-        r = audit_registry_load(s, &reg);
-        if (r >= 0)
-                r = audit_stream_open(s, since, &st);
+        if (admin_registry_load(ctx, s, "trace", "nothing printed", &reg) < 0)
+                return 1;
+        r = audit_stream_open(s, since, &st);
         if (r < 0) {
                 admin_run_failed(ctx, "trace", "nothing printed", r);
                 return 1;

@@ -99,6 +99,25 @@ static int position_save(const Watch *w, const char *path)
         return write_file_atomic(path, buf, size, 0600);
 }
 
+/* Why the watch stops, and what its position file holds for the next one: saved (none: it was the first
+ * save of a new position) or nothing. */
+static void position_save_failed(const char *path, int r, bool saved)
+{
+        fprintf(stderr, "mamori-admin: watch stopped: cannot save its position to %s: %s. ", path,
+                strerror(-r));
+        if (saved)
+                fputs("Nothing is skipped: the file keeps the position saved before, so the next watch "
+                      "prints again the findings and alerts printed since then. ",
+                      stderr);
+        else
+                fputs("No position was saved: the next watch starts from when it starts, and what is stored "
+                      "until then is not watched (mamori-admin audit covers it). ",
+                      stderr);
+        fputs("Check that the file's directory is writable and its disk not full, then start the watch "
+              "again\n",
+              stderr);
+}
+
 /* Whether the position moved since it was saved (printed_after is what was saved). */
 static bool position_changed(const Watch *w, int64_t saved_alert, unsigned saved_n)
 {
@@ -285,9 +304,12 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                         position, strerror(-r));
                 return 1;
         }
-        r = audit_registry_load(a.store, &a.reg);
-        if (r >= 0)
-                r = audit_engine_new(&o, a.reg, w.n, on_finding, NULL, &w, &a.engine);
+        r = admin_registry_load(ctx, a.store, "watch", "nothing watched", &a.reg);
+        if (r < 0) {
+                admin_audit_done(&a);
+                return 1;
+        }
+        r = audit_engine_new(&o, a.reg, w.n, on_finding, NULL, &w, &a.engine);
         if (r < 0) {
                 admin_run_failed(ctx, "watch", "nothing watched", r);
                 admin_audit_done(&a);
@@ -314,8 +336,7 @@ int admin_watch(AdminContext *ctx, int argc, char **argv)
                  * moved: an idle watch does not rewrite (and sync) its file at every interval. */
                 r = position_changed(&w, saved_alert, saved_n) ? position_save(&w, position) : 0;
                 if (r < 0) {
-                        fprintf(stderr, "mamori-admin: cannot save the watch position %s: %s\n", position,
-                                strerror(-r));
+                        position_save_failed(position, r, !(fresh && saved_n == UINT_MAX));
                         break;
                 }
                 for (unsigned i = 0; i < w.n; i++)

@@ -30,6 +30,12 @@ bool admin_utf8_ok(const char *s);
 int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret);
 /* r < 0: rolls back and prints "WHAT[ ID]: why"; else commits. Returns an exit code (0 or 1). */
 int admin_change_end(Store *s, int r, const char *what, const char *id);
+/* After store_commit() failed with r: whether the change of WHAT[ ID] is stored (not, or maybe when the
+ * connection was lost), and what to do. */
+void admin_commit_failed(Store *s, int r, const char *what, const char *id);
+/* What to look at when the store refused a change with r: what held it, its disk, the PostgreSQL server's
+ * log. */
+const char *admin_store_why(Store *s, int r);
 /* Ids as DESIGN §6/§8 allow them; false: printed why. */
 bool admin_check_id(const char *what, const char *s);
 
@@ -95,6 +101,13 @@ int admin_audit_setup(AuditContext *a, AdminContext *ctx, const AuditOptions *o,
  * report written") and what to do next: free memory, mamori-admin verify for a record that cannot be
  * read, the database's own check for a read that failed. */
 void admin_run_failed(AdminContext *ctx, const char *what, const char *left, int r);
+/* audit_registry_load() for the run of what; on failure says why as admin_run_failed() does, wording a
+ * damaged entry as the register's (not as a stored record). */
+int admin_registry_load(AdminContext *ctx, Store *s, const char *what, const char *left,
+                        AuditRegistry **ret);
+/* s quoted for a POSIX shell as Python's shlex.quote() does it: as it is when it holds only
+ * [A-Za-z0-9@%+=:,./_-] (and is not empty), else in single quotes, each ' as '"'"'. malloc'd. */
+char *admin_shell_quote(const char *s);
 void admin_audit_done(AuditContext *a);
 
 /* What the report verbs (audit, ledger, self-inspection) share (admin-findings.c): their common

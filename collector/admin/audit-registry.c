@@ -20,7 +20,8 @@ typedef struct Table {
 
 struct AuditRegistry {
         Table terminals, offices, cards, groups, operators;
-        Table calendars; /* office: days (n = mask), holidays */
+        Table calendars;  /* office: days (n = mask), holidays */
+        char *bad_office; /* while loading: the office whose days could not be read */
 };
 
 static int table_add(Table *t, const char *id, const char *a, const char *b, int64_t n)
@@ -102,12 +103,15 @@ static int on_calendar(const char *office, const char *days, const char *holiday
         AuditRegistry *reg = userdata;
         unsigned mask;
         /* Written by mamori-admin office days (checked there); anything else would be a damaged store. */
-        if (audit_parse_days(days, &mask) < 0)
-                return -EBADMSG;
+        if (audit_parse_days(days, &mask) < 0) {
+                free(reg->bad_office);
+                reg->bad_office = strdup(office);
+                return reg->bad_office ? -EBADMSG : -ENOMEM;
+        }
         return table_add(&reg->calendars, office, days, holidays, mask);
 }
 
-int audit_registry_load(Store *s, AuditRegistry **ret)
+int audit_registry_load(Store *s, AuditRegistry **ret, char **reterr_bad_office)
 {
         _cleanup_audit_registry_ AuditRegistry *reg = calloc(1, sizeof(AuditRegistry));
         int r;
@@ -119,8 +123,11 @@ int audit_registry_load(Store *s, AuditRegistry **ret)
             (r = store_cards_foreach(s, on_card, reg)) < 0 ||
             (r = store_groups_foreach(s, on_group, reg)) < 0 ||
             (r = store_operators_foreach(s, on_operator, reg)) < 0 ||
-            (r = store_office_calendars_foreach(s, on_calendar, reg)) < 0)
+            (r = store_office_calendars_foreach(s, on_calendar, reg)) < 0) {
+                if (r == -EBADMSG && reterr_bad_office)
+                        *reterr_bad_office = TAKE_PTR(reg->bad_office);
                 return r;
+        }
         /* The store lists by id already; sort anyway so lookups never depend on the backend's order. */
         Table *all[] = {&reg->terminals, &reg->offices,   &reg->cards,
                         &reg->groups,    &reg->operators, &reg->calendars};
@@ -138,6 +145,7 @@ AuditRegistry *audit_registry_free(AuditRegistry *reg)
         table_free(&reg->terminals);
         table_free(&reg->offices);
         table_free(&reg->cards);
+        free(reg->bad_office);
         table_free(&reg->groups);
         table_free(&reg->operators);
         table_free(&reg->calendars);

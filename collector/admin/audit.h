@@ -73,7 +73,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AuditStream *, audit_stream_free);
 /* ---- the registry, as one snapshot (audit-registry.c) ---- */
 
 typedef struct AuditRegistry AuditRegistry;
-int audit_registry_load(Store *s, AuditRegistry **ret);
+/* -EBADMSG: an office's working days in the store do not parse; *reterr_bad_office (may be NULL) then
+ * names that office (malloc'd). */
+int audit_registry_load(Store *s, AuditRegistry **ret, char **reterr_bad_office);
 AuditRegistry *audit_registry_free(AuditRegistry *reg);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AuditRegistry *, audit_registry_free);
 #define _cleanup_audit_registry_ _cleanup_(audit_registry_freep)
