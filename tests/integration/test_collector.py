@@ -11,6 +11,8 @@ import json
 import os
 import random
 import re
+import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -682,7 +684,8 @@ class AdminStoreFailsTest(unittest.TestCase):
         self.assertNotIn('BROKEN', p.stdout, 'a read that failed is no verdict on a chain')
         self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
         self.assertIn(said, p.stderr)
-        self.assertIn(f"Check the database file (sqlite3 {self.centre.db} 'PRAGMA integrity_check'", p.stderr)
+        self.assertIn(f"Check the database file (sqlite3 {shlex.quote(self.centre.db)} 'PRAGMA integrity_check'",
+                      p.stderr)
         self.assertIn(f'run the {verb} again', p.stderr)
         self.assertNotIn('mamori-admin verify', p.stderr)
 
@@ -736,12 +739,292 @@ class AdminStoreFailsTest(unittest.TestCase):
                 self.assert_fails_once(verb, args, f'{verb} failed reading the store: Input/output error')
 
 
+    def test_integrity_check_runs_as_written(self):
+        """The database's check is a command to paste into a shell: a path with a space and a quote (the
+        centre's directory may be named anything) is quoted, so that it checks that file. It was printed
+        bare: `sqlite3 /…/it's a centre/collector.db` is no command at all."""
+        c = self.centre
+        pristine = self.stored()
+        self.corrupt(pristine, self.LAST_RECORDS_PAGE)
+        odd = os.path.join(c.tmp, "it's a centre")
+        os.makedirs(odd)
+        db = os.path.join(odd, 'collector.db')
+        shutil.copyfile(c.db, db)
+        conf = os.path.join(c.tmp, 'odd.conf')
+        with open(c.conf) as f:
+            text = f.read()
+        self.assertIn(f'Database={c.db}\n', text)
+        with open(conf, 'w') as f:
+            f.write(text.replace(f'Database={c.db}\n', f'Database={db}\n'))
+        p = bench.run([exe('collector', 'mamori-admin'), '--config', conf, 'audit', *self.VERBS['audit']],
+                      timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"(sqlite3 {shlex.quote(db)} 'PRAGMA integrity_check';", p.stderr)
+        cmd = re.search(r"\((sqlite3 .*? 'PRAGMA integrity_check');", p.stderr).group(1)
+        check = bench.run(['sh', '-c', cmd])
+        self.assertNotEqual(check.stdout.strip(), 'ok', 'the check finds the damage')
+        self.assertNotIn('unable to open', check.stderr)
+        shutil.copyfile(pristine, db)  # the same command on the file as it was stored: it checks that file
+        check = bench.run(['sh', '-c', cmd])
+        self.assertEqual((check.returncode, check.stdout.strip()), (0, 'ok'), check.stderr)
+
+
+def no_file_growth():
+    """For a child: no file may be written (RLIMIT_FSIZE 0, SIGXFSZ ignored, so a write fails with EFBIG),
+    as a full disk refuses them. A SQLite store opened while the collector holds it needs no write to be
+    read; its changes are written (to its WAL) at COMMIT, which fails."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+# A check PostgreSQL makes at COMMIT (a deferred constraint trigger) that refuses every row of a table: the
+# COMMIT of a change that wrote one fails, and PostgreSQL rolls it back.
+PG_REFUSE_AT_COMMIT = (
+    'CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS'
+    " $$ BEGIN RAISE EXCEPTION 'refused by the test at COMMIT'; END $$;"
+    'CREATE CONSTRAINT TRIGGER test_refuse AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED'
+    ' FOR EACH ROW EXECUTE FUNCTION test_refuse()')
+
+
+class AdminSaysWhatIsLeftTest(unittest.TestCase):
+    """What mamori-admin says when a run or a change fails for real: what happened, what it leaves (is
+    anything lost, half done?) and what to do next — and doing what it says works. Before, these said
+    "cannot save the watch position P: E", "policy publish failed: E", "init failed: E", "collector renew
+    failed: E", "office: commit failed: E", and took the register's office days for "a stored record"."""
+
+    setUp = CollectorTest.setUp
+    tearDown = CollectorTest.tearDown
+
+    def admin_no_writes(self, *args):
+        return subprocess.run([exe('collector', 'mamori-admin'), '--config', self.centre.conf, *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                              preexec_fn=no_file_growth)
+
+    def refuse_commits(self, table):
+        """A change that writes table fails at COMMIT, on either store: PostgreSQL's check at COMMIT, or
+        (SQLite) a mamori-admin that cannot write a file. Returns how to run mamori-admin under it."""
+        c = self.centre
+        if c.pg:
+            c.pg.psql(c.pg_db, PG_REFUSE_AT_COMMIT.format(table=table))
+            self.addCleanup(self.allow_commits, table)
+            return lambda *args: c.admin(*args, check=False)
+        return self.admin_no_writes
+
+    def allow_commits(self, table):
+        if self.centre.pg:
+            self.centre.pg.psql(self.centre.pg_db, f'DROP TRIGGER IF EXISTS test_refuse ON {table}')
+
+    def assert_one_message(self, p, *said):
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
+        for s in said:
+            self.assertIn(s, p.stderr)
+
+    def test_register_office_days_unreadable(self):
+        """The register is read first by audit, ledger, trace and watch: an office's working days that do
+        not parse (only a damaged store or a row made by hand holds such) name the register and the office,
+        not "a stored record" and mamori-admin verify (which checks records, not the register)."""
+        c = self.centre
+        c.admin('office', 'days', 'chuo', 'mon-fri')
+        c.sql("UPDATE office_calendar SET days = 'someday' WHERE id = 'chuo'")
+        position = os.path.join(c.tmp, 'watch.position')
+        verbs = {'audit': ['--from', '1970-01-01', '--to', '2030-12-31'],
+                 'ledger': ['--office', 'chuo', '--from', '1970-01-01', '--to', '2030-12-31'],
+                 'trace': ['--operator', 'OP1', '--since', '1970-01-01'],
+                 'watch': ['--once', '--position', position]}
+        for verb, args in verbs.items():
+            with self.subTest(verb=verb):
+                p = c.admin(verb, *args, check=False)
+                self.assert_one_message(p, f"{verb} failed: the register's working days of office chuo cannot "
+                                        'be read', 'mamori-admin office days chuo DAY', f'run the {verb} again')
+                self.assertNotIn('stored record', p.stderr)
+                self.assertNotIn('mamori-admin verify', p.stderr)
+                self.assertEqual(p.stdout, '')
+        c.admin('office', 'days', 'chuo', 'mon-fri')  # as the message says
+        for verb, args in verbs.items():
+            self.assertEqual(c.admin(verb, *args, check=False).returncode, 0, verb)
+
+    def test_watch_position_not_saved(self):
+        """watch stops when it cannot save its position. Its file keeps the position saved before: the next
+        watch prints again what this one printed since then, nothing skipped. A new watch that saved none:
+        the next one starts from its own start."""
+        c = self.centre
+        position = os.path.join(c.tmp, 'watch.position')
+        args = ['watch', '--once', '--format', 'json', '--position', position]
+        p = self.admin_no_writes(*args)
+        self.assert_one_message(p, f'watch stopped: cannot save its position to {position}: File too large',
+                                'No position was saved: the next watch starts from when it starts',
+                                'mamori-admin audit covers it', 'start the watch again')
+        self.assertFalse(os.path.exists(position))
+        c.admin(*args)
+        with open(position) as f:
+            saved = f.read()
+        # A terminal's log, then a new one while the first did not end with agent.stop: the collector's
+        # new-log alert, and findings.
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200)
+        self.assertEqual(c.post(self.t1, c.mklog(log=LOG_B, count=3))[0], 200)
+        p = self.admin_no_writes(*args)
+        self.assertNotEqual(p.stdout, '', 'findings printed before the save failed')
+        self.assert_one_message(p, f'watch stopped: cannot save its position to {position}: File too large',
+                                'Nothing is skipped: the file keeps the position saved before, so the next '
+                                'watch prints again the findings and alerts printed since then',
+                                "Check that the file's directory is writable", 'start the watch again')
+        with open(position) as f:
+            self.assertEqual(f.read(), saved)
+        again = c.admin(*args)
+        self.assertEqual(again.stdout, p.stdout, 'printed again')
+        with open(position) as f:
+            self.assertNotEqual(f.read(), saved)
+
+    def test_policy_change_not_published(self):
+        """policy publish (--emergency) that the store refuses at COMMIT: nothing published, and which bundle
+        the collector goes on serving (here: not an emergency lock)."""
+        c = self.centre
+        self.assertIn('published policy serial 1', c.admin('policy', 'publish').stdout)
+        admin = self.refuse_commits('policies')
+        p = admin('policy', 'publish', '--emergency', '--reason', 'drill')
+        self.assert_one_message(p, 'policy publish failed: ', '; nothing was published: the collector keeps '
+                                'serving policy serial 1 (no emergency lock). Run the same command again; if it '
+                                'fails the same way, ')
+        self.assertIn("the PostgreSQL server's log says why" if c.pg else 'check the disk that holds the '
+                      'database file', p.stderr)
+        self.assertEqual(c.sql('SELECT max(serial) FROM policies'), [(1,)])
+        self.allow_commits('policies')
+        out = c.admin('policy', 'publish', '--emergency', '--reason', 'drill').stdout
+        self.assertIn('published policy serial 2', out)
+        self.assertIn('emergency lock in force', out)
+
+    def test_register_change_not_stored(self):
+        """A register change that the store refuses at COMMIT: rolled back, the register as it was."""
+        c = self.centre
+        hours = "SELECT hours FROM offices WHERE id = 'chuo'"
+        before = c.sql(hours)
+        admin = self.refuse_commits('history')
+        p = admin('office', 'hours', 'chuo', '08:30-17:15')
+        self.assert_one_message(p, 'office chuo: the change was not stored: the database refused to commit it',
+                                'and it was rolled back, the register is as it was. Run the same command again')
+        self.assertNotIn('commit failed', p.stderr)
+        self.assertEqual(c.sql(hours), before)
+        self.assertNotEqual(before, [('08:30-17:15',)])
+        self.allow_commits('history')
+        c.admin('office', 'hours', 'chuo', '08:30-17:15')
+        self.assertEqual(c.sql(hours), [('08:30-17:15',)])
+
+    def test_init_failed_lists_what_it_made(self):
+        """An init that fails half way (here the collector's certificate cannot be written: a directory is in
+        its place) lists the files it made, which nothing uses yet; removed, init runs again."""
+        tmp = self.tmp
+        conf = os.path.join(tmp, 'second.conf')
+        admin_dir, state = os.path.join(tmp, 'second-admin'), os.path.join(tmp, 'second-state')
+        with open(conf, 'w') as f:
+            f.write(f'[Admin]\nDirectory={admin_dir}\n[Collector]\nStateDirectory={state}\n'
+                    f'Database={tmp}/second.db\n')
+        os.makedirs(os.path.join(state, 'collector.pem'))
+        init = [exe('collector', 'mamori-admin'), '--config', conf, 'init']
+        p = bench.run(init, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('mamori-admin: init failed: Is a directory; the centre is not initialised. It made these '
+                      'files, which nothing uses yet:\n', p.stderr)
+        self.assertIn('Remove them', p.stderr)
+        made = [line[2:] for line in p.stderr.splitlines() if line.startswith('  /')]
+        self.assertEqual(sorted(made), sorted([os.path.join(admin_dir, n) for n in os.listdir(admin_dir)]
+                                              + [os.path.join(state, 'collector.key')]))
+        for path in made:
+            os.unlink(path)
+        os.rmdir(os.path.join(state, 'collector.pem'))
+        p = bench.run(init, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('initialised the centre', p.stdout)
+
+    def test_collector_renew_failed(self):
+        """collector renew writes the key, then the certificate. Failing before the key: nothing changed.
+        Failing between: the two no longer match, so the collector must not be restarted until a renew
+        succeeds — the running one goes on with the pair it loaded."""
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200)
+        state = os.path.join(c.tmp, 'state')
+        renew = ['collector', 'renew', '--name', '127.0.0.1']
+        key, cert = os.path.join(state, 'collector.key'), os.path.join(state, 'collector.pem')
+        os.rename(key, key + '.aside')
+        os.makedirs(key)
+        p = c.admin(*renew, check=False)
+        self.assert_one_message(p, 'collector renew failed: Is a directory; nothing was changed, the '
+                                f"collector's key and certificate in {state} are as they were",
+                                'then run mamori-admin collector renew again')
+        os.rmdir(key)
+        os.rename(key + '.aside', key)
+        os.rename(cert, cert + '.aside')
+        os.makedirs(cert)
+        p = c.admin(*renew, check=False)
+        self.assert_one_message(p, f'collector renew failed: Is a directory; the new key {key} is written but '
+                                f'not its certificate: {cert} is still the old one',
+                                'The running collector goes on with the pair it loaded: do not restart it until '
+                                'mamori-admin collector renew (with the same --name) has succeeded')
+        self.assertEqual(c.acked(self.t1), 3, 'the running collector still answers')
+        os.rmdir(cert)
+        c.admin(*renew)
+        c.stop()
+        c.start()
+        self.assertEqual(c.acked(self.t1), 3)
+
+
+class AdminStoreFailsPgTest(unittest.TestCase):
+    """PostgreSQL: mamori-admin's runs on a store that refuses their reads (the records table's SELECT
+    revoked from the role mamori-admin connects as) say once what failed, what it leaves, and where to look:
+    the PostgreSQL server's log, which says why."""
+
+    setUp = CollectorTest.setUp
+    tearDown = CollectorTest.tearDown
+
+    REPORTS = set(AdminStoreFailsTest.VERBS)  # they print nothing when a read fails
+    VERBS = dict(AdminStoreFailsTest.VERBS, verify=[], export=[],
+                 trace=['--operator', 'OP1', '--since', '1970-01-01'])
+
+    def test_reads_say_the_store_failed(self):
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=200))[0], 200)
+        role = 'admin_' + os.urandom(4).hex()
+        c.pg.psql(c.pg_db, f'CREATE ROLE {role} LOGIN; GRANT USAGE, CREATE ON SCHEMA public TO {role};'
+                           f' GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}')
+        conf = os.path.join(c.tmp, 'role.conf')
+        with open(c.conf) as f:
+            text = f.read()
+        self.assertIn(f'URL={c.url}\n', text)
+        url = c.url.replace(f'user={pgcluster.SUPERUSER} ', f'user={role} ')
+        self.assertNotEqual(url, c.url)
+        with open(conf, 'w') as f:
+            f.write(text.replace(f'URL={c.url}\n', f'URL={url}\n'))
+
+        def admin(verb, args):
+            return bench.run([exe('collector', 'mamori-admin'), '--config', conf, verb, *args], timeout=120)
+
+        for verb, args in self.VERBS.items():
+            p = admin(verb, args)
+            self.assertEqual(p.returncode, 0, (verb, p.stderr))
+        c.pg.psql(c.pg_db, f'REVOKE SELECT ON records FROM {role}')
+        for verb, args in self.VERBS.items():
+            with self.subTest(verb=verb):
+                p = admin(verb, args)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual(p.stderr.count('mamori-admin:'), 1, p.stderr)
+                self.assertIn(f'{verb} failed reading the store: Input/output error; ', p.stderr)
+                self.assertIn("Check the database (the PostgreSQL server's log, and that it is reachable) and "
+                              f'run the {verb} again', p.stderr)
+                self.assertNotIn('mamori-admin verify', p.stderr)
+                self.assertNotIn('BROKEN', p.stdout)
+                if verb in self.REPORTS:
+                    self.assertEqual(p.stdout, '', 'no report')
+        with open(os.path.join(c.pg.dir, 'server.log')) as f:
+            self.assertIn('permission denied for table records', f.read(), 'the log says why')
+
+
 # mklog uses no store: its case is one of the SQLite run only, not run again on PostgreSQL.
 if os.environ.get('MAMORI_TEST_STORE', 'sqlite') == 'postgresql':
     del MklogOptionsTest
     del AdminStoreFailsTest  # and the pages of SQLite's file are SQLite's alone
-else:  # and the sessions of a PostgreSQL server are PostgreSQL's alone
+else:  # and the sessions and roles of a PostgreSQL server are PostgreSQL's alone
     del SessionEndedTest
+    del AdminStoreFailsPgTest
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
