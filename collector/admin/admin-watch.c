@@ -203,7 +203,8 @@ static int cycle(Watch *w, AuditContext *a, bool warmup)
         starts = calloc(w->n ? w->n : 1, sizeof(*starts));
         if (!starts)
                 return -ENOMEM;
-        memcpy(starts, w->logs, w->n * sizeof(*starts));
+        if (w->n) /* no logs yet: w->logs is NULL, which memcpy may not be given even for 0 bytes */
+                memcpy(starts, w->logs, w->n * sizeof(*starts));
         if (warmup)
                 for (unsigned i = 0; i < w->n; i++)
                         starts[i].after = starts[i].after > WARMUP ? starts[i].after - WARMUP : 0;
