@@ -18,14 +18,6 @@ typedef struct Parser {
 
 static int parse_value(Parser *p, unsigned depth, const Key *key, JsonValue **ret, char **ret_key);
 
-static JsonValue *value_alloc(JsonType type)
-{
-        JsonValue *v = calloc(1, sizeof(JsonValue));
-        if (v)
-                v->type = type;
-        return v;
-}
-
 /* A member's key while its value is parsed: the input's own bytes when it has no escape. */
 struct Key {
         const char *s;
@@ -43,6 +35,12 @@ static JsonValue *node_alloc(JsonType type, size_t data, const Key *key)
         if (v)
                 v->type = type;
         return v;
+}
+
+/* A built value's node: nothing after it. */
+static JsonValue *value_alloc(JsonType type)
+{
+        return node_alloc(type, 0, NULL);
 }
 
 /* Copies key after the node's first `used` tail bytes; the member's key is then this copy. */
@@ -550,10 +548,11 @@ static int parse_object(Parser *p, unsigned depth, const Key *key, JsonValue **r
                         if (r < 0)
                                 return r;
                         k.s = decoded;
-                }
-                if (memchr(k.s, 0, k.len)) {
-                        p->pos = key_pos;
-                        return -EBADMSG; /* keys are used as C strings */
+                        /* only an escape (\u0000) gives a NUL: plain bytes are printable */
+                        if (memchr(k.s, 0, k.len)) {
+                                p->pos = key_pos;
+                                return -EBADMSG; /* keys are used as C strings */
+                        }
                 }
                 if (p->canonical && v->object.n > 0) {
                         const JsonMember *last = &v->object.members[v->object.n - 1];

@@ -145,10 +145,10 @@ AuditRegistry *audit_registry_free(AuditRegistry *reg)
         table_free(&reg->terminals);
         table_free(&reg->offices);
         table_free(&reg->cards);
-        free(reg->bad_office);
         table_free(&reg->groups);
         table_free(&reg->operators);
         table_free(&reg->calendars);
+        free(reg->bad_office);
         free(reg);
         return NULL;
 }
