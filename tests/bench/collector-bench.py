@@ -17,7 +17,8 @@ with every C in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new
 store, the same records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on):
 `postgresql` with PostgreSQL's defaults, `postgresql-tuned` as the capacity plan deploys it (huge
 pages, reserved for the run when run as root, and glibc keeping the server's heap between statements;
-`huge_pages=` says whether the pages were there). Use a build without sanitizers for figures.
+`huge_pages=` says whether the pages were there). Use a build without sanitizers for figures. MAMORI_BENCH_COLLECTOR_CONF adds
+`[Collector]` lines to every collector's configuration (`;` between them), e.g. `Workers=2` to compare.
 
 The baseline is measured in the same run, right before each repetition:
 - `openssl speed ed25519` verify/s of one core (OpenSSL divides by the CPU time it used), × cores:
@@ -135,7 +136,8 @@ def make_logs(n, terms):
 
 def run_once(store, collectors, logs, batch):
     with bench.TempDir('mamori-collector-bench-') as tmp:
-        c = Centre(tmp, extra_conf='MaxBatchRecords=20000\n', store=store)
+        extra = os.environ.get('MAMORI_BENCH_COLLECTOR_CONF', '').replace(';', '\n')
+        c = Centre(tmp, extra_conf='MaxBatchRecords=20000\n' + (extra + '\n' if extra else ''), store=store)
         certs = [c.add_terminal(term, seed) for term, seed, _ in logs]
         cs = [c] + [copy.copy(c) for _ in range(collectors - 1)]
         for x in cs:

@@ -16,6 +16,9 @@ plan deploys it (`tuned`: huge pages when run as root, glibc keeping the server'
 - `store-short`: the same with each line cut to 40 bytes: what a row costs whatever its size;
 - `store-4-sessions`: the store's rows dealt out batch by batch to 4 logs, each sent by its own session, all
   four at once: what a collector's 4 workers copying at the same moment cost PostgreSQL;
+- `store-log-number`: the store's rows with the log named by a number (`bigint`, as a `logs` row could
+  give it) instead of its 32-character id: every key column fixed-width, so PostgreSQL finds the
+  index tuple's later columns by cached offsets and compares 8 bytes instead of 32;
 - `batch-row`: one row a batch (the batch's lines as one text value, STORAGE EXTERNAL: TOAST chunks,
   no compression), the layout the last session proposed to cut PostgreSQL's per-record work;
 - `batch-row-lz4`: the same value compressed with lz4.
@@ -51,6 +54,9 @@ LAYOUTS = {
     'store-copy-250': None,
     'store-short': None,
     'store-4-sessions': None,
+    'store-log-number': ('CREATE TABLE records (seq bigint NOT NULL, ts bigint NOT NULL, log bigint NOT NULL,'
+                         ' line text COLLATE "C" NOT NULL, PRIMARY KEY (log, seq, ts)) PARTITION BY RANGE (ts);'
+                         'CREATE TABLE records_all PARTITION OF records FOR VALUES FROM (MINVALUE) TO (MAXVALUE)'),
     'batch-row': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET STORAGE EXTERNAL',
     'batch-row-lz4': BATCH_DDL + 'ALTER TABLE batches ALTER lines SET COMPRESSION lz4',
 }
@@ -71,8 +77,9 @@ def copy_escape(b):
 
 
 def copy_binary_row(seq, ts, line, log=LOG):
-    """One row of COPY's binary format (log, seq, ts, line), as the collector's pgc_put_records() writes it."""
-    log = log.encode()
+    """One row of COPY's binary format (log, seq, ts, line), as the collector's pgc_put_records() writes it;
+    a log given as a number goes as a bigint."""
+    log = struct.pack('>q', log) if isinstance(log, int) else log.encode()
     return (struct.pack('>hi', 4, len(log)) + log + struct.pack('>iqiq', 8, seq, 8, ts)
             + struct.pack('>i', len(line)) + line)
 
@@ -90,7 +97,7 @@ def write_copy_binary(path, rows):
 def write_batches(tmp, lines, batch):
     """One COPY file a batch for each layout kind: rows (full and short lines, binary) and one row a batch (text)."""
     import json
-    files = {'store': [], 'store-copy-250': [], 'store-short': [], 'batch': [],
+    files = {'store': [], 'store-copy-250': [], 'store-short': [], 'store-log-number': [], 'batch': [],
              'store-4-sessions': [[] for _ in range(SESSIONS)]}
     for k in range(0, len(lines), batch):
         chunk = lines[k:k + batch]
@@ -99,6 +106,9 @@ def write_batches(tmp, lines, batch):
             files[kind].append(write_copy_binary(os.path.join(tmp, f'{kind}-{k}.copy'),
                                                  [(k + i + 1, ts[i], line[:cut] if cut else line, LOG)
                                                   for i, line in enumerate(chunk)]))
+        files['store-log-number'].append(write_copy_binary(os.path.join(tmp, f'store-log-number-{k}.copy'),
+                                                           [(k + i + 1, ts[i], line, 1)
+                                                            for i, line in enumerate(chunk)]))
         files['store-copy-250'].append([write_copy_binary(os.path.join(tmp, f'store-copy-250-{k}-{j}.copy'),
                                                           [(k + j + i + 1, ts[j + i], line, LOG)
                                                            for i, line in enumerate(chunk[j:j + COPY_ROWS])])
@@ -142,6 +152,9 @@ def one_run(cluster, name, files, n, db):
         # The store's schema, as the collector makes it (this month's partition included).
         subprocess.run([os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '2', '1', '1', conn],
                        stdout=subprocess.DEVNULL, check=True)
+        table, paths, form = 'records (log, seq, ts, line)', files[name], ' WITH (FORMAT binary)'
+    elif name == 'store-log-number':
+        cluster.psql(db, LAYOUTS[name])
         table, paths, form = 'records (log, seq, ts, line)', files[name], ' WITH (FORMAT binary)'
     else:
         cluster.psql(db, LAYOUTS[name])
