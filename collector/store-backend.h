@@ -37,8 +37,9 @@ typedef struct StoreQuery StoreQuery;
 typedef struct StoreBackend {
         const char *name;    /* "sqlite", "postgresql" */
         bool filed_by_month; /* records partitioned by StoreRecord.ts: a range of it reads only its months */
-        /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. */
-        int (*open)(const char *target, void **ret_conn);
+        /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. *ret_why: see
+         * store_open_why() (written only with -EACCES). */
+        int (*open)(const char *target, void **ret_conn, char **ret_why);
         void (*close)(void *conn);
         int (*begin)(void *conn);
         int (*commit)(void *conn); /* durable when it returns 0; rolled back when it fails */
@@ -69,6 +70,8 @@ typedef struct StoreBackend {
         int (*compact)(void *conn, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata);
         /* store_run_lock(); NULL: -EOPNOTSUPP. */
         int (*run_lock)(void *conn, const char *name);
+        /* store_check_access(); NULL: everything allowed. */
+        int (*access)(void *conn, StoreAccess need, char **ret_why);
 } StoreBackend;
 
 struct Store {

@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,7 @@ static const char schema[] =
         /* The closed months whose key store_records_compact() rebuilt (so that it does each once). */
         "CREATE TABLE IF NOT EXISTS records_rebuilt (part " TEXT " PRIMARY KEY, rebuilt bigint NOT NULL);"
         "CREATE OR REPLACE FUNCTION mamori_records_maintain(now_us bigint) RETURNS void"
-        " LANGUAGE plpgsql AS $$"
+        " LANGUAGE plpgsql SECURITY DEFINER AS $$"
         " DECLARE"
         "  ahead constant integer := " MONTHS_AHEAD_SQL ";"
         "  upto bigint := extract(epoch FROM date_trunc('month', to_timestamp(now_us / 1000000.0)"
@@ -141,7 +142,24 @@ static const char schema[] =
         "            AT TIME ZONE 'UTC'))::bigint * 1000000 FROM records_default WHERE ts < upto"
         "  LOOP PERFORM mamori_records_partition(m, 0); END LOOP;"
         "  FOR k IN 0..ahead LOOP PERFORM mamori_records_partition(now_us, k); END LOOP;"
-        " END $$;";
+        " END $$;"
+        /*
+         * Making a partition (CREATE TABLE, ATTACH PARTITION, moving rows out of the default one) is the
+         * tables' owner's right alone: a collector's role that does not own them (README, "PostgreSQL
+         * roles") runs mamori_records_maintain() with the owner's rights (SECURITY DEFINER), which does only
+         * that, with a search_path fixed to the tables' schema (pg_temp last: no table of the caller's can
+         * stand in for ours). EXECUTE on it is the owner's to grant (a collector's role), on the partition
+         * maker no one's: PostgreSQL grants EXECUTE to PUBLIC by default. CREATE OR REPLACE resets the
+         * search_path and keeps the grants: both set again here whenever the schema is made.
+         */
+        "DO $$ BEGIN"
+        " EXECUTE format('ALTER FUNCTION mamori_records_maintain(bigint) SET search_path = %I, pg_temp',"
+        "  current_schema());"
+        " EXECUTE format('ALTER FUNCTION mamori_records_partition(bigint, integer)"
+        "  SET search_path = %I, pg_temp', current_schema());"
+        " END $$;"
+        "REVOKE ALL ON FUNCTION mamori_records_maintain(bigint) FROM PUBLIC;"
+        "REVOKE ALL ON FUNCTION mamori_records_partition(bigint, integer) FROM PUBLIC;";
 
 /*
  * A database made before records were partitioned: its table is set aside before the schema is made and
@@ -291,33 +309,146 @@ static void schema_mark(char ret[static 17])
         snprintf(ret, 17, "%016" PRIx64, h);
 }
 
+/* Who may make the schema: the tables' state as the session's role sees it (schema_state()). */
+typedef struct SchemaState {
+        bool marked;   /* mamori_schema is there */
+        bool readable; /* … and the role may SELECT on it */
+        bool made;     /* records is there: the schema was made before */
+        bool owner;    /* the role has the rights of records' owner (a member of it, or a superuser) */
+        bool create;   /* the role may CREATE in the schema tables are made in */
+        /* As identifiers (quote_ident()), "" when unknown: the role, records' owner, and the schema that
+         * holds records (or that the role would make them in). */
+        char *role, *owner_name, *schema;
+} SchemaState;
+
+static void schema_state_done(SchemaState *st)
+{
+        free(st->role);
+        free(st->owner_name);
+        free(st->schema);
+}
+
+static int schema_state(PgConn *c, SchemaState *ret)
+{
+        PGresult *res = PQexec(
+                c->pg, "SELECT to_regclass('mamori_schema') IS NOT NULL,"
+                       " coalesce(has_table_privilege(to_regclass('mamori_schema'), 'SELECT'), false),"
+                       " to_regclass('records') IS NOT NULL,"
+                       " coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
+                       "  WHERE oid = to_regclass('records')), false),"
+                       " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),"
+                       " quote_ident(current_user),"
+                       " coalesce((SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
+                       "  WHERE oid = to_regclass('records')), ''),"
+                       " coalesce((SELECT quote_ident(n.nspname) FROM pg_class r JOIN pg_namespace n"
+                       "  ON n.oid = r.relnamespace WHERE r.oid = to_regclass('records')),"
+                       "  quote_ident(current_schema()), '')");
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 8
+                        ? 0
+                        : pg_err(c, res);
+        SchemaState st = {};
+
+        if (r >= 0) {
+                st.marked = streq(PQgetvalue(res, 0, 0), "t");
+                st.readable = streq(PQgetvalue(res, 0, 1), "t");
+                st.made = streq(PQgetvalue(res, 0, 2), "t");
+                st.owner = streq(PQgetvalue(res, 0, 3), "t");
+                st.create = streq(PQgetvalue(res, 0, 4), "t");
+                st.role = strdup(PQgetvalue(res, 0, 5));
+                st.owner_name = strdup(PQgetvalue(res, 0, 6));
+                st.schema = strdup(PQgetvalue(res, 0, 7));
+                if (!st.role || !st.owner_name || !st.schema) {
+                        schema_state_done(&st);
+                        r = -ENOMEM;
+                }
+        }
+        PQclear(res);
+        if (r >= 0)
+                *ret = st;
+        return r;
+}
+
+/* *ret_why (when asked for) = the message printf makes; -EACCES, or -ENOMEM when it cannot be made. */
+_printf_(2, 3) static int access_denied(char **ret_why, const char *fmt, ...)
+{
+        va_list ap;
+        char *why = NULL;
+        int n;
+
+        if (!ret_why)
+                return -EACCES;
+        va_start(ap, fmt);
+        n = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        *ret_why = why;
+        return -EACCES;
+}
+
 /*
  * The schema, unless this text of it was made already. Its DDL locks what it names even when there is
  * nothing to do: ALTER TABLE … IF [NOT] EXISTS takes ACCESS EXCLUSIVE on logs and on records (every
  * partition), CREATE INDEX IF NOT EXISTS a SHARE lock on logs. At every open (a collector's worker, each
  * mamori-admin command) that waited for any transaction on those tables and, waiting, held up every
- * ingest queued behind it.
+ * ingest queued behind it. The mark is read without DDL, so a role that does not own the tables (a
+ * collector's, an auditor's: README, "PostgreSQL roles") opens a store whose schema is made; one that
+ * would have to make or change it is told to open it once as the owner (-EACCES, *ret_why), before any
+ * DDL, rather than failing half way through it.
  */
-static int schema_make(PgConn *c)
+static int schema_make(PgConn *c, char **ret_why)
 {
         char mark[17], sql[96];
+        SchemaState st;
         uint64_t n = 0;
         int r;
 
         schema_mark(mark);
-        r = pg_exec(c, "CREATE TABLE IF NOT EXISTS mamori_schema (mark text NOT NULL)");
-        if (r >= 0)
+        r = schema_state(c, &st);
+        if (r < 0)
+                return r;
+        if (st.marked && st.readable)
                 r = pg_count_of(c, "SELECT count(*) FROM mamori_schema WHERE mark = $1", mark, &n);
         if (r < 0 || n > 0)
-                return r;
-        r = pg_exec(c, unpartitioned_aside);
+                goto out;
+        if (st.marked && !st.readable && !st.owner)
+                r = access_denied(
+                        ret_why,
+                        "role %s lacks SELECT on table mamori_schema; as the tables' owner (%s), run: "
+                        "GRANT SELECT ON %s.mamori_schema TO %s",
+                        st.role, st.owner_name, st.schema, st.role);
+        else if (st.made && !st.owner)
+                r = access_denied(
+                        ret_why,
+                        "the store's tables were made by another build of mamori and must be changed, "
+                        "which only their owner may do: role %s does not own them (their owner is "
+                        "%s). Run any mamori-admin command once as %s (it changes them), then this "
+                        "again",
+                        st.role, st.owner_name, st.owner_name);
+        else if (!st.made && !st.create)
+                r = access_denied(
+                        ret_why,
+                        "the database holds no mamori tables yet, and role %s may not make them (it "
+                        "lacks CREATE on schema %s): run mamori-admin init as the role that is to own "
+                        "them, or, as the schema's owner: GRANT CREATE ON SCHEMA %s TO %s",
+                        st.role, st.schema[0] ? st.schema : "(none)", st.schema[0] ? st.schema : "public",
+                        st.role);
+        if (r < 0)
+                goto out;
+        r = pg_exec(c, "CREATE TABLE IF NOT EXISTS mamori_schema (mark text NOT NULL)");
+        if (r >= 0)
+                r = pg_exec(c, unpartitioned_aside);
         if (r >= 0)
                 r = pg_exec(c, schema);
         if (r >= 0)
                 r = pg_exec(c, unpartitioned_file);
         snprintf(sql, sizeof(sql), "DELETE FROM mamori_schema; INSERT INTO mamori_schema VALUES ('%s')",
                  mark);
-        return r < 0 ? r : pg_exec(c, sql);
+        if (r >= 0)
+                r = pg_exec(c, sql);
+out:
+        schema_state_done(&st);
+        return r;
 }
 
 /*
@@ -326,7 +457,7 @@ static int schema_make(PgConn *c)
  * lock, say) is not used: reconnect() makes another at the next call, rather than that call running on
  * the server's defaults.
  */
-static int session_setup(PgConn *c)
+static int session_setup(PgConn *c, char **ret_why)
 {
         int r;
 
@@ -346,7 +477,7 @@ static int session_setup(PgConn *c)
         r = pg_exec(c, "SELECT pg_advisory_lock(" SCHEMA_LOCK_KEY ")");
         if (r < 0)
                 return r;
-        r = schema_make(c);
+        r = schema_make(c, ret_why);
         int k = pg_exec(c, "SELECT pg_advisory_unlock(" SCHEMA_LOCK_KEY ")");
         if (r < 0)
                 return r;
@@ -372,9 +503,10 @@ static void pgc_close(void *conn)
         free(c);
 }
 
-static int pgc_open(const char *target, void **ret_conn)
+static int pgc_open(const char *target, void **ret_conn, char **ret_why)
 {
         PgConn *c;
+        uint64_t may = 0;
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -389,8 +521,15 @@ static int pgc_open(const char *target, void **ret_conn)
                 pgc_close(c);
                 return -ECONNREFUSED;
         }
-        r = session_setup(c);
-        if (r >= 0) {
+        r = session_setup(c, ret_why);
+        /* Only a role that may make partitions does (the owner, a collector's: README, "PostgreSQL roles");
+         * a reader's reads go through records, which finds rows in the default partition too. */
+        if (r >= 0)
+                r = pg_count(c,
+                             "SELECT count(*) WHERE coalesce(has_function_privilege("
+                             "to_regprocedure('mamori_records_maintain(bigint)'), 'EXECUTE'), false)",
+                             &may);
+        if (r >= 0 && may > 0) {
                 /* A new database gets its partitions at once (the collector renews them, store_maintain()).
                  */
                 struct timespec ts;
@@ -426,7 +565,7 @@ static int reconnect(PgConn *c)
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK)
                 return -ECONNREFUSED;
-        return session_setup(c);
+        return session_setup(c, NULL);
 }
 
 static int ensure_connected(PgConn *c)
@@ -1182,6 +1321,121 @@ static int pgc_maintain(void *conn, int64_t now_usec)
         return r < 0 ? r : maintain(c, now_usec);
 }
 
+/*
+ * What each StoreAccess needs (README, "PostgreSQL roles"): "PRIVILEGE OBJECT" items, comma-separated,
+ * checked in order; what for, in messages; and the GRANTs that give all of it (printf: %1$s the role, %2$s
+ * the schema). A collector's role may read and add, never DELETE from records nor own them: what parses
+ * network input cannot make the store destroy data. Its partitions are made by mamori_records_maintain()
+ * (SECURITY DEFINER).
+ */
+#define READ_TABLES                                                                                      \
+        "SELECT mamori_schema,SELECT terminals,SELECT logs,SELECT records,SELECT alerts,SELECT offices," \
+        "SELECT operators,SELECT groups_,SELECT cards,SELECT history,SELECT policies,"                   \
+        "SELECT operator_roles,SELECT anchors,SELECT secret_changes,SELECT office_calendar,"             \
+        "SELECT terminal_certs,SELECT records_rebuilt"
+#define READ_GRANT "GRANT SELECT ON ALL TABLES IN SCHEMA %2$s TO %1$s"
+static const struct {
+        const char *needs, *what, *grant;
+} access_needs[] = {
+        [STORE_ACCESS_READ] = {READ_TABLES, "reading the store", READ_GRANT},
+        [STORE_ACCESS_INGEST] =
+                {"SELECT mamori_schema,SELECT history,SELECT terminals,SELECT terminal_certs,"
+                 "SELECT policies,SELECT logs,SELECT records,SELECT alerts,SELECT secret_changes,"
+                 "INSERT records,INSERT logs,INSERT alerts,INSERT secret_changes,UPDATE logs,"
+                 "UPDATE alerts,UPDATE terminals,UPDATE secret_changes,"
+                 "EXECUTE mamori_records_maintain(bigint)",
+                 "storing records",
+                 "GRANT SELECT ON mamori_schema, history, terminal_certs, policies TO %1$s; "
+                 "GRANT SELECT, INSERT ON records TO %1$s; "
+                 "GRANT SELECT, INSERT, UPDATE ON logs, alerts, secret_changes TO %1$s; "
+                 "GRANT SELECT, UPDATE ON terminals TO %1$s; "
+                 "GRANT EXECUTE ON FUNCTION mamori_records_maintain(bigint) TO %1$s"},
+        [STORE_ACCESS_REGISTER] = {READ_TABLES
+                                   ",INSERT terminals,UPDATE terminals,INSERT terminal_certs,"
+                                   "UPDATE terminal_certs,INSERT offices,UPDATE offices,"
+                                   "INSERT office_calendar,UPDATE office_calendar,INSERT operators,"
+                                   "UPDATE operators,INSERT operator_roles,UPDATE operator_roles,"
+                                   "INSERT groups_,UPDATE groups_,INSERT cards,UPDATE cards,"
+                                   "INSERT policies,UPDATE policies,INSERT secret_changes,"
+                                   "UPDATE secret_changes,INSERT history",
+                                   "changing the register",
+                                   READ_GRANT
+                                   "; GRANT INSERT, UPDATE ON terminals, terminal_certs, offices, "
+                                   "office_calendar, operators, operator_roles, groups_, cards, policies, "
+                                   "secret_changes TO %1$s; GRANT INSERT ON history TO %1$s"},
+};
+
+/* The first item of needs the session's role lacks: *ret_missing ("PRIVILEGE OBJECT", malloc'd) or NULL. */
+static int first_missing(PgConn *c, const char *needs, char **ret_missing)
+{
+        PGresult *res = PQexecParams(
+                c->pg,
+                "SELECT e FROM string_to_table($1, ',') WITH ORDINALITY AS x(e, i)"
+                " WHERE NOT coalesce(CASE split_part(e, ' ', 1) WHEN 'EXECUTE'"
+                "  THEN has_function_privilege(to_regprocedure(split_part(e, ' ', 2)), 'EXECUTE')"
+                "  ELSE has_table_privilege(to_regclass(split_part(e, ' ', 2)), split_part(e, ' ', 1)) END, "
+                "false)"
+                " ORDER BY i LIMIT 1",
+                1, NULL, &needs, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_err(c, res);
+        char *missing = NULL;
+
+        if (r >= 0 && PQntuples(res) == 1 && !(missing = strdup(PQgetvalue(res, 0, 0))))
+                r = -ENOMEM;
+        PQclear(res);
+        if (r >= 0)
+                *ret_missing = missing;
+        return r;
+}
+
+static int pgc_access(void *conn, StoreAccess need, char **ret_why)
+{
+        PgConn *c = conn;
+        _cleanup_free_ char *missing = NULL, *grant = NULL;
+        SchemaState st;
+        int r;
+
+        r = ensure_connected_idle(c, -EBUSY);
+        if (r < 0)
+                return r;
+        r = schema_state(c, &st);
+        if (r < 0)
+                return r;
+        if (need == STORE_ACCESS_OWNER) {
+                if (!st.owner)
+                        r = access_denied(
+                                ret_why,
+                                "role %s does not own the table records (its owner is %s), and only "
+                                "the owner may drop a month's partition or rebuild its key: run it as "
+                                "%s, or, as %s: GRANT %s TO %s",
+                                st.role, st.owner_name, st.owner_name, st.owner_name, st.owner_name,
+                                st.role);
+                schema_state_done(&st);
+                return r;
+        }
+        assert((size_t)need < ELEMENTSOF(access_needs));
+        r = first_missing(c, access_needs[need].needs, &missing);
+        if (r >= 0 && missing) {
+                const char *object = strchr(missing, ' ');
+                assert(object);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+                if (asprintf(&grant, access_needs[need].grant, st.role, st.schema) < 0)
+                        grant = NULL;
+#pragma GCC diagnostic pop
+                r = grant ? access_denied(ret_why,
+                                          "role %s lacks %.*s on %s %s, which %s needs; as the tables' "
+                                          "owner (%s), "
+                                          "run: %s",
+                                          st.role, (int)(object - missing), missing,
+                                          strncmp(missing, "EXECUTE ", 8) == 0 ? "function" : "table",
+                                          object + 1, access_needs[need].what, st.owner_name, grant)
+                          : -ENOMEM;
+        }
+        schema_state_done(&st);
+        return r;
+}
+
 const StoreBackend store_backend_postgresql = {
         .name = "postgresql",
         .filed_by_month = true,
@@ -1204,4 +1458,5 @@ const StoreBackend store_backend_postgresql = {
         .maintain = pgc_maintain,
         .compact = pgc_compact,
         .run_lock = pgc_run_lock,
+        .access = pgc_access,
 };

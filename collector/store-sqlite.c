@@ -296,10 +296,12 @@ static void sq_close(void *conn)
         sqlite3_close_v2(conn);
 }
 
-static int sq_open(const char *path, void **ret_conn)
+static int sq_open(const char *path, void **ret_conn, char **ret_why)
 {
         sqlite3 *db = NULL;
         int r, backfill;
+
+        (void)ret_why; /* a file's permissions: the error says it */
 
         r = sqlite3_open_v2(path, &db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |

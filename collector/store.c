@@ -70,6 +70,11 @@ static int history_chain_rows(Store *s);
 
 int store_open(const char *url, Store **ret)
 {
+        return store_open_why(url, ret, NULL);
+}
+
+int store_open_why(const char *url, Store **ret, char **ret_why)
+{
         const char *name, *target;
         Store *s;
         int r;
@@ -83,7 +88,7 @@ int store_open(const char *url, Store **ret)
         if (!s)
                 return -ENOMEM;
         s->be = streq(name, "sqlite") ? &store_backend_sqlite : &store_backend_postgresql;
-        r = s->be->open(target, &s->conn);
+        r = s->be->open(target, &s->conn, ret_why);
         if (r < 0) {
                 free(s);
                 return r;
@@ -916,6 +921,11 @@ int store_records_compact(Store *s, int64_t now_usec, bool dry_run, store_compac
 int store_run_lock(Store *s, const char *name)
 {
         return s->be->run_lock ? s->be->run_lock(s->conn, name) : -EOPNOTSUPP;
+}
+
+int store_check_access(Store *s, StoreAccess need, char **ret_why)
+{
+        return s->be->access ? s->be->access(s->conn, need, ret_why) : 0;
 }
 
 int store_maintain(Store *s, int64_t now_usec)

@@ -36,6 +36,9 @@ typedef struct Store Store;
  * "postgres://…" or a libpq conninfo ("host=/run/postgresql dbname=mamori"). Makes the schema.
  */
 int store_open(const char *url, Store **ret);
+/* store_open(), and when it fails for want of a privilege of the database role (PostgreSQL: -EACCES),
+ * *ret_why (malloc'd, or NULL) says which and what to do: the GRANT to run, or the role to open it as. */
+int store_open_why(const char *url, Store **ret, char **ret_why);
 Store *store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 #define _cleanup_store_ _cleanup_(store_closep)
@@ -44,6 +47,22 @@ int store_url_backend(const char *url, const char **ret_name, const char **ret_t
 /* url for messages, with any password replaced by '*' (malloc'd). */
 char *store_url_display(const char *url);
 const char *store_backend_name(Store *s);
+/*
+ * What a program does with the store, for the privileges of its database role (PostgreSQL; README,
+ * "PostgreSQL roles"). READ: mamori-admin's reports (SELECT on every table). INGEST: a collector (what it
+ * reads and inserts, and mamori_records_maintain(); never DELETE on records). REGISTER: mamori-admin's
+ * changes of the register and the policy. OWNER: retention (drops months' partitions): the tables' owner
+ * only.
+ */
+typedef enum StoreAccess {
+        STORE_ACCESS_READ,
+        STORE_ACCESS_INGEST,
+        STORE_ACCESS_REGISTER,
+        STORE_ACCESS_OWNER,
+} StoreAccess;
+/* Checked before anything is done: 0, or -EACCES and *ret_why (malloc'd): the first privilege the role lacks
+ * and the GRANT that gives what `need` needs. SQLite: always 0 (the file's permissions decide). */
+int store_check_access(Store *s, StoreAccess need, char **ret_why);
 /* Bytes the centre's data takes on disk; -EOPNOTSUPP for an in-memory database. */
 int store_size(Store *s, uint64_t *ret);
 

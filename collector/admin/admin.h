@@ -13,9 +13,14 @@ typedef struct AdminContext {
         struct collector_config config;
         Store *store;    /* opened lazily by admin_store() */
         bool keys_ready; /* admin_keys_prepare() ran */
+        /* What the verb does with the store (its entry in mamori-admin.c's table): checked by admin_store()
+         * before the verb reads or changes anything. */
+        StoreAccess access;
+        const char *command; /* "audit", "operator add": for messages */
 } AdminContext;
 
-/* Opens the store once; every history row written through it carries admin_actor(). */
+/* Opens the store once, and checks that its database role may do what ctx->access says (printed why not);
+ * every history row written through it carries admin_actor(). */
 int admin_store(AdminContext *ctx, Store **ret);
 int64_t admin_now_usec(void);
 

@@ -25,14 +25,30 @@ int64_t admin_now_usec(void)
 int admin_store(AdminContext *ctx, Store **ret)
 {
         if (!ctx->store) {
-                _cleanup_free_ char *actor = admin_actor();
-                int r = store_open(ctx->config.database, &ctx->store);
+                _cleanup_free_ char *actor = admin_actor(), *why = NULL;
+                int r = store_open_why(ctx->config.database, &ctx->store, &why);
+                if (r < 0 && why) {
+                        fprintf(stderr, "mamori-admin: %s: cannot open the store: %s\n", ctx->command, why);
+                        return r;
+                }
                 if (r < 0) {
                         _cleanup_free_ char *shown = store_url_display(ctx->config.database);
                         fprintf(stderr,
                                 "mamori-admin: cannot open the store %s: %s (check [Store] URL= in "
                                 "collector.conf and that the database is reachable)\n",
                                 shown ? shown : "?", strerror(-r));
+                        return r;
+                }
+                /* Before anything is read or changed: a role that may not do it all changes nothing. */
+                r = store_check_access(ctx->store, ctx->access, &why);
+                if (r < 0) {
+                        if (why)
+                                fprintf(stderr, "mamori-admin: %s: %s\n", ctx->command, why);
+                        else
+                                fprintf(stderr,
+                                        "mamori-admin: %s: cannot check the store's privileges: %s\n",
+                                        ctx->command, strerror(-r));
+                        ctx->store = store_close(ctx->store);
                         return r;
                 }
                 /* Every register change made through this run names who made it. */
@@ -75,46 +91,50 @@ bool admin_check_id(const char *what, const char *s)
 typedef struct Verb {
         const char *noun, *verb;
         int (*run)(AdminContext *ctx, int argc, char **argv);
+        StoreAccess access; /* what it does with the store (admin_store()) */
 } Verb;
 
+#define READ     STORE_ACCESS_READ
+#define REGISTER STORE_ACCESS_REGISTER
+
 static const Verb verbs[] = {
-        {"init", NULL, admin_init},
-        {"collector", "renew", admin_collector_renew},
-        {"terminal", "add", admin_terminal_add},
-        {"terminal", "rekey", admin_terminal_rekey},
-        {"terminal", "retire", admin_terminal_retire},
-        {"operator", "add", admin_operator_add},
-        {"operator", "suspend", admin_operator_suspend},
-        {"operator", "retire", admin_operator_retire},
-        {"operator", "resume", admin_operator_resume},
-        {"operator", "pin-reset", admin_operator_pin_reset},
-        {"card", "issue", admin_card_issue},
-        {"card", "suspend", admin_card_suspend},
-        {"card", "return", admin_card_return},
-        {"card", "resume", admin_card_resume},
-        {"card", "history", admin_card_history},
-        {"cards", NULL, admin_cards},
-        {"group", "add", admin_group_add},
-        {"register", "verify", admin_register_verify},
-        {"policy", "publish", admin_policy_publish},
-        {"policy", "refresh", admin_policy_refresh},
-        {"policy", "signer", admin_policy_signer},
-        {"emergency", "clear", admin_emergency_clear},
-        {"policy", "show", admin_policy_show},
-        {"history", NULL, admin_history},
-        {"verify", NULL, admin_verify},
-        {"export", NULL, admin_export},
-        {"alerts", NULL, admin_alerts},
-        {"office", "hours", admin_office_hours},
-        {"office", "days", admin_office_days},
-        {"office", "holidays", admin_office_holidays},
-        {"operator", "roles", admin_operator_roles},
-        {"audit", NULL, admin_audit},
-        {"ledger", NULL, admin_ledger},
-        {"trace", NULL, admin_trace},
-        {"watch", NULL, admin_watch},
-        {"self-inspection", NULL, admin_self_inspection},
-        {"retention", NULL, admin_retention},
+        {"init", NULL, admin_init, REGISTER},
+        {"collector", "renew", admin_collector_renew, REGISTER},
+        {"terminal", "add", admin_terminal_add, REGISTER},
+        {"terminal", "rekey", admin_terminal_rekey, REGISTER},
+        {"terminal", "retire", admin_terminal_retire, REGISTER},
+        {"operator", "add", admin_operator_add, REGISTER},
+        {"operator", "suspend", admin_operator_suspend, REGISTER},
+        {"operator", "retire", admin_operator_retire, REGISTER},
+        {"operator", "resume", admin_operator_resume, REGISTER},
+        {"operator", "pin-reset", admin_operator_pin_reset, REGISTER},
+        {"card", "issue", admin_card_issue, REGISTER},
+        {"card", "suspend", admin_card_suspend, REGISTER},
+        {"card", "return", admin_card_return, REGISTER},
+        {"card", "resume", admin_card_resume, REGISTER},
+        {"card", "history", admin_card_history, READ},
+        {"cards", NULL, admin_cards, READ},
+        {"group", "add", admin_group_add, REGISTER},
+        {"register", "verify", admin_register_verify, READ},
+        {"policy", "publish", admin_policy_publish, REGISTER},
+        {"policy", "refresh", admin_policy_refresh, REGISTER},
+        {"policy", "signer", admin_policy_signer, READ},
+        {"emergency", "clear", admin_emergency_clear, REGISTER},
+        {"policy", "show", admin_policy_show, READ},
+        {"history", NULL, admin_history, READ},
+        {"verify", NULL, admin_verify, READ},
+        {"export", NULL, admin_export, READ},
+        {"alerts", NULL, admin_alerts, READ},
+        {"office", "hours", admin_office_hours, REGISTER},
+        {"office", "days", admin_office_days, REGISTER},
+        {"office", "holidays", admin_office_holidays, REGISTER},
+        {"operator", "roles", admin_operator_roles, REGISTER},
+        {"audit", NULL, admin_audit, READ},
+        {"ledger", NULL, admin_ledger, READ},
+        {"trace", NULL, admin_trace, READ},
+        {"watch", NULL, admin_watch, READ},
+        {"self-inspection", NULL, admin_self_inspection, READ},
+        {"retention", NULL, admin_retention, STORE_ACCESS_OWNER},
 };
 
 /* One line per command, grouped by noun: "mamori-admin NOUN --help" prints that noun's lines. */
@@ -258,6 +278,10 @@ int main(int argc, char **argv)
                 return 1;
         }
         int first = optind + (v->verb ? 1 : 0);
+        char command[64];
+        snprintf(command, sizeof(command), "%s%s%s", v->noun, v->verb ? " " : "", v->verb ? v->verb : "");
+        ctx.access = v->access;
+        ctx.command = command;
         ret = v->run(&ctx, argc - first, argv + first);
         store_close(ctx.store);
         collector_config_free(&ctx.config);

@@ -176,7 +176,7 @@ int main(int argc, char **argv)
         bool check = false;
         const char *config_path = "/etc/mamori/collector.conf";
         struct collector_config cfg = {};
-        _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL;
+        _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *address = NULL, *why = NULL;
         _cleanup_store_ Store *scan_store = NULL;
         _cleanup_pkey_ EVP_PKEY *receipt_key = NULL;
         HttpServer *server = NULL;
@@ -245,13 +245,27 @@ int main(int argc, char **argv)
             (r = read_state_file(&cfg, "collector.key", &key)) < 0 ||
             (r = read_state_file(&cfg, "terminal-ca.pem", &trust)) < 0)
                 goto out;
-        r = store_open(cfg.database, &scan_store);
+        r = store_open_why(cfg.database, &scan_store, &why);
+        if (r < 0 && why) {
+                fprintf(stderr, "mamori-collector: cannot open the store: %s\n", why);
+                goto out;
+        }
         if (r < 0) {
                 _cleanup_free_ char *shown = store_url_display(cfg.database);
                 fprintf(stderr,
                         "mamori-collector: cannot open the store %s: %s (check [Store] URL= in "
                         "collector.conf and that the database is reachable)\n",
                         shown ? shown : "?", strerror(-r));
+                goto out;
+        }
+        /* Before serving: a role that lacks a privilege of ingest would answer every POST with a 503. */
+        r = store_check_access(scan_store, STORE_ACCESS_INGEST, &why);
+        if (r < 0) {
+                if (why)
+                        fprintf(stderr, "mamori-collector: cannot store records: %s\n", why);
+                else
+                        fprintf(stderr, "mamori-collector: cannot check the store's privileges: %s\n",
+                                strerror(-r));
                 goto out;
         }
 

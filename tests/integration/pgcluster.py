@@ -112,17 +112,26 @@ class Cluster:
                 f.write(str(self._hugepages_before))
             self._hugepages_before = None
 
-    def conninfo(self, db):
-        return f'host={self.dir} user={SUPERUSER} dbname={db}'
+    def conninfo(self, db, user=SUPERUSER):
+        return f'host={self.dir} user={user} dbname={db}'
 
-    def create_db(self, name):
+    def create_db(self, name, owner=None):
+        """A database; owner: a role made for it (LOGIN, no other right), which owns it and connects in the
+        conninfo returned (PostgreSQL 15: only the database's owner may create in its schema public)."""
+        if owner:
+            self.psql('postgres', f'CREATE ROLE "{owner}" LOGIN')
+            self.psql('postgres', f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            return self.conninfo(name, owner)
         self.psql('postgres', f'CREATE DATABASE "{name}"')
         return self.conninfo(name)
 
-    def psql(self, db, query):
+    def psql(self, db, query, user=SUPERUSER, check=True):
+        """psql's output of query, as user; check=False: the CompletedProcess, whatever its status."""
         p = subprocess.run([os.path.join(self.bin, 'psql'), '-X', '-q', '-At', '-F', '\t', '-v', 'ON_ERROR_STOP=1',
-                            '-d', self.conninfo(db), '-c', query],
+                            '-d', self.conninfo(db, user), '-c', query],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        if not check:
+            return p
         if p.returncode != 0:
             raise RuntimeError(f'psql {query!r}: {p.stderr}')
         return p.stdout
