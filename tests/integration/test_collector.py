@@ -1112,8 +1112,9 @@ class PgRolesTest(unittest.TestCase):
         self.post_waiting(lines[:20])
         # Two collectors of the collector's role start at once: both open the store (one files the month
         # waiting in the default partition, the other finds it filed) and serve.
-        ports = []
-        threads = [threading.Thread(target=lambda: ports.append(self.collector_as(self.coll))) for _ in range(2)]
+        ports, conf = [], self.conf_as(self.coll)
+        threads = [threading.Thread(target=lambda: ports.append(self.collector_as(self.coll, conf)))
+                   for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
