@@ -69,7 +69,7 @@ int admin_change_end(Store *s, int r, const char *what, const char *id)
         }
         r = store_commit(s);
         if (r < 0) {
-                admin_commit_failed(s, r, what, id);
+                admin_change_failed(s, r, ADMIN_CHANGE_COMMIT, what, id, NULL);
                 return 1;
         }
         return 0;
@@ -86,18 +86,29 @@ const char *admin_store_why(Store *s, int r)
         return "check the disk that holds the database file (free space, I/O errors in the kernel log)";
 }
 
-void admin_commit_failed(Store *s, int r, const char *what, const char *id)
+void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
+                         const char *also)
 {
-        if (r == -ECONNRESET) /* store.h: the server may have committed before the session went */
+        static const char *const how[] = {
+                [ADMIN_CHANGE_BEGIN] = "could not start it",
+                [ADMIN_CHANGE_WRITE] = "refused it",
+                [ADMIN_CHANGE_COMMIT] = "refused to commit it",
+        };
+        const char *sp = id ? " " : "";
+
+        /* store.h: the server may have committed before the session went */
+        if (step == ADMIN_CHANGE_COMMIT && r == -ECONNRESET)
                 fprintf(stderr,
                         "mamori-admin: %s%s%s: the connection to the database was lost as the change was "
-                        "committed: it may or may not be stored. See mamori-admin history%s%s before making "
-                        "it again\n",
-                        what, id ? " " : "", id ?: "", id ? " " : "", id ?: "");
+                        "committed: it may or may not be stored%s%s. See mamori-admin history%s%s before "
+                        "making it again\n",
+                        what, sp, id ?: "", also ? "; " : "", also ?: "", sp, id ?: "");
         else
                 fprintf(stderr,
-                        "mamori-admin: %s%s%s: the change was not stored: the database refused to commit it "
-                        "(%s) and it was rolled back, the register is as it was. Run the same command "
-                        "again; if it fails the same way, %s\n",
-                        what, id ? " " : "", id ?: "", strerror(-r), admin_store_why(s, r));
+                        "mamori-admin: %s%s%s: the change was not stored: the database %s (%s)%s, the "
+                        "register is as it was%s%s. Run the same command again; if it fails the same way, "
+                        "%s\n",
+                        what, sp, id ?: "", how[step], strerror(-r),
+                        step == ADMIN_CHANGE_BEGIN ? "" : " and it was rolled back", also ? "; " : "",
+                        also ?: "", admin_store_why(s, r));
 }

@@ -155,12 +155,30 @@ out:
         return r;
 }
 
-static int write_answer(const char *out, const char *text, size_t len)
+/*
+ * The terminal is registered (enrolled, or rekeyed: its previous certificate refused from now on) but the
+ * answer with its new certificate could not be written to out: nothing to undo, a rekey with the same
+ * request answers it again (a new certificate; the one registered now is replaced, never used).
+ */
+static void answer_not_written(const struct enrolment_request *req, const char *request, const char *office,
+                               const char *out, int r, bool rekey)
 {
-        int r = write_file_atomic(out, text, len, 0644);
-        if (r < 0)
-                fprintf(stderr, "mamori-admin: cannot write %s: %s\n", out, strerror(-r));
-        return r;
+        if (rekey)
+                fprintf(stderr,
+                        "mamori-admin: terminal %s is rekeyed: the collector refuses its previous "
+                        "certificate from now on, but the enrolment file with the new one cannot be written "
+                        "to %s: %s. Until one is installed the terminal's uploads are refused: ",
+                        req->terminal, out, strerror(-r));
+        else
+                fprintf(stderr,
+                        "mamori-admin: terminal %s is enrolled (office %s), but its enrolment file cannot "
+                        "be written to %s: %s. Nothing needs undoing: ",
+                        req->terminal, office, out, strerror(-r));
+        fprintf(stderr,
+                "check that --out names a file in a writable directory on a disk not full, then run "
+                "mamori-admin terminal rekey --request %s --out FILE, which writes it (with a new "
+                "certificate for the same request; the one issued now is never used)\n",
+                request);
 }
 
 /* terminal add --request FILE --office O --out FILE [--url URL], and rekey (no --office). */
@@ -178,6 +196,8 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
         _cleanup_pkey_ EVP_PKEY *client = NULL;
         struct enrolment_request req = {};
         char sha[SHA256_HEX_MAX];
+        const char *what = rekey ? "terminal rekey" : "terminal add", *also;
+        AdminChangeStep step;
         bool retired = false;
         size_t len;
         Store *s;
@@ -244,7 +264,7 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
                         goto out;
                 }
                 if (r < 0)
-                        goto store_error;
+                        goto read_error;
                 if (retired) {
                         fprintf(stderr,
                                 "mamori-admin: terminal %s is retired: a retired terminal is not rekeyed\n",
@@ -266,22 +286,32 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
                 }
                 office = registered_office;
         } else if (r != -ENOENT)
-                goto store_error;
+                goto read_error;
         if (answer(ctx, req.terminal, office, client, url, &text, &len, sha) < 0)
                 goto out;
-        if (store_begin(s) < 0)
-                goto store_error;
+        r = store_begin(s);
+        if (r < 0) {
+                step = ADMIN_CHANGE_BEGIN;
+                goto change_error;
+        }
         r = rekey ? store_terminal_rekey(s, admin_now_usec(), req.terminal, sha)
                   : store_terminal_enrol(s, admin_now_usec(), req.terminal, office, req.identity_pem, sha);
-        if (r >= 0)
-                r = store_commit(s);
-        else
+        if (r < 0) {
                 store_rollback(s);
-        if (r < 0)
-                goto store_error;
+                step = ADMIN_CHANGE_WRITE;
+                goto change_error;
+        }
+        r = store_commit(s);
+        if (r < 0) {
+                step = ADMIN_CHANGE_COMMIT;
+                goto change_error;
+        }
         /* Registered first: an answer that was never written is answered again by a rekey. */
-        if (write_answer(out, text, len) < 0)
+        r = write_file_atomic(out, text, len, 0644);
+        if (r < 0) {
+                answer_not_written(&req, request, office, out, r, rekey);
                 goto out;
+        }
         if (rekey)
                 printf("terminal %s rekeyed: its previous certificate is refused from now on; enrolment "
                        "file "
@@ -295,8 +325,18 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
                        req.terminal, office, out);
         ret = 0;
         goto out;
-store_error:
-        fprintf(stderr, "mamori-admin: cannot register terminal %s: %s\n", req.terminal, strerror(-r));
+read_error:
+        admin_run_failed(ctx, what, "nothing was changed and no enrolment file was written", r);
+        goto out;
+change_error:
+        if (step == ADMIN_CHANGE_COMMIT && r == -ECONNRESET)
+                also = "no enrolment file was written (if it is stored, mamori-admin terminal rekey with "
+                       "this request writes one)";
+        else if (rekey)
+                also = "the terminal keeps its certificate and no enrolment file was written";
+        else
+                also = "no enrolment file was written";
+        admin_change_failed(s, r, step, what, req.terminal, also);
 out:
         enrolment_request_done(&req);
         return ret;
@@ -335,12 +375,16 @@ int admin_terminal_retire(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "usage: mamori-admin terminal retire ID --reason TEXT\n");
                 return 2;
         }
-        if (!id_ok("terminal id", argv[optind]) || admin_store(ctx, &s) < 0 || store_begin(s) < 0)
+        if (!id_ok("terminal id", argv[optind]) || admin_store(ctx, &s) < 0)
                 return 1;
+        r = store_begin(s);
+        if (r < 0) {
+                admin_change_failed(s, r, ADMIN_CHANGE_BEGIN, "terminal retire", argv[optind],
+                                    "the collector still accepts the terminal");
+                return 1;
+        }
         r = store_terminal_retire(s, admin_now_usec(), argv[optind], reason);
-        if (r >= 0)
-                r = store_commit(s);
-        else
+        if (r < 0)
                 store_rollback(s);
         if (r == -ENOENT || r == -EALREADY) {
                 fprintf(stderr, "mamori-admin: terminal %s %s\n", argv[optind],
@@ -348,7 +392,14 @@ int admin_terminal_retire(AdminContext *ctx, int argc, char **argv)
                 return 1;
         }
         if (r < 0) {
-                fprintf(stderr, "mamori-admin: terminal retire: %s\n", strerror(-r));
+                admin_change_failed(s, r, ADMIN_CHANGE_WRITE, "terminal retire", argv[optind],
+                                    "the collector still accepts the terminal");
+                return 1;
+        }
+        r = store_commit(s);
+        if (r < 0) {
+                admin_change_failed(s, r, ADMIN_CHANGE_COMMIT, "terminal retire", argv[optind],
+                                    r == -ECONNRESET ? NULL : "the collector still accepts the terminal");
                 return 1;
         }
         printf("terminal %s retired: the collector answers its requests 403 terminal-retired from now on; "

@@ -35,9 +35,17 @@ bool admin_utf8_ok(const char *s);
 int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret);
 /* r < 0: rolls back and prints "WHAT[ ID]: why"; else commits. Returns an exit code (0 or 1). */
 int admin_change_end(Store *s, int r, const char *what, const char *id);
-/* After store_commit() failed with r: whether the change of WHAT[ ID] is stored (not, or maybe when the
- * connection was lost), and what to do. */
-void admin_commit_failed(Store *s, int r, const char *what, const char *id);
+/* Where a change of the store failed: its store_begin(), a write inside it, or its store_commit(). */
+typedef enum AdminChangeStep {
+        ADMIN_CHANGE_BEGIN,
+        ADMIN_CHANGE_WRITE,
+        ADMIN_CHANGE_COMMIT,
+} AdminChangeStep;
+/* After a change of WHAT[ ID] failed with r at step (and was rolled back): whether it is stored (not, or
+ * maybe when the connection was lost at COMMIT), what else it leaves (also: a clause such as "no enrolment
+ * file was written", NULL none), and what to do. */
+void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
+                         const char *also);
 /* What to look at when the store refused a change with r: what held it, its disk, the PostgreSQL server's
  * log. */
 const char *admin_store_why(Store *s, int r);
