@@ -47,6 +47,13 @@ typedef struct Retention {
         Step *steps;
         size_t n_steps, allocated;
         int failed;
+        /* apply()'s progress, for what a failure leaves: the months of the steps (oldest first), how many
+         * are done, the records planned and deleted already (by rows) of the next one, and whether a COMMIT
+         * failed (which may have stored it, when the connection was lost). */
+        int64_t *months;
+        size_t n_months, done;
+        uint64_t planned, part;
+        bool committing;
 } Retention;
 
 /* The first instant (µs, UTC) of the month of usec, and of the month after it. */
@@ -232,12 +239,16 @@ static int delete_month_rows(Retention *t, int64_t month, uint64_t *ret_n)
                 if (r < 0)
                         return r;
                 r = store_records_delete_below(t->store, admin_now_usec(), p->log, &p->anchor, note, &n);
-                if (r >= 0)
-                        r = store_commit(t->store);
-                else
+                if (r < 0) {
                         store_rollback(t->store);
+                        return r;
+                }
+                t->committing = true;
+                r = store_commit(t->store);
                 if (r < 0)
                         return r;
+                t->committing = false;
+                t->part += n;
                 printf("log %s (terminal %s): deleted %" PRIu64 " records up to seq %" PRIu64 " (%s)\n",
                        p->log, p->term, n, p->anchor.seq, name);
                 if (n != p->n)
@@ -304,9 +315,11 @@ static int drop_month(Retention *t, int64_t month, uint64_t *ret_n)
         r = store_records_drop_month(t->store, month, expected);
         if (r < 0)
                 goto fail;
+        t->committing = true;
         r = store_commit(t->store);
         if (r < 0)
                 return r;
+        t->committing = false;
         print_steps(t, month, "deleted");
         *ret_n = expected;
         return 0;
@@ -363,38 +376,42 @@ static int cmp_month(const void *a, const void *b)
 
 static int apply(Retention *t)
 {
-        _cleanup_free_ int64_t *months = calloc(t->n_steps ?: 1, sizeof(int64_t));
-        size_t n_months = 0;
         int r;
 
-        if (!months)
+        t->months = calloc(t->n_steps ?: 1, sizeof(int64_t));
+        if (!t->months)
                 return -ENOMEM;
         for (size_t i = 0; i < t->n_steps; i++)
-                months[n_months++] = t->steps[i].month;
-        qsort(months, n_months, sizeof(int64_t), cmp_month);
-        for (size_t i = 0; i < n_months; i++) {
-                uint64_t n = 0, logs = 0, records = 0;
+                t->months[t->n_months++] = t->steps[i].month;
+        qsort(t->months, t->n_months, sizeof(int64_t), cmp_month);
+        for (size_t i = 1, k = 1; i <= t->n_months; i++) /* each month once */
+                if (i == t->n_months)
+                        t->n_months = k;
+                else if (t->months[i] != t->months[k - 1])
+                        t->months[k++] = t->months[i];
+        for (t->done = 0; t->done < t->n_months; t->done++) {
+                int64_t month = t->months[t->done];
+                uint64_t n = 0, logs = 0;
                 const char *how = "by rows";
                 char name[32];
 
-                if (i > 0 && months[i] == months[i - 1])
-                        continue;
-                month_name(months[i], name);
+                month_name(month, name);
+                t->planned = t->part = 0;
                 for (size_t k = 0; k < t->n_steps; k++)
-                        if (t->steps[k].month == months[i]) {
-                                records += t->steps[k].n;
-                                logs += k == 0 || t->steps[k - 1].month != months[i] ||
+                        if (t->steps[k].month == month) {
+                                t->planned += t->steps[k].n;
+                                logs += k == 0 || t->steps[k - 1].month != month ||
                                         !streq(t->steps[k - 1].log, t->steps[k].log);
                         }
                 if (t->dry_run) {
-                        print_steps(t, months[i], "would delete");
+                        print_steps(t, month, "would delete");
                         printf("month %s: would delete %" PRIu64 " records of %" PRIu64 " logs\n", name,
-                               records, logs);
-                        t->deleted += records;
+                               t->planned, logs);
+                        t->deleted += t->planned;
                         continue;
                 }
                 /* Whole only when no record of it is kept (one that does not verify, say). */
-                r = months[i] < t->blocked ? drop_month(t, months[i], &n) : -EOPNOTSUPP;
+                r = month < t->blocked ? drop_month(t, month, &n) : -EOPNOTSUPP;
                 if (r >= 0)
                         how = "whole month dropped";
                 else if (r == -EOPNOTSUPP || r == -ENOENT || r == -ESTALE) {
@@ -403,7 +420,7 @@ static int apply(Retention *t)
                                         "mamori-admin: month %s changed while retention ran: deleting "
                                         "it by rows\n",
                                         name);
-                        r = delete_month_rows(t, months[i], &n);
+                        r = delete_month_rows(t, month, &n);
                 }
                 if (r < 0)
                         return r;
@@ -412,6 +429,75 @@ static int apply(Retention *t)
                 t->deleted += n;
         }
         return 0;
+}
+
+/* months[from..to) in words: "2015-01", or "the 3 months 2015-01 to 2015-03". */
+static void months_span(const Retention *t, size_t from, size_t to, char buf[static 64])
+{
+        char first[32], last[32];
+
+        month_name(t->months[from], first);
+        month_name(t->months[to - 1], last);
+        if (to - from == 1)
+                snprintf(buf, 64, "%s", first);
+        else
+                snprintf(buf, 64, "the %zu months %s to %s", to - from, first, last);
+}
+
+/*
+ * apply() failed in months[done]: why, what it deleted before (each deletion anchored and recorded, and
+ * printed above), what is left, and that a run again is safe: it walks every log from its anchor, so it
+ * goes on from what was deleted (a month dropped whole is one transaction: all of it or nothing).
+ */
+static void apply_failed(const Retention *t, int r)
+{
+        char month[32], span[64];
+
+        month_name(t->months[t->done], month);
+        if (r == -ENOLCK)
+                fprintf(stderr,
+                        "mamori-admin: retention stopped at month %s: the connection to the store was lost "
+                        "and the retention lock with it, so another run may have changed what this one "
+                        "planned. ",
+                        month);
+        else if (r == -ESTALE)
+                fprintf(stderr,
+                        "mamori-admin: retention stopped at month %s: a log's records were deleted further "
+                        "than this run planned (by another run); nothing of this step was changed. ",
+                        month);
+        else if (r == -ECONNRESET && t->committing)
+                fprintf(stderr,
+                        "mamori-admin: retention stopped at month %s: the connection to the database was "
+                        "lost as a deletion of it was committed: that one may or may not be done. ",
+                        month);
+        else
+                fprintf(stderr, "mamori-admin: retention failed deleting month %s: %s. ", month,
+                        strerror(-r));
+        if (t->done == 0 && t->part == 0)
+                fputs("Nothing was deleted", stderr);
+        else {
+                fputs("Deleted (anchored and recorded, as printed above): ", stderr);
+                if (t->done > 0) {
+                        months_span(t, 0, t->done, span);
+                        fputs(span, stderr);
+                }
+                if (t->part > 0)
+                        fprintf(stderr, "%s%" PRIu64 " of the %" PRIu64 " records of %s",
+                                t->done > 0 ? ", and " : "", t->part, t->planned, month);
+        }
+        if (t->part > 0)
+                fprintf(stderr, "; left: the other %" PRIu64 " records of %s", t->planned - t->part, month);
+        else
+                fprintf(stderr, "; left: %s", month);
+        if (t->done + 1 < t->n_months) {
+                months_span(t, t->done + 1, t->n_months, span);
+                fprintf(stderr, ", and %s", span);
+        }
+        fputs(". Running mamori-admin retention again is safe: it goes on from what was deleted", stderr);
+        if (r == -ENOLCK || r == -ESTALE || r == -ECONNRESET)
+                fputs("\n", stderr);
+        else
+                fprintf(stderr, "; if it fails the same way, %s\n", admin_store_why(t->store, r));
 }
 
 int admin_retention(AdminContext *ctx, int argc, char **argv)
@@ -480,40 +566,41 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         }
         /* PostgreSQL: records waiting in the default partition filed into their months first. */
         r = store_maintain(t.store, admin_now_usec());
-        if (r >= 0)
+        if (r < 0)
+                fprintf(stderr,
+                        "mamori-admin: retention failed before deleting anything: the store's upkeep "
+                        "(records filed into their months, clock-ahead alerts) failed: %s; nothing was "
+                        "deleted. Run it again; if it fails the same way, %s\n",
+                        strerror(-r), admin_store_why(t.store, r));
+        else {
                 r = store_logs_foreach(t.store, retain_log, &t);
-        if (r >= 0)
+                if (r < 0)
+                        admin_run_failed(ctx, "retention", "nothing was deleted", r);
+        }
+        if (r >= 0) {
                 r = apply(&t);
-        if (r == -ENOLCK)
-                fprintf(stderr,
-                        "mamori-admin: retention stopped: the connection to the store was lost mid-run and "
-                        "the retention lock with it, so another run may have changed what this one "
-                        "planned; what was deleted before is anchored and recorded: run retention "
-                        "again\n");
-        else if (r == -ESTALE)
-                fprintf(stderr,
-                        "mamori-admin: retention stopped: a log's records were deleted further than this "
-                        "run "
-                        "planned (by another run); nothing of this step was changed: run retention again\n");
-        else if (r < 0)
-                fprintf(stderr,
-                        "mamori-admin: retention failed: %s (what was deleted before is anchored and "
-                        "recorded; run it again)\n",
-                        strerror(-r));
+                if (r < 0 && t.months)
+                        apply_failed(&t, r);
+                else if (r < 0)
+                        admin_run_failed(ctx, "retention", "nothing was deleted", r);
+        }
         if (r < 0) {
                 free(t.steps);
+                free(t.months);
                 return 1;
         }
         /* Closed months' keys made dense once (PostgreSQL); a failure leaves the records as they are. */
         r = store_records_compact(t.store, admin_now_usec(), t.dry_run, print_compacted, &t);
         if (r < 0 && r != -EOPNOTSUPP) {
                 fprintf(stderr,
-                        "mamori-admin: rebuilding the key of a closed month failed: %s (nothing is lost; "
-                        "the next run tries again)\n",
-                        strerror(-r));
+                        "mamori-admin: retention: rebuilding the key of a closed month failed: %s; the "
+                        "deletions above are done, and the month's records are kept as they were (nothing "
+                        "is lost). The next run tries the rebuild again; if it fails the same way, %s\n",
+                        strerror(-r), admin_store_why(t.store, r));
                 t.failed = 1;
         }
         free(t.steps);
+        free(t.months);
         char when[32];
         audit_format_time(t.cutoff, when, sizeof(when));
         printf("%s%" PRIu64 " records older than %s (%" PRIu64 " years) in %" PRIu64 " logs\n",
