@@ -5,6 +5,7 @@
 resends and kill -9, TLS refusal of clients without a valid certificate, hostile bodies, alerts, and
 mamori-admin's card register + policy publishing."""
 import base64
+import calendar
 import hashlib
 import http.client
 import json
@@ -779,13 +780,13 @@ def no_file_growth():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-# A check PostgreSQL makes at COMMIT (a deferred constraint trigger) that refuses every row of a table: the
-# COMMIT of a change that wrote one fails, and PostgreSQL rolls it back.
+# A check PostgreSQL makes at COMMIT (a deferred constraint trigger) that refuses every row of a table (or
+# those {when} names): the COMMIT of a change that wrote one fails, and PostgreSQL rolls it back.
 PG_REFUSE_AT_COMMIT = (
     'CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS'
     " $$ BEGIN RAISE EXCEPTION 'refused by the test at COMMIT'; END $$;"
     'CREATE CONSTRAINT TRIGGER test_refuse AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED'
-    ' FOR EACH ROW EXECUTE FUNCTION test_refuse()')
+    ' FOR EACH ROW {when}EXECUTE FUNCTION test_refuse()')
 
 
 class AdminSaysWhatIsLeftTest(unittest.TestCase):
@@ -807,7 +808,7 @@ class AdminSaysWhatIsLeftTest(unittest.TestCase):
         (SQLite) a mamori-admin that cannot write a file. Returns how to run mamori-admin under it."""
         c = self.centre
         if c.pg:
-            c.pg.psql(c.pg_db, PG_REFUSE_AT_COMMIT.format(table=table))
+            c.pg.psql(c.pg_db, PG_REFUSE_AT_COMMIT.format(table=table, when=''))
             self.addCleanup(self.allow_commits, table)
             return lambda *args: c.admin(*args, check=False)
         return self.admin_no_writes
@@ -969,6 +970,180 @@ class AdminSaysWhatIsLeftTest(unittest.TestCase):
         c.stop()
         c.start()
         self.assertEqual(c.acked(self.t1), 3)
+
+
+    def store_why(self):
+        """What admin_store_why() says of a refusal that is not a lock's or a full disk's."""
+        return ("the PostgreSQL server's log says why" if self.centre.pg
+                else 'check the disk that holds the database file (free space, I/O errors in the kernel log)')
+
+    def new_request(self, term, seed):
+        """An enrolment request of terminal term (identity from mklog's seed) and where its answer goes."""
+        c = self.centre
+        pub = os.path.join(c.tmp, f'{term}.pub')
+        if not os.path.exists(pub):
+            c.mklog(seed=seed, term=term, count=1, pub=pub)
+        d = os.path.join(c.tmp, f'{term}-{os.urandom(3).hex()}')
+        os.makedirs(d)
+        return enroltool.make_request(term, pub, os.path.join(d, 'client.key'), os.path.join(d, 'request.json')), d
+
+    def test_terminal_changes_not_stored(self):
+        """terminal add, rekey and retire that the store refuses at COMMIT: rolled back, no enrolment file
+        written, the terminal as it was (its certificate accepted, not retired). They said "cannot register
+        terminal T: E" and "terminal retire: E", with no next step. Run again as they say, they work."""
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200)
+        add_req, add_dir = self.new_request('T-0002', 'b')
+        rekey_req, rekey_dir = self.new_request('T-0001', 'a')
+        add = ['terminal', 'add', '--request', add_req, '--office', 'chuo', '--out', os.path.join(add_dir, 'enr')]
+        rekey = ['terminal', 'rekey', '--request', rekey_req, '--out', os.path.join(rekey_dir, 'enr')]
+        retire = ['terminal', 'retire', 'T-0001', '--reason', 'stolen']
+        history = c.sql('SELECT count(*) FROM history')
+        admin = self.refuse_commits('history')
+        said = {'add': (add, 'terminal add T-0002', '; no enrolment file was written. '),
+                'rekey': (rekey, 'terminal rekey T-0001', '; the terminal keeps its certificate and no enrolment '
+                          'file was written. '),
+                'retire': (retire, 'terminal retire T-0001', '; the collector still accepts the terminal. ')}
+        for verb, (args, what, left) in said.items():
+            with self.subTest(verb=verb):
+                p = admin(*args)
+                self.assert_one_message(p, f'{what}: the change was not stored: the database refused to commit it (',
+                                        ') and it was rolled back, the register is as it was' + left +
+                                        'Run the same command again; if it fails the same way, ' + self.store_why())
+                self.assertNotIn('cannot register', p.stderr)
+                self.assertEqual(p.stdout, '')
+        self.assertFalse(os.path.exists(os.path.join(add_dir, 'enr')) or os.path.exists(os.path.join(rekey_dir, 'enr')))
+        self.assertEqual(c.sql("SELECT count(*) FROM terminals WHERE id = 'T-0002'"), [(0,)])
+        self.assertEqual(c.sql('SELECT count(*) FROM history'), history)
+        self.assertEqual(c.acked(self.t1), 3, 'its certificate accepted, not retired')
+        self.allow_commits('history')
+        for verb, (args, _, _) in said.items():
+            self.assertEqual(c.admin(*args, check=False).returncode, 0, verb)
+        enroltool.unpack(os.path.join(add_dir, 'enr'), add_dir)
+        self.assertEqual(c.post(add_dir, c.mklog(seed='b', log=LOG_B, term='T-0002', count=3))[0], 200)
+        status, body, _ = c.request(self.t1, 'GET', f'/v1/logs/{LOG_A}/acked')
+        self.assertEqual((status, body), (403, {'error': 'terminal-retired'}))
+
+    def hold_terminal(self, term):
+        """Another client holds the store while the block runs: SQLite's write lock (BEGIN IMMEDIATE), or
+        (PostgreSQL) the terminal's row, with a lock_timeout of 1 s for the database's new sessions."""
+        c = self.centre
+        if not c.pg:
+            db = sqlite3.connect(c.db, isolation_level=None)
+            db.execute('BEGIN IMMEDIATE')
+            return lambda: (db.execute('ROLLBACK'), db.close())
+        c.pg.psql(c.pg_db, f"ALTER DATABASE {c.pg_db} SET lock_timeout = '1s'")
+        holder = subprocess.Popen([os.path.join(c.pg.bin, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d',
+                                   c.pg.conninfo(c.pg_db)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  text=True)
+        holder.stdin.write(f"BEGIN; SELECT 1 FROM terminal_certs WHERE id = '{term}' FOR UPDATE;\n")
+        holder.stdin.flush()
+        for _ in range(300):
+            if c.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{c.pg_db}'"
+                     " AND state = 'idle in transaction' AND query LIKE '%FOR UPDATE%'") == [(1,)]:
+                break
+            time.sleep(0.1)
+        else:
+            self.fail('psql holds no lock')
+
+        def release():
+            holder.stdin.write('ROLLBACK;\n')
+            holder.stdin.close()
+            self.assertEqual(holder.wait(30), 0)
+            c.pg.psql(c.pg_db, f'ALTER DATABASE {c.pg_db} RESET lock_timeout')
+        return release
+
+    def test_terminal_retire_while_store_held(self):
+        """terminal retire on a store another client holds (SQLite: its BEGIN waits its 10 s; PostgreSQL: its
+        write waits lock_timeout): not retired, and who may hold it. On SQLite it printed nothing at all."""
+        c = self.centre
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200)
+        release = self.hold_terminal('T-0001')
+        try:
+            p = c.admin('terminal', 'retire', 'T-0001', '--reason', 'stolen', check=False)
+        finally:
+            release()
+        self.assert_one_message(p, 'terminal retire T-0001: the change was not stored: the database ',
+                                '(Device or resource busy)', 'the register is as it was; the collector still accepts '
+                                'the terminal. Run the same command again; if it fails the same way, see what else '
+                                'holds the database that long (a retention run, another mamori-admin)')
+        self.assertIn('could not start it' if not c.pg else 'refused it', p.stderr)
+        self.assertEqual(c.acked(self.t1), 3, 'not retired')
+        c.admin('terminal', 'retire', 'T-0001', '--reason', 'stolen')
+        self.assertEqual(c.request(self.t1, 'GET', f'/v1/logs/{LOG_A}/acked')[0], 403)
+
+    def test_terminal_answer_not_written(self):
+        """add and rekey register the terminal first, then write its enrolment file: when that cannot be
+        written, the terminal is enrolled (rekeyed: its old certificate refused) and a rekey with the same
+        request writes the file. It said "cannot write FILE: E" only."""
+        c = self.centre
+        req, d = self.new_request('T-0002', 'b')
+        nowhere = os.path.join(c.tmp, 'no-such-directory', 'enr')
+        p = c.admin('terminal', 'add', '--request', req, '--office', 'chuo', '--out', nowhere, check=False)
+        self.assert_one_message(p, f'terminal T-0002 is enrolled (office chuo), but its enrolment file cannot be '
+                                f'written to {nowhere}: No such file or directory. Nothing needs undoing: check that '
+                                '--out names a file in a writable directory on a disk not full, then run mamori-admin '
+                                f'terminal rekey --request {req} --out FILE, which writes it')
+        self.assertEqual(c.sql("SELECT count(*) FROM terminals WHERE id = 'T-0002'"), [(1,)])
+        enr = os.path.join(d, 'enr')
+        c.admin('terminal', 'rekey', '--request', req, '--out', enr)  # as it says
+        enroltool.unpack(enr, d)
+        self.assertEqual(c.post(d, c.mklog(seed='b', term='T-0002', count=3))[0], 200)
+        # A rekey whose file is not written: the old certificate is refused until one is installed.
+        p = c.admin('terminal', 'rekey', '--request', req, '--out', nowhere, check=False)
+        self.assert_one_message(p, 'terminal T-0002 is rekeyed: the collector refuses its previous certificate from '
+                                f'now on, but the enrolment file with the new one cannot be written to {nowhere}: No '
+                                "such file or directory. Until one is installed the terminal's uploads are refused: "
+                                f'check that --out', f'terminal rekey --request {req} --out FILE, which writes it')
+        status, body, _ = c.request(d, 'GET', '/v1/policy')
+        self.assertEqual((status, body), (403, {'error': 'certificate-replaced'}))
+        c.admin('terminal', 'rekey', '--request', req, '--out', enr)
+        enroltool.unpack(enr, d)
+        self.assertEqual(c.acked(d), 3)
+
+    def refuse_anchor_of(self, log):
+        """Retention's deletions of log fail: its anchor refused (PostgreSQL: at the COMMIT of the month's
+        drop; SQLite: as that log's rows are deleted, by a trigger that fails)."""
+        c = self.centre
+        if c.pg:
+            c.pg.psql(c.pg_db, PG_REFUSE_AT_COMMIT.format(table='anchors', when=f"WHEN (NEW.log = '{log}') "))
+        else:
+            c.sql(f"CREATE TRIGGER test_refuse BEFORE INSERT ON anchors WHEN new.log = '{log}'"
+                  " BEGIN SELECT json('refused by the test'); END")
+
+    def test_retention_failed_half_way(self):
+        """retention deletes month by month, oldest first. Stopped by a failure in the second of three old
+        months, it says which months it deleted, what of the one it stopped in (PostgreSQL drops a month in one
+        transaction: nothing; SQLite deletes each log's part in its own: the first log's), which months are
+        left and that running it again is safe; run again, it deletes what is left and the logs verify. It
+        said "retention failed: E (what was deleted before is anchored and recorded; run it again)"."""
+        c = self.centre
+        months = {'a' * 32: (2015, 1), 'b' * 32: (2015, 2), 'c' * 32: (2015, 2), 'd' * 32: (2015, 3)}
+        for log, (y, m) in months.items():
+            start = calendar.timegm((y, m, 5, 0, 0, 0)) * 10 ** 6
+            self.assertEqual(c.post(self.t1, c.mklog(log=log, count=5, start=start))[0], 200, log)
+        self.refuse_anchor_of('c' * 32)
+        p = c.admin('retention', check=False)
+        self.assertIn('month 2015-01: deleted 5 records of 1 logs', p.stdout)
+        self.assertNotIn('month 2015-02: deleted', p.stdout)
+        if c.pg:
+            done, left = '2015-01', '2015-02'
+        else:
+            done, left = '2015-01, and 5 of the 10 records of 2015-02', 'the other 5 records of 2015-02'
+        self.assert_one_message(p, 'retention failed deleting month 2015-02: Input/output error. Deleted (anchored '
+                                f'and recorded, as printed above): {done}; left: {left}, and 2015-03. Running '
+                                'mamori-admin retention again is safe: it goes on from what was deleted; if it fails '
+                                'the same way, ' + self.store_why())
+        stored = dict(c.sql('SELECT log, count(*) FROM records GROUP BY log'))
+        self.assertEqual(stored, {'b' * 32: 5, 'c' * 32: 5, 'd' * 32: 5} if c.pg else {'c' * 32: 5, 'd' * 32: 5})
+        if c.pg:
+            c.pg.psql(c.pg_db, 'DROP TRIGGER test_refuse ON anchors')
+        else:
+            c.sql('DROP TRIGGER test_refuse')
+        p = c.admin('retention')
+        self.assertIn(f'deleted {15 if c.pg else 10} records older than', p.stdout)
+        self.assertEqual(c.stored(), 0)
+        self.assertEqual(c.admin('verify', check=False).returncode, 0)
 
 
 class AdminStoreFailsPgTest(unittest.TestCase):
