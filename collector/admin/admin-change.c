@@ -44,13 +44,17 @@ bool admin_reason_valid(const char *reason)
 int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret)
 {
         Store *s;
+        int r;
 
         if (reason && !admin_reason_valid(reason))
                 return 2;
         if (admin_store(ctx, &s) < 0)
                 return 1;
-        if (store_set_reason(s, reason) < 0 || store_begin(s) < 0) {
-                fprintf(stderr, "mamori-admin: cannot start a change of the store; see the message above\n");
+        r = store_set_reason(s, reason);
+        if (r >= 0)
+                r = store_begin(s);
+        if (r < 0) { /* store_begin() says nothing itself */
+                admin_change_failed(s, r, ADMIN_CHANGE_BEGIN, NULL, NULL, NULL);
                 return 1;
         }
         *ret = s;
@@ -94,21 +98,22 @@ void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what
                 [ADMIN_CHANGE_WRITE] = "refused it",
                 [ADMIN_CHANGE_COMMIT] = "refused to commit it",
         };
-        const char *sp = id ? " " : "";
+        char who[160] = "";
 
+        if (what)
+                snprintf(who, sizeof(who), "%s%s%s: ", what, id ? " " : "", id ?: "");
         /* store.h: the server may have committed before the session went */
         if (step == ADMIN_CHANGE_COMMIT && r == -ECONNRESET)
                 fprintf(stderr,
-                        "mamori-admin: %s%s%s: the connection to the database was lost as the change was "
+                        "mamori-admin: %sthe connection to the database was lost as the change was "
                         "committed: it may or may not be stored%s%s. See mamori-admin history%s%s before "
                         "making it again\n",
-                        what, sp, id ?: "", also ? "; " : "", also ?: "", sp, id ?: "");
+                        who, also ? "; " : "", also ?: "", id ? " " : "", id ?: "");
         else
                 fprintf(stderr,
-                        "mamori-admin: %s%s%s: the change was not stored: the database %s (%s)%s, the "
-                        "register is as it was%s%s. Run the same command again; if it fails the same way, "
-                        "%s\n",
-                        what, sp, id ?: "", how[step], strerror(-r),
+                        "mamori-admin: %sthe change was not stored: the database %s (%s)%s, the register is "
+                        "as it was%s%s. Run the same command again; if it fails the same way, %s\n",
+                        who, how[step], strerror(-r),
                         step == ADMIN_CHANGE_BEGIN ? "" : " and it was rolled back", also ? "; " : "",
                         also ?: "", admin_store_why(s, r));
 }

@@ -197,7 +197,7 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
         struct enrolment_request req = {};
         char sha[SHA256_HEX_MAX];
         const char *what = rekey ? "terminal rekey" : "terminal add", *also;
-        AdminChangeStep step;
+        AdminChangeStep step = ADMIN_CHANGE_WRITE;
         bool retired = false;
         size_t len;
         Store *s;

@@ -41,9 +41,9 @@ typedef enum AdminChangeStep {
         ADMIN_CHANGE_WRITE,
         ADMIN_CHANGE_COMMIT,
 } AdminChangeStep;
-/* After a change of WHAT[ ID] failed with r at step (and was rolled back): whether it is stored (not, or
- * maybe when the connection was lost at COMMIT), what else it leaves (also: a clause such as "no enrolment
- * file was written", NULL none), and what to do. */
+/* After a change of WHAT[ ID] (what NULL: a change) failed with r at step (and was rolled back): whether it
+ * is stored (not, or maybe when the connection was lost at COMMIT), what else it leaves (also: a clause such
+ * as "no enrolment file was written", NULL none), and what to do. */
 void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
                          const char *also);
 /* What to look at when the store refused a change with r: what held it, its disk, the PostgreSQL server's
