@@ -432,16 +432,16 @@ static int apply(Retention *t)
 }
 
 /* months[from..to) in words: "2015-01", or "the 3 months 2015-01 to 2015-03". */
-static void months_span(const Retention *t, size_t from, size_t to, char buf[static 64])
+static void months_span(const Retention *t, size_t from, size_t to, char buf[static 128])
 {
         char first[32], last[32];
 
         month_name(t->months[from], first);
         month_name(t->months[to - 1], last);
         if (to - from == 1)
-                snprintf(buf, 64, "%s", first);
+                snprintf(buf, 128, "%s", first);
         else
-                snprintf(buf, 64, "the %zu months %s to %s", to - from, first, last);
+                snprintf(buf, 128, "the %zu months %s to %s", to - from, first, last);
 }
 
 /*
@@ -451,7 +451,7 @@ static void months_span(const Retention *t, size_t from, size_t to, char buf[sta
  */
 static void apply_failed(const Retention *t, int r)
 {
-        char month[32], span[64];
+        char month[32], span[128];
 
         month_name(t->months[t->done], month);
         if (r == -ENOLCK)
