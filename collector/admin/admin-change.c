@@ -85,6 +85,8 @@ const char *admin_store_why(Store *s, int r)
                 return "see what else holds the database that long (a retention run, another mamori-admin)";
         if (r == -ENOSPC)
                 return "free space on the database's disk";
+        if (!s)
+                return "the database's own log or disk says why";
         if (streq(store_backend_name(s), "postgresql"))
                 return "the PostgreSQL server's log says why";
         return "check the disk that holds the database file (free space, I/O errors in the kernel log)";

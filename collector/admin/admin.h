@@ -47,7 +47,7 @@ typedef enum AdminChangeStep {
 void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
                          const char *also);
 /* What to look at when the store refused a change with r: what held it, its disk, the PostgreSQL server's
- * log. */
+ * log (s NULL: a store that did not open). */
 const char *admin_store_why(Store *s, int r);
 /* Ids as DESIGN §6/§8 allow them; false: printed why. */
 bool admin_check_id(const char *what, const char *s);

@@ -33,10 +33,18 @@ int admin_store(AdminContext *ctx, Store **ret)
                 }
                 if (r < 0) {
                         _cleanup_free_ char *shown = store_url_display(ctx->config.database);
-                        fprintf(stderr,
-                                "mamori-admin: cannot open the store %s: %s (check [Store] URL= in "
-                                "collector.conf and that the database is reachable)\n",
-                                shown ? shown : "?", strerror(-r));
+                        /* store_open() begins a change: on SQLite it waits 10 s for the write lock */
+                        if (r == -EBUSY)
+                                fprintf(stderr,
+                                        "mamori-admin: cannot open the store %s: %s: another client held it "
+                                        "longer than mamori-admin waits; nothing was done. Run the same "
+                                        "command again; if it fails the same way, %s\n",
+                                        shown ? shown : "?", strerror(-r), admin_store_why(NULL, r));
+                        else
+                                fprintf(stderr,
+                                        "mamori-admin: cannot open the store %s: %s (check [Store] URL= in "
+                                        "collector.conf and that the database is reachable)\n",
+                                        shown ? shown : "?", strerror(-r));
                         return r;
                 }
                 /* Before anything is read or changed: a role that may not do it all changes nothing. */
