@@ -163,6 +163,8 @@ out:
 static void answer_not_written(const struct enrolment_request *req, const char *request, const char *office,
                                const char *out, int r, bool rekey)
 {
+        _cleanup_free_ char *quoted = admin_shell_quote(request); /* a command to paste */
+
         if (rekey)
                 fprintf(stderr,
                         "mamori-admin: terminal %s is rekeyed: the collector refuses its previous "
@@ -178,7 +180,7 @@ static void answer_not_written(const struct enrolment_request *req, const char *
                 "check that --out names a file in a writable directory on a disk not full, then run "
                 "mamori-admin terminal rekey --request %s --out FILE, which writes it (with a new "
                 "certificate for the same request; the one issued now is never used)\n",
-                request);
+                quoted ?: request);
 }
 
 /* terminal add --request FILE --office O --out FILE [--url URL], and rekey (no --office). */

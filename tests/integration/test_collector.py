@@ -1090,7 +1090,7 @@ class AdminSaysWhatIsLeftTest(unittest.TestCase):
         self.assert_one_message(p, f'terminal T-0002 is enrolled (office chuo), but its enrolment file cannot be '
                                 f'written to {nowhere}: No such file or directory. Nothing needs undoing: check that '
                                 '--out names a file in a writable directory on a disk not full, then run mamori-admin '
-                                f'terminal rekey --request {req} --out FILE, which writes it')
+                                f'terminal rekey --request {shlex.quote(req)} --out FILE, which writes it')
         self.assertEqual(c.sql("SELECT count(*) FROM terminals WHERE id = 'T-0002'"), [(1,)])
         enr = os.path.join(d, 'enr')
         c.admin('terminal', 'rekey', '--request', req, '--out', enr)  # as it says
@@ -1101,7 +1101,7 @@ class AdminSaysWhatIsLeftTest(unittest.TestCase):
         self.assert_one_message(p, 'terminal T-0002 is rekeyed: the collector refuses its previous certificate from '
                                 f'now on, but the enrolment file with the new one cannot be written to {nowhere}: No '
                                 "such file or directory. Until one is installed the terminal's uploads are refused: "
-                                f'check that --out', f'terminal rekey --request {req} --out FILE, which writes it')
+                                f'check that --out', f'terminal rekey --request {shlex.quote(req)} --out FILE, which writes it')
         status, body, _ = c.request(d, 'GET', '/v1/policy')
         self.assertEqual((status, body), (403, {'error': 'certificate-replaced'}))
         c.admin('terminal', 'rekey', '--request', req, '--out', enr)
