@@ -384,11 +384,11 @@ static int apply(Retention *t)
         for (size_t i = 0; i < t->n_steps; i++)
                 t->months[t->n_months++] = t->steps[i].month;
         qsort(t->months, t->n_months, sizeof(int64_t), cmp_month);
-        for (size_t i = 1, k = 1; i <= t->n_months; i++) /* each month once */
-                if (i == t->n_months)
-                        t->n_months = k;
-                else if (t->months[i] != t->months[k - 1])
-                        t->months[k++] = t->months[i];
+        size_t kept = 0; /* each month once */
+        for (size_t i = 0; i < t->n_months; i++)
+                if (kept == 0 || t->months[i] != t->months[kept - 1])
+                        t->months[kept++] = t->months[i];
+        t->n_months = kept;
         for (t->done = 0; t->done < t->n_months; t->done++) {
                 int64_t month = t->months[t->done];
                 uint64_t n = 0, logs = 0;
