@@ -14,7 +14,12 @@ peak, so the bench gives every collector the same 8, however many collectors sha
 collectors with 8 terminals between them left cores idle as one with 4 did (session 12: 1.89 cores
 used against 1.95). Every STORE in STORES ("sqlite,postgresql-tuned,postgresql")
 with every C in COLLECTORS ("1,2"), REPEAT (3) times each, every time into a new centre (an empty
-store, the same records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on):
+store, the same records); PostgreSQL is a private cluster (tests/integration/pgcluster.py, fsync on),
+warmed before anything is measured (pgcluster's warm(): every shared buffer used once and a pool of
+recycled WAL segments, as in a centre that has run a while: a fresh cluster otherwise makes and
+zero-fills a new 16 MiB WAL segment every ~25,000 records, a sixth of its CPU in a run) and checkpointed
+before every repetition, outside the measured window (each starts with clean buffers, and its WAL goes
+into recycled segments):
 `postgresql` with PostgreSQL's defaults, `postgresql-tuned` as the capacity plan deploys it (huge
 pages, reserved for the run when run as root, and glibc keeping the server's heap between statements;
 `huge_pages=` says whether the pages were there). Use a build without sanitizers for figures. MAMORI_BENCH_COLLECTOR_CONF adds
@@ -106,6 +111,17 @@ def centre_pids(collectors, pg):
 
 
 _cost_dbs = 0
+_warmed = set()
+
+
+def warm_cluster(store):
+    """The store's shared PostgreSQL cluster (the one Centre uses), warmed once (pgcluster.warm()): its
+    buffers touched and its WAL pool full, as in a centre that has run a while."""
+    cluster = pgcluster.shared(tuned=store == 'postgresql-tuned')
+    if store not in _warmed:
+        cluster.warm()
+        _warmed.add(store)
+    return cluster
 
 
 def stage_costs(store):
@@ -116,7 +132,7 @@ def stage_costs(store):
     args = [os.path.join(bench.build_dir(), 'tests', 'bench', 'ingest-cost'), '10000', '1000', '5']
     env = dict(os.environ)
     if store.startswith('postgresql'):
-        cluster = pgcluster.shared(tuned=store == 'postgresql-tuned')
+        cluster = warm_cluster(store)
         _cost_dbs += 1
         args.append(cluster.create_db(f'cost{_cost_dbs}'))
         env['MAMORI_BENCH_PG_DATA'] = os.path.join(cluster.dir, 'data')
@@ -208,6 +224,8 @@ def main():
             tries, unsteady = 0, 0
             while len(rates) < repeat and tries < 3 * repeat:
                 tries += 1
+                if store.startswith('postgresql'):  # every repetition from the same state (module doc)
+                    warm_cluster(store).checkpoint()
                 vm = openssl_verify(cores)
                 before = openssl_verify()  # right before the run, as `after` is right after it
                 (rate, whole_rate, dt, cpu, pg_cpu, grown, total, client, pg_faults,

@@ -6,7 +6,9 @@ What PostgreSQL itself costs the machine for each record the collector stores, w
 RECORDS signed lines of one terminal (tests/integration/mklog, times ending a minute ago so that they
 fall in this month's partition) are sent with psql's \\copy, one COPY and one commit per BATCH records,
 into a private PostgreSQL 15 cluster (tests/integration/pgcluster.py, fsync on) set up as the capacity
-plan deploys it (`tuned`: huge pages when run as root, glibc keeping the server's heap). Layouts:
+plan deploys it (`tuned`: huge pages when run as root, glibc keeping the server's heap, a 1 GiB pool
+of recycled WAL segments), warmed first (pgcluster's warm()) and checkpointed before every run.
+Layouts:
 
 - `store`: the store's own `records` table (its schema made by tests/bench/ingest-cost in a warm-up),
   one row a record, in COPY's binary format, the whole batch in one COPY;
@@ -190,12 +192,14 @@ def main():
     cluster = pgcluster.Cluster(fsync=True, tuned=True).start()
     figures = {name: [] for name in LAYOUTS}
     try:
+        cluster.warm()  # as in a centre that has run a while (pgcluster.warm())
         with tempfile.TemporaryDirectory(prefix='mamori-pg-floor-') as tmp:
             files = write_batches(tmp, lines, batch)
             k = 0
             for r in range(repeat):
                 for name in LAYOUTS:  # interleaved, so that every layout meets the same drift
                     k += 1
+                    cluster.checkpoint()  # each run from clean buffers, its WAL into recycled segments
                     figures[name].append(one_run(cluster, name, files, n, f'floor{k}'))
                     if sys.stderr.isatty():
                         print(f'\r  run {r + 1}/{repeat} {name:14s}', end='', file=sys.stderr, flush=True)
