@@ -18,8 +18,8 @@ store, the same records); PostgreSQL is a private cluster (tests/integration/pgc
 warmed before anything is measured (pgcluster's warm(): every shared buffer used once and a pool of
 recycled WAL segments, as in a centre that has run a while: a fresh cluster otherwise makes and
 zero-fills a new 16 MiB WAL segment every ~25,000 records, a sixth of its CPU in a run) and checkpointed
-before every repetition, outside the measured window (each starts with clean buffers, and its WAL goes
-into recycled segments):
+after every repetition, outside the measured window, its CPU counted (each repetition starts with clean
+buffers, and its WAL goes into recycled segments):
 `postgresql` with PostgreSQL's defaults, `postgresql-tuned` as the capacity plan deploys it (huge
 pages, reserved for the run when run as root, and glibc keeping the server's heap between statements;
 `huge_pages=` says whether the pages were there). Use a build without sanitizers for figures. MAMORI_BENCH_COLLECTOR_CONF adds
@@ -40,8 +40,11 @@ continuous load, which a finite run's start and ragged end would understate; `wh
 the whole run's wall time), both ratios (`ratio`: median records/s over median baseline;
 `ratio_per_run`: each repetition against its own baseline, median and range — the steadier figure
 when the machine's speed drifts), and where
-the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes; PostgreSQL's share in brackets,
-and `postgresql_page_faults_per_record`, the pages its processes had to be given: each costs this VM
+the centre's CPU went: `cpu_per_record_us` (collector + PostgreSQL processes, and the CPU of the checkpoint
+after the run that writes the pages it dirtied — outside the measured window, so the rate leaves it
+out and this figure does not; `ratio_with_checkpoint` is each repetition's ratio had that checkpoint run
+on the same cores during it, as a running centre's do: the rate it can keep up; PostgreSQL's share in
+brackets, and `postgresql_page_faults_per_record`, the pages its processes had to be given: each costs this VM
 microseconds) against
 `verify_cpu_us` (one verification, from the median one-core baseline of that configuration) — their quotient, `verify_share`, is how
 much of the centre's work is signature checking, which no load on the machine changes; and
@@ -122,6 +125,18 @@ def warm_cluster(store):
         cluster.warm()
         _warmed.add(store)
     return cluster
+
+
+def checkpoint_cpu(store):
+    """PostgreSQL's CPU seconds for a checkpoint now, which writes the pages the last repetition dirtied
+    and recycles its WAL segments: the next repetition starts from the state the first did."""
+    if not store.startswith('postgresql'):
+        return 0.0
+    cluster = warm_cluster(store)
+    pids = centre_pids([], cluster)
+    cpu0 = {p: cpu_and_faults(p)[0] for p in pids}
+    cluster.checkpoint()
+    return sum(cpu_and_faults(p)[0] - cpu0[p] for p in pids) / TICK
 
 
 def stage_costs(store):
@@ -221,16 +236,17 @@ def main():
             print(f'  stage_costs store={store} {line}', flush=True)
         for k in counts:
             rates, whole, goal, avail, cpu_us, pg_us, used, client_us, pg_faults_r = [], [], [], [], [], [], [], [], []
+            ckpt_us, sustained = [], []
             tries, unsteady = 0, 0
+            checkpoint_cpu(store)  # what stage_costs or the configuration before left dirty
             while len(rates) < repeat and tries < 3 * repeat:
                 tries += 1
-                if store.startswith('postgresql'):  # every repetition from the same state (module doc)
-                    warm_cluster(store).checkpoint()
                 vm = openssl_verify(cores)
                 before = openssl_verify()  # right before the run, as `after` is right after it
                 (rate, whole_rate, dt, cpu, pg_cpu, grown, total, client, pg_faults,
                  collector_faults) = run_once(store, k, logs[k], batch)
                 after = openssl_verify()
+                ckpt = checkpoint_cpu(store)
                 v1 = (before + after) / 2  # the machine's speed drifts: before and after, averaged
                 steady_speed = abs(before - after) <= 0.05 * max(before, after)
                 print(f'  store={store} collectors={k} run={tries} records={total} seconds={dt:.2f} '
@@ -241,7 +257,9 @@ def main():
                       f'machine_verify_elapsed={vm:.0f} centre_cpu_s={cpu:.1f} postgresql_cpu_s={pg_cpu:.1f} '
                       f'postgresql_page_faults_per_record={pg_faults / total:.2f} '
                       f'collector_page_faults_per_record={collector_faults / total:.2f} '
-                      f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}', flush=True)
+                      f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}'
+                      + (f' checkpoint_cpu_per_record_us={ckpt * 1e6 / total:.1f}' if store != 'sqlite' else ''),
+                      flush=True)
                 if not steady_speed:
                     unsteady += 1
                     continue
@@ -249,8 +267,10 @@ def main():
                 whole.append(whole_rate)
                 goal.append(cores * v1)
                 avail.append(vm)
-                cpu_us.append(cpu * 1e6 / total)
-                pg_us.append(pg_cpu * 1e6 / total)
+                cpu_us.append((cpu + ckpt) * 1e6 / total)  # the run's pages written count as its work
+                pg_us.append((pg_cpu + ckpt) * 1e6 / total)
+                ckpt_us.append(ckpt * 1e6 / total)
+                sustained.append(rate * cpu / (cpu + ckpt) / (cores * v1))  # its checkpoint on the same cores
                 used.append(cpu / dt)
                 client_us.append(client * 1e6 / total)
                 pg_faults_r.append(pg_faults / total)
@@ -269,7 +289,11 @@ def main():
                   f'min={min(r / g for r, g in zip(rates, goal)):.0%} max={max(r / g for r, g in zip(rates, goal)):.0%} '
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
-                  f'cpu_per_record_us={statistics.median(cpu_us):.1f} (postgresql {statistics.median(pg_us):.1f}) '
+                  + (f'ratio_with_checkpoint median={statistics.median(sustained):.0%} '
+                     f'min={min(sustained):.0%} max={max(sustained):.0%} ' if store != 'sqlite' else '')
+                  + f'cpu_per_record_us={statistics.median(cpu_us):.1f} (postgresql {statistics.median(pg_us):.1f}'
+                  + (f', of which its checkpoint after the run {statistics.median(ckpt_us):.1f}' if store != 'sqlite' else '')
+                  + ') '
                   f'postgresql_page_faults_per_record={statistics.median(pg_faults_r):.2f} '
                   f'verify_cpu_us={verify_us:.1f} '
                   f'verify_share={share:.0%} cores_used={statistics.median(used):.2f} '
