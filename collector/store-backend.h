@@ -72,6 +72,11 @@ typedef struct StoreBackend {
         int (*run_lock)(void *conn, const char *name);
         /* store_check_access(); NULL: everything allowed. */
         int (*access)(void *conn, StoreAccess need, char **ret_why);
+        /* store_check_excess(); NULL: nothing in excess. */
+        int (*excess)(void *conn, StoreAccess need, char **ret_why);
+        /* Before store_open() chains history rows written before the register's hash chain: 0 when this
+         * role may, else -EACCES and *ret_why (who may). NULL: always may. */
+        int (*may_chain)(void *conn, char **ret_why);
 } StoreBackend;
 
 struct Store {

@@ -184,6 +184,32 @@ static const char unpartitioned_file[] =
         " END IF;"
         " END $$";
 
+/* The tables' state as the session's role sees it (schema_state()): who may make the schema, what it may do.
+ */
+typedef struct SchemaState {
+        bool marked;   /* mamori_schema is there */
+        bool readable; /* … and the role may SELECT on it */
+        bool made;     /* records is there: the schema was made before */
+        bool owner;    /* the role has the rights of records' owner (a member of it, or a superuser) */
+        bool create;   /* the role may CREATE in the schema tables are made in */
+        bool current;  /* mamori_schema holds this build's mark: nothing to make */
+        bool maintain; /* the role may EXECUTE mamori_records_maintain() (make partitions) */
+        bool chain;    /* … UPDATE history (chain rows of an older store: history_chain_rows()) */
+        /* As identifiers (quote_ident()), "" when unknown: the role, records' owner, and the schema that
+         * holds records (or that the role would make them in). */
+        char *role, *owner_name, *schema;
+        char *deletes; /* what of DELETE, TRUNCATE the role may do on records ("DELETE, TRUNCATE"), or "" */
+} SchemaState;
+
+static void schema_state_done(SchemaState *st)
+{
+        free(st->role);
+        free(st->owner_name);
+        free(st->schema);
+        free(st->deletes);
+        *st = (SchemaState){};
+}
+
 /* A statement prepared on this connection, by its SQL text (store.c's queries are a fixed set). */
 typedef struct Prepared {
         char *sql;
@@ -198,6 +224,7 @@ typedef struct PgConn {
         bool in_transaction; /* from pgc_begin() to its commit or rollback, even if the connection died */
         bool ended;          /* the server said it ends the session, read while idle (ensure_session()) */
         bool set_up;         /* session_setup() done on this session: one that is not is never used */
+        SchemaState state;   /* as session_setup() last read it (schema_make()) */
 } PgConn;
 
 #define COLS_MAX 16
@@ -309,45 +336,49 @@ static void schema_mark(char ret[static 17])
         snprintf(ret, 17, "%016" PRIx64, h);
 }
 
-/* Who may make the schema: the tables' state as the session's role sees it (schema_state()). */
-typedef struct SchemaState {
-        bool marked;   /* mamori_schema is there */
-        bool readable; /* … and the role may SELECT on it */
-        bool made;     /* records is there: the schema was made before */
-        bool owner;    /* the role has the rights of records' owner (a member of it, or a superuser) */
-        bool create;   /* the role may CREATE in the schema tables are made in */
-        /* As identifiers (quote_ident()), "" when unknown: the role, records' owner, and the schema that
-         * holds records (or that the role would make them in). */
-        char *role, *owner_name, *schema;
-} SchemaState;
-
-static void schema_state_done(SchemaState *st)
+/*
+ * One round trip at every open: the state as the role sees it, then whether mamori_schema holds mark. That
+ * second statement fails, and is not read, when there is no mamori_schema or the role may not read it: the
+ * first says which.
+ */
+static int schema_state(PgConn *c, const char *mark, SchemaState *ret)
 {
-        free(st->role);
-        free(st->owner_name);
-        free(st->schema);
-}
-
-static int schema_state(PgConn *c, SchemaState *ret)
-{
-        PGresult *res = PQexec(
-                c->pg, "SELECT to_regclass('mamori_schema') IS NOT NULL,"
-                       " coalesce(has_table_privilege(to_regclass('mamori_schema'), 'SELECT'), false),"
-                       " to_regclass('records') IS NOT NULL,"
-                       " coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
-                       "  WHERE oid = to_regclass('records')), false),"
-                       " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),"
-                       " quote_ident(current_user),"
-                       " coalesce((SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
-                       "  WHERE oid = to_regclass('records')), ''),"
-                       " coalesce((SELECT quote_ident(n.nspname) FROM pg_class r JOIN pg_namespace n"
-                       "  ON n.oid = r.relnamespace WHERE r.oid = to_regclass('records')),"
-                       "  quote_ident(current_schema()), '')");
-        int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 8
-                        ? 0
-                        : pg_err(c, res);
+        char sql[1536];
+        PGresult *res, *current = NULL;
         SchemaState st = {};
+        int r;
 
+        snprintf(sql, sizeof(sql),
+                 "SELECT to_regclass('mamori_schema') IS NOT NULL,"
+                 " coalesce(has_table_privilege(to_regclass('mamori_schema'), 'SELECT'), false),"
+                 " to_regclass('records') IS NOT NULL,"
+                 " coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
+                 "  WHERE oid = to_regclass('records')), false),"
+                 " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),"
+                 " quote_ident(current_user),"
+                 " coalesce((SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
+                 "  WHERE oid = to_regclass('records')), ''),"
+                 " coalesce((SELECT quote_ident(n.nspname) FROM pg_class r JOIN pg_namespace n"
+                 "  ON n.oid = r.relnamespace WHERE r.oid = to_regclass('records')),"
+                 "  quote_ident(current_schema()), ''),"
+                 " coalesce(has_function_privilege(to_regprocedure('mamori_records_maintain(bigint)'),"
+                 "  'EXECUTE'), false),"
+                 " concat_ws(', ', CASE WHEN has_table_privilege(to_regclass('records'), 'DELETE')"
+                 "  THEN 'DELETE' END, CASE WHEN has_table_privilege(to_regclass('records'), 'TRUNCATE')"
+                 "  THEN 'TRUNCATE' END),"
+                 " coalesce(has_table_privilege(to_regclass('history'), 'UPDATE'), false);"
+                 "SELECT count(*) > 0 FROM mamori_schema WHERE mark = '%s'",
+                 mark);
+        if (!PQsendQuery(c->pg, sql))
+                return pg_err(c, NULL);
+        res = PQgetResult(c->pg);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+                current = PQgetResult(c->pg);
+        for (PGresult *rest; (rest = PQgetResult(c->pg));) /* libpq: read until NULL */
+                PQclear(rest);
+        r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 11
+                    ? 0
+                    : pg_err(c, res);
         if (r >= 0) {
                 st.marked = streq(PQgetvalue(res, 0, 0), "t");
                 st.readable = streq(PQgetvalue(res, 0, 1), "t");
@@ -357,15 +388,26 @@ static int schema_state(PgConn *c, SchemaState *ret)
                 st.role = strdup(PQgetvalue(res, 0, 5));
                 st.owner_name = strdup(PQgetvalue(res, 0, 6));
                 st.schema = strdup(PQgetvalue(res, 0, 7));
-                if (!st.role || !st.owner_name || !st.schema) {
-                        schema_state_done(&st);
+                st.maintain = streq(PQgetvalue(res, 0, 8), "t");
+                st.deletes = strdup(PQgetvalue(res, 0, 9));
+                st.chain = streq(PQgetvalue(res, 0, 10), "t");
+                if (!st.role || !st.owner_name || !st.schema || !st.deletes)
                         r = -ENOMEM;
-                }
+        }
+        if (r >= 0 && st.marked && st.readable) {
+                if (PQresultStatus(current) == PGRES_TUPLES_OK && PQntuples(current) == 1)
+                        st.current = streq(PQgetvalue(current, 0, 0), "t");
+                else
+                        r = pg_err(c, current);
         }
         PQclear(res);
-        if (r >= 0)
-                *ret = st;
-        return r;
+        PQclear(current);
+        if (r < 0) {
+                schema_state_done(&st);
+                return r;
+        }
+        *ret = st;
+        return 0;
 }
 
 /* *ret_why (when asked for) = the message printf makes; -EACCES, or -ENOMEM when it cannot be made. */
@@ -386,6 +428,16 @@ _printf_(2, 3) static int access_denied(char **ret_why, const char *fmt, ...)
         return -EACCES;
 }
 
+/* A store an earlier build made, which only the tables' owner may bring up to date: who to open it as. */
+static int owner_must_open(const SchemaState *st, char **ret_why)
+{
+        return access_denied(ret_why,
+                             "the store's tables were made by another build of mamori and must be changed, "
+                             "which only their owner may do: role %s does not own them (their owner is %s). "
+                             "Run any mamori-admin command once as %s (it changes them), then this again",
+                             st->role, st->owner_name, st->owner_name);
+}
+
 /*
  * The schema, unless this text of it was made already. Its DDL locks what it names even when there is
  * nothing to do: ALTER TABLE … IF [NOT] EXISTS takes ACCESS EXCLUSIVE on logs and on records (every
@@ -399,42 +451,30 @@ _printf_(2, 3) static int access_denied(char **ret_why, const char *fmt, ...)
 static int schema_make(PgConn *c, char **ret_why)
 {
         char mark[17], sql[96];
-        SchemaState st;
-        uint64_t n = 0;
+        SchemaState *st = &c->state;
         int r;
 
         schema_mark(mark);
-        r = schema_state(c, &st);
-        if (r < 0)
+        schema_state_done(st);
+        r = schema_state(c, mark, st);
+        if (r < 0 || st->current)
                 return r;
-        if (st.marked && st.readable)
-                r = pg_count_of(c, "SELECT count(*) FROM mamori_schema WHERE mark = $1", mark, &n);
-        if (r < 0 || n > 0)
-                goto out;
-        if (st.marked && !st.readable && !st.owner)
-                r = access_denied(
+        if (st->marked && !st->readable && !st->owner)
+                return access_denied(
                         ret_why,
                         "role %s lacks SELECT on table mamori_schema; as the tables' owner (%s), run: "
                         "GRANT SELECT ON %s.mamori_schema TO %s",
-                        st.role, st.owner_name, st.schema, st.role);
-        else if (st.made && !st.owner)
-                r = access_denied(
-                        ret_why,
-                        "the store's tables were made by another build of mamori and must be changed, "
-                        "which only their owner may do: role %s does not own them (their owner is "
-                        "%s). Run any mamori-admin command once as %s (it changes them), then this "
-                        "again",
-                        st.role, st.owner_name, st.owner_name);
-        else if (!st.made && !st.create)
-                r = access_denied(
+                        st->role, st->owner_name, st->schema, st->role);
+        if (st->made && !st->owner)
+                return owner_must_open(st, ret_why);
+        if (!st->made && !st->create)
+                return access_denied(
                         ret_why,
                         "the database holds no mamori tables yet, and role %s may not make them (it "
                         "lacks CREATE on schema %s): run mamori-admin init as the role that is to own "
                         "them, or, as the schema's owner: GRANT CREATE ON SCHEMA %s TO %s",
-                        st.role, st.schema[0] ? st.schema : "(none)", st.schema[0] ? st.schema : "public",
-                        st.role);
-        if (r < 0)
-                goto out;
+                        st->role, st->schema[0] ? st->schema : "(none)",
+                        st->schema[0] ? st->schema : "public", st->role);
         r = pg_exec(c, "CREATE TABLE IF NOT EXISTS mamori_schema (mark text NOT NULL)");
         if (r >= 0)
                 r = pg_exec(c, unpartitioned_aside);
@@ -446,9 +486,11 @@ static int schema_make(PgConn *c, char **ret_why)
                  mark);
         if (r >= 0)
                 r = pg_exec(c, sql);
-out:
-        schema_state_done(&st);
-        return r;
+        if (r < 0)
+                return r;
+        /* Read again: the tables, and who owns them, are there now. */
+        schema_state_done(st);
+        return schema_state(c, mark, st);
 }
 
 /*
@@ -499,6 +541,7 @@ static void pgc_close(void *conn)
                 return;
         PQfinish(c->pg);
         forget_prepared(c);
+        schema_state_done(&c->state);
         free(c->run_lock);
         free(c);
 }
@@ -506,7 +549,6 @@ static void pgc_close(void *conn)
 static int pgc_open(const char *target, void **ret_conn, char **ret_why)
 {
         PgConn *c;
-        uint64_t may = 0;
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -524,12 +566,7 @@ static int pgc_open(const char *target, void **ret_conn, char **ret_why)
         r = session_setup(c, ret_why);
         /* Only a role that may make partitions does (the owner, a collector's: README, "PostgreSQL roles");
          * a reader's reads go through records, which finds rows in the default partition too. */
-        if (r >= 0)
-                r = pg_count(c,
-                             "SELECT count(*) WHERE coalesce(has_function_privilege("
-                             "to_regprocedure('mamori_records_maintain(bigint)'), 'EXECUTE'), false)",
-                             &may);
-        if (r >= 0 && may > 0) {
+        if (r >= 0 && c->state.maintain) {
                 /* A new database gets its partitions at once (the collector renews them, store_maintain()).
                  */
                 struct timespec ts;
@@ -1392,27 +1429,22 @@ static int pgc_access(void *conn, StoreAccess need, char **ret_why)
 {
         PgConn *c = conn;
         _cleanup_free_ char *missing = NULL, *grant = NULL;
-        SchemaState st;
+        const SchemaState *st = &c->state;
         int r;
 
+        /* The role and the owner as this session's setup read them (made again if need be). */
         r = ensure_connected_idle(c, -EBUSY);
         if (r < 0)
                 return r;
-        r = schema_state(c, &st);
-        if (r < 0)
-                return r;
-        if (need == STORE_ACCESS_OWNER) {
-                if (!st.owner)
-                        r = access_denied(
-                                ret_why,
-                                "role %s does not own the table records (its owner is %s), and only "
-                                "the owner may drop a month's partition or rebuild its key: run it as "
-                                "%s, or, as %s: GRANT %s TO %s",
-                                st.role, st.owner_name, st.owner_name, st.owner_name, st.owner_name,
-                                st.role);
-                schema_state_done(&st);
-                return r;
-        }
+        if (need == STORE_ACCESS_OWNER)
+                return st->owner
+                               ? 0
+                               : access_denied(ret_why,
+                                               "role %s does not own the table records (its owner is %s), "
+                                               "and only the owner may drop a month's partition or rebuild "
+                                               "its key: run it as %s, or, as %s: GRANT %s TO %s",
+                                               st->role, st->owner_name, st->owner_name, st->owner_name,
+                                               st->owner_name, st->role);
         assert((size_t)need < ELEMENTSOF(access_needs));
         r = first_missing(c, access_needs[need].needs, &missing);
         if (r >= 0 && missing) {
@@ -1420,20 +1452,67 @@ static int pgc_access(void *conn, StoreAccess need, char **ret_why)
                 assert(object);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-                if (asprintf(&grant, access_needs[need].grant, st.role, st.schema) < 0)
+                if (asprintf(&grant, access_needs[need].grant, st->role, st->schema) < 0)
                         grant = NULL;
 #pragma GCC diagnostic pop
                 r = grant ? access_denied(ret_why,
                                           "role %s lacks %.*s on %s %s, which %s needs; as the tables' "
                                           "owner (%s), "
                                           "run: %s",
-                                          st.role, (int)(object - missing), missing,
+                                          st->role, (int)(object - missing), missing,
                                           strncmp(missing, "EXECUTE ", 8) == 0 ? "function" : "table",
-                                          object + 1, access_needs[need].what, st.owner_name, grant)
+                                          object + 1, access_needs[need].what, st->owner_name, grant)
                           : -ENOMEM;
         }
-        schema_state_done(&st);
         return r;
+}
+
+/*
+ * A collector's role that could destroy records (README, "PostgreSQL roles"): the rights of the tables'
+ * owner (it owns them, is a member of their owner, or a superuser), or DELETE or TRUNCATE on records. As
+ * the session's setup read them. Reported, not refused: store_check_excess().
+ */
+static int pgc_excess(void *conn, StoreAccess need, char **ret_why)
+{
+        PgConn *c = conn;
+        const SchemaState *st = &c->state;
+        _cleanup_free_ char *grant = NULL;
+        int r;
+
+        if (need != STORE_ACCESS_INGEST)
+                return 0;
+        if (st->owner) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+                if (asprintf(&grant, access_needs[need].grant, "\"mamori-collector\"", st->schema) < 0)
+                        return -ENOMEM;
+#pragma GCC diagnostic pop
+                r = access_denied(ret_why,
+                                  "role %s has the rights of the tables' owner (%s), so a collector could "
+                                  "delete records and drop months, which its role must never be able to do "
+                                  "(README, \"PostgreSQL roles\"). Give the collector a role of its own: as "
+                                  "PostgreSQL's superuser, CREATE ROLE \"mamori-collector\" LOGIN; as the "
+                                  "tables' owner, run: %s; then run the collector as that role (its "
+                                  "User=, with no user in [Store] URL=)",
+                                  st->role, st->owner_name, grant);
+        } else if (st->deletes[0])
+                r = access_denied(
+                        ret_why,
+                        "role %s may %s on table records, so a collector could delete records, which "
+                        "its role must never be able to do (README, \"PostgreSQL roles\"); as the "
+                        "tables' owner (%s), run: REVOKE %s ON %s.records FROM %s (and from PUBLIC, "
+                        "or the role it has it through)",
+                        st->role, st->deletes, st->owner_name, st->deletes, st->schema, st->role);
+        else
+                return 0;
+        return r == -EACCES ? 1 : r;
+}
+
+/* history_chain_rows(): rows of an older store are chained by a role that may UPDATE history, the owner. */
+static int pgc_may_chain(void *conn, char **ret_why)
+{
+        PgConn *c = conn;
+        return c->state.owner || c->state.chain ? 0 : owner_must_open(&c->state, ret_why);
 }
 
 const StoreBackend store_backend_postgresql = {
@@ -1459,4 +1538,6 @@ const StoreBackend store_backend_postgresql = {
         .compact = pgc_compact,
         .run_lock = pgc_run_lock,
         .access = pgc_access,
+        .excess = pgc_excess,
+        .may_chain = pgc_may_chain,
 };

@@ -66,7 +66,7 @@ char *store_url_display(const char *url)
         return d;
 }
 
-static int history_chain_rows(Store *s);
+static int history_chain_rows(Store *s, char **ret_why);
 
 int store_open(const char *url, Store **ret)
 {
@@ -96,7 +96,7 @@ int store_open_why(const char *url, Store **ret, char **ret_why)
         /* History rows written before the register's hash chain are chained as they are. */
         r = store_begin(s);
         if (r >= 0) {
-                r = history_chain_rows(s);
+                r = history_chain_rows(s, ret_why);
                 if (r >= 0)
                         r = store_commit(s);
                 else
@@ -108,6 +108,56 @@ int store_open_why(const char *url, Store **ret, char **ret_why)
         }
         *ret = s;
         return 0;
+}
+
+int store_open_checked(const char *url, StoreAccess need, Store **ret, char **ret_why)
+{
+        _cleanup_store_ Store *s = NULL;
+        _cleanup_free_ char *why = NULL, *shown = NULL;
+        char *msg = NULL;
+        int r, n;
+
+        r = store_open_why(url, &s, &why);
+        if (r >= 0) {
+                /* Before anything is read or changed: a role that may not do it all changes nothing. */
+                r = store_check_access(s, need, &why);
+                if (r >= 0) {
+                        *ret = TAKE_PTR(s);
+                        return 0;
+                }
+                if (why)
+                        n = asprintf(&msg, "%s", why);
+                else
+                        n = asprintf(&msg, "cannot check the store's privileges: %s", strerror(-r));
+        } else if (why)
+                n = asprintf(&msg, "cannot open the store: %s", why);
+        else {
+                shown = store_url_display(url);
+                /* Opening chains the history in a transaction: SQLite waits 10 s for the write lock. */
+                if (r == -EBUSY)
+                        n = asprintf(
+                                &msg,
+                                "cannot open the store %s: %s: another client held it longer than %s "
+                                "waits; nothing was done. Run the same command again; if it fails the "
+                                "same way, see what else holds the database that long (a retention run, "
+                                "another mamori-admin)",
+                                shown ? shown : "?", strerror(-r), program_invocation_short_name);
+                else
+                        n = asprintf(
+                                &msg,
+                                "cannot open the store %s: %s (check [Store] URL= in collector.conf and "
+                                "that the database is reachable)",
+                                shown ? shown : "?", strerror(-r));
+        }
+        if (n < 0)
+                return -ENOMEM;
+        *ret_why = msg;
+        return r;
+}
+
+int store_check_excess(Store *s, StoreAccess need, char **ret_why)
+{
+        return s->be->excess ? s->be->excess(s->conn, need, ret_why) : 0;
 }
 
 Store *store_close(Store *s)
@@ -357,12 +407,39 @@ static int history_head(Store *s, int64_t *ret_id, char ret_hash[SHA256_HEX_MAX]
  * Rows written before the chain existed (hash NULL) are chained in id order, as they are: one row read
  * at a time, so no statement is open while a row is updated (on every backend).
  */
-static int history_chain_rows(Store *s)
+/*
+ * History rows written before the register's hash chain (no hash) are chained as they are, from the first
+ * such row on: one query when there is none. Changing them is for a role that may (PostgreSQL: the tables'
+ * owner); another is told to open the store once as the owner (-EACCES, *ret_why) and changes nothing.
+ */
+static int history_chain_rows(Store *s, char **ret_why)
 {
         char prev[SHA256_HEX_MAX] = REGISTER_PREV_FIRST;
-        int64_t after = 0;
+        int64_t after;
         int r;
 
+        {
+                _cleanup_q_ Q q = {};
+                r = query(s, &q,
+                          "SELECT h.id, coalesce((SELECT p.hash FROM history p WHERE p.id < h.id"
+                          " ORDER BY p.id DESC LIMIT 1), '') FROM history h WHERE coalesce(h.hash, '') = ''"
+                          " ORDER BY h.id LIMIT 1",
+                          NULL);
+                if (r >= 0)
+                        r = step_row(&q);
+                if (r <= 0)
+                        return r;
+                after = col_int64(&q, 0) - 1;
+                const char *before = col_text(&q, 1);
+                if (before[0]) {
+                        if (strlen(before) != SHA256_HEX_MAX - 1)
+                                return -EIO;
+                        memcpy(prev, before, SHA256_HEX_MAX);
+                }
+        }
+        r = s->be->may_chain ? s->be->may_chain(s->conn, ret_why) : 0;
+        if (r < 0)
+                return r;
         for (;;) {
                 _cleanup_q_ Q q = {};
                 RegisterRow row;

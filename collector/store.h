@@ -63,6 +63,20 @@ typedef enum StoreAccess {
 /* Checked before anything is done: 0, or -EACCES and *ret_why (malloc'd): the first privilege the role lacks
  * and the GRANT that gives what `need` needs. SQLite: always 0 (the file's permissions decide). */
 int store_check_access(Store *s, StoreAccess need, char **ret_why);
+/*
+ * What a program opens the store with: store_open_why(), then store_check_access(s, need). -errno and
+ * *ret_why (malloc'd; not written for -ENOMEM): the whole message after the program's prefix ("mamori-admin:
+ * verify: "), which says what failed and what to do — the GRANT to run, the role to open it as, or to check
+ * [Store] URL=.
+ */
+int store_open_checked(const char *url, StoreAccess need, Store **ret, char **ret_why);
+/*
+ * Privileges the role holds that a program doing `need` must not (PostgreSQL, INGEST: the rights of the
+ * tables' owner, or DELETE or TRUNCATE on records: a collector that could destroy records; README,
+ * "PostgreSQL roles"). 1 and *ret_why (malloc'd): which, and the REVOKE or the role to use; 0 none (SQLite
+ * always: it has no roles).
+ */
+int store_check_excess(Store *s, StoreAccess need, char **ret_why);
 /* Bytes the centre's data takes on disk; -EOPNOTSUPP for an in-memory database. */
 int store_size(Store *s, uint64_t *ret);
 

@@ -26,37 +26,10 @@ int admin_store(AdminContext *ctx, Store **ret)
 {
         if (!ctx->store) {
                 _cleanup_free_ char *actor = admin_actor(), *why = NULL;
-                int r = store_open_why(ctx->config.database, &ctx->store, &why);
-                if (r < 0 && why) {
-                        fprintf(stderr, "mamori-admin: %s: cannot open the store: %s\n", ctx->command, why);
-                        return r;
-                }
-                if (r < 0) {
-                        _cleanup_free_ char *shown = store_url_display(ctx->config.database);
-                        /* store_open() begins a change: on SQLite it waits 10 s for the write lock */
-                        if (r == -EBUSY)
-                                fprintf(stderr,
-                                        "mamori-admin: cannot open the store %s: %s: another client held it "
-                                        "longer than mamori-admin waits; nothing was done. Run the same "
-                                        "command again; if it fails the same way, %s\n",
-                                        shown ? shown : "?", strerror(-r), admin_store_why(NULL, r));
-                        else
-                                fprintf(stderr,
-                                        "mamori-admin: cannot open the store %s: %s (check [Store] URL= in "
-                                        "collector.conf and that the database is reachable)\n",
-                                        shown ? shown : "?", strerror(-r));
-                        return r;
-                }
                 /* Before anything is read or changed: a role that may not do it all changes nothing. */
-                r = store_check_access(ctx->store, ctx->access, &why);
+                int r = store_open_checked(ctx->config.database, ctx->access, &ctx->store, &why);
                 if (r < 0) {
-                        if (why)
-                                fprintf(stderr, "mamori-admin: %s: %s\n", ctx->command, why);
-                        else
-                                fprintf(stderr,
-                                        "mamori-admin: %s: cannot check the store's privileges: %s\n",
-                                        ctx->command, strerror(-r));
-                        ctx->store = store_close(ctx->store);
+                        fprintf(stderr, "mamori-admin: %s: %s\n", ctx->command, why ?: strerror(-r));
                         return r;
                 }
                 /* Every register change made through this run names who made it. */

@@ -245,29 +245,16 @@ int main(int argc, char **argv)
             (r = read_state_file(&cfg, "collector.key", &key)) < 0 ||
             (r = read_state_file(&cfg, "terminal-ca.pem", &trust)) < 0)
                 goto out;
-        r = store_open_why(cfg.database, &scan_store, &why);
-        if (r < 0 && why) {
-                fprintf(stderr, "mamori-collector: cannot open the store: %s\n", why);
-                goto out;
-        }
-        if (r < 0) {
-                _cleanup_free_ char *shown = store_url_display(cfg.database);
-                fprintf(stderr,
-                        "mamori-collector: cannot open the store %s: %s (check [Store] URL= in "
-                        "collector.conf and that the database is reachable)\n",
-                        shown ? shown : "?", strerror(-r));
-                goto out;
-        }
         /* Before serving: a role that lacks a privilege of ingest would answer every POST with a 503. */
-        r = store_check_access(scan_store, STORE_ACCESS_INGEST, &why);
+        r = store_open_checked(cfg.database, STORE_ACCESS_INGEST, &scan_store, &why);
         if (r < 0) {
-                if (why)
-                        fprintf(stderr, "mamori-collector: cannot store records: %s\n", why);
-                else
-                        fprintf(stderr, "mamori-collector: cannot check the store's privileges: %s\n",
-                                strerror(-r));
+                fprintf(stderr, "mamori-collector: %s\n", why ?: strerror(-r));
                 goto out;
         }
+        /* Said at every start, not refused: a collector that does not start stops the policy too (card
+         * suspensions, an emergency lock) from reaching the terminals. */
+        if (store_check_excess(scan_store, STORE_ACCESS_INGEST, &why) > 0)
+                fprintf(stderr, "mamori-collector: warning: %s. The collector serves meanwhile\n", why);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
