@@ -73,7 +73,8 @@ int store_open(const char *url, Store **ret)
         return store_open_why(url, ret, NULL);
 }
 
-int store_open_why(const char *url, Store **ret, char **ret_why)
+/* The backend's connection (and its schema), before anything of the store's is read. */
+static int store_connect(const char *url, Store **ret, char **ret_why)
 {
         const char *name, *target;
         Store *s;
@@ -93,63 +94,96 @@ int store_open_why(const char *url, Store **ret, char **ret_why)
                 free(s);
                 return r;
         }
-        /* History rows written before the register's hash chain are chained as they are. */
-        r = store_begin(s);
-        if (r >= 0) {
-                r = history_chain_rows(s, ret_why);
-                if (r >= 0)
-                        r = store_commit(s);
-                else
-                        store_rollback(s);
-        }
-        if (r < 0) {
-                store_close(s);
-                return r;
-        }
         *ret = s;
         return 0;
+}
+
+/* History rows written before the register's hash chain are chained as they are. */
+static int history_chain(Store *s, char **ret_why)
+{
+        int r = store_begin(s);
+        if (r < 0)
+                return r;
+        r = history_chain_rows(s, ret_why);
+        if (r >= 0)
+                r = store_commit(s);
+        else
+                store_rollback(s);
+        return r;
+}
+
+int store_open_why(const char *url, Store **ret, char **ret_why)
+{
+        _cleanup_store_ Store *s = NULL;
+        int r = store_connect(url, &s, ret_why);
+        if (r >= 0)
+                r = history_chain(s, ret_why);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* printf into a new string (malloc'd), or NULL. */
+_printf_(1, 2) static char *message(const char *fmt, ...)
+{
+        va_list ap;
+        char *m;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        return n < 0 ? NULL : m;
+}
+
+/* What to do when url could not be opened (r; why: the backend's own words, or NULL). */
+static char *open_failed(const char *url, int r, const char *why)
+{
+        _cleanup_free_ char *shown = NULL;
+
+        if (why)
+                return message("cannot open the store: %s", why);
+        shown = store_url_display(url);
+        /* Opening chains the history in a transaction: SQLite waits 10 s for the write lock. */
+        if (r == -EBUSY)
+                return message(
+                        "cannot open the store %s: %s: another client held it longer than %s waits; "
+                        "nothing was done. Run the same command again; if it fails the same way, see "
+                        "what else holds the database that long (a retention run, another mamori-admin)",
+                        shown ? shown : "?", strerror(-r), program_invocation_short_name);
+        return message(
+                "cannot open the store %s: %s (check [Store] URL= in collector.conf and that the database "
+                "is reachable)",
+                shown ? shown : "?", strerror(-r));
 }
 
 int store_open_checked(const char *url, StoreAccess need, Store **ret, char **ret_why)
 {
         _cleanup_store_ Store *s = NULL;
-        _cleanup_free_ char *why = NULL, *shown = NULL;
-        char *msg = NULL;
-        int r, n;
+        _cleanup_free_ char *why = NULL;
+        char *msg;
+        int r;
 
-        r = store_open_why(url, &s, &why);
+        r = store_connect(url, &s, &why);
         if (r >= 0) {
-                /* Before anything is read or changed: a role that may not do it all changes nothing. */
+                /* Before anything is read or changed (the history chained): a role that may not do it all
+                 * changes nothing. */
                 r = store_check_access(s, need, &why);
-                if (r >= 0) {
-                        *ret = TAKE_PTR(s);
-                        return 0;
+                if (r < 0) {
+                        msg = why ? TAKE_PTR(why)
+                                  : message("cannot check the store's privileges: %s", strerror(-r));
+                        goto fail;
                 }
-                if (why)
-                        n = asprintf(&msg, "%s", why);
-                else
-                        n = asprintf(&msg, "cannot check the store's privileges: %s", strerror(-r));
-        } else if (why)
-                n = asprintf(&msg, "cannot open the store: %s", why);
-        else {
-                shown = store_url_display(url);
-                /* Opening chains the history in a transaction: SQLite waits 10 s for the write lock. */
-                if (r == -EBUSY)
-                        n = asprintf(
-                                &msg,
-                                "cannot open the store %s: %s: another client held it longer than %s "
-                                "waits; nothing was done. Run the same command again; if it fails the "
-                                "same way, see what else holds the database that long (a retention run, "
-                                "another mamori-admin)",
-                                shown ? shown : "?", strerror(-r), program_invocation_short_name);
-                else
-                        n = asprintf(
-                                &msg,
-                                "cannot open the store %s: %s (check [Store] URL= in collector.conf and "
-                                "that the database is reachable)",
-                                shown ? shown : "?", strerror(-r));
+                r = history_chain(s, &why);
         }
-        if (n < 0)
+        if (r >= 0) {
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
+        msg = open_failed(url, r, why);
+fail:
+        if (!msg)
                 return -ENOMEM;
         *ret_why = msg;
         return r;

@@ -1269,7 +1269,7 @@ class PgRolesTest(unittest.TestCase):
         p = subprocess.Popen([exe('collector', 'mamori-collector'), '--config', conf or self.conf_as(role)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.procs.append(p)
-        w = bench.LineWatcher(p.stderr)
+        w = self.watch = bench.LineWatcher(p.stderr)  # the lines it wrote before listening: self.watch.lines
         try:
             return int(w.wait(r'listening on 127\.0\.0\.1 port (\d+)', timeout=30).group(1)), None
         except Exception:
@@ -1387,7 +1387,7 @@ class PgRolesTest(unittest.TestCase):
         self.assertIsNone(port)
         q, o = f'"{self.coll}"', self.owner
         self.assertEqual(err,
-                         f'mamori-collector: cannot store records: role {q} lacks EXECUTE on function '
+                         f'mamori-collector: role {q} lacks EXECUTE on function '
                          f"mamori_records_maintain(bigint), which storing records needs; as the tables' owner ({o}), "
                          f'run: GRANT SELECT ON mamori_schema, history, terminal_certs, policies TO {q}; GRANT SELECT, '
                          f'INSERT ON records TO {q}; GRANT SELECT, INSERT, UPDATE ON logs, alerts, secret_changes TO '
@@ -1400,7 +1400,7 @@ class PgRolesTest(unittest.TestCase):
                   f' REVOKE INSERT ON records FROM "{self.coll}"', user=o)
         port, err = self.collector_as(self.coll)
         self.assertIsNone(port)
-        self.assertTrue(err.startswith(f'mamori-collector: cannot store records: role {q} lacks INSERT on table '
+        self.assertTrue(err.startswith(f'mamori-collector: role {q} lacks INSERT on table '
                                        f"records, which storing records needs; as the tables' owner ({o}), run: "),
                         err)
         # A database without tables yet, opened first by a role that may not make them.
@@ -1419,6 +1419,100 @@ class PgRolesTest(unittest.TestCase):
                          f"the role that is to own them, or, as the schema's owner: GRANT CREATE ON SCHEMA public TO "
                          f'{q}\n')
         self.assertEqual(c.pg.psql(db, "SELECT count(*) FROM pg_class WHERE relname = 'records'").strip(), '0')
+
+    def test_collector_role_that_could_delete_is_named(self):
+        """A collector whose role could destroy records (the tables' owner, or DELETE/TRUNCATE on records) says so
+        at every start, and what to do; it serves meanwhile (refusing would stop the policy reaching the
+        terminals too). It said nothing."""
+        c = self.centre
+        self.grant(auditor=False)
+        q, o = f'"{self.coll}"', self.owner
+        port, err = self.collector_as(o)
+        self.assertIsNone(err)
+        said = [line for line in self.watch.lines if 'warning' in line]
+        self.assertEqual(said, [
+            f"mamori-collector: warning: role {o} has the rights of the tables' owner ({o}), so a collector could "
+            'delete records and drop months, which its role must never be able to do (README, "PostgreSQL roles"). '
+            'Give the collector a role of its own: as PostgreSQL\'s superuser, CREATE ROLE "mamori-collector" LOGIN; '
+            "as the tables' owner, run: GRANT SELECT ON mamori_schema, history, terminal_certs, policies TO "
+            '"mamori-collector"; GRANT SELECT, INSERT ON records TO "mamori-collector"; GRANT SELECT, INSERT, UPDATE '
+            'ON logs, alerts, secret_changes TO "mamori-collector"; GRANT SELECT, UPDATE ON terminals TO '
+            '"mamori-collector"; GRANT EXECUTE ON FUNCTION mamori_records_maintain(bigint) TO "mamori-collector"; '
+            'then run the collector as that role (its User=, with no user in [Store] URL=). The collector serves '
+            'meanwhile'])
+        c.port = port
+        self.assertEqual(c.post(self.t1, c.mklog(count=3))[0], 200, 'it serves')
+        # The superuser the other PostgreSQL cases run the collector as: the same.
+        port, err = self.collector_as(pgcluster.SUPERUSER)
+        self.assertIsNone(err)
+        self.assertIn(f"mamori-collector: warning: role {pgcluster.SUPERUSER} has the rights of the tables' owner ({o}), "
+                      'so a collector could delete records', '\n'.join(self.watch.lines))
+        for grant, what in [('DELETE', 'DELETE'), ('TRUNCATE', 'TRUNCATE'), ('DELETE, TRUNCATE', 'DELETE, TRUNCATE')]:
+            with self.subTest(grant=grant):
+                self.psql(f'GRANT {grant} ON records TO {q}', user=o)
+                port, err = self.collector_as(self.coll)
+                self.assertIsNone(err)
+                self.assertEqual([line for line in self.watch.lines if 'warning' in line], [
+                    f'mamori-collector: warning: role {q} may {what} on table records, so a collector could delete '
+                    'records, which its role must never be able to do (README, "PostgreSQL roles"); as the tables\' '
+                    f'owner ({o}), run: REVOKE {what} ON public.records FROM {q} (and from PUBLIC, or the role it has '
+                    'it through). The collector serves meanwhile'])
+                self.psql(f'REVOKE DELETE, TRUNCATE ON records FROM {q}', user=o)
+        # The README's role: not a word.
+        port, err = self.collector_as(self.coll)
+        self.assertIsNone(err)
+        self.assertEqual([line for line in self.watch.lines if 'warning' in line], [])
+
+    def test_read_needs_every_table(self):
+        """What reading the store needs (store-pg.c access_needs[]) names every table the schema makes: each one
+        an auditor may not read is named before anything is read. A table added to the schema and not to the
+        list would let an auditor's report start and fail half way. (history said "Input/output error": the open
+        read it, to chain it, before the check.)"""
+        c = self.centre
+        self.grant(collector=False)
+        a, o = self.auditor, self.owner
+        tables = self.psql("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                           " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname").split()
+        self.assertIn('records', tables)
+        self.assertIn('mamori_schema', tables)
+        for t in tables:
+            with self.subTest(table=t):
+                self.psql(f'REVOKE SELECT ON {t} FROM {a}', user=o)
+                p = self.admin_as(a, 'alerts')
+                self.psql(f'GRANT SELECT ON {t} TO {a}', user=o)
+                self.assertEqual((p.returncode, p.stdout), (1, ''), p.stderr)
+                self.assertIn(f'role {a} lacks SELECT on table {t}', p.stderr)
+        p = self.admin_as(a, 'alerts')
+        self.assertEqual((p.returncode, p.stderr), (0, ''))
+
+    def test_history_of_an_earlier_build_is_chained_by_its_owner(self):
+        """History rows written before the register's hash chain are chained by the first open as the owner; a
+        collector's or an auditor's role opening it first is told so and changes nothing. They said "cannot open
+        the store …: Input/output error (check [Store] URL= …)"."""
+        c = self.centre
+        self.grant()
+        c.admin('operator', 'add', 'OP1', '--office', 'chuo')
+        # A row as a build before the chain wrote it: no prev, no hash.
+        self.psql("INSERT INTO history (id, ts, object, object_id, action, detail) SELECT max(id) + 1, 1,"
+                  " 'operator', 'OP2', 'add', 'office=chuo' FROM history", user=self.owner)
+        q, o = f'"{self.coll}"', self.owner
+        said = ("cannot open the store: the store's tables were made by another build of mamori and must be changed, "
+                f'which only their owner may do: role {{}} does not own them (their owner is {o}). Run any mamori-admin '
+                f'command once as {o} (it changes them), then this again\n')
+        port, err = self.collector_as(self.coll)
+        self.assertIsNone(port)
+        self.assertEqual(err, 'mamori-collector: ' + said.format(q))
+        p = self.admin_as(self.auditor, 'register', 'verify')
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, '', 'mamori-admin: register verify: ' + said.format(self.auditor)))
+        self.assertEqual(self.psql('SELECT count(*) FROM history WHERE hash IS NULL').strip(), '1', 'nothing changed')
+        # The owner's first command chains it; then both open it.
+        p = self.admin_as(o, 'alerts')
+        self.assertEqual((p.returncode, p.stderr), (0, ''))
+        self.assertEqual(self.psql('SELECT count(*) FROM history WHERE hash IS NULL').strip(), '0')
+        p = self.admin_as(self.auditor, 'register', 'verify')
+        self.assertEqual((p.returncode, p.stderr), (0, ''))
+        port, err = self.collector_as(self.coll)
+        self.assertIsNone(err)
 
     def test_store_of_an_earlier_build_is_upgraded_by_its_owner(self):
         c = self.centre
