@@ -348,27 +348,30 @@ static int schema_state(PgConn *c, const char *mark, SchemaState *ret)
         SchemaState st = {};
         int r;
 
-        snprintf(sql, sizeof(sql),
-                 "SELECT to_regclass('mamori_schema') IS NOT NULL,"
-                 " coalesce(has_table_privilege(to_regclass('mamori_schema'), 'SELECT'), false),"
-                 " to_regclass('records') IS NOT NULL,"
-                 " coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
-                 "  WHERE oid = to_regclass('records')), false),"
-                 " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),"
-                 " quote_ident(current_user),"
-                 " coalesce((SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
-                 "  WHERE oid = to_regclass('records')), ''),"
-                 " coalesce((SELECT quote_ident(n.nspname) FROM pg_class r JOIN pg_namespace n"
-                 "  ON n.oid = r.relnamespace WHERE r.oid = to_regclass('records')),"
-                 "  quote_ident(current_schema()), ''),"
-                 " coalesce(has_function_privilege(to_regprocedure('mamori_records_maintain(bigint)'),"
-                 "  'EXECUTE'), false),"
-                 " concat_ws(', ', CASE WHEN has_table_privilege(to_regclass('records'), 'DELETE')"
-                 "  THEN 'DELETE' END, CASE WHEN has_table_privilege(to_regclass('records'), 'TRUNCATE')"
-                 "  THEN 'TRUNCATE' END),"
-                 " coalesce(has_table_privilege(to_regclass('history'), 'UPDATE'), false);"
-                 "SELECT count(*) > 0 FROM mamori_schema WHERE mark = '%s'",
-                 mark);
+        int n = snprintf(
+                sql, sizeof(sql),
+                "SELECT to_regclass('mamori_schema') IS NOT NULL,"
+                " coalesce(has_table_privilege(to_regclass('mamori_schema'), 'SELECT'), false),"
+                " to_regclass('records') IS NOT NULL,"
+                " coalesce((SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
+                "  WHERE oid = to_regclass('records')), false),"
+                " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),"
+                " quote_ident(current_user),"
+                " coalesce((SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
+                "  WHERE oid = to_regclass('records')), ''),"
+                " coalesce((SELECT quote_ident(n.nspname) FROM pg_class r JOIN pg_namespace n"
+                "  ON n.oid = r.relnamespace WHERE r.oid = to_regclass('records')),"
+                "  quote_ident(current_schema()), ''),"
+                " coalesce(has_function_privilege(to_regprocedure('mamori_records_maintain(bigint)'),"
+                "  'EXECUTE'), false),"
+                " concat_ws(', ', CASE WHEN has_table_privilege(to_regclass('records'), 'DELETE')"
+                "  THEN 'DELETE' END, CASE WHEN has_table_privilege(to_regclass('records'), 'TRUNCATE')"
+                "  THEN 'TRUNCATE' END),"
+                " coalesce(has_table_privilege(to_regclass('history'), 'UPDATE'), false);"
+                "SELECT count(*) > 0 FROM mamori_schema WHERE mark = '%s'",
+                mark);
+        if (n < 0 || (size_t)n >= sizeof(sql))
+                return -ENOBUFS; /* the text above outgrew sql[] */
         if (!PQsendQuery(c->pg, sql))
                 return pg_err(c, NULL);
         res = PQgetResult(c->pg);
