@@ -438,13 +438,10 @@ static int history_head(Store *s, int64_t *ret_id, char ret_hash[SHA256_HEX_MAX]
 }
 
 /*
- * Rows written before the chain existed (hash NULL) are chained in id order, as they are: one row read
- * at a time, so no statement is open while a row is updated (on every backend).
- */
-/*
- * History rows written before the register's hash chain (no hash) are chained as they are, from the first
- * such row on: one query when there is none. Changing them is for a role that may (PostgreSQL: the tables'
- * owner); another is told to open the store once as the owner (-EACCES, *ret_why) and changes nothing.
+ * Rows written before the chain existed (hash NULL) are chained in id order, as they are, from the first
+ * such row on (one query when there is none): one row read at a time, so no statement is open while a row
+ * is updated (on every backend). Changing them is for a role that may (PostgreSQL: the tables' owner);
+ * another is told to open the store once as the owner (-EACCES, *ret_why) and changes nothing.
  */
 static int history_chain_rows(Store *s, char **ret_why)
 {

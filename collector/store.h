@@ -64,7 +64,8 @@ typedef enum StoreAccess {
  * and the GRANT that gives what `need` needs. SQLite: always 0 (the file's permissions decide). */
 int store_check_access(Store *s, StoreAccess need, char **ret_why);
 /*
- * What a program opens the store with: store_open_why(), then store_check_access(s, need). -errno and
+ * What a program opens the store with: store_open_why(), with store_check_access(s, need) before anything of
+ * the store's is read (the history's older rows chained). -errno and
  * *ret_why (malloc'd; not written for -ENOMEM): the whole message after the program's prefix ("mamori-admin:
  * verify: "), which says what failed and what to do — the GRANT to run, the role to open it as, or to check
  * [Store] URL=.
