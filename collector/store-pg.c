@@ -184,8 +184,7 @@ static const char unpartitioned_file[] =
         " END IF;"
         " END $$";
 
-/* The tables' state as the session's role sees it (schema_state()): who may make the schema, what it may do.
- */
+/* The tables as the session's role sees them (schema_state()): who may make the schema, what it may do. */
 typedef struct SchemaState {
         bool marked;   /* mamori_schema is there */
         bool readable; /* … and the role may SELECT on it */
@@ -1482,7 +1481,7 @@ static int pgc_excess(void *conn, StoreAccess need, char **ret_why)
         _cleanup_free_ char *grant = NULL;
         int r;
 
-        if (need != STORE_ACCESS_INGEST)
+        if (need != STORE_ACCESS_INGEST || !c->set_up)
                 return 0;
         if (st->owner) {
 #pragma GCC diagnostic push
