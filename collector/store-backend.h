@@ -38,7 +38,7 @@ typedef struct StoreBackend {
         const char *name;    /* "sqlite", "postgresql" */
         bool filed_by_month; /* records partitioned by StoreRecord.ts: a range of it reads only its months */
         /* target: a file path (SQLite) or a URL/conninfo (PostgreSQL); makes the schema. *ret_why: see
-         * store_open_why() (written only with -EACCES). */
+         * store_open_checked() (written only with -EACCES). */
         int (*open)(const char *target, void **ret_conn, char **ret_why);
         void (*close)(void *conn);
         int (*begin)(void *conn);

@@ -68,11 +68,6 @@ char *store_url_display(const char *url)
 
 static int history_chain_rows(Store *s, char **ret_why);
 
-int store_open(const char *url, Store **ret)
-{
-        return store_open_why(url, ret, NULL);
-}
-
 /* The backend's connection (and its schema), before anything of the store's is read. */
 static int store_connect(const char *url, Store **ret, char **ret_why)
 {
@@ -112,12 +107,12 @@ static int history_chain(Store *s, char **ret_why)
         return r;
 }
 
-int store_open_why(const char *url, Store **ret, char **ret_why)
+int store_open(const char *url, Store **ret)
 {
         _cleanup_store_ Store *s = NULL;
-        int r = store_connect(url, &s, ret_why);
+        int r = store_connect(url, &s, NULL);
         if (r >= 0)
-                r = history_chain(s, ret_why);
+                r = history_chain(s, NULL);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);

@@ -36,9 +36,6 @@ typedef struct Store Store;
  * "postgres://…" or a libpq conninfo ("host=/run/postgresql dbname=mamori"). Makes the schema.
  */
 int store_open(const char *url, Store **ret);
-/* store_open(), and when it fails for want of a privilege of the database role (PostgreSQL: -EACCES),
- * *ret_why (malloc'd, or NULL) says which and what to do: the GRANT to run, or the role to open it as. */
-int store_open_why(const char *url, Store **ret, char **ret_why);
 Store *store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 #define _cleanup_store_ _cleanup_(store_closep)
@@ -64,11 +61,11 @@ typedef enum StoreAccess {
  * and the GRANT that gives what `need` needs. SQLite: always 0 (the file's permissions decide). */
 int store_check_access(Store *s, StoreAccess need, char **ret_why);
 /*
- * What a program opens the store with: store_open_why(), with store_check_access(s, need) before anything of
- * the store's is read (the history's older rows chained). -errno and
- * *ret_why (malloc'd; not written for -ENOMEM): the whole message after the program's prefix ("mamori-admin:
- * verify: "), which says what failed and what to do — the GRANT to run, the role to open it as, or to check
- * [Store] URL=.
+ * What a program opens the store with: store_open(), with store_check_access(s, need) before anything of the
+ * store's is read (the history's older rows chained). -errno (PostgreSQL: -EACCES for want of a privilege of
+ * the database role, or for a role that may not bring an older store up to date) and *ret_why (malloc'd; not
+ * written for -ENOMEM): the whole message after the program's prefix ("mamori-admin: verify: "), which says
+ * what failed and what to do — the GRANT to run, the role to open it as, or to check [Store] URL=.
  */
 int store_open_checked(const char *url, StoreAccess need, Store **ret, char **ret_why);
 /*
