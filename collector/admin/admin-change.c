@@ -41,7 +41,46 @@ bool admin_reason_valid(const char *reason)
         return false;
 }
 
-int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret)
+/* Where a change of the store failed: its store_begin(), a write inside it, or its store_commit(). */
+typedef enum ChangeStep {
+        CHANGE_BEGIN,
+        CHANGE_WRITE,
+        CHANGE_COMMIT,
+} ChangeStep;
+
+/* After the change c failed with r at step (and was rolled back): whether it is stored (not, or maybe when
+ * the connection was lost at COMMIT), what else it leaves, and what to do. */
+static void change_failed(Store *s, int r, ChangeStep step, const AdminChange *c)
+{
+        static const char *const how[] = {
+                [CHANGE_BEGIN] = "could not start it",
+                [CHANGE_WRITE] = "refused it",
+                [CHANGE_COMMIT] = "refused to commit it",
+        };
+        const char *id = c->what ? c->id : NULL, *also;
+        char who[160] = "";
+
+        if (c->what)
+                snprintf(who, sizeof(who), "%s%s%s: ", c->what, id ? " " : "", id ?: "");
+        /* store.h: the server may have committed before the session went */
+        if (step == CHANGE_COMMIT && r == -ECONNRESET) {
+                also = c->also_maybe;
+                fprintf(stderr,
+                        "mamori-admin: %sthe connection to the database was lost as the change was "
+                        "committed: it may or may not be stored%s%s. See mamori-admin history%s%s before "
+                        "making it again\n",
+                        who, also ? "; " : "", also ?: "", id ? " " : "", id ?: "");
+                return;
+        }
+        also = c->also;
+        fprintf(stderr,
+                "mamori-admin: %sthe change was not stored: the database %s (%s)%s, the register is as it "
+                "was%s%s. Run the same command again; if it fails the same way, %s\n",
+                who, how[step], strerror(-r), step == CHANGE_BEGIN ? "" : " and it was rolled back",
+                also ? "; " : "", also ?: "", admin_store_why(s, r));
+}
+
+int admin_change_begin(AdminContext *ctx, const char *reason, const AdminChange *c, Store **ret)
 {
         Store *s;
         int r;
@@ -54,26 +93,32 @@ int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret)
         if (r >= 0)
                 r = store_begin(s);
         if (r < 0) { /* store_begin() says nothing itself */
-                admin_change_failed(s, r, ADMIN_CHANGE_BEGIN, NULL, NULL, NULL);
+                change_failed(s, r, CHANGE_BEGIN, c);
                 return 1;
         }
         *ret = s;
         return 0;
 }
 
-int admin_change_end(Store *s, int r, const char *what, const char *id)
+int admin_change_end(Store *s, int r, const AdminChange *c)
 {
+        const char *id = c->what ? c->id : NULL;
+
+        if (r == -EEXIST || r == -ENOENT) { /* the register's answer, not the database failing */
+                store_rollback(s);
+                fprintf(stderr, "mamori-admin: %s%s%s: %s; nothing was changed%s%s\n", c->what ?: "change",
+                        id ? " " : "", id ?: "", r == -EEXIST ? "already exists" : "not registered",
+                        c->also ? "; " : "", c->also ?: "");
+                return 1;
+        }
         if (r < 0) {
                 store_rollback(s);
-                fprintf(stderr, "mamori-admin: %s%s%s: %s\n", what, id ? " " : "", id ?: "",
-                        r == -EEXIST   ? "already exists"
-                        : r == -ENOENT ? "not registered"
-                                       : strerror(-r));
+                change_failed(s, r, CHANGE_WRITE, c);
                 return 1;
         }
         r = store_commit(s);
         if (r < 0) {
-                admin_change_failed(s, r, ADMIN_CHANGE_COMMIT, what, id, NULL);
+                change_failed(s, r, CHANGE_COMMIT, c);
                 return 1;
         }
         return 0;
@@ -85,37 +130,11 @@ const char *admin_store_why(Store *s, int r)
                 return "see what else holds the database that long (a retention run, another mamori-admin)";
         if (r == -ENOSPC)
                 return "free space on the database's disk";
+        if (r == -ENOMEM)
+                return "free memory (on this machine, or the database server's)";
         if (!s)
                 return "the database's own log or disk says why";
         if (streq(store_backend_name(s), "postgresql"))
                 return "the PostgreSQL server's log says why";
         return "check the disk that holds the database file (free space, I/O errors in the kernel log)";
-}
-
-void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
-                         const char *also)
-{
-        static const char *const how[] = {
-                [ADMIN_CHANGE_BEGIN] = "could not start it",
-                [ADMIN_CHANGE_WRITE] = "refused it",
-                [ADMIN_CHANGE_COMMIT] = "refused to commit it",
-        };
-        char who[160] = "";
-
-        if (what)
-                snprintf(who, sizeof(who), "%s%s%s: ", what, id ? " " : "", id ?: "");
-        /* store.h: the server may have committed before the session went */
-        if (step == ADMIN_CHANGE_COMMIT && r == -ECONNRESET)
-                fprintf(stderr,
-                        "mamori-admin: %sthe connection to the database was lost as the change was "
-                        "committed: it may or may not be stored%s%s. See mamori-admin history%s%s before "
-                        "making it again\n",
-                        who, also ? "; " : "", also ?: "", id ? " " : "", id ?: "");
-        else
-                fprintf(stderr,
-                        "mamori-admin: %sthe change was not stored: the database %s (%s)%s, the register is "
-                        "as it was%s%s. Run the same command again; if it fails the same way, %s\n",
-                        who, how[step], strerror(-r),
-                        step == ADMIN_CHANGE_BEGIN ? "" : " and it was rolled back", also ? "; " : "",
-                        also ?: "", admin_store_why(s, r));
 }

@@ -17,10 +17,10 @@ int admin_office_hours(AdminContext *ctx, int argc, char **argv)
                         "time; audit flags sessions that start outside them)\n");
                 return 2;
         }
-        if (admin_change_begin(ctx, NULL, &s) != 0)
+        const AdminChange change = {.what = "office", .id = argv[1]};
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_office_set_hours(s, admin_now_usec(), argv[1], argv[2]), "office",
-                             argv[1]))
+        if (admin_change_end(s, store_office_set_hours(s, admin_now_usec(), argv[1], argv[2]), &change))
                 return 1;
         printf("office %s: hours %s\n", argv[1], argv[2]);
         return 0;
@@ -52,10 +52,10 @@ int admin_office_days(AdminContext *ctx, int argc, char **argv)
                 return 2;
         }
         audit_format_days(mask, days, sizeof(days));
-        if (admin_change_begin(ctx, NULL, &s) != 0)
+        const AdminChange change = {.what = "office", .id = argv[1]};
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL),
-                             "office", argv[1]))
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL), &change))
                 return 1;
         printf("office %s: working days %s\n", argv[1], days);
         return 0;
@@ -97,10 +97,10 @@ int admin_office_holidays(AdminContext *ctx, int argc, char **argv)
                         continue;
                 len += (size_t)sprintf(list + len, "%s%s", len ? " " : "", argv[2 + i]);
         }
-        if (admin_change_begin(ctx, NULL, &s) != 0)
+        const AdminChange change = {.what = "office", .id = argv[1]};
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list),
-                             "office", argv[1]))
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list), &change))
                 return 1;
         printf("office %s: holidays %s\n", argv[1], len ? list : "(none)");
         return 0;
@@ -135,10 +135,10 @@ int admin_operator_roles(AdminContext *ctx, int argc, char **argv)
                 memcpy(roles + len, argv[i], n + 1);
                 len += n;
         }
-        if (admin_change_begin(ctx, NULL, &s) != 0)
+        const AdminChange change = {.what = "operator", .id = argv[1]};
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_operator_set_roles(s, admin_now_usec(), argv[1], roles), "operator",
-                             argv[1]))
+        if (admin_change_end(s, store_operator_set_roles(s, admin_now_usec(), argv[1], roles), &change))
                 return 1;
         printf("operator %s: roles %s\n", argv[1], roles);
         return 0;

@@ -80,11 +80,11 @@ int admin_operator_add(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: the name must be at most 256 bytes of UTF-8\n");
                 return 2;
         }
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "operator add", .id = argv[optind]};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
-        if (admin_change_end(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices),
-                             "operator add", NULL))
+        if (admin_change_end(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices), &change))
                 return 1;
         printf("operator %s added\n", argv[optind]);
         return 0;
@@ -158,7 +158,8 @@ static int card_status(AdminContext *ctx, int argc, char **argv, const char *to,
                 fprintf(stderr, "mamori-admin: invalid card id (64 lowercase hex) '%s'\n", id);
                 return 2;
         }
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "card", .id = id};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
         r = card_move(s, admin_now_usec(), id, to, NULL);
@@ -166,7 +167,7 @@ static int card_status(AdminContext *ctx, int argc, char **argv, const char *to,
                 store_rollback(s);
                 return 1;
         }
-        if (admin_change_end(s, r, "card", NULL))
+        if (admin_change_end(s, r, &change))
                 return 1;
         printf("card %s is now %s; publish it with: mamori-admin policy publish\n", id, to);
         return 0;
@@ -227,7 +228,8 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                 return r;
         if (!admin_check_id("operator id", id))
                 return 2;
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "operator", .id = id};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
         r = store_operator_get(s, id, &op);
@@ -237,7 +239,7 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                 return 1;
         }
         if (r < 0)
-                return admin_change_end(s, r, "operator", NULL);
+                return admin_change_end(s, r, &change);
         why = register_move_refusal("operator", op.status, to);
         if (why) {
                 store_rollback(s);
@@ -259,7 +261,7 @@ static int operator_status(AdminContext *ctx, int argc, char **argv, const char 
                                 r = store_card_set_status(s, now, oc.ids[i], "suspended", card_reason);
                 }
         }
-        if (admin_change_end(s, r, "operator", NULL)) {
+        if (admin_change_end(s, r, &change)) {
                 free(oc.ids);
                 return 1;
         }
@@ -322,7 +324,8 @@ int admin_operator_pin_reset(AdminContext *ctx, int argc, char **argv)
         }
         if (!admin_check_id("operator id", argv[optind]))
                 return 2;
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "operator pin-reset", .id = argv[optind]};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
         /* --expired: a PIN the administrator set must be changed by its operator at the next login. */
@@ -332,7 +335,7 @@ int admin_operator_pin_reset(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: operator %s is not in the register\n", argv[optind]);
                 return 1;
         }
-        if (admin_change_end(s, r, "operator pin-reset", NULL))
+        if (admin_change_end(s, r, &change))
                 return 1;
         printf("operator %s: PIN %s; publish it with: mamori-admin policy publish\n", argv[optind],
                expired ? "reset, to be changed at the next login" : "reset, its age counts from now");
@@ -435,7 +438,8 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
         }
         if (check_card_cert(ctx, cert) < 0)
                 return 1;
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "card issue", .id = card_id};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
         r = store_card_get(s, card_id, &existing);
@@ -451,7 +455,7 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
                 return 1;
         }
         if (r != -ENOENT)
-                return admin_change_end(s, r, "card issue", NULL);
+                return admin_change_end(s, r, &change);
         r = 0;
         if (op) {
                 StoreOperator o;
@@ -471,7 +475,7 @@ int admin_card_issue(AdminContext *ctx, int argc, char **argv)
                         op ?: group);
                 return 1;
         }
-        if (admin_change_end(s, r, "card issue", NULL))
+        if (admin_change_end(s, r, &change))
                 return 1;
         printf("%s\n", card_id);
         return 0;
@@ -525,13 +529,20 @@ int admin_group_add(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "mamori-admin: a group needs at least one --member\n");
                 return 2;
         }
-        r = admin_change_begin(ctx, reason, &s);
+        const AdminChange change = {.what = "group add", .id = id};
+        r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
         r = store_group_add(s, admin_now_usec(), id, offices, members);
-        if (admin_change_end(s, r,
-                             r == -ENOENT ? "group add: a member is not a registered operator" : "group add",
-                             NULL))
+        if (r == -ENOENT) {
+                store_rollback(s);
+                fprintf(stderr,
+                        "mamori-admin: group add %s: a member is not a registered operator; nothing was "
+                        "changed. Add them first (mamori-admin operator add), or leave them out\n",
+                        id);
+                return 1;
+        }
+        if (admin_change_end(s, r, &change))
                 return 1;
         printf("group %s added\n", id);
         return 0;

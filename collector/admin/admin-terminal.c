@@ -198,8 +198,15 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
         _cleanup_pkey_ EVP_PKEY *client = NULL;
         struct enrolment_request req = {};
         char sha[SHA256_HEX_MAX];
-        const char *what = rekey ? "terminal rekey" : "terminal add", *also;
-        AdminChangeStep step = ADMIN_CHANGE_WRITE;
+        const char *what = rekey ? "terminal rekey" : "terminal add";
+        const AdminChange change = {
+                .what = what,
+                .id = req.terminal,
+                .also = rekey ? "the terminal keeps its certificate and no enrolment file was written"
+                              : "no enrolment file was written",
+                .also_maybe = "no enrolment file was written (if it is stored, mamori-admin terminal rekey "
+                              "with this request writes one)",
+        };
         bool retired = false;
         size_t len;
         Store *s;
@@ -291,23 +298,12 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
                 goto read_error;
         if (answer(ctx, req.terminal, office, client, url, &text, &len, sha) < 0)
                 goto out;
-        r = store_begin(s);
-        if (r < 0) {
-                step = ADMIN_CHANGE_BEGIN;
-                goto change_error;
-        }
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
+                goto out;
         r = rekey ? store_terminal_rekey(s, admin_now_usec(), req.terminal, sha)
                   : store_terminal_enrol(s, admin_now_usec(), req.terminal, office, req.identity_pem, sha);
-        if (r < 0) {
-                store_rollback(s);
-                step = ADMIN_CHANGE_WRITE;
-                goto change_error;
-        }
-        r = store_commit(s);
-        if (r < 0) {
-                step = ADMIN_CHANGE_COMMIT;
-                goto change_error;
-        }
+        if (admin_change_end(s, r, &change) != 0)
+                goto out;
         /* Registered first: an answer that was never written is answered again by a rekey. */
         r = write_file_atomic(out, text, len, 0644);
         if (r < 0) {
@@ -329,16 +325,6 @@ static int enrol(AdminContext *ctx, int argc, char **argv, bool rekey)
         goto out;
 read_error:
         admin_run_failed(ctx, what, "nothing was changed and no enrolment file was written", r);
-        goto out;
-change_error:
-        if (step == ADMIN_CHANGE_COMMIT && r == -ECONNRESET)
-                also = "no enrolment file was written (if it is stored, mamori-admin terminal rekey with "
-                       "this request writes one)";
-        else if (rekey)
-                also = "the terminal keeps its certificate and no enrolment file was written";
-        else
-                also = "no enrolment file was written";
-        admin_change_failed(s, r, step, what, req.terminal, also);
 out:
         enrolment_request_done(&req);
         return ret;
@@ -377,33 +363,24 @@ int admin_terminal_retire(AdminContext *ctx, int argc, char **argv)
                 fprintf(stderr, "usage: mamori-admin terminal retire ID --reason TEXT\n");
                 return 2;
         }
-        if (!id_ok("terminal id", argv[optind]) || admin_store(ctx, &s) < 0)
+        if (!id_ok("terminal id", argv[optind]))
                 return 1;
-        r = store_begin(s);
-        if (r < 0) {
-                admin_change_failed(s, r, ADMIN_CHANGE_BEGIN, "terminal retire", argv[optind],
-                                    "the collector still accepts the terminal");
+        const AdminChange change = {
+                .what = "terminal retire",
+                .id = argv[optind],
+                .also = "the collector still accepts the terminal",
+        };
+        if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        }
         r = store_terminal_retire(s, admin_now_usec(), argv[optind], reason);
-        if (r < 0)
-                store_rollback(s);
         if (r == -ENOENT || r == -EALREADY) {
+                store_rollback(s);
                 fprintf(stderr, "mamori-admin: terminal %s %s\n", argv[optind],
                         r == -ENOENT ? "is not enrolled" : "is retired already");
                 return 1;
         }
-        if (r < 0) {
-                admin_change_failed(s, r, ADMIN_CHANGE_WRITE, "terminal retire", argv[optind],
-                                    "the collector still accepts the terminal");
+        if (admin_change_end(s, r, &change) != 0)
                 return 1;
-        }
-        r = store_commit(s);
-        if (r < 0) {
-                admin_change_failed(s, r, ADMIN_CHANGE_COMMIT, "terminal retire", argv[optind],
-                                    r == -ECONNRESET ? NULL : "the collector still accepts the terminal");
-                return 1;
-        }
         printf("terminal %s retired: the collector answers its requests 403 terminal-retired from now on; "
                "its stored records are kept.\nNext: mamori-admin policy publish (takes it out of the "
                "policy)\n",

@@ -30,22 +30,21 @@ char *admin_actor(void);
 /* A reason for the register: one line of UTF-8, 1..1024 bytes, no tabs. false: printed why. */
 bool admin_reason_valid(const char *reason);
 bool admin_utf8_ok(const char *s);
+/* A change of the store as what it says when the change fails names it: "WHAT[ ID]" (what NULL: nothing), and
+ * what else the failure leaves beside the register: also when the change was not stored (e.g. "no enrolment
+ * file was written"), also_maybe when it may have been (the connection lost at its COMMIT); NULL: nothing. */
+typedef struct AdminChange {
+        const char *what, *id, *also, *also_maybe;
+} AdminChange;
 /* Checks the reason (NULL: none), opens the store, sets the reason of its history rows, begins.
- * Returns an exit code: 0 = in a transaction, 2 = bad reason, 1 = store failure (printed why). */
-int admin_change_begin(AdminContext *ctx, const char *reason, Store **ret);
-/* r < 0: rolls back and prints "WHAT[ ID]: why"; else commits. Returns an exit code (0 or 1). */
-int admin_change_end(Store *s, int r, const char *what, const char *id);
-/* Where a change of the store failed: its store_begin(), a write inside it, or its store_commit(). */
-typedef enum AdminChangeStep {
-        ADMIN_CHANGE_BEGIN,
-        ADMIN_CHANGE_WRITE,
-        ADMIN_CHANGE_COMMIT,
-} AdminChangeStep;
-/* After a change of WHAT[ ID] (what NULL: a change) failed with r at step (and was rolled back): whether it
- * is stored (not, or maybe when the connection was lost at COMMIT), what else it leaves (also: a clause such
- * as "no enrolment file was written", NULL none), and what to do. */
-void admin_change_failed(Store *s, int r, AdminChangeStep step, const char *what, const char *id,
-                         const char *also);
+ * Returns an exit code: 0 = in a transaction, 2 = bad reason, 1 = store failure (printed why, as
+ * admin_change_end() does). */
+int admin_change_begin(AdminContext *ctx, const char *reason, const AdminChange *c, Store **ret);
+/* r >= 0: commits; r < 0 (the change's writes failed): rolls back. -EEXIST and -ENOENT are the register's
+ * answers ("WHAT[ ID]: already exists" / "not registered"; callers print their own for other ones, first);
+ * any other r, and a failed COMMIT, say once whether the change is stored (not, or maybe when the connection
+ * was lost at COMMIT), what that leaves (c->also) and what to do next. Returns an exit code (0 or 1). */
+int admin_change_end(Store *s, int r, const AdminChange *c);
 /* What to look at when the store refused a change with r: what held it, its disk, the PostgreSQL server's
  * log (s NULL: a store that did not open). */
 const char *admin_store_why(Store *s, int r);
