@@ -64,6 +64,9 @@ typedef struct StoreBackend {
         int (*size)(void *conn, uint64_t *ret);
         /* store_records_drop_month(); NULL: -EOPNOTSUPP. */
         int (*drop_month)(void *conn, int64_t month_usec, uint64_t expected);
+        /* store_reclaim(), store_reclaimable(); NULL: -EOPNOTSUPP. */
+        int (*reclaim)(void *conn, bool full, uint64_t step_pages, store_reclaim_fn cb, void *userdata);
+        int (*reclaimable)(void *conn, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental);
         /* store_maintain(); NULL: nothing to do. */
         int (*maintain)(void *conn, int64_t now_usec);
         /* store_records_compact(); NULL: -EOPNOTSUPP. */

@@ -2,6 +2,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,7 +316,10 @@ static int sq_open(const char *path, void **ret_conn, char **ret_why)
         sqlite3_busy_timeout(db, 10000);
         /* 16 KiB pages for a new file (an existing one keeps its own): records are ~0.5 kB lines, and
          * with 4 KiB pages a batch's commit wrote about 3 µs a record more (tests/bench/ingest-cost). */
-        if ((r = exec(db, "PRAGMA page_size=16384")) < 0 || (r = exec(db, "PRAGMA journal_mode=WAL")) < 0 ||
+        /* A new file gives back the space retention frees in steps (store_reclaim()); an existing one keeps
+         * its mode until a VACUUM, which this makes incremental. */
+        if ((r = exec(db, "PRAGMA page_size=16384")) < 0 || (r = exec(db, "PRAGMA auto_vacuum=INCREMENTAL")) < 0 ||
+            (r = exec(db, "PRAGMA journal_mode=WAL")) < 0 ||
             (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
             (r = backfill = has_table(db, "secret_changes")) < 0 || (r = exec(db, schema)) < 0 ||
             (r = migrate(db)) < 0 || (backfill == 0 && (r = exec(db, secret_backfill)) < 0) ||
@@ -369,6 +373,93 @@ static int sq_size(void *conn, uint64_t *ret)
         if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", file) < sizeof(wal) && stat(wal, &st) == 0)
                 total += (uint64_t)st.st_size;
         *ret = total;
+        return 0;
+}
+
+/* The one integer a statement (a PRAGMA) answers. */
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : sq_err(rc) ?: -EIO;
+}
+
+static int sq_reclaimable(void *conn, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental)
+{
+        int64_t mode, pages, size;
+        int r;
+
+        if ((r = pragma_int(conn, "PRAGMA auto_vacuum", &mode)) < 0 ||
+            (r = pragma_int(conn, "PRAGMA freelist_count", &pages)) < 0 ||
+            (r = pragma_int(conn, "PRAGMA page_size", &size)) < 0)
+                return r;
+        *ret_free = (uint64_t)pages * (uint64_t)size;
+        *ret_page_size = (uint64_t)size;
+        *ret_incremental = mode == 2;
+        return 0;
+}
+
+typedef struct VacuumProgress {
+        store_reclaim_fn cb;
+        void *userdata;
+} VacuumProgress;
+
+static int vacuum_progress(void *p)
+{
+        VacuumProgress *v = p;
+        return v->cb(0, 0, v->userdata) < 0; /* non-zero interrupts the VACUUM */
+}
+
+static int sq_reclaim(void *conn, bool full, uint64_t step_pages, store_reclaim_fn cb, void *userdata)
+{
+        sqlite3 *db = conn;
+        int64_t mode, total, left;
+        char sql[64];
+        int r;
+
+        if (!sqlite3_get_autocommit(db) || step_pages == 0)
+                return -EINVAL;
+        r = pragma_int(db, "PRAGMA auto_vacuum", &mode);
+        if (r < 0)
+                return r;
+        if (full) {
+                VacuumProgress v = {cb, userdata};
+                r = exec(db, "PRAGMA auto_vacuum=INCREMENTAL");
+                if (r < 0)
+                        return r;
+                if (cb) /* every million VM steps: a few times a second */
+                        sqlite3_progress_handler(db, 1000000, vacuum_progress, &v);
+                r = exec(db, "VACUUM");
+                sqlite3_progress_handler(db, 0, NULL, NULL);
+                if (r < 0)
+                        return r == -EIO && sqlite3_errcode(db) == SQLITE_INTERRUPT ? -ECANCELED : r;
+        } else {
+                if (mode != 2)
+                        return -EMEDIUMTYPE;
+                r = pragma_int(db, "PRAGMA freelist_count", &total);
+                /* Each step a write transaction of its own: a writer waits for one step at most. */
+                for (left = total; r >= 0 && left > 0;) {
+                        int64_t before = left;
+                        snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%" PRIu64 ")", step_pages);
+                        r = exec(db, sql);
+                        if (r >= 0)
+                                r = pragma_int(db, "PRAGMA freelist_count", &left);
+                        if (r >= 0 && left >= before)
+                                break; /* nothing moved (new records took the pages): done */
+                        if (r >= 0 && cb)
+                                r = cb((uint64_t)(total - left), (uint64_t)total, userdata);
+                }
+                if (r < 0)
+                        return r;
+        }
+        /* The file shrinks as its WAL is copied back: now, unless a reader still holds the WAL (then at a
+         * later checkpoint, the collector's). */
+        (void)exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
         return 0;
 }
 
@@ -446,4 +537,6 @@ const StoreBackend store_backend_sqlite = {
         .put_records = sq_put_records,
         .size = sq_size,
         .run_lock = sq_run_lock,
+        .reclaim = sq_reclaim,
+        .reclaimable = sq_reclaimable,
 };

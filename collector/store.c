@@ -1866,6 +1866,22 @@ int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected)
         return s->be->drop_month ? s->be->drop_month(s->conn, month_usec, expected) : -EOPNOTSUPP;
 }
 
+bool store_drops_months(Store *s)
+{
+        return s->be->drop_month != NULL;
+}
+
+int store_reclaim(Store *s, bool full, uint64_t step_pages, store_reclaim_fn cb, void *userdata)
+{
+        return s->be->reclaim ? s->be->reclaim(s->conn, full, step_pages, cb, userdata) : -EOPNOTSUPP;
+}
+
+int store_reclaimable(Store *s, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental)
+{
+        return s->be->reclaimable ? s->be->reclaimable(s->conn, ret_free, ret_page_size, ret_incremental)
+                                  : -EOPNOTSUPP;
+}
+
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret)
 {
         _cleanup_q_ Q q = {};

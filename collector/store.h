@@ -336,6 +336,9 @@ int store_log_anchor_set(Store *s, int64_t now_usec, const char *log, const Stor
  * roll back; nothing was dropped).
  */
 int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
+/* Whether store_records_drop_month() can drop a month at all (PostgreSQL), asked before a caller writes the
+ * anchors of one: SQLite keeps records in one table, and deletes them by rows. */
+bool store_drops_months(Store *s);
 /*
  * Outside a transaction: rebuild, one after the other, the key of every closed month (records filed before
  * the UTC month of now_usec) that was not rebuilt yet, without stopping ingest. Each log inserts into the
@@ -351,6 +354,22 @@ int store_records_drop_month(Store *s, int64_t month_usec, uint64_t expected);
 typedef int (*store_compact_fn)(int64_t month_usec, uint64_t bytes_before, uint64_t bytes_after,
                                 const char *kept_invalid, void *userdata);
 int store_records_compact(Store *s, int64_t now_usec, bool dry_run, store_compact_fn cb, void *userdata);
+/*
+ * Outside a transaction: give the file system back the space that deleted records left free inside the
+ * store's file (SQLite; -EOPNOTSUPP on PostgreSQL, which gives a dropped month's space back at once and
+ * reuses deleted rows' space by its autovacuum). A file made with auto_vacuum=INCREMENTAL (each made by this
+ * build) gives it back in steps of at most step_pages pages, each its own short write transaction, so the
+ * collector waits for one step at most; full: one VACUUM of the whole file instead (the only way for a file
+ * made before, which it turns incremental), holding the write lock throughout. cb (NULL: none; < 0 stops)
+ * gets the pages given back and the pages free at the start; a VACUUM, which cannot tell how far it is,
+ * calls it now and then with total 0. -EMEDIUMTYPE: not full, and the file is not incremental. The file
+ * shrinks when its WAL is checkpointed (at the end, or at a later checkpoint if a reader holds the WAL).
+ */
+typedef int (*store_reclaim_fn)(uint64_t done, uint64_t total, void *userdata);
+int store_reclaim(Store *s, bool full, uint64_t step_pages, store_reclaim_fn cb, void *userdata);
+/* What store_reclaim() would give back: bytes free inside the file, its page size, and whether the file
+ * gives them back in steps (auto_vacuum=INCREMENTAL). -EOPNOTSUPP as store_reclaim(). */
+int store_reclaimable(Store *s, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental);
 /* The anchor of a log whose start was deleted; -ENOENT when the log is complete. */
 int store_log_anchor(Store *s, const char *log, StoreAnchor *ret);
 

@@ -410,8 +410,10 @@ static int apply(Retention *t)
                         t->deleted += t->planned;
                         continue;
                 }
-                /* Whole only when no record of it is kept (one that does not verify, say). */
-                r = month < t->blocked ? drop_month(t, month, &n) : -EOPNOTSUPP;
+                /* Whole only when no record of it is kept (one that does not verify, say), and asked first:
+                 * a store that cannot (SQLite) must not write every log's anchor only to roll it back. */
+                r = month < t->blocked && store_drops_months(t->store) ? drop_month(t, month, &n)
+                                                                        : -EOPNOTSUPP;
                 if (r >= 0)
                         how = "whole month dropped";
                 else if (r == -EOPNOTSUPP || r == -ENOENT || r == -ESTALE) {
@@ -506,14 +508,16 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                 {"years", required_argument, NULL, 'y'},
                 {"dry-run", no_argument, NULL, 'n'},
                 {"batch", required_argument, NULL, 'b'},
+                {"vacuum", no_argument, NULL, 'v'},
                 {},
         };
         Retention t = {.batch = 10000, .blocked = INT64_MAX};
         uint64_t years = 7;
+        bool vacuum = false;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "y:nb:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "y:nb:v", options, NULL)) >= 0)
                 switch (c) {
                 case 'b':
                         if (parse_uint64(optarg, 1000000, &t.batch) < 0 || t.batch < 1) {
@@ -532,12 +536,16 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
                 case 'n':
                         t.dry_run = true;
                         break;
+                case 'v':
+                        vacuum = true;
+                        break;
                 default:
                         return 2;
                 }
         if (optind != argc) {
                 fprintf(stderr,
-                        "usage: mamori-admin retention [--years N (7)] [--dry-run] [--batch N (10000)]\n");
+                        "usage: mamori-admin retention [--years N (7)] [--dry-run] [--batch N (10000)] "
+                        "[--vacuum]\n");
                 return 2;
         }
         /* N years of 365.25 days before now, rounded down to the start of its month (UTC): only whole
@@ -605,5 +613,8 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         audit_format_time(t.cutoff, when, sizeof(when));
         printf("%s%" PRIu64 " records older than %s (%" PRIu64 " years) in %" PRIu64 " logs\n",
                t.dry_run ? "would delete " : "deleted ", t.deleted, when, years, t.logs);
+        /* SQLite: the space freed given back to the file system (its own transactions, after the lock's work). */
+        if (admin_store_space(t.store, vacuum, t.dry_run) != 0)
+                t.failed = 1;
         return t.failed;
 }

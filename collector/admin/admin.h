@@ -144,3 +144,8 @@ int admin_report_written(void);
  * -EBADMSG with *ret_why when the log cannot be checked. */
 
 int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const char **ret_why);
+/* After retention's deletions (admin-space.c): a SQLite store gives back the space they freed, in short steps
+ * (a file made incremental), or by one VACUUM of the whole file when vacuum; says what it gave back, or what to
+ * do (a file made before: --vacuum once). dry_run: what is free, nothing given back. 0, or 1 after saying why
+ * it failed (nothing lost). */
+int admin_store_space(Store *s, bool vacuum, bool dry_run);

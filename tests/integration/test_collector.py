@@ -914,6 +914,57 @@ class AdminSaysWhatIsLeftTest(unittest.TestCase):
         c.admin('office', 'hours', 'chuo', '08:30-17:15')
         self.assertEqual(c.sql(hours), [('08:30-17:15',)])
 
+    def refuse_writes(self, table):
+        """Every INSERT into table fails as it is made (not at COMMIT): a trigger that raises, on either store
+        (SQLite: json() of a string that is no JSON, "malformed JSON"; PostgreSQL: RAISE)."""
+        c = self.centre
+        if c.pg:
+            c.pg.psql(c.pg_db, PG_REFUSE_AT_COMMIT[:PG_REFUSE_AT_COMMIT.index('CREATE CONSTRAINT')] +
+                      f'CREATE TRIGGER test_refuse_now BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_refuse()')
+            return lambda: c.pg.psql(c.pg_db, f'DROP TRIGGER test_refuse_now ON {table}')
+        c.sql(f"CREATE TRIGGER test_refuse_now BEFORE INSERT ON {table} BEGIN SELECT json('refused by the test'); END")
+        return lambda: c.sql('DROP TRIGGER test_refuse_now')
+
+    def test_register_write_refused(self):
+        """A register change whose write the database refuses: rolled back, and it says so, what that leaves and
+        what to do, as a refused COMMIT does. It said "office chuo: Input/output error". An unknown id keeps its
+        own answer (not registered: nothing was changed), and a group of an unknown member names the member's
+        step; it said "group add: a member is not a registered operator: not registered"."""
+        c = self.centre
+        hours = "SELECT hours FROM offices WHERE id = 'chuo'"
+        before = c.sql(hours)
+        c.admin('operator', 'add', 'OP1', '--office', 'chuo')
+        history = c.sql('SELECT count(*) FROM history')
+        req, d = self.new_request('T-0002', 'b')
+        enr = os.path.join(d, 'enr')
+        allow = self.refuse_writes('history')
+        said = {('office', 'hours', 'chuo', '08:30-17:15'): ('office chuo', ''),
+                ('operator', 'roles', 'OP1', 'counter'): ('operator OP1', ''),
+                ('terminal', 'add', '--request', req, '--office', 'chuo', '--out', enr):
+                    ('terminal add T-0002', '; no enrolment file was written')}
+        for args, (what, left) in said.items():
+            with self.subTest(args=args[:2]):
+                p = c.admin(*args, check=False)
+                self.assert_one_message(p, f'{what}: the change was not stored: the database refused it (Input/output '
+                                        'error) and it was rolled back, the register is as it was' + left +
+                                        '. Run the same command again; if it fails the same way, ' + self.store_why())
+                self.assertEqual(p.stdout, '')
+        self.assertEqual(c.sql(hours), before)
+        self.assertEqual(c.sql('SELECT count(*) FROM history'), history)
+        self.assertFalse(os.path.exists(enr))
+        allow()
+        c.admin('office', 'hours', 'chuo', '08:30-17:15')  # as it says
+        self.assertEqual(c.sql(hours), [('08:30-17:15',)])
+        # Not the database's refusal: the register's own answers.
+        p = c.admin('office', 'hours', 'nowhere', '08:30-17:15', check=False)
+        self.assert_one_message(p, 'office nowhere: not registered; nothing was changed\n')
+        p = c.admin('operator', 'roles', 'OP9', 'counter', check=False)
+        self.assert_one_message(p, 'operator OP9: not registered; nothing was changed\n')
+        p = c.admin('group', 'add', 'G1', '--office', 'chuo', '--member', 'OP9', check=False)
+        self.assert_one_message(p, 'group add G1: a member is not a registered operator; nothing was changed. Add '
+                                'them first (mamori-admin operator add)')
+        self.assertNotIn('database', p.stderr)
+
     def test_init_failed_lists_what_it_made(self):
         """An init that fails half way (here the collector's certificate cannot be written: a directory is in
         its place) lists the files it made, which nothing uses yet; removed, init runs again."""
