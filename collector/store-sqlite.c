@@ -292,6 +292,19 @@ static const char secret_backfill[] =
         " AND json_extract(line, '$.op') IS NOT NULL GROUP BY 1"
         " ON CONFLICT(operator) DO UPDATE SET ts = max(ts, excluded.ts)";
 
+/* The one integer a statement (a PRAGMA) answers. */
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : sq_err(rc) ?: -EIO;
+}
+
 static void sq_close(void *conn)
 {
         sqlite3_close_v2(conn);
@@ -300,6 +313,7 @@ static void sq_close(void *conn)
 static int sq_open(const char *path, void **ret_conn, char **ret_why)
 {
         sqlite3 *db = NULL;
+        int64_t pages;
         int r, backfill;
 
         (void)ret_why; /* a file's permissions: the error says it */
@@ -316,11 +330,13 @@ static int sq_open(const char *path, void **ret_conn, char **ret_why)
         sqlite3_busy_timeout(db, 10000);
         /* 16 KiB pages for a new file (an existing one keeps its own): records are ~0.5 kB lines, and
          * with 4 KiB pages a batch's commit wrote about 3 µs a record more (tests/bench/ingest-cost). */
-        /* A new file gives back the space retention frees in steps (store_reclaim()); an existing one keeps
-         * its mode until a VACUUM, which this makes incremental. */
-        if ((r = exec(db, "PRAGMA page_size=16384")) < 0 || (r = exec(db, "PRAGMA auto_vacuum=INCREMENTAL")) < 0 ||
-            (r = exec(db, "PRAGMA journal_mode=WAL")) < 0 ||
-            (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
+        /* A new file (no page yet) gives back the space retention frees in steps (store_reclaim()). Not
+         * asked of an existing one: there it takes the write lock (to note the mode), and only a VACUUM
+         * would apply it. */
+        if ((r = exec(db, "PRAGMA page_size=16384")) < 0 ||
+            (r = pragma_int(db, "PRAGMA page_count", &pages)) < 0 ||
+            (pages == 0 && (r = exec(db, "PRAGMA auto_vacuum=INCREMENTAL")) < 0) ||
+            (r = exec(db, "PRAGMA journal_mode=WAL")) < 0 || (r = exec(db, "PRAGMA synchronous=FULL")) < 0 ||
             (r = backfill = has_table(db, "secret_changes")) < 0 || (r = exec(db, schema)) < 0 ||
             (r = migrate(db)) < 0 || (backfill == 0 && (r = exec(db, secret_backfill)) < 0) ||
             (r = exec(db, history_triggers)) < 0) {
@@ -374,19 +390,6 @@ static int sq_size(void *conn, uint64_t *ret)
                 total += (uint64_t)st.st_size;
         *ret = total;
         return 0;
-}
-
-/* The one integer a statement (a PRAGMA) answers. */
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *ret)
-{
-        sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return rc == SQLITE_ROW ? 0 : sq_err(rc) ?: -EIO;
 }
 
 static int sq_reclaimable(void *conn, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental)

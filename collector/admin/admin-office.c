@@ -55,7 +55,8 @@ int admin_office_days(AdminContext *ctx, int argc, char **argv)
         const AdminChange change = {.what = "office", .id = argv[1]};
         if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL), &change))
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], days, NULL),
+                             &change))
                 return 1;
         printf("office %s: working days %s\n", argv[1], days);
         return 0;
@@ -100,7 +101,8 @@ int admin_office_holidays(AdminContext *ctx, int argc, char **argv)
         const AdminChange change = {.what = "office", .id = argv[1]};
         if (admin_change_begin(ctx, NULL, &change, &s) != 0)
                 return 1;
-        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list), &change))
+        if (admin_change_end(s, store_office_set_calendar(s, admin_now_usec(), argv[1], NULL, list),
+                             &change))
                 return 1;
         printf("office %s: holidays %s\n", argv[1], len ? list : "(none)");
         return 0;

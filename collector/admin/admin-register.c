@@ -84,7 +84,8 @@ int admin_operator_add(AdminContext *ctx, int argc, char **argv)
         r = admin_change_begin(ctx, reason, &change, &s);
         if (r != 0)
                 return r;
-        if (admin_change_end(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices), &change))
+        if (admin_change_end(s, store_operator_add(s, admin_now_usec(), argv[optind], name, offices),
+                             &change))
                 return 1;
         printf("operator %s added\n", argv[optind]);
         return 0;

@@ -413,7 +413,7 @@ static int apply(Retention *t)
                 /* Whole only when no record of it is kept (one that does not verify, say), and asked first:
                  * a store that cannot (SQLite) must not write every log's anchor only to roll it back. */
                 r = month < t->blocked && store_drops_months(t->store) ? drop_month(t, month, &n)
-                                                                        : -EOPNOTSUPP;
+                                                                       : -EOPNOTSUPP;
                 if (r >= 0)
                         how = "whole month dropped";
                 else if (r == -EOPNOTSUPP || r == -ENOENT || r == -ESTALE) {
@@ -613,7 +613,8 @@ int admin_retention(AdminContext *ctx, int argc, char **argv)
         audit_format_time(t.cutoff, when, sizeof(when));
         printf("%s%" PRIu64 " records older than %s (%" PRIu64 " years) in %" PRIu64 " logs\n",
                t.dry_run ? "would delete " : "deleted ", t.deleted, when, years, t.logs);
-        /* SQLite: the space freed given back to the file system (its own transactions, after the lock's work). */
+        /* SQLite: the space freed given back to the file system (its own transactions, after the lock's
+         * work). */
         if (admin_store_space(t.store, vacuum, t.dry_run) != 0)
                 t.failed = 1;
         return t.failed;

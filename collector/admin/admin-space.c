@@ -1,4 +1,5 @@
-/* After retention: a SQLite store gives the space its deletions freed back to the file system (store_reclaim()). */
+/* After retention: a SQLite store gives the space its deletions freed back to the file system
+ * (store_reclaim()). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,15 +76,18 @@ int admin_store_space(Store *s, bool vacuum, bool dry_run)
         p.estimate = mb(before) / 1000 * VACUUM_SEC_PER_GB + 1;
         if (dry_run) {
                 if (vacuum || (!incremental && free_bytes > 0))
-                        printf("store: %.1f MB of the %.1f MB file are free; --vacuum would VACUUM the whole "
+                        printf("store: %.1f MB of the %.1f MB file are free; --vacuum would VACUUM the "
+                               "whole "
                                "file (about %.0f s)\n",
                                mb(free_bytes), mb(before), p.estimate);
                 return 0;
         }
         if (!vacuum && !incremental) {
                 if (free_bytes > 0)
-                        printf("store: %.1f MB of the %.1f MB file are free; new records reuse them. This file "
-                               "was made before retention gave space back step by step: to give it back, run "
+                        printf("store: %.1f MB of the %.1f MB file are free; new records reuse them. This "
+                               "file "
+                               "was made before retention gave space back step by step: to give it back, "
+                               "run "
                                "mamori-admin retention --vacuum once, at an hour when uploads may wait (a "
                                "VACUUM of the whole file, about %.0f s); from then on each run gives back "
                                "what it frees\n",
@@ -94,7 +98,8 @@ int admin_store_space(Store *s, bool vacuum, bool dry_run)
                 return 0;
         if (vacuum) {
                 printf("store: VACUUM of the whole %.1f MB file, about %.0f s. Meanwhile the collector's "
-                       "uploads wait, each answered 503 after 10 s: the terminals keep their records and send "
+                       "uploads wait, each answered 503 after 10 s: the terminals keep their records and "
+                       "send "
                        "them again, nothing is lost. It needs free disk of about twice the file's size\n",
                        mb(before), p.estimate);
                 fflush(stdout);
@@ -104,7 +109,8 @@ int admin_store_space(Store *s, bool vacuum, bool dry_run)
         if (r < 0) {
                 if (vacuum)
                         fprintf(stderr,
-                                "mamori-admin: retention: the VACUUM failed: %s; the deletions above are done "
+                                "mamori-admin: retention: the VACUUM failed: %s; the deletions above are "
+                                "done "
                                 "and nothing is lost: the file is as it was before the VACUUM (its free "
                                 "space reused by new records). Run mamori-admin retention --vacuum again; "
                                 "if it fails the same way, %s\n",
@@ -113,7 +119,8 @@ int admin_store_space(Store *s, bool vacuum, bool dry_run)
                         fprintf(stderr,
                                 "mamori-admin: retention: giving the freed space back failed: %s; the "
                                 "deletions above are done and nothing is lost: what is not given back stays "
-                                "free inside the file, for new records. The next retention run gives it back; "
+                                "free inside the file, for new records. The next retention run gives it "
+                                "back; "
                                 "if it fails the same way, %s\n",
                                 strerror(-r), admin_store_why(s, r));
                 return 1;
@@ -121,6 +128,7 @@ int admin_store_space(Store *s, bool vacuum, bool dry_run)
         if (store_size(s, &after) < 0)
                 after = before;
         printf("store: gave back %.1f MB to the file system in %.1f s; the file is %.1f MB\n",
-               mb(before > after ? before - after : 0), (double)(now_mono_usec() - p.started) / 1e6, mb(after));
+               mb(before > after ? before - after : 0), (double)(now_mono_usec() - p.started) / 1e6,
+               mb(after));
         return 0;
 }

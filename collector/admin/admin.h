@@ -30,9 +30,10 @@ char *admin_actor(void);
 /* A reason for the register: one line of UTF-8, 1..1024 bytes, no tabs. false: printed why. */
 bool admin_reason_valid(const char *reason);
 bool admin_utf8_ok(const char *s);
-/* A change of the store as what it says when the change fails names it: "WHAT[ ID]" (what NULL: nothing), and
- * what else the failure leaves beside the register: also when the change was not stored (e.g. "no enrolment
- * file was written"), also_maybe when it may have been (the connection lost at its COMMIT); NULL: nothing. */
+/* A change of the store as what it says when the change fails names it: "WHAT[ ID]" (what NULL: nothing),
+ * and what else the failure leaves beside the register: also when the change was not stored (e.g. "no
+ * enrolment file was written"), also_maybe when it may have been (the connection lost at its COMMIT); NULL:
+ * nothing. */
 typedef struct AdminChange {
         const char *what, *id, *also, *also_maybe;
 } AdminChange;
@@ -144,8 +145,8 @@ int admin_report_written(void);
  * -EBADMSG with *ret_why when the log cannot be checked. */
 
 int admin_log_verifier(Store *s, const StoreLog *l, LogVerifier **ret, const char **ret_why);
-/* After retention's deletions (admin-space.c): a SQLite store gives back the space they freed, in short steps
- * (a file made incremental), or by one VACUUM of the whole file when vacuum; says what it gave back, or what to
- * do (a file made before: --vacuum once). dry_run: what is free, nothing given back. 0, or 1 after saying why
- * it failed (nothing lost). */
+/* After retention's deletions (admin-space.c): a SQLite store gives back the space they freed, in short
+ * steps (a file made incremental), or by one VACUUM of the whole file when vacuum; says what it gave back,
+ * or what to do (a file made before: --vacuum once). dry_run: what is free, nothing given back. 0, or 1
+ * after saying why it failed (nothing lost). */
 int admin_store_space(Store *s, bool vacuum, bool dry_run);
