@@ -313,7 +313,7 @@ static void sq_close(void *conn)
 static int sq_open(const char *path, void **ret_conn, char **ret_why)
 {
         sqlite3 *db = NULL;
-        int64_t pages;
+        int64_t pages = 0;
         int r, backfill;
 
         (void)ret_why; /* a file's permissions: the error says it */
@@ -394,7 +394,7 @@ static int sq_size(void *conn, uint64_t *ret)
 
 static int sq_reclaimable(void *conn, uint64_t *ret_free, uint64_t *ret_page_size, bool *ret_incremental)
 {
-        int64_t mode, pages, size;
+        int64_t mode = 0, pages = 0, size = 0;
         int r;
 
         if ((r = pragma_int(conn, "PRAGMA auto_vacuum", &mode)) < 0 ||
@@ -421,7 +421,7 @@ static int vacuum_progress(void *p)
 static int sq_reclaim(void *conn, bool full, uint64_t step_pages, store_reclaim_fn cb, void *userdata)
 {
         sqlite3 *db = conn;
-        int64_t mode, total, left;
+        int64_t mode = 0, total = 0, left = 0;
         char sql[64];
         int r;
 
