@@ -258,7 +258,7 @@ def main():
                       f'postgresql_page_faults_per_record={pg_faults / total:.2f} '
                       f'collector_page_faults_per_record={collector_faults / total:.2f} '
                       f'client_cpu_per_record_us={client * 1e6 / total:.1f} mb_per_million={grown / total:.0f}'
-                      + (f' checkpoint_cpu_per_record_us={ckpt * 1e6 / total:.1f}' if store != 'sqlite' else ''),
+                      + (f' checkpoint_cpu_per_record_us={ckpt * 1e6 / total:.1f}' if store.startswith('postgresql') else ''),
                       flush=True)
                 if not steady_speed:
                     unsteady += 1
@@ -290,9 +290,9 @@ def main():
                   f'machine_verify_elapsed={statistics.median(avail):.0f} '
                   f'ratio_elapsed={med / statistics.median(avail):.0%} '
                   + (f'ratio_with_checkpoint median={statistics.median(sustained):.0%} '
-                     f'min={min(sustained):.0%} max={max(sustained):.0%} ' if store != 'sqlite' else '')
+                     f'min={min(sustained):.0%} max={max(sustained):.0%} ' if store.startswith('postgresql') else '')
                   + f'cpu_per_record_us={statistics.median(cpu_us):.1f} (postgresql {statistics.median(pg_us):.1f}'
-                  + (f', of which its checkpoint after the run {statistics.median(ckpt_us):.1f}' if store != 'sqlite' else '')
+                  + (f', of which its checkpoint after the run {statistics.median(ckpt_us):.1f}' if store.startswith('postgresql') else '')
                   + ') '
                   f'postgresql_page_faults_per_record={statistics.median(pg_faults_r):.2f} '
                   f'verify_cpu_us={verify_us:.1f} '
